@@ -1,0 +1,534 @@
+//! The router actor: owner of the [`Floor`], and the one place where a state change is
+//! made durable before it is acknowledged.
+//!
+//! Each [`Exec`] runs in three steps: the core applies the command at `now`; the changes
+//! go to the store; when the store says they are durable, the effects are carried out
+//! (events to agent actors, timers to conversation and agent actors, figures to queue
+//! actors) and the caller gets its answer. The router goes on with the next command while
+//! a commit is under way, so many commands share one flush (group commit).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use actix::prelude::*;
+use tokio::sync::{broadcast, mpsc};
+
+use super::agent::{AddSubscriber, AgentActor, ArmWrapup, CountSubscribers, Deliver};
+use super::conversation::{ArmOffer, Close, ConversationActor, CustomerChannel, ToCustomer};
+use super::queue::{Figures, QueueActor, QueueFigures};
+use super::Clock;
+use crate::core::*;
+use crate::engine::{AgentDetail, Command, EngineError, Observed, Query, QueryReply, Reply};
+use crate::store::{Store, StoreError};
+
+/// Shared with the [`crate::engine::Engine`] handle: read without a round trip.
+#[derive(Default)]
+pub struct Shared {
+    /// Agent credential → agent id, for authentication at the edge.
+    pub credentials: RwLock<HashMap<String, AgentId>>,
+    /// False once a write to the store has failed.
+    pub healthy: AtomicBool,
+}
+
+/// Owns the floor. See the module docs.
+pub struct RouterActor {
+    floor: Floor,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    channel: Arc<dyn CustomerChannel>,
+    shared: Arc<Shared>,
+    observer: broadcast::Sender<Arc<Observed>>,
+    agents: HashMap<AgentId, Addr<AgentActor>>,
+    conversations: HashMap<ConversationId, Addr<ConversationActor>>,
+    queues: HashMap<QueueId, Addr<QueueActor>>,
+    next_subscription: u64,
+    /// Set when a commit failed: the floor may be ahead of the store, so every further
+    /// change is refused until restart (which rebuilds from what is durable).
+    failed: Option<StoreError>,
+}
+
+impl RouterActor {
+    pub fn new(
+        floor: Floor,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        channel: Arc<dyn CustomerChannel>,
+        shared: Arc<Shared>,
+        observer: broadcast::Sender<Arc<Observed>>,
+    ) -> Self {
+        RouterActor {
+            floor,
+            store,
+            clock,
+            channel,
+            shared,
+            observer,
+            agents: HashMap::new(),
+            conversations: HashMap::new(),
+            queues: HashMap::new(),
+            next_subscription: 1,
+            failed: None,
+        }
+    }
+
+    fn agent_actor(&mut self, id: &str, ctx: &mut Context<Self>) -> Addr<AgentActor> {
+        if let Some(a) = self.agents.get(id) {
+            return a.clone();
+        }
+        let addr = AgentActor::new(id.into(), ctx.address(), self.clock.clone()).start();
+        self.agents.insert(id.into(), addr.clone());
+        addr
+    }
+
+    fn conversation_actor(&mut self, id: &str, ctx: &mut Context<Self>) -> Addr<ConversationActor> {
+        if let Some(a) = self.conversations.get(id) {
+            return a.clone();
+        }
+        let addr = ConversationActor::new(id.into(), ctx.address(), self.clock.clone(), self.channel.clone()).start();
+        self.conversations.insert(id.into(), addr.clone());
+        addr
+    }
+
+    fn queue_actor(&mut self, id: &str) -> Addr<QueueActor> {
+        self.queues
+            .entry(id.into())
+            .or_insert_with(|| QueueActor::new(id.into()).start())
+            .clone()
+    }
+
+    fn publish(&self, o: Observed) {
+        // No receiver is fine: nobody is watching.
+        let _ = self.observer.send(Arc::new(o));
+    }
+
+    /// Carries out what the core decided, after the changes are durable.
+    fn carry_out(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
+        let mut queues_touched = BTreeSet::new();
+        for effect in effects {
+            match effect {
+                Effect::Notify { agent, event } => {
+                    let event = Arc::new(event);
+                    self.agent_actor(&agent, ctx).do_send(Deliver { event: event.clone() });
+                    self.publish(Observed::Agent { agent, event });
+                }
+                Effect::Arm {
+                    timer: Timer::Offer { conversation, offer },
+                    at,
+                } => {
+                    self.conversation_actor(&conversation, ctx)
+                        .do_send(ArmOffer { offer, at });
+                }
+                Effect::Arm {
+                    timer: Timer::Wrapup { agent, conversation },
+                    at,
+                } => {
+                    self.agent_actor(&agent, ctx).do_send(ArmWrapup { conversation, at });
+                }
+                Effect::Deliver { conversation, message } => {
+                    self.conversation_actor(&conversation, ctx)
+                        .do_send(ToCustomer { message });
+                }
+                Effect::DeliverEnd { conversation, reason } => {
+                    if let Some(a) = self.conversations.remove(&conversation) {
+                        a.do_send(Close {
+                            reason,
+                            tell_customer: true,
+                        });
+                    }
+                }
+                Effect::Observe(o) => {
+                    crate::metrics::observe(&o);
+                    match &o {
+                        Observation::Arrived { queue, .. } => {
+                            queues_touched.insert(queue.clone());
+                        }
+                        Observation::Offered { conversation, .. } | Observation::Accepted { conversation, .. } => {
+                            if let Some(c) = self.floor.conversation(conversation) {
+                                queues_touched.insert(c.queue.clone());
+                            }
+                        }
+                        Observation::Ended { conversation, reason } => {
+                            if let Some(c) = self.floor.conversation(conversation) {
+                                queues_touched.insert(c.queue.clone());
+                            }
+                            if let Some(a) = self.conversations.remove(conversation) {
+                                a.do_send(Close {
+                                    reason: reason.clone(),
+                                    tell_customer: false,
+                                });
+                            }
+                        }
+                        _ => {}
+                    }
+                    tracing::debug!(observation = ?o, "engine");
+                    self.publish(Observed::Observation(o));
+                }
+            }
+        }
+        for q in queues_touched {
+            let figures = self.figures(&q);
+            self.queue_actor(&q).do_send(Figures(figures));
+        }
+    }
+
+    fn figures(&self, queue: &str) -> QueueFigures {
+        let q = self.floor.queue(queue);
+        QueueFigures {
+            waiting: q.map_or(0, |q| q.waiting.len()),
+            oldest_received_at: q.and_then(|q| q.head()).map(|((_, at, _), _)| *at),
+            agents_available: self.floor.agents_available(queue),
+        }
+    }
+
+    /// Applies one command to the floor.
+    fn apply(&mut self, cmd: Command, now: Millis) -> Result<Reply, CoreError> {
+        let f = &mut self.floor;
+        Ok(match cmd {
+            Command::CreateQueue { id, name } => Reply::Queue(f.create_queue(&id, &name)?.clone()),
+            Command::CreateEntryPoint(ep) => Reply::EntryPoint(f.create_entry_point(ep)?.clone()),
+            Command::CreateAgent {
+                id,
+                name,
+                queues,
+                capacity,
+                credential,
+            } => {
+                let a = f
+                    .create_agent(&id, &name, queues, capacity, credential.clone(), now)?
+                    .clone();
+                crate::metrics::agent_added(a.presence);
+                if let Some(c) = credential {
+                    self.remember_credential(c, &id);
+                }
+                Reply::Agent(a)
+            }
+            Command::SetCredential { agent, credential } => {
+                let old = f.agent(&agent).and_then(|a| a.credential.clone());
+                f.set_credential(&agent, credential.clone())?;
+                if let Ok(mut m) = self.shared.credentials.write() {
+                    if let Some(old) = old {
+                        m.remove(&old);
+                    }
+                    m.insert(credential, agent);
+                }
+                Reply::Done
+            }
+            Command::SetState {
+                agent,
+                state,
+                idle_code,
+            } => Reply::Agent(f.set_state(&agent, state, idle_code, now)?.clone()),
+            Command::CustomerMessage {
+                entry_point,
+                customer,
+                text,
+                channel,
+            } => {
+                let arrival = f.customer_message(&entry_point, customer, &text, channel, now)?;
+                Reply::Conversation(self.conversation_reply(&arrival.conversation)?)
+            }
+            Command::CustomerReply { conversation, text } => {
+                Reply::Message(f.customer_reply(&conversation, &text, now)?)
+            }
+            Command::CustomerEnd { conversation } => {
+                f.customer_end(&conversation, now)?;
+                Reply::Done
+            }
+            Command::Accept { agent, conversation } => {
+                Reply::Conversation(f.accept(&agent, &conversation, now)?.clone())
+            }
+            Command::Send {
+                agent,
+                conversation,
+                text,
+            } => Reply::Message(f.agent_message(&agent, &conversation, &text, now)?),
+            Command::TransferToAgent {
+                agent,
+                conversation,
+                target,
+            } => {
+                f.transfer_to_agent(&agent, &conversation, &target, now)?;
+                Reply::Conversation(self.conversation_reply(&conversation)?)
+            }
+            Command::TransferToQueue {
+                agent,
+                conversation,
+                queue,
+            } => {
+                f.transfer_to_queue(&agent, &conversation, &queue, now)?;
+                Reply::Conversation(self.conversation_reply(&conversation)?)
+            }
+            Command::Conference {
+                agent,
+                conversation,
+                target,
+            } => {
+                f.conference(&agent, &conversation, &target, now)?;
+                Reply::Conversation(self.conversation_reply(&conversation)?)
+            }
+            Command::ExitConference { agent, conversation } => {
+                f.exit_conference(&agent, &conversation, now)?;
+                Reply::Done
+            }
+            Command::EndConference { agent, conversation } => {
+                f.end_conference(&agent, &conversation, now)?;
+                Reply::Done
+            }
+            Command::End { agent, conversation } => {
+                f.end(&agent, &conversation, now)?;
+                Reply::Done
+            }
+            Command::Wrapup {
+                agent,
+                conversation,
+                reason,
+            } => {
+                f.wrapup(&agent, &conversation, &reason, now)?;
+                Reply::Done
+            }
+        })
+    }
+
+    fn conversation_reply(&self, id: &str) -> Result<Conversation, CoreError> {
+        self.floor
+            .conversation(id)
+            .cloned()
+            .ok_or_else(|| CoreError::UnknownConversation(id.into()))
+    }
+
+    fn remember_credential(&self, credential: String, agent: &str) {
+        if let Ok(mut m) = self.shared.credentials.write() {
+            m.insert(credential, agent.into());
+        }
+    }
+
+    /// Commits what the floor changed, then carries out `effects` and answers with `result`.
+    fn finish<T: 'static>(
+        &mut self,
+        result: Result<T, CoreError>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<T, EngineError>> {
+        let changes = self.floor.take_changes();
+        let effects = self.floor.take_effects();
+        if changes.is_empty() {
+            self.carry_out(effects, ctx);
+            return Box::pin(fut::ready(result.map_err(EngineError::from)));
+        }
+        let commit = self.store.commit(changes);
+        Box::pin(commit.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(()) => {
+                act.carry_out(effects, ctx);
+                result.map_err(EngineError::from)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store write failed; refusing further changes until restart");
+                act.shared.healthy.store(false, Ordering::SeqCst);
+                act.failed = Some(e.clone());
+                Err(EngineError::Store(e))
+            }
+        }))
+    }
+
+    /// Creates the actors for a restored floor and carries out its first effects.
+    fn start_restored(&mut self, ctx: &mut Context<Self>) {
+        let queues: Vec<_> = self.floor.queues().map(|q| q.id.clone()).collect();
+        for q in queues {
+            let figures = self.figures(&q);
+            self.queue_actor(&q).do_send(Figures(figures));
+        }
+        let agents: Vec<_> = self
+            .floor
+            .agents()
+            .map(|a| (a.id.clone(), a.credential.clone(), a.presence))
+            .collect();
+        for (id, cred, presence) in agents {
+            crate::metrics::agent_added(presence);
+            if let Some(c) = cred {
+                self.remember_credential(c, &id);
+            }
+        }
+        let open: Vec<_> = self
+            .floor
+            .conversations()
+            .filter(|c| c.is_open())
+            .map(|c| c.id.clone())
+            .collect();
+        for id in open {
+            self.conversation_actor(&id, ctx);
+        }
+    }
+}
+
+impl Actor for RouterActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Commands queue up behind a commit; give the mailbox room for bursts.
+        ctx.set_mailbox_capacity(65_536);
+        self.start_restored(ctx);
+        let changes = self.floor.take_changes();
+        let effects = self.floor.take_effects();
+        // Recovery re-offers with fresh deadlines; those offers must be durable before the
+        // desktops see them, like any other change.
+        let commit = self.store.commit(changes);
+        ctx.wait(commit.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(()) => act.carry_out(effects, ctx),
+            Err(e) => {
+                tracing::error!(error = %e, "store write failed during recovery");
+                act.shared.healthy.store(false, Ordering::SeqCst);
+                act.failed = Some(e);
+            }
+        }));
+    }
+}
+
+/// Run one command.
+#[derive(Message)]
+#[rtype(result = "Result<Reply, EngineError>")]
+pub struct Exec(pub Command);
+
+impl Handler<Exec> for RouterActor {
+    type Result = ResponseActFuture<Self, Result<Reply, EngineError>>;
+
+    /// Applies the command, commits its changes, then answers.
+    fn handle(&mut self, msg: Exec, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(e) = &self.failed {
+            return Box::pin(fut::ready(Err(EngineError::Store(e.clone()))));
+        }
+        let span = tracing::debug_span!("exec", command = msg.0.name());
+        let _enter = span.enter();
+        let now = self.clock.now();
+        let result = self.apply(msg.0, now);
+        if let Err(e) = &result {
+            tracing::debug!(code = e.code(), error = %e, "command refused");
+        }
+        self.finish(result, ctx)
+    }
+}
+
+/// A timer fired.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FireTimer {
+    pub timer: Timer,
+}
+
+impl Handler<FireTimer> for RouterActor {
+    type Result = ();
+
+    /// The core ignores stale timers (offer accepted or wrap-up submitted meanwhile).
+    fn handle(&mut self, msg: FireTimer, ctx: &mut Self::Context) {
+        if self.failed.is_some() {
+            return;
+        }
+        let _span = tracing::debug_span!("timer", timer = ?msg.timer).entered();
+        let now = self.clock.now();
+        self.floor.fire(&msg.timer, now);
+        let done = self.finish(Ok(()), ctx);
+        ctx.spawn(done.map(|_, _, _| ()));
+    }
+}
+
+/// Read something.
+#[derive(Message)]
+#[rtype(result = "QueryReply")]
+pub struct Ask(pub Query);
+
+impl Handler<Ask> for RouterActor {
+    type Result = MessageResult<Ask>;
+
+    fn handle(&mut self, msg: Ask, _ctx: &mut Self::Context) -> Self::Result {
+        let now = self.clock.now();
+        let f = &self.floor;
+        MessageResult(match msg.0 {
+            Query::Agent(id) => QueryReply::Agent(f.agent(&id).map(|a| agent_detail(f, a))),
+            Query::Agents => {
+                let mut v: Vec<Agent> = f.agents().cloned().collect();
+                v.sort_by(|a, b| a.id.cmp(&b.id));
+                QueryReply::Agents(v)
+            }
+            Query::Queue(id) => QueryReply::Queue(f.queue(&id).map(|q| queue_stats(f, q, now))),
+            Query::Queues => {
+                let mut v: Vec<_> = f.queues().map(|q| queue_stats(f, q, now)).collect();
+                v.sort_by(|a, b| a.id.cmp(&b.id));
+                QueryReply::Queues(v)
+            }
+            Query::EntryPoints => {
+                let mut v: Vec<EntryPoint> = f.entry_points().cloned().collect();
+                v.sort_by(|a, b| a.id.cmp(&b.id));
+                QueryReply::EntryPoints(v)
+            }
+            Query::Conversation(id) => QueryReply::Conversation(f.conversation(&id).cloned()),
+            Query::Invariants => QueryReply::Violations(crate::core::invariants::check(f)),
+        })
+    }
+}
+
+fn agent_detail(f: &Floor, a: &Agent) -> AgentDetail {
+    let convs = |ids: &mut dyn Iterator<Item = &ConversationId>| -> Vec<Conversation> {
+        ids.filter_map(|id| f.conversation(id).cloned()).collect()
+    };
+    AgentDetail {
+        offers: convs(&mut a.offers.iter()),
+        conversations: convs(&mut a.active.iter()),
+        wrapups: convs(&mut a.wrapups.keys()),
+        agent: a.clone(),
+    }
+}
+
+fn queue_stats(f: &Floor, q: &Queue, now: Millis) -> crate::engine::QueueStats {
+    crate::engine::QueueStats {
+        id: q.id.clone(),
+        name: q.name.clone(),
+        waiting: q.waiting.len(),
+        longest_wait_ms: q.longest_wait_ms(now),
+        agents_available: f.agents_available(&q.id),
+    }
+}
+
+/// Subscribe a desktop to an agent's events; answers with the agent's full state.
+#[derive(Message)]
+#[rtype(result = "Result<(AgentDetail, mpsc::Receiver<Arc<AgentEvent>>), EngineError>")]
+pub struct Subscribe {
+    pub agent: AgentId,
+}
+
+impl Handler<Subscribe> for RouterActor {
+    type Result = Result<(AgentDetail, mpsc::Receiver<Arc<AgentEvent>>), EngineError>;
+
+    /// The snapshot and the subscription are taken in one step, so no event falls between
+    /// them: every later effect for this agent is sent after the subscriber is added.
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) -> Self::Result {
+        let a = self
+            .floor
+            .agent(&msg.agent)
+            .ok_or_else(|| CoreError::UnknownAgent(msg.agent.clone()))?;
+        let detail = agent_detail(&self.floor, a);
+        let (tx, rx) = mpsc::channel(super::agent::SUBSCRIBER_BUFFER);
+        let id = self.next_subscription;
+        self.next_subscription += 1;
+        self.agent_actor(&msg.agent, ctx).do_send(AddSubscriber { id, tx });
+        Ok((detail, rx))
+    }
+}
+
+/// How many desktops are connected across all agents.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountDesktops;
+
+impl Handler<CountDesktops> for RouterActor {
+    type Result = ResponseFuture<usize>;
+
+    fn handle(&mut self, _msg: CountDesktops, _ctx: &mut Self::Context) -> Self::Result {
+        let addrs: Vec<_> = self.agents.values().cloned().collect();
+        Box::pin(async move {
+            let mut n = 0;
+            for a in addrs {
+                n += a.send(CountSubscribers).await.unwrap_or(0);
+            }
+            n
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! A conversation: one customer's chat from the first message to the last wrap-up.
+//!
+//! `state` moves `queued` → `offered` → `active` → `ended` (an expired offer moves it back
+//! to `queued`). A conference offer is made while the conversation stays `active`, so at
+//! most one [`Offer`] exists at a time, whatever its kind: SPEC.md invariant 1 holds by
+//! construction.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{AgentId, ConversationId, EntryPointId, Millis, QueueId};
+
+/// Lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationState {
+    Queued,
+    Offered,
+    Active,
+    Ended,
+}
+
+impl ConversationState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationState::Queued => "queued",
+            ConversationState::Offered => "offered",
+            ConversationState::Active => "active",
+            ConversationState::Ended => "ended",
+        }
+    }
+}
+
+/// Conference state, derived from the guest and the pending offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConferenceState {
+    None,
+    ConferenceRequested,
+    Conference,
+}
+
+impl ConferenceState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConferenceState::None => "none",
+            ConferenceState::ConferenceRequested => "conference_requested",
+            ConferenceState::Conference => "conference",
+        }
+    }
+}
+
+/// Where the customer writes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Messenger,
+    Rest,
+}
+
+impl Channel {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Messenger => "messenger",
+            Channel::Rest => "rest",
+        }
+    }
+}
+
+/// Why an offer was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferKind {
+    New,
+    Transfer,
+    Conference,
+}
+
+impl OfferKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfferKind::New => "new",
+            OfferKind::Transfer => "transfer",
+            OfferKind::Conference => "conference",
+        }
+    }
+}
+
+/// A request that asks one agent to take a conversation, with a deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    /// Unique number of this offer; a timer that fires for an older offer is ignored.
+    pub id: u64,
+    pub agent: AgentId,
+    pub kind: OfferKind,
+    pub offered_at: Millis,
+    pub expires_at: Millis,
+    /// The agent that transferred or invited (transfer and conference offers).
+    pub from_agent: Option<AgentId>,
+}
+
+/// The customer of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    /// The channel's id of the customer (for Messenger, the page-scoped id).
+    pub id: String,
+    pub name: String,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorKind {
+    Customer,
+    Agent,
+    System,
+}
+
+impl AuthorKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorKind::Customer => "customer",
+            AuthorKind::Agent => "agent",
+            AuthorKind::System => "system",
+        }
+    }
+}
+
+/// Author of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub kind: AuthorKind,
+    pub id: Option<String>,
+    pub name: String,
+}
+
+/// One transcript entry. `seq` starts at 1 and is the order the engine accepted it in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub seq: u64,
+    pub author: Author,
+    pub text: String,
+    pub at: Millis,
+}
+
+/// A submitted wrap-up, kept with the conversation for reporting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrapupRecord {
+    pub agent: AgentId,
+    pub reason: String,
+    pub at: Millis,
+    /// True when the engine submitted the default reason (`wrapup.auto_after_ms`).
+    pub automatic: bool,
+}
+
+/// One customer's chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub channel: Channel,
+    pub customer: Customer,
+    pub entry_point: Option<EntryPointId>,
+    /// The entry point's name when the conversation opened (shown to agents).
+    pub source_page: String,
+    pub queue: QueueId,
+    pub queue_name: String,
+    pub priority: i32,
+    /// When the conversation entered its current queue.
+    pub received_at: Millis,
+    /// Arrival order, the last tie-break of the queue order.
+    pub arrival: u64,
+    pub state: ConversationState,
+    pub offer: Option<Offer>,
+    pub owner: Option<AgentId>,
+    pub guest: Option<AgentId>,
+    /// Agents that let an offer of this conversation expire; they are not offered it again
+    /// while another eligible agent exists.
+    pub rona_agents: BTreeSet<AgentId>,
+    pub ended_reason: Option<String>,
+    pub ended_at: Option<Millis>,
+    pub wrapups: Vec<WrapupRecord>,
+    /// Kept in the store message by message, not with the conversation's record.
+    #[serde(skip)]
+    pub transcript: Vec<Message>,
+}
+
+impl Conversation {
+    /// Conference state, derived.
+    pub fn conference_state(&self) -> ConferenceState {
+        if self.guest.is_some() {
+            ConferenceState::Conference
+        } else if matches!(&self.offer, Some(o) if o.kind == OfferKind::Conference) {
+            ConferenceState::ConferenceRequested
+        } else {
+            ConferenceState::None
+        }
+    }
+
+    /// Open means not ended: the customer's later messages join it.
+    pub fn is_open(&self) -> bool {
+        self.state != ConversationState::Ended
+    }
+
+    /// The text shown in an offer popover: the customer's first message.
+    pub fn first_text(&self) -> &str {
+        self.transcript
+            .iter()
+            .find(|m| m.author.kind == AuthorKind::Customer)
+            .map(|m| m.text.as_str())
+            .unwrap_or("")
+    }
+
+    /// Agents currently in the conversation (owner, then guest).
+    pub fn participants(&self) -> impl Iterator<Item = &AgentId> {
+        self.owner.iter().chain(self.guest.iter())
+    }
+}

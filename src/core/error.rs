@@ -1,0 +1,114 @@
+//! Domain errors: every expected rejection is a value with a stable code.
+//!
+//! The codes are a contract with clients (API.md); the HTTP status is derived once, in
+//! `api/`, from [`ErrorKind`].
+
+use thiserror::Error;
+
+/// What kind of rejection an error is; `api/` maps each kind to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input is malformed or out of bounds (400).
+    BadRequest,
+    /// The named agent, queue, entry point or conversation does not exist (404).
+    NotFound,
+    /// The action does not fit the current state (409).
+    Conflict,
+    /// The acting agent is not allowed to do this (403).
+    Forbidden,
+}
+
+/// A rejection by the routing core. Nothing changed when one is returned, except where
+/// the variant says so (an accept after the deadline also carries out the expiry).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CoreError {
+    #[error("unknown agent {0}")]
+    UnknownAgent(String),
+    #[error("unknown queue {0}")]
+    UnknownQueue(String),
+    #[error("unknown entry point {0}")]
+    UnknownEntryPoint(String),
+    #[error("unknown conversation {0}")]
+    UnknownConversation(String),
+    #[error("{kind} {id} already exists")]
+    AlreadyExists { kind: &'static str, id: String },
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("conversation {conversation} is not offered to agent {agent}")]
+    NotOfferedToYou { conversation: String, agent: String },
+    #[error("the offer of conversation {conversation} to agent {agent} has expired")]
+    OfferExpired { conversation: String, agent: String },
+    #[error("agent {agent} is not the owner of conversation {conversation}")]
+    NotOwner { conversation: String, agent: String },
+    #[error("agent {agent} is not the conference guest of conversation {conversation}")]
+    NotGuest { conversation: String, agent: String },
+    #[error("agent {agent} is not in conversation {conversation}")]
+    NotInConversation { conversation: String, agent: String },
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("agent {0} holds conversations and cannot log out")]
+    AgentBusy(String),
+    #[error("agent {0} is not available with a free slot")]
+    AgentUnavailable(String),
+    #[error("conversation {0} already has a conference guest or a pending conference offer")]
+    ConferenceInProgress(String),
+    #[error("conversation {0} has no conference")]
+    NoConference(String),
+    #[error("agent {agent} owes no wrap-up for conversation {conversation}")]
+    NoWrapupOwed { conversation: String, agent: String },
+    #[error("unknown wrap-up reason {0}")]
+    UnknownWrapupReason(String),
+    #[error("unknown idle code {0}")]
+    UnknownIdleCode(String),
+    #[error("the state {0} cannot be set by a client")]
+    StateNotSettable(String),
+    #[error("conversation {0} has ended")]
+    ConversationEnded(String),
+}
+
+impl CoreError {
+    /// The stable, machine-readable code that clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::UnknownAgent(_) => "unknown_agent",
+            CoreError::UnknownQueue(_) => "unknown_queue",
+            CoreError::UnknownEntryPoint(_) => "unknown_entry_point",
+            CoreError::UnknownConversation(_) => "unknown_conversation",
+            CoreError::AlreadyExists { .. } => "already_exists",
+            CoreError::InvalidInput(_) => "invalid_input",
+            CoreError::NotOfferedToYou { .. } => "not_offered_to_you",
+            CoreError::OfferExpired { .. } => "offer_expired",
+            CoreError::NotOwner { .. } => "not_owner",
+            CoreError::NotGuest { .. } => "not_guest",
+            CoreError::NotInConversation { .. } => "not_in_conversation",
+            CoreError::InvalidState(_) => "invalid_state",
+            CoreError::AgentBusy(_) => "agent_busy",
+            CoreError::AgentUnavailable(_) => "agent_unavailable",
+            CoreError::ConferenceInProgress(_) => "conference_in_progress",
+            CoreError::NoConference(_) => "no_conference",
+            CoreError::NoWrapupOwed { .. } => "no_wrapup_owed",
+            CoreError::UnknownWrapupReason(_) => "unknown_wrapup_reason",
+            CoreError::UnknownIdleCode(_) => "unknown_idle_code",
+            CoreError::StateNotSettable(_) => "state_not_settable",
+            CoreError::ConversationEnded(_) => "conversation_ended",
+        }
+    }
+
+    /// The kind of rejection, from which `api/` derives the HTTP status.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CoreError::UnknownAgent(_)
+            | CoreError::UnknownQueue(_)
+            | CoreError::UnknownEntryPoint(_)
+            | CoreError::UnknownConversation(_) => ErrorKind::NotFound,
+            CoreError::InvalidInput(_)
+            | CoreError::UnknownWrapupReason(_)
+            | CoreError::UnknownIdleCode(_)
+            | CoreError::StateNotSettable(_) => ErrorKind::BadRequest,
+            CoreError::NotOwner { .. } | CoreError::NotGuest { .. } | CoreError::NotInConversation { .. } => {
+                ErrorKind::Forbidden
+            }
+            _ => ErrorKind::Conflict,
+        }
+    }
+}

@@ -1,0 +1,1467 @@
+//! [`Floor`]: the whole routing state machine.
+//!
+//! Every operation takes `now` and either returns an error having changed nothing, or
+//! applies the change and queues [`Effect`]s and [`Change`]s that the caller takes with
+//! [`Floor::take_effects`] and [`Floor::take_changes`]. After every operation the routing
+//! step runs, so that SPEC.md invariant 4 holds whenever the floor is at rest: no
+//! conversation waits while an eligible agent for it exists.
+//!
+//! # Routing
+//! Eligible agents of each queue are kept in an index ordered by `free_since`, so the
+//! longest-free agent is found in O(log n). An agent that becomes free takes the oldest
+//! waiting conversation (priority first) across the queues it serves. Reserving the slot
+//! and making the offer happen in one step ([`Floor::make_offer`]), so an agent that serves
+//! several queues can never be over-offered.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::agent::{Agent, Presence};
+use super::conversation::*;
+use super::error::CoreError;
+use super::event::*;
+use super::queue::{EntryPoint, Queue, QueueKey};
+use super::{
+    valid_id, AgentId, Code, ConversationId, EntryPointId, Millis, QueueId, MAX_CAPACITY, MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
+};
+
+/// What the customer does when an untaken transfer to an agent expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferNoAnswer {
+    /// End the conversation with reason `transfer_not_accepted` (the reference product).
+    Drop,
+    /// Put it back in its queue, keeping its place.
+    Requeue,
+}
+
+/// The routing rules from configuration.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub offer_timeout_ms: u64,
+    pub transfer_timeout_ms: u64,
+    pub conference_timeout_ms: u64,
+    pub transfer_no_answer: TransferNoAnswer,
+    /// 0 = off.
+    pub auto_wrapup_after_ms: u64,
+    pub default_wrapup_reason: String,
+    pub wrapup_reasons: Arc<Vec<Code>>,
+    pub idle_codes: Arc<Vec<Code>>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        let code = |c: &str, l: &str| Code {
+            code: c.into(),
+            label: l.into(),
+        };
+        Rules {
+            offer_timeout_ms: 30_000,
+            transfer_timeout_ms: 30_000,
+            conference_timeout_ms: 30_000,
+            transfer_no_answer: TransferNoAnswer::Drop,
+            auto_wrapup_after_ms: 0,
+            default_wrapup_reason: "other".into(),
+            wrapup_reasons: Arc::new(vec![
+                code("resolved", "Resolved"),
+                code("follow_up", "Follow-up needed"),
+                code("escalated", "Escalated"),
+                code("other", "Other"),
+            ]),
+            idle_codes: Arc::new(vec![
+                code("break", "Break"),
+                code("meeting", "Meeting"),
+                code("lunch", "Lunch"),
+            ]),
+        }
+    }
+}
+
+/// The routing state machine. See the module docs.
+#[derive(Debug, Default)]
+pub struct Floor {
+    rules: Rules,
+    agents: HashMap<AgentId, Agent>,
+    queues: HashMap<QueueId, Queue>,
+    entry_points: HashMap<EntryPointId, EntryPoint>,
+    conversations: HashMap<ConversationId, Conversation>,
+    /// Open conversation of each (entry point, customer): later messages join it.
+    open_by_customer: HashMap<(EntryPointId, String), ConversationId>,
+    /// Eligible agents per queue, longest free first.
+    free: HashMap<QueueId, BTreeSet<(Millis, AgentId)>>,
+    /// The `free_since` each eligible agent is indexed under.
+    indexed: HashMap<AgentId, Millis>,
+    next_conversation: u64,
+    next_offer: u64,
+    next_arrival: u64,
+    /// Routing work left by the last operation.
+    touched_agents: Vec<AgentId>,
+    touched_conversations: Vec<ConversationId>,
+    effects: Vec<Effect>,
+    dirty_agents: BTreeSet<AgentId>,
+    dirty_conversations: BTreeSet<ConversationId>,
+    changes: Vec<Change>,
+    counters_dirty: bool,
+}
+
+/// What happened to a customer message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub conversation: ConversationId,
+    /// True when the message opened a new conversation.
+    pub opened: bool,
+    pub message: Message,
+}
+
+/// A new offer's parameters.
+struct OfferSpec {
+    kind: OfferKind,
+    from_agent: Option<AgentId>,
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), CoreError> {
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(CoreError::InvalidInput(format!(
+            "{what} id must be 1 to 64 characters from [A-Za-z0-9_.-]"
+        )))
+    }
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), CoreError> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS || name.trim().is_empty() {
+        return Err(CoreError::InvalidInput(format!(
+            "{what} must be 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_text(text: &str) -> Result<(), CoreError> {
+    if text.trim().is_empty() {
+        return Err(CoreError::InvalidInput("text must not be empty".into()));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(CoreError::InvalidInput(format!(
+            "text must be at most {MAX_TEXT_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A conversation's record without its transcript, cheaply.
+fn record(c: &mut Conversation) -> Conversation {
+    let transcript = std::mem::take(&mut c.transcript);
+    let r = c.clone();
+    c.transcript = transcript;
+    r
+}
+
+impl Floor {
+    /// An empty floor with these rules.
+    pub fn new(rules: Rules) -> Self {
+        Floor {
+            rules,
+            next_conversation: 1,
+            next_offer: 1,
+            next_arrival: 1,
+            ..Default::default()
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    // ----- reading -----
+
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agents.get(id)
+    }
+    pub fn agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.values()
+    }
+    pub fn queue(&self, id: &str) -> Option<&Queue> {
+        self.queues.get(id)
+    }
+    pub fn queues(&self) -> impl Iterator<Item = &Queue> {
+        self.queues.values()
+    }
+    pub fn entry_point(&self, id: &str) -> Option<&EntryPoint> {
+        self.entry_points.get(id)
+    }
+    pub fn entry_points(&self) -> impl Iterator<Item = &EntryPoint> {
+        self.entry_points.values()
+    }
+    pub fn conversation(&self, id: &str) -> Option<&Conversation> {
+        self.conversations.get(id)
+    }
+    pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
+        self.conversations.values()
+    }
+    /// Agents serving `queue` that are eligible now.
+    pub fn agents_available(&self, queue: &str) -> usize {
+        self.free.get(queue).map_or(0, |s| s.len())
+    }
+    /// The open conversation of a customer on an entry point.
+    pub fn open_conversation_of(&self, entry_point: &str, customer: &str) -> Option<&ConversationId> {
+        self.open_by_customer
+            .get(&(entry_point.to_string(), customer.to_string()))
+    }
+
+    /// Takes the effects queued since the last call.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Takes the changes to make durable since the last call.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        let mut out = std::mem::take(&mut self.changes);
+        for id in std::mem::take(&mut self.dirty_agents) {
+            if let Some(a) = self.agents.get(&id) {
+                out.push(Change::Agent(a.clone()));
+            }
+        }
+        for id in std::mem::take(&mut self.dirty_conversations) {
+            if let Some(c) = self.conversations.get_mut(&id) {
+                out.push(Change::Conversation(record(c)));
+            }
+        }
+        if std::mem::take(&mut self.counters_dirty) {
+            out.push(Change::Counters {
+                next_conversation: self.next_conversation,
+                next_offer: self.next_offer,
+                next_arrival: self.next_arrival,
+            });
+        }
+        out
+    }
+
+    // ----- administration -----
+
+    /// Creates a queue.
+    pub fn create_queue(&mut self, id: &str, name: &str) -> Result<&Queue, CoreError> {
+        check_id("queue", id)?;
+        check_name("queue name", name)?;
+        if self.queues.contains_key(id) {
+            return Err(CoreError::AlreadyExists {
+                kind: "queue",
+                id: id.into(),
+            });
+        }
+        let q = Queue::new(id.into(), name.into());
+        self.changes.push(Change::Queue(q.clone()));
+        self.free.insert(id.into(), BTreeSet::new());
+        Ok(self.queues.entry(id.into()).or_insert(q))
+    }
+
+    /// Creates an entry point feeding `queue`.
+    pub fn create_entry_point(&mut self, ep: EntryPoint) -> Result<&EntryPoint, CoreError> {
+        check_id("entry point", &ep.id)?;
+        check_name("entry point name", &ep.name)?;
+        if let Some(p) = &ep.page_id {
+            check_id("page", p)?;
+        }
+        if self.entry_points.contains_key(&ep.id) {
+            return Err(CoreError::AlreadyExists {
+                kind: "entry point",
+                id: ep.id,
+            });
+        }
+        if !self.queues.contains_key(&ep.queue) {
+            return Err(CoreError::UnknownQueue(ep.queue));
+        }
+        self.changes.push(Change::EntryPoint(ep.clone()));
+        let id = ep.id.clone();
+        Ok(self.entry_points.entry(id).or_insert(ep))
+    }
+
+    /// Creates an agent, logged out.
+    pub fn create_agent(
+        &mut self,
+        id: &str,
+        name: &str,
+        queues: Vec<QueueId>,
+        capacity: u32,
+        credential: Option<String>,
+        now: Millis,
+    ) -> Result<&Agent, CoreError> {
+        check_id("agent", id)?;
+        check_name("agent name", name)?;
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(CoreError::InvalidInput(format!("capacity must be 1 to {MAX_CAPACITY}")));
+        }
+        let mut seen = BTreeSet::new();
+        for q in &queues {
+            check_id("queue", q)?;
+            if !self.queues.contains_key(q) {
+                return Err(CoreError::UnknownQueue(q.clone()));
+            }
+            if !seen.insert(q) {
+                return Err(CoreError::InvalidInput(format!("queue {q} is listed twice")));
+            }
+        }
+        if self.agents.contains_key(id) {
+            return Err(CoreError::AlreadyExists {
+                kind: "agent",
+                id: id.into(),
+            });
+        }
+        let mut a = Agent::new(id.into(), name.into(), queues, capacity, now);
+        a.credential = credential;
+        self.agents.insert(id.into(), a);
+        self.dirty_agents.insert(id.into());
+        Ok(&self.agents[id])
+    }
+
+    /// Replaces an agent's credential (token reissue).
+    pub fn set_credential(&mut self, agent: &str, credential: String) -> Result<(), CoreError> {
+        let a = self
+            .agents
+            .get_mut(agent)
+            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
+        a.credential = Some(credential);
+        self.dirty_agents.insert(agent.into());
+        Ok(())
+    }
+
+    // ----- presence -----
+
+    /// The agent sets its own presence. `rona` cannot be set; `logged_out` is refused while
+    /// the agent holds conversations; leaving `rona` is only possible to `available` or `idle`.
+    pub fn set_state(
+        &mut self,
+        agent: &str,
+        state: Presence,
+        idle_code: Option<String>,
+        now: Millis,
+    ) -> Result<&Agent, CoreError> {
+        let a = self
+            .agents
+            .get(agent)
+            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
+        let idle_code = match state {
+            Presence::Rona => return Err(CoreError::StateNotSettable("rona".into())),
+            Presence::Idle => {
+                let code = match idle_code {
+                    Some(c) => c,
+                    None => self
+                        .rules
+                        .idle_codes
+                        .first()
+                        .map(|c| c.code.clone())
+                        .ok_or_else(|| CoreError::InvalidInput("idle_code is required".into()))?,
+                };
+                if !self.rules.idle_codes.iter().any(|c| c.code == code) {
+                    return Err(CoreError::UnknownIdleCode(code));
+                }
+                Some(code)
+            }
+            _ => {
+                if idle_code.is_some() {
+                    return Err(CoreError::InvalidInput(
+                        "idle_code is only allowed with state idle".into(),
+                    ));
+                }
+                None
+            }
+        };
+        if state == Presence::LoggedOut && a.presence != Presence::LoggedOut {
+            if a.load() > 0 {
+                return Err(CoreError::AgentBusy(agent.into()));
+            }
+            if a.presence == Presence::Rona {
+                return Err(CoreError::InvalidState(format!(
+                    "agent {agent} is in rona and can only set itself available or idle"
+                )));
+            }
+        }
+        self.change_presence(agent, state, idle_code, None, now);
+        self.route(now);
+        Ok(&self.agents[agent])
+    }
+
+    /// Changes presence, records it, reindexes and notifies. No-op if unchanged.
+    fn change_presence(
+        &mut self,
+        agent: &str,
+        state: Presence,
+        idle_code: Option<String>,
+        reason: Option<&'static str>,
+        now: Millis,
+    ) {
+        let Some(a) = self.agents.get_mut(agent) else { return };
+        let from = a.presence;
+        if !a.set_presence(state, idle_code, now) {
+            return;
+        }
+        let event = AgentEvent::StateChanged {
+            state: a.presence,
+            idle_code: a.idle_code.clone(),
+            state_since: a.state_since,
+            reason,
+        };
+        self.effects.push(Effect::Notify {
+            agent: agent.into(),
+            event,
+        });
+        self.effects.push(Effect::Observe(Observation::PresenceChanged {
+            agent: agent.into(),
+            from,
+            to: state,
+        }));
+        self.dirty_agents.insert(agent.into());
+        self.reindex(agent);
+        self.touched_agents.push(agent.into());
+    }
+
+    /// Puts the agent in the free index of its queues if eligible, or takes it out.
+    fn reindex(&mut self, agent: &str) {
+        let Some(a) = self.agents.get(agent) else { return };
+        let want = a.eligible().then_some(a.free_since);
+        let have = self.indexed.get(agent).copied();
+        if want == have {
+            return;
+        }
+        for q in &a.queues {
+            if let Some(set) = self.free.get_mut(q) {
+                if let Some(old) = have {
+                    set.remove(&(old, a.id.clone()));
+                }
+                if let Some(new) = want {
+                    set.insert((new, a.id.clone()));
+                }
+            }
+        }
+        match want {
+            Some(t) => self.indexed.insert(agent.into(), t),
+            None => self.indexed.remove(agent),
+        };
+    }
+
+    /// A slot of `agent` was freed at `now`.
+    fn slot_freed(&mut self, agent: &str, now: Millis) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.free_since = now;
+        }
+        self.dirty_agents.insert(agent.into());
+        self.reindex(agent);
+        self.touched_agents.push(agent.into());
+    }
+
+    // ----- customer side -----
+
+    /// A customer message on an entry point: opens a conversation or joins the open one.
+    pub fn customer_message(
+        &mut self,
+        entry_point: &str,
+        customer: Customer,
+        text: &str,
+        channel: Channel,
+        now: Millis,
+    ) -> Result<Arrival, CoreError> {
+        let ep = self
+            .entry_points
+            .get(entry_point)
+            .ok_or_else(|| CoreError::UnknownEntryPoint(entry_point.into()))?;
+        check_text(text)?;
+        if customer.id.is_empty() || customer.id.len() > 256 {
+            return Err(CoreError::InvalidInput(
+                "customer id must be 1 to 256 characters".into(),
+            ));
+        }
+        check_name("customer name", &customer.name)?;
+        let key = (entry_point.to_string(), customer.id.clone());
+        if let Some(id) = self.open_by_customer.get(&key).cloned() {
+            let message = self.append(
+                &id,
+                AuthorKind::Customer,
+                Some(customer.id.clone()),
+                customer.name,
+                text,
+                now,
+            );
+            self.route(now);
+            return Ok(Arrival {
+                conversation: id,
+                opened: false,
+                message,
+            });
+        }
+        let queue = self
+            .queues
+            .get(&ep.queue)
+            .ok_or_else(|| CoreError::UnknownQueue(ep.queue.clone()))?;
+        let id = format!("c-{}", self.next_conversation);
+        self.next_conversation += 1;
+        let arrival = self.next_arrival;
+        self.next_arrival += 1;
+        self.counters_dirty = true;
+        let c = Conversation {
+            id: id.clone(),
+            channel,
+            customer: customer.clone(),
+            entry_point: Some(entry_point.into()),
+            source_page: ep.name.clone(),
+            queue: queue.id.clone(),
+            queue_name: queue.name.clone(),
+            priority: 0,
+            received_at: now,
+            arrival,
+            state: ConversationState::Queued,
+            offer: None,
+            owner: None,
+            guest: None,
+            rona_agents: BTreeSet::new(),
+            ended_reason: None,
+            ended_at: None,
+            wrapups: Vec::new(),
+            transcript: Vec::new(),
+        };
+        let queue_id = c.queue.clone();
+        self.conversations.insert(id.clone(), c);
+        self.open_by_customer.insert(key, id.clone());
+        let message = self.append(&id, AuthorKind::Customer, Some(customer.id), customer.name, text, now);
+        self.enqueue(&id);
+        self.effects.push(Effect::Observe(Observation::Arrived {
+            conversation: id.clone(),
+            queue: queue_id,
+        }));
+        self.route(now);
+        Ok(Arrival {
+            conversation: id,
+            opened: true,
+            message,
+        })
+    }
+
+    /// The customer writes in an open conversation (REST: admin as the customer).
+    pub fn customer_reply(&mut self, conversation: &str, text: &str, now: Millis) -> Result<Message, CoreError> {
+        check_text(text)?;
+        let c = self.open(conversation)?;
+        let (id, name) = (c.customer.id.clone(), c.customer.name.clone());
+        Ok(self.append(conversation, AuthorKind::Customer, Some(id), name, text, now))
+    }
+
+    /// The customer leaves: the conversation ends; whoever was in it owes a wrap-up.
+    pub fn customer_end(&mut self, conversation: &str, now: Millis) -> Result<(), CoreError> {
+        self.open(conversation)?;
+        self.end_conversation(conversation, "customer_ended", WithdrawReason::CustomerLeft, false, now);
+        self.route(now);
+        Ok(())
+    }
+
+    // ----- agent side -----
+
+    /// The offered agent accepts before the deadline.
+    pub fn accept(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<&Conversation, CoreError> {
+        self.agent_ref(agent)?;
+        let c = self
+            .conversations
+            .get(conversation)
+            .ok_or_else(|| CoreError::UnknownConversation(conversation.into()))?;
+        let offer = match &c.offer {
+            Some(o) if o.agent == agent => o.clone(),
+            _ => {
+                return Err(if c.rona_agents.contains(agent) {
+                    CoreError::OfferExpired {
+                        conversation: conversation.into(),
+                        agent: agent.into(),
+                    }
+                } else {
+                    CoreError::NotOfferedToYou {
+                        conversation: conversation.into(),
+                        agent: agent.into(),
+                    }
+                })
+            }
+        };
+        if now >= offer.expires_at {
+            self.expire_offer(conversation, offer.id, now);
+            self.route(now);
+            return Err(CoreError::OfferExpired {
+                conversation: conversation.into(),
+                agent: agent.into(),
+            });
+        }
+        let name = self.agents[agent].name.clone();
+        {
+            let a = self
+                .agents
+                .get_mut(agent)
+                .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
+            a.offers.remove(conversation);
+            a.active.insert(conversation.into());
+        }
+        self.dirty_agents.insert(agent.into());
+        let c = self
+            .conversations
+            .get_mut(conversation)
+            .ok_or_else(|| CoreError::UnknownConversation(conversation.into()))?;
+        c.offer = None;
+        let queue_wait_ms = now.saturating_sub(c.received_at);
+        match offer.kind {
+            OfferKind::New | OfferKind::Transfer => {
+                c.state = ConversationState::Active;
+                c.owner = Some(agent.into());
+            }
+            OfferKind::Conference => {
+                c.guest = Some(agent.into());
+            }
+        }
+        self.dirty_conversations.insert(conversation.into());
+        self.effects.push(Effect::Observe(Observation::Accepted {
+            conversation: conversation.into(),
+            agent: agent.into(),
+            kind: offer.kind,
+            offer_ms: now.saturating_sub(offer.offered_at),
+            queue_wait_ms,
+        }));
+        if offer.kind == OfferKind::Conference {
+            let owner = self.conversations[conversation].owner.clone();
+            if let Some(owner) = owner {
+                self.effects.push(Effect::Observe(Observation::Conferenced {
+                    conversation: conversation.into(),
+                    owner: owner.clone(),
+                    guest: agent.into(),
+                }));
+                self.effects.push(Effect::Notify {
+                    agent: owner,
+                    event: AgentEvent::ParticipantJoined {
+                        conversation: conversation.into(),
+                        agent: agent.into(),
+                    },
+                });
+            }
+            self.append(
+                conversation,
+                AuthorKind::System,
+                None,
+                "system".into(),
+                &format!("{name} has joined the chat"),
+                now,
+            );
+        }
+        let snapshot = Arc::new(self.conversations[conversation].clone());
+        self.effects.push(Effect::Notify {
+            agent: agent.into(),
+            event: AgentEvent::Conversation(snapshot),
+        });
+        self.route(now);
+        Ok(&self.conversations[conversation])
+    }
+
+    /// An agent in the conversation (owner or guest) writes while it is active.
+    pub fn agent_message(
+        &mut self,
+        agent: &str,
+        conversation: &str,
+        text: &str,
+        now: Millis,
+    ) -> Result<Message, CoreError> {
+        check_text(text)?;
+        let name = self.agent_ref(agent)?.name.clone();
+        let c = self.open(conversation)?;
+        if c.state != ConversationState::Active || !c.participants().any(|p| p == agent) {
+            return Err(CoreError::NotInConversation {
+                conversation: conversation.into(),
+                agent: agent.into(),
+            });
+        }
+        Ok(self.append(conversation, AuthorKind::Agent, Some(agent.into()), name, text, now))
+    }
+
+    /// The owner transfers to another agent, which must be eligible. The owner leaves at once.
+    pub fn transfer_to_agent(
+        &mut self,
+        agent: &str,
+        conversation: &str,
+        target: &str,
+        now: Millis,
+    ) -> Result<(), CoreError> {
+        self.check_owner_free_to_leave(agent, conversation)?;
+        if target == agent {
+            return Err(CoreError::InvalidInput("cannot transfer to yourself".into()));
+        }
+        let t = self.agent_ref(target)?;
+        if !t.eligible() {
+            return Err(CoreError::AgentUnavailable(target.into()));
+        }
+        self.owner_leaves(agent, conversation, now);
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.state = ConversationState::Offered;
+        }
+        self.effects.push(Effect::Observe(Observation::Transferred {
+            conversation: conversation.into(),
+            from: agent.into(),
+        }));
+        self.make_offer(
+            conversation,
+            target,
+            OfferSpec {
+                kind: OfferKind::Transfer,
+                from_agent: Some(agent.into()),
+            },
+            now,
+        );
+        self.route(now);
+        Ok(())
+    }
+
+    /// The owner transfers to a queue: it joins that queue as a new arrival.
+    pub fn transfer_to_queue(
+        &mut self,
+        agent: &str,
+        conversation: &str,
+        queue: &str,
+        now: Millis,
+    ) -> Result<(), CoreError> {
+        self.check_owner_free_to_leave(agent, conversation)?;
+        let q = self
+            .queues
+            .get(queue)
+            .ok_or_else(|| CoreError::UnknownQueue(queue.into()))?;
+        let (qid, qname) = (q.id.clone(), q.name.clone());
+        self.owner_leaves(agent, conversation, now);
+        let arrival = self.next_arrival;
+        self.next_arrival += 1;
+        self.counters_dirty = true;
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.queue = qid.clone();
+            c.queue_name = qname;
+            c.received_at = now;
+            c.arrival = arrival;
+            c.rona_agents.clear();
+            c.state = ConversationState::Queued;
+        }
+        self.enqueue(conversation);
+        self.effects.push(Effect::Observe(Observation::Transferred {
+            conversation: conversation.into(),
+            from: agent.into(),
+        }));
+        self.effects.push(Effect::Observe(Observation::Arrived {
+            conversation: conversation.into(),
+            queue: qid,
+        }));
+        self.route(now);
+        Ok(())
+    }
+
+    /// The owner invites a second agent, which must be eligible.
+    pub fn conference(&mut self, agent: &str, conversation: &str, target: &str, now: Millis) -> Result<(), CoreError> {
+        self.check_owner_free_to_leave(agent, conversation)?;
+        if target == agent {
+            return Err(CoreError::InvalidInput("cannot invite yourself".into()));
+        }
+        let t = self.agent_ref(target)?;
+        if !t.eligible() {
+            return Err(CoreError::AgentUnavailable(target.into()));
+        }
+        self.make_offer(
+            conversation,
+            target,
+            OfferSpec {
+                kind: OfferKind::Conference,
+                from_agent: Some(agent.into()),
+            },
+            now,
+        );
+        self.route(now);
+        Ok(())
+    }
+
+    /// The guest leaves the conference; the chat goes on.
+    pub fn exit_conference(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<(), CoreError> {
+        let name = self.agent_ref(agent)?.name.clone();
+        let c = self.open(conversation)?;
+        if c.guest.as_deref() != Some(agent) {
+            return Err(CoreError::NotGuest {
+                conversation: conversation.into(),
+                agent: agent.into(),
+            });
+        }
+        let owner = c.owner.clone();
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.guest = None;
+        }
+        self.dirty_conversations.insert(conversation.into());
+        self.leave(agent, conversation, now);
+        self.append(
+            conversation,
+            AuthorKind::System,
+            None,
+            "system".into(),
+            &format!("{name} has left the chat"),
+            now,
+        );
+        if let Some(owner) = owner {
+            self.effects.push(Effect::Notify {
+                agent: owner,
+                event: AgentEvent::ParticipantLeft {
+                    conversation: conversation.into(),
+                    agent: agent.into(),
+                },
+            });
+        }
+        self.route(now);
+        Ok(())
+    }
+
+    /// The owner ends a conference (guest joined or invited) for everyone.
+    pub fn end_conference(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<(), CoreError> {
+        let c = self.owned(agent, conversation)?;
+        if c.conference_state() == ConferenceState::None {
+            return Err(CoreError::NoConference(conversation.into()));
+        }
+        self.end_conversation(
+            conversation,
+            "agent_ended",
+            WithdrawReason::ConversationEnded,
+            true,
+            now,
+        );
+        self.route(now);
+        Ok(())
+    }
+
+    /// The owner ends the conversation (for everyone, guest included).
+    pub fn end(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<(), CoreError> {
+        self.owned(agent, conversation)?;
+        self.end_conversation(
+            conversation,
+            "agent_ended",
+            WithdrawReason::ConversationEnded,
+            true,
+            now,
+        );
+        self.route(now);
+        Ok(())
+    }
+
+    /// The agent submits the wrap-up it owes; its slot is freed.
+    pub fn wrapup(&mut self, agent: &str, conversation: &str, reason: &str, now: Millis) -> Result<(), CoreError> {
+        if !self.rules.wrapup_reasons.iter().any(|r| r.code == reason) {
+            return Err(CoreError::UnknownWrapupReason(reason.into()));
+        }
+        let a = self.agent_ref(agent)?;
+        if !a.wrapups.contains_key(conversation) {
+            if !self.conversations.contains_key(conversation) {
+                return Err(CoreError::UnknownConversation(conversation.into()));
+            }
+            return Err(CoreError::NoWrapupOwed {
+                conversation: conversation.into(),
+                agent: agent.into(),
+            });
+        }
+        self.submit_wrapup(agent, conversation, reason.to_string(), false, now);
+        self.route(now);
+        Ok(())
+    }
+
+    // ----- timers -----
+
+    /// An offer's timer fired. Ignored unless that offer is still pending and due.
+    pub fn offer_timer(&mut self, conversation: &str, offer: u64, now: Millis) {
+        let due = matches!(
+            self.conversations.get(conversation).and_then(|c| c.offer.as_ref()),
+            Some(o) if o.id == offer && now >= o.expires_at
+        );
+        if due {
+            self.expire_offer(conversation, offer, now);
+            self.route(now);
+        }
+    }
+
+    /// An automatic wrap-up timer fired. Ignored unless still owed and due.
+    pub fn wrapup_timer(&mut self, agent: &str, conversation: &str, now: Millis) {
+        let due = matches!(
+            self.agents.get(agent).and_then(|a| a.wrapups.get(conversation)),
+            Some(Some(at)) if now >= *at
+        );
+        if due {
+            let reason = self.rules.default_wrapup_reason.clone();
+            self.submit_wrapup(agent, conversation, reason, true, now);
+            self.route(now);
+        }
+    }
+
+    /// Every pending offer and automatic wrap-up whose deadline has passed at `now`, as
+    /// timers to fire. Used by the simulation's virtual clock.
+    pub fn due_timers(&self, now: Millis) -> Vec<Timer> {
+        let mut out = Vec::new();
+        for c in self.conversations.values() {
+            if let Some(o) = &c.offer {
+                if now >= o.expires_at {
+                    out.push(Timer::Offer {
+                        conversation: c.id.clone(),
+                        offer: o.id,
+                    });
+                }
+            }
+        }
+        for a in self.agents.values() {
+            for (conv, at) in &a.wrapups {
+                if matches!(at, Some(t) if now >= *t) {
+                    out.push(Timer::Wrapup {
+                        agent: a.id.clone(),
+                        conversation: conv.clone(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        out
+    }
+
+    /// Fires `timer` at `now`.
+    pub fn fire(&mut self, timer: &Timer, now: Millis) {
+        match timer {
+            Timer::Offer { conversation, offer } => self.offer_timer(conversation, *offer, now),
+            Timer::Wrapup { agent, conversation } => self.wrapup_timer(agent, conversation, now),
+        }
+    }
+
+    // ----- recovery -----
+
+    /// Rebuilds a floor from stored records. Pending offers are made again to the same
+    /// agent with a fresh deadline (SPEC.md); automatic wrap-up timers keep their stored
+    /// deadlines. Routing then runs, so recovered state at rest keeps invariant 4.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        rules: Rules,
+        queues: Vec<Queue>,
+        entry_points: Vec<EntryPoint>,
+        agents: Vec<Agent>,
+        conversations: Vec<Conversation>,
+        counters: (u64, u64, u64),
+        now: Millis,
+    ) -> Floor {
+        let mut f = Floor::new(rules);
+        f.next_conversation = counters.0.max(1);
+        f.next_offer = counters.1.max(1);
+        f.next_arrival = counters.2.max(1);
+        for q in queues {
+            f.free.insert(q.id.clone(), BTreeSet::new());
+            f.queues.insert(q.id.clone(), q);
+        }
+        for ep in entry_points {
+            f.entry_points.insert(ep.id.clone(), ep);
+        }
+        for a in agents {
+            f.agents.insert(a.id.clone(), a);
+        }
+        let mut ids: Vec<_> = conversations.iter().map(|c| c.id.clone()).collect();
+        ids.sort();
+        for c in conversations {
+            // Counters are written in the same batch as the conversation, but be safe.
+            if let Some(n) = c.id.strip_prefix("c-").and_then(|n| n.parse::<u64>().ok()) {
+                f.next_conversation = f.next_conversation.max(n + 1);
+            }
+            f.next_arrival = f.next_arrival.max(c.arrival + 1);
+            if let Some(o) = &c.offer {
+                f.next_offer = f.next_offer.max(o.id + 1);
+            }
+            if c.is_open() {
+                if let Some(ep) = &c.entry_point {
+                    f.open_by_customer
+                        .insert((ep.clone(), c.customer.id.clone()), c.id.clone());
+                }
+            }
+            f.conversations.insert(c.id.clone(), c);
+        }
+        for id in &ids {
+            let c = &f.conversations[id];
+            if c.state == ConversationState::Queued {
+                f.enqueue(id);
+            }
+        }
+        // Re-offer pending offers with a fresh deadline, in a stable order.
+        for id in &ids {
+            let Some(o) = f.conversations[id].offer.clone() else {
+                continue;
+            };
+            let timeout = f.timeout(o.kind);
+            let offer_id = f.next_offer;
+            f.next_offer += 1;
+            f.counters_dirty = true;
+            let fresh = Offer {
+                id: offer_id,
+                offered_at: now,
+                expires_at: now + timeout,
+                ..o
+            };
+            if let Some(c) = f.conversations.get_mut(id) {
+                c.offer = Some(fresh.clone());
+            }
+            f.dirty_conversations.insert(id.clone());
+            f.notify_offer(id, &fresh);
+        }
+        let agent_ids: Vec<_> = {
+            let mut v: Vec<_> = f.agents.keys().cloned().collect();
+            v.sort();
+            v
+        };
+        for id in &agent_ids {
+            f.reindex(id);
+            f.touched_agents.push(id.clone());
+            let due: Vec<_> = f.agents[id]
+                .wrapups
+                .iter()
+                .filter_map(|(c, at)| at.map(|t| (c.clone(), t)))
+                .collect();
+            for (conversation, at) in due {
+                f.effects.push(Effect::Arm {
+                    timer: Timer::Wrapup {
+                        agent: id.clone(),
+                        conversation,
+                    },
+                    at,
+                });
+            }
+        }
+        f.touched_conversations.extend(ids);
+        f.route(now);
+        f
+    }
+
+    // ----- internals -----
+
+    fn agent_ref(&self, agent: &str) -> Result<&Agent, CoreError> {
+        self.agents
+            .get(agent)
+            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))
+    }
+
+    fn open(&self, conversation: &str) -> Result<&Conversation, CoreError> {
+        let c = self
+            .conversations
+            .get(conversation)
+            .ok_or_else(|| CoreError::UnknownConversation(conversation.into()))?;
+        if !c.is_open() {
+            return Err(CoreError::ConversationEnded(conversation.into()));
+        }
+        Ok(c)
+    }
+
+    /// The conversation, if it is active and `agent` owns it.
+    fn owned(&self, agent: &str, conversation: &str) -> Result<&Conversation, CoreError> {
+        self.agent_ref(agent)?;
+        let c = self.open(conversation)?;
+        if c.owner.as_deref() != Some(agent) {
+            if c.state != ConversationState::Active {
+                return Err(CoreError::InvalidState(format!(
+                    "conversation {conversation} is {}, not active",
+                    c.state.as_str()
+                )));
+            }
+            return Err(CoreError::NotOwner {
+                conversation: conversation.into(),
+                agent: agent.into(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// Owner check for transfer and conference: no conference may be in progress.
+    fn check_owner_free_to_leave(&self, agent: &str, conversation: &str) -> Result<(), CoreError> {
+        let c = self.owned(agent, conversation)?;
+        if c.conference_state() != ConferenceState::None {
+            return Err(CoreError::ConferenceInProgress(conversation.into()));
+        }
+        Ok(())
+    }
+
+    fn timeout(&self, kind: OfferKind) -> u64 {
+        match kind {
+            OfferKind::New => self.rules.offer_timeout_ms,
+            OfferKind::Transfer => self.rules.transfer_timeout_ms,
+            OfferKind::Conference => self.rules.conference_timeout_ms,
+        }
+    }
+
+    /// Appends a message to the transcript and delivers it to the agents in the
+    /// conversation and (for agent and system messages) to the customer's channel.
+    fn append(
+        &mut self,
+        conversation: &str,
+        kind: AuthorKind,
+        id: Option<String>,
+        name: String,
+        text: &str,
+        now: Millis,
+    ) -> Message {
+        let Some(c) = self.conversations.get_mut(conversation) else {
+            // Callers check the conversation first; an empty message is never stored.
+            return Message {
+                seq: 0,
+                author: Author { kind, id, name },
+                text: text.into(),
+                at: now,
+            };
+        };
+        let message = Message {
+            seq: c.transcript.len() as u64 + 1,
+            author: Author { kind, id, name },
+            text: text.into(),
+            at: now,
+        };
+        c.transcript.push(message.clone());
+        let participants: Vec<AgentId> = c.participants().cloned().collect();
+        self.changes.push(Change::Message {
+            conversation: conversation.into(),
+            message: message.clone(),
+        });
+        for p in participants {
+            self.effects.push(Effect::Notify {
+                agent: p,
+                event: AgentEvent::Message {
+                    conversation: conversation.into(),
+                    message: message.clone(),
+                },
+            });
+        }
+        if kind != AuthorKind::Customer {
+            self.effects.push(Effect::Deliver {
+                conversation: conversation.into(),
+                message: message.clone(),
+            });
+        }
+        message
+    }
+
+    /// Puts a queued conversation in its queue's waiting order and schedules routing.
+    fn enqueue(&mut self, conversation: &str) {
+        let Some(c) = self.conversations.get(conversation) else {
+            return;
+        };
+        let key: QueueKey = (Reverse(c.priority), c.received_at, c.arrival);
+        if let Some(q) = self.queues.get_mut(&c.queue) {
+            q.waiting.insert(key, conversation.into());
+        }
+        self.dirty_conversations.insert(conversation.into());
+        self.touched_conversations.push(conversation.into());
+    }
+
+    fn dequeue(&mut self, conversation: &str) {
+        let Some(c) = self.conversations.get(conversation) else {
+            return;
+        };
+        let key: QueueKey = (Reverse(c.priority), c.received_at, c.arrival);
+        if let Some(q) = self.queues.get_mut(&c.queue) {
+            q.waiting.remove(&key);
+        }
+    }
+
+    /// Reserves a slot of `agent` and offers it `conversation`: one indivisible step.
+    fn make_offer(&mut self, conversation: &str, agent: &str, spec: OfferSpec, now: Millis) {
+        let offer = Offer {
+            id: self.next_offer,
+            agent: agent.into(),
+            kind: spec.kind,
+            offered_at: now,
+            expires_at: now + self.timeout(spec.kind),
+            from_agent: spec.from_agent,
+        };
+        self.next_offer += 1;
+        self.counters_dirty = true;
+        if spec.kind == OfferKind::New {
+            self.dequeue(conversation);
+        }
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            if spec.kind == OfferKind::New {
+                c.state = ConversationState::Offered;
+            }
+            c.offer = Some(offer.clone());
+        }
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.offers.insert(conversation.into());
+        }
+        self.dirty_agents.insert(agent.into());
+        self.dirty_conversations.insert(conversation.into());
+        self.reindex(agent);
+        self.effects.push(Effect::Observe(Observation::Offered {
+            conversation: conversation.into(),
+            agent: agent.into(),
+            kind: offer.kind,
+        }));
+        self.notify_offer(conversation, &offer);
+    }
+
+    fn notify_offer(&mut self, conversation: &str, offer: &Offer) {
+        let snapshot = Arc::new(self.conversations[conversation].clone());
+        self.effects.push(Effect::Notify {
+            agent: offer.agent.clone(),
+            event: AgentEvent::Offer {
+                conversation: snapshot,
+                offer: offer.clone(),
+            },
+        });
+        self.effects.push(Effect::Arm {
+            timer: Timer::Offer {
+                conversation: conversation.into(),
+                offer: offer.id,
+            },
+            at: offer.expires_at,
+        });
+    }
+
+    /// Withdraws the pending offer of `conversation` (if any) without RONA, freeing the slot.
+    fn withdraw_offer(&mut self, conversation: &str, reason: WithdrawReason, now: Millis) -> Option<Offer> {
+        let offer = self.conversations.get_mut(conversation)?.offer.take()?;
+        if let Some(a) = self.agents.get_mut(&offer.agent) {
+            a.offers.remove(conversation);
+        }
+        self.effects.push(Effect::Notify {
+            agent: offer.agent.clone(),
+            event: AgentEvent::OfferWithdrawn {
+                conversation: conversation.into(),
+                reason,
+            },
+        });
+        self.dirty_conversations.insert(conversation.into());
+        self.slot_freed(&offer.agent, now);
+        Some(offer)
+    }
+
+    /// The deadline of `offer` passed: RONA for its agent, then by kind (SPEC.md).
+    fn expire_offer(&mut self, conversation: &str, offer_id: u64, now: Millis) {
+        let pending = self.conversations.get(conversation).and_then(|c| c.offer.clone());
+        let Some(offer) = pending.filter(|o| o.id == offer_id) else {
+            return;
+        };
+        self.withdraw_offer(conversation, WithdrawReason::Expired, now);
+        self.change_presence(&offer.agent, Presence::Rona, None, Some("offer_expired"), now);
+        self.effects.push(Effect::Observe(Observation::Rona {
+            conversation: conversation.into(),
+            agent: offer.agent.clone(),
+            kind: offer.kind,
+        }));
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.rona_agents.insert(offer.agent.clone());
+        }
+        match offer.kind {
+            OfferKind::New => self.requeue(conversation),
+            OfferKind::Transfer => match self.rules.transfer_no_answer {
+                TransferNoAnswer::Requeue => self.requeue(conversation),
+                TransferNoAnswer::Drop => self.end_conversation(
+                    conversation,
+                    "transfer_not_accepted",
+                    WithdrawReason::Expired,
+                    false,
+                    now,
+                ),
+            },
+            OfferKind::Conference => {
+                let owner = self.conversations.get(conversation).and_then(|c| c.owner.clone());
+                if let Some(owner) = owner {
+                    self.effects.push(Effect::Notify {
+                        agent: owner,
+                        event: AgentEvent::ConferenceNotAccepted {
+                            conversation: conversation.into(),
+                            agent: offer.agent.clone(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    /// Back to its queue keeping its original place (`received_at` and arrival order).
+    fn requeue(&mut self, conversation: &str) {
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.state = ConversationState::Queued;
+        }
+        self.enqueue(conversation);
+    }
+
+    /// The agent leaves the conversation and owes a wrap-up (the slot stays held).
+    fn leave(&mut self, agent: &str, conversation: &str, now: Millis) {
+        let due = (self.rules.auto_wrapup_after_ms > 0).then(|| now + self.rules.auto_wrapup_after_ms);
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.active.remove(conversation);
+            a.wrapups.insert(conversation.into(), due);
+        }
+        self.dirty_agents.insert(agent.into());
+        self.effects.push(Effect::Notify {
+            agent: agent.into(),
+            event: AgentEvent::WrapupRequired {
+                conversation: conversation.into(),
+                reasons: self.rules.wrapup_reasons.clone(),
+            },
+        });
+        if let Some(at) = due {
+            self.effects.push(Effect::Arm {
+                timer: Timer::Wrapup {
+                    agent: agent.into(),
+                    conversation: conversation.into(),
+                },
+                at,
+            });
+        }
+    }
+
+    /// The owner leaves (transfer): it owes a wrap-up; the conversation has no owner.
+    fn owner_leaves(&mut self, agent: &str, conversation: &str, now: Millis) {
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.owner = None;
+        }
+        self.dirty_conversations.insert(conversation.into());
+        self.leave(agent, conversation, now);
+    }
+
+    /// Ends the conversation for everyone. A pending offer is withdrawn; queued, it leaves
+    /// its queue; owner and guest leave and owe wrap-ups.
+    fn end_conversation(
+        &mut self,
+        conversation: &str,
+        reason: &str,
+        withdraw: WithdrawReason,
+        tell_customer: bool,
+        now: Millis,
+    ) {
+        let Some(c) = self.conversations.get(conversation) else {
+            return;
+        };
+        let queued = c.state == ConversationState::Queued;
+        let participants: Vec<AgentId> = c.participants().cloned().collect();
+        let key = c.entry_point.clone().map(|ep| (ep, c.customer.id.clone()));
+        if queued {
+            self.dequeue(conversation);
+        }
+        self.withdraw_offer(conversation, withdraw, now);
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.state = ConversationState::Ended;
+            c.ended_reason = Some(reason.into());
+            c.ended_at = Some(now);
+            c.owner = None;
+            c.guest = None;
+        }
+        if let Some(key) = key {
+            if self.open_by_customer.get(&key).map(|s| s.as_str()) == Some(conversation) {
+                self.open_by_customer.remove(&key);
+            }
+        }
+        self.dirty_conversations.insert(conversation.into());
+        for p in participants {
+            self.effects.push(Effect::Notify {
+                agent: p.clone(),
+                event: AgentEvent::ConversationEnded {
+                    conversation: conversation.into(),
+                    reason: reason.into(),
+                },
+            });
+            self.leave(&p, conversation, now);
+        }
+        if tell_customer {
+            self.effects.push(Effect::DeliverEnd {
+                conversation: conversation.into(),
+                reason: reason.into(),
+            });
+        }
+        self.effects.push(Effect::Observe(Observation::Ended {
+            conversation: conversation.into(),
+            reason: reason.into(),
+        }));
+    }
+
+    fn submit_wrapup(&mut self, agent: &str, conversation: &str, reason: String, automatic: bool, now: Millis) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.wrapups.remove(conversation);
+        }
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.wrapups.push(WrapupRecord {
+                agent: agent.into(),
+                reason: reason.clone(),
+                at: now,
+                automatic,
+            });
+            self.dirty_conversations.insert(conversation.into());
+        }
+        self.effects.push(Effect::Observe(Observation::WrappedUp {
+            conversation: conversation.into(),
+            agent: agent.into(),
+            reason,
+        }));
+        self.slot_freed(agent, now);
+    }
+
+    /// The best eligible agent for a queued conversation: longest free, avoiding agents
+    /// that let an offer of it expire while another eligible agent exists.
+    fn best_agent(&self, conversation: &Conversation) -> Option<AgentId> {
+        let set = self.free.get(&conversation.queue)?;
+        let mut fallback = None;
+        for (_, id) in set {
+            if !conversation.rona_agents.contains(id) {
+                return Some(id.clone());
+            }
+            fallback.get_or_insert_with(|| id.clone());
+        }
+        fallback
+    }
+
+    /// The conversation an agent that became free should serve: the first waiting one
+    /// across its queues by (priority, received_at, arrival).
+    fn best_conversation_for(&self, agent: &Agent) -> Option<ConversationId> {
+        agent
+            .queues
+            .iter()
+            .filter_map(|q| self.queues.get(q)?.head())
+            .min_by(|a, b| a.0.cmp(b.0))
+            .map(|(_, id)| id.clone())
+    }
+
+    /// The routing step: offers waiting conversations to eligible agents until no match
+    /// remains among what the last operation touched.
+    fn route(&mut self, now: Millis) {
+        loop {
+            if let Some(id) = self.touched_conversations.pop() {
+                let target = match self.conversations.get(&id) {
+                    Some(c) if c.state == ConversationState::Queued => self.best_agent(c),
+                    _ => None,
+                };
+                if let Some(agent) = target {
+                    self.make_offer(
+                        &id,
+                        &agent,
+                        OfferSpec {
+                            kind: OfferKind::New,
+                            from_agent: None,
+                        },
+                        now,
+                    );
+                }
+                continue;
+            }
+            if let Some(agent) = self.touched_agents.pop() {
+                loop {
+                    let Some(a) = self.agents.get(&agent) else { break };
+                    if !a.eligible() {
+                        break;
+                    }
+                    let Some(conv) = self.best_conversation_for(a) else {
+                        break;
+                    };
+                    let Some(target) = self.best_agent(&self.conversations[&conv]) else {
+                        break;
+                    };
+                    self.make_offer(
+                        &conv,
+                        &target,
+                        OfferSpec {
+                            kind: OfferKind::New,
+                            from_agent: None,
+                        },
+                        now,
+                    );
+                }
+                continue;
+            }
+            break;
+        }
+    }
+}

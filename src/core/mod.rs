@@ -1,0 +1,71 @@
+//! The pure routing core: agents, queues, conversations and the routing choice.
+//!
+//! # Architecture invariant
+//! Nothing in this module does I/O. There is no actix, tokio, sled, HTTP or clock read
+//! here: time (`now`, milliseconds since the Unix epoch) comes in as an argument, and
+//! every decision goes out as a value ([`Effect`]s to carry out and [`Change`]s to make
+//! durable). This makes the core deterministic, so [`Floor`] can be driven by a seeded
+//! simulation through millions of steps faster than real time (see `tests/simulation.rs`).
+//!
+//! The core is one state machine, [`Floor`], built from small per-entity parts:
+//! [`agent::Agent`] (presence and capacity), [`conversation::Conversation`] (lifecycle,
+//! offer, participants, transcript) and [`queue::Queue`] (waiting order). Routing needs a
+//! consistent view across all three (an agent that serves two queues must never be
+//! over-offered), so the reservation of an agent's slot and the offer are one step of
+//! [`Floor`], never two messages that another could slip between.
+
+pub mod agent;
+pub mod conversation;
+pub mod error;
+pub mod event;
+pub mod floor;
+pub mod invariants;
+pub mod queue;
+
+pub use agent::{Agent, Presence};
+pub use conversation::{
+    Author, AuthorKind, Channel, ConferenceState, Conversation, ConversationState, Customer, Message, Offer, OfferKind,
+    WrapupRecord,
+};
+pub use error::{CoreError, ErrorKind};
+pub use event::{AgentEvent, Change, Effect, Observation, Timer, WithdrawReason};
+pub use floor::{Floor, Rules, TransferNoAnswer};
+pub use queue::{EntryPoint, Queue};
+
+/// Milliseconds since the Unix epoch. The core never reads a clock; callers pass `now`.
+pub type Millis = u64;
+
+/// Agent ids, queue ids, entry point ids and conversation ids are plain strings of 1 to 64
+/// characters from `[A-Za-z0-9_.-]` (API.md).
+pub type AgentId = String;
+/// See [`AgentId`].
+pub type QueueId = String;
+/// See [`AgentId`].
+pub type ConversationId = String;
+/// See [`AgentId`].
+pub type EntryPointId = String;
+
+/// A `{code, label}` pair: a wrap-up reason or an idle code.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Code {
+    /// Stable machine-readable code, e.g. `resolved`.
+    pub code: String,
+    /// What a person sees, e.g. `Resolved`.
+    pub label: String,
+}
+
+/// True when `id` is a valid id: 1 to 64 characters from `[A-Za-z0-9_.-]`.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+/// Longest text of one message, in characters. Longer texts are refused, not cut.
+pub const MAX_TEXT_CHARS: usize = 20_000;
+/// Longest display name (agent, queue, entry point, customer), in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Largest capacity one agent may have.
+pub const MAX_CAPACITY: u32 = 100;

@@ -1,0 +1,76 @@
+//! Queues and entry points.
+//!
+//! A queue orders its waiting conversations by [`QueueKey`]: higher priority first, then
+//! the oldest `received_at`, then arrival order. A conversation that comes back after an
+//! expired offer keeps its original key, and so its place.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConversationId, EntryPointId, Millis, QueueId};
+
+/// Position of a waiting conversation in its queue; smaller is served first.
+pub type QueueKey = (Reverse<i32>, Millis, u64);
+
+/// A named line of waiting conversations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queue {
+    pub id: QueueId,
+    pub name: String,
+    /// Waiting conversations in serving order. Rebuilt from the conversations on recovery,
+    /// so it is not part of the queue's stored record.
+    #[serde(skip)]
+    pub waiting: BTreeMap<QueueKey, ConversationId>,
+}
+
+impl Queue {
+    /// A new, empty queue.
+    pub fn new(id: QueueId, name: String) -> Self {
+        Queue {
+            id,
+            name,
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    /// The conversation served next, if any.
+    pub fn head(&self) -> Option<(&QueueKey, &ConversationId)> {
+        self.waiting.iter().next()
+    }
+
+    /// How long the head has waited at `now`.
+    pub fn longest_wait_ms(&self, now: Millis) -> u64 {
+        self.head().map(|((_, at, _), _)| now.saturating_sub(*at)).unwrap_or(0)
+    }
+}
+
+/// A customer-facing address that feeds one queue (for Messenger, a Facebook Page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryPoint {
+    pub id: EntryPointId,
+    /// The source page shown to agents.
+    pub name: String,
+    pub queue: QueueId,
+    pub page_id: Option<String>,
+    /// Secret for the Messenger Send API; never shown by the API.
+    pub page_access_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priority_then_received_at_then_arrival() {
+        let mut q = Queue::new("q".into(), "Q".into());
+        q.waiting.insert((Reverse(0), 100, 1), "old".into());
+        q.waiting.insert((Reverse(0), 200, 2), "new".into());
+        q.waiting.insert((Reverse(5), 300, 3), "vip".into());
+        q.waiting.insert((Reverse(0), 100, 0), "first".into());
+        let order: Vec<_> = q.waiting.values().cloned().collect();
+        assert_eq!(order, ["vip", "first", "old", "new"]);
+        assert_eq!(q.longest_wait_ms(1000), 700);
+    }
+}

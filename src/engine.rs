@@ -1,0 +1,570 @@
+//! [`Engine`]: the Rust API of Switchboard. The HTTP layer, the load harness and the
+//! benches call it; it hides the actors behind plain async methods.
+//!
+//! Every operation returns a typed result or an [`EngineError`] with a stable code. A
+//! successful answer means the change is durable (it went through the [`Store`]).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix::{Actor, Addr, Arbiter};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::actors::conversation::{CustomerChannel, NoChannel};
+use crate::actors::router::{Ask, CountDesktops, Exec, RouterActor, Shared, Subscribe};
+use crate::actors::{Clock, SystemClock};
+use crate::core::*;
+use crate::store::{Store, StoreError};
+
+/// A command: one state change, acknowledged once durable.
+#[derive(Debug, Clone)]
+pub enum Command {
+    CreateQueue {
+        id: QueueId,
+        name: String,
+    },
+    CreateEntryPoint(EntryPoint),
+    CreateAgent {
+        id: AgentId,
+        name: String,
+        queues: Vec<QueueId>,
+        capacity: u32,
+        credential: Option<String>,
+    },
+    SetCredential {
+        agent: AgentId,
+        credential: String,
+    },
+    /// The agent sets its own presence.
+    SetState {
+        agent: AgentId,
+        state: Presence,
+        idle_code: Option<String>,
+    },
+    /// A customer message on an entry point: opens or joins the customer's conversation.
+    CustomerMessage {
+        entry_point: EntryPointId,
+        customer: Customer,
+        text: String,
+        channel: Channel,
+    },
+    /// A customer message in a known conversation.
+    CustomerReply {
+        conversation: ConversationId,
+        text: String,
+    },
+    CustomerEnd {
+        conversation: ConversationId,
+    },
+    Accept {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    Send {
+        agent: AgentId,
+        conversation: ConversationId,
+        text: String,
+    },
+    TransferToAgent {
+        agent: AgentId,
+        conversation: ConversationId,
+        target: AgentId,
+    },
+    TransferToQueue {
+        agent: AgentId,
+        conversation: ConversationId,
+        queue: QueueId,
+    },
+    Conference {
+        agent: AgentId,
+        conversation: ConversationId,
+        target: AgentId,
+    },
+    ExitConference {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    EndConference {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    End {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    Wrapup {
+        agent: AgentId,
+        conversation: ConversationId,
+        reason: String,
+    },
+}
+
+impl Command {
+    /// A short name for logs and spans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateQueue { .. } => "create_queue",
+            Command::CreateEntryPoint(_) => "create_entry_point",
+            Command::CreateAgent { .. } => "create_agent",
+            Command::SetCredential { .. } => "set_credential",
+            Command::SetState { .. } => "set_state",
+            Command::CustomerMessage { .. } => "customer_message",
+            Command::CustomerReply { .. } => "customer_reply",
+            Command::CustomerEnd { .. } => "customer_end",
+            Command::Accept { .. } => "accept",
+            Command::Send { .. } => "send",
+            Command::TransferToAgent { .. } => "transfer_to_agent",
+            Command::TransferToQueue { .. } => "transfer_to_queue",
+            Command::Conference { .. } => "conference",
+            Command::ExitConference { .. } => "exit_conference",
+            Command::EndConference { .. } => "end_conference",
+            Command::End { .. } => "end",
+            Command::Wrapup { .. } => "wrapup",
+        }
+    }
+}
+
+/// The answer to a [`Command`].
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Done,
+    Queue(Queue),
+    EntryPoint(EntryPoint),
+    Agent(Agent),
+    Conversation(Conversation),
+    Message(Message),
+}
+
+/// A read.
+#[derive(Debug, Clone)]
+pub enum Query {
+    Agent(AgentId),
+    Agents,
+    Queue(QueueId),
+    Queues,
+    EntryPoints,
+    Conversation(ConversationId),
+    /// SPEC.md's invariants over the current state (for tests and `/healthz`).
+    Invariants,
+}
+
+/// The answer to a [`Query`].
+#[derive(Debug, Clone)]
+pub enum QueryReply {
+    Agent(Option<AgentDetail>),
+    Agents(Vec<Agent>),
+    Queue(Option<QueueStats>),
+    Queues(Vec<QueueStats>),
+    EntryPoints(Vec<EntryPoint>),
+    Conversation(Option<Conversation>),
+    Violations(Vec<String>),
+}
+
+/// An agent with everything it holds: what `hello` and `GET /agents/{id}` show.
+#[derive(Debug, Clone)]
+pub struct AgentDetail {
+    pub agent: Agent,
+    /// Conversations offered to the agent (see each one's `offer`).
+    pub offers: Vec<Conversation>,
+    /// Conversations the agent is in (owner or guest), with transcripts.
+    pub conversations: Vec<Conversation>,
+    /// Conversations the agent owes a wrap-up for.
+    pub wrapups: Vec<Conversation>,
+}
+
+/// A queue with its live figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    pub id: QueueId,
+    pub name: String,
+    pub waiting: usize,
+    pub longest_wait_ms: u64,
+    pub agents_available: usize,
+}
+
+/// What the engine-wide observer sees: every agent event and every observation.
+#[derive(Debug, Clone)]
+pub enum Observed {
+    Agent { agent: AgentId, event: Arc<AgentEvent> },
+    Observation(Observation),
+}
+
+/// Why an engine operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the engine is not running")]
+    Stopped,
+}
+
+impl EngineError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Core(e) => e.code(),
+            EngineError::Store(_) => "store_unavailable",
+            EngineError::Stopped => "engine_unavailable",
+        }
+    }
+
+    /// The core error, if this is one.
+    pub fn core(&self) -> Option<&CoreError> {
+        match self {
+            EngineError::Core(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How to build an engine.
+pub struct EngineOptions {
+    pub rules: Rules,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub channel: Arc<dyn CustomerChannel>,
+}
+
+impl EngineOptions {
+    /// Rules and store given; the system clock; no customer channel.
+    pub fn new(rules: Rules, store: Arc<dyn Store>) -> Self {
+        EngineOptions {
+            rules,
+            store,
+            clock: Arc::new(SystemClock),
+            channel: Arc::new(NoChannel),
+        }
+    }
+}
+
+/// A handle to a running engine. Cheap to clone; every clone talks to the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    router: Addr<RouterActor>,
+    shared: Arc<Shared>,
+    observer: broadcast::Sender<Arc<Observed>>,
+    rules: Arc<Rules>,
+}
+
+impl Engine {
+    /// Rebuilds the engine from `options.store` and starts its actors on a dedicated
+    /// arbiter (thread) of the current actix system.
+    pub fn start(options: EngineOptions) -> Result<Engine, StoreError> {
+        let snapshot = options.store.load()?;
+        let now = options.clock.now();
+        let floor = Floor::restore(
+            options.rules.clone(),
+            snapshot.queues,
+            snapshot.entry_points,
+            snapshot.agents,
+            snapshot.conversations,
+            snapshot.counters,
+            now,
+        );
+        let shared = Arc::new(Shared::default());
+        shared.healthy.store(true, Ordering::SeqCst);
+        let (observer, _) = broadcast::channel(65_536);
+        let arbiter = Arbiter::new();
+        let (store, clock, channel) = (options.store, options.clock, options.channel);
+        let (s, o) = (shared.clone(), observer.clone());
+        let router = RouterActor::start_in_arbiter(&arbiter.handle(), move |_| {
+            RouterActor::new(floor, store, clock, channel, s, o)
+        });
+        Ok(Engine {
+            router,
+            shared,
+            observer,
+            rules: Arc::new(options.rules),
+        })
+    }
+
+    /// The rules in force (wrap-up reasons, idle codes, timeouts).
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Runs one command; `Ok` means it is durable.
+    pub async fn exec(&self, cmd: Command) -> Result<Reply, EngineError> {
+        self.router.send(Exec(cmd)).await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Reads something.
+    pub async fn ask(&self, q: Query) -> Result<QueryReply, EngineError> {
+        self.router.send(Ask(q)).await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Subscribes to an agent's events: its full state now, and every event after it.
+    pub async fn subscribe(&self, agent: &str) -> Result<(AgentDetail, mpsc::Receiver<Arc<AgentEvent>>), EngineError> {
+        self.router
+            .send(Subscribe { agent: agent.into() })
+            .await
+            .map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Every agent event and observation from now on (a lagging receiver loses the oldest).
+    pub fn observe(&self) -> broadcast::Receiver<Arc<Observed>> {
+        self.observer.subscribe()
+    }
+
+    /// The agent a credential belongs to, without a round trip to the engine.
+    pub fn agent_for_credential(&self, credential: &str) -> Option<AgentId> {
+        self.shared.credentials.read().ok()?.get(credential).cloned()
+    }
+
+    /// False once a store write failed (the engine then refuses changes until restart).
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::SeqCst)
+    }
+
+    /// Connected desktops across all agents.
+    pub async fn desktops(&self) -> usize {
+        self.router.send(CountDesktops).await.unwrap_or(0)
+    }
+
+    // ----- typed conveniences -----
+
+    pub async fn create_queue(&self, id: &str, name: &str) -> Result<Queue, EngineError> {
+        match self
+            .exec(Command::CreateQueue {
+                id: id.into(),
+                name: name.into(),
+            })
+            .await?
+        {
+            Reply::Queue(q) => Ok(q),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    pub async fn create_entry_point(&self, ep: EntryPoint) -> Result<EntryPoint, EngineError> {
+        match self.exec(Command::CreateEntryPoint(ep)).await? {
+            Reply::EntryPoint(e) => Ok(e),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    pub async fn create_agent(
+        &self,
+        id: &str,
+        name: &str,
+        queues: &[&str],
+        capacity: u32,
+    ) -> Result<Agent, EngineError> {
+        let cmd = Command::CreateAgent {
+            id: id.into(),
+            name: name.into(),
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            capacity,
+            credential: None,
+        };
+        self.agent_reply(cmd).await
+    }
+
+    pub async fn set_state(&self, agent: &str, state: Presence, idle_code: Option<&str>) -> Result<Agent, EngineError> {
+        self.agent_reply(Command::SetState {
+            agent: agent.into(),
+            state,
+            idle_code: idle_code.map(Into::into),
+        })
+        .await
+    }
+
+    async fn agent_reply(&self, cmd: Command) -> Result<Agent, EngineError> {
+        match self.exec(cmd).await? {
+            Reply::Agent(a) => Ok(a),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    async fn conversation_reply(&self, cmd: Command) -> Result<Conversation, EngineError> {
+        match self.exec(cmd).await? {
+            Reply::Conversation(c) => Ok(c),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    async fn message_reply(&self, cmd: Command) -> Result<Message, EngineError> {
+        match self.exec(cmd).await? {
+            Reply::Message(m) => Ok(m),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    async fn done(&self, cmd: Command) -> Result<(), EngineError> {
+        self.exec(cmd).await.map(|_| ())
+    }
+
+    /// A customer message over REST on an entry point.
+    pub async fn customer_message(
+        &self,
+        entry_point: &str,
+        customer_id: &str,
+        customer_name: &str,
+        text: &str,
+    ) -> Result<Conversation, EngineError> {
+        self.conversation_reply(Command::CustomerMessage {
+            entry_point: entry_point.into(),
+            customer: Customer {
+                id: customer_id.into(),
+                name: customer_name.into(),
+            },
+            text: text.into(),
+            channel: Channel::Rest,
+        })
+        .await
+    }
+
+    pub async fn customer_reply(&self, conversation: &str, text: &str) -> Result<Message, EngineError> {
+        self.message_reply(Command::CustomerReply {
+            conversation: conversation.into(),
+            text: text.into(),
+        })
+        .await
+    }
+
+    pub async fn customer_end(&self, conversation: &str) -> Result<(), EngineError> {
+        self.done(Command::CustomerEnd {
+            conversation: conversation.into(),
+        })
+        .await
+    }
+
+    pub async fn accept(&self, agent: &str, conversation: &str) -> Result<Conversation, EngineError> {
+        self.conversation_reply(Command::Accept {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        })
+        .await
+    }
+
+    pub async fn send(&self, agent: &str, conversation: &str, text: &str) -> Result<Message, EngineError> {
+        self.message_reply(Command::Send {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            text: text.into(),
+        })
+        .await
+    }
+
+    pub async fn transfer_to_agent(
+        &self,
+        agent: &str,
+        conversation: &str,
+        target: &str,
+    ) -> Result<Conversation, EngineError> {
+        self.conversation_reply(Command::TransferToAgent {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            target: target.into(),
+        })
+        .await
+    }
+
+    pub async fn transfer_to_queue(
+        &self,
+        agent: &str,
+        conversation: &str,
+        queue: &str,
+    ) -> Result<Conversation, EngineError> {
+        self.conversation_reply(Command::TransferToQueue {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            queue: queue.into(),
+        })
+        .await
+    }
+
+    pub async fn conference(&self, agent: &str, conversation: &str, target: &str) -> Result<Conversation, EngineError> {
+        self.conversation_reply(Command::Conference {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            target: target.into(),
+        })
+        .await
+    }
+
+    pub async fn exit_conference(&self, agent: &str, conversation: &str) -> Result<(), EngineError> {
+        self.done(Command::ExitConference {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        })
+        .await
+    }
+
+    pub async fn end_conference(&self, agent: &str, conversation: &str) -> Result<(), EngineError> {
+        self.done(Command::EndConference {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        })
+        .await
+    }
+
+    pub async fn end(&self, agent: &str, conversation: &str) -> Result<(), EngineError> {
+        self.done(Command::End {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        })
+        .await
+    }
+
+    pub async fn wrapup(&self, agent: &str, conversation: &str, reason: &str) -> Result<(), EngineError> {
+        self.done(Command::Wrapup {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            reason: reason.into(),
+        })
+        .await
+    }
+
+    pub async fn agent(&self, id: &str) -> Result<Option<AgentDetail>, EngineError> {
+        match self.ask(Query::Agent(id.into())).await? {
+            QueryReply::Agent(a) => Ok(a),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    pub async fn agents(&self) -> Result<Vec<Agent>, EngineError> {
+        match self.ask(Query::Agents).await? {
+            QueryReply::Agents(a) => Ok(a),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    pub async fn queue(&self, id: &str) -> Result<Option<QueueStats>, EngineError> {
+        match self.ask(Query::Queue(id.into())).await? {
+            QueryReply::Queue(q) => Ok(q),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    pub async fn queues(&self) -> Result<Vec<QueueStats>, EngineError> {
+        match self.ask(Query::Queues).await? {
+            QueryReply::Queues(q) => Ok(q),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    pub async fn entry_points(&self) -> Result<Vec<EntryPoint>, EngineError> {
+        match self.ask(Query::EntryPoints).await? {
+            QueryReply::EntryPoints(e) => Ok(e),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, EngineError> {
+        match self.ask(Query::Conversation(id.into())).await? {
+            QueryReply::Conversation(c) => Ok(c),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// SPEC.md invariant violations in the current state; empty when all hold.
+    pub async fn violations(&self) -> Result<Vec<String>, EngineError> {
+        match self.ask(Query::Invariants).await? {
+            QueryReply::Violations(v) => Ok(v),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+}

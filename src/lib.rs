@@ -1,0 +1,20 @@
+//! Switchboard: a self-hosted contact-centre routing engine for digital conversations.
+//!
+//! Customers write on a channel (Messenger first); each chat becomes a conversation in a
+//! queue; the engine offers it to one available agent at a time, handles expiry to RONA,
+//! transfers, conferences, ends and wrap-ups, and makes every acknowledged change durable.
+//!
+//! # Layout
+//! - [`config`]: typed configuration, the embedded default, environment overrides.
+//! - [`core`]: the pure routing state machine ([`core::Floor`]); no I/O, no clock.
+//! - [`actors`]: actix actors per agent, queue and conversation, around the core.
+//! - [`engine`]: [`engine::Engine`], the Rust API that the HTTP layer and benches call.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`store`]: the durability seam ([`store::Store`]) and its implementations.
+
+pub mod actors;
+pub mod config;
+pub mod core;
+pub mod engine;
+pub mod metrics;
+pub mod store;

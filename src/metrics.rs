@@ -1,0 +1,170 @@
+//! Prometheus metrics, served at `/metrics`.
+//!
+//! The router records every [`Observation`] here; the HTTP layer records request latency.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::core::{Observation, Presence};
+
+/// The registry every Switchboard metric is in.
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(c: T) -> T {
+    // Registration fails only for a duplicate name, which is a programming error caught
+    // by the metrics test; keep the collector working either way.
+    let _ = REGISTRY.register(Box::new(c.clone()));
+    c
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+macro_rules! counter {
+    ($name:ident, $metric:literal, $help:literal, $labels:expr) => {
+        pub static $name: LazyLock<IntCounterVec> =
+            LazyLock::new(|| register(IntCounterVec::new(Opts::new($metric, $help), $labels).expect("valid metric")));
+    };
+}
+
+counter!(OFFERS, "switchboard_offers_total", "Offers made, by kind.", &["kind"]);
+counter!(
+    ACCEPTS,
+    "switchboard_accepts_total",
+    "Offers accepted, by kind.",
+    &["kind"]
+);
+counter!(
+    RONAS,
+    "switchboard_ronas_total",
+    "Offers that expired (agent put in RONA), by kind.",
+    &["kind"]
+);
+counter!(TRANSFERS, "switchboard_transfers_total", "Transfers started.", &[]);
+counter!(CONFERENCES, "switchboard_conferences_total", "Conferences joined.", &[]);
+counter!(
+    ENDS,
+    "switchboard_conversations_ended_total",
+    "Conversations ended, by reason.",
+    &["reason"]
+);
+counter!(
+    WRAPUPS,
+    "switchboard_wrapups_total",
+    "Wrap-ups submitted, by reason.",
+    &["reason"]
+);
+counter!(
+    ARRIVALS,
+    "switchboard_arrivals_total",
+    "Conversations that entered a queue.",
+    &["queue"]
+);
+counter!(
+    HTTP_REQUESTS,
+    "switchboard_http_requests_total",
+    "HTTP requests, by status.",
+    &["status"]
+);
+
+/// Conversations waiting, per queue.
+pub static QUEUE_WAITING: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new("switchboard_queue_waiting", "Conversations waiting, per queue."),
+            &["queue"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Agents per presence state.
+pub static AGENTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new("switchboard_agents", "Agents per presence state."),
+            &["state"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Connected agent desktops.
+pub static DESKTOPS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::new("switchboard_desktops_connected", "Connected agent desktops.").expect("valid metric"))
+});
+
+fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    register(
+        HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
+            .expect("valid metric"),
+    )
+}
+
+/// Seconds from offer to accept.
+pub static OFFER_TO_ACCEPT: LazyLock<HistogramVec> = LazyLock::new(|| {
+    histogram(
+        "switchboard_offer_to_accept_seconds",
+        "Time from offer to accept.",
+        &["kind"],
+    )
+});
+/// Seconds a conversation waited in its queue before it was accepted.
+pub static QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
+    histogram(
+        "switchboard_queue_wait_seconds",
+        "Time from queue entry to accept.",
+        &[],
+    )
+});
+/// HTTP request latency.
+pub static REQUEST_LATENCY: LazyLock<HistogramVec> =
+    LazyLock::new(|| histogram("switchboard_http_request_seconds", "HTTP request latency.", &["method"]));
+
+/// Records one engine-wide observation.
+pub fn observe(o: &Observation) {
+    match o {
+        Observation::Arrived { queue, .. } => ARRIVALS.with_label_values(&[queue]).inc(),
+        Observation::Offered { kind, .. } => OFFERS.with_label_values(&[kind.as_str()]).inc(),
+        Observation::Accepted {
+            kind,
+            offer_ms,
+            queue_wait_ms,
+            ..
+        } => {
+            ACCEPTS.with_label_values(&[kind.as_str()]).inc();
+            OFFER_TO_ACCEPT
+                .with_label_values(&[kind.as_str()])
+                .observe(*offer_ms as f64 / 1000.0);
+            QUEUE_WAIT
+                .with_label_values(&[])
+                .observe(*queue_wait_ms as f64 / 1000.0);
+        }
+        Observation::Rona { kind, .. } => RONAS.with_label_values(&[kind.as_str()]).inc(),
+        Observation::Transferred { .. } => TRANSFERS.with_label_values(&[]).inc(),
+        Observation::Conferenced { .. } => CONFERENCES.with_label_values(&[]).inc(),
+        Observation::Ended { reason, .. } => ENDS.with_label_values(&[reason]).inc(),
+        Observation::WrappedUp { reason, .. } => WRAPUPS.with_label_values(&[reason]).inc(),
+        Observation::PresenceChanged { from, to, .. } => {
+            AGENTS.with_label_values(&[from.as_str()]).dec();
+            AGENTS.with_label_values(&[to.as_str()]).inc();
+        }
+    }
+}
+
+/// Counts a new agent (created logged out, or restored in `state`).
+pub fn agent_added(state: Presence) {
+    AGENTS.with_label_values(&[state.as_str()]).inc();
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    // Encoding into a Vec cannot fail for the text format.
+    let _ = TextEncoder::new().encode(&REGISTRY.gather(), &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
