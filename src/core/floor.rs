@@ -1282,11 +1282,17 @@ impl Floor {
     /// The agent leaves the conversation and owes a wrap-up (the slot stays held).
     fn leave(&mut self, agent: &str, conversation: &str, now: Millis) {
         let due = (self.rules.auto_wrapup_after_ms > 0).then(|| now + self.rules.auto_wrapup_after_ms);
+        let mut already_owed = false;
         if let Some(a) = self.agents.get_mut(agent) {
             a.active.remove(conversation);
-            a.wrapups.insert(conversation.into(), due);
+            already_owed = a.wrapups.insert(conversation.into(), due).is_some();
         }
         self.dirty_agents.insert(agent.into());
+        if already_owed {
+            // The agent left this conversation before and was offered it again: it still
+            // owes one wrap-up for it (SPEC.md), so the slot of the active part is free.
+            self.slot_freed(agent, now);
+        }
         self.effects.push(Effect::Notify {
             agent: agent.into(),
             event: AgentEvent::WrapupRequired {
