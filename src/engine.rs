@@ -125,6 +125,8 @@ impl Command {
 }
 
 /// The answer to a [`Command`].
+// An answer is moved once, from the router to the caller; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Reply {
     Done,

@@ -169,6 +169,9 @@ pub enum Effect {
 
 /// A change to make durable. Records are whole snapshots except transcripts, which grow
 /// message by message.
+// Changes live only from one command to its commit; boxing the large records would cost
+// an allocation per change for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Agent(Agent),

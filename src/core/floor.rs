@@ -1421,6 +1421,15 @@ impl Floor {
             .map(|(_, id)| id.clone())
     }
 
+    /// For an eligible agent, the oldest conversation waiting in its queues and the agent
+    /// that should get it (the longest-free eligible agent for it, maybe another one).
+    fn next_match_for(&self, agent: &str) -> Option<(ConversationId, AgentId)> {
+        let a = self.agents.get(agent).filter(|a| a.eligible())?;
+        let conv = self.best_conversation_for(a)?;
+        let target = self.best_agent(self.conversations.get(&conv)?)?;
+        Some((conv, target))
+    }
+
     /// The routing step: offers waiting conversations to eligible agents until no match
     /// remains among what the last operation touched.
     fn route(&mut self, now: Millis) {
@@ -1444,17 +1453,7 @@ impl Floor {
                 continue;
             }
             if let Some(agent) = self.touched_agents.pop() {
-                loop {
-                    let Some(a) = self.agents.get(&agent) else { break };
-                    if !a.eligible() {
-                        break;
-                    }
-                    let Some(conv) = self.best_conversation_for(a) else {
-                        break;
-                    };
-                    let Some(target) = self.best_agent(&self.conversations[&conv]) else {
-                        break;
-                    };
+                while let Some((conv, target)) = self.next_match_for(&agent) {
                     self.make_offer(
                         &conv,
                         &target,
