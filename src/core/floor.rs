@@ -1470,3 +1470,7 @@ impl Floor {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "floor_tests.rs"]
+mod tests;

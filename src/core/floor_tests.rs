@@ -1,0 +1,618 @@
+//! Table-driven tests of every SPEC.md rule, through one small [`check`] helper.
+//!
+//! Each table is a script of operations and expectations with the outcome each must
+//! have (`"ok"` or an error code). The floor has queues q1 (agents a1, a2, a4) and q2
+//! (a2, a3); entry points e1 → q1 and e2 → q2; a4 has capacity 2. Timeouts are 1000 ms
+//! for every kind of offer; `Tick` advances the virtual clock and fires due timers.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Avail(&'static str),
+    Idle(&'static str, &'static str),
+    Logout(&'static str),
+    /// A customer writes on an entry point.
+    Msg(&'static str, &'static str),
+    /// The customer of a conversation writes.
+    Reply(&'static str),
+    Accept(&'static str, &'static str),
+    Send(&'static str, &'static str),
+    Tick(u64),
+    TransferTo(&'static str, &'static str, &'static str),
+    TransferToQueue(&'static str, &'static str, &'static str),
+    Conference(&'static str, &'static str, &'static str),
+    Exit(&'static str, &'static str),
+    EndConference(&'static str, &'static str),
+    End(&'static str, &'static str),
+    CustomerEnd(&'static str),
+    Wrapup(&'static str, &'static str, &'static str),
+    /// Conversation state: `queued`, `offered:a1`, `active:a1`, `active:a1+a2`
+    /// (owner + guest), `requested:a1>a2` (owner, invited), `ended:reason`.
+    Is(&'static str, &'static str),
+    /// Agent presence and load: `available/1`, `rona/0`, ...
+    Agent(&'static str, &'static str),
+    /// The waiting order of a queue, comma separated.
+    Waiting(&'static str, &'static str),
+    /// The transcript's texts, `|` separated.
+    Transcript(&'static str, &'static str),
+}
+use Op::*;
+
+fn floor(no_answer: TransferNoAnswer, auto_wrapup: u64) -> Floor {
+    let mut f = Floor::new(Rules {
+        offer_timeout_ms: 1000,
+        transfer_timeout_ms: 1000,
+        conference_timeout_ms: 1000,
+        transfer_no_answer: no_answer,
+        auto_wrapup_after_ms: auto_wrapup,
+        ..Rules::default()
+    });
+    for (q, name) in [("q1", "One"), ("q2", "Two")] {
+        f.create_queue(q, name).expect("queue");
+    }
+    for (e, q) in [("e1", "q1"), ("e2", "q2")] {
+        let ep = EntryPoint {
+            id: e.into(),
+            name: format!("Page {e}"),
+            queue: q.into(),
+            page_id: None,
+            page_access_token: None,
+        };
+        f.create_entry_point(ep).expect("entry point");
+    }
+    for (a, qs, cap) in [
+        ("a1", &["q1"][..], 1),
+        ("a2", &["q1", "q2"][..], 1),
+        ("a3", &["q2"][..], 1),
+        ("a4", &["q1"][..], 2),
+    ] {
+        let name = format!("Agent {}", &a[1..]);
+        f.create_agent(a, &name, qs.iter().map(|q| q.to_string()).collect(), cap, None, 0)
+            .expect("agent");
+    }
+    f
+}
+
+fn describe(f: &Floor, c: &str) -> String {
+    let Some(c) = f.conversation(c) else {
+        return "missing".into();
+    };
+    match (c.state, &c.offer) {
+        (ConversationState::Queued, _) => "queued".into(),
+        (ConversationState::Offered, Some(o)) => format!("offered:{}", o.agent),
+        (ConversationState::Active, Some(o)) => {
+            format!("requested:{}>{}", c.owner.clone().unwrap_or_default(), o.agent)
+        }
+        (ConversationState::Active, None) => match &c.guest {
+            Some(g) => format!("active:{}+{g}", c.owner.clone().unwrap_or_default()),
+            None => format!("active:{}", c.owner.clone().unwrap_or_default()),
+        },
+        (ConversationState::Ended, _) => format!("ended:{}", c.ended_reason.clone().unwrap_or_default()),
+        (s, o) => format!("{s:?}/{o:?}"),
+    }
+}
+
+/// Runs `rows` on a fresh floor; each row's outcome must be as given.
+fn check_with(mut f: Floor, rows: &[(Op, &str)]) {
+    let mut now: Millis = 1_000;
+    for (i, (op, want)) in rows.iter().enumerate() {
+        now += 1;
+        let r: Result<(), CoreError> = match *op {
+            Avail(a) => f.set_state(a, Presence::Available, None, now).map(|_| ()),
+            Idle(a, code) => f.set_state(a, Presence::Idle, Some(code.into()), now).map(|_| ()),
+            Logout(a) => f.set_state(a, Presence::LoggedOut, None, now).map(|_| ()),
+            Msg(ep, u) => {
+                let customer = Customer {
+                    id: u.into(),
+                    name: format!("Customer {u}"),
+                };
+                f.customer_message(ep, customer, &format!("hi from {u}"), Channel::Rest, now)
+                    .map(|_| ())
+            }
+            Reply(c) => f.customer_reply(c, "more", now).map(|_| ()),
+            Accept(a, c) => f.accept(a, c, now).map(|_| ()),
+            Send(a, c) => f.agent_message(a, c, &format!("{a} here"), now).map(|_| ()),
+            Tick(ms) => {
+                now += ms;
+                for t in f.due_timers(now) {
+                    f.fire(&t, now);
+                }
+                Ok(())
+            }
+            TransferTo(a, c, t) => f.transfer_to_agent(a, c, t, now),
+            TransferToQueue(a, c, q) => f.transfer_to_queue(a, c, q, now),
+            Conference(a, c, t) => f.conference(a, c, t, now),
+            Exit(a, c) => f.exit_conference(a, c, now),
+            EndConference(a, c) => f.end_conference(a, c, now),
+            End(a, c) => f.end(a, c, now),
+            CustomerEnd(c) => f.customer_end(c, now),
+            Wrapup(a, c, r) => f.wrapup(a, c, r, now),
+            Is(c, _) => Err(CoreError::InvalidInput(describe(&f, c))),
+            Agent(a, _) => {
+                let a = f.agent(a).expect("agent");
+                Err(CoreError::InvalidInput(format!("{}/{}", a.presence.as_str(), a.load())))
+            }
+            Waiting(q, _) => {
+                let q = f.queue(q).expect("queue");
+                Err(CoreError::InvalidInput(
+                    q.waiting.values().cloned().collect::<Vec<_>>().join(","),
+                ))
+            }
+            Transcript(c, _) => {
+                let c = f.conversation(c).expect("conversation");
+                Err(CoreError::InvalidInput(
+                    c.transcript
+                        .iter()
+                        .map(|m| m.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ))
+            }
+        };
+        let got = match (&r, op) {
+            (Err(CoreError::InvalidInput(s)), Is(..) | Agent(..) | Waiting(..) | Transcript(..)) => s.clone(),
+            (Ok(()), _) => "ok".into(),
+            (Err(e), _) => e.code().into(),
+        };
+        let want = match op {
+            Is(_, w) | Agent(_, w) | Waiting(_, w) | Transcript(_, w) => *w,
+            _ => want,
+        };
+        assert_eq!(got, want, "row {i}: {op:?}");
+        let v = super::super::invariants::check(&f);
+        assert!(v.is_empty(), "row {i}: {op:?} broke invariants: {v:?}");
+        f.take_effects();
+        f.take_changes();
+    }
+}
+
+fn check(rows: &[(Op, &str)]) {
+    check_with(floor(TransferNoAnswer::Drop, 0), rows)
+}
+
+/// Expectation rows carry their expected value inside the op.
+const E: &str = "";
+
+#[test]
+fn arrival_and_offer() {
+    check(&[
+        (Msg("e1", "u1"), "ok"),
+        (Is("c-1", "queued"), E),
+        (Msg("e1", "u1"), "ok"), // the same customer joins the open conversation
+        (Transcript("c-1", "hi from u1|hi from u1"), E),
+        (Avail("a1"), "ok"),
+        (Is("c-1", "offered:a1"), E),
+        (Agent("a1", "available/1"), E),
+        (Msg("nope", "u2"), "unknown_entry_point"),
+    ]);
+}
+
+#[test]
+fn longest_free_agent_gets_the_offer() {
+    check(&[
+        (Avail("a2"), "ok"),
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Is("c-1", "offered:a2"), E),
+        (Msg("e1", "u2"), "ok"),
+        (Is("c-2", "offered:a1"), E),
+    ]);
+}
+
+#[test]
+fn freed_agent_takes_oldest_across_its_queues() {
+    check(&[
+        (Msg("e2", "u1"), "ok"),
+        (Tick(10), "ok"),
+        (Msg("e1", "u2"), "ok"),
+        (Avail("a2"), "ok"), // serves q1 and q2: the q2 conversation is older
+        (Is("c-1", "offered:a2"), E),
+        (Is("c-2", "queued"), E),
+        (Waiting("q1", "c-2"), E),
+    ]);
+}
+
+#[test]
+fn only_the_offered_agent_accepts_in_time() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Accept("a2", "c-1"), "not_offered_to_you"),
+        (Accept("a1", "c-9"), "unknown_conversation"),
+        (Accept("a1", "c-1"), "ok"),
+        (Is("c-1", "active:a1"), E),
+        (Accept("a1", "c-1"), "not_offered_to_you"),
+    ]);
+}
+
+#[test]
+fn accept_after_the_deadline_is_an_expiry() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        // The deadline passes but the timer has not fired yet (no Tick): accept still loses.
+        (Reply("c-1"), "ok"),
+        (Agent("a1", "available/1"), E),
+    ]);
+    let mut f = floor(TransferNoAnswer::Drop, 0);
+    f.set_state("a1", Presence::Available, None, 10).expect("available");
+    let customer = Customer {
+        id: "u1".into(),
+        name: "U".into(),
+    };
+    f.customer_message("e1", customer, "hi", Channel::Rest, 20)
+        .expect("message");
+    assert_eq!(
+        f.accept("a1", "c-1", 20 + 1000).map(|_| ()).unwrap_err().code(),
+        "offer_expired"
+    );
+    assert_eq!(f.agent("a1").map(|a| a.presence), Some(Presence::Rona));
+    assert_eq!(describe(&f, "c-1"), "queued");
+}
+
+#[test]
+fn expiry_puts_agent_in_rona_and_requeues_keeping_place() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Msg("e1", "u2"), "ok"),
+        (Tick(1000), "ok"),
+        (Agent("a1", "rona/0"), E),
+        (Waiting("q1", "c-1,c-2"), E), // c-1 keeps its place ahead of c-2
+        (Avail("a4"), "ok"),
+        (Is("c-1", "offered:a4"), E),
+        (Is("c-2", "offered:a4"), E), // capacity 2
+        (Agent("a4", "available/2"), E),
+        (Tick(5000), "ok"),
+        (Agent("a1", "rona/0"), E), // never automatically
+        (Logout("a1"), "invalid_state"),
+        (Idle("a1", "break"), "ok"),
+    ]);
+}
+
+#[test]
+fn expired_agent_is_not_offered_the_same_conversation_while_another_is_eligible() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Avail("a2"), "ok"),
+        (Tick(1000), "ok"), // a1 lets c-1 expire; a2 gets it
+        (Is("c-1", "offered:a2"), E),
+        (Avail("a1"), "ok"), // a1 is now free longer than a4
+        (Avail("a4"), "ok"),
+        (Tick(1000), "ok"), // a2 lets it expire too: a4, not a1, gets it
+        (Is("c-1", "offered:a4"), E),
+    ]);
+    // With no other eligible agent, the agent that let it expire gets it again.
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Tick(1000), "ok"),
+        (Is("c-1", "queued"), E),
+        (Avail("a1"), "ok"),
+        (Is("c-1", "offered:a1"), E),
+    ]);
+}
+
+#[test]
+fn presence_rules() {
+    check(&[
+        (Idle("a1", "unknown-code"), "unknown_idle_code"),
+        (Idle("a1", "break"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Is("c-1", "queued"), E), // idle receives no offer
+        (Avail("a1"), "ok"),
+        (Accept("a1", "c-1"), "ok"),
+        (Logout("a1"), "agent_busy"),
+        (End("a1", "c-1"), "ok"),
+        (Logout("a1"), "agent_busy"), // the wrap-up is still owed
+        (Wrapup("a1", "c-1", "resolved"), "ok"),
+        (Logout("a1"), "ok"),
+        (Logout("a9"), "unknown_agent"),
+    ]);
+}
+
+#[test]
+fn messages() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Send("a1", "c-1"), "not_in_conversation"), // offered, not yet accepted
+        (Reply("c-1"), "ok"),                       // the customer may always write
+        (Accept("a1", "c-1"), "ok"),
+        (Send("a1", "c-1"), "ok"),
+        (Send("a2", "c-1"), "not_in_conversation"),
+        (Transcript("c-1", "hi from u1|more|a1 here"), E),
+        (End("a1", "c-1"), "ok"),
+        (Send("a1", "c-1"), "conversation_ended"),
+        (Reply("c-1"), "conversation_ended"),
+    ]);
+}
+
+#[test]
+fn transfer_to_agent() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Accept("a1", "c-1"), "ok"),
+        (TransferTo("a1", "c-1", "a2"), "agent_unavailable"), // a2 is logged out
+        (TransferTo("a1", "c-1", "a1"), "invalid_input"),
+        (TransferTo("a2", "c-1", "a1"), "not_owner"),
+        (Avail("a2"), "ok"),
+        (TransferTo("a1", "c-1", "a2"), "ok"),
+        (Is("c-1", "offered:a2"), E),
+        (Agent("a1", "available/1"), E), // owes the wrap-up
+        (Send("a1", "c-1"), "not_in_conversation"),
+        (Accept("a2", "c-1"), "ok"),
+        (Is("c-1", "active:a2"), E),
+        (Wrapup("a1", "c-1", "resolved"), "ok"),
+        (Agent("a1", "available/0"), E),
+    ]);
+}
+
+#[test]
+fn untaken_transfer_is_dropped() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Accept("a1", "c-1"), "ok"),
+        (Avail("a2"), "ok"),
+        (TransferTo("a1", "c-1", "a2"), "ok"),
+        (Tick(1000), "ok"),
+        (Is("c-1", "ended:transfer_not_accepted"), E),
+        (Agent("a2", "rona/0"), E),
+        (Agent("a1", "available/1"), E),
+    ]);
+}
+
+#[test]
+fn untaken_transfer_is_requeued_when_configured() {
+    check_with(
+        floor(TransferNoAnswer::Requeue, 0),
+        &[
+            (Avail("a1"), "ok"),
+            (Msg("e1", "u1"), "ok"),
+            (Accept("a1", "c-1"), "ok"),
+            (Avail("a2"), "ok"),
+            (TransferTo("a1", "c-1", "a2"), "ok"),
+            (Tick(1000), "ok"),
+            (Is("c-1", "queued"), E),
+            (Agent("a2", "rona/0"), E),
+            (Avail("a4"), "ok"),
+            (Is("c-1", "offered:a4"), E),
+        ],
+    );
+}
+
+#[test]
+fn transfer_to_queue() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Accept("a1", "c-1"), "ok"),
+        (TransferToQueue("a1", "c-1", "nope"), "unknown_queue"),
+        (TransferToQueue("a1", "c-1", "q2"), "ok"),
+        (Is("c-1", "queued"), E),
+        (Waiting("q2", "c-1"), E),
+        (Avail("a3"), "ok"),
+        (Is("c-1", "offered:a3"), E),
+        (TransferToQueue("a3", "c-1", "q1"), "invalid_state"), // not yet accepted
+    ]);
+}
+
+#[test]
+fn conference() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Accept("a1", "c-1"), "ok"),
+        (Avail("a2"), "ok"),
+        (Conference("a1", "c-1", "a2"), "ok"),
+        (Is("c-1", "requested:a1>a2"), E),
+        (Conference("a1", "c-1", "a4"), "conference_in_progress"),
+        (TransferToQueue("a1", "c-1", "q2"), "conference_in_progress"),
+        (Send("a1", "c-1"), "ok"), // the chat goes on meanwhile
+        (Accept("a2", "c-1"), "ok"),
+        (Is("c-1", "active:a1+a2"), E),
+        (Send("a2", "c-1"), "ok"),
+        (Exit("a1", "c-1"), "not_guest"),
+        (Exit("a2", "c-1"), "ok"),
+        (Is("c-1", "active:a1"), E),
+        (
+            Transcript(
+                "c-1",
+                "hi from u1|a1 here|Agent 2 has joined the chat|a2 here|Agent 2 has left the chat",
+            ),
+            E,
+        ),
+        (Agent("a2", "available/1"), E), // owes its wrap-up
+        (Wrapup("a2", "c-1", "resolved"), "ok"),
+    ]);
+}
+
+#[test]
+fn conference_offer_expiry() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Accept("a1", "c-1"), "ok"),
+        (Avail("a2"), "ok"),
+        (Conference("a1", "c-1", "a2"), "ok"),
+        (Tick(1000), "ok"),
+        (Is("c-1", "active:a1"), E),
+        (Agent("a2", "rona/0"), E),
+        (EndConference("a1", "c-1"), "no_conference"),
+    ]);
+}
+
+#[test]
+fn end_conference_ends_for_everyone() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Accept("a1", "c-1"), "ok"),
+        (Avail("a2"), "ok"),
+        (Conference("a1", "c-1", "a2"), "ok"),
+        (Accept("a2", "c-1"), "ok"),
+        (EndConference("a2", "c-1"), "not_owner"),
+        (EndConference("a1", "c-1"), "ok"),
+        (Is("c-1", "ended:agent_ended"), E),
+        (Agent("a1", "available/1"), E),
+        (Agent("a2", "available/1"), E),
+        (Wrapup("a1", "c-1", "resolved"), "ok"),
+        (Wrapup("a2", "c-1", "resolved"), "ok"),
+        (Wrapup("a2", "c-1", "resolved"), "no_wrapup_owed"),
+    ]);
+}
+
+#[test]
+fn ending_with_a_pending_conference_offer_withdraws_it() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Accept("a1", "c-1"), "ok"),
+        (Avail("a2"), "ok"),
+        (Conference("a1", "c-1", "a2"), "ok"),
+        (End("a1", "c-1"), "ok"),
+        (Agent("a2", "available/0"), E),
+        (Accept("a2", "c-1"), "not_offered_to_you"),
+    ]);
+}
+
+#[test]
+fn customer_ends() {
+    check(&[
+        (Msg("e1", "u1"), "ok"),
+        (CustomerEnd("c-1"), "ok"), // while queued
+        (Is("c-1", "ended:customer_ended"), E),
+        (Waiting("q1", ""), E),
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u2"), "ok"),
+        (CustomerEnd("c-2"), "ok"), // while offered: the offer is withdrawn, no wrap-up
+        (Agent("a1", "available/0"), E),
+        (Msg("e1", "u3"), "ok"),
+        (Accept("a1", "c-3"), "ok"),
+        (CustomerEnd("c-3"), "ok"), // while active: the owner owes a wrap-up
+        (Agent("a1", "available/1"), E),
+        (CustomerEnd("c-3"), "conversation_ended"),
+        (Msg("e1", "u3"), "ok"), // a new message opens a new conversation
+        (Is("c-4", "queued"), E),
+    ]);
+}
+
+#[test]
+fn wrapup_frees_the_slot_for_the_next_conversation() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Msg("e1", "u2"), "ok"),
+        (Accept("a1", "c-1"), "ok"),
+        (End("a1", "c-1"), "ok"),
+        (Is("c-2", "queued"), E), // the wrap-up holds the slot
+        (Wrapup("a1", "c-1", "bogus"), "unknown_wrapup_reason"),
+        (Wrapup("a2", "c-1", "resolved"), "no_wrapup_owed"),
+        (Wrapup("a1", "c-1", "resolved"), "ok"),
+        (Is("c-2", "offered:a1"), E),
+    ]);
+}
+
+#[test]
+fn automatic_wrapup() {
+    check_with(
+        floor(TransferNoAnswer::Drop, 5000),
+        &[
+            (Avail("a1"), "ok"),
+            (Msg("e1", "u1"), "ok"),
+            (Msg("e1", "u2"), "ok"),
+            (Accept("a1", "c-1"), "ok"),
+            (End("a1", "c-1"), "ok"),
+            (Tick(4000), "ok"),
+            (Agent("a1", "available/1"), E),
+            (Tick(1000), "ok"),
+            (Is("c-2", "offered:a1"), E),
+        ],
+    );
+}
+
+#[test]
+fn leaving_a_conversation_twice_owes_one_wrapup() {
+    // a1 transfers c-1 to q1 (owes a wrap-up), is offered c-1 again (capacity 2: a4).
+    check(&[
+        (Avail("a4"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Accept("a4", "c-1"), "ok"),
+        (TransferToQueue("a4", "c-1", "q1"), "ok"),
+        (Is("c-1", "offered:a4"), E),
+        (Accept("a4", "c-1"), "ok"),
+        (Agent("a4", "available/2"), E),
+        (End("a4", "c-1"), "ok"),
+        (Agent("a4", "available/1"), E),
+        (Wrapup("a4", "c-1", "resolved"), "ok"),
+        (Agent("a4", "available/0"), E),
+    ]);
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let mut f = floor(TransferNoAnswer::Drop, 0);
+    f.take_changes();
+    let before = format!("{:?}", f.agents().map(|a| a.id.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        f.create_agent("bad id", "X", vec![], 1, None, 0)
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        f.create_agent("a1", "X", vec![], 1, None, 0)
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
+        "already_exists"
+    );
+    assert_eq!(
+        f.create_agent("a9", "X", vec!["q9".into()], 1, None, 0)
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
+        "unknown_queue"
+    );
+    assert_eq!(
+        f.create_agent("a9", "X", vec![], 0, None, 0)
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        f.create_queue("q1", "Again").map(|_| ()).unwrap_err().code(),
+        "already_exists"
+    );
+    let c = Customer {
+        id: "u1".into(),
+        name: "U".into(),
+    };
+    assert_eq!(
+        f.customer_message("e1", c.clone(), "  ", Channel::Rest, 1)
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
+        "invalid_input"
+    );
+    let long = "x".repeat(MAX_TEXT_CHARS + 1);
+    assert_eq!(
+        f.customer_message("e1", c, &long, Channel::Rest, 1)
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
+        "invalid_input"
+    );
+    assert!(f.take_changes().is_empty(), "a refused operation records no change");
+    assert!(f.take_effects().is_empty(), "a refused operation has no effect");
+    assert_eq!(
+        before,
+        format!("{:?}", f.agents().map(|a| a.id.clone()).collect::<Vec<_>>())
+    );
+}
