@@ -128,6 +128,31 @@ pub struct MessengerConfig {
     pub human_agent_tag: bool,
 }
 
+/// Names the key of every figment error in lower-case dotted form, with its source.
+fn describe(errors: figment::Error) -> ConfigError {
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!("{} {src}", m.name),
+                    None => m.name.to_string(),
+                })
+                .unwrap_or_default();
+            let key = if key.is_empty() { "(top level)".to_string() } else { key };
+            if source.is_empty() {
+                format!("{key}: {}", e.kind)
+            } else {
+                format!("{key}: {} (from {source})", e.kind)
+            }
+        })
+        .collect();
+    ConfigError(lines.join("; "))
+}
+
 impl Config {
     /// The embedded default with environment overrides from the real environment.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -139,7 +164,7 @@ impl Config {
             fig = fig.merge(Toml::file(p));
         }
         fig = fig.merge(Env::prefixed("SWITCHBOARD_").split("__"));
-        let cfg: Config = fig.extract().map_err(|e| ConfigError(e.to_string()))?;
+        let cfg: Config = fig.extract().map_err(describe)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -205,5 +230,110 @@ impl Config {
             wrapup_reasons: Arc::new(self.wrapup.reasons.clone()),
             idle_codes: Arc::new(self.idle_codes.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    /// Runs `f` in a jail (a temp dir with a private environment) and returns its result.
+    fn jailed<T>(f: impl FnOnce(&mut Jail) -> Result<T, figment::Error>) -> T {
+        let mut out = None;
+        Jail::expect_with(|jail| {
+            out = Some(f(jail)?);
+            Ok(())
+        });
+        out.expect("jail ran")
+    }
+
+    #[test]
+    fn embedded_default_is_valid_and_matches_the_spec() {
+        let c = Config::load(None).expect("default config");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.body_limit_bytes, 65536);
+        assert_eq!(c.store.path, PathBuf::from("./data"));
+        assert_eq!(c.routing.offer_timeout_ms, 30000);
+        assert_eq!(c.routing.transfer_no_answer, TransferNoAnswer::Drop);
+        assert_eq!(c.wrapup.auto_after_ms, 0);
+        assert!(c.wrapup.reasons.len() >= 3);
+        assert!(c.idle_codes.len() >= 2);
+        assert_eq!(c.queues.len(), 1);
+        assert_eq!(c.entry_points.len(), 1);
+        assert_eq!(c.messenger.app_secret, "");
+    }
+
+    #[test]
+    fn environment_overrides_every_section() {
+        let c = jailed(|jail| {
+            jail.set_env("SWITCHBOARD_SERVER__LISTEN", "127.0.0.1:9000");
+            jail.set_env("SWITCHBOARD_STORE__PATH", "/var/lib/switchboard");
+            jail.set_env("SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS", "5000");
+            jail.set_env("SWITCHBOARD_ROUTING__TRANSFER_NO_ANSWER", "requeue");
+            jail.set_env("SWITCHBOARD_API__ADMIN_TOKEN", "a-very-secret-admin-token");
+            Ok(Config::load(None))
+        })
+        .expect("config");
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.store.path, PathBuf::from("/var/lib/switchboard"));
+        assert_eq!(c.routing.offer_timeout_ms, 5000);
+        assert_eq!(c.routing.transfer_no_answer, TransferNoAnswer::Requeue);
+        assert_eq!(c.api.admin_token, "a-very-secret-admin-token");
+    }
+
+    #[test]
+    fn a_config_file_overrides_the_default() {
+        let c = jailed(|jail| {
+            jail.create_file("sb.toml", "[routing]\noffer_timeout_ms = 1234\n")?;
+            Ok(Config::load(Some(Path::new("sb.toml"))))
+        })
+        .expect("config");
+        assert_eq!(c.routing.offer_timeout_ms, 1234);
+        assert_eq!(c.routing.transfer_timeout_ms, 30000, "other keys keep their defaults");
+    }
+
+    /// Each bad value stops start-up with a message naming its key.
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS", "soon", "offer_timeout_ms"),
+            ("SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS", "0", "routing.offer_timeout_ms"),
+            ("SWITCHBOARD_ROUTING__TRANSFER_NO_ANSWER", "maybe", "transfer_no_answer"),
+            ("SWITCHBOARD_SERVER__LISTEN", "not-an-address", "listen"),
+            ("SWITCHBOARD_WRAPUP__DEFAULT_REASON", "nope", "wrapup.default_reason"),
+            ("SWITCHBOARD_SERVER__LISTEN", "0.0.0.0:8080", "api.admin_token"),
+            ("SWITCHBOARD_ROUTING__NO_SUCH_KEY", "1", "no_such_key"),
+        ];
+        for (key, value, named) in cases {
+            let err = jailed(|jail| {
+                jail.set_env(key, value);
+                Ok(Config::load(None))
+            })
+            .expect_err("must be refused");
+            assert!(err.to_string().contains(named), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_or_missing_file_is_refused() {
+        let err = jailed(|jail| {
+            jail.create_file("bad.toml", "[routing\noffer_timeout_ms = 1")?;
+            Ok(Config::load(Some(Path::new("bad.toml"))))
+        })
+        .expect_err("bad syntax");
+        assert!(err.to_string().contains("bad.toml"), "{err}");
+        let err = Config::load(Some(Path::new("/no/such/switchboard.toml"))).expect_err("missing");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn non_loopback_listen_with_a_real_token_is_allowed() {
+        let c = jailed(|jail| {
+            jail.set_env("SWITCHBOARD_SERVER__LISTEN", "0.0.0.0:8080");
+            jail.set_env("SWITCHBOARD_API__ADMIN_TOKEN", "production-secret-token-0123");
+            Ok(Config::load(None))
+        });
+        assert!(c.is_ok());
     }
 }
