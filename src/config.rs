@@ -234,6 +234,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail API returns its (large) error type by value; that is its design.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
