@@ -54,6 +54,7 @@ impl Handler<Deliver> for AgentActor {
 
     /// Sends to each desktop without waiting; a full or closed desktop is dropped.
     fn handle(&mut self, msg: Deliver, _ctx: &mut Self::Context) {
+        let _span = tracing::trace_span!("agent_actor", agent = %self.agent, message = "Deliver").entered();
         let agent = &self.agent;
         self.subscribers.retain(|id, tx| match tx.try_send(msg.event.clone()) {
             Ok(()) => true,
@@ -79,6 +80,7 @@ impl Handler<AddSubscriber> for AgentActor {
     type Result = ();
 
     fn handle(&mut self, msg: AddSubscriber, _ctx: &mut Self::Context) {
+        let _span = tracing::trace_span!("agent_actor", agent = %self.agent, message = "AddSubscriber").entered();
         self.subscribers.insert(msg.id, msg.tx);
     }
 }
@@ -97,6 +99,7 @@ impl Handler<ArmWrapup> for AgentActor {
     /// When it fires, the router asks the core, which ignores it if the wrap-up was
     /// submitted meanwhile.
     fn handle(&mut self, msg: ArmWrapup, ctx: &mut Self::Context) {
+        let _span = tracing::trace_span!("agent_actor", agent = %self.agent, message = "ArmWrapup").entered();
         let timer = Timer::Wrapup {
             agent: self.agent.clone(),
             conversation: msg.conversation.clone(),
@@ -122,6 +125,7 @@ impl Handler<CountSubscribers> for AgentActor {
     type Result = usize;
 
     fn handle(&mut self, _msg: CountSubscribers, _ctx: &mut Self::Context) -> usize {
+        let _span = tracing::trace_span!("agent_actor", agent = %self.agent, message = "CountSubscribers").entered();
         self.subscribers.retain(|_, tx| !tx.is_closed());
         self.subscribers.len()
     }

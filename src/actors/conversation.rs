@@ -70,6 +70,8 @@ impl Handler<ArmOffer> for ConversationActor {
 
     /// Replaces any earlier deadline: a conversation has at most one offer at a time.
     fn handle(&mut self, msg: ArmOffer, ctx: &mut Self::Context) {
+        let _span = tracing::trace_span!("conversation_actor", conversation = %self.conversation, message = "ArmOffer")
+            .entered();
         let timer = Timer::Offer {
             conversation: self.conversation.clone(),
             offer: msg.offer,
@@ -96,6 +98,9 @@ impl Handler<ToCustomer> for ConversationActor {
     type Result = ();
 
     fn handle(&mut self, msg: ToCustomer, _ctx: &mut Self::Context) {
+        let _span =
+            tracing::trace_span!("conversation_actor", conversation = %self.conversation, message = "ToCustomer")
+                .entered();
         self.channel.deliver(&self.conversation, &msg.message);
     }
 }
@@ -112,6 +117,8 @@ impl Handler<Close> for ConversationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Close, ctx: &mut Self::Context) {
+        let _span =
+            tracing::trace_span!("conversation_actor", conversation = %self.conversation, message = "Close").entered();
         if msg.tell_customer {
             self.channel.ended(&self.conversation, &msg.reason);
         }

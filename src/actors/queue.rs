@@ -41,6 +41,7 @@ impl Handler<Figures> for QueueActor {
     type Result = ();
 
     fn handle(&mut self, msg: Figures, _ctx: &mut Self::Context) {
+        let _span = tracing::trace_span!("queue_actor", queue = %self.queue, message = "Figures").entered();
         if msg.0 != self.figures {
             tracing::trace!(queue = %self.queue, waiting = msg.0.waiting, "queue figures");
             crate::metrics::QUEUE_WAITING
@@ -60,6 +61,7 @@ impl Handler<ReadFigures> for QueueActor {
     type Result = MessageResult<ReadFigures>;
 
     fn handle(&mut self, _msg: ReadFigures, _ctx: &mut Self::Context) -> Self::Result {
+        let _span = tracing::trace_span!("queue_actor", queue = %self.queue, message = "ReadFigures").entered();
         MessageResult(self.figures.clone())
     }
 }

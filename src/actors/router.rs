@@ -439,6 +439,7 @@ impl Handler<Ask> for RouterActor {
     type Result = MessageResult<Ask>;
 
     fn handle(&mut self, msg: Ask, _ctx: &mut Self::Context) -> Self::Result {
+        let _span = tracing::trace_span!("ask", query = ?msg.0).entered();
         let now = self.clock.now();
         let f = &self.floor;
         MessageResult(match msg.0 {
@@ -500,6 +501,7 @@ impl Handler<Subscribe> for RouterActor {
     /// The snapshot and the subscription are taken in one step, so no event falls between
     /// them: every later effect for this agent is sent after the subscriber is added.
     fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) -> Self::Result {
+        let _span = tracing::debug_span!("subscribe", agent = %msg.agent).entered();
         let a = self
             .floor
             .agent(&msg.agent)
@@ -522,6 +524,7 @@ impl Handler<CountDesktops> for RouterActor {
     type Result = ResponseFuture<usize>;
 
     fn handle(&mut self, _msg: CountDesktops, _ctx: &mut Self::Context) -> Self::Result {
+        let _span = tracing::trace_span!("count_desktops").entered();
         let addrs: Vec<_> = self.agents.values().cloned().collect();
         Box::pin(async move {
             let mut n = 0;
