@@ -1,6 +1,15 @@
 //! The durability seam: every change the core makes passes through a [`Store`] before the
 //! operation that caused it is acknowledged.
 //!
+//! - [`Store`]: the narrow interface (`commit` a batch of [`Change`]s, `load` a
+//!   [`Snapshot`]), so that another embedded store could be measured beside sled.
+//! - [`sled::SledStore`]: the engine's store: sled trees, versioned records, group commit
+//!   on one writer thread, retention of ended conversations. [`open`] opens it.
+//! - [`record`]: the on-disk encoding (a version byte, then bincode of `*V1` types).
+//! - [`MemoryStore`]: durable for the life of the process, for tests and benches.
+//!
+//! docs/STORE.md ("Persistence") describes the layout, group commit and recovery.
+//!
 //! # Architecture invariant
 //! The store knows records, not rules: it never decides anything about routing. It keeps
 //! what [`Change`]s say and gives it back as a [`Snapshot`] on start.
@@ -12,13 +21,28 @@ use std::sync::{Arc, Mutex};
 
 use crate::core::{Agent, Change, Conversation, EntryPoint, Queue};
 
+pub mod record;
+pub mod sled;
+
+pub use self::sled::{SledOptions, SledStore, StoreStats};
+
 /// Why the store failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// A write or flush failed at run time (e.g. a full disk); nothing later is written.
     #[error("the store cannot be written: {0}")]
     Write(String),
     #[error("the store cannot be read: {0}")]
     Read(String),
+    /// Another running engine holds the directory.
+    #[error("the store directory {path} is held by another running engine; refusing to start")]
+    Locked { path: String },
+    /// The store is unreadable, corrupt, or not a Switchboard store; it is left as it is.
+    #[error("the store is unreadable or corrupt, and was left untouched: {what}")]
+    Corrupt { what: String },
+    /// A record written by a format this build does not know (a newer Switchboard?).
+    #[error("record {record} has format version {version}, which this build cannot read; refusing to start")]
+    UnknownVersion { record: String, version: u8 },
 }
 
 /// Resolves when a batch of changes is durable.
@@ -125,8 +149,14 @@ impl Store for MemoryStore {
     }
 }
 
-/// Opens the engine's store at `path`. The server binary calls this; the sled store
-/// replaces the in-memory one here (issue: durability and crash recovery).
-pub fn open(_path: &std::path::Path) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(MemoryStore::new()))
+/// Opens the engine's sled store at `path` with the default options (30 days of
+/// retention). The server binary calls this; [`open_with`] takes options from the config.
+pub fn open(path: &std::path::Path) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(path, SledOptions::default())
+}
+
+/// Opens the engine's sled store at `path` with `options`
+/// (see [`SledOptions::from_config`]).
+pub fn open_with(path: &std::path::Path, options: SledOptions) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(SledStore::open(path, options)?))
 }

@@ -1,0 +1,536 @@
+//! The store's own encoding of records: one version byte, then bincode of a `*V1` type.
+//!
+//! The `*V1` types mirror the core types field by field and convert with `From`, so the
+//! bytes on disk do not change when a core type changes: a new core field fails to
+//! compile here, and whoever adds it decides whether the format needs a version 2 (and a
+//! reader for version 1 beside it). A record whose version byte this build does not know
+//! stops start-up with [`StoreError::UnknownVersion`] naming the record.
+//!
+//! Keys: agents, queues, entry points and conversations are keyed by their id; a
+//! transcript message by [`message_key`] (the conversation id with its length in front,
+//! then the message's `seq` big-endian), so one conversation's messages are adjacent and
+//! in order, and each message is written once, never rewritten.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::core::{
+    Agent, Author, AuthorKind, Channel, Conversation, ConversationState, Customer, EntryPoint, Message, Millis, Offer,
+    OfferKind, Presence, Queue, WrapupRecord,
+};
+
+/// The record format this build writes and reads.
+pub const RECORD_VERSION: u8 = 1;
+
+/// `[RECORD_VERSION] ++ bincode(value)`.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.push(RECORD_VERSION);
+    // Writing into a Vec cannot fail, and every record type is plain data that bincode
+    // can encode (no maps with non-string keys problems, no untagged enums).
+    bincode::serialize_into(&mut out, value).expect("bincode encodes plain records into a Vec");
+    out
+}
+
+/// Decodes a record of `tree` stored under `key`; errors name the record.
+pub fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    let record = || format!("{tree}/{}", printable(key));
+    match bytes.split_first() {
+        Some((&RECORD_VERSION, rest)) => bincode::deserialize(rest).map_err(|e| StoreError::Corrupt {
+            what: format!("record {} cannot be decoded: {e}", record()),
+        }),
+        Some((&version, _)) => Err(StoreError::UnknownVersion {
+            record: record(),
+            version,
+        }),
+        None => Err(StoreError::Corrupt {
+            what: format!("record {} is empty", record()),
+        }),
+    }
+}
+
+/// A key as people read it: ids are ASCII; anything else is shown in hex.
+pub fn printable(key: &[u8]) -> String {
+    if key.iter().all(|b| b.is_ascii_graphic()) {
+        String::from_utf8_lossy(key).into_owned()
+    } else {
+        format!("0x{}", hex::encode(key))
+    }
+}
+
+/// The prefix shared by every message of `conversation`: its length, then its bytes.
+/// The length byte keeps `c-1`'s messages apart from `c-10`'s.
+pub fn message_prefix(conversation: &str) -> Vec<u8> {
+    let id = conversation.as_bytes();
+    let mut k = Vec::with_capacity(1 + id.len() + 8);
+    // Ids are at most 64 bytes (core::valid_id); clamp anyway so the key stays parseable.
+    let len = id.len().min(255);
+    k.push(len as u8);
+    k.extend_from_slice(&id[..len]);
+    k
+}
+
+/// The key of message `seq` of `conversation`.
+pub fn message_key(conversation: &str, seq: u64) -> Vec<u8> {
+    let mut k = message_prefix(conversation);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Splits a message key into (conversation id, seq).
+pub fn parse_message_key(key: &[u8]) -> Option<(&str, u64)> {
+    let (&len, rest) = key.split_first()?;
+    let len = len as usize;
+    if rest.len() != len + 8 {
+        return None;
+    }
+    let id = std::str::from_utf8(&rest[..len]).ok()?;
+    let seq = u64::from_be_bytes(rest[len..].try_into().ok()?);
+    Some((id, seq))
+}
+
+/// The key of an ended conversation in the retention index: `ended_at` big-endian, then
+/// the id, so a range scan finds every conversation that ended before a cutoff.
+pub fn ended_key(ended_at: Millis, conversation: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + conversation.len());
+    k.extend_from_slice(&ended_at.to_be_bytes());
+    k.extend_from_slice(conversation.as_bytes());
+    k
+}
+
+/// Splits a retention index key into (ended_at, conversation id).
+pub fn parse_ended_key(key: &[u8]) -> Option<(Millis, &str)> {
+    if key.len() < 8 {
+        return None;
+    }
+    let at = u64::from_be_bytes(key[..8].try_into().ok()?);
+    Some((at, std::str::from_utf8(&key[8..]).ok()?))
+}
+
+// ----- version 1 records -----
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum PresenceV1 {
+    LoggedOut,
+    Idle,
+    Available,
+    Rona,
+}
+
+impl From<Presence> for PresenceV1 {
+    fn from(p: Presence) -> Self {
+        match p {
+            Presence::LoggedOut => PresenceV1::LoggedOut,
+            Presence::Idle => PresenceV1::Idle,
+            Presence::Available => PresenceV1::Available,
+            Presence::Rona => PresenceV1::Rona,
+        }
+    }
+}
+
+impl From<PresenceV1> for Presence {
+    fn from(p: PresenceV1) -> Self {
+        match p {
+            PresenceV1::LoggedOut => Presence::LoggedOut,
+            PresenceV1::Idle => Presence::Idle,
+            PresenceV1::Available => Presence::Available,
+            PresenceV1::Rona => Presence::Rona,
+        }
+    }
+}
+
+/// An agent (see [`Agent`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentV1 {
+    pub id: String,
+    pub name: String,
+    pub queues: Vec<String>,
+    pub capacity: u32,
+    pub presence: PresenceV1,
+    pub idle_code: Option<String>,
+    pub state_since: u64,
+    pub free_since: u64,
+    pub offers: BTreeSet<String>,
+    pub active: BTreeSet<String>,
+    pub wrapups: BTreeMap<String, Option<u64>>,
+    pub credential: Option<String>,
+}
+
+impl From<Agent> for AgentV1 {
+    fn from(a: Agent) -> Self {
+        AgentV1 {
+            id: a.id,
+            name: a.name,
+            queues: a.queues,
+            capacity: a.capacity,
+            presence: a.presence.into(),
+            idle_code: a.idle_code,
+            state_since: a.state_since,
+            free_since: a.free_since,
+            offers: a.offers,
+            active: a.active,
+            wrapups: a.wrapups,
+            credential: a.credential,
+        }
+    }
+}
+
+impl From<AgentV1> for Agent {
+    fn from(a: AgentV1) -> Self {
+        Agent {
+            id: a.id,
+            name: a.name,
+            queues: a.queues,
+            capacity: a.capacity,
+            presence: a.presence.into(),
+            idle_code: a.idle_code,
+            state_since: a.state_since,
+            free_since: a.free_since,
+            offers: a.offers,
+            active: a.active,
+            wrapups: a.wrapups,
+            credential: a.credential,
+        }
+    }
+}
+
+/// A queue; its waiting order is rebuilt from the conversations, so it is not stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueV1 {
+    pub id: String,
+    pub name: String,
+}
+
+impl From<Queue> for QueueV1 {
+    fn from(q: Queue) -> Self {
+        QueueV1 { id: q.id, name: q.name }
+    }
+}
+
+impl From<QueueV1> for Queue {
+    fn from(q: QueueV1) -> Self {
+        Queue::new(q.id, q.name)
+    }
+}
+
+/// An entry point (see [`EntryPoint`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryPointV1 {
+    pub id: String,
+    pub name: String,
+    pub queue: String,
+    pub page_id: Option<String>,
+    pub page_access_token: Option<String>,
+}
+
+impl From<EntryPoint> for EntryPointV1 {
+    fn from(e: EntryPoint) -> Self {
+        EntryPointV1 {
+            id: e.id,
+            name: e.name,
+            queue: e.queue,
+            page_id: e.page_id,
+            page_access_token: e.page_access_token,
+        }
+    }
+}
+
+impl From<EntryPointV1> for EntryPoint {
+    fn from(e: EntryPointV1) -> Self {
+        EntryPoint {
+            id: e.id,
+            name: e.name,
+            queue: e.queue,
+            page_id: e.page_id,
+            page_access_token: e.page_access_token,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum ChannelV1 {
+    Messenger,
+    Rest,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum ConversationStateV1 {
+    Queued,
+    Offered,
+    Active,
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum OfferKindV1 {
+    New,
+    Transfer,
+    Conference,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OfferV1 {
+    pub id: u64,
+    pub agent: String,
+    pub kind: OfferKindV1,
+    pub offered_at: u64,
+    pub expires_at: u64,
+    pub from_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WrapupV1 {
+    pub agent: String,
+    pub reason: String,
+    pub at: u64,
+    pub automatic: bool,
+}
+
+/// A conversation's record, without its transcript (kept message by message).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversationV1 {
+    pub id: String,
+    pub channel: ChannelV1,
+    pub customer_id: String,
+    pub customer_name: String,
+    pub entry_point: Option<String>,
+    pub source_page: String,
+    pub queue: String,
+    pub queue_name: String,
+    pub priority: i32,
+    pub received_at: u64,
+    pub arrival: u64,
+    pub state: ConversationStateV1,
+    pub offer: Option<OfferV1>,
+    pub owner: Option<String>,
+    pub guest: Option<String>,
+    pub rona_agents: BTreeSet<String>,
+    pub ended_reason: Option<String>,
+    pub ended_at: Option<u64>,
+    pub wrapups: Vec<WrapupV1>,
+}
+
+impl From<Conversation> for ConversationV1 {
+    fn from(c: Conversation) -> Self {
+        ConversationV1 {
+            id: c.id,
+            channel: match c.channel {
+                Channel::Messenger => ChannelV1::Messenger,
+                Channel::Rest => ChannelV1::Rest,
+            },
+            customer_id: c.customer.id,
+            customer_name: c.customer.name,
+            entry_point: c.entry_point,
+            source_page: c.source_page,
+            queue: c.queue,
+            queue_name: c.queue_name,
+            priority: c.priority,
+            received_at: c.received_at,
+            arrival: c.arrival,
+            state: match c.state {
+                ConversationState::Queued => ConversationStateV1::Queued,
+                ConversationState::Offered => ConversationStateV1::Offered,
+                ConversationState::Active => ConversationStateV1::Active,
+                ConversationState::Ended => ConversationStateV1::Ended,
+            },
+            offer: c.offer.map(|o| OfferV1 {
+                id: o.id,
+                agent: o.agent,
+                kind: match o.kind {
+                    OfferKind::New => OfferKindV1::New,
+                    OfferKind::Transfer => OfferKindV1::Transfer,
+                    OfferKind::Conference => OfferKindV1::Conference,
+                },
+                offered_at: o.offered_at,
+                expires_at: o.expires_at,
+                from_agent: o.from_agent,
+            }),
+            owner: c.owner,
+            guest: c.guest,
+            rona_agents: c.rona_agents,
+            ended_reason: c.ended_reason,
+            ended_at: c.ended_at,
+            wrapups: c
+                .wrapups
+                .into_iter()
+                .map(|w| WrapupV1 {
+                    agent: w.agent,
+                    reason: w.reason,
+                    at: w.at,
+                    automatic: w.automatic,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<ConversationV1> for Conversation {
+    fn from(c: ConversationV1) -> Self {
+        Conversation {
+            id: c.id,
+            channel: match c.channel {
+                ChannelV1::Messenger => Channel::Messenger,
+                ChannelV1::Rest => Channel::Rest,
+            },
+            customer: Customer {
+                id: c.customer_id,
+                name: c.customer_name,
+            },
+            entry_point: c.entry_point,
+            source_page: c.source_page,
+            queue: c.queue,
+            queue_name: c.queue_name,
+            priority: c.priority,
+            received_at: c.received_at,
+            arrival: c.arrival,
+            state: match c.state {
+                ConversationStateV1::Queued => ConversationState::Queued,
+                ConversationStateV1::Offered => ConversationState::Offered,
+                ConversationStateV1::Active => ConversationState::Active,
+                ConversationStateV1::Ended => ConversationState::Ended,
+            },
+            offer: c.offer.map(|o| Offer {
+                id: o.id,
+                agent: o.agent,
+                kind: match o.kind {
+                    OfferKindV1::New => OfferKind::New,
+                    OfferKindV1::Transfer => OfferKind::Transfer,
+                    OfferKindV1::Conference => OfferKind::Conference,
+                },
+                offered_at: o.offered_at,
+                expires_at: o.expires_at,
+                from_agent: o.from_agent,
+            }),
+            owner: c.owner,
+            guest: c.guest,
+            rona_agents: c.rona_agents,
+            ended_reason: c.ended_reason,
+            ended_at: c.ended_at,
+            wrapups: c
+                .wrapups
+                .into_iter()
+                .map(|w| WrapupRecord {
+                    agent: w.agent,
+                    reason: w.reason,
+                    at: w.at,
+                    automatic: w.automatic,
+                })
+                .collect(),
+            transcript: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum AuthorKindV1 {
+    Customer,
+    Agent,
+    System,
+}
+
+/// One transcript message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageV1 {
+    pub seq: u64,
+    pub author_kind: AuthorKindV1,
+    pub author_id: Option<String>,
+    pub author_name: String,
+    pub text: String,
+    pub at: u64,
+}
+
+impl From<Message> for MessageV1 {
+    fn from(m: Message) -> Self {
+        MessageV1 {
+            seq: m.seq,
+            author_kind: match m.author.kind {
+                AuthorKind::Customer => AuthorKindV1::Customer,
+                AuthorKind::Agent => AuthorKindV1::Agent,
+                AuthorKind::System => AuthorKindV1::System,
+            },
+            author_id: m.author.id,
+            author_name: m.author.name,
+            text: m.text,
+            at: m.at,
+        }
+    }
+}
+
+impl From<MessageV1> for Message {
+    fn from(m: MessageV1) -> Self {
+        Message {
+            seq: m.seq,
+            author: Author {
+                kind: match m.author_kind {
+                    AuthorKindV1::Customer => AuthorKind::Customer,
+                    AuthorKindV1::Agent => AuthorKind::Agent,
+                    AuthorKindV1::System => AuthorKind::System,
+                },
+                id: m.author_id,
+                name: m.author_name,
+            },
+            text: m.text,
+            at: m.at,
+        }
+    }
+}
+
+/// The counters that must survive a restart.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct CountersV1 {
+    pub next_conversation: u64,
+    pub next_offer: u64,
+    pub next_arrival: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_keys_sort_by_conversation_then_seq() {
+        let mut keys = vec![
+            message_key("c-10", 1),
+            message_key("c-1", 2),
+            message_key("c-1", 10),
+            message_key("c-1", 1),
+        ];
+        keys.sort();
+        let parsed: Vec<_> = keys.iter().map(|k| parse_message_key(k).unwrap()).collect();
+        assert_eq!(parsed, [("c-1", 1), ("c-1", 2), ("c-1", 10), ("c-10", 1)]);
+        assert!(!message_key("c-10", 1).starts_with(&message_prefix("c-1")));
+    }
+
+    #[test]
+    fn ended_keys_sort_by_time() {
+        let a = ended_key(5, "c-9");
+        let b = ended_key(300, "c-1");
+        assert!(a < b);
+        assert_eq!(parse_ended_key(&b), Some((300, "c-1")));
+    }
+
+    #[test]
+    fn unknown_version_names_the_record() {
+        let mut bytes = encode(&QueueV1 {
+            id: "q1".into(),
+            name: "Q".into(),
+        });
+        bytes[0] = 9;
+        let err = decode::<QueueV1>("queues", b"q1", &bytes).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("queues/q1") && text.contains('9'), "{text}");
+    }
+
+    #[test]
+    fn round_trip() {
+        let q = QueueV1 {
+            id: "q1".into(),
+            name: "Q".into(),
+        };
+        let back: QueueV1 = decode("queues", b"q1", &encode(&q)).unwrap();
+        assert_eq!(back.name, "Q");
+    }
+}
