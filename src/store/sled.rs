@@ -351,6 +351,9 @@ impl SledStore {
             });
         }
         let had_data = std::fs::metadata(&db_file).map_or(false, |m| m.len() > 0);
+        if had_data {
+            preflight(path)?;
+        }
         let db = open_db(path)?;
         let trees = Trees::open(&db).map_err(|e| sled_error(&shown, e))?;
         match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
@@ -428,7 +431,9 @@ impl SledStore {
         if let Some(h) = lock(&self.writer).take() {
             let _ = h.join();
         }
-        drop(lock(&self.db).take());
+        if lock(&self.db).take().is_some() {
+            wait_released(&self.path);
+        }
         let s = self.stats();
         tracing::info!(
             path = %self.path.display(),
@@ -481,6 +486,65 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn closed() -> StoreError {
     StoreError::Write("the store is closed".into())
+}
+
+/// Checks sled's files before sled opens them, because sled repairs what it cannot read
+/// (it treats an unreadable log as a torn tail and writes over it): the `conf` file's
+/// checksum, and the header checksum of every segment of the `db` file that is in use.
+/// A store that fails is refused and left as it is. This reads sled 0.34's on-disk
+/// format (pinned in Cargo.toml): 20-byte segment headers `[crc ^ !0][lsn][stable lsn]`.
+fn preflight(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read;
+    let shown = path.display();
+    let corrupt = |what: String| StoreError::Corrupt {
+        what: format!("{shown}: {what}"),
+    };
+    let conf = std::fs::read(path.join("conf")).map_err(|e| corrupt(format!("cannot read conf: {e}")))?;
+    if conf.len() <= 8 {
+        return Err(corrupt("the conf file is truncated".into()));
+    }
+    let (body, crc) = conf.split_at(conf.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().unwrap_or_default()) {
+        return Err(corrupt("the conf file fails its checksum".into()));
+    }
+    let segment_size: u64 = String::from_utf8_lossy(body)
+        .lines()
+        .find_map(|l| l.strip_prefix("segment_size: ").and_then(|n| n.trim().parse().ok()))
+        .filter(|n| *n >= 1024)
+        .ok_or_else(|| corrupt("the conf file names no segment size".into()))?;
+    let mut file = std::fs::File::open(path.join("db")).map_err(|e| corrupt(format!("cannot read db: {e}")))?;
+    let len = file.metadata().map_err(|e| corrupt(e.to_string()))?.len();
+    let mut header = [0u8; 20];
+    let mut offset = 0;
+    while offset + 20 <= len {
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .and_then(|_| file.read_exact(&mut header))
+            .map_err(|e| corrupt(format!("cannot read db: {e}")))?;
+        let stored = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) ^ 0xFFFF_FFFF;
+        if header != [0; 20] && crc32fast::hash(&header[4..]) != stored {
+            return Err(corrupt(format!("the segment at byte {offset} of db fails its checksum")));
+        }
+        offset += segment_size;
+    }
+    Ok(())
+}
+
+/// Waits (briefly) until sled's helper threads have let go of the directory's lock, so
+/// that the directory can be opened again in this process as soon as `close` returns.
+fn wait_released(path: &Path) {
+    use fs2::FileExt;
+    let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(path.join("db")) else {
+        return;
+    };
+    for _ in 0..500 {
+        if file.try_lock_exclusive().is_ok() {
+            let _ = FileExt::unlock(&file);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tracing::warn!(path = %path.display(), "the store's lock is still held after close");
 }
 
 /// Opens sled, turning its errors (and panics on garbage files) into [`StoreError`]s.

@@ -1,0 +1,389 @@
+//! The store's guarantees and faults: acknowledged only after a flush, group commit, a
+//! held directory, a corrupt store, unknown format versions, a failing disk, retention.
+
+mod store_common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::task::Context;
+use std::time::Duration;
+
+use futures_util::task::noop_waker_ref;
+use futures_util::FutureExt;
+use store_common::*;
+use switchboard::core::{Change, EntryPoint, Presence, Queue, Rules};
+use switchboard::engine::{Engine, EngineOptions};
+use switchboard::store::record::{encode, QueueV1};
+use switchboard::store::{SledOptions, SledStore, Store, StoreError};
+
+const T0: u64 = 1_700_000_000_000;
+const DAY: u64 = 24 * 60 * 60 * 1000;
+
+fn queue_change(id: &str) -> Vec<Change> {
+    vec![Change::Queue(Queue::new(id.into(), format!("Queue {id}")))]
+}
+
+/// A flush hook that stops the writer inside every flush until the test lets it go.
+struct Gate {
+    entered: Mutex<mpsc::Receiver<()>>,
+    release: mpsc::Sender<()>,
+}
+
+fn gated() -> (SledOptions, Gate) {
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let entered_tx = Mutex::new(entered_tx);
+    let release_rx = Mutex::new(release_rx);
+    let options = SledOptions {
+        before_flush: Some(Arc::new(move || {
+            let _ = entered_tx.lock().unwrap().send(());
+            let _ = release_rx.lock().unwrap().recv();
+            Ok(())
+        })),
+        ..SledOptions::default()
+    };
+    let gate = Gate {
+        entered: Mutex::new(entered_rx),
+        release: release_tx,
+    };
+    (options, gate)
+}
+
+impl Gate {
+    fn wait_entered(&self) {
+        self.entered
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the writer reaches its flush");
+    }
+}
+
+fn is_ready<F: std::future::Future + Unpin>(f: &mut F) -> bool {
+    f.poll_unpin(&mut Context::from_waker(noop_waker_ref())).is_ready()
+}
+
+/// Story: a commit is acknowledged only once its flush returned, and every commit that
+/// arrives while a flush runs shares the next flush (group commit).
+#[test]
+fn acknowledged_only_after_flush_and_grouped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (options, gate) = gated();
+    let store = SledStore::open(dir.path(), options).unwrap();
+
+    let mut first = store.commit(queue_change("q0"));
+    gate.wait_entered();
+    // Applied but not flushed: not acknowledged.
+    assert!(!is_ready(&mut first), "acknowledged before its flush");
+    assert_eq!(store.stats().flushes, 0);
+
+    // Ten more arrive while that flush runs.
+    let mut rest: Vec<_> = (1..=10).map(|i| store.commit(queue_change(&format!("q{i}")))).collect();
+    gate.release.send(()).unwrap();
+    let first_result = futures_executor_block_on(first);
+    assert!(first_result.is_ok());
+    assert_eq!(store.stats().flushes, 1);
+
+    // They form one group: one more flush for all ten.
+    gate.wait_entered();
+    assert!(rest.iter_mut().all(|f| !is_ready(f)), "acknowledged before its flush");
+    gate.release.send(()).unwrap();
+    for f in rest {
+        futures_executor_block_on(f).unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!((stats.commits, stats.flushes, stats.max_commits_per_flush), (11, 2, 10));
+    assert_eq!(store.load().unwrap().queues.len(), 11);
+}
+
+/// Waits for a future on this thread (the store's futures need no runtime).
+fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(f)
+}
+
+/// Story: commits resolve in the order they were made, and every one is in the store.
+#[test]
+fn commits_resolve_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), SledOptions::default()).unwrap());
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        let local = tokio::task::LocalSet::new();
+        for i in 0..200 {
+            let f = store.commit(queue_change(&format!("q{i:03}")));
+            let order = order.clone();
+            tasks.push(local.spawn_local(async move {
+                f.await.unwrap();
+                order.lock().unwrap().push(i);
+            }));
+        }
+        local
+            .run_until(async {
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            })
+            .await;
+    });
+    let order = order.lock().unwrap().clone();
+    assert_eq!(order, (0..200).collect::<Vec<_>>());
+    assert_eq!(store.load().unwrap().queues.len(), 200);
+    assert!(store.stats().flushes < 200, "{:?}", store.stats());
+}
+
+/// Story: a second engine pointed at a directory that a running engine holds refuses to
+/// start and names the directory.
+#[test]
+fn a_held_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SledStore::open(dir.path(), SledOptions::default()).unwrap();
+    let err = SledStore::open(dir.path(), SledOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    assert!(text.contains("another running engine"), "{text}");
+    // Once the first lets go, the directory opens.
+    first.close();
+    SledStore::open(dir.path(), SledOptions::default()).unwrap();
+}
+
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for e in walk(dir) {
+        out.insert(e.display().to_string(), std::fs::read(&e).unwrap());
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A store with a few records, closed.
+fn filled(dir: &Path) {
+    let store = SledStore::open(dir, SledOptions::default()).unwrap();
+    for i in 0..50 {
+        futures_executor_block_on(store.commit(queue_change(&format!("q{i}")))).unwrap();
+    }
+    store.close();
+}
+
+/// Story: a store whose files are garbage is refused with a clear error, and nothing in
+/// the directory is changed.
+#[test]
+fn a_corrupt_store_is_refused_and_left_untouched() {
+    for victim in ["db", "conf"] {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path());
+        let path = dir.path().join(victim);
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        let garbage: Vec<u8> = (0..len.max(64)).map(|i| (i * 7 + 13) as u8).collect();
+        std::fs::write(&path, &garbage).unwrap();
+        let before = files(dir.path());
+        let err = SledStore::open(dir.path(), SledOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt { .. }),
+            "{victim}: {err:?} ({err})"
+        );
+        assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+        assert!(before == files(dir.path()), "{victim}: the corrupt store was modified");
+    }
+}
+
+/// Story: a directory that holds something else is not turned into a store.
+#[test]
+fn a_directory_that_is_not_a_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"keep me").unwrap();
+    let err = SledStore::open(dir.path(), SledOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert_eq!(walk(dir.path()).len(), 1);
+}
+
+/// Writes `value` under `key` of `tree` with sled directly, as another build might have.
+fn poke(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
+    let db = sled::Config::new().path(dir).open().unwrap();
+    db.open_tree(tree).unwrap().insert(key, value).unwrap();
+    db.flush().unwrap();
+    drop(db);
+    wait_for_lock(dir);
+}
+
+/// sled's helper threads may hold the lock a moment after a raw `Db` is dropped.
+fn wait_for_lock(dir: &Path) {
+    use fs2::FileExt;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("db")).unwrap();
+    for _ in 0..500 {
+        if file.try_lock_exclusive().is_ok() {
+            file.unlock().unwrap();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("sled keeps {} locked", dir.display());
+}
+
+/// Story: a record written by a newer format stops start-up with an error naming it.
+#[test]
+fn an_unknown_record_version_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path());
+    let mut record = encode(&QueueV1 {
+        id: "q-new".into(),
+        name: "From the future".into(),
+    });
+    record[0] = 2;
+    poke(dir.path(), "queues", b"q-new", &record);
+
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), SledOptions::default()).unwrap());
+    let err = store.load().unwrap_err();
+    assert!(matches!(err, StoreError::UnknownVersion { version: 2, .. }), "{err:?}");
+    assert!(err.to_string().contains("queues/q-new"), "{err}");
+    // The engine refuses to start on it.
+    let sys = actix::System::new();
+    let started = sys.block_on(async { Engine::start(EngineOptions::new(Rules::default(), store)).map(|_| ()) });
+    assert!(started.is_err());
+}
+
+/// Story: a store laid out by a newer format is refused at open.
+#[test]
+fn an_unknown_store_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path());
+    poke(dir.path(), "meta", b"format", &[7]);
+    let err = SledStore::open(dir.path(), SledOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::UnknownVersion { version: 7, .. }), "{err:?}");
+    assert!(err.to_string().contains("meta/format"), "{err}");
+}
+
+/// Story: the disk fails (full) at run time: the operation is answered with an error, the
+/// engine reports itself unhealthy and refuses further changes; what was acknowledged
+/// before is still there after a restart.
+#[test]
+fn a_failing_write_makes_the_engine_unhealthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail = Arc::new(AtomicBool::new(false));
+    let f = fail.clone();
+    let options = SledOptions {
+        before_flush: Some(Arc::new(move || {
+            if f.load(Ordering::SeqCst) {
+                Err("no space left on device (injected)".into())
+            } else {
+                Ok(())
+            }
+        })),
+        ..SledOptions::default()
+    };
+    let store = Arc::new(SledStore::open(dir.path(), options).unwrap());
+    let s = store.clone();
+    engine_life(move || async move {
+        let e = start(&s, Rules::default(), TestClock::at(T0));
+        e.create_queue("q1", "Sales").await.unwrap();
+        e.create_agent("a1", "Ann", &["q1"], 1).await.unwrap();
+        assert!(e.healthy());
+        fail.store(true, Ordering::SeqCst);
+        let err = e.set_state("a1", Presence::Available, None).await.unwrap_err();
+        assert_eq!(err.code(), "store_unavailable", "{err}");
+        assert!(!e.healthy());
+        fail.store(false, Ordering::SeqCst);
+        // Refused even though the disk is back: memory may be ahead of the store.
+        assert!(e.create_queue("q2", "Support").await.is_err());
+    });
+    assert!(store.stats().failed);
+    store.close();
+    drop(store);
+
+    let store = open(dir.path());
+    let snap = store.load().unwrap();
+    assert_eq!(snap.queues.len(), 1);
+    assert_eq!(snap.agents.len(), 1);
+}
+
+/// Story: ended conversations are removed once older than the retention period, with
+/// their messages; those still owed a wrap-up, and open ones, stay.
+#[test]
+fn retention_removes_old_ended_conversations() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let s = store.clone();
+    engine_life(move || async move {
+        let e = start(&s, Rules::default(), TestClock::at(T0));
+        e.create_queue("q1", "Sales").await.unwrap();
+        e.create_entry_point(EntryPoint {
+            id: "ep1".into(),
+            name: "Page".into(),
+            queue: "q1".into(),
+            page_id: None,
+            page_access_token: None,
+        })
+        .await
+        .unwrap();
+        e.create_agent("a1", "Ann", &["q1"], 3).await.unwrap();
+        e.set_state("a1", Presence::Available, None).await.unwrap();
+        for (n, cust) in ["x", "y", "z"].iter().enumerate() {
+            let c = e.customer_message("ep1", cust, "Cust", "hello").await.unwrap();
+            assert_eq!(c.id, format!("c-{}", n + 1));
+            e.accept("a1", &c.id).await.unwrap();
+            e.send("a1", &c.id, "hi there").await.unwrap();
+        }
+        // c-1: ended and wrapped up. c-2: ended, wrap-up owed. c-3: still active.
+        e.end("a1", "c-1").await.unwrap();
+        e.wrapup("a1", "c-1", "resolved").await.unwrap();
+        e.end("a1", "c-2").await.unwrap();
+    });
+
+    assert_eq!(store.sweep(T0 + 29 * DAY).unwrap(), 0, "too young to go");
+    assert_eq!(store.sweep(T0 + 31 * DAY).unwrap(), 1);
+    assert_eq!(store.sweep(T0 + 31 * DAY).unwrap(), 0, "a sweep is idempotent");
+    assert_eq!(store.stats().swept, 1);
+    let ids: Vec<_> = store.load().unwrap().conversations.into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["c-2", "c-3"]);
+    store.close();
+    drop(store);
+
+    // Nothing of c-1 is left on disk, messages included.
+    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let messages = db.open_tree("messages").unwrap();
+    let prefix = switchboard::store::record::message_prefix("c-1");
+    assert_eq!(messages.scan_prefix(prefix).count(), 0);
+    assert_eq!(messages.len(), 4, "c-2 and c-3 keep their transcripts");
+    assert_eq!(db.open_tree("ended").unwrap().len(), 1, "c-2 stays indexed");
+    drop((messages, db));
+    wait_for_lock(dir.path());
+
+    // The engine restarts on what is left with every invariant holding.
+    let store = open(dir.path());
+    engine_life(move || async move {
+        let e = start(&store, Rules::default(), TestClock::at(T0 + 31 * DAY));
+        assert_eq!(e.violations().await.unwrap(), Vec::<String>::new());
+        assert!(e.conversation("c-1").await.unwrap().is_none());
+        e.wrapup("a1", "c-2", "resolved").await.unwrap();
+    });
+}
+
+/// Story: with retention off, nothing is swept.
+#[test]
+fn retention_off_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SledOptions {
+        retain_ended: None,
+        ..SledOptions::default()
+    };
+    let store = SledStore::open(dir.path(), options).unwrap();
+    assert_eq!(store.sweep(u64::MAX).unwrap(), 0);
+}
