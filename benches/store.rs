@@ -59,7 +59,8 @@ fn template() -> (Agent, switchboard::core::Conversation) {
         page_access_token: None,
     })
     .unwrap();
-    f.create_agent("a1", "Agent One", vec!["q1".into()], 3, None, T0).unwrap();
+    f.create_agent("a1", "Agent One", vec!["q1".into()], 3, None, T0)
+        .unwrap();
     f.set_state("a1", Presence::Available, None, T0).unwrap();
     let arrival = f
         .customer_message(
@@ -98,7 +99,10 @@ fn commit_run(max_group: usize, clients: u64, per_client: u64) -> Run {
     };
     let store = Arc::new(SledStore::open(dir.path(), options).unwrap());
     let template = Arc::new(template());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let started = Instant::now();
     let mut latencies: Vec<Duration> = rt.block_on(async {
         let mut tasks = Vec::new();

@@ -196,10 +196,7 @@ fn a_corrupt_store_is_refused_and_left_untouched() {
         std::fs::write(&path, &garbage).unwrap();
         let before = files(dir.path());
         let err = SledStore::open(dir.path(), SledOptions::default()).unwrap_err();
-        assert!(
-            matches!(err, StoreError::Corrupt { .. }),
-            "{victim}: {err:?} ({err})"
-        );
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{victim}: {err:?} ({err})");
         assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
         assert!(before == files(dir.path()), "{victim}: the corrupt store was modified");
     }
@@ -227,10 +224,14 @@ fn poke(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
 /// sled's helper threads may hold the lock a moment after a raw `Db` is dropped.
 fn wait_for_lock(dir: &Path) {
     use fs2::FileExt;
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("db")).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("db"))
+        .unwrap();
     for _ in 0..500 {
         if file.try_lock_exclusive().is_ok() {
-            file.unlock().unwrap();
+            FileExt::unlock(&file).unwrap();
             return;
         }
         std::thread::sleep(Duration::from_millis(10));

@@ -64,7 +64,11 @@ async fn check_acked(e: &Engine, acked: &Acked, seed: u64) {
             .as_ref()
             .and_then(|c| c.transcript.get(*seq as usize - 1))
             .map(|m| m.text.as_str());
-        assert_eq!(found, Some(text.as_str()), "seed {seed}: acknowledged message {c}#{seq} lost");
+        assert_eq!(
+            found,
+            Some(text.as_str()),
+            "seed {seed}: acknowledged message {c}#{seq} lost"
+        );
     }
     for (c, a) in &acked.wrapups {
         let conv = e.conversation(c).await.unwrap().expect("wrapped-up conversation");
@@ -105,8 +109,12 @@ async fn step(e: &Engine, rng: &mut StdRng, acked: &mut Acked, i: u64, seed: u64
             }
         }
         3 | 4 => {
-            let state = [Presence::Available, Presence::Available, Presence::Idle, Presence::LoggedOut]
-                [rng.gen_range(0..4)];
+            let state = [
+                Presence::Available,
+                Presence::Available,
+                Presence::Idle,
+                Presence::LoggedOut,
+            ][rng.gen_range(0..4)];
             ok_or_domain(e.set_state(agent, state, None).await, seed);
         }
         5 | 6 => {
@@ -148,7 +156,10 @@ async fn step(e: &Engine, rng: &mut StdRng, acked: &mut Acked, i: u64, seed: u64
                 let target = AGENTS[rng.gen_range(0..AGENTS.len())].0;
                 let r = match rng.gen_range(0..3) {
                     0 => e.transfer_to_agent(agent, &c.id, target).await.map(|_| ()),
-                    1 => e.transfer_to_queue(agent, &c.id, ["q1", "q2"][rng.gen_range(0..2)]).await.map(|_| ()),
+                    1 => e
+                        .transfer_to_queue(agent, &c.id, ["q1", "q2"][rng.gen_range(0..2)])
+                        .await
+                        .map(|_| ()),
                     _ => e.conference(agent, &c.id, target).await.map(|_| ()),
                 };
                 ok_or_domain(r, seed);
@@ -158,7 +169,11 @@ async fn step(e: &Engine, rng: &mut StdRng, acked: &mut Acked, i: u64, seed: u64
             ok_or_domain(e.customer_end(&conv).await, seed);
         }
         _ => {
-            assert_eq!(e.violations().await.unwrap(), Vec::<String>::new(), "seed {seed} step {i}");
+            assert_eq!(
+                e.violations().await.unwrap(),
+                Vec::<String>::new(),
+                "seed {seed} step {i}"
+            );
         }
     }
 }
@@ -245,7 +260,8 @@ async fn burst(e: &Engine, store: &SledStore, run: &mut Run) {
     for i in 0..n {
         let (e, acks, done) = (e.clone(), acks.clone(), done.clone());
         let text = format!("burst{}-{i}", run.now);
-        let reply_to = (run.acked.conversations > 0).then(|| format!("c-{}", run.rng.gen_range(1..=run.acked.conversations)));
+        let reply_to =
+            (run.acked.conversations > 0).then(|| format!("c-{}", run.rng.gen_range(1..=run.acked.conversations)));
         let cust = format!("k{}", run.rng.gen_range(0..12));
         tasks.push(actix::spawn(async move {
             match reply_to {
@@ -325,5 +341,8 @@ fn random_operations_survive_random_restarts() {
         run.acked.wrapups.len(),
         run.acked.conversations
     );
-    assert!(run.acked.messages.len() > 10, "the run did too little to prove anything");
+    assert!(
+        run.acked.messages.len() > 10,
+        "the run did too little to prove anything"
+    );
 }

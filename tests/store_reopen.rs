@@ -89,7 +89,9 @@ async fn build(e: &Engine, clock: &TestClock) -> u64 {
     .expect("the offer to rona expires");
     // Queued behind c-1 in q1.
     clock.advance(10);
-    e.customer_message("ep-q1", "cust-2", "Bob", "anyone there").await.unwrap();
+    e.customer_message("ep-q1", "cust-2", "Bob", "anyone there")
+        .await
+        .unwrap();
     e.customer_reply("c-2", "second line").await.unwrap();
 
     // An owed wrap-up: wrapper takes c-3, talks, ends it.
@@ -103,7 +105,9 @@ async fn build(e: &Engine, clock: &TestClock) -> u64 {
     // An active conference with a transcript: owner takes c-4, invites guest.
     clock.advance(10);
     available(e, "owner").await;
-    e.customer_message("ep-q2", "cust-4", "Di", "broken screen").await.unwrap();
+    e.customer_message("ep-q2", "cust-4", "Di", "broken screen")
+        .await
+        .unwrap();
     e.accept("owner", "c-4").await.unwrap();
     e.send("owner", "c-4", "sorry to hear").await.unwrap();
     e.customer_reply("c-4", "thanks").await.unwrap();
@@ -127,7 +131,9 @@ async fn build(e: &Engine, clock: &TestClock) -> u64 {
     available(e, "guest2").await;
     e.conference("owner2", "c-7", "guest2").await.unwrap();
     available(e, "xfrom").await;
-    e.customer_message("ep-q3", "cust-8", "Hal", "double charge").await.unwrap();
+    e.customer_message("ep-q3", "cust-8", "Hal", "double charge")
+        .await
+        .unwrap();
     e.accept("xfrom", "c-8").await.unwrap();
     e.send("xfrom", "c-8", "passing you on").await.unwrap();
     available(e, "xto").await;

@@ -492,7 +492,7 @@ mod tests {
 
     #[test]
     fn message_keys_sort_by_conversation_then_seq() {
-        let mut keys = vec![
+        let mut keys = [
             message_key("c-10", 1),
             message_key("c-1", 2),
             message_key("c-1", 10),

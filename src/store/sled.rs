@@ -345,12 +345,12 @@ impl SledStore {
             });
         }
         let db_file = path.join("db");
-        if path.is_dir() && !db_file.exists() && std::fs::read_dir(path).map_or(false, |mut d| d.next().is_some()) {
+        if path.is_dir() && !db_file.exists() && std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()) {
             return Err(StoreError::Corrupt {
                 what: format!("{shown} is not empty and holds no store (no `db` file); refusing to write into it"),
             });
         }
-        let had_data = std::fs::metadata(&db_file).map_or(false, |m| m.len() > 0);
+        let had_data = std::fs::metadata(&db_file).is_ok_and(|m| m.len() > 0);
         if had_data {
             preflight(path)?;
         }
@@ -475,7 +475,9 @@ impl Store for SledStore {
 
     fn load(&self) -> Result<Snapshot, StoreError> {
         let guard = lock(&self.db);
-        let (_, trees) = guard.as_ref().ok_or_else(|| StoreError::Read("the store is closed".into()))?;
+        let (_, trees) = guard
+            .as_ref()
+            .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
         load(trees, &self.path.display().to_string())
     }
 }
@@ -523,7 +525,9 @@ fn preflight(path: &Path) -> Result<(), StoreError> {
             .map_err(|e| corrupt(format!("cannot read db: {e}")))?;
         let stored = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) ^ 0xFFFF_FFFF;
         if header != [0; 20] && crc32fast::hash(&header[4..]) != stored {
-            return Err(corrupt(format!("the segment at byte {offset} of db fails its checksum")));
+            return Err(corrupt(format!(
+                "the segment at byte {offset} of db fails its checksum"
+            )));
         }
         offset += segment_size;
     }
@@ -779,7 +783,11 @@ impl Writer {
             let mut b = Batches::default();
             let mut n = 0;
             let mut last_key = None;
-            for item in self.trees.ended.range(skip_before.clone()..cutoff.to_be_bytes().to_vec()) {
+            for item in self
+                .trees
+                .ended
+                .range(skip_before.clone()..cutoff.to_be_bytes().to_vec())
+            {
                 let (k, _) = item.map_err(read)?;
                 last_key = Some(k.to_vec());
                 let Some((_, id)) = parse_ended_key(&k) else { continue };

@@ -122,7 +122,10 @@ pub fn assert_restored(before: &State, after: &State, rules: &Rules, now: Millis
             .collect()
     };
     assert_eq!(figures(before), figures(after), "queues differ after restart");
-    assert_eq!(before.entry_points, after.entry_points, "entry points differ after restart");
+    assert_eq!(
+        before.entry_points, after.entry_points,
+        "entry points differ after restart"
+    );
     assert_eq!(
         before.conversations.keys().collect::<Vec<_>>(),
         after.conversations.keys().collect::<Vec<_>>(),
@@ -138,7 +141,11 @@ pub fn assert_restored(before: &State, after: &State, rules: &Rules, now: Millis
                     "offer of {id} not re-made to the same agent"
                 );
                 assert_eq!(oa.offered_at, now, "offer of {id} not re-made at restart");
-                assert_eq!(oa.expires_at, now + timeout(rules, oa.kind), "offer of {id}: stale deadline");
+                assert_eq!(
+                    oa.expires_at,
+                    now + timeout(rules, oa.kind),
+                    "offer of {id}: stale deadline"
+                );
                 assert_ne!(ob.id, oa.id, "re-made offer of {id} keeps its old number");
             }
             (None, None) => {}
