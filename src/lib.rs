@@ -9,6 +9,7 @@
 //! - [`core`]: the pure routing state machine ([`core::Floor`]); no I/O, no clock.
 //! - [`actors`]: actix actors per agent, queue and conversation, around the core.
 //! - [`engine`]: [`engine::Engine`], the Rust API that the HTTP layer and benches call.
+//! - [`load`]: the load harness behind `switchboard-load` (scenario, checks, report).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`store`]: the durability seam ([`store::Store`]) and its implementations.
 
@@ -16,5 +17,6 @@ pub mod actors;
 pub mod config;
 pub mod core;
 pub mod engine;
+pub mod load;
 pub mod metrics;
 pub mod store;

@@ -1,0 +1,292 @@
+//! The load harness behind `switchboard-load`: drives agents and customers through a whole
+//! conversation lifecycle against one Switchboard, measures it, and checks SPEC.md's
+//! invariants from outside.
+//!
+//! - `backend`: the [`backend::Backend`] trait, the one seam between the scenario and a
+//!   Switchboard, and its in-process implementation over [`crate::engine::Engine`].
+//! - `driver`: the scenario (arrivals, agents, RONA, transfers, conferences, drain).
+//! - `check`: the outside checks over the engine's facts.
+//! - `stats`, `report`, `chart`: HDR histograms, the JSON report and table, the SVG chart.
+//!
+//! # Guarantees
+//! A run is bounded by `--duration` and `--conversations`, then drains what is open for at
+//! most `--drain-timeout`. It talks only to the Switchboard it was given: in-process, or a
+//! loopback URL unless `--allow-remote`.
+
+pub mod backend;
+pub mod chart;
+pub mod check;
+pub mod driver;
+pub mod report;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::core::Rules;
+pub use report::Report;
+
+/// The harness's options (`switchboard-load --help`).
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Options {
+    /// Start the engine in this process (in-memory store) and drive it through its Rust API.
+    #[arg(long, conflicts_with = "url")]
+    pub in_process: bool,
+    /// Drive a running Switchboard over REST and WebSocket at this base URL.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Allow a --url that is not a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Admin token for --url (default: the development token of config/default.toml).
+    #[arg(long)]
+    #[serde(skip)]
+    pub admin_token: Option<String>,
+    /// Log the harness's agents out at the end (--url).
+    #[arg(long)]
+    pub cleanup: bool,
+
+    /// Agents (each with one desktop).
+    #[arg(long, default_value_t = 200)]
+    pub agents: usize,
+    /// Conversations each agent may hold at once.
+    #[arg(long, default_value_t = 1)]
+    pub capacity: u32,
+    /// Queues (each with one entry point); with more than one, each agent serves two.
+    #[arg(long, default_value_t = 1)]
+    pub queues: usize,
+
+    /// Stop sending customers after this long (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+    /// Stop sending customers after this many.
+    #[arg(long)]
+    pub conversations: Option<u64>,
+    /// Customers per second; 0 sends as fast as conversations complete (see --max-open).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Most conversations open at once (default: twice the agents' total capacity).
+    #[arg(long)]
+    pub max_open: Option<usize>,
+    /// After the arrivals stop, wait at most this long for open conversations to complete.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[serde(serialize_with = "seconds")]
+    pub drain_timeout: Duration,
+
+    /// Messages each way per conversation (customer, then agent).
+    #[arg(long, default_value_t = 2)]
+    pub replies: u32,
+    /// Milliseconds an agent waits before accepting an offer.
+    #[arg(long, default_value_t = 0)]
+    pub think_ms: u64,
+    /// Share of agents (0..1) that let every other offer expire (RONA), then set
+    /// themselves available again.
+    #[arg(long, default_value_t = 0.0)]
+    pub rona_share: f64,
+    /// Share of conversations (0..1) transferred after the first exchange (half to an
+    /// agent, half to a queue).
+    #[arg(long, default_value_t = 0.0)]
+    pub transfer_share: f64,
+    /// Share of conversations (0..1) in which the owner invites a conference guest.
+    #[arg(long, default_value_t = 0.0)]
+    pub conference_share: f64,
+    /// Offer, transfer and conference deadline in milliseconds (in-process engine).
+    #[arg(long, default_value_t = 1000)]
+    pub offer_timeout_ms: u64,
+
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Write the SVG chart of latency percentiles over time here.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// Length of one interval of the time series and the progress display, in ms.
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u64,
+    /// Seed of the scenario's random choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Default for Options {
+    /// The defaults of the command line, in-process.
+    fn default() -> Self {
+        use clap::{FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            options: Options,
+        }
+        let m = <Cli as clap::CommandFactory>::command().get_matches_from(["switchboard-load", "--in-process"]);
+        // The defaults above parse; this is tested.
+        let mut o = Cli::from_arg_matches(&m).expect("default options").options;
+        o.admin_token = None;
+        o
+    }
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Parses `10s`, `500ms`, `2m` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m)")),
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("`{s}` is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("invalid options: {0}")]
+    Options(String),
+    #[error("refusing to drive {0}: not a loopback address (pass --allow-remote to insist)")]
+    Remote(String),
+    #[error("{0}")]
+    NotYetAvailable(String),
+    #[error("setup failed: {0}")]
+    Setup(String),
+}
+
+impl Options {
+    /// `in-process` or `http`.
+    pub fn mode_name(&self) -> &'static str {
+        if self.url.is_some() {
+            "http"
+        } else {
+            "in-process"
+        }
+    }
+
+    fn validate(&self) -> Result<(), LoadError> {
+        let share = |name: &str, x: f64| {
+            if (0.0..=1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(LoadError::Options(format!("{name} must be between 0 and 1")))
+            }
+        };
+        share("--rona-share", self.rona_share)?;
+        share("--transfer-share", self.transfer_share)?;
+        share("--conference-share", self.conference_share)?;
+        share("--transfer-share + --conference-share", self.transfer_share + self.conference_share)?;
+        if self.agents == 0 {
+            return Err(LoadError::Options("--agents must be at least 1".into()));
+        }
+        if self.queues == 0 {
+            return Err(LoadError::Options("--queues must be at least 1".into()));
+        }
+        if self.capacity == 0 || self.capacity > crate::core::MAX_CAPACITY {
+            return Err(LoadError::Options(format!(
+                "--capacity must be 1 to {}",
+                crate::core::MAX_CAPACITY
+            )));
+        }
+        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+            return Err(LoadError::Options("--rate must be 0 or more".into()));
+        }
+        if self.in_process == self.url.is_some() {
+            return Err(LoadError::Options("give exactly one of --in-process and --url".into()));
+        }
+        Ok(())
+    }
+}
+
+/// True when `url`'s host is a loopback address (`localhost`, 127.0.0.0/8, `::1`).
+pub fn is_loopback_url(url: &str) -> Result<bool, LoadError> {
+    let uri: actix_web::http::Uri = url
+        .parse()
+        .map_err(|e| LoadError::Options(format!("--url {url}: {e}")))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(LoadError::Options(format!("--url {url}: must start with http:// or https://"))),
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| LoadError::Options(format!("--url {url}: no host")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(true);
+    }
+    Ok(host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+}
+
+/// Runs the harness as `opts` say. Must run inside an actix system (the engine and the
+/// scenario's tasks live on its arbiters).
+pub async fn run(opts: Options) -> Result<Report, LoadError> {
+    opts.validate()?;
+    if let Some(url) = &opts.url {
+        if !opts.allow_remote && !is_loopback_url(url)? {
+            return Err(LoadError::Remote(url.clone()));
+        }
+        return Err(LoadError::NotYetAvailable(
+            "the HTTP/WebSocket mode (--url) is not yet available: the REST/WebSocket API is not on \
+             main yet; use --in-process"
+                .into(),
+        ));
+    }
+    let rules = Rules {
+        offer_timeout_ms: opts.offer_timeout_ms,
+        transfer_timeout_ms: opts.offer_timeout_ms,
+        conference_timeout_ms: opts.offer_timeout_ms,
+        ..Rules::default()
+    };
+    let backend = backend::InProcess::start(rules).map_err(|f| LoadError::Setup(f.code))?;
+    driver::drive(backend, opts).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn only_loopback_urls_are_loopback() {
+        for url in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "https://127.1.2.3"] {
+            assert!(is_loopback_url(url).unwrap(), "{url}");
+        }
+        for url in ["http://10.0.0.1:8080", "http://example.com", "http://0.0.0.0:8080"] {
+            assert!(!is_loopback_url(url).unwrap(), "{url}");
+        }
+        assert!(is_loopback_url("ftp://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid_and_in_process() {
+        let o = Options::default();
+        assert!(o.in_process);
+        o.validate().unwrap();
+    }
+}
