@@ -91,7 +91,10 @@ fn routing_decision(c: &mut Criterion) {
 
 /// One lifecycle for agent `a`, whose event stream is `events`.
 async fn lifecycle(engine: &Engine, events: &mut tokio::sync::mpsc::Receiver<Arc<AgentEvent>>, customer: &str) {
-    let conv = engine.customer_message("ep", customer, "Customer", "hello").await.unwrap();
+    let conv = engine
+        .customer_message("ep", customer, "Customer", "hello")
+        .await
+        .unwrap();
     loop {
         match events.recv().await.as_deref() {
             Some(AgentEvent::Offer { conversation, .. }) if conversation.id == conv.id => break,

@@ -106,16 +106,38 @@ impl DeskEvent {
 /// (`check.rs`) run on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fact {
-    Arrived { conversation: String },
-    Offered { conversation: String, agent: String },
+    Arrived {
+        conversation: String,
+    },
+    Offered {
+        conversation: String,
+        agent: String,
+    },
     /// The offer ended without becoming participation (expired, withdrawn): slot freed.
-    OfferEnded { conversation: String, agent: String },
+    OfferEnded {
+        conversation: String,
+        agent: String,
+    },
     /// The offer became participation: the slot stays held until the wrap-up.
-    Accepted { conversation: String, agent: String },
-    Ended { conversation: String },
-    WrapupOwed { conversation: String, agent: String },
-    WrappedUp { conversation: String, agent: String },
-    Presence { agent: String, state: Presence },
+    Accepted {
+        conversation: String,
+        agent: String,
+    },
+    Ended {
+        conversation: String,
+    },
+    WrapupOwed {
+        conversation: String,
+        agent: String,
+    },
+    WrappedUp {
+        conversation: String,
+        agent: String,
+    },
+    Presence {
+        agent: String,
+        state: Presence,
+    },
     /// The fact stream lost `0` facts: the checks are incomplete.
     Lost(u64),
 }
@@ -267,18 +289,24 @@ fn fact(o: &Observed) -> Option<Fact> {
             Observation::Arrived { conversation, .. } => Fact::Arrived {
                 conversation: conversation.clone(),
             },
-            Observation::Offered { conversation, agent, .. } => Fact::Offered {
+            Observation::Offered {
+                conversation, agent, ..
+            } => Fact::Offered {
                 conversation: conversation.clone(),
                 agent: agent.clone(),
             },
-            Observation::Accepted { conversation, agent, .. } => Fact::Accepted {
+            Observation::Accepted {
+                conversation, agent, ..
+            } => Fact::Accepted {
                 conversation: conversation.clone(),
                 agent: agent.clone(),
             },
             Observation::Ended { conversation, .. } => Fact::Ended {
                 conversation: conversation.clone(),
             },
-            Observation::WrappedUp { conversation, agent, .. } => Fact::WrappedUp {
+            Observation::WrappedUp {
+                conversation, agent, ..
+            } => Fact::WrappedUp {
                 conversation: conversation.clone(),
                 agent: agent.clone(),
             },

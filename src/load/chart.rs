@@ -29,7 +29,11 @@ pub fn write(report: &Report, path: &Path) -> Result<(), String> {
     root.present().map_err(|e| e.to_string())
 }
 
-fn latency_panel<DB: DrawingBackend>(report: &Report, area: &DrawingArea<DB, plotters::coord::Shift>, m: Metric) -> Result<(), String>
+fn latency_panel<DB: DrawingBackend>(
+    report: &Report,
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    m: Metric,
+) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
@@ -62,7 +66,12 @@ where
         .y_desc("ms")
         .draw()
         .map_err(|e| e.to_string())?;
-    for (name, color, data) in [("p50", P50, p50), ("p90", P90, p90), ("p99", P99, p99), ("max", MAX, max)] {
+    for (name, color, data) in [
+        ("p50", P50, p50),
+        ("p90", P90, p90),
+        ("p99", P99, p99),
+        ("max", MAX, max),
+    ] {
         chart
             .draw_series(LineSeries::new(data, color.stroke_width(2)))
             .map_err(|e| e.to_string())?
@@ -77,7 +86,10 @@ where
         .map_err(|e| e.to_string())
 }
 
-fn throughput_panel<DB: DrawingBackend>(report: &Report, area: &DrawingArea<DB, plotters::coord::Shift>) -> Result<(), String>
+fn throughput_panel<DB: DrawingBackend>(
+    report: &Report,
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {

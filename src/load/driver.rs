@@ -264,7 +264,7 @@ async fn arrivals<B: Backend>(run: &Rc<Run<B>>, start: Instant) {
             _ => break,
         }
         n += 1;
-        actix_rt::spawn(customer(run.clone(), n));
+        customer(run, n);
         if n % 64 == 0 {
             // Let the agents run: arrivals must not starve the tasks that complete them.
             actix_rt::task::yield_now().await;
@@ -272,8 +272,9 @@ async fn arrivals<B: Backend>(run: &Rc<Run<B>>, start: Instant) {
     }
 }
 
-/// One customer: writes the first message of a new conversation.
-async fn customer<B: Backend>(run: Rc<Run<B>>, n: u64) {
+/// One customer: writes the first message of a new conversation. Counted and booked
+/// before the task is spawned, so the drain never misses an arrival still to be sent.
+fn customer<B: Backend>(run: &Rc<Run<B>>, n: u64) {
     let id = format!("cust-{n}");
     let entry_point = format!("ep-{}", run.queues[n as usize % run.queues.len()]);
     let plan = {
@@ -292,11 +293,18 @@ async fn customer<B: Backend>(run: Rc<Run<B>>, n: u64) {
     // Before sending: the offer may reach the agent before the answer reaches us.
     run.arriving.borrow_mut().insert(id.clone(), (Instant::now(), plan));
     run.stats.borrow_mut().arrivals += 1;
-    if let Err(f) = run.backend.customer_message(&entry_point, &id, "Hello, I need help").await {
-        run.failed("customer_message", &f, false);
-        run.arriving.borrow_mut().remove(&id);
-        run.open.add_permits(1);
-    }
+    let run = run.clone();
+    actix_rt::spawn(async move {
+        if let Err(f) = run
+            .backend
+            .customer_message(&entry_point, &id, "Hello, I need help")
+            .await
+        {
+            run.failed("customer_message", &f, false);
+            run.arriving.borrow_mut().remove(&id);
+            run.open.add_permits(1);
+        }
+    });
 }
 
 /// Follows the engine's facts: the checks, and a permit back for each completion.
@@ -373,7 +381,15 @@ async fn agent_loop<B: Backend>(run: Rc<Run<B>>, me: usize, mut desk: B::Desk) {
                 let (tx, rx) = unbounded_channel();
                 routes.borrow_mut().insert(conversation.clone(), tx.clone());
                 let inbox = Inbox::new(rx);
-                actix_rt::spawn(conversation_task(run.clone(), me, conversation, kind, inbox, routes.clone(), tx));
+                actix_rt::spawn(conversation_task(
+                    run.clone(),
+                    me,
+                    conversation,
+                    kind,
+                    inbox,
+                    routes.clone(),
+                    tx,
+                ));
             }
             DeskEvent::StateChanged { state: Presence::Rona } => {
                 let run = run.clone();

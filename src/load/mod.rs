@@ -192,7 +192,10 @@ impl Options {
         share("--rona-share", self.rona_share)?;
         share("--transfer-share", self.transfer_share)?;
         share("--conference-share", self.conference_share)?;
-        share("--transfer-share + --conference-share", self.transfer_share + self.conference_share)?;
+        share(
+            "--transfer-share + --conference-share",
+            self.transfer_share + self.conference_share,
+        )?;
         if self.agents == 0 {
             return Err(LoadError::Options("--agents must be at least 1".into()));
         }
@@ -222,7 +225,11 @@ pub fn is_loopback_url(url: &str) -> Result<bool, LoadError> {
         .map_err(|e| LoadError::Options(format!("--url {url}: {e}")))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        _ => return Err(LoadError::Options(format!("--url {url}: must start with http:// or https://"))),
+        _ => {
+            return Err(LoadError::Options(format!(
+                "--url {url}: must start with http:// or https://"
+            )))
+        }
     }
     let host = uri
         .host()
@@ -274,7 +281,12 @@ mod tests {
 
     #[test]
     fn only_loopback_urls_are_loopback() {
-        for url in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "https://127.1.2.3"] {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+            "https://127.1.2.3",
+        ] {
             assert!(is_loopback_url(url).unwrap(), "{url}");
         }
         for url in ["http://10.0.0.1:8080", "http://example.com", "http://0.0.0.0:8080"] {

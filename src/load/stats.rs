@@ -165,7 +165,11 @@ impl Stats {
         }
         self.series.push(Interval {
             t_s: (t_s * 1000.0).round() / 1000.0,
-            lifecycles_per_s: if interval_s > 0.0 { done as f64 / interval_s } else { 0.0 },
+            lifecycles_per_s: if interval_s > 0.0 {
+                done as f64 / interval_s
+            } else {
+                0.0
+            },
             latencies,
         });
         self.series.last().expect("just pushed")
