@@ -35,7 +35,7 @@ fn plain_lifecycles_complete_and_pass_the_checks() {
     assert_eq!(report.completed, 200, "{}", report.table());
     assert_eq!(report.checks.incomplete, 0);
     for m in load::stats::Metric::ALL {
-        assert_eq!(report.latencies[&m].count > 0, true, "{m:?} recorded nothing");
+        assert!(report.latencies[&m].count > 0, "{m:?} recorded nothing");
     }
     assert_eq!(report.latencies[&load::stats::Metric::Lifecycle].count, 200);
 }
