@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::core::{AgentEvent, EntryPoint, Observation, OfferKind, Presence, Rules};
 use crate::engine::{Engine, EngineError, EngineOptions, Observed};
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, Store};
 
 /// A failed operation, by its stable code (the engine's error code, or the API's).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,18 +186,40 @@ pub trait Backend: 'static {
 
 // ----- in-process -----
 
-/// The engine in this process, with an in-memory store, called through [`Engine`].
-#[derive(Clone)]
+/// Which store the in-process engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// [`MemoryStore`]: the engine's cost alone.
+    Memory,
+    /// The sled store with group commit, in a temporary directory removed at the end.
+    Sled,
+}
+
+/// The engine in this process, called through [`Engine`].
 pub struct InProcess {
     engine: Engine,
+    /// Keeps the sled directory until the run ends.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl InProcess {
     /// Starts an engine on its own arbiter. Must run inside an actix system.
-    pub fn start(rules: Rules) -> Result<InProcess, Failure> {
-        let engine = Engine::start(EngineOptions::new(rules, Arc::new(MemoryStore::new())))
-            .map_err(|e| Failure::new(format!("store: {e}")))?;
-        Ok(InProcess { engine })
+    pub fn start(rules: Rules, store: StoreKind) -> Result<InProcess, Failure> {
+        let (store, dir): (Arc<dyn Store>, _) = match store {
+            StoreKind::Memory => (Arc::new(MemoryStore::new()), None),
+            StoreKind::Sled => {
+                let dir = tempfile::Builder::new()
+                    .prefix("switchboard-load-")
+                    .tempdir()
+                    .map_err(|e| Failure::new(format!("temporary directory: {e}")))?;
+                let store = crate::store::open(dir.path()).map_err(|e| Failure::new(format!("store: {e}")))?;
+                (store, Some(dir))
+            }
+        };
+        let engine =
+            Engine::start(EngineOptions::new(rules, store)).map_err(|e| Failure::new(format!("store: {e}")))?;
+        Ok(InProcess { engine, _dir: dir })
     }
 
     /// The engine handle.

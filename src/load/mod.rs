@@ -93,6 +93,9 @@ pub struct Options {
     /// Share of conversations (0..1) in which the owner invites a conference guest.
     #[arg(long, default_value_t = 0.0)]
     pub conference_share: f64,
+    /// Store of the in-process engine.
+    #[arg(long, value_enum, default_value_t = backend::StoreKind::Memory)]
+    pub store: backend::StoreKind,
     /// Offer, transfer and conference deadline in milliseconds (in-process engine).
     #[arg(long, default_value_t = 1000)]
     pub offer_timeout_ms: u64,
@@ -261,7 +264,7 @@ pub async fn run(opts: Options) -> Result<Report, LoadError> {
         conference_timeout_ms: opts.offer_timeout_ms,
         ..Rules::default()
     };
-    let backend = backend::InProcess::start(rules).map_err(|f| LoadError::Setup(f.code))?;
+    let backend = backend::InProcess::start(rules, opts.store).map_err(|f| LoadError::Setup(f.code))?;
     driver::drive(backend, opts).await
 }
 
