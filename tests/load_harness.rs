@@ -96,14 +96,10 @@ fn remote_urls_are_refused() {
 }
 
 /// Many agents at once, with RONA, transfers and conferences: the checks must pass.
-///
-/// Ignored while the router can carry out the effects of consecutive commands out of
-/// order (actix polls the futures that `RouterActor::finish` spawns in `swap_remove`
-/// order, so with three or more commands in flight the desktops and the observer may see
-/// command N+1's events before command N's); see BENCHMARKS.md, "Load harness".
-/// Run with `cargo test --test load_harness -- --ignored`.
+/// This is also the regression test for effects carried out in decision order: the
+/// router once let command N+1's events overtake command N's when several commits were
+/// in flight (actix polls waiting futures in no fixed order).
 #[test]
-#[ignore = "engine: effects of consecutive commands can be carried out out of order"]
 fn a_busy_floor_passes_the_checks() {
     let report = run(Options {
         agents: 50,

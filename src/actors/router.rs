@@ -7,12 +7,12 @@
 //! actors) and the caller gets its answer. The router goes on with the next command while
 //! a commit is under way, so many commands share one flush (group commit).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::agent::{AddSubscriber, AgentActor, ArmWrapup, CountSubscribers, Deliver};
 use super::conversation::{ArmOffer, Close, ConversationActor, CustomerChannel, ToCustomer};
@@ -31,6 +31,19 @@ pub struct Shared {
     pub healthy: AtomicBool,
 }
 
+/// Called once an operation's commit settled: `None` when durable, or the store error.
+type Answer = Box<dyn FnOnce(Option<StoreError>)>;
+
+/// An operation waiting for its commit.
+struct Pending {
+    seq: u64,
+    /// `None` while the commit is under way.
+    outcome: Option<Result<(), StoreError>>,
+    /// Carried out once durable, after every earlier operation's.
+    effects: Vec<Effect>,
+    answer: Answer,
+}
+
 /// Owns the floor. See the module docs.
 pub struct RouterActor {
     floor: Floor,
@@ -43,6 +56,9 @@ pub struct RouterActor {
     conversations: HashMap<ConversationId, Addr<ConversationActor>>,
     queues: HashMap<QueueId, Addr<QueueActor>>,
     next_subscription: u64,
+    /// Operations whose changes are being committed, in decision order.
+    pending: VecDeque<Pending>,
+    next_seq: u64,
     /// Set when a commit failed: the floor may be ahead of the store, so every further
     /// change is refused until restart (which rebuilds from what is durable).
     failed: Option<StoreError>,
@@ -68,6 +84,8 @@ impl RouterActor {
             conversations: HashMap::new(),
             queues: HashMap::new(),
             next_subscription: 1,
+            pending: VecDeque::new(),
+            next_seq: 0,
             failed: None,
         }
     }
@@ -303,31 +321,64 @@ impl RouterActor {
         }
     }
 
-    /// Commits what the floor changed, then carries out `effects` and answers with `result`.
-    fn finish<T: 'static>(
-        &mut self,
-        result: Result<T, CoreError>,
-        ctx: &mut Context<Self>,
-    ) -> ResponseActFuture<Self, Result<T, EngineError>> {
+    /// Commits what the floor changed; once durable, and after every earlier operation's
+    /// effects, carries out this operation's effects and calls `answer`.
+    ///
+    /// Commits resolve in order, but actix may poll the futures waiting on them in any
+    /// order; the `pending` queue is what keeps events and answers in decision order.
+    fn finish(&mut self, answer: Answer, ctx: &mut Context<Self>) {
         let changes = self.floor.take_changes();
         let effects = self.floor.take_effects();
-        if changes.is_empty() {
-            self.carry_out(effects, ctx);
-            return Box::pin(fut::ready(result.map_err(EngineError::from)));
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let nothing_to_commit = changes.is_empty();
+        self.pending.push_back(Pending {
+            seq,
+            outcome: None,
+            effects,
+            answer,
+        });
+        if nothing_to_commit {
+            self.settle(seq, Ok(()), ctx);
+            return;
         }
         let commit = self.store.commit(changes);
-        Box::pin(commit.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(()) => {
-                act.carry_out(effects, ctx);
-                result.map_err(EngineError::from)
+        ctx.spawn(
+            commit
+                .into_actor(self)
+                .map(move |res, act, ctx| act.settle(seq, res, ctx)),
+        );
+    }
+
+    /// Records the outcome of commit `seq`, then completes every operation at the front of
+    /// the queue whose commit is settled, in order.
+    fn settle(&mut self, seq: u64, outcome: Result<(), StoreError>, ctx: &mut Context<Self>) {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
+            p.outcome = Some(outcome);
+        }
+        while self.pending.front().is_some_and(|p| p.outcome.is_some()) {
+            let Some(p) = self.pending.pop_front() else { break };
+            match p.outcome {
+                Some(Ok(())) if self.failed.is_none() => {
+                    self.carry_out(p.effects, ctx);
+                    (p.answer)(None);
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "store write failed; refusing further changes until restart");
+                    self.shared.healthy.store(false, Ordering::SeqCst);
+                    self.failed = Some(e.clone());
+                    (p.answer)(Some(e));
+                }
+                _ => {
+                    // An earlier commit failed: this one's changes may follow a lost one.
+                    let e = self
+                        .failed
+                        .clone()
+                        .unwrap_or_else(|| StoreError::Write("earlier write failed".into()));
+                    (p.answer)(Some(e));
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "store write failed; refusing further changes until restart");
-                act.shared.healthy.store(false, Ordering::SeqCst);
-                act.failed = Some(e.clone());
-                Err(EngineError::Store(e))
-            }
-        }))
+        }
     }
 
     /// Creates the actors for a restored floor and carries out its first effects.
@@ -367,19 +418,9 @@ impl Actor for RouterActor {
         // Commands queue up behind a commit; give the mailbox room for bursts.
         ctx.set_mailbox_capacity(65_536);
         self.start_restored(ctx);
-        let changes = self.floor.take_changes();
-        let effects = self.floor.take_effects();
         // Recovery re-offers with fresh deadlines; those offers must be durable before the
         // desktops see them, like any other change.
-        let commit = self.store.commit(changes);
-        ctx.wait(commit.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(()) => act.carry_out(effects, ctx),
-            Err(e) => {
-                tracing::error!(error = %e, "store write failed during recovery");
-                act.shared.healthy.store(false, Ordering::SeqCst);
-                act.failed = Some(e);
-            }
-        }));
+        self.finish(Box::new(|_| {}), ctx);
     }
 }
 
@@ -389,12 +430,13 @@ impl Actor for RouterActor {
 pub struct Exec(pub Command);
 
 impl Handler<Exec> for RouterActor {
-    type Result = ResponseActFuture<Self, Result<Reply, EngineError>>;
+    type Result = ResponseFuture<Result<Reply, EngineError>>;
 
     /// Applies the command, commits its changes, then answers.
     fn handle(&mut self, msg: Exec, ctx: &mut Self::Context) -> Self::Result {
         if let Some(e) = &self.failed {
-            return Box::pin(fut::ready(Err(EngineError::Store(e.clone()))));
+            let e = EngineError::Store(e.clone());
+            return Box::pin(async move { Err(e) });
         }
         let span = tracing::debug_span!("exec", command = msg.0.name());
         let _enter = span.enter();
@@ -403,7 +445,19 @@ impl Handler<Exec> for RouterActor {
         if let Err(e) = &result {
             tracing::debug!(code = e.code(), error = %e, "command refused");
         }
-        self.finish(result, ctx)
+        let (tx, rx) = oneshot::channel();
+        self.finish(
+            Box::new(move |failed| {
+                let answer = match failed {
+                    None => result.map_err(EngineError::from),
+                    Some(e) => Err(EngineError::Store(e)),
+                };
+                // The caller may have gone away; nothing to do then.
+                let _ = tx.send(answer);
+            }),
+            ctx,
+        );
+        Box::pin(async move { rx.await.unwrap_or(Err(EngineError::Stopped)) })
     }
 }
 
@@ -425,8 +479,7 @@ impl Handler<FireTimer> for RouterActor {
         let _span = tracing::debug_span!("timer", timer = ?msg.timer).entered();
         let now = self.clock.now();
         self.floor.fire(&msg.timer, now);
-        let done = self.finish(Ok(()), ctx);
-        ctx.spawn(done.map(|_, _, _| ()));
+        self.finish(Box::new(|_| {}), ctx);
     }
 }
 
