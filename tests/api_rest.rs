@@ -94,7 +94,12 @@ async fn bad_requests_are_400_and_change_nothing() {
             json!({"state": "idle", "idle_code": "nap"}),
             "unknown_idle_code",
         ),
-        ("PUT", "/api/v1/agents/me/state".into(), json!({"state": "idle"}), "invalid_input"),
+        (
+            "PUT",
+            "/api/v1/agents/me/state".into(),
+            json!({"state": "available", "idle_code": "break"}),
+            "invalid_input",
+        ),
         (
             "POST",
             format!("/api/v1/conversations/{cid}/messages"),
