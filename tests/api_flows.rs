@@ -454,3 +454,35 @@ async fn reconnect_resumes_from_hello_and_several_desktops_get_every_event() {
         assert_eq!(d.wait_for_in("message", &active).await["message"]["text"], "Still there?");
     }
 }
+
+/// A refused desktop command answers `ok: false` with the same error as REST; a frame that
+/// is not a command answers `invalid_command` (echoing its `request_id`); the desktop
+/// stays connected and keeps working.
+#[actix_web::test]
+async fn desktop_command_errors_keep_the_desktop_connected() {
+    let s = TestServer::start().await;
+    let ann = s.agent("ann", "Ann", &["support"]).await;
+    let (mut d, hello) = s.desktop(&ann).await;
+    assert_eq!(hello["agent"]["state"], "logged_out");
+
+    let r = d.command(json!({"type": "accept", "conversation_id": "nope"})).await;
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["error"]["code"], "unknown_conversation");
+    let r = d.command(json!({"type": "set_state", "state": "rona"})).await;
+    assert_eq!(r["error"]["code"], "state_not_settable");
+    let r = d.command(json!({"type": "transfer", "conversation_id": "c-1"})).await;
+    assert_eq!(r["error"]["code"], "invalid_input");
+    let r = d.command(json!({"type": "dance"})).await;
+    assert_eq!(r["error"]["code"], "invalid_command");
+    assert_eq!(r["request_id"], "r4");
+    d.send_raw("not json").await;
+    let r = d.wait_for("reply").await;
+    assert_eq!(r["request_id"], Value::Null);
+    assert_eq!(r["error"]["code"], "invalid_command");
+
+    let r = d.command(json!({"type": "set_state", "state": "idle", "idle_code": "lunch"})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let st = d.wait_for("state_changed").await;
+    assert_eq!(st["state"], "idle");
+    assert_eq!(st["idle_code"], "lunch");
+}
