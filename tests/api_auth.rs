@@ -96,7 +96,12 @@ async fn missing_or_wrong_token_is_401_everywhere() {
         Some(json!({"text": "x"})),
         Rights::Admin,
     ));
-    all.push(ep("POST", format!("/api/v1/conversations/{cid}/end"), None, Rights::Admin));
+    all.push(ep(
+        "POST",
+        format!("/api/v1/conversations/{cid}/end"),
+        None,
+        Rights::Admin,
+    ));
     all.push(ep("GET", "/api/v1/agents/nobody", None, Rights::Admin));
     let before = s.conversation(&cid).await;
     for e in &all {
@@ -111,7 +116,14 @@ async fn missing_or_wrong_token_is_401_everywhere() {
     req = req.insert_header(("Authorization", format!("Basic {ADMIN}")));
     assert_eq!(req.send().await.expect("request").status().as_u16(), 401);
     assert_eq!(s.conversation(&cid).await, before);
-    assert_eq!(s.get("/api/v1/agents", ADMIN).await.expect(200).as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        s.get("/api/v1/agents", ADMIN)
+            .await
+            .expect(200)
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 }
 
 /// An agent token on an admin endpoint, and the admin token on an agent's own action, are
@@ -125,7 +137,10 @@ async fn rights_of_admin_and_agent_tokens() {
     for e in endpoints(&cid) {
         let as_agent = s.call(e.method, &e.path, Some(&ann), e.body.clone()).await;
         let as_admin = s.call(e.method, &e.path, Some(ADMIN), e.body.clone()).await;
-        let what = format!("{} {}: admin {} / agent {}", e.method, e.path, as_admin.body, as_agent.body);
+        let what = format!(
+            "{} {}: admin {} / agent {}",
+            e.method, e.path, as_admin.body, as_agent.body
+        );
         match e.rights {
             Rights::Admin => {
                 as_agent.expect_error(403, "forbidden");
@@ -172,7 +187,11 @@ async fn another_agents_token_is_403() {
 
     let c = |action: &str| format!("/api/v1/conversations/{cid}/{action}");
     let cases = [
-        ("messages", Some(json!({"text": "I am not in it"})), "not_in_conversation"),
+        (
+            "messages",
+            Some(json!({"text": "I am not in it"})),
+            "not_in_conversation",
+        ),
         ("transfer", Some(json!({"agent": "cleo"})), "not_owner"),
         ("transfer", Some(json!({"queue": "support"})), "not_owner"),
         ("conference", Some(json!({"agent": "cleo"})), "not_owner"),
@@ -226,7 +245,9 @@ async fn reissued_token_replaces_the_old_one() {
         .expect("token")
         .to_string();
     assert_ne!(new, old);
-    s.get("/api/v1/agents/ann", &old).await.expect_error(401, "unauthorized");
+    s.get("/api/v1/agents/ann", &old)
+        .await
+        .expect_error(401, "unauthorized");
     s.get("/api/v1/agents/ann", &new).await.expect(200);
     s.post_empty("/api/v1/agents/nobody/token", ADMIN)
         .await

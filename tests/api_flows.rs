@@ -50,7 +50,10 @@ async fn offer_accept_chat_end_wrapup_then_next_conversation() {
     assert_eq!(view["conference_state"], "none");
 
     let reply = d.command(json!({"type": "accept", "conversation_id": cid})).await;
-    assert_eq!(reply, json!({"type": "reply", "request_id": "r2", "ok": true, "error": null}));
+    assert_eq!(
+        reply,
+        json!({"type": "reply", "request_id": "r2", "ok": true, "error": null})
+    );
     let conv = d.wait_for("conversation").await;
     assert_eq!(conv["conversation"]["state"], "active");
     assert_eq!(conv["conversation"]["owner"], "ann");
@@ -75,7 +78,12 @@ async fn offer_accept_chat_end_wrapup_then_next_conversation() {
         .await;
     assert_eq!(reply["ok"], true, "{reply}");
     let mut last_seq = 1;
-    for expected in ["Are you there?", "Yes, how can I help?", "My order is late", "Let me check"] {
+    for expected in [
+        "Are you there?",
+        "Yes, how can I help?",
+        "My order is late",
+        "Let me check",
+    ] {
         let m = d.wait_for_in("message", &cid).await;
         assert_eq!(m["message"]["text"], expected);
         let seq = m["message"]["seq"].as_u64().expect("seq");
@@ -139,7 +147,10 @@ async fn rona_then_next_agent_then_manual_return() {
     let cid = id_of(&c);
     assert_eq!(da.wait_for("offer").await["conversation_id"], cid.as_str());
     let w = da.wait_for("offer_withdrawn").await;
-    assert_eq!(w, json!({"type": "offer_withdrawn", "conversation_id": cid, "reason": "expired"}));
+    assert_eq!(
+        w,
+        json!({"type": "offer_withdrawn", "conversation_id": cid, "reason": "expired"})
+    );
     let st = da.wait_for("state_changed").await;
     assert_eq!(st["state"], "rona");
     assert_eq!(st["reason"], "offer_expired");
@@ -311,7 +322,9 @@ async fn conference_join_exit_and_end() {
     s.get(&format!("/api/v1/conversations/{cid}"), &bob).await.expect(200);
 
     // Guest exit.
-    let r = db.command(json!({"type": "exit_conference", "conversation_id": cid})).await;
+    let r = db
+        .command(json!({"type": "exit_conference", "conversation_id": cid}))
+        .await;
     assert_eq!(r["ok"], true, "{r}");
     // The system message and `participant_left` may come in either order.
     let (mut left, mut said) = (false, false);
@@ -338,7 +351,9 @@ async fn conference_join_exit_and_end() {
         .expect(202);
     db.wait_for("offer").await;
     s.post_empty(&path(&cid, "accept"), &bob).await.expect(200);
-    let r = da.command(json!({"type": "end_conference", "conversation_id": cid})).await;
+    let r = da
+        .command(json!({"type": "end_conference", "conversation_id": cid}))
+        .await;
     assert_eq!(r["ok"], true, "{r}");
     for d in [&mut da, &mut db] {
         d.wait_for_in("conversation_ended", &cid).await;
@@ -451,7 +466,10 @@ async fn reconnect_resumes_from_hello_and_several_desktops_get_every_event() {
         .await
         .expect(201);
     for d in [&mut d1, &mut d2] {
-        assert_eq!(d.wait_for_in("message", &active).await["message"]["text"], "Still there?");
+        assert_eq!(
+            d.wait_for_in("message", &active).await["message"]["text"],
+            "Still there?"
+        );
     }
 }
 
@@ -480,7 +498,9 @@ async fn desktop_command_errors_keep_the_desktop_connected() {
     assert_eq!(r["request_id"], Value::Null);
     assert_eq!(r["error"]["code"], "invalid_command");
 
-    let r = d.command(json!({"type": "set_state", "state": "idle", "idle_code": "lunch"})).await;
+    let r = d
+        .command(json!({"type": "set_state", "state": "idle", "idle_code": "lunch"}))
+        .await;
     assert_eq!(r["ok"], true, "{r}");
     let st = d.wait_for("state_changed").await;
     assert_eq!(st["state"], "idle");

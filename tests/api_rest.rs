@@ -36,20 +36,46 @@ async fn bad_requests_are_400_and_change_nothing() {
     s.raw("POST", "/api/v1/queues", ADMIN, json_ct, "{not json")
         .await
         .expect_error(400, "invalid_json");
-    s.raw("POST", "/api/v1/queues", ADMIN, "text/plain", r#"{"id":"q2","name":"Q2"}"#)
-        .await
-        .expect_error(400, "unsupported_content_type");
+    s.raw(
+        "POST",
+        "/api/v1/queues",
+        ADMIN,
+        "text/plain",
+        r#"{"id":"q2","name":"Q2"}"#,
+    )
+    .await
+    .expect_error(400, "unsupported_content_type");
     s.raw("POST", "/api/v1/queues", ADMIN, json_ct, "")
         .await
         .expect_error(400, "invalid_json");
     let cases: Vec<(&str, &str, Value, &str)> = vec![
-        ("POST", "/api/v1/queues", json!({"id": "q2", "name": "Q2", "extra": 1}), "invalid_json"),
+        (
+            "POST",
+            "/api/v1/queues",
+            json!({"id": "q2", "name": "Q2", "extra": 1}),
+            "invalid_json",
+        ),
         ("POST", "/api/v1/queues", json!({"id": "q2"}), "invalid_json"),
         ("POST", "/api/v1/queues", json!({"id": 7, "name": "Q2"}), "invalid_json"),
         ("POST", "/api/v1/queues", json!([1, 2]), "invalid_json"),
-        ("POST", "/api/v1/queues", json!({"id": "bad id!", "name": "Q2"}), "invalid_input"),
-        ("POST", "/api/v1/queues", json!({"id": "x".repeat(65), "name": "Q2"}), "invalid_input"),
-        ("POST", "/api/v1/queues", json!({"id": "q2", "name": ""}), "invalid_input"),
+        (
+            "POST",
+            "/api/v1/queues",
+            json!({"id": "bad id!", "name": "Q2"}),
+            "invalid_input",
+        ),
+        (
+            "POST",
+            "/api/v1/queues",
+            json!({"id": "x".repeat(65), "name": "Q2"}),
+            "invalid_input",
+        ),
+        (
+            "POST",
+            "/api/v1/queues",
+            json!({"id": "q2", "name": ""}),
+            "invalid_input",
+        ),
         (
             "POST",
             "/api/v1/agents",
@@ -86,8 +112,18 @@ async fn bad_requests_are_400_and_change_nothing() {
         assert_eq!((a.status, a.code()), (400, code), "{method} {path} {body}: {}", a.body);
     }
     let agent_cases: Vec<(&str, String, Value, &str)> = vec![
-        ("PUT", "/api/v1/agents/me/state".into(), json!({"state": "rona"}), "state_not_settable"),
-        ("PUT", "/api/v1/agents/me/state".into(), json!({"state": "busy"}), "invalid_json"),
+        (
+            "PUT",
+            "/api/v1/agents/me/state".into(),
+            json!({"state": "rona"}),
+            "state_not_settable",
+        ),
+        (
+            "PUT",
+            "/api/v1/agents/me/state".into(),
+            json!({"state": "busy"}),
+            "invalid_json",
+        ),
         (
             "PUT",
             "/api/v1/agents/me/state".into(),
@@ -112,7 +148,12 @@ async fn bad_requests_are_400_and_change_nothing() {
             json!({"agent": "bob", "queue": "support"}),
             "invalid_input",
         ),
-        ("POST", format!("/api/v1/conversations/{cid}/transfer"), json!({}), "invalid_input"),
+        (
+            "POST",
+            format!("/api/v1/conversations/{cid}/transfer"),
+            json!({}),
+            "invalid_input",
+        ),
         (
             "POST",
             format!("/api/v1/conversations/{cid}/transfer"),
@@ -148,8 +189,12 @@ async fn unknown_things_are_404_and_wrong_methods_405() {
     let s = TestServer::start().await;
     let ann = s.agent("ann", "Ann", &["support"]).await;
     let before = world(&s).await;
-    s.get("/api/v1/queues/nope", ADMIN).await.expect_error(404, "unknown_queue");
-    s.get("/api/v1/agents/nope", ADMIN).await.expect_error(404, "unknown_agent");
+    s.get("/api/v1/queues/nope", ADMIN)
+        .await
+        .expect_error(404, "unknown_queue");
+    s.get("/api/v1/agents/nope", ADMIN)
+        .await
+        .expect_error(404, "unknown_agent");
     s.get("/api/v1/conversations/nope", ADMIN)
         .await
         .expect_error(404, "unknown_conversation");
@@ -177,7 +222,9 @@ async fn unknown_things_are_404_and_wrong_methods_405() {
     )
     .await
     .expect_error(404, "unknown_queue");
-    s.get("/api/v1/nothing-here", ADMIN).await.expect_error(404, "not_found");
+    s.get("/api/v1/nothing-here", ADMIN)
+        .await
+        .expect_error(404, "not_found");
     s.get("/", ADMIN).await.expect_error(404, "not_found");
     s.call("DELETE", "/api/v1/queues", Some(ADMIN), None)
         .await
@@ -207,9 +254,13 @@ async fn conflicts_are_409_and_change_nothing() {
     s.post("/api/v1/queues", ADMIN, json!({"id": "support", "name": "Again"}))
         .await
         .expect_error(409, "already_exists");
-    s.post("/api/v1/agents", ADMIN, json!({"id": "ann", "name": "Ann 2", "queues": []}))
-        .await
-        .expect_error(409, "already_exists");
+    s.post(
+        "/api/v1/agents",
+        ADMIN,
+        json!({"id": "ann", "name": "Ann 2", "queues": []}),
+    )
+    .await
+    .expect_error(409, "already_exists");
     s.post_empty(&format!("/api/v1/conversations/{cid}/accept"), &bob)
         .await
         .expect_error(409, "not_offered_to_you");
@@ -251,7 +302,11 @@ async fn same_state_keeps_state_since() {
     let s = TestServer::start().await;
     let ann = s.agent("ann", "Ann", &["support"]).await;
     let idle = s
-        .put("/api/v1/agents/me/state", &ann, json!({"state": "idle", "idle_code": "break"}))
+        .put(
+            "/api/v1/agents/me/state",
+            &ann,
+            json!({"state": "idle", "idle_code": "break"}),
+        )
         .await
         .expect(200);
     assert_eq!(idle["state"], "idle");
@@ -299,14 +354,29 @@ async fn agent_list_filters_and_reference_lists() {
             assert!(a.get(key).is_some(), "agent without {key}: {a}");
         }
     }
-    assert_eq!(ids(s.get("/api/v1/agents?state=available", ADMIN).await.expect(200)), ["ann", "bob"]);
-    assert_eq!(ids(s.get("/api/v1/agents?queue=billing", ADMIN).await.expect(200)), ["bob", "cleo"]);
-    assert_eq!(ids(s.get("/api/v1/agents?q=ANN", ADMIN).await.expect(200)), ["ann", "cleo"]);
     assert_eq!(
-        ids(s.get("/api/v1/agents?q=ann&state=available&queue=support", ADMIN).await.expect(200)),
+        ids(s.get("/api/v1/agents?state=available", ADMIN).await.expect(200)),
+        ["ann", "bob"]
+    );
+    assert_eq!(
+        ids(s.get("/api/v1/agents?queue=billing", ADMIN).await.expect(200)),
+        ["bob", "cleo"]
+    );
+    assert_eq!(
+        ids(s.get("/api/v1/agents?q=ANN", ADMIN).await.expect(200)),
+        ["ann", "cleo"]
+    );
+    assert_eq!(
+        ids(s
+            .get("/api/v1/agents?q=ann&state=available&queue=support", ADMIN)
+            .await
+            .expect(200)),
         ["ann"]
     );
-    assert_eq!(ids(s.get("/api/v1/agents?q=nobody", ADMIN).await.expect(200)), Vec::<String>::new());
+    assert_eq!(
+        ids(s.get("/api/v1/agents?q=nobody", ADMIN).await.expect(200)),
+        Vec::<String>::new()
+    );
 
     let codes = s.get("/api/v1/idle-codes", &ann).await.expect(200);
     assert!(codes.as_array().expect("list").len() >= 2);
@@ -355,7 +425,10 @@ async fn openapi_contract() {
         ("get", "/healthz"),
         ("get", "/metrics"),
     ] {
-        assert!(paths[path][method].is_object(), "{method} {path} missing from the OpenAPI");
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} missing from the OpenAPI"
+        );
     }
     let schemas = &doc["components"]["schemas"];
     let events = schemas["ServerEvent"].to_string();
@@ -372,7 +445,10 @@ async fn openapi_contract() {
         "wrapup_required",
         "reply",
     ] {
-        assert!(events.contains(&format!("\"{ty}\"")), "event {ty} missing from ServerEvent");
+        assert!(
+            events.contains(&format!("\"{ty}\"")),
+            "event {ty} missing from ServerEvent"
+        );
     }
     let commands = schemas["DesktopCommand"].to_string();
     for ty in [
@@ -386,7 +462,10 @@ async fn openapi_contract() {
         "end",
         "wrapup",
     ] {
-        assert!(commands.contains(&format!("\"{ty}\"")), "command {ty} missing from DesktopCommand");
+        assert!(
+            commands.contains(&format!("\"{ty}\"")),
+            "command {ty} missing from DesktopCommand"
+        );
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     let conversation = schemas["ConversationDto"]["properties"].clone();

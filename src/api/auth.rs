@@ -50,9 +50,7 @@ impl Caller {
         match self {
             Caller::Admin => Ok(()),
             Caller::Agent(a) if a == id => Ok(()),
-            Caller::Agent(a) => Err(ApiError::forbidden(format!(
-                "agent {a} may not act on agent {id}"
-            ))),
+            Caller::Agent(a) => Err(ApiError::forbidden(format!("agent {a} may not act on agent {id}"))),
         }
     }
 }
@@ -71,7 +69,11 @@ pub fn credential_of(token: &str) -> String {
 
 /// The bearer token of a request, if it has one.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
-    let h = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let h = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = h.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -84,7 +86,10 @@ pub fn resolve(state: &AppState, token: &str) -> Option<Caller> {
     if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
         return Some(Caller::Admin);
     }
-    state.engine.agent_for_credential(&credential_of(token)).map(Caller::Agent)
+    state
+        .engine
+        .agent_for_credential(&credential_of(token))
+        .map(Caller::Agent)
 }
 
 impl FromRequest for Caller {

@@ -117,11 +117,9 @@ impl ResponseError for ApiError {
 /// Turns a JSON body failure into 400 or 413 (wired with `web::JsonConfig`).
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let e = match &err {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            err.to_string(),
-        ),
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", err.to_string())
+        }
         JsonPayloadError::ContentType => ApiError::bad_request(
             "unsupported_content_type",
             "the body must be JSON with Content-Type: application/json",

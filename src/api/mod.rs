@@ -53,7 +53,8 @@ pub struct AppState {
 /// Opens the store, starts the engine, creates the configured queues and entry points,
 /// and serves until Ctrl-C or SIGTERM. Must run inside an actix system.
 pub async fn serve(config: Config) -> io::Result<()> {
-    let store = crate::store::open(&config.store.path).map_err(io::Error::other)?;
+    let options = crate::store::SledOptions::from_config(&config.store);
+    let store = crate::store::open_with(&config.store.path, options).map_err(io::Error::other)?;
     let engine = Engine::start(EngineOptions::new(config.rules(), store)).map_err(io::Error::other)?;
     provision(&engine, &config).await?;
     let listener = TcpListener::bind(config.server.listen)?;

@@ -137,11 +137,7 @@ pub async fn get_queue(state: web::Data<AppState>, caller: Caller, path: web::Pa
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_entry_point(
-    state: web::Data<AppState>,
-    caller: Caller,
-    body: web::Json<CreateEntryPoint>,
-) -> Res {
+pub async fn create_entry_point(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateEntryPoint>) -> Res {
     caller.admin()?;
     let b = body.into_inner();
     let ep = core::EntryPoint {

@@ -348,11 +348,14 @@ pub async fn desktop(
         .and_then(|t| auth::resolve(&state, t))
         .ok_or_else(ApiError::unauthorized)?;
     let agent = caller.agent()?.to_string();
-    let (response, session, stream) = actix_ws::handle(&req, payload)
-        .map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
+    let (response, session, stream) =
+        actix_ws::handle(&req, payload).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
     let (hello, events) = state.engine.subscribe(&agent).await?;
     let limit = state.body_limit;
-    let stream = stream.max_frame_size(limit).aggregate_continuations().max_continuation_size(limit);
+    let stream = stream
+        .max_frame_size(limit)
+        .aggregate_continuations()
+        .max_continuation_size(limit);
     let hello = ServerEvent::Hello {
         agent: AgentDetailDto::from(&hello),
     };
@@ -547,7 +550,11 @@ impl Desktop {
                 let request_id = serde_json::from_str::<serde_json::Value>(text)
                     .ok()
                     .and_then(|v| v.get("request_id")?.as_str().map(str::to_string));
-                self.reply(request_id, Err(ApiError::bad_request("invalid_command", e.to_string())), ctx);
+                self.reply(
+                    request_id,
+                    Err(ApiError::bad_request("invalid_command", e.to_string())),
+                    ctx,
+                );
             }
         }
     }

@@ -141,7 +141,8 @@ impl TestServer {
         let bytes = res.body().limit(16 << 20).await.expect("body");
         Answer {
             status: res.status().as_u16(),
-            body: serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
+            body: serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
         }
     }
 
@@ -209,7 +210,9 @@ impl TestServer {
     }
 
     pub async fn conversation(&self, id: &str) -> Value {
-        self.get(&format!("/api/v1/conversations/{id}"), ADMIN).await.expect(200)
+        self.get(&format!("/api/v1/conversations/{id}"), ADMIN)
+            .await
+            .expect(200)
     }
 
     pub async fn agent_detail(&self, id: &str) -> Value {
@@ -287,7 +290,10 @@ impl Desktop {
 
     /// The next frame of type `ty` about conversation `cid`, skipping others.
     pub fn wait_for_in<'a>(&'a mut self, ty: &'a str, cid: &'a str) -> impl std::future::Future<Output = Value> + 'a {
-        self.wait_until(move |v| v["type"] == ty && v["conversation_id"] == cid, format!("{ty} of {cid}"))
+        self.wait_until(
+            move |v| v["type"] == ty && v["conversation_id"] == cid,
+            format!("{ty} of {cid}"),
+        )
     }
 
     async fn wait_until(&mut self, want: impl Fn(&Value) -> bool, what: String) -> Value {
