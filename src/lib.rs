@@ -5,6 +5,7 @@
 //! transfers, conferences, ends and wrap-ups, and makes every acknowledged change durable.
 //!
 //! # Layout
+//! - [`api`]: the HTTP edge: REST, the agent desktop WebSocket, health, metrics, OpenAPI.
 //! - [`config`]: typed configuration, the embedded default, environment overrides.
 //! - [`core`]: the pure routing state machine ([`core::Floor`]); no I/O, no clock.
 //! - [`actors`]: actix actors per agent, queue and conversation, around the core.
@@ -14,6 +15,7 @@
 //! - [`store`]: the durability seam ([`store::Store`]) and its implementations.
 
 pub mod actors;
+pub mod api;
 pub mod config;
 pub mod core;
 pub mod engine;

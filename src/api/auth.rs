@@ -1,0 +1,122 @@
+//! Who is calling: the admin, an agent, or nobody.
+//!
+//! The admin token comes from config and is compared in constant time (`subtle`). Agent
+//! tokens are 32 random bytes from the OS CSPRNG; the engine only ever sees their SHA-256
+//! hash (the agent's `credential`), so a leaked store does not leak usable tokens. Lookup
+//! is by that hash, so lookup timing tells an attacker nothing about a token's bytes.
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::future::{ready, Ready};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::core::AgentId;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    Agent(AgentId),
+}
+
+impl Caller {
+    /// The admin or nobody (403 for an agent).
+    pub fn admin(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::Agent(a) => Err(ApiError::forbidden(format!(
+                "agent {a} may not use this endpoint; it needs the admin token"
+            ))),
+        }
+    }
+
+    /// The acting agent (403 for the admin, who is not an agent).
+    pub fn agent(&self) -> Result<&str, ApiError> {
+        match self {
+            Caller::Agent(a) => Ok(a),
+            Caller::Admin => Err(ApiError::forbidden(
+                "this endpoint acts as an agent; use the agent's token",
+            )),
+        }
+    }
+
+    /// The admin, or agent `id` itself.
+    pub fn admin_or_agent(&self, id: &str) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::Agent(a) if a == id => Ok(()),
+            Caller::Agent(a) => Err(ApiError::forbidden(format!("agent {a} may not act on agent {id}"))),
+        }
+    }
+}
+
+/// A new agent token: 32 bytes from the OS CSPRNG, hex-encoded.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The credential stored for a token: its SHA-256, hex-encoded.
+pub fn credential_of(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    let h = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = h.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Resolves a token to its caller; `None` for a token that belongs to nobody.
+pub fn resolve(state: &AppState, token: &str) -> Option<Caller> {
+    if token.is_empty() {
+        return None;
+    }
+    if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+        return Some(Caller::Admin);
+    }
+    state
+        .engine
+        .agent_for_credential(&credential_of(token))
+        .map(Caller::Agent)
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Caller, ApiError>>;
+
+    /// 401 for a missing or unknown token; rights are checked by the handler (403).
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let caller = req
+            .app_data::<web::Data<AppState>>()
+            .zip(bearer(req))
+            .and_then(|(state, token)| resolve(state, token));
+        ready(caller.ok_or_else(ApiError::unauthorized))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, b) = (new_token(), new_token());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert_eq!(credential_of(&a).len(), 64);
+        assert_ne!(credential_of(&a), a);
+        assert_eq!(credential_of(&a), credential_of(&a));
+    }
+}

@@ -1,0 +1,570 @@
+//! Wire types: the JSON that API.md fixes, converted from core types with `From`.
+//!
+//! Core types keep times as milliseconds since the Unix epoch and have no JSON shape of
+//! their own that clients may rely on; every time here is an RFC 3339 string in UTC and
+//! every field name is API.md's. Request bodies refuse unknown fields, so a typo in a
+//! client is a 400, not a silently ignored field.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::core::{
+    self, AuthorKind, Channel, Code, ConferenceState, Conversation, ConversationState, Message, Millis, Offer,
+    OfferKind, Presence,
+};
+use crate::engine::{AgentDetail, QueueStats};
+
+/// Milliseconds since the Unix epoch as a UTC time.
+pub fn time(ms: Millis) -> DateTime<Utc> {
+    // Out-of-range values cannot come from the engine's clock; fall back to the epoch
+    // rather than panic.
+    Utc.timestamp_millis_opt(ms as i64).single().unwrap_or_default()
+}
+
+// ----- enums -----
+
+/// An agent's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    LoggedOut,
+    Idle,
+    Available,
+    Rona,
+}
+
+impl From<Presence> for AgentState {
+    fn from(p: Presence) -> Self {
+        match p {
+            Presence::LoggedOut => AgentState::LoggedOut,
+            Presence::Idle => AgentState::Idle,
+            Presence::Available => AgentState::Available,
+            Presence::Rona => AgentState::Rona,
+        }
+    }
+}
+
+impl From<AgentState> for Presence {
+    fn from(s: AgentState) -> Self {
+        match s {
+            AgentState::LoggedOut => Presence::LoggedOut,
+            AgentState::Idle => Presence::Idle,
+            AgentState::Available => Presence::Available,
+            AgentState::Rona => Presence::Rona,
+        }
+    }
+}
+
+/// Where the customer writes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Messenger,
+    Rest,
+}
+
+impl From<Channel> for ChannelKind {
+    fn from(c: Channel) -> Self {
+        match c {
+            Channel::Messenger => ChannelKind::Messenger,
+            Channel::Rest => ChannelKind::Rest,
+        }
+    }
+}
+
+/// A conversation's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStateDto {
+    Queued,
+    Offered,
+    Active,
+    Ended,
+}
+
+impl From<ConversationState> for ConversationStateDto {
+    fn from(s: ConversationState) -> Self {
+        match s {
+            ConversationState::Queued => ConversationStateDto::Queued,
+            ConversationState::Offered => ConversationStateDto::Offered,
+            ConversationState::Active => ConversationStateDto::Active,
+            ConversationState::Ended => ConversationStateDto::Ended,
+        }
+    }
+}
+
+/// Whether a conversation has a conference guest or a pending conference offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConferenceStateDto {
+    None,
+    ConferenceRequested,
+    Conference,
+}
+
+impl From<ConferenceState> for ConferenceStateDto {
+    fn from(s: ConferenceState) -> Self {
+        match s {
+            ConferenceState::None => ConferenceStateDto::None,
+            ConferenceState::ConferenceRequested => ConferenceStateDto::ConferenceRequested,
+            ConferenceState::Conference => ConferenceStateDto::Conference,
+        }
+    }
+}
+
+/// Why an offer was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferKindDto {
+    New,
+    Transfer,
+    Conference,
+}
+
+impl From<OfferKind> for OfferKindDto {
+    fn from(k: OfferKind) -> Self {
+        match k {
+            OfferKind::New => OfferKindDto::New,
+            OfferKind::Transfer => OfferKindDto::Transfer,
+            OfferKind::Conference => OfferKindDto::Conference,
+        }
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorKindDto {
+    Customer,
+    Agent,
+    System,
+}
+
+impl From<AuthorKind> for AuthorKindDto {
+    fn from(k: AuthorKind) -> Self {
+        match k {
+            AuthorKind::Customer => AuthorKindDto::Customer,
+            AuthorKind::Agent => AuthorKindDto::Agent,
+            AuthorKind::System => AuthorKindDto::System,
+        }
+    }
+}
+
+// ----- resources -----
+
+/// An agent as lists show it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentDto {
+    pub id: String,
+    pub name: String,
+    pub state: AgentState,
+    /// Set only while `state` is `idle`.
+    pub idle_code: Option<String>,
+    /// When the state (or idle code) last changed.
+    pub state_since: DateTime<Utc>,
+    /// Holds at least one offered or active conversation.
+    pub engaged: bool,
+    /// Ids of the queues the agent serves.
+    pub queues: Vec<String>,
+    /// Most conversations held at once (offered, active or owing a wrap-up).
+    pub capacity: u32,
+    /// Slots in use.
+    pub load: u32,
+}
+
+impl From<&core::Agent> for AgentDto {
+    fn from(a: &core::Agent) -> Self {
+        AgentDto {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            state: a.presence.into(),
+            idle_code: a.idle_code.clone(),
+            state_since: time(a.state_since),
+            engaged: a.engaged(),
+            queues: a.queues.clone(),
+            capacity: a.capacity,
+            load: a.load(),
+        }
+    }
+}
+
+/// A new agent with its token, shown only this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentCreatedDto {
+    #[serde(flatten)]
+    pub agent: AgentDto,
+    /// The agent's bearer token. Only its hash is stored; keep it safe.
+    pub token: String,
+}
+
+/// An agent with everything it holds: `GET /api/v1/agents/{id}` and the desktop's `hello`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentDetailDto {
+    #[serde(flatten)]
+    pub agent: AgentDto,
+    /// Conversations offered to the agent (see each one's `offer`).
+    pub offers: Vec<ConversationDto>,
+    /// Conversations the agent is in, as owner or guest, with transcripts.
+    pub conversations: Vec<ConversationDto>,
+    /// Conversations the agent left and owes a wrap-up for.
+    pub wrapups: Vec<ConversationDto>,
+}
+
+impl From<&AgentDetail> for AgentDetailDto {
+    fn from(d: &AgentDetail) -> Self {
+        let list = |v: &[Conversation]| v.iter().map(ConversationDto::from).collect();
+        AgentDetailDto {
+            agent: (&d.agent).into(),
+            offers: list(&d.offers),
+            conversations: list(&d.conversations),
+            wrapups: list(&d.wrapups),
+        }
+    }
+}
+
+/// A queue with its live figures.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueueDto {
+    pub id: String,
+    pub name: String,
+    /// Conversations waiting in the queue.
+    pub waiting: u64,
+    /// How long the oldest waiting conversation has waited.
+    pub longest_wait_ms: u64,
+    /// Agents serving the queue that are available with a free slot.
+    pub agents_available: u64,
+}
+
+impl From<&QueueStats> for QueueDto {
+    fn from(q: &QueueStats) -> Self {
+        QueueDto {
+            id: q.id.clone(),
+            name: q.name.clone(),
+            waiting: q.waiting as u64,
+            longest_wait_ms: q.longest_wait_ms,
+            agents_available: q.agents_available as u64,
+        }
+    }
+}
+
+/// A customer-facing address that feeds one queue. Its page access token is never shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EntryPointDto {
+    pub id: String,
+    /// The source page shown to agents.
+    pub name: String,
+    pub queue: String,
+    /// The Facebook Page id, for Messenger entry points.
+    pub page_id: Option<String>,
+}
+
+impl From<&core::EntryPoint> for EntryPointDto {
+    fn from(e: &core::EntryPoint) -> Self {
+        EntryPointDto {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            queue: e.queue.clone(),
+            page_id: e.page_id.clone(),
+        }
+    }
+}
+
+/// A customer: the channel's id for them and their display name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerDto {
+    pub id: String,
+    pub name: String,
+}
+
+impl From<&core::Customer> for CustomerDto {
+    fn from(c: &core::Customer) -> Self {
+        CustomerDto {
+            id: c.id.clone(),
+            name: c.name.clone(),
+        }
+    }
+}
+
+/// The pending offer of a conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OfferDto {
+    /// The agent the conversation is offered to.
+    pub agent: String,
+    pub kind: OfferKindDto,
+    pub offered_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The agent that transferred or invited (transfer and conference offers).
+    pub from_agent: Option<String>,
+}
+
+impl From<&Offer> for OfferDto {
+    fn from(o: &Offer) -> Self {
+        OfferDto {
+            agent: o.agent.clone(),
+            kind: o.kind.into(),
+            offered_at: time(o.offered_at),
+            expires_at: time(o.expires_at),
+            from_agent: o.from_agent.clone(),
+        }
+    }
+}
+
+/// Who wrote a message. `id` is the agent id or the customer's channel id; null for the system.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthorDto {
+    pub kind: AuthorKindDto,
+    pub id: Option<String>,
+    pub name: String,
+}
+
+/// One transcript entry; `seq` starts at 1 and is the order the engine accepted it in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageDto {
+    pub seq: u64,
+    pub author: AuthorDto,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+impl From<&Message> for MessageDto {
+    fn from(m: &Message) -> Self {
+        MessageDto {
+            seq: m.seq,
+            author: AuthorDto {
+                kind: m.author.kind.into(),
+                id: m.author.id.clone(),
+                name: m.author.name.clone(),
+            },
+            text: m.text.clone(),
+            at: time(m.at),
+        }
+    }
+}
+
+/// One customer's chat.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConversationDto {
+    pub id: String,
+    pub channel: ChannelKind,
+    pub state: ConversationStateDto,
+    pub conference_state: ConferenceStateDto,
+    /// Id of the current queue.
+    pub queue: String,
+    pub queue_name: String,
+    pub entry_point: Option<String>,
+    /// The entry point's name when the conversation opened.
+    pub source_page: String,
+    pub customer: CustomerDto,
+    /// The owning agent, once accepted.
+    pub owner: Option<String>,
+    /// The conference guest.
+    pub guest: Option<String>,
+    /// The pending offer, if any.
+    pub offer: Option<OfferDto>,
+    /// When the conversation entered its current queue.
+    pub received_at: DateTime<Utc>,
+    /// Why it ended: `agent_ended`, `customer_ended`, `transfer_not_accepted`, ...
+    pub ended_reason: Option<String>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Every message, in order.
+    pub transcript: Vec<MessageDto>,
+}
+
+impl From<&Conversation> for ConversationDto {
+    fn from(c: &Conversation) -> Self {
+        ConversationDto {
+            id: c.id.clone(),
+            channel: c.channel.into(),
+            state: c.state.into(),
+            conference_state: c.conference_state().into(),
+            queue: c.queue.clone(),
+            queue_name: c.queue_name.clone(),
+            entry_point: c.entry_point.clone(),
+            source_page: c.source_page.clone(),
+            customer: (&c.customer).into(),
+            owner: c.owner.clone(),
+            guest: c.guest.clone(),
+            offer: c.offer.as_ref().map(OfferDto::from),
+            received_at: time(c.received_at),
+            ended_reason: c.ended_reason.clone(),
+            ended_at: c.ended_at.map(time),
+            transcript: c.transcript.iter().map(MessageDto::from).collect(),
+        }
+    }
+}
+
+/// A wrap-up reason or an idle code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CodeDto {
+    pub code: String,
+    pub label: String,
+}
+
+impl From<&Code> for CodeDto {
+    fn from(c: &Code) -> Self {
+        CodeDto {
+            code: c.code.clone(),
+            label: c.label.clone(),
+        }
+    }
+}
+
+/// A freshly issued agent token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenDto {
+    pub token: String,
+}
+
+/// The answer of `/healthz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthDto {
+    /// `ok`.
+    pub status: String,
+}
+
+// ----- request bodies -----
+
+/// `POST /api/v1/queues`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateQueue {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub id: String,
+    pub name: String,
+}
+
+/// `POST /api/v1/entry-points`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEntryPoint {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub id: String,
+    /// The source page shown to agents.
+    pub name: String,
+    /// The queue it feeds.
+    pub queue: String,
+    #[serde(default)]
+    pub page_id: Option<String>,
+    /// Messenger Send API token; stored, never shown.
+    #[serde(default)]
+    pub page_access_token: Option<String>,
+}
+
+/// `POST /api/v1/agents`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgent {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub id: String,
+    pub name: String,
+    /// Ids of the queues the agent serves.
+    pub queues: Vec<String>,
+    /// Default 1.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+}
+
+/// `PUT /api/v1/agents/me/state`. `idle_code` is required for `idle` and refused otherwise;
+/// `rona` cannot be set.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetState {
+    pub state: AgentState,
+    #[serde(default)]
+    pub idle_code: Option<String>,
+}
+
+/// `POST /api/v1/conversations`: a customer message over REST.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConversation {
+    pub entry_point: String,
+    pub customer: CustomerDto,
+    pub text: String,
+}
+
+/// A message's text.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendText {
+    pub text: String,
+}
+
+/// `POST /api/v1/conversations/{id}/transfer`: exactly one of `agent` and `queue`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+/// `POST /api/v1/conversations/{id}/conference`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    pub agent: String,
+}
+
+/// `POST /api/v1/conversations/{id}/wrapup`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Wrapup {
+    /// A code from `GET /api/v1/wrapup-reasons`.
+    pub reason: String,
+}
+
+// ----- query strings -----
+
+/// Filters of `GET /api/v1/agents`; all optional, combined with "and".
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgentFilter {
+    /// Only agents in this state.
+    pub state: Option<AgentState>,
+    /// Only agents serving this queue id.
+    pub queue: Option<String>,
+    /// Case-insensitive substring of the agent's id or name.
+    pub q: Option<String>,
+}
+
+/// Filter of `GET /api/v1/wrapup-reasons`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CodeFilter {
+    /// Case-insensitive substring of the code or the label.
+    pub q: Option<String>,
+}
+
+/// True when `needle` is empty or a case-insensitive substring of one of `hay`.
+pub fn matches(needle: Option<&str>, hay: &[&str]) -> bool {
+    match needle {
+        None => true,
+        Some(n) => {
+            let n = n.to_lowercase();
+            hay.iter().any(|h| h.to_lowercase().contains(&n))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        let s = serde_json::to_string(&time(1_700_000_000_123)).unwrap();
+        assert_eq!(s, "\"2023-11-14T22:13:20.123Z\"");
+    }
+
+    #[test]
+    fn search_is_a_case_insensitive_substring() {
+        assert!(matches(None, &["x"]));
+        assert!(matches(Some("RES"), &["resolved", "Resolved"]));
+        assert!(matches(Some("up n"), &["follow_up", "Follow-up needed"]));
+        assert!(!matches(Some("zzz"), &["resolved", "Resolved"]));
+    }
+}

@@ -1,0 +1,90 @@
+//! The OpenAPI description, generated from the handlers and wire types (utoipa), served at
+//! `GET /api/v1/openapi.json` with a browsable UI at `/api/docs/`.
+//!
+//! WebSocket frames cannot be described as operations; their schemas are listed in the
+//! components (`ServerEvent`, `DesktopRequest`, `DesktopCommand`) and the endpoint itself
+//! is documented as a `GET` answered with `101`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::dto::*;
+use super::error::{ErrorBody, ErrorDetail};
+use super::rest;
+use super::ws::{self, DesktopCommand, DesktopRequest, OfferEvent, ServerEvent};
+
+/// The whole API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard",
+        description = "Contact-centre routing engine: REST for management and clients, a WebSocket per agent desktop. \
+Authenticate with `Authorization: Bearer <token>`: the admin token from config, or an agent token. \
+A missing or wrong token is 401; a valid token acting outside its rights is 403. \
+Every error is `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    paths(
+        rest::create_queue,
+        rest::list_queues,
+        rest::get_queue,
+        rest::create_entry_point,
+        rest::list_entry_points,
+        rest::create_agent,
+        rest::list_agents,
+        rest::get_agent,
+        rest::reissue_token,
+        rest::set_my_state,
+        rest::create_conversation,
+        rest::get_conversation,
+        rest::accept,
+        rest::send_message,
+        rest::transfer,
+        rest::conference,
+        rest::exit_conference,
+        rest::end_conference,
+        rest::end_conversation,
+        rest::wrapup,
+        rest::wrapup_reasons,
+        rest::idle_codes,
+        rest::healthz,
+        rest::metrics,
+        ws::desktop,
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        AgentDto,
+        AgentDetailDto,
+        QueueDto,
+        ConversationDto,
+        MessageDto,
+        ServerEvent,
+        OfferEvent,
+        DesktopRequest,
+        DesktopCommand,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "queues", description = "Named lines of waiting conversations"),
+        (name = "entry points", description = "Customer-facing addresses feeding queues"),
+        (name = "agents", description = "Agents, their presence and tokens"),
+        (name = "conversations", description = "Customer chats: accept, messages, transfer, conference, end, wrap-up"),
+        (name = "reference", description = "Configured wrap-up reasons and idle codes"),
+        (name = "desktop", description = "The agent desktop WebSocket"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme the paths refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

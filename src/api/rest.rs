@@ -1,0 +1,638 @@
+//! REST handlers: authenticate, turn the body into an engine [`Command`] or [`Query`],
+//! and turn the answer into a wire type. No routing rule lives here; the engine decides,
+//! and [`super::error`] maps its refusals to statuses.
+//!
+//! [`Query`]: crate::engine::Query
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+use super::auth::{self, Caller};
+use super::dto::*;
+use super::error::{ApiError, ErrorBody};
+use super::AppState;
+use crate::core::{self, valid_id, Conversation, CoreError, Customer};
+use crate::engine::{Command, Reply};
+
+type Res = Result<HttpResponse, ApiError>;
+
+/// A path id: 400 when it is not an id at all.
+fn id(raw: &str) -> Result<&str, ApiError> {
+    if valid_id(raw) {
+        Ok(raw)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_input",
+            "ids are 1 to 64 characters from [A-Za-z0-9_.-]",
+        ))
+    }
+}
+
+fn unexpected() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "engine_unavailable",
+        "the engine gave an unexpected answer",
+    )
+}
+
+async fn conversation_or_404(state: &AppState, cid: &str) -> Result<Conversation, ApiError> {
+    state
+        .engine
+        .conversation(cid)
+        .await?
+        .ok_or_else(|| CoreError::UnknownConversation(cid.into()).into())
+        .map_err(|e: crate::engine::EngineError| ApiError::from(e))
+}
+
+/// The conversation as it is after an action, for the action's answer.
+async fn conversation_after(state: &AppState, cid: &str, status: StatusCode) -> Res {
+    let c = conversation_or_404(state, cid).await?;
+    Ok(HttpResponse::build(status).json(ConversationDto::from(&c)))
+}
+
+// ----- queues -----
+
+/// Creates a queue.
+#[utoipa::path(post, path = "/api/v1/queues", tag = "queues", request_body = CreateQueue,
+    responses(
+        (status = 201, description = "The queue", body = QueueDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the admin", body = ErrorBody),
+        (status = 409, description = "A queue with this id exists (`already_exists`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_queue(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateQueue>) -> Res {
+    caller.admin()?;
+    let body = body.into_inner();
+    let q = match state
+        .engine
+        .exec(Command::CreateQueue {
+            id: body.id.clone(),
+            name: body.name,
+        })
+        .await?
+    {
+        Reply::Queue(q) => q,
+        _ => return Err(unexpected()),
+    };
+    let stats = state.engine.queue(&q.id).await?;
+    let dto = match stats {
+        Some(s) => QueueDto::from(&s),
+        None => QueueDto {
+            id: q.id,
+            name: q.name,
+            waiting: 0,
+            longest_wait_ms: 0,
+            agents_available: 0,
+        },
+    };
+    Ok(HttpResponse::Created().json(dto))
+}
+
+/// Lists queues with their live figures.
+#[utoipa::path(get, path = "/api/v1/queues", tag = "queues",
+    responses(
+        (status = 200, description = "Every queue", body = [QueueDto]),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_queues(state: web::Data<AppState>, _caller: Caller) -> Res {
+    let v: Vec<QueueDto> = state.engine.queues().await?.iter().map(QueueDto::from).collect();
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// One queue with its live figures.
+#[utoipa::path(get, path = "/api/v1/queues/{id}", tag = "queues",
+    params(("id" = String, Path, description = "Queue id")),
+    responses(
+        (status = 200, description = "The queue", body = QueueDto),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown queue", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_queue(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+    let _ = caller;
+    let qid = id(&path)?;
+    match state.engine.queue(qid).await? {
+        Some(q) => Ok(HttpResponse::Ok().json(QueueDto::from(&q))),
+        None => Err(crate::engine::EngineError::from(CoreError::UnknownQueue(qid.into())).into()),
+    }
+}
+
+// ----- entry points -----
+
+/// Creates an entry point feeding a queue.
+#[utoipa::path(post, path = "/api/v1/entry-points", tag = "entry points", request_body = CreateEntryPoint,
+    responses(
+        (status = 201, description = "The entry point", body = EntryPointDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the admin", body = ErrorBody),
+        (status = 404, description = "Unknown queue", body = ErrorBody),
+        (status = 409, description = "Exists already", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_entry_point(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateEntryPoint>) -> Res {
+    caller.admin()?;
+    let b = body.into_inner();
+    let ep = core::EntryPoint {
+        id: b.id,
+        name: b.name,
+        queue: b.queue,
+        page_id: b.page_id,
+        page_access_token: b.page_access_token,
+    };
+    let ep = state.engine.create_entry_point(ep).await?;
+    Ok(HttpResponse::Created().json(EntryPointDto::from(&ep)))
+}
+
+/// Lists entry points (page access tokens are never shown).
+#[utoipa::path(get, path = "/api/v1/entry-points", tag = "entry points",
+    responses(
+        (status = 200, description = "Every entry point", body = [EntryPointDto]),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the admin", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_entry_points(state: web::Data<AppState>, caller: Caller) -> Res {
+    caller.admin()?;
+    let v: Vec<EntryPointDto> = state
+        .engine
+        .entry_points()
+        .await?
+        .iter()
+        .map(EntryPointDto::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(v))
+}
+
+// ----- agents -----
+
+/// Creates an agent (logged out) and returns its token, once.
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = CreateAgent,
+    responses(
+        (status = 201, description = "The agent with its token", body = AgentCreatedDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the admin", body = ErrorBody),
+        (status = 404, description = "Unknown queue", body = ErrorBody),
+        (status = 409, description = "Exists already", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateAgent>) -> Res {
+    caller.admin()?;
+    let b = body.into_inner();
+    let token = auth::new_token();
+    let reply = state
+        .engine
+        .exec(Command::CreateAgent {
+            id: b.id,
+            name: b.name,
+            queues: b.queues,
+            capacity: b.capacity.unwrap_or(1),
+            credential: Some(auth::credential_of(&token)),
+        })
+        .await?;
+    match reply {
+        Reply::Agent(a) => Ok(HttpResponse::Created().json(AgentCreatedDto {
+            agent: AgentDto::from(&a),
+            token,
+        })),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Lists agents, filtered: what the transfer and conference dialogs need.
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(AgentFilter),
+    responses(
+        (status = 200, description = "Matching agents, by id", body = [AgentDto]),
+        (status = 400, description = "Bad filter", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_agents(state: web::Data<AppState>, _caller: Caller, filter: web::Query<AgentFilter>) -> Res {
+    let f = filter.into_inner();
+    let want = f.state.map(core::Presence::from);
+    let v: Vec<AgentDto> = state
+        .engine
+        .agents()
+        .await?
+        .iter()
+        .filter(|a| want.map_or(true, |s| a.presence == s))
+        .filter(|a| f.queue.as_deref().map_or(true, |q| a.serves(q)))
+        .filter(|a| matches(f.q.as_deref(), &[&a.id, &a.name]))
+        .map(AgentDto::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// One agent with its offers, conversations and owed wrap-ups.
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents",
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "The agent", body = AgentDetailDto),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Another agent", body = ErrorBody),
+        (status = 404, description = "Unknown agent", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_agent(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+    let aid = id(&path)?;
+    caller.admin_or_agent(aid)?;
+    match state.engine.agent(aid).await? {
+        Some(d) => Ok(HttpResponse::Ok().json(AgentDetailDto::from(&d))),
+        None => Err(crate::engine::EngineError::from(CoreError::UnknownAgent(aid.into())).into()),
+    }
+}
+
+/// Issues a new token for an agent; the old one stops working.
+#[utoipa::path(post, path = "/api/v1/agents/{id}/token", tag = "agents",
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "The new token", body = TokenDto),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the admin", body = ErrorBody),
+        (status = 404, description = "Unknown agent", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn reissue_token(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+    caller.admin()?;
+    let aid = id(&path)?;
+    let token = auth::new_token();
+    state
+        .engine
+        .exec(Command::SetCredential {
+            agent: aid.into(),
+            credential: auth::credential_of(&token),
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenDto { token }))
+}
+
+/// Sets the calling agent's presence; from `logged_out`, `available` or `idle` also logs in.
+#[utoipa::path(put, path = "/api/v1/agents/me/state", tag = "agents", request_body = SetState,
+    responses(
+        (status = 200, description = "The agent", body = AgentDto),
+        (status = 400, description = "Bad input, unknown idle code, `rona`", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not an agent token", body = ErrorBody),
+        (status = 409, description = "Logging out while holding conversations (`agent_busy`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn set_my_state(state: web::Data<AppState>, caller: Caller, body: web::Json<SetState>) -> Res {
+    let agent = caller.agent()?;
+    let b = body.into_inner();
+    let a = state
+        .engine
+        .set_state(agent, b.state.into(), b.idle_code.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(AgentDto::from(&a)))
+}
+
+// ----- conversations -----
+
+/// A customer message over REST: opens the customer's conversation or joins the open one.
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = CreateConversation,
+    responses(
+        (status = 201, description = "The conversation the message opened or joined", body = ConversationDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the admin", body = ErrorBody),
+        (status = 404, description = "Unknown entry point", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateConversation>,
+) -> Res {
+    caller.admin()?;
+    let b = body.into_inner();
+    let reply = state
+        .engine
+        .exec(Command::CustomerMessage {
+            entry_point: b.entry_point,
+            customer: Customer {
+                id: b.customer.id,
+                name: b.customer.name,
+            },
+            text: b.text,
+            channel: core::Channel::Rest,
+        })
+        .await?;
+    match reply {
+        Reply::Conversation(c) => Ok(HttpResponse::Created().json(ConversationDto::from(&c))),
+        _ => Err(unexpected()),
+    }
+}
+
+/// True when `agent` may read conversation `c`: it is offered it, is in it, or owes its wrap-up.
+async fn may_read(state: &AppState, c: &Conversation, agent: &str) -> Result<bool, ApiError> {
+    if c.participants().any(|p| p == agent) || c.offer.as_ref().is_some_and(|o| o.agent == agent) {
+        return Ok(true);
+    }
+    Ok(state
+        .engine
+        .agent(agent)
+        .await?
+        .is_some_and(|d| d.agent.wrapups.contains_key(&c.id)))
+}
+
+/// One conversation with its transcript.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationDto),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "An agent not in it", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+    let cid = id(&path)?;
+    let c = conversation_or_404(&state, cid).await?;
+    if let Caller::Agent(a) = &caller {
+        if !may_read(&state, &c, a).await? {
+            return Err(ApiError::forbidden(format!("agent {a} is not in conversation {cid}")));
+        }
+    }
+    Ok(HttpResponse::Ok().json(ConversationDto::from(&c)))
+}
+
+/// Accepts an offer made to the calling agent.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/accept", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The conversation, now active with the caller", body = ConversationDto),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not an agent token", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+        (status = 409, description = "`offer_expired`, `not_offered_to_you`", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn accept(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+    let agent = caller.agent()?;
+    let cid = id(&path)?;
+    let c = state.engine.accept(agent, cid).await?;
+    Ok(HttpResponse::Ok().json(ConversationDto::from(&c)))
+}
+
+/// Writes in a conversation: as the agent (owner or guest), or, with the admin token, as
+/// the customer.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")), request_body = SendText,
+    responses(
+        (status = 201, description = "The message as the transcript keeps it", body = MessageDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "An agent not in it", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+        (status = 409, description = "Not active, or ended", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn send_message(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<SendText>,
+) -> Res {
+    let cid = id(&path)?;
+    let text = body.into_inner().text;
+    let m = match &caller {
+        Caller::Admin => state.engine.customer_reply(cid, &text).await?,
+        Caller::Agent(a) => state.engine.send(a, cid, &text).await?,
+    };
+    Ok(HttpResponse::Created().json(MessageDto::from(&m)))
+}
+
+/// Transfers to an agent or a queue; the caller leaves at once and owes a wrap-up.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")), request_body = Transfer,
+    responses(
+        (status = 202, description = "The offer is made (or the conversation queued); the outcome comes as events", body = ConversationDto),
+        (status = 400, description = "Bad input (exactly one of `agent`, `queue`)", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the owner", body = ErrorBody),
+        (status = 404, description = "Unknown conversation, agent or queue", body = ErrorBody),
+        (status = 409, description = "Does not fit the state (e.g. the target is not available)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn transfer(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<Transfer>,
+) -> Res {
+    let agent = caller.agent()?;
+    let cid = id(&path)?;
+    let c = match body.into_inner() {
+        Transfer {
+            agent: Some(target),
+            queue: None,
+        } => state.engine.transfer_to_agent(agent, cid, &target).await?,
+        Transfer {
+            agent: None,
+            queue: Some(q),
+        } => state.engine.transfer_to_queue(agent, cid, &q).await?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_input",
+                "name exactly one of `agent` and `queue`",
+            ))
+        }
+    };
+    Ok(HttpResponse::Accepted().json(ConversationDto::from(&c)))
+}
+
+/// Invites a second agent as conference guest.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/conference", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")), request_body = Invite,
+    responses(
+        (status = 202, description = "The offer is made; the conversation shows `conference_requested`", body = ConversationDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the owner", body = ErrorBody),
+        (status = 404, description = "Unknown conversation or agent", body = ErrorBody),
+        (status = 409, description = "A conference is already on, or the agent is not available", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn conference(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<Invite>,
+) -> Res {
+    let agent = caller.agent()?;
+    let cid = id(&path)?;
+    let c = state.engine.conference(agent, cid, &body.agent).await?;
+    Ok(HttpResponse::Accepted().json(ConversationDto::from(&c)))
+}
+
+/// The guest leaves the conference and owes a wrap-up.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/conference/exit", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The conversation after the exit", body = ConversationDto),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the guest", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+        (status = 409, description = "No conference", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn exit_conference(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+    let agent = caller.agent()?;
+    let cid = id(&path)?;
+    state.engine.exit_conference(agent, cid).await?;
+    conversation_after(&state, cid, StatusCode::OK).await
+}
+
+/// The owner ends the conference for everyone; owner and guest each owe a wrap-up.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/conference/end", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The ended conversation", body = ConversationDto),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the owner", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+        (status = 409, description = "No conference", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn end_conference(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+    let agent = caller.agent()?;
+    let cid = id(&path)?;
+    state.engine.end_conference(agent, cid).await?;
+    conversation_after(&state, cid, StatusCode::OK).await
+}
+
+/// Ends the conversation: as the owner (who then owes a wrap-up), or, with the admin
+/// token, as the customer.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/end", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The ended conversation", body = ConversationDto),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the owner", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+        (status = 409, description = "Already ended, or not active", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn end_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+    let cid = id(&path)?;
+    match &caller {
+        Caller::Admin => state.engine.customer_end(cid).await?,
+        Caller::Agent(a) => state.engine.end(a, cid).await?,
+    }
+    conversation_after(&state, cid, StatusCode::OK).await
+}
+
+/// Submits the caller's wrap-up for a conversation it left; frees the slot.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/wrapup", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")), request_body = Wrapup,
+    responses(
+        (status = 200, description = "The conversation", body = ConversationDto),
+        (status = 400, description = "Bad input or unknown reason", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not an agent token", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+        (status = 409, description = "No wrap-up owed (`no_wrapup_owed`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn wrapup(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<Wrapup>,
+) -> Res {
+    let agent = caller.agent()?;
+    let cid = id(&path)?;
+    state.engine.wrapup(agent, cid, &body.reason).await?;
+    conversation_after(&state, cid, StatusCode::OK).await
+}
+
+// ----- reference lists -----
+
+/// The configured wrap-up reasons, filtered by `q`.
+#[utoipa::path(get, path = "/api/v1/wrapup-reasons", tag = "reference", params(CodeFilter),
+    responses(
+        (status = 200, description = "Matching reasons, in configured order", body = [CodeDto]),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn wrapup_reasons(state: web::Data<AppState>, _caller: Caller, filter: web::Query<CodeFilter>) -> Res {
+    let q = filter.into_inner().q;
+    let v: Vec<CodeDto> = state
+        .engine
+        .rules()
+        .wrapup_reasons
+        .iter()
+        .filter(|c| matches(q.as_deref(), &[&c.code, &c.label]))
+        .map(CodeDto::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// The configured idle codes.
+#[utoipa::path(get, path = "/api/v1/idle-codes", tag = "reference",
+    responses(
+        (status = 200, description = "Every idle code, in configured order", body = [CodeDto]),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn idle_codes(state: web::Data<AppState>, _caller: Caller) -> Res {
+    let v: Vec<CodeDto> = state.engine.rules().idle_codes.iter().map(CodeDto::from).collect();
+    Ok(HttpResponse::Ok().json(v))
+}
+
+// ----- operations -----
+
+/// 200 when the store takes writes and the engine answers a query in time.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses(
+        (status = 200, description = "Healthy", body = HealthDto),
+        (status = 503, description = "Unhealthy", body = ErrorBody),
+    ))]
+pub async fn healthz(state: web::Data<AppState>) -> Res {
+    let unhealthy = |why: &str| {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy",
+            why.to_string(),
+        ))
+    };
+    if !state.engine.healthy() {
+        return unhealthy("the store refused a write; restart to recover");
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.engine.queues()).await {
+        Ok(Ok(_)) => Ok(HttpResponse::Ok().json(HealthDto { status: "ok".into() })),
+        Ok(Err(e)) => unhealthy(&e.to_string()),
+        Err(_) => unhealthy("the engine did not answer within 2 s"),
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render())
+}

@@ -1,0 +1,655 @@
+//! The agent desktop WebSocket, `GET /api/v1/agents/me/ws?token=`.
+//!
+//! Each connection is one [`Desktop`] actor that owns its `actix_ws::Session`. It is fed by
+//! two streams: the frames the desktop sends, and the agent's events from
+//! [`Engine::subscribe`]. `hello` (the agent's full state, taken in the same step as the
+//! subscription so no event falls between them) is always the first frame.
+//!
+//! # Guarantees
+//! - **The engine is never blocked by a desktop.** The engine drops a subscriber whose
+//!   event buffer is full; the desktop's outbound frames go through a bounded queue here,
+//!   and a desktop that lets either overflow is closed with code 1013 ("try again") and a
+//!   reason. Since `hello` carries the full state, reconnecting resumes it.
+//! - **Commands of one desktop run in the order sent**, one at a time, each answered by a
+//!   `reply` with the command's `request_id` (which may come before or after the events
+//!   the command caused).
+//! - **Dead desktops go away**: a ping every [`HEARTBEAT`]; a desktop silent for
+//!   [`CLIENT_TIMEOUT`] is closed.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+use tracing::Instrument;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth;
+use super::dto::*;
+use super::error::{ApiError, ErrorBody, ErrorDetail};
+use super::AppState;
+use crate::core::{AgentEvent, AgentId};
+use crate::engine::{Command, Engine, EngineError};
+
+/// How often the server pings a desktop.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A desktop that sends nothing (not even a pong) for this long is closed.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Frames waiting to be written to one desktop before it counts as too slow.
+pub const OUTBOUND_BUFFER: usize = 256;
+/// How long a closing session waits for its close frame to be written.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+// ----- the protocol -----
+
+/// A frame from the server to a desktop. Every frame is one JSON object with a `type`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// First frame of every connection: the agent's full state.
+    Hello { agent: AgentDetailDto },
+    /// The agent's presence changed (`reason` is set when the engine changed it, e.g.
+    /// `offer_expired`).
+    StateChanged {
+        state: AgentState,
+        idle_code: Option<String>,
+        state_since: chrono::DateTime<chrono::Utc>,
+        reason: Option<String>,
+    },
+    /// A conversation is offered to the agent.
+    Offer(OfferEvent),
+    /// An offer ended without being accepted by this agent: `expired`, `accepted_elsewhere`,
+    /// `customer_left` (or `conversation_ended` for a conference offer whose conversation ended).
+    OfferWithdrawn { conversation_id: String, reason: String },
+    /// The whole conversation, sent on accept.
+    Conversation { conversation: ConversationDto },
+    /// A new transcript entry in a conversation the agent is in.
+    Message {
+        conversation_id: String,
+        message: MessageDto,
+    },
+    /// An agent joined a conversation (conference guest).
+    ParticipantJoined { conversation_id: String, agent: String },
+    /// An agent left a conversation (guest exit).
+    ParticipantLeft { conversation_id: String, agent: String },
+    /// Sent to the owner when its conference invitation expired.
+    ConferenceNotAccepted { conversation_id: String, agent: String },
+    /// A conversation the agent was in ended.
+    ConversationEnded { conversation_id: String, reason: String },
+    /// The agent owes a wrap-up for this conversation; `reasons` is the configured list.
+    WrapupRequired {
+        conversation_id: String,
+        reasons: Vec<CodeDto>,
+    },
+    /// The answer to a desktop command.
+    Reply {
+        request_id: Option<String>,
+        ok: bool,
+        error: Option<ErrorDetail>,
+    },
+}
+
+/// The fields of an `offer` frame.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OfferEvent {
+    pub conversation_id: String,
+    pub kind: OfferKindDto,
+    pub queue: String,
+    pub queue_name: String,
+    pub source_page: String,
+    pub customer: CustomerDto,
+    /// The customer's first message.
+    pub text: String,
+    /// When the conversation entered its queue: the customer's total wait.
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    /// When this agent received the offer: the popover's timer starts here.
+    pub offered_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// The agent that transferred or invited (transfer and conference offers).
+    pub from_agent: Option<String>,
+}
+
+impl From<&AgentEvent> for ServerEvent {
+    fn from(e: &AgentEvent) -> Self {
+        match e {
+            AgentEvent::StateChanged {
+                state,
+                idle_code,
+                state_since,
+                reason,
+            } => ServerEvent::StateChanged {
+                state: (*state).into(),
+                idle_code: idle_code.clone(),
+                state_since: time(*state_since),
+                reason: reason.map(str::to_string),
+            },
+            AgentEvent::Offer { conversation: c, offer } => ServerEvent::Offer(OfferEvent {
+                conversation_id: c.id.clone(),
+                kind: offer.kind.into(),
+                queue: c.queue.clone(),
+                queue_name: c.queue_name.clone(),
+                source_page: c.source_page.clone(),
+                customer: (&c.customer).into(),
+                text: c.first_text().to_string(),
+                received_at: time(c.received_at),
+                offered_at: time(offer.offered_at),
+                expires_at: time(offer.expires_at),
+                from_agent: offer.from_agent.clone(),
+            }),
+            AgentEvent::OfferWithdrawn { conversation, reason } => ServerEvent::OfferWithdrawn {
+                conversation_id: conversation.clone(),
+                reason: reason.as_str().to_string(),
+            },
+            AgentEvent::Conversation(c) => ServerEvent::Conversation {
+                conversation: c.as_ref().into(),
+            },
+            AgentEvent::Message { conversation, message } => ServerEvent::Message {
+                conversation_id: conversation.clone(),
+                message: message.into(),
+            },
+            AgentEvent::ParticipantJoined { conversation, agent } => ServerEvent::ParticipantJoined {
+                conversation_id: conversation.clone(),
+                agent: agent.clone(),
+            },
+            AgentEvent::ParticipantLeft { conversation, agent } => ServerEvent::ParticipantLeft {
+                conversation_id: conversation.clone(),
+                agent: agent.clone(),
+            },
+            AgentEvent::ConferenceNotAccepted { conversation, agent } => ServerEvent::ConferenceNotAccepted {
+                conversation_id: conversation.clone(),
+                agent: agent.clone(),
+            },
+            AgentEvent::ConversationEnded { conversation, reason } => ServerEvent::ConversationEnded {
+                conversation_id: conversation.clone(),
+                reason: reason.clone(),
+            },
+            AgentEvent::WrapupRequired { conversation, reasons } => ServerEvent::WrapupRequired {
+                conversation_id: conversation.clone(),
+                reasons: reasons.iter().map(CodeDto::from).collect(),
+            },
+        }
+    }
+}
+
+/// A frame from a desktop: a command with the `request_id` its `reply` echoes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DesktopRequest {
+    /// Chosen by the desktop; echoed by the `reply`.
+    pub request_id: Option<String>,
+    #[serde(flatten)]
+    pub command: DesktopCommand,
+}
+
+/// The actions a desktop can take: the same as REST, with the REST body's fields.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DesktopCommand {
+    SetState {
+        state: AgentState,
+        #[serde(default)]
+        idle_code: Option<String>,
+    },
+    Accept {
+        conversation_id: String,
+    },
+    Send {
+        conversation_id: String,
+        text: String,
+    },
+    /// Exactly one of `agent` and `queue`.
+    Transfer {
+        conversation_id: String,
+        #[serde(default)]
+        agent: Option<String>,
+        #[serde(default)]
+        queue: Option<String>,
+    },
+    Conference {
+        conversation_id: String,
+        agent: String,
+    },
+    ExitConference {
+        conversation_id: String,
+    },
+    EndConference {
+        conversation_id: String,
+    },
+    End {
+        conversation_id: String,
+    },
+    Wrapup {
+        conversation_id: String,
+        reason: String,
+    },
+}
+
+impl DesktopCommand {
+    /// The engine command for `agent`, or a 400-style refusal.
+    fn into_command(self, agent: &str) -> Result<Command, ApiError> {
+        let agent: AgentId = agent.into();
+        Ok(match self {
+            DesktopCommand::SetState { state, idle_code } => Command::SetState {
+                agent,
+                state: state.into(),
+                idle_code,
+            },
+            DesktopCommand::Accept { conversation_id } => Command::Accept {
+                agent,
+                conversation: conversation_id,
+            },
+            DesktopCommand::Send { conversation_id, text } => Command::Send {
+                agent,
+                conversation: conversation_id,
+                text,
+            },
+            DesktopCommand::Transfer {
+                conversation_id,
+                agent: Some(target),
+                queue: None,
+            } => Command::TransferToAgent {
+                agent,
+                conversation: conversation_id,
+                target,
+            },
+            DesktopCommand::Transfer {
+                conversation_id,
+                agent: None,
+                queue: Some(queue),
+            } => Command::TransferToQueue {
+                agent,
+                conversation: conversation_id,
+                queue,
+            },
+            DesktopCommand::Transfer { .. } => {
+                return Err(ApiError::bad_request(
+                    "invalid_input",
+                    "name exactly one of `agent` and `queue`",
+                ))
+            }
+            DesktopCommand::Conference {
+                conversation_id,
+                agent: target,
+            } => Command::Conference {
+                agent,
+                conversation: conversation_id,
+                target,
+            },
+            DesktopCommand::ExitConference { conversation_id } => Command::ExitConference {
+                agent,
+                conversation: conversation_id,
+            },
+            DesktopCommand::EndConference { conversation_id } => Command::EndConference {
+                agent,
+                conversation: conversation_id,
+            },
+            DesktopCommand::End { conversation_id } => Command::End {
+                agent,
+                conversation: conversation_id,
+            },
+            DesktopCommand::Wrapup {
+                conversation_id,
+                reason,
+            } => Command::Wrapup {
+                agent,
+                conversation: conversation_id,
+                reason,
+            },
+        })
+    }
+
+    fn conversation_id(&self) -> Option<&str> {
+        match self {
+            DesktopCommand::SetState { .. } => None,
+            DesktopCommand::Accept { conversation_id }
+            | DesktopCommand::Send { conversation_id, .. }
+            | DesktopCommand::Transfer { conversation_id, .. }
+            | DesktopCommand::Conference { conversation_id, .. }
+            | DesktopCommand::ExitConference { conversation_id }
+            | DesktopCommand::EndConference { conversation_id }
+            | DesktopCommand::End { conversation_id }
+            | DesktopCommand::Wrapup { conversation_id, .. } => Some(conversation_id),
+        }
+    }
+}
+
+// ----- the endpoint -----
+
+/// Query of the WebSocket endpoint.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WsQuery {
+    /// The agent token (browsers cannot set headers on a WebSocket). A bearer header is
+    /// accepted too.
+    pub token: Option<String>,
+}
+
+/// The agent desktop WebSocket. After the upgrade the server sends `hello`, then every
+/// event of the agent ([`ServerEvent`]); the desktop sends commands ([`DesktopRequest`]),
+/// each answered by a `reply`.
+#[utoipa::path(get, path = "/api/v1/agents/me/ws", tag = "desktop", params(WsQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; frames are `ServerEvent` (server to desktop) and `DesktopRequest` (desktop to server)"),
+        (status = 400, description = "Not a WebSocket handshake", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not an agent token", body = ErrorBody),
+    ))]
+pub async fn desktop(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    query: web::Query<WsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let token = query.token.as_deref().or_else(|| auth::bearer(&req));
+    let caller = token
+        .and_then(|t| auth::resolve(&state, t))
+        .ok_or_else(ApiError::unauthorized)?;
+    let agent = caller.agent()?.to_string();
+    let (response, session, stream) =
+        actix_ws::handle(&req, payload).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
+    let (hello, events) = state.engine.subscribe(&agent).await?;
+    let limit = state.body_limit;
+    let stream = stream
+        .max_frame_size(limit)
+        .aggregate_continuations()
+        .max_continuation_size(limit);
+    let hello = ServerEvent::Hello {
+        agent: AgentDetailDto::from(&hello),
+    };
+    Desktop::create(move |ctx| {
+        let mut d = Desktop::new(agent, state.engine.clone(), session, state.shutdown.subscribe(), ctx);
+        d.send(&hello, ctx);
+        ctx.add_stream(stream);
+        ctx.add_stream(futures_util::stream::unfold(events, |mut rx| async move {
+            rx.recv().await.map(|e| (EngineEvent(e), rx))
+        }));
+        d
+    });
+    Ok(response)
+}
+
+// ----- the session actor -----
+
+/// One frame for the writer.
+enum Outbound {
+    Text(String),
+    Ping,
+    Pong(web::Bytes),
+    Close(Option<CloseReason>),
+}
+
+/// An agent event from the engine.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct EngineEvent(Arc<AgentEvent>);
+
+/// A desktop command waiting for its turn.
+struct Pending {
+    request_id: Option<String>,
+    command: DesktopCommand,
+}
+
+/// One connected desktop. See the module docs.
+pub struct Desktop {
+    /// The agent whose desktop this is.
+    agent: AgentId,
+    engine: Engine,
+    /// The connection. The writer future writes through a clone; this one is kept to
+    /// close the connection when the writer cannot (its queue is full).
+    session: Option<Session>,
+    /// Frames for the writer, bounded: over [`OUTBOUND_BUFFER`], the desktop is too slow.
+    out: mpsc::Sender<Outbound>,
+    /// Taken by `started`, which hands it to the writer.
+    out_rx: Option<mpsc::Receiver<Outbound>>,
+    /// Server shutdown notice: close with 1001 ("going away").
+    shutdown: Option<broadcast::Receiver<()>>,
+    last_heard: Instant,
+    /// Commands not yet run, in the order received; one runs at a time.
+    pending: VecDeque<Pending>,
+    busy: bool,
+    /// A close frame is queued; nothing more is sent.
+    closing: bool,
+}
+
+impl Desktop {
+    fn new(
+        agent: AgentId,
+        engine: Engine,
+        session: Session,
+        shutdown: broadcast::Receiver<()>,
+        _ctx: &mut Context<Self>,
+    ) -> Self {
+        let (out, out_rx) = mpsc::channel(OUTBOUND_BUFFER);
+        Desktop {
+            agent,
+            engine,
+            session: Some(session),
+            out,
+            out_rx: Some(out_rx),
+            shutdown: Some(shutdown),
+            last_heard: Instant::now(),
+            pending: VecDeque::new(),
+            busy: false,
+            closing: false,
+        }
+    }
+
+    /// Queues a frame for the writer; a full queue closes the desktop as too slow.
+    fn push(&mut self, frame: Outbound, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        match self.out.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(agent = %self.agent, "desktop too slow, closing it");
+                self.closing = true;
+                // Bypass the full queue: the session's own channel takes the close frame.
+                if let Some(s) = self.session.take() {
+                    let reason = CloseReason {
+                        code: CloseCode::Again,
+                        description: Some("desktop too slow; reconnect to resume".into()),
+                    };
+                    actix_rt::spawn(async move {
+                        let _ = s.close(Some(reason)).await;
+                    });
+                }
+                ctx.stop();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => ctx.stop(),
+        }
+    }
+
+    fn send(&mut self, event: &ServerEvent, ctx: &mut Context<Self>) {
+        match serde_json::to_string(event) {
+            Ok(json) => self.push(Outbound::Text(json), ctx),
+            Err(e) => tracing::error!(error = %e, "cannot encode a desktop event"),
+        }
+    }
+
+    /// Sends a close frame after everything queued, then stops.
+    fn close(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        self.push(
+            Outbound::Close(Some(CloseReason {
+                code,
+                description: Some(why.into()),
+            })),
+            ctx,
+        );
+        self.closing = true;
+        // The writer stops the actor once the close frame is out; this is the backstop
+        // for a peer that stopped reading.
+        ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
+    }
+
+    fn reply(&mut self, request_id: Option<String>, result: Result<(), ApiError>, ctx: &mut Context<Self>) {
+        let (ok, error) = match result {
+            Ok(()) => (true, None),
+            Err(e) => (false, Some(e.detail())),
+        };
+        self.send(&ServerEvent::Reply { request_id, ok, error }, ctx);
+    }
+
+    /// Runs the next pending command, if none is running.
+    fn run_next(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        let Some(Pending { request_id, command }) = self.pending.pop_front() else {
+            return;
+        };
+        let span = tracing::info_span!(
+            "ws_command",
+            agent = %self.agent,
+            conversation = command.conversation_id().unwrap_or(""),
+            request_id = request_id.as_deref().unwrap_or(""),
+            command = tracing::field::Empty,
+        );
+        let cmd = match command.into_command(&self.agent) {
+            Ok(c) => c,
+            Err(e) => {
+                self.reply(request_id, Err(e), ctx);
+                return self.run_next(ctx);
+            }
+        };
+        span.record("command", cmd.name());
+        self.busy = true;
+        let engine = self.engine.clone();
+        let fut = async move {
+            let r = engine.exec(cmd).await;
+            if let Err(e) = &r {
+                tracing::debug!(code = e.code(), "desktop command refused");
+            }
+            r
+        }
+        .instrument(span);
+        ctx.spawn(fut.into_actor(self).map(move |res: Result<_, EngineError>, act, ctx| {
+            act.busy = false;
+            act.reply(request_id, res.map(|_| ()).map_err(ApiError::from), ctx);
+            act.run_next(ctx);
+        }));
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        match serde_json::from_str::<DesktopRequest>(text) {
+            Ok(r) => {
+                self.pending.push_back(Pending {
+                    request_id: r.request_id,
+                    command: r.command,
+                });
+                self.run_next(ctx);
+            }
+            Err(e) => {
+                // Echo the request_id if the frame is an object that has one.
+                let request_id = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("request_id")?.as_str().map(str::to_string));
+                self.reply(
+                    request_id,
+                    Err(ApiError::bad_request("invalid_command", e.to_string())),
+                    ctx,
+                );
+            }
+        }
+    }
+}
+
+impl Actor for Desktop {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        crate::metrics::DESKTOPS.inc();
+        tracing::info!(agent = %self.agent, "desktop connected");
+        // The writer: one frame at a time, in order; when it ends, the desktop is gone.
+        if let (Some(mut rx), Some(mut session)) = (self.out_rx.take(), self.session.clone()) {
+            let writer = async move {
+                while let Some(frame) = rx.recv().await {
+                    let sent = match frame {
+                        Outbound::Text(t) => session.text(t).await,
+                        Outbound::Ping => session.ping(b"").await,
+                        Outbound::Pong(b) => session.pong(&b).await,
+                        Outbound::Close(reason) => {
+                            let _ = session.close(reason).await;
+                            break;
+                        }
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+            };
+            ctx.spawn(writer.into_actor(self).map(|_, _, ctx| ctx.stop()));
+        }
+        if let Some(mut rx) = self.shutdown.take() {
+            let notice = async move {
+                // A closed channel means the server is gone too.
+                let _ = rx.recv().await;
+            };
+            ctx.spawn(
+                notice
+                    .into_actor(self)
+                    .map(|_, act, ctx| act.close(CloseCode::Away, "server shutting down", ctx)),
+            );
+        }
+        ctx.run_interval(HEARTBEAT, |act, ctx| {
+            if act.last_heard.elapsed() > CLIENT_TIMEOUT {
+                tracing::info!(agent = %act.agent, "desktop silent too long, closing it");
+                act.close(CloseCode::Policy, "heartbeat timeout", ctx);
+            } else {
+                act.push(Outbound::Ping, ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        crate::metrics::DESKTOPS.dec();
+        tracing::info!(agent = %self.agent, "desktop disconnected");
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Desktop {
+    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(AggregatedMessage::Text(t)) => self.on_text(&t, ctx),
+            Ok(AggregatedMessage::Binary(_)) => self.reply(
+                None,
+                Err(ApiError::bad_request(
+                    "invalid_command",
+                    "commands are JSON text frames",
+                )),
+                ctx,
+            ),
+            Ok(AggregatedMessage::Ping(b)) => self.push(Outbound::Pong(b), ctx),
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => self.close(CloseCode::Normal, "bye", ctx),
+            Err(e) => {
+                tracing::debug!(agent = %self.agent, error = %e, "desktop protocol error");
+                self.close(CloseCode::Protocol, "protocol error", ctx);
+            }
+        }
+    }
+
+    /// The desktop's side ended: answer with a close frame if none was sent yet.
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.close(CloseCode::Normal, "bye", ctx);
+    }
+}
+
+impl StreamHandler<EngineEvent> for Desktop {
+    fn handle(&mut self, msg: EngineEvent, ctx: &mut Self::Context) {
+        self.send(&ServerEvent::from(msg.0.as_ref()), ctx);
+    }
+
+    /// The engine dropped this subscriber (its buffer overflowed) or stopped.
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        tracing::warn!(agent = %self.agent, "engine ended the desktop's event stream");
+        self.close(CloseCode::Again, "event stream ended; reconnect to resume", ctx);
+    }
+}
