@@ -50,6 +50,20 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Larger request bodies get 413.
     pub body_limit_bytes: usize,
+    /// How often the server pings each agent desktop.
+    #[serde(default = "default_ws_heartbeat_ms")]
+    pub ws_heartbeat_ms: u64,
+    /// A desktop that sends nothing (not even a pong) for this long is closed.
+    #[serde(default = "default_ws_client_timeout_ms")]
+    pub ws_client_timeout_ms: u64,
+}
+
+fn default_ws_heartbeat_ms() -> u64 {
+    5_000
+}
+
+fn default_ws_client_timeout_ms() -> u64 {
+    20_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +188,15 @@ impl Config {
         let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes", "must be at least 1024");
+        }
+        if self.server.ws_heartbeat_ms == 0 {
+            return bad("server.ws_heartbeat_ms", "must be greater than 0");
+        }
+        if self.server.ws_client_timeout_ms <= self.server.ws_heartbeat_ms {
+            return bad(
+                "server.ws_client_timeout_ms",
+                "must be longer than server.ws_heartbeat_ms",
+            );
         }
         for (key, v) in [
             ("routing.offer_timeout_ms", self.routing.offer_timeout_ms),

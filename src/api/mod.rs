@@ -46,6 +46,9 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     /// Largest request body and WebSocket message, in bytes.
     pub body_limit: usize,
+    /// How often desktops are pinged, and how long one may stay silent.
+    pub heartbeat: std::time::Duration,
+    pub client_timeout: std::time::Duration,
     /// Tells every desktop session that the server is shutting down.
     pub shutdown: broadcast::Sender<()>,
 }
@@ -107,6 +110,8 @@ fn build(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<(
         engine,
         admin_token: config.api.admin_token.as_str().into(),
         body_limit: config.server.body_limit_bytes,
+        heartbeat: std::time::Duration::from_millis(config.server.ws_heartbeat_ms),
+        client_timeout: std::time::Duration::from_millis(config.server.ws_client_timeout_ms),
         shutdown: shutdown.clone(),
     };
     let openapi = openapi::ApiDoc::openapi();

@@ -13,8 +13,8 @@
 //! - **Commands of one desktop run in the order sent**, one at a time, each answered by a
 //!   `reply` with the command's `request_id` (which may come before or after the events
 //!   the command caused).
-//! - **Dead desktops go away**: a ping every [`HEARTBEAT`]; a desktop silent for
-//!   [`CLIENT_TIMEOUT`] is closed.
+//! - **Dead desktops go away**: a ping every `server.ws_heartbeat_ms` (5 s); a desktop
+//!   silent for `server.ws_client_timeout_ms` (20 s) is closed.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,10 +35,6 @@ use super::AppState;
 use crate::core::{AgentEvent, AgentId};
 use crate::engine::{Command, Engine, EngineError};
 
-/// How often the server pings a desktop.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
-/// A desktop that sends nothing (not even a pong) for this long is closed.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Frames waiting to be written to one desktop before it counts as too slow.
 pub const OUTBOUND_BUFFER: usize = 256;
 /// How long a closing session waits for its close frame to be written.
@@ -360,7 +356,8 @@ pub async fn desktop(
         agent: AgentDetailDto::from(&hello),
     };
     Desktop::create(move |ctx| {
-        let mut d = Desktop::new(agent, state.engine.clone(), session, state.shutdown.subscribe(), ctx);
+        let timing = (state.heartbeat, state.client_timeout);
+        let mut d = Desktop::new(agent, state.engine.clone(), session, state.shutdown.subscribe(), timing);
         d.send(&hello, ctx);
         ctx.add_stream(stream);
         ctx.add_stream(futures_util::stream::unfold(events, |mut rx| async move {
@@ -407,6 +404,9 @@ pub struct Desktop {
     /// Server shutdown notice: close with 1001 ("going away").
     shutdown: Option<broadcast::Receiver<()>>,
     last_heard: Instant,
+    /// Ping period and silence limit (`server.ws_heartbeat_ms`, `server.ws_client_timeout_ms`).
+    heartbeat: Duration,
+    client_timeout: Duration,
     /// Commands not yet run, in the order received; one runs at a time.
     pending: VecDeque<Pending>,
     busy: bool,
@@ -420,7 +420,7 @@ impl Desktop {
         engine: Engine,
         session: Session,
         shutdown: broadcast::Receiver<()>,
-        _ctx: &mut Context<Self>,
+        (heartbeat, client_timeout): (Duration, Duration),
     ) -> Self {
         let (out, out_rx) = mpsc::channel(OUTBOUND_BUFFER);
         Desktop {
@@ -431,6 +431,8 @@ impl Desktop {
             out_rx: Some(out_rx),
             shutdown: Some(shutdown),
             last_heard: Instant::now(),
+            heartbeat,
+            client_timeout,
             pending: VecDeque::new(),
             busy: false,
             closing: false,
@@ -597,8 +599,8 @@ impl Actor for Desktop {
                     .map(|_, act, ctx| act.close(CloseCode::Away, "server shutting down", ctx)),
             );
         }
-        ctx.run_interval(HEARTBEAT, |act, ctx| {
-            if act.last_heard.elapsed() > CLIENT_TIMEOUT {
+        ctx.run_interval(self.heartbeat, |act, ctx| {
+            if act.last_heard.elapsed() > act.client_timeout {
                 tracing::info!(agent = %act.agent, "desktop silent too long, closing it");
                 act.close(CloseCode::Policy, "heartbeat timeout", ctx);
             } else {

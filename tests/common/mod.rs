@@ -222,7 +222,14 @@ impl TestServer {
     /// Connects a desktop and returns it with its `hello`.
     pub async fn desktop(&self, token: &str) -> (Desktop, Value) {
         let url = format!("{}/api/v1/agents/me/ws?token={token}", self.base.replace("http", "ws"));
-        let (_res, framed) = self.client.ws(url).connect().await.expect("websocket connect");
+        // hello carries whole transcripts, so it may be large.
+        let (_res, framed) = self
+            .client
+            .ws(url)
+            .max_frame_size(64 * 1024 * 1024)
+            .connect()
+            .await
+            .expect("websocket connect");
         let mut d = Desktop {
             framed,
             buffered: VecDeque::new(),
@@ -339,6 +346,22 @@ impl Desktop {
             .send(Message::Text(text.to_string().into()))
             .await
             .expect("send");
+    }
+
+    /// Reads without answering pings until the server closes the connection; returns the
+    /// close reason (if the close frame carried one) and how many text frames came first.
+    pub async fn until_closed(&mut self, within: Duration) -> (Option<awc::ws::CloseReason>, usize) {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut texts = 0;
+        loop {
+            match tokio::time::timeout_at(deadline, self.framed.next()).await {
+                Err(_) => panic!("the server did not close the desktop in time ({texts} text frames)"),
+                Ok(None) | Ok(Some(Err(_))) => return (None, texts),
+                Ok(Some(Ok(Frame::Close(r)))) => return (r, texts),
+                Ok(Some(Ok(Frame::Text(_)))) => texts += 1,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
     }
 
     /// Closes the connection.

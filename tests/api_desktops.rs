@@ -1,0 +1,135 @@
+//! Agent desktops that go wrong: silent, too slow to read, or connected while the server
+//! shuts down. The engine must never wait for them, and they must be told why they were
+//! closed so that they reconnect (and resume from `hello`).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use awc::ws::CloseCode;
+use common::*;
+use serde_json::json;
+
+/// A desktop that answers nothing, not even pings, is closed with 1008 once it has been
+/// silent for `server.ws_client_timeout_ms`.
+#[actix_rt::test]
+async fn a_silent_desktop_is_closed_by_the_heartbeat() {
+    let server = TestServer::with(|c| {
+        c.server.ws_heartbeat_ms = 100;
+        c.server.ws_client_timeout_ms = 300;
+    })
+    .await;
+    let token = server.agent("a1", "Ann", &["support"]).await;
+    let (mut desktop, _hello) = server.desktop(&token).await;
+    let (reason, _) = desktop.until_closed(WAIT).await;
+    let reason = reason.expect("a close reason");
+    assert_eq!(reason.code, CloseCode::Policy);
+    assert_eq!(reason.description.as_deref(), Some("heartbeat timeout"));
+}
+
+/// A desktop that stops reading while events pour in is closed with 1013 ("try again")
+/// when its buffer is full; meanwhile the engine goes on serving everyone else, and the
+/// desktop resumes from `hello` on reconnecting.
+#[actix_rt::test]
+async fn a_slow_desktop_is_dropped_without_blocking_the_engine() {
+    let server = TestServer::start().await;
+    let token = server.agent("a1", "Ann", &["support"]).await;
+    let mut desktop = server.available_desktop(&token).await;
+    let c = server.customer_writes("u1", "Uma", "hello").await;
+    let cid = id_of(&c);
+    let reply = desktop.command(json!({"type": "accept", "conversation_id": cid})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    // The desktop reads nothing from here on. Each customer message is an event for it.
+    let big = "x".repeat(16_000);
+    let mut sent = 0;
+    for _ in 0..1_200 {
+        let a = server
+            .post(
+                &format!("/api/v1/conversations/{cid}/messages"),
+                ADMIN,
+                json!({"text": big}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "the engine keeps answering: {:?}", a.body);
+        sent += 1;
+    }
+    // Others are still served at once.
+    let other = server.agent("a2", "Bob", &["support"]).await;
+    server.set_state(&other, "available").await;
+    let (reason, texts) = desktop.until_closed(WAIT).await;
+    let reason = reason.expect("a close reason");
+    assert_eq!(reason.code, CloseCode::Again, "closed as too slow");
+    assert!(texts < sent, "the slow desktop was cut off ({texts} of {sent} frames)");
+    // Reconnecting resumes: hello carries the conversation with its whole transcript.
+    let (_d, hello) = server.desktop(&token).await;
+    let conversations = hello["agent"]["conversations"].as_array().expect("conversations");
+    assert_eq!(conversations.len(), 1);
+    assert_eq!(
+        conversations[0]["transcript"].as_array().map(|t| t.len()),
+        Some(sent + 1)
+    );
+}
+
+/// On SIGTERM the server tells every desktop it is going away (close 1001), finishes, and
+/// exits cleanly.
+#[actix_rt::test]
+async fn shutdown_closes_desktops_with_going_away() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env("SWITCHBOARD_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_STORE__PATH", dir.path())
+        .env("SWITCHBOARD_API__ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start switchboard");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines.next().expect("switchboard exited early").expect("stdout");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("address")
+                .trim_end_matches('/')
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let client = awc::Client::builder().timeout(WAIT).finish();
+    let mut res = client
+        .post(format!("{base}/api/v1/agents"))
+        .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+        .send_json(&json!({"id": "a1", "name": "Ann", "queues": ["support"]}))
+        .await
+        .expect("create agent");
+    let agent: serde_json::Value = res.json().await.expect("agent");
+    let token = agent["token"].as_str().expect("token").to_string();
+    let url = format!("{}/api/v1/agents/me/ws?token={token}", base.replace("http", "ws"));
+    let (_res, mut framed) = client.ws(url).connect().await.expect("connect");
+    use futures_util::StreamExt;
+    let first = framed.next().await.expect("a frame").expect("ok frame");
+    assert!(matches!(first, awc::ws::Frame::Text(_)), "hello first");
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut close = None;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, framed.next()).await {
+        if let awc::ws::Frame::Close(r) = frame {
+            close = r;
+            break;
+        }
+    }
+    assert_eq!(close.map(|r| r.code), Some(CloseCode::Away));
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "clean exit: {exit:?}");
+}
