@@ -125,6 +125,35 @@ pub static QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
 pub static REQUEST_LATENCY: LazyLock<HistogramVec> =
     LazyLock::new(|| histogram("switchboard_http_request_seconds", "HTTP request latency.", &["method"]));
 
+fn plain_histogram(name: &str, help: &str, buckets: Vec<f64>) -> prometheus::Histogram {
+    register(prometheus::Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric"))
+}
+
+/// Commits (engine operations) made durable by one store flush: the group commit's batch size.
+pub static STORE_COMMITS_PER_FLUSH: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+    plain_histogram(
+        "switchboard_store_commits_per_flush",
+        "Engine operations made durable by one flush (group commit batch size).",
+        vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0],
+    )
+});
+/// Seconds one store flush took.
+pub static STORE_FLUSH_LATENCY: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+    plain_histogram(
+        "switchboard_store_flush_seconds",
+        "Time in one store flush.",
+        LATENCY_BUCKETS.to_vec(),
+    )
+});
+/// Seconds from handing changes to the store to their being durable.
+pub static STORE_COMMIT_LATENCY: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+    plain_histogram(
+        "switchboard_store_commit_seconds",
+        "Time from commit to durable (includes waiting for the group's flush).",
+        LATENCY_BUCKETS.to_vec(),
+    )
+});
+
 /// Records one engine-wide observation.
 pub fn observe(o: &Observation) {
     match o {

@@ -501,7 +501,8 @@ async fn openapi_contract() {
 }
 
 /// `/healthz` answers 200 while the engine works; `/metrics` is Prometheus text with the
-/// request counters and the connected desktops gauge.
+/// request counters, the connected desktops gauge, the routing counters and the store's
+/// group-commit figures.
 #[actix_web::test]
 async fn health_and_metrics() {
     let s = TestServer::start().await;
@@ -515,6 +516,10 @@ async fn health_and_metrics() {
         "switchboard_http_requests_total",
         "switchboard_http_request_seconds",
         "switchboard_desktops_connected",
+        "switchboard_agents",
+        "switchboard_store_commits_per_flush",
+        "switchboard_store_flush_seconds",
+        "switchboard_store_commit_seconds",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }

@@ -725,6 +725,7 @@ impl Writer {
                     s.max_per_flush.fetch_max(k, Ordering::Relaxed);
                     let bucket = (63 - k.leading_zeros() as usize).min(BUCKETS - 1);
                     s.per_flush[bucket].fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::STORE_COMMITS_PER_FLUSH.observe(k as f64);
                 }
                 r
             }
@@ -740,6 +741,7 @@ impl Writer {
         for (submitted, done) in waiters {
             let us = now.duration_since(submitted).as_micros() as u64;
             self.stats.commit_us_total.fetch_add(us, Ordering::Relaxed);
+            crate::metrics::STORE_COMMIT_LATENCY.observe(us as f64 / 1e6);
             // A caller that went away is fine: the change is durable all the same.
             let _ = done.send(result.clone());
         }
@@ -757,6 +759,7 @@ impl Writer {
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
         self.stats.flush_us_total.fetch_add(us, Ordering::Relaxed);
         self.stats.flush_us_max.fetch_max(us, Ordering::Relaxed);
+        crate::metrics::STORE_FLUSH_LATENCY.observe(us as f64 / 1e6);
         Ok(())
     }
 
