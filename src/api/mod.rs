@@ -131,6 +131,10 @@ fn build(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<(
             .default_service(web::to(error::not_found))
     })
     .disable_signals()
+    // Small frames (desktop events, replies) go out at once: without this, Nagle's
+    // algorithm holds a frame written while the previous one is unacknowledged until the
+    // peer's delayed ACK (~40 ms on Linux).
+    .tcp_nodelay(true)
     .shutdown_timeout(10)
     .listen(listener)?
     .run();

@@ -17,7 +17,9 @@ pub mod backend;
 pub mod chart;
 pub mod check;
 pub mod driver;
+pub mod http;
 pub mod report;
+pub mod serve;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -32,8 +34,12 @@ pub use report::Report;
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct Options {
     /// Start the engine in this process (in-memory store) and drive it through its Rust API.
-    #[arg(long, conflicts_with = "url")]
+    #[arg(long, conflicts_with_all = ["url", "serve"])]
     pub in_process: bool,
+    /// Start the real server in this process (127.0.0.1, an ephemeral port, sled in a
+    /// temporary directory) and drive it over REST and WebSocket like --url.
+    #[arg(long, conflicts_with = "url")]
+    pub serve: bool,
     /// Drive a running Switchboard over REST and WebSocket at this base URL.
     #[arg(long)]
     pub url: Option<String>,
@@ -47,6 +53,13 @@ pub struct Options {
     /// Log the harness's agents out at the end (--url).
     #[arg(long)]
     pub cleanup: bool,
+    /// Prefix of the ids the harness creates over HTTP (default: `r<pid>-<seconds>-`),
+    /// so that runs against one server do not collide.
+    #[arg(long)]
+    pub id_prefix: Option<String>,
+    /// Most REST connections open at once (--url, --serve).
+    #[arg(long, default_value_t = 64)]
+    pub http_connections: usize,
 
     /// Agents (each with one desktop).
     #[arg(long, default_value_t = 200)]
@@ -175,9 +188,11 @@ pub enum LoadError {
 }
 
 impl Options {
-    /// `in-process` or `http`.
+    /// `in-process`, `http` or `serve` (HTTP against a server started in this process).
     pub fn mode_name(&self) -> &'static str {
-        if self.url.is_some() {
+        if self.serve {
+            "serve"
+        } else if self.url.is_some() {
             "http"
         } else {
             "in-process"
@@ -214,8 +229,15 @@ impl Options {
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
             return Err(LoadError::Options("--rate must be 0 or more".into()));
         }
-        if self.in_process == self.url.is_some() {
-            return Err(LoadError::Options("give exactly one of --in-process and --url".into()));
+        if [self.in_process, self.url.is_some(), self.serve]
+            .iter()
+            .filter(|x| **x)
+            .count()
+            != 1
+        {
+            return Err(LoadError::Options(
+                "give exactly one of --in-process, --url and --serve".into(),
+            ));
         }
         Ok(())
     }
@@ -252,11 +274,18 @@ pub async fn run(opts: Options) -> Result<Report, LoadError> {
         if !opts.allow_remote && !is_loopback_url(url)? {
             return Err(LoadError::Remote(url.clone()));
         }
-        return Err(LoadError::NotYetAvailable(
-            "the HTTP/WebSocket mode (--url) is not yet available: the REST/WebSocket API is not on \
-             main yet; use --in-process"
-                .into(),
-        ));
+        let token = opts
+            .admin_token
+            .clone()
+            .or_else(|| crate::config::Config::load(None).ok().map(|c| c.api.admin_token))
+            .ok_or_else(|| LoadError::Options("--admin-token is required".into()))?;
+        return http::run(&opts, url.trim_end_matches('/'), &token).await;
+    }
+    if opts.serve {
+        let server = serve::Served::start(&opts).await?;
+        let report = http::run(&opts, &server.base, &server.admin_token).await;
+        server.stop().await;
+        return report;
     }
     let rules = Rules {
         offer_timeout_ms: opts.offer_timeout_ms,

@@ -1,0 +1,970 @@
+//! The HTTP/WebSocket mode: [`Http`] implements [`Backend`] over a running Switchboard's
+//! REST API and agent desktop WebSockets, the way a deployment's clients use it.
+//!
+//! - Setup (queues, entry points, agents) goes through REST with the admin token; each
+//!   agent's token comes back from its creation.
+//! - Each agent has one desktop: a WebSocket (`/api/v1/agents/me/ws?token=`) read by one
+//!   task and written by another. Agents act through desktop commands (`request_id`,
+//!   answered by `reply`); customers (the admin token acting as the customer) through
+//!   `POST /api/v1/conversations` and `POST /api/v1/conversations/{id}/messages`.
+//! - Every id the harness chooses is sent with a per-run prefix (`--id-prefix`), so runs
+//!   can follow each other against the same server; the scenario never sees the prefix.
+//!
+//! # Facts from outside
+//! The checks run on [`Fact`]s derived from what the desktops see: each agent's stream is
+//! in the engine's order for that agent, but streams of different agents may interleave
+//! differently from the engine's decisions. [`HttpFacts`] therefore holds back an offer of
+//! a conversation still offered to another agent until that agent's desktop shows the
+//! earlier offer ending, for at most [`REORDER_GRACE`]; past that, the checker sees it as
+//! is and reports it. A wrap-up counts as submitted when its `reply` is `ok`, or earlier
+//! when the agent's next offer overtakes that reply.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use awc::ws::{Frame, Message};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+use super::backend::{Backend, Desk, DeskEvent, Fact, Facts, Failure, Setup};
+use crate::core::{OfferKind, Presence};
+
+/// How long an offer that looks like a double offer is held back, waiting for the other
+/// agent's desktop to show the earlier offer ending.
+pub const REORDER_GRACE: Duration = Duration::from_secs(2);
+/// How long a request or a desktop command may take before it counts as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Setup requests in flight at once.
+const SETUP_PARALLEL: usize = 32;
+
+/// Where and how to reach the server.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://host:port`, no trailing slash.
+    pub base: String,
+    pub admin_token: String,
+    /// Prefix of every id the harness chooses.
+    pub prefix: String,
+    /// Most REST connections open at once.
+    pub connections: usize,
+}
+
+/// One agent's desktop connection.
+struct Conn {
+    out: UnboundedSender<Message>,
+    /// Commands waiting for their `reply`, by request id.
+    replies: RefCell<HashMap<u64, oneshot::Sender<Result<(), Failure>>>>,
+    /// `send` commands waiting for the echo of their message, by conversation.
+    echoes: RefCell<HashMap<String, oneshot::Sender<u64>>>,
+    /// Wrap-ups sent and not yet counted as submitted: request id → conversation.
+    wrapups: RefCell<HashMap<u64, String>>,
+}
+
+struct Inner {
+    target: Target,
+    /// REST client.
+    rest: awc::Client,
+    /// WebSocket client (no connection limit: one per desktop).
+    ws: awc::Client,
+    auth: String,
+    tokens: RefCell<HashMap<String, String>>,
+    conns: RefCell<HashMap<String, Rc<Conn>>>,
+    next_request: Cell<u64>,
+    facts_tx: UnboundedSender<Fact>,
+    facts_rx: RefCell<Option<UnboundedReceiver<Fact>>>,
+    /// Conversations whose `Arrived` fact was sent (once each).
+    arrived: RefCell<HashSet<String>>,
+}
+
+/// The HTTP/WebSocket backend; clones share one set of connections.
+#[derive(Clone)]
+pub struct Http {
+    inner: Rc<Inner>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+}
+
+#[derive(Deserialize)]
+struct WithId {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct CreatedAgent {
+    token: String,
+}
+
+/// The fields of a server frame the harness reads (others are ignored).
+#[derive(Deserialize)]
+struct WireFrame {
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(default)]
+    conversation_id: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    ok: Option<bool>,
+    #[serde(default)]
+    error: Option<ErrorDetail>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    customer: Option<WithId>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    message: Option<WireMessage>,
+    #[serde(default)]
+    conversation: Option<WithId>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    seq: u64,
+    author: WireAuthor,
+}
+
+#[derive(Deserialize)]
+struct WireAuthor {
+    kind: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// awc's TCP connector with `TCP_NODELAY` set on each connection: the harness writes
+/// small frames and requests, which Nagle's algorithm would otherwise hold back while an
+/// earlier one waits for the server's delayed ACK.
+#[derive(Clone)]
+struct NoDelay<S>(S);
+
+type ConnectInfo = actix_tls::connect::ConnectInfo<awc::http::Uri>;
+type TcpConnection = actix_tls::connect::Connection<awc::http::Uri, tokio::net::TcpStream>;
+
+impl<S> actix_service::Service<ConnectInfo> for NoDelay<S>
+where
+    S: actix_service::Service<ConnectInfo, Response = TcpConnection, Error = actix_tls::connect::ConnectError>,
+    S::Future: 'static,
+{
+    type Response = TcpConnection;
+    type Error = actix_tls::connect::ConnectError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<TcpConnection, Self::Error>>;
+
+    fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&self, req: ConnectInfo) -> Self::Future {
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let conn = fut.await?;
+            let _ = conn.io_ref().set_nodelay(true);
+            Ok(conn)
+        })
+    }
+}
+
+fn client(limit: usize) -> awc::Client {
+    let tcp = actix_tls::connect::ConnectorService::default();
+    awc::Client::builder()
+        .connector(awc::Connector::new().connector(NoDelay(tcp)).limit(limit))
+        .timeout(CALL_TIMEOUT)
+        .finish()
+}
+
+impl Http {
+    /// A backend for the server at `target` (no request is made yet).
+    pub fn new(target: Target) -> Http {
+        let rest = client(target.connections.max(1));
+        let ws = client(0);
+        let (facts_tx, facts_rx) = unbounded_channel();
+        Http {
+            inner: Rc::new(Inner {
+                auth: format!("Bearer {}", target.admin_token),
+                target,
+                rest,
+                ws,
+                tokens: RefCell::default(),
+                conns: RefCell::default(),
+                next_request: Cell::new(1),
+                facts_tx,
+                facts_rx: RefCell::new(Some(facts_rx)),
+                arrived: RefCell::default(),
+            }),
+        }
+    }
+
+    fn id(&self, id: &str) -> String {
+        format!("{}{id}", self.inner.target.prefix)
+    }
+
+    /// A REST call; answers the body of a 2xx answer, else the error code.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> Result<actix_web::web::Bytes, Failure> {
+        let inner = &self.inner;
+        let url = format!("{}{path}", inner.target.base);
+        let mut req = match method {
+            "POST" => inner.rest.post(url),
+            "PUT" => inner.rest.put(url),
+            _ => inner.rest.get(url),
+        };
+        req = match token {
+            Some(t) => req.insert_header(("Authorization", format!("Bearer {t}"))),
+            None => req.insert_header(("Authorization", inner.auth.as_str())),
+        };
+        let res = match body {
+            Some(b) => {
+                req.insert_header(("Content-Type", "application/json"))
+                    .send_body(b)
+                    .await
+            }
+            None => req.send().await,
+        };
+        let mut res = res.map_err(|e| Failure::new(format!("http: {e}")))?;
+        let bytes = res
+            .body()
+            .limit(16 << 20)
+            .await
+            .map_err(|e| Failure::new(format!("http body: {e}")))?;
+        if res.status().is_success() {
+            Ok(bytes)
+        } else {
+            Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => Failure::new(e.error.code),
+                Err(_) => Failure::new(format!("http_{}", res.status().as_u16())),
+            })
+        }
+    }
+
+    fn conn(&self, agent: &str) -> Result<Rc<Conn>, Failure> {
+        self.inner
+            .conns
+            .borrow()
+            .get(agent)
+            .cloned()
+            .ok_or_else(|| Failure::new("desktop_not_connected"))
+    }
+
+    /// Sends a desktop command (a JSON object without its closing brace, to which the
+    /// request id is added) and waits for its `reply`.
+    async fn command(&self, agent: &str, head: String, wrapup_of: Option<&str>) -> Result<(), Failure> {
+        let conn = self.conn(agent)?;
+        let rid = self.inner.next_request.get();
+        self.inner.next_request.set(rid + 1);
+        let (tx, rx) = oneshot::channel();
+        conn.replies.borrow_mut().insert(rid, tx);
+        if let Some(c) = wrapup_of {
+            conn.wrapups.borrow_mut().insert(rid, c.to_string());
+        }
+        let text = format!("{head},\"request_id\":\"{rid}\"}}");
+        if conn.out.send(Message::Text(text.into())).is_err() {
+            conn.replies.borrow_mut().remove(&rid);
+            return Err(Failure::new("desktop_disconnected"));
+        }
+        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Failure::new("desktop_disconnected")),
+            Err(_) => {
+                conn.replies.borrow_mut().remove(&rid);
+                Err(Failure::new("reply_timeout"))
+            }
+        }
+    }
+
+    /// Logs every agent of the run out over REST; answers how many could not be.
+    pub async fn cleanup(&self) -> usize {
+        let tokens: Vec<String> = self.inner.tokens.borrow().values().cloned().collect();
+        let failed = futures_util::stream::iter(tokens)
+            .map(|t| {
+                let me = self.clone();
+                async move {
+                    me.call(
+                        "PUT",
+                        "/api/v1/agents/me/state",
+                        Some(&t),
+                        Some(r#"{"state":"logged_out"}"#.into()),
+                    )
+                    .await
+                    .is_err()
+                }
+            })
+            .buffer_unordered(SETUP_PARALLEL)
+            .filter(|failed| std::future::ready(*failed))
+            .count()
+            .await;
+        // Closing the desktops ends their reader tasks.
+        for conn in self.inner.conns.borrow_mut().drain().map(|(_, c)| c) {
+            let _ = conn.out.send(Message::Close(None));
+        }
+        failed
+    }
+
+    /// Waits until the server answers `/healthz`, for at most `timeout`.
+    pub async fn wait_healthy(&self, timeout: Duration) -> Result<(), Failure> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.call("GET", "/healthz", None, None).await {
+                Ok(_) => return Ok(()),
+                Err(f) if Instant::now() >= deadline => return Err(f),
+                Err(_) => actix_rt::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
+
+/// Reads one desktop's frames: replies resolve commands, events become [`DeskEvent`]s
+/// for the scenario and [`Fact`]s for the checks.
+struct Reader {
+    /// The agent, without the prefix.
+    agent: String,
+    prefix: String,
+    conn: Rc<Conn>,
+    desk: UnboundedSender<DeskEvent>,
+    inner: Rc<Inner>,
+}
+
+impl Reader {
+    fn strip(&self, id: &str) -> String {
+        id.strip_prefix(self.prefix.as_str()).unwrap_or(id).to_string()
+    }
+
+    fn fact(&self, f: Fact) {
+        let _ = self.inner.facts_tx.send(f);
+    }
+
+    fn desk(&self, e: DeskEvent) {
+        let _ = self.desk.send(e);
+    }
+
+    fn frame(&self, text: &[u8]) {
+        let f: WireFrame = match serde_json::from_slice(text) {
+            Ok(f) => f,
+            Err(_) => return,
+        };
+        let agent = || self.agent.clone();
+        let conversation = f.conversation_id.clone().unwrap_or_default();
+        match f.ty.as_str() {
+            "reply" => {
+                let Some(rid) = f.request_id.as_deref().and_then(|r| r.parse::<u64>().ok()) else {
+                    return;
+                };
+                let result = if f.ok == Some(true) {
+                    Ok(())
+                } else {
+                    Err(Failure::new(f.error.map_or_else(|| "unknown".into(), |e| e.code)))
+                };
+                if let Some(c) = self.conn.wrapups.borrow_mut().remove(&rid) {
+                    if result.is_ok() {
+                        self.fact(Fact::WrappedUp {
+                            conversation: c,
+                            agent: agent(),
+                        });
+                    }
+                }
+                if let Some(tx) = self.conn.replies.borrow_mut().remove(&rid) {
+                    let _ = tx.send(result);
+                }
+            }
+            "offer" => {
+                // The engine offers only after the slot is free: a wrap-up whose reply is
+                // still on its way has been carried out.
+                let early: Vec<String> = self.conn.wrapups.borrow_mut().drain().map(|(_, c)| c).collect();
+                for c in early {
+                    self.fact(Fact::WrappedUp {
+                        conversation: c,
+                        agent: agent(),
+                    });
+                }
+                let kind = match f.kind.as_deref() {
+                    Some("transfer") => OfferKind::Transfer,
+                    Some("conference") => OfferKind::Conference,
+                    _ => OfferKind::New,
+                };
+                if kind == OfferKind::New && self.inner.arrived.borrow_mut().insert(conversation.clone()) {
+                    self.fact(Fact::Arrived {
+                        conversation: conversation.clone(),
+                    });
+                }
+                self.fact(Fact::Offered {
+                    conversation: conversation.clone(),
+                    agent: agent(),
+                });
+                self.desk(DeskEvent::Offer {
+                    conversation,
+                    customer: f.customer.map(|c| self.strip(&c.id)).unwrap_or_default(),
+                    kind,
+                });
+            }
+            "offer_withdrawn" => {
+                self.fact(Fact::OfferEnded {
+                    conversation: conversation.clone(),
+                    agent: agent(),
+                });
+                self.desk(DeskEvent::OfferWithdrawn { conversation });
+            }
+            "conversation" => {
+                let Some(c) = f.conversation else { return };
+                self.fact(Fact::Accepted {
+                    conversation: c.id.clone(),
+                    agent: agent(),
+                });
+                self.desk(DeskEvent::Accepted { conversation: c.id });
+            }
+            "message" => {
+                let Some(m) = f.message else { return };
+                let author = match m.author.kind.as_str() {
+                    "agent" => m.author.id.as_deref().map(|a| self.strip(a)),
+                    _ => None,
+                };
+                if author.as_deref() == Some(self.agent.as_str()) {
+                    if let Some(tx) = self.conn.echoes.borrow_mut().remove(&conversation) {
+                        let _ = tx.send(m.seq);
+                    }
+                }
+                self.desk(DeskEvent::Message {
+                    conversation,
+                    seq: m.seq,
+                    agent: author,
+                });
+            }
+            "participant_joined" => self.desk(DeskEvent::ParticipantJoined { conversation }),
+            "participant_left" => self.desk(DeskEvent::ParticipantLeft { conversation }),
+            "conference_not_accepted" => self.desk(DeskEvent::ConferenceNotAccepted { conversation }),
+            "conversation_ended" => {
+                self.fact(Fact::Ended {
+                    conversation: conversation.clone(),
+                });
+                self.desk(DeskEvent::ConversationEnded { conversation });
+            }
+            "wrapup_required" => {
+                self.fact(Fact::WrapupOwed {
+                    conversation: conversation.clone(),
+                    agent: agent(),
+                });
+                self.desk(DeskEvent::WrapupRequired { conversation });
+            }
+            "state_changed" => {
+                let Some(state) = f.state.as_deref().and_then(Presence::parse) else {
+                    return;
+                };
+                self.fact(Fact::Presence { agent: agent(), state });
+                self.desk(DeskEvent::StateChanged { state });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A desktop's events for the scenario.
+pub struct HttpDesk {
+    rx: UnboundedReceiver<DeskEvent>,
+}
+
+impl Desk for HttpDesk {
+    async fn next(&mut self) -> Option<DeskEvent> {
+        self.rx.recv().await
+    }
+}
+
+/// The facts derived from every desktop, with double-offer look-alikes held back (see the
+/// module docs).
+pub struct HttpFacts {
+    rx: UnboundedReceiver<Fact>,
+    ready: VecDeque<Fact>,
+    /// The agent each conversation is offered to, as far as the released facts say.
+    offered_to: HashMap<String, String>,
+    /// Facts held back per conversation: (since, the agent whose offer must end first, facts).
+    held: HashMap<String, (Instant, String, VecDeque<Fact>)>,
+    closed: bool,
+}
+
+impl HttpFacts {
+    fn new(rx: UnboundedReceiver<Fact>) -> Self {
+        HttpFacts {
+            rx,
+            ready: VecDeque::new(),
+            offered_to: HashMap::new(),
+            held: HashMap::new(),
+            closed: false,
+        }
+    }
+
+    /// The conversation and agent a fact is about.
+    fn about(f: &Fact) -> (Option<&str>, Option<&str>) {
+        match f {
+            Fact::Arrived { conversation } | Fact::Ended { conversation } => (Some(conversation), None),
+            Fact::Offered { conversation, agent }
+            | Fact::OfferEnded { conversation, agent }
+            | Fact::Accepted { conversation, agent }
+            | Fact::WrapupOwed { conversation, agent }
+            | Fact::WrappedUp { conversation, agent } => (Some(conversation), Some(agent)),
+            Fact::Presence { agent, .. } => (None, Some(agent)),
+            Fact::Lost(_) => (None, None),
+        }
+    }
+
+    fn take(&mut self, f: Fact) {
+        let (c, a) = Self::about(&f);
+        if let Some(c) = c {
+            if let Some((_, blocker, queue)) = self.held.get_mut(c) {
+                if a != Some(blocker.as_str()) {
+                    queue.push_back(f);
+                    return;
+                }
+            }
+        }
+        self.release(f);
+    }
+
+    /// Passes `f` on (holding it back if it is an offer of a conversation still offered
+    /// to another agent), then what it unblocked.
+    fn release(&mut self, f: Fact) {
+        match &f {
+            Fact::Offered { conversation, agent } => {
+                if let Some(other) = self.offered_to.get(conversation) {
+                    if other != agent {
+                        let other = other.clone();
+                        self.held
+                            .insert(conversation.clone(), (Instant::now(), other, VecDeque::from([f])));
+                        return;
+                    }
+                }
+                self.offered_to.insert(conversation.clone(), agent.clone());
+                self.ready.push_back(f);
+            }
+            Fact::OfferEnded { conversation, agent } | Fact::Accepted { conversation, agent } => {
+                let c = conversation.clone();
+                if self.offered_to.get(&c) == Some(agent) {
+                    self.offered_to.remove(&c);
+                }
+                self.ready.push_back(f);
+                if let Some((_, _, queue)) = self.held.remove(&c) {
+                    for f in queue {
+                        self.take(f);
+                    }
+                }
+            }
+            _ => self.ready.push_back(f),
+        }
+    }
+
+    /// Lets the checker see what was held back too long.
+    fn expire(&mut self, all: bool) {
+        let old: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, (since, _, _))| all || since.elapsed() >= REORDER_GRACE)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for c in old {
+            if let Some((_, _, queue)) = self.held.remove(&c) {
+                for f in queue {
+                    if let Fact::Offered { conversation, agent } = &f {
+                        self.offered_to.insert(conversation.clone(), agent.clone());
+                    }
+                    self.ready.push_back(f);
+                }
+            }
+        }
+    }
+}
+
+impl Facts for HttpFacts {
+    async fn next(&mut self) -> Option<Fact> {
+        loop {
+            if let Some(f) = self.ready.pop_front() {
+                return Some(f);
+            }
+            if self.closed {
+                self.expire(true);
+                return self.ready.pop_front();
+            }
+            match tokio::time::timeout(Duration::from_millis(100), self.rx.recv()).await {
+                Ok(Some(f)) => self.take(f),
+                Ok(None) => self.closed = true,
+                Err(_) => self.expire(false),
+            }
+        }
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+impl Backend for Http {
+    type Desk = HttpDesk;
+    type Facts = HttpFacts;
+
+    async fn setup(&self, setup: &Setup) -> Result<(), Failure> {
+        for q in &setup.queues {
+            let body = format!(
+                r#"{{"id":{},"name":{}}}"#,
+                json_str(&self.id(q)),
+                json_str(&format!("Queue {q}"))
+            );
+            self.call("POST", "/api/v1/queues", None, Some(body)).await?;
+            let body = format!(
+                r#"{{"id":{},"name":{},"queue":{}}}"#,
+                json_str(&self.id(&format!("ep-{q}"))),
+                json_str(&format!("Page {q}")),
+                json_str(&self.id(q))
+            );
+            self.call("POST", "/api/v1/entry-points", None, Some(body)).await?;
+        }
+        let results: Vec<Result<(String, String), Failure>> = futures_util::stream::iter(setup.agents.iter())
+            .map(|(id, queues, capacity)| {
+                let me = self.clone();
+                async move {
+                    let queues: Vec<String> = queues.iter().map(|q| json_str(&me.id(q))).collect();
+                    let body = format!(
+                        r#"{{"id":{},"name":{},"queues":[{}],"capacity":{capacity}}}"#,
+                        json_str(&me.id(id)),
+                        json_str(&format!("Agent {id}")),
+                        queues.join(",")
+                    );
+                    let bytes = me.call("POST", "/api/v1/agents", None, Some(body)).await?;
+                    let created: CreatedAgent =
+                        serde_json::from_slice(&bytes).map_err(|e| Failure::new(format!("agent answer: {e}")))?;
+                    Ok((id.clone(), created.token))
+                }
+            })
+            .buffer_unordered(SETUP_PARALLEL)
+            .collect()
+            .await;
+        let mut tokens = self.inner.tokens.borrow_mut();
+        for r in results {
+            let (id, token) = r?;
+            tokens.insert(id, token);
+        }
+        Ok(())
+    }
+
+    async fn connect(&self, agent: &str) -> Result<HttpDesk, Failure> {
+        let token = self
+            .inner
+            .tokens
+            .borrow()
+            .get(agent)
+            .cloned()
+            .ok_or_else(|| Failure::new("no_token"))?;
+        let url = format!(
+            "{}/api/v1/agents/me/ws?token={token}",
+            self.inner.target.base.replacen("http", "ws", 1)
+        );
+        let (_, framed) = self
+            .inner
+            .ws
+            .ws(url)
+            .max_frame_size(16 << 20)
+            .connect()
+            .await
+            .map_err(|e| Failure::new(format!("websocket: {e}")))?;
+        let (mut sink, mut stream) = framed.split();
+        let (out, mut out_rx) = unbounded_channel::<Message>();
+        let conn = Rc::new(Conn {
+            out,
+            replies: RefCell::default(),
+            echoes: RefCell::default(),
+            wrapups: RefCell::default(),
+        });
+        self.inner.conns.borrow_mut().insert(agent.to_string(), conn.clone());
+        // The writer: everything queued goes out in one flush.
+        actix_rt::spawn(async move {
+            while let Some(m) = out_rx.recv().await {
+                let close = matches!(m, Message::Close(_));
+                if sink.feed(m).await.is_err() {
+                    return;
+                }
+                while let Ok(m) = out_rx.try_recv() {
+                    if sink.feed(m).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() || close {
+                    return;
+                }
+            }
+        });
+        let (desk_tx, desk_rx) = unbounded_channel();
+        let reader = Reader {
+            agent: agent.to_string(),
+            prefix: self.inner.target.prefix.clone(),
+            conn,
+            desk: desk_tx,
+            inner: self.inner.clone(),
+        };
+        actix_rt::spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                match frame {
+                    Frame::Text(t) => reader.frame(&t),
+                    Frame::Ping(p) => {
+                        let _ = reader.conn.out.send(Message::Pong(p));
+                    }
+                    Frame::Close(_) => break,
+                    _ => {}
+                }
+            }
+            // Commands still waiting learn that the desktop is gone.
+            reader.conn.replies.borrow_mut().clear();
+            reader.conn.echoes.borrow_mut().clear();
+        });
+        Ok(HttpDesk { rx: desk_rx })
+    }
+
+    fn facts(&self) -> HttpFacts {
+        let rx = self.inner.facts_rx.borrow_mut().take().unwrap_or_else(|| {
+            // A second stream would see nothing: facts go to the first one.
+            let (_, rx) = unbounded_channel();
+            rx
+        });
+        HttpFacts::new(rx)
+    }
+
+    async fn set_state(&self, agent: &str, state: Presence) -> Result<(), Failure> {
+        self.command(
+            agent,
+            format!(r#"{{"type":"set_state","state":"{}""#, state.as_str()),
+            None,
+        )
+        .await
+    }
+
+    async fn customer_message(&self, entry_point: &str, customer: &str, text: &str) -> Result<String, Failure> {
+        let body = format!(
+            r#"{{"entry_point":{},"customer":{{"id":{},"name":"Customer"}},"text":{}}}"#,
+            json_str(&self.id(entry_point)),
+            json_str(&self.id(customer)),
+            json_str(text)
+        );
+        let bytes = self.call("POST", "/api/v1/conversations", None, Some(body)).await?;
+        let c: WithId =
+            serde_json::from_slice(&bytes).map_err(|e| Failure::new(format!("conversation answer: {e}")))?;
+        if self.inner.arrived.borrow_mut().insert(c.id.clone()) {
+            let _ = self.inner.facts_tx.send(Fact::Arrived {
+                conversation: c.id.clone(),
+            });
+        }
+        Ok(c.id)
+    }
+
+    async fn customer_reply(&self, conversation: &str, text: &str) -> Result<(), Failure> {
+        let body = format!(r#"{{"text":{}}}"#, json_str(text));
+        self.call(
+            "POST",
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            None,
+            Some(body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn accept(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
+        self.command(
+            agent,
+            format!(r#"{{"type":"accept","conversation_id":{}"#, json_str(conversation)),
+            None,
+        )
+        .await
+    }
+
+    async fn send(&self, agent: &str, conversation: &str, text: &str) -> Result<u64, Failure> {
+        let conn = self.conn(agent)?;
+        let (tx, rx) = oneshot::channel();
+        conn.echoes.borrow_mut().insert(conversation.to_string(), tx);
+        let sent = self
+            .command(
+                agent,
+                format!(
+                    r#"{{"type":"send","conversation_id":{},"text":{}"#,
+                    json_str(conversation),
+                    json_str(text)
+                ),
+                None,
+            )
+            .await;
+        if let Err(f) = sent {
+            conn.echoes.borrow_mut().remove(conversation);
+            return Err(f);
+        }
+        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+            Ok(Ok(seq)) => Ok(seq),
+            _ => Err(Failure::new("echo_missing")),
+        }
+    }
+
+    async fn transfer_to_agent(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
+        self.command(
+            agent,
+            format!(
+                r#"{{"type":"transfer","conversation_id":{},"agent":{}"#,
+                json_str(conversation),
+                json_str(&self.id(target))
+            ),
+            None,
+        )
+        .await
+    }
+
+    async fn transfer_to_queue(&self, agent: &str, conversation: &str, queue: &str) -> Result<(), Failure> {
+        self.command(
+            agent,
+            format!(
+                r#"{{"type":"transfer","conversation_id":{},"queue":{}"#,
+                json_str(conversation),
+                json_str(&self.id(queue))
+            ),
+            None,
+        )
+        .await
+    }
+
+    async fn conference(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
+        self.command(
+            agent,
+            format!(
+                r#"{{"type":"conference","conversation_id":{},"agent":{}"#,
+                json_str(conversation),
+                json_str(&self.id(target))
+            ),
+            None,
+        )
+        .await
+    }
+
+    async fn exit_conference(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
+        self.command(
+            agent,
+            format!(
+                r#"{{"type":"exit_conference","conversation_id":{}"#,
+                json_str(conversation)
+            ),
+            None,
+        )
+        .await
+    }
+
+    async fn end(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
+        self.command(
+            agent,
+            format!(r#"{{"type":"end","conversation_id":{}"#, json_str(conversation)),
+            None,
+        )
+        .await
+    }
+
+    async fn wrapup(&self, agent: &str, conversation: &str, reason: &str) -> Result<(), Failure> {
+        self.command(
+            agent,
+            format!(
+                r#"{{"type":"wrapup","conversation_id":{},"reason":{}"#,
+                json_str(conversation),
+                json_str(reason)
+            ),
+            Some(conversation),
+        )
+        .await
+    }
+}
+
+/// Runs the scenario against the server at `base` (`http://host:port`).
+pub async fn run(opts: &super::Options, base: &str, admin_token: &str) -> Result<super::Report, super::LoadError> {
+    let prefix = opts.id_prefix.clone().unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!("r{}-{}-", std::process::id(), secs % 1_000_000)
+    });
+    let backend = Http::new(Target {
+        base: base.to_string(),
+        admin_token: admin_token.to_string(),
+        prefix,
+        connections: opts.http_connections,
+    });
+    backend
+        .wait_healthy(Duration::from_secs(10))
+        .await
+        .map_err(|f| super::LoadError::Setup(format!("{base}/healthz: {}", f.code)))?;
+    let report = super::driver::drive(backend.clone(), opts.clone()).await;
+    if opts.cleanup {
+        let failed = backend.cleanup().await;
+        if failed > 0 {
+            eprintln!("switchboard-load: cleanup: {failed} agents could not be logged out");
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offered(c: &str, a: &str) -> Fact {
+        Fact::Offered {
+            conversation: c.into(),
+            agent: a.into(),
+        }
+    }
+
+    #[test]
+    fn an_offer_overtaking_the_end_of_the_previous_one_is_put_back_in_order() {
+        let (_tx, rx) = unbounded_channel();
+        let mut f = HttpFacts::new(rx);
+        f.take(offered("c1", "a"));
+        f.take(offered("c1", "b"));
+        f.take(Fact::Accepted {
+            conversation: "c1".into(),
+            agent: "b".into(),
+        });
+        assert_eq!(f.ready.len(), 1);
+        f.take(Fact::OfferEnded {
+            conversation: "c1".into(),
+            agent: "a".into(),
+        });
+        let order: Vec<Fact> = f.ready.drain(..).collect();
+        assert_eq!(
+            order,
+            vec![
+                offered("c1", "a"),
+                Fact::OfferEnded {
+                    conversation: "c1".into(),
+                    agent: "a".into()
+                },
+                offered("c1", "b"),
+                Fact::Accepted {
+                    conversation: "c1".into(),
+                    agent: "b".into()
+                },
+            ]
+        );
+        assert!(f.held.is_empty());
+    }
+
+    #[test]
+    fn a_real_double_offer_is_released_after_the_grace() {
+        let (_tx, rx) = unbounded_channel();
+        let mut f = HttpFacts::new(rx);
+        f.take(offered("c1", "a"));
+        f.take(offered("c1", "b"));
+        f.expire(true);
+        assert_eq!(f.ready.len(), 2);
+    }
+}
