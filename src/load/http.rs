@@ -176,7 +176,8 @@ where
     }
 }
 
-fn client(limit: usize) -> awc::Client {
+/// An awc client with `TCP_NODELAY` and at most `limit` connections (0: no limit).
+pub(crate) fn client(limit: usize) -> awc::Client {
     let tcp = actix_tls::connect::ConnectorService::default();
     awc::Client::builder()
         .connector(awc::Connector::new().connector(NoDelay(tcp)).limit(limit))

@@ -14,6 +14,7 @@
 //! loopback URL unless `--allow-remote`.
 
 pub mod backend;
+pub mod baseline;
 pub mod chart;
 pub mod check;
 pub mod driver;
@@ -128,6 +129,18 @@ pub struct Options {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Before the scenario, measure the baselines (a raw actix-web WebSocket echo, an
+    /// actix round trip, a sled insert + flush) for about this long each, e.g. 2s.
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(serialize_with = "opt_seconds")]
+    pub baseline: Option<Duration>,
+}
+
+fn opt_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 impl Default for Options {
@@ -270,6 +283,16 @@ pub fn is_loopback_url(url: &str) -> Result<bool, LoadError> {
 /// scenario's tasks live on its arbiters).
 pub async fn run(opts: Options) -> Result<Report, LoadError> {
     opts.validate()?;
+    let baselines = match opts.baseline {
+        Some(each) => baseline::run_all(each).await,
+        None => Vec::new(),
+    };
+    let mut report = run_scenario(opts).await?;
+    report.baselines = baselines;
+    Ok(report)
+}
+
+async fn run_scenario(opts: Options) -> Result<Report, LoadError> {
     if let Some(url) = &opts.url {
         if !opts.allow_remote && !is_loopback_url(url)? {
             return Err(LoadError::Remote(url.clone()));

@@ -77,6 +77,9 @@ pub struct Report {
     pub races: BTreeMap<String, u64>,
     pub checks: Checks,
     pub series: Vec<Interval>,
+    /// Baselines measured before the scenario (`--baseline`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<super::baseline::Baseline>,
 }
 
 impl Report {
@@ -112,6 +115,7 @@ impl Report {
             races: stats.races.clone(),
             checks,
             series: stats.series.clone(),
+            baselines: Vec::new(),
         }
     }
 
@@ -174,6 +178,23 @@ impl Report {
         );
         for v in &c.violations {
             let _ = writeln!(s, "  {v}");
+        }
+        if !self.baselines.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nbaselines (same run)                clients        ops/s    p50 ms    p99 ms"
+            );
+            for b in &self.baselines {
+                let _ = writeln!(
+                    s,
+                    "{:<34} {:>8} {:>12.0} {:>9.3} {:>9.3}",
+                    b.name,
+                    b.clients,
+                    b.ops_per_s,
+                    ms(b.p50_us),
+                    ms(b.p99_us)
+                );
+            }
         }
         s
     }
