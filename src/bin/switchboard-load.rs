@@ -19,6 +19,21 @@ fn main() {
     let opts = Cli::parse().options;
     let (report_path, chart_path) = (opts.report.clone(), opts.chart.clone());
     let system = actix::System::new();
+    if opts.hold_open {
+        match system.block_on(load::hold::run(&opts)) {
+            Ok(r) => {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                if let Some(path) = report_path {
+                    let _ = std::fs::write(&path, serde_json::to_string_pretty(&r).unwrap_or_default());
+                }
+                std::process::exit(0);
+            }
+            Err(e) => {
+                eprintln!("switchboard-load: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let report = match system.block_on(load::run(opts)) {
         Ok(r) => r,
         Err(e) => {

@@ -18,6 +18,7 @@ pub mod baseline;
 pub mod chart;
 pub mod check;
 pub mod driver;
+pub mod hold;
 pub mod http;
 pub mod report;
 pub mod serve;
@@ -129,6 +130,15 @@ pub struct Options {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// The memory scenario instead of lifecycles (see `load::hold`): open --conversations
+    /// (default 100,000), let --agents accept them up to --capacity, hold, read the
+    /// server's RSS.
+    #[arg(long)]
+    pub hold_open: bool,
+    /// The server's process id, whose RSS --hold-open reads (default with --serve: this
+    /// process).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// Before the scenario, measure the baselines (a raw actix-web WebSocket echo, an
     /// actix round trip, a sled insert + flush) for about this long each, e.g. 2s.
     #[arg(long, value_parser = parse_duration)]
