@@ -24,6 +24,11 @@ use switchboard::core::{AgentEvent, Channel, Customer, EntryPoint, Floor, Presen
 use switchboard::engine::{Engine, EngineOptions};
 use switchboard::store::MemoryStore;
 
+/// mimalloc rather than glibc malloc: Switchboard allocates many small, short-lived
+/// records and frees them on other threads (BENCHMARKS.md "Load harness").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A floor with one queue, one entry point, one idle agent and `waiting` queued
 /// conversations (received one millisecond apart).
 fn floor_with_waiting(waiting: usize) -> (Floor, u64) {

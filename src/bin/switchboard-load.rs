@@ -7,6 +7,11 @@
 use clap::Parser;
 use switchboard::load::{self, Options};
 
+/// mimalloc rather than glibc malloc: Switchboard allocates many small, short-lived
+/// records and frees them on other threads (BENCHMARKS.md "Load harness").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Drive Switchboard with agents and customers, measure it, check it from outside.
 #[derive(Parser)]
 #[command(name = "switchboard-load", version)]

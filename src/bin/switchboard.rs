@@ -19,6 +19,11 @@ struct Args {
     config: Option<PathBuf>,
 }
 
+/// mimalloc rather than glibc malloc: Switchboard allocates many small, short-lived
+/// records and frees them on other threads (BENCHMARKS.md "Load harness").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args = Args::parse();
     let config = match Config::load(args.config.as_deref()) {
