@@ -11,7 +11,7 @@ use actix::{Actor, Addr, Arbiter};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::actors::conversation::{CustomerChannel, NoChannel};
-use crate::actors::router::{Ask, CountDesktops, Exec, RouterActor, Shared, Subscribe};
+use crate::actors::router::{Ask, CountDesktops, Exec, ExecBatch, RouterActor, Shared, Subscribe};
 use crate::actors::{Clock, SystemClock};
 use crate::core::*;
 use crate::store::{Store, StoreError};
@@ -290,6 +290,19 @@ impl Engine {
     /// Runs one command; `Ok` means it is durable.
     pub async fn exec(&self, cmd: Command) -> Result<Reply, EngineError> {
         self.router.send(Exec(cmd)).await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Runs several commands in order, as [`Engine::exec`] would one after the other, and
+    /// answers each in the same order; every `Ok` is durable. The batch crosses to the
+    /// engine's thread once and its changes are committed together, so a caller with many
+    /// independent commands at hand (an HTTP worker, the load harness) pays one thread
+    /// crossing per batch instead of one per command (MEASURED.md: ~50 µs each).
+    pub async fn exec_batch(&self, cmds: Vec<Command>) -> Vec<Result<Reply, EngineError>> {
+        let n = cmds.len();
+        match self.router.send(ExecBatch(cmds)).await {
+            Ok(answers) if answers.len() == n => answers,
+            _ => (0..n).map(|_| Err(EngineError::Stopped)).collect(),
+        }
     }
 
     /// Reads something.

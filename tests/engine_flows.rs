@@ -639,3 +639,63 @@ async fn concurrent_stress_keeps_invariants() {
     let ids = |v: &[Agent]| v.iter().map(|a| (a.id.clone(), a.capacity)).collect::<Vec<_>>();
     assert_eq!(ids(&agents), ids(&restarted.agents().await.expect("agents")));
 }
+
+/// A caller with several commands at hand sends them as one batch: each is answered in
+/// order exactly as `exec` would answer it (a refused command in the middle changes
+/// nothing and does not stop the others), and the events follow in decision order.
+#[actix_rt::test]
+async fn a_batch_runs_its_commands_in_order() {
+    use switchboard::engine::{Command, Reply};
+    let store = MemoryStore::new();
+    let engine = setup(TransferNoAnswer::Drop, store.clone()).await;
+    let mut rx = subscribe(&engine, "a1").await;
+    let answers = engine
+        .exec_batch(vec![
+            Command::SetState {
+                agent: "a1".into(),
+                state: Presence::Available,
+                idle_code: None,
+            },
+            Command::CustomerMessage {
+                entry_point: "page".into(),
+                customer: Customer {
+                    id: "cust".into(),
+                    name: "Cus".into(),
+                },
+                text: "hello".into(),
+                channel: Channel::Rest,
+            },
+            Command::Accept {
+                agent: "a1".into(),
+                conversation: "c-404".into(),
+            },
+            Command::Accept {
+                agent: "a1".into(),
+                conversation: "c-1".into(),
+            },
+        ])
+        .await;
+    assert_eq!(answers.len(), 4);
+    assert!(matches!(&answers[0], Ok(Reply::Agent(a)) if a.presence == Presence::Available));
+    assert!(matches!(&answers[1], Ok(Reply::Conversation(c)) if c.id == "c-1"));
+    assert_eq!(
+        answers[2].as_ref().map(|_| ()).map_err(|e| e.code()),
+        Err("unknown_conversation")
+    );
+    assert!(
+        matches!(&answers[3], Ok(Reply::Conversation(c)) if c.owner.as_deref() == Some("a1") && c.transcript.len() == 1)
+    );
+    let (c, _) = offer(&mut rx).await;
+    assert_eq!(c.id, "c-1");
+    expect(&mut rx, "the accepted conversation", |e| match e {
+        AgentEvent::Conversation(c) if c.id == "c-1" => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(engine.exec_batch(Vec::new()).await.is_empty());
+    assert!(engine.violations().await.expect("check").is_empty());
+    // The batch's changes are durable: a restart sees the accepted conversation.
+    let restarted = Engine::start(EngineOptions::new(rules(TransferNoAnswer::Drop), Arc::new(store))).expect("restart");
+    let c = restarted.conversation("c-1").await.expect("read").expect("stored");
+    assert_eq!(c.owner.as_deref(), Some("a1"));
+}

@@ -429,6 +429,19 @@ impl Actor for RouterActor {
 #[rtype(result = "Result<Reply, EngineError>")]
 pub struct Exec(pub Command);
 
+impl RouterActor {
+    /// Applies one command of an [`Exec`] or an [`ExecBatch`] at `now`.
+    fn run(&mut self, cmd: Command, now: Millis) -> Result<Reply, CoreError> {
+        let span = tracing::debug_span!("exec", command = cmd.name());
+        let _enter = span.enter();
+        let result = self.apply(cmd, now);
+        if let Err(e) = &result {
+            tracing::debug!(code = e.code(), error = %e, "command refused");
+        }
+        result
+    }
+}
+
 impl Handler<Exec> for RouterActor {
     type Result = ResponseFuture<Result<Reply, EngineError>>;
 
@@ -438,13 +451,8 @@ impl Handler<Exec> for RouterActor {
             let e = EngineError::Store(e.clone());
             return Box::pin(async move { Err(e) });
         }
-        let span = tracing::debug_span!("exec", command = msg.0.name());
-        let _enter = span.enter();
         let now = self.clock.now();
-        let result = self.apply(msg.0, now);
-        if let Err(e) = &result {
-            tracing::debug!(code = e.code(), error = %e, "command refused");
-        }
+        let result = self.run(msg.0, now);
         let (tx, rx) = oneshot::channel();
         self.finish(
             Box::new(move |failed| {
@@ -458,6 +466,44 @@ impl Handler<Exec> for RouterActor {
             ctx,
         );
         Box::pin(async move { rx.await.unwrap_or(Err(EngineError::Stopped)) })
+    }
+}
+
+/// Run several commands, in order, as one message: one thread crossing and one commit for
+/// the whole batch instead of one each (see [`crate::engine::Engine::exec_batch`]).
+#[derive(Message)]
+#[rtype(result = "Vec<Result<Reply, EngineError>>")]
+pub struct ExecBatch(pub Vec<Command>);
+
+impl Handler<ExecBatch> for RouterActor {
+    type Result = ResponseFuture<Vec<Result<Reply, EngineError>>>;
+
+    /// Applies the commands one after the other, exactly as that many [`Exec`]s would,
+    /// commits all their changes together, then carries out their effects in decision
+    /// order and answers them all. A command refused by the core changes nothing, so it
+    /// does not affect the others.
+    fn handle(&mut self, msg: ExecBatch, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(e) = &self.failed {
+            let answers = msg.0.iter().map(|_| Err(EngineError::Store(e.clone()))).collect();
+            return Box::pin(async move { answers });
+        }
+        let now = self.clock.now();
+        let mut results = Vec::with_capacity(msg.0.len());
+        for cmd in msg.0 {
+            results.push(self.run(cmd, now));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.finish(
+            Box::new(move |failed| {
+                let answers: Vec<_> = match failed {
+                    None => results.into_iter().map(|r| r.map_err(EngineError::from)).collect(),
+                    Some(e) => results.iter().map(|_| Err(EngineError::Store(e.clone()))).collect(),
+                };
+                let _ = tx.send(answers);
+            }),
+            ctx,
+        );
+        Box::pin(async move { rx.await.unwrap_or_default() })
     }
 }
 
