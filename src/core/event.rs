@@ -48,6 +48,11 @@ pub enum AgentEvent {
         /// Why the engine changed the state (`offer_expired`), or `None` for the agent's own change.
         reason: Option<&'static str>,
     },
+    /// An offer to the agent. `conversation` is a snapshot for the offer popover: every
+    /// field as at the offer, but its `transcript` holds only the customer's first message
+    /// (what an offer shows, [`Conversation::first_text`]), not the whole chat, which a
+    /// transferred or re-offered conversation may have long. The whole conversation comes
+    /// with [`AgentEvent::Conversation`] on accept.
     Offer {
         conversation: Arc<Conversation>,
         offer: Offer,

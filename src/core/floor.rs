@@ -100,8 +100,11 @@ pub struct Floor {
     touched_agents: Vec<AgentId>,
     touched_conversations: Vec<ConversationId>,
     effects: Vec<Effect>,
-    dirty_agents: BTreeSet<AgentId>,
-    dirty_conversations: BTreeSet<ConversationId>,
+    /// Records changed by the current operation, each once (see [`mark`]). A short `Vec`
+    /// rather than a set: an operation touches one to three records, often several times
+    /// over, and a set would allocate the id's `String` on every insert, duplicate or not.
+    dirty_agents: Vec<AgentId>,
+    dirty_conversations: Vec<ConversationId>,
     changes: Vec<Change>,
     counters_dirty: bool,
 }
@@ -151,6 +154,28 @@ fn check_text(text: &str) -> Result<(), CoreError> {
         )));
     }
     Ok(())
+}
+
+/// Adds `id` to a dirty list unless it is there already.
+fn mark(dirty: &mut Vec<String>, id: &str) {
+    if !dirty.iter().any(|d| d == id) {
+        dirty.push(id.to_owned());
+    }
+}
+
+/// What an offer shows: the conversation with only the customer's first message of its
+/// transcript (see [`AgentEvent::Offer`]); the rest of the transcript is not cloned.
+fn offer_snapshot(c: &mut Conversation) -> Conversation {
+    let transcript = std::mem::take(&mut c.transcript);
+    let mut r = c.clone();
+    r.transcript.extend(
+        transcript
+            .iter()
+            .find(|m| m.author.kind == AuthorKind::Customer)
+            .cloned(),
+    );
+    c.transcript = transcript;
+    r
 }
 
 /// A conversation's record without its transcript, cheaply.
@@ -216,22 +241,33 @@ impl Floor {
 
     /// Takes the effects queued since the last call.
     pub fn take_effects(&mut self) -> Vec<Effect> {
-        std::mem::take(&mut self.effects)
+        // The next operation starts with room for a typical one's effects instead of
+        // growing from empty (an `Effect` is large, so each growth copies a lot).
+        std::mem::replace(&mut self.effects, Vec::with_capacity(8))
     }
 
-    /// Takes the changes to make durable since the last call.
+    /// Takes the changes to make durable since the last call: the records in id order
+    /// (agents, then conversations), then the counters.
     pub fn take_changes(&mut self) -> Vec<Change> {
         let mut out = std::mem::take(&mut self.changes);
-        for id in std::mem::take(&mut self.dirty_agents) {
+        out.reserve_exact(self.dirty_agents.len() + self.dirty_conversations.len() + 1);
+        let mut agents = std::mem::take(&mut self.dirty_agents);
+        agents.sort_unstable();
+        for id in agents.drain(..) {
             if let Some(a) = self.agents.get(&id) {
                 out.push(Change::Agent(a.clone()));
             }
         }
-        for id in std::mem::take(&mut self.dirty_conversations) {
+        // Keep the lists' allocations for the next operation.
+        self.dirty_agents = agents;
+        let mut conversations = std::mem::take(&mut self.dirty_conversations);
+        conversations.sort_unstable();
+        for id in conversations.drain(..) {
             if let Some(c) = self.conversations.get_mut(&id) {
                 out.push(Change::Conversation(record(c)));
             }
         }
+        self.dirty_conversations = conversations;
         if std::mem::take(&mut self.counters_dirty) {
             out.push(Change::Counters {
                 next_conversation: self.next_conversation,
@@ -315,7 +351,7 @@ impl Floor {
         let mut a = Agent::new(id.into(), name.into(), queues, capacity, now);
         a.credential = credential;
         self.agents.insert(id.into(), a);
-        self.dirty_agents.insert(id.into());
+        mark(&mut self.dirty_agents, id);
         Ok(&self.agents[id])
     }
 
@@ -326,7 +362,7 @@ impl Floor {
             .get_mut(agent)
             .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
         a.credential = Some(credential);
-        self.dirty_agents.insert(agent.into());
+        mark(&mut self.dirty_agents, agent);
         Ok(())
     }
 
@@ -415,7 +451,7 @@ impl Floor {
             from,
             to: state,
         }));
-        self.dirty_agents.insert(agent.into());
+        mark(&mut self.dirty_agents, agent);
         self.reindex(agent);
         self.touched_agents.push(agent.into());
     }
@@ -449,7 +485,7 @@ impl Floor {
         if let Some(a) = self.agents.get_mut(agent) {
             a.free_since = now;
         }
-        self.dirty_agents.insert(agent.into());
+        mark(&mut self.dirty_agents, agent);
         self.reindex(agent);
         self.touched_agents.push(agent.into());
     }
@@ -598,7 +634,7 @@ impl Floor {
             a.offers.remove(conversation);
             a.active.insert(conversation.into());
         }
-        self.dirty_agents.insert(agent.into());
+        mark(&mut self.dirty_agents, agent);
         let c = self
             .conversations
             .get_mut(conversation)
@@ -614,7 +650,7 @@ impl Floor {
                 c.guest = Some(agent.into());
             }
         }
-        self.dirty_conversations.insert(conversation.into());
+        mark(&mut self.dirty_conversations, conversation);
         self.effects.push(Effect::Observe(Observation::Accepted {
             conversation: conversation.into(),
             agent: agent.into(),
@@ -789,7 +825,7 @@ impl Floor {
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.guest = None;
         }
-        self.dirty_conversations.insert(conversation.into());
+        mark(&mut self.dirty_conversations, conversation);
         self.leave(agent, conversation, now);
         self.append(
             conversation,
@@ -998,7 +1034,7 @@ impl Floor {
             if let Some(c) = f.conversations.get_mut(id) {
                 c.offer = Some(fresh.clone());
             }
-            f.dirty_conversations.insert(id.clone());
+            mark(&mut f.dirty_conversations, id);
             f.notify_offer(id, &fresh);
         }
         let agent_ids: Vec<_> = {
@@ -1143,7 +1179,7 @@ impl Floor {
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.waiting.insert(key, conversation.into());
         }
-        self.dirty_conversations.insert(conversation.into());
+        mark(&mut self.dirty_conversations, conversation);
         self.touched_conversations.push(conversation.into());
     }
 
@@ -1181,8 +1217,8 @@ impl Floor {
         if let Some(a) = self.agents.get_mut(agent) {
             a.offers.insert(conversation.into());
         }
-        self.dirty_agents.insert(agent.into());
-        self.dirty_conversations.insert(conversation.into());
+        mark(&mut self.dirty_agents, agent);
+        mark(&mut self.dirty_conversations, conversation);
         self.reindex(agent);
         self.effects.push(Effect::Observe(Observation::Offered {
             conversation: conversation.into(),
@@ -1193,7 +1229,10 @@ impl Floor {
     }
 
     fn notify_offer(&mut self, conversation: &str, offer: &Offer) {
-        let snapshot = Arc::new(self.conversations[conversation].clone());
+        let Some(c) = self.conversations.get_mut(conversation) else {
+            return;
+        };
+        let snapshot = Arc::new(offer_snapshot(c));
         self.effects.push(Effect::Notify {
             agent: offer.agent.clone(),
             event: AgentEvent::Offer {
@@ -1223,7 +1262,7 @@ impl Floor {
                 reason,
             },
         });
-        self.dirty_conversations.insert(conversation.into());
+        mark(&mut self.dirty_conversations, conversation);
         self.slot_freed(&offer.agent, now);
         Some(offer)
     }
@@ -1287,7 +1326,7 @@ impl Floor {
             a.active.remove(conversation);
             already_owed = a.wrapups.insert(conversation.into(), due).is_some();
         }
-        self.dirty_agents.insert(agent.into());
+        mark(&mut self.dirty_agents, agent);
         if already_owed {
             // The agent left this conversation before and was offered it again: it still
             // owes one wrap-up for it (SPEC.md), so the slot of the active part is free.
@@ -1316,7 +1355,7 @@ impl Floor {
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.owner = None;
         }
-        self.dirty_conversations.insert(conversation.into());
+        mark(&mut self.dirty_conversations, conversation);
         self.leave(agent, conversation, now);
     }
 
@@ -1352,7 +1391,7 @@ impl Floor {
                 self.open_by_customer.remove(&key);
             }
         }
-        self.dirty_conversations.insert(conversation.into());
+        mark(&mut self.dirty_conversations, conversation);
         for p in participants {
             self.effects.push(Effect::Notify {
                 agent: p.clone(),
@@ -1386,7 +1425,7 @@ impl Floor {
                 at: now,
                 automatic,
             });
-            self.dirty_conversations.insert(conversation.into());
+            mark(&mut self.dirty_conversations, conversation);
         }
         self.effects.push(Effect::Observe(Observation::WrappedUp {
             conversation: conversation.into(),
