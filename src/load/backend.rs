@@ -6,12 +6,14 @@
 //! it: [`InProcess`] calls [`Engine`] directly; the HTTP/WebSocket mode implements the
 //! same trait over REST and the desktop WebSocket.
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::core::{AgentEvent, EntryPoint, Observation, OfferKind, Presence, Rules};
-use crate::engine::{Engine, EngineError, EngineOptions, Observed};
+use crate::core::{AgentEvent, Channel, Customer, EntryPoint, Observation, OfferKind, Presence, Rules};
+use crate::engine::{Command, Engine, EngineError, EngineOptions, Observed, Reply};
 use crate::store::{MemoryStore, Store};
 
 /// A failed operation, by its stable code (the engine's error code, or the API's).
@@ -199,13 +201,17 @@ pub enum StoreKind {
 /// The engine in this process, called through [`Engine`].
 pub struct InProcess {
     engine: Engine,
+    /// `None`: one [`Engine::exec`] per operation.
+    batcher: Option<Rc<Batcher>>,
     /// Keeps the sled directory until the run ends.
     _dir: Option<tempfile::TempDir>,
 }
 
 impl InProcess {
-    /// Starts an engine on its own arbiter. Must run inside an actix system.
-    pub fn start(rules: Rules, store: StoreKind) -> Result<InProcess, Failure> {
+    /// Starts an engine on its own arbiter. Must run inside an actix system. With `batch`,
+    /// the operations that the scenario's tasks issue while the harness thread is busy go
+    /// to the engine together through [`Engine::exec_batch`] (see [`Batcher`]).
+    pub fn start(rules: Rules, store: StoreKind, batch: bool) -> Result<InProcess, Failure> {
         let (store, dir): (Arc<dyn Store>, _) = match store {
             StoreKind::Memory => (Arc::new(MemoryStore::new()), None),
             StoreKind::Sled => {
@@ -219,12 +225,82 @@ impl InProcess {
         };
         let engine =
             Engine::start(EngineOptions::new(rules, store)).map_err(|e| Failure::new(format!("store: {e}")))?;
-        Ok(InProcess { engine, _dir: dir })
+        let batcher = batch.then(|| {
+            Rc::new(Batcher {
+                engine: engine.clone(),
+                waiting: RefCell::new(Vec::new()),
+                scheduled: Cell::new(false),
+            })
+        });
+        Ok(InProcess {
+            engine,
+            batcher,
+            _dir: dir,
+        })
     }
 
     /// The engine handle.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Runs one command, alone or in the current batch.
+    async fn exec(&self, cmd: Command) -> Result<Reply, EngineError> {
+        match &self.batcher {
+            None => self.engine.exec(cmd).await,
+            Some(b) => Batcher::exec(b, cmd).await,
+        }
+    }
+}
+
+/// Gathers the commands that the harness's tasks issue during one turn of its thread and
+/// sends them as one [`Engine::exec_batch`]: a cross-thread round trip costs far more than
+/// a command (MEASURED.md), and the harness's thousands of tasks have many commands ready
+/// at once. Each task still waits for its own answer before its next command, so the
+/// order of one conversation's operations is the same as with one call each.
+struct Batcher {
+    engine: Engine,
+    /// Commands of the batch being gathered, with where each answer goes.
+    waiting: RefCell<Vec<(Command, oneshot::Sender<Result<Reply, EngineError>>)>>,
+    /// A task is about to send the batch being gathered.
+    scheduled: Cell<bool>,
+}
+
+impl Batcher {
+    /// Most commands in one batch: bounds the time the engine's thread spends on one message.
+    const MAX: usize = 256;
+
+    async fn exec(this: &Rc<Batcher>, cmd: Command) -> Result<Reply, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        this.waiting.borrow_mut().push((cmd, tx));
+        if this.waiting.borrow().len() >= Self::MAX {
+            this.send();
+        } else if !this.scheduled.replace(true) {
+            let b = this.clone();
+            actix_rt::spawn(async move {
+                // Let every task that is ready now add its command first.
+                tokio::task::yield_now().await;
+                b.scheduled.set(false);
+                b.send();
+            });
+        }
+        rx.await.unwrap_or(Err(EngineError::Stopped))
+    }
+
+    /// Sends the gathered commands; their answers go back to their tasks in order.
+    fn send(&self) {
+        let batch = std::mem::take(&mut *self.waiting.borrow_mut());
+        if batch.is_empty() {
+            return;
+        }
+        let (cmds, txs): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let engine = self.engine.clone();
+        actix_rt::spawn(async move {
+            let answers = engine.exec_batch(cmds).await;
+            for (tx, answer) in txs.into_iter().zip(answers) {
+                let _ = tx.send(answer);
+            }
+        });
     }
 }
 
@@ -286,17 +362,31 @@ fn desk_event(e: &AgentEvent) -> Option<DeskEvent> {
 
 /// Facts from the engine-wide observer ([`Engine::observe`]): one broadcast, in the
 /// order the engine carried its decisions out.
+///
+/// The stream is polled (read what is there, else sleep [`FACT_POLL`]) rather than
+/// awaited: a waiting receiver makes the engine's thread wake the harness's for every
+/// fact it publishes, a system call each (about a tenth of the engine thread's time at
+/// full load), while the checks and the permits they give back need no sub-millisecond
+/// promptness. The broadcast holds 65,536 facts, far more than a poll interval brings.
 pub struct InProcessFacts {
     rx: broadcast::Receiver<Arc<Observed>>,
 }
 
+/// How long the fact reader sleeps when it has read everything published.
+const FACT_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
 impl Facts for InProcessFacts {
     async fn next(&mut self) -> Option<Fact> {
+        use broadcast::error::TryRecvError;
         loop {
-            let o = match self.rx.recv().await {
+            let o = match self.rx.try_recv() {
                 Ok(o) => o,
-                Err(broadcast::error::RecvError::Lagged(n)) => return Some(Fact::Lost(n)),
-                Err(broadcast::error::RecvError::Closed) => return None,
+                Err(TryRecvError::Empty) => {
+                    actix_rt::time::sleep(FACT_POLL).await;
+                    continue;
+                }
+                Err(TryRecvError::Lagged(n)) => return Some(Fact::Lost(n)),
+                Err(TryRecvError::Closed) => return None,
             };
             if let Some(f) = fact(&o) {
                 return Some(f);
@@ -390,56 +480,120 @@ impl Backend for InProcess {
     }
 
     async fn set_state(&self, agent: &str, state: Presence) -> Result<(), Failure> {
-        self.engine.set_state(agent, state, None).await?;
+        self.exec(Command::SetState {
+            agent: agent.into(),
+            state,
+            idle_code: None,
+        })
+        .await?;
         Ok(())
     }
 
     async fn customer_message(&self, entry_point: &str, customer: &str, text: &str) -> Result<String, Failure> {
-        Ok(self
-            .engine
-            .customer_message(entry_point, customer, "Customer", text)
-            .await?
-            .id)
+        let reply = self
+            .exec(Command::CustomerMessage {
+                entry_point: entry_point.into(),
+                customer: Customer {
+                    id: customer.into(),
+                    name: "Customer".into(),
+                },
+                text: text.into(),
+                channel: Channel::Rest,
+            })
+            .await?;
+        match reply {
+            Reply::Conversation(c) => Ok(c.id),
+            _ => Err(Failure::new("unexpected_reply")),
+        }
     }
 
     async fn customer_reply(&self, conversation: &str, text: &str) -> Result<(), Failure> {
-        self.engine.customer_reply(conversation, text).await?;
+        self.exec(Command::CustomerReply {
+            conversation: conversation.into(),
+            text: text.into(),
+        })
+        .await?;
         Ok(())
     }
 
     async fn accept(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        self.engine.accept(agent, conversation).await?;
+        self.exec(Command::Accept {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        })
+        .await?;
         Ok(())
     }
 
     async fn send(&self, agent: &str, conversation: &str, text: &str) -> Result<u64, Failure> {
-        Ok(self.engine.send(agent, conversation, text).await?.seq)
+        let reply = self
+            .exec(Command::Send {
+                agent: agent.into(),
+                conversation: conversation.into(),
+                text: text.into(),
+            })
+            .await?;
+        match reply {
+            Reply::Message(m) => Ok(m.seq),
+            _ => Err(Failure::new("unexpected_reply")),
+        }
     }
 
     async fn transfer_to_agent(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
-        self.engine.transfer_to_agent(agent, conversation, target).await?;
+        self.exec(Command::TransferToAgent {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            target: target.into(),
+        })
+        .await?;
         Ok(())
     }
 
     async fn transfer_to_queue(&self, agent: &str, conversation: &str, queue: &str) -> Result<(), Failure> {
-        self.engine.transfer_to_queue(agent, conversation, queue).await?;
+        self.exec(Command::TransferToQueue {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            queue: queue.into(),
+        })
+        .await?;
         Ok(())
     }
 
     async fn conference(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
-        self.engine.conference(agent, conversation, target).await?;
+        self.exec(Command::Conference {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            target: target.into(),
+        })
+        .await?;
         Ok(())
     }
 
     async fn exit_conference(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        Ok(self.engine.exit_conference(agent, conversation).await?)
+        self.exec(Command::ExitConference {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        })
+        .await?;
+        Ok(())
     }
 
     async fn end(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        Ok(self.engine.end(agent, conversation).await?)
+        self.exec(Command::End {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        })
+        .await?;
+        Ok(())
     }
 
     async fn wrapup(&self, agent: &str, conversation: &str, reason: &str) -> Result<(), Failure> {
-        Ok(self.engine.wrapup(agent, conversation, reason).await?)
+        self.exec(Command::Wrapup {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            reason: reason.into(),
+        })
+        .await?;
+        Ok(())
     }
 }

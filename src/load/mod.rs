@@ -111,6 +111,10 @@ pub struct Options {
     /// Store of the in-process engine.
     #[arg(long, value_enum, default_value_t = backend::StoreKind::Memory)]
     pub store: backend::StoreKind,
+    /// One `Engine::exec` per operation instead of batching what the harness's tasks have
+    /// ready at once into `Engine::exec_batch` (in-process engine).
+    #[arg(long)]
+    pub no_batch: bool,
     /// Offer, transfer and conference deadline in milliseconds (in-process engine).
     #[arg(long, default_value_t = 1000)]
     pub offer_timeout_ms: u64,
@@ -326,7 +330,7 @@ async fn run_scenario(opts: Options) -> Result<Report, LoadError> {
         conference_timeout_ms: opts.offer_timeout_ms,
         ..Rules::default()
     };
-    let backend = backend::InProcess::start(rules, opts.store).map_err(|f| LoadError::Setup(f.code))?;
+    let backend = backend::InProcess::start(rules, opts.store, !opts.no_batch).map_err(|f| LoadError::Setup(f.code))?;
     driver::drive(backend, opts).await
 }
 
