@@ -39,8 +39,8 @@ fn typical_changes(i: u64, template: &(Agent, switchboard::core::Conversation)) 
         at: T0 + i,
     };
     vec![
-        Change::Agent(a),
-        Change::Conversation(c.clone()),
+        Change::Agent(Box::new(a)),
+        Change::Conversation(Box::new(c.clone())),
         Change::Message {
             conversation: c.id,
             message,

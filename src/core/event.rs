@@ -174,16 +174,17 @@ pub enum Effect {
 
 /// A change to make durable. Records are whole snapshots except transcripts, which grow
 /// message by message.
-// Changes live only from one command to its commit; boxing the large records would cost
-// an allocation per change for no gain.
-#[allow(clippy::large_enum_variant)]
+// Agent and conversation records are boxed: a conversation is 432 bytes, and unboxed it
+// made every `Change` that large, so a batch's `Vec<Change>` (hundreds of changes under
+// load) was moved and regrown in large, freshly faulted allocations. A box is one small
+// allocation beside the dozen that cloning the record already costs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    Agent(Agent),
+    Agent(Box<Agent>),
     Queue(Queue),
     EntryPoint(EntryPoint),
     /// The conversation's record, without its transcript.
-    Conversation(Conversation),
+    Conversation(Box<Conversation>),
     Message {
         conversation: ConversationId,
         message: Message,

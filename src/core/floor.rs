@@ -14,7 +14,7 @@
 //! several queues can never be over-offered.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::agent::{Agent, Presence};
@@ -23,7 +23,7 @@ use super::error::CoreError;
 use super::event::*;
 use super::queue::{EntryPoint, Queue, QueueKey};
 use super::{
-    valid_id, AgentId, Code, ConversationId, EntryPointId, Millis, QueueId, MAX_CAPACITY, MAX_NAME_CHARS,
+    valid_id, AgentId, Code, ConversationId, EntryPointId, FastMap, Millis, QueueId, MAX_CAPACITY, MAX_NAME_CHARS,
     MAX_TEXT_CHARS,
 };
 
@@ -83,16 +83,16 @@ impl Default for Rules {
 #[derive(Debug, Default)]
 pub struct Floor {
     rules: Rules,
-    agents: HashMap<AgentId, Agent>,
-    queues: HashMap<QueueId, Queue>,
-    entry_points: HashMap<EntryPointId, EntryPoint>,
-    conversations: HashMap<ConversationId, Conversation>,
+    agents: FastMap<AgentId, Agent>,
+    queues: FastMap<QueueId, Queue>,
+    entry_points: FastMap<EntryPointId, EntryPoint>,
+    conversations: FastMap<ConversationId, Conversation>,
     /// Open conversation of each (entry point, customer): later messages join it.
-    open_by_customer: HashMap<(EntryPointId, String), ConversationId>,
+    open_by_customer: FastMap<(EntryPointId, String), ConversationId>,
     /// Eligible agents per queue, longest free first.
-    free: HashMap<QueueId, BTreeSet<(Millis, AgentId)>>,
+    free: FastMap<QueueId, BTreeSet<(Millis, AgentId)>>,
     /// The `free_since` each eligible agent is indexed under.
-    indexed: HashMap<AgentId, Millis>,
+    indexed: FastMap<AgentId, Millis>,
     next_conversation: u64,
     next_offer: u64,
     next_arrival: u64,
@@ -100,11 +100,11 @@ pub struct Floor {
     touched_agents: Vec<AgentId>,
     touched_conversations: Vec<ConversationId>,
     effects: Vec<Effect>,
-    /// Records changed by the current operation, each once (see [`mark`]). A short `Vec`
-    /// rather than a set: an operation touches one to three records, often several times
-    /// over, and a set would allocate the id's `String` on every insert, duplicate or not.
-    dirty_agents: Vec<AgentId>,
-    dirty_conversations: Vec<ConversationId>,
+    /// Records changed since the last [`Floor::take_changes`], each once (see [`mark`]):
+    /// hashed sets that allocate an id only when it is new (an operation marks the same
+    /// record several times; a batch of operations marks hundreds); sorted when taken.
+    dirty_agents: FastSet<AgentId>,
+    dirty_conversations: FastSet<ConversationId>,
     changes: Vec<Change>,
     counters_dirty: bool,
 }
@@ -156,10 +156,13 @@ fn check_text(text: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Adds `id` to a dirty list unless it is there already.
-fn mark(dirty: &mut Vec<String>, id: &str) {
-    if !dirty.iter().any(|d| d == id) {
-        dirty.push(id.to_owned());
+/// Hashed set of ids (see [`FastMap`]).
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+/// Adds `id` to a dirty set unless it is there already.
+fn mark(dirty: &mut FastSet<String>, id: &str) {
+    if !dirty.contains(id) {
+        dirty.insert(id.to_owned());
     }
 }
 
@@ -249,25 +252,24 @@ impl Floor {
     /// Takes the changes to make durable since the last call: the records in id order
     /// (agents, then conversations), then the counters.
     pub fn take_changes(&mut self) -> Vec<Change> {
-        let mut out = std::mem::take(&mut self.changes);
-        out.reserve_exact(self.dirty_agents.len() + self.dirty_conversations.len() + 1);
-        let mut agents = std::mem::take(&mut self.dirty_agents);
+        // One allocation of the right size; `self.changes` keeps its own for the next time.
+        let mut out =
+            Vec::with_capacity(self.changes.len() + self.dirty_agents.len() + self.dirty_conversations.len() + 1);
+        out.append(&mut self.changes);
+        let mut agents: Vec<AgentId> = self.dirty_agents.drain().collect();
         agents.sort_unstable();
-        for id in agents.drain(..) {
+        for id in agents {
             if let Some(a) = self.agents.get(&id) {
-                out.push(Change::Agent(a.clone()));
+                out.push(Change::Agent(Box::new(a.clone())));
             }
         }
-        // Keep the lists' allocations for the next operation.
-        self.dirty_agents = agents;
-        let mut conversations = std::mem::take(&mut self.dirty_conversations);
+        let mut conversations: Vec<ConversationId> = self.dirty_conversations.drain().collect();
         conversations.sort_unstable();
-        for id in conversations.drain(..) {
+        for id in conversations {
             if let Some(c) = self.conversations.get_mut(&id) {
-                out.push(Change::Conversation(record(c)));
+                out.push(Change::Conversation(Box::new(record(c))));
             }
         }
-        self.dirty_conversations = conversations;
         if std::mem::take(&mut self.counters_dirty) {
             out.push(Change::Counters {
                 next_conversation: self.next_conversation,

@@ -14,12 +14,12 @@
 //! The store knows records, not rules: it never decides anything about routing. It keeps
 //! what [`Change`]s say and gives it back as a [`Snapshot`] on start.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use crate::core::{Agent, Change, Conversation, EntryPoint, Queue};
+use crate::core::{Agent, Change, Conversation, EntryPoint, FastMap, Queue};
 
 pub mod record;
 pub mod sled;
@@ -82,7 +82,7 @@ struct MemoryState {
     entry_points: BTreeMap<String, EntryPoint>,
     agents: BTreeMap<String, Agent>,
     conversations: BTreeMap<String, Conversation>,
-    transcripts: HashMap<String, Vec<crate::core::Message>>,
+    transcripts: FastMap<String, Vec<crate::core::Message>>,
     counters: (u64, u64, u64),
 }
 
@@ -102,7 +102,7 @@ impl Store for MemoryStore {
         for change in changes {
             match change {
                 Change::Agent(a) => {
-                    s.agents.insert(a.id.clone(), a);
+                    s.agents.insert(a.id.clone(), *a);
                 }
                 Change::Queue(q) => {
                     s.queues.insert(q.id.clone(), q);
@@ -111,7 +111,7 @@ impl Store for MemoryStore {
                     s.entry_points.insert(e.id.clone(), e);
                 }
                 Change::Conversation(c) => {
-                    s.conversations.insert(c.id.clone(), c);
+                    s.conversations.insert(c.id.clone(), *c);
                 }
                 Change::Message { conversation, message } => {
                     s.transcripts.entry(conversation).or_default().push(message);

@@ -265,7 +265,7 @@ impl Batches {
         match change {
             Change::Agent(a) => {
                 let key = a.id.clone().into_bytes();
-                self.agents.insert(key, encode(&AgentV1::from(a)));
+                self.agents.insert(key, encode(&AgentV1::from(*a)));
             }
             Change::Queue(q) => {
                 let key = q.id.clone().into_bytes();
@@ -280,7 +280,7 @@ impl Batches {
                 if let Some(at) = c.ended_at {
                     self.ended.insert(ended_key(at, &c.id), &[][..]);
                 }
-                self.conversations.insert(key, encode(&ConversationV1::from(c)));
+                self.conversations.insert(key, encode(&ConversationV1::from(*c)));
             }
             Change::Message { conversation, message } => {
                 let key = message_key(&conversation, message.seq);
