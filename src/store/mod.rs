@@ -80,8 +80,10 @@ pub struct MemoryStore {
 struct MemoryState {
     queues: BTreeMap<String, Queue>,
     entry_points: BTreeMap<String, EntryPoint>,
-    agents: BTreeMap<String, Agent>,
-    conversations: BTreeMap<String, Conversation>,
+    // Hashed, and updated in place: a load run rewrites these records several times per
+    // conversation, and ordered maps of string keys spent that time comparing ids.
+    agents: FastMap<String, Agent>,
+    conversations: FastMap<String, Conversation>,
     transcripts: FastMap<String, Vec<crate::core::Message>>,
     counters: (u64, u64, u64),
 }
@@ -101,18 +103,24 @@ impl Store for MemoryStore {
         };
         for change in changes {
             match change {
-                Change::Agent(a) => {
-                    s.agents.insert(a.id.clone(), *a);
-                }
+                Change::Agent(a) => match s.agents.get_mut(&a.id) {
+                    Some(old) => *old = *a,
+                    None => {
+                        s.agents.insert(a.id.clone(), *a);
+                    }
+                },
                 Change::Queue(q) => {
                     s.queues.insert(q.id.clone(), q);
                 }
                 Change::EntryPoint(e) => {
                     s.entry_points.insert(e.id.clone(), e);
                 }
-                Change::Conversation(c) => {
-                    s.conversations.insert(c.id.clone(), *c);
-                }
+                Change::Conversation(c) => match s.conversations.get_mut(&c.id) {
+                    Some(old) => *old = *c,
+                    None => {
+                        s.conversations.insert(c.id.clone(), *c);
+                    }
+                },
                 Change::Message { conversation, message } => {
                     s.transcripts.entry(conversation).or_default().push(message);
                 }
@@ -130,7 +138,7 @@ impl Store for MemoryStore {
 
     fn load(&self) -> Result<Snapshot, StoreError> {
         let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
-        let conversations = s
+        let mut conversations: Vec<Conversation> = s
             .conversations
             .values()
             .map(|c| {
@@ -139,10 +147,13 @@ impl Store for MemoryStore {
                 c
             })
             .collect();
+        conversations.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut agents: Vec<Agent> = s.agents.values().cloned().collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(Snapshot {
             queues: s.queues.values().cloned().collect(),
             entry_points: s.entry_points.values().cloned().collect(),
-            agents: s.agents.values().cloned().collect(),
+            agents,
             conversations,
             counters: s.counters,
         })
