@@ -80,10 +80,11 @@ pub struct MemoryStore {
 struct MemoryState {
     queues: BTreeMap<String, Queue>,
     entry_points: BTreeMap<String, EntryPoint>,
-    // Hashed, and updated in place: a load run rewrites these records several times per
-    // conversation, and ordered maps of string keys spent that time comparing ids.
-    agents: FastMap<String, Agent>,
-    conversations: FastMap<String, Conversation>,
+    // Updated in place (no key clone per change). Ordered maps rather than hashed ones:
+    // a hash map of 100,000s of records stalls the engine's thread for most of a second
+    // each time it doubles (measured with the load harness).
+    agents: BTreeMap<String, Agent>,
+    conversations: BTreeMap<String, Conversation>,
     transcripts: FastMap<String, Vec<crate::core::Message>>,
     counters: (u64, u64, u64),
 }
@@ -138,7 +139,7 @@ impl Store for MemoryStore {
 
     fn load(&self) -> Result<Snapshot, StoreError> {
         let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
-        let mut conversations: Vec<Conversation> = s
+        let conversations: Vec<Conversation> = s
             .conversations
             .values()
             .map(|c| {
@@ -147,9 +148,7 @@ impl Store for MemoryStore {
                 c
             })
             .collect();
-        conversations.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut agents: Vec<Agent> = s.agents.values().cloned().collect();
-        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        let agents: Vec<Agent> = s.agents.values().cloned().collect();
         Ok(Snapshot {
             queues: s.queues.values().cloned().collect(),
             entry_points: s.entry_points.values().cloned().collect(),
