@@ -261,10 +261,13 @@ impl InProcess {
 struct Batcher {
     engine: Engine,
     /// Commands of the batch being gathered, with where each answer goes.
-    waiting: RefCell<Vec<(Command, oneshot::Sender<Result<Reply, EngineError>>)>>,
+    waiting: RefCell<Vec<(Command, Answer)>>,
     /// A task is about to send the batch being gathered.
     scheduled: Cell<bool>,
 }
+
+/// Where a batched command's answer goes.
+type Answer = oneshot::Sender<Result<Reply, EngineError>>;
 
 impl Batcher {
     /// Most commands in one batch: bounds the time the engine's thread spends on one message.
