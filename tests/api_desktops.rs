@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use awc::ws::CloseCode;
 use common::*;
@@ -76,28 +75,7 @@ async fn a_slow_desktop_is_dropped_without_blocking_the_engine() {
 #[actix_rt::test]
 async fn shutdown_closes_desktops_with_going_away() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .env("SWITCHBOARD_SERVER__LISTEN", "127.0.0.1:0")
-        .env("SWITCHBOARD_STORE__PATH", dir.path())
-        .env("SWITCHBOARD_API__ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start switchboard");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines.next().expect("switchboard exited early").expect("stdout");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("address")
-                .trim_end_matches('/')
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let Process { mut child, base } = Process::start(dir.path(), &[]);
     let client = awc::Client::builder().timeout(WAIT).finish();
     let mut res = client
         .post(format!("{base}/api/v1/agents"))

@@ -6,8 +6,6 @@
 //! `CRASH_CYCLES=N` runs N kill/restart cycles (default 3); `CRASH_SEED=S` fixes the seed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,57 +13,14 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-const ADMIN: &str = "crash-test-admin-token-0123456789";
+mod common;
+use common::{Process, ADMIN};
+
+/// Long deadlines: no offer expires during a cycle, so presence changes only by
+/// acknowledged (or in-flight) requests.
+const ENV: &[(&str, &str)] = &[("SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS", "600000")];
+
 const AGENTS: usize = 6;
-
-/// A running engine process.
-struct Engine {
-    child: Child,
-    base: String,
-}
-
-impl Engine {
-    /// Starts the binary on a free loopback port over `dir` and waits for its address.
-    fn start(dir: &std::path::Path) -> Engine {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .env("SWITCHBOARD_SERVER__LISTEN", "127.0.0.1:0")
-            .env("SWITCHBOARD_STORE__PATH", dir)
-            .env("SWITCHBOARD_API__ADMIN_TOKEN", ADMIN)
-            // Long deadlines: no offer expires during a cycle, so presence changes only by
-            // acknowledged (or in-flight) requests.
-            .env("SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS", "600000")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the switchboard binary");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("switchboard exited before listening")
-                .expect("read stdout");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .expect("address")
-                    .trim_end_matches('/')
-                    .to_string();
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Engine { child, base }
-    }
-
-    fn kill(mut self) {
-        // SIGKILL: no shutdown code runs.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What the API acknowledged.
 #[derive(Default)]
@@ -340,7 +295,7 @@ async fn nothing_acknowledged_is_lost_across_kill_9() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ledger: Shared = Arc::new(Mutex::new(Ledger::default()));
     let client = awc::Client::default();
-    let mut engine = Engine::start(dir.path());
+    let mut engine = Process::start(dir.path(), ENV);
     let mut tokens = Vec::new();
     for i in 0..AGENTS {
         let id = format!("a{i}");
@@ -382,7 +337,7 @@ async fn nothing_acknowledged_is_lost_across_kill_9() {
         for t in tasks {
             let _ = t.await;
         }
-        engine = Engine::start(dir.path());
+        engine = Process::start(dir.path(), ENV);
         let snapshot = std::mem::take(&mut *lock(&ledger));
         assert!(
             !snapshot.messages.is_empty(),

@@ -384,3 +384,53 @@ pub fn texts(conversation: &Value) -> Vec<String> {
         .map(|m| m["text"].as_str().unwrap_or("").to_string())
         .collect()
 }
+
+/// The real `switchboard` binary as a child process, on a free loopback port.
+pub struct Process {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl Process {
+    /// Starts the binary over the store directory `dir` with the admin token [`ADMIN`] and
+    /// the extra environment `env`, and waits until it says where it listens.
+    pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Process {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.env("SWITCHBOARD_SERVER__LISTEN", "127.0.0.1:0")
+            .env("SWITCHBOARD_STORE__PATH", dir)
+            .env("SWITCHBOARD_API__ADMIN_TOKEN", ADMIN)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start the switchboard binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("switchboard exited before listening")
+                .expect("read stdout");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .expect("address")
+                    .trim_end_matches('/')
+                    .to_string();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Process { child, base }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
