@@ -907,26 +907,53 @@ impl Floor {
 
     /// An offer's timer fired. Ignored unless that offer is still pending and due.
     pub fn offer_timer(&mut self, conversation: &str, offer: u64, now: Millis) {
-        let due = matches!(
-            self.conversations.get(conversation).and_then(|c| c.offer.as_ref()),
-            Some(o) if o.id == offer && now >= o.expires_at
-        );
-        if due {
-            self.expire_offer(conversation, offer, now);
-            self.route(now);
+        let pending = self
+            .conversations
+            .get(conversation)
+            .and_then(|c| c.offer.as_ref())
+            .filter(|o| o.id == offer)
+            .map(|o| o.expires_at);
+        match pending {
+            Some(at) if now >= at => {
+                self.expire_offer(conversation, offer, now);
+                self.route(now);
+            }
+            // A timer that fires before the deadline (the shell's timer and the clock it
+            // reads `now` from need not agree to the millisecond) is armed again: an
+            // ignored early firing would leave the offer pending forever.
+            Some(at) => self.effects.push(Effect::Arm {
+                timer: Timer::Offer {
+                    conversation: conversation.into(),
+                    offer,
+                },
+                at,
+            }),
+            None => {}
         }
     }
 
-    /// An automatic wrap-up timer fired. Ignored unless still owed and due.
+    /// An automatic wrap-up timer fired. Ignored unless still owed; armed again if early.
     pub fn wrapup_timer(&mut self, agent: &str, conversation: &str, now: Millis) {
-        let due = matches!(
-            self.agents.get(agent).and_then(|a| a.wrapups.get(conversation)),
-            Some(Some(at)) if now >= *at
-        );
-        if due {
-            let reason = self.rules.default_wrapup_reason.clone();
-            self.submit_wrapup(agent, conversation, reason, true, now);
-            self.route(now);
+        let due = self
+            .agents
+            .get(agent)
+            .and_then(|a| a.wrapups.get(conversation))
+            .copied()
+            .flatten();
+        match due {
+            Some(at) if now >= at => {
+                let reason = self.rules.default_wrapup_reason.clone();
+                self.submit_wrapup(agent, conversation, reason, true, now);
+                self.route(now);
+            }
+            Some(at) => self.effects.push(Effect::Arm {
+                timer: Timer::Wrapup {
+                    agent: agent.into(),
+                    conversation: conversation.into(),
+                },
+                at,
+            }),
+            None => {}
         }
     }
 

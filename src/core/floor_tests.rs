@@ -616,3 +616,35 @@ fn bad_input_changes_nothing() {
         format!("{:?}", f.agents().map(|a| a.id.clone()).collect::<Vec<_>>())
     );
 }
+
+/// A timer that fires a millisecond early is armed again, never dropped: otherwise an
+/// offer nobody answers would stay pending forever.
+#[test]
+fn an_early_timer_is_armed_again() {
+    let mut f = floor(TransferNoAnswer::Drop, 0);
+    f.set_state("a1", Presence::Available, None, 10).expect("available");
+    let customer = Customer {
+        id: "u1".into(),
+        name: "U".into(),
+    };
+    f.customer_message("e1", customer, "hi", Channel::Rest, 20)
+        .expect("message");
+    let offer = f.conversation("c-1").and_then(|c| c.offer.clone()).expect("offer");
+    f.take_effects();
+    f.offer_timer("c-1", offer.id, offer.expires_at - 1);
+    let again = f.take_effects();
+    assert_eq!(
+        again,
+        vec![Effect::Arm {
+            timer: Timer::Offer {
+                conversation: "c-1".into(),
+                offer: offer.id
+            },
+            at: offer.expires_at
+        }]
+    );
+    assert_eq!(describe(&f, "c-1"), "offered:a1");
+    f.offer_timer("c-1", offer.id, offer.expires_at);
+    assert_eq!(describe(&f, "c-1"), "queued");
+    assert_eq!(f.agent("a1").map(|a| a.presence), Some(Presence::Rona));
+}
