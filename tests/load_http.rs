@@ -57,14 +57,12 @@ async fn http_mode_against_a_real_server_passes_the_checks() {
 /// `--serve`: the harness starts the real server itself; RONA, transfers and conferences
 /// happen over the desktops' commands and every conversation still ends and is wrapped up.
 ///
-/// Ignored in `cargo test`: about one run in sixteen left one conversation un-ended after
-/// the drain. Part of it was a real defect (an offer timer firing a millisecond early was
-/// ignored; the core now arms it again), but a clean-clone CI run still showed one
-/// stranded conversation afterwards, so a second cause (harness or engine) remains to be
-/// found. Run it with `cargo test --test load_http -- --ignored`; the in-process twin
-/// (`tests/load_harness.rs::a_busy_floor_passes_the_checks`) runs every time.
+/// This run once stranded a conversation about one time in twenty, for two reasons, both
+/// fixed: an offer timer firing a millisecond early was ignored by the engine (the core
+/// now arms it again), and a transfer offered to an agent that lets offers expire is
+/// dropped (`transfer_not_accepted`) with nobody left in the conversation to hear
+/// `conversation_ended`, which the harness now learns from the REST API.
 #[test]
-#[ignore = "rare stranded conversation under investigation; see the doc comment"]
 fn serve_mode_with_rona_transfers_and_conferences_passes_the_checks() {
     let report = actix::System::new()
         .block_on(load::run(Options {
@@ -80,4 +78,25 @@ fn serve_mode_with_rona_transfers_and_conferences_passes_the_checks() {
     assert_clean(&report);
     assert!(report.expired_on_purpose > 0, "{}", report.table());
     assert!(report.transfers > 0, "{}", report.table());
+}
+
+/// A transfer offered to an agent that lets it expire drops the conversation
+/// (`transfer_not_accepted`) with nobody left in it; the harness still counts it as ended
+/// (from the REST API) once the transferring agent has wrapped up, so the run completes.
+#[test]
+fn dropped_transfers_are_counted_as_ended() {
+    let report = actix::System::new()
+        .block_on(load::run(Options {
+            serve: true,
+            capacity: 2,
+            rona_share: 0.5,
+            transfer_share: 1.0,
+            offer_timeout_ms: 200,
+            duration: Duration::from_millis(1000),
+            ..options()
+        }))
+        .expect("the run starts");
+    assert_clean(&report);
+    assert!(report.transfers > 0, "{}", report.table());
+    assert!(report.expired_on_purpose > 0, "{}", report.table());
 }

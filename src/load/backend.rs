@@ -184,6 +184,9 @@ pub trait Backend: 'static {
     async fn exit_conference(&self, agent: &str, conversation: &str) -> Result<(), Failure>;
     async fn end(&self, agent: &str, conversation: &str) -> Result<(), Failure>;
     async fn wrapup(&self, agent: &str, conversation: &str, reason: &str) -> Result<(), Failure>;
+    /// What the engine says of `conversation` (state, owner, offer, wrap-ups owed), for the
+    /// report when a conversation never completed.
+    async fn describe(&self, conversation: &str) -> String;
 }
 
 // ----- in-process -----
@@ -598,5 +601,13 @@ impl Backend for InProcess {
         })
         .await?;
         Ok(())
+    }
+
+    async fn describe(&self, conversation: &str) -> String {
+        match self.engine.conversation(conversation).await {
+            Ok(Some(c)) => format!("{c:?}"),
+            Ok(None) => "unknown to the engine".into(),
+            Err(e) => format!("query failed: {}", e.code()),
+        }
     }
 }

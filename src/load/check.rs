@@ -142,6 +142,20 @@ impl Checker {
         self.open.len()
     }
 
+    /// Up to `n` conversations that arrived but have not completed, in id order.
+    pub fn some_incomplete(&self, n: usize) -> Vec<String> {
+        let mut some: Vec<_> = self.open.iter().cloned().collect();
+        some.sort();
+        some.truncate(n);
+        some
+    }
+
+    /// Adds a line about the run to the violations (what the engine said of an
+    /// incomplete conversation); it does not count as a violation of its own.
+    pub fn note(&mut self, line: String) {
+        self.violations.push(line);
+    }
+
     /// The end-of-run check: everything that arrived completed.
     pub fn finish(&mut self) {
         let open = self.open.len();

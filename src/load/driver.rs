@@ -191,6 +191,13 @@ pub async fn drive<B: Backend>(backend: B, opts: Options) -> Result<Report, Load
     }
     progress.finish_and_clear();
     run.checker.borrow_mut().finish();
+    // Say what the engine holds for conversations that never completed, so a failed run
+    // explains itself.
+    let stuck = run.checker.borrow().some_incomplete(3);
+    for id in stuck {
+        let said = run.backend.describe(&id).await;
+        run.checker.borrow_mut().note(format!("{id} on the engine: {said}"));
+    }
 
     let checker = run.checker.borrow();
     let stats = run.stats.borrow();

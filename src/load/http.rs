@@ -62,6 +62,8 @@ struct Conn {
     echoes: RefCell<HashMap<String, oneshot::Sender<u64>>>,
     /// Wrap-ups sent and not yet counted as submitted: request id → conversation.
     wrapups: RefCell<HashMap<u64, String>>,
+    /// Conversations offered to this desktop's agent as a transfer, not yet answered.
+    transfers: RefCell<HashSet<String>>,
 }
 
 struct Inner {
@@ -102,6 +104,11 @@ struct WithId {
 }
 
 #[derive(Deserialize)]
+struct WithState {
+    state: String,
+}
+
+#[derive(Deserialize)]
 struct CreatedAgent {
     token: String,
 }
@@ -129,6 +136,8 @@ struct WireFrame {
     message: Option<WireMessage>,
     #[serde(default)]
     conversation: Option<WithId>,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -354,6 +363,27 @@ impl Reader {
         let _ = self.desk.send(e);
     }
 
+    /// A transfer offer expired. With `routing.transfer_no_answer = "drop"` that ended
+    /// the conversation in the same step, and nobody is in it any more (the transferring
+    /// agent left when it transferred), so no desktop hears `conversation_ended`: the
+    /// harness asks the REST API, as an operator's tool would. Requeued, it is not ended
+    /// and its end comes later from the desktop of whoever takes it.
+    fn dropped_transfer(&self, conversation: String) {
+        let http = Http {
+            inner: self.inner.clone(),
+        };
+        actix_rt::spawn(async move {
+            let path = format!("/api/v1/conversations/{conversation}");
+            let state = match http.call("GET", &path, None, None).await {
+                Ok(body) => serde_json::from_slice::<WithState>(&body).ok().map(|c| c.state),
+                Err(_) => None,
+            };
+            if state.as_deref() == Some("ended") {
+                let _ = http.inner.facts_tx.send(Fact::Ended { conversation });
+            }
+        });
+    }
+
     fn frame(&self, text: &[u8]) {
         let f: WireFrame = match serde_json::from_slice(text) {
             Ok(f) => f,
@@ -398,6 +428,9 @@ impl Reader {
                     Some("conference") => OfferKind::Conference,
                     _ => OfferKind::New,
                 };
+                if kind == OfferKind::Transfer {
+                    self.conn.transfers.borrow_mut().insert(conversation.clone());
+                }
                 if kind == OfferKind::New && self.inner.arrived.borrow_mut().insert(conversation.clone()) {
                     self.fact(Fact::Arrived {
                         conversation: conversation.clone(),
@@ -418,10 +451,15 @@ impl Reader {
                     conversation: conversation.clone(),
                     agent: agent(),
                 });
+                let transfer = self.conn.transfers.borrow_mut().remove(&conversation);
+                if transfer && f.reason.as_deref() == Some("expired") {
+                    self.dropped_transfer(conversation.clone());
+                }
                 self.desk(DeskEvent::OfferWithdrawn { conversation });
             }
             "conversation" => {
                 let Some(c) = f.conversation else { return };
+                self.conn.transfers.borrow_mut().remove(&c.id);
                 self.fact(Fact::Accepted {
                     conversation: c.id.clone(),
                     agent: agent(),
@@ -685,6 +723,7 @@ impl Backend for Http {
             replies: RefCell::default(),
             echoes: RefCell::default(),
             wrapups: RefCell::default(),
+            transfers: RefCell::default(),
         });
         self.inner.conns.borrow_mut().insert(agent.to_string(), conn.clone());
         // The writer: everything queued goes out in one flush.
@@ -883,6 +922,14 @@ impl Backend for Http {
             Some(conversation),
         )
         .await
+    }
+
+    async fn describe(&self, conversation: &str) -> String {
+        let path = format!("/api/v1/conversations/{conversation}");
+        match self.call("GET", &path, None, None).await {
+            Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+            Err(f) => format!("GET {path}: {}", f.code),
+        }
     }
 }
 
