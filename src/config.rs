@@ -56,6 +56,9 @@ pub struct ServerConfig {
     /// A desktop that sends nothing (not even a pong) for this long is closed.
     #[serde(default = "default_ws_client_timeout_ms")]
     pub ws_client_timeout_ms: u64,
+    /// HTTP worker threads; 0 means one per CPU core (actix-web's default).
+    #[serde(default)]
+    pub workers: usize,
 }
 
 fn default_ws_heartbeat_ms() -> u64 {

@@ -106,6 +106,7 @@ pub fn build_server(config: &Config, engine: Engine, listener: TcpListener) -> i
 
 fn build(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<(Server, broadcast::Sender<()>)> {
     let (shutdown, _) = broadcast::channel(1);
+    let workers = config.server.workers;
     let state = AppState {
         engine,
         admin_token: config.api.admin_token.as_str().into(),
@@ -129,15 +130,17 @@ fn build(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<(
             .configure(routes)
             .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
             .default_service(web::to(error::not_found))
-    })
-    .disable_signals()
-    // Small frames (desktop events, replies) go out at once: without this, Nagle's
-    // algorithm holds a frame written while the previous one is unacknowledged until the
-    // peer's delayed ACK (~40 ms on Linux).
-    .tcp_nodelay(true)
-    .shutdown_timeout(10)
-    .listen(listener)?
-    .run();
+    });
+    let server = if workers > 0 { server.workers(workers) } else { server };
+    let server = server
+        .disable_signals()
+        // Small frames (desktop events, replies) go out at once: without this, Nagle's
+        // algorithm holds a frame written while the previous one is unacknowledged until the
+        // peer's delayed ACK (~40 ms on Linux).
+        .tcp_nodelay(true)
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
     Ok((server, shutdown))
 }
 
