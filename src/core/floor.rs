@@ -299,7 +299,8 @@ impl Floor {
     ///
     /// Conversations that the operations since the last call finished leave the floor
     /// here, once their final record is among the changes: holding every conversation
-    /// ever made cost ~5 KB per lifecycle, and the growing maps stalled routing. The
+    /// ever made cost ~1.9 KiB per lifecycle of the load harness's scenario (BENCHMARKS.md,
+    /// "Memory"), without bound, and the growing maps stalled routing. The
     /// removed conversations are kept, whole, until the next call for
     /// [`Floor::take_evicted`]; afterwards only the store has them.
     pub fn take_changes(&mut self) -> Vec<Change> {
