@@ -632,8 +632,10 @@ fn load(t: &Trees, path: &str) -> Result<Snapshot, StoreError> {
     // Two ways to the transcripts: when most stored conversations are loaded (a store of
     // open conversations, or a young one), one pass over the whole `messages` tree in key
     // order is cheapest; when finished conversations dominate (the retention period's
-    // worth of them), one prefix scan per loaded conversation reads only what is needed.
-    if conversations.len() * 4 < stored {
+    // worth of them), one prefix scan per loaded conversation reads only what is needed
+    // (measured: with a quarter loaded, prefix scans took 1.3 s where the pass took 1.8-2.3 s;
+    // BENCHMARKS.md "Recovery").
+    if conversations.len() * 2 < stored {
         for c in conversations.iter_mut() {
             c.transcript = read_transcript(t, &c.id, path)?;
         }
