@@ -5,7 +5,8 @@
 //!   commit (the same writer with groups of one). Prints throughput, p50/p99 commit
 //!   latency, commits per flush, and the ratio.
 //! - `recovery`: open + load + `Floor::restore` of a store with 100,000 open
-//!   conversations (3 messages each) and 10,000 agents.
+//!   conversations (3 messages each) and 10,000 agents; then (printed, not a criterion
+//!   bench) the same with 300,000 finished conversations beside them.
 //!
 //! `cargo bench --bench store`; `STORE_BENCH_QUICK=1` shrinks the workloads.
 
@@ -171,8 +172,10 @@ fn commit_comparison() {
 }
 
 /// A store with `conversations` open (active) conversations of three messages each and
-/// `agents` agents, built by the real core and committed in large groups.
-fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usize) {
+/// `agents` agents, built by the real core and committed in large groups. Before them,
+/// `finished` conversations go through a whole lifecycle (three messages, end, wrap-up):
+/// what a store that has served for a while holds besides its open work.
+fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usize, finished: usize) {
     let store = SledStore::open(dir, SledOptions::default()).unwrap();
     let capacity = conversations.div_ceil(agents) as u32;
     let mut f = Floor::new(Rules::default());
@@ -203,6 +206,26 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             });
         }
     };
+    for i in 0..finished {
+        let now = T0;
+        let customer = Customer {
+            id: format!("f{i}"),
+            name: "Customer".into(),
+        };
+        let id = f
+            .customer_message("ep1", customer, "hello, I need help", Channel::Rest, now)
+            .unwrap()
+            .conversation;
+        let agent = f.conversation(&id).unwrap().offer.as_ref().unwrap().agent.clone();
+        f.accept(&agent, &id, now).unwrap();
+        f.agent_message(&agent, &id, "Hi, I am looking into it.", now).unwrap();
+        f.customer_reply(&id, "thanks", now).unwrap();
+        f.end(&agent, &id, now).unwrap();
+        f.wrapup(&agent, &id, "resolved", now).unwrap();
+        if i % 1000 == 999 {
+            flush(&mut f, &mut pending);
+        }
+    }
     for i in 0..conversations {
         let now = T0 + i as u64;
         let customer = Customer {
@@ -272,7 +295,7 @@ fn benches(c: &mut Criterion) {
     let (agents, conversations) = if quick() { (1_000, 10_000) } else { (10_000, 100_000) };
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
-    build_recovery_store(dir.path(), agents, conversations);
+    build_recovery_store(dir.path(), agents, conversations, 0);
     let size: u64 = std::fs::metadata(dir.path().join("db")).map(|m| m.len()).unwrap_or(0);
     println!(
         "\n== recovery: {agents} agents, {conversations} open conversations x 3 messages \
@@ -301,6 +324,30 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The same open work in a store that also holds three times as many finished
+    // conversations: `load` leaves them out, so recovery should cost about the same.
+    let finished = conversations * 3;
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    build_recovery_store(dir.path(), agents, conversations, finished);
+    let size: u64 = std::fs::metadata(dir.path().join("db")).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "\n== recovery: {agents} agents, {conversations} open + {finished} finished conversations x 3 \
+         messages (built in {:.1} s, db file {} MB) ==",
+        t.elapsed().as_secs_f64(),
+        size / 1_000_000
+    );
+    for _ in 0..3 {
+        let (o, l, r, n) = recover(dir.path());
+        println!(
+            "open {:>6.0} ms + load {:>6.0} ms + Floor::restore {:>6.0} ms = {:>6.0} ms ({n} conversations loaded)",
+            o.as_secs_f64() * 1e3,
+            l.as_secs_f64() * 1e3,
+            r.as_secs_f64() * 1e3,
+            (o + l + r).as_secs_f64() * 1e3
+        );
+    }
 }
 
 criterion_group!(store_benches, benches);

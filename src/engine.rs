@@ -148,6 +148,8 @@ pub enum Query {
     Conversation(ConversationId),
     /// SPEC.md's invariants over the current state (for tests and `/healthz`).
     Invariants,
+    /// How much the engine holds in memory ([`EngineStats`]).
+    Stats,
 }
 
 /// The answer to a [`Query`].
@@ -160,6 +162,20 @@ pub enum QueryReply {
     EntryPoints(Vec<EntryPoint>),
     Conversation(Option<Conversation>),
     Violations(Vec<String>),
+    Stats(EngineStats),
+}
+
+/// How much the engine holds in memory: counts read on the engine's thread, for tests,
+/// metrics and capacity checks. A finished conversation (ended, every wrap-up submitted)
+/// is in none of them once its final record is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Conversations the routing core (the floor) holds.
+    pub conversations_held: usize,
+    /// Conversation actors the router keeps (one per open conversation).
+    pub conversation_actors: usize,
+    /// Finished conversations whose final commit is still under way.
+    pub conversations_leaving: usize,
 }
 
 /// An agent with everything it holds: what `hello` and `GET /agents/{id}` show.
@@ -307,7 +323,7 @@ impl Engine {
 
     /// Reads something.
     pub async fn ask(&self, q: Query) -> Result<QueryReply, EngineError> {
-        self.router.send(Ask(q)).await.map_err(|_| EngineError::Stopped)
+        self.router.send(Ask(q)).await.map_err(|_| EngineError::Stopped)?
     }
 
     /// Subscribes to an agent's events: its full state now, and every event after it.
@@ -568,9 +584,19 @@ impl Engine {
         }
     }
 
+    /// One conversation with its transcript. A finished one is read from the store (the
+    /// engine no longer holds it), with the same content as before it finished.
     pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, EngineError> {
         match self.ask(Query::Conversation(id.into())).await? {
             QueryReply::Conversation(c) => Ok(c),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// How much the engine holds in memory.
+    pub async fn stats(&self) -> Result<EngineStats, EngineError> {
+        match self.ask(Query::Stats).await? {
+            QueryReply::Stats(s) => Ok(s),
             _ => Err(EngineError::Stopped),
         }
     }

@@ -699,3 +699,100 @@ async fn a_batch_runs_its_commands_in_order() {
     let c = restarted.conversation("c-1").await.expect("read").expect("stored");
     assert_eq!(c.owner.as_deref(), Some("a1"));
 }
+
+/// Memory does not grow with completed conversations: 200 whole lifecycles (some ended by
+/// the customer while queued, some by the agent, some with a conference guest) leave the
+/// engine holding no conversation and no conversation actor. Each finished conversation
+/// still reads back whole from the store, commands on it get the refusals they always
+/// got, and a restart on the same store loads none of them.
+#[actix_rt::test]
+async fn finished_conversations_leave_memory() {
+    let store = MemoryStore::new();
+    let engine = setup(TransferNoAnswer::Drop, store.clone()).await;
+    let mut rx1 = subscribe(&engine, "a1").await;
+    let mut rx2 = subscribe(&engine, "a2").await;
+    available(&engine, "a1").await;
+    let mut finished = Vec::new();
+    for i in 0..200 {
+        let customer = format!("u{i}");
+        if i % 10 == 9 {
+            // Ended by the customer before anyone took it: nobody owes a wrap-up.
+            engine.set_state("a1", Presence::Idle, None).await.expect("idle");
+            let c = engine
+                .customer_message("page", &customer, "Uma", "never mind")
+                .await
+                .expect("message");
+            engine.customer_end(&c.id).await.expect("customer end");
+            available(&engine, "a1").await;
+            finished.push(c.id);
+            continue;
+        }
+        let c = engine
+            .customer_message("page", &customer, "Uma", "hello")
+            .await
+            .expect("message");
+        let (conv, _) = offer(&mut rx1).await;
+        assert_eq!(conv.id, c.id);
+        engine.accept("a1", &c.id).await.expect("accept");
+        engine.send("a1", &c.id, "hi there").await.expect("send");
+        if i % 10 == 4 {
+            available(&engine, "a2").await;
+            engine.conference("a1", &c.id, "a2").await.expect("conference");
+            let (guest_offer, _) = offer(&mut rx2).await;
+            assert_eq!(guest_offer.id, c.id);
+            engine.accept("a2", &c.id).await.expect("guest accepts");
+            engine.end_conference("a1", &c.id).await.expect("end conference");
+            engine.wrapup("a2", &c.id, "resolved").await.expect("guest wrap-up");
+            engine
+                .set_state("a2", Presence::LoggedOut, None)
+                .await
+                .expect("a2 logs out");
+        } else {
+            engine.end("a1", &c.id).await.expect("end");
+        }
+        // Ended, owed a wrap-up: still held.
+        assert!(engine.stats().await.expect("stats").conversations_held >= 1);
+        engine.wrapup("a1", &c.id, "resolved").await.expect("wrap-up");
+        finished.push(c.id);
+    }
+    let stats = engine.stats().await.expect("stats");
+    assert_eq!(stats.conversations_held, 0, "{stats:?}");
+    assert_eq!(stats.conversation_actors, 0, "{stats:?}");
+    assert_eq!(stats.conversations_leaving, 0, "{stats:?}");
+    assert!(engine.violations().await.expect("check").is_empty());
+
+    // Still readable, whole, and refused as before.
+    let last = engine
+        .conversation(&finished[198])
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(last.state, ConversationState::Ended);
+    assert_eq!(last.ended_reason.as_deref(), Some("agent_ended"));
+    let texts: Vec<_> = last.transcript.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["hello", "hi there"]);
+    assert_eq!(last.wrapups.len(), 1);
+    let id = &finished[198];
+    assert_eq!(code(engine.send("a1", id, "hello?").await).await, "conversation_ended");
+    assert_eq!(
+        code(engine.customer_reply(id, "hello?").await).await,
+        "conversation_ended"
+    );
+    assert_eq!(code(engine.end("a1", id).await).await, "conversation_ended");
+    assert_eq!(code(engine.accept("a1", id).await).await, "not_offered_to_you");
+    assert_eq!(code(engine.wrapup("a1", id, "resolved").await).await, "no_wrapup_owed");
+    assert_eq!(code(engine.end("a1", "c-99999").await).await, "unknown_conversation");
+    assert!(engine.conversation("c-99999").await.expect("read").is_none());
+
+    let restarted = Engine::start(EngineOptions::new(rules(TransferNoAnswer::Drop), Arc::new(store))).expect("restart");
+    let stats = restarted.stats().await.expect("stats");
+    assert_eq!(stats.conversations_held, 0, "{stats:?}");
+    assert_eq!(restarted.conversation(id).await.expect("read").expect("stored"), last);
+    let queued_end = restarted
+        .conversation(&finished[9])
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(queued_end.ended_reason.as_deref(), Some("customer_ended"));
+    assert!(restarted.violations().await.expect("check").is_empty());
+}

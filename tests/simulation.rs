@@ -33,6 +33,9 @@ struct Sim {
     customers: usize,
     log: VecDeque<String>,
     stats: BTreeMap<&'static str, u64>,
+    /// Finished conversations that left the floor without the store having their final
+    /// state (found by `commit`, reported by the next check).
+    problems: Vec<String>,
 }
 
 fn rules(rng: &mut StdRng) -> Rules {
@@ -91,6 +94,7 @@ impl Sim {
             customers: 0,
             log: VecDeque::new(),
             stats: BTreeMap::new(),
+            problems: Vec::new(),
         };
         sim.commit();
         sim
@@ -99,6 +103,21 @@ impl Sim {
     fn commit(&mut self) {
         let changes = self.floor.take_changes();
         drop(self.store.commit(changes));
+        // A conversation that left the floor is finished, and the store reads it back
+        // exactly as the floor last held it.
+        for c in self.floor.take_evicted() {
+            *self.stats.entry("evicted").or_default() += 1;
+            if c.state != ConversationState::Ended {
+                self.problems
+                    .push(format!("{} left the floor in state {:?}", c.id, c.state));
+            }
+            match self.store.conversation(&c.id) {
+                Ok(Some(stored)) if stored == *c => {}
+                other => self
+                    .problems
+                    .push(format!("{} left the floor but the store has {other:?}", c.id)),
+            }
+        }
     }
 
     fn pick<T: Clone>(&mut self, v: &[T]) -> Option<T> {
@@ -383,7 +402,11 @@ fn run_seed(seed: u64, steps: usize) -> Result<BTreeMap<&'static str, u64>, Stri
 /// Invariants over the state, and invariant 3 over the offers the last operation made.
 fn check_offers(sim: &mut Sim) -> Vec<String> {
     let effects = sim.floor.take_effects();
+    // Commit first, as the engine does after every operation: that is where finished
+    // conversations leave the floor, and the check says so if one stays.
+    sim.commit();
     let mut violations = invariants::check(&sim.floor);
+    violations.append(&mut sim.problems);
     for e in &effects {
         if let Effect::Observe(Observation::Offered {
             agent, conversation, ..
@@ -394,7 +417,6 @@ fn check_offers(sim: &mut Sim) -> Vec<String> {
             }
         }
     }
-    sim.commit();
     violations
 }
 

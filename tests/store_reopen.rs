@@ -200,3 +200,73 @@ fn reopen_restores_every_lifecycle_stage() {
     let stats = store.stats();
     assert!(stats.flushes >= 1 && stats.commits >= 1, "{stats:?}");
 }
+
+/// The sled store's side of finished conversations: after a reopen, `load` leaves out the
+/// finished ones (ended, no agent owes them anything) and keeps the one still owed a
+/// wrap-up, whether most stored conversations are finished (transcripts by prefix scan)
+/// or not (one pass over the messages); `conversation` reads a finished one back whole.
+#[test]
+fn load_skips_finished_conversations_and_reads_them_back() {
+    use switchboard::core::{Channel, Customer, Floor};
+    use switchboard::store::Store;
+    for finished_count in [1usize, 9] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut f = Floor::new(rules());
+        f.create_queue("q1", "One").unwrap();
+        f.create_entry_point(EntryPoint {
+            id: "e1".into(),
+            name: "Page".into(),
+            queue: "q1".into(),
+            page_id: None,
+            page_access_token: None,
+        })
+        .unwrap();
+        f.create_agent("a1", "Ann", vec!["q1".into()], 1, None, T0).unwrap();
+        f.set_state("a1", Presence::Available, None, T0).unwrap();
+        let mut finished = Vec::new();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let commit = |f: &mut Floor| rt.block_on(store.commit(f.take_changes())).unwrap();
+        let mut now = T0;
+        for i in 0..=finished_count {
+            now += 10;
+            let customer = Customer {
+                id: format!("u{i}"),
+                name: "Carol".into(),
+            };
+            let id = f
+                .customer_message("e1", customer, "hello", Channel::Rest, now)
+                .unwrap()
+                .conversation;
+            f.accept("a1", &id, now).unwrap();
+            f.agent_message("a1", &id, "hi", now).unwrap();
+            f.end("a1", &id, now).unwrap();
+            if i < finished_count {
+                f.wrapup("a1", &id, "resolved", now).unwrap();
+                finished.push(id);
+            }
+            commit(&mut f);
+        }
+        let owed = format!("c-{}", finished_count + 1);
+        assert_eq!(f.conversations_held(), 1);
+        store.close();
+        drop(store);
+
+        let store = open(dir.path());
+        let snap = store.load().unwrap();
+        let ids: Vec<_> = snap.conversations.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, [owed], "{finished_count} finished");
+        let texts: Vec<_> = snap.conversations[0]
+            .transcript
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect();
+        assert_eq!(texts, ["hello", "hi"]);
+        let c = store.conversation(&finished[0]).unwrap().expect("stored");
+        assert_eq!(c.state, ConversationState::Ended);
+        assert_eq!(c.wrapups.len(), 1);
+        let texts: Vec<_> = c.transcript.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["hello", "hi"]);
+        assert!(store.conversation("c-999").unwrap().is_none());
+    }
+}

@@ -19,7 +19,7 @@ use super::conversation::{ArmOffer, Close, ConversationActor, CustomerChannel, T
 use super::queue::{Figures, QueueActor, QueueFigures};
 use super::Clock;
 use crate::core::*;
-use crate::engine::{AgentDetail, Command, EngineError, Observed, Query, QueryReply, Reply};
+use crate::engine::{AgentDetail, Command, EngineError, EngineStats, Observed, Query, QueryReply, Reply};
 use crate::store::{Store, StoreError};
 
 /// Shared with the [`crate::engine::Engine`] handle: read without a round trip.
@@ -41,6 +41,9 @@ struct Pending {
     outcome: Option<Result<(), StoreError>>,
     /// Carried out once durable, after every earlier operation's.
     effects: Vec<Effect>,
+    /// Conversations this operation finished (the floor let go of them): held in
+    /// `leaving` until this commit settles.
+    evicted: Vec<ConversationId>,
     answer: Answer,
 }
 
@@ -55,6 +58,11 @@ pub struct RouterActor {
     agents: FastMap<AgentId, Addr<AgentActor>>,
     conversations: FastMap<ConversationId, Addr<ConversationActor>>,
     queues: FastMap<QueueId, Addr<QueueActor>>,
+    /// Conversations the floor let go of (finished) whose final commit is still under
+    /// way. Until it is durable the store may not have their final record (sled applies
+    /// it on its writer thread), so reads, refusals and the effects of operations still
+    /// pending use this copy. Bounded by the commits in flight.
+    leaving: FastMap<ConversationId, Box<Conversation>>,
     next_subscription: u64,
     /// Operations whose changes are being committed, in decision order.
     pending: VecDeque<Pending>,
@@ -83,6 +91,7 @@ impl RouterActor {
             agents: FastMap::default(),
             conversations: FastMap::default(),
             queues: FastMap::default(),
+            leaving: FastMap::default(),
             next_subscription: 1,
             pending: VecDeque::new(),
             next_seq: 0,
@@ -113,6 +122,45 @@ impl RouterActor {
             .entry(id.into())
             .or_insert_with(|| QueueActor::new(id.into()).start())
             .clone()
+    }
+
+    /// The queue of a conversation the floor holds or has just let go of.
+    fn queue_of(&self, conversation: &str) -> Option<QueueId> {
+        match self.floor.conversation(conversation) {
+            Some(c) => Some(c.queue.clone()),
+            None => self.leaving.get(conversation).map(|c| c.queue.clone()),
+        }
+    }
+
+    /// A conversation for a read: from the floor, else (finished) from `leaving` or the
+    /// store. The store read is synchronous, on the engine's thread: a get and a prefix
+    /// scan, a few µs with sled, paid only by reads of finished conversations, which is
+    /// cheaper than a round trip to another thread and keeps the read in order with the
+    /// commands before it.
+    fn read_conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        if let Some(c) = self.floor.conversation(id) {
+            return Ok(Some(c.clone()));
+        }
+        if let Some(c) = self.leaving.get(id) {
+            return Ok(Some(Conversation::clone(c)));
+        }
+        self.store.conversation(id)
+    }
+
+    /// The floor does not know conversation `id`: either it never existed (404), or it is
+    /// finished and only the store has it; then the command gets the refusal it got while
+    /// the floor held it (docs/DECISIONS.md, "Finished conversations").
+    fn refuse_unknown(&self, id: String, act: &FinishedAct) -> EngineError {
+        if let Some(c) = self.leaving.get(&id) {
+            return Floor::refusal_for_finished(c, act).into();
+        }
+        // A synchronous store read on the engine's thread, as in `read_conversation`;
+        // only commands naming a conversation the floor does not hold pay it.
+        match self.store.conversation(&id) {
+            Ok(Some(c)) => Floor::refusal_for_finished(&c, act).into(),
+            Ok(None) => CoreError::UnknownConversation(id).into(),
+            Err(e) => EngineError::Store(e),
+        }
     }
 
     fn publish(&self, o: Observed) {
@@ -162,14 +210,13 @@ impl RouterActor {
                             queues_touched.insert(queue.clone());
                         }
                         Observation::Offered { conversation, .. } | Observation::Accepted { conversation, .. } => {
-                            if let Some(c) = self.floor.conversation(conversation) {
-                                queues_touched.insert(c.queue.clone());
-                            }
+                            queues_touched.extend(self.queue_of(conversation));
                         }
                         Observation::Ended { conversation, reason } => {
-                            if let Some(c) = self.floor.conversation(conversation) {
-                                queues_touched.insert(c.queue.clone());
-                            }
+                            queues_touched.extend(self.queue_of(conversation));
+                            // The conversation's actor goes with it: an ended
+                            // conversation has no offer deadline and no customer to
+                            // write to.
                             if let Some(a) = self.conversations.remove(conversation) {
                                 a.do_send(Close {
                                     reason: reason.clone(),
@@ -329,6 +376,11 @@ impl RouterActor {
     fn finish(&mut self, answer: Answer, ctx: &mut Context<Self>) {
         let changes = self.floor.take_changes();
         let effects = self.floor.take_effects();
+        let mut evicted = Vec::new();
+        for c in self.floor.take_evicted() {
+            evicted.push(c.id.clone());
+            self.leaving.insert(c.id.clone(), c);
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let nothing_to_commit = changes.is_empty();
@@ -336,6 +388,7 @@ impl RouterActor {
             seq,
             outcome: None,
             effects,
+            evicted,
             answer,
         });
         if nothing_to_commit {
@@ -358,6 +411,7 @@ impl RouterActor {
         }
         while self.pending.front().is_some_and(|p| p.outcome.is_some()) {
             let Some(p) = self.pending.pop_front() else { break };
+            let evicted = p.evicted;
             match p.outcome {
                 Some(Ok(())) if self.failed.is_none() => {
                     self.carry_out(p.effects, ctx);
@@ -377,6 +431,12 @@ impl RouterActor {
                         .unwrap_or_else(|| StoreError::Write("earlier write failed".into()));
                     (p.answer)(Some(e));
                 }
+            }
+            // Durable (or failed, and then the engine refuses every change anyway): from
+            // now on the store answers for the conversations this operation finished.
+            // After the effects: they may name them (an `Ended` observation's queue).
+            for id in &evicted {
+                self.leaving.remove(id);
             }
         }
     }
@@ -431,10 +491,15 @@ pub struct Exec(pub Command);
 
 impl RouterActor {
     /// Applies one command of an [`Exec`] or an [`ExecBatch`] at `now`.
-    fn run(&mut self, cmd: Command, now: Millis) -> Result<Reply, CoreError> {
+    fn run(&mut self, cmd: Command, now: Millis) -> Result<Reply, EngineError> {
         let span = tracing::debug_span!("exec", command = cmd.name());
         let _enter = span.enter();
-        let result = self.apply(cmd, now);
+        // What the command is to a finished conversation, taken before `apply` consumes it.
+        let act = finished_act(&cmd);
+        let result = match (self.apply(cmd, now), act) {
+            (Err(CoreError::UnknownConversation(id)), Some(act)) => Err(self.refuse_unknown(id, &act)),
+            (r, _) => r.map_err(EngineError::from),
+        };
         if let Err(e) = &result {
             tracing::debug!(code = e.code(), error = %e, "command refused");
         }
@@ -457,7 +522,7 @@ impl Handler<Exec> for RouterActor {
         self.finish(
             Box::new(move |failed| {
                 let answer = match failed {
-                    None => result.map_err(EngineError::from),
+                    None => result,
                     Some(e) => Err(EngineError::Store(e)),
                 };
                 // The caller may have gone away; nothing to do then.
@@ -496,7 +561,7 @@ impl Handler<ExecBatch> for RouterActor {
         self.finish(
             Box::new(move |failed| {
                 let answers: Vec<_> = match failed {
-                    None => results.into_iter().map(|r| r.map_err(EngineError::from)).collect(),
+                    None => results,
                     Some(e) => results.iter().map(|_| Err(EngineError::Store(e.clone()))).collect(),
                 };
                 let _ = tx.send(answers);
@@ -531,17 +596,17 @@ impl Handler<FireTimer> for RouterActor {
 
 /// Read something.
 #[derive(Message)]
-#[rtype(result = "QueryReply")]
+#[rtype(result = "Result<QueryReply, EngineError>")]
 pub struct Ask(pub Query);
 
 impl Handler<Ask> for RouterActor {
-    type Result = MessageResult<Ask>;
+    type Result = Result<QueryReply, EngineError>;
 
     fn handle(&mut self, msg: Ask, _ctx: &mut Self::Context) -> Self::Result {
         let _span = tracing::trace_span!("ask", query = ?msg.0).entered();
         let now = self.clock.now();
         let f = &self.floor;
-        MessageResult(match msg.0 {
+        Ok(match msg.0 {
             Query::Agent(id) => QueryReply::Agent(f.agent(&id).map(|a| agent_detail(f, a))),
             Query::Agents => {
                 let mut v: Vec<Agent> = f.agents().cloned().collect();
@@ -559,10 +624,41 @@ impl Handler<Ask> for RouterActor {
                 v.sort_by(|a, b| a.id.cmp(&b.id));
                 QueryReply::EntryPoints(v)
             }
-            Query::Conversation(id) => QueryReply::Conversation(f.conversation(&id).cloned()),
+            Query::Conversation(id) => QueryReply::Conversation(self.read_conversation(&id)?),
             Query::Invariants => QueryReply::Violations(crate::core::invariants::check(f)),
+            Query::Stats => QueryReply::Stats(EngineStats {
+                conversations_held: f.conversations_held(),
+                conversation_actors: self.conversations.len(),
+                conversations_leaving: self.leaving.len(),
+            }),
         })
     }
+}
+
+/// What a command is to a conversation that may be finished (see
+/// [`Floor::refusal_for_finished`]); `None` for commands that name no conversation, or
+/// that open one (a customer's message on an entry point opens a new conversation when
+/// the customer's last one is over).
+fn finished_act(cmd: &Command) -> Option<FinishedAct> {
+    Some(match cmd {
+        Command::Accept { agent, .. } => FinishedAct::Accept { agent: agent.clone() },
+        Command::Wrapup { agent, .. } => FinishedAct::Wrapup { agent: agent.clone() },
+        Command::CustomerReply { .. }
+        | Command::CustomerEnd { .. }
+        | Command::Send { .. }
+        | Command::TransferToAgent { .. }
+        | Command::TransferToQueue { .. }
+        | Command::Conference { .. }
+        | Command::ExitConference { .. }
+        | Command::EndConference { .. }
+        | Command::End { .. } => FinishedAct::NeedsOpen,
+        Command::CreateQueue { .. }
+        | Command::CreateEntryPoint(_)
+        | Command::CreateAgent { .. }
+        | Command::SetCredential { .. }
+        | Command::SetState { .. }
+        | Command::CustomerMessage { .. } => return None,
+    })
 }
 
 fn agent_detail(f: &Floor, a: &Agent) -> AgentDetail {

@@ -109,6 +109,34 @@ pub struct Floor {
     dirty_conversations: FastSet<ConversationId>,
     changes: Vec<Change>,
     counters_dirty: bool,
+    /// How many agents owe a wrap-up for each conversation: derived from the agents'
+    /// `wrapups` (kept in step by [`Floor::leave`] and [`Floor::submit_wrapup`], rebuilt
+    /// by [`Floor::restore`]), so that finding out whether an ended conversation is
+    /// finished costs one lookup instead of a scan of every agent.
+    owed: FastMap<ConversationId, u32>,
+    /// Conversations that an operation since the last [`Floor::take_changes`] may have
+    /// finished (ended, or had a wrap-up submitted); checked there.
+    finishing: Vec<ConversationId>,
+    /// The finished conversations the last [`Floor::take_changes`] removed, whole (with
+    /// their transcripts), for the shell to hold until their final record is durable.
+    // Boxes, not records: they come out of `conversations` and go into the router's map
+    // as they are, with no copy of the record and no new allocation.
+    #[allow(clippy::vec_box)]
+    evicted: Vec<Box<Conversation>>,
+}
+
+/// A command on a conversation the floor no longer holds because it is finished; what
+/// the command was decides its refusal ([`Floor::refusal_for_finished`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishedAct {
+    /// `agent` accepts it.
+    Accept { agent: AgentId },
+    /// `agent` submits a wrap-up for it.
+    Wrapup { agent: AgentId },
+    /// Any other command naming it: a message (agent or customer), a transfer, a
+    /// conference, exit or end of a conference, an end (agent or customer). Each needs
+    /// an open conversation.
+    NeedsOpen,
 }
 
 /// What happened to a customer message.
@@ -234,6 +262,21 @@ impl Floor {
     pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
         self.conversations.values().map(|c| &**c)
     }
+    /// How many conversations the floor holds: every one not finished (and, between an
+    /// operation and the next [`Floor::take_changes`], those it just finished).
+    pub fn conversations_held(&self) -> usize {
+        self.conversations.len()
+    }
+    /// How many agents owe a wrap-up for `conversation`.
+    pub fn wrapups_owed(&self, conversation: &str) -> u32 {
+        self.owed.get(conversation).copied().unwrap_or(0)
+    }
+    /// Finished: ended, and every wrap-up it required submitted. Nothing on the floor
+    /// refers to a finished conversation any more (ending withdrew its offer and took its
+    /// participants out), so [`Floor::take_changes`] lets go of it.
+    pub fn is_finished(&self, c: &Conversation) -> bool {
+        c.state == ConversationState::Ended && self.wrapups_owed(&c.id) == 0
+    }
     /// Agents serving `queue` that are eligible now.
     pub fn agents_available(&self, queue: &str) -> usize {
         self.free.get(queue).map_or(0, |s| s.len())
@@ -253,6 +296,13 @@ impl Floor {
 
     /// Takes the changes to make durable since the last call: the records in id order
     /// (agents, then conversations), then the counters.
+    ///
+    /// Conversations that the operations since the last call finished leave the floor
+    /// here, once their final record is among the changes: holding every conversation
+    /// ever made cost ~1.9 KiB per lifecycle of the load harness's scenario (BENCHMARKS.md,
+    /// "Memory"), without bound, and the growing maps stalled routing. The
+    /// removed conversations are kept, whole, until the next call for
+    /// [`Floor::take_evicted`]; afterwards only the store has them.
     pub fn take_changes(&mut self) -> Vec<Change> {
         // One allocation of the right size; `self.changes` keeps its own for the next time.
         let mut out =
@@ -279,7 +329,59 @@ impl Floor {
                 next_arrival: self.next_arrival,
             });
         }
+        self.evict_finished();
         out
+    }
+
+    /// The finished conversations the last [`Floor::take_changes`] removed, with their
+    /// transcripts (each is handed out once).
+    pub fn take_evicted(&mut self) -> Vec<Box<Conversation>> {
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Removes the finished conversations among those the last operations touched. Every
+    /// candidate was marked dirty by the step that made it one (end, wrap-up), so its
+    /// final record is already in the changes just taken.
+    fn evict_finished(&mut self) {
+        self.evicted.clear();
+        if self.finishing.is_empty() {
+            return;
+        }
+        let mut finishing = std::mem::take(&mut self.finishing);
+        for id in finishing.drain(..) {
+            if !self.conversations.get(&id).is_some_and(|c| self.is_finished(c)) {
+                continue;
+            }
+            if let Some(c) = self.conversations.remove(&id) {
+                self.evicted.push(c);
+            }
+        }
+        // Keep the allocation for the next operations.
+        self.finishing = finishing;
+    }
+
+    /// The refusal a command on a finished conversation gets: the one the floor gave while
+    /// it still held the conversation (see [`Floor::accept`], [`Floor::wrapup`] and
+    /// [`Floor::open`]), so that letting go of it changes no answer. The shell calls this
+    /// when the floor answered `unknown_conversation` and the store has the conversation.
+    /// `c` must be finished; every check that comes before the conversation's in the
+    /// command (agent, text, reason) has already passed, or the floor would have said so.
+    pub fn refusal_for_finished(c: &Conversation, act: &FinishedAct) -> CoreError {
+        match act {
+            FinishedAct::Accept { agent } if c.rona_agents.contains(agent) => CoreError::OfferExpired {
+                conversation: c.id.clone(),
+                agent: agent.clone(),
+            },
+            FinishedAct::Accept { agent } => CoreError::NotOfferedToYou {
+                conversation: c.id.clone(),
+                agent: agent.clone(),
+            },
+            FinishedAct::Wrapup { agent } => CoreError::NoWrapupOwed {
+                conversation: c.id.clone(),
+                agent: agent.clone(),
+            },
+            FinishedAct::NeedsOpen => CoreError::ConversationEnded(c.id.clone()),
+        }
     }
 
     // ----- administration -----
@@ -1020,10 +1122,12 @@ impl Floor {
             f.entry_points.insert(ep.id.clone(), ep);
         }
         for a in agents {
+            for c in a.wrapups.keys() {
+                *f.owed.entry(c.clone()).or_default() += 1;
+            }
             f.agents.insert(a.id.clone(), a);
         }
-        let mut ids: Vec<_> = conversations.iter().map(|c| c.id.clone()).collect();
-        ids.sort();
+        let mut ids: Vec<_> = Vec::with_capacity(conversations.len());
         for c in conversations {
             // Counters are written in the same batch as the conversation, but be safe.
             if let Some(n) = c.id.strip_prefix("c-").and_then(|n| n.parse::<u64>().ok()) {
@@ -1033,6 +1137,12 @@ impl Floor {
             if let Some(o) = &c.offer {
                 f.next_offer = f.next_offer.max(o.id + 1);
             }
+            // A finished conversation stays in the store only (the stores skip them when
+            // they can; this catches the rest).
+            if f.is_finished(&c) {
+                continue;
+            }
+            ids.push(c.id.clone());
             if c.is_open() {
                 if let Some(ep) = &c.entry_point {
                     f.open_by_customer
@@ -1041,6 +1151,7 @@ impl Floor {
             }
             f.conversations.insert(c.id.clone(), Box::new(c));
         }
+        ids.sort();
         for id in &ids {
             let c = &f.conversations[id];
             if c.state == ConversationState::Queued {
@@ -1356,6 +1467,9 @@ impl Floor {
         if let Some(a) = self.agents.get_mut(agent) {
             a.active.remove(conversation);
             already_owed = a.wrapups.insert(conversation.into(), due).is_some();
+            if !already_owed {
+                *self.owed.entry(conversation.into()).or_default() += 1;
+            }
         }
         mark(&mut self.dirty_agents, agent);
         if already_owed {
@@ -1433,6 +1547,9 @@ impl Floor {
             });
             self.leave(&p, conversation, now);
         }
+        // Finished at once if nobody owes it a wrap-up (it ended while queued or offered,
+        // and nobody had left it before).
+        self.finishing.push(conversation.into());
         if tell_customer {
             self.effects.push(Effect::DeliverEnd {
                 conversation: conversation.into(),
@@ -1447,7 +1564,14 @@ impl Floor {
 
     fn submit_wrapup(&mut self, agent: &str, conversation: &str, reason: String, automatic: bool, now: Millis) {
         if let Some(a) = self.agents.get_mut(agent) {
-            a.wrapups.remove(conversation);
+            if a.wrapups.remove(conversation).is_some() {
+                if let Some(n) = self.owed.get_mut(conversation) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.owed.remove(conversation);
+                    }
+                }
+            }
         }
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.wrapups.push(WrapupRecord {
@@ -1457,6 +1581,10 @@ impl Floor {
                 automatic,
             });
             mark(&mut self.dirty_conversations, conversation);
+            // The last wrap-up of an ended conversation finishes it.
+            if c.state == ConversationState::Ended {
+                self.finishing.push(conversation.into());
+            }
         }
         self.effects.push(Effect::Observe(Observation::WrappedUp {
             conversation: conversation.into(),

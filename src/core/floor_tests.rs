@@ -36,6 +36,8 @@ enum Op {
     Waiting(&'static str, &'static str),
     /// The transcript's texts, `|` separated.
     Transcript(&'static str, &'static str),
+    /// Whether the floor still holds the conversation: `held` or `gone` (finished).
+    Held(&'static str, &'static str),
 }
 use Op::*;
 
@@ -74,8 +76,11 @@ fn floor(no_answer: TransferNoAnswer, auto_wrapup: u64) -> Floor {
     f
 }
 
-fn describe(f: &Floor, c: &str) -> String {
-    let Some(c) = f.conversation(c) else {
+/// Finished conversations the floor let go of, as the store keeps them.
+type Archive = std::collections::HashMap<ConversationId, Box<Conversation>>;
+
+fn describe(f: &Floor, archive: &Archive, c: &str) -> String {
+    let Some(c) = f.conversation(c).or_else(|| archive.get(c).map(|c| &**c)) else {
         return "missing".into();
     };
     match (c.state, &c.offer) {
@@ -93,8 +98,30 @@ fn describe(f: &Floor, c: &str) -> String {
     }
 }
 
-/// Runs `rows` on a fresh floor; each row's outcome must be as given.
+/// The conversation a command names, and what a finished one answers to it.
+fn finished_act(op: &Op) -> Option<(&'static str, FinishedAct)> {
+    Some(match *op {
+        Accept(a, c) => (c, FinishedAct::Accept { agent: a.into() }),
+        Wrapup(a, c, _) => (c, FinishedAct::Wrapup { agent: a.into() }),
+        Reply(c) | CustomerEnd(c) => (c, FinishedAct::NeedsOpen),
+        Send(_, c)
+        | TransferTo(_, c, _)
+        | TransferToQueue(_, c, _)
+        | Conference(_, c, _)
+        | Exit(_, c)
+        | EndConference(_, c)
+        | End(_, c) => (c, FinishedAct::NeedsOpen),
+        _ => return None,
+    })
+}
+
+/// Runs `rows` on a fresh floor; each row's outcome must be as given. Like the engine,
+/// it takes the changes after every row (so finished conversations leave the floor),
+/// keeps what left in an archive (the store), and answers a command on an archived
+/// conversation with [`Floor::refusal_for_finished`]: the expectations are those of a
+/// floor that never let go of anything.
 fn check_with(mut f: Floor, rows: &[(Op, &str)]) {
+    let mut archive = Archive::new();
     let mut now: Millis = 1_000;
     for (i, (op, want)) in rows.iter().enumerate() {
         now += 1;
@@ -128,7 +155,10 @@ fn check_with(mut f: Floor, rows: &[(Op, &str)]) {
             End(a, c) => f.end(a, c, now),
             CustomerEnd(c) => f.customer_end(c, now),
             Wrapup(a, c, r) => f.wrapup(a, c, r, now),
-            Is(c, _) => Err(CoreError::InvalidInput(describe(&f, c))),
+            Is(c, _) => Err(CoreError::InvalidInput(describe(&f, &archive, c))),
+            Held(c, _) => Err(CoreError::InvalidInput(
+                if f.conversation(c).is_some() { "held" } else { "gone" }.into(),
+            )),
             Agent(a, _) => {
                 let a = f.agent(a).expect("agent");
                 Err(CoreError::InvalidInput(format!("{}/{}", a.presence.as_str(), a.load())))
@@ -140,7 +170,10 @@ fn check_with(mut f: Floor, rows: &[(Op, &str)]) {
                 ))
             }
             Transcript(c, _) => {
-                let c = f.conversation(c).expect("conversation");
+                let c = f
+                    .conversation(c)
+                    .or_else(|| archive.get(c).map(|c| &**c))
+                    .expect("conversation");
                 Err(CoreError::InvalidInput(
                     c.transcript
                         .iter()
@@ -150,20 +183,39 @@ fn check_with(mut f: Floor, rows: &[(Op, &str)]) {
                 ))
             }
         };
+        let r = match (r, finished_act(op)) {
+            (Err(CoreError::UnknownConversation(id)), Some((c, act))) if id == c && archive.contains_key(c) => {
+                Err(Floor::refusal_for_finished(&archive[c], &act))
+            }
+            (r, _) => r,
+        };
         let got = match (&r, op) {
-            (Err(CoreError::InvalidInput(s)), Is(..) | Agent(..) | Waiting(..) | Transcript(..)) => s.clone(),
+            (Err(CoreError::InvalidInput(s)), Is(..) | Agent(..) | Waiting(..) | Transcript(..) | Held(..)) => {
+                s.clone()
+            }
             (Ok(()), _) => "ok".into(),
             (Err(e), _) => e.code().into(),
         };
         let want = match op {
-            Is(_, w) | Agent(_, w) | Waiting(_, w) | Transcript(_, w) => *w,
+            Is(_, w) | Agent(_, w) | Waiting(_, w) | Transcript(_, w) | Held(_, w) => *w,
             _ => want,
         };
         assert_eq!(got, want, "row {i}: {op:?}");
+        f.take_effects();
+        let changes = f.take_changes();
+        for c in f.take_evicted() {
+            // The final record went out with the changes that evicted it.
+            assert!(
+                changes.iter().any(
+                    |ch| matches!(ch, Change::Conversation(r) if r.id == c.id && r.state == ConversationState::Ended)
+                ),
+                "row {i}: {} left the floor without its final record",
+                c.id
+            );
+            archive.insert(c.id.clone(), c);
+        }
         let v = super::super::invariants::check(&f);
         assert!(v.is_empty(), "row {i}: {op:?} broke invariants: {v:?}");
-        f.take_effects();
-        f.take_changes();
     }
 }
 
@@ -248,7 +300,7 @@ fn accept_after_the_deadline_is_an_expiry() {
         "offer_expired"
     );
     assert_eq!(f.agent("a1").map(|a| a.presence), Some(Presence::Rona));
-    assert_eq!(describe(&f, "c-1"), "queued");
+    assert_eq!(describe(&f, &Archive::new(), "c-1"), "queued");
 }
 
 #[test]
@@ -643,8 +695,163 @@ fn an_early_timer_is_armed_again() {
             at: offer.expires_at
         }]
     );
-    assert_eq!(describe(&f, "c-1"), "offered:a1");
+    assert_eq!(describe(&f, &Archive::new(), "c-1"), "offered:a1");
     f.offer_timer("c-1", offer.id, offer.expires_at);
-    assert_eq!(describe(&f, "c-1"), "queued");
+    assert_eq!(describe(&f, &Archive::new(), "c-1"), "queued");
     assert_eq!(f.agent("a1").map(|a| a.presence), Some(Presence::Rona));
+}
+
+/// A conversation leaves the floor once it is finished: ended, and every wrap-up it
+/// required submitted. Ended but still owed a wrap-up, it stays; a command on it after it
+/// left answers as before (through the archive, as the engine does through the store).
+#[test]
+fn a_finished_conversation_leaves_the_floor() {
+    check(&[
+        (Avail("a1"), "ok"),
+        (Msg("e1", "u1"), "ok"),
+        (Accept("a1", "c-1"), "ok"),
+        (End("a1", "c-1"), "ok"),
+        // Ended, but a1 owes the wrap-up: still held, and still a1's slot.
+        (Held("c-1", "held"), E),
+        (Agent("a1", "available/1"), E),
+        (End("a1", "c-1"), "conversation_ended"),
+        (Wrapup("a1", "c-1", "resolved"), "ok"),
+        (Held("c-1", "gone"), E),
+        (Is("c-1", "ended:agent_ended"), E),
+        (Transcript("c-1", "hi from u1"), E),
+        (Agent("a1", "available/0"), E),
+        // Every command on it answers what it answered while the floor held it.
+        (Accept("a1", "c-1"), "not_offered_to_you"),
+        (Accept("a2", "c-1"), "not_offered_to_you"),
+        (Send("a1", "c-1"), "conversation_ended"),
+        (Reply("c-1"), "conversation_ended"),
+        (TransferTo("a1", "c-1", "a2"), "conversation_ended"),
+        (TransferToQueue("a1", "c-1", "q2"), "conversation_ended"),
+        (Conference("a1", "c-1", "a2"), "conversation_ended"),
+        (Exit("a1", "c-1"), "conversation_ended"),
+        (EndConference("a1", "c-1"), "conversation_ended"),
+        (End("a1", "c-1"), "conversation_ended"),
+        (CustomerEnd("c-1"), "conversation_ended"),
+        (Wrapup("a1", "c-1", "resolved"), "no_wrapup_owed"),
+        (Wrapup("a1", "c-1", "bogus"), "unknown_wrapup_reason"),
+        (Accept("a9", "c-1"), "unknown_agent"),
+        (Accept("a1", "c-9"), "unknown_conversation"),
+        // The customer writes again: a new conversation.
+        (Msg("e1", "u1"), "ok"),
+        (Is("c-2", "offered:a1"), E),
+    ]);
+}
+
+/// Ended while queued or offered, nobody owes a wrap-up: it leaves at once. With an owner
+/// and a guest, it stays until both have wrapped up; a transferring owner's wrap-up keeps
+/// it too, however it ended.
+#[test]
+fn a_conversation_stays_while_any_wrapup_is_owed() {
+    check(&[
+        (Msg("e1", "u1"), "ok"),
+        (CustomerEnd("c-1"), "ok"), // queued: nobody owes anything
+        (Held("c-1", "gone"), E),
+        (Is("c-1", "ended:customer_ended"), E),
+        (Avail("a1"), "ok"),
+        (Avail("a2"), "ok"),
+        (Avail("a3"), "ok"),
+        (Msg("e1", "u2"), "ok"),
+        (Accept("a1", "c-2"), "ok"),
+        (Conference("a1", "c-2", "a2"), "ok"),
+        (Accept("a2", "c-2"), "ok"),
+        (EndConference("a1", "c-2"), "ok"),
+        (Wrapup("a1", "c-2", "resolved"), "ok"),
+        (Held("c-2", "held"), E), // a2 still owes its wrap-up
+        (Exit("a2", "c-2"), "conversation_ended"),
+        (Wrapup("a2", "c-2", "other"), "ok"),
+        (Held("c-2", "gone"), E),
+        (Exit("a2", "c-2"), "conversation_ended"),
+        // a3 takes c-3 and transfers it to a1; a1's transfer offer expires: dropped.
+        (Msg("e2", "u3"), "ok"),
+        (Accept("a3", "c-3"), "ok"),
+        (TransferTo("a3", "c-3", "a1"), "ok"),
+        (Tick(1000), "ok"),
+        (Is("c-3", "ended:transfer_not_accepted"), E),
+        (Held("c-3", "held"), E), // a3 owes the wrap-up of the transfer
+        (Accept("a1", "c-3"), "offer_expired"),
+        (Wrapup("a3", "c-3", "resolved"), "ok"),
+        (Held("c-3", "gone"), E),
+        // a1 let the offer expire, so accepting it answers as before: offer_expired.
+        (Accept("a1", "c-3"), "offer_expired"),
+        (Accept("a2", "c-3"), "not_offered_to_you"),
+    ]);
+}
+
+/// The automatic wrap-up finishes a conversation like a submitted one.
+#[test]
+fn the_automatic_wrapup_finishes_a_conversation() {
+    check_with(
+        floor(TransferNoAnswer::Drop, 5000),
+        &[
+            (Avail("a1"), "ok"),
+            (Msg("e1", "u1"), "ok"),
+            (Accept("a1", "c-1"), "ok"),
+            (End("a1", "c-1"), "ok"),
+            (Held("c-1", "held"), E),
+            (Tick(5000), "ok"),
+            (Held("c-1", "gone"), E),
+            (Wrapup("a1", "c-1", "resolved"), "no_wrapup_owed"),
+        ],
+    );
+}
+
+/// Recovery leaves finished conversations out, whatever the store hands it, and keeps the
+/// ones still owed a wrap-up with their counts.
+#[test]
+fn restore_leaves_finished_conversations_out() {
+    let mut f = floor(TransferNoAnswer::Drop, 0);
+    let mut now = 10;
+    f.set_state("a1", Presence::Available, None, now).expect("available");
+    let mut records: std::collections::BTreeMap<String, Conversation> = Default::default();
+    let mut agents: std::collections::BTreeMap<String, super::Agent> = Default::default();
+    let mut keep = |f: &mut Floor| {
+        for ch in f.take_changes() {
+            match ch {
+                Change::Conversation(c) => {
+                    records.insert(c.id.clone(), *c);
+                }
+                Change::Agent(a) => {
+                    agents.insert(a.id.clone(), *a);
+                }
+                _ => {}
+            }
+        }
+        f.take_effects();
+    };
+    for u in ["u1", "u2"] {
+        now += 1;
+        let customer = Customer {
+            id: u.into(),
+            name: u.into(),
+        };
+        f.customer_message("e1", customer, "hi", Channel::Rest, now)
+            .expect("message");
+        let id = f.open_conversation_of("e1", u).cloned().expect("open");
+        f.accept("a1", &id, now).expect("accept");
+        f.end("a1", &id, now).expect("end");
+        keep(&mut f);
+        if u == "u1" {
+            f.wrapup("a1", &id, "resolved", now).expect("wrap-up");
+            keep(&mut f);
+        }
+    }
+    assert_eq!(f.conversations_held(), 1, "c-1 finished, c-2 owed a wrap-up");
+    let r = Floor::restore(
+        f.rules().clone(),
+        f.queues().cloned().collect(),
+        f.entry_points().cloned().collect(),
+        agents.into_values().collect(),
+        records.into_values().collect(),
+        (3, 10, 3),
+        now,
+    );
+    assert!(r.conversation("c-1").is_none());
+    assert_eq!(r.wrapups_owed("c-2"), 1);
+    assert!(r.conversation("c-2").is_some_and(|c| !r.is_finished(c)));
+    assert_eq!(super::super::invariants::check(&r), Vec::<String>::new());
 }

@@ -4,6 +4,9 @@
 //! after recovery. Invariant 3 (no new offer to an agent in `rona`, `idle` or
 //! `logged_out`) is about a step, not a state: the simulation checks it on each step's
 //! [`Observation::Offered`](super::Observation) effects with [`offer_went_to_eligible`].
+//!
+//! "At rest" means after [`Floor::take_changes`]: that is where finished conversations
+//! leave the floor, and the check says so if one is still there.
 
 use super::{ConversationState, Floor, OfferKind, Presence};
 
@@ -85,6 +88,27 @@ pub fn check(f: &Floor) -> Vec<String> {
                 "agent {} has idle code {:?} in state {:?}",
                 a.id, a.idle_code, a.presence
             ));
+        }
+    }
+    // The wrap-up count per conversation agrees with the agents, and nothing finished
+    // (ended, no wrap-up owed) is held.
+    let mut owing: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for a in f.agents() {
+        for c in a.wrapups.keys() {
+            *owing.entry(c.as_str()).or_default() += 1;
+        }
+    }
+    for c in f.conversations() {
+        let owing = owing.get(c.id.as_str()).copied().unwrap_or(0);
+        if owing != f.wrapups_owed(&c.id) as usize {
+            v.push(format!(
+                "{owing} agents owe a wrap-up for {} but the floor counts {}",
+                c.id,
+                f.wrapups_owed(&c.id)
+            ));
+        }
+        if f.is_finished(c) {
+            v.push(format!("finished conversation {} is still held", c.id));
         }
     }
     // 4. A queued conversation waits only while no eligible agent exists for it.

@@ -29,7 +29,7 @@ pub use conversation::{
 };
 pub use error::{CoreError, ErrorKind};
 pub use event::{AgentEvent, Change, Effect, Observation, Timer, WithdrawReason};
-pub use floor::{Floor, Rules, TransferNoAnswer};
+pub use floor::{FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
 
 /// The hash map of the engine's hot paths (the floor's records, the router's actor

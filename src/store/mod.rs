@@ -2,7 +2,8 @@
 //! operation that caused it is acknowledged.
 //!
 //! - [`Store`]: the narrow interface (`commit` a batch of [`Change`]s, `load` a
-//!   [`Snapshot`]), so that another embedded store could be measured beside sled.
+//!   [`Snapshot`], read one `conversation` back), so that another embedded store could be
+//!   measured beside sled.
 //! - [`sled::SledStore`]: the engine's store: sled trees, versioned records, group commit
 //!   on one writer thread, retention of ended conversations. [`open`] opens it.
 //! - [`record`]: the on-disk encoding (a version byte, then bincode of `*V1` types).
@@ -19,7 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use crate::core::{Agent, Change, Conversation, EntryPoint, FastMap, Queue};
+use crate::core::{Agent, Change, Conversation, ConversationState, EntryPoint, FastMap, Queue};
 
 pub mod record;
 pub mod sled;
@@ -65,8 +66,27 @@ pub trait Store: Send + Sync + 'static {
     /// Makes `changes` durable, in order after every earlier call; the future resolves
     /// once they are.
     fn commit(&self, changes: Vec<Change>) -> CommitFuture;
-    /// Reads everything back.
+    /// Reads back everything the engine needs to start: every record, and every
+    /// conversation except the finished ones (ended, and no agent record lists it as
+    /// owing a wrap-up, offered or active), which the engine does not hold in memory.
     fn load(&self) -> Result<Snapshot, StoreError>;
+    /// One conversation with its transcript, or `None` if the store has none by that id.
+    /// The engine reads finished conversations this way (the floor no longer holds them);
+    /// it is a synchronous read, called on the engine's thread.
+    fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
+}
+
+/// Conversations that an agent record still refers to (owes a wrap-up for, is offered,
+/// is in): the record-level reading of "not finished" that [`Store::load`] and the
+/// retention sweep use for ended conversations.
+pub(crate) fn held_by_agents<'a>(agents: impl Iterator<Item = &'a Agent>) -> std::collections::HashSet<&'a str> {
+    let mut held = std::collections::HashSet::new();
+    for a in agents {
+        held.extend(a.wrapups.keys().map(String::as_str));
+        held.extend(a.active.iter().map(String::as_str));
+        held.extend(a.offers.iter().map(String::as_str));
+    }
+    held
 }
 
 /// An in-memory store: durable for the life of the process. Clones share their contents,
@@ -139,9 +159,11 @@ impl Store for MemoryStore {
 
     fn load(&self) -> Result<Snapshot, StoreError> {
         let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
+        let held = held_by_agents(s.agents.values());
         let conversations: Vec<Conversation> = s
             .conversations
             .values()
+            .filter(|c| c.state != ConversationState::Ended || held.contains(c.id.as_str()))
             .map(|c| {
                 let mut c = c.clone();
                 c.transcript = s.transcripts.get(&c.id).cloned().unwrap_or_default();
@@ -156,6 +178,15 @@ impl Store for MemoryStore {
             conversations,
             counters: s.counters,
         })
+    }
+
+    fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
+        Ok(s.conversations.get(id).map(|c| {
+            let mut c = c.clone();
+            c.transcript = s.transcripts.get(id).cloned().unwrap_or_default();
+            c
+        }))
     }
 }
 
