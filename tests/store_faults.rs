@@ -99,6 +99,53 @@ fn acknowledged_only_after_flush_and_grouped() {
     assert_eq!(store.load().unwrap().queues.len(), 11);
 }
 
+/// Story: when one group rewrites the same record several times, only its last version
+/// is written, and that is what comes back, also after a restart.
+#[test]
+fn a_group_keeps_the_last_version_of_each_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (options, gate) = gated();
+    let store = SledStore::open(dir.path(), options).unwrap();
+    let first = store.commit(queue_change("q0"));
+    gate.wait_entered();
+
+    // While that flush is held, one group builds up: q1 three times (twice within one
+    // commit), the counters twice, q2 once.
+    let named = |id: &str, name: &str| Change::Queue(Queue::new(id.into(), name.into()));
+    let counters = |n: u64| Change::Counters {
+        next_conversation: n,
+        next_offer: n + 1,
+        next_arrival: n + 2,
+    };
+    let group = vec![
+        store.commit(vec![named("q1", "first"), counters(10)]),
+        store.commit(vec![named("q2", "only")]),
+        store.commit(vec![named("q1", "second"), named("q1", "third"), counters(20)]),
+    ];
+    gate.release.send(()).unwrap();
+    futures_executor_block_on(first).unwrap();
+    gate.wait_entered();
+    gate.release.send(()).unwrap();
+    for f in group {
+        futures_executor_block_on(f).unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!((stats.flushes, stats.commits, stats.changes), (2, 4, 7));
+    assert_eq!(stats.coalesced, 3, "two earlier versions of q1 and one of the counters");
+
+    let check = |snap: switchboard::store::Snapshot| {
+        let names: BTreeMap<_, _> = snap.queues.into_iter().map(|q| (q.id, q.name)).collect();
+        assert_eq!(names["q1"], "third");
+        assert_eq!(names["q2"], "only");
+        assert_eq!(names.len(), 3);
+        assert_eq!(snap.counters, (20, 21, 22));
+    };
+    check(store.load().unwrap());
+    store.close();
+    drop(store);
+    check(open(dir.path()).load().unwrap());
+}
+
 /// Waits for a future on this thread (the store's futures need no runtime).
 fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();

@@ -118,6 +118,9 @@ pub struct StoreStats {
     pub commits: u64,
     /// Changes (records and messages) in those batches.
     pub changes: u64,
+    /// Changes not written because a later change of the same group rewrote the same
+    /// record (see the writer's coalescing).
+    pub coalesced: u64,
     /// Flushes that made groups durable.
     pub flushes: u64,
     /// Most commits that shared one flush.
@@ -152,6 +155,7 @@ const BUCKETS: usize = 16;
 struct Stats {
     commits: AtomicU64,
     changes: AtomicU64,
+    coalesced: AtomicU64,
     flushes: AtomicU64,
     max_per_flush: AtomicU64,
     per_flush: [AtomicU64; BUCKETS],
@@ -168,6 +172,7 @@ impl Stats {
         StoreStats {
             commits: r(&self.commits),
             changes: r(&self.changes),
+            coalesced: r(&self.coalesced),
             flushes: r(&self.flushes),
             max_commits_per_flush: r(&self.max_per_flush),
             commits_per_flush: self
@@ -260,31 +265,98 @@ struct Batches {
     meta: Batch,
 }
 
+/// The writer's reusable encoding buffers: one key and one value buffer for every record
+/// of a group (a record is copied once, into sled's own value, instead of being built in
+/// a growing `Vec` of its own), and the per-change "replaced later" flags.
+#[derive(Default)]
+struct Scratch {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    replaced: Vec<bool>,
+}
+
+/// Which record a change rewrites whole (`None` for a message, which is never rewritten).
+/// Two changes with the same slot in one group: only the later one needs to be written.
+fn slot(change: &Change) -> Option<(u8, &str)> {
+    match change {
+        Change::Agent(a) => Some((0, &a.id)),
+        Change::Queue(q) => Some((1, &q.id)),
+        Change::EntryPoint(e) => Some((2, &e.id)),
+        Change::Conversation(c) => Some((3, &c.id)),
+        Change::Counters { .. } => Some((4, "")),
+        Change::Message { .. } => None,
+    }
+}
+
 impl Batches {
-    fn add(&mut self, change: Change) {
+    /// Encodes a group's changes, skipping every record version that a later change of
+    /// the same group replaces: the whole group is applied atomically, so the earlier
+    /// version could never be read back, and encoding it is wasted work (an agent's or a
+    /// conversation's record often changes several times in one group). Returns how many
+    /// changes were skipped.
+    fn encode(&mut self, changes: Vec<Vec<Change>>, scratch: &mut Scratch) -> Result<u64, StoreError> {
+        let n: usize = changes.iter().map(Vec::len).sum();
+        let replaced = &mut scratch.replaced;
+        replaced.clear();
+        replaced.resize(n, false);
+        let mut seen: HashSet<(u8, &str), foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(n, Default::default());
+        // Newest first: the first time a slot is seen is its last version.
+        for (i, change) in changes.iter().rev().flat_map(|c| c.iter().rev()).enumerate() {
+            if let Some(slot) = slot(change) {
+                if !seen.insert(slot) {
+                    replaced[n - 1 - i] = true;
+                }
+            }
+        }
+        drop(seen);
+        let mut skipped = 0;
+        for (i, change) in changes.into_iter().flatten().enumerate() {
+            if scratch.replaced[i] {
+                skipped += 1;
+                continue;
+            }
+            self.add(change, &mut scratch.key, &mut scratch.value)?;
+        }
+        Ok(skipped)
+    }
+
+    /// Encodes one change into its tree's batch.
+    fn add(&mut self, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<(), StoreError> {
+        key.clear();
+        value.clear();
         match change {
             Change::Agent(a) => {
-                let key = a.id.clone().into_bytes();
-                self.agents.insert(key, encode(&AgentV1::from(*a)));
+                key.extend_from_slice(a.id.as_bytes());
+                encode_into(value, &AgentV1::from(*a))?;
+                self.agents.insert(&key[..], &value[..]);
             }
             Change::Queue(q) => {
-                let key = q.id.clone().into_bytes();
-                self.queues.insert(key, encode(&QueueV1::from(q)));
+                key.extend_from_slice(q.id.as_bytes());
+                encode_into(value, &QueueV1::from(q))?;
+                self.queues.insert(&key[..], &value[..]);
             }
             Change::EntryPoint(e) => {
-                let key = e.id.clone().into_bytes();
-                self.entry_points.insert(key, encode(&EntryPointV1::from(e)));
+                key.extend_from_slice(e.id.as_bytes());
+                encode_into(value, &EntryPointV1::from(e))?;
+                self.entry_points.insert(&key[..], &value[..]);
             }
             Change::Conversation(c) => {
-                let key = c.id.clone().into_bytes();
+                // `ended_at` is set once, when the conversation ends, so the last version
+                // of a group indexes it as well as every earlier one would have.
                 if let Some(at) = c.ended_at {
-                    self.ended.insert(ended_key(at, &c.id), &[][..]);
+                    push_ended_key(key, at, &c.id);
+                    self.ended.insert(&key[..], &[][..]);
+                    key.clear();
                 }
-                self.conversations.insert(key, encode(&ConversationV1::from(*c)));
+                key.extend_from_slice(c.id.as_bytes());
+                encode_into(value, &ConversationV1::from(*c))?;
+                self.conversations.insert(&key[..], &value[..]);
             }
             Change::Message { conversation, message } => {
-                let key = message_key(&conversation, message.seq);
-                self.messages.insert(key, encode(&MessageV1::from(message)));
+                push_message_key(key, &conversation, message.seq);
+                encode_into(value, &MessageV1::from(message))?;
+                self.messages.insert(&key[..], &value[..]);
             }
             Change::Counters {
                 next_conversation,
@@ -296,9 +368,11 @@ impl Batches {
                     next_offer,
                     next_arrival,
                 };
-                self.meta.insert(META_COUNTERS, encode(&c));
+                encode_into(value, &c)?;
+                self.meta.insert(META_COUNTERS, &value[..]);
             }
         }
+        Ok(())
     }
 }
 
@@ -389,6 +463,7 @@ impl SledStore {
             max_group: options.max_group.max(1),
             before_flush: options.before_flush,
             failed: None,
+            scratch: Scratch::default(),
         };
         let handle = std::thread::Builder::new()
             .name("switchboard-store".into())
@@ -656,6 +731,8 @@ struct Writer {
     before_flush: Option<FlushHook>,
     /// Set by the first failed write; every later job fails with it.
     failed: Option<StoreError>,
+    /// Encoding buffers kept from one group to the next.
+    scratch: Scratch,
 }
 
 type Waiter = (Instant, oneshot::Sender<Result<(), StoreError>>);
@@ -713,21 +790,22 @@ impl Writer {
             None => {
                 let n: usize = changes.iter().map(Vec::len).sum();
                 let mut b = Batches::default();
-                for c in changes.into_iter().flatten() {
-                    b.add(c);
-                }
-                let r = self.trees.apply(&b).and_then(|()| self.flush());
-                if r.is_ok() {
+                let r = b
+                    .encode(changes, &mut self.scratch)
+                    .and_then(|skipped| self.trees.apply(&b).map(|()| skipped))
+                    .and_then(|skipped| self.flush().map(|()| skipped));
+                if let Ok(skipped) = r {
                     let s = &self.stats;
                     let k = waiters.len() as u64;
                     s.commits.fetch_add(k, Ordering::Relaxed);
                     s.changes.fetch_add(n as u64, Ordering::Relaxed);
+                    s.coalesced.fetch_add(skipped, Ordering::Relaxed);
                     s.max_per_flush.fetch_max(k, Ordering::Relaxed);
                     let bucket = (63 - k.leading_zeros() as usize).min(BUCKETS - 1);
                     s.per_flush[bucket].fetch_add(1, Ordering::Relaxed);
                     crate::metrics::STORE_COMMITS_PER_FLUSH.observe(k as f64);
                 }
-                r
+                r.map(|_| ())
             }
         };
         if let Err(e) = &result {
