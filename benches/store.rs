@@ -286,7 +286,11 @@ fn benches(c: &mut Criterion) {
     println!(
         "\n== recovery: {agents} agents, {conversations} open conversations x 3 messages \
          ({} in {:.1} s, db file {} MB) ==",
-        if reuse { "kept from an earlier run, opened" } else { "built" },
+        if reuse {
+            "kept from an earlier run, opened"
+        } else {
+            "built"
+        },
         t.elapsed().as_secs_f64(),
         size / 1_000_000
     );

@@ -553,6 +553,7 @@ impl SledStore {
         tracing::info!(
             path = %self.path.display(),
             commits = s.commits,
+            coalesced = s.coalesced,
             flushes = s.flushes,
             mean_commits_per_flush = s.mean_commits_per_flush(),
             mean_flush_ms = s.mean_flush_ms(),
