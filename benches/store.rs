@@ -293,18 +293,32 @@ fn benches(c: &mut Criterion) {
     });
 
     let (agents, conversations) = if quick() { (1_000, 10_000) } else { (10_000, 100_000) };
-    let dir = tempfile::tempdir().unwrap();
+    // STORE_BENCH_RECOVERY_DIR=path keeps the recovery store there; a later run finds it
+    // and recovers it in a fresh process, as a restarting server does, instead of right
+    // after building it in this one (whose allocator still holds the build's heap).
+    let kept = std::env::var_os("STORE_BENCH_RECOVERY_DIR").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().unwrap();
+    let dir_path = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let reuse = kept.is_some() && dir_path.join("db").exists();
     let t = Instant::now();
-    build_recovery_store(dir.path(), agents, conversations, 0);
-    let size: u64 = std::fs::metadata(dir.path().join("db")).map(|m| m.len()).unwrap_or(0);
+    if !reuse {
+        build_recovery_store(&dir_path, agents, conversations, 0);
+    }
+    let dir = &dir_path;
+    let size: u64 = std::fs::metadata(dir.join("db")).map(|m| m.len()).unwrap_or(0);
     println!(
         "\n== recovery: {agents} agents, {conversations} open conversations x 3 messages \
-         (built in {:.1} s, db file {} MB) ==",
+         ({} in {:.1} s, db file {} MB) ==",
+        if reuse {
+            "kept from an earlier run, opened"
+        } else {
+            "built"
+        },
         t.elapsed().as_secs_f64(),
         size / 1_000_000
     );
     for _ in 0..3 {
-        let (o, l, r, n) = recover(dir.path());
+        let (o, l, r, n) = recover(dir);
         println!(
             "open {:>6.0} ms + load {:>6.0} ms + Floor::restore {:>6.0} ms = {:>6.0} ms ({n} conversations)",
             o.as_secs_f64() * 1e3,
@@ -317,7 +331,7 @@ fn benches(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    let (o, l, r, _) = recover(dir.path());
+                    let (o, l, r, _) = recover(dir);
                     o + l + r
                 })
                 .sum()

@@ -1,5 +1,6 @@
 //! The store's guarantees and faults: acknowledged only after a flush, group commit, a
-//! held directory, a corrupt store, unknown format versions, a failing disk, retention.
+//! held directory, a corrupt store, unknown format versions, a format-1 store, a failing
+//! disk, retention, coalescing within a group.
 
 mod store_common;
 
@@ -17,6 +18,7 @@ use store_common::*;
 use switchboard::core::{Change, EntryPoint, Presence, Queue, Rules};
 use switchboard::engine::{Engine, EngineOptions};
 use switchboard::store::record::{encode, QueueV1};
+use switchboard::store::sled::{prefix, META_FORMAT};
 use switchboard::store::{SledOptions, SledStore, Store, StoreError};
 
 const T0: u64 = 1_700_000_000_000;
@@ -97,6 +99,53 @@ fn acknowledged_only_after_flush_and_grouped() {
     let stats = store.stats();
     assert_eq!((stats.commits, stats.flushes, stats.max_commits_per_flush), (11, 2, 10));
     assert_eq!(store.load().unwrap().queues.len(), 11);
+}
+
+/// Story: when one group rewrites the same record several times, only its last version
+/// is written, and that is what comes back, also after a restart.
+#[test]
+fn a_group_keeps_the_last_version_of_each_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (options, gate) = gated();
+    let store = SledStore::open(dir.path(), options).unwrap();
+    let first = store.commit(queue_change("q0"));
+    gate.wait_entered();
+
+    // While that flush is held, one group builds up: q1 three times (twice within one
+    // commit), the counters twice, q2 once.
+    let named = |id: &str, name: &str| Change::Queue(Queue::new(id.into(), name.into()));
+    let counters = |n: u64| Change::Counters {
+        next_conversation: n,
+        next_offer: n + 1,
+        next_arrival: n + 2,
+    };
+    let group = vec![
+        store.commit(vec![named("q1", "first"), counters(10)]),
+        store.commit(vec![named("q2", "only")]),
+        store.commit(vec![named("q1", "second"), named("q1", "third"), counters(20)]),
+    ];
+    gate.release.send(()).unwrap();
+    futures_executor_block_on(first).unwrap();
+    gate.wait_entered();
+    gate.release.send(()).unwrap();
+    for f in group {
+        futures_executor_block_on(f).unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!((stats.flushes, stats.commits, stats.changes), (2, 4, 7));
+    assert_eq!(stats.coalesced, 3, "two earlier versions of q1 and one of the counters");
+
+    let check = |snap: switchboard::store::Snapshot| {
+        let names: BTreeMap<_, _> = snap.queues.into_iter().map(|q| (q.id, q.name)).collect();
+        assert_eq!(names["q1"], "third");
+        assert_eq!(names["q2"], "only");
+        assert_eq!(names.len(), 3);
+        assert_eq!(snap.counters, (20, 21, 22));
+    };
+    check(store.load().unwrap());
+    store.close();
+    drop(store);
+    check(open(dir.path()).load().unwrap());
 }
 
 /// Waits for a future on this thread (the store's futures need no runtime).
@@ -212,13 +261,20 @@ fn a_directory_that_is_not_a_store_is_refused() {
     assert_eq!(walk(dir.path()).len(), 1);
 }
 
-/// Writes `value` under `key` of `tree` with sled directly, as another build might have.
-fn poke(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
+/// Writes `value` under `key` of the records of kind `prefix` (see
+/// `switchboard::store::sled::prefix`) with sled directly, as another build might have.
+fn poke(dir: &Path, prefix: u8, key: &[u8], value: &[u8]) {
     let db = sled::Config::new().path(dir).open().unwrap();
-    db.open_tree(tree).unwrap().insert(key, value).unwrap();
+    db.insert(prefixed(prefix, key), value).unwrap();
     db.flush().unwrap();
     drop(db);
     wait_for_lock(dir);
+}
+
+fn prefixed(prefix: u8, key: &[u8]) -> Vec<u8> {
+    let mut k = vec![prefix];
+    k.extend_from_slice(key);
+    k
 }
 
 /// sled's helper threads may hold the lock a moment after a raw `Db` is dropped.
@@ -249,7 +305,7 @@ fn an_unknown_record_version_stops_start_up() {
         name: "From the future".into(),
     });
     record[0] = 2;
-    poke(dir.path(), "queues", b"q-new", &record);
+    poke(dir.path(), prefix::QUEUES, b"q-new", &record);
 
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), SledOptions::default()).unwrap());
     let err = store.load().unwrap_err();
@@ -266,10 +322,56 @@ fn an_unknown_record_version_stops_start_up() {
 fn an_unknown_store_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     filled(dir.path());
-    poke(dir.path(), "meta", b"format", &[7]);
+    poke(dir.path(), prefix::META, META_FORMAT, &[7]);
     let err = SledStore::open(dir.path(), SledOptions::default()).unwrap_err();
     assert!(matches!(err, StoreError::UnknownVersion { version: 7, .. }), "{err:?}");
     assert!(err.to_string().contains("meta/format"), "{err}");
+}
+
+/// Story: a directory written by a development build of store format 1 (one sled tree per
+/// kind of record) is refused with a message that names the format and what to do, and
+/// its records are left as they were.
+#[test]
+fn a_format_1_store_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = encode(&QueueV1 {
+        id: "q1".into(),
+        name: "Sales".into(),
+    });
+    {
+        // Format 1 as it was written: the format byte in tree `meta`, records in a tree
+        // of their kind.
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        db.open_tree("meta").unwrap().insert("format", &[1]).unwrap();
+        db.open_tree("queues").unwrap().insert("q1", queue.clone()).unwrap();
+        db.flush().unwrap();
+    }
+    wait_for_lock(dir.path());
+
+    let err = SledStore::open(dir.path(), SledOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::OldFormat {
+                format: 1,
+                expected: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&dir.path().display().to_string())
+            && text.contains("format 1")
+            && text.contains("move the directory away"),
+        "{text}"
+    );
+    wait_for_lock(dir.path());
+    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    assert!(db.is_empty(), "nothing written in format 2");
+    assert_eq!(db.open_tree("queues").unwrap().get("q1").unwrap().unwrap(), queue[..]);
+    assert_eq!(db.open_tree("meta").unwrap().get("format").unwrap().unwrap(), [1][..]);
 }
 
 /// Story: the disk fails (full) at run time: the operation is answered with an error, the
@@ -359,12 +461,16 @@ fn retention_removes_old_ended_conversations() {
 
     // Nothing of c-1 is left on disk, messages included.
     let db = sled::Config::new().path(dir.path()).open().unwrap();
-    let messages = db.open_tree("messages").unwrap();
-    let prefix = switchboard::store::record::message_prefix("c-1");
-    assert_eq!(messages.scan_prefix(prefix).count(), 0);
-    assert_eq!(messages.len(), 4, "c-2 and c-3 keep their transcripts");
-    assert_eq!(db.open_tree("ended").unwrap().len(), 1, "c-2 stays indexed");
-    drop((messages, db));
+    let c1 = prefixed(prefix::MESSAGES, &switchboard::store::record::message_prefix("c-1"));
+    assert_eq!(db.scan_prefix(c1).count(), 0);
+    assert_eq!(
+        db.scan_prefix([prefix::MESSAGES]).count(),
+        4,
+        "c-2 and c-3 keep their transcripts"
+    );
+    assert_eq!(db.scan_prefix([prefix::ENDED]).count(), 1, "c-2 stays indexed");
+    assert!(db.get(prefixed(prefix::CONVERSATIONS, b"c-1")).unwrap().is_none());
+    drop(db);
     wait_for_lock(dir.path());
 
     // The engine restarts on what is left with every invariant holding.

@@ -41,6 +41,14 @@ pub enum StoreError {
     /// The store is unreadable, corrupt, or not a Switchboard store; it is left as it is.
     #[error("the store is unreadable or corrupt, and was left untouched: {what}")]
     Corrupt { what: String },
+    /// A store laid out in a format that development builds wrote before the first
+    /// release and this build no longer reads (docs/STORE.md, "Format 1").
+    #[error(
+        "the store directory {path} holds store format {format}, which this build no longer reads \
+         (it reads format {expected}); no release wrote format {format}: move the directory away \
+         and start on an empty one; refusing to start"
+    )]
+    OldFormat { path: String, format: u8, expected: u8 },
     /// A record written by a format this build does not know (a newer Switchboard?).
     #[error("record {record} has format version {version}, which this build cannot read; refusing to start")]
     UnknownVersion { record: String, version: u8 },

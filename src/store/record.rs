@@ -35,6 +35,13 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// Appends `[RECORD_VERSION] ++ bincode(value)` to `out` (the writer reuses one buffer
+/// for every record of a group instead of allocating one per record).
+pub fn encode_into<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), StoreError> {
+    out.push(RECORD_VERSION);
+    bincode::serialize_into(&mut *out, value).map_err(|e| StoreError::Write(format!("cannot encode a record: {e}")))
+}
+
 /// Decodes a record of `tree` stored under `key`; errors name the record.
 pub fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     let record = || format!("{tree}/{}", printable(key));
@@ -75,9 +82,19 @@ pub fn message_prefix(conversation: &str) -> Vec<u8> {
 
 /// The key of message `seq` of `conversation`.
 pub fn message_key(conversation: &str, seq: u64) -> Vec<u8> {
-    let mut k = message_prefix(conversation);
-    k.extend_from_slice(&seq.to_be_bytes());
+    let mut k = Vec::with_capacity(1 + conversation.len() + 8);
+    push_message_key(&mut k, conversation, seq);
     k
+}
+
+/// Appends [`message_key`]`(conversation, seq)` to `out`.
+pub fn push_message_key(out: &mut Vec<u8>, conversation: &str, seq: u64) {
+    let id = conversation.as_bytes();
+    // Ids are at most 64 bytes (core::valid_id); clamp anyway so the key stays parseable.
+    let len = id.len().min(255);
+    out.push(len as u8);
+    out.extend_from_slice(&id[..len]);
+    out.extend_from_slice(&seq.to_be_bytes());
 }
 
 /// Splits a message key into (conversation id, seq).
@@ -96,9 +113,14 @@ pub fn parse_message_key(key: &[u8]) -> Option<(&str, u64)> {
 /// the id, so a range scan finds every conversation that ended before a cutoff.
 pub fn ended_key(ended_at: Millis, conversation: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + conversation.len());
-    k.extend_from_slice(&ended_at.to_be_bytes());
-    k.extend_from_slice(conversation.as_bytes());
+    push_ended_key(&mut k, ended_at, conversation);
     k
+}
+
+/// Appends [`ended_key`]`(ended_at, conversation)` to `out`.
+pub fn push_ended_key(out: &mut Vec<u8>, ended_at: Millis, conversation: &str) {
+    out.extend_from_slice(&ended_at.to_be_bytes());
+    out.extend_from_slice(conversation.as_bytes());
 }
 
 /// Splits a retention index key into (ended_at, conversation id).
@@ -522,6 +544,23 @@ mod tests {
         let err = decode::<QueueV1>("queues", b"q1", &bytes).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("queues/q1") && text.contains('9'), "{text}");
+    }
+
+    #[test]
+    fn encode_into_matches_encode() {
+        let q = QueueV1 {
+            id: "q1".into(),
+            name: "Q".into(),
+        };
+        let mut buf = vec![7];
+        encode_into(&mut buf, &q).unwrap();
+        assert_eq!(buf[1..], encode(&q)[..]);
+        let mut k = Vec::new();
+        push_message_key(&mut k, "c-1", 3);
+        assert_eq!(k, message_key("c-1", 3));
+        k.clear();
+        push_ended_key(&mut k, 9, "c-1");
+        assert_eq!(k, ended_key(9, "c-1"));
     }
 
     #[test]

@@ -1,25 +1,26 @@
 //! [`SledStore`]: the engine's durable store on sled 0.34, with group commit.
 //!
-//! # Layout
-//! One sled database per directory, with one tree per kind of record:
-//! `agents`, `queues`, `entry_points` and `conversations` (keyed by id, whole records),
-//! `messages` (one entry per transcript message, keyed by conversation and `seq`, written
-//! once and never rewritten), `ended` (a retention index: `ended_at` then id) and `meta`
-//! (the store format and the counters). Every value is a versioned record
-//! ([`super::record`]).
+//! # Layout (store format 2)
+//! One sled database per directory, with every record in sled's default tree under a
+//! one-byte prefix naming its kind ([`prefix`]): agents, queues, entry points and
+//! conversations (keyed by id, whole records), messages (one entry per transcript message,
+//! keyed by conversation and `seq`, written once and never rewritten), the retention index
+//! (`ended_at` then id) and meta (the store format and the counters). Every value is a
+//! versioned record ([`super::record`]).
 //!
 //! # Group commit
 //! One writer thread owns all writes. [`Store::commit`] hands it a batch over a channel
 //! and returns a future. The writer takes every batch that arrived while its last flush
-//! ran, applies them in arrival order as **one sled transaction** across the trees (so a
-//! crash never leaves half a batch on disk: sled recovers a transaction whole or not at
-//! all), calls `db.flush()` once, and only then resolves each batch's future, in order.
-//! sled's own background flush is switched off (`flush_every_ms(None)`): nothing counts
-//! as durable until the writer's flush returned.
+//! ran, encodes the last version of each record the group changes (an earlier version in
+//! the same group is skipped: it could never be read back), applies the group as **one
+//! atomic sled batch** (`Tree::apply_batch`: a crash never leaves half a group on disk,
+//! sled recovers a batch whole or not at all), calls `db.flush()` once, and only then
+//! resolves each batch's future, in order. sled's own background flush is switched off
+//! (`flush_every_ms(None)`): nothing counts as durable until the writer's flush returned.
 //!
 //! # Faults
-//! - A directory held by another running engine, an unreadable or corrupt store, or a
-//!   record of an unknown format version: [`SledStore::open`] / [`Store::load`] fail with
+//! - A directory held by another running engine, an unreadable or corrupt store, a store
+//!   of format 1 or of an unknown format, or a record of an unknown format version: [`SledStore::open`] / [`Store::load`] fail with
 //!   a [`StoreError`] that names the directory or the record, and write nothing.
 //! - A write or flush that fails at run time: that group's futures, and every later one,
 //!   resolve to [`StoreError::Write`]. The store never writes again in this process: the
@@ -40,8 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ::sled::transaction::{ConflictableTransactionError, TransactionError};
-use ::sled::{Batch, Db, Transactional, Tree};
+use ::sled::{Batch, Db, IVec, Tree};
 use tokio::sync::oneshot;
 
 use super::record::{self, *};
@@ -49,13 +49,37 @@ use super::{CommitFuture, Snapshot, Store, StoreError};
 use crate::config::StoreConfig;
 use crate::core::{Change, Conversation, ConversationState, Message, Millis};
 
-/// The layout of the database (tree names, keys, meta entries). Records carry their own
+/// The layout of the database (tree, key prefixes, meta entries). Records carry their own
 /// version ([`record::RECORD_VERSION`]); this one changes only if the layout does.
-pub const STORE_FORMAT: u8 = 1;
+/// Format 1 (before the first release) kept one sled tree per kind of record; format 2
+/// keeps them all in one tree under the prefixes of [`prefix`]. A format-1 directory is
+/// refused with [`StoreError::OldFormat`] (docs/STORE.md, "Format 1").
+pub const STORE_FORMAT: u8 = 2;
 
-const META_FORMAT: &[u8] = b"format";
+/// The first byte of every key of format 2: which kind of record follows.
+pub mod prefix {
+    /// Agent records, keyed by agent id.
+    pub const AGENTS: u8 = b'a';
+    /// Queue records, keyed by queue id.
+    pub const QUEUES: u8 = b'q';
+    /// Entry point records, keyed by entry point id.
+    pub const ENTRY_POINTS: u8 = b'e';
+    /// Conversation records (without transcripts), keyed by conversation id.
+    pub const CONVERSATIONS: u8 = b'c';
+    /// Transcript messages, keyed by [`crate::store::record::message_key`].
+    pub const MESSAGES: u8 = b'm';
+    /// The retention index, keyed by [`crate::store::record::ended_key`]; empty values.
+    pub const ENDED: u8 = b'x';
+    /// `format` (the store format byte) and `counters`.
+    pub const META: u8 = b'z';
+}
+
+/// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
+pub const META_FORMAT: &[u8] = b"format";
 const META_COUNTERS: &[u8] = b"counters";
-/// Retention removes at most this many conversations per transaction.
+/// The tree that holds the format byte in a format-1 store.
+const FORMAT1_META_TREE: &[u8] = b"meta";
+/// Retention removes at most this many conversations per atomic batch.
 const SWEEP_CHUNK: usize = 1_000;
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -70,7 +94,7 @@ pub struct SledOptions {
     pub retain_ended: Option<Duration>,
     /// How often the background retention sweep runs.
     pub sweep_every: Duration,
-    /// Most commits applied in one group (bounds the size of one transaction).
+    /// Most commits applied in one group (bounds the size of one atomic batch).
     pub max_group: usize,
     /// See [`FlushHook`].
     pub before_flush: Option<FlushHook>,
@@ -118,6 +142,9 @@ pub struct StoreStats {
     pub commits: u64,
     /// Changes (records and messages) in those batches.
     pub changes: u64,
+    /// Changes not written because a later change of the same group rewrote the same
+    /// record (see the writer's coalescing).
+    pub coalesced: u64,
     /// Flushes that made groups durable.
     pub flushes: u64,
     /// Most commits that shared one flush.
@@ -152,6 +179,7 @@ const BUCKETS: usize = 16;
 struct Stats {
     commits: AtomicU64,
     changes: AtomicU64,
+    coalesced: AtomicU64,
     flushes: AtomicU64,
     max_per_flush: AtomicU64,
     per_flush: [AtomicU64; BUCKETS],
@@ -168,6 +196,7 @@ impl Stats {
         StoreStats {
             commits: r(&self.commits),
             changes: r(&self.changes),
+            coalesced: r(&self.coalesced),
             flushes: r(&self.flushes),
             max_commits_per_flush: r(&self.max_per_flush),
             commits_per_flush: self
@@ -186,120 +215,205 @@ impl Stats {
     }
 }
 
-/// The trees of one store.
+/// One kind of record: the records under one key prefix of the store's tree. Keys given
+/// to and returned by a keyspace are without the prefix.
+#[derive(Clone)]
+struct Keyspace {
+    tree: Tree,
+    prefix: u8,
+}
+
+/// A record read from a keyspace: (key without the prefix, value).
+type Entry = ::sled::Result<(IVec, IVec)>;
+
+impl Keyspace {
+    /// The key in the tree of this kind's `key`.
+    fn key(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(1 + key.len());
+        k.push(self.prefix);
+        k.extend_from_slice(key);
+        k
+    }
+
+    fn strip(entry: Entry) -> Entry {
+        entry.map(|(k, v)| (k.subslice(1, k.len().saturating_sub(1)), v))
+    }
+
+    fn get(&self, key: impl AsRef<[u8]>) -> ::sled::Result<Option<IVec>> {
+        self.tree.get(self.key(key.as_ref()))
+    }
+
+    /// Every record of this kind, in key order.
+    fn iter(&self) -> impl DoubleEndedIterator<Item = Entry> {
+        self.scan_prefix([])
+    }
+
+    /// The records whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> impl DoubleEndedIterator<Item = Entry> {
+        self.tree.scan_prefix(self.key(prefix.as_ref())).map(Self::strip)
+    }
+
+    /// The records with `from <= key < to`, in key order.
+    fn range(&self, from: &[u8], to: &[u8]) -> impl DoubleEndedIterator<Item = Entry> {
+        self.tree.range(self.key(from)..self.key(to)).map(Self::strip)
+    }
+}
+
+/// The store's records (format 2): one sled tree, sled's default one, in which every key
+/// starts with one byte naming the kind of record (see [`prefix`]). One tree rather than
+/// one per kind because `Tree::apply_batch` makes a group atomic in one tree at a fraction
+/// of the cost of a transaction across trees, which reads every key before writing it and
+/// copies the batch (BENCHMARKS.md "Store").
 #[derive(Clone)]
 struct Trees {
-    agents: Tree,
-    queues: Tree,
-    entry_points: Tree,
-    conversations: Tree,
-    messages: Tree,
-    ended: Tree,
-    meta: Tree,
+    records: Tree,
+    agents: Keyspace,
+    queues: Keyspace,
+    entry_points: Keyspace,
+    conversations: Keyspace,
+    messages: Keyspace,
+    ended: Keyspace,
+    meta: Keyspace,
 }
 
 impl Trees {
-    fn open(db: &Db) -> ::sled::Result<Trees> {
-        Ok(Trees {
-            agents: db.open_tree("agents")?,
-            queues: db.open_tree("queues")?,
-            entry_points: db.open_tree("entry_points")?,
-            conversations: db.open_tree("conversations")?,
-            messages: db.open_tree("messages")?,
-            ended: db.open_tree("ended")?,
-            meta: db.open_tree("meta")?,
-        })
+    fn new(db: &Db) -> Trees {
+        let records: Tree = (**db).clone();
+        let space = |prefix| Keyspace {
+            tree: records.clone(),
+            prefix,
+        };
+        Trees {
+            agents: space(prefix::AGENTS),
+            queues: space(prefix::QUEUES),
+            entry_points: space(prefix::ENTRY_POINTS),
+            conversations: space(prefix::CONVERSATIONS),
+            messages: space(prefix::MESSAGES),
+            ended: space(prefix::ENDED),
+            meta: space(prefix::META),
+            records,
+        }
     }
 
-    fn all(&self) -> [&Tree; 7] {
-        [
-            &self.agents,
-            &self.queues,
-            &self.entry_points,
-            &self.conversations,
-            &self.messages,
-            &self.ended,
-            &self.meta,
-        ]
-    }
-
-    /// Applies one batch per tree as one transaction: on disk, all or nothing.
-    fn apply(&self, b: &Batches) -> Result<(), StoreError> {
-        let trees = (
-            &self.agents,
-            &self.queues,
-            &self.entry_points,
-            &self.conversations,
-            &self.messages,
-            &self.ended,
-            &self.meta,
-        );
-        trees
-            .transaction(|(a, q, e, c, m, en, me)| {
-                a.apply_batch(&b.agents)?;
-                q.apply_batch(&b.queues)?;
-                e.apply_batch(&b.entry_points)?;
-                c.apply_batch(&b.conversations)?;
-                m.apply_batch(&b.messages)?;
-                en.apply_batch(&b.ended)?;
-                me.apply_batch(&b.meta)?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e: TransactionError<()>| StoreError::Write(format!("transaction failed: {e:?}")))
+    /// Applies a batch: on disk, all or nothing (sled recovers a batch whole or not at all).
+    fn apply(&self, b: Batch) -> Result<(), StoreError> {
+        self.records
+            .apply_batch(b)
+            .map_err(|e| StoreError::Write(format!("batch failed: {e}")))
     }
 }
 
+/// The writer's reusable encoding buffers: one key and one value buffer for every record
+/// of a group (a record is copied once, into sled's own value, instead of being built in
+/// a growing `Vec` of its own), and the per-change "replaced later" flags.
 #[derive(Default)]
-struct Batches {
-    agents: Batch,
-    queues: Batch,
-    entry_points: Batch,
-    conversations: Batch,
-    messages: Batch,
-    ended: Batch,
-    meta: Batch,
+struct Scratch {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    replaced: Vec<bool>,
 }
 
-impl Batches {
-    fn add(&mut self, change: Change) {
-        match change {
-            Change::Agent(a) => {
-                let key = a.id.clone().into_bytes();
-                self.agents.insert(key, encode(&AgentV1::from(*a)));
-            }
-            Change::Queue(q) => {
-                let key = q.id.clone().into_bytes();
-                self.queues.insert(key, encode(&QueueV1::from(q)));
-            }
-            Change::EntryPoint(e) => {
-                let key = e.id.clone().into_bytes();
-                self.entry_points.insert(key, encode(&EntryPointV1::from(e)));
-            }
-            Change::Conversation(c) => {
-                let key = c.id.clone().into_bytes();
-                if let Some(at) = c.ended_at {
-                    self.ended.insert(ended_key(at, &c.id), &[][..]);
-                }
-                self.conversations.insert(key, encode(&ConversationV1::from(*c)));
-            }
-            Change::Message { conversation, message } => {
-                let key = message_key(&conversation, message.seq);
-                self.messages.insert(key, encode(&MessageV1::from(message)));
-            }
-            Change::Counters {
-                next_conversation,
-                next_offer,
-                next_arrival,
-            } => {
-                let c = CountersV1 {
-                    next_conversation,
-                    next_offer,
-                    next_arrival,
-                };
-                self.meta.insert(META_COUNTERS, encode(&c));
+/// Which record a change rewrites whole (`None` for a message, which is never rewritten).
+/// Two changes with the same slot in one group: only the later one needs to be written.
+fn slot(change: &Change) -> Option<(u8, &str)> {
+    match change {
+        Change::Agent(a) => Some((0, &a.id)),
+        Change::Queue(q) => Some((1, &q.id)),
+        Change::EntryPoint(e) => Some((2, &e.id)),
+        Change::Conversation(c) => Some((3, &c.id)),
+        Change::Counters { .. } => Some((4, "")),
+        Change::Message { .. } => None,
+    }
+}
+
+/// Encodes a group's changes into one batch, skipping every record version that a later
+/// change of the same group replaces: the whole group is applied atomically, so the
+/// earlier version could never be read back, and encoding it is wasted work (an agent's or
+/// a conversation's record often changes several times in one group). Returns how many
+/// changes were skipped.
+fn encode_group(changes: Vec<Vec<Change>>, batch: &mut Batch, scratch: &mut Scratch) -> Result<u64, StoreError> {
+    let n: usize = changes.iter().map(Vec::len).sum();
+    let replaced = &mut scratch.replaced;
+    replaced.clear();
+    replaced.resize(n, false);
+    let mut seen: HashSet<(u8, &str), foldhash::fast::RandomState> =
+        HashSet::with_capacity_and_hasher(n, Default::default());
+    // Newest first: the first time a slot is seen is its last version.
+    for (i, change) in changes.iter().rev().flat_map(|c| c.iter().rev()).enumerate() {
+        if let Some(slot) = slot(change) {
+            if !seen.insert(slot) {
+                replaced[n - 1 - i] = true;
             }
         }
     }
+    drop(seen);
+    let mut skipped = 0;
+    for (i, change) in changes.into_iter().flatten().enumerate() {
+        if scratch.replaced[i] {
+            skipped += 1;
+            continue;
+        }
+        add(batch, change, &mut scratch.key, &mut scratch.value)?;
+    }
+    Ok(skipped)
+}
+
+/// Encodes one change into `batch`. `key` and `value` are scratch buffers: sled copies
+/// short keys inline and each value once into its own allocation.
+fn add(batch: &mut Batch, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<(), StoreError> {
+    key.clear();
+    value.clear();
+    match change {
+        Change::Agent(a) => {
+            key.push(prefix::AGENTS);
+            key.extend_from_slice(a.id.as_bytes());
+            encode_into(value, &AgentV1::from(*a))?;
+        }
+        Change::Queue(q) => {
+            key.push(prefix::QUEUES);
+            key.extend_from_slice(q.id.as_bytes());
+            encode_into(value, &QueueV1::from(q))?;
+        }
+        Change::EntryPoint(e) => {
+            key.push(prefix::ENTRY_POINTS);
+            key.extend_from_slice(e.id.as_bytes());
+            encode_into(value, &EntryPointV1::from(e))?;
+        }
+        Change::Conversation(c) => {
+            // `ended_at` is set once, when the conversation ends, so the last version of
+            // a group indexes it as well as every earlier one would have.
+            if let Some(at) = c.ended_at {
+                key.push(prefix::ENDED);
+                push_ended_key(key, at, &c.id);
+                batch.insert(&key[..], &[][..]);
+                key.clear();
+            }
+            key.push(prefix::CONVERSATIONS);
+            key.extend_from_slice(c.id.as_bytes());
+            encode_into(value, &ConversationV1::from(*c))?;
+        }
+        Change::Message { conversation, message } => {
+            key.push(prefix::MESSAGES);
+            push_message_key(key, &conversation, message.seq);
+            encode_into(value, &MessageV1::from(message))?;
+        }
+        Change::Counters {
+            next_conversation,
+            next_offer,
+            next_arrival,
+        } => {
+            key.push(prefix::META);
+            key.extend_from_slice(META_COUNTERS);
+            let c = CountersV1 {
+                next_conversation,
+                next_offer,
+                next_arrival,
+            };
+            encode_into(value, &c)?;
+        }
+    }
+    batch.insert(&key[..], &value[..]);
+    Ok(())
 }
 
 /// Work for the writer thread.
@@ -355,7 +469,8 @@ impl SledStore {
             preflight(path)?;
         }
         let db = open_db(path)?;
-        let trees = Trees::open(&db).map_err(|e| sled_error(&shown, e))?;
+        check_layout(&db, &shown)?;
+        let trees = Trees::new(&db);
         match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
             Some(v) if v.as_ref() == [STORE_FORMAT] => {}
             Some(v) => {
@@ -365,15 +480,14 @@ impl SledStore {
                 })
             }
             None => {
-                let empty = trees.all().iter().all(|t| t.is_empty());
-                if had_data || !empty {
+                if had_data || !trees.records.is_empty() {
                     return Err(StoreError::Corrupt {
                         what: format!("{shown} holds data but no format marker; refusing to use it"),
                     });
                 }
                 trees
-                    .meta
-                    .insert(META_FORMAT, &[STORE_FORMAT])
+                    .records
+                    .insert(trees.meta.key(META_FORMAT), &[STORE_FORMAT])
                     .and_then(|_| db.flush())
                     .map_err(|e| StoreError::Write(format!("{shown}: {e}")))?;
             }
@@ -389,6 +503,7 @@ impl SledStore {
             max_group: options.max_group.max(1),
             before_flush: options.before_flush,
             failed: None,
+            scratch: Scratch::default(),
         };
         let handle = std::thread::Builder::new()
             .name("switchboard-store".into())
@@ -438,6 +553,7 @@ impl SledStore {
         tracing::info!(
             path = %self.path.display(),
             commits = s.commits,
+            coalesced = s.coalesced,
             flushes = s.flushes,
             mean_commits_per_flush = s.mean_commits_per_flush(),
             mean_flush_ms = s.mean_flush_ms(),
@@ -562,6 +678,41 @@ fn wait_released(path: &Path) {
     tracing::warn!(path = %path.display(), "the store's lock is still held after close");
 }
 
+/// Refuses a database laid out other than format 2 keeps it (everything in sled's default
+/// tree), before anything is read or written: a format-1 store ([`StoreError::OldFormat`]),
+/// or one with trees this build does not know.
+fn check_layout(db: &Db, shown: &str) -> Result<(), StoreError> {
+    let default_tree: &[u8] = &db.name();
+    let names = db.tree_names();
+    if names.iter().any(|n| n.as_ref() == FORMAT1_META_TREE) {
+        // The tree exists, so opening it creates nothing.
+        let meta = db.open_tree(FORMAT1_META_TREE).map_err(|e| sled_error(shown, e))?;
+        return Err(match meta.get(META_FORMAT).map_err(|e| sled_error(shown, e))? {
+            Some(v) if v.as_ref() == [1] => StoreError::OldFormat {
+                path: shown.into(),
+                format: 1,
+                expected: STORE_FORMAT,
+            },
+            Some(v) => StoreError::UnknownVersion {
+                record: format!("meta/format of {shown}"),
+                version: v.first().copied().unwrap_or(0),
+            },
+            None => StoreError::Corrupt {
+                what: format!("{shown} holds a `meta` tree without a format marker; refusing to use it"),
+            },
+        });
+    }
+    if let Some(other) = names.iter().find(|n| n.as_ref() != default_tree) {
+        return Err(StoreError::Corrupt {
+            what: format!(
+                "{shown} holds a tree `{}` that no Switchboard store format has; refusing to use it",
+                printable(other)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Opens sled, turning its errors (and panics on garbage files) into [`StoreError`]s.
 fn open_db(path: &Path) -> Result<Db, StoreError> {
     let shown = path.display().to_string();
@@ -618,10 +769,13 @@ fn load(t: &Trees, path: &str) -> Result<Snapshot, StoreError> {
         snap.agents.push(decode::<AgentV1>("agents", &k, &v)?.into());
     }
     let held = super::held_by_agents(snap.agents.iter());
-    let stored = t.conversations.len();
+    // Counted while reading: the conversations share sled's one tree with every other
+    // record, so there is no cheap `len` of their own.
+    let mut stored = 0usize;
     let mut conversations: Vec<Conversation> = Vec::new();
     for item in t.conversations.iter() {
         let (k, v) = item.map_err(read)?;
+        stored += 1;
         let c: Conversation = decode::<ConversationV1>("conversations", &k, &v)?.into();
         if c.state == ConversationState::Ended && !held.contains(c.id.as_str()) {
             continue;
@@ -729,6 +883,8 @@ struct Writer {
     before_flush: Option<FlushHook>,
     /// Set by the first failed write; every later job fails with it.
     failed: Option<StoreError>,
+    /// Encoding buffers kept from one group to the next.
+    scratch: Scratch,
 }
 
 type Waiter = (Instant, oneshot::Sender<Result<(), StoreError>>);
@@ -785,22 +941,22 @@ impl Writer {
             Some(e) => Err(e.clone()),
             None => {
                 let n: usize = changes.iter().map(Vec::len).sum();
-                let mut b = Batches::default();
-                for c in changes.into_iter().flatten() {
-                    b.add(c);
-                }
-                let r = self.trees.apply(&b).and_then(|()| self.flush());
-                if r.is_ok() {
+                let mut b = Batch::default();
+                let r = encode_group(changes, &mut b, &mut self.scratch)
+                    .and_then(|skipped| self.trees.apply(b).map(|()| skipped))
+                    .and_then(|skipped| self.flush().map(|()| skipped));
+                if let Ok(skipped) = r {
                     let s = &self.stats;
                     let k = waiters.len() as u64;
                     s.commits.fetch_add(k, Ordering::Relaxed);
                     s.changes.fetch_add(n as u64, Ordering::Relaxed);
+                    s.coalesced.fetch_add(skipped, Ordering::Relaxed);
                     s.max_per_flush.fetch_max(k, Ordering::Relaxed);
                     let bucket = (63 - k.leading_zeros() as usize).min(BUCKETS - 1);
                     s.per_flush[bucket].fetch_add(1, Ordering::Relaxed);
                     crate::metrics::STORE_COMMITS_PER_FLUSH.observe(k as f64);
                 }
-                r
+                r.map(|_| ())
             }
         };
         if let Err(e) = &result {
@@ -856,32 +1012,29 @@ impl Writer {
         let mut removed = 0;
         let mut skip_before: Vec<u8> = Vec::new();
         loop {
-            let mut b = Batches::default();
+            let mut b = Batch::default();
             let mut n = 0;
             let mut last_key = None;
-            for item in self
-                .trees
-                .ended
-                .range(skip_before.clone()..cutoff.to_be_bytes().to_vec())
-            {
+            for item in self.trees.ended.range(&skip_before, &cutoff.to_be_bytes()) {
                 let (k, _) = item.map_err(read)?;
                 last_key = Some(k.to_vec());
                 let Some((_, id)) = parse_ended_key(&k) else { continue };
                 if held.contains(id) {
                     continue;
                 }
-                for m in self.trees.messages.scan_prefix(record::message_prefix(id)).keys() {
-                    b.messages.remove(m.map_err(read)?);
+                let messages = self.trees.messages.key(&record::message_prefix(id));
+                for m in self.trees.records.scan_prefix(messages).keys() {
+                    b.remove(m.map_err(read)?);
                 }
-                b.conversations.remove(id.as_bytes());
-                b.ended.remove(k.to_vec());
+                b.remove(self.trees.conversations.key(id.as_bytes()));
+                b.remove(self.trees.ended.key(&k));
                 n += 1;
                 if n == SWEEP_CHUNK {
                     break;
                 }
             }
             if n > 0 {
-                let r = self.trees.apply(&b).and_then(|()| self.flush());
+                let r = self.trees.apply(b).and_then(|()| self.flush());
                 if let Err(e) = r {
                     self.stats.failed.store(true, Ordering::SeqCst);
                     self.failed = Some(e.clone());
