@@ -111,8 +111,11 @@ struct MemoryState {
     // Updated in place (no key clone per change). Ordered maps rather than hashed ones:
     // a hash map of 100,000s of records stalls the engine's thread for most of a second
     // each time it doubles (measured with the load harness).
-    agents: BTreeMap<String, Agent>,
-    conversations: BTreeMap<String, Conversation>,
+    agents: BTreeMap<String, Box<Agent>>,
+    // Boxed, as the changes carry them: an update swaps a pointer instead of copying a
+    // record of several hundred bytes, and a node split moves pointers (memmove was the
+    // top symbol of the engine's thread in the in-process harness with this store).
+    conversations: BTreeMap<String, Box<Conversation>>,
     transcripts: FastMap<String, Vec<crate::core::Message>>,
     counters: (u64, u64, u64),
 }
@@ -133,9 +136,9 @@ impl Store for MemoryStore {
         for change in changes {
             match change {
                 Change::Agent(a) => match s.agents.get_mut(&a.id) {
-                    Some(old) => *old = *a,
+                    Some(old) => *old = a,
                     None => {
-                        s.agents.insert(a.id.clone(), *a);
+                        s.agents.insert(a.id.clone(), a);
                     }
                 },
                 Change::Queue(q) => {
@@ -145,9 +148,9 @@ impl Store for MemoryStore {
                     s.entry_points.insert(e.id.clone(), e);
                 }
                 Change::Conversation(c) => match s.conversations.get_mut(&c.id) {
-                    Some(old) => *old = *c,
+                    Some(old) => *old = c,
                     None => {
-                        s.conversations.insert(c.id.clone(), *c);
+                        s.conversations.insert(c.id.clone(), c);
                     }
                 },
                 Change::Message { conversation, message } => {
@@ -167,18 +170,18 @@ impl Store for MemoryStore {
 
     fn load(&self) -> Result<Snapshot, StoreError> {
         let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
-        let held = held_by_agents(s.agents.values());
+        let held = held_by_agents(s.agents.values().map(|a| &**a));
         let conversations: Vec<Conversation> = s
             .conversations
             .values()
             .filter(|c| c.state != ConversationState::Ended || held.contains(c.id.as_str()))
             .map(|c| {
-                let mut c = c.clone();
+                let mut c = Conversation::clone(c);
                 c.transcript = s.transcripts.get(&c.id).cloned().unwrap_or_default();
                 c
             })
             .collect();
-        let agents: Vec<Agent> = s.agents.values().cloned().collect();
+        let agents: Vec<Agent> = s.agents.values().map(|a| Agent::clone(a)).collect();
         Ok(Snapshot {
             queues: s.queues.values().cloned().collect(),
             entry_points: s.entry_points.values().cloned().collect(),
@@ -191,7 +194,7 @@ impl Store for MemoryStore {
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
         let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
         Ok(s.conversations.get(id).map(|c| {
-            let mut c = c.clone();
+            let mut c = Conversation::clone(c);
             c.transcript = s.transcripts.get(id).cloned().unwrap_or_default();
             c
         }))
