@@ -24,25 +24,8 @@ impl Client {
     }
 
     async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{}", self.base, path);
-        let req = match method {
-            "GET" => self.http.get(url),
-            "PUT" => self.http.put(url),
-            _ => self.http.post(url),
-        }
-        .insert_header(("Authorization", format!("Bearer {token}")));
-        let res = match body {
-            Some(b) => req.send_json(&b).await,
-            None => req.send().await,
-        };
-        let mut res = res.expect("request");
-        let bytes = res.body().limit(16 << 20).await.expect("body");
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("JSON body")
-        };
-        (res.status().as_u16(), value)
+        let a = common::request(&self.http, &format!("{}{}", self.base, path), method, Some(token), body).await;
+        (a.status, a.body)
     }
 
     async fn expect(&self, method: &str, path: &str, token: &str, body: Option<Value>, status: u16) -> Value {

@@ -105,26 +105,7 @@ impl TestServer {
 
     /// Any request; `token` is sent as a bearer token, `body` as JSON.
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
-        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            req = req.insert_header(("Authorization", format!("Bearer {t}")));
-        }
-        let res = match body {
-            Some(b) => req.send_json(&b).await,
-            None => req.send().await,
-        };
-        let mut res = res.expect("request");
-        let bytes = res.body().limit(16 << 20).await.expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        Answer {
-            status: res.status().as_u16(),
-            body,
-        }
+        request(&self.client, &format!("{}{}", self.base, path), method, token, body).await
     }
 
     /// A request with a raw body and content type (for malformed input).
@@ -383,6 +364,37 @@ pub fn texts(conversation: &Value) -> Vec<String> {
         .iter()
         .map(|m| m["text"].as_str().unwrap_or("").to_string())
         .collect()
+}
+
+/// Any request to `url`; `token` is sent as a bearer token, `body` as JSON. A body that
+/// is not JSON comes back as a JSON string.
+pub async fn request(
+    client: &awc::Client,
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client.request(method, url);
+    if let Some(t) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+    }
+    let res = match body {
+        Some(b) => req.send_json(&b).await,
+        None => req.send().await,
+    };
+    let mut res = res.expect("request");
+    let bytes = res.body().limit(16 << 20).await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Answer {
+        status: res.status().as_u16(),
+        body,
+    }
 }
 
 /// The real `switchboard` binary as a child process, on a free loopback port.
