@@ -132,8 +132,11 @@ pub enum Reply {
     Done,
     Queue(Queue),
     EntryPoint(EntryPoint),
-    Agent(Agent),
-    Conversation(Conversation),
+    // Boxed: a reply is moved several times on its way (the router's pending queue, the
+    // answer channel, the caller), and a conversation or agent record is several hundred
+    // bytes; memmove of whole replies was measurable in the in-process harness.
+    Agent(Box<Agent>),
+    Conversation(Box<Conversation>),
     Message(Message),
 }
 
@@ -404,14 +407,14 @@ impl Engine {
 
     async fn agent_reply(&self, cmd: Command) -> Result<Agent, EngineError> {
         match self.exec(cmd).await? {
-            Reply::Agent(a) => Ok(a),
+            Reply::Agent(a) => Ok(*a),
             _ => Err(EngineError::Stopped),
         }
     }
 
     async fn conversation_reply(&self, cmd: Command) -> Result<Conversation, EngineError> {
         match self.exec(cmd).await? {
-            Reply::Conversation(c) => Ok(c),
+            Reply::Conversation(c) => Ok(*c),
             _ => Err(EngineError::Stopped),
         }
     }

@@ -266,7 +266,7 @@ impl RouterActor {
                 if let Some(c) = credential {
                     self.remember_credential(c, &id);
                 }
-                Reply::Agent(a)
+                Reply::Agent(Box::new(a))
             }
             Command::SetCredential { agent, credential } => {
                 let old = f.agent(&agent).and_then(|a| a.credential.clone());
@@ -283,7 +283,7 @@ impl RouterActor {
                 agent,
                 state,
                 idle_code,
-            } => Reply::Agent(f.set_state(&agent, state, idle_code, now)?.clone()),
+            } => Reply::Agent(Box::new(f.set_state(&agent, state, idle_code, now)?.clone())),
             Command::CustomerMessage {
                 entry_point,
                 customer,
@@ -301,7 +301,7 @@ impl RouterActor {
                 Reply::Done
             }
             Command::Accept { agent, conversation } => {
-                Reply::Conversation(f.accept(&agent, &conversation, now)?.clone())
+                Reply::Conversation(Box::new(f.accept(&agent, &conversation, now)?.clone()))
             }
             Command::Send {
                 agent,
@@ -355,10 +355,10 @@ impl RouterActor {
         })
     }
 
-    fn conversation_reply(&self, id: &str) -> Result<Conversation, CoreError> {
+    fn conversation_reply(&self, id: &str) -> Result<Box<Conversation>, CoreError> {
         self.floor
             .conversation(id)
-            .cloned()
+            .map(|c| Box::new(c.clone()))
             .ok_or_else(|| CoreError::UnknownConversation(id.into()))
     }
 

@@ -201,7 +201,7 @@ pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web:
         .await?;
     match reply {
         Reply::Agent(a) => Ok(HttpResponse::Created().json(AgentCreatedDto {
-            agent: AgentDto::from(&a),
+            agent: AgentDto::from(&*a),
             token,
         })),
         _ => Err(unexpected()),
@@ -331,7 +331,7 @@ pub async fn create_conversation(
         })
         .await?;
     match reply {
-        Reply::Conversation(c) => Ok(HttpResponse::Created().json(ConversationDto::from(&c))),
+        Reply::Conversation(c) => Ok(HttpResponse::Created().json(ConversationDto::from(&*c))),
         _ => Err(unexpected()),
     }
 }
