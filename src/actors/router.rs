@@ -151,12 +151,8 @@ impl RouterActor {
     /// finished and only the store has it; then the command gets the refusal it got while
     /// the floor held it (docs/DECISIONS.md, "Finished conversations").
     fn refuse_unknown(&self, id: String, act: &FinishedAct) -> EngineError {
-        if let Some(c) = self.leaving.get(&id) {
-            return Floor::refusal_for_finished(c, act).into();
-        }
-        // A synchronous store read on the engine's thread, as in `read_conversation`;
-        // only commands naming a conversation the floor does not hold pay it.
-        match self.store.conversation(&id) {
+        // Only commands naming a conversation the floor does not hold pay this read.
+        match self.read_conversation(&id) {
             Ok(Some(c)) => Floor::refusal_for_finished(&c, act).into(),
             Ok(None) => CoreError::UnknownConversation(id).into(),
             Err(e) => EngineError::Store(e),

@@ -160,8 +160,7 @@ impl Checker {
     pub fn finish(&mut self) {
         let open = self.open.len();
         if open > 0 {
-            let mut some: Vec<_> = self.open.iter().take(5).cloned().collect();
-            some.sort();
+            let some = self.some_incomplete(5);
             self.violation(format!(
                 "{open} conversations never ended and wrapped up (e.g. {})",
                 some.join(", ")
