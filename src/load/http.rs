@@ -644,6 +644,16 @@ impl Facts for HttpFacts {
     }
 }
 
+/// The head of a desktop command on `conversation` (see [`Http::command`]): its `type`,
+/// `conversation_id` and at most one more string field.
+fn on_conversation(kind: &str, conversation: &str, field: Option<(&str, &str)>) -> String {
+    let mut head = format!(r#"{{"type":"{kind}","conversation_id":{}"#, json_str(conversation));
+    if let Some((name, value)) = field {
+        head.push_str(&format!(r#","{name}":{}"#, json_str(value)));
+    }
+    head
+}
+
 fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
@@ -818,12 +828,8 @@ impl Backend for Http {
     }
 
     async fn accept(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        self.command(
-            agent,
-            format!(r#"{{"type":"accept","conversation_id":{}"#, json_str(conversation)),
-            None,
-        )
-        .await
+        self.command(agent, on_conversation("accept", conversation, None), None)
+            .await
     }
 
     async fn send(&self, agent: &str, conversation: &str, text: &str) -> Result<u64, Failure> {
@@ -831,15 +837,7 @@ impl Backend for Http {
         let (tx, rx) = oneshot::channel();
         conn.echoes.borrow_mut().insert(conversation.to_string(), tx);
         let sent = self
-            .command(
-                agent,
-                format!(
-                    r#"{{"type":"send","conversation_id":{},"text":{}"#,
-                    json_str(conversation),
-                    json_str(text)
-                ),
-                None,
-            )
+            .command(agent, on_conversation("send", conversation, Some(("text", text))), None)
             .await;
         if let Err(f) = sent {
             conn.echoes.borrow_mut().remove(conversation);
@@ -854,11 +852,7 @@ impl Backend for Http {
     async fn transfer_to_agent(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
         self.command(
             agent,
-            format!(
-                r#"{{"type":"transfer","conversation_id":{},"agent":{}"#,
-                json_str(conversation),
-                json_str(&self.id(target))
-            ),
+            on_conversation("transfer", conversation, Some(("agent", &self.id(target)))),
             None,
         )
         .await
@@ -867,11 +861,7 @@ impl Backend for Http {
     async fn transfer_to_queue(&self, agent: &str, conversation: &str, queue: &str) -> Result<(), Failure> {
         self.command(
             agent,
-            format!(
-                r#"{{"type":"transfer","conversation_id":{},"queue":{}"#,
-                json_str(conversation),
-                json_str(&self.id(queue))
-            ),
+            on_conversation("transfer", conversation, Some(("queue", &self.id(queue)))),
             None,
         )
         .await
@@ -880,45 +870,26 @@ impl Backend for Http {
     async fn conference(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
         self.command(
             agent,
-            format!(
-                r#"{{"type":"conference","conversation_id":{},"agent":{}"#,
-                json_str(conversation),
-                json_str(&self.id(target))
-            ),
+            on_conversation("conference", conversation, Some(("agent", &self.id(target)))),
             None,
         )
         .await
     }
 
     async fn exit_conference(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        self.command(
-            agent,
-            format!(
-                r#"{{"type":"exit_conference","conversation_id":{}"#,
-                json_str(conversation)
-            ),
-            None,
-        )
-        .await
+        self.command(agent, on_conversation("exit_conference", conversation, None), None)
+            .await
     }
 
     async fn end(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        self.command(
-            agent,
-            format!(r#"{{"type":"end","conversation_id":{}"#, json_str(conversation)),
-            None,
-        )
-        .await
+        self.command(agent, on_conversation("end", conversation, None), None)
+            .await
     }
 
     async fn wrapup(&self, agent: &str, conversation: &str, reason: &str) -> Result<(), Failure> {
         self.command(
             agent,
-            format!(
-                r#"{{"type":"wrapup","conversation_id":{},"reason":{}"#,
-                json_str(conversation),
-                json_str(reason)
-            ),
+            on_conversation("wrapup", conversation, Some(("reason", reason))),
             Some(conversation),
         )
         .await
@@ -1004,6 +975,18 @@ mod tests {
             ]
         );
         assert!(f.held.is_empty());
+    }
+
+    #[test]
+    fn a_conversation_command_head_is_the_desktop_protocol_without_its_request_id() {
+        assert_eq!(
+            on_conversation("end", "c-1", None),
+            r#"{"type":"end","conversation_id":"c-1""#
+        );
+        assert_eq!(
+            on_conversation("send", "c-1", Some(("text", "say \"hi\""))),
+            r#"{"type":"send","conversation_id":"c-1","text":"say \"hi\"""#
+        );
     }
 
     #[test]
