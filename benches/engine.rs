@@ -22,6 +22,7 @@ use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use switchboard::core::{AgentEvent, Channel, Customer, EntryPoint, Floor, Presence, Rules};
 use switchboard::engine::{Engine, EngineOptions};
+use switchboard::load::baseline::{Echo, Ping};
 use switchboard::store::MemoryStore;
 
 /// mimalloc rather than glibc malloc: Switchboard allocates many small, short-lived
@@ -154,25 +155,6 @@ fn engine_lifecycle(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-/// An actor that answers at once: the cost of the actix machinery alone.
-struct Echo;
-
-impl Actor for Echo {
-    type Context = Context<Self>;
-}
-
-#[derive(Message)]
-#[rtype(result = "u64")]
-struct Ping(u64);
-
-impl Handler<Ping> for Echo {
-    type Result = u64;
-
-    fn handle(&mut self, msg: Ping, _ctx: &mut Self::Context) -> u64 {
-        msg.0 + 1
-    }
 }
 
 fn actix_round_trip(c: &mut Criterion) {

@@ -147,15 +147,18 @@ pub async fn ws_echo(each: Duration, clients: usize) -> Result<Baseline, String>
     ))
 }
 
-struct Echo;
+/// An actor that answers at once: the cost of the actix machinery alone (also the
+/// engine bench's round-trip baseline).
+pub struct Echo;
 
 impl Actor for Echo {
     type Context = Context<Self>;
 }
 
+/// A message [`Echo`] answers with its number.
 #[derive(Message)]
 #[rtype(result = "u64")]
-struct Ping(u64);
+pub struct Ping(pub u64);
 
 impl Handler<Ping> for Echo {
     type Result = u64;
