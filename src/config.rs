@@ -41,6 +41,18 @@ pub struct Config {
     pub entry_points: Vec<EntryPointConfig>,
     pub log: LogConfig,
     pub messenger: MessengerConfig,
+    pub demo: DemoConfig,
+}
+
+/// The demo customer chat page (`/demo/customer`): a browser stands in for a Messenger
+/// customer so the agent desktop can be tried without Facebook (docs/DECISIONS.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Serve `/demo/customer` and its `/demo/api/*` endpoints; off, they are 404.
+    pub customer_page: bool,
+    /// The entry point the demo customer writes to.
+    pub entry_point: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -235,6 +247,9 @@ impl Config {
                 );
             }
         }
+        if self.demo.customer_page && !crate::core::valid_id(&self.demo.entry_point) {
+            return bad("demo.entry_point", "ids are 1 to 64 characters from [A-Za-z0-9_.-]");
+        }
         if !self.server.listen.ip().is_loopback() && self.api.admin_token == DEV_ADMIN_TOKEN {
             return bad(
                 "api.admin_token",
@@ -292,6 +307,8 @@ mod tests {
         assert_eq!(c.queues.len(), 1);
         assert_eq!(c.entry_points.len(), 1);
         assert_eq!(c.messenger.app_secret, "");
+        assert!(c.demo.customer_page, "the demo customer page is on by default");
+        assert_eq!(c.demo.entry_point, "demo-page");
     }
 
     #[test]

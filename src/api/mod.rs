@@ -13,11 +13,15 @@
 //! - [`rest`]: the REST handlers.
 //! - [`ws`]: the desktop session actor.
 //! - [`openapi`]: the generated OpenAPI description and its browsable UI.
+//! - [`pages`]: the embedded browser pages (agent desktop at `/`, demo customer chat).
+//! - [`demo`]: the demo customer's narrow API (`/demo/api/*`, off with `demo.customer_page`).
 
 pub mod auth;
+pub mod demo;
 pub mod dto;
 pub mod error;
 pub mod openapi;
+pub mod pages;
 pub mod rest;
 pub mod ws;
 
@@ -51,6 +55,8 @@ pub struct AppState {
     pub client_timeout: std::time::Duration,
     /// Tells every desktop session that the server is shutting down.
     pub shutdown: broadcast::Sender<()>,
+    /// The demo customer page's entry point; `None` when `demo.customer_page` is off.
+    pub demo_entry_point: Option<Arc<str>>,
 }
 
 /// Opens the store, starts the engine, creates the configured queues and entry points,
@@ -114,6 +120,10 @@ fn build(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<(
         heartbeat: std::time::Duration::from_millis(config.server.ws_heartbeat_ms),
         client_timeout: std::time::Duration::from_millis(config.server.ws_client_timeout_ms),
         shutdown: shutdown.clone(),
+        demo_entry_point: config
+            .demo
+            .customer_page
+            .then(|| config.demo.entry_point.as_str().into()),
     };
     let openapi = openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {
@@ -128,6 +138,13 @@ fn build(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<(
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap(from_fn(observe_request))
             .configure(routes)
+            .configure(pages::desktop_routes)
+            .configure(|cfg| {
+                if state.demo_entry_point.is_some() {
+                    pages::demo_routes(cfg);
+                    demo::routes(cfg);
+                }
+            })
             .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
             .default_service(web::to(error::not_found))
     });
@@ -168,6 +185,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_agent))
             .route(web::get().to(list_agents)),
     )
+    .service(resource("/api/v1/agents/me").route(web::get().to(get_me)))
     .service(resource("/api/v1/agents/me/state").route(web::put().to(set_my_state)))
     .service(resource("/api/v1/agents/me/ws").route(web::get().to(ws::desktop)))
     .service(resource("/api/v1/agents/{id}").route(web::get().to(get_agent)))

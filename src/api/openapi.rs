@@ -32,6 +32,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         rest::create_agent,
         rest::list_agents,
         rest::get_agent,
+        rest::get_me,
         rest::reissue_token,
         rest::set_my_state,
         rest::create_conversation,

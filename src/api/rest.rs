@@ -252,6 +252,23 @@ pub async fn get_agent(state: web::Data<AppState>, caller: Caller, path: web::Pa
     }
 }
 
+/// The calling agent with its offers, conversations and owed wrap-ups: how a desktop
+/// checks a token and learns whose it is.
+#[utoipa::path(get, path = "/api/v1/agents/me", tag = "agents",
+    responses(
+        (status = 200, description = "The calling agent", body = AgentDetailDto),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not an agent token", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Res {
+    let aid = caller.agent()?;
+    match state.engine.agent(aid).await? {
+        Some(d) => Ok(HttpResponse::Ok().json(AgentDetailDto::from(&d))),
+        None => Err(crate::engine::EngineError::from(CoreError::UnknownAgent(aid.into())).into()),
+    }
+}
+
 /// Issues a new token for an agent; the old one stops working.
 #[utoipa::path(post, path = "/api/v1/agents/{id}/token", tag = "agents",
     params(("id" = String, Path, description = "Agent id")),
