@@ -94,6 +94,13 @@ pub struct StoreConfig {
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub admin_token: String,
+    /// How long a session token from `POST /api/v1/login` lasts.
+    #[serde(default = "default_session_ttl_ms")]
+    pub session_ttl_ms: u64,
+}
+
+fn default_session_ttl_ms() -> u64 {
+    12 * 60 * 60 * 1000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +229,9 @@ impl Config {
                 return bad(key, "must be greater than 0");
             }
         }
+        if self.api.session_ttl_ms < 1000 {
+            return bad("api.session_ttl_ms", "must be at least 1000");
+        }
         if self.wrapup.reasons.is_empty() {
             return bad("wrapup.reasons", "must list at least one reason");
         }
@@ -308,6 +318,7 @@ mod tests {
         assert_eq!(c.entry_points.len(), 1);
         assert_eq!(c.messenger.app_secret, "");
         assert!(c.demo.customer_page, "the demo customer page is on by default");
+        assert_eq!(c.api.session_ttl_ms, 12 * 60 * 60 * 1000);
         assert_eq!(c.demo.entry_point, "demo-page");
     }
 

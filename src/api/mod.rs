@@ -22,6 +22,7 @@ pub mod dto;
 pub mod error;
 pub mod openapi;
 pub mod pages;
+pub mod password;
 pub mod rest;
 pub mod ws;
 
