@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Conflict,
     /// The acting agent is not allowed to do this (403).
     Forbidden,
+    /// Wrong or outdated credentials (401).
+    Unauthorized,
 }
 
 /// A rejection by the routing core. Nothing changed when one is returned, except where
@@ -64,6 +66,12 @@ pub enum CoreError {
     StateNotSettable(String),
     #[error("conversation {0} has ended")]
     ConversationEnded(String),
+    /// A sign-in whose password does not (or no longer) match; the same for an unknown id.
+    #[error("wrong agent id or password")]
+    InvalidCredentials,
+    /// A password change whose current password does not match.
+    #[error("the current password is wrong")]
+    WrongPassword,
 }
 
 impl CoreError {
@@ -91,6 +99,8 @@ impl CoreError {
             CoreError::UnknownIdleCode(_) => "unknown_idle_code",
             CoreError::StateNotSettable(_) => "state_not_settable",
             CoreError::ConversationEnded(_) => "conversation_ended",
+            CoreError::InvalidCredentials => "invalid_credentials",
+            CoreError::WrongPassword => "wrong_password",
         }
     }
 
@@ -105,9 +115,11 @@ impl CoreError {
             | CoreError::UnknownWrapupReason(_)
             | CoreError::UnknownIdleCode(_)
             | CoreError::StateNotSettable(_) => ErrorKind::BadRequest,
-            CoreError::NotOwner { .. } | CoreError::NotGuest { .. } | CoreError::NotInConversation { .. } => {
-                ErrorKind::Forbidden
-            }
+            CoreError::NotOwner { .. }
+            | CoreError::NotGuest { .. }
+            | CoreError::NotInConversation { .. }
+            | CoreError::WrongPassword => ErrorKind::Forbidden,
+            CoreError::InvalidCredentials => ErrorKind::Unauthorized,
             _ => ErrorKind::Conflict,
         }
     }

@@ -472,6 +472,72 @@ impl Floor {
         Ok(())
     }
 
+    // ----- sign-in (passwords and sessions) -----
+
+    /// Sets an agent's password hash (`None` removes the password). Every session but
+    /// `keep` ends: a password change signs out everyone who signed in with the old one,
+    /// except the session that made the change. Returns the credentials that ended.
+    pub fn set_password(
+        &mut self,
+        agent: &str,
+        password_hash: Option<String>,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>, CoreError> {
+        let a = self
+            .agents
+            .get_mut(agent)
+            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
+        let sign_in = Arc::make_mut(a.sign_in.get_or_insert_with(Default::default));
+        sign_in.password_hash = password_hash;
+        let ended = sign_in.end_all_but(keep);
+        mark(&mut self.dirty_agents, agent);
+        Ok(ended)
+    }
+
+    /// Opens a session for an agent whose password the caller verified against
+    /// `verified_hash`. Refused (`invalid_credentials`) when the agent's hash is no longer
+    /// that one: the password changed while it was being verified. Returns the
+    /// credentials that stopped being valid (expired, or over the per-agent limit).
+    pub fn start_session(
+        &mut self,
+        agent: &str,
+        verified_hash: &str,
+        credential: String,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<Vec<String>, CoreError> {
+        let a = self.agents.get_mut(agent).ok_or(CoreError::InvalidCredentials)?;
+        let matches = a
+            .sign_in
+            .as_ref()
+            .and_then(|s| s.password_hash.as_deref())
+            .is_some_and(|h| h == verified_hash);
+        if !matches {
+            return Err(CoreError::InvalidCredentials);
+        }
+        let sign_in = Arc::make_mut(a.sign_in.get_or_insert_with(Default::default));
+        let ended = sign_in.start(credential, expires_at, now);
+        mark(&mut self.dirty_agents, agent);
+        Ok(ended)
+    }
+
+    /// Ends one session of an agent (sign-out); true when it was open.
+    pub fn end_session(&mut self, agent: &str, credential: &str) -> Result<bool, CoreError> {
+        let a = self
+            .agents
+            .get_mut(agent)
+            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
+        let Some(sign_in) = a.sign_in.as_mut() else {
+            return Ok(false);
+        };
+        if !sign_in.sessions.contains_key(credential) {
+            return Ok(false);
+        }
+        Arc::make_mut(sign_in).end(credential);
+        mark(&mut self.dirty_agents, agent);
+        Ok(true)
+    }
+
     // ----- presence -----
 
     /// The agent sets its own presence. `rona` cannot be set; `logged_out` is refused while

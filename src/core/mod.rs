@@ -21,6 +21,7 @@ pub mod event;
 pub mod floor;
 pub mod invariants;
 pub mod queue;
+pub mod signin;
 pub mod throttle;
 
 pub use agent::{Agent, Presence};
@@ -32,6 +33,7 @@ pub use error::{CoreError, ErrorKind};
 pub use event::{AgentEvent, Change, Effect, Observation, Timer, WithdrawReason};
 pub use floor::{FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
+pub use signin::{session_valid, SignIn};
 pub use throttle::Throttle;
 
 /// The hash map of the engine's hot paths (the floor's records, the router's actor

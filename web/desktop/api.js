@@ -78,6 +78,11 @@ export class Api {
     return this.get(`/api/v1/wrapup-reasons${q ? `?q=${encodeURIComponent(q)}` : ""}`);
   }
 
+  /** Changes the signed-in agent's own password. */
+  changePassword(current, next) {
+    return request("PUT", "/api/v1/agents/me/password", { token: this.token, body: { current, new: next } });
+  }
+
   /** Ends the session (a session token stops working; an agent token is not affected). */
   logout() {
     return request("POST", "/api/v1/logout", { token: this.token });

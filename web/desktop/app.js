@@ -12,7 +12,7 @@ import { createStore } from "./store.js";
 import { elapsed, setText } from "./dom.js";
 import { explain, withdrawnReason } from "./errors.js";
 import { Messages, PresenceView, OffersView, OwedView, ConversationsView } from "./views.js";
-import { transferDialog, conferenceDialog, wrapupDialog } from "./dialogs.js";
+import { transferDialog, conferenceDialog, wrapupDialog, passwordDialog } from "./dialogs.js";
 
 const SESSION_KEY = "switchboard.session";
 const $ = (id) => document.getElementById(id);
@@ -119,6 +119,13 @@ class Desktop {
     });
     this.signout = () => this.signOut();
     $("signout").addEventListener("click", this.signout);
+    this.password = () =>
+      passwordDialog({
+        dialog: $("password-dialog"),
+        change: (current, next) => this.api.changePassword(current, next),
+        done: () => this.messages.show("Your password has been changed.", "info"),
+      });
+    $("change-password").addEventListener("click", this.password);
     this.ticker = setInterval(() => this.tick(), 1000);
     // A page-side hook to drop the connection, as a network failure would (tests use it).
     window.switchboardDesktop = { dropConnection: () => this.socket.drop() };
@@ -282,6 +289,7 @@ class Desktop {
     this.socket.stop();
     clearInterval(this.ticker);
     $("signout").removeEventListener("click", this.signout);
+    $("change-password").removeEventListener("click", this.password);
     for (const d of document.querySelectorAll("dialog[open]")) d.close();
     this.messages.clear();
     this.store.reset();

@@ -227,3 +227,38 @@ export async function wrapupDialog({ dialog, api, name, wrapup }) {
   search.focus();
   await load();
 }
+
+/** The agent changes its own password (current, new twice). */
+export async function passwordDialog({ dialog, change, done }) {
+  const attrs = (id, autocomplete) => ({ type: "password", id, autocomplete, required: true });
+  const current = h("input", attrs("password-current", "current-password"));
+  const next = h("input", attrs("password-new", "new-password"));
+  const again = h("input", attrs("password-again", "new-password"));
+  const submit = h("button", { type: "submit", class: "primary", text: "Change password" });
+  const form = h(
+    "form",
+    { method: "dialog" },
+    field("Current password", current),
+    field("New password (at least 10 characters)", next),
+    field("New password again", again),
+    h("div", { class: "buttons" }, submit, h("button", { type: "button", text: "Cancel", onclick: () => ui.close() })),
+  );
+  const ui = open(dialog, "password-title", "Change your password", form);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    ui.error(null);
+    if ([...next.value].length < 10) return ui.error({ message: "The new password needs at least 10 characters." });
+    if (next.value !== again.value) return ui.error({ message: "The two new passwords differ." });
+    submit.disabled = true;
+    try {
+      await change(current.value, next.value);
+      ui.close();
+      done();
+    } catch (err) {
+      ui.error(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  current.focus();
+}

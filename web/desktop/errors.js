@@ -30,6 +30,7 @@ const WORDS = {
   payload_too_large: "That message is too long.",
   // Sign-in.
   invalid_credentials: "Wrong agent id or password.",
+  wrong_password: "The current password is not right.",
   too_many_attempts: "Too many failed sign-ins for this id. Wait a minute and try again.",
   unauthorized: "Your session has ended or the token is not valid. Sign in again.",
   forbidden: "That token may not be used here: it must be an agent's token or session.",
