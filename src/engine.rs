@@ -30,8 +30,32 @@ pub enum Command {
         queues: Vec<QueueId>,
         capacity: u32,
         credential: Option<String>,
+        /// Argon2id hash of the agent's password, made by the caller.
+        password_hash: Option<String>,
     },
     SetCredential {
+        agent: AgentId,
+        credential: String,
+    },
+    /// Sets an agent's password hash (made by the caller, Argon2id; `None` removes the
+    /// password) and ends every session of the agent but `keep_session`. With
+    /// `expected`, refused (`wrong_password`) unless that is the current hash.
+    SetPassword {
+        agent: AgentId,
+        password_hash: Option<String>,
+        keep_session: Option<String>,
+        expected: Option<String>,
+    },
+    /// Opens a session (password sign-in) whose token hashes to `credential`; the caller
+    /// verified the password against `verified_hash`. Answers the agent.
+    StartSession {
+        agent: AgentId,
+        verified_hash: String,
+        credential: String,
+        expires_at: Millis,
+    },
+    /// Ends a session (sign-out); ending one that is not open is not an error.
+    EndSession {
         agent: AgentId,
         credential: String,
     },
@@ -107,6 +131,9 @@ impl Command {
             Command::CreateEntryPoint(_) => "create_entry_point",
             Command::CreateAgent { .. } => "create_agent",
             Command::SetCredential { .. } => "set_credential",
+            Command::SetPassword { .. } => "set_password",
+            Command::StartSession { .. } => "start_session",
+            Command::EndSession { .. } => "end_session",
             Command::SetState { .. } => "set_state",
             Command::CustomerMessage { .. } => "customer_message",
             Command::CustomerReply { .. } => "customer_reply",
@@ -347,6 +374,14 @@ impl Engine {
         self.shared.credentials.read().ok()?.get(credential).cloned()
     }
 
+    /// The agent a session credential belongs to while the session is valid at `now`,
+    /// without a round trip to the engine.
+    pub fn agent_for_session(&self, credential: &str, now: Millis) -> Option<AgentId> {
+        let sessions = self.shared.sessions.read().ok()?;
+        let (agent, expires_at) = sessions.get(credential)?;
+        session_valid(*expires_at, now).then(|| agent.clone())
+    }
+
     /// False once a store write failed (the engine then refuses changes until restart).
     pub fn healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::SeqCst)
@@ -392,6 +427,7 @@ impl Engine {
             queues: queues.iter().map(|q| q.to_string()).collect(),
             capacity,
             credential: None,
+            password_hash: None,
         };
         self.agent_reply(cmd).await
     }

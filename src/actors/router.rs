@@ -27,6 +27,8 @@ use crate::store::{Store, StoreError};
 pub struct Shared {
     /// Agent credential → agent id, for authentication at the edge.
     pub credentials: RwLock<HashMap<String, AgentId>>,
+    /// Session credential → agent id and expiry (password sign-ins).
+    pub sessions: RwLock<HashMap<String, (AgentId, Millis)>>,
     /// False once a write to the store has failed.
     pub healthy: AtomicBool,
 }
@@ -254,10 +256,17 @@ impl RouterActor {
                 queues,
                 capacity,
                 credential,
+                password_hash,
             } => {
+                f.create_agent(&id, &name, queues, capacity, credential.clone(), now)?;
+                if password_hash.is_some() {
+                    // A new agent has no sessions to end; this cannot fail once it exists.
+                    f.set_password(&id, password_hash, None, None)?;
+                }
                 let a = f
-                    .create_agent(&id, &name, queues, capacity, credential.clone(), now)?
-                    .clone();
+                    .agent(&id)
+                    .cloned()
+                    .ok_or_else(|| CoreError::UnknownAgent(id.clone()))?;
                 crate::metrics::agent_added(a.presence);
                 if let Some(c) = credential {
                     self.remember_credential(c, &id);
@@ -272,6 +281,34 @@ impl RouterActor {
                         m.remove(&old);
                     }
                     m.insert(credential, agent);
+                }
+                Reply::Done
+            }
+            Command::SetPassword {
+                agent,
+                password_hash,
+                keep_session,
+                expected,
+            } => {
+                let ended = f.set_password(&agent, password_hash, keep_session.as_deref(), expected.as_deref())?;
+                self.forget_sessions(&ended);
+                Reply::Done
+            }
+            Command::StartSession {
+                agent,
+                verified_hash,
+                credential,
+                expires_at,
+            } => {
+                let ended = f.start_session(&agent, &verified_hash, credential.clone(), expires_at, now)?;
+                let a = f.agent(&agent).cloned().ok_or(CoreError::InvalidCredentials)?;
+                self.forget_sessions(&ended);
+                self.remember_session(credential, &agent, expires_at);
+                Reply::Agent(Box::new(a))
+            }
+            Command::EndSession { agent, credential } => {
+                if f.end_session(&agent, &credential)? {
+                    self.forget_sessions(&[credential]);
                 }
                 Reply::Done
             }
@@ -356,6 +393,23 @@ impl RouterActor {
             .conversation(id)
             .map(|c| Box::new(c.clone()))
             .ok_or_else(|| CoreError::UnknownConversation(id.into()))
+    }
+
+    fn remember_session(&self, credential: String, agent: &str, expires_at: Millis) {
+        if let Ok(mut m) = self.shared.sessions.write() {
+            m.insert(credential, (agent.into(), expires_at));
+        }
+    }
+
+    fn forget_sessions(&self, credentials: &[String]) {
+        if credentials.is_empty() {
+            return;
+        }
+        if let Ok(mut m) = self.shared.sessions.write() {
+            for c in credentials {
+                m.remove(c);
+            }
+        }
     }
 
     fn remember_credential(&self, credential: String, agent: &str) {
@@ -447,12 +501,15 @@ impl RouterActor {
         let agents: Vec<_> = self
             .floor
             .agents()
-            .map(|a| (a.id.clone(), a.credential.clone(), a.presence))
+            .map(|a| (a.id.clone(), a.credential.clone(), a.presence, a.sign_in.clone()))
             .collect();
-        for (id, cred, presence) in agents {
+        for (id, cred, presence, sign_in) in agents {
             crate::metrics::agent_added(presence);
             if let Some(c) = cred {
                 self.remember_credential(c, &id);
+            }
+            for (c, expires_at) in sign_in.iter().flat_map(|s| s.sessions.iter()) {
+                self.remember_session(c.clone(), &id, *expires_at);
             }
         }
         let open: Vec<_> = self
@@ -652,6 +709,9 @@ fn finished_act(cmd: &Command) -> Option<FinishedAct> {
         | Command::CreateEntryPoint(_)
         | Command::CreateAgent { .. }
         | Command::SetCredential { .. }
+        | Command::SetPassword { .. }
+        | Command::StartSession { .. }
+        | Command::EndSession { .. }
         | Command::SetState { .. }
         | Command::CustomerMessage { .. } => return None,
     })

@@ -1,5 +1,9 @@
 //! Who is calling: the admin, an agent, or nobody.
 //!
+//! An agent acts with its token or with a session token from a password sign-in
+//! ([`super::signin`]); both are looked up by their SHA-256, sessions only until they
+//! expire.
+//!
 //! The admin token comes from config and is compared in constant time (`subtle`). Agent
 //! tokens are 32 random bytes from the OS CSPRNG; the engine only ever sees their SHA-256
 //! hash (the agent's `credential`), so a leaked store does not leak usable tokens. Lookup
@@ -86,10 +90,20 @@ pub fn resolve(state: &AppState, token: &str) -> Option<Caller> {
     if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
         return Some(Caller::Admin);
     }
+    let credential = credential_of(token);
     state
         .engine
-        .agent_for_credential(&credential_of(token))
+        .agent_for_credential(&credential)
+        .or_else(|| state.engine.agent_for_session(&credential, now_ms()))
         .map(Caller::Agent)
+}
+
+/// The wall clock in ms since the epoch, as the core takes time.
+pub fn now_ms() -> crate::core::Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as crate::core::Millis)
+        .unwrap_or(0)
 }
 
 impl FromRequest for Caller {

@@ -14,6 +14,8 @@
 //! - [`ws`]: the desktop session actor.
 //! - [`openapi`]: the generated OpenAPI description and its browsable UI.
 //! - [`pages`]: the embedded browser pages (agent desktop at `/`, demo customer chat).
+//! - [`signin`]: password sign-in, sessions, sign-out and password changes.
+//! - [`password`]: Argon2id hashing (off the engine thread).
 //! - [`demo`]: the demo customer's narrow API (`/demo/api/*`, off with `demo.customer_page`).
 
 pub mod auth;
@@ -24,6 +26,7 @@ pub mod openapi;
 pub mod pages;
 pub mod password;
 pub mod rest;
+pub mod signin;
 pub mod ws;
 
 use std::io;
@@ -58,6 +61,10 @@ pub struct AppState {
     pub shutdown: broadcast::Sender<()>,
     /// The demo customer page's entry point; `None` when `demo.customer_page` is off.
     pub demo_entry_point: Option<Arc<str>>,
+    /// Failed password sign-ins per id (API.md: 5 a minute, then 429).
+    pub throttle: Arc<std::sync::Mutex<crate::core::Throttle>>,
+    /// How long a session token lasts (`api.session_ttl_ms`).
+    pub session_ttl_ms: u64,
 }
 
 /// Opens the store, starts the engine, creates the configured queues and entry points,
@@ -125,6 +132,11 @@ fn build(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<(
             .demo
             .customer_page
             .then(|| config.demo.entry_point.as_str().into()),
+        throttle: Arc::new(std::sync::Mutex::new(crate::core::Throttle::new(
+            signin::MAX_FAILURES,
+            signin::FAILURE_WINDOW_MS,
+        ))),
+        session_ttl_ms: config.api.session_ttl_ms,
     };
     let openapi = openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {
@@ -186,11 +198,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_agent))
             .route(web::get().to(list_agents)),
     )
+    .service(resource("/api/v1/login").route(web::post().to(signin::login)))
+    .service(resource("/api/v1/logout").route(web::post().to(signin::logout)))
     .service(resource("/api/v1/agents/me").route(web::get().to(get_me)))
+    .service(resource("/api/v1/agents/me/password").route(web::put().to(signin::change_my_password)))
     .service(resource("/api/v1/agents/me/state").route(web::put().to(set_my_state)))
     .service(resource("/api/v1/agents/me/ws").route(web::get().to(ws::desktop)))
     .service(resource("/api/v1/agents/{id}").route(web::get().to(get_agent)))
     .service(resource("/api/v1/agents/{id}/token").route(web::post().to(reissue_token)))
+    .service(resource("/api/v1/agents/{id}/password").route(web::put().to(signin::set_password)))
     .service(resource("/api/v1/conversations").route(web::post().to(create_conversation)))
     .service(resource("/api/v1/conversations/{id}").route(web::get().to(get_conversation)))
     .service(resource("/api/v1/conversations/{id}/accept").route(web::post().to(accept)))

@@ -188,6 +188,10 @@ pub async fn list_entry_points(state: web::Data<AppState>, caller: Caller) -> Re
 pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateAgent>) -> Res {
     caller.admin()?;
     let b = body.into_inner();
+    let password_hash = match b.password {
+        Some(p) => Some(super::signin::hash_new(p).await?),
+        None => None,
+    };
     let token = auth::new_token();
     let reply = state
         .engine
@@ -197,6 +201,7 @@ pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web:
             queues: b.queues,
             capacity: b.capacity.unwrap_or(1),
             credential: Some(auth::credential_of(&token)),
+            password_hash,
         })
         .await?;
     match reply {

@@ -476,17 +476,26 @@ impl Floor {
 
     /// Sets an agent's password hash (`None` removes the password). Every session but
     /// `keep` ends: a password change signs out everyone who signed in with the old one,
-    /// except the session that made the change. Returns the credentials that ended.
+    /// except the session that made the change. With `expected` (the hash the caller
+    /// verified the current password against), refused with `wrong_password` if the
+    /// password changed meanwhile. Returns the credentials that ended.
     pub fn set_password(
         &mut self,
         agent: &str,
         password_hash: Option<String>,
         keep: Option<&str>,
+        expected: Option<&str>,
     ) -> Result<Vec<String>, CoreError> {
         let a = self
             .agents
             .get_mut(agent)
             .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
+        if let Some(expected) = expected {
+            let current = a.sign_in.as_ref().and_then(|s| s.password_hash.as_deref());
+            if current != Some(expected) {
+                return Err(CoreError::WrongPassword);
+            }
+        }
         let sign_in = Arc::make_mut(a.sign_in.get_or_insert_with(Default::default));
         sign_in.password_hash = password_hash;
         let ended = sign_in.end_all_but(keep);

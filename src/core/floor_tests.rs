@@ -865,6 +865,8 @@ fn sign_in_password_and_sessions() {
     enum S {
         /// Set a1's password hash, keeping one session.
         Password(&'static str, Option<&'static str>),
+        /// Change a1's password from an expected current hash to a new one.
+        Change(&'static str, &'static str),
         /// Start a session for an agent, verified against a hash: (agent, hash, credential, expires, now).
         Start(&'static str, &'static str, &'static str, u64, u64),
         /// End one of a1's sessions.
@@ -890,6 +892,10 @@ fn sign_in_password_and_sessions() {
         (Start("a1", "h2", "s4", 400, 160), "ended:", &["s3", "s4"]),
         (End("s3"), "ok", &["s4"]),
         (End("s3"), "ok", &["s4"]),
+        // A change verified against an outdated hash is refused and changes nothing.
+        (Change("h1", "h9"), "wrong_password", &["s4"]),
+        (Change("h2", "h2b"), "ended:s4", &[]),
+        (Start("a1", "h2b", "s4", 400, 170), "ended:", &["s4"]),
         (Password("h3", None), "ended:s4", &[]),
     ];
     let mut f = floor(TransferNoAnswer::Drop, 0);
@@ -899,7 +905,8 @@ fn sign_in_password_and_sessions() {
             Err(e) => e.code().to_string(),
         };
         let got = match op {
-            Password(h, keep) => ended(f.set_password("a1", Some(h.to_string()), *keep)),
+            Password(h, keep) => ended(f.set_password("a1", Some(h.to_string()), *keep, None)),
+            Change(old, new) => ended(f.set_password("a1", Some(new.to_string()), None, Some(old))),
             Start(a, h, c, exp, now) => ended(f.start_session(a, h, c.to_string(), *exp, *now)),
             End(c) => match f.end_session("a1", c) {
                 Ok(_) => "ok".into(),
@@ -917,5 +924,5 @@ fn sign_in_password_and_sessions() {
     assert!(f
         .take_changes()
         .iter()
-        .any(|c| matches!(c, Change::Agent(a) if a.id == "a1")));
+        .any(|c| matches!(c, super::Change::Agent(a) if a.id == "a1")));
 }

@@ -90,18 +90,8 @@ async function admin(base, method, path, body) {
 }
 
 /** Creates an agent with a password (and keeps its token for the log check). */
-// TEMPORARY until password sign-in lands: agents without passwords sign in with tokens.
-let PASSWORDS = true;
-const agentTokens = new Map();
-
 async function createAgent(base, agent) {
-  let r = await admin(base, "POST", "/api/v1/agents", agent);
-  if (r.status === 400 && agent.password) {
-    PASSWORDS = false;
-    const { password, ...rest } = agent;
-    r = await admin(base, "POST", "/api/v1/agents", rest);
-  }
-  if (r.status === 201) agentTokens.set(agent.id, r.data.token);
+  const r = await admin(base, "POST", "/api/v1/agents", agent);
   if (r.status !== 201) throw new Error(`create agent ${agent.id}: ${r.status} ${JSON.stringify(r.data)}`);
   tokens.add(r.data.token);
   return r.data;
@@ -123,9 +113,8 @@ async function newPage(browser, name, url) {
 }
 
 async function signIn(page, id, password) {
-  if (!PASSWORDS) return signInWithToken(page, agentTokens.get(id));
   await page.getByLabel("Agent id").fill(id);
-  await page.getByLabel("Password").fill(password);
+  await page.getByLabel("Password", { exact: true }).fill(password);
   await page.getByRole("button", { name: "Sign in", exact: true }).click();
   await visible(page.getByRole("button", { name: /^State: / }));
   const session = await page.evaluate(() => sessionStorage.getItem("switchboard.session"));
@@ -219,9 +208,8 @@ async function run() {
   const bobPage = await newPage(browser, "bob", main);
 
   await step("sign-in: a wrong password is refused with a clear message", async () => {
-    if (!PASSWORDS) return;
     await ann.getByLabel("Agent id").fill("a1");
-    await ann.getByLabel("Password").fill("not-the-password");
+    await ann.getByLabel("Password", { exact: true }).fill("not-the-password");
     await ann.getByRole("button", { name: "Sign in", exact: true }).click();
     await visible(ann.getByText("Wrong agent id or password."));
     await shot(ann, "01-signin-refused");
@@ -425,11 +413,26 @@ async function run() {
     await visible(bobPage.getByText("No conversations yet."));
   });
 
-  await step("sign out ends the session", async () => {
+  await step("the agent changes its own password", async () => {
+    await ann.getByRole("button", { name: "Password" }).click();
+    const dialog = ann.getByRole("dialog", { name: "Change your password" });
+    await dialog.getByLabel("Current password").fill("ann-password-1");
+    await dialog.getByLabel("New password (at least 10 characters)").fill("ann-password-2");
+    await dialog.getByLabel("New password again").fill("ann-password-2");
+    await dialog.getByRole("button", { name: "Change password" }).click();
+    await gone(dialog);
+    await visible(ann.getByText("Your password has been changed."));
+  });
+
+  await step("sign out ends the session; the new password signs in", async () => {
     await ann.getByRole("button", { name: "Sign out" }).click();
     await visible(ann.getByText("You signed out."));
     await gone(ann.getByRole("button", { name: "Sign out" }));
-    if (PASSWORDS) await visible(ann.getByLabel("Agent id"));
+    await visible(ann.getByLabel("Agent id"));
+    const old = JSON.parse(await ann.evaluate(() => sessionStorage.getItem("switchboard.session")) || "null");
+    if (old) throw new Error("the session stayed in sessionStorage after sign-out");
+    await signIn(ann, "a1", "ann-password-2");
+    await stateIs(ann, "Logged out");
   });
 
   await transferNotTaken();
