@@ -53,10 +53,10 @@ fn too_many(wait_ms: Millis) -> HttpResponse {
         .json(ErrorBody { error: e.detail() })
 }
 
-/// `Ok` while `id` may try; the 429 answer while it is locked out.
-fn throttle_check(state: &AppState, id: &str) -> Result<(), HttpResponse> {
+/// `Ok` while `id` may try; how long it must wait while it is locked out.
+fn throttle_check(state: &AppState, id: &str) -> Result<(), Millis> {
     let mut t = state.throttle.lock().unwrap_or_else(|p| p.into_inner());
-    t.check(id, auth::now_ms()).map_err(too_many)
+    t.check(id, auth::now_ms())
 }
 
 fn throttle_failed(state: &AppState, id: &str) {
@@ -132,8 +132,8 @@ pub async fn hash_new(password: Password) -> Result<String, ApiError> {
     ))]
 pub async fn login(state: web::Data<AppState>, body: web::Json<Login>) -> Res {
     let Login { id, password, kind } = body.into_inner();
-    if let Err(res) = throttle_check(&state, &id) {
-        return Ok(res);
+    if let Err(wait) = throttle_check(&state, &id) {
+        return Ok(too_many(wait));
     }
     // Supervisors do not exist in this build: every supervisor id is unknown.
     let hash = match kind.as_deref() {
@@ -265,8 +265,8 @@ pub async fn change_my_password(
     let agent = caller.agent()?.to_string();
     let ChangePassword { current, new } = body.into_inner();
     password::check_new(&new.0).map_err(|why| ApiError::bad_request("invalid_input", why))?;
-    if let Err(res) = throttle_check(&state, &agent) {
-        return Ok(res);
+    if let Err(wait) = throttle_check(&state, &agent) {
+        return Ok(too_many(wait));
     }
     let hash = password_hash_of(&state, &agent).await?;
     let expected = hash.clone();
