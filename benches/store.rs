@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
-use switchboard::core::{Agent, Change, Channel, Customer, EntryPoint, Floor, Message, Presence, Rules};
+use switchboard::core::{Agent, Change, Channel, Command, Customer, EntryPoint, Floor, Message, Presence, Rules};
 use switchboard::store::{SledOptions, SledStore, Store};
 
 const T0: u64 = 1_700_000_000_000;
@@ -51,32 +51,71 @@ fn typical_changes(i: u64, template: &(Agent, switchboard::core::Conversation)) 
 
 fn template() -> (Agent, switchboard::core::Conversation) {
     let mut f = Floor::new(Rules::default());
-    f.create_queue("q1", "Support").unwrap();
-    f.create_entry_point(EntryPoint {
-        id: "ep1".into(),
-        name: "Page".into(),
-        queue: "q1".into(),
-        page_id: None,
-        page_access_token: None,
-    })
+    f.execute(
+        Command::CreateQueue {
+            id: "q1".into(),
+            name: "Support".into(),
+        },
+        T0,
+    )
     .unwrap();
-    f.create_agent("a1", "Agent One", vec!["q1".into()], 3, None, T0)
-        .unwrap();
-    f.set_state("a1", Presence::Available, None, T0).unwrap();
-    let arrival = f
-        .customer_message(
-            "ep1",
-            Customer {
-                id: "k1".into(),
-                name: "Customer".into(),
+    f.execute(
+        Command::CreateEntryPoint(EntryPoint {
+            id: "ep1".into(),
+            name: "Page".into(),
+            queue: "q1".into(),
+            page_id: None,
+            page_access_token: None,
+        }),
+        T0,
+    )
+    .unwrap();
+    f.execute(
+        Command::CreateAgent {
+            id: "a1".into(),
+            name: "Agent One".into(),
+            queues: vec!["q1".into()],
+            capacity: Some(3),
+            credential: None,
+        },
+        T0,
+    )
+    .unwrap();
+    f.execute(
+        Command::SetState {
+            agent: "a1".into(),
+            state: Presence::Available,
+            idle_code: None,
+        },
+        T0,
+    )
+    .unwrap();
+    let id = f
+        .execute(
+            Command::CustomerMessage {
+                entry_point: "ep1".into(),
+                customer: Customer {
+                    id: "k1".into(),
+                    name: "Customer".into(),
+                },
+                text: "hello".into(),
+                channel: Channel::Rest,
             },
-            "hello",
-            Channel::Rest,
             T0,
         )
-        .unwrap();
-    f.accept("a1", &arrival.conversation, T0).unwrap();
-    let c = f.conversation(&arrival.conversation).unwrap().clone();
+        .unwrap()
+        .into_conversation()
+        .expect("conversation")
+        .id;
+    f.execute(
+        Command::Accept {
+            agent: "a1".into(),
+            conversation: id.clone(),
+        },
+        T0,
+    )
+    .unwrap();
+    let c = f.conversation(&id).unwrap().clone();
     (f.agent("a1").unwrap().clone(), c)
 }
 
@@ -179,19 +218,47 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
     let store = SledStore::open(dir, SledOptions::default()).unwrap();
     let capacity = conversations.div_ceil(agents) as u32;
     let mut f = Floor::new(Rules::default());
-    f.create_queue("q1", "Support").unwrap();
-    f.create_entry_point(EntryPoint {
-        id: "ep1".into(),
-        name: "Page".into(),
-        queue: "q1".into(),
-        page_id: None,
-        page_access_token: None,
-    })
+    f.execute(
+        Command::CreateQueue {
+            id: "q1".into(),
+            name: "Support".into(),
+        },
+        T0,
+    )
+    .unwrap();
+    f.execute(
+        Command::CreateEntryPoint(EntryPoint {
+            id: "ep1".into(),
+            name: "Page".into(),
+            queue: "q1".into(),
+            page_id: None,
+            page_access_token: None,
+        }),
+        T0,
+    )
     .unwrap();
     for a in 0..agents {
         let id = format!("a{a}");
-        f.create_agent(&id, &id, vec!["q1".into()], capacity, None, T0).unwrap();
-        f.set_state(&id, Presence::Available, None, T0).unwrap();
+        f.execute(
+            Command::CreateAgent {
+                id: id.clone(),
+                name: id.clone(),
+                queues: vec!["q1".into()],
+                capacity: Some(capacity),
+                credential: None,
+            },
+            T0,
+        )
+        .unwrap();
+        f.execute(
+            Command::SetState {
+                agent: id.clone(),
+                state: Presence::Available,
+                idle_code: None,
+            },
+            T0,
+        )
+        .unwrap();
     }
     let mut pending = Vec::new();
     let flush = |f: &mut Floor, pending: &mut Vec<_>| {
@@ -213,15 +280,62 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             name: "Customer".into(),
         };
         let id = f
-            .customer_message("ep1", customer, "hello, I need help", Channel::Rest, now)
+            .execute(
+                Command::CustomerMessage {
+                    entry_point: "ep1".into(),
+                    customer,
+                    text: "hello, I need help".into(),
+                    channel: Channel::Rest,
+                },
+                now,
+            )
             .unwrap()
-            .conversation;
+            .into_conversation()
+            .expect("conversation")
+            .id;
         let agent = f.conversation(&id).unwrap().offer.as_ref().unwrap().agent.clone();
-        f.accept(&agent, &id, now).unwrap();
-        f.agent_message(&agent, &id, "Hi, I am looking into it.", now).unwrap();
-        f.customer_reply(&id, "thanks", now).unwrap();
-        f.end(&agent, &id, now).unwrap();
-        f.wrapup(&agent, &id, "resolved", now).unwrap();
+        f.execute(
+            Command::Accept {
+                agent: agent.clone(),
+                conversation: id.clone(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::Send {
+                agent: agent.clone(),
+                conversation: id.clone(),
+                text: "Hi, I am looking into it.".into(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::CustomerReply {
+                conversation: id.clone(),
+                text: "thanks".into(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::End {
+                agent: agent.clone(),
+                conversation: id.clone(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::Wrapup {
+                agent: agent.clone(),
+                conversation: id.clone(),
+                reason: "resolved".into(),
+            },
+            now,
+        )
+        .unwrap();
         if i % 1000 == 999 {
             flush(&mut f, &mut pending);
         }
@@ -233,13 +347,43 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             name: "Customer".into(),
         };
         let arrival = f
-            .customer_message("ep1", customer, "hello, I need help", Channel::Rest, now)
+            .execute(
+                Command::CustomerMessage {
+                    entry_point: "ep1".into(),
+                    customer,
+                    text: "hello, I need help".into(),
+                    channel: Channel::Rest,
+                },
+                now,
+            )
             .unwrap();
-        let id = arrival.conversation;
+        let id = arrival.into_conversation().expect("conversation").id;
         let agent = f.conversation(&id).unwrap().offer.as_ref().unwrap().agent.clone();
-        f.accept(&agent, &id, now).unwrap();
-        f.agent_message(&agent, &id, "Hi, I am looking into it.", now).unwrap();
-        f.customer_reply(&id, "thanks", now).unwrap();
+        f.execute(
+            Command::Accept {
+                agent: agent.clone(),
+                conversation: id.clone(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::Send {
+                agent: agent.clone(),
+                conversation: id.clone(),
+                text: "Hi, I am looking into it.".into(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::CustomerReply {
+                conversation: id.clone(),
+                text: "thanks".into(),
+            },
+            now,
+        )
+        .unwrap();
         if i % 1000 == 999 {
             flush(&mut f, &mut pending);
         }

@@ -15,14 +15,11 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::core::AgentId;
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    Admin,
-    Agent(AgentId),
-}
+/// The authenticated caller of a request: the core's [`Principal`], so the rules that
+/// depend on who asks (reading a conversation, the admin writing as the customer) are
+/// the core's.
+pub use crate::core::Principal as Caller;
 
 impl Caller {
     /// The admin or nobody (403 for an agent).
@@ -79,17 +76,17 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 /// Resolves a token to its caller; `None` for a token that belongs to nobody.
-pub fn resolve(state: &AppState, token: &str) -> Option<Caller> {
+pub fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
     if token.is_empty() {
-        return None;
+        return Ok(None);
     }
     if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
-        return Some(Caller::Admin);
+        return Ok(Some(Caller::Admin));
     }
-    state
+    Ok(state
         .engine
-        .agent_for_credential(&credential_of(token))
-        .map(Caller::Agent)
+        .agent_for_credential(&credential_of(token))?
+        .map(Caller::Agent))
 }
 
 impl FromRequest for Caller {
@@ -98,11 +95,11 @@ impl FromRequest for Caller {
 
     /// 401 for a missing or unknown token; rights are checked by the handler (403).
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let caller = req
-            .app_data::<web::Data<AppState>>()
-            .zip(bearer(req))
-            .and_then(|(state, token)| resolve(state, token));
-        ready(caller.ok_or_else(ApiError::unauthorized))
+        let caller = match req.app_data::<web::Data<AppState>>().zip(bearer(req)) {
+            Some((state, token)) => resolve(state, token),
+            None => Ok(None),
+        };
+        ready(caller.and_then(|c| c.ok_or_else(ApiError::unauthorized)))
     }
 }
 

@@ -64,6 +64,9 @@ pub enum CoreError {
     StateNotSettable(String),
     #[error("conversation {0} has ended")]
     ConversationEnded(String),
+    /// An agent asked to read a conversation it has no part in ([`super::Floor::may_read`]).
+    #[error("agent {agent} is not in conversation {conversation}")]
+    MayNotRead { conversation: String, agent: String },
 }
 
 impl CoreError {
@@ -91,6 +94,7 @@ impl CoreError {
             CoreError::UnknownIdleCode(_) => "unknown_idle_code",
             CoreError::StateNotSettable(_) => "state_not_settable",
             CoreError::ConversationEnded(_) => "conversation_ended",
+            CoreError::MayNotRead { .. } => "forbidden",
         }
     }
 
@@ -105,9 +109,10 @@ impl CoreError {
             | CoreError::UnknownWrapupReason(_)
             | CoreError::UnknownIdleCode(_)
             | CoreError::StateNotSettable(_) => ErrorKind::BadRequest,
-            CoreError::NotOwner { .. } | CoreError::NotGuest { .. } | CoreError::NotInConversation { .. } => {
-                ErrorKind::Forbidden
-            }
+            CoreError::NotOwner { .. }
+            | CoreError::NotGuest { .. }
+            | CoreError::NotInConversation { .. }
+            | CoreError::MayNotRead { .. } => ErrorKind::Forbidden,
             _ => ErrorKind::Conflict,
         }
     }

@@ -18,8 +18,6 @@ use super::{
 pub enum WithdrawReason {
     /// The deadline passed (any kind of offer).
     Expired,
-    /// Another agent took the conversation.
-    AcceptedElsewhere,
     /// The customer ended the conversation.
     CustomerLeft,
     /// The owner ended the conversation while a conference offer was pending.
@@ -31,7 +29,6 @@ impl WithdrawReason {
     pub fn as_str(self) -> &'static str {
         match self {
             WithdrawReason::Expired => "expired",
-            WithdrawReason::AcceptedElsewhere => "accepted_elsewhere",
             WithdrawReason::CustomerLeft => "customer_left",
             WithdrawReason::ConversationEnded => "conversation_ended",
         }
@@ -137,6 +134,8 @@ pub enum Observation {
         from: Presence,
         to: Presence,
     },
+    /// An agent joined the floor: created (logged out), or restored in `presence`.
+    AgentAdded { agent: AgentId, presence: Presence },
 }
 
 /// A timer that the actor shells arm; firing it calls back into the core.
@@ -170,6 +169,14 @@ pub enum Effect {
     },
     /// Record an engine-wide fact.
     Observe(Observation),
+    /// The credential index at the edge changes: `revoked` (a credential hash) stops
+    /// naming `agent`, `granted` starts to. Carried out, like every effect, only once the
+    /// change that caused it is durable, so no credential works that the store lacks.
+    Credential {
+        agent: AgentId,
+        revoked: Option<String>,
+        granted: Option<String>,
+    },
 }
 
 /// A change to make durable. Records are whole snapshots except transcripts, which grow

@@ -598,9 +598,9 @@ impl Store for SledStore {
     }
 
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
-        // Reads go straight to sled's trees from the caller's thread: sled serves
-        // concurrent readers beside the writer thread, and a committed batch is visible
-        // to them as soon as its transaction applied (before its flush).
+        // Reads go straight to sled's tree from the caller's thread: sled serves
+        // concurrent readers beside the writer thread, and a group's batch is visible to
+        // them as soon as `apply_batch` applied it (before its flush).
         let guard = lock(&self.db);
         let (_, trees) = guard
             .as_ref()
