@@ -11,8 +11,21 @@ use serde::{Deserialize, Serialize};
 use super::{AgentId, ConversationId, Millis, QueueId};
 
 /// Presence state (SPEC.md Agents).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Presence {
     LoggedOut,
     Idle,
@@ -23,23 +36,12 @@ pub enum Presence {
 impl Presence {
     /// The wire name, as API.md spells it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Presence::LoggedOut => "logged_out",
-            Presence::Idle => "idle",
-            Presence::Available => "available",
-            Presence::Rona => "rona",
-        }
+        self.into()
     }
 
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Presence> {
-        Some(match s {
-            "logged_out" => Presence::LoggedOut,
-            "idle" => Presence::Idle,
-            "available" => Presence::Available,
-            "rona" => Presence::Rona,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 }
 

@@ -21,6 +21,8 @@ pub mod event;
 pub mod floor;
 pub mod invariants;
 pub mod queue;
+#[cfg(test)]
+mod wire_names;
 
 pub use agent::{Agent, Presence};
 pub use conversation::{
