@@ -3,7 +3,7 @@
 //! - `commit/group` vs `commit/flush_each`: many concurrent committers, each waiting for
 //!   its commit to be durable before the next, with group commit and with one flush per
 //!   commit (the same writer with groups of one). Prints throughput, p50/p99 commit
-//!   latency, commits per flush, and the ratio.
+//!   latency (the load harness's HDR histogram), commits per flush, and the ratio.
 //! - `recovery`: open + load + `Floor::restore` of a store with 100,000 open
 //!   conversations (3 messages each) and 10,000 agents; then (printed, not a criterion
 //!   bench) the same with 300,000 finished conversations beside them.
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
 use switchboard::core::{Agent, Change, Channel, Command, Customer, EntryPoint, Floor, Message, Presence, Rules};
+use switchboard::load::stats::{histogram, record};
 use switchboard::store::{SledOptions, SledStore, Store};
 
 const T0: u64 = 1_700_000_000_000;
@@ -144,33 +145,32 @@ fn commit_run(max_group: usize, clients: u64, per_client: u64) -> Run {
         .build()
         .unwrap();
     let started = Instant::now();
-    let mut latencies: Vec<Duration> = rt.block_on(async {
+    let latencies = rt.block_on(async {
         let mut tasks = Vec::new();
         for c in 0..clients {
             let (store, template) = (store.clone(), template.clone());
             tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(per_client as usize);
+                let mut h = histogram();
                 for i in 0..per_client {
                     let changes = typical_changes(c * per_client + i, &template);
                     let t = Instant::now();
                     store.commit(changes).await.unwrap();
-                    lat.push(t.elapsed());
+                    record(&mut h, t.elapsed());
                 }
-                lat
+                h
             }));
         }
-        let mut all = Vec::new();
+        let mut all = histogram();
         for t in tasks {
-            all.extend(t.await.unwrap());
+            all.add(t.await.unwrap()).unwrap();
         }
         all
     });
     let elapsed = started.elapsed();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    let pct = |q: f64| Duration::from_micros(latencies.value_at_quantile(q));
     let s = store.stats();
     Run {
-        commits: latencies.len() as u64,
+        commits: latencies.len(),
         elapsed,
         p50: pct(0.50),
         p99: pct(0.99),

@@ -188,12 +188,15 @@ pub struct DesktopRequest {
 }
 
 /// The actions a desktop can take: the same as REST, with the REST body's fields.
+///
+/// The server only reads these; the load harness (`load::http`) writes them, leaving out
+/// absent optional fields as a desktop would.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DesktopCommand {
     SetState {
         state: AgentState,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         idle_code: Option<String>,
     },
     Accept {
@@ -206,9 +209,9 @@ pub enum DesktopCommand {
     /// Exactly one of `agent` and `queue`.
     Transfer {
         conversation_id: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         queue: Option<String>,
     },
     Conference {

@@ -13,8 +13,9 @@ use super::{
 };
 
 /// Why an offer ended without being accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum WithdrawReason {
     /// The deadline passed (any kind of offer).
     Expired,
@@ -27,11 +28,7 @@ pub enum WithdrawReason {
 impl WithdrawReason {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            WithdrawReason::Expired => "expired",
-            WithdrawReason::CustomerLeft => "customer_left",
-            WithdrawReason::ConversationEnded => "conversation_ended",
-        }
+        self.into()
     }
 }
 

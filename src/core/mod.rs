@@ -22,6 +22,8 @@ pub mod event;
 pub mod floor;
 pub mod invariants;
 pub mod queue;
+#[cfg(test)]
+mod wire_names;
 
 pub use agent::{Agent, Presence};
 pub use command::{Command, Principal, QueueStats, Reply, DEFAULT_CAPACITY};
