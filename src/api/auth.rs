@@ -19,14 +19,11 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::core::AgentId;
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    Admin,
-    Agent(AgentId),
-}
+/// The authenticated caller of a request: the core's [`Principal`], so the rules that
+/// depend on who asks (reading a conversation, the admin writing as the customer) are
+/// the core's.
+pub use crate::core::Principal as Caller;
 
 impl Caller {
     /// The admin or nobody (403 for an agent).
@@ -83,19 +80,21 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 /// Resolves a token to its caller; `None` for a token that belongs to nobody.
-pub fn resolve(state: &AppState, token: &str) -> Option<Caller> {
+pub fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
     if token.is_empty() {
-        return None;
+        return Ok(None);
     }
     if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
-        return Some(Caller::Admin);
+        return Ok(Some(Caller::Admin));
     }
     let credential = credential_of(token);
-    state
+    if let Some(agent) = state.engine.agent_for_credential(&credential)? {
+        return Ok(Some(Caller::Agent(agent)));
+    }
+    Ok(state
         .engine
-        .agent_for_credential(&credential)
-        .or_else(|| state.engine.agent_for_session(&credential, now_ms()))
-        .map(Caller::Agent)
+        .agent_for_session(&credential, now_ms())?
+        .map(Caller::Agent))
 }
 
 /// The wall clock in ms since the epoch, as the core takes time.
@@ -112,11 +111,11 @@ impl FromRequest for Caller {
 
     /// 401 for a missing or unknown token; rights are checked by the handler (403).
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let caller = req
-            .app_data::<web::Data<AppState>>()
-            .zip(bearer(req))
-            .and_then(|(state, token)| resolve(state, token));
-        ready(caller.ok_or_else(ApiError::unauthorized))
+        let caller = match req.app_data::<web::Data<AppState>>().zip(bearer(req)) {
+            Some((state, token)) => resolve(state, token),
+            None => Ok(None),
+        };
+        ready(caller.and_then(|c| c.ok_or_else(ApiError::unauthorized)))
     }
 }
 

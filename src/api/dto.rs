@@ -132,6 +132,16 @@ impl From<OfferKind> for OfferKindDto {
     }
 }
 
+impl From<OfferKindDto> for OfferKind {
+    fn from(k: OfferKindDto) -> Self {
+        match k {
+            OfferKindDto::New => OfferKind::New,
+            OfferKindDto::Transfer => OfferKind::Transfer,
+            OfferKindDto::Conference => OfferKind::Conference,
+        }
+    }
+}
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -466,7 +476,7 @@ pub struct CreateAgent {
     pub capacity: Option<u32>,
     /// A password to sign in at a page with (at least 10 characters); only its Argon2id
     /// hash is kept.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Password)]
     pub password: Option<Password>,
 }
