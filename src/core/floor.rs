@@ -499,7 +499,7 @@ impl Floor {
     /// except the session that made the change. With `expected` (the hash the caller
     /// verified the current password against), refused with `wrong_password` if the
     /// password changed meanwhile. Returns the credentials that ended.
-    pub fn set_password(
+    pub(crate) fn set_password(
         &mut self,
         agent: &str,
         password_hash: Option<String>,
@@ -528,7 +528,7 @@ impl Floor {
     /// `verified_hash`. Refused (`invalid_credentials`) when the agent's hash is no longer
     /// that one: the password changed while it was being verified. Returns the
     /// credentials that stopped being valid (expired, or over the per-agent limit).
-    pub fn start_session(
+    pub(crate) fn start_session(
         &mut self,
         agent: &str,
         verified_hash: &str,
@@ -553,7 +553,7 @@ impl Floor {
     }
 
     /// Ends one session of an agent (sign-out); true when it was open.
-    pub fn end_session(&mut self, agent: &str, credential: &str) -> Result<bool, CoreError> {
+    pub(crate) fn end_session(&mut self, agent: &str, credential: &str) -> Result<bool, CoreError> {
         let a = self
             .agents
             .get_mut(agent)
