@@ -103,6 +103,32 @@ async fn no_icon(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
 mod tests {
     use super::*;
 
+    /// The desktop says every refusal of the engine in words (errors.js), and the
+    /// HTTP layer's own codes that a desktop can meet.
+    #[test]
+    fn every_engine_refusal_has_words_on_the_page() {
+        use strum::IntoEnumIterator;
+        let words = include_str!("../../web/desktop/errors.js");
+        let http = [
+            "store_unavailable",
+            "engine_unavailable",
+            "internal_error",
+            "invalid_command",
+            "too_many_commands",
+            "too_many_attempts",
+            "invalid_credentials",
+            "unauthorized",
+            "payload_too_large",
+        ];
+        let core = crate::core::CoreError::iter().map(|e| e.code());
+        for code in core.chain(http) {
+            assert!(
+                words.contains(&format!("  {code}:")),
+                "web/desktop/errors.js has no words for {code}"
+            );
+        }
+    }
+
     /// Every module the pages import is served: a missing entry here would be a 404 in
     /// the browser, which only the browser test would otherwise notice.
     #[test]
