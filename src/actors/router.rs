@@ -397,7 +397,7 @@ impl Handler<Exec> for RouterActor {
 }
 
 /// Run several commands, in order, as one message: one thread crossing and one commit for
-/// the whole batch instead of one each (see [`crate::engine::Engine::exec_batch`]).
+/// the whole batch instead of one each (see `Engine::exec_batch` in engine.rs).
 #[derive(Message)]
 #[rtype(result = "Vec<Result<Reply, EngineError>>")]
 pub struct ExecBatch(pub Vec<Command>);

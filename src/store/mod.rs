@@ -132,7 +132,7 @@ impl Store for MemoryStore {
     fn commit(&self, changes: Vec<Change>) -> CommitFuture {
         let mut s = match self.inner.lock() {
             Ok(s) => s,
-            Err(p) => p.into_inner(),
+            Err(e) => return Box::pin(std::future::ready(Err(StoreError::Write(e.to_string())))),
         };
         for change in changes {
             match change {

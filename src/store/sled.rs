@@ -527,11 +527,11 @@ impl SledStore {
     /// directory (its lock). Later commits fail with [`StoreError::Write`]. Dropping the
     /// store does the same.
     pub fn close(&self) {
-        drop(lock(&self.jobs).take());
-        if let Some(h) = lock(&self.writer).take() {
+        drop(lock_to_close(&self.jobs).take());
+        if let Some(h) = lock_to_close(&self.writer).take() {
             let _ = h.join();
         }
-        if lock(&self.db).take().is_some() {
+        if lock_to_close(&self.db).take().is_some() {
             wait_released(&self.path);
         }
         let s = self.stats();
@@ -547,7 +547,7 @@ impl SledStore {
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
-        match lock(&self.jobs).as_ref() {
+        match lock(&self.jobs)?.as_ref() {
             Some(tx) => tx.send(job).map_err(|_| closed()),
             None => Err(closed()),
         }
@@ -575,7 +575,7 @@ impl Store for SledStore {
     }
 
     fn load(&self) -> Result<Snapshot, StoreError> {
-        let guard = lock(&self.db);
+        let guard = lock(&self.db)?;
         let (_, trees) = guard
             .as_ref()
             .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
@@ -586,7 +586,7 @@ impl Store for SledStore {
         // Reads go straight to sled's tree from the caller's thread: sled serves
         // concurrent readers beside the writer thread, and a group's batch is visible to
         // them as soon as `apply_batch` applied it (before its flush).
-        let guard = lock(&self.db);
+        let guard = lock(&self.db)?;
         let (_, trees) = guard
             .as_ref()
             .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
@@ -594,8 +594,20 @@ impl Store for SledStore {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// A lock of the store's own state. Poisoned (a thread panicked holding it) is an error
+/// for every operation that can report one: the state behind it may be half changed.
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StoreError> {
+    m.lock()
+        .map_err(|_| StoreError::Write("the store's state is unusable: a thread panicked while changing it".into()))
+}
+
+/// [`lock`] for closing, which must release the directory whatever happened: a poisoned
+/// lock is logged and taken over, since closing only takes things out of it.
+fn lock_to_close<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| {
+        tracing::error!("a store lock was poisoned by a panic; closing the store anyway");
+        p.into_inner()
+    })
 }
 
 fn closed() -> StoreError {
