@@ -20,6 +20,7 @@ pub mod error;
 pub mod event;
 pub mod floor;
 pub mod invariants;
+pub mod limits;
 pub mod queue;
 
 pub use agent::{Agent, Presence};
