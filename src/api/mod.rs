@@ -390,7 +390,8 @@ async fn observe_request(
         .with_label_values(&[status.as_str()])
         .inc();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    let agent = agent.as_deref().unwrap_or("");
+    // Recorded only when known (an agent's token authenticated the request).
+    let agent = agent.as_deref();
     span.in_scope(|| {
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), duration_ms, agent, "request failed");
