@@ -23,8 +23,14 @@
 //!   of format 1 or of an unknown format, or a record of an unknown format version: [`SledStore::open`] / [`Store::load`] fail with
 //!   a [`StoreError`] that names the directory or the record, and write nothing.
 //! - A write or flush that fails at run time: that group's futures, and every later one,
-//!   resolve to [`StoreError::Write`]. The store never writes again in this process: the
-//!   engine refuses changes until a restart rebuilds it from what is durable.
+//!   resolve to [`StoreError::Write`]. The store writes nothing more until it is reopened
+//!   ([`Store::reopen`]: closed, and opened again from what was flushed); the engine
+//!   refuses changes until it has rebuilt itself from the reopened store.
+//!
+//! # Probe and backup
+//! [`Store::probe`] writes and flushes one meta record on the writer thread (readiness);
+//! [`Store::backup`] copies every record there between two groups, so it is consistent
+//! ([`super::backup`] is the file; [`restore`] writes one into an empty directory).
 //!
 //! # Retention
 //! Ended conversations older than [`SledOptions::retain_ended`] are removed with their
