@@ -359,14 +359,16 @@ impl Engine {
         &self.store
     }
 
-    /// Ready to serve: the store accepts a write (a probe record written and flushed
-    /// within `timeout`) and the engine answers a query within `timeout`. After a store
-    /// fault this first tries to [`Engine::recover`]. `Err` says why not.
+    /// Ready to serve: the engine is not waiting for [`Engine::recover`] after a store
+    /// fault, the store accepts a write (a probe record written and flushed within
+    /// `timeout`), and the engine answers a query within `timeout`. `Err` says why not.
     pub async fn ready(&self, timeout: std::time::Duration) -> Result<(), String> {
         if !self.healthy() {
-            if let Err(e) = self.recover().await {
-                return Err(format!("the store failed and does not accept writes yet: {e}"));
-            }
+            return Err(
+                "a store write failed; the engine refuses changes and rebuilds itself from the store \
+                 once it accepts writes again"
+                    .into(),
+            );
         }
         match tokio::time::timeout(timeout, self.store.probe()).await {
             Err(_) => {

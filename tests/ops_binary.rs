@@ -508,6 +508,29 @@ async fn logs_are_plain_on_a_pipe_and_all_json_when_asked() {
         request(&c, &url, "GET", None, None)
             .await
             .expect_error(401, "unauthorized");
+        // A desktop command leaves its own line.
+        let token = call(
+            &c,
+            &b,
+            "POST",
+            "/api/v1/agents",
+            Some(ADMIN),
+            Some(json!({"id": "ann", "name": "Ann", "queues": ["support"]})),
+        )
+        .await
+        .expect(201)["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let ws = format!("{}/api/v1/agents/me/ws?token={token}", b.replace("http", "ws"));
+        let (_r, framed) = c.ws(ws).connect().await.expect("ws");
+        let mut desktop = common::Desktop::from_framed(framed);
+        assert_eq!(desktop.next().await["type"], "hello");
+        let reply = desktop
+            .command(json!({"type": "set_state", "state": "available"}))
+            .await;
+        assert_eq!(reply["ok"], true);
+        desktop.close().await;
         let lines = s.stop();
         let all = lines.join("\n");
         assert!(!all.contains('\u{1b}'), "colour codes on a pipe:\n{all}");
@@ -524,6 +547,15 @@ async fn logs_are_plain_on_a_pipe_and_all_json_when_asked() {
             .find(|l| l.contains("/api/v1/queues/{id}") && l.contains("200"))
             .unwrap_or_else(|| panic!("no access log line:\n{all}"));
         assert!(access.contains("request_id") && access.contains("GET"), "{access}");
+        let command = lines
+            .iter()
+            .find(|l| l.contains("desktop command"))
+            .unwrap_or_else(|| panic!("no desktop command line:\n{all}"));
+        assert!(
+            command.contains("set_state") && command.contains("ann") && command.contains("duration_ms"),
+            "{command}"
+        );
+        assert!(!all.contains(&token), "an agent token was logged");
         let warn = lines
             .iter()
             .find(|l| l.contains("authentication failed"))

@@ -151,3 +151,65 @@ async fn metrics_are_present_from_start_up() {
     }
     assert!(text.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))));
 }
+
+/// Story: the disk under the store freezes (a flush hangs). `/readyz` does not hang and
+/// does not say 200 from memory: it answers 503 once the probe write has taken longer
+/// than `store.probe_timeout_ms`, while `/livez` stays 200; when the disk moves again,
+/// `/readyz` is 200.
+#[actix_rt::test]
+async fn a_frozen_store_is_not_ready() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let frozen = Arc::new((Mutex::new(false), Condvar::new()));
+    let hook = frozen.clone();
+    let entered = Arc::new(AtomicBool::new(false));
+    let seen = entered.clone();
+    let options = switchboard::store::SledOptions {
+        before_flush: Some(Arc::new(move || {
+            let (lock, cvar) = &*hook;
+            let mut f = lock.lock().unwrap();
+            if *f {
+                seen.store(true, Ordering::SeqCst);
+            }
+            while *f {
+                f = cvar.wait(f).unwrap();
+            }
+            Ok(())
+        })),
+        ..Default::default()
+    };
+    let store: Arc<dyn switchboard::store::Store> =
+        Arc::new(switchboard::store::SledStore::open(&dir.path().join("store"), options).unwrap());
+    let mut config = switchboard::config::Config::load(None).unwrap();
+    config.api.admin_token = ADMIN.into();
+    config.store.probe_timeout_ms = 300;
+    let engine =
+        switchboard::engine::Engine::start(switchboard::engine::EngineOptions::new(config.rules(), store)).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    actix_rt::spawn(switchboard::api::build_server(&config, engine, listener).unwrap());
+    let client = awc::Client::builder().timeout(WAIT).finish();
+    request(&client, &format!("{base}/readyz"), "GET", None, None)
+        .await
+        .expect(200);
+
+    *frozen.0.lock().unwrap() = true;
+    let a = request(&client, &format!("{base}/readyz"), "GET", None, None).await;
+    a.expect_error(503, "not_ready");
+    assert!(
+        a.body["error"]["message"].as_str().unwrap().contains("300 ms"),
+        "{}",
+        a.body
+    );
+    assert!(entered.load(Ordering::SeqCst), "the probe reached the store's flush");
+    request(&client, &format!("{base}/livez"), "GET", None, None)
+        .await
+        .expect(200);
+
+    *frozen.0.lock().unwrap() = false;
+    frozen.1.notify_all();
+    request(&client, &format!("{base}/readyz"), "GET", None, None)
+        .await
+        .expect(200);
+}

@@ -227,25 +227,33 @@ fn build(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<(
     Ok((server, shutdown))
 }
 
-/// How often a failed engine checks whether the store accepts writes again.
+/// How often a healthy engine is looked at, and the first wait before a rebuild.
 pub const RECOVERY_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest wait between two rebuild attempts while the store still refuses writes
+/// (each attempt reopens the store, which reads its log).
+pub const RECOVERY_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// After a store fault, the engine rebuilds itself once the store accepts writes again
-/// (API.md "Operations"), whether or not anything polls `/readyz`.
+/// (API.md "Operations"), whether or not anything polls `/readyz`: an attempt a second
+/// after the fault, then with the wait doubling up to [`RECOVERY_BACKOFF_MAX`].
 fn spawn_recovery(engine: Engine) {
     actix_rt::spawn(async move {
-        let mut tick = tokio::time::interval(RECOVERY_CHECK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut wait = RECOVERY_CHECK;
         let mut failing_since: Option<Instant> = None;
         loop {
-            tick.tick().await;
+            tokio::time::sleep(wait).await;
             if engine.healthy() {
                 failing_since = None;
+                wait = RECOVERY_CHECK;
                 continue;
             }
             let since = *failing_since.get_or_insert_with(Instant::now);
-            if let Err(e) = engine.recover().await {
-                tracing::debug!(error = %e, down_s = since.elapsed().as_secs(), "the store does not accept writes yet");
+            match engine.recover().await {
+                Ok(()) => wait = RECOVERY_CHECK,
+                Err(e) => {
+                    tracing::warn!(error = %e, down_s = since.elapsed().as_secs(), "the store does not accept writes yet");
+                    wait = (wait * 2).min(RECOVERY_BACKOFF_MAX);
+                }
             }
         }
     });

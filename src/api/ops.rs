@@ -18,8 +18,8 @@ pub async fn livez() -> HttpResponse {
 
 /// 200 only while the store accepts a write (a probe record written and flushed within
 /// `store.probe_timeout_ms`) and the engine answers; 503 `not_ready` with the reason
-/// otherwise. After a store fault, each check also tries to rebuild the engine from the
-/// store (it does so by itself too, every second).
+/// otherwise. After a store fault the engine rebuilds itself from the store once it
+/// accepts writes again (a background task tries after a second, then backs off to 5 s).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthDto),
