@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use switchboard::core::{AgentEvent, Channel, Customer, EntryPoint, Floor, Presence, Rules};
+use switchboard::core::{AgentEvent, Channel, Command, Customer, EntryPoint, Floor, Presence, Rules};
 use switchboard::engine::{Engine, EngineOptions};
 use switchboard::load::baseline::{Echo, Ping};
 use switchboard::store::MemoryStore;
@@ -34,17 +34,45 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// conversations (received one millisecond apart).
 fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
     let mut f = Floor::new(Rules::default());
-    f.create_queue("q", "Queue").unwrap();
-    f.create_entry_point(EntryPoint {
-        id: "ep".into(),
-        name: "Page".into(),
-        queue: "q".into(),
-        page_id: None,
-        page_access_token: None,
-    })
+    f.execute(
+        Command::CreateQueue {
+            id: "q".into(),
+            name: "Queue".into(),
+        },
+        0,
+    )
     .unwrap();
-    f.create_agent("a", "Agent", vec!["q".into()], 1, None, 0).unwrap();
-    f.set_state("a", Presence::Idle, None, 0).unwrap();
+    f.execute(
+        Command::CreateEntryPoint(EntryPoint {
+            id: "ep".into(),
+            name: "Page".into(),
+            queue: "q".into(),
+            page_id: None,
+            page_access_token: None,
+        }),
+        0,
+    )
+    .unwrap();
+    f.execute(
+        Command::CreateAgent {
+            id: "a".into(),
+            name: "Agent".into(),
+            queues: vec!["q".into()],
+            capacity: Some(1),
+            credential: None,
+        },
+        0,
+    )
+    .unwrap();
+    f.execute(
+        Command::SetState {
+            agent: "a".into(),
+            state: Presence::Idle,
+            idle_code: None,
+        },
+        0,
+    )
+    .unwrap();
     let mut now = 1;
     for i in 0..waiting {
         arrive(&mut f, i, now);
@@ -60,7 +88,16 @@ fn arrive(f: &mut Floor, i: usize, now: u64) {
         id: format!("cust-{i}"),
         name: "Customer".into(),
     };
-    f.customer_message("ep", customer, "hello", Channel::Rest, now).unwrap();
+    f.execute(
+        Command::CustomerMessage {
+            entry_point: "ep".into(),
+            customer,
+            text: "hello".into(),
+            channel: Channel::Rest,
+        },
+        now,
+    )
+    .unwrap();
 }
 
 fn routing_decision(c: &mut Criterion) {
@@ -75,14 +112,54 @@ fn routing_decision(c: &mut Criterion) {
                 for _ in 0..iters {
                     now += 1;
                     let start = Instant::now();
-                    let a = f.set_state("a", Presence::Available, None, now).unwrap();
+                    let a = f
+                        .execute(
+                            Command::SetState {
+                                agent: "a".into(),
+                                state: Presence::Available,
+                                idle_code: None,
+                            },
+                            now,
+                        )
+                        .unwrap();
                     timed += start.elapsed();
+                    let a = a.into_agent().expect("agent");
                     let conv = a.offers.iter().next().cloned().expect("one offer");
                     // Put the floor back: N conversations waiting, the agent idle.
-                    f.accept("a", &conv, now).unwrap();
-                    f.end("a", &conv, now).unwrap();
-                    f.set_state("a", Presence::Idle, None, now).unwrap();
-                    f.wrapup("a", &conv, "resolved", now).unwrap();
+                    f.execute(
+                        Command::Accept {
+                            agent: "a".into(),
+                            conversation: conv.clone(),
+                        },
+                        now,
+                    )
+                    .unwrap();
+                    f.execute(
+                        Command::End {
+                            agent: "a".into(),
+                            conversation: conv.clone(),
+                        },
+                        now,
+                    )
+                    .unwrap();
+                    f.execute(
+                        Command::SetState {
+                            agent: "a".into(),
+                            state: Presence::Idle,
+                            idle_code: None,
+                        },
+                        now,
+                    )
+                    .unwrap();
+                    f.execute(
+                        Command::Wrapup {
+                            agent: "a".into(),
+                            conversation: conv.clone(),
+                            reason: "resolved".into(),
+                        },
+                        now,
+                    )
+                    .unwrap();
                     arrive(&mut f, next_customer, now);
                     next_customer += 1;
                     f.take_effects();

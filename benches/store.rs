@@ -3,7 +3,7 @@
 //! - `commit/group` vs `commit/flush_each`: many concurrent committers, each waiting for
 //!   its commit to be durable before the next, with group commit and with one flush per
 //!   commit (the same writer with groups of one). Prints throughput, p50/p99 commit
-//!   latency, commits per flush, and the ratio.
+//!   latency (the load harness's HDR histogram), commits per flush, and the ratio.
 //! - `recovery`: open + load + `Floor::restore` of a store with 100,000 open
 //!   conversations (3 messages each) and 10,000 agents; then (printed, not a criterion
 //!   bench) the same with 300,000 finished conversations beside them.
@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
-use switchboard::core::{Agent, Change, Channel, Customer, EntryPoint, Floor, Message, Presence, Rules};
+use switchboard::core::{Agent, Change, Channel, Command, Customer, EntryPoint, Floor, Message, Presence, Rules};
+use switchboard::load::stats::{histogram, record};
 use switchboard::store::{SledOptions, SledStore, Store};
 
 const T0: u64 = 1_700_000_000_000;
@@ -51,32 +52,71 @@ fn typical_changes(i: u64, template: &(Agent, switchboard::core::Conversation)) 
 
 fn template() -> (Agent, switchboard::core::Conversation) {
     let mut f = Floor::new(Rules::default());
-    f.create_queue("q1", "Support").unwrap();
-    f.create_entry_point(EntryPoint {
-        id: "ep1".into(),
-        name: "Page".into(),
-        queue: "q1".into(),
-        page_id: None,
-        page_access_token: None,
-    })
+    f.execute(
+        Command::CreateQueue {
+            id: "q1".into(),
+            name: "Support".into(),
+        },
+        T0,
+    )
     .unwrap();
-    f.create_agent("a1", "Agent One", vec!["q1".into()], 3, None, T0)
-        .unwrap();
-    f.set_state("a1", Presence::Available, None, T0).unwrap();
-    let arrival = f
-        .customer_message(
-            "ep1",
-            Customer {
-                id: "k1".into(),
-                name: "Customer".into(),
+    f.execute(
+        Command::CreateEntryPoint(EntryPoint {
+            id: "ep1".into(),
+            name: "Page".into(),
+            queue: "q1".into(),
+            page_id: None,
+            page_access_token: None,
+        }),
+        T0,
+    )
+    .unwrap();
+    f.execute(
+        Command::CreateAgent {
+            id: "a1".into(),
+            name: "Agent One".into(),
+            queues: vec!["q1".into()],
+            capacity: Some(3),
+            credential: None,
+        },
+        T0,
+    )
+    .unwrap();
+    f.execute(
+        Command::SetState {
+            agent: "a1".into(),
+            state: Presence::Available,
+            idle_code: None,
+        },
+        T0,
+    )
+    .unwrap();
+    let id = f
+        .execute(
+            Command::CustomerMessage {
+                entry_point: "ep1".into(),
+                customer: Customer {
+                    id: "k1".into(),
+                    name: "Customer".into(),
+                },
+                text: "hello".into(),
+                channel: Channel::Rest,
             },
-            "hello",
-            Channel::Rest,
             T0,
         )
-        .unwrap();
-    f.accept("a1", &arrival.conversation, T0).unwrap();
-    let c = f.conversation(&arrival.conversation).unwrap().clone();
+        .unwrap()
+        .into_conversation()
+        .expect("conversation")
+        .id;
+    f.execute(
+        Command::Accept {
+            agent: "a1".into(),
+            conversation: id.clone(),
+        },
+        T0,
+    )
+    .unwrap();
+    let c = f.conversation(&id).unwrap().clone();
     (f.agent("a1").unwrap().clone(), c)
 }
 
@@ -105,33 +145,32 @@ fn commit_run(max_group: usize, clients: u64, per_client: u64) -> Run {
         .build()
         .unwrap();
     let started = Instant::now();
-    let mut latencies: Vec<Duration> = rt.block_on(async {
+    let latencies = rt.block_on(async {
         let mut tasks = Vec::new();
         for c in 0..clients {
             let (store, template) = (store.clone(), template.clone());
             tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(per_client as usize);
+                let mut h = histogram();
                 for i in 0..per_client {
                     let changes = typical_changes(c * per_client + i, &template);
                     let t = Instant::now();
                     store.commit(changes).await.unwrap();
-                    lat.push(t.elapsed());
+                    record(&mut h, t.elapsed());
                 }
-                lat
+                h
             }));
         }
-        let mut all = Vec::new();
+        let mut all = histogram();
         for t in tasks {
-            all.extend(t.await.unwrap());
+            all.add(t.await.unwrap()).unwrap();
         }
         all
     });
     let elapsed = started.elapsed();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    let pct = |q: f64| Duration::from_micros(latencies.value_at_quantile(q));
     let s = store.stats();
     Run {
-        commits: latencies.len() as u64,
+        commits: latencies.len(),
         elapsed,
         p50: pct(0.50),
         p99: pct(0.99),
@@ -179,19 +218,47 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
     let store = SledStore::open(dir, SledOptions::default()).unwrap();
     let capacity = conversations.div_ceil(agents) as u32;
     let mut f = Floor::new(Rules::default());
-    f.create_queue("q1", "Support").unwrap();
-    f.create_entry_point(EntryPoint {
-        id: "ep1".into(),
-        name: "Page".into(),
-        queue: "q1".into(),
-        page_id: None,
-        page_access_token: None,
-    })
+    f.execute(
+        Command::CreateQueue {
+            id: "q1".into(),
+            name: "Support".into(),
+        },
+        T0,
+    )
+    .unwrap();
+    f.execute(
+        Command::CreateEntryPoint(EntryPoint {
+            id: "ep1".into(),
+            name: "Page".into(),
+            queue: "q1".into(),
+            page_id: None,
+            page_access_token: None,
+        }),
+        T0,
+    )
     .unwrap();
     for a in 0..agents {
         let id = format!("a{a}");
-        f.create_agent(&id, &id, vec!["q1".into()], capacity, None, T0).unwrap();
-        f.set_state(&id, Presence::Available, None, T0).unwrap();
+        f.execute(
+            Command::CreateAgent {
+                id: id.clone(),
+                name: id.clone(),
+                queues: vec!["q1".into()],
+                capacity: Some(capacity),
+                credential: None,
+            },
+            T0,
+        )
+        .unwrap();
+        f.execute(
+            Command::SetState {
+                agent: id.clone(),
+                state: Presence::Available,
+                idle_code: None,
+            },
+            T0,
+        )
+        .unwrap();
     }
     let mut pending = Vec::new();
     let flush = |f: &mut Floor, pending: &mut Vec<_>| {
@@ -213,15 +280,62 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             name: "Customer".into(),
         };
         let id = f
-            .customer_message("ep1", customer, "hello, I need help", Channel::Rest, now)
+            .execute(
+                Command::CustomerMessage {
+                    entry_point: "ep1".into(),
+                    customer,
+                    text: "hello, I need help".into(),
+                    channel: Channel::Rest,
+                },
+                now,
+            )
             .unwrap()
-            .conversation;
+            .into_conversation()
+            .expect("conversation")
+            .id;
         let agent = f.conversation(&id).unwrap().offer.as_ref().unwrap().agent.clone();
-        f.accept(&agent, &id, now).unwrap();
-        f.agent_message(&agent, &id, "Hi, I am looking into it.", now).unwrap();
-        f.customer_reply(&id, "thanks", now).unwrap();
-        f.end(&agent, &id, now).unwrap();
-        f.wrapup(&agent, &id, "resolved", now).unwrap();
+        f.execute(
+            Command::Accept {
+                agent: agent.clone(),
+                conversation: id.clone(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::Send {
+                agent: agent.clone(),
+                conversation: id.clone(),
+                text: "Hi, I am looking into it.".into(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::CustomerReply {
+                conversation: id.clone(),
+                text: "thanks".into(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::End {
+                agent: agent.clone(),
+                conversation: id.clone(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::Wrapup {
+                agent: agent.clone(),
+                conversation: id.clone(),
+                reason: "resolved".into(),
+            },
+            now,
+        )
+        .unwrap();
         if i % 1000 == 999 {
             flush(&mut f, &mut pending);
         }
@@ -233,13 +347,43 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             name: "Customer".into(),
         };
         let arrival = f
-            .customer_message("ep1", customer, "hello, I need help", Channel::Rest, now)
+            .execute(
+                Command::CustomerMessage {
+                    entry_point: "ep1".into(),
+                    customer,
+                    text: "hello, I need help".into(),
+                    channel: Channel::Rest,
+                },
+                now,
+            )
             .unwrap();
-        let id = arrival.conversation;
+        let id = arrival.into_conversation().expect("conversation").id;
         let agent = f.conversation(&id).unwrap().offer.as_ref().unwrap().agent.clone();
-        f.accept(&agent, &id, now).unwrap();
-        f.agent_message(&agent, &id, "Hi, I am looking into it.", now).unwrap();
-        f.customer_reply(&id, "thanks", now).unwrap();
+        f.execute(
+            Command::Accept {
+                agent: agent.clone(),
+                conversation: id.clone(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::Send {
+                agent: agent.clone(),
+                conversation: id.clone(),
+                text: "Hi, I am looking into it.".into(),
+            },
+            now,
+        )
+        .unwrap();
+        f.execute(
+            Command::CustomerReply {
+                conversation: id.clone(),
+                text: "thanks".into(),
+            },
+            now,
+        )
+        .unwrap();
         if i % 1000 == 999 {
             flush(&mut f, &mut pending);
         }

@@ -74,7 +74,6 @@ pub struct Config {
     pub queues: Vec<QueueConfig>,
     pub entry_points: Vec<EntryPointConfig>,
     pub log: LogConfig,
-    pub messenger: MessengerConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -212,16 +211,10 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MessengerConfig {
-    /// Empty: the webhook is off.
-    pub app_secret: String,
-    pub verify_token: String,
-    pub graph_base_url: String,
-    pub graph_version: String,
-    pub human_agent_tag: bool,
-}
+/// The longest offer timeout or automatic wrap-up delay the config accepts: 24 hours. An
+/// offer nobody answers for a day is a misconfiguration, and the bound keeps every deadline
+/// (`now` plus a timeout) far from overflowing; the core adds with saturation anyway.
+pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Names the key of every figment error in lower-case dotted form, with its source.
 fn describe(errors: figment::Error) -> ConfigError {
@@ -295,6 +288,15 @@ impl Config {
             if v == 0 {
                 return bad(key, "must be greater than 0");
             }
+            if v > MAX_TIMEOUT_MS {
+                return bad(key, &format!("must be at most {MAX_TIMEOUT_MS} (24 hours)"));
+            }
+        }
+        if self.wrapup.auto_after_ms > MAX_TIMEOUT_MS {
+            return bad(
+                "wrapup.auto_after_ms",
+                &format!("must be at most {MAX_TIMEOUT_MS} (24 hours)"),
+            );
         }
         if self.wrapup.reasons.is_empty() {
             return bad("wrapup.reasons", "must list at least one reason");
@@ -388,7 +390,6 @@ mod tests {
         assert!(c.idle_codes.len() >= 2);
         assert_eq!(c.queues.len(), 1);
         assert_eq!(c.entry_points.len(), 1);
-        assert_eq!(c.messenger.app_secret, "");
     }
 
     #[test]
@@ -426,6 +427,17 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS", "soon", "offer_timeout_ms"),
             ("SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS", "0", "routing.offer_timeout_ms"),
+            (
+                "SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS",
+                "86400001",
+                "routing.offer_timeout_ms",
+            ),
+            (
+                "SWITCHBOARD_ROUTING__CONFERENCE_TIMEOUT_MS",
+                "18446744073709551615",
+                "routing.conference_timeout_ms",
+            ),
+            ("SWITCHBOARD_WRAPUP__AUTO_AFTER_MS", "86400001", "wrapup.auto_after_ms"),
             ("SWITCHBOARD_ROUTING__TRANSFER_NO_ANSWER", "maybe", "transfer_no_answer"),
             ("SWITCHBOARD_SERVER__LISTEN", "not-an-address", "listen"),
             ("SWITCHBOARD_WRAPUP__DEFAULT_REASON", "nope", "wrapup.default_reason"),

@@ -11,234 +11,14 @@ use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::actors::conversation::{CustomerChannel, NoChannel};
-use crate::actors::router::{Ask, CountDesktops, Exec, ExecBatch, Fence, Retire, RouterActor, Shared, Subscribe};
+use crate::actors::router::{Ask, CountDesktops, Exec, ExecBatch, Fence, Retire, RouterActor, Subscribe};
 use crate::actors::{Clock, SystemClock};
 use crate::core::*;
+use crate::protocol::Shared;
 use crate::store::{Store, StoreError};
 
-/// A command: one state change, acknowledged once durable.
-#[derive(Debug, Clone)]
-pub enum Command {
-    CreateQueue {
-        id: QueueId,
-        name: String,
-    },
-    CreateEntryPoint(EntryPoint),
-    CreateAgent {
-        id: AgentId,
-        name: String,
-        queues: Vec<QueueId>,
-        capacity: u32,
-        credential: Option<String>,
-    },
-    SetCredential {
-        agent: AgentId,
-        credential: String,
-    },
-    /// The agent sets its own presence.
-    SetState {
-        agent: AgentId,
-        state: Presence,
-        idle_code: Option<String>,
-    },
-    /// A customer message on an entry point: opens or joins the customer's conversation.
-    CustomerMessage {
-        entry_point: EntryPointId,
-        customer: Customer,
-        text: String,
-        channel: Channel,
-    },
-    /// A customer message in a known conversation.
-    CustomerReply {
-        conversation: ConversationId,
-        text: String,
-    },
-    CustomerEnd {
-        conversation: ConversationId,
-    },
-    Accept {
-        agent: AgentId,
-        conversation: ConversationId,
-    },
-    Send {
-        agent: AgentId,
-        conversation: ConversationId,
-        text: String,
-    },
-    TransferToAgent {
-        agent: AgentId,
-        conversation: ConversationId,
-        target: AgentId,
-    },
-    TransferToQueue {
-        agent: AgentId,
-        conversation: ConversationId,
-        queue: QueueId,
-    },
-    Conference {
-        agent: AgentId,
-        conversation: ConversationId,
-        target: AgentId,
-    },
-    ExitConference {
-        agent: AgentId,
-        conversation: ConversationId,
-    },
-    EndConference {
-        agent: AgentId,
-        conversation: ConversationId,
-    },
-    End {
-        agent: AgentId,
-        conversation: ConversationId,
-    },
-    Wrapup {
-        agent: AgentId,
-        conversation: ConversationId,
-        reason: String,
-    },
-}
-
-impl Command {
-    /// A short name for logs and spans.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::CreateQueue { .. } => "create_queue",
-            Command::CreateEntryPoint(_) => "create_entry_point",
-            Command::CreateAgent { .. } => "create_agent",
-            Command::SetCredential { .. } => "set_credential",
-            Command::SetState { .. } => "set_state",
-            Command::CustomerMessage { .. } => "customer_message",
-            Command::CustomerReply { .. } => "customer_reply",
-            Command::CustomerEnd { .. } => "customer_end",
-            Command::Accept { .. } => "accept",
-            Command::Send { .. } => "send",
-            Command::TransferToAgent { .. } => "transfer_to_agent",
-            Command::TransferToQueue { .. } => "transfer_to_queue",
-            Command::Conference { .. } => "conference",
-            Command::ExitConference { .. } => "exit_conference",
-            Command::EndConference { .. } => "end_conference",
-            Command::End { .. } => "end",
-            Command::Wrapup { .. } => "wrapup",
-        }
-    }
-}
-
-/// The answer to a [`Command`].
-// An answer is moved once, from the router to the caller; boxing would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum Reply {
-    Done,
-    Queue(Queue),
-    EntryPoint(EntryPoint),
-    // Boxed: a reply is moved several times on its way (the router's pending queue, the
-    // answer channel, the caller), and a conversation or agent record is several hundred
-    // bytes; memmove of whole replies was measurable in the in-process harness.
-    Agent(Box<Agent>),
-    Conversation(Box<Conversation>),
-    Message(Message),
-}
-
-/// A read.
-#[derive(Debug, Clone)]
-pub enum Query {
-    Agent(AgentId),
-    Agents,
-    Queue(QueueId),
-    Queues,
-    EntryPoints,
-    Conversation(ConversationId),
-    /// SPEC.md's invariants over the current state (for tests and `/healthz`).
-    Invariants,
-    /// How much the engine holds in memory ([`EngineStats`]).
-    Stats,
-}
-
-/// The answer to a [`Query`].
-#[derive(Debug, Clone)]
-pub enum QueryReply {
-    Agent(Option<AgentDetail>),
-    Agents(Vec<Agent>),
-    Queue(Option<QueueStats>),
-    Queues(Vec<QueueStats>),
-    EntryPoints(Vec<EntryPoint>),
-    Conversation(Option<Conversation>),
-    Violations(Vec<String>),
-    Stats(EngineStats),
-}
-
-/// How much the engine holds in memory: counts read on the engine's thread, for tests,
-/// metrics and capacity checks. A finished conversation (ended, every wrap-up submitted)
-/// is in none of them once its final record is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct EngineStats {
-    /// Conversations the routing core (the floor) holds.
-    pub conversations_held: usize,
-    /// Conversation actors the router keeps (one per open conversation).
-    pub conversation_actors: usize,
-    /// Finished conversations whose final commit is still under way.
-    pub conversations_leaving: usize,
-}
-
-/// An agent with everything it holds: what `hello` and `GET /agents/{id}` show.
-#[derive(Debug, Clone)]
-pub struct AgentDetail {
-    pub agent: Agent,
-    /// Conversations offered to the agent (see each one's `offer`).
-    pub offers: Vec<Conversation>,
-    /// Conversations the agent is in (owner or guest), with transcripts.
-    pub conversations: Vec<Conversation>,
-    /// Conversations the agent owes a wrap-up for.
-    pub wrapups: Vec<Conversation>,
-}
-
-/// A queue with its live figures.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueStats {
-    pub id: QueueId,
-    pub name: String,
-    pub waiting: usize,
-    pub longest_wait_ms: u64,
-    pub agents_available: usize,
-}
-
-/// What the engine-wide observer sees: every agent event and every observation.
-#[derive(Debug, Clone)]
-pub enum Observed {
-    Agent { agent: AgentId, event: Arc<AgentEvent> },
-    Observation(Observation),
-}
-
-/// Why an engine operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Core(#[from] CoreError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the engine is not running")]
-    Stopped,
-}
-
-impl EngineError {
-    /// The stable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            EngineError::Core(e) => e.code(),
-            EngineError::Store(_) => "store_unavailable",
-            EngineError::Stopped => "engine_unavailable",
-        }
-    }
-
-    /// The core error, if this is one.
-    pub fn core(&self) -> Option<&CoreError> {
-        match self {
-            EngineError::Core(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+pub use crate::core::{Command, Principal, QueueStats, Reply};
+pub use crate::protocol::{AgentDetail, EngineError, EngineStats, Observed, Query, QueryReply};
 
 /// Starts a router on `arbiter` over the floor rebuilt from what `store` holds; its
 /// agents' credentials replace those in `shared`.
@@ -471,9 +251,10 @@ impl Engine {
         self.observer.subscribe()
     }
 
-    /// The agent a credential belongs to, without a round trip to the engine.
-    pub fn agent_for_credential(&self, credential: &str) -> Option<AgentId> {
-        self.shared.credentials.read().ok()?.get(credential).cloned()
+    /// The agent a credential belongs to, without a round trip to the engine. The index
+    /// holds only credentials the store has (see [`Effect::Credential`]).
+    pub fn agent_for_credential(&self, credential: &str) -> Result<Option<AgentId>, EngineError> {
+        self.shared.agent_for_credential(credential)
     }
 
     /// False once a store write failed: the engine refuses changes until it has rebuilt
@@ -489,7 +270,7 @@ impl Engine {
 
     // ----- typed conveniences -----
 
-    pub async fn create_queue(&self, id: &str, name: &str) -> Result<Queue, EngineError> {
+    pub async fn create_queue(&self, id: &str, name: &str) -> Result<QueueStats, EngineError> {
         match self
             .exec(Command::CreateQueue {
                 id: id.into(),
@@ -498,14 +279,14 @@ impl Engine {
             .await?
         {
             Reply::Queue(q) => Ok(q),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected("queue", &r)),
         }
     }
 
     pub async fn create_entry_point(&self, ep: EntryPoint) -> Result<EntryPoint, EngineError> {
         match self.exec(Command::CreateEntryPoint(ep)).await? {
             Reply::EntryPoint(e) => Ok(e),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected("entry_point", &r)),
         }
     }
 
@@ -520,7 +301,7 @@ impl Engine {
             id: id.into(),
             name: name.into(),
             queues: queues.iter().map(|q| q.to_string()).collect(),
-            capacity,
+            capacity: Some(capacity),
             credential: None,
         };
         self.agent_reply(cmd).await
@@ -538,21 +319,21 @@ impl Engine {
     async fn agent_reply(&self, cmd: Command) -> Result<Agent, EngineError> {
         match self.exec(cmd).await? {
             Reply::Agent(a) => Ok(*a),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected("agent", &r)),
         }
     }
 
     async fn conversation_reply(&self, cmd: Command) -> Result<Conversation, EngineError> {
         match self.exec(cmd).await? {
             Reply::Conversation(c) => Ok(*c),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected("conversation", &r)),
         }
     }
 
     async fn message_reply(&self, cmd: Command) -> Result<Message, EngineError> {
         match self.exec(cmd).await? {
             Reply::Message(m) => Ok(m),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected("message", &r)),
         }
     }
 
@@ -684,45 +465,56 @@ impl Engine {
 
     pub async fn agent(&self, id: &str) -> Result<Option<AgentDetail>, EngineError> {
         match self.ask(Query::Agent(id.into())).await? {
-            QueryReply::Agent(a) => Ok(a),
-            _ => Err(EngineError::Stopped),
+            QueryReply::Agent(a) => Ok(a.map(|a| *a)),
+            r => Err(unexpected_query("agent", &r)),
         }
     }
 
     pub async fn agents(&self) -> Result<Vec<Agent>, EngineError> {
         match self.ask(Query::Agents).await? {
             QueryReply::Agents(a) => Ok(a),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected_query("agents", &r)),
         }
     }
 
     pub async fn queue(&self, id: &str) -> Result<Option<QueueStats>, EngineError> {
         match self.ask(Query::Queue(id.into())).await? {
             QueryReply::Queue(q) => Ok(q),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected_query("queue", &r)),
         }
     }
 
     pub async fn queues(&self) -> Result<Vec<QueueStats>, EngineError> {
         match self.ask(Query::Queues).await? {
             QueryReply::Queues(q) => Ok(q),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected_query("queues", &r)),
         }
     }
 
     pub async fn entry_points(&self) -> Result<Vec<EntryPoint>, EngineError> {
         match self.ask(Query::EntryPoints).await? {
             QueryReply::EntryPoints(e) => Ok(e),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected_query("entry_points", &r)),
         }
     }
 
     /// One conversation with its transcript. A finished one is read from the store (the
     /// engine no longer holds it), with the same content as before it finished.
     pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, EngineError> {
-        match self.ask(Query::Conversation(id.into())).await? {
-            QueryReply::Conversation(c) => Ok(c),
-            _ => Err(EngineError::Stopped),
+        match self.conversation_for(id, Principal::Admin).await {
+            Ok(c) => Ok(Some(c)),
+            Err(EngineError::Core(CoreError::UnknownConversation(_))) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One conversation as `reader` may see it, in one step on the engine's thread:
+    /// `unknown_conversation` when it does not exist, `forbidden` when the core's
+    /// [`Floor::may_read`] refuses `reader`.
+    pub async fn conversation_for(&self, id: &str, reader: Principal) -> Result<Conversation, EngineError> {
+        match self.ask(Query::Conversation { id: id.into(), reader }).await? {
+            QueryReply::Conversation(c) => Ok(*c),
+            r => Err(unexpected_query("conversation", &r)),
         }
     }
 
@@ -730,7 +522,7 @@ impl Engine {
     pub async fn stats(&self) -> Result<EngineStats, EngineError> {
         match self.ask(Query::Stats).await? {
             QueryReply::Stats(s) => Ok(s),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected_query("stats", &r)),
         }
     }
 
@@ -738,7 +530,21 @@ impl Engine {
     pub async fn violations(&self) -> Result<Vec<String>, EngineError> {
         match self.ask(Query::Invariants).await? {
             QueryReply::Violations(v) => Ok(v),
-            _ => Err(EngineError::Stopped),
+            r => Err(unexpected_query("violations", &r)),
         }
+    }
+}
+
+fn unexpected(expected: &'static str, got: &Reply) -> EngineError {
+    EngineError::UnexpectedReply {
+        expected,
+        got: got.name(),
+    }
+}
+
+fn unexpected_query(expected: &'static str, got: &QueryReply) -> EngineError {
+    EngineError::UnexpectedReply {
+        expected,
+        got: got.name(),
     }
 }

@@ -12,6 +12,7 @@
 //! - [`engine`]: [`engine::Engine`], the Rust API that the HTTP layer and benches call.
 //! - [`load`]: the load harness behind `switchboard-load` (scenario, checks, report).
 //! - [`metrics`]: Prometheus metrics.
+//! - [`protocol`]: what the engine handle and its actors share (queries, errors, observations).
 //! - [`store`]: the durability seam ([`store::Store`]) and its implementations.
 
 pub mod actors;
@@ -21,4 +22,5 @@ pub mod core;
 pub mod engine;
 pub mod load;
 pub mod metrics;
+pub mod protocol;
 pub mod store;

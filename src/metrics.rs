@@ -13,7 +13,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::core::{Observation, Presence};
+use crate::core::Observation;
 
 /// The registry every Switchboard metric is in.
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -228,6 +228,7 @@ pub fn observe(o: &Observation) {
             AGENTS.with_label_values(&[from.as_str()]).dec();
             AGENTS.with_label_values(&[to.as_str()]).inc();
         }
+        Observation::AgentAdded { presence, .. } => AGENTS.with_label_values(&[presence.as_str()]).inc(),
     }
 }
 
@@ -288,11 +289,6 @@ pub fn agents_reset() {
     for state in ["logged_out", "idle", "available", "rona"] {
         AGENTS.with_label_values(&[state]).set(0);
     }
-}
-
-/// Counts a new agent (created logged out, or restored in `state`).
-pub fn agent_added(state: Presence) {
-    AGENTS.with_label_values(&[state.as_str()]).inc();
 }
 
 /// The Prometheus text exposition of every metric.

@@ -128,8 +128,8 @@ async fn check_refusals(c: &Client, cid: &str, ann: &str) {
 }
 
 /// Ann takes Carol's chat, they talk, Ann ends it and wraps it up. The finished
-/// conversation still reads in full for the admin (state ended, transcript, reason),
-/// agents may not read it (nobody is in it or owes it anything), every command on it is
+/// conversation still reads in full for the admin (state ended, transcript, reason) and
+/// for Ann, who handled it, but not for Bob, who never did; every command on it is
 /// refused as before, and Carol's next message opens a new conversation. After a restart
 /// on the same store, all of that holds unchanged.
 #[actix_web::test]
@@ -138,7 +138,7 @@ async fn a_finished_conversation_reads_and_refuses_as_before_across_a_restart() 
     let p = Process::start(dir.path(), &[]);
     let c = Client::new(&p.base);
     let ann = c.agent("ann", "Ann").await;
-    let _bob = c.agent("bob", "Bob").await;
+    let bob = c.agent("bob", "Bob").await;
     c.expect(
         "PUT",
         "/api/v1/agents/me/state",
@@ -194,8 +194,9 @@ async fn a_finished_conversation_reads_and_refuses_as_before_across_a_restart() 
         .filter_map(|m| m["text"].as_str())
         .collect();
     assert_eq!(texts, ["Hello, I need help", "Hi Carol", "Thanks"]);
-    // Nobody is in it and nobody owes it a wrap-up any more: agents get 403, as always.
-    let (s, v) = c.call("GET", &conv(&cid, ""), &ann, None).await;
+    // Ann handled it and reads it still; Bob never did (docs/DECISIONS.md).
+    assert_eq!(c.expect("GET", &conv(&cid, ""), &ann, None, 200).await, view);
+    let (s, v) = c.call("GET", &conv(&cid, ""), &bob, None).await;
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")), "{v}");
 
     check_refusals(&c, &cid, &ann).await;
@@ -210,7 +211,8 @@ async fn a_finished_conversation_reads_and_refuses_as_before_across_a_restart() 
     let c = Client::new(&p.base);
     let after = c.expect("GET", &conv(&cid, ""), ADMIN, None, 200).await;
     assert_eq!(after, view);
-    let (s, v) = c.call("GET", &conv(&cid, ""), &ann, None).await;
+    assert_eq!(c.expect("GET", &conv(&cid, ""), &ann, None, 200).await, view);
+    let (s, v) = c.call("GET", &conv(&cid, ""), &bob, None).await;
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")), "{v}");
     check_refusals(&c, &cid, &ann).await;
     // The open one came back and is still Carol's open conversation.

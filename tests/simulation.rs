@@ -9,6 +9,10 @@
 //! every few steps the floor is rebuilt from the changes it reported as durable, compared
 //! with the live one, and the run goes on from the rebuilt floor.
 //!
+//! Every command goes through `Floor::execute`, the dispatch production's router runs,
+//! and a command on a conversation the floor let go of is refused from the store's copy
+//! as the router does (`Command::finished_act`, `Floor::refusal_for_unknown`).
+//!
 //! `SIM_SEEDS=N` runs N seeds (default 400), `SIM_STEPS=N` steps per seed (default 600),
 //! `SIM_SEED=S` replays one seed. A failure prints its seed and the last steps.
 
@@ -64,16 +68,25 @@ impl Sim {
         let now = 1_700_000_000_000;
         for q in 0..QUEUES {
             floor
-                .create_queue(&format!("q{q}"), &format!("Queue {q}"))
+                .execute(
+                    Command::CreateQueue {
+                        id: format!("q{q}"),
+                        name: format!("Queue {q}"),
+                    },
+                    now,
+                )
                 .expect("queue");
             floor
-                .create_entry_point(EntryPoint {
-                    id: format!("ep{q}"),
-                    name: format!("Page {q}"),
-                    queue: format!("q{q}"),
-                    page_id: None,
-                    page_access_token: None,
-                })
+                .execute(
+                    Command::CreateEntryPoint(EntryPoint {
+                        id: format!("ep{q}"),
+                        name: format!("Page {q}"),
+                        queue: format!("q{q}"),
+                        page_id: None,
+                        page_access_token: None,
+                    }),
+                    now,
+                )
                 .expect("entry point");
         }
         for a in 0..AGENTS {
@@ -82,7 +95,16 @@ impl Sim {
             queues.truncate(rng.gen_range(1..=3));
             let capacity = rng.gen_range(1..=3);
             floor
-                .create_agent(&format!("a{a}"), &format!("Agent {a}"), queues, capacity, None, now)
+                .execute(
+                    Command::CreateAgent {
+                        id: format!("a{a}"),
+                        name: format!("Agent {a}"),
+                        queues,
+                        capacity: Some(capacity),
+                        credential: None,
+                    },
+                    now,
+                )
                 .expect("agent");
         }
         let store = MemoryStore::new();
@@ -120,6 +142,22 @@ impl Sim {
         }
     }
 
+    /// Runs one command as production's router does: through [`Floor::execute`], and for
+    /// a conversation the floor no longer holds, the refusal from what the store has.
+    fn exec(&mut self, cmd: Command) -> Result<(), CoreError> {
+        let act = cmd.finished_act();
+        match (self.floor.execute(cmd, self.now), act) {
+            (Err(CoreError::UnknownConversation(id)), Some(act)) => {
+                let stored = self.store.conversation(&id).ok().flatten();
+                if stored.is_some() {
+                    *self.stats.entry("refused as finished").or_default() += 1;
+                }
+                Err(Floor::refusal_for_unknown(id, &act, stored.as_ref()))
+            }
+            (r, _) => r.map(|_| ()),
+        }
+    }
+
     fn pick<T: Clone>(&mut self, v: &[T]) -> Option<T> {
         v.choose(&mut self.rng).cloned()
     }
@@ -143,7 +181,6 @@ impl Sim {
 
     /// One random action; returns a description for the failure log.
     fn step(&mut self) -> String {
-        let now = self.now;
         let roll = self.rng.gen_range(0..100);
         let agents = self.agents();
         let (what, result): (String, Result<(), CoreError>) = match roll {
@@ -161,10 +198,12 @@ impl Sim {
                     id: format!("u{customer}"),
                     name: format!("Customer {customer}"),
                 };
-                let r = self
-                    .floor
-                    .customer_message(&ep, c, "hello", Channel::Rest, now)
-                    .map(|_| ());
+                let r = self.exec(Command::CustomerMessage {
+                    entry_point: ep.clone(),
+                    customer: c,
+                    text: "hello".into(),
+                    channel: Channel::Rest,
+                });
                 (format!("customer u{customer} writes on {ep}"), r)
             }
             15..=29 => {
@@ -174,7 +213,11 @@ impl Sim {
                     7..=8 => (Presence::Idle, Some("break".to_string())),
                     _ => (Presence::LoggedOut, None),
                 };
-                let r = self.floor.set_state(&a, state, code, now).map(|_| ());
+                let r = self.exec(Command::SetState {
+                    agent: a.clone(),
+                    state,
+                    idle_code: code,
+                });
                 (format!("{a} sets {state:?}"), r)
             }
             30..=44 => {
@@ -192,7 +235,10 @@ impl Sim {
                 } else {
                     self.pick(&agents).unwrap_or_default()
                 };
-                let r = self.floor.accept(&a, &c, now).map(|_| ());
+                let r = self.exec(Command::Accept {
+                    agent: a.clone(),
+                    conversation: c.clone(),
+                });
                 (format!("{a} accepts {c}"), r)
             }
             45..=54 => {
@@ -204,9 +250,16 @@ impl Sim {
                 let r = if self.rng.gen_bool(0.5) {
                     let who: Vec<String> = conv.iter().flat_map(|c| c.participants().cloned()).collect();
                     let a = self.pick(&who).unwrap_or_default();
-                    self.floor.agent_message(&a, &c, "hi", now).map(|_| ())
+                    self.exec(Command::Send {
+                        agent: a,
+                        conversation: c.clone(),
+                        text: "hi".into(),
+                    })
                 } else {
-                    self.floor.customer_reply(&c, "thanks", now).map(|_| ())
+                    self.exec(Command::CustomerReply {
+                        conversation: c.clone(),
+                        text: "thanks".into(),
+                    })
                 };
                 (format!("message in {c}"), r)
             }
@@ -222,11 +275,19 @@ impl Sim {
                     .unwrap_or_default();
                 if self.rng.gen_bool(0.5) {
                     let t = self.pick(&agents).unwrap_or_default();
-                    let r = self.floor.transfer_to_agent(&owner, &c, &t, now);
+                    let r = self.exec(Command::TransferToAgent {
+                        agent: owner.clone(),
+                        conversation: c.clone(),
+                        target: t.clone(),
+                    });
                     (format!("{owner} transfers {c} to {t}"), r)
                 } else {
                     let q = format!("q{}", self.rng.gen_range(0..QUEUES));
-                    let r = self.floor.transfer_to_queue(&owner, &c, &q, now);
+                    let r = self.exec(Command::TransferToQueue {
+                        agent: owner.clone(),
+                        conversation: c.clone(),
+                        queue: q.clone(),
+                    });
                     (format!("{owner} transfers {c} to {q}"), r)
                 }
             }
@@ -240,16 +301,26 @@ impl Sim {
                 let guest = conv.as_ref().and_then(|c| c.guest.clone());
                 match (guest, self.rng.gen_range(0..3)) {
                     (Some(g), 0 | 1) => {
-                        let r = self.floor.exit_conference(&g, &c, now);
+                        let r = self.exec(Command::ExitConference {
+                            agent: g.clone(),
+                            conversation: c.clone(),
+                        });
                         (format!("{g} exits {c}"), r)
                     }
                     (Some(_), _) => {
-                        let r = self.floor.end_conference(&owner, &c, now);
+                        let r = self.exec(Command::EndConference {
+                            agent: owner.clone(),
+                            conversation: c.clone(),
+                        });
                         (format!("{owner} ends conference {c}"), r)
                     }
                     (None, _) => {
                         let t = self.pick(&agents).unwrap_or_default();
-                        let r = self.floor.conference(&owner, &c, &t, now);
+                        let r = self.exec(Command::Conference {
+                            agent: owner.clone(),
+                            conversation: c.clone(),
+                            target: t.clone(),
+                        });
                         (format!("{owner} invites {t} to {c}"), r)
                     }
                 }
@@ -265,10 +336,15 @@ impl Sim {
                         .conversation(&c)
                         .and_then(|c| c.owner.clone())
                         .unwrap_or_default();
-                    let r = self.floor.end(&owner, &c, now);
+                    let r = self.exec(Command::End {
+                        agent: owner.clone(),
+                        conversation: c.clone(),
+                    });
                     (format!("{owner} ends {c}"), r)
                 } else {
-                    let r = self.floor.customer_end(&c, now);
+                    let r = self.exec(Command::CustomerEnd {
+                        conversation: c.clone(),
+                    });
                     (format!("customer ends {c}"), r)
                 }
             }
@@ -288,7 +364,11 @@ impl Sim {
                 } else {
                     "no-such-reason"
                 };
-                let r = self.floor.wrapup(&a, &c, reason, now);
+                let r = self.exec(Command::Wrapup {
+                    agent: a.clone(),
+                    conversation: c.clone(),
+                    reason: reason.into(),
+                });
                 (format!("{a} wraps up {c} ({reason})"), r)
             }
         };

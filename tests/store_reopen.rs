@@ -207,23 +207,51 @@ fn reopen_restores_every_lifecycle_stage() {
 /// or not (one pass over the messages); `conversation` reads a finished one back whole.
 #[test]
 fn load_skips_finished_conversations_and_reads_them_back() {
-    use switchboard::core::{Channel, Customer, Floor};
+    use switchboard::core::{Channel, Command, Customer, Floor};
     use switchboard::store::Store;
     for finished_count in [1usize, 9] {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let mut f = Floor::new(rules());
-        f.create_queue("q1", "One").unwrap();
-        f.create_entry_point(EntryPoint {
-            id: "e1".into(),
-            name: "Page".into(),
-            queue: "q1".into(),
-            page_id: None,
-            page_access_token: None,
-        })
+        f.execute(
+            Command::CreateQueue {
+                id: "q1".into(),
+                name: "One".into(),
+            },
+            T0,
+        )
         .unwrap();
-        f.create_agent("a1", "Ann", vec!["q1".into()], 1, None, T0).unwrap();
-        f.set_state("a1", Presence::Available, None, T0).unwrap();
+        f.execute(
+            Command::CreateEntryPoint(EntryPoint {
+                id: "e1".into(),
+                name: "Page".into(),
+                queue: "q1".into(),
+                page_id: None,
+                page_access_token: None,
+            }),
+            T0,
+        )
+        .unwrap();
+        f.execute(
+            Command::CreateAgent {
+                id: "a1".into(),
+                name: "Ann".into(),
+                queues: vec!["q1".into()],
+                capacity: Some(1),
+                credential: None,
+            },
+            T0,
+        )
+        .unwrap();
+        f.execute(
+            Command::SetState {
+                agent: "a1".into(),
+                state: Presence::Available,
+                idle_code: None,
+            },
+            T0,
+        )
+        .unwrap();
         let mut finished = Vec::new();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let commit = |f: &mut Floor| rt.block_on(store.commit(f.take_changes())).unwrap();
@@ -235,14 +263,54 @@ fn load_skips_finished_conversations_and_reads_them_back() {
                 name: "Carol".into(),
             };
             let id = f
-                .customer_message("e1", customer, "hello", Channel::Rest, now)
+                .execute(
+                    Command::CustomerMessage {
+                        entry_point: "e1".into(),
+                        customer,
+                        text: "hello".into(),
+                        channel: Channel::Rest,
+                    },
+                    now,
+                )
                 .unwrap()
-                .conversation;
-            f.accept("a1", &id, now).unwrap();
-            f.agent_message("a1", &id, "hi", now).unwrap();
-            f.end("a1", &id, now).unwrap();
+                .into_conversation()
+                .expect("conversation")
+                .id;
+            f.execute(
+                Command::Accept {
+                    agent: "a1".into(),
+                    conversation: id.clone(),
+                },
+                now,
+            )
+            .unwrap();
+            f.execute(
+                Command::Send {
+                    agent: "a1".into(),
+                    conversation: id.clone(),
+                    text: "hi".into(),
+                },
+                now,
+            )
+            .unwrap();
+            f.execute(
+                Command::End {
+                    agent: "a1".into(),
+                    conversation: id.clone(),
+                },
+                now,
+            )
+            .unwrap();
             if i < finished_count {
-                f.wrapup("a1", &id, "resolved", now).unwrap();
+                f.execute(
+                    Command::Wrapup {
+                        agent: "a1".into(),
+                        conversation: id.clone(),
+                        reason: "resolved".into(),
+                    },
+                    now,
+                )
+                .unwrap();
                 finished.push(id);
             }
             commit(&mut f);

@@ -7,9 +7,9 @@
 //! actors) and the caller gets its answer. The router goes on with the next command while
 //! a commit is under way, so many commands share one flush (group commit).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -19,17 +19,8 @@ use super::conversation::{ArmOffer, Close, ConversationActor, CustomerChannel, T
 use super::queue::{Figures, QueueActor, QueueFigures};
 use super::Clock;
 use crate::core::*;
-use crate::engine::{AgentDetail, Command, EngineError, EngineStats, Observed, Query, QueryReply, Reply};
+use crate::protocol::{AgentDetail, EngineError, EngineStats, Observed, Query, QueryReply, Shared};
 use crate::store::{Store, StoreError};
-
-/// Shared with the [`crate::engine::Engine`] handle: read without a round trip.
-#[derive(Default)]
-pub struct Shared {
-    /// Agent credential → agent id, for authentication at the edge.
-    pub credentials: RwLock<HashMap<String, AgentId>>,
-    /// False once a write to the store has failed.
-    pub healthy: AtomicBool,
-}
 
 /// Called once an operation's commit settled: `None` when durable, or the store error.
 type Answer = Box<dyn FnOnce(Option<StoreError>)>;
@@ -153,13 +144,12 @@ impl RouterActor {
     }
 
     /// The floor does not know conversation `id`: either it never existed (404), or it is
-    /// finished and only the store has it; then the command gets the refusal it got while
-    /// the floor held it (docs/DECISIONS.md, "Finished conversations").
+    /// finished and only the store has it; the core then gives the refusal it gave while
+    /// it held it (docs/DECISIONS.md, "Finished conversations").
     fn refuse_unknown(&self, id: String, act: &FinishedAct) -> EngineError {
         // Only commands naming a conversation the floor does not hold pay this read.
         match self.read_conversation(&id) {
-            Ok(Some(c)) => Floor::refusal_for_finished(&c, act).into(),
-            Ok(None) => CoreError::UnknownConversation(id).into(),
+            Ok(stored) => Floor::refusal_for_unknown(id, act, stored.as_ref()).into(),
             Err(e) => EngineError::Store(e),
         }
     }
@@ -204,6 +194,15 @@ impl RouterActor {
                         });
                     }
                 }
+                Effect::Credential {
+                    agent,
+                    revoked,
+                    granted,
+                } => {
+                    if let Err(e) = self.shared.apply_credential(&agent, revoked, granted) {
+                        tracing::error!(%agent, error = %e, "credential index not updated");
+                    }
+                }
                 Effect::Observe(o) => {
                     crate::metrics::observe(&o);
                     match &o {
@@ -244,128 +243,6 @@ impl RouterActor {
             waiting: q.map_or(0, |q| q.waiting.len()),
             oldest_received_at: q.and_then(|q| q.head()).map(|((_, at, _), _)| *at),
             agents_available: self.floor.agents_available(queue),
-        }
-    }
-
-    /// Applies one command to the floor.
-    fn apply(&mut self, cmd: Command, now: Millis) -> Result<Reply, CoreError> {
-        let f = &mut self.floor;
-        Ok(match cmd {
-            Command::CreateQueue { id, name } => Reply::Queue(f.create_queue(&id, &name)?.clone()),
-            Command::CreateEntryPoint(ep) => Reply::EntryPoint(f.create_entry_point(ep)?.clone()),
-            Command::CreateAgent {
-                id,
-                name,
-                queues,
-                capacity,
-                credential,
-            } => {
-                let a = f
-                    .create_agent(&id, &name, queues, capacity, credential.clone(), now)?
-                    .clone();
-                crate::metrics::agent_added(a.presence);
-                if let Some(c) = credential {
-                    self.remember_credential(c, &id);
-                }
-                Reply::Agent(Box::new(a))
-            }
-            Command::SetCredential { agent, credential } => {
-                let old = f.agent(&agent).and_then(|a| a.credential.clone());
-                f.set_credential(&agent, credential.clone())?;
-                if let Ok(mut m) = self.shared.credentials.write() {
-                    if let Some(old) = old {
-                        m.remove(&old);
-                    }
-                    m.insert(credential, agent);
-                }
-                Reply::Done
-            }
-            Command::SetState {
-                agent,
-                state,
-                idle_code,
-            } => Reply::Agent(Box::new(f.set_state(&agent, state, idle_code, now)?.clone())),
-            Command::CustomerMessage {
-                entry_point,
-                customer,
-                text,
-                channel,
-            } => {
-                let arrival = f.customer_message(&entry_point, customer, &text, channel, now)?;
-                Reply::Conversation(self.conversation_reply(&arrival.conversation)?)
-            }
-            Command::CustomerReply { conversation, text } => {
-                Reply::Message(f.customer_reply(&conversation, &text, now)?)
-            }
-            Command::CustomerEnd { conversation } => {
-                f.customer_end(&conversation, now)?;
-                Reply::Done
-            }
-            Command::Accept { agent, conversation } => {
-                Reply::Conversation(Box::new(f.accept(&agent, &conversation, now)?.clone()))
-            }
-            Command::Send {
-                agent,
-                conversation,
-                text,
-            } => Reply::Message(f.agent_message(&agent, &conversation, &text, now)?),
-            Command::TransferToAgent {
-                agent,
-                conversation,
-                target,
-            } => {
-                f.transfer_to_agent(&agent, &conversation, &target, now)?;
-                Reply::Conversation(self.conversation_reply(&conversation)?)
-            }
-            Command::TransferToQueue {
-                agent,
-                conversation,
-                queue,
-            } => {
-                f.transfer_to_queue(&agent, &conversation, &queue, now)?;
-                Reply::Conversation(self.conversation_reply(&conversation)?)
-            }
-            Command::Conference {
-                agent,
-                conversation,
-                target,
-            } => {
-                f.conference(&agent, &conversation, &target, now)?;
-                Reply::Conversation(self.conversation_reply(&conversation)?)
-            }
-            Command::ExitConference { agent, conversation } => {
-                f.exit_conference(&agent, &conversation, now)?;
-                Reply::Done
-            }
-            Command::EndConference { agent, conversation } => {
-                f.end_conference(&agent, &conversation, now)?;
-                Reply::Done
-            }
-            Command::End { agent, conversation } => {
-                f.end(&agent, &conversation, now)?;
-                Reply::Done
-            }
-            Command::Wrapup {
-                agent,
-                conversation,
-                reason,
-            } => {
-                f.wrapup(&agent, &conversation, &reason, now)?;
-                Reply::Done
-            }
-        })
-    }
-
-    fn conversation_reply(&self, id: &str) -> Result<Box<Conversation>, CoreError> {
-        self.floor
-            .conversation(id)
-            .map(|c| Box::new(c.clone()))
-            .ok_or_else(|| CoreError::UnknownConversation(id.into()))
-    }
-
-    fn remember_credential(&self, credential: String, agent: &str) {
-        if let Ok(mut m) = self.shared.credentials.write() {
-            m.insert(credential, agent.into());
         }
     }
 
@@ -451,17 +328,6 @@ impl RouterActor {
             let figures = self.figures(&q);
             self.queue_actor(&q).do_send(Figures(figures));
         }
-        let agents: Vec<_> = self
-            .floor
-            .agents()
-            .map(|a| (a.id.clone(), a.credential.clone(), a.presence))
-            .collect();
-        for (id, cred, presence) in agents {
-            crate::metrics::agent_added(presence);
-            if let Some(c) = cred {
-                self.remember_credential(c, &id);
-            }
-        }
         let open: Vec<_> = self
             .floor
             .conversations()
@@ -536,9 +402,9 @@ impl RouterActor {
     fn run(&mut self, cmd: Command, now: Millis) -> Result<Reply, EngineError> {
         let span = tracing::debug_span!("exec", command = cmd.name());
         let _enter = span.enter();
-        // What the command is to a finished conversation, taken before `apply` consumes it.
-        let act = finished_act(&cmd);
-        let result = match (self.apply(cmd, now), act) {
+        // What the command is to a finished conversation, taken before `execute` consumes it.
+        let act = cmd.finished_act();
+        let result = match (self.floor.execute(cmd, now), act) {
             (Err(CoreError::UnknownConversation(id)), Some(act)) => Err(self.refuse_unknown(id, &act)),
             (r, _) => r.map_err(EngineError::from),
         };
@@ -649,24 +515,26 @@ impl Handler<Ask> for RouterActor {
         let now = self.clock.now();
         let f = &self.floor;
         Ok(match msg.0 {
-            Query::Agent(id) => QueryReply::Agent(f.agent(&id).map(|a| agent_detail(f, a))),
+            Query::Agent(id) => QueryReply::Agent(f.agent(&id).map(|a| Box::new(AgentDetail::of(f, a)))),
             Query::Agents => {
                 let mut v: Vec<Agent> = f.agents().cloned().collect();
                 v.sort_by(|a, b| a.id.cmp(&b.id));
                 QueryReply::Agents(v)
             }
-            Query::Queue(id) => QueryReply::Queue(f.queue(&id).map(|q| queue_stats(f, q, now))),
-            Query::Queues => {
-                let mut v: Vec<_> = f.queues().map(|q| queue_stats(f, q, now)).collect();
-                v.sort_by(|a, b| a.id.cmp(&b.id));
-                QueryReply::Queues(v)
-            }
+            Query::Queue(id) => QueryReply::Queue(f.queue_stats(&id, now)),
+            Query::Queues => QueryReply::Queues(f.all_queue_stats(now)),
             Query::EntryPoints => {
                 let mut v: Vec<EntryPoint> = f.entry_points().cloned().collect();
                 v.sort_by(|a, b| a.id.cmp(&b.id));
                 QueryReply::EntryPoints(v)
             }
-            Query::Conversation(id) => QueryReply::Conversation(self.read_conversation(&id)?),
+            Query::Conversation { id, reader } => {
+                let c = self
+                    .read_conversation(&id)?
+                    .ok_or_else(|| CoreError::UnknownConversation(id.clone()))?;
+                f.check_may_read(&reader, &c)?;
+                QueryReply::Conversation(Box::new(c))
+            }
             Query::Invariants => QueryReply::Violations(crate::core::invariants::check(f)),
             Query::Stats => QueryReply::Stats(EngineStats {
                 conversations_held: f.conversations_held(),
@@ -674,54 +542,6 @@ impl Handler<Ask> for RouterActor {
                 conversations_leaving: self.leaving.len(),
             }),
         })
-    }
-}
-
-/// What a command is to a conversation that may be finished (see
-/// [`Floor::refusal_for_finished`]); `None` for commands that name no conversation, or
-/// that open one (a customer's message on an entry point opens a new conversation when
-/// the customer's last one is over).
-fn finished_act(cmd: &Command) -> Option<FinishedAct> {
-    Some(match cmd {
-        Command::Accept { agent, .. } => FinishedAct::Accept { agent: agent.clone() },
-        Command::Wrapup { agent, .. } => FinishedAct::Wrapup { agent: agent.clone() },
-        Command::CustomerReply { .. }
-        | Command::CustomerEnd { .. }
-        | Command::Send { .. }
-        | Command::TransferToAgent { .. }
-        | Command::TransferToQueue { .. }
-        | Command::Conference { .. }
-        | Command::ExitConference { .. }
-        | Command::EndConference { .. }
-        | Command::End { .. } => FinishedAct::NeedsOpen,
-        Command::CreateQueue { .. }
-        | Command::CreateEntryPoint(_)
-        | Command::CreateAgent { .. }
-        | Command::SetCredential { .. }
-        | Command::SetState { .. }
-        | Command::CustomerMessage { .. } => return None,
-    })
-}
-
-fn agent_detail(f: &Floor, a: &Agent) -> AgentDetail {
-    let convs = |ids: &mut dyn Iterator<Item = &ConversationId>| -> Vec<Conversation> {
-        ids.filter_map(|id| f.conversation(id).cloned()).collect()
-    };
-    AgentDetail {
-        offers: convs(&mut a.offers.iter()),
-        conversations: convs(&mut a.active.iter()),
-        wrapups: convs(&mut a.wrapups.keys()),
-        agent: a.clone(),
-    }
-}
-
-fn queue_stats(f: &Floor, q: &Queue, now: Millis) -> crate::engine::QueueStats {
-    crate::engine::QueueStats {
-        id: q.id.clone(),
-        name: q.name.clone(),
-        waiting: q.waiting.len(),
-        longest_wait_ms: q.longest_wait_ms(now),
-        agents_available: f.agents_available(&q.id),
     }
 }
 
@@ -743,7 +563,7 @@ impl Handler<Subscribe> for RouterActor {
             .floor
             .agent(&msg.agent)
             .ok_or_else(|| CoreError::UnknownAgent(msg.agent.clone()))?;
-        let detail = agent_detail(&self.floor, a);
+        let detail = AgentDetail::of(&self.floor, a);
         let (tx, rx) = mpsc::channel(super::agent::SUBSCRIBER_BUFFER);
         let id = self.next_subscription;
         self.next_subscription += 1;

@@ -15,14 +15,11 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::core::AgentId;
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    Admin,
-    Agent(AgentId),
-}
+/// The authenticated caller of a request: the core's [`Principal`], so the rules that
+/// depend on who asks (reading a conversation, the admin writing as the customer) are
+/// the core's.
+pub use crate::core::Principal as Caller;
 
 impl Caller {
     /// The admin or nobody (403 for an agent).
@@ -79,17 +76,17 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 /// Resolves a token to its caller; `None` for a token that belongs to nobody.
-pub fn resolve(state: &AppState, token: &str) -> Option<Caller> {
+pub fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
     if token.is_empty() {
-        return None;
+        return Ok(None);
     }
     if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
-        return Some(Caller::Admin);
+        return Ok(Some(Caller::Admin));
     }
-    state
+    Ok(state
         .engine
-        .agent_for_credential(&credential_of(token))
-        .map(Caller::Agent)
+        .agent_for_credential(&credential_of(token))?
+        .map(Caller::Agent))
 }
 
 /// Authenticates a request that carries `token` (from the bearer header, or the
@@ -102,7 +99,7 @@ pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) ->
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::unauthorized());
     };
-    if let Some(caller) = resolve(state, token) {
+    if let Some(caller) = resolve(state, token)? {
         if let Caller::Agent(a) = &caller {
             req.extensions_mut().insert(super::AuthenticatedAgent(a.clone()));
         }

@@ -132,6 +132,16 @@ impl From<OfferKind> for OfferKindDto {
     }
 }
 
+impl From<OfferKindDto> for OfferKind {
+    fn from(k: OfferKindDto) -> Self {
+        match k {
+            OfferKindDto::New => OfferKind::New,
+            OfferKindDto::Transfer => OfferKind::Transfer,
+            OfferKindDto::Conference => OfferKind::Conference,
+        }
+    }
+}
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

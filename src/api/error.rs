@@ -115,8 +115,16 @@ impl From<EngineError> for ApiError {
             // The store refuses writes after a failure, and a stopped engine answers
             // nothing: both are "try again later", not a bug in the request.
             EngineError::Store(_) | EngineError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            // A bug inside the engine, not the request's fault.
+            EngineError::UnexpectedReply { .. } | EngineError::Poisoned(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<crate::core::CoreError> for ApiError {
+    fn from(e: crate::core::CoreError) -> Self {
+        EngineError::Core(e).into()
     }
 }
 

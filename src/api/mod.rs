@@ -149,9 +149,10 @@ pub fn probe_url(url: &str, timeout: std::time::Duration) -> io::Result<u16> {
 
 /// Creates the configured queues and entry points that do not exist yet.
 pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
+    // Provisioning is idempotent: what exists already is kept as it is.
     let ignore_existing = |r: Result<(), crate::engine::EngineError>| match r {
-        Err(e) if e.code() != "already_exists" => Err(io::Error::other(e)),
-        _ => Ok(()),
+        Ok(()) | Err(crate::engine::EngineError::Core(crate::core::CoreError::AlreadyExists { .. })) => Ok(()),
+        Err(e) => Err(io::Error::other(e)),
     };
     for q in &config.queues {
         ignore_existing(engine.create_queue(&q.id, &q.name).await.map(|_| ()))?;

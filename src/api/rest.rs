@@ -12,7 +12,7 @@ use super::dto::*;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::core::{self, valid_id, Conversation, CoreError, Customer};
-use crate::engine::{Command, Reply};
+use crate::engine::{Command, EngineError, Reply};
 
 type Res = Result<HttpResponse, ApiError>;
 
@@ -28,12 +28,12 @@ fn id(raw: &str) -> Result<&str, ApiError> {
     }
 }
 
-fn unexpected() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "engine_unavailable",
-        "the engine gave an unexpected answer",
-    )
+fn unexpected(expected: &'static str, got: &Reply) -> ApiError {
+    EngineError::UnexpectedReply {
+        expected,
+        got: got.name(),
+    }
+    .into()
 }
 
 async fn conversation_or_404(state: &AppState, cid: &str) -> Result<Conversation, ApiError> {
@@ -42,7 +42,7 @@ async fn conversation_or_404(state: &AppState, cid: &str) -> Result<Conversation
         .conversation(cid)
         .await?
         .ok_or_else(|| CoreError::UnknownConversation(cid.into()).into())
-        .map_err(|e: crate::engine::EngineError| ApiError::from(e))
+        .map_err(|e: EngineError| ApiError::from(e))
 }
 
 /// The conversation as it is after an action, for the action's answer.
@@ -67,27 +67,16 @@ async fn conversation_after(state: &AppState, cid: &str, status: StatusCode) -> 
 pub async fn create_queue(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateQueue>) -> Res {
     caller.admin()?;
     let body = body.into_inner();
-    let q = match state
+    let dto = match state
         .engine
         .exec(Command::CreateQueue {
-            id: body.id.clone(),
+            id: body.id,
             name: body.name,
         })
         .await?
     {
-        Reply::Queue(q) => q,
-        _ => return Err(unexpected()),
-    };
-    let stats = state.engine.queue(&q.id).await?;
-    let dto = match stats {
-        Some(s) => QueueDto::from(&s),
-        None => QueueDto {
-            id: q.id,
-            name: q.name,
-            waiting: 0,
-            longest_wait_ms: 0,
-            agents_available: 0,
-        },
+        Reply::Queue(q) => QueueDto::from(&q),
+        r => return Err(unexpected("queue", &r)),
     };
     Ok(HttpResponse::Created().json(dto))
 }
@@ -119,7 +108,7 @@ pub async fn get_queue(state: web::Data<AppState>, caller: Caller, path: web::Pa
     let qid = id(&path)?;
     match state.engine.queue(qid).await? {
         Some(q) => Ok(HttpResponse::Ok().json(QueueDto::from(&q))),
-        None => Err(crate::engine::EngineError::from(CoreError::UnknownQueue(qid.into())).into()),
+        None => Err(EngineError::from(CoreError::UnknownQueue(qid.into())).into()),
     }
 }
 
@@ -195,7 +184,7 @@ pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web:
             id: b.id,
             name: b.name,
             queues: b.queues,
-            capacity: b.capacity.unwrap_or(1),
+            capacity: b.capacity,
             credential: Some(auth::credential_of(&token)),
         })
         .await?;
@@ -204,7 +193,7 @@ pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web:
             agent: AgentDto::from(&*a),
             token,
         })),
-        _ => Err(unexpected()),
+        r => Err(unexpected("agent", &r)),
     }
 }
 
@@ -248,7 +237,7 @@ pub async fn get_agent(state: web::Data<AppState>, caller: Caller, path: web::Pa
     caller.admin_or_agent(aid)?;
     match state.engine.agent(aid).await? {
         Some(d) => Ok(HttpResponse::Ok().json(AgentDetailDto::from(&d))),
-        None => Err(crate::engine::EngineError::from(CoreError::UnknownAgent(aid.into())).into()),
+        None => Err(EngineError::from(CoreError::UnknownAgent(aid.into())).into()),
     }
 }
 
@@ -332,20 +321,8 @@ pub async fn create_conversation(
         .await?;
     match reply {
         Reply::Conversation(c) => Ok(HttpResponse::Created().json(ConversationDto::from(&*c))),
-        _ => Err(unexpected()),
+        r => Err(unexpected("conversation", &r)),
     }
-}
-
-/// True when `agent` may read conversation `c`: it is offered it, is in it, or owes its wrap-up.
-async fn may_read(state: &AppState, c: &Conversation, agent: &str) -> Result<bool, ApiError> {
-    if c.participants().any(|p| p == agent) || c.offer.as_ref().is_some_and(|o| o.agent == agent) {
-        return Ok(true);
-    }
-    Ok(state
-        .engine
-        .agent(agent)
-        .await?
-        .is_some_and(|d| d.agent.wrapups.contains_key(&c.id)))
 }
 
 /// One conversation with its transcript.
@@ -361,12 +338,7 @@ async fn may_read(state: &AppState, c: &Conversation, agent: &str) -> Result<boo
     security(("bearer" = [])))]
 pub async fn get_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
     let cid = id(&path)?;
-    let c = conversation_or_404(&state, cid).await?;
-    if let Caller::Agent(a) = &caller {
-        if !may_read(&state, &c, a).await? {
-            return Err(ApiError::forbidden(format!("agent {a} is not in conversation {cid}")));
-        }
-    }
+    let c = state.engine.conversation_for(cid, caller).await?;
     Ok(HttpResponse::Ok().json(ConversationDto::from(&c)))
 }
 
@@ -411,11 +383,10 @@ pub async fn send_message(
 ) -> Res {
     let cid = id(&path)?;
     let text = body.into_inner().text;
-    let m = match &caller {
-        Caller::Admin => state.engine.customer_reply(cid, &text).await?,
-        Caller::Agent(a) => state.engine.send(a, cid, &text).await?,
-    };
-    Ok(HttpResponse::Created().json(MessageDto::from(&m)))
+    match state.engine.exec(Command::write(&caller, cid, text)).await? {
+        Reply::Message(m) => Ok(HttpResponse::Created().json(MessageDto::from(&m))),
+        r => Err(unexpected("message", &r)),
+    }
 }
 
 /// Transfers to an agent or a queue; the caller leaves at once and owes a wrap-up.
@@ -439,23 +410,16 @@ pub async fn transfer(
 ) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
-    let c = match body.into_inner() {
-        Transfer {
-            agent: Some(target),
-            queue: None,
-        } => state.engine.transfer_to_agent(agent, cid, &target).await?,
-        Transfer {
-            agent: None,
-            queue: Some(q),
-        } => state.engine.transfer_to_queue(agent, cid, &q).await?,
-        _ => {
-            return Err(ApiError::bad_request(
-                "invalid_input",
-                "name exactly one of `agent` and `queue`",
-            ))
-        }
+    let Transfer { agent: target, queue } = body.into_inner();
+    let c = match state
+        .engine
+        .exec(Command::transfer(agent.into(), cid.into(), target, queue)?)
+        .await?
+    {
+        Reply::Conversation(c) => c,
+        r => return Err(unexpected("conversation", &r)),
     };
-    Ok(HttpResponse::Accepted().json(ConversationDto::from(&c)))
+    Ok(HttpResponse::Accepted().json(ConversationDto::from(&*c)))
 }
 
 /// Invites a second agent as conference guest.
@@ -536,10 +500,7 @@ pub async fn end_conference(state: web::Data<AppState>, caller: Caller, path: we
     security(("bearer" = [])))]
 pub async fn end_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
     let cid = id(&path)?;
-    match &caller {
-        Caller::Admin => state.engine.customer_end(cid).await?,
-        Caller::Agent(a) => state.engine.end(a, cid).await?,
-    }
+    state.engine.exec(Command::end(&caller, cid)).await?;
     conversation_after(&state, cid, StatusCode::OK).await
 }
 

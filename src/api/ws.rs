@@ -37,6 +37,11 @@ use crate::engine::{Command, Engine, EngineError};
 
 /// Frames waiting to be written to one desktop before it counts as too slow.
 pub const OUTBOUND_BUFFER: usize = 256;
+/// Commands of one desktop waiting for their turn (one runs at a time). A desktop that
+/// sends more without waiting for replies gets `reply` with `too_many_commands` for each
+/// command over the bound, which is not run: a flooding desktop holds a bounded amount of
+/// memory and its commands reach the engine no faster than they are answered.
+pub const MAX_PENDING_COMMANDS: usize = 64;
 /// How long a closing session waits for its close frame to be written.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -58,8 +63,10 @@ pub enum ServerEvent {
     },
     /// A conversation is offered to the agent.
     Offer(OfferEvent),
-    /// An offer ended without being accepted by this agent: `expired`, `accepted_elsewhere`,
-    /// `customer_left` (or `conversation_ended` for a conference offer whose conversation ended).
+    /// An offer ended without being accepted by this agent: `expired`, `customer_left`, or
+    /// `conversation_ended` for a conference offer whose conversation ended. API.md's
+    /// `accepted_elsewhere` is never sent: an offer goes to one agent at a time
+    /// (docs/API-NOTES.md).
     OfferWithdrawn { conversation_id: String, reason: String },
     /// The whole conversation, sent on accept.
     Conversation { conversation: ConversationDto },
@@ -181,12 +188,15 @@ pub struct DesktopRequest {
 }
 
 /// The actions a desktop can take: the same as REST, with the REST body's fields.
+///
+/// The server only reads these; the load harness (`load::http`) writes them, leaving out
+/// absent optional fields as a desktop would.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DesktopCommand {
     SetState {
         state: AgentState,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         idle_code: Option<String>,
     },
     Accept {
@@ -199,9 +209,9 @@ pub enum DesktopCommand {
     /// Exactly one of `agent` and `queue`.
     Transfer {
         conversation_id: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         queue: Option<String>,
     },
     Conference {
@@ -244,28 +254,9 @@ impl DesktopCommand {
             },
             DesktopCommand::Transfer {
                 conversation_id,
-                agent: Some(target),
-                queue: None,
-            } => Command::TransferToAgent {
-                agent,
-                conversation: conversation_id,
-                target,
-            },
-            DesktopCommand::Transfer {
-                conversation_id,
-                agent: None,
-                queue: Some(queue),
-            } => Command::TransferToQueue {
-                agent,
-                conversation: conversation_id,
+                agent: target,
                 queue,
-            },
-            DesktopCommand::Transfer { .. } => {
-                return Err(ApiError::bad_request(
-                    "invalid_input",
-                    "name exactly one of `agent` and `queue`",
-                ))
-            }
+            } => Command::transfer(agent, conversation_id, target, queue)?,
             DesktopCommand::Conference {
                 conversation_id,
                 agent: target,
@@ -623,6 +614,18 @@ impl Desktop {
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         match serde_json::from_str::<DesktopRequest>(text) {
+            Ok(r) if self.pending.len() >= MAX_PENDING_COMMANDS => {
+                tracing::warn!(agent = %self.agent, "desktop sends commands faster than they are answered");
+                self.reply(
+                    r.request_id,
+                    Err(ApiError::new(
+                        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_commands",
+                        format!("more than {MAX_PENDING_COMMANDS} commands are waiting for their replies; wait for replies before sending more"),
+                    )),
+                    ctx,
+                );
+            }
             Ok(r) => {
                 self.pending.push_back(Pending {
                     request_id: r.request_id,

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::{AgentId, ConversationId, Millis, QueueId};
 
 /// Presence state (SPEC.md Agents).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Presence {
     LoggedOut,
     Idle,
@@ -23,23 +24,7 @@ pub enum Presence {
 impl Presence {
     /// The wire name, as API.md spells it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Presence::LoggedOut => "logged_out",
-            Presence::Idle => "idle",
-            Presence::Available => "available",
-            Presence::Rona => "rona",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Presence> {
-        Some(match s {
-            "logged_out" => Presence::LoggedOut,
-            "idle" => Presence::Idle,
-            "available" => Presence::Available,
-            "rona" => Presence::Rona,
-            _ => return None,
-        })
+        self.into()
     }
 }
 
@@ -192,13 +177,5 @@ mod tests {
         assert!(a.set_presence(Presence::Idle, Some("break".into()), 40));
         assert!(a.set_presence(Presence::Idle, Some("lunch".into()), 50));
         assert_eq!(a.state_since, 50);
-    }
-
-    #[test]
-    fn presence_names_round_trip() {
-        for p in [Presence::LoggedOut, Presence::Idle, Presence::Available, Presence::Rona] {
-            assert_eq!(Presence::parse(p.as_str()), Some(p));
-        }
-        assert_eq!(Presence::parse("busy"), None);
     }
 }

@@ -8,12 +8,14 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+use strum::{EnumIter, IntoStaticStr};
 
 use super::{AgentId, ConversationId, EntryPointId, Millis, QueueId};
 
 /// Lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumIter)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ConversationState {
     Queued,
     Offered,
@@ -24,18 +26,14 @@ pub enum ConversationState {
 impl ConversationState {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ConversationState::Queued => "queued",
-            ConversationState::Offered => "offered",
-            ConversationState::Active => "active",
-            ConversationState::Ended => "ended",
-        }
+        self.into()
     }
 }
 
 /// Conference state, derived from the guest and the pending offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumIter)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ConferenceState {
     None,
     ConferenceRequested,
@@ -45,17 +43,14 @@ pub enum ConferenceState {
 impl ConferenceState {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ConferenceState::None => "none",
-            ConferenceState::ConferenceRequested => "conference_requested",
-            ConferenceState::Conference => "conference",
-        }
+        self.into()
     }
 }
 
 /// Where the customer writes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumIter)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Channel {
     Messenger,
     Rest,
@@ -64,16 +59,14 @@ pub enum Channel {
 impl Channel {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Messenger => "messenger",
-            Channel::Rest => "rest",
-        }
+        self.into()
     }
 }
 
 /// Why an offer was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, EnumIter)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum OfferKind {
     New,
     Transfer,
@@ -83,11 +76,7 @@ pub enum OfferKind {
 impl OfferKind {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            OfferKind::New => "new",
-            OfferKind::Transfer => "transfer",
-            OfferKind::Conference => "conference",
-        }
+        self.into()
     }
 }
 
@@ -113,8 +102,9 @@ pub struct Customer {
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumIter)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AuthorKind {
     Customer,
     Agent,
@@ -124,11 +114,7 @@ pub enum AuthorKind {
 impl AuthorKind {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            AuthorKind::Customer => "customer",
-            AuthorKind::Agent => "agent",
-            AuthorKind::System => "system",
-        }
+        self.into()
     }
 }
 

@@ -20,7 +20,13 @@ pub enum ErrorKind {
 
 /// A rejection by the routing core. Nothing changed when one is returned, except where
 /// the variant says so (an accept after the deadline also carries out the expiry).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+///
+/// Each variant's code is its name in snake_case (strum's `IntoStaticStr`, the rule serde's
+/// `rename_all` follows for the wire enums); `codes_are_the_clients_contract` pins them, so
+/// renaming a variant cannot change a code unnoticed.
+#[derive(Debug, Clone, PartialEq, Eq, Error, strum::IntoStaticStr)]
+#[cfg_attr(test, derive(strum::EnumIter))]
+#[strum(serialize_all = "snake_case")]
 pub enum CoreError {
     #[error("unknown agent {0}")]
     UnknownAgent(String),
@@ -64,34 +70,17 @@ pub enum CoreError {
     StateNotSettable(String),
     #[error("conversation {0} has ended")]
     ConversationEnded(String),
+    /// An agent asked to read a conversation it has no part in ([`super::Floor::may_read`]).
+    /// Its code is the HTTP layer's generic `forbidden`, as it always was.
+    #[error("agent {agent} is not in conversation {conversation}")]
+    #[strum(serialize = "forbidden")]
+    MayNotRead { conversation: String, agent: String },
 }
 
 impl CoreError {
     /// The stable, machine-readable code that clients match on.
     pub fn code(&self) -> &'static str {
-        match self {
-            CoreError::UnknownAgent(_) => "unknown_agent",
-            CoreError::UnknownQueue(_) => "unknown_queue",
-            CoreError::UnknownEntryPoint(_) => "unknown_entry_point",
-            CoreError::UnknownConversation(_) => "unknown_conversation",
-            CoreError::AlreadyExists { .. } => "already_exists",
-            CoreError::InvalidInput(_) => "invalid_input",
-            CoreError::NotOfferedToYou { .. } => "not_offered_to_you",
-            CoreError::OfferExpired { .. } => "offer_expired",
-            CoreError::NotOwner { .. } => "not_owner",
-            CoreError::NotGuest { .. } => "not_guest",
-            CoreError::NotInConversation { .. } => "not_in_conversation",
-            CoreError::InvalidState(_) => "invalid_state",
-            CoreError::AgentBusy(_) => "agent_busy",
-            CoreError::AgentUnavailable(_) => "agent_unavailable",
-            CoreError::ConferenceInProgress(_) => "conference_in_progress",
-            CoreError::NoConference(_) => "no_conference",
-            CoreError::NoWrapupOwed { .. } => "no_wrapup_owed",
-            CoreError::UnknownWrapupReason(_) => "unknown_wrapup_reason",
-            CoreError::UnknownIdleCode(_) => "unknown_idle_code",
-            CoreError::StateNotSettable(_) => "state_not_settable",
-            CoreError::ConversationEnded(_) => "conversation_ended",
-        }
+        self.into()
     }
 
     /// The kind of rejection, from which `api/` derives the HTTP status.
@@ -105,10 +94,50 @@ impl CoreError {
             | CoreError::UnknownWrapupReason(_)
             | CoreError::UnknownIdleCode(_)
             | CoreError::StateNotSettable(_) => ErrorKind::BadRequest,
-            CoreError::NotOwner { .. } | CoreError::NotGuest { .. } | CoreError::NotInConversation { .. } => {
-                ErrorKind::Forbidden
-            }
+            CoreError::NotOwner { .. }
+            | CoreError::NotGuest { .. }
+            | CoreError::NotInConversation { .. }
+            | CoreError::MayNotRead { .. } => ErrorKind::Forbidden,
             _ => ErrorKind::Conflict,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::IntoEnumIterator;
+
+    use super::*;
+
+    #[test]
+    fn codes_are_the_clients_contract() {
+        let codes: Vec<&str> = CoreError::iter().map(|e| e.code()).collect();
+        assert_eq!(
+            codes,
+            [
+                "unknown_agent",
+                "unknown_queue",
+                "unknown_entry_point",
+                "unknown_conversation",
+                "already_exists",
+                "invalid_input",
+                "not_offered_to_you",
+                "offer_expired",
+                "not_owner",
+                "not_guest",
+                "not_in_conversation",
+                "invalid_state",
+                "agent_busy",
+                "agent_unavailable",
+                "conference_in_progress",
+                "no_conference",
+                "no_wrapup_owed",
+                "unknown_wrapup_reason",
+                "unknown_idle_code",
+                "state_not_settable",
+                "conversation_ended",
+                "forbidden",
+            ]
+        );
     }
 }

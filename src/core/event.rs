@@ -13,13 +13,12 @@ use super::{
 };
 
 /// Why an offer ended without being accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum WithdrawReason {
     /// The deadline passed (any kind of offer).
     Expired,
-    /// Another agent took the conversation.
-    AcceptedElsewhere,
     /// The customer ended the conversation.
     CustomerLeft,
     /// The owner ended the conversation while a conference offer was pending.
@@ -29,12 +28,7 @@ pub enum WithdrawReason {
 impl WithdrawReason {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            WithdrawReason::Expired => "expired",
-            WithdrawReason::AcceptedElsewhere => "accepted_elsewhere",
-            WithdrawReason::CustomerLeft => "customer_left",
-            WithdrawReason::ConversationEnded => "conversation_ended",
-        }
+        self.into()
     }
 }
 
@@ -137,6 +131,8 @@ pub enum Observation {
         from: Presence,
         to: Presence,
     },
+    /// An agent joined the floor: created (logged out), or restored in `presence`.
+    AgentAdded { agent: AgentId, presence: Presence },
 }
 
 /// A timer that the actor shells arm; firing it calls back into the core.
@@ -170,6 +166,14 @@ pub enum Effect {
     },
     /// Record an engine-wide fact.
     Observe(Observation),
+    /// The credential index at the edge changes: `revoked` (a credential hash) stops
+    /// naming `agent`, `granted` starts to. Carried out, like every effect, only once the
+    /// change that caused it is durable, so no credential works that the store lacks.
+    Credential {
+        agent: AgentId,
+        revoked: Option<String>,
+        granted: Option<String>,
+    },
 }
 
 /// A change to make durable. Records are whole snapshots except transcripts, which grow

@@ -1,7 +1,9 @@
 //! [`Floor`]: the whole routing state machine.
 //!
-//! Every operation takes `now` and either returns an error having changed nothing, or
-//! applies the change and queues [`Effect`]s and [`Change`]s that the caller takes with
+//! Commands reach the floor through [`Floor::execute`] (`command.rs`). Every operation
+//! takes `now` and either returns an error having changed nothing (with one exception: an
+//! accept after the deadline carries out the expiry it finds, then answers
+//! `offer_expired`; see [`Floor::accept`]), or applies the change and queues [`Effect`]s and [`Change`]s that the caller takes with
 //! [`Floor::take_effects`] and [`Floor::take_changes`]. After every operation the routing
 //! step runs, so that SPEC.md invariant 4 holds whenever the floor is at rest: no
 //! conversation waits while an eligible agent for it exists.
@@ -387,7 +389,7 @@ impl Floor {
     // ----- administration -----
 
     /// Creates a queue.
-    pub fn create_queue(&mut self, id: &str, name: &str) -> Result<&Queue, CoreError> {
+    pub(crate) fn create_queue(&mut self, id: &str, name: &str) -> Result<&Queue, CoreError> {
         check_id("queue", id)?;
         check_name("queue name", name)?;
         if self.queues.contains_key(id) {
@@ -403,7 +405,7 @@ impl Floor {
     }
 
     /// Creates an entry point feeding `queue`.
-    pub fn create_entry_point(&mut self, ep: EntryPoint) -> Result<&EntryPoint, CoreError> {
+    pub(crate) fn create_entry_point(&mut self, ep: EntryPoint) -> Result<&EntryPoint, CoreError> {
         check_id("entry point", &ep.id)?;
         check_name("entry point name", &ep.name)?;
         if let Some(p) = &ep.page_id {
@@ -424,7 +426,7 @@ impl Floor {
     }
 
     /// Creates an agent, logged out.
-    pub fn create_agent(
+    pub(crate) fn create_agent(
         &mut self,
         id: &str,
         name: &str,
@@ -455,19 +457,37 @@ impl Floor {
             });
         }
         let mut a = Agent::new(id.into(), name.into(), queues, capacity, now);
-        a.credential = credential;
+        a.credential = credential.clone();
+        self.effects.push(Effect::Observe(Observation::AgentAdded {
+            agent: id.into(),
+            presence: a.presence,
+        }));
+        if let Some(c) = credential {
+            self.effects.push(Effect::Credential {
+                agent: id.into(),
+                revoked: None,
+                granted: Some(c),
+            });
+        }
         self.agents.insert(id.into(), a);
         mark(&mut self.dirty_agents, id);
         Ok(&self.agents[id])
     }
 
-    /// Replaces an agent's credential (token reissue).
-    pub fn set_credential(&mut self, agent: &str, credential: String) -> Result<(), CoreError> {
+    /// Replaces an agent's credential (token reissue). The credential index at the edge
+    /// follows through [`Effect::Credential`], carried out only once the change is durable:
+    /// a credential works only while the store has it.
+    pub(crate) fn set_credential(&mut self, agent: &str, credential: String) -> Result<(), CoreError> {
         let a = self
             .agents
             .get_mut(agent)
             .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
-        a.credential = Some(credential);
+        let revoked = a.credential.replace(credential.clone());
+        self.effects.push(Effect::Credential {
+            agent: agent.into(),
+            revoked,
+            granted: Some(credential),
+        });
         mark(&mut self.dirty_agents, agent);
         Ok(())
     }
@@ -476,7 +496,7 @@ impl Floor {
 
     /// The agent sets its own presence. `rona` cannot be set; `logged_out` is refused while
     /// the agent holds conversations; leaving `rona` is only possible to `available` or `idle`.
-    pub fn set_state(
+    pub(crate) fn set_state(
         &mut self,
         agent: &str,
         state: Presence,
@@ -599,7 +619,7 @@ impl Floor {
     // ----- customer side -----
 
     /// A customer message on an entry point: opens a conversation or joins the open one.
-    pub fn customer_message(
+    pub(crate) fn customer_message(
         &mut self,
         entry_point: &str,
         customer: Customer,
@@ -683,7 +703,7 @@ impl Floor {
     }
 
     /// The customer writes in an open conversation (REST: admin as the customer).
-    pub fn customer_reply(&mut self, conversation: &str, text: &str, now: Millis) -> Result<Message, CoreError> {
+    pub(crate) fn customer_reply(&mut self, conversation: &str, text: &str, now: Millis) -> Result<Message, CoreError> {
         check_text(text)?;
         let c = self.open(conversation)?;
         let (id, name) = (c.customer.id.clone(), c.customer.name.clone());
@@ -691,7 +711,7 @@ impl Floor {
     }
 
     /// The customer leaves: the conversation ends; whoever was in it owes a wrap-up.
-    pub fn customer_end(&mut self, conversation: &str, now: Millis) -> Result<(), CoreError> {
+    pub(crate) fn customer_end(&mut self, conversation: &str, now: Millis) -> Result<(), CoreError> {
         self.open(conversation)?;
         self.end_conversation(conversation, "customer_ended", WithdrawReason::CustomerLeft, false, now);
         self.route(now);
@@ -701,7 +721,7 @@ impl Floor {
     // ----- agent side -----
 
     /// The offered agent accepts before the deadline.
-    pub fn accept(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<&Conversation, CoreError> {
+    pub(crate) fn accept(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<&Conversation, CoreError> {
         self.agent_ref(agent)?;
         let c = self
             .conversations
@@ -799,7 +819,7 @@ impl Floor {
     }
 
     /// An agent in the conversation (owner or guest) writes while it is active.
-    pub fn agent_message(
+    pub(crate) fn agent_message(
         &mut self,
         agent: &str,
         conversation: &str,
@@ -819,7 +839,7 @@ impl Floor {
     }
 
     /// The owner transfers to another agent, which must be eligible. The owner leaves at once.
-    pub fn transfer_to_agent(
+    pub(crate) fn transfer_to_agent(
         &mut self,
         agent: &str,
         conversation: &str,
@@ -856,7 +876,7 @@ impl Floor {
     }
 
     /// The owner transfers to a queue: it joins that queue as a new arrival.
-    pub fn transfer_to_queue(
+    pub(crate) fn transfer_to_queue(
         &mut self,
         agent: &str,
         conversation: &str,
@@ -895,7 +915,13 @@ impl Floor {
     }
 
     /// The owner invites a second agent, which must be eligible.
-    pub fn conference(&mut self, agent: &str, conversation: &str, target: &str, now: Millis) -> Result<(), CoreError> {
+    pub(crate) fn conference(
+        &mut self,
+        agent: &str,
+        conversation: &str,
+        target: &str,
+        now: Millis,
+    ) -> Result<(), CoreError> {
         self.check_owner_free_to_leave(agent, conversation)?;
         if target == agent {
             return Err(CoreError::InvalidInput("cannot invite yourself".into()));
@@ -918,7 +944,7 @@ impl Floor {
     }
 
     /// The guest leaves the conference; the chat goes on.
-    pub fn exit_conference(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<(), CoreError> {
+    pub(crate) fn exit_conference(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<(), CoreError> {
         let name = self.agent_ref(agent)?.name.clone();
         let c = self.open(conversation)?;
         if c.guest.as_deref() != Some(agent) {
@@ -955,7 +981,7 @@ impl Floor {
     }
 
     /// The owner ends a conference (guest joined or invited) for everyone.
-    pub fn end_conference(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<(), CoreError> {
+    pub(crate) fn end_conference(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<(), CoreError> {
         let c = self.owned(agent, conversation)?;
         if c.conference_state() == ConferenceState::None {
             return Err(CoreError::NoConference(conversation.into()));
@@ -972,7 +998,7 @@ impl Floor {
     }
 
     /// The owner ends the conversation (for everyone, guest included).
-    pub fn end(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<(), CoreError> {
+    pub(crate) fn end(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<(), CoreError> {
         self.owned(agent, conversation)?;
         self.end_conversation(
             conversation,
@@ -986,7 +1012,13 @@ impl Floor {
     }
 
     /// The agent submits the wrap-up it owes; its slot is freed.
-    pub fn wrapup(&mut self, agent: &str, conversation: &str, reason: &str, now: Millis) -> Result<(), CoreError> {
+    pub(crate) fn wrapup(
+        &mut self,
+        agent: &str,
+        conversation: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<(), CoreError> {
         if !self.rules.wrapup_reasons.iter().any(|r| r.code == reason) {
             return Err(CoreError::UnknownWrapupReason(reason.into()));
         }
@@ -1125,6 +1157,17 @@ impl Floor {
             for c in a.wrapups.keys() {
                 *f.owed.entry(c.clone()).or_default() += 1;
             }
+            f.effects.push(Effect::Observe(Observation::AgentAdded {
+                agent: a.id.clone(),
+                presence: a.presence,
+            }));
+            if let Some(c) = &a.credential {
+                f.effects.push(Effect::Credential {
+                    agent: a.id.clone(),
+                    revoked: None,
+                    granted: Some(c.clone()),
+                });
+            }
             f.agents.insert(a.id.clone(), a);
         }
         let mut ids: Vec<_> = Vec::with_capacity(conversations.len());
@@ -1170,7 +1213,7 @@ impl Floor {
             let fresh = Offer {
                 id: offer_id,
                 offered_at: now,
-                expires_at: now + timeout,
+                expires_at: now.saturating_add(timeout),
                 ..o
             };
             if let Some(c) = f.conversations.get_mut(id) {
@@ -1342,7 +1385,7 @@ impl Floor {
             agent: agent.into(),
             kind: spec.kind,
             offered_at: now,
-            expires_at: now + self.timeout(spec.kind),
+            expires_at: now.saturating_add(self.timeout(spec.kind)),
             from_agent: spec.from_agent,
         };
         self.next_offer += 1;
@@ -1462,7 +1505,7 @@ impl Floor {
 
     /// The agent leaves the conversation and owes a wrap-up (the slot stays held).
     fn leave(&mut self, agent: &str, conversation: &str, now: Millis) {
-        let due = (self.rules.auto_wrapup_after_ms > 0).then(|| now + self.rules.auto_wrapup_after_ms);
+        let due = (self.rules.auto_wrapup_after_ms > 0).then(|| now.saturating_add(self.rules.auto_wrapup_after_ms));
         let mut already_owed = false;
         if let Some(a) = self.agents.get_mut(agent) {
             a.active.remove(conversation);

@@ -609,6 +609,7 @@ fn leaving_a_conversation_twice_owes_one_wrapup() {
 fn bad_input_changes_nothing() {
     let mut f = floor(TransferNoAnswer::Drop, 0);
     f.take_changes();
+    f.take_effects();
     let before = format!("{:?}", f.agents().map(|a| a.id.clone()).collect::<Vec<_>>());
     assert_eq!(
         f.create_agent("bad id", "X", vec![], 1, None, 0)

@@ -15,6 +15,7 @@
 //! [`Floor`], never two messages that another could slip between.
 
 pub mod agent;
+pub mod command;
 pub mod conversation;
 pub mod error;
 pub mod event;
@@ -22,8 +23,11 @@ pub mod floor;
 pub mod invariants;
 pub mod limits;
 pub mod queue;
+#[cfg(test)]
+mod wire_names;
 
 pub use agent::{Agent, Presence};
+pub use command::{Command, Principal, QueueStats, Reply, DEFAULT_CAPACITY};
 pub use conversation::{
     Author, AuthorKind, Channel, ConferenceState, Conversation, ConversationState, Customer, Message, Offer, OfferKind,
     WrapupRecord,

@@ -19,6 +19,8 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::stats::{histogram, record};
+
 /// One baseline's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct Baseline {
@@ -43,10 +45,6 @@ fn baseline(name: &str, what: &str, clients: usize, h: &Histogram<u64>, elapsed:
         p50_us: h.value_at_quantile(0.5),
         p99_us: h.value_at_quantile(0.99),
     }
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
 /// Runs every baseline for about `each` apiece. Must run inside an actix system.
@@ -124,7 +122,7 @@ pub async fn ws_echo(each: Duration, clients: usize) -> Result<Baseline, String>
                         _ => return h,
                     }
                 }
-                let _ = h.record(t.elapsed().as_micros().max(1) as u64);
+                record(&mut h, t.elapsed());
             }
             let _ = framed.send(awc::ws::Message::Close(None)).await;
             h
@@ -182,7 +180,7 @@ pub async fn actix_round_trip(each: Duration, cross: bool) -> Baseline {
         if addr.send(Ping(i)).await.is_err() {
             break;
         }
-        let _ = h.record(t.elapsed().as_nanos().div_ceil(1000).max(1) as u64);
+        record(&mut h, t.elapsed());
         i += 1;
     }
     let elapsed = start.elapsed();
@@ -219,7 +217,7 @@ pub async fn sled_flush(each: Duration) -> Result<Baseline, String> {
             let t = Instant::now();
             db.insert(i.to_be_bytes(), &value[..]).map_err(|e| e.to_string())?;
             db.flush().map_err(|e| e.to_string())?;
-            let _ = h.record(t.elapsed().as_micros().max(1) as u64);
+            record(&mut h, t.elapsed());
             i += 1;
         }
         Ok((h, start.elapsed()))

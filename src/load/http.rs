@@ -9,6 +9,9 @@
 //!   `POST /api/v1/conversations` and `POST /api/v1/conversations/{id}/messages`.
 //! - Every id the harness chooses is sent with a per-run prefix (`--id-prefix`), so runs
 //!   can follow each other against the same server; the scenario never sees the prefix.
+//! - Every body and frame, both ways, is one of the API's own wire types (`api::dto`,
+//!   `api::ws`) through serde: the harness speaks exactly the JSON the server reads and
+//!   writes, with no second copy of the protocol to drift.
 //!
 //! # Facts from outside
 //! The checks run on [`Fact`]s derived from what the desktops see: each agent's stream is
@@ -26,12 +29,18 @@ use std::time::{Duration, Instant};
 
 use awc::ws::{Frame, Message};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+use serde::Serialize;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use super::backend::{Backend, Desk, DeskEvent, Fact, Facts, Failure, Setup};
-use crate::core::{OfferKind, Presence};
+use crate::api::dto::{
+    AgentCreatedDto, AgentState, AuthorKindDto, ConversationDto, ConversationStateDto, CreateAgent, CreateConversation,
+    CreateEntryPoint, CreateQueue, CustomerDto, SendText, SetState,
+};
+use crate::api::error::ErrorBody;
+use crate::api::ws::{DesktopCommand, DesktopRequest, ServerEvent};
+use crate::core::{OfferKind, Presence, WithdrawReason};
 
 /// How long an offer that looks like a double offer is held back, waiting for the other
 /// agent's desktop to show the earlier offer ending.
@@ -86,71 +95,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct Http {
     inner: Rc<Inner>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-}
-
-#[derive(Deserialize)]
-struct WithId {
-    id: String,
-}
-
-#[derive(Deserialize)]
-struct WithState {
-    state: String,
-}
-
-#[derive(Deserialize)]
-struct CreatedAgent {
-    token: String,
-}
-
-/// The fields of a server frame the harness reads (others are ignored).
-#[derive(Deserialize)]
-struct WireFrame {
-    #[serde(rename = "type")]
-    ty: String,
-    #[serde(default)]
-    conversation_id: Option<String>,
-    #[serde(default)]
-    request_id: Option<String>,
-    #[serde(default)]
-    ok: Option<bool>,
-    #[serde(default)]
-    error: Option<ErrorDetail>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    customer: Option<WithId>,
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    message: Option<WireMessage>,
-    #[serde(default)]
-    conversation: Option<WithId>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireMessage {
-    seq: u64,
-    author: WireAuthor,
-}
-
-#[derive(Deserialize)]
-struct WireAuthor {
-    kind: String,
-    #[serde(default)]
-    id: Option<String>,
 }
 
 /// awc's TCP connector with `TCP_NODELAY` set on each connection: the harness writes
@@ -226,7 +170,7 @@ impl Http {
         method: &str,
         path: &str,
         token: Option<&str>,
-        body: Option<String>,
+        body: Option<Vec<u8>>,
     ) -> Result<actix_web::web::Bytes, Failure> {
         let inner = &self.inner;
         let url = format!("{}{path}", inner.target.base);
@@ -272,9 +216,8 @@ impl Http {
             .ok_or_else(|| Failure::new("desktop_not_connected"))
     }
 
-    /// Sends a desktop command (a JSON object without its closing brace, to which the
-    /// request id is added) and waits for its `reply`.
-    async fn command(&self, agent: &str, head: String, wrapup_of: Option<&str>) -> Result<(), Failure> {
+    /// Sends a desktop command with the next request id and waits for its `reply`.
+    async fn command(&self, agent: &str, command: DesktopCommand, wrapup_of: Option<&str>) -> Result<(), Failure> {
         let conn = self.conn(agent)?;
         let rid = self.inner.next_request.get();
         self.inner.next_request.set(rid + 1);
@@ -283,7 +226,7 @@ impl Http {
         if let Some(c) = wrapup_of {
             conn.wrapups.borrow_mut().insert(rid, c.to_string());
         }
-        let text = format!("{head},\"request_id\":\"{rid}\"}}");
+        let text = frame(rid, command)?;
         if conn.out.send(Message::Text(text.into())).is_err() {
             conn.replies.borrow_mut().remove(&rid);
             return Err(Failure::new("desktop_disconnected"));
@@ -305,14 +248,17 @@ impl Http {
             .map(|t| {
                 let me = self.clone();
                 async move {
-                    me.call(
-                        "PUT",
-                        "/api/v1/agents/me/state",
-                        Some(&t),
-                        Some(r#"{"state":"logged_out"}"#.into()),
-                    )
-                    .await
-                    .is_err()
+                    let body = json(&SetState {
+                        state: AgentState::LoggedOut,
+                        idle_code: None,
+                    });
+                    match body {
+                        Ok(body) => me
+                            .call("PUT", "/api/v1/agents/me/state", Some(&t), Some(body))
+                            .await
+                            .is_err(),
+                        Err(_) => true,
+                    }
                 }
             })
             .buffer_unordered(SETUP_PARALLEL)
@@ -375,31 +321,30 @@ impl Reader {
         actix_rt::spawn(async move {
             let path = format!("/api/v1/conversations/{conversation}");
             let state = match http.call("GET", &path, None, None).await {
-                Ok(body) => serde_json::from_slice::<WithState>(&body).ok().map(|c| c.state),
+                Ok(body) => serde_json::from_slice::<ConversationDto>(&body).ok().map(|c| c.state),
                 Err(_) => None,
             };
-            if state.as_deref() == Some("ended") {
+            if state == Some(ConversationStateDto::Ended) {
                 let _ = http.inner.facts_tx.send(Fact::Ended { conversation });
             }
         });
     }
 
     fn frame(&self, text: &[u8]) {
-        let f: WireFrame = match serde_json::from_slice(text) {
-            Ok(f) => f,
-            Err(_) => return,
+        // A frame the harness does not know (a newer server's) is not one it waits for.
+        let Ok(event) = serde_json::from_slice::<ServerEvent>(text) else {
+            return;
         };
         let agent = || self.agent.clone();
-        let conversation = f.conversation_id.clone().unwrap_or_default();
-        match f.ty.as_str() {
-            "reply" => {
-                let Some(rid) = f.request_id.as_deref().and_then(|r| r.parse::<u64>().ok()) else {
+        match event {
+            ServerEvent::Reply { request_id, ok, error } => {
+                let Some(rid) = request_id.as_deref().and_then(|r| r.parse::<u64>().ok()) else {
                     return;
                 };
-                let result = if f.ok == Some(true) {
+                let result = if ok {
                     Ok(())
                 } else {
-                    Err(Failure::new(f.error.map_or_else(|| "unknown".into(), |e| e.code)))
+                    Err(Failure::new(error.map_or_else(|| "unknown".into(), |e| e.code)))
                 };
                 if let Some(c) = self.conn.wrapups.borrow_mut().remove(&rid) {
                     if result.is_ok() {
@@ -413,7 +358,7 @@ impl Reader {
                     let _ = tx.send(result);
                 }
             }
-            "offer" => {
+            ServerEvent::Offer(offer) => {
                 // The engine offers only after the slot is free: a wrap-up whose reply is
                 // still on its way has been carried out.
                 let early: Vec<String> = self.conn.wrapups.borrow_mut().drain().map(|(_, c)| c).collect();
@@ -423,11 +368,8 @@ impl Reader {
                         agent: agent(),
                     });
                 }
-                let kind = match f.kind.as_deref() {
-                    Some("transfer") => OfferKind::Transfer,
-                    Some("conference") => OfferKind::Conference,
-                    _ => OfferKind::New,
-                };
+                let conversation = offer.conversation_id;
+                let kind = OfferKind::from(offer.kind);
                 if kind == OfferKind::Transfer {
                     self.conn.transfers.borrow_mut().insert(conversation.clone());
                 }
@@ -442,23 +384,25 @@ impl Reader {
                 });
                 self.desk(DeskEvent::Offer {
                     conversation,
-                    customer: f.customer.map(|c| self.strip(&c.id)).unwrap_or_default(),
+                    customer: self.strip(&offer.customer.id),
                     kind,
                 });
             }
-            "offer_withdrawn" => {
+            ServerEvent::OfferWithdrawn {
+                conversation_id: conversation,
+                reason,
+            } => {
                 self.fact(Fact::OfferEnded {
                     conversation: conversation.clone(),
                     agent: agent(),
                 });
                 let transfer = self.conn.transfers.borrow_mut().remove(&conversation);
-                if transfer && f.reason.as_deref() == Some("expired") {
+                if transfer && reason == WithdrawReason::Expired.as_str() {
                     self.dropped_transfer(conversation.clone());
                 }
                 self.desk(DeskEvent::OfferWithdrawn { conversation });
             }
-            "conversation" => {
-                let Some(c) = f.conversation else { return };
+            ServerEvent::Conversation { conversation: c } => {
                 self.conn.transfers.borrow_mut().remove(&c.id);
                 self.fact(Fact::Accepted {
                     conversation: c.id.clone(),
@@ -466,11 +410,13 @@ impl Reader {
                 });
                 self.desk(DeskEvent::Accepted { conversation: c.id });
             }
-            "message" => {
-                let Some(m) = f.message else { return };
-                let author = match m.author.kind.as_str() {
-                    "agent" => m.author.id.as_deref().map(|a| self.strip(a)),
-                    _ => None,
+            ServerEvent::Message {
+                conversation_id: conversation,
+                message: m,
+            } => {
+                let author = match m.author.kind {
+                    AuthorKindDto::Agent => m.author.id.as_deref().map(|a| self.strip(a)),
+                    AuthorKindDto::Customer | AuthorKindDto::System => None,
                 };
                 if author.as_deref() == Some(self.agent.as_str()) {
                     if let Some(tx) = self.conn.echoes.borrow_mut().remove(&conversation) {
@@ -483,30 +429,40 @@ impl Reader {
                     agent: author,
                 });
             }
-            "participant_joined" => self.desk(DeskEvent::ParticipantJoined { conversation }),
-            "participant_left" => self.desk(DeskEvent::ParticipantLeft { conversation }),
-            "conference_not_accepted" => self.desk(DeskEvent::ConferenceNotAccepted { conversation }),
-            "conversation_ended" => {
+            ServerEvent::ParticipantJoined { conversation_id, .. } => self.desk(DeskEvent::ParticipantJoined {
+                conversation: conversation_id,
+            }),
+            ServerEvent::ParticipantLeft { conversation_id, .. } => self.desk(DeskEvent::ParticipantLeft {
+                conversation: conversation_id,
+            }),
+            ServerEvent::ConferenceNotAccepted { conversation_id, .. } => self.desk(DeskEvent::ConferenceNotAccepted {
+                conversation: conversation_id,
+            }),
+            ServerEvent::ConversationEnded {
+                conversation_id: conversation,
+                ..
+            } => {
                 self.fact(Fact::Ended {
                     conversation: conversation.clone(),
                 });
                 self.desk(DeskEvent::ConversationEnded { conversation });
             }
-            "wrapup_required" => {
+            ServerEvent::WrapupRequired {
+                conversation_id: conversation,
+                ..
+            } => {
                 self.fact(Fact::WrapupOwed {
                     conversation: conversation.clone(),
                     agent: agent(),
                 });
                 self.desk(DeskEvent::WrapupRequired { conversation });
             }
-            "state_changed" => {
-                let Some(state) = f.state.as_deref().and_then(Presence::parse) else {
-                    return;
-                };
+            ServerEvent::StateChanged { state, .. } => {
+                let state = Presence::from(state);
                 self.fact(Fact::Presence { agent: agent(), state });
                 self.desk(DeskEvent::StateChanged { state });
             }
-            _ => {}
+            ServerEvent::Hello { .. } => {}
         }
     }
 }
@@ -644,18 +600,19 @@ impl Facts for HttpFacts {
     }
 }
 
-/// The head of a desktop command on `conversation` (see [`Http::command`]): its `type`,
-/// `conversation_id` and at most one more string field.
-fn on_conversation(kind: &str, conversation: &str, field: Option<(&str, &str)>) -> String {
-    let mut head = format!(r#"{{"type":"{kind}","conversation_id":{}"#, json_str(conversation));
-    if let Some((name, value)) = field {
-        head.push_str(&format!(r#","{name}":{}"#, json_str(value)));
-    }
-    head
+/// The text frame of desktop command `command` with request id `rid`: the API's own
+/// [`DesktopRequest`], serialized by serde.
+fn frame(rid: u64, command: DesktopCommand) -> Result<String, Failure> {
+    serde_json::to_string(&DesktopRequest {
+        request_id: Some(rid.to_string()),
+        command,
+    })
+    .map_err(|e| Failure::new(format!("encoding a desktop command: {e}")))
 }
 
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+/// A REST body: one of the API's request types, serialized by serde.
+fn json<T: Serialize>(body: &T) -> Result<Vec<u8>, Failure> {
+    serde_json::to_vec(body).map_err(|e| Failure::new(format!("encoding a request: {e}")))
 }
 
 impl Backend for Http {
@@ -664,33 +621,32 @@ impl Backend for Http {
 
     async fn setup(&self, setup: &Setup) -> Result<(), Failure> {
         for q in &setup.queues {
-            let body = format!(
-                r#"{{"id":{},"name":{}}}"#,
-                json_str(&self.id(q)),
-                json_str(&format!("Queue {q}"))
-            );
+            let body = json(&CreateQueue {
+                id: self.id(q),
+                name: format!("Queue {q}"),
+            })?;
             self.call("POST", "/api/v1/queues", None, Some(body)).await?;
-            let body = format!(
-                r#"{{"id":{},"name":{},"queue":{}}}"#,
-                json_str(&self.id(&format!("ep-{q}"))),
-                json_str(&format!("Page {q}")),
-                json_str(&self.id(q))
-            );
+            let body = json(&CreateEntryPoint {
+                id: self.id(&format!("ep-{q}")),
+                name: format!("Page {q}"),
+                queue: self.id(q),
+                page_id: None,
+                page_access_token: None,
+            })?;
             self.call("POST", "/api/v1/entry-points", None, Some(body)).await?;
         }
         let results: Vec<Result<(String, String), Failure>> = futures_util::stream::iter(setup.agents.iter())
             .map(|(id, queues, capacity)| {
                 let me = self.clone();
                 async move {
-                    let queues: Vec<String> = queues.iter().map(|q| json_str(&me.id(q))).collect();
-                    let body = format!(
-                        r#"{{"id":{},"name":{},"queues":[{}],"capacity":{capacity}}}"#,
-                        json_str(&me.id(id)),
-                        json_str(&format!("Agent {id}")),
-                        queues.join(",")
-                    );
+                    let body = json(&CreateAgent {
+                        id: me.id(id),
+                        name: format!("Agent {id}"),
+                        queues: queues.iter().map(|q| me.id(q)).collect(),
+                        capacity: Some(*capacity),
+                    })?;
                     let bytes = me.call("POST", "/api/v1/agents", None, Some(body)).await?;
-                    let created: CreatedAgent =
+                    let created: AgentCreatedDto =
                         serde_json::from_slice(&bytes).map_err(|e| Failure::new(format!("agent answer: {e}")))?;
                     Ok((id.clone(), created.token))
                 }
@@ -789,23 +745,24 @@ impl Backend for Http {
     }
 
     async fn set_state(&self, agent: &str, state: Presence) -> Result<(), Failure> {
-        self.command(
-            agent,
-            format!(r#"{{"type":"set_state","state":"{}""#, state.as_str()),
-            None,
-        )
-        .await
+        let command = DesktopCommand::SetState {
+            state: state.into(),
+            idle_code: None,
+        };
+        self.command(agent, command, None).await
     }
 
     async fn customer_message(&self, entry_point: &str, customer: &str, text: &str) -> Result<String, Failure> {
-        let body = format!(
-            r#"{{"entry_point":{},"customer":{{"id":{},"name":"Customer"}},"text":{}}}"#,
-            json_str(&self.id(entry_point)),
-            json_str(&self.id(customer)),
-            json_str(text)
-        );
+        let body = json(&CreateConversation {
+            entry_point: self.id(entry_point),
+            customer: CustomerDto {
+                id: self.id(customer),
+                name: "Customer".into(),
+            },
+            text: text.into(),
+        })?;
         let bytes = self.call("POST", "/api/v1/conversations", None, Some(body)).await?;
-        let c: WithId =
+        let c: ConversationDto =
             serde_json::from_slice(&bytes).map_err(|e| Failure::new(format!("conversation answer: {e}")))?;
         if self.inner.arrived.borrow_mut().insert(c.id.clone()) {
             let _ = self.inner.facts_tx.send(Fact::Arrived {
@@ -816,7 +773,7 @@ impl Backend for Http {
     }
 
     async fn customer_reply(&self, conversation: &str, text: &str) -> Result<(), Failure> {
-        let body = format!(r#"{{"text":{}}}"#, json_str(text));
+        let body = json(&SendText { text: text.into() })?;
         self.call(
             "POST",
             &format!("/api/v1/conversations/{conversation}/messages"),
@@ -828,18 +785,21 @@ impl Backend for Http {
     }
 
     async fn accept(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        self.command(agent, on_conversation("accept", conversation, None), None)
-            .await
+        let command = DesktopCommand::Accept {
+            conversation_id: conversation.into(),
+        };
+        self.command(agent, command, None).await
     }
 
     async fn send(&self, agent: &str, conversation: &str, text: &str) -> Result<u64, Failure> {
         let conn = self.conn(agent)?;
         let (tx, rx) = oneshot::channel();
         conn.echoes.borrow_mut().insert(conversation.to_string(), tx);
-        let sent = self
-            .command(agent, on_conversation("send", conversation, Some(("text", text))), None)
-            .await;
-        if let Err(f) = sent {
+        let command = DesktopCommand::Send {
+            conversation_id: conversation.into(),
+            text: text.into(),
+        };
+        if let Err(f) = self.command(agent, command, None).await {
             conn.echoes.borrow_mut().remove(conversation);
             return Err(f);
         }
@@ -850,49 +810,51 @@ impl Backend for Http {
     }
 
     async fn transfer_to_agent(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
-        self.command(
-            agent,
-            on_conversation("transfer", conversation, Some(("agent", &self.id(target)))),
-            None,
-        )
-        .await
+        let command = DesktopCommand::Transfer {
+            conversation_id: conversation.into(),
+            agent: Some(self.id(target)),
+            queue: None,
+        };
+        self.command(agent, command, None).await
     }
 
     async fn transfer_to_queue(&self, agent: &str, conversation: &str, queue: &str) -> Result<(), Failure> {
-        self.command(
-            agent,
-            on_conversation("transfer", conversation, Some(("queue", &self.id(queue)))),
-            None,
-        )
-        .await
+        let command = DesktopCommand::Transfer {
+            conversation_id: conversation.into(),
+            agent: None,
+            queue: Some(self.id(queue)),
+        };
+        self.command(agent, command, None).await
     }
 
     async fn conference(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
-        self.command(
-            agent,
-            on_conversation("conference", conversation, Some(("agent", &self.id(target)))),
-            None,
-        )
-        .await
+        let command = DesktopCommand::Conference {
+            conversation_id: conversation.into(),
+            agent: self.id(target),
+        };
+        self.command(agent, command, None).await
     }
 
     async fn exit_conference(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        self.command(agent, on_conversation("exit_conference", conversation, None), None)
-            .await
+        let command = DesktopCommand::ExitConference {
+            conversation_id: conversation.into(),
+        };
+        self.command(agent, command, None).await
     }
 
     async fn end(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        self.command(agent, on_conversation("end", conversation, None), None)
-            .await
+        let command = DesktopCommand::End {
+            conversation_id: conversation.into(),
+        };
+        self.command(agent, command, None).await
     }
 
     async fn wrapup(&self, agent: &str, conversation: &str, reason: &str) -> Result<(), Failure> {
-        self.command(
-            agent,
-            on_conversation("wrapup", conversation, Some(("reason", reason))),
-            Some(conversation),
-        )
-        .await
+        let command = DesktopCommand::Wrapup {
+            conversation_id: conversation.into(),
+            reason: reason.into(),
+        };
+        self.command(agent, command, Some(conversation)).await
     }
 
     async fn describe(&self, conversation: &str) -> String {
@@ -977,16 +939,47 @@ mod tests {
         assert!(f.held.is_empty());
     }
 
+    /// The frames the harness sends are the API's `DesktopRequest` as serde writes it, and
+    /// the server's reading of them (`api::ws` parses every desktop frame as a
+    /// `DesktopRequest`) gives back the same command.
     #[test]
-    fn a_conversation_command_head_is_the_desktop_protocol_without_its_request_id() {
-        assert_eq!(
-            on_conversation("end", "c-1", None),
-            r#"{"type":"end","conversation_id":"c-1""#
-        );
-        assert_eq!(
-            on_conversation("send", "c-1", Some(("text", "say \"hi\""))),
-            r#"{"type":"send","conversation_id":"c-1","text":"say \"hi\"""#
-        );
+    fn a_desktop_frame_is_the_apis_own_desktop_request() {
+        for (command, want) in [
+            (
+                DesktopCommand::End {
+                    conversation_id: "c-1".into(),
+                },
+                r#"{"request_id":"7","type":"end","conversation_id":"c-1"}"#,
+            ),
+            (
+                DesktopCommand::Send {
+                    conversation_id: "c-1".into(),
+                    text: "say \"hi\"".into(),
+                },
+                r#"{"request_id":"7","type":"send","conversation_id":"c-1","text":"say \"hi\""}"#,
+            ),
+            (
+                DesktopCommand::Transfer {
+                    conversation_id: "c-1".into(),
+                    agent: None,
+                    queue: Some("q2".into()),
+                },
+                r#"{"request_id":"7","type":"transfer","conversation_id":"c-1","queue":"q2"}"#,
+            ),
+            (
+                DesktopCommand::SetState {
+                    state: AgentState::Available,
+                    idle_code: None,
+                },
+                r#"{"request_id":"7","type":"set_state","state":"available"}"#,
+            ),
+        ] {
+            let sent = frame(7, command).unwrap();
+            assert_eq!(sent, want);
+            let read: DesktopRequest = serde_json::from_str(&sent).unwrap();
+            assert_eq!(read.request_id.as_deref(), Some("7"));
+            assert_eq!(serde_json::to_string(&read).unwrap(), sent);
+        }
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub struct Options {
     pub queues: usize,
 
     /// Stop sending customers after this long (e.g. 10s, 500ms).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
     /// Stop sending customers after this many.
@@ -87,7 +87,7 @@ pub struct Options {
     #[arg(long)]
     pub max_open: Option<usize>,
     /// After the arrivals stop, wait at most this long for open conversations to complete.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     #[serde(serialize_with = "seconds")]
     pub drain_timeout: Duration,
 
@@ -145,7 +145,7 @@ pub struct Options {
     pub server_pid: Option<u32>,
     /// Before the scenario, measure the baselines (a raw actix-web WebSocket echo, an
     /// actix round trip, a sled insert + flush) for about this long each, e.g. 2s.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(serialize_with = "opt_seconds")]
     pub baseline: Option<Duration>,
 }
@@ -160,45 +160,30 @@ fn opt_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok
 impl Default for Options {
     /// The defaults of the command line, in-process.
     fn default() -> Self {
+        // The defaults above parse; this is tested.
+        let mut o = Options::from_args(["--in-process"]).expect("default options");
+        o.admin_token = None;
+        o
+    }
+}
+
+impl Options {
+    /// The options of a `switchboard-load` command line (`args` without the program name).
+    pub fn from_args<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Options, clap::Error> {
         use clap::{FromArgMatches, Parser};
         #[derive(Parser)]
         struct Cli {
             #[command(flatten)]
             options: Options,
         }
-        let m = <Cli as clap::CommandFactory>::command().get_matches_from(["switchboard-load", "--in-process"]);
-        // The defaults above parse; this is tested.
-        let mut o = Cli::from_arg_matches(&m).expect("default options").options;
-        o.admin_token = None;
-        o
+        let m = <Cli as clap::CommandFactory>::command()
+            .try_get_matches_from(std::iter::once("switchboard-load").chain(args))?;
+        Ok(Cli::from_arg_matches(&m)?.options)
     }
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
-}
-
-/// Parses `10s`, `500ms`, `2m` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m)")),
-    };
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("`{s}` is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Why a run could not start.
@@ -338,14 +323,32 @@ async fn run_scenario(opts: Options) -> Result<Report, LoadError> {
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Options::from_args(std::iter::once("--in-process").chain(args.iter().copied()))
+    }
+
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5h").is_err());
+    fn durations_are_humantimes_forms() {
+        // The forms README.md and BENCHMARKS.md use, and humantime's fractions and sums.
+        for (given, want) in [
+            ("10s", Duration::from_secs(10)),
+            ("500ms", Duration::from_millis(500)),
+            ("2m", Duration::from_secs(120)),
+            ("2min", Duration::from_secs(120)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("1s 500ms", Duration::from_millis(1500)),
+        ] {
+            assert_eq!(parse(&["--duration", given]).unwrap().duration, want, "{given}");
+        }
+        let o = parse(&["--drain-timeout", "120s", "--baseline", "1s"]).unwrap();
+        assert_eq!(
+            (o.drain_timeout, o.baseline),
+            (Duration::from_secs(120), Some(Duration::from_secs(1)))
+        );
+        // A number without its unit is refused rather than guessed.
+        for bad in ["ten", "1.5", "-1s", ""] {
+            assert!(parse(&["--duration", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

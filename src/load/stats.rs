@@ -2,7 +2,8 @@
 //! code, and a time series of per-interval percentiles for the chart.
 //!
 //! Latencies are recorded in microseconds, from 1 µs to 10 minutes at 3 significant
-//! figures (hdrhistogram), so a percentile is within 0.1% of the true value.
+//! figures (hdrhistogram), so a percentile is within 0.1% of the true value. [`histogram`]
+//! and [`record`] are the one such histogram of the harness, its baselines and the benches.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -51,9 +52,24 @@ impl Metric {
     }
 }
 
-fn histogram() -> Histogram<u64> {
-    // 1 µs .. 10 min, 3 significant figures; the bounds are constants, so this cannot fail.
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+/// Longest latency a histogram holds, in microseconds (10 minutes); longer ones count as this.
+const MAX_US: u64 = 600_000_000;
+
+/// The one latency histogram of the harness and the benches: 1 µs .. 10 min, 3 significant
+/// figures, in microseconds. Fill it with [`record`].
+pub fn histogram() -> Histogram<u64> {
+    // The bounds are constants, so this cannot fail.
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds")
+}
+
+/// Records `d` in `h`, in whole microseconds rounded up (a sub-microsecond actix round trip
+/// counts as 1 µs), clamped into the histogram's bounds so that recording cannot fail.
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    let us = u64::try_from(d.as_nanos().div_ceil(1000))
+        .unwrap_or(MAX_US)
+        .clamp(1, MAX_US);
+    // In bounds (above), so this cannot fail.
+    let _ = h.record(us);
 }
 
 /// A histogram's summary in microseconds.
@@ -138,10 +154,8 @@ impl Default for Stats {
 impl Stats {
     /// Records one latency.
     pub fn record(&mut self, m: Metric, d: Duration) {
-        let us = (d.as_micros() as u64).clamp(1, 600_000_000);
-        // Clamped into the histogram's bounds above, so recording cannot fail.
-        let _ = self.total[m.index()].record(us);
-        let _ = self.interval[m.index()].record(us);
+        record(&mut self.total[m.index()], d);
+        record(&mut self.interval[m.index()], d);
     }
 
     pub fn error(&mut self, code: &str) {

@@ -4,8 +4,9 @@
 //! - [`Store`]: the narrow interface (`commit` a batch of [`Change`]s, `load` a
 //!   [`Snapshot`], read one `conversation` back), so that another embedded store could be
 //!   measured beside sled.
-//! - [`sled::SledStore`]: the engine's store: sled trees, versioned records, group commit
-//!   on one writer thread, retention of ended conversations. [`open`] opens it.
+//! - [`sled::SledStore`]: the engine's store: one sled tree with a key prefix per kind of
+//!   record (store format 2), versioned records, group commit as one atomic batch per
+//!   group on one writer thread, retention of ended conversations. [`open`] opens it.
 //! - [`record`]: the on-disk encoding (a version byte, then bincode of `*V1` types).
 //! - [`MemoryStore`]: durable for the life of the process, for tests and benches.
 //!

@@ -143,7 +143,11 @@ impl std::fmt::Debug for SledOptions {
     }
 }
 
-/// Figures of the group commit, for logs and benchmarks.
+/// Figures of one store's group commit, for logs, tests and benchmarks: counts and totals
+/// only. The distributions (commits per flush, flush and commit latency) are the Prometheus
+/// histograms of `crate::metrics` (`switchboard_store_*`), recorded at the same points; they
+/// are process-wide, which is why the per-store counts stay here (tests and the store bench
+/// open several stores in one process).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoreStats {
     /// Batches committed (one per engine operation that changed something).
@@ -157,13 +161,8 @@ pub struct StoreStats {
     pub flushes: u64,
     /// Most commits that shared one flush.
     pub max_commits_per_flush: u64,
-    /// Commits per flush: `(lower bound, flushes)` for the buckets 1, 2-3, 4-7, 8-15, ...
-    pub commits_per_flush: Vec<(u64, u64)>,
-    /// Total and longest time in `db.flush()`, in microseconds.
+    /// Total time in `db.flush()`, in microseconds.
     pub flush_us_total: u64,
-    pub flush_us_max: u64,
-    /// Total time from `commit()` to the future resolving, in microseconds.
-    pub commit_us_total: u64,
     /// Conversations removed by retention.
     pub swept: u64,
     /// True once a write failed.
@@ -181,8 +180,6 @@ impl StoreStats {
     }
 }
 
-const BUCKETS: usize = 16;
-
 #[derive(Default)]
 struct Stats {
     commits: AtomicU64,
@@ -190,10 +187,7 @@ struct Stats {
     coalesced: AtomicU64,
     flushes: AtomicU64,
     max_per_flush: AtomicU64,
-    per_flush: [AtomicU64; BUCKETS],
     flush_us_total: AtomicU64,
-    flush_us_max: AtomicU64,
-    commit_us_total: AtomicU64,
     swept: AtomicU64,
     failed: AtomicBool,
 }
@@ -207,16 +201,7 @@ impl Stats {
             coalesced: r(&self.coalesced),
             flushes: r(&self.flushes),
             max_commits_per_flush: r(&self.max_per_flush),
-            commits_per_flush: self
-                .per_flush
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (1u64 << i, r(n)))
-                .filter(|(_, n)| *n > 0)
-                .collect(),
             flush_us_total: r(&self.flush_us_total),
-            flush_us_max: r(&self.flush_us_max),
-            commit_us_total: r(&self.commit_us_total),
             swept: r(&self.swept),
             failed: self.failed.load(Ordering::Relaxed),
         }
@@ -621,9 +606,9 @@ impl Store for SledStore {
     }
 
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
-        // Reads go straight to sled's trees from the caller's thread: sled serves
-        // concurrent readers beside the writer thread, and a committed batch is visible
-        // to them as soon as its transaction applied (before its flush).
+        // Reads go straight to sled's tree from the caller's thread: sled serves
+        // concurrent readers beside the writer thread, and a group's batch is visible to
+        // them as soon as `apply_batch` applied it (before its flush).
         let guard = lock(&self.db);
         let (_, trees) = guard
             .as_ref()
@@ -1111,8 +1096,6 @@ impl Writer {
                     s.changes.fetch_add(n as u64, Ordering::Relaxed);
                     s.coalesced.fetch_add(skipped, Ordering::Relaxed);
                     s.max_per_flush.fetch_max(k, Ordering::Relaxed);
-                    let bucket = (63 - k.leading_zeros() as usize).min(BUCKETS - 1);
-                    s.per_flush[bucket].fetch_add(1, Ordering::Relaxed);
                     crate::metrics::STORE_COMMITS_PER_FLUSH.observe(k as f64);
                 }
                 r.map(|_| ())
@@ -1128,9 +1111,7 @@ impl Writer {
         }
         let now = Instant::now();
         for (submitted, done) in waiters {
-            let us = now.duration_since(submitted).as_micros() as u64;
-            self.stats.commit_us_total.fetch_add(us, Ordering::Relaxed);
-            crate::metrics::STORE_COMMIT_LATENCY.observe(us as f64 / 1e6);
+            crate::metrics::STORE_COMMIT_LATENCY.observe(now.duration_since(submitted).as_secs_f64());
             // A caller that went away is fine: the change is durable all the same.
             let _ = done.send(result.clone());
         }
@@ -1144,11 +1125,12 @@ impl Writer {
         self.db
             .flush()
             .map_err(|e| StoreError::Write(format!("flush failed: {e}")))?;
-        let us = started.elapsed().as_micros() as u64;
+        let took = started.elapsed();
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-        self.stats.flush_us_total.fetch_add(us, Ordering::Relaxed);
-        self.stats.flush_us_max.fetch_max(us, Ordering::Relaxed);
-        crate::metrics::STORE_FLUSH_LATENCY.observe(us as f64 / 1e6);
+        self.stats
+            .flush_us_total
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        crate::metrics::STORE_FLUSH_LATENCY.observe(took.as_secs_f64());
         Ok(())
     }
 

@@ -1,0 +1,637 @@
+//! Commands: every state change a client can ask of the floor, and
+//! [`Floor::execute`], the one way a command reaches it.
+//!
+//! Production (the router actor) and the simulation (`tests/simulation.rs`) both drive
+//! the floor through `execute`, so the dispatch that runs in production is the dispatch
+//! SPEC.md's invariants are checked on. To add a command: a variant here, its arm in
+//! [`Floor::execute`] (and in [`Command::name`] and [`Command::finished_act`]), the rule
+//! itself as a `Floor` method with its table test, and one wire type in `api/`.
+//!
+//! Also here: who a caller is to the core ([`Principal`]) and the rules that depend on it
+//! (the admin writes as the customer, who may read a conversation).
+
+use super::conversation::{Channel, Conversation, Customer, Message};
+use super::floor::{FinishedAct, Floor};
+use super::queue::{EntryPoint, Queue};
+use super::{Agent, AgentId, ConversationId, CoreError, EntryPointId, Millis, Presence, QueueId};
+
+/// An agent's capacity when its creator names none (SPEC.md: default 1).
+pub const DEFAULT_CAPACITY: u32 = 1;
+
+/// A command: one state change, acknowledged once durable.
+#[derive(Debug, Clone)]
+pub enum Command {
+    CreateQueue {
+        id: QueueId,
+        name: String,
+    },
+    CreateEntryPoint(EntryPoint),
+    CreateAgent {
+        id: AgentId,
+        name: String,
+        queues: Vec<QueueId>,
+        /// `None`: [`DEFAULT_CAPACITY`].
+        capacity: Option<u32>,
+        /// The hash of the agent's token (`api/` never hands the core a token itself).
+        credential: Option<String>,
+    },
+    /// Replaces an agent's credential (token reissue): the old one stops working once the
+    /// change is durable, and the new one works from then on.
+    SetCredential {
+        agent: AgentId,
+        credential: String,
+    },
+    /// The agent sets its own presence.
+    SetState {
+        agent: AgentId,
+        state: Presence,
+        idle_code: Option<String>,
+    },
+    /// A customer message on an entry point: opens or joins the customer's conversation.
+    CustomerMessage {
+        entry_point: EntryPointId,
+        customer: Customer,
+        text: String,
+        channel: Channel,
+    },
+    /// A customer message in a known conversation.
+    CustomerReply {
+        conversation: ConversationId,
+        text: String,
+    },
+    CustomerEnd {
+        conversation: ConversationId,
+    },
+    Accept {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    Send {
+        agent: AgentId,
+        conversation: ConversationId,
+        text: String,
+    },
+    TransferToAgent {
+        agent: AgentId,
+        conversation: ConversationId,
+        target: AgentId,
+    },
+    TransferToQueue {
+        agent: AgentId,
+        conversation: ConversationId,
+        queue: QueueId,
+    },
+    Conference {
+        agent: AgentId,
+        conversation: ConversationId,
+        target: AgentId,
+    },
+    ExitConference {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    EndConference {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    End {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    Wrapup {
+        agent: AgentId,
+        conversation: ConversationId,
+        reason: String,
+    },
+}
+
+/// The answer to a [`Command`].
+// Agent and conversation records are boxed: a reply is moved several times on its way
+// (the router's pending queue, the answer channel, the caller), and a record is several
+// hundred bytes; memmove of whole replies was measurable in the in-process harness.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Done,
+    /// A new queue, with its live figures.
+    Queue(QueueStats),
+    EntryPoint(EntryPoint),
+    Agent(Box<Agent>),
+    Conversation(Box<Conversation>),
+    Message(Message),
+}
+
+impl Reply {
+    /// The conversation of a [`Reply::Conversation`].
+    pub fn into_conversation(self) -> Option<Box<Conversation>> {
+        match self {
+            Reply::Conversation(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The agent of a [`Reply::Agent`].
+    pub fn into_agent(self) -> Option<Box<Agent>> {
+        match self {
+            Reply::Agent(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The variant's name, for logs and for an answer of an unexpected kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reply::Done => "done",
+            Reply::Queue(_) => "queue",
+            Reply::EntryPoint(_) => "entry_point",
+            Reply::Agent(_) => "agent",
+            Reply::Conversation(_) => "conversation",
+            Reply::Message(_) => "message",
+        }
+    }
+}
+
+/// A queue with its live figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    pub id: QueueId,
+    pub name: String,
+    pub waiting: usize,
+    pub longest_wait_ms: u64,
+    pub agents_available: usize,
+}
+
+/// Who is asking, as far as the core's rules care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The administrator: manages, reads everything, and stands in for the customer.
+    Admin,
+    Agent(AgentId),
+}
+
+impl Command {
+    /// A short name for logs and spans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateQueue { .. } => "create_queue",
+            Command::CreateEntryPoint(_) => "create_entry_point",
+            Command::CreateAgent { .. } => "create_agent",
+            Command::SetCredential { .. } => "set_credential",
+            Command::SetState { .. } => "set_state",
+            Command::CustomerMessage { .. } => "customer_message",
+            Command::CustomerReply { .. } => "customer_reply",
+            Command::CustomerEnd { .. } => "customer_end",
+            Command::Accept { .. } => "accept",
+            Command::Send { .. } => "send",
+            Command::TransferToAgent { .. } => "transfer_to_agent",
+            Command::TransferToQueue { .. } => "transfer_to_queue",
+            Command::Conference { .. } => "conference",
+            Command::ExitConference { .. } => "exit_conference",
+            Command::EndConference { .. } => "end_conference",
+            Command::End { .. } => "end",
+            Command::Wrapup { .. } => "wrapup",
+        }
+    }
+
+    /// What the command is to a conversation that may be finished (see
+    /// [`Floor::refusal_for_finished`]); `None` for commands that name no conversation,
+    /// or that open one (a customer's message on an entry point opens a new conversation
+    /// when the customer's last one is over).
+    pub fn finished_act(&self) -> Option<FinishedAct> {
+        Some(match self {
+            Command::Accept { agent, .. } => FinishedAct::Accept { agent: agent.clone() },
+            Command::Wrapup { agent, .. } => FinishedAct::Wrapup { agent: agent.clone() },
+            Command::CustomerReply { .. }
+            | Command::CustomerEnd { .. }
+            | Command::Send { .. }
+            | Command::TransferToAgent { .. }
+            | Command::TransferToQueue { .. }
+            | Command::Conference { .. }
+            | Command::ExitConference { .. }
+            | Command::EndConference { .. }
+            | Command::End { .. } => FinishedAct::NeedsOpen,
+            Command::CreateQueue { .. }
+            | Command::CreateEntryPoint(_)
+            | Command::CreateAgent { .. }
+            | Command::SetCredential { .. }
+            | Command::SetState { .. }
+            | Command::CustomerMessage { .. } => return None,
+        })
+    }
+
+    /// A message written in `conversation` by `by`. The admin writes as the customer
+    /// (API.md: `POST /conversations/{id}/messages` is "agent in it; admin as the
+    /// customer"); an agent writes as itself.
+    pub fn write(by: &Principal, conversation: &str, text: String) -> Command {
+        match by {
+            Principal::Admin => Command::CustomerReply {
+                conversation: conversation.into(),
+                text,
+            },
+            Principal::Agent(a) => Command::Send {
+                agent: a.clone(),
+                conversation: conversation.into(),
+                text,
+            },
+        }
+    }
+
+    /// `agent` transfers `conversation` to exactly one of an agent and a queue.
+    pub fn transfer(
+        agent: AgentId,
+        conversation: ConversationId,
+        to_agent: Option<AgentId>,
+        to_queue: Option<QueueId>,
+    ) -> Result<Command, CoreError> {
+        match (to_agent, to_queue) {
+            (Some(target), None) => Ok(Command::TransferToAgent {
+                agent,
+                conversation,
+                target,
+            }),
+            (None, Some(queue)) => Ok(Command::TransferToQueue {
+                agent,
+                conversation,
+                queue,
+            }),
+            _ => Err(CoreError::InvalidInput(
+                "name exactly one of `agent` and `queue`".into(),
+            )),
+        }
+    }
+
+    /// `by` ends `conversation`: the admin as the customer, an agent as its owner.
+    pub fn end(by: &Principal, conversation: &str) -> Command {
+        match by {
+            Principal::Admin => Command::CustomerEnd {
+                conversation: conversation.into(),
+            },
+            Principal::Agent(a) => Command::End {
+                agent: a.clone(),
+                conversation: conversation.into(),
+            },
+        }
+    }
+}
+
+impl Floor {
+    /// Applies one command at `now`: the only way a command reaches the floor. Either it
+    /// is refused (nothing changed, except where [`CoreError`] says so) or its changes and
+    /// effects are queued for [`Floor::take_changes`] and [`Floor::take_effects`].
+    pub fn execute(&mut self, cmd: Command, now: Millis) -> Result<Reply, CoreError> {
+        Ok(match cmd {
+            Command::CreateQueue { id, name } => {
+                self.create_queue(&id, &name)?;
+                Reply::Queue(self.queue_stats(&id, now).ok_or(CoreError::UnknownQueue(id))?)
+            }
+            Command::CreateEntryPoint(ep) => Reply::EntryPoint(self.create_entry_point(ep)?.clone()),
+            Command::CreateAgent {
+                id,
+                name,
+                queues,
+                capacity,
+                credential,
+            } => {
+                let capacity = capacity.unwrap_or(DEFAULT_CAPACITY);
+                Reply::Agent(Box::new(
+                    self.create_agent(&id, &name, queues, capacity, credential, now)?
+                        .clone(),
+                ))
+            }
+            Command::SetCredential { agent, credential } => {
+                self.set_credential(&agent, credential)?;
+                Reply::Done
+            }
+            Command::SetState {
+                agent,
+                state,
+                idle_code,
+            } => Reply::Agent(Box::new(self.set_state(&agent, state, idle_code, now)?.clone())),
+            Command::CustomerMessage {
+                entry_point,
+                customer,
+                text,
+                channel,
+            } => {
+                let arrival = self.customer_message(&entry_point, customer, &text, channel, now)?;
+                Reply::Conversation(self.conversation_reply(&arrival.conversation)?)
+            }
+            Command::CustomerReply { conversation, text } => {
+                Reply::Message(self.customer_reply(&conversation, &text, now)?)
+            }
+            Command::CustomerEnd { conversation } => {
+                self.customer_end(&conversation, now)?;
+                Reply::Done
+            }
+            Command::Accept { agent, conversation } => {
+                Reply::Conversation(Box::new(self.accept(&agent, &conversation, now)?.clone()))
+            }
+            Command::Send {
+                agent,
+                conversation,
+                text,
+            } => Reply::Message(self.agent_message(&agent, &conversation, &text, now)?),
+            Command::TransferToAgent {
+                agent,
+                conversation,
+                target,
+            } => {
+                self.transfer_to_agent(&agent, &conversation, &target, now)?;
+                Reply::Conversation(self.conversation_reply(&conversation)?)
+            }
+            Command::TransferToQueue {
+                agent,
+                conversation,
+                queue,
+            } => {
+                self.transfer_to_queue(&agent, &conversation, &queue, now)?;
+                Reply::Conversation(self.conversation_reply(&conversation)?)
+            }
+            Command::Conference {
+                agent,
+                conversation,
+                target,
+            } => {
+                self.conference(&agent, &conversation, &target, now)?;
+                Reply::Conversation(self.conversation_reply(&conversation)?)
+            }
+            Command::ExitConference { agent, conversation } => {
+                self.exit_conference(&agent, &conversation, now)?;
+                Reply::Done
+            }
+            Command::EndConference { agent, conversation } => {
+                self.end_conference(&agent, &conversation, now)?;
+                Reply::Done
+            }
+            Command::End { agent, conversation } => {
+                self.end(&agent, &conversation, now)?;
+                Reply::Done
+            }
+            Command::Wrapup {
+                agent,
+                conversation,
+                reason,
+            } => {
+                self.wrapup(&agent, &conversation, &reason, now)?;
+                Reply::Done
+            }
+        })
+    }
+
+    fn conversation_reply(&self, id: &str) -> Result<Box<Conversation>, CoreError> {
+        self.conversation(id)
+            .map(|c| Box::new(c.clone()))
+            .ok_or_else(|| CoreError::UnknownConversation(id.into()))
+    }
+
+    /// The refusal of a command that named conversation `id`, which the floor does not
+    /// hold: the refusal it gave while it held it if the store still has it (`stored`,
+    /// a finished conversation), else `unknown_conversation`.
+    pub fn refusal_for_unknown(id: String, act: &FinishedAct, stored: Option<&Conversation>) -> CoreError {
+        match stored {
+            Some(c) => Floor::refusal_for_finished(c, act),
+            None => CoreError::UnknownConversation(id),
+        }
+    }
+
+    /// Queue `id` with its live figures at `now`.
+    pub fn queue_stats(&self, id: &str, now: Millis) -> Option<QueueStats> {
+        self.queue(id).map(|q| self.stats_of(q, now))
+    }
+
+    /// Every queue with its live figures at `now`, by id.
+    pub fn all_queue_stats(&self, now: Millis) -> Vec<QueueStats> {
+        let mut v: Vec<_> = self.queues().map(|q| self.stats_of(q, now)).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    fn stats_of(&self, q: &Queue, now: Millis) -> QueueStats {
+        QueueStats {
+            id: q.id.clone(),
+            name: q.name.clone(),
+            waiting: q.waiting.len(),
+            longest_wait_ms: q.longest_wait_ms(now),
+            agents_available: self.agents_available(&q.id),
+        }
+    }
+
+    /// May `reader` read conversation `c` (held by the floor, or finished and read from
+    /// the store)? The admin reads everything. An agent reads a conversation it is offered,
+    /// is in (owner or guest), owes a wrap-up for, or has handled: every agent that was in
+    /// a conversation owes it a wrap-up on leaving, so the conversation's wrap-up records
+    /// name every agent that handled it, even after it finished (docs/DECISIONS.md).
+    pub fn may_read(&self, reader: &Principal, c: &Conversation) -> bool {
+        let agent = match reader {
+            Principal::Admin => return true,
+            Principal::Agent(a) => a,
+        };
+        c.participants().any(|p| p == agent)
+            || c.offer.as_ref().is_some_and(|o| &o.agent == agent)
+            || c.wrapups.iter().any(|w| &w.agent == agent)
+            || self.agent(agent).is_some_and(|a| a.wrapups.contains_key(&c.id))
+    }
+
+    /// [`Floor::may_read`] as a refusal: `forbidden` (403) when `reader` may not read `c`.
+    pub fn check_may_read(&self, reader: &Principal, c: &Conversation) -> Result<(), CoreError> {
+        match reader {
+            Principal::Agent(agent) if !self.may_read(reader, c) => Err(CoreError::MayNotRead {
+                conversation: c.id.clone(),
+                agent: agent.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{ConversationState, Rules};
+
+    const T0: Millis = 1_000_000;
+
+    fn floor() -> Floor {
+        let mut f = Floor::new(Rules::default());
+        f.execute(
+            Command::CreateQueue {
+                id: "q".into(),
+                name: "Q".into(),
+            },
+            T0,
+        )
+        .unwrap();
+        f.execute(
+            Command::CreateEntryPoint(EntryPoint {
+                id: "ep".into(),
+                name: "Page".into(),
+                queue: "q".into(),
+                page_id: None,
+                page_access_token: None,
+            }),
+            T0,
+        )
+        .unwrap();
+        for a in ["a1", "a2"] {
+            f.execute(
+                Command::CreateAgent {
+                    id: a.into(),
+                    name: a.into(),
+                    queues: vec!["q".into()],
+                    capacity: None,
+                    credential: None,
+                },
+                T0,
+            )
+            .unwrap();
+        }
+        f
+    }
+
+    fn open(f: &mut Floor) -> String {
+        match f.execute(
+            Command::CustomerMessage {
+                entry_point: "ep".into(),
+                customer: Customer {
+                    id: "u".into(),
+                    name: "U".into(),
+                },
+                text: "hello".into(),
+                channel: Channel::Rest,
+            },
+            T0,
+        ) {
+            Ok(Reply::Conversation(c)) => c.id,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn available(f: &mut Floor, a: &str) {
+        f.execute(
+            Command::SetState {
+                agent: a.into(),
+                state: Presence::Available,
+                idle_code: None,
+            },
+            T0,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_new_queue_answers_with_its_figures_and_an_agent_gets_the_default_capacity() {
+        let mut f = floor();
+        match f.execute(
+            Command::CreateQueue {
+                id: "q2".into(),
+                name: "Q2".into(),
+            },
+            T0,
+        ) {
+            Ok(Reply::Queue(s)) => assert_eq!(
+                s,
+                QueueStats {
+                    id: "q2".into(),
+                    name: "Q2".into(),
+                    waiting: 0,
+                    longest_wait_ms: 0,
+                    agents_available: 0
+                }
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(f.agent("a1").map(|a| a.capacity), Some(DEFAULT_CAPACITY));
+    }
+
+    #[test]
+    fn the_admin_writes_and_ends_as_the_customer() {
+        let admin = Principal::Admin;
+        let agent = Principal::Agent("a1".into());
+        assert!(matches!(
+            Command::write(&admin, "c-1", "x".into()),
+            Command::CustomerReply { .. }
+        ));
+        assert!(matches!(Command::write(&agent, "c-1", "x".into()), Command::Send { agent, .. } if agent == "a1"));
+        assert!(matches!(Command::end(&admin, "c-1"), Command::CustomerEnd { .. }));
+        assert!(matches!(Command::end(&agent, "c-1"), Command::End { agent, .. } if agent == "a1"));
+    }
+
+    /// Who may read a conversation, through its whole life: offered, active, owing a
+    /// wrap-up, and finished (read back as the store would hand it).
+    #[test]
+    fn a_transfer_names_exactly_one_target() {
+        let t = |a: Option<&str>, q: Option<&str>| {
+            Command::transfer("a1".into(), "c-1".into(), a.map(Into::into), q.map(Into::into))
+        };
+        assert!(matches!(t(Some("a2"), None), Ok(Command::TransferToAgent { target, .. }) if target == "a2"));
+        assert!(matches!(t(None, Some("q2")), Ok(Command::TransferToQueue { queue, .. }) if queue == "q2"));
+        for bad in [t(None, None), t(Some("a2"), Some("q2"))] {
+            assert_eq!(bad.map(|_| ()).unwrap_err().code(), "invalid_input");
+        }
+    }
+
+    #[test]
+    fn who_may_read_a_conversation() {
+        let mut f = floor();
+        available(&mut f, "a1");
+        let c = open(&mut f);
+        let (admin, a1, a2) = (
+            Principal::Admin,
+            Principal::Agent("a1".into()),
+            Principal::Agent("a2".into()),
+        );
+        let check = |f: &Floor, conv: &Conversation, expect: [bool; 3]| {
+            assert_eq!(
+                [f.may_read(&admin, conv), f.may_read(&a1, conv), f.may_read(&a2, conv)],
+                expect,
+                "state {:?}",
+                conv.state
+            );
+        };
+        let snapshot = |f: &Floor| f.conversation(&c).cloned().unwrap();
+        check(&f, &snapshot(&f), [true, true, false]); // offered to a1
+        f.execute(
+            Command::Accept {
+                agent: "a1".into(),
+                conversation: c.clone(),
+            },
+            T0,
+        )
+        .unwrap();
+        check(&f, &snapshot(&f), [true, true, false]); // a1 owns it
+        f.execute(Command::end(&a1, &c), T0).unwrap();
+        let ended = snapshot(&f);
+        assert_eq!(ended.state, ConversationState::Ended);
+        check(&f, &ended, [true, true, false]); // a1 owes the wrap-up
+        f.execute(
+            Command::Wrapup {
+                agent: "a1".into(),
+                conversation: c.clone(),
+                reason: "resolved".into(),
+            },
+            T0,
+        )
+        .unwrap();
+        let finished = snapshot(&f);
+        f.take_changes();
+        assert!(f.conversation(&c).is_none(), "the finished conversation left the floor");
+        check(&f, &finished, [true, true, false]); // a1 handled it
+    }
+
+    #[test]
+    fn a_command_on_a_conversation_the_floor_does_not_hold() {
+        let act = FinishedAct::NeedsOpen;
+        assert_eq!(
+            Floor::refusal_for_unknown("c-9".into(), &act, None),
+            CoreError::UnknownConversation("c-9".into())
+        );
+        let mut f = floor();
+        available(&mut f, "a1");
+        let c = open(&mut f);
+        let mut stored = f.conversation(&c).cloned().unwrap();
+        stored.state = ConversationState::Ended;
+        assert_eq!(
+            Floor::refusal_for_unknown(c.clone(), &act, Some(&stored)),
+            CoreError::ConversationEnded(c)
+        );
+    }
+}
