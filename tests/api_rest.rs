@@ -424,6 +424,9 @@ async fn openapi_contract() {
         ("get", "/api/v1/wrapup-reasons"),
         ("get", "/api/v1/idle-codes"),
         ("get", "/healthz"),
+        ("get", "/livez"),
+        ("get", "/readyz"),
+        ("post", "/api/v1/admin/backup"),
         ("get", "/metrics"),
     ] {
         assert!(

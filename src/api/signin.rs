@@ -10,15 +10,16 @@
 //!   `invalid_credentials`; an unknown id is verified against a dummy hash of the same cost.
 //! - **Throttled per id:** after [`MAX_FAILURES`] failures for one id within
 //!   [`FAILURE_WINDOW_MS`], attempts for it are 429 `too_many_attempts` with
-//!   `Retry-After`, whatever the password ([`crate::core::Throttle`]). Failed changes of
-//!   one's own password count too.
+//!   `Retry-After`, whatever the password ([`crate::core::limits::AuthFailures`] keyed by
+//!   id; a success forgets the id's failures). Failed changes of one's own password count
+//!   too.
 //! - **Never on the engine's thread, nor on an HTTP worker's loop:** Argon2 runs on the
 //!   blocking pool (`web::block`); the engine only stores the result.
 //! - **Races are refused, not lost:** a session is opened only if the password hash the
 //!   caller verified is still the agent's (`Command::StartSession`), and a change of one's
 //!   own password only if the current one is still what was verified.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::{self, Caller};
@@ -30,9 +31,11 @@ use crate::core::{valid_id, CoreError, Millis};
 use crate::engine::{Command, EngineError, Reply};
 
 /// Failures per id that lock it out...
-pub const MAX_FAILURES: usize = 5;
-/// ...within this window.
+pub const MAX_FAILURES: u32 = 5;
+/// ...within this window (opened by the first failure).
 pub const FAILURE_WINDOW_MS: Millis = 60_000;
+/// Ids whose failures are tracked at once (bounds the limiter's memory).
+pub const TRACKED_IDS: usize = 100_000;
 
 type Res = Result<HttpResponse, ApiError>;
 
@@ -40,35 +43,31 @@ fn invalid_credentials() -> ApiError {
     ApiError::from(EngineError::from(CoreError::InvalidCredentials))
 }
 
-/// 429 with `Retry-After` in whole seconds (at least 1).
-fn too_many(wait_ms: Millis) -> HttpResponse {
-    let secs = wait_ms.div_ceil(1000).max(1);
-    let e = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_attempts",
-        format!("too many failed sign-ins for this id; try again in {secs} s"),
-    );
-    HttpResponse::TooManyRequests()
-        .insert_header((header::RETRY_AFTER, secs.to_string()))
-        .json(ErrorBody { error: e.detail() })
+/// 429 `too_many_attempts` with `Retry-After` (whole seconds, at least 1).
+fn too_many(wait_ms: Millis) -> ApiError {
+    let e = ApiError::too_many_attempts(wait_ms);
+    let secs = e.retry_after_s.unwrap_or(1);
+    ApiError {
+        message: format!("too many failed sign-ins for this id; try again in {secs} s"),
+        ..e
+    }
+}
+
+fn failures(state: &AppState) -> std::sync::MutexGuard<'_, crate::core::limits::AuthFailures<String>> {
+    state.sign_in_failures.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `Ok` while `id` may try; how long it must wait while it is locked out.
 fn throttle_check(state: &AppState, id: &str) -> Result<(), Millis> {
-    let mut t = state.throttle.lock().unwrap_or_else(|p| p.into_inner());
-    t.check(id, auth::now_ms())
+    failures(state).check(&id.to_string(), auth::now_ms())
 }
 
 fn throttle_failed(state: &AppState, id: &str) {
-    state
-        .throttle
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .failed(id, auth::now_ms());
+    failures(state).failed(&id.to_string(), auth::now_ms());
 }
 
 fn throttle_succeeded(state: &AppState, id: &str) {
-    state.throttle.lock().unwrap_or_else(|p| p.into_inner()).succeeded(id);
+    failures(state).forget(&id.to_string());
 }
 
 /// The agent's current password hash, if it exists and has one.
@@ -133,7 +132,7 @@ pub async fn hash_new(password: Password) -> Result<String, ApiError> {
 pub async fn login(state: web::Data<AppState>, body: web::Json<Login>) -> Res {
     let Login { id, password, kind } = body.into_inner();
     if let Err(wait) = throttle_check(&state, &id) {
-        return Ok(too_many(wait));
+        return Err(too_many(wait));
     }
     // Supervisors do not exist in this build: every supervisor id is unknown.
     let hash = match kind.as_deref() {
@@ -266,7 +265,7 @@ pub async fn change_my_password(
     let ChangePassword { current, new } = body.into_inner();
     password::check_new(&new.0).map_err(|why| ApiError::bad_request("invalid_input", why))?;
     if let Err(wait) = throttle_check(&state, &agent) {
-        return Ok(too_many(wait));
+        return Err(too_many(wait));
     }
     let hash = password_hash_of(&state, &agent).await?;
     let expected = hash.clone();

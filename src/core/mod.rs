@@ -21,9 +21,9 @@ pub mod error;
 pub mod event;
 pub mod floor;
 pub mod invariants;
+pub mod limits;
 pub mod queue;
 pub mod signin;
-pub mod throttle;
 #[cfg(test)]
 mod wire_names;
 
@@ -38,7 +38,6 @@ pub use event::{AgentEvent, Change, Effect, Observation, Timer, WithdrawReason};
 pub use floor::{FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
 pub use signin::{session_valid, SignIn};
-pub use throttle::Throttle;
 
 /// The hash map of the engine's hot paths (the floor's records, the router's actor
 /// addresses): std's `HashMap` with foldhash instead of SipHash, which took an eighth of
