@@ -55,7 +55,7 @@ impl Engine {
     pub fn start(options: EngineOptions) -> Result<Engine, StoreError> {
         let snapshot = options.store.load()?;
         let now = options.clock.now();
-        let floor = Floor::restore(
+        let mut floor = Floor::restore(
             options.rules.clone(),
             snapshot.queues,
             snapshot.entry_points,
@@ -64,6 +64,7 @@ impl Engine {
             snapshot.counters,
             now,
         );
+        floor.resume_outbox(snapshot.outbox);
         let shared = Arc::new(Shared::default());
         shared.healthy.store(true, Ordering::SeqCst);
         let (observer, _) = broadcast::channel(65_536);
