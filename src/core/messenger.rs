@@ -292,6 +292,340 @@ impl Floor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::{Command, EntryPoint, Presence, Reply, Rules};
+
+    const T0: Millis = 1_700_000_000_000;
+    const PAGE: &str = "page-1";
+    const H: Millis = 60 * 60 * 1000;
+
+    /// A floor with a Messenger entry point (page `PAGE`, with a token), a queue and an
+    /// available agent `a1`.
+    fn floor(human_agent_tag: bool) -> Floor {
+        let mut f = Floor::new(Rules {
+            human_agent_tag,
+            ..Rules::default()
+        });
+        let run = |f: &mut Floor, c: Command| f.execute(c, T0).expect("setup");
+        run(
+            &mut f,
+            Command::CreateQueue {
+                id: "q".into(),
+                name: "Q".into(),
+            },
+        );
+        run(
+            &mut f,
+            Command::CreateEntryPoint(EntryPoint {
+                id: "ep".into(),
+                name: "Acme Page".into(),
+                queue: "q".into(),
+                page_id: Some(PAGE.into()),
+                page_access_token: Some("page-token".into()),
+            }),
+        );
+        run(
+            &mut f,
+            Command::CreateAgent {
+                id: "a1".into(),
+                name: "Ann".into(),
+                queues: vec!["q".into()],
+                capacity: None,
+                credential: None,
+            },
+        );
+        run(
+            &mut f,
+            Command::SetState {
+                agent: "a1".into(),
+                state: Presence::Available,
+                idle_code: None,
+            },
+        );
+        f.take_changes();
+        f.take_effects();
+        f
+    }
+
+    fn customer_writes(
+        f: &mut Floor,
+        text: &str,
+        attachments: Vec<Attachment>,
+        mid: &str,
+        seen: bool,
+        now: Millis,
+    ) -> Result<Reply, CoreError> {
+        f.execute(
+            Command::MessengerMessage {
+                page_id: PAGE.into(),
+                customer: Customer {
+                    id: "psid-1".into(),
+                    name: placeholder_name("psid-1"),
+                },
+                text: text.into(),
+                attachments,
+                mid: Some(mid.into()),
+                seen,
+            },
+            now,
+        )
+    }
+
+    /// The customer writes, `a1` accepts; returns the conversation id.
+    fn active(f: &mut Floor) -> String {
+        let c = match customer_writes(f, "hello", vec![], "m-1", false, T0) {
+            Ok(Reply::Conversation(c)) => c.id,
+            other => panic!("{other:?}"),
+        };
+        f.execute(
+            Command::Accept {
+                agent: "a1".into(),
+                conversation: c.clone(),
+            },
+            T0,
+        )
+        .expect("accept");
+        f.take_changes();
+        f.take_effects();
+        c
+    }
+
+    fn delivery(f: &Floor, c: &str, seq: u64) -> Option<Delivery> {
+        f.conversation(c)
+            .and_then(|c| c.transcript.get(seq as usize - 1))
+            .and_then(|m| m.delivery)
+    }
+
+    #[test]
+    fn a_message_id_seen_before_changes_nothing() {
+        let mut f = floor(false);
+        let r = customer_writes(&mut f, "hi", vec![], "m-1", false, T0).unwrap();
+        assert!(
+            matches!(r, Reply::Conversation(ref c) if c.channel == Channel::Messenger && c.source_page == "Acme Page")
+        );
+        assert!(f
+            .take_changes()
+            .iter()
+            .any(|c| matches!(c, Change::Mid { mid, .. } if mid == "m-1")));
+        f.take_effects();
+        assert!(matches!(
+            customer_writes(&mut f, "hi", vec![], "m-1", true, T0),
+            Ok(Reply::Done)
+        ));
+        assert!(f.take_changes().is_empty());
+        assert!(f.take_effects().is_empty());
+    }
+
+    #[test]
+    fn customer_messages_table() {
+        let image = || {
+            vec![Attachment {
+                kind: "image".into(),
+                url: Some("https://cdn/x.png".into()),
+            }]
+        };
+        // (text, attachments, expected error code or None)
+        let cases: Vec<(&str, Vec<Attachment>, Option<&str>)> = vec![
+            ("hi", vec![], None),
+            ("", image(), None),
+            ("look", image(), None),
+            ("", vec![], Some("invalid_input")),
+        ];
+        for (text, attachments, want) in cases {
+            let mut f = floor(false);
+            let r = customer_writes(&mut f, text, attachments.clone(), "m", false, T0);
+            match (r, want) {
+                (Ok(Reply::Conversation(c)), None) => {
+                    let m = &c.transcript[0];
+                    assert_eq!((m.text.as_str(), &m.attachments), (text, &attachments));
+                    assert_eq!(m.delivery, None, "customer messages have no delivery state");
+                }
+                (Err(e), Some(code)) => assert_eq!(e.code(), code),
+                (other, _) => panic!("{text:?}: {other:?}"),
+            }
+        }
+        let mut f = floor(false);
+        let unknown = f.execute(
+            Command::MessengerMark {
+                page_id: "nope".into(),
+                customer: "psid-1".into(),
+                watermark: T0,
+                read: false,
+            },
+            T0,
+        );
+        assert_eq!(unknown.unwrap_err().code(), "unknown_page");
+    }
+
+    #[test]
+    fn an_agent_reply_goes_to_the_outbox_by_the_window_rule() {
+        // (hours since the customer wrote, human_agent_tag, expected)
+        let cases = [
+            (1, false, Ok(false)),
+            (25, false, Err("outside_messaging_window")),
+            (25, true, Ok(true)),
+            (24 * 8, true, Err("outside_messaging_window")),
+        ];
+        for (hours, tag, want) in cases {
+            let mut f = floor(tag);
+            let c = active(&mut f);
+            let now = T0 + hours * H;
+            let long = vec!["word"; 600].join(" "); // 2,999 characters: two parts
+            let r = f.execute(
+                Command::Send {
+                    agent: "a1".into(),
+                    conversation: c.clone(),
+                    text: long.clone(),
+                },
+                now,
+            );
+            match want {
+                Ok(tagged) => {
+                    let m = match r {
+                        Ok(Reply::Message(m)) => m,
+                        other => panic!("{hours}h: {other:?}"),
+                    };
+                    assert_eq!(m.delivery, Some(Delivery::Pending));
+                    let changes = f.take_changes();
+                    let outbox: Vec<_> = changes
+                        .iter()
+                        .filter_map(|c| match c {
+                            Change::Outbox(o) => Some(o),
+                            _ => None,
+                        })
+                        .collect();
+                    assert_eq!(outbox.len(), 1, "{hours}h");
+                    let o = outbox[0];
+                    assert_eq!(
+                        (o.seq, o.recipient.as_str(), o.page_access_token.as_str()),
+                        (m.seq, "psid-1", "page-token")
+                    );
+                    assert_eq!(o.human_agent_tag, tagged);
+                    assert_eq!(o.parts.len(), 2);
+                    assert!(f.take_effects().iter().any(|e| matches!(e, Effect::Send(s) if s == o)));
+                }
+                Err(code) => {
+                    assert_eq!(r.unwrap_err().code(), code, "{hours}h");
+                    assert!(f.take_changes().is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn delivery_moves_forward_only_and_tells_the_agents() {
+        let mut f = floor(false);
+        let c = active(&mut f);
+        let send = |f: &mut Floor, text: &str, at: Millis| match f.execute(
+            Command::Send {
+                agent: "a1".into(),
+                conversation: c.clone(),
+                text: text.into(),
+            },
+            at,
+        ) {
+            Ok(Reply::Message(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        let first = send(&mut f, "one", T0 + 10);
+        let second = send(&mut f, "two", T0 + 20);
+        let entry = |m: &Message| Outbound {
+            conversation: c.clone(),
+            seq: m.seq,
+            recipient: "psid-1".into(),
+            page_id: PAGE.into(),
+            page_access_token: "page-token".into(),
+            parts: vec![m.text.clone()],
+            parts_sent: 0,
+            human_agent_tag: false,
+            queued_at: m.at,
+        };
+        f.take_changes();
+        f.take_effects();
+        let report = |f: &mut Floor, m: &Message, outcome: OutboxOutcome| {
+            f.execute(
+                Command::OutboxReport {
+                    entry: entry(m),
+                    outcome,
+                },
+                T0 + 30,
+            )
+            .unwrap();
+        };
+        let mark = |f: &mut Floor, watermark: Millis, read: bool| {
+            f.execute(
+                Command::MessengerMark {
+                    page_id: PAGE.into(),
+                    customer: "psid-1".into(),
+                    watermark,
+                    read,
+                },
+                T0 + 40,
+            )
+            .unwrap();
+        };
+        report(&mut f, &first, OutboxOutcome::Sent);
+        let changes = f.take_changes();
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, Change::OutboxDone { seq, .. } if *seq == first.seq)));
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, Change::MessageUpdate { message, .. } if message.delivery == Some(Delivery::Sent))));
+        assert!(f.take_effects().iter().any(|e| matches!(e,
+            Effect::Notify { agent, event: AgentEvent::MessageStatus { seq, delivery: Delivery::Sent, .. } } if agent == "a1" && *seq == first.seq)));
+        // A watermark between the two messages marks only the first.
+        mark(&mut f, T0 + 15, false);
+        assert_eq!(delivery(&f, &c, first.seq), Some(Delivery::Delivered));
+        assert_eq!(delivery(&f, &c, second.seq), Some(Delivery::Pending));
+        mark(&mut f, T0 + 25, true);
+        assert_eq!(delivery(&f, &c, first.seq), Some(Delivery::Read));
+        assert_eq!(delivery(&f, &c, second.seq), Some(Delivery::Read));
+        // A late `sent` does not take back `read`, and a read message cannot fail.
+        f.take_changes();
+        report(&mut f, &second, OutboxOutcome::Sent);
+        assert_eq!(delivery(&f, &c, second.seq), Some(Delivery::Read));
+        assert!(!f
+            .take_changes()
+            .iter()
+            .any(|c| matches!(c, Change::MessageUpdate { .. })));
+        // A final failure is kept with its error.
+        let third = send(&mut f, "three", T0 + 50);
+        report(
+            &mut f,
+            &third,
+            OutboxOutcome::Failed {
+                error: "bad token".into(),
+            },
+        );
+        let m = &f.conversation(&c).unwrap().transcript[third.seq as usize - 1];
+        assert_eq!(
+            (m.delivery, m.delivery_error.as_deref()),
+            (Some(Delivery::Failed), Some("bad token"))
+        );
+    }
+
+    #[test]
+    fn a_name_that_arrives_later_updates_the_open_conversation() {
+        let mut f = floor(false);
+        let c = active(&mut f);
+        f.execute(
+            Command::SetCustomerName {
+                page_id: PAGE.into(),
+                customer: "psid-1".into(),
+                name: "Jane Doe".into(),
+            },
+            T0,
+        )
+        .unwrap();
+        assert_eq!(f.conversation(&c).unwrap().customer.name, "Jane Doe");
+        let changes = f.take_changes();
+        assert!(changes
+            .iter()
+            .any(|ch| matches!(ch, Change::CustomerName { name, .. } if name == "Jane Doe")));
+        assert!(changes
+            .iter()
+            .any(|ch| matches!(ch, Change::Conversation(conv) if conv.customer.name == "Jane Doe")));
+    }
 
     #[test]
     fn the_window_decides_response_tag_or_refusal() {

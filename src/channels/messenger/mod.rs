@@ -5,12 +5,14 @@
 //! - [`outbox`]: the Send API sender, in order per conversation, with retries.
 //! - [`graph`]: the Graph API calls and the meaning of their answers.
 //! - [`metrics`]: webhook, Send API and outbox metrics.
+//! - [`fake_graph`]: a fake Graph API for tests and for trying the channel locally.
 //!
 //! Customer names come from the User Profile API, looked up once per customer and kept
 //! in the store; an offer waits for the look-up at most `messenger.profile_timeout_ms`,
 //! after which the customer has a placeholder name and the real one follows when it
 //! arrives ([`crate::core::Command::SetCustomerName`]).
 
+pub mod fake_graph;
 pub mod graph;
 pub mod metrics;
 pub mod outbox;
