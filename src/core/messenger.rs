@@ -101,6 +101,7 @@ impl Floor {
     /// customer's conversation on the page's entry point. `seen` says the message id was
     /// taken in before (the shell looks it up in the store); then nothing changes and the
     /// answer is `None`. A new `mid` is recorded with the message, in the same commit.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn messenger_message(
         &mut self,
         page_id: &str,
