@@ -22,6 +22,40 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// non-loopback address while it is in force.
 pub const DEV_ADMIN_TOKEN: &str = "switchboard-dev-admin-token";
 
+/// The prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "SWITCHBOARD_";
+
+/// The top-level keys of [`Config`]: what a `SWITCHBOARD_<SECTION>__...` variable may name.
+pub const SECTIONS: &[&str] = &[
+    "server",
+    "store",
+    "api",
+    "routing",
+    "wrapup",
+    "idle_codes",
+    "queues",
+    "entry_points",
+    "log",
+    "messenger",
+];
+
+/// True when an environment key (after the prefix) names a config section.
+fn env_names_a_section(key: &str) -> bool {
+    let section = key.split("__").next().unwrap_or("");
+    SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(section))
+}
+
+/// `SWITCHBOARD_*` variables of the environment that name no config section: ignored by
+/// [`Config::load`]; the server logs a warning for each (names only, never values).
+pub fn stray_env_vars() -> Vec<String> {
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with(ENV_PREFIX) && !env_names_a_section(&k[ENV_PREFIX.len()..]))
+        .collect();
+    names.sort();
+    names
+}
+
 /// A configuration that could not be used; the message names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -103,7 +137,9 @@ impl MessengerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address of the REST, WebSocket and webhook listener.
+    /// Address of the REST, WebSocket and webhook listener: `IP:PORT`, or
+    /// `localhost:PORT` (the IPv4 loopback).
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// Larger request bodies get 413.
     pub body_limit_bytes: usize,
@@ -116,6 +152,41 @@ pub struct ServerConfig {
     /// HTTP worker threads; 0 means one per CPU core (actix-web's default).
     #[serde(default)]
     pub workers: usize,
+    /// The most desktops (WebSockets) one agent may have connected at once.
+    #[serde(default = "default_max_desktops_per_agent")]
+    pub max_desktops_per_agent: usize,
+    /// On shutdown, how long requests in flight may take to finish.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+fn default_max_desktops_per_agent() -> usize {
+    10
+}
+
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
+}
+
+/// `IP:PORT`, or `localhost:PORT` for `127.0.0.1:PORT` (no name resolution: a listen
+/// address that depended on `/etc/hosts` or DNS would be a surprise).
+fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let raw = String::deserialize(d)?;
+    parse_listen(&raw).map_err(serde::de::Error::custom)
+}
+
+/// See [`ServerConfig::listen`].
+pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    let raw = raw.trim();
+    if let Some(port) = raw.strip_prefix("localhost:") {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("`{raw}`: the port must be a number from 0 to 65535"))?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    raw.parse().map_err(|_| {
+        format!("`{raw}` is not an address; write IP:PORT (e.g. 0.0.0.0:8080, [::]:8080) or localhost:PORT")
+    })
 }
 
 fn default_ws_heartbeat_ms() -> u64 {
@@ -133,6 +204,13 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Ended conversations are removed this many days after they ended.
     pub retain_ended_days: u32,
+    /// `/readyz` is 503 when a probe write to the store takes longer than this.
+    #[serde(default = "default_probe_timeout_ms")]
+    pub probe_timeout_ms: u64,
+}
+
+fn default_probe_timeout_ms() -> u64 {
+    2_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -231,7 +309,15 @@ impl Config {
             }
             fig = fig.merge(Toml::file(p));
         }
-        fig = fig.merge(Env::prefixed("SWITCHBOARD_").split("__"));
+        // Only variables that name a section: platforms inject others for a service named
+        // `switchboard` (SWITCHBOARD_PORT=tcp://..., SWITCHBOARD_SERVICE_HOST); those are
+        // ignored with a warning ([`stray_env_vars`]). An unknown key inside a known
+        // section still stops start-up.
+        fig = fig.merge(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| env_names_a_section(key.as_str()))
+                .split("__"),
+        );
         let cfg: Config = fig.extract().map_err(describe)?;
         cfg.validate()?;
         Ok(cfg)
@@ -314,6 +400,17 @@ impl Config {
                 "api.admin_token",
                 "the development admin token is in force; set a secret token before listening on a non-loopback address",
             );
+        }
+        if !self.server.listen.ip().is_loopback() {
+            if let Some(why) = crate::core::limits::weak_token(&self.api.admin_token) {
+                return bad("api.admin_token", why);
+            }
+        }
+        if self.server.max_desktops_per_agent == 0 {
+            return bad("server.max_desktops_per_agent", "must be at least 1");
+        }
+        if self.store.probe_timeout_ms == 0 {
+            return bad("store.probe_timeout_ms", "must be greater than 0");
         }
         Ok(())
     }
@@ -446,9 +543,63 @@ mod tests {
     fn non_loopback_listen_with_a_real_token_is_allowed() {
         let c = jailed(|jail| {
             jail.set_env("SWITCHBOARD_SERVER__LISTEN", "0.0.0.0:8080");
-            jail.set_env("SWITCHBOARD_API__ADMIN_TOKEN", "production-secret-token-0123");
+            jail.set_env("SWITCHBOARD_API__ADMIN_TOKEN", "production-secret-token-0123456789");
             Ok(Config::load(None))
         });
-        assert!(c.is_ok());
+        assert!(c.is_ok(), "{c:?}");
+    }
+
+    /// On a non-loopback listener the admin token must be long and not a repetition.
+    #[test]
+    fn a_weak_admin_token_is_refused_off_loopback() {
+        for (listen, token, ok) in [
+            ("0.0.0.0:8080", "aaaaaaaaaaaaaaaa", false),
+            ("0.0.0.0:8080", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+            ("0.0.0.0:8080", "short-secret-0123", false),
+            ("0.0.0.0:8080", "9f86d081884c7d659a2feaa0c55ad015", true),
+            ("127.0.0.1:8080", "aaaaaaaaaaaaaaaa", true),
+        ] {
+            let c = jailed(|jail| {
+                jail.set_env("SWITCHBOARD_SERVER__LISTEN", listen);
+                jail.set_env("SWITCHBOARD_API__ADMIN_TOKEN", token);
+                Ok(Config::load(None))
+            });
+            match c {
+                Ok(_) => assert!(ok, "{listen} {token} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{listen} {token} refused: {e}");
+                    assert!(e.to_string().contains("api.admin_token"), "{e}");
+                }
+            }
+        }
+    }
+
+    /// Variables that name no section are ignored (and reported); an unknown key in a
+    /// known section still stops start-up; `localhost:PORT` is a listen address.
+    #[test]
+    fn stray_variables_are_ignored_and_localhost_is_an_address() {
+        let (c, stray) = jailed(|jail| {
+            jail.set_env("SWITCHBOARD_PORT", "tcp://10.0.0.1:8080");
+            jail.set_env("SWITCHBOARD_SERVICE_HOST", "10.0.0.1");
+            jail.set_env("SWITCHBOARD_PORT_8080_TCP_ADDR", "10.0.0.1");
+            jail.set_env("SWITCHBOARD_SERVER__LISTEN", "localhost:9123");
+            Ok((Config::load(None), stray_env_vars()))
+        });
+        let c = c.expect("stray variables are not an error");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9123");
+        assert_eq!(
+            stray,
+            [
+                "SWITCHBOARD_PORT",
+                "SWITCHBOARD_PORT_8080_TCP_ADDR",
+                "SWITCHBOARD_SERVICE_HOST"
+            ]
+        );
+        let err = jailed(|jail| {
+            jail.set_env("SWITCHBOARD_SERVER__NO_SUCH_KEY", "1");
+            Ok(Config::load(None))
+        })
+        .expect_err("unknown key in a known section");
+        assert!(err.to_string().contains("no_such_key"), "{err}");
     }
 }

@@ -7,11 +7,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use actix::{Actor, Addr, Arbiter};
+use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::actors::conversation::{CustomerChannel, NoChannel};
-use crate::actors::router::{Ask, CountDesktops, Exec, ExecBatch, RouterActor, Subscribe};
+use crate::actors::router::{Ask, CountDesktops, Exec, ExecBatch, Fence, Retire, RouterActor, Subscribe};
 use crate::actors::{Clock, SystemClock};
 use crate::core::*;
 use crate::protocol::Shared;
@@ -19,6 +19,47 @@ use crate::store::{Store, StoreError};
 
 pub use crate::core::{Command, Principal, QueueStats, Reply};
 pub use crate::protocol::{AgentDetail, EngineError, EngineStats, Observed, Query, QueryReply};
+
+/// Starts a router on `arbiter` over the floor rebuilt from what `store` holds; its
+/// agents' credentials replace those in `shared`.
+fn start_router(
+    rules: &Rules,
+    store: &Arc<dyn Store>,
+    arbiter: &ArbiterHandle,
+    clock: &Arc<dyn Clock>,
+    channel: &Arc<dyn CustomerChannel>,
+    shared: &Arc<Shared>,
+    observer: &broadcast::Sender<Arc<Observed>>,
+) -> Result<Addr<RouterActor>, StoreError> {
+    let snapshot = store.load()?;
+    let now = clock.now();
+    let credentials = snapshot
+        .agents
+        .iter()
+        .filter_map(|a| Some((a.credential.clone()?, a.id.clone())))
+        .collect();
+    let mut floor = Floor::restore(
+        rules.clone(),
+        snapshot.queues,
+        snapshot.entry_points,
+        snapshot.agents,
+        snapshot.conversations,
+        snapshot.counters,
+        now,
+    );
+    // What the outbox still holds goes to the channel again (it skips what it is sending).
+    floor.resume_outbox(snapshot.outbox);
+    match shared.credentials.write() {
+        Ok(mut m) => *m = credentials,
+        Err(p) => *p.into_inner() = credentials,
+    }
+    shared.healthy.store(true, Ordering::SeqCst);
+    let (store, clock, channel) = (store.clone(), clock.clone(), channel.clone());
+    let (s, o) = (shared.clone(), observer.clone());
+    Ok(RouterActor::start_in_arbiter(arbiter, move |_| {
+        RouterActor::new(floor, store, clock, channel, s, o)
+    }))
+}
 
 /// How to build an engine.
 pub struct EngineOptions {
@@ -43,43 +84,132 @@ impl EngineOptions {
 /// A handle to a running engine. Cheap to clone; every clone talks to the same engine.
 #[derive(Clone)]
 pub struct Engine {
-    router: Addr<RouterActor>,
+    /// The router in charge. Replaced (behind the lock) when the engine rebuilds itself
+    /// after a store fault ([`Engine::recover`]); every call reads it afresh.
+    router: Arc<std::sync::RwLock<Addr<RouterActor>>>,
     shared: Arc<Shared>,
     observer: broadcast::Sender<Arc<Observed>>,
     rules: Arc<Rules>,
+    /// What a rebuild needs: the store, the engine's thread, the clock and the channel.
+    store: Arc<dyn Store>,
+    arbiter: ArbiterHandle,
+    clock: Arc<dyn Clock>,
+    channel: Arc<dyn CustomerChannel>,
+    /// One rebuild at a time.
+    recovering: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
     /// Rebuilds the engine from `options.store` and starts its actors on a dedicated
     /// arbiter (thread) of the current actix system.
     pub fn start(options: EngineOptions) -> Result<Engine, StoreError> {
-        let snapshot = options.store.load()?;
-        let now = options.clock.now();
-        let mut floor = Floor::restore(
-            options.rules.clone(),
-            snapshot.queues,
-            snapshot.entry_points,
-            snapshot.agents,
-            snapshot.conversations,
-            snapshot.counters,
-            now,
-        );
-        floor.resume_outbox(snapshot.outbox);
         let shared = Arc::new(Shared::default());
-        shared.healthy.store(true, Ordering::SeqCst);
         let (observer, _) = broadcast::channel(65_536);
-        let arbiter = Arbiter::new();
-        let (store, clock, channel) = (options.store, options.clock, options.channel);
-        let (s, o) = (shared.clone(), observer.clone());
-        let router = RouterActor::start_in_arbiter(&arbiter.handle(), move |_| {
-            RouterActor::new(floor, store, clock, channel, s, o)
-        });
+        let arbiter = Arbiter::new().handle();
+        let router = start_router(
+            &options.rules,
+            &options.store,
+            &arbiter,
+            &options.clock,
+            &options.channel,
+            &shared,
+            &observer,
+        )?;
         Ok(Engine {
-            router,
+            router: Arc::new(std::sync::RwLock::new(router)),
             shared,
             observer,
             rules: Arc::new(options.rules),
+            store: options.store,
+            arbiter,
+            clock: options.clock,
+            channel: options.channel,
+            recovering: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// The router in charge now.
+    fn router(&self) -> Addr<RouterActor> {
+        match self.router.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The store the engine commits to (for backups).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Ready to serve: the engine is not waiting for [`Engine::recover`] after a store
+    /// fault, the store accepts a write (a probe record written and flushed within
+    /// `timeout`), and the engine answers a query within `timeout`. `Err` says why not.
+    pub async fn ready(&self, timeout: std::time::Duration) -> Result<(), String> {
+        if !self.healthy() {
+            return Err(
+                "a store write failed; the engine refuses changes and rebuilds itself from the store \
+                 once it accepts writes again"
+                    .into(),
+            );
+        }
+        match tokio::time::timeout(timeout, self.store.probe()).await {
+            Err(_) => {
+                return Err(format!(
+                    "the store did not accept a write within {} ms",
+                    timeout.as_millis()
+                ))
+            }
+            Ok(Err(e)) => {
+                // The store now refuses writes; the next check rebuilds once it takes them.
+                self.shared.healthy.store(false, Ordering::SeqCst);
+                return Err(format!("the store does not accept writes: {e}"));
+            }
+            Ok(Ok(())) => {}
+        }
+        match tokio::time::timeout(timeout, self.ask(Query::Stats)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("the engine did not answer within {} ms", timeout.as_millis())),
+        }
+    }
+
+    /// After a store fault, once the store accepts writes again: rebuilds the engine from
+    /// what is durable, as a restart would, without restarting the process. The failed
+    /// router is fenced first (it refuses every change from then on), the store reopened
+    /// and probed, a new router started from [`Store::load`] and put in charge; then the
+    /// old one is retired, which closes its desktops (they reconnect and resume from
+    /// `hello`). Does nothing while the engine is healthy.
+    pub async fn recover(&self) -> Result<(), EngineError> {
+        let _one = self.recovering.lock().await;
+        if self.healthy() {
+            return Ok(());
+        }
+        let old = self.router();
+        // From here on the old router commits nothing: a commit of its own could land in
+        // the reopened store after the snapshot below was taken.
+        let _ = old.send(Fence).await;
+        let count = |op: &str| crate::metrics::STORE_ERRORS.with_label_values(&[op]).inc();
+        self.store.reopen().inspect_err(|_| count("reopen"))?;
+        self.store.probe().await?;
+        crate::metrics::agents_reset();
+        let router = start_router(
+            &self.rules,
+            &self.store,
+            &self.arbiter,
+            &self.clock,
+            &self.channel,
+            &self.shared,
+            &self.observer,
+        )?;
+        match self.router.write() {
+            Ok(mut r) => *r = router,
+            Err(p) => *p.into_inner() = router,
+        }
+        let _ = old.send(Retire).await;
+        self.shared.healthy.store(true, Ordering::SeqCst);
+        crate::metrics::RECOVERIES.with_label_values(&[]).inc();
+        tracing::warn!("the store accepts writes again: engine rebuilt from what is durable");
+        Ok(())
     }
 
     /// The rules in force (wrap-up reasons, idle codes, timeouts).
@@ -89,7 +219,7 @@ impl Engine {
 
     /// Runs one command; `Ok` means it is durable.
     pub async fn exec(&self, cmd: Command) -> Result<Reply, EngineError> {
-        self.router.send(Exec(cmd)).await.map_err(|_| EngineError::Stopped)?
+        self.router().send(Exec(cmd)).await.map_err(|_| EngineError::Stopped)?
     }
 
     /// Runs several commands in order, as [`Engine::exec`] would one after the other, and
@@ -99,7 +229,7 @@ impl Engine {
     /// crossing per batch instead of one per command (MEASURED.md: ~50 µs each).
     pub async fn exec_batch(&self, cmds: Vec<Command>) -> Vec<Result<Reply, EngineError>> {
         let n = cmds.len();
-        match self.router.send(ExecBatch(cmds)).await {
+        match self.router().send(ExecBatch(cmds)).await {
             Ok(answers) if answers.len() == n => answers,
             _ => (0..n).map(|_| Err(EngineError::Stopped)).collect(),
         }
@@ -107,12 +237,12 @@ impl Engine {
 
     /// Reads something.
     pub async fn ask(&self, q: Query) -> Result<QueryReply, EngineError> {
-        self.router.send(Ask(q)).await.map_err(|_| EngineError::Stopped)?
+        self.router().send(Ask(q)).await.map_err(|_| EngineError::Stopped)?
     }
 
     /// Subscribes to an agent's events: its full state now, and every event after it.
     pub async fn subscribe(&self, agent: &str) -> Result<(AgentDetail, mpsc::Receiver<Arc<AgentEvent>>), EngineError> {
-        self.router
+        self.router()
             .send(Subscribe { agent: agent.into() })
             .await
             .map_err(|_| EngineError::Stopped)?
@@ -129,14 +259,15 @@ impl Engine {
         self.shared.agent_for_credential(credential)
     }
 
-    /// False once a store write failed (the engine then refuses changes until restart).
+    /// False once a store write failed: the engine refuses changes until it has rebuilt
+    /// itself from the store ([`Engine::recover`]).
     pub fn healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::SeqCst)
     }
 
     /// Connected desktops across all agents.
     pub async fn desktops(&self) -> usize {
-        self.router.send(CountDesktops).await.unwrap_or(0)
+        self.router().send(CountDesktops).await.unwrap_or(0)
     }
 
     // ----- typed conveniences -----

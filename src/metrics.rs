@@ -1,6 +1,11 @@
 //! Prometheus metrics, served at `/metrics`.
 //!
 //! The router records every [`Observation`] here; the HTTP layer records request latency.
+//!
+//! Label values come from fixed sets only (kinds, reasons and queues the engine knows,
+//! HTTP methods from the standard list plus `other`, route templates): no request can
+//! add a series. [`init`] creates every counter's known series at 0, registers the
+//! process metrics (`process_*`) and sets `switchboard_build_info`.
 
 use std::sync::LazyLock;
 
@@ -71,6 +76,42 @@ counter!(
     &["status"]
 );
 
+counter!(
+    STORE_ERRORS,
+    "switchboard_store_errors_total",
+    "Store operations that failed, by operation (write, probe, read, reopen).",
+    &["op"]
+);
+counter!(
+    RECOVERIES,
+    "switchboard_engine_recoveries_total",
+    "Times the engine rebuilt itself from the store after a store fault.",
+    &[]
+);
+counter!(
+    AUTH_FAILURES,
+    "switchboard_auth_failures_total",
+    "Requests with a wrong or unknown token, by outcome (401 `rejected`, 429 `limited`).",
+    &["outcome"]
+);
+counter!(
+    DESKTOPS_REFUSED,
+    "switchboard_desktops_refused_total",
+    "Desktop connections refused because the agent had server.max_desktops_per_agent.",
+    &[]
+);
+
+/// 1, labelled with the version (and the git commit when the build knew it).
+pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new("switchboard_build_info", "Always 1; the labels say which build runs."),
+            &["version", "commit"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Conversations waiting, per queue.
 pub static QUEUE_WAITING: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register(
@@ -122,8 +163,13 @@ pub static QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 /// HTTP request latency.
-pub static REQUEST_LATENCY: LazyLock<HistogramVec> =
-    LazyLock::new(|| histogram("switchboard_http_request_seconds", "HTTP request latency.", &["method"]));
+pub static REQUEST_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    histogram(
+        "switchboard_http_request_seconds",
+        "HTTP request latency, by method (standard methods, else `other`) and route template (`unmatched` for none).",
+        &["method", "route"],
+    )
+});
 
 fn plain_histogram(name: &str, help: &str, buckets: Vec<f64>) -> prometheus::Histogram {
     register(prometheus::Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric"))
@@ -183,6 +229,65 @@ pub fn observe(o: &Observation) {
             AGENTS.with_label_values(&[to.as_str()]).inc();
         }
         Observation::AgentAdded { presence, .. } => AGENTS.with_label_values(&[presence.as_str()]).inc(),
+    }
+}
+
+/// Creates every counter's known series at 0 (so a rate is defined before the first
+/// event), the process metrics and the build info. `wrapup_reasons` and `queues` are the
+/// configured ones; queues created later get their series on first use.
+pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl IntoIterator<Item = &'a str>) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::sync::Once;
+        static PROCESS: Once = Once::new();
+        PROCESS.call_once(|| {
+            let _ = REGISTRY.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+        });
+    }
+    let commit = option_env!("SWITCHBOARD_GIT_COMMIT").unwrap_or("unknown");
+    BUILD_INFO
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), commit])
+        .set(1);
+    for kind in ["new", "transfer", "conference"] {
+        OFFERS.with_label_values(&[kind]);
+        ACCEPTS.with_label_values(&[kind]);
+        RONAS.with_label_values(&[kind]);
+    }
+    TRANSFERS.with_label_values(&[]);
+    CONFERENCES.with_label_values(&[]);
+    RECOVERIES.with_label_values(&[]);
+    DESKTOPS_REFUSED.with_label_values(&[]);
+    for reason in ["agent_ended", "customer_ended", "transfer_not_accepted"] {
+        ENDS.with_label_values(&[reason]);
+    }
+    for reason in wrapup_reasons {
+        WRAPUPS.with_label_values(&[reason]);
+    }
+    for queue in queues {
+        ARRIVALS.with_label_values(&[queue]);
+    }
+    for op in ["write", "probe", "read", "reopen"] {
+        STORE_ERRORS.with_label_values(&[op]);
+    }
+    for outcome in ["rejected", "limited"] {
+        AUTH_FAILURES.with_label_values(&[outcome]);
+    }
+    for status in ["200", "400", "401", "403", "404", "409", "429", "500", "503"] {
+        HTTP_REQUESTS.with_label_values(&[status]);
+    }
+    for state in ["logged_out", "idle", "available", "rona"] {
+        AGENTS.with_label_values(&[state]);
+    }
+    LazyLock::force(&DESKTOPS);
+    LazyLock::force(&STORE_COMMITS_PER_FLUSH);
+    LazyLock::force(&STORE_FLUSH_LATENCY);
+    LazyLock::force(&STORE_COMMIT_LATENCY);
+}
+
+/// Forgets the agents per state: the engine counts them again as it rebuilds.
+pub fn agents_reset() {
+    for state in ["logged_out", "idle", "available", "rona"] {
+        AGENTS.with_label_values(&[state]).set(0);
     }
 }
 

@@ -130,3 +130,23 @@ impl Handler<CountSubscribers> for AgentActor {
         self.subscribers.len()
     }
 }
+
+/// The router that owns this actor was replaced (the engine rebuilt itself): drop every
+/// desktop (each sees its event stream end, closes with 1013 and resumes from `hello` on
+/// reconnecting) and stop, with the automatic wrap-up timers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) {
+        let _span = tracing::trace_span!("agent_actor", agent = %self.agent, message = "Retire").entered();
+        self.subscribers.clear();
+        for (_, handle) in self.wrapup_timers.drain() {
+            ctx.cancel_future(handle);
+        }
+        ctx.stop();
+    }
+}

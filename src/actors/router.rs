@@ -59,8 +59,12 @@ pub struct RouterActor {
     pending: VecDeque<Pending>,
     next_seq: u64,
     /// Set when a commit failed: the floor may be ahead of the store, so every further
-    /// change is refused until restart (which rebuilds from what is durable).
+    /// change is refused until the engine rebuilds from what is durable (a new router,
+    /// [`crate::engine::Engine::recover`]).
     failed: Option<StoreError>,
+    /// Fenced by a rebuild: this router no longer speaks for the engine, so it leaves the
+    /// shared health flag to the new one.
+    fenced: bool,
     /// Messenger message ids taken in by operations whose commit is under way (the store
     /// answers for the rest), with the operation's `seq`: a redelivery that arrives before
     /// the first one is durable is still seen.
@@ -91,6 +95,7 @@ impl RouterActor {
             pending: VecDeque::new(),
             next_seq: 0,
             failed: None,
+            fenced: false,
             mids_in_flight: FastMap::default(),
         }
     }
@@ -302,8 +307,10 @@ impl RouterActor {
                     (p.answer)(None);
                 }
                 Some(Err(e)) => {
-                    tracing::error!(error = %e, "store write failed; refusing further changes until restart");
-                    self.shared.healthy.store(false, Ordering::SeqCst);
+                    if !self.fenced {
+                        tracing::error!(error = %e, "store write failed; refusing changes until the engine rebuilds");
+                        self.shared.healthy.store(false, Ordering::SeqCst);
+                    }
                     self.failed = Some(e.clone());
                     (p.answer)(Some(e));
                 }
@@ -354,6 +361,45 @@ impl Actor for RouterActor {
         // Recovery re-offers with fresh deadlines; those offers must be durable before the
         // desktops see them, like any other change.
         self.finish(Box::new(|_| {}), ctx);
+    }
+}
+
+/// Stop making changes: the engine is about to rebuild from the store. Every later
+/// command is refused as after a failed write; reads still answer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Fence;
+
+impl Handler<Fence> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Fence, _ctx: &mut Self::Context) {
+        let _span = tracing::debug_span!("fence").entered();
+        self.fenced = true;
+        if self.failed.is_none() {
+            self.failed = Some(StoreError::Write("the engine is rebuilding from the store".into()));
+        }
+    }
+}
+
+/// Go away: a new router is in charge. Closes every desktop of this router (each
+/// reconnects and resumes from `hello`), lets go of every actor, and stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) {
+        let _span = tracing::debug_span!("retire").entered();
+        self.fenced = true;
+        for (_, a) in self.agents.drain() {
+            a.do_send(super::agent::Retire);
+        }
+        self.conversations.clear();
+        self.queues.clear();
+        ctx.stop();
     }
 }
 
@@ -425,7 +471,7 @@ impl Handler<Exec> for RouterActor {
 }
 
 /// Run several commands, in order, as one message: one thread crossing and one commit for
-/// the whole batch instead of one each (see [`crate::engine::Engine::exec_batch`]).
+/// the whole batch instead of one each (see `Engine::exec_batch` in engine.rs).
 #[derive(Message)]
 #[rtype(result = "Vec<Result<Reply, EngineError>>")]
 pub struct ExecBatch(pub Vec<Command>);

@@ -6,7 +6,7 @@
 //! is by that hash, so lookup timing tells an attacker nothing about a token's bytes.
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -89,17 +89,50 @@ pub fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError
         .map(Caller::Agent))
 }
 
+/// Authenticates a request that carries `token` (from the bearer header, or the
+/// WebSocket's `?token=`): 401 for a missing or unknown token, 429 `too_many_attempts`
+/// for a wrong token from an address over the failed-authentication limit (API.md
+/// "Operations"). A right token always works. The client address is the TCP peer
+/// (docs/DECISIONS.md, "Failed authentication").
+pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
+    // A missing (or empty) token is not a failure: it is a client that did not try.
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(ApiError::unauthorized());
+    };
+    if let Some(caller) = resolve(state, token)? {
+        if let Caller::Agent(a) = &caller {
+            req.extensions_mut().insert(super::AuthenticatedAgent(a.clone()));
+        }
+        return Ok(caller);
+    }
+    let address = req.peer_addr().map(|a| a.ip());
+    if let Some(ip) = address {
+        let now = crate::actors::Clock::now(&crate::actors::SystemClock);
+        let mut failures = state.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(retry_ms) = failures.check(&ip, now) {
+            crate::metrics::AUTH_FAILURES.with_label_values(&["limited"]).inc();
+            tracing::debug!(address = %ip, path = req.path(), "authentication refused: too many failures");
+            return Err(ApiError::too_many_attempts(retry_ms));
+        }
+        failures.failed(&ip, now);
+    }
+    let shown = address.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
+    crate::metrics::AUTH_FAILURES.with_label_values(&["rejected"]).inc();
+    tracing::warn!(address = %shown, path = req.path(), "authentication failed: wrong or unknown token");
+    Err(ApiError::unauthorized())
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Ready<Result<Caller, ApiError>>;
 
-    /// 401 for a missing or unknown token; rights are checked by the handler (403).
+    /// 401 for a missing or unknown token, 429 over the failed-authentication limit;
+    /// rights are checked by the handler (403).
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let caller = match req.app_data::<web::Data<AppState>>().zip(bearer(req)) {
-            Some((state, token)) => resolve(state, token),
-            None => Ok(None),
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Err(ApiError::unauthorized()));
         };
-        ready(caller.and_then(|c| c.ok_or_else(ApiError::unauthorized)))
+        ready(authenticate(req, state, bearer(req)))
     }
 }
 

@@ -38,6 +38,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -46,6 +48,20 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    /// 429 `too_many_attempts` with `Retry-After` (whole seconds, rounded up).
+    pub fn too_many_attempts(retry_after_ms: u64) -> Self {
+        let secs = retry_after_ms.div_ceil(1000).max(1);
+        ApiError {
+            retry_after_s: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("too many failed authentications from this address; try again in {secs} s"),
+            )
         }
     }
 
@@ -118,7 +134,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody { error: self.detail() })
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after_s {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        res.json(ErrorBody { error: self.detail() })
     }
 }
 

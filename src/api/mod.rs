@@ -13,11 +13,13 @@
 //! - [`rest`]: the REST handlers.
 //! - [`ws`]: the desktop session actor.
 //! - [`openapi`]: the generated OpenAPI description and its browsable UI.
+//! - [`ops`]: liveness, readiness and the online backup.
 
 pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod openapi;
+pub mod ops;
 pub mod rest;
 pub mod ws;
 
@@ -29,7 +31,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpServer};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 use utoipa::OpenApi;
@@ -51,16 +53,40 @@ pub struct AppState {
     pub client_timeout: std::time::Duration,
     /// Tells every desktop session that the server is shutting down.
     pub shutdown: broadcast::Sender<()>,
+    /// Failed authentications per client address (API.md "Operations").
+    pub auth_failures: Arc<std::sync::Mutex<crate::core::limits::AuthFailures<std::net::IpAddr>>>,
+    /// How long `/readyz` waits for the store's probe write and for the engine.
+    pub probe_timeout: std::time::Duration,
+    /// Connected desktops per agent, and the most one agent may have at once.
+    pub desktops: Arc<ws::DesktopSlots>,
 }
 
+/// Failed authentications from one address within [`AUTH_WINDOW_MS`] before its wrong
+/// tokens get 429 (API.md "Operations").
+pub const AUTH_FAILURE_LIMIT: u32 = 20;
+/// The window of [`AUTH_FAILURE_LIMIT`].
+pub const AUTH_WINDOW_MS: u64 = 60_000;
+/// Client addresses whose failures are tracked at once (bounds the limiter's memory).
+pub const AUTH_TRACKED_ADDRESSES: usize = 100_000;
+
 /// Opens the store, starts the engine, creates the configured queues and entry points,
-/// and serves until Ctrl-C or SIGTERM. Must run inside an actix system.
+/// and serves until Ctrl-C or SIGTERM. Must run inside an actix system. The store is
+/// closed (and its summary logged) however serving ends.
 pub async fn serve(config: Config) -> io::Result<()> {
     let options = crate::store::SledOptions::from_config(&config.store);
-    let store = crate::store::open_with(&config.store.path, options).map_err(io::Error::other)?;
-    let (engine, outbox) = crate::channels::messenger::start_engine(&config, store).map_err(io::Error::other)?;
-    provision(&engine, &config).await?;
-    let listener = TcpListener::bind(config.server.listen)?;
+    let sled = Arc::new(crate::store::SledStore::open(&config.store.path, options).map_err(io::Error::other)?);
+    let result = serve_on(&config, sled.clone()).await;
+    sled.close();
+    result
+}
+
+async fn serve_on(config: &Config, sled: Arc<crate::store::SledStore>) -> io::Result<()> {
+    let store: Arc<dyn crate::store::Store> = sled;
+    let (engine, outbox) = crate::channels::messenger::start_engine(config, store).map_err(io::Error::other)?;
+    provision(&engine, config).await?;
+    let listen = config.server.listen;
+    let listener = TcpListener::bind(listen)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen} (server.listen): {e}")))?;
     let addr = listener.local_addr()?;
     if !config.messenger.webhook_enabled() {
         tracing::warn!(
@@ -68,9 +94,8 @@ pub async fn serve(config: Config) -> io::Result<()> {
              SWITCHBOARD_MESSENGER__APP_SECRET); /webhooks/messenger refuses every request"
         );
     }
-    let (server, shutdown) = build(&config, engine, Some(outbox), listener)?;
-    tracing::info!(%addr, "switchboard listening");
-    println!("switchboard listening on http://{addr} (API docs at http://{addr}/api/docs/)");
+    let (server, shutdown) = build(config, engine, Some(outbox), listener)?;
+    banner(config, addr);
     let handle = server.handle();
     actix_rt::spawn(async move {
         shutdown_signal().await;
@@ -80,6 +105,52 @@ pub async fn serve(config: Config) -> io::Result<()> {
         handle.stop(true).await;
     });
     server.await
+}
+
+/// The start-up line on stdout, whatever the log level (scripts and tests wait for it):
+/// a JSON line in the tracing layout with `log.format = "json"`, text otherwise.
+fn banner(config: &Config, addr: std::net::SocketAddr) {
+    let message = format!("switchboard listening on http://{addr} (API docs at http://{addr}/api/docs/)");
+    if config.log.format == crate::config::LogFormat::Json {
+        let line = serde_json::json!({
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "level": "INFO",
+            "fields": {"message": message, "addr": addr.to_string(), "version": env!("CARGO_PKG_VERSION")},
+            "target": "switchboard",
+        });
+        println!("{line}");
+    } else {
+        tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "switchboard listening");
+        println!("{message}");
+    }
+}
+
+/// A plain HTTP/1.0 GET of `url` (`http://HOST:PORT/PATH` only): the status code. For
+/// `switchboard healthcheck`, so that a container image needs no HTTP client.
+pub fn probe_url(url: &str, timeout: std::time::Duration) -> io::Result<u16> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_string());
+    let rest = url.strip_prefix("http://").ok_or_else(|| bad("only http:// URLs"))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = host
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| bad("the host resolves to no address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+    let mut head = Vec::new();
+    stream.take(1024).read_to_end(&mut head)?;
+    let line = String::from_utf8_lossy(&head);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("not an HTTP answer"))
 }
 
 /// Creates the configured queues and entry points that do not exist yet.
@@ -144,7 +215,19 @@ fn build(
         heartbeat: std::time::Duration::from_millis(config.server.ws_heartbeat_ms),
         client_timeout: std::time::Duration::from_millis(config.server.ws_client_timeout_ms),
         shutdown: shutdown.clone(),
+        auth_failures: Arc::new(std::sync::Mutex::new(crate::core::limits::AuthFailures::new(
+            AUTH_FAILURE_LIMIT,
+            AUTH_WINDOW_MS,
+            AUTH_TRACKED_ADDRESSES,
+        ))),
+        desktops: Arc::new(ws::DesktopSlots::new(config.server.max_desktops_per_agent)),
+        probe_timeout: std::time::Duration::from_millis(config.store.probe_timeout_ms),
     };
+    crate::metrics::init(
+        config.wrapup.reasons.iter().map(|r| r.code.as_str()),
+        config.queues.iter().map(|q| q.id.as_str()),
+    );
+    spawn_recovery(state.engine.clone());
     let openapi = openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {
         App::new()
@@ -170,10 +253,42 @@ fn build(
         // algorithm holds a frame written while the previous one is unacknowledged until the
         // peer's delayed ACK (~40 ms on Linux).
         .tcp_nodelay(true)
-        .shutdown_timeout(10)
+        .shutdown_timeout(config.server.shutdown_grace_ms.div_ceil(1000))
         .listen(listener)?
         .run();
     Ok((server, shutdown))
+}
+
+/// How often a healthy engine is looked at, and the first wait before a rebuild.
+pub const RECOVERY_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest wait between two rebuild attempts while the store still refuses writes
+/// (each attempt reopens the store, which reads its log).
+pub const RECOVERY_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// After a store fault, the engine rebuilds itself once the store accepts writes again
+/// (API.md "Operations"), whether or not anything polls `/readyz`: an attempt a second
+/// after the fault, then with the wait doubling up to [`RECOVERY_BACKOFF_MAX`].
+fn spawn_recovery(engine: Engine) {
+    actix_rt::spawn(async move {
+        let mut wait = RECOVERY_CHECK;
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            tokio::time::sleep(wait).await;
+            if engine.healthy() {
+                failing_since = None;
+                wait = RECOVERY_CHECK;
+                continue;
+            }
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            match engine.recover().await {
+                Ok(()) => wait = RECOVERY_CHECK,
+                Err(e) => {
+                    tracing::warn!(error = %e, down_s = since.elapsed().as_secs(), "the store does not accept writes yet");
+                    wait = (wait * 2).min(RECOVERY_BACKOFF_MAX);
+                }
+            }
+        }
+    });
 }
 
 /// A resource whose unsupported methods answer 405 JSON.
@@ -221,7 +336,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(crate::channels::messenger::webhook::verify))
             .route(web::post().to(crate::channels::messenger::webhook::receive)),
     )
-    .service(resource("/healthz").route(web::get().to(healthz)))
+    .service(resource("/api/v1/admin/backup").route(web::post().to(ops::backup)))
+    .service(
+        resource("/livez")
+            .route(web::get().to(ops::livez))
+            .route(web::head().to(ops::livez)),
+    )
+    .service(
+        resource("/readyz")
+            .route(web::get().to(ops::readyz))
+            .route(web::head().to(ops::readyz)),
+    )
+    .service(
+        resource("/healthz")
+            .route(web::get().to(ops::healthz))
+            .route(web::head().to(ops::healthz)),
+    )
     .service(resource("/metrics").route(web::get().to(metrics)))
     .service(resource("/api/docs").route(web::get().to(docs_redirect)));
 }
@@ -233,39 +363,94 @@ async fn docs_redirect() -> actix_web::HttpResponse {
         .finish()
 }
 
-/// One span per request (method, path, status); latency and status counters.
+/// The method as a metric label: one of the standard methods, or `other`. A client can
+/// send any token as a method; the label set must not grow with what clients invent.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The route label of a request that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The agent a request acted as, once authentication found it (for the access log).
+#[derive(Debug, Clone)]
+pub struct AuthenticatedAgent(pub crate::core::AgentId);
+
+/// A per-process request id: a random prefix (so ids from two runs differ) and a counter.
+fn next_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::LazyLock;
+    static PREFIX: LazyLock<u32> = LazyLock::new(rand::random);
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{:08x}-{}", *PREFIX, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One span and one `info` access-log line per request (request id, method, route
+/// template, status, duration, agent when known; never the raw path's query, tokens or
+/// bodies); latency and status metrics labelled from fixed sets only.
 async fn observe_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
+    // The route template (`/api/v1/conversations/{id}`), never the raw path: ids in paths
+    // would make one series per conversation, and unknown paths are the client's choice.
+    let route: String = req.match_pattern().unwrap_or_else(|| UNMATCHED_ROUTE.to_string());
+    let request_id = next_request_id();
     let span = tracing::info_span!(
         "request",
-        method = %method,
-        path = %req.path(),
-        status = tracing::field::Empty,
+        request_id = %request_id,
+        method = method,
+        route = %route,
     );
     let res = next.call(req).instrument(span.clone()).await;
-    let status = match &res {
-        Ok(r) => r.status(),
-        Err(e) => e.as_response_error().status_code(),
+    let (status, agent) = match &res {
+        Ok(r) => (
+            r.status(),
+            r.request()
+                .extensions()
+                .get::<AuthenticatedAgent>()
+                .map(|a| a.0.clone()),
+        ),
+        Err(e) => (e.as_response_error().status_code(), None),
     };
-    span.record("status", status.as_u16());
     let elapsed = start.elapsed();
     crate::metrics::REQUEST_LATENCY
-        .with_label_values(&[&method])
+        .with_label_values(&[method, &route])
         .observe(elapsed.as_secs_f64());
     crate::metrics::HTTP_REQUESTS
         .with_label_values(&[status.as_str()])
         .inc();
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    // Recorded only when known (an agent's token authenticated the request).
+    let agent = agent.as_deref();
     span.in_scope(|| {
         if status.is_server_error() {
-            tracing::warn!(elapsed_ms = elapsed.as_millis() as u64, "request failed");
+            tracing::warn!(status = status.as_u16(), duration_ms, agent, "request failed");
         } else {
-            tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, "request");
+            tracing::info!(status = status.as_u16(), duration_ms, agent, "request");
         }
     });
+    let mut res = res;
+    if let Ok(r) = &mut res {
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+            r.headers_mut()
+                .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), v);
+        }
+    }
     res
 }
 

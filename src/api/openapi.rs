@@ -46,7 +46,10 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         rest::wrapup,
         rest::wrapup_reasons,
         rest::idle_codes,
-        rest::healthz,
+        super::ops::livez,
+        super::ops::readyz,
+        super::ops::healthz,
+        super::ops::backup,
         rest::metrics,
         ws::desktop,
     ),
@@ -71,7 +74,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         (name = "conversations", description = "Customer chats: accept, messages, transfer, conference, end, wrap-up"),
         (name = "reference", description = "Configured wrap-up reasons and idle codes"),
         (name = "desktop", description = "The agent desktop WebSocket"),
-        (name = "operations", description = "Health and metrics"),
+        (name = "operations", description = "Health, metrics and backup"),
     )
 )]
 pub struct ApiDoc;

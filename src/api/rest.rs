@@ -566,40 +566,6 @@ pub async fn idle_codes(state: web::Data<AppState>, _caller: Caller) -> Res {
 // ----- operations -----
 
 /// 200 when the store takes writes and the engine answers a query in time.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses(
-        (status = 200, description = "Healthy", body = HealthDto),
-        (status = 503, description = "Unhealthy", body = ErrorBody),
-    ))]
-pub async fn healthz(
-    state: web::Data<AppState>,
-    messenger: Option<web::Data<crate::channels::messenger::Messenger>>,
-) -> Res {
-    let unhealthy = |why: &str| {
-        Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unhealthy",
-            why.to_string(),
-        ))
-    };
-    if !state.engine.healthy() {
-        return unhealthy("the store refused a write; restart to recover");
-    }
-    match tokio::time::timeout(std::time::Duration::from_secs(2), state.engine.queues()).await {
-        Ok(Ok(_)) => Ok(HttpResponse::Ok().json(HealthDto {
-            status: "ok".into(),
-            messenger_outbox: messenger
-                .and_then(|m| m.outbox.as_ref().map(|o| o.figures()))
-                .map(|f| OutboxHealthDto {
-                    depth: f.depth,
-                    oldest_age_ms: f.oldest_age_ms,
-                }),
-        })),
-        Ok(Err(e)) => unhealthy(&e.to_string()),
-        Err(_) => unhealthy("the engine did not answer within 2 s"),
-    }
-}
-
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]

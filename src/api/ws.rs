@@ -349,14 +349,27 @@ pub async fn desktop(
     query: web::Query<WsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let token = query.token.as_deref().or_else(|| auth::bearer(&req));
-    let caller = match token {
-        Some(t) => auth::resolve(&state, t)?,
-        None => None,
-    }
-    .ok_or_else(ApiError::unauthorized)?;
+    let caller = auth::authenticate(&req, &state, token)?;
     let agent = caller.agent()?.to_string();
     let (response, session, stream) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
+    let Some(slot) = DesktopSlots::take(&state.desktops, &agent) else {
+        // Refused after the upgrade, so a browser sees the code and the reason (a refused
+        // handshake shows only a failed connection).
+        let max = state.desktops.max;
+        crate::metrics::DESKTOPS_REFUSED.with_label_values(&[]).inc();
+        tracing::warn!(agent = %agent, max, "desktop refused: the agent has the most desktops allowed");
+        let reason = CloseReason {
+            code: CloseCode::Policy,
+            description: Some(format!(
+                "agent {agent} already has {max} desktops connected (server.max_desktops_per_agent)"
+            )),
+        };
+        actix_rt::spawn(async move {
+            let _ = session.close(Some(reason)).await;
+        });
+        return Ok(response);
+    };
     let (hello, events) = state.engine.subscribe(&agent).await?;
     let limit = state.body_limit;
     let stream = stream
@@ -368,7 +381,14 @@ pub async fn desktop(
     };
     Desktop::create(move |ctx| {
         let timing = (state.heartbeat, state.client_timeout);
-        let mut d = Desktop::new(agent, state.engine.clone(), session, state.shutdown.subscribe(), timing);
+        let mut d = Desktop::new(
+            agent,
+            state.engine.clone(),
+            session,
+            state.shutdown.subscribe(),
+            timing,
+            slot,
+        );
         d.send(&hello, ctx);
         ctx.add_stream(stream);
         ctx.add_stream(futures_util::stream::unfold(events, |mut rx| async move {
@@ -377,6 +397,59 @@ pub async fn desktop(
         d
     });
     Ok(response)
+}
+
+// ----- the desktop cap -----
+
+/// Connected desktops per agent, capped at `server.max_desktops_per_agent`.
+#[derive(Debug)]
+pub struct DesktopSlots {
+    /// The most desktops one agent may have at once.
+    pub max: usize,
+    connected: std::sync::Mutex<std::collections::HashMap<AgentId, usize>>,
+}
+
+impl DesktopSlots {
+    pub fn new(max: usize) -> Self {
+        DesktopSlots {
+            max,
+            connected: Default::default(),
+        }
+    }
+
+    /// A slot for one more desktop of `agent`, or `None` at the cap. The slot is given
+    /// back when dropped (when the desktop's session actor goes away).
+    pub fn take(slots: &Arc<DesktopSlots>, agent: &str) -> Option<DesktopSlot> {
+        let mut m = slots.connected.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(agent.to_string()).or_insert(0);
+        if *n >= slots.max {
+            return None;
+        }
+        *n += 1;
+        Some(DesktopSlot {
+            slots: slots.clone(),
+            agent: agent.to_string(),
+        })
+    }
+}
+
+/// One connected desktop's place under the cap.
+#[derive(Debug)]
+pub struct DesktopSlot {
+    slots: Arc<DesktopSlots>,
+    agent: AgentId,
+}
+
+impl Drop for DesktopSlot {
+    fn drop(&mut self) {
+        let mut m = self.slots.connected.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.agent) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.agent);
+            }
+        }
+    }
 }
 
 // ----- the session actor -----
@@ -423,6 +496,8 @@ pub struct Desktop {
     busy: bool,
     /// A close frame is queued; nothing more is sent.
     closing: bool,
+    /// This desktop's place under `server.max_desktops_per_agent`, given back on drop.
+    _slot: DesktopSlot,
 }
 
 impl Desktop {
@@ -432,6 +507,7 @@ impl Desktop {
         session: Session,
         shutdown: broadcast::Receiver<()>,
         (heartbeat, client_timeout): (Duration, Duration),
+        slot: DesktopSlot,
     ) -> Self {
         let (out, out_rx) = mpsc::channel(OUTBOUND_BUFFER);
         Desktop {
@@ -447,6 +523,7 @@ impl Desktop {
             pending: VecDeque::new(),
             busy: false,
             closing: false,
+            _slot: slot,
         }
     }
 
@@ -535,9 +612,13 @@ impl Desktop {
         self.busy = true;
         let engine = self.engine.clone();
         let fut = async move {
+            let started = Instant::now();
             let r = engine.exec(cmd).await;
-            if let Err(e) = &r {
-                tracing::debug!(code = e.code(), "desktop command refused");
+            // The access log of desktop commands: never the text a command carries.
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            match &r {
+                Ok(_) => tracing::info!(ok = true, duration_ms, "desktop command"),
+                Err(e) => tracing::info!(ok = false, code = e.code(), duration_ms, "desktop command"),
             }
             r
         }

@@ -2,11 +2,19 @@
 //!
 //! `switchboard [--config PATH]`: the embedded default config, then the file, then
 //! `SWITCHBOARD_<SECTION>__<KEY>` environment variables. `RUST_LOG` sets the log level
-//! (default `info`); `log.format = "json"` switches to JSON lines.
+//! (default `info`); `log.format = "json"` switches every line to JSON. Colour codes
+//! only when stdout is a terminal.
+//!
+//! `switchboard restore --from FILE --store-path DIR` writes a backup (from
+//! `POST /api/v1/admin/backup`) into an empty or absent store directory.
+//! `switchboard healthcheck [--url URL]` exits 0 when `/readyz` answers 200 (for container
+//! health checks, where no HTTP client may be installed).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use switchboard::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -15,8 +23,29 @@ use tracing_subscriber::EnvFilter;
 #[command(version, about)]
 struct Args {
     /// A TOML config file layered over the embedded default.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Restore a backup file into an empty or absent store directory.
+    Restore {
+        /// The backup file (from `POST /api/v1/admin/backup`).
+        #[arg(long = "from", value_name = "FILE")]
+        from: PathBuf,
+        /// The store directory to create; refused when it exists and is not empty.
+        #[arg(long, value_name = "DIR")]
+        store_path: PathBuf,
+    },
+    /// Exit 0 when the server's `/readyz` answers 200 within 5 s, 1 otherwise.
+    Healthcheck {
+        /// Defaults to `http://<server.listen>/readyz` (0.0.0.0 and :: as loopback).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 /// mimalloc rather than glibc malloc: Switchboard allocates many small, short-lived
@@ -24,25 +53,89 @@ struct Args {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {
+fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Cmd::Restore { from, store_path }) = &args.command {
+        return restore(from, store_path);
+    }
     let config = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("switchboard: {e}");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
     };
+    if let Some(Cmd::Healthcheck { url }) = &args.command {
+        return healthcheck(url.clone(), &config);
+    }
+    let json = config.log.format == LogFormat::Json;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match config.log.format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.init(),
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    for name in switchboard::config::stray_env_vars() {
+        tracing::warn!(
+            variable = %name,
+            "ignoring an environment variable that names no config section (see SWITCHBOARD_<SECTION>__<KEY>)"
+        );
     }
     let result = actix_web::rt::System::new().block_on(switchboard::api::serve(config));
     if let Err(e) = result {
         tracing::error!(error = %e, "switchboard stopped");
-        eprintln!("switchboard: {e}");
-        std::process::exit(1);
+        if !json {
+            eprintln!("switchboard: {e}");
+        }
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn restore(from: &std::path::Path, dir: &std::path::Path) -> ExitCode {
+    let bytes = match std::fs::read(from) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("switchboard restore: cannot read {}: {e}", from.display());
+            return ExitCode::from(1);
+        }
+    };
+    match switchboard::store::sled::restore(&bytes, dir) {
+        Ok(n) => {
+            println!("restored {n} records from {} into {}", from.display(), dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard restore: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn healthcheck(url: Option<String>, config: &Config) -> ExitCode {
+    let url = url.unwrap_or_else(|| {
+        let mut addr = config.server.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("http://{addr}/readyz")
+    });
+    match switchboard::api::probe_url(&url, std::time::Duration::from_secs(5)) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("switchboard healthcheck: {url} answered {status}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("switchboard healthcheck: {url}: {e}");
+            ExitCode::from(1)
+        }
     }
 }

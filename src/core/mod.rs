@@ -21,6 +21,7 @@ pub mod error;
 pub mod event;
 pub mod floor;
 pub mod invariants;
+pub mod limits;
 pub mod messenger;
 pub mod queue;
 #[cfg(test)]

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::core::{Agent, Change, Conversation, ConversationState, EntryPoint, FastMap, Outbound, Queue};
 
+pub mod backup;
 pub mod record;
 pub mod sled;
 
@@ -39,6 +40,12 @@ pub enum StoreError {
     /// Another running engine holds the directory.
     #[error("the store directory {path} is held by another running engine; refusing to start")]
     Locked { path: String },
+    /// The engine's user may not read or write the store directory (its owner or mode).
+    #[error(
+        "permission denied on the store directory {path} ({detail}); the user running Switchboard \
+         must be able to read and write it (check its owner and mode, store.path)"
+    )]
+    Permission { path: String, detail: String },
     /// The store is unreadable, corrupt, or not a Switchboard store; it is left as it is.
     #[error("the store is unreadable or corrupt, and was left untouched: {what}")]
     Corrupt { what: String },
@@ -57,6 +64,9 @@ pub enum StoreError {
 
 /// Resolves when a batch of changes is durable.
 pub type CommitFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+/// Resolves to a backup file's bytes (see [`backup`]).
+pub type BackupFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, StoreError>> + Send>>;
 
 /// Everything needed to rebuild the engine.
 #[derive(Debug, Clone, Default)]
@@ -90,6 +100,22 @@ pub trait Store: Send + Sync + 'static {
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError>;
     /// The cached User Profile API name of `customer` on page `page_id`.
     fn customer_name(&self, page_id: &str, customer: &str) -> Result<Option<String>, StoreError>;
+    /// Writes and flushes a small probe record, in order after every earlier commit:
+    /// resolves `Ok` once the store has shown it accepts writes (readiness).
+    fn probe(&self) -> CommitFuture {
+        Box::pin(std::future::ready(Ok(())))
+    }
+    /// After a failed write: closes the store and opens it again from what is durable, so
+    /// that it can accept writes once the disk does. Does nothing while it has not failed.
+    fn reopen(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// A consistent copy of everything durable, as one file ([`backup`]).
+    fn backup(&self) -> BackupFuture {
+        Box::pin(std::future::ready(Err(StoreError::Read(
+            "this store cannot make backups".into(),
+        ))))
+    }
 }
 
 /// Conversations that an agent record still refers to (owes a wrap-up for, is offered,
@@ -142,7 +168,7 @@ impl Store for MemoryStore {
     fn commit(&self, changes: Vec<Change>) -> CommitFuture {
         let mut s = match self.inner.lock() {
             Ok(s) => s,
-            Err(p) => p.into_inner(),
+            Err(e) => return Box::pin(std::future::ready(Err(StoreError::Write(e.to_string())))),
         };
         for change in changes {
             match change {

@@ -23,8 +23,14 @@
 //!   of format 1 or of an unknown format, or a record of an unknown format version: [`SledStore::open`] / [`Store::load`] fail with
 //!   a [`StoreError`] that names the directory or the record, and write nothing.
 //! - A write or flush that fails at run time: that group's futures, and every later one,
-//!   resolve to [`StoreError::Write`]. The store never writes again in this process: the
-//!   engine refuses changes until a restart rebuilds it from what is durable.
+//!   resolve to [`StoreError::Write`]. The store writes nothing more until it is reopened
+//!   ([`Store::reopen`]: closed, and opened again from what was flushed); the engine
+//!   refuses changes until it has rebuilt itself from the reopened store.
+//!
+//! # Probe and backup
+//! [`Store::probe`] writes and flushes one meta record on the writer thread (readiness);
+//! [`Store::backup`] copies every record there between two groups, so it is consistent
+//! ([`super::backup`] is the file; [`restore`] writes one into an empty directory).
 //!
 //! # Retention
 //! Ended conversations older than [`SledOptions::retain_ended`] are removed with their
@@ -45,7 +51,7 @@ use ::sled::{Batch, Db, IVec, Tree};
 use tokio::sync::oneshot;
 
 use super::record::{self, *};
-use super::{CommitFuture, Snapshot, Store, StoreError};
+use super::{BackupFuture, CommitFuture, Snapshot, Store, StoreError};
 use crate::config::StoreConfig;
 use crate::core::{Change, Conversation, ConversationState, Message, Millis};
 
@@ -85,6 +91,8 @@ pub mod prefix {
 /// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
 pub const META_FORMAT: &[u8] = b"format";
 const META_COUNTERS: &[u8] = b"counters";
+/// The meta entry the readiness probe writes (left out of backups).
+const META_PROBE: &[u8] = b"probe";
 /// The tree that holds the format byte in a format-1 store.
 const FORMAT1_META_TREE: &[u8] = b"meta";
 /// Retention removes at most this many conversations per atomic batch.
@@ -465,6 +473,14 @@ enum Job {
         now: Millis,
         done: mpsc::Sender<Result<usize, StoreError>>,
     },
+    /// Write and flush a small probe record ([`Store::probe`]).
+    Probe {
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Copy every record, between two groups ([`Store::backup`]).
+    Backup {
+        done: oneshot::Sender<Result<Vec<u8>, StoreError>>,
+    },
 }
 
 /// The sled store. See the module docs.
@@ -476,6 +492,8 @@ pub struct SledStore {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<Stats>,
+    /// Kept to reopen the store the same way after a failed write ([`Store::reopen`]).
+    options: SledOptions,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -497,6 +515,11 @@ impl SledStore {
             });
         }
         let db_file = path.join("db");
+        if let Err(e) = std::fs::read_dir(path) {
+            if let Some(denied) = denied(path, &e) {
+                return Err(denied);
+            }
+        }
         if path.is_dir() && !db_file.exists() && std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()) {
             return Err(StoreError::Corrupt {
                 what: format!("{shown} is not empty and holds no store (no `db` file); refusing to write into it"),
@@ -531,22 +554,7 @@ impl SledStore {
             }
         }
         let stats = Arc::new(Stats::default());
-        let (tx, rx) = mpsc::channel();
-        let writer = Writer {
-            db: db.clone(),
-            trees: trees.clone(),
-            stats: stats.clone(),
-            retain_ms: options.retain_ended.map(|d| d.as_millis() as u64),
-            sweep_every: options.sweep_every,
-            max_group: options.max_group.max(1),
-            before_flush: options.before_flush,
-            failed: None,
-            scratch: Scratch::default(),
-        };
-        let handle = std::thread::Builder::new()
-            .name("switchboard-store".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| StoreError::Write(format!("cannot start the store writer: {e}")))?;
+        let (tx, handle) = start_writer(&db, &trees, &stats, &options)?;
         tracing::info!(path = %shown, "store opened");
         Ok(SledStore {
             path: path.to_path_buf(),
@@ -554,6 +562,7 @@ impl SledStore {
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             stats,
+            options,
         })
     }
 
@@ -578,15 +587,28 @@ impl SledStore {
 
     /// Finishes the commits already handed over, stops the writer and releases the
     /// directory (its lock). Later commits fail with [`StoreError::Write`]. Dropping the
-    /// store does the same.
+    /// store does the same. The summary of the store's life is logged once, by the call
+    /// that closed it.
     pub fn close(&self) {
-        drop(lock(&self.jobs).take());
-        if let Some(h) = lock(&self.writer).take() {
+        if self.shut() {
+            self.log_summary("store closed");
+        }
+    }
+
+    /// Stops the writer and releases the directory; true if it was open.
+    fn shut(&self) -> bool {
+        drop(lock_to_close(&self.jobs).take());
+        if let Some(h) = lock_to_close(&self.writer).take() {
             let _ = h.join();
         }
-        if lock(&self.db).take().is_some() {
+        let was_open = lock_to_close(&self.db).take().is_some();
+        if was_open {
             wait_released(&self.path);
         }
+        was_open
+    }
+
+    fn log_summary(&self, what: &'static str) {
         let s = self.stats();
         tracing::info!(
             path = %self.path.display(),
@@ -595,12 +617,13 @@ impl SledStore {
             flushes = s.flushes,
             mean_commits_per_flush = s.mean_commits_per_flush(),
             mean_flush_ms = s.mean_flush_ms(),
-            "store closed"
+            failed = s.failed,
+            "{what}"
         );
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
-        match lock(&self.jobs).as_ref() {
+        match lock(&self.jobs)?.as_ref() {
             Some(tx) => tx.send(job).map_err(|_| closed()),
             None => Err(closed()),
         }
@@ -628,7 +651,7 @@ impl Store for SledStore {
     }
 
     fn load(&self) -> Result<Snapshot, StoreError> {
-        let guard = lock(&self.db);
+        let guard = lock(&self.db)?;
         let (_, trees) = guard
             .as_ref()
             .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
@@ -639,15 +662,61 @@ impl Store for SledStore {
         // Reads go straight to sled's tree from the caller's thread: sled serves
         // concurrent readers beside the writer thread, and a group's batch is visible to
         // them as soon as `apply_batch` applied it (before its flush).
-        let guard = lock(&self.db);
+        let guard = lock(&self.db)?;
         let (_, trees) = guard
             .as_ref()
             .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
         read_conversation(trees, id, &self.path.display().to_string())
     }
 
+    fn probe(&self) -> CommitFuture {
+        let (done, rx) = oneshot::channel();
+        if let Err(e) = self.send(Job::Probe { done }) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(closed())) })
+    }
+
+    /// Closes the failed store and opens it again: sled recovers what was flushed, the
+    /// writer starts afresh. Nothing is done while the store has not failed.
+    fn reopen(&self) -> Result<(), StoreError> {
+        if !self.stats.failed.load(Ordering::SeqCst) && lock(&self.db)?.is_some() {
+            return Ok(());
+        }
+        if self.shut() {
+            self.log_summary("store closed after a failed write");
+        }
+        let shown = self.path.display().to_string();
+        let db = open_db(&self.path)?;
+        check_layout(&db, &shown)?;
+        let trees = Trees::new(&db);
+        match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
+            Some(v) if v.as_ref() == [STORE_FORMAT] => {}
+            _ => {
+                return Err(StoreError::Corrupt {
+                    what: format!("{shown} lost its format marker; refusing to use it"),
+                })
+            }
+        }
+        let (tx, handle) = start_writer(&db, &trees, &self.stats, &self.options)?;
+        self.stats.failed.store(false, Ordering::SeqCst);
+        *lock(&self.db)? = Some((db, trees));
+        *lock(&self.jobs)? = Some(tx);
+        *lock(&self.writer)? = Some(handle);
+        tracing::info!(path = %shown, "store reopened");
+        Ok(())
+    }
+
+    fn backup(&self) -> BackupFuture {
+        let (done, rx) = oneshot::channel();
+        if let Err(e) = self.send(Job::Backup { done }) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(closed())) })
+    }
+
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError> {
-        let guard = lock(&self.db);
+        let guard = lock(&self.db)?;
         let (_, trees) = guard
             .as_ref()
             .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
@@ -659,7 +728,7 @@ impl Store for SledStore {
     }
 
     fn customer_name(&self, page_id: &str, customer: &str) -> Result<Option<String>, StoreError> {
-        let guard = lock(&self.db);
+        let guard = lock(&self.db)?;
         let (_, trees) = guard
             .as_ref()
             .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
@@ -671,8 +740,82 @@ impl Store for SledStore {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// Starts the writer thread over an open database.
+fn start_writer(
+    db: &Db,
+    trees: &Trees,
+    stats: &Arc<Stats>,
+    options: &SledOptions,
+) -> Result<(mpsc::Sender<Job>, JoinHandle<()>), StoreError> {
+    let (tx, rx) = mpsc::channel();
+    let writer = Writer {
+        db: db.clone(),
+        trees: trees.clone(),
+        stats: stats.clone(),
+        retain_ms: options.retain_ended.map(|d| d.as_millis() as u64),
+        sweep_every: options.sweep_every,
+        max_group: options.max_group.max(1),
+        before_flush: options.before_flush.clone(),
+        failed: None,
+        scratch: Scratch::default(),
+    };
+    let handle = std::thread::Builder::new()
+        .name("switchboard-store".into())
+        .spawn(move || writer.run(rx))
+        .map_err(|e| StoreError::Write(format!("cannot start the store writer: {e}")))?;
+    Ok((tx, handle))
+}
+
+/// Writes a backup (see [`super::backup`]) into `dir`, which must be absent or empty,
+/// and checks that the result opens and loads as a store. Refuses a non-empty directory
+/// and a backup that fails its checksum or names another store format, writing nothing.
+pub fn restore(backup: &[u8], dir: &Path) -> Result<usize, StoreError> {
+    let shown = dir.display().to_string();
+    let entries = super::backup::decode(backup, STORE_FORMAT).map_err(|e| StoreError::Corrupt {
+        what: format!("the backup: {e}"),
+    })?;
+    if dir.exists() {
+        let mut listing = std::fs::read_dir(dir).map_err(|e| StoreError::Read(format!("{shown}: {e}")))?;
+        if listing.next().is_some() {
+            return Err(StoreError::Write(format!(
+                "{shown} is not empty; restore writes only into an empty or absent directory"
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Write(format!("{shown}: {e}")))?;
+    let n = entries.len();
+    {
+        let db = open_db(dir)?;
+        let mut b = Batch::default();
+        for (k, v) in entries {
+            b.insert(k, v);
+        }
+        db.apply_batch(b)
+            .and_then(|()| db.flush().map(|_| ()))
+            .map_err(|e| StoreError::Write(format!("{shown}: {e}")))?;
+    }
+    wait_released(dir);
+    // What was written must open and load like any store.
+    let store = SledStore::open(dir, SledOptions::default())?;
+    store.load()?;
+    store.shut();
+    Ok(n)
+}
+
+/// A lock of the store's own state. Poisoned (a thread panicked holding it) is an error
+/// for every operation that can report one: the state behind it may be half changed.
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StoreError> {
+    m.lock()
+        .map_err(|_| StoreError::Write("the store's state is unusable: a thread panicked while changing it".into()))
+}
+
+/// [`lock`] for closing, which must release the directory whatever happened: a poisoned
+/// lock is logged and taken over, since closing only takes things out of it.
+fn lock_to_close<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| {
+        tracing::error!("a store lock was poisoned by a panic; closing the store anyway");
+        p.into_inner()
+    })
 }
 
 fn closed() -> StoreError {
@@ -690,7 +833,8 @@ fn preflight(path: &Path) -> Result<(), StoreError> {
     let corrupt = |what: String| StoreError::Corrupt {
         what: format!("{shown}: {what}"),
     };
-    let conf = std::fs::read(path.join("conf")).map_err(|e| corrupt(format!("cannot read conf: {e}")))?;
+    let conf = std::fs::read(path.join("conf"))
+        .map_err(|e| denied(path, &e).unwrap_or_else(|| corrupt(format!("cannot read conf: {e}"))))?;
     if conf.len() <= 8 {
         return Err(corrupt("the conf file is truncated".into()));
     }
@@ -703,7 +847,8 @@ fn preflight(path: &Path) -> Result<(), StoreError> {
         .find_map(|l| l.strip_prefix("segment_size: ").and_then(|n| n.trim().parse().ok()))
         .filter(|n| *n >= 1024)
         .ok_or_else(|| corrupt("the conf file names no segment size".into()))?;
-    let mut file = std::fs::File::open(path.join("db")).map_err(|e| corrupt(format!("cannot read db: {e}")))?;
+    let mut file = std::fs::File::open(path.join("db"))
+        .map_err(|e| denied(path, &e).unwrap_or_else(|| corrupt(format!("cannot read db: {e}"))))?;
     let len = file.metadata().map_err(|e| corrupt(e.to_string()))?.len();
     let mut header = [0u8; 20];
     let mut offset = 0;
@@ -721,6 +866,14 @@ fn preflight(path: &Path) -> Result<(), StoreError> {
         offset += segment_size;
     }
     Ok(())
+}
+
+/// [`StoreError::Permission`] for a permission error on `path`.
+fn denied(path: &Path, e: &std::io::Error) -> Option<StoreError> {
+    (e.kind() == std::io::ErrorKind::PermissionDenied).then(|| StoreError::Permission {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
 }
 
 /// Waits (briefly) until sled's helper threads have let go of the directory's lock, so
@@ -800,6 +953,10 @@ fn sled_error(path: &str, e: ::sled::Error) -> StoreError {
         ::sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
             StoreError::Locked { path: path.into() }
         }
+        ::sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => StoreError::Permission {
+            path: path.into(),
+            detail: io.to_string(),
+        },
         ::sled::Error::Corruption { at, .. } => StoreError::Corrupt {
             what: format!("{path}: sled found corruption at {at:?}"),
         },
@@ -976,6 +1133,7 @@ impl Writer {
             let mut changes = Vec::new();
             let mut waiters: Vec<Waiter> = Vec::new();
             let mut sweeps = Vec::new();
+            let mut others = Vec::new();
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
@@ -988,6 +1146,7 @@ impl Writer {
                         waiters.push((submitted, done));
                     }
                     Job::Sweep { now, done } => sweeps.push((now, done)),
+                    other => others.push(other),
                 }
                 if waiters.len() < self.max_group {
                     next = rx.try_recv().ok();
@@ -998,6 +1157,18 @@ impl Writer {
             }
             for (now, done) in sweeps {
                 let _ = done.send(self.sweep(now));
+            }
+            // After the group: a probe or a backup sees every commit handed over before it.
+            for job in others {
+                match job {
+                    Job::Probe { done } => {
+                        let _ = done.send(self.probe());
+                    }
+                    Job::Backup { done } => {
+                        let _ = done.send(self.backup());
+                    }
+                    Job::Commit { .. } | Job::Sweep { .. } => {}
+                }
             }
         }
     }
@@ -1025,8 +1196,9 @@ impl Writer {
             }
         };
         if let Err(e) = &result {
+            crate::metrics::STORE_ERRORS.with_label_values(&["write"]).inc();
             if self.failed.is_none() {
-                tracing::error!(error = %e, "store write failed; no further writes in this process");
+                tracing::error!(error = %e, "store write failed; refusing writes until the store is reopened");
                 self.stats.failed.store(true, Ordering::SeqCst);
                 self.failed = Some(e.clone());
             }
@@ -1054,6 +1226,43 @@ impl Writer {
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         crate::metrics::STORE_FLUSH_LATENCY.observe(took.as_secs_f64());
         Ok(())
+    }
+
+    /// Writes and flushes the probe record (meta `probe`: the time of the probe).
+    fn probe(&mut self) -> Result<(), StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let r = self
+            .trees
+            .records
+            .insert(self.trees.meta.key(META_PROBE), &wall_clock().to_be_bytes())
+            .map_err(|e| StoreError::Write(format!("probe failed: {e}")))
+            .and_then(|_| self.flush());
+        if let Err(e) = &r {
+            crate::metrics::STORE_ERRORS.with_label_values(&["probe"]).inc();
+            tracing::error!(error = %e, "store probe failed; refusing writes until the store is reopened");
+            self.stats.failed.store(true, Ordering::SeqCst);
+            self.failed = Some(e.clone());
+        }
+        r
+    }
+
+    /// Every record of the tree (the probe record aside) in the backup format. Runs on
+    /// the writer between two groups, so it sees whole groups only: a consistent copy.
+    fn backup(&self) -> Result<Vec<u8>, StoreError> {
+        let probe_key = self.trees.meta.key(META_PROBE);
+        let mut out = super::backup::Writer::new(STORE_FORMAT);
+        for item in self.trees.records.iter() {
+            let (k, v) = item.map_err(|e| {
+                crate::metrics::STORE_ERRORS.with_label_values(&["read"]).inc();
+                StoreError::Read(format!("backup: {e}"))
+            })?;
+            if k.as_ref() != probe_key.as_slice() {
+                out.entry(&k, &v);
+            }
+        }
+        Ok(out.finish())
     }
 
     /// Forgets Messenger message ids taken in more than [`MID_RETENTION_MS`] ago (Meta

@@ -242,6 +242,28 @@ pub struct Desktop {
 }
 
 impl Desktop {
+    /// A desktop over an already upgraded connection (no `hello` read yet).
+    pub fn from_framed(framed: Framed<BoxedSocket, Codec>) -> Desktop {
+        Desktop {
+            framed,
+            buffered: VecDeque::new(),
+            next_request: 1,
+        }
+    }
+
+    /// The first text frame, or `None` if the server closes the connection first.
+    pub async fn next_or_close(&mut self) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.framed.next()).await {
+                Err(_) => panic!("no frame in time"),
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Frame::Close(_)))) => return None,
+                Ok(Some(Ok(Frame::Text(t)))) => return Some(serde_json::from_slice(&t).expect("JSON frame")),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// The next frame from the server before `deadline` (answers pings on the way).
     async fn read(&mut self, deadline: tokio::time::Instant) -> Option<Value> {
         loop {
