@@ -221,10 +221,13 @@ impl FakeGraph {
             answered: answer.as_ref().map_or(0, |a| a.0),
         };
         if self.print {
+            let mut query: Vec<_> = received.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            query.sort();
             println!(
-                "{} {} -> {} {}",
+                "{} {}?{} -> {} {}",
                 received.method,
                 received.path,
+                query.join("&"),
                 received.answered,
                 if received.body.is_null() {
                     String::new()
