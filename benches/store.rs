@@ -210,6 +210,44 @@ fn commit_comparison() {
     }
 }
 
+/// A customer writes, the offered agent accepts, and they exchange a message each way:
+/// the open part of a lifecycle. Answers the conversation and its agent.
+fn chat(f: &mut Floor, customer: Customer, now: u64) -> (String, String) {
+    let id = f
+        .execute(
+            Command::CustomerMessage {
+                entry_point: "ep1".into(),
+                customer,
+                text: "hello, I need help".into(),
+                channel: Channel::Rest,
+            },
+            now,
+        )
+        .unwrap()
+        .into_conversation()
+        .expect("conversation")
+        .id;
+    let agent = f.conversation(&id).unwrap().offer.as_ref().unwrap().agent.clone();
+    for cmd in [
+        Command::Accept {
+            agent: agent.clone(),
+            conversation: id.clone(),
+        },
+        Command::Send {
+            agent: agent.clone(),
+            conversation: id.clone(),
+            text: "Hi, I am looking into it.".into(),
+        },
+        Command::CustomerReply {
+            conversation: id.clone(),
+            text: "thanks".into(),
+        },
+    ] {
+        f.execute(cmd, now).unwrap();
+    }
+    (id, agent)
+}
+
 /// A store with `conversations` open (active) conversations of three messages each and
 /// `agents` agents, built by the real core and committed in large groups. Before them,
 /// `finished` conversations go through a whole lifecycle (three messages, end, wrap-up):
@@ -279,46 +317,7 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             id: format!("f{i}"),
             name: "Customer".into(),
         };
-        let id = f
-            .execute(
-                Command::CustomerMessage {
-                    entry_point: "ep1".into(),
-                    customer,
-                    text: "hello, I need help".into(),
-                    channel: Channel::Rest,
-                },
-                now,
-            )
-            .unwrap()
-            .into_conversation()
-            .expect("conversation")
-            .id;
-        let agent = f.conversation(&id).unwrap().offer.as_ref().unwrap().agent.clone();
-        f.execute(
-            Command::Accept {
-                agent: agent.clone(),
-                conversation: id.clone(),
-            },
-            now,
-        )
-        .unwrap();
-        f.execute(
-            Command::Send {
-                agent: agent.clone(),
-                conversation: id.clone(),
-                text: "Hi, I am looking into it.".into(),
-            },
-            now,
-        )
-        .unwrap();
-        f.execute(
-            Command::CustomerReply {
-                conversation: id.clone(),
-                text: "thanks".into(),
-            },
-            now,
-        )
-        .unwrap();
+        let (id, agent) = chat(&mut f, customer, now);
         f.execute(
             Command::End {
                 agent: agent.clone(),
@@ -346,44 +345,7 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             id: format!("k{i}"),
             name: "Customer".into(),
         };
-        let arrival = f
-            .execute(
-                Command::CustomerMessage {
-                    entry_point: "ep1".into(),
-                    customer,
-                    text: "hello, I need help".into(),
-                    channel: Channel::Rest,
-                },
-                now,
-            )
-            .unwrap();
-        let id = arrival.into_conversation().expect("conversation").id;
-        let agent = f.conversation(&id).unwrap().offer.as_ref().unwrap().agent.clone();
-        f.execute(
-            Command::Accept {
-                agent: agent.clone(),
-                conversation: id.clone(),
-            },
-            now,
-        )
-        .unwrap();
-        f.execute(
-            Command::Send {
-                agent: agent.clone(),
-                conversation: id.clone(),
-                text: "Hi, I am looking into it.".into(),
-            },
-            now,
-        )
-        .unwrap();
-        f.execute(
-            Command::CustomerReply {
-                conversation: id.clone(),
-                text: "thanks".into(),
-            },
-            now,
-        )
-        .unwrap();
+        chat(&mut f, customer, now);
         if i % 1000 == 999 {
             flush(&mut f, &mut pending);
         }

@@ -374,12 +374,8 @@ fn a_format_1_store_is_refused_and_left_as_it_was() {
     assert_eq!(db.open_tree("meta").unwrap().get("format").unwrap().unwrap(), [1][..]);
 }
 
-/// Story: the disk fails (full) at run time: the operation is answered with an error, the
-/// engine reports itself unhealthy and refuses further changes; what was acknowledged
-/// before is still there after a restart.
-#[test]
-fn a_failing_write_makes_the_engine_unhealthy() {
-    let dir = tempfile::tempdir().unwrap();
+/// A sled store whose flushes fail (as on a full disk) while the returned switch is on.
+fn failing_store(dir: &Path) -> (Arc<SledStore>, Arc<AtomicBool>) {
     let fail = Arc::new(AtomicBool::new(false));
     let f = fail.clone();
     let options = SledOptions {
@@ -392,7 +388,16 @@ fn a_failing_write_makes_the_engine_unhealthy() {
         })),
         ..SledOptions::default()
     };
-    let store = Arc::new(SledStore::open(dir.path(), options).unwrap());
+    (Arc::new(SledStore::open(dir, options).unwrap()), fail)
+}
+
+/// Story: the disk fails (full) at run time: the operation is answered with an error, the
+/// engine reports itself unhealthy and refuses further changes; what was acknowledged
+/// before is still there after a restart.
+#[test]
+fn a_failing_write_makes_the_engine_unhealthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, fail) = failing_store(dir.path());
     let s = store.clone();
     engine_life(move || async move {
         let e = start(&s, Rules::default(), TestClock::at(T0));
@@ -423,19 +428,7 @@ fn a_failing_write_makes_the_engine_unhealthy() {
 #[test]
 fn a_credential_works_only_once_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let fail = Arc::new(AtomicBool::new(false));
-    let f = fail.clone();
-    let options = SledOptions {
-        before_flush: Some(Arc::new(move || {
-            if f.load(Ordering::SeqCst) {
-                Err("no space left on device (injected)".into())
-            } else {
-                Ok(())
-            }
-        })),
-        ..SledOptions::default()
-    };
-    let store = Arc::new(SledStore::open(dir.path(), options).unwrap());
+    let (store, fail) = failing_store(dir.path());
     let s = store.clone();
     engine_life(move || async move {
         let e = start(&s, Rules::default(), TestClock::at(T0));
