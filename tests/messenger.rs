@@ -416,3 +416,46 @@ async fn health_and_metrics_while_the_graph_api_is_down() {
     let st = desk.wait_for_in("message_status", &cid).await;
     assert_eq!(st["delivery"], "sent", "{st}");
 }
+
+/// A Graph API that never answers does not hold the offer back beyond
+/// `profile_timeout_ms`: the customer comes with the placeholder name.
+#[actix_web::test]
+async fn a_silent_profile_api_does_not_hold_the_offer() {
+    // Accepts connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("addr"));
+    let s = TestServer::with(move |c| {
+        messenger_config(c, &url);
+        c.messenger.profile_timeout_ms = 100;
+    })
+    .await;
+    let token = s.agent("a1", "Ann", &["support"]).await;
+    let mut desk = s.available_desktop(&token).await;
+    deliver(
+        &s.client,
+        &s.base,
+        &page_event(&[(PAGE_ID, vec![text(PSID, "m-1", "hi")])]),
+    )
+    .await;
+    let offer = desk.wait_for("offer").await;
+    assert_eq!(offer["customer"]["name"], "Messenger user 2919");
+    drop(silent);
+}
+
+/// A delivery of 300 first messages from 300 customers is one commit and one answer
+/// (the time it took is printed; BENCHMARKS.md has release figures).
+#[actix_web::test]
+async fn a_batch_of_hundreds_of_events_is_answered_once_durable() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let s = server(&fake).await;
+    let events: Vec<_> = (0..300)
+        .map(|i| text(&format!("9000{i:04}"), &format!("m-b{i}"), "hello"))
+        .collect();
+    let body = page_event(&[(PAGE_ID, events)]).to_string();
+    let started = std::time::Instant::now();
+    let (status, answer) = post_webhook(&s.client, &s.base, body.as_bytes(), Some(&signature(body.as_bytes()))).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(conversations_held(&s).await, 300);
+    eprintln!("300 events ({} bytes) answered in {took:?}", body.len());
+}

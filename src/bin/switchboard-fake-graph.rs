@@ -14,7 +14,10 @@ use switchboard::channels::messenger::fake_graph::FakeGraph;
 use switchboard::channels::messenger::webhook::sign;
 
 #[derive(Debug, Parser)]
-#[command(version, about = "A fake Graph API and a webhook sender, to try Switchboard's Messenger channel locally")]
+#[command(
+    version,
+    about = "A fake Graph API and a webhook sender, to try Switchboard's Messenger channel locally"
+)]
 struct Args {
     #[command(subcommand)]
     command: Cmd,
@@ -80,13 +83,19 @@ fn main() {
 }
 
 async fn serve(listen: SocketAddr, profiles: Vec<String>) -> Result<(), String> {
-    let fake = FakeGraph::bind(listen, true).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let fake = FakeGraph::bind(listen, true)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     for p in profiles {
         let (psid, name) = p.split_once('=').ok_or("--profile takes PSID=First Last")?;
         let (first, last) = name.split_once(' ').unwrap_or((name, ""));
         fake.profile(psid, first, last);
     }
-    println!("fake Graph API on {}: set SWITCHBOARD_MESSENGER__GRAPH_BASE_URL={}", fake.addr, fake.url());
+    println!(
+        "fake Graph API on {}: set SWITCHBOARD_MESSENGER__GRAPH_BASE_URL={}",
+        fake.addr,
+        fake.url()
+    );
     let _ = tokio::signal::ctrl_c().await;
     Ok(())
 }

@@ -19,7 +19,7 @@ pub mod outbox;
 pub mod payload;
 pub mod webhook;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,25 +51,29 @@ impl Messenger {
     }
 
     /// Gives each customer message of a batch the customer's name: the stored one, else
-    /// the User Profile API's if it answers within `profile_timeout_ms`, else the
-    /// placeholder it already has (the look-up goes on, and its name follows).
+    /// the User Profile API's if it answers within `profile_timeout_ms` (one bound for the
+    /// whole batch: the look-ups run at once), else the placeholder it already has (the
+    /// look-up goes on, and its name follows).
     pub async fn name_customers(&self, commands: &mut [Command]) {
+        let mut names: HashMap<(String, String), Option<String>> = HashMap::new();
+        for cmd in commands.iter() {
+            if let Command::MessengerMessage { page_id, customer, .. } = cmd {
+                names.entry((page_id.clone(), customer.id.clone())).or_default();
+            }
+        }
+        if names.is_empty() {
+            return;
+        }
+        let mut lookups = Vec::new();
         let mut entry_points: Option<Vec<EntryPoint>> = None;
-        for cmd in commands.iter_mut() {
-            let Command::MessengerMessage { page_id, customer, .. } = cmd else {
-                continue;
+        for ((page_id, psid), name) in names.iter_mut() {
+            let q = Query::CustomerName {
+                page_id: page_id.clone(),
+                customer: psid.clone(),
             };
-            let key = (page_id.clone(), customer.id.clone());
-            match self
-                .engine
-                .ask(Query::CustomerName {
-                    page_id: page_id.clone(),
-                    customer: customer.id.clone(),
-                })
-                .await
-            {
-                Ok(QueryReply::CustomerName(Some(name))) => {
-                    customer.name = name;
+            match self.engine.ask(q).await {
+                Ok(QueryReply::CustomerName(Some(stored))) => {
+                    *name = Some(stored);
                     continue;
                 }
                 Ok(_) => {}
@@ -78,11 +82,13 @@ impl Messenger {
                     continue;
                 }
             }
-            {
-                let mut looked_up = self.looked_up.lock().unwrap_or_else(|p| p.into_inner());
-                if !looked_up.insert(key.clone()) {
-                    continue;
-                }
+            let first_time = self
+                .looked_up
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((page_id.clone(), psid.clone()));
+            if !first_time {
+                continue;
             }
             if entry_points.is_none() {
                 entry_points = match self.engine.ask(Query::EntryPoints).await {
@@ -97,14 +103,14 @@ impl Messenger {
                 .and_then(|e| e.page_access_token.clone());
             let Some(token) = token else { continue };
             let (config, engine) = (self.config.clone(), self.engine.clone());
-            let (page, psid) = key;
+            let (page, customer) = (page_id.clone(), psid.clone());
             let lookup = actix_rt::spawn(async move {
                 let client = awc::Client::default();
-                let name = graph::profile_name(&client, &config, &psid, &token).await;
+                let name = graph::profile_name(&client, &config, &customer, &token).await;
                 if let Some(name) = &name {
                     let cmd = Command::SetCustomerName {
                         page_id: page,
-                        customer: psid,
+                        customer,
                         name: name.clone(),
                     };
                     if let Err(e) = engine.exec(cmd).await {
@@ -113,9 +119,20 @@ impl Messenger {
                 }
                 name
             });
-            let bound = Duration::from_millis(self.config.profile_timeout_ms);
-            if let Ok(Ok(Some(name))) = tokio::time::timeout(bound, lookup).await {
-                customer.name = name;
+            lookups.push(((page_id.clone(), psid.clone()), lookup));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.profile_timeout_ms);
+        for (key, lookup) in lookups {
+            // A look-up still running at the deadline goes on; its name follows.
+            if let Ok(Ok(Some(found))) = tokio::time::timeout_at(deadline, lookup).await {
+                names.insert(key, Some(found));
+            }
+        }
+        for cmd in commands.iter_mut() {
+            if let Command::MessengerMessage { page_id, customer, .. } = cmd {
+                if let Some(Some(name)) = names.get(&(page_id.clone(), customer.id.clone())) {
+                    customer.name = name.clone();
+                }
             }
         }
     }
