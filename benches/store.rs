@@ -30,16 +30,16 @@ fn typical_changes(i: u64, template: &(Agent, switchboard::core::Conversation)) 
     let (mut a, mut c) = template.clone();
     a.id = format!("a{}", i % 1000);
     c.id = format!("c-{}", i % 10_000);
-    let message = Message {
-        seq: i,
-        author: switchboard::core::Author {
+    let message = Message::text(
+        i,
+        switchboard::core::Author {
             kind: switchboard::core::AuthorKind::Agent,
             id: Some(a.id.clone()),
             name: a.name.clone(),
         },
-        text: "Thanks for waiting, let me look at your order right away.".into(),
-        at: T0 + i,
-    };
+        "Thanks for waiting, let me look at your order right away.",
+        T0 + i,
+    );
     vec![
         Change::Agent(Box::new(a)),
         Change::Conversation(Box::new(c.clone())),

@@ -75,6 +75,9 @@ pub struct Config {
     pub entry_points: Vec<EntryPointConfig>,
     pub log: LogConfig,
     pub demo: DemoConfig,
+    /// The Messenger channel: webhook security, the Graph API, the outbox's retries.
+    #[serde(default)]
+    pub messenger: MessengerConfig,
 }
 
 /// The demo customer chat page (`/demo/customer`): a browser stands in for a Messenger
@@ -86,6 +89,61 @@ pub struct DemoConfig {
     pub customer_page: bool,
     /// The entry point the demo customer writes to.
     pub entry_point: String,
+}
+
+/// `[messenger]`: read by `channels::messenger` (webhook, outbox sender, profile look-up)
+/// and, for `human_agent_tag`, by the core's 24-hour rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessengerConfig {
+    /// The app secret that signs webhook bodies (`X-Hub-Signature-256`). Empty: the
+    /// webhook is off (every POST and GET is refused, and start-up warns).
+    pub app_secret: String,
+    /// The token Meta echoes in the verification handshake.
+    pub verify_token: String,
+    /// The Graph API's base URL; tests point it at a local fake.
+    pub graph_base_url: String,
+    /// The Graph API version in request paths.
+    pub graph_version: String,
+    /// Outside the 24-hour window, send with the `HUMAN_AGENT` tag (up to 7 days) instead
+    /// of refusing the agent's message with 409 `outside_messaging_window`.
+    pub human_agent_tag: bool,
+    /// Tries per outbound message (the first included) before it is marked failed.
+    pub send_max_attempts: u32,
+    /// Retry backoff: the first wait, doubled per attempt up to the max, with jitter.
+    pub send_backoff_base_ms: u64,
+    pub send_backoff_max_ms: u64,
+    /// How long one Send API request may take before it counts as a network error.
+    pub send_timeout_ms: u64,
+    /// The longest a new conversation's offer waits for the User Profile API's name.
+    pub profile_timeout_ms: u64,
+    /// Message ids (`mid`) are remembered this many days (Meta redelivers for less).
+    pub mid_retention_days: u32,
+}
+
+impl Default for MessengerConfig {
+    fn default() -> Self {
+        MessengerConfig {
+            app_secret: String::new(),
+            verify_token: String::new(),
+            graph_base_url: "https://graph.facebook.com".into(),
+            graph_version: "v21.0".into(),
+            human_agent_tag: false,
+            send_max_attempts: 8,
+            send_backoff_base_ms: 500,
+            send_backoff_max_ms: 60_000,
+            send_timeout_ms: 10_000,
+            profile_timeout_ms: 1_500,
+            mid_retention_days: 7,
+        }
+    }
+}
+
+impl MessengerConfig {
+    /// The webhook is on only with an app secret: an unsigned webhook is never open.
+    pub fn webhook_enabled(&self) -> bool {
+        !self.app_secret.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -299,6 +357,20 @@ impl Config {
                 "must be longer than server.ws_heartbeat_ms",
             );
         }
+        if self.messenger.send_max_attempts == 0 {
+            return bad("messenger.send_max_attempts", "must be at least 1");
+        }
+        if self.messenger.send_backoff_max_ms < self.messenger.send_backoff_base_ms {
+            return bad(
+                "messenger.send_backoff_max_ms",
+                "must be at least messenger.send_backoff_base_ms",
+            );
+        }
+        if !(self.messenger.graph_base_url.starts_with("http://")
+            || self.messenger.graph_base_url.starts_with("https://"))
+        {
+            return bad("messenger.graph_base_url", "must be an http:// or https:// URL");
+        }
         for (key, v) in [
             ("routing.offer_timeout_ms", self.routing.offer_timeout_ms),
             ("routing.transfer_timeout_ms", self.routing.transfer_timeout_ms),
@@ -379,6 +451,7 @@ impl Config {
             default_wrapup_reason: self.wrapup.default_reason.clone(),
             wrapup_reasons: Arc::new(self.wrapup.reasons.clone()),
             idle_codes: Arc::new(self.idle_codes.clone()),
+            human_agent_tag: self.messenger.human_agent_tag,
         }
     }
 }

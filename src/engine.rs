@@ -38,7 +38,7 @@ fn start_router(
         .iter()
         .filter_map(|a| Some((a.credential.clone()?, a.id.clone())))
         .collect();
-    let floor = Floor::restore(
+    let mut floor = Floor::restore(
         rules.clone(),
         snapshot.queues,
         snapshot.entry_points,
@@ -47,6 +47,8 @@ fn start_router(
         snapshot.counters,
         now,
     );
+    // What the outbox still holds goes to the channel again (it skips what it is sending).
+    floor.resume_outbox(snapshot.outbox);
     match shared.credentials.write() {
         Ok(mut m) => *m = credentials,
         Err(p) => *p.into_inner() = credentials,

@@ -32,6 +32,11 @@ pub enum Query {
     Invariants,
     /// How much the engine holds in memory ([`EngineStats`]).
     Stats,
+    /// The stored User Profile API name of a Messenger customer of a page.
+    CustomerName {
+        page_id: String,
+        customer: String,
+    },
 }
 
 /// The answer to a [`Query`].
@@ -46,6 +51,7 @@ pub enum QueryReply {
     Conversation(Box<Conversation>),
     Violations(Vec<String>),
     Stats(EngineStats),
+    CustomerName(Option<String>),
 }
 
 impl QueryReply {
@@ -60,6 +66,7 @@ impl QueryReply {
             QueryReply::Conversation(_) => "conversation",
             QueryReply::Violations(_) => "violations",
             QueryReply::Stats(_) => "stats",
+            QueryReply::CustomerName(_) => "customer_name",
         }
     }
 }

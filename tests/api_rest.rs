@@ -512,7 +512,9 @@ async fn health_and_metrics() {
     let s = TestServer::start().await;
     let ann = s.agent("ann", "Ann", &["support"]).await;
     let h = s.call("GET", "/healthz", None, None).await.expect(200);
-    assert_eq!(h, json!({"status": "ok"}));
+    assert_eq!(h["status"], "ok");
+    // An idle Messenger outbox: nothing waiting.
+    assert_eq!(h["messenger_outbox"], json!({"depth": 0, "oldest_age_ms": 0}), "{h}");
     let (_d, _) = s.desktop(&ann).await;
     let m = s.call("GET", "/metrics", None, None).await.expect(200);
     let text = m.as_str().expect("text").to_string();

@@ -6,7 +6,7 @@ use actix::prelude::*;
 
 use super::router::{FireTimer, RouterActor};
 use super::{delay, Clock};
-use crate::core::{ConversationId, Message, Millis, Timer};
+use crate::core::{ConversationId, Message, Millis, Outbound, Timer};
 
 /// Where agent and system messages go to reach the customer (the Messenger Send API for
 /// Messenger conversations). The REST channel's customer reads the transcript instead.
@@ -15,6 +15,10 @@ pub trait CustomerChannel: Send + Sync + 'static {
     fn deliver(&self, conversation: &ConversationId, message: &Message);
     /// Tells the customer that `conversation` ended.
     fn ended(&self, conversation: &ConversationId, reason: &str);
+    /// Sends an outbox entry (already durable) in order after every earlier one of its
+    /// conversation, and reports the outcome back to the engine. A channel without an
+    /// outbox leaves the entry where it is (it is sent after a restart with a channel).
+    fn send(&self, _outbound: Outbound) {}
 }
 
 /// A channel that delivers nowhere: customers over REST read the transcript.

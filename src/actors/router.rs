@@ -65,6 +65,10 @@ pub struct RouterActor {
     /// Fenced by a rebuild: this router no longer speaks for the engine, so it leaves the
     /// shared health flag to the new one.
     fenced: bool,
+    /// Messenger message ids taken in by operations whose commit is under way (the store
+    /// answers for the rest), with the operation's `seq`: a redelivery that arrives before
+    /// the first one is durable is still seen.
+    mids_in_flight: FastMap<String, u64>,
 }
 
 impl RouterActor {
@@ -92,6 +96,7 @@ impl RouterActor {
             next_seq: 0,
             failed: None,
             fenced: false,
+            mids_in_flight: FastMap::default(),
         }
     }
 
@@ -185,6 +190,9 @@ impl RouterActor {
                 Effect::Deliver { conversation, message } => {
                     self.conversation_actor(&conversation, ctx)
                         .do_send(ToCustomer { message });
+                }
+                Effect::Send(outbound) => {
+                    self.channel.send(outbound);
                 }
                 Effect::DeliverEnd { conversation, reason } => {
                     if let Some(a) = self.conversations.remove(&conversation) {
@@ -294,6 +302,9 @@ impl RouterActor {
         }
         while self.pending.front().is_some_and(|p| p.outcome.is_some()) {
             let Some(p) = self.pending.pop_front() else { break };
+            if !self.mids_in_flight.is_empty() {
+                self.mids_in_flight.retain(|_, s| *s != p.seq);
+            }
             let evicted = p.evicted;
             match p.outcome {
                 Some(Ok(())) if self.failed.is_none() => {
@@ -404,17 +415,34 @@ pub struct Exec(pub Command);
 
 impl RouterActor {
     /// Applies one command of an [`Exec`] or an [`ExecBatch`] at `now`.
-    fn run(&mut self, cmd: Command, now: Millis) -> Result<Reply, EngineError> {
+    fn run(&mut self, mut cmd: Command, now: Millis) -> Result<Reply, EngineError> {
         let span = tracing::debug_span!("exec", command = cmd.name());
         let _enter = span.enter();
+        // A Messenger message id: the core needs to know whether it was taken in before.
+        let mut new_mid = None;
+        if let Command::MessengerMessage {
+            mid: Some(mid), seen, ..
+        } = &mut cmd
+        {
+            *seen = self.mids_in_flight.contains_key(mid.as_str()) || self.store.mid_seen(mid)?;
+            if !*seen {
+                new_mid = Some(mid.clone());
+            }
+        }
         // What the command is to a finished conversation, taken before `execute` consumes it.
         let act = cmd.finished_act();
         let result = match (self.floor.execute(cmd, now), act) {
             (Err(CoreError::UnknownConversation(id)), Some(act)) => Err(self.refuse_unknown(id, &act)),
             (r, _) => r.map_err(EngineError::from),
         };
-        if let Err(e) = &result {
-            tracing::debug!(code = e.code(), error = %e, "command refused");
+        match &result {
+            Err(e) => tracing::debug!(code = e.code(), error = %e, "command refused"),
+            Ok(_) => {
+                // This operation's commit is `next_seq` (see `finish`).
+                if let Some(mid) = new_mid {
+                    self.mids_in_flight.insert(mid, self.next_seq);
+                }
+            }
         }
         result
     }
@@ -546,6 +574,9 @@ impl Handler<Ask> for RouterActor {
                 conversation_actors: self.conversations.len(),
                 conversations_leaving: self.leaving.len(),
             }),
+            Query::CustomerName { page_id, customer } => {
+                QueryReply::CustomerName(self.store.customer_name(&page_id, &customer)?)
+            }
         })
     }
 }

@@ -334,8 +334,52 @@ pub struct AuthorDto {
 pub struct MessageDto {
     pub seq: u64,
     pub author: AuthorDto,
+    /// `""` for a message that carries only attachments.
     pub text: String,
     pub at: DateTime<Utc>,
+    /// A Messenger customer's attachments (`type` as Messenger names it, and its URL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentDto>,
+    /// On agent and system messages to a Messenger customer: `pending`, `sent`,
+    /// `delivered`, `read` or `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryDto>,
+    /// The Send API's error when `delivery` is `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_error: Option<String>,
+}
+
+/// A Messenger attachment as agents see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AttachmentDto {
+    /// Messenger's type: `image`, `audio`, `video`, `file`, `location`, `sticker`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: Option<String>,
+}
+
+/// Where an outbound Messenger message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryDto {
+    Pending,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl From<crate::core::Delivery> for DeliveryDto {
+    fn from(d: crate::core::Delivery) -> Self {
+        use crate::core::Delivery;
+        match d {
+            Delivery::Pending => DeliveryDto::Pending,
+            Delivery::Sent => DeliveryDto::Sent,
+            Delivery::Delivered => DeliveryDto::Delivered,
+            Delivery::Read => DeliveryDto::Read,
+            Delivery::Failed => DeliveryDto::Failed,
+        }
+    }
 }
 
 impl From<&Message> for MessageDto {
@@ -349,6 +393,16 @@ impl From<&Message> for MessageDto {
             },
             text: m.text.clone(),
             at: time(m.at),
+            attachments: m
+                .attachments
+                .iter()
+                .map(|a| AttachmentDto {
+                    kind: a.kind.clone(),
+                    url: a.url.clone(),
+                })
+                .collect(),
+            delivery: m.delivery.map(Into::into),
+            delivery_error: m.delivery_error.clone(),
         }
     }
 }
@@ -432,6 +486,17 @@ pub struct TokenDto {
 pub struct HealthDto {
     /// `ok`.
     pub status: String,
+    /// The Messenger outbox: entries waiting and the oldest one's age. A dead Graph API
+    /// makes these grow; it does not make the engine unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messenger_outbox: Option<OutboxHealthDto>,
+}
+
+/// The Messenger outbox's figures in `/healthz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutboxHealthDto {
+    pub depth: usize,
+    pub oldest_age_ms: u64,
 }
 
 // ----- request bodies -----

@@ -46,7 +46,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::Engine;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -96,13 +96,19 @@ pub async fn serve(config: Config) -> io::Result<()> {
 
 async fn serve_on(config: &Config, sled: Arc<crate::store::SledStore>) -> io::Result<()> {
     let store: Arc<dyn crate::store::Store> = sled;
-    let engine = Engine::start(EngineOptions::new(config.rules(), store)).map_err(io::Error::other)?;
+    let (engine, outbox) = crate::channels::messenger::start_engine(config, store).map_err(io::Error::other)?;
     provision(&engine, config).await?;
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen} (server.listen): {e}")))?;
     let addr = listener.local_addr()?;
-    let (server, shutdown) = build(config, engine, listener)?;
+    if !config.messenger.webhook_enabled() {
+        tracing::warn!(
+            "the Messenger webhook is off: no app secret (set messenger.app_secret or \
+             SWITCHBOARD_MESSENGER__APP_SECRET); /webhooks/messenger refuses every request"
+        );
+    }
+    let (server, shutdown) = build(config, engine, Some(outbox), listener)?;
     banner(config, addr);
     let handle = server.handle();
     actix_rt::spawn(async move {
@@ -187,11 +193,34 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
 /// The server on `listener`, not yet running: `.await` it (or spawn it). Tests bind
 /// `127.0.0.1:0` and call this.
 pub fn build_server(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<Server> {
-    build(config, engine, listener).map(|(server, _)| server)
+    build(config, engine, None, listener).map(|(server, _)| server)
 }
 
-fn build(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<(Server, broadcast::Sender<()>)> {
+/// [`build_server`] for an engine that sends Messenger messages through `outbox`
+/// (see [`crate::channels::messenger::start_engine`]); `/healthz` shows its figures.
+pub fn build_server_with_outbox(
+    config: &Config,
+    engine: Engine,
+    outbox: Arc<crate::channels::messenger::Outbox>,
+    listener: TcpListener,
+) -> io::Result<Server> {
+    build(config, engine, Some(outbox), listener).map(|(server, _)| server)
+}
+
+fn build(
+    config: &Config,
+    engine: Engine,
+    outbox: Option<Arc<crate::channels::messenger::Outbox>>,
+    listener: TcpListener,
+) -> io::Result<(Server, broadcast::Sender<()>)> {
     let (shutdown, _) = broadcast::channel(1);
+    let messenger = web::Data::new(crate::channels::messenger::Messenger::new(
+        config.messenger.clone(),
+        engine.clone(),
+        outbox,
+    ));
+    // A batch of a few hundred Messenger events is larger than a REST body.
+    let webhook_limit = config.server.body_limit_bytes.max(1024 * 1024);
     let workers = config.server.workers;
     let state = AppState {
         engine,
@@ -227,6 +256,8 @@ fn build(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(messenger.clone())
+            .app_data(web::PayloadConfig::new(webhook_limit))
             .app_data(
                 web::JsonConfig::default()
                     .limit(state.body_limit)
@@ -336,6 +367,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/v1/conversations/{id}/wrapup").route(web::post().to(wrapup)))
     .service(resource("/api/v1/wrapup-reasons").route(web::get().to(wrapup_reasons)))
     .service(resource("/api/v1/idle-codes").route(web::get().to(idle_codes)))
+    .service(
+        resource("/webhooks/messenger")
+            .route(web::get().to(crate::channels::messenger::webhook::verify))
+            .route(web::post().to(crate::channels::messenger::webhook::receive)),
+    )
     .service(resource("/api/v1/admin/backup").route(web::post().to(ops::backup)))
     .service(
         resource("/livez")

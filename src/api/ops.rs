@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
-use super::dto::HealthDto;
+use super::dto::{HealthDto, OutboxHealthDto};
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 
@@ -13,7 +13,10 @@ use super::AppState;
 #[utoipa::path(get, path = "/livez", tag = "operations",
     responses((status = 200, description = "The process serves HTTP", body = HealthDto)))]
 pub async fn livez() -> HttpResponse {
-    HttpResponse::Ok().json(HealthDto { status: "ok".into() })
+    HttpResponse::Ok().json(HealthDto {
+        status: "ok".into(),
+        messenger_outbox: None,
+    })
 }
 
 /// 200 only while the store accepts a write (a probe record written and flushed within
@@ -25,9 +28,22 @@ pub async fn livez() -> HttpResponse {
         (status = 200, description = "Ready", body = HealthDto),
         (status = 503, description = "Not ready; the message says why", body = ErrorBody),
     ))]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn readyz(
+    state: web::Data<AppState>,
+    messenger: Option<web::Data<crate::channels::messenger::Messenger>>,
+) -> Result<HttpResponse, ApiError> {
     match state.engine.ready(state.probe_timeout).await {
-        Ok(()) => Ok(HttpResponse::Ok().json(HealthDto { status: "ok".into() })),
+        // The Messenger outbox's figures: a dead Graph API makes them grow, and is no
+        // reason to be unready (the outbox is there to wait it out).
+        Ok(()) => Ok(HttpResponse::Ok().json(HealthDto {
+            status: "ok".into(),
+            messenger_outbox: messenger
+                .and_then(|m| m.outbox.as_ref().map(|o| o.figures()))
+                .map(|f| OutboxHealthDto {
+                    depth: f.depth,
+                    oldest_age_ms: f.oldest_age_ms,
+                }),
+        })),
         Err(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why)),
     }
 }
@@ -38,8 +54,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         (status = 200, description = "Ready", body = HealthDto),
         (status = 503, description = "Not ready; the message says why", body = ErrorBody),
     ))]
-pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    readyz(state).await
+pub async fn healthz(
+    state: web::Data<AppState>,
+    messenger: Option<web::Data<crate::channels::messenger::Messenger>>,
+) -> Result<HttpResponse, ApiError> {
+    readyz(state, messenger).await
 }
 
 /// A consistent snapshot of everything durable, as one file (docs/DEPLOY.md, "Backup and

@@ -88,6 +88,13 @@ pub enum ServerEvent {
         conversation_id: String,
         reasons: Vec<CodeDto>,
     },
+    /// The delivery state of an agent or system message to a Messenger customer changed.
+    MessageStatus {
+        conversation_id: String,
+        seq: u64,
+        delivery: DeliveryDto,
+        delivery_error: Option<String>,
+    },
     /// The answer to a desktop command.
     Reply {
         request_id: Option<String>,
@@ -173,6 +180,17 @@ impl From<&AgentEvent> for ServerEvent {
             AgentEvent::WrapupRequired { conversation, reasons } => ServerEvent::WrapupRequired {
                 conversation_id: conversation.clone(),
                 reasons: reasons.iter().map(CodeDto::from).collect(),
+            },
+            AgentEvent::MessageStatus {
+                conversation,
+                seq,
+                delivery,
+                delivery_error,
+            } => ServerEvent::MessageStatus {
+                conversation_id: conversation.clone(),
+                seq: *seq,
+                delivery: (*delivery).into(),
+                delivery_error: delivery_error.clone(),
             },
         }
     }

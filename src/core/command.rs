@@ -10,7 +10,8 @@
 //! Also here: who a caller is to the core ([`Principal`]) and the rules that depend on it
 //! (the admin writes as the customer, who may read a conversation).
 
-use super::conversation::{Channel, Conversation, Customer, Message};
+use super::conversation::{Attachment, Channel, Conversation, Customer, Message};
+use super::event::{Outbound, OutboxOutcome};
 use super::floor::{FinishedAct, Floor};
 use super::queue::{EntryPoint, Queue};
 use super::{Agent, AgentId, ConversationId, CoreError, EntryPointId, Millis, Presence, QueueId};
@@ -127,6 +128,39 @@ pub enum Command {
         conversation: ConversationId,
         reason: String,
     },
+    /// A Messenger message or postback on Facebook Page `page_id` (see
+    /// [`Floor::messenger_message`](super::floor::Floor)): opens or joins the customer's
+    /// conversation; ignored when `seen`.
+    MessengerMessage {
+        page_id: String,
+        customer: Customer,
+        /// `""` when the message carries only attachments.
+        text: String,
+        attachments: Vec<Attachment>,
+        /// Messenger's message id; `None` for a postback, which has none.
+        mid: Option<String>,
+        /// Filled by the shell: the store (or a commit under way) has this `mid` already.
+        seen: bool,
+    },
+    /// Messenger's delivery or read mark: every outbound message of the customer's open
+    /// conversation sent at or before `watermark` is delivered (read).
+    MessengerMark {
+        page_id: String,
+        customer: String,
+        watermark: Millis,
+        read: bool,
+    },
+    /// The outbox sender's report on one outbox entry.
+    OutboxReport {
+        entry: Outbound,
+        outcome: OutboxOutcome,
+    },
+    /// The User Profile API's name for a customer of a page.
+    SetCustomerName {
+        page_id: String,
+        customer: String,
+        name: String,
+    },
 }
 
 /// The answer to a [`Command`].
@@ -216,6 +250,10 @@ impl Command {
             Command::EndConference { .. } => "end_conference",
             Command::End { .. } => "end",
             Command::Wrapup { .. } => "wrapup",
+            Command::MessengerMessage { .. } => "messenger_message",
+            Command::MessengerMark { .. } => "messenger_mark",
+            Command::OutboxReport { .. } => "outbox_report",
+            Command::SetCustomerName { .. } => "set_customer_name",
         }
     }
 
@@ -244,7 +282,11 @@ impl Command {
             | Command::StartSession { .. }
             | Command::EndSession { .. }
             | Command::SetState { .. }
-            | Command::CustomerMessage { .. } => return None,
+            | Command::CustomerMessage { .. }
+            | Command::MessengerMessage { .. }
+            | Command::MessengerMark { .. }
+            | Command::OutboxReport { .. }
+            | Command::SetCustomerName { .. } => return None,
         })
     }
 
@@ -429,6 +471,39 @@ impl Floor {
                 reason,
             } => {
                 self.wrapup(&agent, &conversation, &reason, now)?;
+                Reply::Done
+            }
+            Command::MessengerMessage {
+                page_id,
+                customer,
+                text,
+                attachments,
+                mid,
+                seen,
+            } => match self.messenger_message(&page_id, customer, &text, attachments, mid, seen, now)? {
+                Some(id) => Reply::Conversation(self.conversation_reply(&id)?),
+                None => Reply::Done,
+            },
+            Command::MessengerMark {
+                page_id,
+                customer,
+                watermark,
+                read,
+            } => {
+                self.messenger_mark(&page_id, &customer, watermark, read)?;
+                Reply::Done
+            }
+            Command::OutboxReport { entry, outcome } => {
+                let (conversation, seq) = (entry.conversation.clone(), entry.seq);
+                self.outbox_report(&conversation, seq, outcome, Some(entry))?;
+                Reply::Done
+            }
+            Command::SetCustomerName {
+                page_id,
+                customer,
+                name,
+            } => {
+                self.set_customer_name(&page_id, &customer, &name)?;
                 Reply::Done
             }
         })

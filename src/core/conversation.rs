@@ -131,8 +131,70 @@ pub struct Author {
 pub struct Message {
     pub seq: u64,
     pub author: Author,
+    /// `""` for a message that carries only attachments.
     pub text: String,
     pub at: Millis,
+    /// What the customer sent beside (or instead of) text: Messenger's attachments.
+    pub attachments: Vec<Attachment>,
+    /// Where an agent or system message to a Messenger customer is on its way; `None` for
+    /// customer messages and for channels without delivery (REST).
+    pub delivery: Option<Delivery>,
+    /// The Send API's error, when `delivery` is [`Delivery::Failed`].
+    pub delivery_error: Option<String>,
+}
+
+impl Message {
+    /// A message with text only, no attachments, no delivery state.
+    pub fn text(seq: u64, author: Author, text: &str, at: Millis) -> Message {
+        Message {
+            seq,
+            author,
+            text: text.into(),
+            at,
+            attachments: Vec::new(),
+            delivery: None,
+            delivery_error: None,
+        }
+    }
+}
+
+/// An attachment of a customer message: Messenger's `type` (`image`, `audio`, `video`,
+/// `file`, `location`, `sticker`, ...) and its URL (a location or a fallback may have none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub kind: String,
+    pub url: Option<String>,
+}
+
+/// Where an outbound message is: `pending` (in the outbox) → `sent` (the Send API
+/// accepted it) → `delivered` → `read`; or `failed` for good. It only moves forward
+/// ([`Delivery::rank`]); a late `sent` never takes back a `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumIter)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Delivery {
+    Pending,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl Delivery {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Order of progress; `failed` is final like `read`.
+    pub fn rank(self) -> u8 {
+        match self {
+            Delivery::Pending => 0,
+            Delivery::Sent => 1,
+            Delivery::Delivered => 2,
+            Delivery::Read | Delivery::Failed => 3,
+        }
+    }
 }
 
 /// A submitted wrap-up, kept with the conversation for reporting.
@@ -200,6 +262,15 @@ impl Conversation {
             .find(|m| m.author.kind == AuthorKind::Customer)
             .map(|m| m.text.as_str())
             .unwrap_or("")
+    }
+
+    /// When the customer last wrote, if ever (the Messenger 24-hour window counts from it).
+    pub fn last_customer_message_at(&self) -> Option<Millis> {
+        self.transcript
+            .iter()
+            .rev()
+            .find(|m| m.author.kind == AuthorKind::Customer)
+            .map(|m| m.at)
     }
 
     /// Agents currently in the conversation (owner, then guest).

@@ -78,6 +78,13 @@ pub enum CoreError {
     /// A password change whose current password does not match.
     #[error("the current password is wrong")]
     WrongPassword,
+    /// Messenger: the customer last wrote more than 24 hours ago (7 days with the
+    /// `HUMAN_AGENT` tag), so the Send API would refuse the message.
+    #[error("conversation {0} is outside Messenger's messaging window: the customer last wrote too long ago")]
+    OutsideMessagingWindow(String),
+    /// A Messenger event for a page no entry point has.
+    #[error("no entry point has page id {0}")]
+    UnknownPage(String),
     /// An agent asked to read a conversation it has no part in ([`super::Floor::may_read`]).
     /// Its code is the HTTP layer's generic `forbidden`, as it always was.
     #[error("agent {agent} is not in conversation {conversation}")]
@@ -97,7 +104,8 @@ impl CoreError {
             CoreError::UnknownAgent(_)
             | CoreError::UnknownQueue(_)
             | CoreError::UnknownEntryPoint(_)
-            | CoreError::UnknownConversation(_) => ErrorKind::NotFound,
+            | CoreError::UnknownConversation(_)
+            | CoreError::UnknownPage(_) => ErrorKind::NotFound,
             CoreError::InvalidInput(_)
             | CoreError::UnknownWrapupReason(_)
             | CoreError::UnknownIdleCode(_)
@@ -148,6 +156,8 @@ mod tests {
                 "conversation_ended",
                 "invalid_credentials",
                 "wrong_password",
+                "outside_messaging_window",
+                "unknown_page",
                 "forbidden",
             ]
         );

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Agent, AgentId, Code, Conversation, ConversationId, EntryPoint, Message, Millis, Offer, OfferKind, Presence, Queue,
-    QueueId,
+    Agent, AgentId, Code, Conversation, ConversationId, Delivery, EntryPoint, Message, Millis, Offer, OfferKind,
+    Presence, Queue, QueueId,
 };
 
 /// Why an offer ended without being accepted.
@@ -81,6 +81,13 @@ pub enum AgentEvent {
     WrapupRequired {
         conversation: ConversationId,
         reasons: Arc<Vec<Code>>,
+    },
+    /// The delivery state of an outbound message changed (API.md `message_status`).
+    MessageStatus {
+        conversation: ConversationId,
+        seq: u64,
+        delivery: Delivery,
+        delivery_error: Option<String>,
     },
 }
 
@@ -166,6 +173,8 @@ pub enum Effect {
     },
     /// Record an engine-wide fact.
     Observe(Observation),
+    /// Hand an outbound message to its channel's outbox sender (durable already).
+    Send(Outbound),
     /// The credential index at the edge changes: `revoked` (a credential hash) stops
     /// naming `agent`, `granted` starts to. Carried out, like every effect, only once the
     /// change that caused it is durable, so no credential works that the store lacks.
@@ -201,10 +210,68 @@ pub enum Change {
         conversation: ConversationId,
         message: Message,
     },
+    /// A transcript message changed after it was written (its delivery state): the
+    /// message's record is written again, whole, under its `seq`.
+    MessageUpdate {
+        conversation: ConversationId,
+        message: Message,
+    },
+    /// An outbound message waits in the outbox (written, or rewritten with its progress).
+    Outbox(Outbound),
+    /// The outbox is done with message `seq` of `conversation` (accepted or failed for good).
+    OutboxDone {
+        conversation: ConversationId,
+        seq: u64,
+    },
+    /// A Messenger message id (`mid`) was taken in at `at`; a redelivery is ignored.
+    Mid {
+        mid: String,
+        at: Millis,
+    },
+    /// A customer's display name, looked up once per (page, customer).
+    CustomerName {
+        page_id: String,
+        customer: String,
+        name: String,
+    },
     /// Counters that must survive a restart (the next conversation number).
     Counters {
         next_conversation: u64,
         next_offer: u64,
         next_arrival: u64,
     },
+}
+
+/// An agent or system message on its way to a Messenger customer: one outbox entry. The
+/// outbox is keyed by (conversation, seq), so one conversation's entries are in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    pub conversation: ConversationId,
+    /// The transcript message this entry carries.
+    pub seq: u64,
+    /// The customer's page-scoped id (`recipient.id`).
+    pub recipient: String,
+    /// The page whose token sends it.
+    pub page_id: String,
+    /// The page access token at the time of the send (`access_token`).
+    pub page_access_token: String,
+    /// The text in Send API-sized parts ([`super::messenger::split_text`]), in order.
+    pub parts: Vec<String>,
+    /// Parts the Send API accepted already (a restart resumes after them).
+    pub parts_sent: u32,
+    /// Sent as `MESSAGE_TAG` with tag `HUMAN_AGENT` (outside the 24-hour window).
+    pub human_agent_tag: bool,
+    /// When it entered the outbox (the outbox's oldest age).
+    pub queued_at: Millis,
+}
+
+/// What the outbox sender reports about one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxOutcome {
+    /// Parts up to `parts_sent` were accepted; more follow.
+    Progress { parts_sent: u32 },
+    /// Every part was accepted.
+    Sent,
+    /// Failed for good (a final 4xx, or the retries ran out), with the Graph error's message.
+    Failed { error: String },
 }

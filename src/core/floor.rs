@@ -51,6 +51,9 @@ pub struct Rules {
     pub default_wrapup_reason: String,
     pub wrapup_reasons: Arc<Vec<Code>>,
     pub idle_codes: Arc<Vec<Code>>,
+    /// Messenger: outside the 24-hour window, send with the `HUMAN_AGENT` tag (up to 7
+    /// days) instead of refusing (`messenger.human_agent_tag`).
+    pub human_agent_tag: bool,
 }
 
 impl Default for Rules {
@@ -77,6 +80,7 @@ impl Default for Rules {
                 code("meeting", "Meeting"),
                 code("lunch", "Lunch"),
             ]),
+            human_agent_tag: false,
         }
     }
 }
@@ -84,15 +88,15 @@ impl Default for Rules {
 /// The routing state machine. See the module docs.
 #[derive(Debug, Default)]
 pub struct Floor {
-    rules: Rules,
+    pub(super) rules: Rules,
     agents: FastMap<AgentId, Agent>,
     queues: FastMap<QueueId, Queue>,
-    entry_points: FastMap<EntryPointId, EntryPoint>,
+    pub(super) entry_points: FastMap<EntryPointId, EntryPoint>,
     /// Boxed so that growing the map moves pointers, not whole records: a resize of
     /// 100,000s of inline records stalled the router for tenths of a second.
-    conversations: FastMap<ConversationId, Box<Conversation>>,
+    pub(super) conversations: FastMap<ConversationId, Box<Conversation>>,
     /// Open conversation of each (entry point, customer): later messages join it.
-    open_by_customer: FastMap<(EntryPointId, String), ConversationId>,
+    pub(super) open_by_customer: FastMap<(EntryPointId, String), ConversationId>,
     /// Eligible agents per queue, longest free first.
     free: FastMap<QueueId, BTreeSet<(Millis, AgentId)>>,
     /// The `free_since` each eligible agent is indexed under.
@@ -103,13 +107,13 @@ pub struct Floor {
     /// Routing work left by the last operation.
     touched_agents: Vec<AgentId>,
     touched_conversations: Vec<ConversationId>,
-    effects: Vec<Effect>,
+    pub(super) effects: Vec<Effect>,
     /// Records changed since the last [`Floor::take_changes`], each once (see [`mark`]):
     /// hashed sets that allocate an id only when it is new (an operation marks the same
     /// record several times; a batch of operations marks hundreds); sorted when taken.
     dirty_agents: FastSet<AgentId>,
     dirty_conversations: FastSet<ConversationId>,
-    changes: Vec<Change>,
+    pub(super) changes: Vec<Change>,
     counters_dirty: bool,
     /// How many agents owe a wrap-up for each conversation: derived from the agents'
     /// `wrapups` (kept in step by [`Floor::leave`] and [`Floor::submit_wrapup`], rebuilt
@@ -236,6 +240,11 @@ impl Floor {
     /// The rules in force.
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// Conversation `id`'s record changed outside the lifecycle (e.g. its customer's name).
+    pub(super) fn conversation_changed(&mut self, id: &str) {
+        mark(&mut self.dirty_conversations, id);
     }
 
     // ----- reading -----
@@ -717,11 +726,27 @@ impl Floor {
         channel: Channel,
         now: Millis,
     ) -> Result<Arrival, CoreError> {
+        self.customer_message_with(entry_point, customer, text, Vec::new(), channel, now)
+    }
+
+    /// [`Floor::customer_message`] with attachments: `text` may be empty when there are
+    /// attachments (a Messenger image, sticker, location...).
+    pub(crate) fn customer_message_with(
+        &mut self,
+        entry_point: &str,
+        customer: Customer,
+        text: &str,
+        attachments: Vec<Attachment>,
+        channel: Channel,
+        now: Millis,
+    ) -> Result<Arrival, CoreError> {
         let ep = self
             .entry_points
             .get(entry_point)
             .ok_or_else(|| CoreError::UnknownEntryPoint(entry_point.into()))?;
-        check_text(text)?;
+        if attachments.is_empty() || !text.is_empty() {
+            check_text(text)?;
+        }
         if customer.id.is_empty() || customer.id.len() > 256 {
             return Err(CoreError::InvalidInput(
                 "customer id must be 1 to 256 characters".into(),
@@ -730,12 +755,13 @@ impl Floor {
         check_name("customer name", &customer.name)?;
         let key = (entry_point.to_string(), customer.id.clone());
         if let Some(id) = self.open_by_customer.get(&key).cloned() {
-            let message = self.append(
+            let message = self.append_with(
                 &id,
                 AuthorKind::Customer,
                 Some(customer.id.clone()),
                 customer.name,
                 text,
+                attachments,
                 now,
             );
             self.route(now);
@@ -778,7 +804,15 @@ impl Floor {
         let queue_id = c.queue.clone();
         self.conversations.insert(id.clone(), Box::new(c));
         self.open_by_customer.insert(key, id.clone());
-        let message = self.append(&id, AuthorKind::Customer, Some(customer.id), customer.name, text, now);
+        let message = self.append_with(
+            &id,
+            AuthorKind::Customer,
+            Some(customer.id),
+            customer.name,
+            text,
+            attachments,
+            now,
+        );
         self.enqueue(&id);
         self.effects.push(Effect::Observe(Observation::Arrived {
             conversation: id.clone(),
@@ -924,6 +958,13 @@ impl Floor {
                 conversation: conversation.into(),
                 agent: agent.into(),
             });
+        }
+        // Messenger's 24-hour rule is decided now, so the agent knows at once.
+        if c.channel == Channel::Messenger
+            && super::messenger::window(c.last_customer_message_at(), now, self.rules.human_agent_tag)
+                == super::messenger::Window::Closed
+        {
+            return Err(CoreError::OutsideMessagingWindow(conversation.into()));
         }
         Ok(self.append(conversation, AuthorKind::Agent, Some(agent.into()), name, text, now))
     }
@@ -1417,20 +1458,35 @@ impl Floor {
         text: &str,
         now: Millis,
     ) -> Message {
-        let Some(c) = self.conversations.get_mut(conversation) else {
+        self.append_with(conversation, kind, id, name, text, Vec::new(), now)
+    }
+
+    /// [`Floor::append`] with attachments. An agent or system message to a Messenger
+    /// customer goes to the outbox ([`Floor::outbound`]) instead of [`Effect::Deliver`].
+    #[allow(clippy::too_many_arguments)]
+    fn append_with(
+        &mut self,
+        conversation: &str,
+        kind: AuthorKind,
+        id: Option<String>,
+        name: String,
+        text: &str,
+        attachments: Vec<Attachment>,
+        now: Millis,
+    ) -> Message {
+        let Some(c) = self.conversations.get(conversation) else {
             // Callers check the conversation first; an empty message is never stored.
-            return Message {
-                seq: 0,
-                author: Author { kind, id, name },
-                text: text.into(),
-                at: now,
-            };
+            return Message::text(0, Author { kind, id, name }, text, now);
         };
-        let message = Message {
-            seq: c.transcript.len() as u64 + 1,
-            author: Author { kind, id, name },
-            text: text.into(),
-            at: now,
+        let mut message = Message::text(c.transcript.len() as u64 + 1, Author { kind, id, name }, text, now);
+        message.attachments = attachments;
+        let outbound = if kind != AuthorKind::Customer && c.channel == Channel::Messenger {
+            self.outbound(c, &mut message, now)
+        } else {
+            None
+        };
+        let Some(c) = self.conversations.get_mut(conversation) else {
+            return message;
         };
         c.transcript.push(message.clone());
         let participants: Vec<AgentId> = c.participants().cloned().collect();
@@ -1447,7 +1503,10 @@ impl Floor {
                 },
             });
         }
-        if kind != AuthorKind::Customer {
+        if let Some(o) = outbound {
+            self.changes.push(Change::Outbox(o.clone()));
+            self.effects.push(Effect::Send(o));
+        } else if kind != AuthorKind::Customer {
             self.effects.push(Effect::Deliver {
                 conversation: conversation.into(),
                 message: message.clone(),

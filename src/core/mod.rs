@@ -22,6 +22,7 @@ pub mod event;
 pub mod floor;
 pub mod invariants;
 pub mod limits;
+pub mod messenger;
 pub mod queue;
 pub mod signin;
 #[cfg(test)]
@@ -30,11 +31,11 @@ mod wire_names;
 pub use agent::{Agent, Presence};
 pub use command::{Command, Principal, QueueStats, Reply, DEFAULT_CAPACITY};
 pub use conversation::{
-    Author, AuthorKind, Channel, ConferenceState, Conversation, ConversationState, Customer, Message, Offer, OfferKind,
-    WrapupRecord,
+    Attachment, Author, AuthorKind, Channel, ConferenceState, Conversation, ConversationState, Customer, Delivery,
+    Message, Offer, OfferKind, WrapupRecord,
 };
 pub use error::{CoreError, ErrorKind};
-pub use event::{AgentEvent, Change, Effect, Observation, Timer, WithdrawReason};
+pub use event::{AgentEvent, Change, Effect, Observation, Outbound, OutboxOutcome, Timer, WithdrawReason};
 pub use floor::{FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
 pub use signin::{session_valid, SignIn};

@@ -10,7 +10,7 @@
 use serde::{de::DeserializeOwned, Serialize};
 use strum::IntoEnumIterator;
 
-use super::{AuthorKind, Channel, ConferenceState, ConversationState, OfferKind, Presence, WithdrawReason};
+use super::{AuthorKind, Channel, ConferenceState, ConversationState, Delivery, OfferKind, Presence, WithdrawReason};
 
 /// Every variant of `T`: serde writes `name(v)`, and reads it back as `v`.
 fn agree<T>(name: fn(T) -> &'static str)
@@ -37,4 +37,5 @@ fn static_names_are_serdes_names() {
     agree(OfferKind::as_str);
     agree(AuthorKind::as_str);
     agree(WithdrawReason::as_str);
+    agree(Delivery::as_str);
 }

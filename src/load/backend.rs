@@ -363,6 +363,8 @@ fn desk_event(e: &AgentEvent) -> Option<DeskEvent> {
         AgentEvent::WrapupRequired { conversation, .. } => DeskEvent::WrapupRequired {
             conversation: conversation.clone(),
         },
+        // The harness drives the REST channel, which has no delivery states.
+        AgentEvent::MessageStatus { .. } => return None,
     })
 }
 

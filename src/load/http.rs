@@ -462,7 +462,7 @@ impl Reader {
                 self.fact(Fact::Presence { agent: agent(), state });
                 self.desk(DeskEvent::StateChanged { state });
             }
-            ServerEvent::Hello { .. } => {}
+            ServerEvent::Hello { .. } | ServerEvent::MessageStatus { .. } => {}
         }
     }
 }

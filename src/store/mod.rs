@@ -21,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use crate::core::{Agent, Change, Conversation, ConversationState, EntryPoint, FastMap, Queue};
+use crate::core::{Agent, Change, Conversation, ConversationState, EntryPoint, FastMap, Outbound, Queue};
 
 pub mod backup;
 pub mod record;
@@ -78,6 +78,8 @@ pub struct Snapshot {
     pub conversations: Vec<Conversation>,
     /// (next conversation, next offer, next arrival).
     pub counters: (u64, u64, u64),
+    /// The Messenger outbox, by conversation then seq: what is still to be sent.
+    pub outbox: Vec<Outbound>,
 }
 
 /// Where the engine makes its changes durable.
@@ -93,6 +95,11 @@ pub trait Store: Send + Sync + 'static {
     /// The engine reads finished conversations this way (the floor no longer holds them);
     /// it is a synchronous read, called on the engine's thread.
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
+    /// Whether Messenger message id `mid` was taken in (within its retention); a
+    /// synchronous read on the engine's thread, like [`Store::conversation`].
+    fn mid_seen(&self, mid: &str) -> Result<bool, StoreError>;
+    /// The cached User Profile API name of `customer` on page `page_id`.
+    fn customer_name(&self, page_id: &str, customer: &str) -> Result<Option<String>, StoreError>;
     /// Writes and flushes a small probe record, in order after every earlier commit:
     /// resolves `Ok` once the store has shown it accepts writes (readiness).
     fn probe(&self) -> CommitFuture {
@@ -145,6 +152,9 @@ struct MemoryState {
     conversations: BTreeMap<String, Box<Conversation>>,
     transcripts: FastMap<String, Vec<crate::core::Message>>,
     counters: (u64, u64, u64),
+    outbox: BTreeMap<(String, u64), Outbound>,
+    mids: std::collections::HashSet<String>,
+    names: BTreeMap<(String, String), String>,
 }
 
 impl MemoryStore {
@@ -183,6 +193,28 @@ impl Store for MemoryStore {
                 Change::Message { conversation, message } => {
                     s.transcripts.entry(conversation).or_default().push(message);
                 }
+                Change::MessageUpdate { conversation, message } => {
+                    let t = s.transcripts.entry(conversation).or_default();
+                    if let Some(m) = t.iter_mut().find(|m| m.seq == message.seq) {
+                        *m = message;
+                    }
+                }
+                Change::Outbox(o) => {
+                    s.outbox.insert((o.conversation.clone(), o.seq), o);
+                }
+                Change::OutboxDone { conversation, seq } => {
+                    s.outbox.remove(&(conversation, seq));
+                }
+                Change::Mid { mid, .. } => {
+                    s.mids.insert(mid);
+                }
+                Change::CustomerName {
+                    page_id,
+                    customer,
+                    name,
+                } => {
+                    s.names.insert((page_id, customer), name);
+                }
                 Change::Counters {
                     next_conversation,
                     next_offer,
@@ -215,7 +247,18 @@ impl Store for MemoryStore {
             agents,
             conversations,
             counters: s.counters,
+            outbox: s.outbox.values().cloned().collect(),
         })
+    }
+
+    fn mid_seen(&self, mid: &str) -> Result<bool, StoreError> {
+        let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
+        Ok(s.mids.contains(mid))
+    }
+
+    fn customer_name(&self, page_id: &str, customer: &str) -> Result<Option<String>, StoreError> {
+        let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
+        Ok(s.names.get(&(page_id.to_string(), customer.to_string())).cloned())
     }
 
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {

@@ -6,6 +6,10 @@
 //! reader for version 1 beside it). A record whose version byte this build does not know
 //! stops start-up with [`StoreError::UnknownVersion`] naming the record.
 //!
+//! Messages are the one record with a second version: [`MessageV2`] (attachments and
+//! delivery state, written with version byte [`MESSAGE_VERSION`]); version-1 messages
+//! written before it are still read ([`decode_message`]), so no store is rewritten.
+//!
 //! Keys: agents, queues, entry points and conversations are keyed by their id; a
 //! transcript message by [`message_key`] (the conversation id with its length in front,
 //! then the message's `seq` big-endian), so one conversation's messages are adjacent and
@@ -19,12 +23,34 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use crate::core::{
-    Agent, Author, AuthorKind, Channel, Conversation, ConversationState, Customer, EntryPoint, Message, Millis, Offer,
-    OfferKind, Presence, Queue, SignIn, WrapupRecord,
+    Agent, Attachment, Author, AuthorKind, Channel, Conversation, ConversationState, Customer, Delivery, EntryPoint,
+    Message, Millis, Offer, OfferKind, Outbound, Presence, Queue, SignIn, WrapupRecord,
 };
 
 /// The record format this build writes and reads.
 pub const RECORD_VERSION: u8 = 1;
+
+/// The format of transcript messages this build writes ([`MessageV2`]); it reads 1 too.
+pub const MESSAGE_VERSION: u8 = 2;
+
+/// Appends `[MESSAGE_VERSION] ++ bincode(MessageV2)` to `out`.
+pub fn encode_message_into(out: &mut Vec<u8>, message: Message) -> Result<(), StoreError> {
+    out.push(MESSAGE_VERSION);
+    bincode::serialize_into(&mut *out, &MessageV2::from(message))
+        .map_err(|e| StoreError::Write(format!("cannot encode a message: {e}")))
+}
+
+/// Decodes a transcript message of either version.
+pub fn decode_message(key: &[u8], bytes: &[u8]) -> Result<Message, StoreError> {
+    match bytes.first() {
+        Some(&MESSAGE_VERSION) => bincode::deserialize::<MessageV2>(&bytes[1..])
+            .map(Message::from)
+            .map_err(|e| StoreError::Corrupt {
+                what: format!("record messages/{} cannot be decoded: {e}", printable(key)),
+            }),
+        _ => decode::<MessageV1>("messages", key, bytes).map(Message::from),
+    }
+}
 
 /// `[RECORD_VERSION] ++ bincode(value)`.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -570,8 +596,178 @@ impl From<MessageV1> for Message {
             },
             text: m.text,
             at: m.at,
+            attachments: Vec::new(),
+            delivery: None,
+            delivery_error: None,
         }
     }
+}
+
+// ----- version 2 messages, and the Messenger channel's records (version 1) -----
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum DeliveryV2 {
+    Pending,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentV2 {
+    pub kind: String,
+    pub url: Option<String>,
+}
+
+/// A transcript message with attachments and delivery state (version byte 2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageV2 {
+    pub seq: u64,
+    pub author_kind: AuthorKindV1,
+    pub author_id: Option<String>,
+    pub author_name: String,
+    pub text: String,
+    pub at: u64,
+    pub attachments: Vec<AttachmentV2>,
+    pub delivery: Option<DeliveryV2>,
+    pub delivery_error: Option<String>,
+}
+
+impl From<Message> for MessageV2 {
+    fn from(m: Message) -> Self {
+        let v1 = MessageV1 {
+            seq: m.seq,
+            author_kind: match m.author.kind {
+                AuthorKind::Customer => AuthorKindV1::Customer,
+                AuthorKind::Agent => AuthorKindV1::Agent,
+                AuthorKind::System => AuthorKindV1::System,
+            },
+            author_id: m.author.id,
+            author_name: m.author.name,
+            text: m.text,
+            at: m.at,
+        };
+        MessageV2 {
+            seq: v1.seq,
+            author_kind: v1.author_kind,
+            author_id: v1.author_id,
+            author_name: v1.author_name,
+            text: v1.text,
+            at: v1.at,
+            attachments: m
+                .attachments
+                .into_iter()
+                .map(|a| AttachmentV2 {
+                    kind: a.kind,
+                    url: a.url,
+                })
+                .collect(),
+            delivery: m.delivery.map(|d| match d {
+                Delivery::Pending => DeliveryV2::Pending,
+                Delivery::Sent => DeliveryV2::Sent,
+                Delivery::Delivered => DeliveryV2::Delivered,
+                Delivery::Read => DeliveryV2::Read,
+                Delivery::Failed => DeliveryV2::Failed,
+            }),
+            delivery_error: m.delivery_error,
+        }
+    }
+}
+
+impl From<MessageV2> for Message {
+    fn from(m: MessageV2) -> Self {
+        let mut out = Message::from(MessageV1 {
+            seq: m.seq,
+            author_kind: m.author_kind,
+            author_id: m.author_id,
+            author_name: m.author_name,
+            text: m.text,
+            at: m.at,
+        });
+        out.attachments = m
+            .attachments
+            .into_iter()
+            .map(|a| Attachment {
+                kind: a.kind,
+                url: a.url,
+            })
+            .collect();
+        out.delivery = m.delivery.map(|d| match d {
+            DeliveryV2::Pending => Delivery::Pending,
+            DeliveryV2::Sent => Delivery::Sent,
+            DeliveryV2::Delivered => Delivery::Delivered,
+            DeliveryV2::Read => Delivery::Read,
+            DeliveryV2::Failed => Delivery::Failed,
+        });
+        out.delivery_error = m.delivery_error;
+        out
+    }
+}
+
+/// An outbox entry (see [`Outbound`]), keyed like a message: (conversation, seq).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboundV1 {
+    pub conversation: String,
+    pub seq: u64,
+    pub recipient: String,
+    pub page_id: String,
+    pub page_access_token: String,
+    pub parts: Vec<String>,
+    pub parts_sent: u32,
+    pub human_agent_tag: bool,
+    pub queued_at: u64,
+}
+
+impl From<Outbound> for OutboundV1 {
+    fn from(o: Outbound) -> Self {
+        OutboundV1 {
+            conversation: o.conversation,
+            seq: o.seq,
+            recipient: o.recipient,
+            page_id: o.page_id,
+            page_access_token: o.page_access_token,
+            parts: o.parts,
+            parts_sent: o.parts_sent,
+            human_agent_tag: o.human_agent_tag,
+            queued_at: o.queued_at,
+        }
+    }
+}
+
+impl From<OutboundV1> for Outbound {
+    fn from(o: OutboundV1) -> Self {
+        Outbound {
+            conversation: o.conversation,
+            seq: o.seq,
+            recipient: o.recipient,
+            page_id: o.page_id,
+            page_access_token: o.page_access_token,
+            parts: o.parts,
+            parts_sent: o.parts_sent,
+            human_agent_tag: o.human_agent_tag,
+            queued_at: o.queued_at,
+        }
+    }
+}
+
+/// When a Messenger message id was taken in.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct MidV1 {
+    pub at: u64,
+}
+
+/// A customer's name from the User Profile API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomerNameV1 {
+    pub name: String,
+}
+
+/// The key of a customer's name: the page id with its length in front, then the PSID.
+pub fn customer_name_key(page_id: &str, customer: &str) -> Vec<u8> {
+    let mut k = message_prefix(page_id);
+    k.extend_from_slice(customer.as_bytes());
+    k
 }
 
 /// The counters that must survive a restart.
@@ -635,6 +831,35 @@ mod tests {
         k.clear();
         push_ended_key(&mut k, 9, "c-1");
         assert_eq!(k, ended_key(9, "c-1"));
+    }
+
+    #[test]
+    fn messages_of_both_versions_are_read() {
+        let author = Author {
+            kind: AuthorKind::Agent,
+            id: Some("a1".into()),
+            name: "Ann".into(),
+        };
+        let old = Message::text(3, author.clone(), "hi", 9);
+        let v1 = encode(&MessageV1::from(old.clone()));
+        assert_eq!(decode_message(b"k", &v1).unwrap(), old);
+        let mut new = Message::text(4, author, "", 10);
+        new.attachments.push(Attachment {
+            kind: "image".into(),
+            url: Some("https://x/y.png".into()),
+        });
+        new.delivery = Some(Delivery::Failed);
+        new.delivery_error = Some("nope".into());
+        let mut v2 = Vec::new();
+        encode_message_into(&mut v2, new.clone()).unwrap();
+        assert_eq!(v2[0], MESSAGE_VERSION);
+        assert_eq!(decode_message(b"k", &v2).unwrap(), new);
+        let mut bad = v2.clone();
+        bad[0] = 7;
+        assert!(matches!(
+            decode_message(b"k", &bad),
+            Err(StoreError::UnknownVersion { .. })
+        ));
     }
 
     #[test]

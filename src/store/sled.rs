@@ -78,6 +78,14 @@ pub mod prefix {
     pub const ENDED: u8 = b'x';
     /// `format` (the store format byte) and `counters`.
     pub const META: u8 = b'z';
+    /// Outbox entries of the Messenger channel, keyed like messages (conversation, seq).
+    pub const OUTBOX: u8 = b'o';
+    /// Messenger message ids (`mid`) taken in, with when.
+    pub const MIDS: u8 = b'i';
+    /// The retention index of `MIDS`: `at` big-endian, then the mid.
+    pub const MID_TIMES: u8 = b'j';
+    /// Customer names from the User Profile API, keyed by (page id, PSID).
+    pub const NAMES: u8 = b'n';
 }
 
 /// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
@@ -90,6 +98,8 @@ const FORMAT1_META_TREE: &[u8] = b"meta";
 /// Retention removes at most this many conversations per atomic batch.
 const SWEEP_CHUNK: usize = 1_000;
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+/// How long a Messenger message id is remembered (docs/DECISIONS.md, "Messenger").
+pub const MID_RETENTION_MS: u64 = 7 * DAY_MS;
 
 /// Called by the writer after a group is applied and before it is flushed. An `Err`
 /// counts as a failed flush. For fault drills and tests (a full disk, a slow disk).
@@ -267,6 +277,10 @@ struct Trees {
     messages: Keyspace,
     ended: Keyspace,
     meta: Keyspace,
+    outbox: Keyspace,
+    mids: Keyspace,
+    mid_times: Keyspace,
+    names: Keyspace,
 }
 
 impl Trees {
@@ -284,6 +298,10 @@ impl Trees {
             messages: space(prefix::MESSAGES),
             ended: space(prefix::ENDED),
             meta: space(prefix::META),
+            outbox: space(prefix::OUTBOX),
+            mids: space(prefix::MIDS),
+            mid_times: space(prefix::MID_TIMES),
+            names: space(prefix::NAMES),
             records,
         }
     }
@@ -315,7 +333,13 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         Change::EntryPoint(e) => Some((2, &e.id)),
         Change::Conversation(c) => Some((3, &c.id)),
         Change::Counters { .. } => Some((4, "")),
-        Change::Message { .. } => None,
+        // Written in order, each: a later version of the same key wins inside the batch.
+        Change::Message { .. }
+        | Change::MessageUpdate { .. }
+        | Change::Outbox(_)
+        | Change::OutboxDone { .. }
+        | Change::Mid { .. }
+        | Change::CustomerName { .. } => None,
     }
 }
 
@@ -385,10 +409,39 @@ fn add(batch: &mut Batch, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>
             key.extend_from_slice(c.id.as_bytes());
             encode_into(value, &ConversationV1::from(*c))?;
         }
-        Change::Message { conversation, message } => {
+        Change::Message { conversation, message } | Change::MessageUpdate { conversation, message } => {
             key.push(prefix::MESSAGES);
             push_message_key(key, &conversation, message.seq);
-            encode_into(value, &MessageV1::from(message))?;
+            encode_message_into(value, message)?;
+        }
+        Change::Outbox(o) => {
+            key.push(prefix::OUTBOX);
+            push_message_key(key, &o.conversation, o.seq);
+            encode_into(value, &OutboundV1::from(o))?;
+        }
+        Change::OutboxDone { conversation, seq } => {
+            key.push(prefix::OUTBOX);
+            push_message_key(key, &conversation, seq);
+            batch.remove(&key[..]);
+            return Ok(());
+        }
+        Change::Mid { mid, at } => {
+            key.push(prefix::MID_TIMES);
+            push_ended_key(key, at, &mid);
+            batch.insert(&key[..], &[][..]);
+            key.clear();
+            key.push(prefix::MIDS);
+            key.extend_from_slice(mid.as_bytes());
+            encode_into(value, &MidV1 { at })?;
+        }
+        Change::CustomerName {
+            page_id,
+            customer,
+            name,
+        } => {
+            key.push(prefix::NAMES);
+            key.extend_from_slice(&record::customer_name_key(&page_id, &customer));
+            encode_into(value, &CustomerNameV1 { name })?;
         }
         Change::Counters {
             next_conversation,
@@ -660,6 +713,30 @@ impl Store for SledStore {
             return Box::pin(std::future::ready(Err(e)));
         }
         Box::pin(async move { rx.await.unwrap_or_else(|_| Err(closed())) })
+    }
+
+    fn mid_seen(&self, mid: &str) -> Result<bool, StoreError> {
+        let guard = lock(&self.db)?;
+        let (_, trees) = guard
+            .as_ref()
+            .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
+        trees
+            .mids
+            .get(mid.as_bytes())
+            .map(|v| v.is_some())
+            .map_err(|e| StoreError::Read(e.to_string()))
+    }
+
+    fn customer_name(&self, page_id: &str, customer: &str) -> Result<Option<String>, StoreError> {
+        let guard = lock(&self.db)?;
+        let (_, trees) = guard
+            .as_ref()
+            .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
+        let key = record::customer_name_key(page_id, customer);
+        match trees.names.get(&key).map_err(|e| StoreError::Read(e.to_string()))? {
+            Some(v) => Ok(Some(decode::<CustomerNameV1>("names", &key, &v)?.name)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -959,13 +1036,13 @@ fn load(t: &Trees, path: &str) -> Result<Snapshot, StoreError> {
             }
         };
         let Some(at) = at else { continue };
-        let m: MessageV1 = decode("messages", &k, &v)?;
+        let m = decode_message(&k, &v)?;
         if m.seq != seq {
             return Err(StoreError::Corrupt {
                 what: format!("{path}: message {} holds seq {}", printable(&k), m.seq),
             });
         }
-        conversations[at].transcript.push(m.into());
+        conversations[at].transcript.push(m);
     }
     snap.conversations = conversations;
     load_counters(t, snap, path)
@@ -973,6 +1050,11 @@ fn load(t: &Trees, path: &str) -> Result<Snapshot, StoreError> {
 
 fn load_counters(t: &Trees, mut snap: Snapshot, path: &str) -> Result<Snapshot, StoreError> {
     let read = |e: ::sled::Error| StoreError::Read(format!("{path}: {e}"));
+    // The outbox, in key order: by conversation, then seq (the order to send in).
+    for item in t.outbox.iter() {
+        let (k, v) = item.map_err(read)?;
+        snap.outbox.push(decode::<OutboundV1>("outbox", &k, &v)?.into());
+    }
     if let Some(v) = t.meta.get(META_COUNTERS).map_err(read)? {
         let c: CountersV1 = decode("meta", META_COUNTERS, &v)?;
         snap.counters = (c.next_conversation, c.next_offer, c.next_arrival);
@@ -991,13 +1073,13 @@ fn read_transcript(t: &Trees, id: &str, path: &str) -> Result<Vec<Message>, Stor
             .ok_or_else(|| StoreError::Corrupt {
                 what: format!("{path}: message key {} is malformed", printable(&k)),
             })?;
-        let m: MessageV1 = decode("messages", &k, &v)?;
+        let m = decode_message(&k, &v)?;
         if m.seq != seq {
             return Err(StoreError::Corrupt {
                 what: format!("{path}: message {} holds seq {}", printable(&k), m.seq),
             });
         }
-        transcript.push(m.into());
+        transcript.push(m);
     }
     Ok(transcript)
 }
@@ -1183,11 +1265,45 @@ impl Writer {
         Ok(out.finish())
     }
 
+    /// Forgets Messenger message ids taken in more than [`MID_RETENTION_MS`] ago (Meta
+    /// redelivers an unanswered event for hours, not days), a chunk at a time.
+    fn sweep_mids(&mut self, now: Millis) -> Result<(), StoreError> {
+        let cutoff = now.saturating_sub(MID_RETENTION_MS);
+        let read = |e: ::sled::Error| StoreError::Read(e.to_string());
+        loop {
+            let mut b = Batch::default();
+            let mut n = 0;
+            for item in self.trees.mid_times.range(&[], &cutoff.to_be_bytes()) {
+                let (k, _) = item.map_err(read)?;
+                if let Some((_, mid)) = parse_ended_key(&k) {
+                    b.remove(self.trees.mids.key(mid.as_bytes()));
+                }
+                b.remove(self.trees.mid_times.key(&k));
+                n += 1;
+                if n == SWEEP_CHUNK {
+                    break;
+                }
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            if let Err(e) = self.trees.apply(b).and_then(|()| self.flush()) {
+                self.stats.failed.store(true, Ordering::SeqCst);
+                self.failed = Some(e.clone());
+                return Err(e);
+            }
+            if n < SWEEP_CHUNK {
+                return Ok(());
+            }
+        }
+    }
+
     /// See [`SledStore::sweep`].
     fn sweep(&mut self, now: Millis) -> Result<usize, StoreError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
+        self.sweep_mids(now)?;
         let Some(retain) = self.retain_ms else { return Ok(0) };
         let cutoff = now.saturating_sub(retain);
         let read = |e: ::sled::Error| StoreError::Read(e.to_string());

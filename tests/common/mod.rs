@@ -16,7 +16,7 @@ use awc::BoxedSocket;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use switchboard::config::Config;
-use switchboard::engine::{Engine, EngineOptions};
+use switchboard::engine::Engine;
 
 /// The admin token of every test server.
 pub const ADMIN: &str = "test-admin-token-0123456789";
@@ -87,11 +87,13 @@ impl TestServer {
         config.routing.conference_timeout_ms = 60_000;
         f(&mut config);
         let store = switchboard::store::open(&config.store.path).expect("store");
-        let engine = Engine::start(EngineOptions::new(config.rules(), store)).expect("engine");
+        // As the binary does: Messenger conversations send through an outbox.
+        let (engine, outbox) = switchboard::channels::messenger::start_engine(&config, store).expect("engine");
         switchboard::api::provision(&engine, &config).await.expect("provision");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let server = switchboard::api::build_server(&config, engine.clone(), listener).expect("server");
+        let server =
+            switchboard::api::build_server_with_outbox(&config, engine.clone(), outbox, listener).expect("server");
         actix_rt::spawn(server);
         let client = awc::Client::builder().timeout(WAIT).finish();
         TestServer {

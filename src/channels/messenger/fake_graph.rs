@@ -1,0 +1,300 @@
+//! A fake Graph API on loopback, for tests and for trying the Messenger channel without
+//! Facebook (`switchboard-fake-graph`): it answers the Send API (`POST
+//! /{version}/me/messages`) and the User Profile API (`GET /{version}/{psid}`), records
+//! every request, and can be told to fail (a status, or a dropped connection).
+//!
+//! A plain HTTP/1.1 server on tokio, so that a test controls exactly what goes on the
+//! wire (an actix-web server cannot drop a connection without an answer).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// What the fake answers to one Send API request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scripted {
+    /// This status with this JSON body.
+    Status(u16, String),
+    /// Close the connection without an answer.
+    Drop,
+}
+
+/// A request the fake received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    /// Without the query.
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub body: serde_json::Value,
+    /// What the fake answered (a status, or 0 for a dropped connection).
+    pub answered: u16,
+}
+
+#[derive(Default)]
+struct State {
+    received: Vec<Received>,
+    /// Answers to the next Send API requests, in order; when empty, 200.
+    script: VecDeque<Scripted>,
+    /// While set, every Send API request gets this answer (a dead Graph API).
+    failing: Option<Scripted>,
+    /// User Profile API answers by PSID: (first name, last name).
+    profiles: HashMap<String, (String, String)>,
+    next_message: u64,
+}
+
+/// A running fake Graph API. Cheap to clone.
+#[derive(Clone)]
+pub struct FakeGraph {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    notify: Arc<Notify>,
+    print: bool,
+}
+
+impl FakeGraph {
+    /// Binds `127.0.0.1:0` and serves on the current tokio runtime.
+    pub async fn start() -> std::io::Result<FakeGraph> {
+        Self::bind("127.0.0.1:0".parse().expect("address"), false).await
+    }
+
+    /// Binds `addr`; with `print`, every request is printed to stdout as it arrives.
+    pub async fn bind(addr: SocketAddr, print: bool) -> std::io::Result<FakeGraph> {
+        let listener = TcpListener::bind(addr).await?;
+        let fake = FakeGraph {
+            addr: listener.local_addr()?,
+            state: Arc::default(),
+            notify: Arc::default(),
+            print,
+        };
+        let server = fake.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move { server.connection(socket).await });
+            }
+        });
+        Ok(fake)
+    }
+
+    /// `http://127.0.0.1:PORT`, for `messenger.graph_base_url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next Send API requests get these answers, in order (then 200 again).
+    pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
+        self.state().script.extend(answers);
+    }
+
+    /// Every Send API request gets `answer` until [`FakeGraph::recover`].
+    pub fn fail_all(&self, answer: Scripted) {
+        self.state().failing = Some(answer);
+    }
+
+    /// Ends [`FakeGraph::fail_all`].
+    pub fn recover(&self) {
+        self.state().failing = None;
+    }
+
+    /// The User Profile API names `psid` so.
+    pub fn profile(&self, psid: &str, first: &str, last: &str) {
+        self.state().profiles.insert(psid.into(), (first.into(), last.into()));
+    }
+
+    /// Every request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.state().received.clone()
+    }
+
+    /// The Send API requests that were accepted (200), in order.
+    pub fn accepted_sends(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/me/messages") && r.answered == 200)
+            .collect()
+    }
+
+    /// Waits until `pred` holds over the requests received, or `within` passes.
+    pub async fn wait_until(&self, within: Duration, pred: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.notify.notified();
+            {
+                let received = self.received();
+                if pred(&received) {
+                    return received;
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.received();
+            }
+        }
+    }
+
+    async fn connection(&self, mut socket: TcpStream) {
+        let mut buf = Vec::new();
+        loop {
+            let Some((head_end, content_length)) = read_head(&mut socket, &mut buf).await else {
+                return;
+            };
+            while buf.len() < head_end + content_length {
+                let mut chunk = [0u8; 8192];
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+            let body: Vec<u8> = buf[head_end..head_end + content_length].to_vec();
+            buf.drain(..head_end + content_length);
+            let answer = self.answer(&head, &body);
+            let Some((status, json)) = answer else {
+                let _ = socket.shutdown().await;
+                return;
+            };
+            let reply = format!(
+                "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+                if status < 400 { "OK" } else { "Error" },
+                json.len()
+            );
+            if socket.write_all(reply.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Records a request and decides its answer (`None`: drop the connection).
+    fn answer(&self, head: &str, body: &[u8]) -> Option<(u16, String)> {
+        let line = head.lines().next().unwrap_or_default();
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let target = parts.next().unwrap_or_default();
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let query: HashMap<String, String> = url_pairs(query);
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let mut state = self.state();
+        let answer = if method == "POST" && path.ends_with("/me/messages") {
+            match state.failing.clone().or_else(|| state.script.pop_front()) {
+                Some(Scripted::Drop) => None,
+                Some(Scripted::Status(s, b)) => Some((s, b)),
+                None => {
+                    state.next_message += 1;
+                    let recipient = json["recipient"]["id"].as_str().unwrap_or_default().to_string();
+                    Some((
+                        200,
+                        serde_json::json!({"recipient_id": recipient, "message_id": format!("m_fake_{}", state.next_message)})
+                            .to_string(),
+                    ))
+                }
+            }
+        } else if method == "GET" {
+            let psid = path.rsplit('/').next().unwrap_or_default();
+            match state.profiles.get(psid) {
+                Some((first, last)) => Some((
+                    200,
+                    serde_json::json!({"first_name": first, "last_name": last, "id": psid}).to_string(),
+                )),
+                None => Some((
+                    400,
+                    r#"{"error":{"message":"Unsupported get request","type":"GraphMethodException","code":100}}"#
+                        .into(),
+                )),
+            }
+        } else {
+            Some((404, r#"{"error":{"message":"unknown path","code":803}}"#.into()))
+        };
+        let received = Received {
+            method,
+            path: path.into(),
+            query,
+            body: json,
+            answered: answer.as_ref().map_or(0, |a| a.0),
+        };
+        if self.print {
+            let mut query: Vec<_> = received.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            query.sort();
+            println!(
+                "{} {}?{} -> {} {}",
+                received.method,
+                received.path,
+                query.join("&"),
+                received.answered,
+                if received.body.is_null() {
+                    String::new()
+                } else {
+                    received.body.to_string()
+                }
+            );
+        }
+        state.received.push(received);
+        drop(state);
+        self.notify.notify_waiters();
+        answer
+    }
+}
+
+/// Reads until the end of the request head; returns (head length, content length).
+async fn read_head(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(usize, usize)> {
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            return Some((i + 4, length));
+        }
+        let mut chunk = [0u8; 8192];
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// `a=1&b=x%20y` as pairs (percent-decoding what tokens and ids use).
+fn url_pairs(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

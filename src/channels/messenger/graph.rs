@@ -1,0 +1,227 @@
+//! The Graph API calls: the Send API and the User Profile API, over awc, and what a
+//! Send API answer means for the outbox (sent, retry, or final failure).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::MessengerConfig;
+use crate::core::Outbound;
+
+/// What one Send API request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Accepted,
+    /// Network error, timeout, 5xx, 429, or a Graph throttling or transient error.
+    Retry(String),
+    /// Any other refusal: retrying would not help.
+    Final(String),
+}
+
+/// Graph error codes that mean "slow down" (API too many calls, user request limit, page
+/// request limit, rate limit) or "temporary" (1200): the request is retried. Other error
+/// codes with a 4xx status are final (docs/DECISIONS.md, "Messenger").
+pub const THROTTLING_CODES: &[i64] = &[1, 2, 4, 17, 32, 613, 1200];
+
+#[derive(Debug, Deserialize)]
+struct GraphErrorBody {
+    error: GraphError,
+}
+
+#[derive(Debug, Deserialize)]
+struct GraphError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    error_subcode: Option<i64>,
+    #[serde(default)]
+    is_transient: bool,
+}
+
+/// Classifies a Send API answer: `status` and its body.
+pub fn classify(status: u16, body: &[u8]) -> SendOutcome {
+    if (200..300).contains(&status) {
+        return SendOutcome::Accepted;
+    }
+    let parsed = serde_json::from_slice::<GraphErrorBody>(body).ok();
+    let message = match &parsed {
+        Some(b) => match b.error.error_subcode {
+            Some(sub) => format!("{} (code {}, subcode {sub})", b.error.message, b.error.code),
+            None => format!("{} (code {})", b.error.message, b.error.code),
+        },
+        None => format!("HTTP {status}"),
+    };
+    let throttled = parsed
+        .as_ref()
+        .is_some_and(|b| b.error.is_transient || THROTTLING_CODES.contains(&b.error.code));
+    if status >= 500 || status == 429 || throttled {
+        SendOutcome::Retry(message)
+    } else {
+        SendOutcome::Final(message)
+    }
+}
+
+/// The Send API body of part `part` of `o`.
+pub fn send_body(o: &Outbound, part: &str) -> serde_json::Value {
+    if o.human_agent_tag {
+        json!({
+            "recipient": {"id": o.recipient},
+            "messaging_type": "MESSAGE_TAG",
+            "tag": "HUMAN_AGENT",
+            "message": {"text": part},
+        })
+    } else {
+        json!({
+            "recipient": {"id": o.recipient},
+            "messaging_type": "RESPONSE",
+            "message": {"text": part},
+        })
+    }
+}
+
+/// One Send API request: `POST {base}/{version}/me/messages?access_token=...`.
+pub async fn send(client: &awc::Client, config: &MessengerConfig, o: &Outbound, part: &str) -> SendOutcome {
+    let url = format!(
+        "{}/{}/me/messages",
+        config.graph_base_url.trim_end_matches('/'),
+        config.graph_version
+    );
+    let request = client
+        .post(url)
+        .timeout(Duration::from_millis(config.send_timeout_ms))
+        .query(&[("access_token", o.page_access_token.as_str())]);
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
+    };
+    match request.send_json(&send_body(o, part)).await {
+        Ok(mut res) => {
+            let status = res.status().as_u16();
+            let body = res.body().limit(64 * 1024).await.unwrap_or_default();
+            classify(status, &body)
+        }
+        Err(e) => SendOutcome::Retry(format!("network error: {e}")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Profile {
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+}
+
+/// The User Profile API: `GET {base}/{version}/{psid}?fields=first_name,last_name`.
+/// `None` on any failure (the caller keeps the placeholder).
+pub async fn profile_name(client: &awc::Client, config: &MessengerConfig, psid: &str, token: &str) -> Option<String> {
+    let url = format!(
+        "{}/{}/{}",
+        config.graph_base_url.trim_end_matches('/'),
+        config.graph_version,
+        psid
+    );
+    let mut res = client
+        .get(url)
+        .timeout(Duration::from_millis(config.send_timeout_ms))
+        .query(&[("fields", "first_name,last_name"), ("access_token", token)])
+        .ok()?
+        .send()
+        .await
+        .ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    let p: Profile = res.json().await.ok()?;
+    let name = format!("{} {}", p.first_name.trim(), p.last_name.trim())
+        .trim()
+        .to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The wait before try `attempt + 1` (`attempt` >= 1 failed tries so far): the base
+/// doubled per failed try, capped at the max, then "equal jitter" (half fixed, half
+/// random) so that many conversations retrying at once spread out.
+pub fn backoff(attempt: u32, base_ms: u64, max_ms: u64, random: f64) -> Duration {
+    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30));
+    let capped = exp.min(max_ms);
+    let half = capped / 2;
+    Duration::from_millis(half + ((capped - half) as f64 * random.clamp(0.0, 1.0)) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_api_answers_are_retried_or_final() {
+        let err = |code: i64, sub: Option<i64>| {
+            serde_json::to_vec(
+                &json!({"error": {"message": "m", "type": "OAuthException", "code": code, "error_subcode": sub}}),
+            )
+            .unwrap()
+        };
+        let retry = |o: SendOutcome| matches!(o, SendOutcome::Retry(_));
+        let fin = |o: SendOutcome| matches!(o, SendOutcome::Final(_));
+        assert_eq!(classify(200, b"{}"), SendOutcome::Accepted);
+        assert!(retry(classify(500, b"")));
+        assert!(retry(classify(503, b"oops")));
+        assert!(retry(classify(429, b"")));
+        for code in [4, 17, 32, 613] {
+            assert!(retry(classify(400, &err(code, None))), "code {code}");
+        }
+        assert!(fin(classify(400, &err(100, Some(2018001)))));
+        assert!(fin(classify(403, &err(10, Some(2018278)))));
+        assert!(fin(classify(400, b"not json")));
+        match classify(400, &err(100, Some(2018001))) {
+            SendOutcome::Final(m) => assert!(m.contains("2018001"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_max_with_jitter() {
+        let cases = [
+            // (attempt, random, expected ms) with base 100, max 1000
+            (1, 0.0, 50),
+            (1, 1.0, 100),
+            (2, 1.0, 200),
+            (3, 0.5, 300),
+            (4, 1.0, 800),
+            (5, 1.0, 1000),
+            (40, 0.0, 500),
+        ];
+        for (attempt, random, want) in cases {
+            assert_eq!(
+                backoff(attempt, 100, 1000, random).as_millis() as u64,
+                want,
+                "attempt {attempt}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_body_carries_the_window_decision() {
+        let mut o = Outbound {
+            conversation: "c-1".into(),
+            seq: 2,
+            recipient: "psid".into(),
+            page_id: "p".into(),
+            page_access_token: "t".into(),
+            parts: vec!["hi".into()],
+            parts_sent: 0,
+            human_agent_tag: false,
+            queued_at: 0,
+        };
+        assert_eq!(
+            send_body(&o, "hi"),
+            json!({"recipient": {"id": "psid"}, "messaging_type": "RESPONSE", "message": {"text": "hi"}})
+        );
+        o.human_agent_tag = true;
+        assert_eq!(send_body(&o, "hi")["tag"], "HUMAN_AGENT");
+        assert_eq!(send_body(&o, "hi")["messaging_type"], "MESSAGE_TAG");
+    }
+}

@@ -1,0 +1,238 @@
+//! The outbox sender: delivers the outbox entries the core wrote, in order per
+//! conversation, and reports each outcome back to the engine as a command.
+//!
+//! The entries are durable before they get here (the core writes them in the same commit
+//! as the message), so this holds only what is in flight. Each conversation with
+//! something to send has one task that sends its entries one after the other: an entry
+//! waits until the one before it was accepted or finally failed. The tasks run on an
+//! arbiter (thread) of their own, so a slow or dead Graph API never holds up the router
+//! or another conversation: each request is async and bounded by `send_timeout_ms`.
+//!
+//! Why not the conversation's actor: it stops when the conversation ends, and the last
+//! messages of a conversation (and those resumed after a restart, of conversations that
+//! may be finished) still have to go out. The per-conversation task is the same order,
+//! owned by the channel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use actix::Arbiter;
+use tokio::sync::{mpsc, watch};
+
+use super::graph::{self, SendOutcome};
+use super::metrics;
+use crate::actors::conversation::CustomerChannel;
+use crate::actors::Clock;
+use crate::config::MessengerConfig;
+use crate::core::{Command, ConversationId, Message, Millis, Outbound, OutboxOutcome};
+use crate::engine::Engine;
+
+/// The Messenger channel as the engine sees it ([`CustomerChannel`]).
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: MessengerConfig,
+    arbiter: Arbiter,
+    /// Set once the engine runs; the tasks wait for it before reporting.
+    engine: watch::Receiver<Option<Engine>>,
+    engine_tx: watch::Sender<Option<Engine>>,
+    /// The queue of each conversation that has a sending task. A task removes its entry
+    /// (under this lock) when it finds its queue empty, so an entry is never left behind.
+    queues: Mutex<HashMap<ConversationId, mpsc::UnboundedSender<Outbound>>>,
+    /// Every entry not yet done, with when it was queued: the depth and the oldest age.
+    waiting: Mutex<BTreeMap<(ConversationId, u64), Millis>>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The outbox's figures for `/healthz`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct OutboxFigures {
+    pub depth: usize,
+    pub oldest_age_ms: u64,
+}
+
+thread_local! {
+    // One HTTP client (and its connection pool) per sender thread: awc's client is not Send.
+    static CLIENT: awc::Client = awc::Client::default();
+}
+
+impl Outbox {
+    /// Starts the sender's arbiter. Must run inside an actix system.
+    pub fn start(config: MessengerConfig, clock: Arc<dyn Clock>) -> Arc<Outbox> {
+        metrics::init();
+        let (engine_tx, engine) = watch::channel(None);
+        Arc::new(Outbox {
+            inner: Arc::new(Inner {
+                config,
+                arbiter: Arbiter::new(),
+                engine,
+                engine_tx,
+                queues: Mutex::new(HashMap::new()),
+                waiting: Mutex::new(BTreeMap::new()),
+                clock,
+            }),
+        })
+    }
+
+    /// Reports go to `engine` from now on.
+    pub fn attach(&self, engine: Engine) {
+        let _ = self.inner.engine_tx.send(Some(engine));
+    }
+
+    /// Depth and oldest age now (also published as gauges).
+    pub fn figures(&self) -> OutboxFigures {
+        self.inner.figures()
+    }
+}
+
+impl Inner {
+    fn figures(&self) -> OutboxFigures {
+        let waiting = lock(&self.waiting);
+        let now = self.clock.now();
+        let oldest = waiting.values().min().map_or(0, |at| now.saturating_sub(*at));
+        let f = OutboxFigures {
+            depth: waiting.len(),
+            oldest_age_ms: oldest,
+        };
+        metrics::OUTBOX_DEPTH.set(f.depth as i64);
+        metrics::OUTBOX_OLDEST_AGE.set((f.oldest_age_ms / 1000) as i64);
+        f
+    }
+
+    fn done(&self, o: &Outbound) {
+        lock(&self.waiting).remove(&(o.conversation.clone(), o.seq));
+        self.figures();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl CustomerChannel for Outbox {
+    // Messenger conversations never produce these: their messages go through `send`.
+    fn deliver(&self, _conversation: &ConversationId, _message: &Message) {}
+    fn ended(&self, _conversation: &ConversationId, _reason: &str) {}
+
+    fn send(&self, outbound: Outbound) {
+        let inner = &self.inner;
+        {
+            let mut waiting = lock(&inner.waiting);
+            let key = (outbound.conversation.clone(), outbound.seq);
+            if waiting.contains_key(&key) {
+                // Already queued (an entry resumed at start and re-sent by the core).
+                return;
+            }
+            waiting.insert(key, outbound.queued_at);
+        }
+        let conversation = outbound.conversation.clone();
+        let mut queues = lock(&inner.queues);
+        if let Some(tx) = queues.get(&conversation) {
+            if tx.send(outbound.clone()).is_ok() {
+                drop(queues);
+                inner.figures();
+                return;
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        // The receiver is alive: it is moved into the task below.
+        let _ = tx.send(outbound);
+        queues.insert(conversation.clone(), tx);
+        drop(queues);
+        inner.figures();
+        let task_inner = self.inner.clone();
+        inner.arbiter.spawn_fn(move || {
+            actix_rt::spawn(run_conversation(task_inner, conversation, rx));
+        });
+    }
+}
+
+/// Sends one conversation's entries in order until its queue is empty.
+async fn run_conversation(inner: Arc<Inner>, conversation: ConversationId, mut rx: mpsc::UnboundedReceiver<Outbound>) {
+    loop {
+        let next = {
+            let mut queues = lock(&inner.queues);
+            match rx.try_recv() {
+                Ok(o) => Some(o),
+                Err(_) => {
+                    queues.remove(&conversation);
+                    None
+                }
+            }
+        };
+        let Some(o) = next else { return };
+        let _span = tracing::debug_span!("outbox", conversation = %o.conversation, seq = o.seq);
+        send_entry(&inner, o).await;
+    }
+}
+
+/// Sends every part of `o` not yet accepted, retrying what may succeed later, and
+/// reports the outcome.
+async fn send_entry(inner: &Inner, mut o: Outbound) {
+    let config = &inner.config;
+    let mut failures = 0u32;
+    while (o.parts_sent as usize) < o.parts.len() {
+        let part = o.parts[o.parts_sent as usize].clone();
+        let client = CLIENT.with(Clone::clone);
+        match graph::send(&client, config, &o, &part).await {
+            SendOutcome::Accepted => {
+                metrics::send("sent");
+                failures = 0;
+                o.parts_sent += 1;
+                if (o.parts_sent as usize) < o.parts.len() {
+                    let parts_sent = o.parts_sent;
+                    report(inner, &o, OutboxOutcome::Progress { parts_sent }).await;
+                }
+            }
+            SendOutcome::Retry(error) => {
+                failures += 1;
+                if failures >= config.send_max_attempts {
+                    metrics::send("failed");
+                    tracing::warn!(conversation = %o.conversation, seq = o.seq, %error, "Send API: giving up");
+                    return finish(inner, &o, OutboxOutcome::Failed { error }).await;
+                }
+                metrics::send("retry");
+                let wait = graph::backoff(
+                    failures,
+                    config.send_backoff_base_ms,
+                    config.send_backoff_max_ms,
+                    rand::random::<f64>(),
+                );
+                tracing::debug!(conversation = %o.conversation, seq = o.seq, %error, ?wait, "Send API: retrying");
+                actix_rt::time::sleep(wait).await;
+            }
+            SendOutcome::Final(error) => {
+                metrics::send("failed");
+                tracing::warn!(conversation = %o.conversation, seq = o.seq, %error, "Send API refused a message");
+                return finish(inner, &o, OutboxOutcome::Failed { error }).await;
+            }
+        }
+    }
+    finish(inner, &o, OutboxOutcome::Sent).await;
+}
+
+async fn finish(inner: &Inner, o: &Outbound, outcome: OutboxOutcome) {
+    report(inner, o, outcome).await;
+    inner.done(o);
+}
+
+/// Hands the outcome to the engine (which makes it durable and tells the agents). A
+/// report the engine cannot take (its store failed) is logged: the entry stays in the
+/// outbox and is sent again after the restart that the failure calls for.
+async fn report(inner: &Inner, o: &Outbound, outcome: OutboxOutcome) {
+    let mut rx = inner.engine.clone();
+    let engine = match rx.wait_for(Option::is_some).await {
+        Ok(e) => e.clone(),
+        Err(_) => return,
+    };
+    let Some(engine) = engine else { return };
+    let cmd = Command::OutboxReport {
+        entry: o.clone(),
+        outcome,
+    };
+    if let Err(e) = engine.exec(cmd).await {
+        tracing::error!(conversation = %o.conversation, seq = o.seq, error = %e, "outbox report not recorded");
+    }
+}
