@@ -32,6 +32,10 @@ const WORDS = {
   invalid_command: "The page sent a command the engine did not understand. Reload the page.",
   too_many_commands: "Too many actions at once; wait a moment and try again.",
   already_exists: "That already exists.",
+  // Messenger.
+  outside_messaging_window:
+    "Messenger does not allow a reply now: the customer last wrote more than 24 hours ago.",
+  unknown_page: "No entry point serves this Facebook Page.",
   // Sign-in.
   invalid_credentials: "Wrong agent id or password.",
   wrong_password: "The current password is not right.",
