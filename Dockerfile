@@ -28,6 +28,7 @@ WORKDIR /var/lib/switchboard
 ENV SWITCHBOARD_SERVER__LISTEN=0.0.0.0:8080 \
     SWITCHBOARD_STORE__PATH=/var/lib/switchboard/data \
     SWITCHBOARD_LOG__FORMAT=json \
+    SWITCHBOARD_DEMO__CUSTOMER_PAGE=false \
     RUST_LOG=info
 VOLUME ["/var/lib/switchboard"]
 EXPOSE 8080

@@ -60,6 +60,7 @@ fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
             queues: vec!["q".into()],
             capacity: Some(1),
             credential: None,
+            password_hash: None,
         },
         0,
     )

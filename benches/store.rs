@@ -78,6 +78,7 @@ fn template() -> (Agent, switchboard::core::Conversation) {
             queues: vec!["q1".into()],
             capacity: Some(3),
             credential: None,
+            password_hash: None,
         },
         T0,
     )
@@ -284,6 +285,7 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
                 queues: vec!["q1".into()],
                 capacity: Some(capacity),
                 credential: None,
+                password_hash: None,
             },
             T0,
         )

@@ -77,6 +77,7 @@ pub struct Config {
     /// The Messenger channel: webhook security, the Graph API, the outbox's retries.
     #[serde(default)]
     pub messenger: MessengerConfig,
+    pub demo: DemoConfig,
 }
 
 /// `[messenger]`: read by `channels::messenger` (webhook, outbox sender, profile look-up)
@@ -132,6 +133,17 @@ impl MessengerConfig {
     pub fn webhook_enabled(&self) -> bool {
         !self.app_secret.is_empty()
     }
+}
+
+/// The demo customer chat page (`/demo/customer`): a browser stands in for a Messenger
+/// customer so the agent desktop can be tried without Facebook (docs/DECISIONS.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Serve `/demo/customer` and its `/demo/api/*` endpoints; off, they are 404.
+    pub customer_page: bool,
+    /// The entry point the demo customer writes to.
+    pub entry_point: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,6 +229,13 @@ fn default_probe_timeout_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub admin_token: String,
+    /// How long a session token from `POST /api/v1/login` lasts.
+    #[serde(default = "default_session_ttl_ms")]
+    pub session_ttl_ms: u64,
+}
+
+fn default_session_ttl_ms() -> u64 {
+    12 * 60 * 60 * 1000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -370,6 +389,9 @@ impl Config {
                 &format!("must be at most {MAX_TIMEOUT_MS} (24 hours)"),
             );
         }
+        if self.api.session_ttl_ms < 1000 {
+            return bad("api.session_ttl_ms", "must be at least 1000");
+        }
         if self.wrapup.reasons.is_empty() {
             return bad("wrapup.reasons", "must list at least one reason");
         }
@@ -394,6 +416,9 @@ impl Config {
                     &format!("entry point {} names unknown queue {}", ep.id, ep.queue),
                 );
             }
+        }
+        if self.demo.customer_page && !crate::core::valid_id(&self.demo.entry_point) {
+            return bad("demo.entry_point", "ids are 1 to 64 characters from [A-Za-z0-9_.-]");
         }
         if !self.server.listen.ip().is_loopback() && self.api.admin_token == DEV_ADMIN_TOKEN {
             return bad(
@@ -463,6 +488,9 @@ mod tests {
         assert!(c.idle_codes.len() >= 2);
         assert_eq!(c.queues.len(), 1);
         assert_eq!(c.entry_points.len(), 1);
+        assert!(c.demo.customer_page, "the demo customer page is on by default");
+        assert_eq!(c.api.session_ttl_ms, 12 * 60 * 60 * 1000);
+        assert_eq!(c.demo.entry_point, "demo-page");
     }
 
     #[test]

@@ -259,6 +259,12 @@ impl Engine {
         self.shared.agent_for_credential(credential)
     }
 
+    /// The agent a session credential belongs to while the session is valid at `now`,
+    /// without a round trip to the engine (see [`Effect::Session`]).
+    pub fn agent_for_session(&self, credential: &str, now: Millis) -> Result<Option<AgentId>, EngineError> {
+        self.shared.agent_for_session(credential, now)
+    }
+
     /// False once a store write failed: the engine refuses changes until it has rebuilt
     /// itself from the store ([`Engine::recover`]).
     pub fn healthy(&self) -> bool {
@@ -305,6 +311,7 @@ impl Engine {
             queues: queues.iter().map(|q| q.to_string()).collect(),
             capacity: Some(capacity),
             credential: None,
+            password_hash: None,
         };
         self.agent_reply(cmd).await
     }

@@ -163,6 +163,9 @@ pub struct Shared {
     /// Agent credential (a token's hash) → agent id, for authentication at the edge.
     /// Changed only by [`Effect::Credential`]s, so only once the change is durable.
     pub credentials: RwLock<HashMap<String, AgentId>>,
+    /// Session credential (a session token's hash) → agent id and expiry, for password
+    /// sign-ins. Changed only by [`Effect::Session`]s, so only once the change is durable.
+    pub sessions: RwLock<HashMap<String, (AgentId, Millis)>>,
     /// False once a write to the store has failed.
     pub healthy: AtomicBool,
 }
@@ -186,6 +189,37 @@ impl Shared {
             m.insert(new, agent.into());
         }
         Ok(())
+    }
+
+    /// Carries out an [`Effect::Session`].
+    pub fn apply_session(
+        &self,
+        agent: &str,
+        ended: Vec<String>,
+        started: Option<(String, Millis)>,
+    ) -> Result<(), EngineError> {
+        let mut m = self
+            .sessions
+            .write()
+            .map_err(|_| EngineError::Poisoned("the session index"))?;
+        for c in ended {
+            m.remove(&c);
+        }
+        if let Some((c, expires_at)) = started {
+            m.insert(c, (agent.into(), expires_at));
+        }
+        Ok(())
+    }
+
+    /// The agent a session credential belongs to while the session is valid at `now`.
+    pub fn agent_for_session(&self, credential: &str, now: Millis) -> Result<Option<AgentId>, EngineError> {
+        let m = self
+            .sessions
+            .read()
+            .map_err(|_| EngineError::Poisoned("the session index"))?;
+        Ok(m.get(credential)
+            .filter(|(_, expires_at)| session_valid(*expires_at, now))
+            .map(|(agent, _)| agent.clone()))
     }
 
     /// The agent a credential belongs to.

@@ -57,6 +57,7 @@ fn endpoints(cid: &str) -> Vec<Endpoint> {
         ),
         ep("GET", "/api/v1/agents?q=a", None, Anyone),
         ep("POST", "/api/v1/agents/bob/token", None, Admin),
+        ep("GET", "/api/v1/agents/me", None, Agent),
         ep(
             "PUT",
             "/api/v1/agents/me/state",

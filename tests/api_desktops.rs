@@ -75,7 +75,7 @@ async fn a_slow_desktop_is_dropped_without_blocking_the_engine() {
 #[actix_rt::test]
 async fn shutdown_closes_desktops_with_going_away() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let Process { mut child, base } = Process::start(dir.path(), &[]);
+    let Process { mut child, base, .. } = Process::start(dir.path(), &[]);
     let client = awc::Client::builder().timeout(WAIT).finish();
     let mut res = client
         .post(format!("{base}/api/v1/agents"))

@@ -225,7 +225,8 @@ async fn unknown_things_are_404_and_wrong_methods_405() {
     s.get("/api/v1/nothing-here", ADMIN)
         .await
         .expect_error(404, "not_found");
-    s.get("/", ADMIN).await.expect_error(404, "not_found");
+    // `/` is the agent desktop page (tests/api_pages.rs); other unknown paths are 404.
+    s.get("/nothing-here", ADMIN).await.expect_error(404, "not_found");
     s.call("DELETE", "/api/v1/queues", Some(ADMIN), None)
         .await
         .expect_error(405, "method_not_allowed");

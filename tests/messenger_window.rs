@@ -61,6 +61,7 @@ async fn engine(fake: &FakeGraph, human_agent_tag: bool) -> (Engine, Arc<TestClo
             queues: vec!["q".into()],
             capacity: None,
             credential: None,
+            password_hash: None,
         })
         .await
         .expect("agent");

@@ -102,6 +102,7 @@ impl Sim {
                         queues,
                         capacity: Some(capacity),
                         credential: None,
+                        password_hash: None,
                     },
                     now,
                 )

@@ -439,6 +439,7 @@ fn a_credential_works_only_once_durable() {
             queues: vec!["q1".into()],
             capacity: None,
             credential: Some(credential.into()),
+            password_hash: None,
         };
         e.exec(create("a1", "old-hash")).await.unwrap();
         assert_eq!(e.agent_for_credential("old-hash").unwrap().as_deref(), Some("a1"));

@@ -239,6 +239,7 @@ fn load_skips_finished_conversations_and_reads_them_back() {
                 queues: vec!["q1".into()],
                 capacity: Some(1),
                 credential: None,
+                password_hash: None,
             },
             T0,
         )

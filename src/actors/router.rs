@@ -211,6 +211,11 @@ impl RouterActor {
                         tracing::error!(%agent, error = %e, "credential index not updated");
                     }
                 }
+                Effect::Session { agent, ended, started } => {
+                    if let Err(e) = self.shared.apply_session(&agent, ended, started) {
+                        tracing::error!(%agent, error = %e, "session index not updated");
+                    }
+                }
                 Effect::Observe(o) => {
                     crate::metrics::observe(&o);
                     match &o {

@@ -1,5 +1,9 @@
 //! Who is calling: the admin, an agent, or nobody.
 //!
+//! An agent acts with its token or with a session token from a password sign-in
+//! ([`super::signin`]); both are looked up by their SHA-256, sessions only until they
+//! expire.
+//!
 //! The admin token comes from config and is compared in constant time (`subtle`). Agent
 //! tokens are 32 random bytes from the OS CSPRNG; the engine only ever sees their SHA-256
 //! hash (the agent's `credential`), so a leaked store does not leak usable tokens. Lookup
@@ -83,9 +87,13 @@ pub fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError
     if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
         return Ok(Some(Caller::Admin));
     }
+    let credential = credential_of(token);
+    if let Some(agent) = state.engine.agent_for_credential(&credential)? {
+        return Ok(Some(Caller::Agent(agent)));
+    }
     Ok(state
         .engine
-        .agent_for_credential(&credential_of(token))?
+        .agent_for_session(&credential, now_ms())?
         .map(Caller::Agent))
 }
 
@@ -120,6 +128,11 @@ pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) ->
     crate::metrics::AUTH_FAILURES.with_label_values(&["rejected"]).inc();
     tracing::warn!(address = %shown, path = req.path(), "authentication failed: wrong or unknown token");
     Err(ApiError::unauthorized())
+}
+
+/// The wall clock in ms since the epoch, as the core takes time.
+pub fn now_ms() -> crate::core::Millis {
+    crate::actors::Clock::now(&crate::actors::SystemClock)
 }
 
 impl FromRequest for Caller {

@@ -539,6 +539,64 @@ pub struct CreateAgent {
     /// Default 1.
     #[serde(default)]
     pub capacity: Option<u32>,
+    /// A password to sign in at a page with (at least 10 characters); only its Argon2id
+    /// hash is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<Password>,
+}
+
+/// A password in a request body: never printed (its `Debug` is redacted).
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+/// `POST /api/v1/login`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub id: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+    /// `agent` (the default) or `supervisor`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// The answer of `POST /api/v1/login`: a session token, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionDto {
+    /// Acts like the agent's token until `expires_at` or `POST /api/v1/logout`.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    /// `agent`.
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+}
+
+/// `PUT /api/v1/agents/{id}/password` (admin).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+}
+
+/// `PUT /api/v1/agents/me/password`: the agent changes its own password.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    #[schema(value_type = String, format = Password)]
+    pub current: Password,
+    #[schema(value_type = String, format = Password)]
+    pub new: Password,
 }
 
 /// `PUT /api/v1/agents/me/state`. `idle_code` is required for `idle` and refused otherwise;

@@ -14,13 +14,21 @@
 //! - [`ws`]: the desktop session actor.
 //! - [`openapi`]: the generated OpenAPI description and its browsable UI.
 //! - [`ops`]: liveness, readiness and the online backup.
+//! - [`pages`]: the embedded browser pages (agent desktop at `/`, demo customer chat).
+//! - [`signin`]: password sign-in, sessions, sign-out and password changes.
+//! - [`password`]: Argon2id hashing (off the engine thread).
+//! - [`demo`]: the demo customer's narrow API (`/demo/api/*`, off with `demo.customer_page`).
 
 pub mod auth;
+pub mod demo;
 pub mod dto;
 pub mod error;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
+pub mod password;
 pub mod rest;
+pub mod signin;
 pub mod ws;
 
 use std::io;
@@ -59,6 +67,12 @@ pub struct AppState {
     pub probe_timeout: std::time::Duration,
     /// Connected desktops per agent, and the most one agent may have at once.
     pub desktops: Arc<ws::DesktopSlots>,
+    /// The demo customer page's entry point; `None` when `demo.customer_page` is off.
+    pub demo_entry_point: Option<Arc<str>>,
+    /// Failed password sign-ins per agent id (API.md: 5 a minute, then 429).
+    pub sign_in_failures: Arc<std::sync::Mutex<crate::core::limits::AuthFailures<String>>>,
+    /// How long a session token lasts (`api.session_ttl_ms`).
+    pub session_ttl_ms: u64,
 }
 
 /// Failed authentications from one address within [`AUTH_WINDOW_MS`] before its wrong
@@ -222,6 +236,16 @@ fn build(
         ))),
         desktops: Arc::new(ws::DesktopSlots::new(config.server.max_desktops_per_agent)),
         probe_timeout: std::time::Duration::from_millis(config.store.probe_timeout_ms),
+        demo_entry_point: config
+            .demo
+            .customer_page
+            .then(|| config.demo.entry_point.as_str().into()),
+        sign_in_failures: Arc::new(std::sync::Mutex::new(crate::core::limits::AuthFailures::new(
+            signin::MAX_FAILURES,
+            signin::FAILURE_WINDOW_MS,
+            signin::TRACKED_IDS,
+        ))),
+        session_ttl_ms: config.api.session_ttl_ms,
     };
     crate::metrics::init(
         config.wrapup.reasons.iter().map(|r| r.code.as_str()),
@@ -243,6 +267,13 @@ fn build(
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap(from_fn(observe_request))
             .configure(routes)
+            .configure(pages::desktop_routes)
+            .configure(|cfg| {
+                if state.demo_entry_point.is_some() {
+                    pages::demo_routes(cfg);
+                    demo::routes(cfg);
+                }
+            })
             .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
             .default_service(web::to(error::not_found))
     });
@@ -315,10 +346,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_agent))
             .route(web::get().to(list_agents)),
     )
+    .service(resource("/api/v1/login").route(web::post().to(signin::login)))
+    .service(resource("/api/v1/logout").route(web::post().to(signin::logout)))
+    .service(resource("/api/v1/agents/me").route(web::get().to(get_me)))
+    .service(resource("/api/v1/agents/me/password").route(web::put().to(signin::change_my_password)))
     .service(resource("/api/v1/agents/me/state").route(web::put().to(set_my_state)))
     .service(resource("/api/v1/agents/me/ws").route(web::get().to(ws::desktop)))
     .service(resource("/api/v1/agents/{id}").route(web::get().to(get_agent)))
     .service(resource("/api/v1/agents/{id}/token").route(web::post().to(reissue_token)))
+    .service(resource("/api/v1/agents/{id}/password").route(web::put().to(signin::set_password)))
     .service(resource("/api/v1/conversations").route(web::post().to(create_conversation)))
     .service(resource("/api/v1/conversations/{id}").route(web::get().to(get_conversation)))
     .service(resource("/api/v1/conversations/{id}/accept").route(web::post().to(accept)))

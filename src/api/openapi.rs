@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
 use super::dto::*;
 use super::error::{ErrorBody, ErrorDetail};
 use super::rest;
+use super::signin;
 use super::ws::{self, DesktopCommand, DesktopRequest, OfferEvent, ServerEvent};
 
 /// The whole API.
@@ -19,7 +20,8 @@ use super::ws::{self, DesktopCommand, DesktopRequest, OfferEvent, ServerEvent};
     info(
         title = "Switchboard",
         description = "Contact-centre routing engine: REST for management and clients, a WebSocket per agent desktop. \
-Authenticate with `Authorization: Bearer <token>`: the admin token from config, or an agent token. \
+Authenticate with `Authorization: Bearer <token>`: the admin token from config, an agent token, \
+or a session token from `POST /api/v1/login`. \
 A missing or wrong token is 401; a valid token acting outside its rights is 403. \
 Every error is `{\"error\": {\"code\", \"message\"}}`."
     ),
@@ -32,7 +34,12 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         rest::create_agent,
         rest::list_agents,
         rest::get_agent,
+        rest::get_me,
         rest::reissue_token,
+        signin::login,
+        signin::logout,
+        signin::set_password,
+        signin::change_my_password,
         rest::set_my_state,
         rest::create_conversation,
         rest::get_conversation,
@@ -71,6 +78,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         (name = "queues", description = "Named lines of waiting conversations"),
         (name = "entry points", description = "Customer-facing addresses feeding queues"),
         (name = "agents", description = "Agents, their presence and tokens"),
+        (name = "sign-in", description = "Password sign-in for people at a page: session tokens, sign-out, passwords"),
         (name = "conversations", description = "Customer chats: accept, messages, transfer, conference, end, wrap-up"),
         (name = "reference", description = "Configured wrap-up reasons and idle codes"),
         (name = "desktop", description = "The agent desktop WebSocket"),

@@ -177,6 +177,10 @@ pub async fn list_entry_points(state: web::Data<AppState>, caller: Caller) -> Re
 pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateAgent>) -> Res {
     caller.admin()?;
     let b = body.into_inner();
+    let password_hash = match b.password {
+        Some(p) => Some(super::signin::hash_new(p).await?),
+        None => None,
+    };
     let token = auth::new_token();
     let reply = state
         .engine
@@ -186,6 +190,7 @@ pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web:
             queues: b.queues,
             capacity: b.capacity,
             credential: Some(auth::credential_of(&token)),
+            password_hash,
         })
         .await?;
     match reply {
@@ -238,6 +243,23 @@ pub async fn get_agent(state: web::Data<AppState>, caller: Caller, path: web::Pa
     match state.engine.agent(aid).await? {
         Some(d) => Ok(HttpResponse::Ok().json(AgentDetailDto::from(&d))),
         None => Err(EngineError::from(CoreError::UnknownAgent(aid.into())).into()),
+    }
+}
+
+/// The calling agent with its offers, conversations and owed wrap-ups: how a desktop
+/// checks a token and learns whose it is.
+#[utoipa::path(get, path = "/api/v1/agents/me", tag = "agents",
+    responses(
+        (status = 200, description = "The calling agent", body = AgentDetailDto),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not an agent token", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Res {
+    let aid = caller.agent()?;
+    match state.engine.agent(aid).await? {
+        Some(d) => Ok(HttpResponse::Ok().json(AgentDetailDto::from(&d))),
+        None => Err(crate::engine::EngineError::from(CoreError::UnknownAgent(aid.into())).into()),
     }
 }
 

@@ -5,10 +5,11 @@
 //! offer" (SPEC.md Routing), used by routing and by the invariant checks alike.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AgentId, ConversationId, Millis, QueueId};
+use super::{AgentId, ConversationId, Millis, QueueId, SignIn};
 
 /// Presence state (SPEC.md Agents).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumIter)]
@@ -54,6 +55,9 @@ pub struct Agent {
     pub wrapups: BTreeMap<ConversationId, Option<Millis>>,
     /// Opaque credential (the API layer stores a hash of the agent token here).
     pub credential: Option<String>,
+    /// Password hash and open sessions, for people who sign in at a page. Shared, so
+    /// that the many clones of an agent (replies, store changes) do not copy it.
+    pub sign_in: Option<Arc<SignIn>>,
 }
 
 impl Agent {
@@ -72,6 +76,7 @@ impl Agent {
             active: BTreeSet::new(),
             wrapups: BTreeMap::new(),
             credential: None,
+            sign_in: None,
         }
     }
 

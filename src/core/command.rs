@@ -35,10 +35,34 @@ pub enum Command {
         capacity: Option<u32>,
         /// The hash of the agent's token (`api/` never hands the core a token itself).
         credential: Option<String>,
+        /// The Argon2id hash of the agent's password (`api/` hashes it; never the password).
+        password_hash: Option<String>,
     },
     /// Replaces an agent's credential (token reissue): the old one stops working once the
     /// change is durable, and the new one works from then on.
     SetCredential {
+        agent: AgentId,
+        credential: String,
+    },
+    /// Sets an agent's password hash (made by the caller, Argon2id; `None` removes the
+    /// password) and ends every session of the agent but `keep_session`. With
+    /// `expected`, refused (`wrong_password`) unless that is the current hash.
+    SetPassword {
+        agent: AgentId,
+        password_hash: Option<String>,
+        keep_session: Option<String>,
+        expected: Option<String>,
+    },
+    /// Opens a session (password sign-in) whose token hashes to `credential`; the caller
+    /// verified the password against `verified_hash`. Answers the agent.
+    StartSession {
+        agent: AgentId,
+        verified_hash: String,
+        credential: String,
+        expires_at: Millis,
+    },
+    /// Ends a session (sign-out); ending one that is not open is not an error.
+    EndSession {
         agent: AgentId,
         credential: String,
     },
@@ -210,6 +234,9 @@ impl Command {
             Command::CreateEntryPoint(_) => "create_entry_point",
             Command::CreateAgent { .. } => "create_agent",
             Command::SetCredential { .. } => "set_credential",
+            Command::SetPassword { .. } => "set_password",
+            Command::StartSession { .. } => "start_session",
+            Command::EndSession { .. } => "end_session",
             Command::SetState { .. } => "set_state",
             Command::CustomerMessage { .. } => "customer_message",
             Command::CustomerReply { .. } => "customer_reply",
@@ -251,6 +278,9 @@ impl Command {
             | Command::CreateEntryPoint(_)
             | Command::CreateAgent { .. }
             | Command::SetCredential { .. }
+            | Command::SetPassword { .. }
+            | Command::StartSession { .. }
+            | Command::EndSession { .. }
             | Command::SetState { .. }
             | Command::CustomerMessage { .. }
             | Command::MessengerMessage { .. }
@@ -332,15 +362,42 @@ impl Floor {
                 queues,
                 capacity,
                 credential,
+                password_hash,
             } => {
                 let capacity = capacity.unwrap_or(DEFAULT_CAPACITY);
-                Reply::Agent(Box::new(
-                    self.create_agent(&id, &name, queues, capacity, credential, now)?
-                        .clone(),
-                ))
+                self.create_agent(&id, &name, queues, capacity, credential, now)?;
+                if password_hash.is_some() {
+                    // A new agent has no sessions to end; it exists, so this succeeds.
+                    self.set_password(&id, password_hash, None, None)?;
+                }
+                Reply::Agent(Box::new(self.agent(&id).ok_or(CoreError::UnknownAgent(id))?.clone()))
             }
             Command::SetCredential { agent, credential } => {
                 self.set_credential(&agent, credential)?;
+                Reply::Done
+            }
+            Command::SetPassword {
+                agent,
+                password_hash,
+                keep_session,
+                expected,
+            } => {
+                self.set_password(&agent, password_hash, keep_session.as_deref(), expected.as_deref())?;
+                Reply::Done
+            }
+            Command::StartSession {
+                agent,
+                verified_hash,
+                credential,
+                expires_at,
+            } => {
+                self.start_session(&agent, &verified_hash, credential, expires_at, now)?;
+                Reply::Agent(Box::new(
+                    self.agent(&agent).ok_or(CoreError::InvalidCredentials)?.clone(),
+                ))
+            }
+            Command::EndSession { agent, credential } => {
+                self.end_session(&agent, &credential)?;
                 Reply::Done
             }
             Command::SetState {
@@ -554,12 +611,72 @@ mod tests {
                     queues: vec!["q".into()],
                     capacity: None,
                     credential: None,
+                    password_hash: None,
                 },
                 T0,
             )
             .unwrap();
         }
         f
+    }
+
+    /// Sign-in through `execute`: a password set on create, a session opened only against
+    /// the current hash, sign-out, and a change that ends other sessions; the edge's
+    /// session index learns each change by an [`Effect::Session`].
+    #[test]
+    fn sign_in_commands_tell_the_edge_by_effects() {
+        use crate::core::Effect;
+        let mut f = floor();
+        let sessions = |f: &mut Floor| -> Vec<(Vec<String>, Option<String>)> {
+            f.take_effects()
+                .into_iter()
+                .filter_map(|e| match e {
+                    Effect::Session { ended, started, .. } => Some((ended, started.map(|(c, _)| c))),
+                    _ => None,
+                })
+                .collect()
+        };
+        let create = Command::CreateAgent {
+            id: "a3".into(),
+            name: "Ann".into(),
+            queues: vec!["q".into()],
+            capacity: None,
+            credential: None,
+            password_hash: Some("h1".into()),
+        };
+        f.execute(create, T0).unwrap();
+        sessions(&mut f);
+        let start = |hash: &str, c: &str| Command::StartSession {
+            agent: "a3".into(),
+            verified_hash: hash.into(),
+            credential: c.into(),
+            expires_at: T0 + 1000,
+        };
+        match f.execute(start("h1", "s1"), T0) {
+            Ok(Reply::Agent(a)) => assert_eq!(a.name, "Ann"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(sessions(&mut f), [(vec![], Some("s1".to_string()))]);
+        let refused = f.execute(start("h0", "s2"), T0).unwrap_err();
+        assert_eq!(refused.code(), "invalid_credentials");
+        assert!(sessions(&mut f).is_empty(), "a refusal changes nothing");
+        f.execute(start("h1", "s2"), T0).unwrap();
+        sessions(&mut f);
+        let change = |expected: &str| Command::SetPassword {
+            agent: "a3".into(),
+            password_hash: Some("h2".into()),
+            keep_session: Some("s2".into()),
+            expected: Some(expected.into()),
+        };
+        assert_eq!(f.execute(change("h0"), T0).unwrap_err().code(), "wrong_password");
+        f.execute(change("h1"), T0).unwrap();
+        assert_eq!(sessions(&mut f), [(vec!["s1".to_string()], None)]);
+        let end = Command::EndSession {
+            agent: "a3".into(),
+            credential: "s2".into(),
+        };
+        f.execute(end, T0).unwrap();
+        assert_eq!(sessions(&mut f), [(vec!["s2".to_string()], None)]);
     }
 
     fn open(f: &mut Floor) -> String {

@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Conflict,
     /// The acting agent is not allowed to do this (403).
     Forbidden,
+    /// Wrong or outdated credentials (401).
+    Unauthorized,
 }
 
 /// A rejection by the routing core. Nothing changed when one is returned, except where
@@ -77,6 +79,12 @@ pub enum CoreError {
     /// A Messenger event for a page no entry point has.
     #[error("no entry point has page id {0}")]
     UnknownPage(String),
+    /// A sign-in whose password does not (or no longer) match; the same for an unknown id.
+    #[error("wrong agent id or password")]
+    InvalidCredentials,
+    /// A password change whose current password does not match.
+    #[error("the current password is wrong")]
+    WrongPassword,
     /// An agent asked to read a conversation it has no part in ([`super::Floor::may_read`]).
     /// Its code is the HTTP layer's generic `forbidden`, as it always was.
     #[error("agent {agent} is not in conversation {conversation}")]
@@ -105,7 +113,9 @@ impl CoreError {
             CoreError::NotOwner { .. }
             | CoreError::NotGuest { .. }
             | CoreError::NotInConversation { .. }
-            | CoreError::MayNotRead { .. } => ErrorKind::Forbidden,
+            | CoreError::MayNotRead { .. }
+            | CoreError::WrongPassword => ErrorKind::Forbidden,
+            CoreError::InvalidCredentials => ErrorKind::Unauthorized,
             _ => ErrorKind::Conflict,
         }
     }
@@ -146,6 +156,8 @@ mod tests {
                 "conversation_ended",
                 "outside_messaging_window",
                 "unknown_page",
+                "invalid_credentials",
+                "wrong_password",
                 "forbidden",
             ]
         );

@@ -183,6 +183,14 @@ pub enum Effect {
         revoked: Option<String>,
         granted: Option<String>,
     },
+    /// The session index at the edge changes (password sign-ins): the `ended` session
+    /// credentials stop naming `agent`; `started` (a credential and its expiry) starts
+    /// to. Like [`Effect::Credential`], carried out only once durable.
+    Session {
+        agent: AgentId,
+        ended: Vec<String>,
+        started: Option<(String, Millis)>,
+    },
 }
 
 /// A change to make durable. Records are whole snapshots except transcripts, which grow

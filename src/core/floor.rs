@@ -25,8 +25,8 @@ use super::error::CoreError;
 use super::event::*;
 use super::queue::{EntryPoint, Queue, QueueKey};
 use super::{
-    valid_id, AgentId, Code, ConversationId, EntryPointId, FastMap, Millis, QueueId, MAX_CAPACITY, MAX_NAME_CHARS,
-    MAX_TEXT_CHARS,
+    session_valid, valid_id, AgentId, Code, ConversationId, EntryPointId, FastMap, Millis, QueueId, MAX_CAPACITY,
+    MAX_NAME_CHARS, MAX_TEXT_CHARS,
 };
 
 /// What the customer does when an untaken transfer to an agent expires.
@@ -499,6 +499,96 @@ impl Floor {
         });
         mark(&mut self.dirty_agents, agent);
         Ok(())
+    }
+
+    // ----- sign-in (passwords and sessions) -----
+
+    /// Sets an agent's password hash (`None` removes the password). Every session but
+    /// `keep` ends: a password change signs out everyone who signed in with the old one,
+    /// except the session that made the change. With `expected` (the hash the caller
+    /// verified the current password against), refused with `wrong_password` if the
+    /// password changed meanwhile. Returns the credentials that ended.
+    pub(crate) fn set_password(
+        &mut self,
+        agent: &str,
+        password_hash: Option<String>,
+        keep: Option<&str>,
+        expected: Option<&str>,
+    ) -> Result<Vec<String>, CoreError> {
+        let a = self
+            .agents
+            .get_mut(agent)
+            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
+        if let Some(expected) = expected {
+            let current = a.sign_in.as_ref().and_then(|s| s.password_hash.as_deref());
+            if current != Some(expected) {
+                return Err(CoreError::WrongPassword);
+            }
+        }
+        let sign_in = Arc::make_mut(a.sign_in.get_or_insert_with(Default::default));
+        sign_in.password_hash = password_hash;
+        let ended = sign_in.end_all_but(keep);
+        mark(&mut self.dirty_agents, agent);
+        self.session_effect(agent, &ended, None);
+        Ok(ended)
+    }
+
+    /// Opens a session for an agent whose password the caller verified against
+    /// `verified_hash`. Refused (`invalid_credentials`) when the agent's hash is no longer
+    /// that one: the password changed while it was being verified. Returns the
+    /// credentials that stopped being valid (expired, or over the per-agent limit).
+    pub(crate) fn start_session(
+        &mut self,
+        agent: &str,
+        verified_hash: &str,
+        credential: String,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<Vec<String>, CoreError> {
+        let a = self.agents.get_mut(agent).ok_or(CoreError::InvalidCredentials)?;
+        let matches = a
+            .sign_in
+            .as_ref()
+            .and_then(|s| s.password_hash.as_deref())
+            .is_some_and(|h| h == verified_hash);
+        if !matches {
+            return Err(CoreError::InvalidCredentials);
+        }
+        let sign_in = Arc::make_mut(a.sign_in.get_or_insert_with(Default::default));
+        let ended = sign_in.start(credential.clone(), expires_at, now);
+        mark(&mut self.dirty_agents, agent);
+        self.session_effect(agent, &ended, Some((credential, expires_at)));
+        Ok(ended)
+    }
+
+    /// Ends one session of an agent (sign-out); true when it was open.
+    pub(crate) fn end_session(&mut self, agent: &str, credential: &str) -> Result<bool, CoreError> {
+        let a = self
+            .agents
+            .get_mut(agent)
+            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
+        let Some(sign_in) = a.sign_in.as_mut() else {
+            return Ok(false);
+        };
+        if !sign_in.sessions.contains_key(credential) {
+            return Ok(false);
+        }
+        Arc::make_mut(sign_in).end(credential);
+        mark(&mut self.dirty_agents, agent);
+        self.session_effect(agent, &[credential.to_string()], None);
+        Ok(true)
+    }
+
+    /// Tells the edge's session index what changed (once durable).
+    fn session_effect(&mut self, agent: &str, ended: &[String], started: Option<(String, Millis)>) {
+        if ended.is_empty() && started.is_none() {
+            return;
+        }
+        self.effects.push(Effect::Session {
+            agent: agent.into(),
+            ended: ended.to_vec(),
+            started,
+        });
     }
 
     // ----- presence -----
@@ -1208,6 +1298,17 @@ impl Floor {
                     revoked: None,
                     granted: Some(c.clone()),
                 });
+            }
+            // Sessions still valid at recovery work again; expired ones wait in the record
+            // until the agent's next sign-in drops them.
+            for (c, &expires_at) in a.sign_in.iter().flat_map(|s| s.sessions.iter()) {
+                if session_valid(expires_at, now) {
+                    f.effects.push(Effect::Session {
+                        agent: a.id.clone(),
+                        ended: Vec::new(),
+                        started: Some((c.clone(), expires_at)),
+                    });
+                }
             }
             f.agents.insert(a.id.clone(), a);
         }

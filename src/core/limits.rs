@@ -1,5 +1,6 @@
 //! Limits at the edge, decided here without I/O: the failed-authentication limit per
-//! client address ([`AuthFailures`]) and the admin token's strength ([`weak_token`]).
+//! client address and the failed password sign-ins per agent id (both [`AuthFailures`]),
+//! and the admin token's strength ([`weak_token`]).
 //!
 //! Time comes in as `now` (ms since the epoch), like everywhere in the core.
 
@@ -85,6 +86,12 @@ impl<K: Eq + Hash + Clone> AuthFailures<K> {
                 failures: 1,
             },
         );
+    }
+
+    /// Forgets `key`'s failures (a password sign-in that succeeded: a person's earlier
+    /// typos do not count towards the next lockout).
+    pub fn forget(&mut self, key: &K) {
+        self.windows.remove(key);
     }
 
     /// Keys tracked now (at most the capacity).
@@ -185,5 +192,17 @@ mod tests {
         for (token, weak) in cases {
             assert_eq!(weak_token(token).is_some(), *weak, "{token}");
         }
+    }
+
+    /// A password sign-in that succeeds forgets the id's earlier failures.
+    #[test]
+    fn forget_clears_a_key() {
+        let mut l = AuthFailures::new(2, 1_000, 10);
+        l.failed(&"a1", 0);
+        l.failed(&"a1", 10);
+        assert_eq!(l.check(&"a1", 20), Err(980));
+        l.forget(&"a1");
+        assert_eq!(l.check(&"a1", 20), Ok(()));
+        assert_eq!(l.tracked(), 0);
     }
 }

@@ -332,6 +332,7 @@ mod tests {
                 queues: vec!["q".into()],
                 capacity: None,
                 credential: None,
+                password_hash: None,
             },
         );
         run(

@@ -24,6 +24,7 @@ pub mod invariants;
 pub mod limits;
 pub mod messenger;
 pub mod queue;
+pub mod signin;
 #[cfg(test)]
 mod wire_names;
 
@@ -37,6 +38,7 @@ pub use error::{CoreError, ErrorKind};
 pub use event::{AgentEvent, Change, Effect, Observation, Outbound, OutboxOutcome, Timer, WithdrawReason};
 pub use floor::{FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
+pub use signin::{session_valid, SignIn};
 
 /// The hash map of the engine's hot paths (the floor's records, the router's actor
 /// addresses): std's `HashMap` with foldhash instead of SipHash, which took an eighth of

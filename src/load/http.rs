@@ -644,6 +644,7 @@ impl Backend for Http {
                         name: format!("Agent {id}"),
                         queues: queues.iter().map(|q| me.id(q)).collect(),
                         capacity: Some(*capacity),
+                        password: None,
                     })?;
                     let bytes = me.call("POST", "/api/v1/agents", None, Some(body)).await?;
                     let created: AgentCreatedDto =

@@ -16,6 +16,7 @@
 //! in order, and each message is written once, never rewritten.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use crate::core::{
     Agent, Attachment, Author, AuthorKind, Channel, Conversation, ConversationState, Customer, Delivery, EntryPoint,
-    Message, Millis, Offer, OfferKind, Outbound, Presence, Queue, WrapupRecord,
+    Message, Millis, Offer, OfferKind, Outbound, Presence, Queue, SignIn, WrapupRecord,
 };
 
 /// The record format this build writes and reads.
@@ -241,7 +242,80 @@ impl From<AgentV1> for Agent {
             active: a.active,
             wrapups: a.wrapups,
             credential: a.credential,
+            sign_in: None,
         }
+    }
+}
+
+// ----- version 2: agents with their sign-in -----
+
+/// The version byte of agent records. Version 2 added [`AgentV2::sign_in`] (password
+/// hash and sessions); version-1 agent records are still read ([`decode_agent`]) as
+/// agents without a password, and rewritten as version 2 at their next change.
+pub const AGENT_RECORD_VERSION: u8 = 2;
+
+/// An agent's password hash and sessions (see [`SignIn`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignInV2 {
+    pub password_hash: Option<String>,
+    /// Session credential (hex SHA-256 of the token) → expiry, ms since the epoch.
+    pub sessions: BTreeMap<String, u64>,
+}
+
+/// An agent (see [`Agent`]): [`AgentV1`] and its sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentV2 {
+    pub agent: AgentV1,
+    pub sign_in: Option<SignInV2>,
+}
+
+impl From<Agent> for AgentV2 {
+    fn from(mut a: Agent) -> Self {
+        let sign_in = a.sign_in.take().map(|s| {
+            let s = Arc::unwrap_or_clone(s);
+            SignInV2 {
+                password_hash: s.password_hash,
+                sessions: s.sessions,
+            }
+        });
+        AgentV2 {
+            agent: a.into(),
+            sign_in,
+        }
+    }
+}
+
+impl From<AgentV2> for Agent {
+    fn from(a: AgentV2) -> Self {
+        let mut agent: Agent = a.agent.into();
+        agent.sign_in = a.sign_in.map(|s| {
+            Arc::new(SignIn {
+                password_hash: s.password_hash,
+                sessions: s.sessions,
+            })
+        });
+        agent
+    }
+}
+
+/// Appends `[AGENT_RECORD_VERSION] ++ bincode(agent)` to `out`.
+pub fn encode_agent_into(out: &mut Vec<u8>, agent: &AgentV2) -> Result<(), StoreError> {
+    out.push(AGENT_RECORD_VERSION);
+    bincode::serialize_into(&mut *out, agent).map_err(|e| StoreError::Write(format!("cannot encode a record: {e}")))
+}
+
+/// Decodes an agent record of either version.
+pub fn decode_agent(tree: &str, key: &[u8], bytes: &[u8]) -> Result<Agent, StoreError> {
+    match bytes.first() {
+        Some(&AGENT_RECORD_VERSION) => {
+            let rest = &bytes[1..];
+            bincode::deserialize::<AgentV2>(rest)
+                .map(Agent::from)
+                .map_err(|e| StoreError::Corrupt {
+                    what: format!("record {tree}/{} cannot be decoded: {e}", printable(key)),
+                })
+        }
+        _ => decode::<AgentV1>(tree, key, bytes).map(Agent::from),
     }
 }
 
@@ -796,5 +870,31 @@ mod tests {
         };
         let back: QueueV1 = decode("queues", b"q1", &encode(&q)).unwrap();
         assert_eq!(back.name, "Q");
+    }
+
+    /// An agent written before passwords existed (version 1) reads as an agent without a
+    /// sign-in; agents are written as version 2 with theirs, and read back whole.
+    #[test]
+    fn agent_records_of_both_versions_are_read() {
+        let mut a = Agent::new("a1".into(), "Ann".into(), vec!["q1".into()], 2, 5);
+        a.credential = Some("c0ffee".into());
+        let v1 = encode(&AgentV1::from(a.clone()));
+        assert_eq!(v1[0], 1);
+        assert_eq!(decode_agent("agents", b"a1", &v1).unwrap(), a);
+
+        let mut sign_in = SignIn {
+            password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+            ..Default::default()
+        };
+        sign_in.start("5e55".into(), 99, 0);
+        a.sign_in = Some(Arc::new(sign_in));
+        let mut v2 = Vec::new();
+        encode_agent_into(&mut v2, &AgentV2::from(a.clone())).unwrap();
+        assert_eq!(v2[0], AGENT_RECORD_VERSION);
+        assert_eq!(decode_agent("agents", b"a1", &v2).unwrap(), a);
+
+        v2[0] = 9;
+        let err = decode_agent("agents", b"a1", &v2).unwrap_err().to_string();
+        assert!(err.contains("agents/a1") && err.contains('9'), "{err}");
     }
 }

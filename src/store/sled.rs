@@ -384,7 +384,7 @@ fn add(batch: &mut Batch, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>
         Change::Agent(a) => {
             key.push(prefix::AGENTS);
             key.extend_from_slice(a.id.as_bytes());
-            encode_into(value, &AgentV1::from(*a))?;
+            encode_agent_into(value, &AgentV2::from(*a))?;
         }
         Change::Queue(q) => {
             key.push(prefix::QUEUES);
@@ -985,7 +985,7 @@ fn load(t: &Trees, path: &str) -> Result<Snapshot, StoreError> {
     }
     for item in t.agents.iter() {
         let (k, v) = item.map_err(read)?;
-        snap.agents.push(decode::<AgentV1>("agents", &k, &v)?.into());
+        snap.agents.push(decode_agent("agents", &k, &v)?);
     }
     let held = super::held_by_agents(snap.agents.iter());
     // Counted while reading: the conversations share sled's one tree with every other
@@ -1311,7 +1311,7 @@ impl Writer {
         let mut held: HashSet<String> = HashSet::new();
         for item in self.trees.agents.iter() {
             let (k, v) = item.map_err(read)?;
-            let a: AgentV1 = decode("agents", &k, &v)?;
+            let a = decode_agent("agents", &k, &v)?;
             held.extend(a.wrapups.into_keys());
             held.extend(a.active);
             held.extend(a.offers);

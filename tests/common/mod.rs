@@ -426,6 +426,8 @@ pub struct Process {
     pub child: std::process::Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// Every line the process wrote to stdout (its log) so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -459,9 +461,22 @@ impl Process {
                     .to_string();
             }
         };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Process { child, base }
+        // Keep draining stdout so the child never blocks on a full pipe; keep the lines.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.by_ref().map_while(Result::ok) {
+                if let Ok(mut l) = kept.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        Process { child, base, log }
+    }
+
+    /// The log lines written so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// SIGKILL: no shutdown code runs.

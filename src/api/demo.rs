@@ -1,0 +1,203 @@
+//! The demo customer's API, behind `/demo/customer` (on while `demo.customer_page` is).
+//!
+//! A browser tab stands in for a Messenger customer on the entry point
+//! `demo.entry_point`, so that a newcomer can try the agent desktop with two tabs. It
+//! must not need the admin token, so it has its own, narrow endpoints:
+//!
+//! - `POST /demo/api/messages` `{"name","text"}`: the customer writes (opens or joins its
+//!   conversation, exactly as a Messenger message does); 201 with the customer's view.
+//! - `GET /demo/api/conversations/{id}?after=SEQ`: the customer's view of its
+//!   conversation, messages after `SEQ`; the page polls it to show replies live.
+//! - `POST /demo/api/conversations/{id}/end`: the customer ends the chat.
+//!
+//! **Who the customer is.** The page makes a random key (32 bytes, hex) and keeps it in
+//! the tab's `sessionStorage`; it sends it as `Authorization: Bearer <key>`. The customer
+//! id is derived from the key's SHA-256 (`web-` and 24 hex digits), so whoever holds the
+//! key is that customer, the server keeps no state for it, and agents, who see the
+//! customer id, cannot turn it back into the key. A conversation of another customer or
+//! of another entry point is 404, as if it did not exist.
+//!
+//! Like any public chat widget, this lets anyone who reaches the listener open
+//! conversations on that one entry point; it cannot read or act on anything else.
+//! Production turns it off (docs/DECISIONS.md "Demo customer page").
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::auth;
+use super::dto::{AuthorDto, AuthorKindDto, ConversationStateDto, MessageDto};
+use super::error::ApiError;
+use super::AppState;
+use crate::core::{self, Conversation, Customer};
+use crate::engine::{Command, Reply};
+
+type Res = Result<HttpResponse, ApiError>;
+
+/// The demo API's routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let resource = |p| web::resource(p).default_service(web::to(super::error::method_not_allowed));
+    cfg.service(resource("/demo/api/messages").route(web::post().to(write)))
+        .service(resource("/demo/api/conversations/{id}").route(web::get().to(read)))
+        .service(resource("/demo/api/conversations/{id}/end").route(web::post().to(end)));
+}
+
+/// What the customer writes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Write {
+    /// The name agents see.
+    pub name: String,
+    pub text: String,
+}
+
+/// `?after=SEQ`: only messages after this one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct After {
+    #[serde(default)]
+    pub after: u64,
+}
+
+/// The customer's view of its conversation: no queue, offer or agent ids.
+#[derive(Debug, Serialize)]
+pub struct CustomerView {
+    pub id: String,
+    pub state: ConversationStateDto,
+    pub ended_reason: Option<String>,
+    pub messages: Vec<MessageDto>,
+}
+
+impl CustomerView {
+    fn of(c: &Conversation, after: u64) -> Self {
+        CustomerView {
+            id: c.id.clone(),
+            state: c.state.into(),
+            ended_reason: c.ended_reason.clone(),
+            messages: c
+                .transcript
+                .iter()
+                .filter(|m| m.seq > after)
+                .map(|m| {
+                    let mut dto = MessageDto::from(m);
+                    // The customer sees names, not the agents' ids.
+                    if !matches!(dto.author.kind, AuthorKindDto::Customer) {
+                        dto.author = AuthorDto { id: None, ..dto.author };
+                    }
+                    dto
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The customer id of a demo key: `web-` and the first 24 hex digits of its SHA-256.
+pub fn customer_id(key: &str) -> String {
+    let digest = hex::encode(Sha256::digest(format!("switchboard demo customer\0{key}").as_bytes()));
+    format!("web-{}", &digest[..24])
+}
+
+/// The caller's customer id, from its bearer key (32 to 128 characters of `[A-Za-z0-9_-]`).
+fn customer_of(req: &HttpRequest) -> Result<String, ApiError> {
+    let key = auth::bearer(req).unwrap_or("");
+    let ok =
+        (32..=128).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(customer_id(key))
+    } else {
+        Err(ApiError::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the demo customer key (a bearer token of 32 to 128 characters) is missing or malformed",
+        ))
+    }
+}
+
+fn entry_point(state: &AppState) -> Result<&str, ApiError> {
+    state
+        .demo_entry_point
+        .as_deref()
+        .ok_or_else(|| ApiError::no_route("/demo/api"))
+}
+
+/// The conversation `cid` if it is this customer's on the demo entry point; else 404.
+async fn own(state: &AppState, customer: &str, cid: &str) -> Result<Conversation, ApiError> {
+    let ep = entry_point(state)?;
+    let unknown = || {
+        ApiError::from(crate::engine::EngineError::from(core::CoreError::UnknownConversation(
+            cid.into(),
+        )))
+    };
+    if !core::valid_id(cid) {
+        return Err(unknown());
+    }
+    match state.engine.conversation(cid).await? {
+        Some(c) if c.customer.id == customer && c.entry_point.as_deref() == Some(ep) => Ok(c),
+        _ => Err(unknown()),
+    }
+}
+
+/// The customer writes: opens its conversation on the demo entry point or joins the open one.
+pub async fn write(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Write>) -> Res {
+    let customer = customer_of(&req)?;
+    let ep = entry_point(&state)?.to_string();
+    let b = body.into_inner();
+    let reply = state
+        .engine
+        .exec(Command::CustomerMessage {
+            entry_point: ep,
+            customer: Customer {
+                id: customer,
+                name: b.name,
+            },
+            text: b.text,
+            channel: core::Channel::Rest,
+        })
+        .await?;
+    match reply {
+        Reply::Conversation(c) => Ok(HttpResponse::Created().json(CustomerView::of(&c, 0))),
+        _ => Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "engine_unavailable",
+            "the engine gave an unexpected answer",
+        )),
+    }
+}
+
+/// The customer's view of its conversation, messages after `?after=`.
+pub async fn read(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    after: web::Query<After>,
+) -> Res {
+    let customer = customer_of(&req)?;
+    let c = own(&state, &customer, &path).await?;
+    Ok(HttpResponse::Ok().json(CustomerView::of(&c, after.after)))
+}
+
+/// The customer ends the chat.
+pub async fn end(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Res {
+    let customer = customer_of(&req)?;
+    let c = own(&state, &customer, &path).await?;
+    if c.state != core::ConversationState::Ended {
+        state.engine.customer_end(&c.id).await?;
+    }
+    let c = own(&state, &customer, &path).await?;
+    Ok(HttpResponse::Ok().json(CustomerView::of(&c, 0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_ids_are_stable_valid_and_reveal_nothing() {
+        let key = "0123456789abcdef0123456789abcdef";
+        let id = customer_id(key);
+        assert_eq!(id, customer_id(key));
+        assert_ne!(id, customer_id("0123456789abcdef0123456789abcdeF"));
+        assert!(core::valid_id(&id), "{id}");
+        assert!(!id.contains(key));
+    }
+}

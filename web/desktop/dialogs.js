@@ -1,0 +1,264 @@
+// The Transfer, Conference and Wrap Up dialogs: native <dialog> elements (modal, focus
+// kept inside, Escape closes, focus returns to the opener), filled when opened.
+
+import { h, fill, uid } from "./dom.js";
+import { explain } from "./errors.js";
+import { agentOption } from "./views.js";
+
+/** Opens `dialog` with `content`; returns helpers for its error line and closing. */
+function open(dialog, titleId, title, content) {
+  const error = h("p", { class: "error", role: "alert" });
+  fill(dialog, h("h2", { id: titleId, text: title }), content, error);
+  if (!dialog.open) dialog.showModal();
+  return {
+    error: (e) => (error.textContent = e ? explain(e) : ""),
+    close: () => dialog.close(),
+  };
+}
+
+function field(label, control) {
+  const id = control.id || uid("f");
+  control.id = id;
+  return h("div", { class: "field" }, h("label", { for: id, text: label }), control);
+}
+
+function refreshButton(onclick) {
+  return h("button", {
+    type: "button",
+    class: "icon",
+    "aria-label": "Refresh lists",
+    title: "Refresh lists",
+    text: "⟳",
+    onclick,
+  });
+}
+
+/** Calls `fn` at most once per `ms` of quiet typing. */
+function debounce(fn, ms) {
+  let t = null;
+  return (...args) => {
+    clearTimeout(t);
+    t = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** Transfer to a queue or an agent; on success, the Wrap Up dialog follows. */
+export async function transferDialog({ dialog, api, name, me, idleCodes, transfer, afterTransfer }) {
+  const queueRadio = h("input", { type: "radio", name: "transfer-to", value: "queue", checked: true });
+  const agentRadio = h("input", { type: "radio", name: "transfer-to", value: "agent" });
+  const queue = h("select", { id: "transfer-queue" });
+  const agent = h("select", { id: "transfer-agent" });
+  const queueField = field("Queue", queue);
+  const agentField = field("Agent", agent);
+  const submit = h("button", { type: "submit", class: "primary", text: "Transfer" });
+  const choose = () => {
+    queueField.hidden = !queueRadio.checked;
+    agentField.hidden = !agentRadio.checked;
+  };
+  queueRadio.addEventListener("change", choose);
+  agentRadio.addEventListener("change", choose);
+  const form = h(
+    "form",
+    { method: "dialog" },
+    h(
+      "fieldset",
+      {},
+      h("legend", { text: "Transfer to" }),
+      h("label", { class: "inline" }, queueRadio, " A queue"),
+      h("label", { class: "inline" }, agentRadio, " An agent"),
+    ),
+    h("div", { class: "with-icon" }, h("div", {}, queueField, agentField), refreshButton(() => load())),
+    h("div", { class: "buttons" }, submit, h("button", { type: "button", text: "Cancel", onclick: () => ui.close() })),
+  );
+  const ui = open(dialog, "transfer-title", `Transfer the conversation with ${name}`, form);
+  choose();
+
+  async function load() {
+    ui.error(null);
+    try {
+      const [queues, agents] = await Promise.all([api.queues(), api.agents()]);
+      const keepQ = queue.value;
+      const keepA = agent.value;
+      fill(
+        queue,
+        queues.map((q) =>
+          h("option", { value: q.id, text: `${q.name} (${q.waiting} waiting, ${q.agents_available} available)` }),
+        ),
+      );
+      fill(
+        agent,
+        agents
+          .filter((a) => a.id !== me)
+          .map((a) =>
+            h("option", {
+              value: a.id,
+              text: agentOption(a, idleCodes),
+              disabled: a.state !== "available" || a.load >= a.capacity,
+            }),
+          ),
+      );
+      if (keepQ) queue.value = keepQ;
+      if (keepA) agent.value = keepA;
+      if (!agent.value || agent.selectedOptions[0]?.disabled) {
+        const first = [...agent.options].find((o) => !o.disabled);
+        if (first) agent.value = first.value;
+      }
+    } catch (e) {
+      ui.error(e);
+    }
+  }
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    ui.error(null);
+    const target = queueRadio.checked ? { queue: queue.value } : { agent: agent.value };
+    if (!Object.values(target)[0]) return ui.error({ message: "Choose where to transfer the conversation." });
+    submit.disabled = true;
+    try {
+      await transfer(target);
+      ui.close();
+      afterTransfer();
+    } catch (err) {
+      ui.error(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  await load();
+}
+
+/** Invite an available agent to a conference. */
+export async function conferenceDialog({ dialog, api, name, me, idleCodes, conference }) {
+  const search = h("input", { type: "search", id: "conference-search", autocomplete: "off" });
+  const agent = h("select", { id: "conference-agent" });
+  const submit = h("button", { type: "submit", class: "primary", text: "Conference" });
+  const form = h(
+    "form",
+    { method: "dialog" },
+    field("Search agents", search),
+    h("div", { class: "with-icon" }, field("Available agent", agent), refreshButton(() => load())),
+    h("div", { class: "buttons" }, submit, h("button", { type: "button", text: "Cancel", onclick: () => ui.close() })),
+  );
+  const ui = open(dialog, "conference-title", `Conference on the conversation with ${name}`, form);
+
+  async function load() {
+    ui.error(null);
+    try {
+      const agents = (await api.agents({ state: "available", q: search.value.trim() })).filter(
+        (a) => a.id !== me && a.load < a.capacity,
+      );
+      fill(
+        agent,
+        agents.length
+          ? agents.map((a) => h("option", { value: a.id, text: agentOption(a, idleCodes) }))
+          : h("option", { value: "", text: "No available agent matches", disabled: true }),
+      );
+      agent.value = agents.length ? agents[0].id : "";
+    } catch (e) {
+      ui.error(e);
+    }
+  }
+  search.addEventListener("input", debounce(load, 150));
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    ui.error(null);
+    if (!agent.value) return ui.error({ message: "Choose an available agent." });
+    submit.disabled = true;
+    try {
+      await conference(agent.value);
+      ui.close();
+    } catch (err) {
+      ui.error(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  search.focus();
+  await load();
+}
+
+/** Choose a wrap-up reason (filtered by the search field) and submit it. */
+export async function wrapupDialog({ dialog, api, name, wrapup }) {
+  const search = h("input", { type: "search", id: "wrapup-search", autocomplete: "off" });
+  const reason = h("select", { id: "wrapup-reason" });
+  const submit = h("button", { type: "submit", class: "primary", text: "Submit Wrap Up" });
+  const form = h(
+    "form",
+    { method: "dialog" },
+    h("p", { text: `Conversation with ${name}. Choose why it ended; the wrap-up stays owed until you submit it.` }),
+    field("Filter reasons", search),
+    field("Reason", reason),
+    h("div", { class: "buttons" }, submit, h("button", { type: "button", text: "Later", onclick: () => ui.close() })),
+  );
+  const ui = open(dialog, "wrapup-title", "Wrap Up Reasons", form);
+
+  async function load() {
+    ui.error(null);
+    try {
+      const reasons = await api.wrapupReasons(search.value.trim());
+      fill(
+        reason,
+        reasons.length
+          ? reasons.map((r) => h("option", { value: r.code, text: r.label }))
+          : h("option", { value: "", text: "No reason matches", disabled: true }),
+      );
+      reason.value = reasons.length ? reasons[0].code : "";
+    } catch (e) {
+      ui.error(e);
+    }
+  }
+  search.addEventListener("input", debounce(load, 150));
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    ui.error(null);
+    if (!reason.value) return ui.error({ message: "Choose a reason." });
+    submit.disabled = true;
+    try {
+      await wrapup(reason.value);
+      ui.close();
+    } catch (err) {
+      ui.error(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  search.focus();
+  await load();
+}
+
+/** The agent changes its own password (current, new twice). */
+export async function passwordDialog({ dialog, change, done }) {
+  const attrs = (id, autocomplete) => ({ type: "password", id, autocomplete, required: true });
+  const current = h("input", attrs("password-current", "current-password"));
+  const next = h("input", attrs("password-new", "new-password"));
+  const again = h("input", attrs("password-again", "new-password"));
+  const submit = h("button", { type: "submit", class: "primary", text: "Change password" });
+  const form = h(
+    "form",
+    { method: "dialog" },
+    field("Current password", current),
+    field("New password (at least 10 characters)", next),
+    field("New password again", again),
+    h("div", { class: "buttons" }, submit, h("button", { type: "button", text: "Cancel", onclick: () => ui.close() })),
+  );
+  const ui = open(dialog, "password-title", "Change your password", form);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    ui.error(null);
+    if ([...next.value].length < 10) return ui.error({ message: "The new password needs at least 10 characters." });
+    if (next.value !== again.value) return ui.error({ message: "The two new passwords differ." });
+    submit.disabled = true;
+    try {
+      await change(current.value, next.value);
+      ui.close();
+      done();
+    } catch (err) {
+      ui.error(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  current.focus();
+}

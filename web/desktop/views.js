@@ -1,0 +1,528 @@
+// The desktop's views. Each one is built once and updated in place from the store, so a
+// re-render never takes focus, selection or typed text away from the agent.
+//
+// Views call `actions` (app.js) for everything that talks to the engine.
+
+import { h, fill, setText, show, elapsed, clock } from "./dom.js";
+import { endedReason, stateReason } from "./errors.js";
+
+const PRESENCE = { available: "Available", rona: "RONA", logged_out: "Logged out", idle: "Idle" };
+
+/** The label of the agent's presence: an idle code's label for `idle`. */
+export function presenceLabel(agent, idleCodes) {
+  if (!agent) return "";
+  if (agent.state === "idle") {
+    const code = idleCodes.find((c) => c.code === agent.idle_code);
+    return code ? code.label : agent.idle_code || "Idle";
+  }
+  return PRESENCE[agent.state] || agent.state;
+}
+
+// ----- messages to the person -----
+
+export class Messages {
+  constructor(root) {
+    this.root = root;
+  }
+
+  /** Shows `text`; errors stay until dismissed, the rest go after 10 s. */
+  show(text, kind = "info") {
+    const item = h(
+      "div",
+      { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" },
+      h("span", { text }),
+      h("button", { type: "button", class: "dismiss", "aria-label": "Dismiss message", onclick: () => item.remove() }, "×"),
+    );
+    this.root.append(item);
+    while (this.root.children.length > 5) this.root.firstElementChild.remove();
+    if (kind !== "error") setTimeout(() => item.remove(), 10000);
+  }
+
+  clear() {
+    this.root.replaceChildren();
+  }
+}
+
+// ----- presence: name, state, timer, menu -----
+
+export class PresenceView {
+  constructor(actions) {
+    this.actions = actions;
+    this.button = document.getElementById("state-button");
+    this.label = document.getElementById("state-label");
+    this.timer = document.getElementById("state-timer");
+    this.menu = document.getElementById("state-menu");
+    this.name = document.getElementById("agent-name");
+    this.rona = document.getElementById("rona-banner");
+    this.ronaWhy = document.getElementById("rona-why");
+    this.idleCodes = [];
+    this.button.addEventListener("click", () => (this.menu.hidden ? this.open() : this.close()));
+    this.button.addEventListener("keydown", (e) => {
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        e.preventDefault();
+        this.open(e.key === "ArrowUp" ? -1 : 0);
+      }
+    });
+    this.menu.addEventListener("keydown", (e) => this.onMenuKey(e));
+    document.addEventListener("click", (e) => {
+      if (!this.menu.hidden && !this.menu.contains(e.target) && !this.button.contains(e.target)) this.close(false);
+    });
+    document.getElementById("rona-available").addEventListener("click", () => actions.setState("available"));
+  }
+
+  setIdleCodes(codes) {
+    this.idleCodes = codes;
+  }
+
+  items() {
+    return [...this.menu.querySelectorAll('[role="menuitemradio"]')];
+  }
+
+  open(index = 0) {
+    this.buildMenu();
+    this.menu.hidden = false;
+    this.button.setAttribute("aria-expanded", "true");
+    const items = this.items();
+    const checked = items.findIndex((i) => i.getAttribute("aria-checked") === "true");
+    const at = index < 0 ? items.length - 1 : checked >= 0 ? checked : index;
+    items[at]?.focus();
+  }
+
+  close(focusButton = true) {
+    this.menu.hidden = true;
+    this.button.setAttribute("aria-expanded", "false");
+    if (focusButton) this.button.focus();
+  }
+
+  onMenuKey(e) {
+    const items = this.items();
+    const i = items.indexOf(document.activeElement);
+    const move = (to) => {
+      e.preventDefault();
+      items[(to + items.length) % items.length].focus();
+    };
+    if (e.key === "ArrowDown") move(i + 1);
+    else if (e.key === "ArrowUp") move(i - 1);
+    else if (e.key === "Home") move(0);
+    else if (e.key === "End") move(items.length - 1);
+    else if (e.key === "Escape") {
+      e.preventDefault();
+      this.close();
+    } else if (e.key === "Tab") this.close(false);
+    else if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      document.activeElement?.click();
+    }
+  }
+
+  buildMenu() {
+    const agent = this.agent;
+    const choice = (label, state, idleCode) => {
+      const checked =
+        agent && agent.state === state && (state !== "idle" || agent.idle_code === idleCode) ? "true" : "false";
+      return h(
+        "li",
+        { role: "none" },
+        h("button", {
+          type: "button",
+          role: "menuitemradio",
+          "aria-checked": checked,
+          tabindex: "-1",
+          text: label,
+          onclick: () => {
+            this.close();
+            this.actions.setState(state, idleCode);
+          },
+        }),
+      );
+    };
+    fill(
+      this.menu,
+      choice("Available", "available"),
+      this.idleCodes.map((c) => choice(c.label, "idle", c.code)),
+      h("li", { role: "separator" }),
+      choice("Log out", "logged_out"),
+    );
+  }
+
+  update(state) {
+    const agent = state.agent;
+    this.agent = agent;
+    if (!agent) return;
+    setText(this.name, agent.name);
+    const label = presenceLabel(agent, this.idleCodes);
+    setText(this.label, label);
+    this.button.dataset.state = agent.state;
+    this.button.setAttribute("aria-label", `State: ${label}. Change state`);
+    this.timer.dataset.since = agent.state_since;
+    const rona = agent.state === "rona";
+    show(this.rona, rona);
+    if (rona) setText(this.ronaWhy, stateReason(state.stateReason || "offer_expired"));
+    if (!this.menu.hidden) this.buildMenu();
+  }
+}
+
+// ----- offers -----
+
+const OFFER_TITLE = {
+  new: "New conversation",
+  transfer: "Transfer",
+  conference: "Conference invitation",
+};
+
+export class OffersView {
+  constructor(root, actions) {
+    this.root = root;
+    this.actions = actions;
+    this.cards = new Map();
+  }
+
+  update(state) {
+    for (const [id, card] of this.cards) {
+      if (!state.offers.has(id)) {
+        card.remove();
+        this.cards.delete(id);
+      }
+    }
+    for (const [id, offer] of state.offers) {
+      if (this.cards.has(id)) continue;
+      const titleId = `offer-title-${id}`;
+      const from = offer.from_agent ? ` from ${offer.from_agent}` : "";
+      const accept = h("button", { type: "button", class: "primary", text: "Accept" });
+      const card = h(
+        "div",
+        { class: `offer ${offer.kind}`, role: "dialog", "aria-modal": "false", "aria-labelledby": titleId },
+        h("h2", { id: titleId, text: `${OFFER_TITLE[offer.kind] || "Offer"}${from}` }),
+        h(
+          "dl",
+          {},
+          h("dt", { text: "Queue Name" }),
+          h("dd", { text: offer.queue_name }),
+          h("dt", { text: "Source Page" }),
+          h("dd", { text: offer.source_page }),
+          h("dt", { text: "Customer" }),
+          h("dd", { text: offer.customer.name }),
+          h("dt", { text: "Timer" }),
+          h("dd", { class: "timer", dataset: { since: offer.offered_at } }),
+        ),
+        offer.text ? h("blockquote", { text: offer.text }) : null,
+        accept,
+      );
+      accept.addEventListener("click", async () => {
+        accept.disabled = true;
+        await this.actions.accept(id);
+        accept.disabled = false;
+      });
+      this.cards.set(id, card);
+      this.root.append(card);
+    }
+    show(this.root, state.offers.size > 0);
+  }
+}
+
+// ----- owed wrap-ups -----
+
+export class OwedView {
+  constructor(root, list, actions) {
+    this.root = root;
+    this.list = list;
+    this.actions = actions;
+  }
+
+  update(state) {
+    const owed = [...state.conversations.values()].filter((e) => e.owed);
+    show(this.root, owed.length > 0);
+    fill(
+      this.list,
+      owed.map((e) =>
+        h(
+          "li",
+          {},
+          h("span", { text: `${e.conv.customer.name}: ${e.conv.state === "ended" ? endedReason(e.conv.ended_reason) : "you left this conversation."}` }),
+          h("button", {
+            type: "button",
+            text: "Wrap Up",
+            "aria-label": `Wrap up the conversation with ${e.conv.customer.name}`,
+            onclick: () => this.actions.openWrapup(e.conv.id),
+          }),
+        ),
+      ),
+    );
+  }
+}
+
+// ----- conversations: tabs and panels -----
+
+/** What the control pane says about a conversation. */
+function status(e) {
+  const c = e.conv;
+  if (c.state === "ended") return e.owed ? "Ended, wrap-up owed" : "Ended";
+  if (e.left) return "You left, wrap-up owed";
+  if (c.conference_state === "conference_requested") return "Conference Requested";
+  if (c.conference_state === "conference") return "Conference";
+  if (c.state === "active") return "Active";
+  return c.state;
+}
+
+const ATTACHMENT = { image: "Image", audio: "Audio", video: "Video", file: "File", location: "Location", sticker: "Sticker", fallback: "Link" };
+
+/** Only web links are followed; anything else (javascript:, data:) is shown as text. */
+function safeUrl(url) {
+  try {
+    const u = new URL(url, location.href);
+    return u.protocol === "https:" || u.protocol === "http:" ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+const DELIVERY = {
+  pending: "Sending",
+  sent: "Sent",
+  delivered: "Delivered",
+  read: "Read",
+  failed: "Failed",
+};
+
+class ConversationPanel {
+  constructor(id, actions, store) {
+    this.id = id;
+    this.actions = actions;
+    this.store = store;
+    this.messages = new Map();
+    const tabId = `tab-${id}`;
+    const panelId = `panel-${id}`;
+    this.badge = h("span", { class: "badge", hidden: true });
+    this.tabName = h("span", {});
+    this.tab = h(
+      "button",
+      {
+        type: "button",
+        role: "tab",
+        id: tabId,
+        "aria-controls": panelId,
+        onclick: () => store.select(id),
+      },
+      this.tabName,
+      this.badge,
+    );
+    this.title = h("h2", {});
+    this.meta = h("p", { class: "meta" });
+    this.status = h("span", { class: "status", role: "status" });
+    this.controls = h("div", { class: "controls", role: "toolbar", "aria-label": "Conversation actions" });
+    this.ended = h("p", { class: "ended", hidden: true });
+    this.transcript = h("div", { class: "transcript", role: "log", "aria-live": "polite", tabindex: "0" });
+    const composeId = `compose-${id}`;
+    this.composeLabel = h("label", { for: composeId, class: "visually-hidden" });
+    this.compose = h("textarea", {
+      id: composeId,
+      rows: "3",
+      placeholder: "Write a message. Enter sends, Shift+Enter adds a line.",
+    });
+    this.compose.value = store.state.drafts.get(id) || "";
+    this.compose.addEventListener("input", () => store.state.drafts.set(id, this.compose.value));
+    this.compose.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.send();
+      }
+    });
+    this.sendButton = h("button", { type: "button", class: "primary", text: "Send", onclick: () => this.send() });
+    this.panel = h(
+      "section",
+      { role: "tabpanel", id: panelId, "aria-labelledby": tabId, class: "panel", hidden: true },
+      h("div", { class: "panel-head" }, h("div", {}, this.title, this.meta), this.status),
+      this.controls,
+      this.ended,
+      this.transcript,
+      h("div", { class: "compose" }, this.composeLabel, this.compose, this.sendButton),
+    );
+  }
+
+  async send() {
+    const text = this.compose.value;
+    if (!text.trim() || this.sending) return;
+    this.sending = true;
+    this.sendButton.disabled = true;
+    const ok = await this.actions.send(this.id, text);
+    this.sending = false;
+    this.sendButton.disabled = !this.canWrite;
+    // The text leaves the box only once the engine has it; typing meanwhile is kept.
+    if (ok && this.compose.value === text) {
+      this.compose.value = "";
+      this.store.state.drafts.delete(this.id);
+    }
+  }
+
+  button(label, onclick, extra = {}) {
+    return h("button", { type: "button", text: label, onclick, ...extra });
+  }
+
+  update(e, me, selected) {
+    const c = e.conv;
+    const name = c.customer.name;
+    setText(this.tabName, name);
+    this.tab.setAttribute("aria-selected", selected ? "true" : "false");
+    this.tab.tabIndex = selected ? 0 : -1;
+    this.tab.dataset.state = e.owed ? "owed" : c.state;
+    const unread = selected ? 0 : e.unread;
+    show(this.badge, unread > 0);
+    setText(this.badge, String(unread));
+    this.badge.setAttribute("aria-label", `${unread} unread`);
+    this.panel.hidden = !selected;
+
+    setText(this.title, `Conversation with ${name}`);
+    setText(this.meta, [c.source_page && `Source Page: ${c.source_page}`, c.queue_name && `Queue: ${c.queue_name}`].filter(Boolean).join(" · "));
+    setText(this.status, status(e));
+    this.status.dataset.status = status(e);
+    setText(this.composeLabel, `Message to ${name}`);
+
+    const host = c.owner === me && !e.left;
+    const guest = c.guest === me && !e.left;
+    const active = c.state === "active";
+    const buttons = [];
+    if (active && host) {
+      buttons.push(this.button("Transfer", () => this.actions.openTransfer(this.id)));
+      buttons.push(
+        this.button("Conference", () => this.actions.openConference(this.id), {
+          disabled: c.conference_state !== "none",
+        }),
+      );
+      if (c.conference_state !== "none") buttons.push(this.button("End Conference", () => this.actions.endConference(this.id)));
+      buttons.push(this.button("End", () => this.actions.end(this.id), { class: "danger" }));
+    }
+    if (active && guest) buttons.push(this.button("Exit Conference", () => this.actions.exitConference(this.id)));
+    if (e.owed) buttons.push(this.button("Wrap Up", () => this.actions.openWrapup(this.id), { class: "primary" }));
+    const signature = buttons.map((b) => `${b.textContent}:${b.disabled}`).join("|");
+    if (signature !== this.signature) {
+      // Rebuild only when the set of actions changed, and keep focus on the same action.
+      const focused = this.controls.contains(document.activeElement) ? document.activeElement.textContent : null;
+      fill(this.controls, buttons);
+      this.signature = signature;
+      if (focused) [...this.controls.children].find((b) => b.textContent === focused && !b.disabled)?.focus();
+    }
+
+    show(this.ended, c.state === "ended" || e.left);
+    setText(this.ended, c.state === "ended" ? endedReason(c.ended_reason) : "You left this conversation; it goes on without you.");
+
+    this.canWrite = active && (host || guest);
+    this.compose.disabled = !this.canWrite;
+    this.sendButton.disabled = !this.canWrite || !!this.sending;
+
+    this.transcript.setAttribute("aria-label", `Transcript with ${name}`);
+    this.renderTranscript(c.transcript || [], me);
+  }
+
+  renderTranscript(transcript, me) {
+    const atBottom = this.transcript.scrollHeight - this.transcript.scrollTop - this.transcript.clientHeight < 40;
+    let added = false;
+    for (const m of transcript) {
+      const known = this.messages.get(m.seq);
+      if (known) {
+        this.updateDelivery(known, m);
+        continue;
+      }
+      const el = this.message(m, me);
+      this.messages.set(m.seq, el);
+      this.transcript.append(el);
+      added = true;
+    }
+    if (added && atBottom) this.transcript.scrollTop = this.transcript.scrollHeight;
+  }
+
+  message(m, me) {
+    const kind = m.author.kind;
+    const mine = kind === "agent" && m.author.id === me;
+    const who = kind === "system" ? "System" : mine ? `${m.author.name} (you)` : m.author.name;
+    const attachments = (m.attachments || []).map((a) => {
+      const label = ATTACHMENT[a.type] || a.type;
+      const url = safeUrl(a.url);
+      return h(
+        "li",
+        { class: `attachment ${a.type}` },
+        url
+          ? h("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: `${label} attachment` })
+          : h("span", { text: `${label} attachment` }),
+      );
+    });
+    const delivery = h("span", { class: "delivery" });
+    const el = h(
+      "article",
+      { class: `msg ${kind}${mine ? " mine" : ""}`, "aria-label": `${who} at ${clock(m.at)}` },
+      h("header", {}, h("span", { class: "author", text: who }), h("time", { datetime: m.at, text: clock(m.at) }), delivery),
+      m.text ? h("p", { class: "text", text: m.text }) : null,
+      attachments.length ? h("ul", { class: "attachments", "aria-label": "Attachments" }, attachments) : null,
+    );
+    el.delivery = delivery;
+    this.updateDelivery(el, m);
+    return el;
+  }
+
+  updateDelivery(el, m) {
+    if (!m.delivery) return;
+    const text = m.delivery === "failed" && m.delivery_error ? `Failed: ${m.delivery_error}` : DELIVERY[m.delivery] || m.delivery;
+    setText(el.delivery, text);
+    el.delivery.dataset.delivery = m.delivery;
+  }
+}
+
+export class ConversationsView {
+  constructor(actions, store) {
+    this.actions = actions;
+    this.store = store;
+    this.tabs = document.getElementById("tabs");
+    this.panels = document.getElementById("panels");
+    this.empty = document.getElementById("empty");
+    this.views = new Map();
+    this.tabs.addEventListener("keydown", (e) => {
+      const ids = [...this.views.keys()];
+      const i = ids.indexOf(store.state.selected);
+      let to = null;
+      if (e.key === "ArrowRight") to = (i + 1) % ids.length;
+      else if (e.key === "ArrowLeft") to = (i - 1 + ids.length) % ids.length;
+      else if (e.key === "Home") to = 0;
+      else if (e.key === "End") to = ids.length - 1;
+      if (to === null || !ids.length) return;
+      e.preventDefault();
+      store.select(ids[to]);
+      this.views.get(ids[to]).tab.focus();
+    });
+  }
+
+  update(state) {
+    const me = state.agent ? state.agent.id : null;
+    for (const [id, view] of this.views) {
+      if (!state.conversations.has(id)) {
+        view.tab.remove();
+        view.panel.remove();
+        this.views.delete(id);
+      }
+    }
+    for (const [id, e] of state.conversations) {
+      let view = this.views.get(id);
+      if (!view) {
+        view = new ConversationPanel(id, this.actions, this.store);
+        this.views.set(id, view);
+        this.tabs.append(view.tab);
+        this.panels.append(view.panel);
+      }
+      if (id === state.selected) e.unread = 0;
+      view.update(e, me, id === state.selected);
+    }
+    show(this.empty, state.conversations.size === 0);
+    show(this.tabs, state.conversations.size > 0);
+  }
+
+  /** Puts the cursor in the selected conversation's compose box. */
+  focusCompose(id) {
+    const view = this.views.get(id);
+    if (view && !view.compose.disabled) view.compose.focus();
+  }
+}
+
+/** Text for one agent in a picker: name, id and presence. */
+export function agentOption(a, idleCodes) {
+  const label = presenceLabel(a, idleCodes);
+  const full = a.state === "available" && a.load >= a.capacity ? `${label}, no free slot` : label;
+  return `${a.name} (${a.id}) - ${full}`;
+}
