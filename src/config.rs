@@ -74,10 +74,21 @@ pub struct Config {
     pub queues: Vec<QueueConfig>,
     pub entry_points: Vec<EntryPointConfig>,
     pub log: LogConfig,
+    pub demo: DemoConfig,
     /// The Messenger channel: webhook security, the Graph API, the outbox's retries.
     #[serde(default)]
     pub messenger: MessengerConfig,
-    pub demo: DemoConfig,
+}
+
+/// The demo customer chat page (`/demo/customer`): a browser stands in for a Messenger
+/// customer so the agent desktop can be tried without Facebook (docs/DECISIONS.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Serve `/demo/customer` and its `/demo/api/*` endpoints; off, they are 404.
+    pub customer_page: bool,
+    /// The entry point the demo customer writes to.
+    pub entry_point: String,
 }
 
 /// `[messenger]`: read by `channels::messenger` (webhook, outbox sender, profile look-up)
@@ -133,17 +144,6 @@ impl MessengerConfig {
     pub fn webhook_enabled(&self) -> bool {
         !self.app_secret.is_empty()
     }
-}
-
-/// The demo customer chat page (`/demo/customer`): a browser stands in for a Messenger
-/// customer so the agent desktop can be tried without Facebook (docs/DECISIONS.md).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DemoConfig {
-    /// Serve `/demo/customer` and its `/demo/api/*` endpoints; off, they are 404.
-    pub customer_page: bool,
-    /// The entry point the demo customer writes to.
-    pub entry_point: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

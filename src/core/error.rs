@@ -72,6 +72,12 @@ pub enum CoreError {
     StateNotSettable(String),
     #[error("conversation {0} has ended")]
     ConversationEnded(String),
+    /// A sign-in whose password does not (or no longer) match; the same for an unknown id.
+    #[error("wrong agent id or password")]
+    InvalidCredentials,
+    /// A password change whose current password does not match.
+    #[error("the current password is wrong")]
+    WrongPassword,
     /// Messenger: the customer last wrote more than 24 hours ago (7 days with the
     /// `HUMAN_AGENT` tag), so the Send API would refuse the message.
     #[error("conversation {0} is outside Messenger's messaging window: the customer last wrote too long ago")]
@@ -79,12 +85,6 @@ pub enum CoreError {
     /// A Messenger event for a page no entry point has.
     #[error("no entry point has page id {0}")]
     UnknownPage(String),
-    /// A sign-in whose password does not (or no longer) match; the same for an unknown id.
-    #[error("wrong agent id or password")]
-    InvalidCredentials,
-    /// A password change whose current password does not match.
-    #[error("the current password is wrong")]
-    WrongPassword,
     /// An agent asked to read a conversation it has no part in ([`super::Floor::may_read`]).
     /// Its code is the HTTP layer's generic `forbidden`, as it always was.
     #[error("agent {agent} is not in conversation {conversation}")]
@@ -154,10 +154,10 @@ mod tests {
                 "unknown_idle_code",
                 "state_not_settable",
                 "conversation_ended",
-                "outside_messaging_window",
-                "unknown_page",
                 "invalid_credentials",
                 "wrong_password",
+                "outside_messaging_window",
+                "unknown_page",
                 "forbidden",
             ]
         );
