@@ -14,6 +14,8 @@ const WORDS = {
   not_guest: "Only the conference guest can exit the conference.",
   not_in_conversation: "You are no longer in this conversation.",
   conversation_ended: "This conversation has already ended.",
+  outside_messaging_window: "The customer wrote more than 24 hours ago: Messenger no longer accepts an answer in this conversation.",
+  unknown_page: "No entry point has this Facebook Page.",
   invalid_state: "That does not fit the conversation's state right now.",
   agent_unavailable: "That agent is not available with a free slot right now. Refresh the list and choose another.",
   conference_in_progress: "This conversation already has a conference guest or a pending conference request.",
