@@ -26,7 +26,6 @@ const WORDS = {
   unknown_queue: "That queue does not exist.",
   unknown_entry_point: "That entry point does not exist.",
   unknown_conversation: "That conversation does not exist any more.",
-  outside_messaging_window: "The customer's messaging window has closed: Messenger does not allow a reply now.",
   // Input and transport.
   invalid_input: "The engine did not accept that input.",
   invalid_json: "The page sent something the engine could not read. Reload the page.",
@@ -34,10 +33,6 @@ const WORDS = {
   invalid_command: "The page sent a command the engine did not understand. Reload the page.",
   too_many_commands: "Too many actions at once; wait a moment and try again.",
   already_exists: "That already exists.",
-  // Messenger.
-  outside_messaging_window:
-    "Messenger does not allow a reply now: the customer last wrote more than 24 hours ago.",
-  unknown_page: "No entry point serves this Facebook Page.",
   // Sign-in.
   invalid_credentials: "Wrong agent id or password.",
   wrong_password: "The current password is not right.",
