@@ -117,8 +117,6 @@ pub struct MessengerConfig {
     pub send_timeout_ms: u64,
     /// The longest a new conversation's offer waits for the User Profile API's name.
     pub profile_timeout_ms: u64,
-    /// Message ids (`mid`) are remembered this many days (Meta redelivers for less).
-    pub mid_retention_days: u32,
 }
 
 impl Default for MessengerConfig {
@@ -134,7 +132,6 @@ impl Default for MessengerConfig {
             send_backoff_max_ms: 60_000,
             send_timeout_ms: 10_000,
             profile_timeout_ms: 1_500,
-            mid_retention_days: 7,
         }
     }
 }
