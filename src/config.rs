@@ -521,6 +521,18 @@ mod tests {
 
     /// Each bad value stops start-up with a message naming its key.
     #[test]
+    fn the_shutdown_grace_is_configurable() {
+        let d = jailed(|_| Ok(Config::load(None))).expect("default config");
+        assert_eq!(d.server.shutdown_grace_ms, 10_000);
+        let c = jailed(|jail| {
+            jail.set_env("SWITCHBOARD_SERVER__SHUTDOWN_GRACE_MS", "1500");
+            Ok(Config::load(None))
+        })
+        .expect("config");
+        assert_eq!(c.server.shutdown_grace_ms, 1500);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases: &[(&str, &str, &str)] = &[
             ("SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS", "soon", "offer_timeout_ms"),
