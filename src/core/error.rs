@@ -90,6 +90,9 @@ pub enum CoreError {
     #[error("agent {agent} is not in conversation {conversation}")]
     #[strum(serialize = "forbidden")]
     MayNotRead { conversation: String, agent: String },
+    /// A priority change for a conversation that no longer waits (API.md).
+    #[error("conversation {0} is not waiting (queued or offered)")]
+    NotQueued(String),
 }
 
 impl CoreError {
@@ -159,6 +162,7 @@ mod tests {
                 "outside_messaging_window",
                 "unknown_page",
                 "forbidden",
+                "not_queued",
             ]
         );
     }

@@ -21,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use crate::core::{Agent, Change, Conversation, ConversationState, EntryPoint, FastMap, Outbound, Queue};
+use crate::core::{Agent, Change, Conversation, ConversationState, EntryPoint, FastMap, LastOwner, Outbound, Queue};
 
 pub mod backup;
 pub mod record;
@@ -100,6 +100,9 @@ pub trait Store: Send + Sync + 'static {
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError>;
     /// The cached User Profile API name of `customer` on page `page_id`.
     fn customer_name(&self, page_id: &str, customer: &str) -> Result<Option<String>, StoreError>;
+    /// The last owner of `customer`'s conversation on `entry_point` (preferred agents); a
+    /// synchronous read on the engine's thread, like [`Store::conversation`].
+    fn last_owner(&self, entry_point: &str, customer: &str) -> Result<Option<LastOwner>, StoreError>;
     /// Writes and flushes a small probe record, in order after every earlier commit:
     /// resolves `Ok` once the store has shown it accepts writes (readiness).
     fn probe(&self) -> CommitFuture {
@@ -155,6 +158,7 @@ struct MemoryState {
     outbox: BTreeMap<(String, u64), Outbound>,
     mids: std::collections::HashSet<String>,
     names: BTreeMap<(String, String), String>,
+    last_owners: BTreeMap<(String, String), LastOwner>,
 }
 
 impl MemoryStore {
@@ -215,6 +219,13 @@ impl Store for MemoryStore {
                 } => {
                     s.names.insert((page_id, customer), name);
                 }
+                Change::LastOwner {
+                    entry_point,
+                    customer,
+                    owner,
+                } => {
+                    s.last_owners.insert((entry_point, customer), owner);
+                }
                 Change::Counters {
                     next_conversation,
                     next_offer,
@@ -259,6 +270,13 @@ impl Store for MemoryStore {
     fn customer_name(&self, page_id: &str, customer: &str) -> Result<Option<String>, StoreError> {
         let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
         Ok(s.names.get(&(page_id.to_string(), customer.to_string())).cloned())
+    }
+
+    fn last_owner(&self, entry_point: &str, customer: &str) -> Result<Option<LastOwner>, StoreError> {
+        let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
+        Ok(s.last_owners
+            .get(&(entry_point.to_string(), customer.to_string()))
+            .cloned())
     }
 
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
