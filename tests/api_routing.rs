@@ -67,7 +67,7 @@ async fn a_skilled_agent_gets_the_offer_over_one_who_waited_longer() {
     entry_point(&s, "fr", 0, french_steps(60_000)).await;
     let plain = skilled(&s, "plain", json!({})).await;
     let expert = skilled(&s, "expert", json!({"lang.fr": 9, "billing": 2})).await;
-    let mut d_plain = s.available_desktop(&plain).await;
+    let d_plain = s.available_desktop(&plain).await;
     let mut d_expert = s.available_desktop(&expert).await;
 
     let c = write(&s, "fr", "u1", json!({})).await;
