@@ -482,7 +482,7 @@ async fn a_returning_messenger_customer_goes_back_to_the_last_owner() {
         assert_eq!(r["ok"], true, "{r}");
     }
     let bob = s.agent("b1", "Bob", &["support"]).await;
-    let mut bob_desk = s.available_desktop(&bob).await;
+    let bob_desk = s.available_desktop(&bob).await;
     // Ann (a1) becomes free after Bob: longest idle would pick Bob.
     let r = desk
         .command(json!({"type": "set_state", "state": "idle", "idle_code": "break"}))
