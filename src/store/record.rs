@@ -6,9 +6,12 @@
 //! reader for version 1 beside it). A record whose version byte this build does not know
 //! stops start-up with [`StoreError::UnknownVersion`] naming the record.
 //!
-//! Messages are the one record with a second version: [`MessageV2`] (attachments and
-//! delivery state, written with version byte [`MESSAGE_VERSION`]); version-1 messages
-//! written before it are still read ([`decode_message`]), so no store is rewritten.
+//! A newer version of a record is the previous version whole, followed by the new
+//! fields, written with its own version byte ([`encode_versioned_into`]); its reader
+//! ([`decode_newer`]) hands older bytes to the previous version's reader, so no store is
+//! rewritten. Messages have version 2 ([`MessageV2`]: attachments and delivery state);
+//! agents version 3 ([`AgentV3`]: skills, after version 2's sign-in); queues, entry
+//! points and conversations version 2 (routing steps, priority, routing state).
 //!
 //! Keys: agents, queues, entry points and conversations are keyed by their id; a
 //! transcript message by [`message_key`] (the conversation id with its length in front,
@@ -36,21 +39,14 @@ pub const MESSAGE_VERSION: u8 = 2;
 
 /// Appends `[MESSAGE_VERSION] ++ bincode(MessageV2)` to `out`.
 pub fn encode_message_into(out: &mut Vec<u8>, message: Message) -> Result<(), StoreError> {
-    out.push(MESSAGE_VERSION);
-    bincode::serialize_into(&mut *out, &MessageV2::from(message))
-        .map_err(|e| StoreError::Write(format!("cannot encode a message: {e}")))
+    encode_versioned_into(out, MESSAGE_VERSION, &MessageV2::from(message))
 }
 
 /// Decodes a transcript message of either version.
 pub fn decode_message(key: &[u8], bytes: &[u8]) -> Result<Message, StoreError> {
-    match bytes.first() {
-        Some(&MESSAGE_VERSION) => bincode::deserialize::<MessageV2>(&bytes[1..])
-            .map(Message::from)
-            .map_err(|e| StoreError::Corrupt {
-                what: format!("record messages/{} cannot be decoded: {e}", printable(key)),
-            }),
-        _ => decode::<MessageV1>("messages", key, bytes).map(Message::from),
-    }
+    decode_newer::<MessageV2, Message>("messages", key, bytes, MESSAGE_VERSION, || {
+        decode::<MessageV1>("messages", key, bytes).map(Message::from)
+    })
 }
 
 /// `[RECORD_VERSION] ++ bincode(value)`.
