@@ -64,6 +64,12 @@ counter!(
     &["reason"]
 );
 counter!(
+    REROUTES,
+    "switchboard_routing_moves_total",
+    "Waiting conversations whose routing moved on by itself: to a later step, or a preferred agent's wait ended.",
+    &["what"]
+);
+counter!(
     ARRIVALS,
     "switchboard_arrivals_total",
     "Conversations that entered a queue.",
@@ -229,6 +235,16 @@ pub fn observe(o: &Observation) {
             AGENTS.with_label_values(&[to.as_str()]).inc();
         }
         Observation::AgentAdded { presence, .. } => AGENTS.with_label_values(&[presence.as_str()]).inc(),
+        Observation::Rerouted {
+            step, preference_ended, ..
+        } => {
+            if step.is_some_and(|s| s > 0) {
+                REROUTES.with_label_values(&["step"]).inc();
+            }
+            if preference_ended.is_some() {
+                REROUTES.with_label_values(&["preference_ended"]).inc();
+            }
+        }
     }
 }
 
@@ -257,7 +273,15 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
     CONFERENCES.with_label_values(&[]);
     RECOVERIES.with_label_values(&[]);
     DESKTOPS_REFUSED.with_label_values(&[]);
-    for reason in ["agent_ended", "customer_ended", "transfer_not_accepted"] {
+    for what in ["step", "preference_ended"] {
+        REROUTES.with_label_values(&[what]);
+    }
+    for reason in [
+        "agent_ended",
+        "customer_ended",
+        "transfer_not_accepted",
+        "customer_inactive",
+    ] {
         ENDS.with_label_values(&[reason]);
     }
     for reason in wrapup_reasons {

@@ -110,6 +110,17 @@ async fn an_unskilled_agent_gets_it_only_after_the_steps_time() {
     let view = s.conversation(&id_of(&c)).await;
     assert_eq!(view["routing_step"], 1);
     assert_eq!(view["requirements"], json!({}));
+    // The move shows in the metrics (the registry is the process's: at least this one).
+    let metrics = s.call("GET", "/metrics", None, None).await.body;
+    let moves = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("switchboard_routing_moves_total{what=\"step\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(moves >= 1.0, "{metrics}");
 }
 
 /// A waiting conversation is offered the moment an agent is given the skill it needs.

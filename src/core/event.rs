@@ -141,6 +141,13 @@ pub enum Observation {
     },
     /// An agent joined the floor: created (logged out), or restored in `presence`.
     AgentAdded { agent: AgentId, presence: Presence },
+    /// A waiting conversation's routing moved on by itself (SPEC.md "Routing depth"): it
+    /// is now in `step`, and/or the preference for `preference_ended` is over.
+    Rerouted {
+        conversation: ConversationId,
+        step: Option<usize>,
+        preference_ended: Option<AgentId>,
+    },
 }
 
 /// A timer that the actor shells arm; firing it calls back into the core.

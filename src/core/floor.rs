@@ -1844,18 +1844,29 @@ impl Floor {
         };
         let r = &mut c.routing;
         let step = routing::step_at(&r.steps, c.received_at, now);
-        let mut changed = false;
-        if step != r.step || (step.is_none() && !r.requirements.is_empty()) {
+        let moved = step != r.step || (step.is_none() && !r.requirements.is_empty());
+        if moved {
             r.step = step;
             r.requirements = routing::requirements_of(&r.steps, step);
-            changed = true;
         }
-        if r.preferred_agent.is_some() && now >= r.preferred_until {
-            r.preferred_agent = None;
-            changed = true;
-        }
+        let preference_ended = match &r.preferred_agent {
+            Some(_) if now >= r.preferred_until => r.preferred_agent.take(),
+            _ => None,
+        };
+        let changed = moved || preference_ended.is_some();
         if changed {
             mark(&mut self.dirty_conversations, conversation);
+            // A step set when the conversation enters a queue is not a move.
+            if c.state != ConversationState::Queued
+                || c.routing.step.is_some_and(|s| s > 0)
+                || preference_ended.is_some()
+            {
+                self.effects.push(Effect::Observe(Observation::Rerouted {
+                    conversation: conversation.into(),
+                    step: c.routing.step,
+                    preference_ended,
+                }));
+            }
         }
         changed
     }
