@@ -54,6 +54,27 @@ async fn write(s: &TestServer, ep: &str, customer: &str, extra: Value) -> Value 
     s.post("/api/v1/conversations", ADMIN, body).await.expect(201)
 }
 
+/// `token`'s agent accepts the conversation offered to it.
+async fn accept(s: &TestServer, cid: &str, token: &str) -> Value {
+    s.post_empty(&format!("/api/v1/conversations/{cid}/accept"), token)
+        .await
+        .expect(200)
+}
+
+/// `token`'s agent ends the conversation it owns and wraps it up as resolved.
+async fn end_and_wrap_up(s: &TestServer, cid: &str, token: &str) {
+    s.post_empty(&format!("/api/v1/conversations/{cid}/end"), token)
+        .await
+        .expect(200);
+    s.post(
+        &format!("/api/v1/conversations/{cid}/wrapup"),
+        token,
+        json!({"reason": "resolved"}),
+    )
+    .await
+    .expect(200);
+}
+
 /// French first: step 0 needs lang.fr >= 8 for `ms`, then anyone.
 fn french_steps(ms: u64) -> Value {
     json!([{"requirements": {"lang.fr": 8}, "for_ms": ms}, {"requirements": {}}])
@@ -175,9 +196,7 @@ async fn a_transfer_to_a_queue_uses_that_queues_steps() {
     let c = s.customer_writes("u1", "Uma", "my invoice").await;
     let cid = id_of(&c);
     d_owner.wait_for("offer").await;
-    s.post_empty(&format!("/api/v1/conversations/{cid}/accept"), &owner)
-        .await
-        .expect(200);
+    accept(&s, &cid, &owner).await;
     s.post(
         &format!("/api/v1/conversations/{cid}/transfer"),
         &owner,
@@ -237,9 +256,7 @@ async fn offers_follow_priority() {
         let offer = d.wait_for("offer").await;
         let cid = offer["conversation_id"].as_str().unwrap().to_string();
         order.push(offer["customer"]["id"].as_str().unwrap().to_string());
-        s.post_empty(&format!("/api/v1/conversations/{cid}/accept"), &ann)
-            .await
-            .expect(200);
+        accept(&s, &cid, &ann).await;
         if order.len() == 1 {
             s.put(
                 &format!("/api/v1/conversations/{cid}/priority"),
@@ -249,16 +266,7 @@ async fn offers_follow_priority() {
             .await
             .expect_error(409, "not_queued");
         }
-        s.post_empty(&format!("/api/v1/conversations/{cid}/end"), &ann)
-            .await
-            .expect(200);
-        s.post(
-            &format!("/api/v1/conversations/{cid}/wrapup"),
-            &ann,
-            json!({"reason": "resolved"}),
-        )
-        .await
-        .expect(200);
+        end_and_wrap_up(&s, &cid, &ann).await;
     }
     assert_eq!(order, ["urgent", "late", "vip", "plain"]);
 }
@@ -294,19 +302,8 @@ async fn a_returning_customer_goes_back_to_the_last_owner() {
     let c = write(&s, "demo-page", "u1", json!({})).await;
     let cid = id_of(&c);
     d_ann.wait_for("offer").await;
-    s.post_empty(&format!("/api/v1/conversations/{cid}/accept"), &ann)
-        .await
-        .expect(200);
-    s.post_empty(&format!("/api/v1/conversations/{cid}/end"), &ann)
-        .await
-        .expect(200);
-    s.post(
-        &format!("/api/v1/conversations/{cid}/wrapup"),
-        &ann,
-        json!({"reason": "resolved"}),
-    )
-    .await
-    .expect(200);
+    accept(&s, &cid, &ann).await;
+    end_and_wrap_up(&s, &cid, &ann).await;
     // Bob has waited longer than Ann now; the returning customer goes to Ann.
     let mut d_bob = s.available_desktop(&bob).await;
     s.set_state(&ann, "idle").await;
@@ -316,20 +313,9 @@ async fn a_returning_customer_goes_back_to_the_last_owner() {
     let offer = d_ann.wait_for_in("offer", again["id"].as_str().unwrap()).await;
     assert_eq!(offer["customer"]["id"], "u1");
     let cid = id_of(&again);
-    s.post_empty(&format!("/api/v1/conversations/{cid}/accept"), &ann)
-        .await
-        .expect(200);
+    accept(&s, &cid, &ann).await;
     assert_eq!(s.conversation(&cid).await["preferred_agent"], Value::Null);
-    s.post_empty(&format!("/api/v1/conversations/{cid}/end"), &ann)
-        .await
-        .expect(200);
-    s.post(
-        &format!("/api/v1/conversations/{cid}/wrapup"),
-        &ann,
-        json!({"reason": "resolved"}),
-    )
-    .await
-    .expect(200);
+    end_and_wrap_up(&s, &cid, &ann).await;
 
     // Ann is away: the customer waits for her alone, then Bob gets it.
     s.set_state(&ann, "idle").await;
@@ -353,10 +339,7 @@ async fn an_inactive_chat_is_closed_and_a_message_restarts_the_clock() {
     let c = s.customer_writes("u1", "Uma", "hello").await;
     let cid = id_of(&c);
     d.wait_for("offer").await;
-    let accepted = s
-        .post_empty(&format!("/api/v1/conversations/{cid}/accept"), &ann)
-        .await
-        .expect(200);
+    let accepted = accept(&s, &cid, &ann).await;
     let accepted_at = at(&accepted["transcript"][0]["at"]);
     // The customer writes again; the close is counted from this message.
     let again = s
