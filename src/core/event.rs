@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::supervisor::{AuditEntry, Supervisor, SupervisorId};
 use super::{
     Agent, AgentId, Code, Conversation, ConversationId, Delivery, EntryPoint, Message, Millis, Offer, OfferKind,
     Presence, Queue, QueueId,
@@ -140,6 +141,8 @@ pub enum Observation {
     },
     /// An agent joined the floor: created (logged out), or restored in `presence`.
     AgentAdded { agent: AgentId, presence: Presence },
+    /// A supervisor or the admin changed an agent's presence (the audit trail's entry).
+    Audited(AuditEntry),
 }
 
 /// A timer that the actor shells arm; firing it calls back into the core.
@@ -188,6 +191,18 @@ pub enum Effect {
     /// to. Like [`Effect::Credential`], carried out only once durable.
     Session {
         agent: AgentId,
+        ended: Vec<String>,
+        started: Option<(String, Millis)>,
+    },
+    /// [`Effect::Credential`] for a supervisor's token.
+    SupervisorCredential {
+        supervisor: SupervisorId,
+        revoked: Option<String>,
+        granted: Option<String>,
+    },
+    /// [`Effect::Session`] for a supervisor's sessions.
+    SupervisorSession {
+        supervisor: SupervisorId,
         ended: Vec<String>,
         started: Option<(String, Millis)>,
     },
@@ -240,6 +255,10 @@ pub enum Change {
         next_offer: u64,
         next_arrival: u64,
     },
+    /// A supervisor's record, whole.
+    Supervisor(Box<Supervisor>),
+    /// An audit trail entry; `forget` is the entry that fell out of the retained window.
+    Audit { entry: AuditEntry, forget: Option<u64> },
 }
 
 /// An agent or system message on its way to a Messenger customer: one outbox entry. The

@@ -25,6 +25,7 @@ pub mod limits;
 pub mod messenger;
 pub mod queue;
 pub mod signin;
+pub mod supervisor;
 #[cfg(test)]
 mod wire_names;
 
@@ -39,6 +40,7 @@ pub use event::{AgentEvent, Change, Effect, Observation, Outbound, OutboxOutcome
 pub use floor::{FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
 pub use signin::{session_valid, SignIn};
+pub use supervisor::{AuditEntry, AuditLog, Changer, Supervisor, SupervisorId, AUDIT_READ_MAX, AUDIT_RETAIN};
 
 /// The hash map of the engine's hot paths (the floor's records, the router's actor
 /// addresses): std's `HashMap` with foldhash instead of SipHash, which took an eighth of
