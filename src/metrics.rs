@@ -71,7 +71,13 @@ counter!(
 
 /// Connected supervisor sockets.
 pub static SUPERVISOR_SOCKETS: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(IntGauge::new("switchboard_supervisor_sockets_connected", "Connected supervisor sockets.").expect("valid metric"))
+    register(
+        IntGauge::new(
+            "switchboard_supervisor_sockets_connected",
+            "Connected supervisor sockets.",
+        )
+        .expect("valid metric"),
+    )
 });
 counter!(CONFERENCES, "switchboard_conferences_total", "Conferences joined.", &[]);
 counter!(

@@ -42,7 +42,10 @@ pub enum Query {
     /// Every supervisor.
     Supervisors,
     /// The audit trail: the newest `limit` entries, about `agent` if given.
-    Audit { agent: Option<AgentId>, limit: usize },
+    Audit {
+        agent: Option<AgentId>,
+        limit: usize,
+    },
     /// Start (or restart) watching: every agent and open conversation now, and from then
     /// on the router remembers which change ([`Query::WatchDelta`]).
     WatchStart,

@@ -31,7 +31,12 @@ async fn what_a_supervisor_token_may_do() {
     let rows: Vec<(&str, String, Option<Value>, u16)> = vec![
         ("GET", "/api/v1/queues".into(), None, 200),
         ("GET", "/api/v1/queues/support".into(), None, 200),
-        ("POST", "/api/v1/queues".into(), Some(json!({"id": "q2", "name": "Q2"})), 403),
+        (
+            "POST",
+            "/api/v1/queues".into(),
+            Some(json!({"id": "q2", "name": "Q2"})),
+            403,
+        ),
         ("GET", "/api/v1/entry-points".into(), None, 200),
         (
             "POST",
@@ -75,7 +80,12 @@ async fn what_a_supervisor_token_may_do() {
         ("GET", "/api/v1/wrapup-reasons".into(), None, 200),
         ("GET", "/api/v1/idle-codes".into(), None, 200),
         ("POST", "/api/v1/admin/backup".into(), None, 403),
-        ("POST", "/api/v1/supervisors".into(), Some(json!({"id": "s2", "name": "S"})), 403),
+        (
+            "POST",
+            "/api/v1/supervisors".into(),
+            Some(json!({"id": "s2", "name": "S"})),
+            403,
+        ),
         ("GET", "/api/v1/supervisors".into(), None, 200),
         ("GET", "/api/v1/supervisors/me".into(), None, 200),
         ("POST", "/api/v1/supervisors/s1/token".into(), None, 403),
@@ -218,7 +228,10 @@ async fn presence_set_by_a_supervisor_reaches_the_desktop_and_the_audit_trail() 
         .await
         .expect(200);
     let ev = desktop.wait_for("state_changed").await;
-    assert_eq!((ev["state"].as_str(), ev["reason"].as_str()), (Some("available"), Some("admin")));
+    assert_eq!(
+        (ev["state"].as_str(), ev["reason"].as_str()),
+        (Some("available"), Some("admin"))
+    );
     // Rules as for the agent's own change.
     server
         .put("/api/v1/agents/a1/state", &sup, json!({"state": "rona"}))
@@ -245,7 +258,10 @@ async fn presence_set_by_a_supervisor_reaches_the_desktop_and_the_audit_trail() 
     assert_eq!(audit.len(), 2, "{audit:?}");
     assert_eq!(audit[0]["by_kind"], "admin");
     assert_eq!(audit[0]["by"], Value::Null);
-    assert_eq!((audit[0]["from"].as_str(), audit[0]["to"].as_str()), (Some("idle"), Some("available")));
+    assert_eq!(
+        (audit[0]["from"].as_str(), audit[0]["to"].as_str()),
+        (Some("idle"), Some("available"))
+    );
     assert_eq!(audit[1]["by_kind"], "supervisor");
     assert_eq!(audit[1]["by"], "s1");
     assert_eq!(audit[1]["to"], "idle");
@@ -310,11 +326,15 @@ async fn a_conversations_life_reaches_the_supervisor_socket() {
     let cid = id_of(&c);
     let conv_in = |state: &'static str| {
         let cid = cid.clone();
-        move |v: &Value| v["type"] == "conversation" && v["conversation"]["id"] == cid && v["conversation"]["state"] == state
+        move |v: &Value| {
+            v["type"] == "conversation" && v["conversation"]["id"] == cid && v["conversation"]["state"] == state
+        }
     };
     socket.wait_for_match("queued", conv_in("queued")).await;
     socket
-        .wait_for_match("queue with 1 waiting", |v| v["type"] == "queue" && v["queue"]["waiting"] == 1)
+        .wait_for_match("queue with 1 waiting", |v| {
+            v["type"] == "queue" && v["queue"]["waiting"] == 1
+        })
         .await;
     // The agent becomes available: the offer.
     let (mut desktop, _) = server.desktop(&token).await;
@@ -428,7 +448,11 @@ async fn a_slow_supervisor_socket_is_closed_without_stalling_anything() {
             r.expect("state set");
         }
     }
-    for r in server.engine.exec_batch(set_all(switchboard::core::Presence::Idle)).await {
+    for r in server
+        .engine
+        .exec_batch(set_all(switchboard::core::Presence::Idle))
+        .await
+    {
         r.expect("state set");
     }
     // Routing goes on: an available agent is offered the next arrival at once, and the
@@ -444,7 +468,10 @@ async fn a_slow_supervisor_socket_is_closed_without_stalling_anything() {
             .await
             .expect("the other supervisor saw the offer in time")
             .expect("the reader is running");
-        if v["type"] == "conversation" && v["conversation"]["id"] == cid.as_str() && v["conversation"]["state"] == "offered" {
+        if v["type"] == "conversation"
+            && v["conversation"]["id"] == cid.as_str()
+            && v["conversation"]["state"] == "offered"
+        {
             break;
         }
     }

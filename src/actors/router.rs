@@ -85,7 +85,6 @@ struct WatchDirty {
 
 type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
-
 impl RouterActor {
     pub fn new(
         floor: Floor,

@@ -258,7 +258,10 @@ pub enum Change {
     /// A supervisor's record, whole.
     Supervisor(Box<Supervisor>),
     /// An audit trail entry; `forget` is the entry that fell out of the retained window.
-    Audit { entry: AuditEntry, forget: Option<u64> },
+    Audit {
+        entry: AuditEntry,
+        forget: Option<u64>,
+    },
 }
 
 /// An agent or system message on its way to a Messenger customer: one outbox entry. The

@@ -326,7 +326,9 @@ impl Floor {
     /// Ends one session of a supervisor (sign-out); ending one that is not open is not an error.
     pub(crate) fn end_supervisor_session(&mut self, id: &str, credential: &str) -> Result<(), CoreError> {
         let s = self.supervisor_mut(id)?;
-        let Some(sign_in) = s.sign_in.as_mut() else { return Ok(()) };
+        let Some(sign_in) = s.sign_in.as_mut() else {
+            return Ok(());
+        };
         if !sign_in.sessions.contains_key(credential) {
             return Ok(());
         }
@@ -453,15 +455,51 @@ mod tests {
         // (command, expected error code or "", state after, reason told, audited from→to)
         #[allow(clippy::type_complexity)]
         let rows: Vec<(Command, &str, Presence, Option<&str>, Option<(Presence, Presence)>)> = vec![
-            (set(Principal::Agent("a1".into()), Available, None), "forbidden", LoggedOut, None, None),
-            (set(Principal::Supervisor("nobody".into()), Available, None), "unknown_supervisor", LoggedOut, None, None),
+            (
+                set(Principal::Agent("a1".into()), Available, None),
+                "forbidden",
+                LoggedOut,
+                None,
+                None,
+            ),
+            (
+                set(Principal::Supervisor("nobody".into()), Available, None),
+                "unknown_supervisor",
+                LoggedOut,
+                None,
+                None,
+            ),
             (set(sup(), Rona, None), "state_not_settable", LoggedOut, None, None),
-            (set(sup(), Idle, Some("nap")), "unknown_idle_code", LoggedOut, None, None),
-            (set(sup(), Idle, Some("break")), "", Idle, Some("supervisor"), Some((LoggedOut, Idle))),
+            (
+                set(sup(), Idle, Some("nap")),
+                "unknown_idle_code",
+                LoggedOut,
+                None,
+                None,
+            ),
+            (
+                set(sup(), Idle, Some("break")),
+                "",
+                Idle,
+                Some("supervisor"),
+                Some((LoggedOut, Idle)),
+            ),
             // The same state again: fine, nothing changes, nothing audited.
             (set(sup(), Idle, Some("break")), "", Idle, None, None),
-            (set(Principal::Admin, Available, None), "", Available, Some("admin"), Some((Idle, Available))),
-            (set(sup(), LoggedOut, None), "", LoggedOut, Some("supervisor"), Some((Available, LoggedOut))),
+            (
+                set(Principal::Admin, Available, None),
+                "",
+                Available,
+                Some("admin"),
+                Some((Idle, Available)),
+            ),
+            (
+                set(sup(), LoggedOut, None),
+                "",
+                LoggedOut,
+                Some("supervisor"),
+                Some((Available, LoggedOut)),
+            ),
         ];
         let mut f = floor();
         for (i, (cmd, code, state, reason, audited)) in rows.into_iter().enumerate() {
@@ -488,7 +526,11 @@ mod tests {
             match audited {
                 Some((from, to)) => {
                     assert_eq!(log.len(), before + 1, "row {i}");
-                    assert_eq!((log[0].from, log[0].to, log[0].agent.as_str()), (from, to, "a1"), "row {i}");
+                    assert_eq!(
+                        (log[0].from, log[0].to, log[0].agent.as_str()),
+                        (from, to, "a1"),
+                        "row {i}"
+                    );
                     let audit_changes = f
                         .take_changes()
                         .into_iter()

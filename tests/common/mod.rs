@@ -234,7 +234,10 @@ impl TestServer {
 
     /// Connects a supervisor's live socket and returns it with its `snapshot`.
     pub async fn supervisor_socket(&self, token: &str) -> (Desktop, Value) {
-        let url = format!("{}/api/v1/supervisors/me/ws?token={token}", self.base.replace("http", "ws"));
+        let url = format!(
+            "{}/api/v1/supervisors/me/ws?token={token}",
+            self.base.replace("http", "ws")
+        );
         let (_res, framed) = self
             .client
             .ws(url)

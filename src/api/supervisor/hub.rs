@@ -134,7 +134,13 @@ impl Mirror {
             }
         }
         for f in queues {
-            m.queues.insert(f.id.clone(), QueueEntry { figures: f, sent_at: now });
+            m.queues.insert(
+                f.id.clone(),
+                QueueEntry {
+                    figures: f,
+                    sent_at: now,
+                },
+            );
         }
         m
     }
@@ -165,7 +171,9 @@ impl Mirror {
             }
         }
         for c in &delta.conversations {
-            let Some((j, ended)) = conversation_json(c) else { continue };
+            let Some((j, ended)) = conversation_json(c) else {
+                continue;
+            };
             if ended {
                 // Sent once, as the conversation's last event, unless it was sent already.
                 let known = self.conversations.remove(&c.id);
@@ -378,7 +386,12 @@ mod tests {
         // (delta's agents, changed queues, now, kinds published)
         let rows: Vec<(Vec<Agent>, Vec<QueueFigures>, Millis, Vec<&str>)> = vec![
             (vec![agent(crate::core::Presence::LoggedOut)], vec![], 1_100, vec![]),
-            (vec![agent(crate::core::Presence::Available)], vec![], 1_200, vec!["agent"]),
+            (
+                vec![agent(crate::core::Presence::Available)],
+                vec![],
+                1_200,
+                vec!["agent"],
+            ),
             (vec![], vec![figures(1, Some(1_200))], 1_300, vec!["queue"]),
             (vec![], vec![], 1_400, vec![]),
             (vec![], vec![], 2_300, vec!["queue"]),

@@ -166,11 +166,7 @@ fn unexpected(expected: &'static str, got: &Reply) -> ApiError {
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_supervisor(
-    state: web::Data<AppState>,
-    caller: Caller,
-    body: web::Json<CreateSupervisor>,
-) -> Res {
+pub async fn create_supervisor(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateSupervisor>) -> Res {
     caller.admin()?;
     let b = body.into_inner();
     let password_hash = match b.password {
