@@ -30,6 +30,11 @@ impl QueueActor {
 
 impl Actor for QueueActor {
     type Context = Context<Self>;
+
+    /// A queue is on the board from the start, with its figures all zero.
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        self.shared.publish_queue(self.figures.clone());
+    }
 }
 
 /// The router's latest figures for this queue.
