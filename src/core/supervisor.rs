@@ -116,7 +116,7 @@ impl AuditLog {
         self.entries
             .iter()
             .rev()
-            .filter(|e| agent.is_none_or(|a| e.agent == a))
+            .filter(|e| agent.map_or(true, |a| e.agent == a))
             .take(limit.min(AUDIT_READ_MAX))
             .cloned()
             .collect()

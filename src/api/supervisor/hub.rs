@@ -384,6 +384,7 @@ mod tests {
             conversations: vec![],
         };
         // (delta's agents, changed queues, now, kinds published)
+        #[allow(clippy::type_complexity)]
         let rows: Vec<(Vec<Agent>, Vec<QueueFigures>, Millis, Vec<&str>)> = vec![
             (vec![agent(crate::core::Presence::LoggedOut)], vec![], 1_100, vec![]),
             (
