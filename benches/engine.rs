@@ -38,6 +38,7 @@ fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
         Command::CreateQueue {
             id: "q".into(),
             name: "Queue".into(),
+            routing_steps: Vec::new(),
         },
         0,
     )
@@ -49,6 +50,8 @@ fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
             queue: "q".into(),
             page_id: None,
             page_access_token: None,
+
+            ..Default::default()
         }),
         0,
     )
@@ -61,6 +64,8 @@ fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
             capacity: Some(1),
             credential: None,
             password_hash: None,
+
+            skills: Default::default(),
         },
         0,
     )
@@ -95,6 +100,8 @@ fn arrive(f: &mut Floor, i: usize, now: u64) {
             customer,
             text: "hello".into(),
             channel: Channel::Rest,
+
+            open: Default::default(),
         },
         now,
     )
@@ -209,6 +216,8 @@ fn engine_lifecycle(c: &mut Criterion) {
                 queue: "q".into(),
                 page_id: None,
                 page_access_token: None,
+
+                ..Default::default()
             })
             .await
             .unwrap();

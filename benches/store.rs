@@ -56,6 +56,7 @@ fn template() -> (Agent, switchboard::core::Conversation) {
         Command::CreateQueue {
             id: "q1".into(),
             name: "Support".into(),
+            routing_steps: Vec::new(),
         },
         T0,
     )
@@ -67,6 +68,8 @@ fn template() -> (Agent, switchboard::core::Conversation) {
             queue: "q1".into(),
             page_id: None,
             page_access_token: None,
+
+            ..Default::default()
         }),
         T0,
     )
@@ -79,6 +82,8 @@ fn template() -> (Agent, switchboard::core::Conversation) {
             capacity: Some(3),
             credential: None,
             password_hash: None,
+
+            skills: Default::default(),
         },
         T0,
     )
@@ -102,6 +107,8 @@ fn template() -> (Agent, switchboard::core::Conversation) {
                 },
                 text: "hello".into(),
                 channel: Channel::Rest,
+
+                open: Default::default(),
             },
             T0,
         )
@@ -221,6 +228,8 @@ fn chat(f: &mut Floor, customer: Customer, now: u64) -> (String, String) {
                 customer,
                 text: "hello, I need help".into(),
                 channel: Channel::Rest,
+
+                open: Default::default(),
             },
             now,
         )
@@ -261,6 +270,7 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
         Command::CreateQueue {
             id: "q1".into(),
             name: "Support".into(),
+            routing_steps: Vec::new(),
         },
         T0,
     )
@@ -272,6 +282,8 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             queue: "q1".into(),
             page_id: None,
             page_access_token: None,
+
+            ..Default::default()
         }),
         T0,
     )
@@ -286,6 +298,8 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
                 capacity: Some(capacity),
                 credential: None,
                 password_hash: None,
+
+                skills: Default::default(),
             },
             T0,
         )

@@ -13,7 +13,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Code, Rules, TransferNoAnswer};
+use crate::core::{AgentChoice, Code, Rules, Step, TransferNoAnswer};
 
 /// The default configuration, embedded in the binary.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -271,6 +271,19 @@ pub struct RoutingConfig {
     pub transfer_timeout_ms: u64,
     pub conference_timeout_ms: u64,
     pub transfer_no_answer: TransferNoAnswer,
+    /// `longest_idle` or `best_skilled` (SPEC.md "Routing depth").
+    #[serde(default)]
+    pub agent_choice: AgentChoice,
+    /// How long a returning customer's new conversation waits for its last owner alone
+    /// (0: no preferred agent).
+    #[serde(default)]
+    pub last_agent_ms: u64,
+    /// How recently the customer's previous conversation must have ended (0: off).
+    #[serde(default)]
+    pub last_agent_within_ms: u64,
+    /// Close an active conversation whose customer has been silent this long (0: off).
+    #[serde(default)]
+    pub inactivity_close_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -287,6 +300,9 @@ pub struct WrapupConfig {
 pub struct QueueConfig {
     pub id: String,
     pub name: String,
+    /// Steps for conversations transferred into the queue.
+    #[serde(default)]
+    pub routing_steps: Vec<Step>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -299,6 +315,10 @@ pub struct EntryPointConfig {
     pub page_id: Option<String>,
     #[serde(default)]
     pub page_access_token: Option<String>,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub routing_steps: Vec<Step>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -318,6 +338,8 @@ pub struct LogConfig {
 /// offer nobody answers for a day is a misconfiguration, and the bound keeps every deadline
 /// (`now` plus a timeout) far from overflowing; the core adds with saturation anyway.
 pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+/// The longest `routing.last_agent_within_ms`: 90 days.
+pub const MAX_WITHIN_MS: u64 = 90 * 24 * 60 * 60 * 1000;
 
 /// Names the key of every figment error in lower-case dotted form, with its source.
 fn describe(errors: figment::Error) -> ConfigError {
@@ -418,6 +440,33 @@ impl Config {
                 return bad(key, &format!("must be at most {MAX_TIMEOUT_MS} (24 hours)"));
             }
         }
+        for (key, v, max) in [
+            ("routing.last_agent_ms", self.routing.last_agent_ms, MAX_TIMEOUT_MS),
+            (
+                "routing.inactivity_close_ms",
+                self.routing.inactivity_close_ms,
+                MAX_TIMEOUT_MS,
+            ),
+            (
+                "routing.last_agent_within_ms",
+                self.routing.last_agent_within_ms,
+                MAX_WITHIN_MS,
+            ),
+        ] {
+            if v > max {
+                return bad(key, &format!("must be at most {max}"));
+            }
+        }
+        for q in &self.queues {
+            if let Err(e) = crate::core::routing::check_steps(&q.routing_steps) {
+                return bad("queues.routing_steps", &format!("queue {}: {e}", q.id));
+            }
+        }
+        for ep in &self.entry_points {
+            if let Err(e) = crate::core::routing::check_steps(&ep.routing_steps) {
+                return bad("entry_points.routing_steps", &format!("entry point {}: {e}", ep.id));
+            }
+        }
         if self.wrapup.auto_after_ms > MAX_TIMEOUT_MS {
             return bad(
                 "wrapup.auto_after_ms",
@@ -487,6 +536,10 @@ impl Config {
             wrapup_reasons: Arc::new(self.wrapup.reasons.clone()),
             idle_codes: Arc::new(self.idle_codes.clone()),
             human_agent_tag: self.messenger.human_agent_tag,
+            agent_choice: self.routing.agent_choice,
+            last_agent_ms: self.routing.last_agent_ms,
+            last_agent_within_ms: self.routing.last_agent_within_ms,
+            inactivity_close_ms: self.routing.inactivity_close_ms,
         }
     }
 }

@@ -336,10 +336,21 @@ impl Engine {
     // ----- typed conveniences -----
 
     pub async fn create_queue(&self, id: &str, name: &str) -> Result<QueueStats, EngineError> {
+        self.create_queue_with_steps(id, name, Vec::new()).await
+    }
+
+    /// A queue with routing steps for the conversations transferred into it.
+    pub async fn create_queue_with_steps(
+        &self,
+        id: &str,
+        name: &str,
+        routing_steps: Vec<Step>,
+    ) -> Result<QueueStats, EngineError> {
         match self
             .exec(Command::CreateQueue {
                 id: id.into(),
                 name: name.into(),
+                routing_steps,
             })
             .await?
         {
@@ -369,6 +380,7 @@ impl Engine {
             capacity: Some(capacity),
             credential: None,
             password_hash: None,
+            skills: Skills::new(),
         };
         self.agent_reply(cmd).await
     }
@@ -423,6 +435,7 @@ impl Engine {
             },
             text: text.into(),
             channel: Channel::Rest,
+            open: Opening::default(),
         })
         .await
     }

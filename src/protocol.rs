@@ -232,6 +232,8 @@ pub struct QueueFigures {
     /// time since, computed when shown.
     pub oldest_received_at: Option<Millis>,
     pub agents_available: usize,
+    /// The queue's routing steps (for transfers into it), as REST shows them.
+    pub routing_steps: Vec<Step>,
 }
 
 impl QueueFigures {
@@ -243,6 +245,7 @@ impl QueueFigures {
             waiting: self.waiting,
             longest_wait_ms: self.oldest_received_at.map_or(0, |at| now.saturating_sub(at)),
             agents_available: self.agents_available,
+            routing_steps: self.routing_steps.clone(),
         }
     }
 }

@@ -34,6 +34,8 @@ async fn setup(no_answer: TransferNoAnswer, store: MemoryStore) -> Engine {
             queue: "support".into(),
             page_id: None,
             page_access_token: None,
+
+            ..Default::default()
         })
         .await
         .expect("entry point");
@@ -536,6 +538,8 @@ async fn concurrent_stress_keeps_invariants() {
                 queue: q.into(),
                 page_id: None,
                 page_access_token: None,
+
+                ..Default::default()
             })
             .await
             .expect("entry point");
@@ -664,6 +668,8 @@ async fn a_batch_runs_its_commands_in_order() {
                 },
                 text: "hello".into(),
                 channel: Channel::Rest,
+
+                open: Default::default(),
             },
             Command::Accept {
                 agent: "a1".into(),

@@ -51,6 +51,8 @@ async fn engine(fake: &FakeGraph, human_agent_tag: bool) -> (Engine, Arc<TestClo
             queue: "q".into(),
             page_id: Some(PAGE_ID.into()),
             page_access_token: Some(PAGE_TOKEN.into()),
+
+            ..Default::default()
         })
         .await
         .expect("entry point");
@@ -62,6 +64,8 @@ async fn engine(fake: &FakeGraph, human_agent_tag: bool) -> (Engine, Arc<TestClo
             capacity: None,
             credential: None,
             password_hash: None,
+
+            skills: Default::default(),
         })
         .await
         .expect("agent");
@@ -80,6 +84,8 @@ async fn engine(fake: &FakeGraph, human_agent_tag: bool) -> (Engine, Arc<TestClo
             attachments: vec![],
             mid: Some("m-1".into()),
             seen: false,
+
+            last_owner: None,
         })
         .await
         .expect("message");

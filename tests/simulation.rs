@@ -4,8 +4,11 @@
 //! capacities of one to three) and drives it through a random schedule on a virtual clock:
 //! arrivals, customer messages, presence changes, accepts (in time, late, and by the wrong
 //! agent), expiries, transfers to agents and queues, conferences, exits, ends, customer
-//! ends and wrap-ups. After every step it checks all six invariants of SPEC.md:
-//! 1, 2, 4 and 6 over the state, 3 over the offers the step made, and 5 by "crashing":
+//! ends and wrap-ups. Routing depth is generated too: agents' skills (and changes to them),
+//! entry point and queue routing steps, priorities (and changes while waiting), preferred
+//! agents for returning customers, best-skilled choice and customer inactivity.
+//! After every step it checks all seven invariants of SPEC.md:
+//! 1, 2, 4 and 6 over the state, 3 and 7 over the offers the step made, and 5 by "crashing":
 //! every few steps the floor is rebuilt from the changes it reported as durable, compared
 //! with the live one, and the run goes on from the rebuilt floor.
 //!
@@ -57,8 +60,55 @@ fn rules(rng: &mut StdRng) -> Rules {
         } else {
             0
         },
+        agent_choice: if rng.gen_bool(0.5) {
+            AgentChoice::LongestIdle
+        } else {
+            AgentChoice::BestSkilled
+        },
+        last_agent_ms: if rng.gen_bool(0.5) {
+            rng.gen_range(500..5_000)
+        } else {
+            0
+        },
+        last_agent_within_ms: rng.gen_range(1_000..60_000),
+        inactivity_close_ms: if rng.gen_bool(0.3) {
+            rng.gen_range(2_000..20_000)
+        } else {
+            0
+        },
         ..Rules::default()
     }
+}
+
+const SKILLS: [&str; 3] = ["lang.fr", "lang.de", "billing"];
+
+/// Zero to three skills at random levels.
+fn skills(rng: &mut StdRng) -> Skills {
+    let mut s = Skills::new();
+    for name in SKILLS {
+        if rng.gen_bool(0.5) {
+            s.insert(name.into(), rng.gen_range(1..=10));
+        }
+    }
+    s
+}
+
+/// Zero to three routing steps, each needing zero or one skill, relaxing as they go.
+fn steps(rng: &mut StdRng) -> Vec<Step> {
+    let n = if rng.gen_bool(0.4) { 0 } else { rng.gen_range(1..=3) };
+    (0..n)
+        .map(|i| {
+            let mut requirements = Requirements::new();
+            if i + 1 < n || rng.gen_bool(0.3) {
+                let name = SKILLS[rng.gen_range(0..SKILLS.len())];
+                requirements.insert(name.into(), rng.gen_range(1..=8));
+            }
+            Step {
+                requirements,
+                for_ms: (i + 1 < n).then(|| rng.gen_range(500..4_000)),
+            }
+        })
+        .collect()
 }
 
 impl Sim {
@@ -72,6 +122,7 @@ impl Sim {
                     Command::CreateQueue {
                         id: format!("q{q}"),
                         name: format!("Queue {q}"),
+                        routing_steps: steps(&mut rng),
                     },
                     now,
                 )
@@ -84,6 +135,8 @@ impl Sim {
                         queue: format!("q{q}"),
                         page_id: None,
                         page_access_token: None,
+                        priority: rng.gen_range(-1..=2),
+                        routing_steps: steps(&mut rng),
                     }),
                     now,
                 )
@@ -103,6 +156,7 @@ impl Sim {
                         capacity: Some(capacity),
                         credential: None,
                         password_hash: None,
+                        skills: skills(&mut rng),
                     },
                     now,
                 )
@@ -145,7 +199,16 @@ impl Sim {
 
     /// Runs one command as production's router does: through [`Floor::execute`], and for
     /// a conversation the floor no longer holds, the refusal from what the store has.
-    fn exec(&mut self, cmd: Command) -> Result<(), CoreError> {
+    fn exec(&mut self, mut cmd: Command) -> Result<(), CoreError> {
+        // The customer's last owner, looked up as the router does.
+        if let Some((ep, customer)) = self.floor.last_owner_wanted(&cmd) {
+            if let Command::CustomerMessage { open, .. } = &mut cmd {
+                open.last_owner = self.store.last_owner(&ep, &customer).ok().flatten();
+                if open.last_owner.is_some() {
+                    *self.stats.entry("returning customer").or_default() += 1;
+                }
+            }
+        }
         let act = cmd.finished_act();
         match (self.floor.execute(cmd, self.now), act) {
             (Err(CoreError::UnknownConversation(id)), Some(act)) => {
@@ -199,15 +262,42 @@ impl Sim {
                     id: format!("u{customer}"),
                     name: format!("Customer {customer}"),
                 };
+                let open = Opening {
+                    priority: self.rng.gen_bool(0.2).then(|| self.rng.gen_range(-2..=3)),
+                    routing_steps: self.rng.gen_bool(0.1).then(|| steps(&mut self.rng)),
+                    last_owner: None,
+                };
                 let r = self.exec(Command::CustomerMessage {
                     entry_point: ep.clone(),
                     customer: c,
                     text: "hello".into(),
                     channel: Channel::Rest,
+                    open,
                 });
                 (format!("customer u{customer} writes on {ep}"), r)
             }
-            15..=29 => {
+            15..=17 => {
+                let a = self.pick(&agents).unwrap_or_default();
+                let s = skills(&mut self.rng);
+                let r = self.exec(Command::SetSkills {
+                    agent: a.clone(),
+                    skills: s.clone(),
+                });
+                (format!("{a} gets skills {s:?}"), r)
+            }
+            18..=19 => {
+                let open = self.conversations(|c| c.is_open());
+                let Some(c) = self.pick(&open) else {
+                    return "nothing to reprioritise".into();
+                };
+                let p = self.rng.gen_range(-3..=5);
+                let r = self.exec(Command::SetPriority {
+                    conversation: c.clone(),
+                    priority: p,
+                });
+                (format!("{c} gets priority {p}"), r)
+            }
+            20..=29 => {
                 let a = self.pick(&agents).unwrap_or_default();
                 let (state, code) = match self.rng.gen_range(0..10) {
                     0..=6 => (Presence::Available, None),
@@ -383,6 +473,17 @@ impl Sim {
 
     /// Rebuilds the floor from what was made durable and checks it matches the live one.
     fn crash_and_recover(&mut self) -> Result<(), String> {
+        // Routing deadlines that are due move a conversation on at recovery (SPEC.md);
+        // the live floor moves them on too before the two are compared.
+        for t in self.floor.due_timers(self.now) {
+            if matches!(t, Timer::Route { .. }) {
+                self.floor.fire(&t, self.now);
+            }
+        }
+        let v = check_offers(self);
+        if !v.is_empty() {
+            return Err(v.join("; "));
+        }
         let snapshot = self.store.load().map_err(|e| e.to_string())?;
         let recovered = Floor::restore(
             self.floor.rules().clone(),
@@ -489,12 +590,30 @@ fn check_offers(sim: &mut Sim) -> Vec<String> {
     let mut violations = invariants::check(&sim.floor);
     violations.append(&mut sim.problems);
     for e in &effects {
+        if let Effect::Observe(Observation::Ended { reason, .. }) = e {
+            if reason == "customer_inactive" {
+                *sim.stats.entry("closed as inactive").or_default() += 1;
+            }
+        }
+        if let Effect::Observe(Observation::Offered { conversation, .. }) = e {
+            if let Some(c) = sim.floor.conversation(conversation) {
+                if c.routing.preferred_agent.is_some() {
+                    *sim.stats.entry("offer to a preferred agent").or_default() += 1;
+                }
+                if c.routing.step.is_some_and(|s| s > 0) {
+                    *sim.stats.entry("offer in a later step").or_default() += 1;
+                }
+            }
+        }
         if let Effect::Observe(Observation::Offered {
             agent, conversation, ..
         }) = e
         {
             if !invariants::offer_went_to_eligible(&sim.floor, agent) {
                 violations.push(format!("3: {conversation} offered to {agent}, which is not available"));
+            }
+            if let Some(why) = invariants::offer_fits_routing(&sim.floor, conversation, agent) {
+                violations.push(format!("7: {conversation} offered to {agent}: {why}"));
             }
         }
     }
@@ -536,7 +655,17 @@ fn invariants_hold_under_random_schedules() {
         }
     }
     // The schedule must really exercise the engine, not just bounce off errors.
-    for must in ["ok", "offer_expired", "not_offered_to_you", "agent_unavailable"] {
+    for must in [
+        "ok",
+        "offer_expired",
+        "not_offered_to_you",
+        "agent_unavailable",
+        "not_queued",
+        "returning customer",
+        "closed as inactive",
+        "offer to a preferred agent",
+        "offer in a later step",
+    ] {
         assert!(
             totals.get(must).copied().unwrap_or(0) > 0,
             "no step ended in {must}: {totals:?}"

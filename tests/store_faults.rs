@@ -304,12 +304,12 @@ fn an_unknown_record_version_stops_start_up() {
         id: "q-new".into(),
         name: "From the future".into(),
     });
-    record[0] = 2;
+    record[0] = 9;
     poke(dir.path(), prefix::QUEUES, b"q-new", &record);
 
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), SledOptions::default()).unwrap());
     let err = store.load().unwrap_err();
-    assert!(matches!(err, StoreError::UnknownVersion { version: 2, .. }), "{err:?}");
+    assert!(matches!(err, StoreError::UnknownVersion { version: 9, .. }), "{err:?}");
     assert!(err.to_string().contains("queues/q-new"), "{err}");
     // The engine refuses to start on it.
     let sys = actix::System::new();
@@ -440,6 +440,8 @@ fn a_credential_works_only_once_durable() {
             capacity: None,
             credential: Some(credential.into()),
             password_hash: None,
+
+            skills: Default::default(),
         };
         e.exec(create("a1", "old-hash")).await.unwrap();
         assert_eq!(e.agent_for_credential("old-hash").unwrap().as_deref(), Some("a1"));
@@ -478,6 +480,8 @@ fn retention_removes_old_ended_conversations() {
             queue: "q1".into(),
             page_id: None,
             page_access_token: None,
+
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -215,6 +215,8 @@ fn life(store: Arc<SledStore>, mut run: Run) -> Run {
                     queue: q.into(),
                     page_id: None,
                     page_access_token: None,
+
+                    ..Default::default()
                 })
                 .await
                 .unwrap();

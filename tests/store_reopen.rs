@@ -29,6 +29,8 @@ async fn entry_point(e: &Engine, id: &str, queue: &str) {
         queue: queue.into(),
         page_id: None,
         page_access_token: None,
+
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -217,6 +219,7 @@ fn load_skips_finished_conversations_and_reads_them_back() {
             Command::CreateQueue {
                 id: "q1".into(),
                 name: "One".into(),
+                routing_steps: Vec::new(),
             },
             T0,
         )
@@ -228,6 +231,8 @@ fn load_skips_finished_conversations_and_reads_them_back() {
                 queue: "q1".into(),
                 page_id: None,
                 page_access_token: None,
+
+                ..Default::default()
             }),
             T0,
         )
@@ -240,6 +245,8 @@ fn load_skips_finished_conversations_and_reads_them_back() {
                 capacity: Some(1),
                 credential: None,
                 password_hash: None,
+
+                skills: Default::default(),
             },
             T0,
         )
@@ -270,6 +277,8 @@ fn load_skips_finished_conversations_and_reads_them_back() {
                         customer,
                         text: "hello".into(),
                         channel: Channel::Rest,
+
+                        open: Default::default(),
                     },
                     now,
                 )

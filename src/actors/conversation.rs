@@ -38,6 +38,10 @@ pub struct ConversationActor {
     channel: Arc<dyn CustomerChannel>,
     /// The armed offer deadline; a new offer replaces it.
     offer_timer: Option<SpawnHandle>,
+    /// The armed routing deadline (step or preference) and inactivity deadline; a new
+    /// one of a kind replaces the armed one.
+    route_timer: Option<SpawnHandle>,
+    inactivity_timer: Option<SpawnHandle>,
 }
 
 impl ConversationActor {
@@ -53,6 +57,8 @@ impl ConversationActor {
             clock,
             channel,
             offer_timer: None,
+            route_timer: None,
+            inactivity_timer: None,
         }
     }
 }
@@ -86,6 +92,45 @@ impl Handler<ArmOffer> for ConversationActor {
             router.do_send(FireTimer { timer });
         });
         if let Some(old) = self.offer_timer.replace(handle) {
+            ctx.cancel_future(old);
+        }
+    }
+}
+
+/// Arm a routing deadline ([`Timer::Route`]) or the inactivity deadline
+/// ([`Timer::Inactivity`]) of this conversation at `at`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ArmDeadline {
+    pub timer: Timer,
+    pub at: Millis,
+}
+
+impl Handler<ArmDeadline> for ConversationActor {
+    type Result = ();
+
+    /// Replaces the armed deadline of the same kind: the core arms at most one of each.
+    fn handle(&mut self, msg: ArmDeadline, ctx: &mut Self::Context) {
+        let _span =
+            tracing::trace_span!("conversation_actor", conversation = %self.conversation, message = "ArmDeadline")
+                .entered();
+        let inactivity = matches!(msg.timer, Timer::Inactivity { .. });
+        let router = self.router.clone();
+        let timer = msg.timer;
+        let handle = ctx.run_later(delay(self.clock.now(), msg.at), move |act, _| {
+            if inactivity {
+                act.inactivity_timer = None;
+            } else {
+                act.route_timer = None;
+            }
+            router.do_send(FireTimer { timer });
+        });
+        let slot = if inactivity {
+            &mut self.inactivity_timer
+        } else {
+            &mut self.route_timer
+        };
+        if let Some(old) = slot.replace(handle) {
             ctx.cancel_future(old);
         }
     }

@@ -15,7 +15,7 @@ use actix::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::agent::{AddSubscriber, AgentActor, ArmWrapup, CountSubscribers, Deliver};
-use super::conversation::{ArmOffer, Close, ConversationActor, CustomerChannel, ToCustomer};
+use super::conversation::{ArmDeadline, ArmOffer, Close, ConversationActor, CustomerChannel, ToCustomer};
 use super::queue::{Figures, QueueActor, QueueFigures};
 use super::Clock;
 use crate::core::*;
@@ -71,6 +71,9 @@ pub struct RouterActor {
     mids_in_flight: FastMap<String, u64>,
     /// While a supervisor hub watches: which records changed since it last asked.
     watch: Option<WatchDirty>,
+    /// Last owners (preferred agents) written by operations whose commit is under way, by
+    /// (entry point, customer), with the operation's `seq`: the store answers for the rest.
+    owners_in_flight: FastMap<(EntryPointId, String), (LastOwner, u64)>,
 }
 
 /// The records changed since the supervisor hub last asked ([`Query::WatchDelta`]): ids
@@ -112,6 +115,7 @@ impl RouterActor {
             fenced: false,
             mids_in_flight: FastMap::default(),
             watch: None,
+            owners_in_flight: FastMap::default(),
         }
     }
 
@@ -203,6 +207,17 @@ impl RouterActor {
                     at,
                 } => {
                     self.agent_actor(&agent, ctx).do_send(ArmWrapup { conversation, at });
+                }
+                Effect::Arm {
+                    timer: timer @ (Timer::Route { .. } | Timer::Inactivity { .. }),
+                    at,
+                } => {
+                    let conversation = match &timer {
+                        Timer::Route { conversation } | Timer::Inactivity { conversation } => conversation.clone(),
+                        _ => continue,
+                    };
+                    self.conversation_actor(&conversation, ctx)
+                        .do_send(ArmDeadline { timer, at });
                 }
                 Effect::Deliver { conversation, message } => {
                     self.conversation_actor(&conversation, ctx)
@@ -329,6 +344,7 @@ impl RouterActor {
         QueueFigures {
             id: queue.into(),
             name: q.map(|q| q.name.clone()).unwrap_or_default(),
+            routing_steps: q.map(|q| q.routing_steps.clone()).unwrap_or_default(),
             waiting: q.map_or(0, |q| q.waiting.len()),
             oldest_received_at: q.and_then(|q| q.head()).map(|((_, at, _), _)| *at),
             agents_available: self.floor.agents_available(queue),
@@ -343,6 +359,17 @@ impl RouterActor {
     fn finish(&mut self, answer: Answer, ctx: &mut Context<Self>) {
         let changes = self.floor.take_changes();
         let effects = self.floor.take_effects();
+        for c in &changes {
+            if let Change::LastOwner {
+                entry_point,
+                customer,
+                owner,
+            } = c
+            {
+                self.owners_in_flight
+                    .insert((entry_point.clone(), customer.clone()), (owner.clone(), self.next_seq));
+            }
+        }
         let mut evicted = Vec::new();
         let mut new_queues = Vec::new();
         if let Some(w) = &mut self.watch {
@@ -407,6 +434,9 @@ impl RouterActor {
             let Some(p) = self.pending.pop_front() else { break };
             if !self.mids_in_flight.is_empty() {
                 self.mids_in_flight.retain(|_, s| *s != p.seq);
+            }
+            if !self.owners_in_flight.is_empty() {
+                self.owners_in_flight.retain(|_, (_, s)| *s != p.seq);
             }
             let evicted = p.evicted;
             match p.outcome {
@@ -530,6 +560,19 @@ impl RouterActor {
             *seen = self.mids_in_flight.contains_key(mid.as_str()) || self.store.mid_seen(mid)?;
             if !*seen {
                 new_mid = Some(mid.clone());
+            }
+        }
+        // A message that opens a conversation: the core needs the customer's last owner
+        // on the entry point (preferred agents), from a commit under way or the store.
+        if let Some((entry_point, customer)) = self.floor.last_owner_wanted(&cmd) {
+            let found = match self.owners_in_flight.get(&(entry_point.clone(), customer.clone())) {
+                Some((o, _)) => Some(o.clone()),
+                None => self.store.last_owner(&entry_point, &customer)?,
+            };
+            match &mut cmd {
+                Command::CustomerMessage { open, .. } => open.last_owner = found,
+                Command::MessengerMessage { last_owner, .. } => *last_owner = found,
+                _ => {}
             }
         }
         // What the command is to a finished conversation, taken before `execute` consumes it.

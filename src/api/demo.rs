@@ -152,6 +152,7 @@ pub async fn write(state: web::Data<AppState>, req: HttpRequest, body: web::Json
             },
             text: b.text,
             channel: core::Channel::Rest,
+            open: core::Opening::default(),
         })
         .await?;
     match reply {

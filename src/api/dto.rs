@@ -181,6 +181,8 @@ pub struct AgentDto {
     pub capacity: u32,
     /// Slots in use.
     pub load: u32,
+    /// Skill name → level 1-10.
+    pub skills: std::collections::BTreeMap<String, u8>,
 }
 
 impl From<&core::Agent> for AgentDto {
@@ -195,6 +197,7 @@ impl From<&core::Agent> for AgentDto {
             queues: a.queues.clone(),
             capacity: a.capacity,
             load: a.load(),
+            skills: a.skills.clone(),
         }
     }
 }
@@ -244,6 +247,47 @@ pub struct QueueDto {
     pub longest_wait_ms: u64,
     /// Agents serving the queue that are available with a free slot.
     pub agents_available: u64,
+    /// Steps for conversations transferred into the queue.
+    pub routing_steps: Vec<StepDto>,
+}
+
+/// A routing step: its requirements (skill name → lowest level) and how long a
+/// conversation stays in it (`for_ms`; the last step has none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepDto {
+    #[serde(default)]
+    pub requirements: std::collections::BTreeMap<String, u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_ms: Option<u64>,
+}
+
+impl From<&core::Step> for StepDto {
+    fn from(s: &core::Step) -> Self {
+        StepDto {
+            requirements: s.requirements.clone(),
+            for_ms: s.for_ms,
+        }
+    }
+}
+
+impl From<StepDto> for core::Step {
+    fn from(s: StepDto) -> Self {
+        core::Step {
+            requirements: s.requirements,
+            for_ms: s.for_ms,
+        }
+    }
+}
+
+/// Steps from the wire.
+pub fn steps(v: Vec<StepDto>) -> Vec<core::Step> {
+    v.into_iter().map(Into::into).collect()
+}
+
+/// Steps to the wire.
+pub fn steps_dto(v: &[core::Step]) -> Vec<StepDto> {
+    v.iter().map(StepDto::from).collect()
 }
 
 impl From<&QueueStats> for QueueDto {
@@ -254,6 +298,7 @@ impl From<&QueueStats> for QueueDto {
             waiting: q.waiting as u64,
             longest_wait_ms: q.longest_wait_ms,
             agents_available: q.agents_available as u64,
+            routing_steps: steps_dto(&q.routing_steps),
         }
     }
 }
@@ -267,6 +312,10 @@ pub struct EntryPointDto {
     pub queue: String,
     /// The Facebook Page id, for Messenger entry points.
     pub page_id: Option<String>,
+    /// Priority of the conversations it opens (higher first).
+    pub priority: i32,
+    /// Routing steps of the conversations it opens.
+    pub routing_steps: Vec<StepDto>,
 }
 
 impl From<&core::EntryPoint> for EntryPointDto {
@@ -276,6 +325,8 @@ impl From<&core::EntryPoint> for EntryPointDto {
             name: e.name.clone(),
             queue: e.queue.clone(),
             page_id: e.page_id.clone(),
+            priority: e.priority,
+            routing_steps: steps_dto(&e.routing_steps),
         }
     }
 }
@@ -434,6 +485,14 @@ pub struct ConversationDto {
     pub ended_at: Option<DateTime<Utc>>,
     /// Every message, in order.
     pub transcript: Vec<MessageDto>,
+    /// Higher first.
+    pub priority: i32,
+    /// Index of the current routing step, or null without steps.
+    pub routing_step: Option<usize>,
+    /// The current step's requirements (`{}` without steps).
+    pub requirements: std::collections::BTreeMap<String, u8>,
+    /// The agent it waits for alone while a preference holds, else null.
+    pub preferred_agent: Option<String>,
 }
 
 impl From<&Conversation> for ConversationDto {
@@ -455,6 +514,10 @@ impl From<&Conversation> for ConversationDto {
             ended_reason: c.ended_reason.clone(),
             ended_at: c.ended_at.map(time),
             transcript: c.transcript.iter().map(MessageDto::from).collect(),
+            priority: c.priority,
+            routing_step: c.routing.step,
+            requirements: c.routing.requirements.clone(),
+            preferred_agent: c.routing.preferred_agent.clone(),
         }
     }
 }
@@ -508,6 +571,9 @@ pub struct CreateQueue {
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub id: String,
     pub name: String,
+    /// Steps for conversations transferred into the queue.
+    #[serde(default)]
+    pub routing_steps: Vec<StepDto>,
 }
 
 /// `POST /api/v1/entry-points`.
@@ -525,6 +591,12 @@ pub struct CreateEntryPoint {
     /// Messenger Send API token; stored, never shown.
     #[serde(default)]
     pub page_access_token: Option<String>,
+    /// Priority of the conversations it opens (default 0; higher first).
+    #[serde(default)]
+    pub priority: i32,
+    /// Routing steps of the conversations it opens.
+    #[serde(default)]
+    pub routing_steps: Vec<StepDto>,
 }
 
 /// `POST /api/v1/agents`.
@@ -544,6 +616,23 @@ pub struct CreateAgent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Password)]
     pub password: Option<Password>,
+    /// Skill name → level 1-10.
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, u8>,
+}
+
+/// `PUT /api/v1/agents/{id}/skills`: replaces the agent's skills.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetSkills {
+    pub skills: std::collections::BTreeMap<String, u8>,
+}
+
+/// `PUT /api/v1/conversations/{id}/priority`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPriority {
+    pub priority: i32,
 }
 
 /// A password in a request body: never printed (its `Debug` is redacted).
@@ -616,6 +705,12 @@ pub struct CreateConversation {
     pub entry_point: String,
     pub customer: CustomerDto,
     pub text: String,
+    /// Overrides the entry point's priority for a new conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// Overrides the entry point's routing steps for a new conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_steps: Option<Vec<StepDto>>,
 }
 
 /// A message's text.
@@ -662,6 +757,8 @@ pub struct AgentFilter {
     pub queue: Option<String>,
     /// Case-insensitive substring of the agent's id or name.
     pub q: Option<String>,
+    /// Only agents having this skill (at any level).
+    pub skill: Option<String>,
 }
 
 /// Filter of `GET /api/v1/wrapup-reasons`.

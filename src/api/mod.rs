@@ -181,7 +181,12 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
         Err(e) => Err(io::Error::other(e)),
     };
     for q in &config.queues {
-        ignore_existing(engine.create_queue(&q.id, &q.name).await.map(|_| ()))?;
+        ignore_existing(
+            engine
+                .create_queue_with_steps(&q.id, &q.name, q.routing_steps.clone())
+                .await
+                .map(|_| ()),
+        )?;
     }
     for ep in &config.entry_points {
         let ep = crate::core::EntryPoint {
@@ -190,6 +195,8 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
             queue: ep.queue.clone(),
             page_id: ep.page_id.clone(),
             page_access_token: ep.page_access_token.clone(),
+            priority: ep.priority,
+            routing_steps: ep.routing_steps.clone(),
         };
         ignore_existing(engine.create_entry_point(ep).await.map(|_| ()))?;
     }
@@ -364,9 +371,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/v1/agents/me/ws").route(web::get().to(ws::desktop)))
     .service(resource("/api/v1/agents/{id}").route(web::get().to(get_agent)))
     .service(resource("/api/v1/agents/{id}/token").route(web::post().to(reissue_token)))
+    .service(resource("/api/v1/agents/{id}/skills").route(web::put().to(set_skills)))
     .service(resource("/api/v1/agents/{id}/password").route(web::put().to(signin::set_password)))
     .service(resource("/api/v1/conversations").route(web::post().to(create_conversation)))
     .service(resource("/api/v1/conversations/{id}").route(web::get().to(get_conversation)))
+    .service(resource("/api/v1/conversations/{id}/priority").route(web::put().to(set_priority)))
     .service(resource("/api/v1/conversations/{id}/accept").route(web::post().to(accept)))
     .service(resource("/api/v1/conversations/{id}/messages").route(web::post().to(send_message)))
     .service(resource("/api/v1/conversations/{id}/transfer").route(web::post().to(transfer)))

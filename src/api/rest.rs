@@ -72,6 +72,7 @@ pub async fn create_queue(state: web::Data<AppState>, caller: Caller, body: web:
         .exec(Command::CreateQueue {
             id: body.id,
             name: body.name,
+            routing_steps: super::dto::steps(body.routing_steps),
         })
         .await?
     {
@@ -135,6 +136,8 @@ pub async fn create_entry_point(state: web::Data<AppState>, caller: Caller, body
         queue: b.queue,
         page_id: b.page_id,
         page_access_token: b.page_access_token,
+        priority: b.priority,
+        routing_steps: super::dto::steps(b.routing_steps),
     };
     let ep = state.engine.create_entry_point(ep).await?;
     Ok(HttpResponse::Created().json(EntryPointDto::from(&ep)))
@@ -191,6 +194,7 @@ pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web:
             capacity: b.capacity,
             credential: Some(auth::credential_of(&token)),
             password_hash,
+            skills: b.skills,
         })
         .await?;
     match reply {
@@ -221,9 +225,43 @@ pub async fn list_agents(state: web::Data<AppState>, _caller: Caller, filter: we
         .filter(|a| want.map_or(true, |s| a.presence == s))
         .filter(|a| f.queue.as_deref().map_or(true, |q| a.serves(q)))
         .filter(|a| matches(f.q.as_deref(), &[&a.id, &a.name]))
+        .filter(|a| f.skill.as_deref().map_or(true, |s| a.skills.contains_key(s)))
         .map(AgentDto::from)
         .collect();
     Ok(HttpResponse::Ok().json(v))
+}
+
+/// Replaces an agent's skills; routing runs at once.
+#[utoipa::path(put, path = "/api/v1/agents/{id}/skills", tag = "agents", request_body = SetSkills,
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "The agent", body = AgentDto),
+        (status = 400, description = "Bad skill name or level", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the admin", body = ErrorBody),
+        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn set_skills(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<SetSkills>,
+) -> Res {
+    caller.admin()?;
+    let aid = id(&path)?;
+    let reply = state
+        .engine
+        .exec(Command::SetSkills {
+            agent: aid.into(),
+            skills: body.into_inner().skills,
+        })
+        .await?;
+    match reply {
+        Reply::Agent(a) => Ok(HttpResponse::Ok().json(AgentDto::from(&*a))),
+        r => Err(unexpected("agent", &r)),
+    }
 }
 
 /// One agent with its offers, conversations and owed wrap-ups.
@@ -339,10 +377,49 @@ pub async fn create_conversation(
             },
             text: b.text,
             channel: core::Channel::Rest,
+            open: core::Opening {
+                priority: b.priority,
+                routing_steps: b.routing_steps.map(super::dto::steps),
+                last_owner: None,
+            },
         })
         .await?;
     match reply {
         Reply::Conversation(c) => Ok(HttpResponse::Created().json(ConversationDto::from(&*c))),
+        r => Err(unexpected("conversation", &r)),
+    }
+}
+
+/// Changes a waiting conversation's priority; the queue reorders at once.
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/priority", tag = "conversations", request_body = SetPriority,
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the admin", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+        (status = 409, description = "Not queued or offered (`not_queued`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn set_priority(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<SetPriority>,
+) -> Res {
+    caller.admin()?;
+    let cid = id(&path)?;
+    let reply = state
+        .engine
+        .exec(Command::SetPriority {
+            conversation: cid.into(),
+            priority: body.into_inner().priority,
+        })
+        .await?;
+    match reply {
+        Reply::Conversation(c) => Ok(HttpResponse::Ok().json(ConversationDto::from(&*c))),
         r => Err(unexpected("conversation", &r)),
     }
 }

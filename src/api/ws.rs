@@ -69,7 +69,7 @@ pub enum ServerEvent {
     /// (docs/API-NOTES.md).
     OfferWithdrawn { conversation_id: String, reason: String },
     /// The whole conversation, sent on accept.
-    Conversation { conversation: ConversationDto },
+    Conversation { conversation: Box<ConversationDto> },
     /// A new transcript entry in a conversation the agent is in.
     Message {
         conversation_id: String,
@@ -155,7 +155,7 @@ impl From<&AgentEvent> for ServerEvent {
                 reason: reason.as_str().to_string(),
             },
             AgentEvent::Conversation(c) => ServerEvent::Conversation {
-                conversation: c.as_ref().into(),
+                conversation: Box::new(c.as_ref().into()),
             },
             AgentEvent::Message { conversation, message } => ServerEvent::Message {
                 conversation_id: conversation.clone(),

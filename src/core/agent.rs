@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::routing::Skills;
 use super::{AgentId, ConversationId, Millis, QueueId, SignIn};
 
 /// Presence state (SPEC.md Agents).
@@ -58,6 +59,8 @@ pub struct Agent {
     /// Password hash and open sessions, for people who sign in at a page. Shared, so
     /// that the many clones of an agent (replies, store changes) do not copy it.
     pub sign_in: Option<Arc<SignIn>>,
+    /// Skill name → level 1-10 (SPEC.md "Routing depth").
+    pub skills: Skills,
 }
 
 impl Agent {
@@ -77,6 +80,7 @@ impl Agent {
             wrapups: BTreeMap::new(),
             credential: None,
             sign_in: None,
+            skills: Skills::new(),
         }
     }
 

@@ -14,6 +14,7 @@ use super::conversation::{Attachment, Channel, Conversation, Customer, Message};
 use super::event::{Outbound, OutboxOutcome};
 use super::floor::{FinishedAct, Floor};
 use super::queue::{EntryPoint, Queue};
+use super::routing::{LastOwner, Opening, Skills, Step};
 use super::supervisor::{Supervisor, SupervisorId};
 use super::{Agent, AgentId, ConversationId, CoreError, EntryPointId, Millis, Presence, QueueId};
 
@@ -26,6 +27,8 @@ pub enum Command {
     CreateQueue {
         id: QueueId,
         name: String,
+        /// Steps for conversations transferred into the queue (empty: none).
+        routing_steps: Vec<Step>,
     },
     CreateEntryPoint(EntryPoint),
     CreateAgent {
@@ -38,6 +41,17 @@ pub enum Command {
         credential: Option<String>,
         /// The Argon2id hash of the agent's password (`api/` hashes it; never the password).
         password_hash: Option<String>,
+        skills: Skills,
+    },
+    /// Replaces an agent's skills (admin); routing runs at once.
+    SetSkills {
+        agent: AgentId,
+        skills: Skills,
+    },
+    /// Changes the priority of a waiting conversation (admin); the queue reorders at once.
+    SetPriority {
+        conversation: ConversationId,
+        priority: i32,
     },
     /// Replaces an agent's credential (token reissue): the old one stops working once the
     /// change is durable, and the new one works from then on.
@@ -79,6 +93,9 @@ pub enum Command {
         customer: Customer,
         text: String,
         channel: Channel,
+        /// How a conversation it opens is routed (priority and steps may override the
+        /// entry point's; the shell fills in the customer's last owner).
+        open: Opening,
     },
     /// A customer message in a known conversation.
     CustomerReply {
@@ -142,6 +159,8 @@ pub enum Command {
         mid: Option<String>,
         /// Filled by the shell: the store (or a commit under way) has this `mid` already.
         seen: bool,
+        /// Filled by the shell: the customer's last owner on the page's entry point.
+        last_owner: Option<LastOwner>,
     },
     /// Messenger's delivery or read mark: every outbound message of the customer's open
     /// conversation sent at or before `watermark` is delivered (read).
@@ -256,6 +275,8 @@ pub struct QueueStats {
     pub waiting: usize,
     pub longest_wait_ms: u64,
     pub agents_available: usize,
+    /// Steps for conversations transferred into the queue.
+    pub routing_steps: Vec<Step>,
 }
 
 /// Who is asking, as far as the core's rules care.
@@ -276,6 +297,8 @@ impl Command {
             Command::CreateEntryPoint(_) => "create_entry_point",
             Command::CreateAgent { .. } => "create_agent",
             Command::SetCredential { .. } => "set_credential",
+            Command::SetSkills { .. } => "set_skills",
+            Command::SetPriority { .. } => "set_priority",
             Command::SetPassword { .. } => "set_password",
             Command::StartSession { .. } => "start_session",
             Command::EndSession { .. } => "end_session",
@@ -322,7 +345,9 @@ impl Command {
             | Command::ExitConference { .. }
             | Command::EndConference { .. }
             | Command::End { .. } => FinishedAct::NeedsOpen,
+            Command::SetPriority { .. } => FinishedAct::NeedsQueued,
             Command::CreateQueue { .. }
+            | Command::SetSkills { .. }
             | Command::CreateEntryPoint(_)
             | Command::CreateAgent { .. }
             | Command::SetCredential { .. }
@@ -418,8 +443,12 @@ impl Floor {
     /// effects are queued for [`Floor::take_changes`] and [`Floor::take_effects`].
     pub fn execute(&mut self, cmd: Command, now: Millis) -> Result<Reply, CoreError> {
         Ok(match cmd {
-            Command::CreateQueue { id, name } => {
-                self.create_queue(&id, &name)?;
+            Command::CreateQueue {
+                id,
+                name,
+                routing_steps,
+            } => {
+                self.create_queue(&id, &name, routing_steps)?;
                 Reply::Queue(self.queue_stats(&id, now).ok_or(CoreError::UnknownQueue(id))?)
             }
             Command::CreateEntryPoint(ep) => Reply::EntryPoint(self.create_entry_point(ep)?.clone()),
@@ -430,9 +459,10 @@ impl Floor {
                 capacity,
                 credential,
                 password_hash,
+                skills,
             } => {
                 let capacity = capacity.unwrap_or(DEFAULT_CAPACITY);
-                self.create_agent(&id, &name, queues, capacity, credential, now)?;
+                self.create_agent(&id, &name, queues, capacity, credential, skills, now)?;
                 if password_hash.is_some() {
                     // A new agent has no sessions to end; it exists, so this succeeds.
                     self.set_password(&id, password_hash, None, None)?;
@@ -477,9 +507,18 @@ impl Floor {
                 customer,
                 text,
                 channel,
+                open,
             } => {
-                let arrival = self.customer_message(&entry_point, customer, &text, channel, now)?;
+                let arrival =
+                    self.customer_message_with(&entry_point, customer, &text, Vec::new(), channel, open, now)?;
                 Reply::Conversation(self.conversation_reply(&arrival.conversation)?)
+            }
+            Command::SetSkills { agent, skills } => {
+                Reply::Agent(Box::new(self.set_skills(&agent, skills, now)?.clone()))
+            }
+            Command::SetPriority { conversation, priority } => {
+                self.set_priority(&conversation, priority, now)?;
+                Reply::Conversation(self.conversation_reply(&conversation)?)
             }
             Command::CustomerReply { conversation, text } => {
                 Reply::Message(self.customer_reply(&conversation, &text, now)?)
@@ -547,7 +586,8 @@ impl Floor {
                 attachments,
                 mid,
                 seen,
-            } => match self.messenger_message(&page_id, customer, &text, attachments, mid, seen, now)? {
+                last_owner,
+            } => match self.messenger_message(&page_id, customer, &text, attachments, mid, seen, last_owner, now)? {
                 Some(id) => Reply::Conversation(self.conversation_reply(&id)?),
                 None => Reply::Done,
             },
@@ -654,6 +694,7 @@ impl Floor {
             waiting: q.waiting.len(),
             longest_wait_ms: q.longest_wait_ms(now),
             agents_available: self.agents_available(&q.id),
+            routing_steps: q.routing_steps.clone(),
         }
     }
 
@@ -698,6 +739,7 @@ mod tests {
             Command::CreateQueue {
                 id: "q".into(),
                 name: "Q".into(),
+                routing_steps: Vec::new(),
             },
             T0,
         )
@@ -709,6 +751,8 @@ mod tests {
                 queue: "q".into(),
                 page_id: None,
                 page_access_token: None,
+
+                ..Default::default()
             }),
             T0,
         )
@@ -722,6 +766,8 @@ mod tests {
                     capacity: None,
                     credential: None,
                     password_hash: None,
+
+                    skills: Default::default(),
                 },
                 T0,
             )
@@ -753,6 +799,8 @@ mod tests {
             capacity: None,
             credential: None,
             password_hash: Some("h1".into()),
+
+            skills: Default::default(),
         };
         f.execute(create, T0).unwrap();
         sessions(&mut f);
@@ -799,6 +847,8 @@ mod tests {
                 },
                 text: "hello".into(),
                 channel: Channel::Rest,
+
+                open: Default::default(),
             },
             T0,
         ) {
@@ -826,6 +876,7 @@ mod tests {
             Command::CreateQueue {
                 id: "q2".into(),
                 name: "Q2".into(),
+                routing_steps: Vec::new(),
             },
             T0,
         ) {
@@ -836,7 +887,8 @@ mod tests {
                     name: "Q2".into(),
                     waiting: 0,
                     longest_wait_ms: 0,
-                    agents_available: 0
+                    agents_available: 0,
+                    routing_steps: Vec::new(),
                 }
             ),
             other => panic!("unexpected {other:?}"),

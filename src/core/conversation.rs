@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use strum::{EnumIter, IntoStaticStr};
 
+use super::routing::{Requirements, Step};
 use super::{AgentId, ConversationId, EntryPointId, Millis, QueueId};
 
 /// Lifecycle state.
@@ -236,6 +237,30 @@ pub struct Conversation {
     /// Kept in the store message by message, not with the conversation's record.
     #[serde(skip)]
     pub transcript: Vec<Message>,
+    /// Routing depth (SPEC.md): steps, the current one, and the preferred agent.
+    pub routing: RoutingState,
+}
+
+/// Where a conversation is in its routing (SPEC.md "Routing depth").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingState {
+    /// The steps that govern it: its entry point's (or those it was opened with), or its
+    /// queue's after a transfer to a queue. Empty: no steps.
+    pub steps: Vec<Step>,
+    /// Index of the current step; `None` without steps.
+    pub step: Option<usize>,
+    /// The current step's requirements (`{}` without steps).
+    pub requirements: Requirements,
+    /// The agent it waits for alone, while the preference holds.
+    pub preferred_agent: Option<AgentId>,
+    /// When the preference ends (`received_at` + `routing.last_agent_ms`).
+    pub preferred_until: Millis,
+    /// The agent that last owned it (the preferred agent of the customer's next
+    /// conversation on the same entry point).
+    pub last_owner: Option<AgentId>,
+    /// Inactivity counts from here: the customer's last message, or the owner's accept
+    /// if later. `None` until an owner accepts.
+    pub inactive_since: Option<Millis>,
 }
 
 impl Conversation {

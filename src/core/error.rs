@@ -97,6 +97,9 @@ pub enum CoreError {
     #[error("{0}")]
     #[strum(serialize = "forbidden")]
     Forbidden(String),
+    /// A priority change for a conversation that no longer waits (API.md).
+    #[error("conversation {0} is not waiting (queued or offered)")]
+    NotQueued(String),
 }
 
 impl CoreError {
@@ -170,6 +173,7 @@ mod tests {
                 "forbidden",
                 "unknown_supervisor",
                 "forbidden",
+                "not_queued",
             ]
         );
     }

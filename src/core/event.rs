@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::routing::LastOwner;
 use super::supervisor::{AuditEntry, Supervisor, SupervisorId};
 use super::{
-    Agent, AgentId, Code, Conversation, ConversationId, Delivery, EntryPoint, Message, Millis, Offer, OfferKind,
-    Presence, Queue, QueueId,
+    Agent, AgentId, Code, Conversation, ConversationId, Delivery, EntryPoint, EntryPointId, Message, Millis, Offer,
+    OfferKind, Presence, Queue, QueueId,
 };
 
 /// Why an offer ended without being accepted.
@@ -155,6 +156,11 @@ pub enum Timer {
         agent: AgentId,
         conversation: ConversationId,
     },
+    /// The next routing deadline of a waiting conversation: its step ends or its
+    /// preference runs out. At most one is armed per conversation (a new one replaces it).
+    Route { conversation: ConversationId },
+    /// The customer-inactivity deadline of an active conversation (a new one replaces it).
+    Inactivity { conversation: ConversationId },
 }
 
 /// Something the shell must do.
@@ -248,6 +254,13 @@ pub enum Change {
         page_id: String,
         customer: String,
         name: String,
+    },
+    /// The last owner of a customer's conversation on an entry point (one record per
+    /// pair, overwritten): the customer's next conversation there may prefer that agent.
+    LastOwner {
+        entry_point: EntryPointId,
+        customer: String,
+        owner: LastOwner,
     },
     /// Counters that must survive a restart (the next conversation number).
     Counters {

@@ -20,10 +20,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::agent::{Agent, Presence};
+use super::command::Command;
 use super::conversation::*;
 use super::error::CoreError;
 use super::event::*;
 use super::queue::{EntryPoint, Queue, QueueKey};
+use super::routing::{
+    self, check_skills, check_steps, AgentChoice, AgentView, LastOwner, Opening, RoutingIndex, Skills, Step,
+    WaitingView,
+};
 use super::{
     session_valid, valid_id, AgentId, Code, ConversationId, EntryPointId, FastMap, Millis, QueueId, MAX_CAPACITY,
     MAX_NAME_CHARS, MAX_TEXT_CHARS,
@@ -54,6 +59,27 @@ pub struct Rules {
     /// Messenger: outside the 24-hour window, send with the `HUMAN_AGENT` tag (up to 7
     /// days) instead of refusing (`messenger.human_agent_tag`).
     pub human_agent_tag: bool,
+    /// `routing.agent_choice`.
+    pub agent_choice: AgentChoice,
+    /// `routing.last_agent_ms`: how long a returning customer's conversation waits for
+    /// its last owner alone (0: off).
+    pub last_agent_ms: u64,
+    /// `routing.last_agent_within_ms`: how recent the previous conversation must have
+    /// ended for a preference (0: off).
+    pub last_agent_within_ms: u64,
+    /// `routing.inactivity_close_ms`: an active conversation whose customer has been
+    /// silent this long is closed (0: off).
+    pub inactivity_close_ms: u64,
+}
+
+/// The system message added when a silent customer's conversation is closed.
+pub const INACTIVITY_TEXT: &str = "This chat was closed because there was no reply for a while.";
+
+impl Rules {
+    /// Preferred agents are on (both keys above 0).
+    pub fn preference_on(&self) -> bool {
+        self.last_agent_ms > 0 && self.last_agent_within_ms > 0
+    }
 }
 
 impl Default for Rules {
@@ -81,6 +107,10 @@ impl Default for Rules {
                 code("lunch", "Lunch"),
             ]),
             human_agent_tag: false,
+            agent_choice: AgentChoice::LongestIdle,
+            last_agent_ms: 0,
+            last_agent_within_ms: 0,
+            inactivity_close_ms: 0,
         }
     }
 }
@@ -97,10 +127,8 @@ pub struct Floor {
     pub(super) conversations: FastMap<ConversationId, Box<Conversation>>,
     /// Open conversation of each (entry point, customer): later messages join it.
     pub(super) open_by_customer: FastMap<(EntryPointId, String), ConversationId>,
-    /// Eligible agents per queue, longest free first.
-    free: FastMap<QueueId, BTreeSet<(Millis, AgentId)>>,
-    /// The `free_since` each eligible agent is indexed under.
-    indexed: FastMap<AgentId, Millis>,
+    /// Eligible agents and waiting conversations by queue and requirement set.
+    index: RoutingIndex,
     next_conversation: u64,
     next_offer: u64,
     next_arrival: u64,
@@ -145,6 +173,8 @@ pub enum FinishedAct {
     /// conference, exit or end of a conference, an end (agent or customer). Each needs
     /// an open conversation.
     NeedsOpen,
+    /// A priority change: it needs a waiting conversation.
+    NeedsQueued,
 }
 
 /// What happened to a customer message.
@@ -231,6 +261,7 @@ impl Floor {
     /// An empty floor with these rules.
     pub fn new(rules: Rules) -> Self {
         Floor {
+            index: RoutingIndex::new(rules.agent_choice),
             rules,
             next_conversation: 1,
             next_offer: 1,
@@ -292,7 +323,7 @@ impl Floor {
     }
     /// Agents serving `queue` that are eligible now.
     pub fn agents_available(&self, queue: &str) -> usize {
-        self.free.get(queue).map_or(0, |s| s.len())
+        self.index.available_in(queue)
     }
     /// The open conversation of a customer on an entry point.
     pub fn open_conversation_of(&self, entry_point: &str, customer: &str) -> Option<&ConversationId> {
@@ -394,24 +425,28 @@ impl Floor {
                 agent: agent.clone(),
             },
             FinishedAct::NeedsOpen => CoreError::ConversationEnded(c.id.clone()),
+            FinishedAct::NeedsQueued => CoreError::NotQueued(c.id.clone()),
         }
     }
 
     // ----- administration -----
 
     /// Creates a queue.
-    pub(crate) fn create_queue(&mut self, id: &str, name: &str) -> Result<&Queue, CoreError> {
+    pub(crate) fn create_queue(&mut self, id: &str, name: &str, steps: Vec<Step>) -> Result<&Queue, CoreError> {
         check_id("queue", id)?;
         check_name("queue name", name)?;
+        check_steps(&steps)?;
         if self.queues.contains_key(id) {
             return Err(CoreError::AlreadyExists {
                 kind: "queue",
                 id: id.into(),
             });
         }
-        let q = Queue::new(id.into(), name.into());
+        let mut q = Queue::new(id.into(), name.into());
+        q.routing_steps = steps;
         self.changes.push(Change::Queue(q.clone()));
-        self.free.insert(id.into(), BTreeSet::new());
+        self.index.add_queue(id);
+        self.pin_steps(id, &q.routing_steps);
         Ok(self.queues.entry(id.into()).or_insert(q))
     }
 
@@ -431,12 +466,15 @@ impl Floor {
         if !self.queues.contains_key(&ep.queue) {
             return Err(CoreError::UnknownQueue(ep.queue));
         }
+        check_steps(&ep.routing_steps)?;
         self.changes.push(Change::EntryPoint(ep.clone()));
+        self.pin_steps(&ep.queue, &ep.routing_steps);
         let id = ep.id.clone();
         Ok(self.entry_points.entry(id).or_insert(ep))
     }
 
     /// Creates an agent, logged out.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn create_agent(
         &mut self,
         id: &str,
@@ -444,10 +482,12 @@ impl Floor {
         queues: Vec<QueueId>,
         capacity: u32,
         credential: Option<String>,
+        skills: Skills,
         now: Millis,
     ) -> Result<&Agent, CoreError> {
         check_id("agent", id)?;
         check_name("agent name", name)?;
+        check_skills("skills", &skills)?;
         if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(CoreError::InvalidInput(format!("capacity must be 1 to {MAX_CAPACITY}")));
         }
@@ -469,6 +509,7 @@ impl Floor {
         }
         let mut a = Agent::new(id.into(), name.into(), queues, capacity, now);
         a.credential = credential.clone();
+        a.skills = skills;
         self.effects.push(Effect::Observe(Observation::AgentAdded {
             agent: id.into(),
             presence: a.presence,
@@ -700,24 +741,65 @@ impl Floor {
     fn reindex(&mut self, agent: &str) {
         let Some(a) = self.agents.get(agent) else { return };
         let want = a.eligible().then_some(a.free_since);
-        let have = self.indexed.get(agent).copied();
-        if want == have {
+        if want == self.index.indexed(agent) {
             return;
         }
-        for q in &a.queues {
-            if let Some(set) = self.free.get_mut(q) {
-                if let Some(old) = have {
-                    set.remove(&(old, a.id.clone()));
-                }
-                if let Some(new) = want {
-                    set.insert((new, a.id.clone()));
-                }
-            }
-        }
         match want {
-            Some(t) => self.indexed.insert(agent.into(), t),
-            None => self.indexed.remove(agent),
+            Some(_) => self.index.agent_in(view(a)),
+            None => self.index.agent_out(view(a)),
+        }
+    }
+
+    /// Replaces an agent's skills (admin). Routing runs at once: a waiting conversation
+    /// the agent now meets is offered to it if it is eligible.
+    pub(crate) fn set_skills(&mut self, agent: &str, skills: Skills, now: Millis) -> Result<&Agent, CoreError> {
+        check_skills("skills", &skills)?;
+        let a = self
+            .agents
+            .get(agent)
+            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
+        if a.skills != skills {
+            // Out of the index under the old skills, back in under the new ones.
+            self.index.agent_out(view(a));
+            if let Some(a) = self.agents.get_mut(agent) {
+                a.skills = skills;
+            }
+            self.reindex(agent);
+            mark(&mut self.dirty_agents, agent);
+            self.touched_agents.push(agent.into());
+            self.route(now);
+        }
+        self.agent_ref(agent)
+    }
+
+    /// Changes a waiting (queued or offered) conversation's priority (admin). A queued one
+    /// takes its new place at once and routing runs; an offered one keeps its offer, and
+    /// the priority counts if it is queued again.
+    pub(crate) fn set_priority(&mut self, conversation: &str, priority: i32, now: Millis) -> Result<(), CoreError> {
+        let c = self
+            .conversations
+            .get(conversation)
+            .ok_or_else(|| CoreError::UnknownConversation(conversation.into()))?;
+        let queued = match c.state {
+            ConversationState::Queued => true,
+            ConversationState::Offered => false,
+            _ => return Err(CoreError::NotQueued(conversation.into())),
         };
+        if c.priority == priority {
+            return Ok(());
+        }
+        if queued {
+            self.dequeue(conversation);
+        }
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.priority = priority;
+        }
+        mark(&mut self.dirty_conversations, conversation);
+        if queued {
+            self.enqueue(conversation, now);
+        }
+        self.route(now);
+        Ok(())
     }
 
     /// A slot of `agent` was freed at `now`.
@@ -733,6 +815,7 @@ impl Floor {
     // ----- customer side -----
 
     /// A customer message on an entry point: opens a conversation or joins the open one.
+    #[cfg(test)]
     pub(crate) fn customer_message(
         &mut self,
         entry_point: &str,
@@ -741,11 +824,21 @@ impl Floor {
         channel: Channel,
         now: Millis,
     ) -> Result<Arrival, CoreError> {
-        self.customer_message_with(entry_point, customer, text, Vec::new(), channel, now)
+        self.customer_message_with(
+            entry_point,
+            customer,
+            text,
+            Vec::new(),
+            channel,
+            Opening::default(),
+            now,
+        )
     }
 
     /// [`Floor::customer_message`] with attachments: `text` may be empty when there are
-    /// attachments (a Messenger image, sticker, location...).
+    /// attachments (a Messenger image, sticker, location...). `open` says how a
+    /// conversation it opens is routed (priority, steps, the customer's last owner).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn customer_message_with(
         &mut self,
         entry_point: &str,
@@ -753,6 +846,7 @@ impl Floor {
         text: &str,
         attachments: Vec<Attachment>,
         channel: Channel,
+        open: Opening,
         now: Millis,
     ) -> Result<Arrival, CoreError> {
         let ep = self
@@ -768,6 +862,9 @@ impl Floor {
             ));
         }
         check_name("customer name", &customer.name)?;
+        if let Some(steps) = &open.routing_steps {
+            check_steps(steps)?;
+        }
         let key = (entry_point.to_string(), customer.id.clone());
         if let Some(id) = self.open_by_customer.get(&key).cloned() {
             let message = self.append_with(
@@ -779,6 +876,7 @@ impl Floor {
                 attachments,
                 now,
             );
+            self.customer_active(&id, now);
             self.route(now);
             return Ok(Arrival {
                 conversation: id,
@@ -795,6 +893,10 @@ impl Floor {
         let arrival = self.next_arrival;
         self.next_arrival += 1;
         self.counters_dirty = true;
+        let steps = open.routing_steps.unwrap_or_else(|| ep.routing_steps.clone());
+        let preferred = open
+            .last_owner
+            .and_then(|last| self.preference_for(&queue.id, &steps, last, now));
         let c = Conversation {
             id: id.clone(),
             channel,
@@ -803,7 +905,7 @@ impl Floor {
             source_page: ep.name.clone(),
             queue: queue.id.clone(),
             queue_name: queue.name.clone(),
-            priority: 0,
+            priority: open.priority.unwrap_or(ep.priority),
             received_at: now,
             arrival,
             state: ConversationState::Queued,
@@ -815,6 +917,14 @@ impl Floor {
             ended_at: None,
             wrapups: Vec::new(),
             transcript: Vec::new(),
+            routing: RoutingState {
+                steps,
+                preferred_until: preferred
+                    .as_ref()
+                    .map_or(0, |_| now.saturating_add(self.rules.last_agent_ms)),
+                preferred_agent: preferred,
+                ..Default::default()
+            },
         };
         let queue_id = c.queue.clone();
         self.conversations.insert(id.clone(), Box::new(c));
@@ -828,7 +938,7 @@ impl Floor {
             attachments,
             now,
         );
-        self.enqueue(&id);
+        self.enqueue(&id, now);
         self.effects.push(Effect::Observe(Observation::Arrived {
             conversation: id.clone(),
             queue: queue_id,
@@ -846,7 +956,9 @@ impl Floor {
         check_text(text)?;
         let c = self.open(conversation)?;
         let (id, name) = (c.customer.id.clone(), c.customer.name.clone());
-        Ok(self.append(conversation, AuthorKind::Customer, Some(id), name, text, now))
+        let message = self.append(conversation, AuthorKind::Customer, Some(id), name, text, now);
+        self.customer_active(conversation, now);
+        Ok(message)
     }
 
     /// The customer leaves: the conversation ends; whoever was in it owes a wrap-up.
@@ -910,6 +1022,18 @@ impl Floor {
             OfferKind::New | OfferKind::Transfer => {
                 c.state = ConversationState::Active;
                 c.owner = Some(agent.into());
+                // Once any agent accepts, the preference is over (API.md).
+                c.routing.preferred_agent = None;
+                c.routing.last_owner = Some(agent.into());
+                c.routing.inactive_since = Some(now);
+                if self.rules.inactivity_close_ms > 0 {
+                    self.effects.push(Effect::Arm {
+                        timer: Timer::Inactivity {
+                            conversation: conversation.into(),
+                        },
+                        at: now.saturating_add(self.rules.inactivity_close_ms),
+                    });
+                }
             }
             OfferKind::Conference => {
                 c.guest = Some(agent.into());
@@ -1034,7 +1158,7 @@ impl Floor {
             .queues
             .get(queue)
             .ok_or_else(|| CoreError::UnknownQueue(queue.into()))?;
-        let (qid, qname) = (q.id.clone(), q.name.clone());
+        let (qid, qname, steps) = (q.id.clone(), q.name.clone(), q.routing_steps.clone());
         self.owner_leaves(agent, conversation, now);
         let arrival = self.next_arrival;
         self.next_arrival += 1;
@@ -1046,8 +1170,14 @@ impl Floor {
             c.arrival = arrival;
             c.rona_agents.clear();
             c.state = ConversationState::Queued;
+            // The entry point's steps were written for the queue it first entered; the
+            // new queue's own steps (maybe none) apply from step 0 (SPEC.md).
+            c.routing.steps = steps;
+            c.routing.step = None;
+            c.routing.requirements.clear();
+            c.routing.preferred_agent = None;
         }
-        self.enqueue(conversation);
+        self.enqueue(conversation, now);
         self.effects.push(Effect::Observe(Observation::Transferred {
             conversation: conversation.into(),
             from: agent.into(),
@@ -1237,6 +1367,88 @@ impl Floor {
         }
     }
 
+    /// A routing deadline of a waiting conversation came (its step ended, or its
+    /// preference ran out): it moves on and is routed at once. Ignored for a conversation
+    /// that no longer waits; armed again if early.
+    pub fn route_timer(&mut self, conversation: &str, now: Millis) {
+        let Some(c) = self.conversations.get(conversation) else {
+            return;
+        };
+        let Some(at) = next_routing_deadline(c) else { return };
+        match c.state {
+            ConversationState::Queued if now >= at => {
+                self.dequeue(conversation);
+                self.enqueue(conversation, now);
+                self.route(now);
+            }
+            ConversationState::Offered if now >= at => {
+                // The offer stands; the conversation shows its new step, and an expiry
+                // re-queues it there.
+                self.update_step(conversation, now);
+                if let Some(at) = self
+                    .conversations
+                    .get(conversation)
+                    .and_then(|c| next_routing_deadline(c))
+                {
+                    self.effects.push(Effect::Arm {
+                        timer: Timer::Route {
+                            conversation: conversation.into(),
+                        },
+                        at,
+                    });
+                }
+            }
+            ConversationState::Queued | ConversationState::Offered => self.effects.push(Effect::Arm {
+                timer: Timer::Route {
+                    conversation: conversation.into(),
+                },
+                at,
+            }),
+            _ => {}
+        }
+    }
+
+    /// The inactivity deadline of an active conversation came: closed with reason
+    /// `customer_inactive` if the customer has not written since; armed again if early.
+    pub fn inactivity_timer(&mut self, conversation: &str, now: Millis) {
+        if self.rules.inactivity_close_ms == 0 {
+            return;
+        }
+        let Some(c) = self.conversations.get(conversation) else {
+            return;
+        };
+        let Some(since) = c.routing.inactive_since else { return };
+        if c.state != ConversationState::Active {
+            return;
+        }
+        let at = since.saturating_add(self.rules.inactivity_close_ms);
+        if now < at {
+            self.effects.push(Effect::Arm {
+                timer: Timer::Inactivity {
+                    conversation: conversation.into(),
+                },
+                at,
+            });
+            return;
+        }
+        self.append(
+            conversation,
+            AuthorKind::System,
+            None,
+            "system".into(),
+            INACTIVITY_TEXT,
+            now,
+        );
+        self.end_conversation(
+            conversation,
+            "customer_inactive",
+            WithdrawReason::CustomerLeft,
+            true,
+            now,
+        );
+        self.route(now);
+    }
+
     /// Every pending offer and automatic wrap-up whose deadline has passed at `now`, as
     /// timers to fire. Used by the simulation's virtual clock.
     pub fn due_timers(&self, now: Millis) -> Vec<Timer> {
@@ -1261,6 +1473,24 @@ impl Floor {
                 }
             }
         }
+        for c in self.conversations.values() {
+            if matches!(c.state, ConversationState::Queued | ConversationState::Offered)
+                && next_routing_deadline(c).is_some_and(|at| now >= at)
+            {
+                out.push(Timer::Route {
+                    conversation: c.id.clone(),
+                });
+            }
+            if c.state == ConversationState::Active && self.rules.inactivity_close_ms > 0 {
+                if let Some(since) = c.routing.inactive_since {
+                    if now >= since.saturating_add(self.rules.inactivity_close_ms) {
+                        out.push(Timer::Inactivity {
+                            conversation: c.id.clone(),
+                        });
+                    }
+                }
+            }
+        }
         out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         out
     }
@@ -1270,6 +1500,8 @@ impl Floor {
         match timer {
             Timer::Offer { conversation, offer } => self.offer_timer(conversation, *offer, now),
             Timer::Wrapup { agent, conversation } => self.wrapup_timer(agent, conversation, now),
+            Timer::Route { conversation } => self.route_timer(conversation, now),
+            Timer::Inactivity { conversation } => self.inactivity_timer(conversation, now),
         }
     }
 
@@ -1292,8 +1524,10 @@ impl Floor {
         f.next_conversation = counters.0.max(1);
         f.next_offer = counters.1.max(1);
         f.next_arrival = counters.2.max(1);
+        for q in &queues {
+            f.index.add_queue(&q.id);
+        }
         for q in queues {
-            f.free.insert(q.id.clone(), BTreeSet::new());
             f.queues.insert(q.id.clone(), q);
         }
         for ep in entry_points {
@@ -1352,10 +1586,57 @@ impl Floor {
             f.conversations.insert(c.id.clone(), Box::new(c));
         }
         ids.sort();
+        // Agents are indexed before the queued conversations, so that the groups those
+        // make find the eligible agents; configured steps are pinned first.
+        let agent_ids: Vec<_> = {
+            let mut v: Vec<_> = f.agents.keys().cloned().collect();
+            v.sort();
+            v
+        };
+        for id in &agent_ids {
+            f.reindex(id);
+        }
+        let pins: Vec<(QueueId, Vec<Step>)> = f
+            .queues
+            .values()
+            .map(|q| (q.id.clone(), q.routing_steps.clone()))
+            .chain(
+                f.entry_points
+                    .values()
+                    .map(|e| (e.queue.clone(), e.routing_steps.clone())),
+            )
+            .collect();
+        for (q, steps) in pins {
+            f.pin_steps(&q, &steps);
+        }
         for id in &ids {
             let c = &f.conversations[id];
-            if c.state == ConversationState::Queued {
-                f.enqueue(id);
+            match c.state {
+                // A conversation that should have moved on while the engine was down
+                // moves on now (enqueue files it under its step at `now`).
+                ConversationState::Queued => f.enqueue(id, now),
+                ConversationState::Offered => {
+                    f.update_step(id, now);
+                    if let Some(at) = next_routing_deadline(&f.conversations[id]) {
+                        f.effects.push(Effect::Arm {
+                            timer: Timer::Route {
+                                conversation: id.clone(),
+                            },
+                            at,
+                        });
+                    }
+                }
+                ConversationState::Active => {
+                    if let (Some(since), true) = (c.routing.inactive_since, f.rules.inactivity_close_ms > 0) {
+                        f.effects.push(Effect::Arm {
+                            timer: Timer::Inactivity {
+                                conversation: id.clone(),
+                            },
+                            at: since.saturating_add(f.rules.inactivity_close_ms),
+                        });
+                    }
+                }
+                ConversationState::Ended => {}
             }
         }
         // Re-offer pending offers with a fresh deadline, in a stable order.
@@ -1379,13 +1660,7 @@ impl Floor {
             mark(&mut f.dirty_conversations, id);
             f.notify_offer(id, &fresh);
         }
-        let agent_ids: Vec<_> = {
-            let mut v: Vec<_> = f.agents.keys().cloned().collect();
-            v.sort();
-            v
-        };
         for id in &agent_ids {
-            f.reindex(id);
             f.touched_agents.push(id.clone());
             let due: Vec<_> = f.agents[id]
                 .wrapups
@@ -1530,14 +1805,35 @@ impl Floor {
         message
     }
 
-    /// Puts a queued conversation in its queue's waiting order and schedules routing.
-    fn enqueue(&mut self, conversation: &str) {
+    /// Puts a queued conversation in its queue's waiting order, in the step it is in at
+    /// `now`, and schedules routing and its next routing deadline.
+    fn enqueue(&mut self, conversation: &str, now: Millis) {
+        self.update_step(conversation, now);
         let Some(c) = self.conversations.get(conversation) else {
             return;
         };
-        let key: QueueKey = (Reverse(c.priority), c.received_at, c.arrival);
+        let key = queue_key(c);
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.waiting.insert(key, conversation.into());
+        }
+        let needs = self.index.needs_group(&c.queue, &c.routing.requirements);
+        let eligible = if needs {
+            self.index.eligible_in(&c.queue)
+        } else {
+            Vec::new()
+        };
+        let agents = &self.agents;
+        self.index.wait(
+            waiting_view(c),
+            eligible.iter().filter_map(|id| agents.get(id)).map(view),
+        );
+        if let Some(at) = next_routing_deadline(c) {
+            self.effects.push(Effect::Arm {
+                timer: Timer::Route {
+                    conversation: conversation.into(),
+                },
+                at,
+            });
         }
         mark(&mut self.dirty_conversations, conversation);
         self.touched_conversations.push(conversation.into());
@@ -1547,9 +1843,104 @@ impl Floor {
         let Some(c) = self.conversations.get(conversation) else {
             return;
         };
-        let key: QueueKey = (Reverse(c.priority), c.received_at, c.arrival);
+        let key = queue_key(c);
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.waiting.remove(&key);
+        }
+        self.index.unwait(waiting_view(c));
+    }
+
+    /// Moves the conversation's step to the one it is in at `now`, and ends a preference
+    /// whose time is up. Only for a conversation out of the index (not queued, or
+    /// dequeued): the index files it under its step. True when something changed.
+    fn update_step(&mut self, conversation: &str, now: Millis) -> bool {
+        let Some(c) = self.conversations.get_mut(conversation) else {
+            return false;
+        };
+        let r = &mut c.routing;
+        let step = routing::step_at(&r.steps, c.received_at, now);
+        let mut changed = false;
+        if step != r.step || (step.is_none() && !r.requirements.is_empty()) {
+            r.step = step;
+            r.requirements = routing::requirements_of(&r.steps, step);
+            changed = true;
+        }
+        if r.preferred_agent.is_some() && now >= r.preferred_until {
+            r.preferred_agent = None;
+            changed = true;
+        }
+        if changed {
+            mark(&mut self.dirty_conversations, conversation);
+        }
+        changed
+    }
+
+    /// The preferred agent of a new conversation in `queue` from a customer whose last
+    /// conversation on the entry point `last` describes (SPEC.md "Preferred agent"): the
+    /// last owner, if the feature is on, the conversation ended recently enough, and that
+    /// agent serves the queue and meets step 0's requirements.
+    fn preference_for(&self, queue: &str, steps: &[Step], last: LastOwner, now: Millis) -> Option<AgentId> {
+        if !self.rules.preference_on() || now.saturating_sub(last.ended_at) > self.rules.last_agent_within_ms {
+            return None;
+        }
+        let a = self.agents.get(&last.agent)?;
+        let req = routing::requirements_of(steps, (!steps.is_empty()).then_some(0));
+        (a.serves(queue) && routing::meets(&a.skills, &req)).then_some(last.agent)
+    }
+
+    /// The customer wrote in conversation `id`: the inactivity clock starts again.
+    fn customer_active(&mut self, id: &str, now: Millis) {
+        let Some(c) = self.conversations.get_mut(id) else {
+            return;
+        };
+        if c.routing.inactive_since.is_none() {
+            return;
+        }
+        c.routing.inactive_since = Some(now);
+        mark(&mut self.dirty_conversations, id);
+        if c.state == ConversationState::Active && self.rules.inactivity_close_ms > 0 {
+            self.effects.push(Effect::Arm {
+                timer: Timer::Inactivity {
+                    conversation: id.into(),
+                },
+                at: now.saturating_add(self.rules.inactivity_close_ms),
+            });
+        }
+    }
+
+    /// The (entry point, customer) whose last owner the shell should look up before
+    /// running `cmd`: only for a customer message that will open a conversation while
+    /// preferred agents are on.
+    pub fn last_owner_wanted(&self, cmd: &Command) -> Option<(EntryPointId, String)> {
+        if !self.rules.preference_on() {
+            return None;
+        }
+        let (ep, customer) = match cmd {
+            Command::CustomerMessage {
+                entry_point, customer, ..
+            } => (entry_point.clone(), &customer.id),
+            Command::MessengerMessage {
+                page_id,
+                customer,
+                seen: false,
+                ..
+            } => (self.entry_point_of_page(page_id).ok()?, &customer.id),
+            _ => return None,
+        };
+        let key = (ep, customer.clone());
+        (!self.open_by_customer.contains_key(&key)).then_some(key)
+    }
+
+    /// Keeps the index's groups for configured steps for good.
+    fn pin_steps(&mut self, queue: &str, steps: &[Step]) {
+        for s in steps {
+            let eligible = self.index.eligible_in(queue);
+            let agents = &self.agents;
+            self.index.pin(
+                queue,
+                &s.requirements,
+                eligible.iter().filter_map(|id| agents.get(id)).map(view),
+            );
         }
     }
 
@@ -1635,6 +2026,12 @@ impl Floor {
         };
         self.withdraw_offer(conversation, WithdrawReason::Expired, now);
         self.change_presence(&offer.agent, Presence::Rona, None, Some("offer_expired"), now);
+        // An offer that the preferred agent lets expire ends the preference (SPEC.md).
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            if c.routing.preferred_agent.as_deref() == Some(offer.agent.as_str()) {
+                c.routing.preferred_agent = None;
+            }
+        }
         self.effects.push(Effect::Observe(Observation::Rona {
             conversation: conversation.into(),
             agent: offer.agent.clone(),
@@ -1644,9 +2041,9 @@ impl Floor {
             c.rona_agents.insert(offer.agent.clone());
         }
         match offer.kind {
-            OfferKind::New => self.requeue(conversation),
+            OfferKind::New => self.requeue(conversation, now),
             OfferKind::Transfer => match self.rules.transfer_no_answer {
-                TransferNoAnswer::Requeue => self.requeue(conversation),
+                TransferNoAnswer::Requeue => self.requeue(conversation, now),
                 TransferNoAnswer::Drop => self.end_conversation(
                     conversation,
                     "transfer_not_accepted",
@@ -1670,12 +2067,13 @@ impl Floor {
         }
     }
 
-    /// Back to its queue keeping its original place (`received_at` and arrival order).
-    fn requeue(&mut self, conversation: &str) {
+    /// Back to its queue keeping its original place (`received_at` and arrival order)
+    /// and its step, which counts from `received_at` too.
+    fn requeue(&mut self, conversation: &str, now: Millis) {
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.state = ConversationState::Queued;
         }
-        self.enqueue(conversation);
+        self.enqueue(conversation, now);
     }
 
     /// The agent leaves the conversation and owes a wrap-up (the slot stays held).
@@ -1738,6 +2136,19 @@ impl Floor {
         let queued = c.state == ConversationState::Queued;
         let participants: Vec<AgentId> = c.participants().cloned().collect();
         let key = c.entry_point.clone().map(|ep| (ep, c.customer.id.clone()));
+        // The customer's next conversation on this entry point may prefer this owner.
+        if let (Some((ep, customer)), Some(agent)) = (&key, &c.routing.last_owner) {
+            if self.rules.preference_on() {
+                self.changes.push(Change::LastOwner {
+                    entry_point: ep.clone(),
+                    customer: customer.clone(),
+                    owner: LastOwner {
+                        agent: agent.clone(),
+                        ended_at: now,
+                    },
+                });
+            }
+        }
         if queued {
             self.dequeue(conversation);
         }
@@ -1812,36 +2223,23 @@ impl Floor {
         self.slot_freed(agent, now);
     }
 
-    /// The best eligible agent for a queued conversation: longest free, avoiding agents
-    /// that let an offer of it expire while another eligible agent exists.
+    /// The best eligible agent for a queued conversation (its preferred agent alone while
+    /// the preference holds; else by `routing.agent_choice` among those meeting its
+    /// current requirements), avoiding agents that let an offer of it expire while
+    /// another eligible agent exists.
     fn best_agent(&self, conversation: &Conversation) -> Option<AgentId> {
-        let set = self.free.get(&conversation.queue)?;
-        let mut fallback = None;
-        for (_, id) in set {
-            if !conversation.rona_agents.contains(id) {
-                return Some(id.clone());
-            }
-            fallback.get_or_insert_with(|| id.clone());
-        }
-        fallback
+        self.index
+            .best_agent(waiting_view(conversation), &conversation.rona_agents, |id| {
+                self.agents.get(id).map(view)
+            })
     }
 
-    /// The conversation an agent that became free should serve: the first waiting one
-    /// across its queues by (priority, received_at, arrival).
-    fn best_conversation_for(&self, agent: &Agent) -> Option<ConversationId> {
-        agent
-            .queues
-            .iter()
-            .filter_map(|q| self.queues.get(q)?.head())
-            .min_by(|a, b| a.0.cmp(b.0))
-            .map(|(_, id)| id.clone())
-    }
-
-    /// For an eligible agent, the oldest conversation waiting in its queues and the agent
-    /// that should get it (the longest-free eligible agent for it, maybe another one).
+    /// For an eligible agent, the first conversation waiting in its queues that it can
+    /// take (by priority, received_at, arrival), and the agent that should get it (the
+    /// best eligible agent for it, maybe another one).
     fn next_match_for(&self, agent: &str) -> Option<(ConversationId, AgentId)> {
         let a = self.agents.get(agent).filter(|a| a.eligible())?;
-        let conv = self.best_conversation_for(a)?;
+        let conv = self.index.best_conversation_for(view(a))?;
         let target = self.best_agent(self.conversations.get(&conv)?)?;
         Some((conv, target))
     }
@@ -1887,6 +2285,47 @@ impl Floor {
     }
 }
 
+/// What the routing index needs of an agent.
+fn view(a: &Agent) -> AgentView<'_> {
+    AgentView {
+        id: &a.id,
+        queues: &a.queues,
+        skills: &a.skills,
+        free_since: a.free_since,
+    }
+}
+
+/// A conversation's place in its queue's waiting order.
+fn queue_key(c: &Conversation) -> QueueKey {
+    (Reverse(c.priority), c.received_at, c.arrival)
+}
+
+/// What the routing index needs of a waiting conversation.
+fn waiting_view(c: &Conversation) -> WaitingView<'_> {
+    WaitingView {
+        id: &c.id,
+        queue: &c.queue,
+        key: queue_key(c),
+        requirements: &c.routing.requirements,
+        preferred: c.routing.preferred_agent.as_deref(),
+    }
+}
+
+/// When the conversation's routing next changes by itself: its step ends, or its
+/// preference runs out. `None` when neither will happen.
+fn next_routing_deadline(c: &Conversation) -> Option<Millis> {
+    let r = &c.routing;
+    let step_end = r.step.and_then(|k| routing::step_ends_at(&r.steps, c.received_at, k));
+    let preference_end = r.preferred_agent.as_ref().map(|_| r.preferred_until);
+    match (step_end, preference_end) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+#[path = "floor_routing_tests.rs"]
+mod routing_tests;
 #[cfg(test)]
 #[path = "floor_tests.rs"]
 mod tests;

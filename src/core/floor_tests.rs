@@ -51,7 +51,7 @@ fn floor(no_answer: TransferNoAnswer, auto_wrapup: u64) -> Floor {
         ..Rules::default()
     });
     for (q, name) in [("q1", "One"), ("q2", "Two")] {
-        f.create_queue(q, name).expect("queue");
+        f.create_queue(q, name, Vec::new()).expect("queue");
     }
     for (e, q) in [("e1", "q1"), ("e2", "q2")] {
         let ep = EntryPoint {
@@ -60,6 +60,8 @@ fn floor(no_answer: TransferNoAnswer, auto_wrapup: u64) -> Floor {
             queue: q.into(),
             page_id: None,
             page_access_token: None,
+
+            ..Default::default()
         };
         f.create_entry_point(ep).expect("entry point");
     }
@@ -70,8 +72,16 @@ fn floor(no_answer: TransferNoAnswer, auto_wrapup: u64) -> Floor {
         ("a4", &["q1"][..], 2),
     ] {
         let name = format!("Agent {}", &a[1..]);
-        f.create_agent(a, &name, qs.iter().map(|q| q.to_string()).collect(), cap, None, 0)
-            .expect("agent");
+        f.create_agent(
+            a,
+            &name,
+            qs.iter().map(|q| q.to_string()).collect(),
+            cap,
+            None,
+            Skills::new(),
+            0,
+        )
+        .expect("agent");
     }
     f
 }
@@ -612,35 +622,38 @@ fn bad_input_changes_nothing() {
     f.take_effects();
     let before = format!("{:?}", f.agents().map(|a| a.id.clone()).collect::<Vec<_>>());
     assert_eq!(
-        f.create_agent("bad id", "X", vec![], 1, None, 0)
+        f.create_agent("bad id", "X", vec![], 1, None, Skills::new(), 0)
             .map(|_| ())
             .unwrap_err()
             .code(),
         "invalid_input"
     );
     assert_eq!(
-        f.create_agent("a1", "X", vec![], 1, None, 0)
+        f.create_agent("a1", "X", vec![], 1, None, Skills::new(), 0)
             .map(|_| ())
             .unwrap_err()
             .code(),
         "already_exists"
     );
     assert_eq!(
-        f.create_agent("a9", "X", vec!["q9".into()], 1, None, 0)
+        f.create_agent("a9", "X", vec!["q9".into()], 1, None, Skills::new(), 0)
             .map(|_| ())
             .unwrap_err()
             .code(),
         "unknown_queue"
     );
     assert_eq!(
-        f.create_agent("a9", "X", vec![], 0, None, 0)
+        f.create_agent("a9", "X", vec![], 0, None, Skills::new(), 0)
             .map(|_| ())
             .unwrap_err()
             .code(),
         "invalid_input"
     );
     assert_eq!(
-        f.create_queue("q1", "Again").map(|_| ()).unwrap_err().code(),
+        f.create_queue("q1", "Again", Vec::new())
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
         "already_exists"
     );
     let c = Customer {

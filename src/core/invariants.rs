@@ -8,7 +8,17 @@
 //! "At rest" means after [`Floor::take_changes`]: that is where finished conversations
 //! leave the floor, and the check says so if one is still there.
 
-use super::{ConversationState, Floor, OfferKind, Presence};
+use super::routing::{meets, requirements_of};
+use super::{Agent, Conversation, ConversationState, Floor, OfferKind, Presence};
+
+/// Whether `a` could be offered the queued conversation `c` now: eligible, serving its
+/// queue, meeting its current requirements, and the preferred agent while one holds.
+fn could_take(a: &Agent, c: &Conversation) -> bool {
+    a.eligible()
+        && a.serves(&c.queue)
+        && meets(&a.skills, &c.routing.requirements)
+        && !matches!(&c.routing.preferred_agent, Some(p) if *p != a.id)
+}
 
 /// Every violation found, as readable sentences; empty when all hold.
 pub fn check(f: &Floor) -> Vec<String> {
@@ -133,10 +143,32 @@ pub fn check(f: &Floor) -> Vec<String> {
                 c.id, c.queue
             ));
         }
-        if let Some(a) = f.agents().find(|a| a.eligible() && a.serves(&c.queue)) {
+        if let Some(a) = f.agents().find(|a| could_take(a, c)) {
             v.push(format!(
                 "4: conversation {} waits in {} while agent {} is eligible",
                 c.id, c.queue, a.id
+            ));
+        }
+    }
+    // 7 (state): a waiting conversation's requirements are those of its step, and its
+    // step is one of its steps.
+    for c in f.conversations() {
+        if !matches!(c.state, ConversationState::Queued | ConversationState::Offered) {
+            continue;
+        }
+        let r = &c.routing;
+        if r.step.is_some_and(|s| s >= r.steps.len()) || (r.step.is_none() && !r.steps.is_empty()) {
+            v.push(format!(
+                "7: {} is in step {:?} of {} steps",
+                c.id,
+                r.step,
+                r.steps.len()
+            ));
+        }
+        if r.requirements != requirements_of(&r.steps, r.step) {
+            v.push(format!(
+                "7: {} needs {:?}, but its step {:?} says otherwise",
+                c.id, r.requirements, r.step
             ));
         }
     }
@@ -152,6 +184,28 @@ pub fn check(f: &Floor) -> Vec<String> {
         }
     }
     v
+}
+
+/// Invariant 7 for one offer made in a step: a new offer went to an agent meeting the
+/// conversation's current requirements and, while a preference holds, to the preferred
+/// agent. `None` when it holds; else why not.
+pub fn offer_fits_routing(f: &Floor, conversation: &str, agent: &str) -> Option<String> {
+    let c = f.conversation(conversation)?;
+    let o = c
+        .offer
+        .as_ref()
+        .filter(|o| o.agent == agent && o.kind == OfferKind::New)?;
+    let a = f.agent(&o.agent)?;
+    if !meets(&a.skills, &c.routing.requirements) {
+        return Some(format!(
+            "skills {:?} do not meet step {:?} requirements {:?}",
+            a.skills, c.routing.step, c.routing.requirements
+        ));
+    }
+    match &c.routing.preferred_agent {
+        Some(p) if *p != a.id => Some(format!("the preferred agent is {p}")),
+        _ => None,
+    }
 }
 
 /// Invariant 3 for one offer made in a step: its agent was eligible when offered, which

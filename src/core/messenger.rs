@@ -9,6 +9,7 @@ use super::conversation::*;
 use super::error::CoreError;
 use super::event::*;
 use super::floor::Floor;
+use super::routing::{LastOwner, Opening};
 use super::{ConversationId, Millis};
 
 /// The Send API's longest text, in characters.
@@ -89,7 +90,7 @@ pub fn placeholder_name(psid: &str) -> String {
 
 impl Floor {
     /// The entry point of Facebook Page `page_id`.
-    fn entry_point_of_page(&self, page_id: &str) -> Result<String, CoreError> {
+    pub(super) fn entry_point_of_page(&self, page_id: &str) -> Result<String, CoreError> {
         self.entry_points
             .values()
             .find(|e| e.page_id.as_deref() == Some(page_id))
@@ -110,6 +111,7 @@ impl Floor {
         attachments: Vec<Attachment>,
         mid: Option<String>,
         seen: bool,
+        last_owner: Option<LastOwner>,
         now: Millis,
     ) -> Result<Option<ConversationId>, CoreError> {
         let entry_point = self.entry_point_of_page(page_id)?;
@@ -119,7 +121,12 @@ impl Floor {
         if text.is_empty() && attachments.is_empty() {
             return Err(CoreError::InvalidInput("a message needs text or attachments".into()));
         }
-        let arrival = self.customer_message_with(&entry_point, customer, text, attachments, Channel::Messenger, now)?;
+        let open = Opening {
+            last_owner,
+            ..Opening::default()
+        };
+        let arrival =
+            self.customer_message_with(&entry_point, customer, text, attachments, Channel::Messenger, open, now)?;
         if let Some(mid) = mid {
             self.changes.push(Change::Mid { mid, at: now });
         }
@@ -312,6 +319,7 @@ mod tests {
             Command::CreateQueue {
                 id: "q".into(),
                 name: "Q".into(),
+                routing_steps: Vec::new(),
             },
         );
         run(
@@ -322,6 +330,8 @@ mod tests {
                 queue: "q".into(),
                 page_id: Some(PAGE.into()),
                 page_access_token: Some("page-token".into()),
+
+                ..Default::default()
             }),
         );
         run(
@@ -333,6 +343,8 @@ mod tests {
                 capacity: None,
                 credential: None,
                 password_hash: None,
+
+                skills: Default::default(),
             },
         );
         run(
@@ -367,6 +379,7 @@ mod tests {
                 attachments,
                 mid: Some(mid.into()),
                 seen,
+                last_owner: None,
             },
             now,
         )

@@ -24,6 +24,7 @@ pub mod invariants;
 pub mod limits;
 pub mod messenger;
 pub mod queue;
+pub mod routing;
 pub mod signin;
 pub mod supervisor;
 #[cfg(test)]
@@ -33,12 +34,13 @@ pub use agent::{Agent, Presence};
 pub use command::{Command, Principal, QueueStats, Reply, DEFAULT_CAPACITY};
 pub use conversation::{
     Attachment, Author, AuthorKind, Channel, ConferenceState, Conversation, ConversationState, Customer, Delivery,
-    Message, Offer, OfferKind, WrapupRecord,
+    Message, Offer, OfferKind, RoutingState, WrapupRecord,
 };
 pub use error::{CoreError, ErrorKind};
 pub use event::{AgentEvent, Change, Effect, Observation, Outbound, OutboxOutcome, Timer, WithdrawReason};
 pub use floor::{FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
+pub use routing::{AgentChoice, LastOwner, Opening, Requirements, Skills, Step};
 pub use signin::{session_valid, SignIn};
 pub use supervisor::{AuditEntry, AuditLog, Changer, Supervisor, SupervisorId, AUDIT_READ_MAX, AUDIT_RETAIN};
 

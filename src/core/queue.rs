@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::routing::Step;
 use super::{ConversationId, EntryPointId, Millis, QueueId};
 
 /// Position of a waiting conversation in its queue; smaller is served first.
@@ -19,6 +20,9 @@ pub type QueueKey = (Reverse<i32>, Millis, u64);
 pub struct Queue {
     pub id: QueueId,
     pub name: String,
+    /// Routing steps for conversations transferred into this queue (empty: any agent of
+    /// the queue will do).
+    pub routing_steps: Vec<Step>,
     /// Waiting conversations in serving order. Rebuilt from the conversations on recovery,
     /// so it is not part of the queue's stored record.
     #[serde(skip)]
@@ -31,6 +35,7 @@ impl Queue {
         Queue {
             id,
             name,
+            routing_steps: Vec::new(),
             waiting: BTreeMap::new(),
         }
     }
@@ -47,7 +52,7 @@ impl Queue {
 }
 
 /// A customer-facing address that feeds one queue (for Messenger, a Facebook Page).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryPoint {
     pub id: EntryPointId,
     /// The source page shown to agents.
@@ -56,6 +61,10 @@ pub struct EntryPoint {
     pub page_id: Option<String>,
     /// Secret for the Messenger Send API; never shown by the API.
     pub page_access_token: Option<String>,
+    /// Priority of the conversations it opens (higher first).
+    pub priority: i32,
+    /// Routing steps of the conversations it opens (empty: none).
+    pub routing_steps: Vec<Step>,
 }
 
 #[cfg(test)]

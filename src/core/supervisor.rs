@@ -406,6 +406,7 @@ mod tests {
             Command::CreateQueue {
                 id: "q".into(),
                 name: "Q".into(),
+                routing_steps: Vec::new(),
             },
             T0,
         )
@@ -418,6 +419,7 @@ mod tests {
                 capacity: None,
                 credential: None,
                 password_hash: None,
+                skills: Default::default(),
             },
             T0,
         )
@@ -561,6 +563,8 @@ mod tests {
                 queue: "q".into(),
                 page_id: None,
                 page_access_token: None,
+                priority: 0,
+                routing_steps: Vec::new(),
             }),
             T0,
         )
@@ -574,6 +578,7 @@ mod tests {
                 },
                 text: "hi".into(),
                 channel: crate::core::Channel::Rest,
+                open: Default::default(),
             },
             T0,
         )

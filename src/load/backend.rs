@@ -464,6 +464,7 @@ impl Backend for InProcess {
                     queue: q.clone(),
                     page_id: None,
                     page_access_token: None,
+                    ..Default::default()
                 })
                 .await?;
         }
@@ -507,6 +508,7 @@ impl Backend for InProcess {
                 },
                 text: text.into(),
                 channel: Channel::Rest,
+                open: Default::default(),
             })
             .await?;
         match reply {

@@ -674,6 +674,7 @@ impl Backend for Http {
             let body = json(&CreateQueue {
                 id: self.id(q),
                 name: format!("Queue {q}"),
+                routing_steps: Vec::new(),
             })?;
             self.call("POST", "/api/v1/queues", None, Some(body)).await?;
             let body = json(&CreateEntryPoint {
@@ -682,6 +683,8 @@ impl Backend for Http {
                 queue: self.id(q),
                 page_id: None,
                 page_access_token: None,
+                priority: 0,
+                routing_steps: Vec::new(),
             })?;
             self.call("POST", "/api/v1/entry-points", None, Some(body)).await?;
         }
@@ -695,6 +698,7 @@ impl Backend for Http {
                         queues: queues.iter().map(|q| me.id(q)).collect(),
                         capacity: Some(*capacity),
                         password: None,
+                        skills: Default::default(),
                     })?;
                     let bytes = me.call("POST", "/api/v1/agents", None, Some(body)).await?;
                     let created: AgentCreatedDto =
@@ -811,6 +815,8 @@ impl Backend for Http {
                 name: "Customer".into(),
             },
             text: text.into(),
+            priority: None,
+            routing_steps: None,
         })?;
         let bytes = self.call("POST", "/api/v1/conversations", None, Some(body)).await?;
         let c: ConversationDto =

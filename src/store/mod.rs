@@ -22,7 +22,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use crate::core::{
-    Agent, AuditEntry, Change, Conversation, ConversationState, EntryPoint, FastMap, Outbound, Queue, Supervisor,
+    Agent, AuditEntry, Change, Conversation, ConversationState, EntryPoint, FastMap, LastOwner, Outbound, Queue,
+    Supervisor,
 };
 
 pub mod backup;
@@ -106,6 +107,9 @@ pub trait Store: Send + Sync + 'static {
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError>;
     /// The cached User Profile API name of `customer` on page `page_id`.
     fn customer_name(&self, page_id: &str, customer: &str) -> Result<Option<String>, StoreError>;
+    /// The last owner of `customer`'s conversation on `entry_point` (preferred agents); a
+    /// synchronous read on the engine's thread, like [`Store::conversation`].
+    fn last_owner(&self, entry_point: &str, customer: &str) -> Result<Option<LastOwner>, StoreError>;
     /// Writes and flushes a small probe record, in order after every earlier commit:
     /// resolves `Ok` once the store has shown it accepts writes (readiness).
     fn probe(&self) -> CommitFuture {
@@ -163,6 +167,7 @@ struct MemoryState {
     names: BTreeMap<(String, String), String>,
     supervisors: BTreeMap<String, Supervisor>,
     audit: BTreeMap<u64, AuditEntry>,
+    last_owners: BTreeMap<(String, String), LastOwner>,
 }
 
 impl MemoryStore {
@@ -223,6 +228,13 @@ impl Store for MemoryStore {
                 } => {
                     s.names.insert((page_id, customer), name);
                 }
+                Change::LastOwner {
+                    entry_point,
+                    customer,
+                    owner,
+                } => {
+                    s.last_owners.insert((entry_point, customer), owner);
+                }
                 Change::Counters {
                     next_conversation,
                     next_offer,
@@ -278,6 +290,13 @@ impl Store for MemoryStore {
     fn customer_name(&self, page_id: &str, customer: &str) -> Result<Option<String>, StoreError> {
         let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
         Ok(s.names.get(&(page_id.to_string(), customer.to_string())).cloned())
+    }
+
+    fn last_owner(&self, entry_point: &str, customer: &str) -> Result<Option<LastOwner>, StoreError> {
+        let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
+        Ok(s.last_owners
+            .get(&(entry_point.to_string(), customer.to_string()))
+            .cloned())
     }
 
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {

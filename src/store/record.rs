@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use crate::core::{
     Agent, Attachment, Author, AuthorKind, Channel, Conversation, ConversationState, Customer, Delivery, EntryPoint,
-    Message, Millis, Offer, OfferKind, Outbound, Presence, Queue, SignIn, WrapupRecord,
+    LastOwner, Message, Millis, Offer, OfferKind, Outbound, Presence, Queue, RoutingState, SignIn, Skills, Step,
+    WrapupRecord,
 };
 use crate::core::{AuditEntry, Changer, Supervisor};
 
@@ -244,6 +245,7 @@ impl From<AgentV1> for Agent {
             wrapups: a.wrapups,
             credential: a.credential,
             sign_in: None,
+            skills: Skills::new(),
         }
     }
 }
@@ -299,25 +301,260 @@ impl From<AgentV2> for Agent {
     }
 }
 
-/// Appends `[AGENT_RECORD_VERSION] ++ bincode(agent)` to `out`.
-pub fn encode_agent_into(out: &mut Vec<u8>, agent: &AgentV2) -> Result<(), StoreError> {
-    out.push(AGENT_RECORD_VERSION);
-    bincode::serialize_into(&mut *out, agent).map_err(|e| StoreError::Write(format!("cannot encode a record: {e}")))
+// ----- routing depth: version 3 of agents, version 2 of queues, entry points and
+// conversations. Each wraps the previous version and adds its fields, so every older
+// record is still read (as having no skills, steps or preference) and rewritten in the
+// new version at its next change. -----
+
+/// The version byte of agent records written by this build.
+pub const AGENT_V3: u8 = 3;
+/// The version byte of queue, entry point and conversation records with routing fields.
+pub const ROUTING_V2: u8 = 2;
+
+/// A routing step (see [`Step`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepV1 {
+    pub requirements: BTreeMap<String, u8>,
+    pub for_ms: Option<u64>,
 }
 
-/// Decodes an agent record of either version.
-pub fn decode_agent(tree: &str, key: &[u8], bytes: &[u8]) -> Result<Agent, StoreError> {
-    match bytes.first() {
-        Some(&AGENT_RECORD_VERSION) => {
-            let rest = &bytes[1..];
-            bincode::deserialize::<AgentV2>(rest)
-                .map(Agent::from)
+fn steps_v1(steps: Vec<Step>) -> Vec<StepV1> {
+    steps
+        .into_iter()
+        .map(|s| StepV1 {
+            requirements: s.requirements,
+            for_ms: s.for_ms,
+        })
+        .collect()
+}
+
+fn steps_of(steps: Vec<StepV1>) -> Vec<Step> {
+    steps
+        .into_iter()
+        .map(|s| Step {
+            requirements: s.requirements,
+            for_ms: s.for_ms,
+        })
+        .collect()
+}
+
+/// An agent (see [`Agent`]): [`AgentV2`] and its skills.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentV3 {
+    pub agent: AgentV2,
+    pub skills: BTreeMap<String, u8>,
+}
+
+impl From<Agent> for AgentV3 {
+    fn from(mut a: Agent) -> Self {
+        let skills = std::mem::take(&mut a.skills);
+        AgentV3 {
+            agent: a.into(),
+            skills,
+        }
+    }
+}
+
+impl From<AgentV3> for Agent {
+    fn from(a: AgentV3) -> Self {
+        let mut agent: Agent = a.agent.into();
+        agent.skills = a.skills;
+        agent
+    }
+}
+
+/// A queue (see [`Queue`]): [`QueueV1`] and its routing steps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueV2 {
+    pub queue: QueueV1,
+    pub routing_steps: Vec<StepV1>,
+}
+
+impl From<Queue> for QueueV2 {
+    fn from(mut q: Queue) -> Self {
+        let steps = std::mem::take(&mut q.routing_steps);
+        QueueV2 {
+            queue: q.into(),
+            routing_steps: steps_v1(steps),
+        }
+    }
+}
+
+impl From<QueueV2> for Queue {
+    fn from(q: QueueV2) -> Self {
+        let mut queue: Queue = q.queue.into();
+        queue.routing_steps = steps_of(q.routing_steps);
+        queue
+    }
+}
+
+/// An entry point (see [`EntryPoint`]): [`EntryPointV1`], its priority and its steps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryPointV2 {
+    pub entry_point: EntryPointV1,
+    pub priority: i32,
+    pub routing_steps: Vec<StepV1>,
+}
+
+impl From<EntryPoint> for EntryPointV2 {
+    fn from(mut e: EntryPoint) -> Self {
+        let steps = std::mem::take(&mut e.routing_steps);
+        let priority = e.priority;
+        EntryPointV2 {
+            entry_point: e.into(),
+            priority,
+            routing_steps: steps_v1(steps),
+        }
+    }
+}
+
+impl From<EntryPointV2> for EntryPoint {
+    fn from(e: EntryPointV2) -> Self {
+        let mut ep: EntryPoint = e.entry_point.into();
+        ep.priority = e.priority;
+        ep.routing_steps = steps_of(e.routing_steps);
+        ep
+    }
+}
+
+/// Where a conversation is in its routing (see [`RoutingState`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoutingV1 {
+    pub steps: Vec<StepV1>,
+    pub step: Option<u32>,
+    pub requirements: BTreeMap<String, u8>,
+    pub preferred_agent: Option<String>,
+    pub preferred_until: u64,
+    pub last_owner: Option<String>,
+    pub inactive_since: Option<u64>,
+}
+
+/// A conversation (see [`Conversation`]): [`ConversationV1`] and its routing state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversationV2 {
+    pub conversation: ConversationV1,
+    pub routing: RoutingV1,
+}
+
+impl From<Conversation> for ConversationV2 {
+    fn from(mut c: Conversation) -> Self {
+        let r = std::mem::take(&mut c.routing);
+        ConversationV2 {
+            conversation: c.into(),
+            routing: RoutingV1 {
+                steps: steps_v1(r.steps),
+                step: r.step.map(|s| s as u32),
+                requirements: r.requirements,
+                preferred_agent: r.preferred_agent,
+                preferred_until: r.preferred_until,
+                last_owner: r.last_owner,
+                inactive_since: r.inactive_since,
+            },
+        }
+    }
+}
+
+impl From<ConversationV2> for Conversation {
+    fn from(c: ConversationV2) -> Self {
+        let mut conv: Conversation = c.conversation.into();
+        let r = c.routing;
+        conv.routing = RoutingState {
+            steps: steps_of(r.steps),
+            step: r.step.map(|s| s as usize),
+            requirements: r.requirements,
+            preferred_agent: r.preferred_agent,
+            preferred_until: r.preferred_until,
+            last_owner: r.last_owner,
+            inactive_since: r.inactive_since,
+        };
+        conv
+    }
+}
+
+/// The last owner of a customer's conversation on an entry point (see [`LastOwner`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastOwnerV1 {
+    pub agent: String,
+    pub ended_at: u64,
+}
+
+/// The key of a last-owner record: the entry point id with its length in front, then
+/// the customer id.
+pub fn last_owner_key(entry_point: &str, customer: &str) -> Vec<u8> {
+    customer_name_key(entry_point, customer)
+}
+
+/// Appends `[version] ++ bincode(value)` to `out`.
+pub fn encode_versioned_into<T: Serialize>(out: &mut Vec<u8>, version: u8, value: &T) -> Result<(), StoreError> {
+    out.push(version);
+    bincode::serialize_into(&mut *out, value).map_err(|e| StoreError::Write(format!("cannot encode a record: {e}")))
+}
+
+/// Decodes a record written as `[version] ++ bincode(New)`, or by an earlier version
+/// through `older` (which names the record if it cannot).
+pub fn decode_newer<New, T>(
+    tree: &str,
+    key: &[u8],
+    bytes: &[u8],
+    version: u8,
+    older: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError>
+where
+    New: DeserializeOwned + Into<T>,
+{
+    match bytes.split_first() {
+        Some((&v, rest)) if v == version => {
+            bincode::deserialize::<New>(rest)
+                .map(Into::into)
                 .map_err(|e| StoreError::Corrupt {
                     what: format!("record {tree}/{} cannot be decoded: {e}", printable(key)),
                 })
         }
-        _ => decode::<AgentV1>(tree, key, bytes).map(Agent::from),
+        _ => older(),
     }
+}
+
+/// Appends `[AGENT_V3] ++ bincode(agent)` to `out`.
+pub fn encode_agent_into(out: &mut Vec<u8>, agent: &AgentV3) -> Result<(), StoreError> {
+    encode_versioned_into(out, AGENT_V3, agent)
+}
+
+/// Decodes an agent record of any version.
+pub fn decode_agent(tree: &str, key: &[u8], bytes: &[u8]) -> Result<Agent, StoreError> {
+    decode_newer::<AgentV3, Agent>(tree, key, bytes, AGENT_V3, || {
+        decode_newer::<AgentV2, Agent>(tree, key, bytes, AGENT_RECORD_VERSION, || {
+            decode::<AgentV1>(tree, key, bytes).map(Agent::from)
+        })
+    })
+}
+
+/// Decodes a queue record of either version.
+pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
+    decode_newer::<QueueV2, Queue>("queues", key, bytes, ROUTING_V2, || {
+        decode::<QueueV1>("queues", key, bytes).map(Queue::from)
+    })
+}
+
+/// Decodes an entry point record of either version.
+pub fn decode_entry_point(key: &[u8], bytes: &[u8]) -> Result<EntryPoint, StoreError> {
+    decode_newer::<EntryPointV2, EntryPoint>("entry_points", key, bytes, ROUTING_V2, || {
+        decode::<EntryPointV1>("entry_points", key, bytes).map(EntryPoint::from)
+    })
+}
+
+/// Decodes a conversation record of either version.
+pub fn decode_conversation(key: &[u8], bytes: &[u8]) -> Result<Conversation, StoreError> {
+    decode_newer::<ConversationV2, Conversation>("conversations", key, bytes, ROUTING_V2, || {
+        decode::<ConversationV1>("conversations", key, bytes).map(Conversation::from)
+    })
+}
+
+/// Decodes a last-owner record.
+pub fn decode_last_owner(key: &[u8], bytes: &[u8]) -> Result<LastOwner, StoreError> {
+    decode::<LastOwnerV1>("last_owners", key, bytes).map(|o| LastOwner {
+        agent: o.agent,
+        ended_at: o.ended_at,
+    })
 }
 
 /// A queue; its waiting order is rebuilt from the conversations, so it is not stored.
@@ -369,6 +606,8 @@ impl From<EntryPointV1> for EntryPoint {
             queue: e.queue,
             page_id: e.page_id,
             page_access_token: e.page_access_token,
+            priority: 0,
+            routing_steps: Vec::new(),
         }
     }
 }
@@ -543,6 +782,7 @@ impl From<ConversationV1> for Conversation {
                 })
                 .collect(),
             transcript: Vec::new(),
+            routing: RoutingState::default(),
         }
     }
 }
@@ -976,12 +1216,53 @@ mod tests {
         sign_in.start("5e55".into(), 99, 0);
         a.sign_in = Some(Arc::new(sign_in));
         let mut v2 = Vec::new();
-        encode_agent_into(&mut v2, &AgentV2::from(a.clone())).unwrap();
+        encode_versioned_into(&mut v2, AGENT_RECORD_VERSION, &AgentV2::from(a.clone())).unwrap();
         assert_eq!(v2[0], AGENT_RECORD_VERSION);
         assert_eq!(decode_agent("agents", b"a1", &v2).unwrap(), a);
 
-        v2[0] = 9;
-        let err = decode_agent("agents", b"a1", &v2).unwrap_err().to_string();
+        // Version 3 adds skills.
+        a.skills.insert("lang.fr".into(), 7);
+        let mut v3 = Vec::new();
+        encode_agent_into(&mut v3, &AgentV3::from(a.clone())).unwrap();
+        assert_eq!(v3[0], AGENT_V3);
+        assert_eq!(decode_agent("agents", b"a1", &v3).unwrap(), a);
+
+        v3[0] = 9;
+        let err = decode_agent("agents", b"a1", &v3).unwrap_err().to_string();
         assert!(err.contains("agents/a1") && err.contains('9'), "{err}");
+    }
+
+    /// Queues, entry points and conversations written before routing depth (version 1)
+    /// read as having no steps, priority 0 and no preference; version 2 keeps them.
+    #[test]
+    fn routing_records_of_both_versions_are_read() {
+        let step = Step {
+            requirements: [("lang.fr".to_string(), 5u8)].into(),
+            for_ms: None,
+        };
+        let mut q = Queue::new("q1".into(), "Q".into());
+        assert_eq!(decode_queue(b"q1", &encode(&QueueV1::from(q.clone()))).unwrap(), q);
+        q.routing_steps = vec![step.clone()];
+        let mut v = Vec::new();
+        encode_versioned_into(&mut v, ROUTING_V2, &QueueV2::from(q.clone())).unwrap();
+        assert_eq!(decode_queue(b"q1", &v).unwrap(), q);
+
+        let mut e = EntryPoint {
+            id: "e1".into(),
+            name: "Page".into(),
+            queue: "q1".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            decode_entry_point(b"e1", &encode(&EntryPointV1::from(e.clone()))).unwrap(),
+            e
+        );
+        e.priority = 3;
+        e.routing_steps = vec![step.clone()];
+        let mut v = Vec::new();
+        encode_versioned_into(&mut v, ROUTING_V2, &EntryPointV2::from(e.clone())).unwrap();
+        assert_eq!(decode_entry_point(b"e1", &v).unwrap(), e);
+        v[0] = 7;
+        assert!(decode_entry_point(b"e1", &v).is_err());
     }
 }

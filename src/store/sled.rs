@@ -53,7 +53,7 @@ use tokio::sync::oneshot;
 use super::record::{self, *};
 use super::{BackupFuture, CommitFuture, Snapshot, Store, StoreError};
 use crate::config::StoreConfig;
-use crate::core::{Change, Conversation, ConversationState, Message, Millis};
+use crate::core::{Change, Conversation, ConversationState, LastOwner, Message, Millis};
 
 /// The layout of the database (tree, key prefixes, meta entries). Records carry their own
 /// version ([`record::RECORD_VERSION`]); this one changes only if the layout does.
@@ -91,6 +91,9 @@ pub mod prefix {
     /// The audit trail of presence set by supervisors and the admin, keyed by the
     /// entry's `seq` big-endian (the newest `AUDIT_RETAIN` are kept).
     pub const AUDIT: u8 = b'u';
+    /// The last owner of each customer's conversation per entry point, keyed by
+    /// [`crate::store::record::last_owner_key`] (preferred agents).
+    pub const LAST_OWNERS: u8 = b'l';
 }
 
 /// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
@@ -288,6 +291,7 @@ struct Trees {
     names: Keyspace,
     supervisors: Keyspace,
     audit: Keyspace,
+    last_owners: Keyspace,
 }
 
 impl Trees {
@@ -311,6 +315,7 @@ impl Trees {
             names: space(prefix::NAMES),
             supervisors: space(prefix::SUPERVISORS),
             audit: space(prefix::AUDIT),
+            last_owners: space(prefix::LAST_OWNERS),
             records,
         }
     }
@@ -350,7 +355,8 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         | Change::OutboxDone { .. }
         | Change::Mid { .. }
         | Change::CustomerName { .. }
-        | Change::Audit { .. } => None,
+        | Change::Audit { .. }
+        | Change::LastOwner { .. } => None,
     }
 }
 
@@ -395,17 +401,17 @@ fn add(batch: &mut Batch, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>
         Change::Agent(a) => {
             key.push(prefix::AGENTS);
             key.extend_from_slice(a.id.as_bytes());
-            encode_agent_into(value, &AgentV2::from(*a))?;
+            encode_agent_into(value, &AgentV3::from(*a))?;
         }
         Change::Queue(q) => {
             key.push(prefix::QUEUES);
             key.extend_from_slice(q.id.as_bytes());
-            encode_into(value, &QueueV1::from(q))?;
+            encode_versioned_into(value, ROUTING_V2, &QueueV2::from(q))?;
         }
         Change::EntryPoint(e) => {
             key.push(prefix::ENTRY_POINTS);
             key.extend_from_slice(e.id.as_bytes());
-            encode_into(value, &EntryPointV1::from(e))?;
+            encode_versioned_into(value, ROUTING_V2, &EntryPointV2::from(e))?;
         }
         Change::Conversation(c) => {
             // `ended_at` is set once, when the conversation ends, so the last version of
@@ -418,7 +424,7 @@ fn add(batch: &mut Batch, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>
             }
             key.push(prefix::CONVERSATIONS);
             key.extend_from_slice(c.id.as_bytes());
-            encode_into(value, &ConversationV1::from(*c))?;
+            encode_versioned_into(value, ROUTING_V2, &ConversationV2::from(*c))?;
         }
         Change::Message { conversation, message } | Change::MessageUpdate { conversation, message } => {
             key.push(prefix::MESSAGES);
@@ -469,6 +475,19 @@ fn add(batch: &mut Batch, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>
             key.push(prefix::AUDIT);
             key.extend_from_slice(&entry.seq.to_be_bytes());
             encode_into(value, &AuditV1::from(entry))?;
+        }
+        Change::LastOwner {
+            entry_point,
+            customer,
+            owner,
+        } => {
+            key.push(prefix::LAST_OWNERS);
+            key.extend_from_slice(&record::last_owner_key(&entry_point, &customer));
+            let o = LastOwnerV1 {
+                agent: owner.agent,
+                ended_at: owner.ended_at,
+            };
+            encode_into(value, &o)?;
         }
         Change::Counters {
             next_conversation,
@@ -765,6 +784,22 @@ impl Store for SledStore {
             None => Ok(None),
         }
     }
+
+    fn last_owner(&self, entry_point: &str, customer: &str) -> Result<Option<LastOwner>, StoreError> {
+        let guard = lock(&self.db)?;
+        let (_, trees) = guard
+            .as_ref()
+            .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
+        let key = record::last_owner_key(entry_point, customer);
+        match trees
+            .last_owners
+            .get(&key)
+            .map_err(|e| StoreError::Read(e.to_string()))?
+        {
+            Some(v) => Ok(Some(decode_last_owner(&key, &v)?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Starts the writer thread over an open database.
@@ -1003,12 +1038,11 @@ fn load(t: &Trees, path: &str) -> Result<Snapshot, StoreError> {
     let mut snap = Snapshot::default();
     for item in t.queues.iter() {
         let (k, v) = item.map_err(read)?;
-        snap.queues.push(decode::<QueueV1>("queues", &k, &v)?.into());
+        snap.queues.push(decode_queue(&k, &v)?);
     }
     for item in t.entry_points.iter() {
         let (k, v) = item.map_err(read)?;
-        snap.entry_points
-            .push(decode::<EntryPointV1>("entry_points", &k, &v)?.into());
+        snap.entry_points.push(decode_entry_point(&k, &v)?);
     }
     for item in t.agents.iter() {
         let (k, v) = item.map_err(read)?;
@@ -1022,7 +1056,7 @@ fn load(t: &Trees, path: &str) -> Result<Snapshot, StoreError> {
     for item in t.conversations.iter() {
         let (k, v) = item.map_err(read)?;
         stored += 1;
-        let c: Conversation = decode::<ConversationV1>("conversations", &k, &v)?.into();
+        let c: Conversation = decode_conversation(&k, &v)?;
         if c.state == ConversationState::Ended && !held.contains(c.id.as_str()) {
             continue;
         }
@@ -1127,7 +1161,7 @@ fn read_conversation(t: &Trees, id: &str, path: &str) -> Result<Option<Conversat
     let Some(v) = t.conversations.get(id.as_bytes()).map_err(read)? else {
         return Ok(None);
     };
-    let mut c: Conversation = decode::<ConversationV1>("conversations", id.as_bytes(), &v)?.into();
+    let mut c: Conversation = decode_conversation(id.as_bytes(), &v)?;
     c.transcript = read_transcript(t, id, path)?;
     Ok(Some(c))
 }

@@ -16,6 +16,7 @@ const WORDS = {
   conversation_ended: "This conversation has already ended.",
   outside_messaging_window: "The customer wrote more than 24 hours ago: Messenger no longer accepts an answer in this conversation.",
   unknown_page: "No entry point has this Facebook Page.",
+  not_queued: "This conversation is no longer waiting, so its priority cannot change.",
   invalid_state: "That does not fit the conversation's state right now.",
   agent_unavailable: "That agent is not available with a free slot right now. Refresh the list and choose another.",
   conference_in_progress: "This conversation already has a conference guest or a pending conference request.",

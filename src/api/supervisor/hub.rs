@@ -346,6 +346,7 @@ mod tests {
             waiting,
             oldest_received_at: oldest,
             agents_available: 0,
+            routing_steps: Vec::new(),
         }
     }
 

@@ -150,6 +150,7 @@ pub fn classify(page_id: &str, e: Event) -> Kind {
                 attachments,
                 mid: m.mid,
                 seen: false,
+                last_owner: None,
             },
             "message",
         );
@@ -170,6 +171,7 @@ pub fn classify(page_id: &str, e: Event) -> Kind {
                 attachments: Vec::new(),
                 mid: p.mid.map(|m| format!("postback:{m}")),
                 seen: false,
+                last_owner: None,
             },
             "postback",
         );
