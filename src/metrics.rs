@@ -50,6 +50,35 @@ counter!(
     &["kind"]
 );
 counter!(TRANSFERS, "switchboard_transfers_total", "Transfers started.", &[]);
+counter!(
+    PRESENCE_SET,
+    "switchboard_presence_set_total",
+    "Agent presence changes made by someone else, by who (`supervisor`, `admin`).",
+    &["by"]
+);
+counter!(
+    SUPERVISOR_SOCKETS_DROPPED,
+    "switchboard_supervisor_sockets_dropped_total",
+    "Supervisor sockets closed because they fell behind (they resume from `snapshot`).",
+    &[]
+);
+counter!(
+    SUPERVISOR_TICKS,
+    "switchboard_supervisor_ticks_total",
+    "Ticks of the supervisor hub that published events.",
+    &[]
+);
+
+/// Connected supervisor sockets.
+pub static SUPERVISOR_SOCKETS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "switchboard_supervisor_sockets_connected",
+            "Connected supervisor sockets.",
+        )
+        .expect("valid metric"),
+    )
+});
 counter!(CONFERENCES, "switchboard_conferences_total", "Conferences joined.", &[]);
 counter!(
     ENDS,
@@ -245,6 +274,7 @@ pub fn observe(o: &Observation) {
                 REROUTES.with_label_values(&["preference_ended"]).inc();
             }
         }
+        Observation::Audited(e) => PRESENCE_SET.with_label_values(&[e.by.reason()]).inc(),
     }
 }
 
@@ -270,6 +300,12 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
         RONAS.with_label_values(&[kind]);
     }
     TRANSFERS.with_label_values(&[]);
+    for by in ["supervisor", "admin"] {
+        PRESENCE_SET.with_label_values(&[by]);
+    }
+    SUPERVISOR_SOCKETS_DROPPED.with_label_values(&[]);
+    SUPERVISOR_TICKS.with_label_values(&[]);
+    LazyLock::force(&SUPERVISOR_SOCKETS);
     CONFERENCES.with_label_values(&[]);
     RECOVERIES.with_label_values(&[]);
     DESKTOPS_REFUSED.with_label_values(&[]);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::routing::LastOwner;
+use super::supervisor::{AuditEntry, Supervisor, SupervisorId};
 use super::{
     Agent, AgentId, Code, Conversation, ConversationId, Delivery, EntryPoint, EntryPointId, Message, Millis, Offer,
     OfferKind, Presence, Queue, QueueId,
@@ -148,6 +149,8 @@ pub enum Observation {
         step: Option<usize>,
         preference_ended: Option<AgentId>,
     },
+    /// A supervisor or the admin changed an agent's presence (the audit trail's entry).
+    Audited(AuditEntry),
 }
 
 /// A timer that the actor shells arm; firing it calls back into the core.
@@ -201,6 +204,18 @@ pub enum Effect {
     /// to. Like [`Effect::Credential`], carried out only once durable.
     Session {
         agent: AgentId,
+        ended: Vec<String>,
+        started: Option<(String, Millis)>,
+    },
+    /// [`Effect::Credential`] for a supervisor's token.
+    SupervisorCredential {
+        supervisor: SupervisorId,
+        revoked: Option<String>,
+        granted: Option<String>,
+    },
+    /// [`Effect::Session`] for a supervisor's sessions.
+    SupervisorSession {
+        supervisor: SupervisorId,
         ended: Vec<String>,
         started: Option<(String, Millis)>,
     },
@@ -259,6 +274,13 @@ pub enum Change {
         next_conversation: u64,
         next_offer: u64,
         next_arrival: u64,
+    },
+    /// A supervisor's record, whole.
+    Supervisor(Box<Supervisor>),
+    /// An audit trail entry; `forget` is the entry that fell out of the retained window.
+    Audit {
+        entry: AuditEntry,
+        forget: Option<u64>,
     },
 }
 

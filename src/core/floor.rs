@@ -157,6 +157,8 @@ pub struct Floor {
     // as they are, with no copy of the record and no new allocation.
     #[allow(clippy::vec_box)]
     evicted: Vec<Box<Conversation>>,
+    /// Supervisor accounts and the audit trail of presence they set (`supervisor.rs`).
+    pub(super) supervision: super::supervisor::Supervision,
 }
 
 /// A command on a conversation the floor no longer holds because it is finished; what
@@ -643,6 +645,19 @@ impl Floor {
         idle_code: Option<String>,
         now: Millis,
     ) -> Result<&Agent, CoreError> {
+        self.set_state_with_reason(agent, state, idle_code, None, now)
+    }
+
+    /// [`Floor::set_state`], with the `reason` the agent's `state_changed` carries
+    /// (`None`: the agent's own change; `supervisor` or `admin` when set for it).
+    pub(crate) fn set_state_with_reason(
+        &mut self,
+        agent: &str,
+        state: Presence,
+        idle_code: Option<String>,
+        reason: Option<&'static str>,
+        now: Millis,
+    ) -> Result<&Agent, CoreError> {
         let a = self
             .agents
             .get(agent)
@@ -683,7 +698,7 @@ impl Floor {
                 )));
             }
         }
-        self.change_presence(agent, state, idle_code, None, now);
+        self.change_presence(agent, state, idle_code, reason, now);
         self.route(now);
         Ok(&self.agents[agent])
     }

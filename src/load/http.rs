@@ -91,6 +91,13 @@ struct Inner {
     arrived: RefCell<HashSet<String>>,
 }
 
+/// What the supervisors of `--supervisors` received.
+#[derive(Debug, Default)]
+pub struct Watching {
+    pub frames: Cell<u64>,
+    pub closed: Cell<u64>,
+}
+
 /// The HTTP/WebSocket backend; clones share one set of connections.
 #[derive(Clone)]
 pub struct Http {
@@ -239,6 +246,49 @@ impl Http {
                 Err(Failure::new("reply_timeout"))
             }
         }
+    }
+
+    /// Creates a supervisor and connects `n` live sockets for it, each read to the end on
+    /// its own task (answering pings), counting what arrives.
+    pub async fn watch_floor(&self, n: usize) -> Result<Rc<Watching>, Failure> {
+        let id = self.id("supervisor");
+        let body = serde_json::to_vec(&serde_json::json!({"id": id, "name": "Load supervisor"}))
+            .map_err(|e| Failure::new(format!("json: {e}")))?;
+        let created = self.call("POST", "/api/v1/supervisors", None, Some(body)).await?;
+        let created: serde_json::Value =
+            serde_json::from_slice(&created).map_err(|e| Failure::new(format!("json: {e}")))?;
+        let token = created["token"].as_str().ok_or_else(|| Failure::new("no_token"))?;
+        let watching = Rc::new(Watching::default());
+        let url = format!(
+            "{}/api/v1/supervisors/me/ws?token={token}",
+            self.inner.target.base.replacen("http", "ws", 1)
+        );
+        for _ in 0..n {
+            let (_, framed) = self
+                .inner
+                .ws
+                .ws(url.clone())
+                .max_frame_size(256 << 20)
+                .connect()
+                .await
+                .map_err(|e| Failure::new(format!("websocket: {e}")))?;
+            let w = watching.clone();
+            actix_rt::spawn(async move {
+                let (mut sink, mut stream) = framed.split();
+                while let Some(Ok(frame)) = stream.next().await {
+                    match frame {
+                        Frame::Text(_) => w.frames.set(w.frames.get() + 1),
+                        Frame::Ping(p) if sink.send(Message::Pong(p.clone())).await.is_err() => break,
+                        Frame::Close(_) => {
+                            w.closed.set(w.closed.get() + 1);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+        Ok(watching)
     }
 
     /// Logs every agent of the run out over REST; answers how many could not be.
@@ -891,7 +941,25 @@ pub async fn run(opts: &super::Options, base: &str, admin_token: &str) -> Result
         .wait_healthy(Duration::from_secs(10))
         .await
         .map_err(|f| super::LoadError::Setup(format!("{base}/healthz: {}", f.code)))?;
+    let watching = if opts.supervisors > 0 {
+        Some(
+            backend
+                .watch_floor(opts.supervisors)
+                .await
+                .map_err(|f| super::LoadError::Setup(format!("supervisors: {}", f.code)))?,
+        )
+    } else {
+        None
+    };
     let report = super::driver::drive(backend.clone(), opts.clone()).await;
+    if let Some(w) = watching {
+        eprintln!(
+            "switchboard-load: {} supervisors watched: {} events received, {} sockets closed by the server",
+            opts.supervisors,
+            w.frames.get(),
+            w.closed.get()
+        );
+    }
     if opts.cleanup {
         let failed = backend.cleanup().await;
         if failed > 0 {

@@ -30,6 +30,7 @@ use crate::core::{
     LastOwner, Message, Millis, Offer, OfferKind, Outbound, Presence, Queue, RoutingState, SignIn, Skills, Step,
     WrapupRecord,
 };
+use crate::core::{AuditEntry, Changer, Supervisor};
 
 /// The record format this build writes and reads.
 pub const RECORD_VERSION: u8 = 1;
@@ -1004,6 +1005,92 @@ pub fn customer_name_key(page_id: &str, customer: &str) -> Vec<u8> {
     let mut k = message_prefix(page_id);
     k.extend_from_slice(customer.as_bytes());
     k
+}
+
+/// A supervisor (see [`crate::core::Supervisor`]), with its sign-in as an agent's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisorV1 {
+    pub id: String,
+    pub name: String,
+    pub credential: Option<String>,
+    pub sign_in: Option<SignInV2>,
+}
+
+impl From<Supervisor> for SupervisorV1 {
+    fn from(s: Supervisor) -> Self {
+        SupervisorV1 {
+            id: s.id,
+            name: s.name,
+            credential: s.credential,
+            sign_in: s.sign_in.map(|x| {
+                let x = Arc::unwrap_or_clone(x);
+                SignInV2 {
+                    password_hash: x.password_hash,
+                    sessions: x.sessions,
+                }
+            }),
+        }
+    }
+}
+
+impl From<SupervisorV1> for Supervisor {
+    fn from(s: SupervisorV1) -> Self {
+        Supervisor {
+            id: s.id,
+            name: s.name,
+            credential: s.credential,
+            sign_in: s.sign_in.map(|x| {
+                Arc::new(SignIn {
+                    password_hash: x.password_hash,
+                    sessions: x.sessions,
+                })
+            }),
+        }
+    }
+}
+
+/// An audit trail entry (see [`AuditEntry`]); keyed by its `seq`, big-endian.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditV1 {
+    pub seq: u64,
+    pub at: u64,
+    /// `None`: the admin; else the supervisor's id.
+    pub by_supervisor: Option<String>,
+    pub agent: String,
+    pub from: PresenceV1,
+    pub to: PresenceV1,
+    pub idle_code: Option<String>,
+}
+
+impl From<AuditEntry> for AuditV1 {
+    fn from(e: AuditEntry) -> Self {
+        AuditV1 {
+            seq: e.seq,
+            at: e.at,
+            by_supervisor: match e.by {
+                Changer::Admin => None,
+                Changer::Supervisor(s) => Some(s),
+            },
+            agent: e.agent,
+            from: e.from.into(),
+            to: e.to.into(),
+            idle_code: e.idle_code,
+        }
+    }
+}
+
+impl From<AuditV1> for AuditEntry {
+    fn from(e: AuditV1) -> Self {
+        AuditEntry {
+            seq: e.seq,
+            at: e.at,
+            by: e.by_supervisor.map_or(Changer::Admin, Changer::Supervisor),
+            agent: e.agent,
+            from: e.from.into(),
+            to: e.to.into(),
+            idle_code: e.idle_code,
+        }
+    }
 }
 
 /// The counters that must survive a restart.
