@@ -25,6 +25,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awc::ws::{Frame, Message};
@@ -91,11 +93,13 @@ struct Inner {
     arrived: RefCell<HashSet<String>>,
 }
 
-/// What the supervisors of `--supervisors` received.
+/// What the supervisors of `--supervisors` received. Their sockets are read on a thread
+/// of their own, so that reading hundreds of thousands of frames a second does not delay
+/// the harness's own desktops (and so its arrival → offer figures).
 #[derive(Debug, Default)]
 pub struct Watching {
-    pub frames: Cell<u64>,
-    pub closed: Cell<u64>,
+    pub frames: AtomicU64,
+    pub closed: AtomicU64,
 }
 
 /// The HTTP/WebSocket backend; clones share one set of connections.
@@ -248,9 +252,9 @@ impl Http {
         }
     }
 
-    /// Creates a supervisor and connects `n` live sockets for it, each read to the end on
-    /// its own task (answering pings), counting what arrives.
-    pub async fn watch_floor(&self, n: usize) -> Result<Rc<Watching>, Failure> {
+    /// Creates a supervisor and connects `n` live sockets for it on a thread of their own,
+    /// each read to the end on its own task (answering pings), counting what arrives.
+    pub async fn watch_floor(&self, n: usize) -> Result<Arc<Watching>, Failure> {
         let id = self.id("supervisor");
         let body = serde_json::to_vec(&serde_json::json!({"id": id, "name": "Load supervisor"}))
             .map_err(|e| Failure::new(format!("json: {e}")))?;
@@ -258,36 +262,51 @@ impl Http {
         let created: serde_json::Value =
             serde_json::from_slice(&created).map_err(|e| Failure::new(format!("json: {e}")))?;
         let token = created["token"].as_str().ok_or_else(|| Failure::new("no_token"))?;
-        let watching = Rc::new(Watching::default());
+        let watching = Arc::new(Watching::default());
         let url = format!(
             "{}/api/v1/supervisors/me/ws?token={token}",
             self.inner.target.base.replacen("http", "ws", 1)
         );
-        for _ in 0..n {
-            let (_, framed) = self
-                .inner
-                .ws
-                .ws(url.clone())
-                .max_frame_size(256 << 20)
-                .connect()
-                .await
-                .map_err(|e| Failure::new(format!("websocket: {e}")))?;
-            let w = watching.clone();
-            actix_rt::spawn(async move {
-                let (mut sink, mut stream) = framed.split();
-                while let Some(Ok(frame)) = stream.next().await {
-                    match frame {
-                        Frame::Text(_) => w.frames.set(w.frames.get() + 1),
-                        Frame::Ping(p) if sink.send(Message::Pong(p.clone())).await.is_err() => break,
-                        Frame::Close(_) => {
-                            w.closed.set(w.closed.get() + 1);
-                            break;
-                        }
-                        _ => {}
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), Failure>>();
+        let w = watching.clone();
+        std::thread::Builder::new()
+            .name("supervisors".into())
+            .spawn(move || {
+                actix_rt::System::new().block_on(async move {
+                    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+                    for _ in 0..n {
+                        let framed = match client.ws(url.clone()).max_frame_size(256 << 20).connect().await {
+                            Ok((_, framed)) => framed,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(Failure::new(format!("websocket: {e}"))));
+                                return;
+                            }
+                        };
+                        let w = w.clone();
+                        actix_rt::spawn(async move {
+                            let (mut sink, mut stream) = framed.split();
+                            while let Some(Ok(frame)) = stream.next().await {
+                                match frame {
+                                    Frame::Text(_) => {
+                                        w.frames.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    Frame::Ping(p) if sink.send(Message::Pong(p.clone())).await.is_err() => break,
+                                    Frame::Close(_) => {
+                                        w.closed.fetch_add(1, Ordering::Relaxed);
+                                        break;
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        });
                     }
-                }
-            });
-        }
+                    let _ = ready_tx.send(Ok(()));
+                    // Read until the process ends.
+                    std::future::pending::<()>().await;
+                });
+            })
+            .map_err(|e| Failure::new(format!("thread: {e}")))?;
+        ready_rx.await.map_err(|_| Failure::new("supervisor thread ended"))??;
         Ok(watching)
     }
 
@@ -956,8 +975,8 @@ pub async fn run(opts: &super::Options, base: &str, admin_token: &str) -> Result
         eprintln!(
             "switchboard-load: {} supervisors watched: {} events received, {} sockets closed by the server",
             opts.supervisors,
-            w.frames.get(),
-            w.closed.get()
+            w.frames.load(Ordering::Relaxed),
+            w.closed.load(Ordering::Relaxed)
         );
     }
     if opts.cleanup {
