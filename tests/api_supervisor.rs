@@ -482,3 +482,96 @@ async fn a_slow_supervisor_socket_is_closed_without_stalling_anything() {
     let (_again, snap) = server.supervisor_socket(&sup).await;
     assert_eq!(snap["agents"].as_array().map(Vec::len), Some(201));
 }
+
+/// The real binary is killed (SIGKILL) after a supervisor was created, given a password
+/// and used to send an agent to idle. After the restart the supervisor's token and
+/// password still work, the agent is still idle, and the audit trail still has the change.
+#[actix_web::test]
+async fn supervisors_and_the_audit_trail_survive_a_kill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = awc::Client::builder().timeout(WAIT).finish();
+    let engine = Process::start(dir.path(), &[]);
+    let call = |base: &str, method: &'static str, path: &str, token: &str, body: Option<serde_json::Value>| {
+        let (client, url, token) = (client.clone(), format!("{base}{path}"), token.to_string());
+        async move { request(&client, &url, method, Some(&token), body).await }
+    };
+    let sup = call(
+        &engine.base,
+        "POST",
+        "/api/v1/supervisors",
+        ADMIN,
+        Some(json!({"id": "sue", "name": "Sue"})),
+    )
+    .await
+    .expect(201);
+    let token = sup["token"].as_str().expect("token").to_string();
+    call(
+        &engine.base,
+        "PUT",
+        "/api/v1/supervisors/sue/password",
+        ADMIN,
+        Some(json!({"password": "sue-password-1"})),
+    )
+    .await
+    .expect(204);
+    let agent = call(
+        &engine.base,
+        "POST",
+        "/api/v1/agents",
+        ADMIN,
+        Some(json!({"id": "ann", "name": "Ann", "queues": ["support"]})),
+    )
+    .await
+    .expect(201);
+    let ann = agent["token"].as_str().expect("token").to_string();
+    call(
+        &engine.base,
+        "PUT",
+        "/api/v1/agents/me/state",
+        &ann,
+        Some(json!({"state": "available"})),
+    )
+    .await
+    .expect(200);
+    call(
+        &engine.base,
+        "PUT",
+        "/api/v1/agents/ann/state",
+        &token,
+        Some(json!({"state": "idle", "idle_code": "break"})),
+    )
+    .await
+    .expect(200);
+    engine.kill();
+
+    let engine = Process::start(dir.path(), &[]);
+    let me = call(&engine.base, "GET", "/api/v1/supervisors/me", &token, None)
+        .await
+        .expect(200);
+    assert_eq!(me["id"], "sue");
+    let login = request(
+        &client,
+        &format!("{}/api/v1/login", engine.base),
+        "POST",
+        None,
+        Some(json!({"id": "sue", "password": "sue-password-1", "kind": "supervisor"})),
+    )
+    .await
+    .expect(200);
+    assert_eq!(login["kind"], "supervisor");
+    let a = call(&engine.base, "GET", "/api/v1/agents/ann", &token, None)
+        .await
+        .expect(200);
+    assert_eq!(a["state"], "idle");
+    let audit = call(&engine.base, "GET", "/api/v1/audit?agent=ann", &token, None)
+        .await
+        .expect(200);
+    let entries = audit.as_array().expect("audit list");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["by"] == "sue" && e["from"] == "available" && e["to"] == "idle"),
+        "{audit}"
+    );
+    engine.kill();
+}

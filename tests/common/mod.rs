@@ -518,3 +518,12 @@ impl Process {
         let _ = self.child.wait();
     }
 }
+
+/// A test that fails half-way must not leave its server running (holding the test's
+/// output pipe open, so that the run never ends).
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
