@@ -75,7 +75,8 @@ async fn a_slow_desktop_is_dropped_without_blocking_the_engine() {
 #[actix_rt::test]
 async fn shutdown_closes_desktops_with_going_away() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let Process { mut child, base, .. } = Process::start(dir.path(), &[]);
+    let mut engine = Process::start(dir.path(), &[]);
+    let base = engine.base.clone();
     let client = awc::Client::builder().timeout(WAIT).finish();
     let mut res = client
         .post(format!("{base}/api/v1/agents"))
@@ -92,7 +93,7 @@ async fn shutdown_closes_desktops_with_going_away() {
     assert!(matches!(first, awc::ws::Frame::Text(_)), "hello first");
     let status = Command::new("kill")
         .arg("-TERM")
-        .arg(child.id().to_string())
+        .arg(engine.child.id().to_string())
         .status()
         .expect("kill");
     assert!(status.success());
@@ -105,7 +106,7 @@ async fn shutdown_closes_desktops_with_going_away() {
         }
     }
     assert_eq!(close.map(|r| r.code), Some(CloseCode::Away));
-    let exit = tokio::task::spawn_blocking(move || child.wait())
+    let exit = tokio::task::spawn_blocking(move || engine.child.wait())
         .await
         .expect("join")
         .expect("wait");
