@@ -29,8 +29,9 @@
 //!   conversation it meets. Put back: `star` goes `idle`, the customer ends that
 //!   conversation, a new one arrives at the back of the queue.
 //!
-//! Run: `cargo bench --bench routing` (about four minutes on 2 cores; a filter such as
-//! `-- w100000` runs, and builds, only what it names). BENCHMARKS.md "Routing depth".
+//! Run: `cargo bench --bench routing` (a few minutes on 2 cores, most of it putting the
+//! floors back and building them; a filter such as `-- w100000/a10/` runs only what it
+//! names, but every floor is still built). BENCHMARKS.md "Routing depth".
 
 use std::time::{Duration, Instant};
 
@@ -285,19 +286,18 @@ fn routing(c: &mut Criterion) {
             let mut g = c.benchmark_group(format!("routing/w{waiting}/a{agents}"));
             g.throughput(Throughput::Elements(1));
             for mode in [Mode::Plain, Mode::Skills] {
-                // Built by the first case that runs, so a filter builds only what it needs.
-                let mut slot: Option<Bed> = None;
-                let new = || Bed::new(mode, waiting, agents);
+                // Built before criterion starts the clock: a build inside the first
+                // warm-up call would end the warm-up after one iteration and leave the
+                // estimate to a cold one. Dropped at the end of the mode.
+                let mut bed = Bed::new(mode, waiting, agents);
                 let id = |what: &str| BenchmarkId::new(what, mode.name());
                 g.bench_function(id("arrival_offered"), |b| {
-                    b.iter_custom(|iters| slot.get_or_insert_with(new).arrivals(iters, mode.offered_ep(), true))
+                    b.iter_custom(|iters| bed.arrivals(iters, mode.offered_ep(), true))
                 });
                 g.bench_function(id("arrival_waits"), |b| {
-                    b.iter_custom(|iters| slot.get_or_insert_with(new).arrivals(iters, mode.waiting_ep(), false))
+                    b.iter_custom(|iters| bed.arrivals(iters, mode.waiting_ep(), false))
                 });
-                g.bench_function(id("agent_free"), |b| {
-                    b.iter_custom(|iters| slot.get_or_insert_with(new).agent_free(iters, mode))
-                });
+                g.bench_function(id("agent_free"), |b| b.iter_custom(|iters| bed.agent_free(iters, mode)));
             }
             g.finish();
         }
@@ -306,11 +306,13 @@ fn routing(c: &mut Criterion) {
 
 fn config() -> Criterion {
     // 54 cases on a 2-core machine shared with builds: short runs; each case's untimed
-    // put-back costs more than its timed command, so wall time is about 3× these.
+    // put-back costs more than its timed command, so wall time is about 3× these. No
+    // plots: the figures go to BENCHMARKS.md.
     Criterion::default()
         .sample_size(20)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(600))
+        .without_plots()
 }
 
 criterion_group! {
