@@ -37,6 +37,7 @@ pub const SECTIONS: &[&str] = &[
     "entry_points",
     "log",
     "messenger",
+    "supervisor",
 ];
 
 /// True when an environment key (after the prefix) names a config section.
@@ -78,6 +79,34 @@ pub struct Config {
     /// The Messenger channel: webhook security, the Graph API, the outbox's retries.
     #[serde(default)]
     pub messenger: MessengerConfig,
+    /// The supervisors' live socket: tick, queue refresh, per-socket buffer.
+    #[serde(default)]
+    pub supervisor: SupervisorConfig,
+}
+
+/// `[supervisor]`: the supervisor hub (`api::supervisor`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorConfig {
+    /// The hub publishes what changed once per tick (events of one tick are coalesced:
+    /// an agent that changed three times is sent once, as it is now).
+    pub tick_ms: u64,
+    /// A queue with conversations waiting is sent again after this long even if nothing
+    /// else changed, so `longest_wait_ms` stays current (at most a second old).
+    pub queue_refresh_ms: u64,
+    /// Ticks' worth of events one supervisor socket may have queued before it counts as
+    /// too slow and is closed (1013; it resumes from `snapshot`).
+    pub socket_buffer: usize,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            tick_ms: 100,
+            queue_refresh_ms: 900,
+            socket_buffer: 64,
+        }
+    }
 }
 
 /// The demo customer chat page (`/demo/customer`): a browser stands in for a Messenger
@@ -366,6 +395,15 @@ impl Config {
         let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes", "must be at least 1024");
+        }
+        if self.supervisor.tick_ms == 0 || self.supervisor.tick_ms > 1000 {
+            return bad("supervisor.tick_ms", "must be 1 to 1000");
+        }
+        if self.supervisor.queue_refresh_ms == 0 || self.supervisor.queue_refresh_ms > 1000 {
+            return bad("supervisor.queue_refresh_ms", "must be 1 to 1000");
+        }
+        if self.supervisor.socket_buffer == 0 {
+            return bad("supervisor.socket_buffer", "must be greater than 0");
         }
         if self.server.ws_heartbeat_ms == 0 {
             return bad("server.ws_heartbeat_ms", "must be greater than 0");

@@ -49,6 +49,9 @@ fn start_router(
     );
     // What the outbox still holds goes to the channel again (it skips what it is sending).
     floor.resume_outbox(snapshot.outbox);
+    // Supervisors' credentials and sessions come back as effects, like agents' sessions.
+    shared.clear_supervisors();
+    floor.restore_supervision(snapshot.supervisors, snapshot.audit, now);
     match shared.credentials.write() {
         Ok(mut m) => *m = credentials,
         Err(p) => *p.into_inner() = credentials,
@@ -263,6 +266,60 @@ impl Engine {
     /// without a round trip to the engine (see [`Effect::Session`]).
     pub fn agent_for_session(&self, credential: &str, now: Millis) -> Result<Option<AgentId>, EngineError> {
         self.shared.agent_for_session(credential, now)
+    }
+
+    /// The supervisor a token's or a session's credential belongs to, without a round
+    /// trip to the engine (see [`Effect::SupervisorCredential`]).
+    pub fn supervisor_for(&self, credential: &str, now: Millis) -> Result<Option<SupervisorId>, EngineError> {
+        self.shared.supervisor_for(credential, now)
+    }
+
+    /// The queues' live figures as their queue actors last published them: those that
+    /// changed since the last call (`all`: every queue).
+    pub fn queue_figures(&self, all: bool) -> Vec<crate::protocol::QueueFigures> {
+        let mut b = self.shared.queue_board.lock().unwrap_or_else(|p| p.into_inner());
+        if all {
+            b.changed.clear();
+            b.all()
+        } else {
+            b.take_changed()
+        }
+    }
+
+    /// A watch query ([`Query::WatchStart`], [`Query::WatchDelta`], [`Query::WatchStop`]).
+    pub async fn watch(&self, q: Query) -> Result<crate::protocol::FloorDelta, EngineError> {
+        match self.ask(q).await? {
+            QueryReply::Watch(d) => Ok(*d),
+            r => Err(unexpected_query("watch", &r)),
+        }
+    }
+
+    pub async fn supervisor(&self, id: &str) -> Result<Option<Supervisor>, EngineError> {
+        match self.ask(Query::Supervisor(id.into())).await? {
+            QueryReply::Supervisor(s) => Ok(s.map(|s| *s)),
+            r => Err(unexpected_query("supervisor", &r)),
+        }
+    }
+
+    pub async fn supervisors(&self) -> Result<Vec<Supervisor>, EngineError> {
+        match self.ask(Query::Supervisors).await? {
+            QueryReply::Supervisors(s) => Ok(s),
+            r => Err(unexpected_query("supervisors", &r)),
+        }
+    }
+
+    /// The audit trail, newest first.
+    pub async fn audit(&self, agent: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, EngineError> {
+        match self
+            .ask(Query::Audit {
+                agent: agent.map(Into::into),
+                limit,
+            })
+            .await?
+        {
+            QueryReply::Audit(v) => Ok(v),
+            r => Err(unexpected_query("audit", &r)),
+        }
     }
 
     /// False once a store write failed: the engine refuses changes until it has rebuilt

@@ -50,6 +50,35 @@ counter!(
     &["kind"]
 );
 counter!(TRANSFERS, "switchboard_transfers_total", "Transfers started.", &[]);
+counter!(
+    PRESENCE_SET,
+    "switchboard_presence_set_total",
+    "Agent presence changes made by someone else, by who (`supervisor`, `admin`).",
+    &["by"]
+);
+counter!(
+    SUPERVISOR_SOCKETS_DROPPED,
+    "switchboard_supervisor_sockets_dropped_total",
+    "Supervisor sockets closed because they fell behind (they resume from `snapshot`).",
+    &[]
+);
+counter!(
+    SUPERVISOR_TICKS,
+    "switchboard_supervisor_ticks_total",
+    "Ticks of the supervisor hub that published events.",
+    &[]
+);
+
+/// Connected supervisor sockets.
+pub static SUPERVISOR_SOCKETS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "switchboard_supervisor_sockets_connected",
+            "Connected supervisor sockets.",
+        )
+        .expect("valid metric"),
+    )
+});
 counter!(CONFERENCES, "switchboard_conferences_total", "Conferences joined.", &[]);
 counter!(
     ENDS,
@@ -62,6 +91,12 @@ counter!(
     "switchboard_wrapups_total",
     "Wrap-ups submitted, by reason.",
     &["reason"]
+);
+counter!(
+    REROUTES,
+    "switchboard_routing_moves_total",
+    "Waiting conversations whose routing moved on by itself: to a later step, or a preferred agent's wait ended.",
+    &["what"]
 );
 counter!(
     ARRIVALS,
@@ -229,6 +264,17 @@ pub fn observe(o: &Observation) {
             AGENTS.with_label_values(&[to.as_str()]).inc();
         }
         Observation::AgentAdded { presence, .. } => AGENTS.with_label_values(&[presence.as_str()]).inc(),
+        Observation::Rerouted {
+            step, preference_ended, ..
+        } => {
+            if step.is_some_and(|s| s > 0) {
+                REROUTES.with_label_values(&["step"]).inc();
+            }
+            if preference_ended.is_some() {
+                REROUTES.with_label_values(&["preference_ended"]).inc();
+            }
+        }
+        Observation::Audited(e) => PRESENCE_SET.with_label_values(&[e.by.reason()]).inc(),
     }
 }
 
@@ -254,10 +300,24 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
         RONAS.with_label_values(&[kind]);
     }
     TRANSFERS.with_label_values(&[]);
+    for by in ["supervisor", "admin"] {
+        PRESENCE_SET.with_label_values(&[by]);
+    }
+    SUPERVISOR_SOCKETS_DROPPED.with_label_values(&[]);
+    SUPERVISOR_TICKS.with_label_values(&[]);
+    LazyLock::force(&SUPERVISOR_SOCKETS);
     CONFERENCES.with_label_values(&[]);
     RECOVERIES.with_label_values(&[]);
     DESKTOPS_REFUSED.with_label_values(&[]);
-    for reason in ["agent_ended", "customer_ended", "transfer_not_accepted"] {
+    for what in ["step", "preference_ended"] {
+        REROUTES.with_label_values(&[what]);
+    }
+    for reason in [
+        "agent_ended",
+        "customer_ended",
+        "transfer_not_accepted",
+        "customer_inactive",
+    ] {
         ENDS.with_label_values(&[reason]);
     }
     for reason in wrapup_reasons {

@@ -37,6 +37,22 @@ pub enum Query {
         page_id: String,
         customer: String,
     },
+    /// A supervisor by id.
+    Supervisor(SupervisorId),
+    /// Every supervisor.
+    Supervisors,
+    /// The audit trail: the newest `limit` entries, about `agent` if given.
+    Audit {
+        agent: Option<AgentId>,
+        limit: usize,
+    },
+    /// Start (or restart) watching: every agent and open conversation now, and from then
+    /// on the router remembers which change ([`Query::WatchDelta`]).
+    WatchStart,
+    /// What changed since the last `WatchStart` or `WatchDelta`.
+    WatchDelta,
+    /// Stop remembering changes (nobody watches).
+    WatchStop,
 }
 
 /// The answer to a [`Query`].
@@ -52,6 +68,10 @@ pub enum QueryReply {
     Violations(Vec<String>),
     Stats(EngineStats),
     CustomerName(Option<String>),
+    Supervisor(Option<Box<Supervisor>>),
+    Supervisors(Vec<Supervisor>),
+    Audit(Vec<AuditEntry>),
+    Watch(Box<FloorDelta>),
 }
 
 impl QueryReply {
@@ -67,6 +87,10 @@ impl QueryReply {
             QueryReply::Violations(_) => "violations",
             QueryReply::Stats(_) => "stats",
             QueryReply::CustomerName(_) => "customer_name",
+            QueryReply::Supervisor(_) => "supervisor",
+            QueryReply::Supervisors(_) => "supervisors",
+            QueryReply::Audit(_) => "audit",
+            QueryReply::Watch(_) => "watch",
         }
     }
 }
@@ -168,9 +192,154 @@ pub struct Shared {
     pub sessions: RwLock<HashMap<String, (AgentId, Millis)>>,
     /// False once a write to the store has failed.
     pub healthy: AtomicBool,
+    /// Supervisor credential → supervisor id ([`Effect::SupervisorCredential`]).
+    pub supervisor_credentials: RwLock<HashMap<String, SupervisorId>>,
+    /// Supervisor session credential → supervisor id and expiry ([`Effect::SupervisorSession`]).
+    pub supervisor_sessions: RwLock<HashMap<String, (SupervisorId, Millis)>>,
+    /// Each queue's live figures as its queue actor last published them (the supervisor
+    /// hub reads them once per tick).
+    pub queue_board: std::sync::Mutex<QueueBoard>,
+}
+
+/// The queue actors' live figures, and which changed since the hub last looked.
+#[derive(Debug, Default)]
+pub struct QueueBoard {
+    pub figures: std::collections::BTreeMap<QueueId, QueueFigures>,
+    /// Queues published since the last [`QueueBoard::take_changed`].
+    pub changed: std::collections::BTreeSet<QueueId>,
+}
+
+impl QueueBoard {
+    /// What changed since the last call, with the current figures.
+    pub fn take_changed(&mut self) -> Vec<QueueFigures> {
+        let changed = std::mem::take(&mut self.changed);
+        changed.iter().filter_map(|q| self.figures.get(q).cloned()).collect()
+    }
+
+    /// Every queue's figures, by id.
+    pub fn all(&self) -> Vec<QueueFigures> {
+        self.figures.values().cloned().collect()
+    }
+}
+
+/// A queue's live figures, kept by its queue actor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueFigures {
+    pub id: QueueId,
+    pub name: String,
+    pub waiting: usize,
+    /// `received_at` of the conversation served next, if any: `longest_wait_ms` is the
+    /// time since, computed when shown.
+    pub oldest_received_at: Option<Millis>,
+    pub agents_available: usize,
+    /// The queue's routing steps (for transfers into it), as REST shows them.
+    pub routing_steps: Vec<Step>,
+}
+
+impl QueueFigures {
+    /// As [`QueueStats`] at `now`.
+    pub fn stats(&self, now: Millis) -> QueueStats {
+        QueueStats {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            waiting: self.waiting,
+            longest_wait_ms: self.oldest_received_at.map_or(0, |at| now.saturating_sub(at)),
+            agents_available: self.agents_available,
+            routing_steps: self.routing_steps.clone(),
+        }
+    }
+}
+
+/// What the supervisor hub learns from the router: records whose state changed since
+/// it last asked (or, for [`Query::WatchStart`], every agent and open conversation).
+#[derive(Debug, Clone, Default)]
+pub struct FloorDelta {
+    /// False when the router was not watching (a new router after a rebuild): the hub
+    /// must start again from a full view.
+    pub watching: bool,
+    pub agents: Vec<Agent>,
+    /// Records without transcripts; a conversation that has ended is in its last state.
+    pub conversations: Vec<Conversation>,
 }
 
 impl Shared {
+    /// Carries out an [`Effect::SupervisorCredential`].
+    pub fn apply_supervisor_credential(
+        &self,
+        supervisor: &str,
+        revoked: Option<String>,
+        granted: Option<String>,
+    ) -> Result<(), EngineError> {
+        let mut m = self
+            .supervisor_credentials
+            .write()
+            .map_err(|_| EngineError::Poisoned("the supervisor credential index"))?;
+        if let Some(old) = revoked {
+            m.remove(&old);
+        }
+        if let Some(new) = granted {
+            m.insert(new, supervisor.into());
+        }
+        Ok(())
+    }
+
+    /// Carries out an [`Effect::SupervisorSession`].
+    pub fn apply_supervisor_session(
+        &self,
+        supervisor: &str,
+        ended: Vec<String>,
+        started: Option<(String, Millis)>,
+    ) -> Result<(), EngineError> {
+        let mut m = self
+            .supervisor_sessions
+            .write()
+            .map_err(|_| EngineError::Poisoned("the supervisor session index"))?;
+        for c in ended {
+            m.remove(&c);
+        }
+        if let Some((c, expires_at)) = started {
+            m.insert(c, (supervisor.into(), expires_at));
+        }
+        Ok(())
+    }
+
+    /// The supervisor a token credential or a valid session credential belongs to.
+    pub fn supervisor_for(&self, credential: &str, now: Millis) -> Result<Option<SupervisorId>, EngineError> {
+        let m = self
+            .supervisor_credentials
+            .read()
+            .map_err(|_| EngineError::Poisoned("the supervisor credential index"))?;
+        if let Some(s) = m.get(credential) {
+            return Ok(Some(s.clone()));
+        }
+        drop(m);
+        let m = self
+            .supervisor_sessions
+            .read()
+            .map_err(|_| EngineError::Poisoned("the supervisor session index"))?;
+        Ok(m.get(credential)
+            .filter(|(_, expires_at)| session_valid(*expires_at, now))
+            .map(|(s, _)| s.clone()))
+    }
+
+    /// Forgets every supervisor credential and session (a rebuild adds back what the
+    /// store has).
+    pub fn clear_supervisors(&self) {
+        if let Ok(mut m) = self.supervisor_credentials.write() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.supervisor_sessions.write() {
+            m.clear();
+        }
+    }
+
+    /// A queue actor publishes its figures.
+    pub fn publish_queue(&self, figures: QueueFigures) {
+        let mut b = self.queue_board.lock().unwrap_or_else(|p| p.into_inner());
+        b.changed.insert(figures.id.clone());
+        b.figures.insert(figures.id.clone(), figures);
+    }
+
     /// Carries out an [`Effect::Credential`].
     pub fn apply_credential(
         &self,

@@ -459,3 +459,47 @@ async fn a_batch_of_hundreds_of_events_is_answered_once_durable() {
     assert_eq!(conversations_held(&s).await, 300);
     eprintln!("300 events ({} bytes) answered in {took:?}", body.len());
 }
+
+/// A Messenger customer who writes again after their chat ended goes back to the agent who
+/// served them (preferred agents on), though another agent has waited longer: the router
+/// looks up the last owner for webhook messages as for REST ones.
+#[actix_web::test]
+async fn a_returning_messenger_customer_goes_back_to_the_last_owner() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let url = fake.url();
+    let s = TestServer::with(move |c| {
+        messenger_config(c, &url);
+        c.routing.last_agent_ms = 600_000;
+        c.routing.last_agent_within_ms = 600_000;
+    })
+    .await;
+    let (mut desk, cid) = accepted(&s, PSID).await;
+    for cmd in [
+        json!({"type": "end", "conversation_id": cid}),
+        json!({"type": "wrapup", "conversation_id": cid, "reason": "resolved"}),
+    ] {
+        let r = desk.command(cmd).await;
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    let bob = s.agent("b1", "Bob", &["support"]).await;
+    let bob_desk = s.available_desktop(&bob).await;
+    // Ann (a1) becomes free after Bob: longest idle would pick Bob.
+    let r = desk
+        .command(json!({"type": "set_state", "state": "idle", "idle_code": "break"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let r = desk.command(json!({"type": "set_state", "state": "available"})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    deliver(
+        &s.client,
+        &s.base,
+        &page_event(&[(PAGE_ID, vec![text(PSID, "m-again", "it broke again")])]),
+    )
+    .await;
+    let offer = desk.wait_for("offer").await;
+    let again = offer["conversation_id"].as_str().expect("id").to_string();
+    assert_ne!(again, cid);
+    assert_eq!(s.conversation(&again).await["preferred_agent"], "a1");
+    assert_eq!(s.agent_detail("b1").await["load"], 0);
+    bob_desk.close().await;
+}

@@ -1,35 +1,40 @@
-//! One actor per queue: its live figures.
+//! One actor per queue: its live figures (waiting, the oldest `received_at`, agents
+//! available), which it keeps and publishes: as the metrics gauge, and on the queue board
+//! ([`crate::protocol::QueueBoard`]) that the supervisor hub reads once per tick.
+
+use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::core::{Millis, QueueId};
+pub use crate::protocol::QueueFigures;
+use crate::protocol::Shared;
 
-/// The live figures of one queue, as the router last reported them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueFigures {
-    pub waiting: usize,
-    /// `received_at` of the conversation waiting longest, if any.
-    pub oldest_received_at: Option<Millis>,
-    pub agents_available: usize,
-}
-
-/// Keeps one queue's figures and publishes them as metrics gauges.
+/// Keeps one queue's figures and publishes them when they change.
 pub struct QueueActor {
-    queue: QueueId,
     figures: QueueFigures,
+    shared: Arc<Shared>,
 }
 
 impl QueueActor {
-    pub fn new(queue: QueueId) -> Self {
+    pub fn new(id: crate::core::QueueId, name: String, shared: Arc<Shared>) -> Self {
         QueueActor {
-            queue,
-            figures: QueueFigures::default(),
+            figures: QueueFigures {
+                id,
+                name,
+                ..Default::default()
+            },
+            shared,
         }
     }
 }
 
 impl Actor for QueueActor {
     type Context = Context<Self>;
+
+    /// A queue is on the board from the start, with its figures all zero.
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        self.shared.publish_queue(self.figures.clone());
+    }
 }
 
 /// The router's latest figures for this queue.
@@ -41,13 +46,14 @@ impl Handler<Figures> for QueueActor {
     type Result = ();
 
     fn handle(&mut self, msg: Figures, _ctx: &mut Self::Context) {
-        let _span = tracing::trace_span!("queue_actor", queue = %self.queue, message = "Figures").entered();
+        let _span = tracing::trace_span!("queue_actor", queue = %self.figures.id, message = "Figures").entered();
         if msg.0 != self.figures {
-            tracing::trace!(queue = %self.queue, waiting = msg.0.waiting, "queue figures");
+            tracing::trace!(queue = %self.figures.id, waiting = msg.0.waiting, "queue figures");
             crate::metrics::QUEUE_WAITING
-                .with_label_values(&[&self.queue])
+                .with_label_values(&[&self.figures.id])
                 .set(msg.0.waiting as i64);
             self.figures = msg.0;
+            self.shared.publish_queue(self.figures.clone());
         }
     }
 }
@@ -61,7 +67,7 @@ impl Handler<ReadFigures> for QueueActor {
     type Result = MessageResult<ReadFigures>;
 
     fn handle(&mut self, _msg: ReadFigures, _ctx: &mut Self::Context) -> Self::Result {
-        let _span = tracing::trace_span!("queue_actor", queue = %self.queue, message = "ReadFigures").entered();
+        let _span = tracing::trace_span!("queue_actor", queue = %self.figures.id, message = "ReadFigures").entered();
         MessageResult(self.figures.clone())
     }
 }

@@ -19,7 +19,7 @@ use super::conversation::{ArmDeadline, ArmOffer, Close, ConversationActor, Custo
 use super::queue::{Figures, QueueActor, QueueFigures};
 use super::Clock;
 use crate::core::*;
-use crate::protocol::{AgentDetail, EngineError, EngineStats, Observed, Query, QueryReply, Shared};
+use crate::protocol::{AgentDetail, EngineError, EngineStats, FloorDelta, Observed, Query, QueryReply, Shared};
 use crate::store::{Store, StoreError};
 
 /// Called once an operation's commit settled: `None` when durable, or the store error.
@@ -69,10 +69,24 @@ pub struct RouterActor {
     /// answers for the rest), with the operation's `seq`: a redelivery that arrives before
     /// the first one is durable is still seen.
     mids_in_flight: FastMap<String, u64>,
+    /// While a supervisor hub watches: which records changed since it last asked.
+    watch: Option<WatchDirty>,
     /// Last owners (preferred agents) written by operations whose commit is under way, by
     /// (entry point, customer), with the operation's `seq`: the store answers for the rest.
     owners_in_flight: FastMap<(EntryPointId, String), (LastOwner, u64)>,
 }
+
+/// The records changed since the supervisor hub last asked ([`Query::WatchDelta`]): ids
+/// only, so routing pays a set insert per changed record; the hub reads them once per tick.
+#[derive(Default)]
+struct WatchDirty {
+    agents: FastSet<AgentId>,
+    conversations: FastSet<ConversationId>,
+    /// Conversations that finished (the floor let go of them) with their last record.
+    gone: FastMap<ConversationId, Conversation>,
+}
+
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 impl RouterActor {
     pub fn new(
@@ -100,6 +114,7 @@ impl RouterActor {
             failed: None,
             fenced: false,
             mids_in_flight: FastMap::default(),
+            watch: None,
             owners_in_flight: FastMap::default(),
         }
     }
@@ -123,9 +138,11 @@ impl RouterActor {
     }
 
     fn queue_actor(&mut self, id: &str) -> Addr<QueueActor> {
+        let name = self.floor.queue(id).map(|q| q.name.clone()).unwrap_or_default();
+        let shared = &self.shared;
         self.queues
             .entry(id.into())
-            .or_insert_with(|| QueueActor::new(id.into()).start())
+            .or_insert_with(|| QueueActor::new(id.into(), name, shared.clone()).start())
             .clone()
     }
 
@@ -231,14 +248,60 @@ impl RouterActor {
                         tracing::error!(%agent, error = %e, "session index not updated");
                     }
                 }
+                Effect::SupervisorCredential {
+                    supervisor,
+                    revoked,
+                    granted,
+                } => {
+                    if let Err(e) = self.shared.apply_supervisor_credential(&supervisor, revoked, granted) {
+                        tracing::error!(%supervisor, error = %e, "supervisor credential index not updated");
+                    }
+                }
+                Effect::SupervisorSession {
+                    supervisor,
+                    ended,
+                    started,
+                } => {
+                    if let Err(e) = self.shared.apply_supervisor_session(&supervisor, ended, started) {
+                        tracing::error!(%supervisor, error = %e, "supervisor session index not updated");
+                    }
+                }
                 Effect::Observe(o) => {
                     crate::metrics::observe(&o);
                     match &o {
                         Observation::Arrived { queue, .. } => {
                             queues_touched.insert(queue.clone());
                         }
-                        Observation::Offered { conversation, .. } | Observation::Accepted { conversation, .. } => {
+                        Observation::Offered {
+                            conversation, agent, ..
+                        }
+                        | Observation::Accepted {
+                            conversation, agent, ..
+                        } => {
                             queues_touched.extend(self.queue_of(conversation));
+                            // The agent's load changed: its queues' `agents_available` may have.
+                            self.touch_queues_of(agent, &mut queues_touched);
+                        }
+                        Observation::PresenceChanged { agent, .. }
+                        | Observation::WrappedUp { agent, .. }
+                        | Observation::Rona { agent, .. } => {
+                            self.touch_queues_of(agent, &mut queues_touched);
+                        }
+                        Observation::Audited(e) => {
+                            let by = match &e.by {
+                                Changer::Admin => "admin",
+                                Changer::Supervisor(s) => s.as_str(),
+                            };
+                            tracing::info!(
+                                agent = %e.agent,
+                                by,
+                                by_kind = e.by.reason(),
+                                from = e.from.as_str(),
+                                to = e.to.as_str(),
+                                idle_code = e.idle_code.as_deref(),
+                                seq = e.seq,
+                                "agent presence set by someone else (audit)"
+                            );
                         }
                         Observation::Ended { conversation, reason } => {
                             queues_touched.extend(self.queue_of(conversation));
@@ -265,9 +328,23 @@ impl RouterActor {
         }
     }
 
+    /// Adds the queues `agent` serves to `touched`.
+    fn touch_queues_of(&self, agent: &str, touched: &mut BTreeSet<QueueId>) {
+        if let Some(a) = self.floor.agent(agent) {
+            for q in &a.queues {
+                if !touched.contains(q) {
+                    touched.insert(q.clone());
+                }
+            }
+        }
+    }
+
     fn figures(&self, queue: &str) -> QueueFigures {
         let q = self.floor.queue(queue);
         QueueFigures {
+            id: queue.into(),
+            name: q.map(|q| q.name.clone()).unwrap_or_default(),
+            routing_steps: q.map(|q| q.routing_steps.clone()).unwrap_or_default(),
             waiting: q.map_or(0, |q| q.waiting.len()),
             oldest_received_at: q.and_then(|q| q.head()).map(|((_, at, _), _)| *at),
             agents_available: self.floor.agents_available(queue),
@@ -294,9 +371,36 @@ impl RouterActor {
             }
         }
         let mut evicted = Vec::new();
-        for c in self.floor.take_evicted() {
+        let mut new_queues = Vec::new();
+        if let Some(w) = &mut self.watch {
+            for change in &changes {
+                match change {
+                    Change::Agent(a) if !w.agents.contains(&a.id) => {
+                        w.agents.insert(a.id.clone());
+                    }
+                    Change::Conversation(c) if !w.conversations.contains(&c.id) => {
+                        w.conversations.insert(c.id.clone());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for change in &changes {
+            if let Change::Queue(q) = change {
+                new_queues.push(q.id.clone());
+            }
+        }
+        for mut c in self.floor.take_evicted() {
             evicted.push(c.id.clone());
+            if let Some(w) = &mut self.watch {
+                w.gone.insert(c.id.clone(), crate::core::supervisor::record_of(&mut c));
+            }
             self.leaving.insert(c.id.clone(), c);
+        }
+        // A new queue has its figures (all zero) from the start.
+        for q in new_queues {
+            let figures = self.figures(&q);
+            self.queue_actor(&q).do_send(Figures(figures));
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -588,6 +692,7 @@ impl Handler<Ask> for RouterActor {
     fn handle(&mut self, msg: Ask, _ctx: &mut Self::Context) -> Self::Result {
         let _span = tracing::trace_span!("ask", query = ?msg.0).entered();
         let now = self.clock.now();
+        // Watch queries change the router's own bookkeeping, not the floor.
         let f = &self.floor;
         Ok(match msg.0 {
             Query::Agent(id) => QueryReply::Agent(f.agent(&id).map(|a| Box::new(AgentDetail::of(f, a)))),
@@ -618,6 +723,43 @@ impl Handler<Ask> for RouterActor {
             }),
             Query::CustomerName { page_id, customer } => {
                 QueryReply::CustomerName(self.store.customer_name(&page_id, &customer)?)
+            }
+            Query::Supervisor(id) => QueryReply::Supervisor(f.supervisor(&id).map(|s| Box::new(s.clone()))),
+            Query::Supervisors => QueryReply::Supervisors(f.supervisors().into_iter().cloned().collect()),
+            Query::Audit { agent, limit } => QueryReply::Audit(f.audit(agent.as_deref(), limit)),
+            Query::WatchStart => {
+                let mut agents: Vec<Agent> = f.agents().cloned().collect();
+                agents.sort_by(|a, b| a.id.cmp(&b.id));
+                let conversations = self.floor.open_conversation_records();
+                self.watch = Some(WatchDirty::default());
+                QueryReply::Watch(Box::new(FloorDelta {
+                    watching: true,
+                    agents,
+                    conversations,
+                }))
+            }
+            Query::WatchDelta => {
+                let Some(w) = self.watch.take() else {
+                    return Ok(QueryReply::Watch(Box::default()));
+                };
+                let agents = w.agents.iter().filter_map(|id| f.agent(id).cloned()).collect();
+                let mut conversations: Vec<Conversation> = w
+                    .conversations
+                    .iter()
+                    .filter(|id| !w.gone.contains_key(*id))
+                    .filter_map(|id| self.floor.conversation_record(id))
+                    .collect();
+                conversations.extend(w.gone.into_values());
+                self.watch = Some(WatchDirty::default());
+                QueryReply::Watch(Box::new(FloorDelta {
+                    watching: true,
+                    agents,
+                    conversations,
+                }))
+            }
+            Query::WatchStop => {
+                self.watch = None;
+                QueryReply::Watch(Box::default())
             }
         })
     }

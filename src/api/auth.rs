@@ -1,4 +1,4 @@
-//! Who is calling: the admin, an agent, or nobody.
+//! Who is calling: the admin, an agent, a supervisor, or nobody.
 //!
 //! An agent acts with its token or with a session token from a password sign-in
 //! ([`super::signin`]); both are looked up by their SHA-256, sessions only until they
@@ -26,30 +26,53 @@ use super::AppState;
 pub use crate::core::Principal as Caller;
 
 impl Caller {
-    /// The admin or nobody (403 for an agent).
+    /// The admin or nobody (403 for an agent or a supervisor).
     pub fn admin(&self) -> Result<(), ApiError> {
         match self {
             Caller::Admin => Ok(()),
             Caller::Agent(a) => Err(ApiError::forbidden(format!(
                 "agent {a} may not use this endpoint; it needs the admin token"
             ))),
+            Caller::Supervisor(s) => Err(ApiError::forbidden(format!(
+                "supervisor {s} may not use this endpoint; it needs the admin token"
+            ))),
         }
     }
 
-    /// The acting agent (403 for the admin, who is not an agent).
+    /// The acting agent (403 for the admin and supervisors, who are not agents).
     pub fn agent(&self) -> Result<&str, ApiError> {
         match self {
             Caller::Agent(a) => Ok(a),
-            Caller::Admin => Err(ApiError::forbidden(
+            Caller::Admin | Caller::Supervisor(_) => Err(ApiError::forbidden(
                 "this endpoint acts as an agent; use the agent's token",
             )),
         }
     }
 
-    /// The admin, or agent `id` itself.
+    /// The acting supervisor (403 for anyone else).
+    pub fn supervisor(&self) -> Result<&str, ApiError> {
+        match self {
+            Caller::Supervisor(s) => Ok(s),
+            Caller::Admin | Caller::Agent(_) => Err(ApiError::forbidden(
+                "this endpoint is a supervisor's; use a supervisor token",
+            )),
+        }
+    }
+
+    /// The admin or a supervisor: those who read everything (403 for an agent).
+    pub fn reader(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin | Caller::Supervisor(_) => Ok(()),
+            Caller::Agent(a) => Err(ApiError::forbidden(format!(
+                "agent {a} may not use this endpoint; it needs the admin or a supervisor token"
+            ))),
+        }
+    }
+
+    /// The admin, a supervisor (both read every agent), or agent `id` itself.
     pub fn admin_or_agent(&self, id: &str) -> Result<(), ApiError> {
         match self {
-            Caller::Admin => Ok(()),
+            Caller::Admin | Caller::Supervisor(_) => Ok(()),
             Caller::Agent(a) if a == id => Ok(()),
             Caller::Agent(a) => Err(ApiError::forbidden(format!("agent {a} may not act on agent {id}"))),
         }
@@ -91,10 +114,13 @@ pub fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError
     if let Some(agent) = state.engine.agent_for_credential(&credential)? {
         return Ok(Some(Caller::Agent(agent)));
     }
+    if let Some(agent) = state.engine.agent_for_session(&credential, now_ms())? {
+        return Ok(Some(Caller::Agent(agent)));
+    }
     Ok(state
         .engine
-        .agent_for_session(&credential, now_ms())?
-        .map(Caller::Agent))
+        .supervisor_for(&credential, now_ms())?
+        .map(Caller::Supervisor))
 }
 
 /// Authenticates a request that carries `token` (from the bearer header, or the

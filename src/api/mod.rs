@@ -17,6 +17,8 @@
 //! - [`pages`]: the embedded browser pages (agent desktop at `/`, demo customer chat).
 //! - [`signin`]: password sign-in, sessions, sign-out and password changes.
 //! - [`password`]: Argon2id hashing (off the engine thread).
+//! - [`supervisor`]: supervisor accounts, presence control, the audit trail, and the
+//!   supervisors' live socket with its hub.
 //! - [`demo`]: the demo customer's narrow API (`/demo/api/*`, off with `demo.customer_page`).
 
 pub mod auth;
@@ -29,6 +31,7 @@ pub mod pages;
 pub mod password;
 pub mod rest;
 pub mod signin;
+pub mod supervisor;
 pub mod ws;
 
 use std::io;
@@ -73,6 +76,9 @@ pub struct AppState {
     pub sign_in_failures: Arc<std::sync::Mutex<crate::core::limits::AuthFailures<String>>>,
     /// How long a session token lasts (`api.session_ttl_ms`).
     pub session_ttl_ms: u64,
+    /// The supervisor hub (its own thread) and its settings.
+    pub hub: actix::Addr<supervisor::hub::Hub>,
+    pub supervisor: crate::config::SupervisorConfig,
 }
 
 /// Failed authentications from one address within [`AUTH_WINDOW_MS`] before its wrong
@@ -229,7 +235,10 @@ fn build(
     // A batch of a few hundred Messenger events is larger than a REST body.
     let webhook_limit = config.server.body_limit_bytes.max(1024 * 1024);
     let workers = config.server.workers;
+    let hub = supervisor::hub::Hub::start_on_own_thread(engine.clone(), config.supervisor.clone());
     let state = AppState {
+        hub,
+        supervisor: config.supervisor.clone(),
         engine,
         admin_token: config.api.admin_token.as_str().into(),
         body_limit: config.server.body_limit_bytes,
@@ -274,6 +283,7 @@ fn build(
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap(from_fn(observe_request))
             .configure(routes)
+            .configure(supervisor::routes)
             .configure(pages::desktop_routes)
             .configure(|cfg| {
                 if state.demo_entry_point.is_some() {
@@ -330,7 +340,7 @@ fn spawn_recovery(engine: Engine) {
 }
 
 /// A resource whose unsupported methods answer 405 JSON.
-fn resource(path: &str) -> actix_web::Resource {
+pub(crate) fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(error::method_not_allowed))
 }
 

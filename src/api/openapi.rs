@@ -12,6 +12,7 @@ use super::dto::*;
 use super::error::{ErrorBody, ErrorDetail};
 use super::rest;
 use super::signin;
+use super::supervisor;
 use super::ws::{self, DesktopCommand, DesktopRequest, OfferEvent, ServerEvent};
 
 /// The whole API.
@@ -21,7 +22,7 @@ use super::ws::{self, DesktopCommand, DesktopRequest, OfferEvent, ServerEvent};
         title = "Switchboard",
         description = "Contact-centre routing engine: REST for management and clients, a WebSocket per agent desktop. \
 Authenticate with `Authorization: Bearer <token>`: the admin token from config, an agent token, \
-or a session token from `POST /api/v1/login`. \
+a supervisor token, or a session token from `POST /api/v1/login`. \
 A missing or wrong token is 401; a valid token acting outside its rights is 403. \
 Every error is `{\"error\": {\"code\", \"message\"}}`."
     ),
@@ -61,6 +62,14 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         super::ops::backup,
         rest::metrics,
         ws::desktop,
+        supervisor::create_supervisor,
+        supervisor::list_supervisors,
+        supervisor::get_me,
+        supervisor::reissue_token,
+        supervisor::set_password,
+        supervisor::set_agent_state,
+        supervisor::audit,
+        supervisor::socket::supervisor_ws,
     ),
     components(schemas(
         ErrorBody,
@@ -74,6 +83,10 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         OfferEvent,
         DesktopRequest,
         DesktopCommand,
+        supervisor::SupervisorDto,
+        supervisor::SupervisorCreatedDto,
+        supervisor::SupervisedAgentDto,
+        supervisor::AuditDto,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -84,6 +97,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         (name = "conversations", description = "Customer chats: accept, messages, transfer, conference, end, wrap-up"),
         (name = "reference", description = "Configured wrap-up reasons and idle codes"),
         (name = "desktop", description = "The agent desktop WebSocket"),
+        (name = "supervisors", description = "Supervisors: accounts, agents' presence set for them, the audit trail, the live socket"),
         (name = "operations", description = "Health, metrics and backup"),
     )
 )]

@@ -1,5 +1,5 @@
-//! The browser pages: the agent desktop at `/` and, when `demo.customer_page` is on, the
-//! demo customer chat at `/demo/customer`.
+//! The browser pages: the agent desktop at `/`, the supervisor page at `/supervisor` and,
+//! when `demo.customer_page` is on, the demo customer chat at `/demo/customer`.
 //!
 //! Every asset lives in `web/` and is embedded in the binary with `include_str!`, so
 //! `cargo run` needs no build step and the pages work with no internet: plain ES modules
@@ -50,6 +50,14 @@ const DESKTOP: &[Asset] = &[
     asset!("/assets/style.css", CSS, "desktop/style.css"),
 ];
 
+/// The supervisor page: `/supervisor` and its files (it also uses the desktop's
+/// `/assets/api.js` and `/assets/errors.js`).
+const SUPERVISOR: &[Asset] = &[
+    asset!("/supervisor", HTML, "supervisor/index.html"),
+    asset!("/supervisor/app.js", JS, "supervisor/app.js"),
+    asset!("/supervisor/style.css", CSS, "supervisor/style.css"),
+];
+
 /// The demo customer chat (served only with `demo.customer_page`).
 const DEMO: &[Asset] = &[
     asset!("/demo/customer", HTML, "demo/customer.html"),
@@ -86,6 +94,7 @@ fn route(cfg: &mut web::ServiceConfig, assets: &'static [Asset]) {
 /// The agent desktop's routes.
 pub fn desktop_routes(cfg: &mut web::ServiceConfig) {
     route(cfg, DESKTOP);
+    route(cfg, SUPERVISOR);
     cfg.service(web::resource("/favicon.ico").to(no_icon));
 }
 
@@ -133,8 +142,8 @@ mod tests {
     /// the browser, which only the browser test would otherwise notice.
     #[test]
     fn every_imported_module_is_served() {
-        let served: Vec<&str> = DESKTOP.iter().chain(DEMO).map(|a| a.path).collect();
-        for asset in DESKTOP.iter().chain(DEMO) {
+        let served: Vec<&str> = DESKTOP.iter().chain(DEMO).chain(SUPERVISOR).map(|a| a.path).collect();
+        for asset in DESKTOP.iter().chain(DEMO).chain(SUPERVISOR) {
             for line in asset.body.lines() {
                 let line = line.trim();
                 let target = line

@@ -152,7 +152,7 @@ pub async fn create_entry_point(state: web::Data<AppState>, caller: Caller, body
     ),
     security(("bearer" = [])))]
 pub async fn list_entry_points(state: web::Data<AppState>, caller: Caller) -> Res {
-    caller.admin()?;
+    caller.reader()?;
     let v: Vec<EntryPointDto> = state
         .engine
         .entry_points()
@@ -482,7 +482,8 @@ pub async fn send_message(
 ) -> Res {
     let cid = id(&path)?;
     let text = body.into_inner().text;
-    match state.engine.exec(Command::write(&caller, cid, text)).await? {
+    let cmd = Command::write(&caller, cid, text).map_err(EngineError::from)?;
+    match state.engine.exec(cmd).await? {
         Reply::Message(m) => Ok(HttpResponse::Created().json(MessageDto::from(&m))),
         r => Err(unexpected("message", &r)),
     }
@@ -599,7 +600,10 @@ pub async fn end_conference(state: web::Data<AppState>, caller: Caller, path: we
     security(("bearer" = [])))]
 pub async fn end_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
     let cid = id(&path)?;
-    state.engine.exec(Command::end(&caller, cid)).await?;
+    state
+        .engine
+        .exec(Command::end(&caller, cid).map_err(EngineError::from)?)
+        .await?;
     conversation_after(&state, cid, StatusCode::OK).await
 }
 

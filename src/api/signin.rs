@@ -134,10 +134,10 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Login>) -> Res {
     if let Err(wait) = throttle_check(&state, &id) {
         return Err(too_many(wait));
     }
-    // Supervisors do not exist in this build: every supervisor id is unknown.
+    let supervisor = kind.as_deref() == Some("supervisor");
     let hash = match kind.as_deref() {
         None | Some("agent") => password_hash_of(&state, &id).await?,
-        Some("supervisor") => None,
+        Some("supervisor") => supervisor_password_hash_of(&state, &id).await?,
         Some(other) => {
             return Err(ApiError::bad_request(
                 "invalid_input",
@@ -155,6 +155,9 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Login>) -> Res {
     };
     let token = auth::new_token();
     let expires_at = auth::now_ms().saturating_add(state.session_ttl_ms);
+    if supervisor {
+        return start_supervisor_session(&state, id, verified_hash, token, expires_at).await;
+    }
     let reply = state
         .engine
         .exec(Command::StartSession {
@@ -184,6 +187,55 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Login>) -> Res {
     }))
 }
 
+/// A supervisor's current password hash, if it exists and has one.
+async fn supervisor_password_hash_of(state: &AppState, id: &str) -> Result<Option<String>, ApiError> {
+    if !valid_id(id) {
+        return Ok(None);
+    }
+    Ok(state
+        .engine
+        .supervisor(id)
+        .await?
+        .and_then(|s| s.sign_in.as_ref().and_then(|x| x.password_hash.clone())))
+}
+
+/// The supervisor half of [`login`]: the same checks, a supervisor session.
+async fn start_supervisor_session(
+    state: &AppState,
+    id: String,
+    verified_hash: String,
+    token: String,
+    expires_at: Millis,
+) -> Res {
+    let reply = state
+        .engine
+        .exec(Command::StartSupervisorSession {
+            supervisor: id.clone(),
+            verified_hash,
+            credential: auth::credential_of(&token),
+            expires_at,
+        })
+        .await;
+    let s = match reply {
+        Ok(Reply::Supervisor(s)) => s,
+        Ok(_) => return Err(invalid_credentials()),
+        Err(e) if e.code() == "invalid_credentials" => {
+            throttle_failed(state, &id);
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    throttle_succeeded(state, &id);
+    tracing::info!(supervisor = %s.id, "supervisor signed in with a password");
+    Ok(HttpResponse::Ok().json(SessionDto {
+        token,
+        expires_at: super::dto::time(expires_at),
+        kind: "supervisor".into(),
+        id: s.id.clone(),
+        name: s.name.clone(),
+    }))
+}
+
 /// Ends the session whose token is the bearer (an agent token is not affected: reissue it
 /// to revoke it).
 #[utoipa::path(post, path = "/api/v1/logout", tag = "sign-in",
@@ -194,15 +246,19 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Login>) -> Res {
     ),
     security(("bearer" = [])))]
 pub async fn logout(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> Res {
-    let agent = caller.agent()?.to_string();
     let token = auth::bearer(&req).unwrap_or_default();
-    state
-        .engine
-        .exec(Command::EndSession {
-            agent,
-            credential: auth::credential_of(token),
-        })
-        .await?;
+    let credential = auth::credential_of(token);
+    let cmd = match &caller {
+        Caller::Supervisor(s) => Command::EndSupervisorSession {
+            supervisor: s.clone(),
+            credential,
+        },
+        _ => Command::EndSession {
+            agent: caller.agent()?.to_string(),
+            credential,
+        },
+    };
+    state.engine.exec(cmd).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

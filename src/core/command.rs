@@ -15,6 +15,7 @@ use super::event::{Outbound, OutboxOutcome};
 use super::floor::{FinishedAct, Floor};
 use super::queue::{EntryPoint, Queue};
 use super::routing::{LastOwner, Opening, Skills, Step};
+use super::supervisor::{Supervisor, SupervisorId};
 use super::{Agent, AgentId, ConversationId, CoreError, EntryPointId, Millis, Presence, QueueId};
 
 /// An agent's capacity when its creator names none (SPEC.md: default 1).
@@ -180,6 +181,43 @@ pub enum Command {
         customer: String,
         name: String,
     },
+    /// Creates a supervisor (API.md "Supervisor"); `credential` is its token's hash.
+    CreateSupervisor {
+        id: SupervisorId,
+        name: String,
+        credential: Option<String>,
+        password_hash: Option<String>,
+    },
+    /// Replaces a supervisor's credential (token reissue).
+    SetSupervisorCredential {
+        supervisor: SupervisorId,
+        credential: String,
+    },
+    /// Sets a supervisor's password hash (admin); every session of the supervisor ends.
+    SetSupervisorPassword {
+        supervisor: SupervisorId,
+        password_hash: String,
+    },
+    /// [`Command::StartSession`] for a supervisor. Answers the supervisor.
+    StartSupervisorSession {
+        supervisor: SupervisorId,
+        verified_hash: String,
+        credential: String,
+        expires_at: Millis,
+    },
+    /// [`Command::EndSession`] for a supervisor.
+    EndSupervisorSession {
+        supervisor: SupervisorId,
+        credential: String,
+    },
+    /// A supervisor or the admin (`by`) sets an agent's presence, with the agent's own
+    /// rules; audited. Answers the agent.
+    SetStateFor {
+        by: Principal,
+        agent: AgentId,
+        state: Presence,
+        idle_code: Option<String>,
+    },
 }
 
 /// The answer to a [`Command`].
@@ -195,6 +233,7 @@ pub enum Reply {
     Agent(Box<Agent>),
     Conversation(Box<Conversation>),
     Message(Message),
+    Supervisor(Box<Supervisor>),
 }
 
 impl Reply {
@@ -223,6 +262,7 @@ impl Reply {
             Reply::Agent(_) => "agent",
             Reply::Conversation(_) => "conversation",
             Reply::Message(_) => "message",
+            Reply::Supervisor(_) => "supervisor",
         }
     }
 }
@@ -245,6 +285,8 @@ pub enum Principal {
     /// The administrator: manages, reads everything, and stands in for the customer.
     Admin,
     Agent(AgentId),
+    /// A supervisor: reads everything, sets agents' presence; acts as no agent or customer.
+    Supervisor(SupervisorId),
 }
 
 impl Command {
@@ -277,6 +319,12 @@ impl Command {
             Command::MessengerMark { .. } => "messenger_mark",
             Command::OutboxReport { .. } => "outbox_report",
             Command::SetCustomerName { .. } => "set_customer_name",
+            Command::CreateSupervisor { .. } => "create_supervisor",
+            Command::SetSupervisorCredential { .. } => "set_supervisor_credential",
+            Command::SetSupervisorPassword { .. } => "set_supervisor_password",
+            Command::StartSupervisorSession { .. } => "start_supervisor_session",
+            Command::EndSupervisorSession { .. } => "end_supervisor_session",
+            Command::SetStateFor { .. } => "set_state_for",
         }
     }
 
@@ -311,15 +359,22 @@ impl Command {
             | Command::MessengerMessage { .. }
             | Command::MessengerMark { .. }
             | Command::OutboxReport { .. }
-            | Command::SetCustomerName { .. } => return None,
+            | Command::SetCustomerName { .. }
+            | Command::CreateSupervisor { .. }
+            | Command::SetSupervisorCredential { .. }
+            | Command::SetSupervisorPassword { .. }
+            | Command::StartSupervisorSession { .. }
+            | Command::EndSupervisorSession { .. }
+            | Command::SetStateFor { .. } => return None,
         })
     }
 
     /// A message written in `conversation` by `by`. The admin writes as the customer
     /// (API.md: `POST /conversations/{id}/messages` is "agent in it; admin as the
     /// customer"); an agent writes as itself.
-    pub fn write(by: &Principal, conversation: &str, text: String) -> Command {
-        match by {
+    /// A supervisor writes as nobody (403).
+    pub fn write(by: &Principal, conversation: &str, text: String) -> Result<Command, CoreError> {
+        Ok(match by {
             Principal::Admin => Command::CustomerReply {
                 conversation: conversation.into(),
                 text,
@@ -329,7 +384,8 @@ impl Command {
                 conversation: conversation.into(),
                 text,
             },
-        }
+            Principal::Supervisor(s) => return Err(Principal::supervisor_may_not(s, "write in a conversation")),
+        })
     }
 
     /// `agent` transfers `conversation` to exactly one of an agent and a queue.
@@ -357,8 +413,9 @@ impl Command {
     }
 
     /// `by` ends `conversation`: the admin as the customer, an agent as its owner.
-    pub fn end(by: &Principal, conversation: &str) -> Command {
-        match by {
+    /// A supervisor ends nothing (403).
+    pub fn end(by: &Principal, conversation: &str) -> Result<Command, CoreError> {
+        Ok(match by {
             Principal::Admin => Command::CustomerEnd {
                 conversation: conversation.into(),
             },
@@ -366,7 +423,17 @@ impl Command {
                 agent: a.clone(),
                 conversation: conversation.into(),
             },
-        }
+            Principal::Supervisor(s) => return Err(Principal::supervisor_may_not(s, "end a conversation")),
+        })
+    }
+}
+
+impl Principal {
+    /// The refusal of a supervisor acting as an agent or a customer, or managing.
+    pub fn supervisor_may_not(id: &str, what: &str) -> CoreError {
+        CoreError::Forbidden(format!(
+            "supervisor {id} may not {what}; supervisors read and set agents' presence"
+        ))
     }
 }
 
@@ -546,6 +613,49 @@ impl Floor {
                 self.set_customer_name(&page_id, &customer, &name)?;
                 Reply::Done
             }
+            Command::CreateSupervisor {
+                id,
+                name,
+                credential,
+                password_hash,
+            } => Reply::Supervisor(Box::new(
+                self.create_supervisor(&id, &name, credential, password_hash)?.clone(),
+            )),
+            Command::SetSupervisorCredential { supervisor, credential } => {
+                self.set_supervisor_credential(&supervisor, credential)?;
+                Reply::Done
+            }
+            Command::SetSupervisorPassword {
+                supervisor,
+                password_hash,
+            } => {
+                self.set_supervisor_password(&supervisor, password_hash)?;
+                Reply::Done
+            }
+            Command::StartSupervisorSession {
+                supervisor,
+                verified_hash,
+                credential,
+                expires_at,
+            } => Reply::Supervisor(Box::new(
+                self.start_supervisor_session(&supervisor, &verified_hash, credential, expires_at, now)?
+                    .clone(),
+            )),
+            Command::EndSupervisorSession { supervisor, credential } => {
+                self.end_supervisor_session(&supervisor, &credential)?;
+                Reply::Done
+            }
+            Command::SetStateFor {
+                by,
+                agent,
+                state,
+                idle_code,
+            } => {
+                self.set_state_for(&by, &agent, state, idle_code, now)?;
+                Reply::Agent(Box::new(
+                    self.agent(&agent).ok_or(CoreError::UnknownAgent(agent))?.clone(),
+                ))
+            }
         })
     }
 
@@ -595,7 +705,7 @@ impl Floor {
     /// name every agent that handled it, even after it finished (docs/DECISIONS.md).
     pub fn may_read(&self, reader: &Principal, c: &Conversation) -> bool {
         let agent = match reader {
-            Principal::Admin => return true,
+            Principal::Admin | Principal::Supervisor(_) => return true,
             Principal::Agent(a) => a,
         };
         c.participants().any(|p| p == agent)
@@ -792,11 +902,14 @@ mod tests {
         let agent = Principal::Agent("a1".into());
         assert!(matches!(
             Command::write(&admin, "c-1", "x".into()),
-            Command::CustomerReply { .. }
+            Ok(Command::CustomerReply { .. })
         ));
-        assert!(matches!(Command::write(&agent, "c-1", "x".into()), Command::Send { agent, .. } if agent == "a1"));
-        assert!(matches!(Command::end(&admin, "c-1"), Command::CustomerEnd { .. }));
-        assert!(matches!(Command::end(&agent, "c-1"), Command::End { agent, .. } if agent == "a1"));
+        assert!(matches!(Command::write(&agent, "c-1", "x".into()), Ok(Command::Send { agent, .. }) if agent == "a1"));
+        assert!(matches!(Command::end(&admin, "c-1"), Ok(Command::CustomerEnd { .. })));
+        assert!(matches!(Command::end(&agent, "c-1"), Ok(Command::End { agent, .. }) if agent == "a1"));
+        let sup = Principal::Supervisor("s1".into());
+        assert_eq!(Command::write(&sup, "c-1", "x".into()).unwrap_err().code(), "forbidden");
+        assert_eq!(Command::end(&sup, "c-1").unwrap_err().code(), "forbidden");
     }
 
     /// Who may read a conversation, through its whole life: offered, active, owing a
@@ -842,7 +955,7 @@ mod tests {
         )
         .unwrap();
         check(&f, &snapshot(&f), [true, true, false]); // a1 owns it
-        f.execute(Command::end(&a1, &c), T0).unwrap();
+        f.execute(Command::end(&a1, &c).unwrap(), T0).unwrap();
         let ended = snapshot(&f);
         assert_eq!(ended.state, ConversationState::Ended);
         check(&f, &ended, [true, true, false]); // a1 owes the wrap-up

@@ -90,6 +90,13 @@ pub enum CoreError {
     #[error("agent {agent} is not in conversation {conversation}")]
     #[strum(serialize = "forbidden")]
     MayNotRead { conversation: String, agent: String },
+    #[error("unknown supervisor {0}")]
+    UnknownSupervisor(String),
+    /// The caller may not do this (an agent setting another agent's presence, a
+    /// supervisor acting as an agent or a customer). Code `forbidden`, as above.
+    #[error("{0}")]
+    #[strum(serialize = "forbidden")]
+    Forbidden(String),
     /// A priority change for a conversation that no longer waits (API.md).
     #[error("conversation {0} is not waiting (queued or offered)")]
     NotQueued(String),
@@ -108,7 +115,8 @@ impl CoreError {
             | CoreError::UnknownQueue(_)
             | CoreError::UnknownEntryPoint(_)
             | CoreError::UnknownConversation(_)
-            | CoreError::UnknownPage(_) => ErrorKind::NotFound,
+            | CoreError::UnknownPage(_)
+            | CoreError::UnknownSupervisor(_) => ErrorKind::NotFound,
             CoreError::InvalidInput(_)
             | CoreError::UnknownWrapupReason(_)
             | CoreError::UnknownIdleCode(_)
@@ -117,6 +125,7 @@ impl CoreError {
             | CoreError::NotGuest { .. }
             | CoreError::NotInConversation { .. }
             | CoreError::MayNotRead { .. }
+            | CoreError::Forbidden(_)
             | CoreError::WrongPassword => ErrorKind::Forbidden,
             CoreError::InvalidCredentials => ErrorKind::Unauthorized,
             _ => ErrorKind::Conflict,
@@ -161,6 +170,8 @@ mod tests {
                 "wrong_password",
                 "outside_messaging_window",
                 "unknown_page",
+                "forbidden",
+                "unknown_supervisor",
                 "forbidden",
                 "not_queued",
             ]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::routing::LastOwner;
+use super::supervisor::{AuditEntry, Supervisor, SupervisorId};
 use super::{
     Agent, AgentId, Code, Conversation, ConversationId, Delivery, EntryPoint, EntryPointId, Message, Millis, Offer,
     OfferKind, Presence, Queue, QueueId,
@@ -141,6 +142,15 @@ pub enum Observation {
     },
     /// An agent joined the floor: created (logged out), or restored in `presence`.
     AgentAdded { agent: AgentId, presence: Presence },
+    /// A waiting conversation's routing moved on by itself (SPEC.md "Routing depth"): it
+    /// is now in `step`, and/or the preference for `preference_ended` is over.
+    Rerouted {
+        conversation: ConversationId,
+        step: Option<usize>,
+        preference_ended: Option<AgentId>,
+    },
+    /// A supervisor or the admin changed an agent's presence (the audit trail's entry).
+    Audited(AuditEntry),
 }
 
 /// A timer that the actor shells arm; firing it calls back into the core.
@@ -194,6 +204,18 @@ pub enum Effect {
     /// to. Like [`Effect::Credential`], carried out only once durable.
     Session {
         agent: AgentId,
+        ended: Vec<String>,
+        started: Option<(String, Millis)>,
+    },
+    /// [`Effect::Credential`] for a supervisor's token.
+    SupervisorCredential {
+        supervisor: SupervisorId,
+        revoked: Option<String>,
+        granted: Option<String>,
+    },
+    /// [`Effect::Session`] for a supervisor's sessions.
+    SupervisorSession {
+        supervisor: SupervisorId,
         ended: Vec<String>,
         started: Option<(String, Millis)>,
     },
@@ -252,6 +274,13 @@ pub enum Change {
         next_conversation: u64,
         next_offer: u64,
         next_arrival: u64,
+    },
+    /// A supervisor's record, whole.
+    Supervisor(Box<Supervisor>),
+    /// An audit trail entry; `forget` is the entry that fell out of the retained window.
+    Audit {
+        entry: AuditEntry,
+        forget: Option<u64>,
     },
 }
 

@@ -157,6 +157,8 @@ pub struct Floor {
     // as they are, with no copy of the record and no new allocation.
     #[allow(clippy::vec_box)]
     evicted: Vec<Box<Conversation>>,
+    /// Supervisor accounts and the audit trail of presence they set (`supervisor.rs`).
+    pub(super) supervision: super::supervisor::Supervision,
 }
 
 /// A command on a conversation the floor no longer holds because it is finished; what
@@ -643,6 +645,19 @@ impl Floor {
         idle_code: Option<String>,
         now: Millis,
     ) -> Result<&Agent, CoreError> {
+        self.set_state_with_reason(agent, state, idle_code, None, now)
+    }
+
+    /// [`Floor::set_state`], with the `reason` the agent's `state_changed` carries
+    /// (`None`: the agent's own change; `supervisor` or `admin` when set for it).
+    pub(crate) fn set_state_with_reason(
+        &mut self,
+        agent: &str,
+        state: Presence,
+        idle_code: Option<String>,
+        reason: Option<&'static str>,
+        now: Millis,
+    ) -> Result<&Agent, CoreError> {
         let a = self
             .agents
             .get(agent)
@@ -683,7 +698,7 @@ impl Floor {
                 )));
             }
         }
-        self.change_presence(agent, state, idle_code, None, now);
+        self.change_presence(agent, state, idle_code, reason, now);
         self.route(now);
         Ok(&self.agents[agent])
     }
@@ -1844,18 +1859,29 @@ impl Floor {
         };
         let r = &mut c.routing;
         let step = routing::step_at(&r.steps, c.received_at, now);
-        let mut changed = false;
-        if step != r.step || (step.is_none() && !r.requirements.is_empty()) {
+        let moved = step != r.step || (step.is_none() && !r.requirements.is_empty());
+        if moved {
             r.step = step;
             r.requirements = routing::requirements_of(&r.steps, step);
-            changed = true;
         }
-        if r.preferred_agent.is_some() && now >= r.preferred_until {
-            r.preferred_agent = None;
-            changed = true;
-        }
+        let preference_ended = match &r.preferred_agent {
+            Some(_) if now >= r.preferred_until => r.preferred_agent.take(),
+            _ => None,
+        };
+        let changed = moved || preference_ended.is_some();
         if changed {
             mark(&mut self.dirty_conversations, conversation);
+            // A step set when the conversation enters a queue is not a move.
+            if c.state != ConversationState::Queued
+                || c.routing.step.is_some_and(|s| s > 0)
+                || preference_ended.is_some()
+            {
+                self.effects.push(Effect::Observe(Observation::Rerouted {
+                    conversation: conversation.into(),
+                    step: c.routing.step,
+                    preference_ended,
+                }));
+            }
         }
         changed
     }

@@ -424,37 +424,45 @@ fn best_skilled_chooses_by_the_sum_of_levels_then_longest_idle() {
     }
 }
 
+/// fr6 serves customer u1 on e2 from offer to wrap-up: fr6 is u1's last owner there.
+const SERVED_BY_FR6: &[(Op, &str)] = &[
+    (Avail("fr6"), "ok"),
+    (Msg("e2", "u1"), "ok"),
+    (Accept("u1"), "ok"),
+    (End("u1"), "ok"),
+    (Wrapup("u1"), "ok"),
+];
+
 #[test]
 fn a_returning_customer_goes_back_to_the_last_owner() {
     check(
         floor(rules(AgentChoice::LongestIdle, 2_000, 0)),
         &[
-            (Avail("fr6"), "ok"),
-            (Msg("e2", "u1"), "ok"),
-            (Accept("u1"), "ok"),
-            (End("u1"), "ok"),
-            (Wrapup("u1"), "ok"),
-            // none has waited longest; u1's new conversation goes to fr6 all the same.
-            (Avail("none"), "ok"),
-            (Msg("e2", "u1"), "ok"),
-            (Is("u1", "offered:fr6"), ""),
-            (Accept("u1"), "ok"),
-            (Routing("u1", "-//-"), ""),
-            (End("u1"), "ok"),
-            (Wrapup("u1"), "ok"),
-            // fr6 busy elsewhere: u1 waits for fr6 alone, then anyone may take it.
-            (Msg("e2", "u2"), "ok"),
-            (Is("u2", "offered:none"), ""),
-            (Accept("u2"), "ok"),
-            (Idle("fr6"), "ok"),
-            (Avail("bill"), "ok"),
-            (Msg("e2", "u1"), "ok"),
-            (Is("u1", "queued"), ""),
-            (Routing("u1", "-//fr6"), ""),
-            (Tick(2_000), "ok"),
-            (Routing("u1", "-//-"), ""),
-            (Is("u1", "offered:bill"), ""),
-        ],
+            SERVED_BY_FR6,
+            &[
+                // none has waited longest; u1's new conversation goes to fr6 all the same.
+                (Avail("none"), "ok"),
+                (Msg("e2", "u1"), "ok"),
+                (Is("u1", "offered:fr6"), ""),
+                (Accept("u1"), "ok"),
+                (Routing("u1", "-//-"), ""),
+                (End("u1"), "ok"),
+                (Wrapup("u1"), "ok"),
+                // fr6 busy elsewhere: u1 waits for fr6 alone, then anyone may take it.
+                (Msg("e2", "u2"), "ok"),
+                (Is("u2", "offered:none"), ""),
+                (Accept("u2"), "ok"),
+                (Idle("fr6"), "ok"),
+                (Avail("bill"), "ok"),
+                (Msg("e2", "u1"), "ok"),
+                (Is("u1", "queued"), ""),
+                (Routing("u1", "-//fr6"), ""),
+                (Tick(2_000), "ok"),
+                (Routing("u1", "-//-"), ""),
+                (Is("u1", "offered:bill"), ""),
+            ],
+        ]
+        .concat(),
     );
 }
 
@@ -463,19 +471,18 @@ fn an_offer_the_preferred_agent_lets_expire_ends_the_preference() {
     check(
         floor(rules(AgentChoice::LongestIdle, 30_000, 0)),
         &[
-            (Avail("fr6"), "ok"),
-            (Msg("e2", "u1"), "ok"),
-            (Accept("u1"), "ok"),
-            (End("u1"), "ok"),
-            (Wrapup("u1"), "ok"),
-            (Msg("e2", "u1"), "ok"),
-            (Is("u1", "offered:fr6"), ""),
-            (Avail("none"), "ok"),
-            (Is("u1", "offered:fr6"), ""),
-            (Tick(10_000), "ok"),
-            (Routing("u1", "-//-"), ""),
-            (Is("u1", "offered:none"), ""),
-        ],
+            SERVED_BY_FR6,
+            &[
+                (Msg("e2", "u1"), "ok"),
+                (Is("u1", "offered:fr6"), ""),
+                (Avail("none"), "ok"),
+                (Is("u1", "offered:fr6"), ""),
+                (Tick(10_000), "ok"),
+                (Routing("u1", "-//-"), ""),
+                (Is("u1", "offered:none"), ""),
+            ],
+        ]
+        .concat(),
     );
 }
 
@@ -484,16 +491,15 @@ fn a_preference_needs_the_last_owner_to_meet_the_first_step() {
     check(
         floor(rules(AgentChoice::LongestIdle, 30_000, 0)),
         &[
-            (Avail("fr6"), "ok"),
-            (Msg("e2", "u1"), "ok"),
-            (Accept("u1"), "ok"),
-            (End("u1"), "ok"),
-            (Wrapup("u1"), "ok"),
-            // On e1, step 0 needs lang.fr >= 8: fr6 does not meet it, so no preference
-            // (and on another entry point there is no last owner anyway).
-            (Msg("e1", "u1"), "ok"),
-            (Routing("u1", "0/lang.fr>=8/-"), ""),
-        ],
+            SERVED_BY_FR6,
+            &[
+                // On e1, step 0 needs lang.fr >= 8: fr6 does not meet it, so no preference
+                // (and on another entry point there is no last owner anyway).
+                (Msg("e1", "u1"), "ok"),
+                (Routing("u1", "0/lang.fr>=8/-"), ""),
+            ],
+        ]
+        .concat(),
     );
 }
 

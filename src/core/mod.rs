@@ -26,6 +26,7 @@ pub mod messenger;
 pub mod queue;
 pub mod routing;
 pub mod signin;
+pub mod supervisor;
 #[cfg(test)]
 mod wire_names;
 
@@ -41,6 +42,7 @@ pub use floor::{FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
 pub use routing::{AgentChoice, LastOwner, Opening, Requirements, Skills, Step};
 pub use signin::{session_valid, SignIn};
+pub use supervisor::{AuditEntry, AuditLog, Changer, Supervisor, SupervisorId, AUDIT_READ_MAX, AUDIT_RETAIN};
 
 /// The hash map of the engine's hot paths (the floor's records, the router's actor
 /// addresses): std's `HashMap` with foldhash instead of SipHash, which took an eighth of

@@ -206,6 +206,15 @@ type ReqId = u32;
 /// A free set's order: best-skilled score first (0 under longest idle), then longest free.
 type FreeKey = (Reverse<u32>, Millis, AgentId);
 
+/// An agent's key in the free set of requirement set `req`.
+fn free_key(choice: AgentChoice, req: &Requirements, agent: &AgentView, free_since: Millis) -> FreeKey {
+    let score = match choice {
+        AgentChoice::LongestIdle => 0,
+        AgentChoice::BestSkilled => score(agent.skills, req),
+    };
+    (Reverse(score), free_since, agent.id.to_string())
+}
+
 /// What the index needs to know of an agent.
 #[derive(Debug, Clone, Copy)]
 pub struct AgentView<'a> {
@@ -276,11 +285,7 @@ impl RoutingIndex {
     }
 
     fn free_key(&self, agent: &AgentView, req: ReqId, free_since: Millis) -> FreeKey {
-        let score = match self.choice {
-            AgentChoice::LongestIdle => 0,
-            AgentChoice::BestSkilled => score(agent.skills, &self.reqs[req as usize]),
-        };
-        (Reverse(score), free_since, agent.id.to_string())
+        free_key(self.choice, &self.reqs[req as usize], agent, free_since)
     }
 
     /// A queue exists from now on.
@@ -347,21 +352,9 @@ impl RoutingIndex {
     /// Indexes an eligible agent (or re-indexes it under a new `free_since`).
     pub fn agent_in(&mut self, agent: AgentView) {
         self.agent_out(agent);
-        for q in agent.queues {
-            let Some(groups) = self.groups.get(q) else { continue };
-            let keys: Vec<(ReqId, FreeKey)> = groups
-                .keys()
-                .filter(|r| meets(agent.skills, &self.reqs[**r as usize]))
-                .map(|r| (*r, self.free_key(&agent, *r, agent.free_since)))
-                .collect();
-            if let Some(groups) = self.groups.get_mut(q) {
-                for (r, key) in keys {
-                    if let Some(g) = groups.get_mut(&r) {
-                        g.free.insert(key);
-                    }
-                }
-            }
-        }
+        self.each_free_set(agent, agent.free_since, |set, key| {
+            set.insert(key);
+        });
         self.indexed.insert(agent.id.into(), agent.free_since);
     }
 
@@ -371,18 +364,28 @@ impl RoutingIndex {
         let Some(since) = self.indexed.remove(agent.id) else {
             return;
         };
+        self.each_free_set(agent, since, |set, key| {
+            set.remove(&key);
+        });
+    }
+
+    /// Calls `f` with each free set the agent belongs in (its queues' groups whose
+    /// requirements it meets) and its key there under `free_since`.
+    fn each_free_set(
+        &mut self,
+        agent: AgentView,
+        free_since: Millis,
+        mut f: impl FnMut(&mut BTreeSet<FreeKey>, FreeKey),
+    ) {
+        let RoutingIndex {
+            choice, reqs, groups, ..
+        } = self;
         for q in agent.queues {
-            let Some(groups) = self.groups.get(q) else { continue };
-            let keys: Vec<(ReqId, FreeKey)> = groups
-                .keys()
-                .filter(|r| meets(agent.skills, &self.reqs[**r as usize]))
-                .map(|r| (*r, self.free_key(&agent, *r, since)))
-                .collect();
-            if let Some(groups) = self.groups.get_mut(q) {
-                for (r, key) in keys {
-                    if let Some(g) = groups.get_mut(&r) {
-                        g.free.remove(&key);
-                    }
+            let Some(groups) = groups.get_mut(q) else { continue };
+            for (r, g) in groups.iter_mut() {
+                let req = &reqs[*r as usize];
+                if meets(agent.skills, req) {
+                    f(&mut g.free, free_key(*choice, req, &agent, free_since));
                 }
             }
         }

@@ -25,6 +25,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awc::ws::{Frame, Message};
@@ -91,6 +93,15 @@ struct Inner {
     arrived: RefCell<HashSet<String>>,
     /// Routing steps were set up: new offers also make a [`Fact::Routed`].
     routed: Cell<bool>,
+}
+
+/// What the supervisors of `--supervisors` received. Their sockets are read on a thread
+/// of their own, so that reading hundreds of thousands of frames a second does not delay
+/// the harness's own desktops (and so its arrival → offer figures).
+#[derive(Debug, Default)]
+pub struct Watching {
+    pub frames: AtomicU64,
+    pub closed: AtomicU64,
 }
 
 /// The HTTP/WebSocket backend; clones share one set of connections.
@@ -242,6 +253,64 @@ impl Http {
                 Err(Failure::new("reply_timeout"))
             }
         }
+    }
+
+    /// Creates a supervisor and connects `n` live sockets for it on a thread of their own,
+    /// each read to the end on its own task (answering pings), counting what arrives.
+    pub async fn watch_floor(&self, n: usize) -> Result<Arc<Watching>, Failure> {
+        let id = self.id("supervisor");
+        let body = serde_json::to_vec(&serde_json::json!({"id": id, "name": "Load supervisor"}))
+            .map_err(|e| Failure::new(format!("json: {e}")))?;
+        let created = self.call("POST", "/api/v1/supervisors", None, Some(body)).await?;
+        let created: serde_json::Value =
+            serde_json::from_slice(&created).map_err(|e| Failure::new(format!("json: {e}")))?;
+        let token = created["token"].as_str().ok_or_else(|| Failure::new("no_token"))?;
+        let watching = Arc::new(Watching::default());
+        let url = format!(
+            "{}/api/v1/supervisors/me/ws?token={token}",
+            self.inner.target.base.replacen("http", "ws", 1)
+        );
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), Failure>>();
+        let w = watching.clone();
+        std::thread::Builder::new()
+            .name("supervisors".into())
+            .spawn(move || {
+                actix_rt::System::new().block_on(async move {
+                    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+                    for _ in 0..n {
+                        let framed = match client.ws(url.clone()).max_frame_size(256 << 20).connect().await {
+                            Ok((_, framed)) => framed,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(Failure::new(format!("websocket: {e}"))));
+                                return;
+                            }
+                        };
+                        let w = w.clone();
+                        actix_rt::spawn(async move {
+                            let (mut sink, mut stream) = framed.split();
+                            while let Some(Ok(frame)) = stream.next().await {
+                                match frame {
+                                    Frame::Text(_) => {
+                                        w.frames.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    Frame::Ping(p) if sink.send(Message::Pong(p.clone())).await.is_err() => break,
+                                    Frame::Close(_) => {
+                                        w.closed.fetch_add(1, Ordering::Relaxed);
+                                        break;
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        });
+                    }
+                    let _ = ready_tx.send(Ok(()));
+                    // Read until the process ends.
+                    std::future::pending::<()>().await;
+                });
+            })
+            .map_err(|e| Failure::new(format!("thread: {e}")))?;
+        ready_rx.await.map_err(|_| Failure::new("supervisor thread ended"))??;
+        Ok(watching)
     }
 
     /// Logs every agent of the run out over REST; answers how many could not be.
@@ -915,7 +984,25 @@ pub async fn run(opts: &super::Options, base: &str, admin_token: &str) -> Result
         .wait_healthy(Duration::from_secs(10))
         .await
         .map_err(|f| super::LoadError::Setup(format!("{base}/healthz: {}", f.code)))?;
+    let watching = if opts.supervisors > 0 {
+        Some(
+            backend
+                .watch_floor(opts.supervisors)
+                .await
+                .map_err(|f| super::LoadError::Setup(format!("supervisors: {}", f.code)))?,
+        )
+    } else {
+        None
+    };
     let report = super::driver::drive(backend.clone(), opts.clone()).await;
+    if let Some(w) = watching {
+        eprintln!(
+            "switchboard-load: {} supervisors watched: {} events received, {} sockets closed by the server",
+            opts.supervisors,
+            w.frames.load(Ordering::Relaxed),
+            w.closed.load(Ordering::Relaxed)
+        );
+    }
     if opts.cleanup {
         let failed = backend.cleanup().await;
         if failed > 0 {

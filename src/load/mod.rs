@@ -94,6 +94,11 @@ pub struct Options {
     #[serde(serialize_with = "seconds")]
     pub drain_timeout: Duration,
 
+    /// Supervisors watching the floor over their live socket during the run (--url,
+    /// --serve): each reads every `snapshot`, `queue`, `agent` and `conversation` event.
+    #[arg(long, default_value_t = 0)]
+    pub supervisors: usize,
+
     /// Messages each way per conversation (customer, then agent).
     #[arg(long, default_value_t = 2)]
     pub replies: u32,

@@ -21,7 +21,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use crate::core::{Agent, Change, Conversation, ConversationState, EntryPoint, FastMap, LastOwner, Outbound, Queue};
+use crate::core::{
+    Agent, AuditEntry, Change, Conversation, ConversationState, EntryPoint, FastMap, LastOwner, Outbound, Queue,
+    Supervisor,
+};
 
 pub mod backup;
 pub mod record;
@@ -80,6 +83,10 @@ pub struct Snapshot {
     pub counters: (u64, u64, u64),
     /// The Messenger outbox, by conversation then seq: what is still to be sent.
     pub outbox: Vec<Outbound>,
+    /// Supervisor accounts.
+    pub supervisors: Vec<Supervisor>,
+    /// The audit trail's retained entries, oldest first.
+    pub audit: Vec<AuditEntry>,
 }
 
 /// Where the engine makes its changes durable.
@@ -158,6 +165,8 @@ struct MemoryState {
     outbox: BTreeMap<(String, u64), Outbound>,
     mids: std::collections::HashSet<String>,
     names: BTreeMap<(String, String), String>,
+    supervisors: BTreeMap<String, Supervisor>,
+    audit: BTreeMap<u64, AuditEntry>,
     last_owners: BTreeMap<(String, String), LastOwner>,
 }
 
@@ -233,6 +242,15 @@ impl Store for MemoryStore {
                 } => {
                     s.counters = (next_conversation, next_offer, next_arrival);
                 }
+                Change::Supervisor(x) => {
+                    s.supervisors.insert(x.id.clone(), *x);
+                }
+                Change::Audit { entry, forget } => {
+                    if let Some(old) = forget {
+                        s.audit.remove(&old);
+                    }
+                    s.audit.insert(entry.seq, entry);
+                }
             }
         }
         Box::pin(std::future::ready(Ok(())))
@@ -259,6 +277,8 @@ impl Store for MemoryStore {
             conversations,
             counters: s.counters,
             outbox: s.outbox.values().cloned().collect(),
+            supervisors: s.supervisors.values().cloned().collect(),
+            audit: s.audit.values().cloned().collect(),
         })
     }
 

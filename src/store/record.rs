@@ -6,9 +6,12 @@
 //! reader for version 1 beside it). A record whose version byte this build does not know
 //! stops start-up with [`StoreError::UnknownVersion`] naming the record.
 //!
-//! Messages are the one record with a second version: [`MessageV2`] (attachments and
-//! delivery state, written with version byte [`MESSAGE_VERSION`]); version-1 messages
-//! written before it are still read ([`decode_message`]), so no store is rewritten.
+//! A newer version of a record is the previous version whole, followed by the new
+//! fields, written with its own version byte ([`encode_versioned_into`]); its reader
+//! ([`decode_newer`]) hands older bytes to the previous version's reader, so no store is
+//! rewritten. Messages have version 2 ([`MessageV2`]: attachments and delivery state);
+//! agents version 3 ([`AgentV3`]: skills, after version 2's sign-in); queues, entry
+//! points and conversations version 2 (routing steps, priority, routing state).
 //!
 //! Keys: agents, queues, entry points and conversations are keyed by their id; a
 //! transcript message by [`message_key`] (the conversation id with its length in front,
@@ -27,6 +30,7 @@ use crate::core::{
     LastOwner, Message, Millis, Offer, OfferKind, Outbound, Presence, Queue, RoutingState, SignIn, Skills, Step,
     WrapupRecord,
 };
+use crate::core::{AuditEntry, Changer, Supervisor};
 
 /// The record format this build writes and reads.
 pub const RECORD_VERSION: u8 = 1;
@@ -36,21 +40,14 @@ pub const MESSAGE_VERSION: u8 = 2;
 
 /// Appends `[MESSAGE_VERSION] ++ bincode(MessageV2)` to `out`.
 pub fn encode_message_into(out: &mut Vec<u8>, message: Message) -> Result<(), StoreError> {
-    out.push(MESSAGE_VERSION);
-    bincode::serialize_into(&mut *out, &MessageV2::from(message))
-        .map_err(|e| StoreError::Write(format!("cannot encode a message: {e}")))
+    encode_versioned_into(out, MESSAGE_VERSION, &MessageV2::from(message))
 }
 
 /// Decodes a transcript message of either version.
 pub fn decode_message(key: &[u8], bytes: &[u8]) -> Result<Message, StoreError> {
-    match bytes.first() {
-        Some(&MESSAGE_VERSION) => bincode::deserialize::<MessageV2>(&bytes[1..])
-            .map(Message::from)
-            .map_err(|e| StoreError::Corrupt {
-                what: format!("record messages/{} cannot be decoded: {e}", printable(key)),
-            }),
-        _ => decode::<MessageV1>("messages", key, bytes).map(Message::from),
-    }
+    decode_newer::<MessageV2, Message>("messages", key, bytes, MESSAGE_VERSION, || {
+        decode::<MessageV1>("messages", key, bytes).map(Message::from)
+    })
 }
 
 /// `[RECORD_VERSION] ++ bincode(value)`.
@@ -1008,6 +1005,92 @@ pub fn customer_name_key(page_id: &str, customer: &str) -> Vec<u8> {
     let mut k = message_prefix(page_id);
     k.extend_from_slice(customer.as_bytes());
     k
+}
+
+/// A supervisor (see [`crate::core::Supervisor`]), with its sign-in as an agent's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisorV1 {
+    pub id: String,
+    pub name: String,
+    pub credential: Option<String>,
+    pub sign_in: Option<SignInV2>,
+}
+
+impl From<Supervisor> for SupervisorV1 {
+    fn from(s: Supervisor) -> Self {
+        SupervisorV1 {
+            id: s.id,
+            name: s.name,
+            credential: s.credential,
+            sign_in: s.sign_in.map(|x| {
+                let x = Arc::unwrap_or_clone(x);
+                SignInV2 {
+                    password_hash: x.password_hash,
+                    sessions: x.sessions,
+                }
+            }),
+        }
+    }
+}
+
+impl From<SupervisorV1> for Supervisor {
+    fn from(s: SupervisorV1) -> Self {
+        Supervisor {
+            id: s.id,
+            name: s.name,
+            credential: s.credential,
+            sign_in: s.sign_in.map(|x| {
+                Arc::new(SignIn {
+                    password_hash: x.password_hash,
+                    sessions: x.sessions,
+                })
+            }),
+        }
+    }
+}
+
+/// An audit trail entry (see [`AuditEntry`]); keyed by its `seq`, big-endian.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditV1 {
+    pub seq: u64,
+    pub at: u64,
+    /// `None`: the admin; else the supervisor's id.
+    pub by_supervisor: Option<String>,
+    pub agent: String,
+    pub from: PresenceV1,
+    pub to: PresenceV1,
+    pub idle_code: Option<String>,
+}
+
+impl From<AuditEntry> for AuditV1 {
+    fn from(e: AuditEntry) -> Self {
+        AuditV1 {
+            seq: e.seq,
+            at: e.at,
+            by_supervisor: match e.by {
+                Changer::Admin => None,
+                Changer::Supervisor(s) => Some(s),
+            },
+            agent: e.agent,
+            from: e.from.into(),
+            to: e.to.into(),
+            idle_code: e.idle_code,
+        }
+    }
+}
+
+impl From<AuditV1> for AuditEntry {
+    fn from(e: AuditV1) -> Self {
+        AuditEntry {
+            seq: e.seq,
+            at: e.at,
+            by: e.by_supervisor.map_or(Changer::Admin, Changer::Supervisor),
+            agent: e.agent,
+            from: e.from.into(),
+            to: e.to.into(),
+            idle_code: e.idle_code,
+        }
+    }
 }
 
 /// The counters that must survive a restart.

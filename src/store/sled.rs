@@ -86,6 +86,11 @@ pub mod prefix {
     pub const MID_TIMES: u8 = b'j';
     /// Customer names from the User Profile API, keyed by (page id, PSID).
     pub const NAMES: u8 = b'n';
+    /// Supervisor records, keyed by supervisor id.
+    pub const SUPERVISORS: u8 = b's';
+    /// The audit trail of presence set by supervisors and the admin, keyed by the
+    /// entry's `seq` big-endian (the newest `AUDIT_RETAIN` are kept).
+    pub const AUDIT: u8 = b'u';
     /// The last owner of each customer's conversation per entry point, keyed by
     /// [`crate::store::record::last_owner_key`] (preferred agents).
     pub const LAST_OWNERS: u8 = b'l';
@@ -284,6 +289,8 @@ struct Trees {
     mids: Keyspace,
     mid_times: Keyspace,
     names: Keyspace,
+    supervisors: Keyspace,
+    audit: Keyspace,
     last_owners: Keyspace,
 }
 
@@ -306,6 +313,8 @@ impl Trees {
             mids: space(prefix::MIDS),
             mid_times: space(prefix::MID_TIMES),
             names: space(prefix::NAMES),
+            supervisors: space(prefix::SUPERVISORS),
+            audit: space(prefix::AUDIT),
             last_owners: space(prefix::LAST_OWNERS),
             records,
         }
@@ -338,6 +347,7 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         Change::EntryPoint(e) => Some((2, &e.id)),
         Change::Conversation(c) => Some((3, &c.id)),
         Change::Counters { .. } => Some((4, "")),
+        Change::Supervisor(s) => Some((5, &s.id)),
         // Written in order, each: a later version of the same key wins inside the batch.
         Change::Message { .. }
         | Change::MessageUpdate { .. }
@@ -345,6 +355,7 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         | Change::OutboxDone { .. }
         | Change::Mid { .. }
         | Change::CustomerName { .. }
+        | Change::Audit { .. }
         | Change::LastOwner { .. } => None,
     }
 }
@@ -448,6 +459,22 @@ fn add(batch: &mut Batch, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>
             key.push(prefix::NAMES);
             key.extend_from_slice(&record::customer_name_key(&page_id, &customer));
             encode_into(value, &CustomerNameV1 { name })?;
+        }
+        Change::Supervisor(s) => {
+            key.push(prefix::SUPERVISORS);
+            key.extend_from_slice(s.id.as_bytes());
+            encode_into(value, &SupervisorV1::from(*s))?;
+        }
+        Change::Audit { entry, forget } => {
+            if let Some(old) = forget {
+                key.push(prefix::AUDIT);
+                key.extend_from_slice(&old.to_be_bytes());
+                batch.remove(&key[..]);
+                key.clear();
+            }
+            key.push(prefix::AUDIT);
+            key.extend_from_slice(&entry.seq.to_be_bytes());
+            encode_into(value, &AuditV1::from(entry))?;
         }
         Change::LastOwner {
             entry_point,
@@ -1092,6 +1119,15 @@ fn load_counters(t: &Trees, mut snap: Snapshot, path: &str) -> Result<Snapshot, 
     if let Some(v) = t.meta.get(META_COUNTERS).map_err(read)? {
         let c: CountersV1 = decode("meta", META_COUNTERS, &v)?;
         snap.counters = (c.next_conversation, c.next_offer, c.next_arrival);
+    }
+    for item in t.supervisors.iter() {
+        let (k, v) = item.map_err(read)?;
+        snap.supervisors
+            .push(decode::<SupervisorV1>("supervisors", &k, &v)?.into());
+    }
+    for item in t.audit.iter() {
+        let (k, v) = item.map_err(read)?;
+        snap.audit.push(decode::<AuditV1>("audit", &k, &v)?.into());
     }
     Ok(snap)
 }

@@ -223,6 +223,34 @@ impl TestServer {
         (d, hello)
     }
 
+    /// Creates a supervisor and returns its token.
+    pub async fn supervisor(&self, id: &str, name: &str) -> String {
+        let body = self
+            .post("/api/v1/supervisors", ADMIN, json!({"id": id, "name": name}))
+            .await
+            .expect(201);
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    /// Connects a supervisor's live socket and returns it with its `snapshot`.
+    pub async fn supervisor_socket(&self, token: &str) -> (Desktop, Value) {
+        let url = format!(
+            "{}/api/v1/supervisors/me/ws?token={token}",
+            self.base.replace("http", "ws")
+        );
+        let (_res, framed) = self
+            .client
+            .ws(url)
+            .max_frame_size(64 * 1024 * 1024)
+            .connect()
+            .await
+            .expect("websocket connect");
+        let mut d = Desktop::from_framed(framed);
+        let snapshot = d.next().await;
+        assert_eq!(snapshot["type"], "snapshot", "first frame must be snapshot: {snapshot}");
+        (d, snapshot)
+    }
+
     /// Connects a desktop, sets the agent available, and drains the resulting state change.
     pub async fn available_desktop(&self, token: &str) -> Desktop {
         let (mut d, _) = self.desktop(token).await;
@@ -293,6 +321,11 @@ impl Desktop {
         self.next_before(tokio::time::Instant::now() + WAIT)
             .await
             .expect("no frame from the server in time")
+    }
+
+    /// The next frame that `want` accepts, skipping (and dropping) others.
+    pub async fn wait_for_match(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        self.wait_until(want, what.to_string()).await
     }
 
     /// The next frame of type `ty`, skipping (and dropping) others.

@@ -42,6 +42,56 @@ function debounce(fn, ms) {
   };
 }
 
+/**
+ * A select filled from `fetchItems(query)` as the user types in `search`; the first item
+ * is chosen. Returns the loader, to call once when the dialog opens.
+ */
+function searchablePicker({ ui, search, select, fetchItems, valueOf, labelOf, empty }) {
+  async function load() {
+    ui.error(null);
+    try {
+      const items = await fetchItems(search.value.trim());
+      fill(
+        select,
+        items.length
+          ? items.map((item) => h("option", { value: valueOf(item), text: labelOf(item) }))
+          : h("option", { value: "", text: empty, disabled: true }),
+      );
+      select.value = items.length ? valueOf(items[0]) : "";
+    } catch (e) {
+      ui.error(e);
+    }
+  }
+  search.addEventListener("input", debounce(load, 150));
+  return load;
+}
+
+/**
+ * On submit: `check()` names what is missing (or nothing), then `action()` runs with the
+ * button disabled; on success the dialog closes and `after()` follows.
+ */
+function onSubmit({ form, ui, submit, check, action, after = () => {} }) {
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    ui.error(null);
+    const missing = check();
+    if (missing) return ui.error({ message: missing });
+    submit.disabled = true;
+    try {
+      await action();
+      ui.close();
+      after();
+    } catch (err) {
+      ui.error(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
+/** A button that closes the dialog `dialogUi()` returns (read when clicked). */
+const cancel = (dialogUi, text = "Cancel") => h("button", { type: "button", text, onclick: () => dialogUi().close() });
+
 /** Transfer to a queue or an agent; on success, the Wrap Up dialog follows. */
 export async function transferDialog({ dialog, api, name, me, idleCodes, transfer, afterTransfer }) {
   const queueRadio = h("input", { type: "radio", name: "transfer-to", value: "queue", checked: true });
@@ -68,7 +118,7 @@ export async function transferDialog({ dialog, api, name, me, idleCodes, transfe
       h("label", { class: "inline" }, agentRadio, " An agent"),
     ),
     h("div", { class: "with-icon" }, h("div", {}, queueField, agentField), refreshButton(() => load())),
-    h("div", { class: "buttons" }, submit, h("button", { type: "button", text: "Cancel", onclick: () => ui.close() })),
+    h("div", { class: "buttons" }, submit, cancel(() => ui)),
   );
   const ui = open(dialog, "transfer-title", `Transfer the conversation with ${name}`, form);
   choose();
@@ -108,21 +158,14 @@ export async function transferDialog({ dialog, api, name, me, idleCodes, transfe
     }
   }
 
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    ui.error(null);
-    const target = queueRadio.checked ? { queue: queue.value } : { agent: agent.value };
-    if (!Object.values(target)[0]) return ui.error({ message: "Choose where to transfer the conversation." });
-    submit.disabled = true;
-    try {
-      await transfer(target);
-      ui.close();
-      afterTransfer();
-    } catch (err) {
-      ui.error(err);
-    } finally {
-      submit.disabled = false;
-    }
+  const target = () => (queueRadio.checked ? { queue: queue.value } : { agent: agent.value });
+  onSubmit({
+    form,
+    ui,
+    submit,
+    check: () => (Object.values(target())[0] ? null : "Choose where to transfer the conversation."),
+    action: () => transfer(target()),
+    after: afterTransfer,
   });
   await load();
 }
@@ -137,42 +180,25 @@ export async function conferenceDialog({ dialog, api, name, me, idleCodes, confe
     { method: "dialog" },
     field("Search agents", search),
     h("div", { class: "with-icon" }, field("Available agent", agent), refreshButton(() => load())),
-    h("div", { class: "buttons" }, submit, h("button", { type: "button", text: "Cancel", onclick: () => ui.close() })),
+    h("div", { class: "buttons" }, submit, cancel(() => ui)),
   );
   const ui = open(dialog, "conference-title", `Conference on the conversation with ${name}`, form);
-
-  async function load() {
-    ui.error(null);
-    try {
-      const agents = (await api.agents({ state: "available", q: search.value.trim() })).filter(
-        (a) => a.id !== me && a.load < a.capacity,
-      );
-      fill(
-        agent,
-        agents.length
-          ? agents.map((a) => h("option", { value: a.id, text: agentOption(a, idleCodes) }))
-          : h("option", { value: "", text: "No available agent matches", disabled: true }),
-      );
-      agent.value = agents.length ? agents[0].id : "";
-    } catch (e) {
-      ui.error(e);
-    }
-  }
-  search.addEventListener("input", debounce(load, 150));
-
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    ui.error(null);
-    if (!agent.value) return ui.error({ message: "Choose an available agent." });
-    submit.disabled = true;
-    try {
-      await conference(agent.value);
-      ui.close();
-    } catch (err) {
-      ui.error(err);
-    } finally {
-      submit.disabled = false;
-    }
+  const load = searchablePicker({
+    ui,
+    search,
+    select: agent,
+    fetchItems: async (q) =>
+      (await api.agents({ state: "available", q })).filter((a) => a.id !== me && a.load < a.capacity),
+    valueOf: (a) => a.id,
+    labelOf: (a) => agentOption(a, idleCodes),
+    empty: "No available agent matches",
+  });
+  onSubmit({
+    form,
+    ui,
+    submit,
+    check: () => (agent.value ? null : "Choose an available agent."),
+    action: () => conference(agent.value),
   });
   search.focus();
   await load();
@@ -189,40 +215,24 @@ export async function wrapupDialog({ dialog, api, name, wrapup }) {
     h("p", { text: `Conversation with ${name}. Choose why it ended; the wrap-up stays owed until you submit it.` }),
     field("Filter reasons", search),
     field("Reason", reason),
-    h("div", { class: "buttons" }, submit, h("button", { type: "button", text: "Later", onclick: () => ui.close() })),
+    h("div", { class: "buttons" }, submit, cancel(() => ui, "Later")),
   );
   const ui = open(dialog, "wrapup-title", "Wrap Up Reasons", form);
-
-  async function load() {
-    ui.error(null);
-    try {
-      const reasons = await api.wrapupReasons(search.value.trim());
-      fill(
-        reason,
-        reasons.length
-          ? reasons.map((r) => h("option", { value: r.code, text: r.label }))
-          : h("option", { value: "", text: "No reason matches", disabled: true }),
-      );
-      reason.value = reasons.length ? reasons[0].code : "";
-    } catch (e) {
-      ui.error(e);
-    }
-  }
-  search.addEventListener("input", debounce(load, 150));
-
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    ui.error(null);
-    if (!reason.value) return ui.error({ message: "Choose a reason." });
-    submit.disabled = true;
-    try {
-      await wrapup(reason.value);
-      ui.close();
-    } catch (err) {
-      ui.error(err);
-    } finally {
-      submit.disabled = false;
-    }
+  const load = searchablePicker({
+    ui,
+    search,
+    select: reason,
+    fetchItems: (q) => api.wrapupReasons(q),
+    valueOf: (r) => r.code,
+    labelOf: (r) => r.label,
+    empty: "No reason matches",
+  });
+  onSubmit({
+    form,
+    ui,
+    submit,
+    check: () => (reason.value ? null : "Choose a reason."),
+    action: () => wrapup(reason.value),
   });
   search.focus();
   await load();
@@ -241,24 +251,20 @@ export async function passwordDialog({ dialog, change, done }) {
     field("Current password", current),
     field("New password (at least 10 characters)", next),
     field("New password again", again),
-    h("div", { class: "buttons" }, submit, h("button", { type: "button", text: "Cancel", onclick: () => ui.close() })),
+    h("div", { class: "buttons" }, submit, cancel(() => ui)),
   );
   const ui = open(dialog, "password-title", "Change your password", form);
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    ui.error(null);
-    if ([...next.value].length < 10) return ui.error({ message: "The new password needs at least 10 characters." });
-    if (next.value !== again.value) return ui.error({ message: "The two new passwords differ." });
-    submit.disabled = true;
-    try {
-      await change(current.value, next.value);
-      ui.close();
-      done();
-    } catch (err) {
-      ui.error(err);
-    } finally {
-      submit.disabled = false;
-    }
+  onSubmit({
+    form,
+    ui,
+    submit,
+    check: () => {
+      if ([...next.value].length < 10) return "The new password needs at least 10 characters.";
+      if (next.value !== again.value) return "The two new passwords differ.";
+      return null;
+    },
+    action: () => change(current.value, next.value),
+    after: done,
   });
   current.focus();
 }

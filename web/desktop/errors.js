@@ -27,6 +27,7 @@ const WORDS = {
   unknown_queue: "That queue does not exist.",
   unknown_entry_point: "That entry point does not exist.",
   unknown_conversation: "That conversation does not exist any more.",
+  unknown_supervisor: "That supervisor does not exist.",
   // Input and transport.
   invalid_input: "The engine did not accept that input.",
   invalid_json: "The page sent something the engine could not read. Reload the page.",

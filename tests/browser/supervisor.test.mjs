@@ -1,0 +1,175 @@
+// End-to-end test of the supervisor page in Debian's Chromium. Run by tests/browser.rs:
+// `node supervisor.test.mjs '<json config>'` with {servers: {main}, admin, chromium,
+// screenshots, result}. Elements are found by role, label and visible text; every wait
+// has a generous limit.
+
+import { chromium } from "playwright-core";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const cfg = JSON.parse(process.argv[2]);
+const base = cfg.servers.main;
+const WAIT = 20_000;
+const tokens = new Set();
+const pages = [];
+let current = "start";
+mkdirSync(cfg.screenshots, { recursive: true });
+setTimeout(() => fail(new Error("the script ran for more than 5 minutes")), 300_000).unref();
+
+const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 23)}]`, ...a);
+const shot = (page, name) => page.screenshot({ path: join(cfg.screenshots, `${name}.png`), fullPage: true });
+const visible = (l) => l.first().waitFor({ state: "visible", timeout: WAIT });
+const gone = (l) => l.first().waitFor({ state: "hidden", timeout: WAIT });
+
+async function step(name, fn) {
+  current = name;
+  log(`step: ${name}`);
+  await fn();
+}
+
+async function fail(err) {
+  console.error(`FAILED in step "${current}": ${err && err.stack ? err.stack : err}`);
+  for (const [name, page] of pages) await shot(page, `FAILED-supervisor-${name}`).catch(() => {});
+  writeFileSync(cfg.result, JSON.stringify({ passed: false, step: current, tokens: [...tokens] }));
+  process.exit(1);
+}
+
+async function until(what, fn, timeout = WAIT) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function call(method, path, token, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await res.json().catch(() => null);
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(data)}`);
+  return data;
+}
+const admin = (method, path, body) => call(method, path, cfg.admin, body);
+
+async function newPage(browser, name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => log(`${name} page error: ${e.message}`));
+  pages.push([name, page]);
+  await page.goto(`${base}/supervisor`);
+  return page;
+}
+
+const row = (page, table, name) => page.getByRole("table", { name: table }).getByRole("row").filter({ has: page.getByRole("rowheader", { name, exact: true }) });
+const cells = async (r) => r.getByRole("cell").allTextContents();
+
+const browser = await chromium.launch({
+  executablePath: cfg.chromium,
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+});
+try {
+  await run();
+  writeFileSync(cfg.result, JSON.stringify({ passed: true, tokens: [...tokens] }));
+  log("PASSED");
+} catch (e) {
+  await fail(e);
+} finally {
+  await browser.close();
+}
+
+async function run() {
+  const sup = await admin("POST", "/api/v1/supervisors", { id: "s1", name: "Sue", password: "sue-password-1" });
+  tokens.add(sup.token);
+  const ann = await admin("POST", "/api/v1/agents", { id: "a1", name: "Ann", queues: ["support"] });
+  const bob = await admin("POST", "/api/v1/agents", { id: "a2", name: "Bob", queues: ["support"] });
+  tokens.add(ann.token);
+  tokens.add(bob.token);
+  const page = await newPage(browser, "sue");
+
+  await step("sign in with id and password; the floor shows queues and agents", async () => {
+    await page.getByLabel("Supervisor id").fill("s1");
+    await page.getByLabel("Password", { exact: true }).fill("wrong-password-1");
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await visible(page.getByRole("alert").filter({ hasText: "Wrong supervisor id or password." }));
+    await page.getByLabel("Password", { exact: true }).fill("sue-password-1");
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await visible(page.getByRole("heading", { name: "Floor" }));
+    await visible(page.getByRole("status").filter({ hasText: "Live" }));
+    tokens.add(await page.evaluate(() => sessionStorage.getItem("switchboard.supervisor.token")));
+    await visible(row(page, "Queues", "Support"));
+    await visible(row(page, "Agents", "Ann"));
+    await visible(row(page, "Agents", "Bob"));
+    const annCells = await cells(row(page, "Agents", "Ann"));
+    if (!annCells[0].startsWith("Logged out")) throw new Error(`Ann: ${annCells}`);
+    await shot(page, "supervisor-01-floor");
+  });
+
+  let cid;
+  await step("a customer waits: the queue shows it, the longest wait ticks", async () => {
+    const c = await admin("POST", "/api/v1/conversations", { entry_point: "demo-page", customer: { id: "u1", name: "Uma" }, text: "hello there" });
+    cid = c.id;
+    const q = row(page, "Queues", "Support");
+    await until("1 waiting", async () => (await cells(q))[0] === "1");
+    const first = (await cells(q))[1];
+    await until("the longest wait to tick", async () => (await cells(q))[1] !== first);
+    await shot(page, "supervisor-02-waiting");
+  });
+
+  await step("the state menu sets Ann available; she is offered the conversation", async () => {
+    await row(page, "Agents", "Ann").getByLabel("State for Ann").selectOption({ label: "Available" });
+    const r = row(page, "Agents", "Ann");
+    await visible(r.getByRole("button", { name: cid }));
+    await until("Ann's load 1 / 1", async () => (await cells(r))[1] === "1 / 1");
+    await until("nobody waiting", async () => (await cells(row(page, "Queues", "Support")))[0] === "0");
+    const audit = await call("GET", "/api/v1/audit?agent=a1", sup.token);
+    if (audit[0].by !== "s1" || audit[0].to !== "available") throw new Error(`audit: ${JSON.stringify(audit)}`);
+  });
+
+  await step("a click on the conversation shows its transcript, live", async () => {
+    await call("POST", `/api/v1/conversations/${cid}/accept`, ann.token);
+    await row(page, "Agents", "Ann").getByRole("button", { name: cid }).click();
+    const t = page.getByRole("region", { name: /Conversation/ });
+    await visible(t.getByText("hello there"));
+    await call("POST", `/api/v1/conversations/${cid}/messages`, ann.token, { text: "Hi Uma, how can I help?" });
+    await admin("POST", `/api/v1/conversations/${cid}/messages`, { text: "my order is late" });
+    await visible(t.getByText("Hi Uma, how can I help?"));
+    await visible(t.getByText("my order is late"));
+    await shot(page, "supervisor-03-transcript");
+  });
+
+  await step("logging out an agent who holds a conversation is refused in words", async () => {
+    await row(page, "Agents", "Ann").getByLabel("State for Ann").selectOption({ label: "Logged out" });
+    await visible(page.getByRole("alert").filter({ hasText: "Ann holds conversations and cannot be logged out." }));
+    await row(page, "Agents", "Bob").getByLabel("State for Bob").selectOption({ label: "Idle: Break" });
+    await until("Bob idle", async () => (await cells(row(page, "Agents", "Bob")))[0].startsWith("Idle (break)"));
+  });
+
+  await step("the search narrows the agent table", async () => {
+    await page.getByLabel("Search agents").fill("bo");
+    await gone(row(page, "Agents", "Ann"));
+    await visible(row(page, "Agents", "Bob"));
+    await shot(page, "supervisor-04-search");
+    await page.getByLabel("Search agents").fill("");
+    await visible(row(page, "Agents", "Ann"));
+  });
+
+  await step("a supervisor token signs in too", async () => {
+    const other = await newPage(browser, "token");
+    await other.getByRole("button", { name: "Use a token instead" }).click();
+    await other.getByLabel("Supervisor token").fill(sup.token);
+    await other.getByRole("button", { name: "Sign in with token" }).click();
+    await visible(other.getByRole("status").filter({ hasText: "Live" }));
+    await visible(row(other, "Agents", "Ann").getByRole("button", { name: cid }));
+  });
+}
