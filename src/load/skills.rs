@@ -188,7 +188,8 @@ mod tests {
     fn offers_are_checked_against_the_step_of_their_instant() {
         let b = book();
         // (agent, ms after received_at, what the engine claims, the step counted or the error's words)
-        let cases: &[(&str, u64, Option<Claimed>, Result<usize, &str>)] = &[
+        type Case = (&'static str, u64, Option<Claimed>, Result<usize, &'static str>);
+        let cases: &[Case] = &[
             ("fluent", 0, None, Ok(0)),
             ("some", 0, None, Err("in step Some(0)")),
             ("some", 99, None, Err("in step Some(0)")),
