@@ -114,3 +114,63 @@ fn a_busy_floor_passes_the_checks() {
     assert!(report.errors.is_empty(), "{}", report.table());
     assert_eq!(report.completed, 5_000, "{}", report.table());
 }
+
+#[track_caller]
+fn assert_skilled_run_is_clean(report: &load::Report) {
+    assert!(report.checks.passed, "{}", report.table());
+    assert!(report.errors.is_empty(), "{}", report.table());
+    assert!(report.arrivals > 0, "{}", report.table());
+    assert_eq!(report.completed, report.arrivals, "{}", report.table());
+    let by_step = &report.checks.offers_by_step;
+    assert!(
+        by_step.len() == 2 && by_step.iter().all(|n| *n > 0),
+        "offers in both steps: {by_step:?}\n{}",
+        report.table()
+    );
+}
+
+/// `--skills` in process: agents speak four languages at random levels, each queue's
+/// conversations need its language at level 7 for 20 ms and then at level 3, some carry a
+/// priority of their own, a few are transferred to the other queue (whose own steps then
+/// apply) and some offers expire. Every new offer goes to an agent meeting the
+/// conversation's step at that instant (checked from the engine's offers and from the
+/// times alone), offers are made in both steps, and every conversation completes.
+#[test]
+fn skilled_lifecycles_keep_invariant_7_in_both_steps() {
+    let report = run(Options {
+        agents: 8,
+        queues: 2,
+        conversations: Some(300),
+        skills: true,
+        step_ms: 20,
+        think_ms: 5,
+        rona_share: 0.2,
+        transfer_share: 0.2,
+        offer_timeout_ms: 50,
+        ..options()
+    });
+    assert_skilled_run_is_clean(&report);
+    assert!(report.transfers > 0, "{}", report.table());
+}
+
+/// `--skills` over REST and WebSocket (`--serve`: the real server, sled): the same
+/// scenario, with invariant 7 checked from the desktops' `offer` frames (queue,
+/// `received_at`, `offered_at`) against the skills and steps the harness set up.
+#[test]
+fn skilled_lifecycles_over_http_keep_invariant_7_in_both_steps() {
+    let report = run(Options {
+        in_process: false,
+        serve: true,
+        agents: 6,
+        queues: 2,
+        duration: Duration::from_millis(1500),
+        conversations: None,
+        skills: true,
+        step_ms: 30,
+        think_ms: 10,
+        rona_share: 0.2,
+        offer_timeout_ms: 200,
+        ..options()
+    });
+    assert_skilled_run_is_clean(&report);
+}

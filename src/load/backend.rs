@@ -7,12 +7,16 @@
 //! same trait over REST and the desktop WebSocket.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::core::{AgentEvent, Channel, Customer, EntryPoint, Observation, OfferKind, Presence, Rules};
+use super::skills::Claimed;
+use crate::core::{
+    AgentEvent, Channel, Customer, EntryPoint, Millis, Observation, OfferKind, Opening, Presence, Rules, Skills, Step,
+};
 use crate::engine::{Command, Engine, EngineError, EngineOptions, Observed, Reply};
 use crate::store::{MemoryStore, Store};
 
@@ -35,12 +39,17 @@ impl From<EngineError> for Failure {
 }
 
 /// What the harness creates before the run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Setup {
     /// Queue ids; entry point `ep-{queue}` feeds each.
     pub queues: Vec<String>,
     /// (agent id, queues it serves, capacity).
     pub agents: Vec<(String, Vec<String>, u32)>,
+    /// Agents' skills (`--skills`; none for an agent not named).
+    pub skills: HashMap<String, Skills>,
+    /// Routing steps of a queue and of its entry point (`--skills`; none for a queue not
+    /// named). With any, the backend reports [`Fact::Routed`].
+    pub steps: HashMap<String, Vec<Step>>,
 }
 
 /// What a desktop sees, reduced to what the harness acts on.
@@ -140,6 +149,17 @@ pub enum Fact {
         agent: String,
         state: Presence,
     },
+    /// A new offer (`kind: new`, from a queue) with what invariant 7 is checked on: the
+    /// queue, when the conversation entered it and when it was offered, and what the
+    /// engine says of its step when the backend hears it. Only with routing steps set up.
+    Routed {
+        conversation: String,
+        agent: String,
+        queue: String,
+        received_at: Millis,
+        offered_at: Millis,
+        claimed: Option<Claimed>,
+    },
     /// The fact stream lost `0` facts: the checks are incomplete.
     Lost(u64),
 }
@@ -172,8 +192,15 @@ pub trait Backend: 'static {
     fn facts(&self) -> Self::Facts;
 
     async fn set_state(&self, agent: &str, state: Presence) -> Result<(), Failure>;
-    /// A customer writes on an entry point; answers the conversation id.
-    async fn customer_message(&self, entry_point: &str, customer: &str, text: &str) -> Result<String, Failure>;
+    /// A customer writes on an entry point, the conversation it opens with `priority`
+    /// instead of the entry point's if given; answers the conversation id.
+    async fn customer_message(
+        &self,
+        entry_point: &str,
+        customer: &str,
+        text: &str,
+        priority: Option<i32>,
+    ) -> Result<String, Failure>;
     async fn customer_reply(&self, conversation: &str, text: &str) -> Result<(), Failure>;
     async fn accept(&self, agent: &str, conversation: &str) -> Result<(), Failure>;
     /// An agent writes; answers the message's sequence number.
@@ -208,6 +235,8 @@ pub struct InProcess {
     batcher: Option<Rc<Batcher>>,
     /// Keeps the sled directory until the run ends.
     _dir: Option<tempfile::TempDir>,
+    /// Routing steps were set up: facts include [`Fact::Routed`].
+    routed: Cell<bool>,
 }
 
 impl InProcess {
@@ -239,6 +268,7 @@ impl InProcess {
             engine,
             batcher,
             _dir: dir,
+            routed: Cell::new(false),
         })
     }
 
@@ -378,6 +408,7 @@ fn desk_event(e: &AgentEvent) -> Option<DeskEvent> {
 /// promptness. The broadcast holds 65,536 facts, far more than a poll interval brings.
 pub struct InProcessFacts {
     rx: broadcast::Receiver<Arc<Observed>>,
+    routed: bool,
 }
 
 /// How long the fact reader sleeps when it has read everything published.
@@ -396,14 +427,14 @@ impl Facts for InProcessFacts {
                 Err(TryRecvError::Lagged(n)) => return Some(Fact::Lost(n)),
                 Err(TryRecvError::Closed) => return None,
             };
-            if let Some(f) = fact(&o) {
+            if let Some(f) = fact(&o, self.routed) {
                 return Some(f);
             }
         }
     }
 }
 
-fn fact(o: &Observed) -> Option<Fact> {
+fn fact(o: &Observed, routed: bool) -> Option<Fact> {
     Some(match o {
         Observed::Observation(o) => match o {
             Observation::Arrived { conversation, .. } => Fact::Arrived {
@@ -445,6 +476,18 @@ fn fact(o: &Observed) -> Option<Fact> {
                 agent: agent.clone(),
                 state: *state,
             },
+            AgentEvent::Offer { conversation: c, offer } if routed && offer.kind == OfferKind::New => Fact::Routed {
+                conversation: c.id.clone(),
+                agent: agent.clone(),
+                queue: c.queue.clone(),
+                received_at: c.received_at,
+                offered_at: offer.offered_at,
+                claimed: Some(Claimed {
+                    step: c.routing.step,
+                    requirements: c.routing.requirements.clone(),
+                    preferred_agent: c.routing.preferred_agent.clone(),
+                }),
+            },
             _ => return None,
         },
     })
@@ -455,8 +498,12 @@ impl Backend for InProcess {
     type Facts = InProcessFacts;
 
     async fn setup(&self, setup: &Setup) -> Result<(), Failure> {
+        self.routed.set(!setup.steps.is_empty());
         for q in &setup.queues {
-            self.engine.create_queue(q, &format!("Queue {q}")).await?;
+            let steps = setup.steps.get(q).cloned().unwrap_or_default();
+            self.engine
+                .create_queue_with_steps(q, &format!("Queue {q}"), steps.clone())
+                .await?;
             self.engine
                 .create_entry_point(EntryPoint {
                     id: format!("ep-{q}"),
@@ -464,14 +511,22 @@ impl Backend for InProcess {
                     queue: q.clone(),
                     page_id: None,
                     page_access_token: None,
+                    routing_steps: steps,
                     ..Default::default()
                 })
                 .await?;
         }
         for (id, queues, capacity) in &setup.agents {
-            let queues: Vec<&str> = queues.iter().map(|q| q.as_str()).collect();
             self.engine
-                .create_agent(id, &format!("Agent {id}"), &queues, *capacity)
+                .exec(Command::CreateAgent {
+                    id: id.clone(),
+                    name: format!("Agent {id}"),
+                    queues: queues.clone(),
+                    capacity: Some(*capacity),
+                    credential: None,
+                    password_hash: None,
+                    skills: setup.skills.get(id).cloned().unwrap_or_default(),
+                })
                 .await?;
         }
         Ok(())
@@ -485,6 +540,7 @@ impl Backend for InProcess {
     fn facts(&self) -> InProcessFacts {
         InProcessFacts {
             rx: self.engine.observe(),
+            routed: self.routed.get(),
         }
     }
 
@@ -498,7 +554,13 @@ impl Backend for InProcess {
         Ok(())
     }
 
-    async fn customer_message(&self, entry_point: &str, customer: &str, text: &str) -> Result<String, Failure> {
+    async fn customer_message(
+        &self,
+        entry_point: &str,
+        customer: &str,
+        text: &str,
+        priority: Option<i32>,
+    ) -> Result<String, Failure> {
         let reply = self
             .exec(Command::CustomerMessage {
                 entry_point: entry_point.into(),
@@ -508,7 +570,10 @@ impl Backend for InProcess {
                 },
                 text: text.into(),
                 channel: Channel::Rest,
-                open: Default::default(),
+                open: Opening {
+                    priority,
+                    ..Default::default()
+                },
             })
             .await?;
         match reply {

@@ -4,6 +4,8 @@
 //! - no agent holds more than its capacity: offers + participations + owed wrap-ups
 //!   (invariant 2);
 //! - no offer goes to an agent that is not `available` (invariant 3);
+//! - with `--skills`, every new offer goes to an agent meeting the conversation's
+//!   requirements at that instant (invariant 7; see [`Book::check`]);
 //! - at the end of the run, every conversation that arrived has ended and every wrap-up
 //!   it caused has been submitted.
 //!
@@ -13,6 +15,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::backend::Fact;
+use super::skills::Book;
 use crate::core::Presence;
 
 /// Most violations kept word for word; the rest are only counted.
@@ -38,6 +41,10 @@ pub struct Checker {
     pub lost: u64,
     pub violations: Vec<String>,
     pub violation_count: u64,
+    /// The skills and steps of `--skills`, to check invariant 7 with.
+    routing: Option<Book>,
+    /// New offers checked against invariant 7, by the step they were made in.
+    pub offers_by_step: Vec<u64>,
 }
 
 impl Checker {
@@ -47,6 +54,12 @@ impl Checker {
             capacity: agents.into_iter().collect(),
             ..Default::default()
         }
+    }
+
+    /// The same books, also checking every [`Fact::Routed`] against `book`.
+    pub fn with_routing(mut self, book: Book) -> Self {
+        self.routing = Some(book);
+        self
     }
 
     fn violation(&mut self, v: String) {
@@ -102,6 +115,25 @@ impl Checker {
             }
             Fact::Presence { agent, state } => {
                 self.presence.insert(agent, state);
+            }
+            Fact::Routed {
+                conversation,
+                agent,
+                queue,
+                received_at,
+                offered_at,
+                claimed,
+            } => {
+                let Some(book) = &self.routing else { return None };
+                match book.check(&conversation, &agent, &queue, received_at, offered_at, claimed.as_ref()) {
+                    Ok(step) => {
+                        if self.offers_by_step.len() <= step {
+                            self.offers_by_step.resize(step + 1, 0);
+                        }
+                        self.offers_by_step[step] += 1;
+                    }
+                    Err(v) => self.violation(v),
+                }
             }
             Fact::Lost(n) => self.lost += n,
         }
@@ -243,6 +275,40 @@ mod tests {
         assert!(all.contains("while offered to a"), "{all}");
         assert!(all.contains("capacity 1"), "{all}");
         assert!(all.contains("never ended"), "{all}");
+    }
+
+    #[test]
+    fn offers_that_break_invariant_7_are_violations_and_the_others_count_by_step() {
+        use crate::core::Skills;
+        let book = Book {
+            skills: [
+                ("fluent".to_string(), Skills::from([("lang.en".into(), 8)])),
+                ("some".to_string(), Skills::from([("lang.en".into(), 3)])),
+            ]
+            .into(),
+            steps: [("q1".to_string(), crate::load::skills::steps(0, 100))].into(),
+        };
+        let mut c = Checker::new([("fluent".to_string(), 1), ("some".to_string(), 1)]).with_routing(book);
+        let routed = |agent: &str, after: u64| Fact::Routed {
+            conversation: "c1".into(),
+            agent: agent.into(),
+            queue: "q1".into(),
+            received_at: 1_000,
+            offered_at: 1_000 + after,
+            claimed: None,
+        };
+        c.apply(routed("fluent", 10));
+        c.apply(routed("some", 150));
+        c.apply(routed("fluent", 150));
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        assert_eq!(c.offers_by_step, [1, 2]);
+        c.apply(routed("some", 10));
+        assert_eq!(c.violation_count, 1);
+        assert!(c.violations[0].starts_with("invariant 7"), "{:?}", c.violations);
+        // Without --skills the fact is not checked.
+        let mut plain = Checker::new([("some".to_string(), 1)]);
+        plain.apply(routed("some", 10));
+        assert!(plain.violations.is_empty() && plain.offers_by_step.is_empty());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use super::backend::{Backend, Desk, DeskEvent, Facts, Failure, Setup};
 use super::check::Checker;
 use super::report::{Checks, Report};
+use super::skills;
 use super::stats::{Metric, Stats};
 use super::{LoadError, Options};
 use crate::core::{OfferKind, Presence};
@@ -113,27 +114,52 @@ pub async fn drive<B: Backend>(backend: B, opts: Options) -> Result<Report, Load
         })
         .collect();
     // Each agent serves its own queue and, with several queues, the next one too.
-    let setup = Setup {
+    let serves = |i: usize| -> Vec<usize> {
+        let mut qs = vec![i % queues.len()];
+        if queues.len() > 1 {
+            qs.push((i + 1) % queues.len());
+        }
+        qs
+    };
+    let mut setup = Setup {
         queues: queues.clone(),
         agents: agents
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                let mut qs = vec![queues[i % queues.len()].clone()];
-                if queues.len() > 1 {
-                    qs.push(queues[(i + 1) % queues.len()].clone());
-                }
+                let qs = serves(i).into_iter().map(|q| queues[q].clone()).collect();
                 (a.id.clone(), qs, opts.capacity)
             })
             .collect(),
+        ..Default::default()
     };
+    if opts.skills {
+        let mut skill_rng = StdRng::seed_from_u64(rng.gen());
+        setup.skills = agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.clone(), skills::agent_skills(&mut skill_rng, &serves(i))))
+            .collect();
+        setup.steps = queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.clone(), skills::steps(i, opts.step_ms)))
+            .collect();
+    }
+    let mut checker = Checker::new(agents.iter().map(|a| (a.id.clone(), opts.capacity)));
+    if opts.skills {
+        checker = checker.with_routing(skills::Book {
+            skills: setup.skills.clone(),
+            steps: setup.steps.clone(),
+        });
+    }
     backend
         .setup(&setup)
         .await
         .map_err(|f| LoadError::Setup(format!("creating queues and agents: {}", f.code)))?;
     let max_open = opts.max_open.unwrap_or(opts.agents * opts.capacity as usize * 2).max(1);
     let run = Rc::new(Run {
-        checker: RefCell::new(Checker::new(agents.iter().map(|a| (a.id.clone(), opts.capacity)))),
+        checker: RefCell::new(checker),
         backend,
         queues,
         agents,
@@ -214,6 +240,7 @@ pub async fn drive<B: Backend>(backend: B, opts: Options) -> Result<Report, Load
             lost_facts: checker.lost,
             completed: checker.completed,
             incomplete: checker.incomplete() as u64,
+            offers_by_step: checker.offers_by_step.clone(),
         },
     ))
 }
@@ -284,6 +311,11 @@ async fn arrivals<B: Backend>(run: &Rc<Run<B>>, start: Instant) {
 fn customer<B: Backend>(run: &Rc<Run<B>>, n: u64) {
     let id = format!("cust-{n}");
     let entry_point = format!("ep-{}", run.queues[n as usize % run.queues.len()]);
+    let priority = if run.opts.skills {
+        skills::priority(&mut *run.rng.borrow_mut())
+    } else {
+        None
+    };
     let plan = {
         let opts = &run.opts;
         let x: f64 = run.rng.borrow_mut().gen();
@@ -304,7 +336,7 @@ fn customer<B: Backend>(run: &Rc<Run<B>>, n: u64) {
     actix_rt::spawn(async move {
         if let Err(f) = run
             .backend
-            .customer_message(&entry_point, &id, "Hello, I need help")
+            .customer_message(&entry_point, &id, "Hello, I need help", priority)
             .await
         {
             run.failed("customer_message", &f, false);

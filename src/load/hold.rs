@@ -87,6 +87,7 @@ pub async fn run(opts: &Options) -> Result<HoldReport, LoadError> {
                 .iter()
                 .map(|a| (a.clone(), vec!["q1".into()], opts.capacity))
                 .collect(),
+            ..Default::default()
         })
         .await
         .map_err(|f| LoadError::Setup(format!("creating agents: {}", f.code)))?;
@@ -135,7 +136,7 @@ pub async fn run(opts: &Options) -> Result<HoldReport, LoadError> {
         .map(|i| {
             let (b, errors) = (backend.clone(), errors.clone());
             async move {
-                if b.customer_message("ep-q1", &format!("hold-{i}"), "Hello, I need help")
+                if b.customer_message("ep-q1", &format!("hold-{i}"), "Hello, I need help", None)
                     .await
                     .is_err()
                 {

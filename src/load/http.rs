@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 use super::backend::{Backend, Desk, DeskEvent, Fact, Facts, Failure, Setup};
 use crate::api::dto::{
     AgentCreatedDto, AgentState, AuthorKindDto, ConversationDto, ConversationStateDto, CreateAgent, CreateConversation,
-    CreateEntryPoint, CreateQueue, CustomerDto, SendText, SetState,
+    CreateEntryPoint, CreateQueue, CustomerDto, SendText, SetState, StepDto,
 };
 use crate::api::error::ErrorBody;
 use crate::api::ws::{DesktopCommand, DesktopRequest, ServerEvent};
@@ -91,6 +91,8 @@ struct Inner {
     facts_rx: RefCell<Option<UnboundedReceiver<Fact>>>,
     /// Conversations whose `Arrived` fact was sent (once each).
     arrived: RefCell<HashSet<String>>,
+    /// Routing steps were set up: new offers also make a [`Fact::Routed`].
+    routed: Cell<bool>,
 }
 
 /// What the supervisors of `--supervisors` received. Their sockets are read on a thread
@@ -167,6 +169,7 @@ impl Http {
                 facts_tx,
                 facts_rx: RefCell::new(Some(facts_rx)),
                 arrived: RefCell::default(),
+                routed: Cell::new(false),
             }),
         }
     }
@@ -451,6 +454,18 @@ impl Reader {
                     conversation: conversation.clone(),
                     agent: agent(),
                 });
+                if kind == OfferKind::New && self.inner.routed.get() {
+                    // The frame carries no step: the checker works it out from the times.
+                    let ms = |t: chrono::DateTime<chrono::Utc>| u64::try_from(t.timestamp_millis()).unwrap_or(0);
+                    self.fact(Fact::Routed {
+                        conversation: conversation.clone(),
+                        agent: agent(),
+                        queue: self.strip(&offer.queue),
+                        received_at: ms(offer.received_at),
+                        offered_at: ms(offer.offered_at),
+                        claimed: None,
+                    });
+                }
                 self.desk(DeskEvent::Offer {
                     conversation,
                     customer: self.strip(&offer.customer.id),
@@ -580,7 +595,8 @@ impl HttpFacts {
             | Fact::WrapupOwed { conversation, agent }
             | Fact::WrappedUp { conversation, agent } => (Some(conversation), Some(agent)),
             Fact::Presence { agent, .. } => (None, Some(agent)),
-            Fact::Lost(_) => (None, None),
+            // Checked on its own (its times and the scenario's skills): never held back.
+            Fact::Routed { .. } | Fact::Lost(_) => (None, None),
         }
     }
 
@@ -689,11 +705,13 @@ impl Backend for Http {
     type Facts = HttpFacts;
 
     async fn setup(&self, setup: &Setup) -> Result<(), Failure> {
+        self.inner.routed.set(!setup.steps.is_empty());
         for q in &setup.queues {
+            let steps: Vec<StepDto> = setup.steps.get(q).into_iter().flatten().map(StepDto::from).collect();
             let body = json(&CreateQueue {
                 id: self.id(q),
                 name: format!("Queue {q}"),
-                routing_steps: Vec::new(),
+                routing_steps: steps.clone(),
             })?;
             self.call("POST", "/api/v1/queues", None, Some(body)).await?;
             let body = json(&CreateEntryPoint {
@@ -703,7 +721,7 @@ impl Backend for Http {
                 page_id: None,
                 page_access_token: None,
                 priority: 0,
-                routing_steps: Vec::new(),
+                routing_steps: steps,
             })?;
             self.call("POST", "/api/v1/entry-points", None, Some(body)).await?;
         }
@@ -717,7 +735,7 @@ impl Backend for Http {
                         queues: queues.iter().map(|q| me.id(q)).collect(),
                         capacity: Some(*capacity),
                         password: None,
-                        skills: Default::default(),
+                        skills: setup.skills.get(id).cloned().unwrap_or_default(),
                     })?;
                     let bytes = me.call("POST", "/api/v1/agents", None, Some(body)).await?;
                     let created: AgentCreatedDto =
@@ -826,7 +844,13 @@ impl Backend for Http {
         self.command(agent, command, None).await
     }
 
-    async fn customer_message(&self, entry_point: &str, customer: &str, text: &str) -> Result<String, Failure> {
+    async fn customer_message(
+        &self,
+        entry_point: &str,
+        customer: &str,
+        text: &str,
+        priority: Option<i32>,
+    ) -> Result<String, Failure> {
         let body = json(&CreateConversation {
             entry_point: self.id(entry_point),
             customer: CustomerDto {
@@ -834,7 +858,7 @@ impl Backend for Http {
                 name: "Customer".into(),
             },
             text: text.into(),
-            priority: None,
+            priority,
             routing_steps: None,
         })?;
         let bytes = self.call("POST", "/api/v1/conversations", None, Some(body)).await?;

@@ -6,6 +6,8 @@
 //!   Switchboard, and its in-process implementation over [`crate::engine::Engine`].
 //! - `driver`: the scenario (arrivals, agents, RONA, transfers, conferences, drain).
 //! - `check`: the outside checks over the engine's facts.
+//! - `skills`: the `--skills` scenario (skills, two routing steps, priorities) and its
+//!   check of invariant 7.
 //! - `stats`, `report`, `chart`: HDR histograms, the JSON report and table, the SVG chart.
 //!
 //! # Guarantees
@@ -22,6 +24,7 @@ pub mod hold;
 pub mod http;
 pub mod report;
 pub mod serve;
+pub mod skills;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -120,6 +123,15 @@ pub struct Options {
     /// ready at once into `Engine::exec_batch` (in-process engine).
     #[arg(long)]
     pub no_batch: bool,
+    /// The skilled scenario (`load::skills`): agents with four languages at random
+    /// levels, each queue's entry point (and the queue, for transfers) with two routing
+    /// steps (its language at level 7 for --step-ms, then at level 3), a fifth of the
+    /// conversations with a priority of their own; the checks verify invariant 7.
+    #[arg(long)]
+    pub skills: bool,
+    /// With --skills: how long a conversation stays in step 0, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub step_ms: u64,
     /// Offer, transfer and conference deadline in milliseconds (in-process engine).
     #[arg(long, default_value_t = 1000)]
     pub offer_timeout_ms: u64,
@@ -233,6 +245,9 @@ impl Options {
         )?;
         if self.agents == 0 {
             return Err(LoadError::Options("--agents must be at least 1".into()));
+        }
+        if self.step_ms == 0 {
+            return Err(LoadError::Options("--step-ms must be at least 1".into()));
         }
         if self.queues == 0 {
             return Err(LoadError::Options("--queues must be at least 1".into()));

@@ -23,6 +23,9 @@ pub struct Checks {
     pub completed: u64,
     /// Conversations that arrived and did not complete.
     pub incomplete: u64,
+    /// `--skills`: new offers checked against invariant 7, by routing step (empty without).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offers_by_step: Vec<u64>,
 }
 
 /// The machine the run was on.
@@ -176,6 +179,15 @@ impl Report {
             c.incomplete,
             c.lost_facts
         );
+        if !c.offers_by_step.is_empty() {
+            let by_step: Vec<String> = c
+                .offers_by_step
+                .iter()
+                .enumerate()
+                .map(|(k, n)| format!("step {k}: {n}"))
+                .collect();
+            let _ = writeln!(s, "new offers meeting their step (invariant 7): {}", by_step.join(", "));
+        }
         for v in &c.violations {
             let _ = writeln!(s, "  {v}");
         }
