@@ -359,15 +359,18 @@ impl RouterActor {
     fn finish(&mut self, answer: Answer, ctx: &mut Context<Self>) {
         let changes = self.floor.take_changes();
         let effects = self.floor.take_effects();
-        for c in &changes {
-            if let Change::LastOwner {
-                entry_point,
-                customer,
-                owner,
-            } = c
-            {
-                self.owners_in_flight
-                    .insert((entry_point.clone(), customer.clone()), (owner.clone(), self.next_seq));
+        // Only written while preferred agents are on: no scan of the changes otherwise.
+        if self.floor.rules().preference_on() {
+            for c in &changes {
+                if let Change::LastOwner {
+                    entry_point,
+                    customer,
+                    owner,
+                } = c
+                {
+                    self.owners_in_flight
+                        .insert((entry_point.clone(), customer.clone()), (owner.clone(), self.next_seq));
+                }
             }
         }
         let mut evicted = Vec::new();

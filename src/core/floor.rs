@@ -26,8 +26,8 @@ use super::error::CoreError;
 use super::event::*;
 use super::queue::{EntryPoint, Queue, QueueKey};
 use super::routing::{
-    self, check_skills, check_steps, AgentChoice, AgentView, LastOwner, Opening, RoutingIndex, Skills, Step,
-    WaitingView,
+    self, check_skills, check_steps, AgentChoice, AgentView, LastOwner, Opening, Requirements, RoutingIndex, Skills,
+    Step, WaitingView,
 };
 use super::{
     session_valid, valid_id, AgentId, Code, ConversationId, EntryPointId, FastMap, Millis, QueueId, MAX_CAPACITY,
@@ -1026,20 +1026,15 @@ impl Floor {
                 c.routing.preferred_agent = None;
                 c.routing.last_owner = Some(agent.into());
                 c.routing.inactive_since = Some(now);
-                if self.rules.inactivity_close_ms > 0 {
-                    self.effects.push(Effect::Arm {
-                        timer: Timer::Inactivity {
-                            conversation: conversation.into(),
-                        },
-                        at: now.saturating_add(self.rules.inactivity_close_ms),
-                    });
-                }
             }
             OfferKind::Conference => {
                 c.guest = Some(agent.into());
             }
         }
         mark(&mut self.dirty_conversations, conversation);
+        if offer.kind != OfferKind::Conference {
+            self.arm_inactivity(conversation);
+        }
         self.effects.push(Effect::Observe(Observation::Accepted {
             conversation: conversation.into(),
             agent: agent.into(),
@@ -1385,25 +1380,9 @@ impl Floor {
                 // The offer stands; the conversation shows its new step, and an expiry
                 // re-queues it there.
                 self.update_step(conversation, now);
-                if let Some(at) = self
-                    .conversations
-                    .get(conversation)
-                    .and_then(|c| next_routing_deadline(c))
-                {
-                    self.effects.push(Effect::Arm {
-                        timer: Timer::Route {
-                            conversation: conversation.into(),
-                        },
-                        at,
-                    });
-                }
+                self.arm_routing_deadline(conversation);
             }
-            ConversationState::Queued | ConversationState::Offered => self.effects.push(Effect::Arm {
-                timer: Timer::Route {
-                    conversation: conversation.into(),
-                },
-                at,
-            }),
+            ConversationState::Queued | ConversationState::Offered => self.arm_routing_deadline(conversation),
             _ => {}
         }
     }
@@ -1421,14 +1400,8 @@ impl Floor {
         if c.state != ConversationState::Active {
             return;
         }
-        let at = since.saturating_add(self.rules.inactivity_close_ms);
-        if now < at {
-            self.effects.push(Effect::Arm {
-                timer: Timer::Inactivity {
-                    conversation: conversation.into(),
-                },
-                at,
-            });
+        if now < since.saturating_add(self.rules.inactivity_close_ms) {
+            self.arm_inactivity(conversation);
             return;
         }
         self.append(
@@ -1617,25 +1590,9 @@ impl Floor {
                 ConversationState::Queued => f.enqueue(id, now),
                 ConversationState::Offered => {
                     f.update_step(id, now);
-                    if let Some(at) = next_routing_deadline(&f.conversations[id]) {
-                        f.effects.push(Effect::Arm {
-                            timer: Timer::Route {
-                                conversation: id.clone(),
-                            },
-                            at,
-                        });
-                    }
+                    f.arm_routing_deadline(id);
                 }
-                ConversationState::Active => {
-                    if let (Some(since), true) = (c.routing.inactive_since, f.rules.inactivity_close_ms > 0) {
-                        f.effects.push(Effect::Arm {
-                            timer: Timer::Inactivity {
-                                conversation: id.clone(),
-                            },
-                            at: since.saturating_add(f.rules.inactivity_close_ms),
-                        });
-                    }
-                }
+                ConversationState::Active => f.arm_inactivity(id),
                 ConversationState::Ended => {}
             }
         }
@@ -1816,25 +1773,13 @@ impl Floor {
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.waiting.insert(key, conversation.into());
         }
-        let needs = self.index.needs_group(&c.queue, &c.routing.requirements);
-        let eligible = if needs {
-            self.index.eligible_in(&c.queue)
-        } else {
-            Vec::new()
-        };
+        let candidates = self.group_candidates(&c.queue, &c.routing.requirements);
         let agents = &self.agents;
         self.index.wait(
             waiting_view(c),
-            eligible.iter().filter_map(|id| agents.get(id)).map(view),
+            candidates.iter().filter_map(|id| agents.get(id)).map(view),
         );
-        if let Some(at) = next_routing_deadline(c) {
-            self.effects.push(Effect::Arm {
-                timer: Timer::Route {
-                    conversation: conversation.into(),
-                },
-                at,
-            });
-        }
+        self.arm_routing_deadline(conversation);
         mark(&mut self.dirty_conversations, conversation);
         self.touched_conversations.push(conversation.into());
     }
@@ -1852,10 +1797,10 @@ impl Floor {
 
     /// Moves the conversation's step to the one it is in at `now`, and ends a preference
     /// whose time is up. Only for a conversation out of the index (not queued, or
-    /// dequeued): the index files it under its step. True when something changed.
-    fn update_step(&mut self, conversation: &str, now: Millis) -> bool {
+    /// dequeued): the index files it under its step.
+    fn update_step(&mut self, conversation: &str, now: Millis) {
         let Some(c) = self.conversations.get_mut(conversation) else {
-            return false;
+            return;
         };
         let r = &mut c.routing;
         let step = routing::step_at(&r.steps, c.received_at, now);
@@ -1868,8 +1813,7 @@ impl Floor {
             Some(_) if now >= r.preferred_until => r.preferred_agent.take(),
             _ => None,
         };
-        let changed = moved || preference_ended.is_some();
-        if changed {
+        if moved || preference_ended.is_some() {
             mark(&mut self.dirty_conversations, conversation);
             // A step set when the conversation enters a queue is not a move.
             if c.state != ConversationState::Queued
@@ -1883,7 +1827,6 @@ impl Floor {
                 }));
             }
         }
-        changed
     }
 
     /// The preferred agent of a new conversation in `queue` from a customer whose last
@@ -1909,13 +1852,46 @@ impl Floor {
         }
         c.routing.inactive_since = Some(now);
         mark(&mut self.dirty_conversations, id);
-        if c.state == ConversationState::Active && self.rules.inactivity_close_ms > 0 {
+        self.arm_inactivity(id);
+    }
+
+    /// Arms the conversation's inactivity deadline (its `inactive_since` plus
+    /// `routing.inactivity_close_ms`) if it is active and the close is on.
+    fn arm_inactivity(&mut self, id: &str) {
+        let Some(c) = self.conversations.get(id) else { return };
+        let (Some(since), true) = (
+            c.routing.inactive_since,
+            c.state == ConversationState::Active && self.rules.inactivity_close_ms > 0,
+        ) else {
+            return;
+        };
+        self.effects.push(Effect::Arm {
+            timer: Timer::Inactivity {
+                conversation: id.into(),
+            },
+            at: since.saturating_add(self.rules.inactivity_close_ms),
+        });
+    }
+
+    /// Arms the conversation's next routing deadline ([`next_routing_deadline`]), if any.
+    fn arm_routing_deadline(&mut self, id: &str) {
+        if let Some(at) = self.conversations.get(id).and_then(|c| next_routing_deadline(c)) {
             self.effects.push(Effect::Arm {
-                timer: Timer::Inactivity {
+                timer: Timer::Route {
                     conversation: id.into(),
                 },
-                at: now.saturating_add(self.rules.inactivity_close_ms),
+                at,
             });
+        }
+    }
+
+    /// The agents to build a new index group for `req` in `queue` from: the queue's
+    /// eligible agents, or none when the group exists already.
+    fn group_candidates(&self, queue: &str, req: &Requirements) -> Vec<AgentId> {
+        if self.index.needs_group(queue, req) {
+            self.index.eligible_in(queue)
+        } else {
+            Vec::new()
         }
     }
 
@@ -1945,12 +1921,12 @@ impl Floor {
     /// Keeps the index's groups for configured steps for good.
     fn pin_steps(&mut self, queue: &str, steps: &[Step]) {
         for s in steps {
-            let eligible = self.index.eligible_in(queue);
+            let candidates = self.group_candidates(queue, &s.requirements);
             let agents = &self.agents;
             self.index.pin(
                 queue,
                 &s.requirements,
-                eligible.iter().filter_map(|id| agents.get(id)).map(view),
+                candidates.iter().filter_map(|id| agents.get(id)).map(view),
             );
         }
     }

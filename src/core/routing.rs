@@ -270,10 +270,6 @@ impl RoutingIndex {
         ix
     }
 
-    pub fn choice(&self) -> AgentChoice {
-        self.choice
-    }
-
     fn intern(&mut self, req: &Requirements) -> ReqId {
         if let Some(id) = self.req_ids.get(req) {
             return *id;
