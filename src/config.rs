@@ -36,6 +36,7 @@ pub const SECTIONS: &[&str] = &[
     "queues",
     "entry_points",
     "log",
+    "demo",
     "messenger",
     "supervisor",
 ];
@@ -118,6 +119,14 @@ pub struct DemoConfig {
     pub customer_page: bool,
     /// The entry point the demo customer writes to.
     pub entry_point: String,
+    /// New conversations one client address may open through the page per minute; the
+    /// next is 429 `rate_limited`. Writing into an open conversation is not counted.
+    #[serde(default = "default_new_conversations_per_minute")]
+    pub new_conversations_per_minute: u32,
+}
+
+fn default_new_conversations_per_minute() -> u32 {
+    10
 }
 
 /// `[messenger]`: read by `channels::messenger` (webhook, outbox sender, profile look-up)
@@ -255,9 +264,19 @@ fn default_probe_timeout_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub admin_token: String,
+    /// `false`: refuse to start with the development admin token or a weak one whatever
+    /// `server.listen` is (behind a reverse proxy the listener is loopback, yet public).
+    /// The embedded default is `true` so that `cargo run` works; the container image and
+    /// the systemd unit set it to `false`.
+    #[serde(default = "default_allow_development_token")]
+    pub allow_development_token: bool,
     /// How long a session token from `POST /api/v1/login` lasts.
     #[serde(default = "default_session_ttl_ms")]
     pub session_ttl_ms: u64,
+}
+
+fn default_allow_development_token() -> bool {
+    true
 }
 
 fn default_session_ttl_ms() -> u64 {
@@ -515,6 +534,26 @@ impl Config {
                 return bad("api.admin_token", why);
             }
         }
+        if !self.api.allow_development_token {
+            // Whatever the listen address: behind a reverse proxy every request arrives
+            // from loopback, so loopback says nothing about who can reach the engine.
+            if self.api.admin_token == DEV_ADMIN_TOKEN {
+                return bad(
+                    "api.admin_token",
+                    "the development admin token is in force and api.allow_development_token is false; \
+                     set SWITCHBOARD_API__ADMIN_TOKEN to a secret (e.g. `openssl rand -hex 32`)",
+                );
+            }
+            if let Some(why) = crate::core::limits::weak_token(&self.api.admin_token) {
+                return bad(
+                    "api.admin_token",
+                    &format!("{why} (api.allow_development_token is false, so this holds on loopback too)"),
+                );
+            }
+        }
+        if self.demo.new_conversations_per_minute == 0 {
+            return bad("demo.new_conversations_per_minute", "must be at least 1");
+        }
         if self.server.max_desktops_per_agent == 0 {
             return bad("server.max_desktops_per_agent", "must be at least 1");
         }
@@ -729,5 +768,64 @@ mod tests {
         })
         .expect_err("unknown key in a known section");
         assert!(err.to_string().contains("no_such_key"), "{err}");
+    }
+    /// With `api.allow_development_token = false` (the container image and the systemd
+    /// unit), the development token and weak tokens are refused on loopback too, naming
+    /// the key; a real token starts. The embedded default allows them on loopback.
+    #[test]
+    fn a_recipe_can_refuse_the_development_token_on_loopback() {
+        let d = jailed(|_| Ok(Config::load(None))).expect("default config");
+        assert!(d.api.allow_development_token, "cargo run works out of the box");
+        assert_eq!(d.api.admin_token, DEV_ADMIN_TOKEN);
+        for (token, ok) in [
+            (None, false),
+            (Some("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), false),
+            (Some("short-secret-0123"), false),
+            (Some("9f86d081884c7d659a2feaa0c55ad015"), true),
+        ] {
+            let c = jailed(|jail| {
+                jail.set_env("SWITCHBOARD_SERVER__LISTEN", "127.0.0.1:8080");
+                jail.set_env("SWITCHBOARD_API__ALLOW_DEVELOPMENT_TOKEN", "false");
+                if let Some(t) = token {
+                    jail.set_env("SWITCHBOARD_API__ADMIN_TOKEN", t);
+                }
+                Ok(Config::load(None))
+            });
+            match c {
+                Ok(_) => assert!(ok, "{token:?} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{token:?} refused: {e}");
+                    let e = e.to_string();
+                    assert!(
+                        e.contains("api.admin_token") && e.contains("api.allow_development_token"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// `[demo]` is a section for the environment too: the container image and the unit
+    /// turn the page off with `SWITCHBOARD_DEMO__CUSTOMER_PAGE=false`, which must not be
+    /// ignored as a stray variable. The per-address limit has a default and a bound.
+    #[test]
+    fn the_demo_page_is_configured_from_the_environment() {
+        let d = jailed(|_| Ok(Config::load(None))).expect("default config");
+        assert_eq!(d.demo.new_conversations_per_minute, 10);
+        let (c, stray) = jailed(|jail| {
+            jail.set_env("SWITCHBOARD_DEMO__CUSTOMER_PAGE", "false");
+            jail.set_env("SWITCHBOARD_DEMO__NEW_CONVERSATIONS_PER_MINUTE", "3");
+            Ok((Config::load(None), stray_env_vars()))
+        });
+        let c = c.expect("config");
+        assert!(!c.demo.customer_page);
+        assert_eq!(c.demo.new_conversations_per_minute, 3);
+        assert!(stray.is_empty(), "{stray:?}");
+        let err = jailed(|jail| {
+            jail.set_env("SWITCHBOARD_DEMO__NEW_CONVERSATIONS_PER_MINUTE", "0");
+            Ok(Config::load(None))
+        })
+        .expect_err("0 refused");
+        assert!(err.to_string().contains("demo.new_conversations_per_minute"), "{err}");
     }
 }

@@ -169,3 +169,73 @@ async fn the_demo_page_can_be_turned_off() {
     let (status, _, _, _) = page(&s, "/").await;
     assert_eq!(status, 200, "the desktop stays");
 }
+
+/// A demo customer key made from `n` (64 hex digits).
+fn key(n: u32) -> String {
+    format!("{n:064x}")
+}
+
+/// Someone who reaches the demo page opens chats in a loop from one address: past
+/// `demo.new_conversations_per_minute` each new chat is 429 `rate_limited` with
+/// `Retry-After` and creates nothing, while a customer whose chat is open keeps writing
+/// in it; once that chat ends, its next message would open a new one and is refused too.
+#[actix_rt::test]
+async fn new_demo_conversations_are_limited_per_address() {
+    let s = TestServer::with(|c| c.demo.new_conversations_per_minute = 3).await;
+    let mut cids = Vec::new();
+    for n in 0..3 {
+        let c = s
+            .post("/demo/api/messages", &key(n), json!({"name": "Uma", "text": "Hello?"}))
+            .await
+            .expect(201);
+        cids.push(c["id"].as_str().expect("id").to_string());
+    }
+    let held = s.engine.stats().await.expect("stats").conversations_held;
+    assert_eq!(held, 3);
+
+    let mut res = s
+        .client
+        .post(format!("{}/demo/api/messages", s.base))
+        .insert_header(("Authorization", format!("Bearer {}", key(3))))
+        .send_json(&json!({"name": "Vic", "text": "Me too"}))
+        .await
+        .expect("request");
+    assert_eq!(res.status().as_u16(), 429);
+    let retry: u64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: serde_json::Value = res.json().await.expect("JSON error");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(
+        s.engine.stats().await.expect("stats").conversations_held,
+        3,
+        "the refused write created nothing"
+    );
+
+    // Writing into an open conversation is not limited.
+    for text in ["Still there?", "Hello again"] {
+        let again = s
+            .post("/demo/api/messages", &key(0), json!({"name": "Uma", "text": text}))
+            .await
+            .expect(201);
+        assert_eq!(again["id"], cids[0].as_str());
+    }
+
+    // Ended, the next message would open a new conversation: limited like any.
+    s.post_empty(&format!("/demo/api/conversations/{}/end", cids[0]), &key(0))
+        .await
+        .expect(200);
+    s.post(
+        "/demo/api/messages",
+        &key(0),
+        json!({"name": "Uma", "text": "One more thing"}),
+    )
+    .await
+    .expect_error(429, "rate_limited");
+    let queue = s.get("/api/v1/queues/support", ADMIN).await.expect(200);
+    assert_eq!(queue["waiting"], 2, "{queue}");
+}

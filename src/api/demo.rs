@@ -19,7 +19,10 @@
 //!
 //! Like any public chat widget, this lets anyone who reaches the listener open
 //! conversations on that one entry point; it cannot read or act on anything else.
-//! Production turns it off (docs/DECISIONS.md "Demo customer page").
+//! New conversations are limited per client address (`demo.new_conversations_per_minute`,
+//! [`crate::core::limits::NewConversations`]): one more is 429 `rate_limited` and creates
+//! nothing; writing into the customer's open conversation is not counted. Production
+//! turns the page off (docs/DECISIONS.md "Demo customer page").
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -33,6 +36,25 @@ use crate::core::{self, Conversation, Customer};
 use crate::engine::{Command, Reply};
 
 type Res = Result<HttpResponse, ApiError>;
+
+/// The window of `demo.new_conversations_per_minute`.
+pub const OPENING_WINDOW_MS: u64 = 60_000;
+
+/// The demo page's limiter, from `[demo]`; as many addresses and customers tracked as the
+/// failed-authentication limit tracks addresses (memory stays bounded).
+pub fn openings(config: &crate::config::DemoConfig) -> core::limits::NewConversations<std::net::IpAddr> {
+    core::limits::NewConversations::new(
+        config.new_conversations_per_minute,
+        OPENING_WINDOW_MS,
+        super::AUTH_TRACKED_ADDRESSES,
+    )
+}
+
+/// The limiter's lock. A panic while holding it leaves counts, never broken invariants,
+/// so a poisoned lock is taken over (as the failed-authentication limit does).
+fn limiter(state: &AppState) -> std::sync::MutexGuard<'_, core::limits::NewConversations<std::net::IpAddr>> {
+    state.demo_openings.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The demo API's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -138,16 +160,48 @@ async fn own(state: &AppState, customer: &str, cid: &str) -> Result<Conversation
 }
 
 /// The customer writes: opens its conversation on the demo entry point or joins the open one.
+///
+/// A write that would open a conversation takes one from the client address's limit
+/// first (429 `rate_limited` over it, and nothing is created); one into the customer's
+/// open conversation does not.
 pub async fn write(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Write>) -> Res {
     let customer = customer_of(&req)?;
     let ep = entry_point(&state)?.to_string();
     let b = body.into_inner();
+    // The client address is the TCP peer, as for the failed-authentication limit
+    // (docs/DECISIONS.md "Operations"); a forwarded-for header is the client's to choose.
+    let address = req.peer_addr().map(|a| a.ip());
+    let remembered = limiter(&state).conversation_of(&customer).map(str::to_string);
+    // The conversation this write joins, if the customer's last one is still open. The
+    // engine is asked outside the limiter's lock.
+    let joins = match remembered {
+        Some(cid) => match state.engine.conversation(&cid).await? {
+            Some(c)
+                if c.state != core::ConversationState::Ended
+                    && c.customer.id == customer
+                    && c.entry_point.as_deref() == Some(ep.as_str()) =>
+            {
+                Some(cid)
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    if let (None, Some(ip)) = (&joins, address) {
+        if let Err(retry_ms) = limiter(&state).take(&ip, auth::now_ms()) {
+            tracing::info!(address = %ip, "demo page: new conversation refused, over demo.new_conversations_per_minute");
+            return Err(ApiError::rate_limited(
+                retry_ms,
+                "too many new conversations from this address",
+            ));
+        }
+    }
     let reply = state
         .engine
         .exec(Command::CustomerMessage {
             entry_point: ep,
             customer: Customer {
-                id: customer,
+                id: customer.clone(),
                 name: b.name,
             },
             text: b.text,
@@ -156,7 +210,20 @@ pub async fn write(state: web::Data<AppState>, req: HttpRequest, body: web::Json
         })
         .await?;
     match reply {
-        Reply::Conversation(c) => Ok(HttpResponse::Created().json(CustomerView::of(&c, 0))),
+        Reply::Conversation(c) => {
+            let mut limits = limiter(&state);
+            // The conversation ended between the look-up and the write, so the write
+            // opened a new one: it counts, or ending and writing in a loop would open
+            // conversations past the limit.
+            if let (Some(joined), Some(ip)) = (&joins, address) {
+                if *joined != c.id {
+                    limits.opened(&ip, auth::now_ms());
+                }
+            }
+            limits.remember(&customer, &c.id);
+            drop(limits);
+            Ok(HttpResponse::Created().json(CustomerView::of(&c, 0)))
+        }
         _ => Err(ApiError::new(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
             "engine_unavailable",

@@ -65,6 +65,20 @@ impl ApiError {
         }
     }
 
+    /// 429 `rate_limited` with `Retry-After` (whole seconds, rounded up): a client over a
+    /// limit on what it may create (the demo page's new conversations per address).
+    pub fn rate_limited(retry_after_ms: u64, what: &str) -> Self {
+        let secs = retry_after_ms.div_ceil(1000).max(1);
+        ApiError {
+            retry_after_s: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("{what}; try again in {secs} s"),
+            )
+        }
+    }
+
     /// 400 with `code`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)

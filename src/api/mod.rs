@@ -72,6 +72,8 @@ pub struct AppState {
     pub desktops: Arc<ws::DesktopSlots>,
     /// The demo customer page's entry point; `None` when `demo.customer_page` is off.
     pub demo_entry_point: Option<Arc<str>>,
+    /// The demo page's new conversations per client address (`demo.new_conversations_per_minute`).
+    pub demo_openings: Arc<std::sync::Mutex<crate::core::limits::NewConversations<std::net::IpAddr>>>,
     /// Failed password sign-ins per agent id (API.md: 5 a minute, then 429).
     pub sign_in_failures: Arc<std::sync::Mutex<crate::core::limits::AuthFailures<String>>>,
     /// How long a session token lasts (`api.session_ttl_ms`).
@@ -256,6 +258,7 @@ fn build(
             .demo
             .customer_page
             .then(|| config.demo.entry_point.as_str().into()),
+        demo_openings: Arc::new(std::sync::Mutex::new(demo::openings(&config.demo))),
         sign_in_failures: Arc::new(std::sync::Mutex::new(crate::core::limits::AuthFailures::new(
             signin::MAX_FAILURES,
             signin::FAILURE_WINDOW_MS,

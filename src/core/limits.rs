@@ -1,6 +1,7 @@
 //! Limits at the edge, decided here without I/O: the failed-authentication limit per
 //! client address and the failed password sign-ins per agent id (both [`AuthFailures`]),
-//! and the admin token's strength ([`weak_token`]).
+//! the admin token's strength ([`weak_token`]), and the demo customer page's new
+//! conversations per client address ([`NewConversations`]).
 //!
 //! Time comes in as `now` (ms since the epoch), like everywhere in the core.
 
@@ -116,6 +117,95 @@ pub fn weak_token(token: &str) -> Option<&'static str> {
     None
 }
 
+/// The demo customer page's limit: at most `limit` new conversations per client address
+/// in a fixed window of `window_ms` (opening at the address's first new conversation),
+/// and which conversation each demo customer writes in.
+///
+/// The page needs no login, so without it one address could fill the queue. Writing
+/// into a conversation that is still open is not limited here: the edge asks the engine
+/// whether [`NewConversations::conversation_of`] is still open and, if so, the write joins
+/// it and takes nothing. Memory is bounded: at most `capacity` addresses (as
+/// [`AuthFailures`] evicts) and `capacity` customers (the oldest remembered goes first;
+/// a forgotten customer's next write counts as a new conversation, which errs on the
+/// side of the limit).
+#[derive(Debug, Clone)]
+pub struct NewConversations<A> {
+    /// New conversations per address, counted like failures: the first opens a window.
+    per_address: AuthFailures<A>,
+    /// customer id -> (the conversation it last wrote in, when it was remembered).
+    conversations: HashMap<String, (String, u64)>,
+    /// Customers in the order they were remembered, with the stamp they were remembered
+    /// under; a stale stamp (remembered again since) is skipped when evicting.
+    order: std::collections::VecDeque<(String, u64)>,
+    /// The next stamp.
+    stamp: u64,
+    capacity: usize,
+}
+
+impl<A: Eq + Hash + Clone> NewConversations<A> {
+    /// `limit` new conversations per `window_ms` per address; at most `capacity`
+    /// addresses and `capacity` customers remembered.
+    pub fn new(limit: u32, window_ms: Millis, capacity: usize) -> Self {
+        NewConversations {
+            per_address: AuthFailures::new(limit, window_ms, capacity),
+            conversations: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            stamp: 0,
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Takes one new conversation for `address` at `now`: `Err(retry_after_ms)` when the
+    /// address has opened `limit` in its current window (nothing is counted then).
+    pub fn take(&mut self, address: &A, now: Millis) -> Result<(), Millis> {
+        self.per_address.check(address, now)?;
+        self.per_address.failed(address, now);
+        Ok(())
+    }
+
+    /// Counts a new conversation that was opened without [`NewConversations::take`]
+    /// (a write meant to join a conversation that ended meanwhile), so that such races
+    /// cannot open conversations past the limit one after another.
+    pub fn opened(&mut self, address: &A, now: Millis) {
+        self.per_address.failed(address, now);
+    }
+
+    /// The conversation `customer` last wrote in, if remembered (it may have ended since).
+    pub fn conversation_of(&self, customer: &str) -> Option<&str> {
+        self.conversations.get(customer).map(|(c, _)| c.as_str())
+    }
+
+    /// Remembers that `customer` writes in `conversation`.
+    pub fn remember(&mut self, customer: &str, conversation: &str) {
+        if self.conversation_of(customer) == Some(conversation) {
+            return;
+        }
+        while self.conversations.len() >= self.capacity && !self.conversations.contains_key(customer) {
+            let Some((oldest, stamp)) = self.order.pop_front() else {
+                break;
+            };
+            if self.conversations.get(&oldest).is_some_and(|(_, s)| *s == stamp) {
+                self.conversations.remove(&oldest);
+            }
+        }
+        self.stamp += 1;
+        self.conversations
+            .insert(customer.to_string(), (conversation.to_string(), self.stamp));
+        self.order.push_back((customer.to_string(), self.stamp));
+        // Stale entries (customers remembered again) would let `order` outgrow the map.
+        if self.order.len() > 2 * self.capacity {
+            let conversations = &self.conversations;
+            self.order
+                .retain(|(c, s)| conversations.get(c).is_some_and(|(_, stamp)| stamp == s));
+        }
+    }
+
+    /// Addresses and customers remembered now (each at most the capacity).
+    pub fn tracked(&self) -> (usize, usize) {
+        (self.per_address.tracked(), self.conversations.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +294,42 @@ mod tests {
         l.forget(&"a1");
         assert_eq!(l.check(&"a1", 20), Ok(()));
         assert_eq!(l.tracked(), 0);
+    }
+    /// The demo page: the (limit+1)th new conversation from one address within the window
+    /// is refused with the time left; other addresses and a new window are not affected.
+    #[test]
+    fn new_conversations_are_limited_per_address() {
+        let mut l = NewConversations::new(2, 60_000, 10);
+        assert_eq!(l.take(&"10.0.0.1", 0), Ok(()));
+        assert_eq!(l.take(&"10.0.0.1", 1_000), Ok(()));
+        assert_eq!(l.take(&"10.0.0.1", 2_000), Err(58_000));
+        // A refusal is not counted: the window still closes at 60 s.
+        assert_eq!(l.take(&"10.0.0.1", 59_999), Err(1));
+        assert_eq!(l.take(&"10.0.0.2", 2_000), Ok(()));
+        assert_eq!(l.take(&"10.0.0.1", 60_000), Ok(()));
+        // A conversation opened by a race counts too.
+        l.opened(&"10.0.0.1", 60_001);
+        assert_eq!(l.take(&"10.0.0.1", 60_002), Err(59_998));
+    }
+
+    /// Which conversation a customer writes in is remembered, for at most `capacity`
+    /// customers: the one remembered first goes first.
+    #[test]
+    fn remembered_conversations_are_bounded() {
+        let mut l: NewConversations<&str> = NewConversations::new(10, 60_000, 2);
+        l.remember("u1", "c-1");
+        l.remember("u2", "c-2");
+        l.remember("u1", "c-3");
+        assert_eq!(l.conversation_of("u1"), Some("c-3"));
+        l.remember("u3", "c-4");
+        assert_eq!(l.tracked().1, 2);
+        assert_eq!(l.conversation_of("u2"), None, "u2 was remembered longest ago");
+        assert_eq!(l.conversation_of("u1"), Some("c-3"));
+        assert_eq!(l.conversation_of("u3"), Some("c-4"));
+        for i in 0..100 {
+            l.remember("u1", &format!("c-{i}"));
+        }
+        assert_eq!(l.tracked().1, 2);
+        assert!(l.order.len() <= 4, "the eviction order stays bounded too");
     }
 }
