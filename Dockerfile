@@ -6,6 +6,9 @@
 #   docker run -p 8080:8080 -v switchboard-data:/var/lib/switchboard \
 #     -e SWITCHBOARD_API__ADMIN_TOKEN="$(openssl rand -hex 32)" switchboard
 #
+# Without SWITCHBOARD_API__ADMIN_TOKEN (or with a weak one) the container refuses to start:
+# the image sets api.allow_development_token = false.
+#
 # docs/DEPLOY.md covers TLS (a reverse proxy in front), backups and upgrades.
 
 FROM rust:1-bookworm AS build
@@ -25,10 +28,14 @@ RUN groupadd --system --gid 10001 switchboard \
 COPY --from=build /out/switchboard /usr/local/bin/switchboard
 USER 10001:10001
 WORKDIR /var/lib/switchboard
+# ALLOW_DEVELOPMENT_TOKEN is a switch, not a secret (it refuses the development token);
+# the admin token itself is given at run time, never baked into the image.
+# hadolint ignore=DL3064
 ENV SWITCHBOARD_SERVER__LISTEN=0.0.0.0:8080 \
     SWITCHBOARD_STORE__PATH=/var/lib/switchboard/data \
     SWITCHBOARD_LOG__FORMAT=json \
     SWITCHBOARD_DEMO__CUSTOMER_PAGE=false \
+    SWITCHBOARD_API__ALLOW_DEVELOPMENT_TOKEN=false \
     RUST_LOG=info
 VOLUME ["/var/lib/switchboard"]
 EXPOSE 8080

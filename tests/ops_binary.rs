@@ -648,3 +648,102 @@ async fn the_healthcheck_subcommand_follows_readyz() {
     let (ok, _) = run(&["healthcheck", "--url", &url], &[]);
     assert!(!ok, "healthcheck passed with no server");
 }
+
+/// The `KEY=VALUE` settings a packaging recipe gives the engine: the systemd unit's
+/// `Environment=` lines, or the `ENV` instruction of the Dockerfile's final stage.
+fn recipe_env(recipe: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(recipe)).expect("recipe");
+    let words: Vec<String> = if recipe.ends_with(".service") {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("Environment="))
+            .map(str::to_string)
+            .collect()
+    } else {
+        let last_stage = text.rsplit("\nFROM ").next().unwrap_or("");
+        let joined = last_stage.replace("\\\n", " ");
+        joined
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("ENV "))
+            .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    };
+    words
+        .iter()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs the binary with exactly `env` (and PATH) and waits for it to exit; one that is
+/// still running after [`WAIT`] has started, which is a failure here.
+fn start_must_fail(env: &[(String, String)]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start the switchboard binary");
+    let deadline = std::time::Instant::now() + WAIT;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("switchboard started with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(!out.status.success());
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Story: an operator installs the systemd unit or runs the container image and forgets
+/// the admin token (or sets a weak one), behind a reverse proxy on loopback. The engine
+/// refuses to start, naming `api.admin_token` and `api.allow_development_token`, instead
+/// of serving the development token; with a real token the same recipe starts.
+#[actix_rt::test]
+async fn the_packaging_recipes_refuse_the_development_token() {
+    let dir = tempfile::tempdir().unwrap();
+    for recipe in ["deploy/switchboard.service", "Dockerfile"] {
+        let store = dir.path().join(recipe.replace('/', "-"));
+        // Loopback (as behind the proxy) and a temporary store; the rest as the recipe says.
+        let mut env: Vec<(String, String)> = recipe_env(recipe)
+            .into_iter()
+            .filter(|(k, _)| k != "SWITCHBOARD_SERVER__LISTEN" && k != "SWITCHBOARD_STORE__PATH")
+            .collect();
+        assert!(
+            env.contains(&("SWITCHBOARD_API__ALLOW_DEVELOPMENT_TOKEN".into(), "false".into())),
+            "{recipe}: {env:?}"
+        );
+        env.push(("SWITCHBOARD_SERVER__LISTEN".into(), "127.0.0.1:0".into()));
+        env.push(("SWITCHBOARD_STORE__PATH".into(), store.display().to_string()));
+        let out = start_must_fail(&env);
+        assert!(
+            out.contains("api.admin_token") && out.contains("api.allow_development_token"),
+            "{recipe}: {out}"
+        );
+        let mut weak = env.clone();
+        weak.push(("SWITCHBOARD_API__ADMIN_TOKEN".into(), "changeme-changeme".into()));
+        let out = start_must_fail(&weak);
+        assert!(out.contains("api.admin_token"), "{recipe}: {out}");
+        assert!(!store.exists(), "{recipe}: a refused start wrote nothing");
+
+        let strong = "9f86d081884c7d659a2feaa0c55ad015b3bf4b1b";
+        let pairs: Vec<(&str, &str)> = env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([("SWITCHBOARD_API__ADMIN_TOKEN", strong)])
+            .collect();
+        let s = Server::start(&store, &pairs);
+        let c = client();
+        call(&c, &s.base, "GET", "/api/v1/agents", Some(strong), None)
+            .await
+            .expect(200);
+        s.stop();
+    }
+}
