@@ -428,6 +428,9 @@ async fn a_backup_under_load_restores_everything_acknowledged() {
         &[],
     );
     assert!(ok, "restore failed: {out}");
+    // What restore writes is the engine user's alone, like any store directory.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&restored).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "restored store is {mode:o}");
     let (ok, out) = run(
         &[
             "restore",

@@ -543,3 +543,65 @@ fn retention_off_keeps_everything() {
     let store = SledStore::open(dir.path(), options).unwrap();
     assert_eq!(store.sweep(u64::MAX).unwrap(), 0);
 }
+
+/// Every file and directory under `dir` (not following links), with its mode.
+#[cfg(unix)]
+fn modes_under(dir: &Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            out.push((entry.path(), meta.permissions().mode()));
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+/// Asserts `dir` is 0700 and nothing under it is open to group or others.
+#[cfg(unix)]
+#[track_caller]
+fn assert_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+    let files = modes_under(dir);
+    assert!(!files.is_empty(), "the store wrote its files");
+    for (path, mode) in files {
+        assert_eq!(mode & 0o077, 0, "{} is {:o}", path.display(), mode & 0o777);
+    }
+}
+
+/// Another user of the machine cannot read transcripts or credential hashes: a new store
+/// directory is made 0700, one left open to others (by hand, or by an older version) is
+/// tightened when the engine opens it, files included, and a restore writes the same way.
+#[cfg(unix)]
+#[test]
+fn store_files_are_not_readable_by_other_users() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("parent").join("store");
+    let store = SledStore::open(&path, SledOptions::default()).unwrap();
+    futures_executor_block_on(store.commit(queue_change("q1"))).unwrap();
+    assert_private(&path);
+    store.close();
+
+    // Opened up by hand, as an operator's `cp -r` or an older version would leave it.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (file, mode) in modes_under(&path) {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode | 0o044)).unwrap();
+    }
+    let store = SledStore::open(&path, SledOptions::default()).unwrap();
+    assert_private(&path);
+    let backup = futures_executor_block_on(store.backup()).unwrap();
+    store.close();
+
+    let restored = dir.path().join("restored");
+    switchboard::store::sled::restore(&backup, &restored).unwrap();
+    assert_private(&restored);
+}

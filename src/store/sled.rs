@@ -575,6 +575,7 @@ impl SledStore {
         if had_data {
             preflight(path)?;
         }
+        create_private_dir(path)?;
         let db = open_db(path)?;
         check_layout(&db, &shown)?;
         let trees = Trees::new(&db);
@@ -599,6 +600,8 @@ impl SledStore {
                     .map_err(|e| StoreError::Write(format!("{shown}: {e}")))?;
             }
         }
+        // Only once the store is known to be ours: a refused directory is left as it was.
+        make_private(path)?;
         let stats = Arc::new(Stats::default());
         let (tx, handle) = start_writer(&db, &trees, &stats, &options)?;
         tracing::info!(path = %shown, "store opened");
@@ -844,7 +847,7 @@ pub fn restore(backup: &[u8], dir: &Path) -> Result<usize, StoreError> {
             )));
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::Write(format!("{shown}: {e}")))?;
+    create_private_dir(dir)?;
     let n = entries.len();
     {
         let db = open_db(dir)?;
@@ -927,6 +930,77 @@ fn preflight(path: &Path) -> Result<(), StoreError> {
         }
         offset += segment_size;
     }
+    Ok(())
+}
+
+/// Creates the store directory `path` if it is absent, with mode 0700 (its parents as the
+/// umask says). The store holds transcripts and credential hashes: other users of the
+/// machine have no business reading them.
+fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let fail =
+        |e: std::io::Error| denied(path, &e).unwrap_or_else(|| StoreError::Write(format!("{}: {e}", path.display())));
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let mut dir = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    match dir.create(path) {
+        Ok(()) => Ok(()),
+        // Created meanwhile by someone else: [`make_private`] tightens it.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Takes group and other permissions away from the store directory `path` (0700) and from
+/// everything in it. A directory that was open to them (made by hand, or by an older
+/// Switchboard) is tightened with an `info` line. sled creates its files under the
+/// process's umask (0644 under the usual 022); the directory's 0700 is what keeps later
+/// ones (sled's snapshots) from other users, and this clears the bits of those present.
+#[cfg(unix)]
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |p: &Path, e: std::io::Error| {
+        denied(p, &e).unwrap_or_else(|| StoreError::Write(format!("{}: {e}", p.display())))
+    };
+    let mode = std::fs::metadata(path).map_err(|e| fail(path, e))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| fail(path, e))?;
+        tracing::info!(
+            path = %path.display(),
+            was = format!("{:04o}", mode & 0o7777),
+            "store directory was open to other users; its mode is now 0700"
+        );
+    }
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| fail(&dir, e))? {
+            let entry = entry.map_err(|e| fail(&dir, e))?;
+            // Not following links: sled makes none, and a link's target is not ours to change.
+            let meta = std::fs::symlink_metadata(entry.path()).map_err(|e| fail(&entry.path(), e))?;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(|e| fail(&entry.path(), e))?;
+            }
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Permissions are Unix modes; elsewhere the directory's ACLs are the operator's.
+#[cfg(not(unix))]
+fn make_private(_path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
