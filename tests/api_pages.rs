@@ -239,3 +239,139 @@ async fn new_demo_conversations_are_limited_per_address() {
     let queue = s.get("/api/v1/queues/support", ADMIN).await.expect(200);
     assert_eq!(queue["waiting"], 2, "{queue}");
 }
+
+/// An answer's status, the headers named in `names` (empty when absent) and its body.
+async fn with_headers(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+    names: &[&str],
+) -> (u16, Vec<String>, String) {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = s.client.request(method, format!("{}{}", s.base, path));
+    if let Some(t) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+    }
+    let mut res = match body {
+        Some(b) => req.send_json(&b).await,
+        None => req.send().await,
+    }
+    .expect("request");
+    let values = names
+        .iter()
+        .map(|n| {
+            res.headers()
+                .get(*n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let bytes = res.body().limit(16 << 20).await.expect("body");
+    (
+        res.status().as_u16(),
+        values,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// A browser or a proxy between the desktop and the engine keeps no copy of what the API
+/// answers (session tokens from sign-in, agent tokens, transcripts, errors): every API
+/// answer says `Cache-Control: no-store`, whatever its status and whoever answered it.
+#[actix_rt::test]
+async fn api_answers_are_never_cached() {
+    let s = TestServer::start().await;
+    let created = s
+        .post(
+            "/api/v1/agents",
+            ADMIN,
+            json!({"id": "a1", "name": "Ann", "queues": ["support"], "password": "ann-password-1"}),
+        )
+        .await
+        .expect(201);
+    let token = created["token"].as_str().expect("token").to_string();
+    let c = s.customer_writes("u1", "Uma", "Where is my order?").await;
+    let cid = c["id"].as_str().expect("id").to_string();
+    let transcript = format!("/api/v1/conversations/{cid}");
+    let login = json!({"id": "a1", "password": "ann-password-1"});
+    let wrong = json!({"id": "a1", "password": "not-the-password"});
+    let agent = json!({"id": "a2", "name": "Bob", "queues": ["support"]});
+    let demo = json!({"name": "Uma", "text": "Hello?"});
+    let cases: Vec<(&str, &str, Option<&str>, Option<serde_json::Value>, u16)> = vec![
+        ("POST", "/api/v1/login", None, Some(login), 200),
+        ("POST", "/api/v1/login", None, Some(wrong), 401),
+        ("POST", "/api/v1/agents", Some(ADMIN), Some(agent), 201),
+        ("GET", &transcript, Some(ADMIN), None, 200),
+        ("GET", "/api/v1/agents/me", Some(&token), None, 200),
+        ("GET", "/api/v1/queues", None, None, 401),
+        ("POST", "/api/v1/admin/backup", Some(&token), None, 403),
+        ("GET", "/api/v1/conversations/c-999", Some(ADMIN), None, 404),
+        ("GET", "/api/v1/no-such-thing", Some(ADMIN), None, 404),
+        ("DELETE", "/api/v1/queues", Some(ADMIN), None, 405),
+        ("POST", "/api/v1/queues", Some(ADMIN), Some(json!({"id": 1})), 400),
+        ("GET", "/api/v1/openapi.json", None, None, 200),
+        ("POST", "/api/v1/admin/backup", Some(ADMIN), None, 200),
+        ("POST", "/demo/api/messages", Some(KEY), Some(demo), 201),
+    ];
+    for (method, path, token, body, status) in cases {
+        let (got, h, text) = with_headers(
+            &s,
+            method,
+            path,
+            token,
+            body,
+            &["cache-control", "x-content-type-options"],
+        )
+        .await;
+        assert_eq!(got, status, "{method} {path}: {text}");
+        assert_eq!(h[0], "no-store", "{method} {path}");
+        assert_eq!(h[1], "nosniff", "{method} {path}");
+    }
+}
+
+/// The browsable API description at `/api/docs/` is protected like the pages: a policy
+/// that lets it load nothing from elsewhere and no page frame it, no MIME sniffing, no
+/// referrer; its HTML needs nothing inline, so that policy does not break it (the
+/// browser test loads it in Chromium), and the online validator badge is off.
+#[actix_rt::test]
+async fn swagger_ui_has_the_pages_headers() {
+    let s = TestServer::start().await;
+    let names = [
+        "content-security-policy",
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "content-type",
+    ];
+    let (status, h, html) = with_headers(&s, "GET", "/api/docs/", None, None, &names).await;
+    assert_eq!(status, 200);
+    assert!(h[4].starts_with("text/html"), "{h:?}");
+    assert_eq!(h[0], switchboard::api::headers::SWAGGER_CSP);
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(h[0].contains(directive), "{}", h[0]);
+    }
+    assert_eq!(&h[1..4], ["nosniff", "DENY", "no-referrer"]);
+    // Nothing inline for the policy to block: every script is a file, no style element.
+    assert!(!html.contains("<style"), "{html}");
+    for script in html.split("<script").skip(1) {
+        let tag = script.split('>').next().unwrap_or("");
+        assert!(tag.contains("src="), "an inline script: {script}");
+    }
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "swagger-initializer.js"] {
+        let (status, h, body) = with_headers(&s, "GET", &format!("/api/docs/{asset}"), None, None, &names).await;
+        assert_eq!(status, 200, "{asset}");
+        assert_eq!(h[0], switchboard::api::headers::SWAGGER_CSP, "{asset}");
+        assert_eq!(&h[1..4], ["nosniff", "DENY", "no-referrer"], "{asset}");
+        if asset == "swagger-initializer.js" {
+            assert!(body.contains("\"validatorUrl\": \"none\""), "{body}");
+        }
+    }
+}

@@ -10,6 +10,8 @@
 //! - [`auth`]: admin and agent tokens (401 vs 403).
 //! - [`dto`]: wire types, converted from core types with `From`.
 //! - [`error`]: the one error mapping and the JSON error handlers.
+//! - [`headers`]: `Cache-Control: no-store` on API answers, the pages' protections on
+//!   Swagger UI.
 //! - [`rest`]: the REST handlers.
 //! - [`ws`]: the desktop session actor.
 //! - [`openapi`]: the generated OpenAPI description and its browsable UI.
@@ -25,6 +27,7 @@ pub mod auth;
 pub mod demo;
 pub mod dto;
 pub mod error;
+pub mod headers;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
@@ -285,6 +288,7 @@ fn build(
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap(from_fn(observe_request))
+            .wrap(from_fn(headers::edge_headers))
             .configure(routes)
             .configure(supervisor::routes)
             .configure(pages::desktop_routes)
@@ -294,7 +298,13 @@ fn build(
                     demo::routes(cfg);
                 }
             })
-            .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
+            .service(
+                SwaggerUi::new("/api/docs/{_:.*}")
+                    .url("/api/v1/openapi.json", openapi.clone())
+                    // No badge from the online validator: it would send the description's
+                    // URL elsewhere, and the CSP (`headers`) loads nothing from elsewhere.
+                    .config(utoipa_swagger_ui::Config::default().validator_url("none")),
+            )
             .default_service(web::to(error::not_found))
     });
     let server = if workers > 0 { server.workers(workers) } else { server };
