@@ -20,8 +20,17 @@ use actix_web::middleware::Next;
 /// its icons are `data:` images, and it fetches the OpenAPI description (and "Try it
 /// out" calls) from this origin. The online validator badge would be an image from
 /// elsewhere; it is turned off in the UI's config instead of allowed here.
-pub const SWAGGER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                               connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+///
+/// One inline style is allowed, by its hash only: the `<style>` inside the Swagger logo's
+/// SVG that the bundled Swagger UI (5.17.14) creates,
+/// `.logo_small_svg__cls-2{fill:#fff}.logo_small_svg__cls-3{fill:#85ea2d}`. Without it the
+/// logo loses its colours and Chromium reports a violation; `'unsafe-inline'` would allow
+/// any injected style. A new Swagger UI with another logo only loses the colours again
+/// (the browser test reports the violation).
+pub const SWAGGER_CSP: &str = "default-src 'none'; script-src 'self'; \
+                               style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; \
+                               img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+                               frame-ancestors 'none'";
 
 /// Which headers a path's answers get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -186,6 +186,49 @@ async function wrapUp(page, filter, reason, { only = false } = {}) {
   await gone(dialog);
 }
 
+/**
+ * Asserts that `locator`'s element does not overflow: its content fits its width
+ * (scrollWidth <= clientWidth + 1), its box lies inside the viewport, and the page itself
+ * has no horizontal scroll.
+ */
+async function fitsItsBox(locator, what) {
+  const r = await locator.first().evaluate((el) => {
+    const b = el.getBoundingClientRect();
+    const root = document.documentElement;
+    return { scrollWidth: el.scrollWidth, clientWidth: el.clientWidth, left: b.left, right: b.right, viewport: root.clientWidth, page: root.scrollWidth };
+  });
+  if (r.scrollWidth > r.clientWidth + 1) throw new Error(`${what} overflows its box: ${JSON.stringify(r)}`);
+  if (r.left < 0 || r.right > r.viewport + 1) throw new Error(`${what} is outside the viewport: ${JSON.stringify(r)}`);
+  if (r.page > r.viewport + 1) throw new Error(`the page scrolls sideways because of ${what}: ${JSON.stringify(r)}`);
+}
+
+/**
+ * Asserts that `word`, in a text node under `locator`'s element, is laid out left to right:
+ * its first letter left of its last (a bidi override leaking out of a name next to it
+ * would mirror it).
+ */
+async function readsLeftToRight(locator, word) {
+  const r = await locator.first().evaluate((el, word) => {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const i = n.data.indexOf(word);
+      if (i < 0) continue;
+      const box = (k) => {
+        const range = document.createRange();
+        range.setStart(n, k);
+        range.setEnd(n, k + 1);
+        return range.getBoundingClientRect();
+      };
+      const first = box(i);
+      const last = box(i + word.length - 1);
+      return { first: first.left, last: last.left, line: Math.abs(first.top - last.top) < 2 };
+    }
+    return null;
+  }, word);
+  if (!r) throw new Error(`"${word}" is not on the page`);
+  if (!r.line || !(r.first < r.last)) throw new Error(`"${word}" does not read left to right: ${JSON.stringify(r)}`);
+}
+
 // ----- the test -----
 
 const browser = await chromium.launch({ executablePath: cfg.chromium, headless: true, args: FLAGS });
@@ -435,8 +478,68 @@ async function run() {
     await stateIs(ann, "Logged out");
   });
 
+  await hostileNames(ann);
   await transferNotTaken();
   await offerExpires();
+}
+
+/** A customer name with U+202E and a 6,000-character word stay inside their boxes. */
+async function hostileNames(ann) {
+  const main = cfg.servers.main;
+  // An unterminated RIGHT-TO-LEFT OVERRIDE: without isolation it mirrors every word after
+  // the name in the same line ("Mallory" then "exe.gnp" shown for "png.exe").
+  const name = "Mallory \u202Egnp.exe";
+  const word = "W".repeat(6000);
+  await step("a U+202E name and a 6,000-character word: offer card, transcript, dialogs", async () => {
+    // Bob leaves, so that the offer comes to Ann.
+    const out = await admin(main, "PUT", "/api/v1/agents/a2/state", { state: "logged_out" });
+    if (out.status !== 200) throw new Error(`Bob logged out: ${out.status} ${JSON.stringify(out.data)}`);
+    await chooseState(ann, "Available");
+    await stateIs(ann, "Available");
+    const r = await admin(main, "POST", "/api/v1/conversations", {
+      entry_point: "demo-page",
+      customer: { id: "u-bidi", name },
+      text: word,
+    });
+    if (r.status !== 201) throw new Error(`conversation: ${r.status} ${JSON.stringify(r.data)}`);
+    const offer = ann.getByRole("dialog", { name: "New conversation" });
+    await visible(offer);
+    await fitsItsBox(offer, "the offer card");
+    await fitsItsBox(offer.locator("blockquote"), "the offer's text");
+    await fitsItsBox(offer.locator("dl"), "the offer's fields");
+    await readsLeftToRight(offer, "Source Page");
+    await shot(ann, "16-hostile-offer");
+    await accept(ann, "New conversation");
+    // The accessible names carry the name isolated (FSI ... PDI), so find by place.
+    const log = panel(ann).getByRole("log");
+    await visible(log.locator("article"));
+    await fitsItsBox(log, "the transcript");
+    await fitsItsBox(log.locator("article").first(), "the customer's message");
+    await fitsItsBox(panel(ann), "the conversation panel");
+    await readsLeftToRight(panel(ann).getByRole("heading"), "Conversation with");
+    const box = panel(ann).getByRole("textbox");
+    await box.fill("Hello, how can I help?");
+    await box.press("Enter");
+    await visible(log.getByText("Hello, how can I help?", { exact: true }));
+    await readsLeftToRight(log, "Hello,");
+    await readsLeftToRight(ann.getByRole("tablist"), "Mallory");
+    await shot(ann, "17-hostile-transcript");
+    await panel(ann).getByRole("button", { name: "End", exact: true }).click();
+    const dialog = ann.getByRole("dialog", { name: "Wrap Up Reasons" });
+    await visible(dialog);
+    // The words after the name in the same sentence still read left to right.
+    await readsLeftToRight(dialog, "Choose");
+    await fitsItsBox(dialog, "the Wrap Up dialog");
+    await shot(ann, "18-hostile-wrapup");
+    await dialog.getByRole("button", { name: "Later" }).click();
+    const owed = ann.getByRole("region", { name: "Wrap-up owed" });
+    await visible(owed);
+    await readsLeftToRight(owed, "agent.");
+    await fitsItsBox(owed, "the owed wrap-up");
+    await owed.getByRole("button", { name: /Wrap up/ }).click();
+    await wrapUp(ann, "", "Resolved");
+    await gone(owed);
+  });
 }
 
 /** A transfer that nobody takes: the invited agent goes to RONA, the conversation is dropped. */

@@ -73,6 +73,41 @@ async function newPage(browser, name) {
 const row = (page, table, name) => page.getByRole("table", { name: table }).getByRole("row").filter({ has: page.getByRole("rowheader", { name, exact: true }) });
 const cells = async (r) => r.getByRole("cell").allTextContents();
 
+/** Asserts that the element fits its box (scrollWidth <= clientWidth + 1) inside the viewport. */
+async function fitsItsBox(locator, what) {
+  const r = await locator.first().evaluate((el) => {
+    const b = el.getBoundingClientRect();
+    const root = document.documentElement;
+    return { scrollWidth: el.scrollWidth, clientWidth: el.clientWidth, left: b.left, right: b.right, viewport: root.clientWidth, page: root.scrollWidth };
+  });
+  if (r.scrollWidth > r.clientWidth + 1) throw new Error(`${what} overflows its box: ${JSON.stringify(r)}`);
+  if (r.left < 0 || r.right > r.viewport + 1) throw new Error(`${what} is outside the viewport: ${JSON.stringify(r)}`);
+  if (r.page > r.viewport + 1) throw new Error(`the page scrolls sideways because of ${what}: ${JSON.stringify(r)}`);
+}
+
+/** Asserts that `word` under the element is laid out left to right (first letter left of the last). */
+async function readsLeftToRight(locator, word) {
+  const r = await locator.first().evaluate((el, word) => {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const i = n.data.indexOf(word);
+      if (i < 0) continue;
+      const box = (k) => {
+        const range = document.createRange();
+        range.setStart(n, k);
+        range.setEnd(n, k + 1);
+        return range.getBoundingClientRect();
+      };
+      const first = box(i);
+      const last = box(i + word.length - 1);
+      return { first: first.left, last: last.left, line: Math.abs(first.top - last.top) < 2 };
+    }
+    return null;
+  }, word);
+  if (!r) throw new Error(`"${word}" is not on the page`);
+  if (!r.line || !(r.first < r.last)) throw new Error(`"${word}" does not read left to right: ${JSON.stringify(r)}`);
+}
+
 const browser = await chromium.launch({
   executablePath: cfg.chromium,
   headless: true,
@@ -162,6 +197,48 @@ async function run() {
     await shot(page, "supervisor-04-search");
     await page.getByLabel("Search agents").fill("");
     await visible(row(page, "Agents", "Ann"));
+  });
+
+  await step("a U+202E name and a 6,000-character word stay inside the transcript", async () => {
+    const name = "Mallory \u202Egnp.exe";
+    const c = await admin("POST", "/api/v1/conversations", {
+      entry_point: "demo-page",
+      customer: { id: "u-bidi", name },
+      text: "W".repeat(6000),
+    });
+    await admin("POST", `/api/v1/conversations/${c.id}/messages`, { text: "where is my order" });
+    await call("PUT", "/api/v1/agents/me/state", bob.token, { state: "available" });
+    await row(page, "Agents", "Bob").getByRole("button", { name: c.id }).click();
+    const t = page.getByRole("region", { name: /Conversation/ });
+    await visible(t.getByText("where is my order"));
+    await fitsItsBox(t, "the supervisor transcript");
+    await fitsItsBox(t.getByRole("listitem").first(), "the customer's long message");
+    await fitsItsBox(page.getByRole("table", { name: "Agents" }), "the agent table");
+    // The author's name comes before the text in one line: the text still reads left to right.
+    await readsLeftToRight(t.getByRole("listitem").nth(1), "order");
+    await readsLeftToRight(t.getByRole("heading"), "with");
+    await shot(page, "supervisor-05-hostile-transcript");
+  });
+
+  await step("Swagger UI loads under its Content-Security-Policy", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const docs = await context.newPage();
+    pages.push(["docs", docs]);
+    // Violations are reported as events; collect them from before the first script runs.
+    await docs.addInitScript(() => {
+      window.cspViolations = [];
+      document.addEventListener("securitypolicyviolation", (e) =>
+        window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`),
+      );
+    });
+    const res = await docs.goto(`${base}/api/docs/`);
+    const csp = res.headers()["content-security-policy"] || "";
+    if (!csp.includes("default-src 'none'")) throw new Error(`Swagger UI without the policy: ${csp}`);
+    await visible(docs.getByText("/api/v1/login"));
+    await visible(docs.locator(".opblock").first());
+    const violations = await docs.evaluate(() => window.cspViolations);
+    if (violations.length) throw new Error(`Swagger UI broke its policy: ${violations.join("; ")}`);
+    await shot(docs, "supervisor-06-api-docs");
   });
 
   await step("a supervisor token signs in too", async () => {

@@ -42,8 +42,16 @@ let ended = false;
 let agentName = null;
 let timer = null;
 
-function status(text) {
-  $("chat-status").textContent = text;
+/** The status line: strings and nodes (an agent's name goes in a <bdi>). */
+function status(...parts) {
+  $("chat-status").replaceChildren(...parts);
+}
+
+/** An agent's name, isolated from the words around it (bidi overrides, right-to-left). */
+function bdi(text) {
+  const el = document.createElement("bdi");
+  el.textContent = text;
+  return el;
 }
 
 function render(view) {
@@ -59,10 +67,12 @@ function render(view) {
     const head = document.createElement("header");
     const author = document.createElement("span");
     author.className = "author";
-    author.textContent = who;
+    author.append(bdi(who));
     head.append(author);
     const text = document.createElement("p");
     text.className = "text";
+    // dir=auto: a right-to-left message reads right-to-left, on its own line.
+    text.dir = "auto";
     text.textContent = m.text;
     el.append(head, text);
     log.append(el);
@@ -74,7 +84,8 @@ function render(view) {
     status("The chat has ended. Write again to start a new conversation.");
     sessionStorage.removeItem(CONVERSATION);
   } else if (view.state === "active") {
-    status(agentName ? `Chatting with ${agentName}.` : "An agent is with you.");
+    if (agentName) status("Chatting with ", bdi(agentName), ".");
+    else status("An agent is with you.");
   } else {
     status("Waiting for an agent…");
   }

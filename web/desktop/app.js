@@ -9,7 +9,7 @@
 import { Api, login } from "./api.js";
 import { DesktopSocket } from "./socket.js";
 import { createStore } from "./store.js";
-import { elapsed, setText } from "./dom.js";
+import { elapsed, setText, isoText } from "./dom.js";
 import { explain, withdrawnReason } from "./errors.js";
 import { Messages, PresenceView, OffersView, OwedView, ConversationsView } from "./views.js";
 import { transferDialog, conferenceDialog, wrapupDialog, passwordDialog } from "./dialogs.js";
@@ -107,10 +107,12 @@ class Desktop {
     this.messages = new Messages($("messages"));
     this.idleCodes = [];
     const actions = this.actions();
-    this.presence = new PresenceView(actions);
+    // Ends the views' listeners on the page's fixed elements at sign-out (`end`).
+    this.listening = new AbortController();
+    this.presence = new PresenceView(actions, this.listening.signal);
     this.offers = new OffersView($("offers"), actions);
     this.owed = new OwedView($("owed"), $("owed-list"), actions);
-    this.conversations = new ConversationsView(actions, this.store);
+    this.conversations = new ConversationsView(actions, this.store, this.listening.signal);
     this.store.subscribe((state) => this.render(state));
     this.socket = new DesktopSocket({
       token: session.token,
@@ -168,8 +170,9 @@ class Desktop {
   }
 
   describe(notice) {
-    if (notice.key === "offer_withdrawn") return `The offer of ${notice.customer}'s conversation ${withdrawnReason(notice.reason)}.`;
-    if (notice.key === "conference_not_accepted") return `${notice.agent} did not accept the conference on ${notice.customer}'s conversation.`;
+    // Plain text (a toast): the customer's name is isolated by characters, not an element.
+    if (notice.key === "offer_withdrawn") return `The offer of ${isoText(notice.customer)}'s conversation ${withdrawnReason(notice.reason)}.`;
+    if (notice.key === "conference_not_accepted") return `${notice.agent} did not accept the conference on ${isoText(notice.customer)}'s conversation.`;
     return "";
   }
 
@@ -290,6 +293,7 @@ class Desktop {
     clearInterval(this.ticker);
     $("signout").removeEventListener("click", this.signout);
     $("change-password").removeEventListener("click", this.password);
+    this.listening.abort();
     for (const d of document.querySelectorAll("dialog[open]")) d.close();
     this.messages.clear();
     this.store.reset();

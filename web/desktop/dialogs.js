@@ -1,14 +1,14 @@
 // The Transfer, Conference and Wrap Up dialogs: native <dialog> elements (modal, focus
 // kept inside, Escape closes, focus returns to the opener), filled when opened.
 
-import { h, fill, uid } from "./dom.js";
+import { h, fill, uid, iso, isoText } from "./dom.js";
 import { explain } from "./errors.js";
 import { agentOption } from "./views.js";
 
-/** Opens `dialog` with `content`; returns helpers for its error line and closing. */
+/** Opens `dialog` with `content` (`title`: text and nodes); returns helpers for its error line and closing. */
 function open(dialog, titleId, title, content) {
   const error = h("p", { class: "error", role: "alert" });
-  fill(dialog, h("h2", { id: titleId, text: title }), content, error);
+  fill(dialog, h("h2", { id: titleId }, title), content, error);
   if (!dialog.open) dialog.showModal();
   return {
     error: (e) => (error.textContent = e ? explain(e) : ""),
@@ -120,7 +120,7 @@ export async function transferDialog({ dialog, api, name, me, idleCodes, transfe
     h("div", { class: "with-icon" }, h("div", {}, queueField, agentField), refreshButton(() => load())),
     h("div", { class: "buttons" }, submit, cancel(() => ui)),
   );
-  const ui = open(dialog, "transfer-title", `Transfer the conversation with ${name}`, form);
+  const ui = open(dialog, "transfer-title", ["Transfer the conversation with ", iso(name)], form);
   choose();
 
   async function load() {
@@ -132,7 +132,7 @@ export async function transferDialog({ dialog, api, name, me, idleCodes, transfe
       fill(
         queue,
         queues.map((q) =>
-          h("option", { value: q.id, text: `${q.name} (${q.waiting} waiting, ${q.agents_available} available)` }),
+          h("option", { value: q.id, text: `${isoText(q.name)} (${q.waiting} waiting, ${q.agents_available} available)` }),
         ),
       );
       fill(
@@ -182,7 +182,7 @@ export async function conferenceDialog({ dialog, api, name, me, idleCodes, confe
     h("div", { class: "with-icon" }, field("Available agent", agent), refreshButton(() => load())),
     h("div", { class: "buttons" }, submit, cancel(() => ui)),
   );
-  const ui = open(dialog, "conference-title", `Conference on the conversation with ${name}`, form);
+  const ui = open(dialog, "conference-title", ["Conference on the conversation with ", iso(name)], form);
   const load = searchablePicker({
     ui,
     search,
@@ -212,7 +212,7 @@ export async function wrapupDialog({ dialog, api, name, wrapup }) {
   const form = h(
     "form",
     { method: "dialog" },
-    h("p", { text: `Conversation with ${name}. Choose why it ended; the wrap-up stays owed until you submit it.` }),
+    h("p", {}, "Conversation with ", iso(name), ". Choose why it ended; the wrap-up stays owed until you submit it."),
     field("Filter reasons", search),
     field("Reason", reason),
     h("div", { class: "buttons" }, submit, cancel(() => ui, "Later")),

@@ -71,3 +71,37 @@ export function uid(prefix = "id") {
   counter += 1;
   return `${prefix}-${Date.now().toString(36)}-${counter}`;
 }
+
+// ----- names and texts that clients control -----
+//
+// Names (agents, customers, queues, pages) and message texts come from outside: one with a
+// bidi override (U+202E) or right-to-left letters must not reorder the words around it,
+// and one long unbroken word must not push its box wider than the page.
+
+/** A client-controlled value as an isolated inline element (`<bdi>`, styled to wrap). */
+export function iso(value) {
+  return h("bdi", { text: value ?? "" });
+}
+
+// Bidi controls and right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, NKo, ...).
+const BIDI = /[\u0590-\u08ff\u200e\u200f\u202a-\u202e\u2066-\u2069\ufb1d-\ufdff\ufe70-\ufefc]|[\ud802\ud803\ud83a\ud83b]/;
+
+/**
+ * A client-controlled value for an attribute or an `<option>`, where no element can
+ * isolate it: wrapped in FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE (the text form
+ * of `<bdi>`) when it holds anything that could reorder its surroundings; unchanged
+ * otherwise, so that plain names read and match exactly as they are.
+ */
+export function isoText(value) {
+  const s = String(value ?? "");
+  return BIDI.test(s) ? `\u2068${s}\u2069` : s;
+}
+
+/** Replaces `el`'s children with `parts` (strings and nodes) only when their text changed. */
+export function setParts(el, ...parts) {
+  const flat = parts.flat().filter((p) => p !== null && p !== undefined && p !== false);
+  const key = flat.map((p) => (p instanceof Node ? `<${p.nodeName}>${p.textContent}` : String(p))).join("\u0000");
+  if (el.partsKey === key) return;
+  el.partsKey = key;
+  fill(el, flat);
+}

@@ -3,7 +3,7 @@
 //
 // Views call `actions` (app.js) for everything that talks to the engine.
 
-import { h, fill, setText, show, elapsed, clock } from "./dom.js";
+import { h, fill, setText, show, elapsed, clock, iso, isoText, setParts } from "./dom.js";
 import { endedReason, stateReason } from "./errors.js";
 
 const PRESENCE = { available: "Available", rona: "RONA", logged_out: "Logged out", idle: "Idle" };
@@ -46,7 +46,8 @@ export class Messages {
 // ----- presence: name, state, timer, menu -----
 
 export class PresenceView {
-  constructor(actions) {
+  /** `signal` ends the listeners on the page's fixed elements when the person signs out. */
+  constructor(actions, signal) {
     this.actions = actions;
     this.button = document.getElementById("state-button");
     this.label = document.getElementById("state-label");
@@ -56,18 +57,29 @@ export class PresenceView {
     this.rona = document.getElementById("rona-banner");
     this.ronaWhy = document.getElementById("rona-why");
     this.idleCodes = [];
-    this.button.addEventListener("click", () => (this.menu.hidden ? this.open() : this.close()));
-    this.button.addEventListener("keydown", (e) => {
-      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-        e.preventDefault();
-        this.open(e.key === "ArrowUp" ? -1 : 0);
-      }
-    });
-    this.menu.addEventListener("keydown", (e) => this.onMenuKey(e));
-    document.addEventListener("click", (e) => {
-      if (!this.menu.hidden && !this.menu.contains(e.target) && !this.button.contains(e.target)) this.close(false);
-    });
-    document.getElementById("rona-available").addEventListener("click", () => actions.setState("available"));
+    // The elements outlive a sign-in: without `signal`, a second sign-in in the same tab
+    // would add a second click listener, and one click would open and close the menu.
+    const opts = { signal };
+    this.button.addEventListener("click", () => (this.menu.hidden ? this.open() : this.close()), opts);
+    this.button.addEventListener(
+      "keydown",
+      (e) => {
+        if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+          e.preventDefault();
+          this.open(e.key === "ArrowUp" ? -1 : 0);
+        }
+      },
+      opts,
+    );
+    this.menu.addEventListener("keydown", (e) => this.onMenuKey(e), opts);
+    document.addEventListener(
+      "click",
+      (e) => {
+        if (!this.menu.hidden && !this.menu.contains(e.target) && !this.button.contains(e.target)) this.close(false);
+      },
+      opts,
+    );
+    document.getElementById("rona-available").addEventListener("click", () => actions.setState("available"), opts);
   }
 
   setIdleCodes(codes) {
@@ -197,15 +209,15 @@ export class OffersView {
           "dl",
           {},
           h("dt", { text: "Queue Name" }),
-          h("dd", { text: offer.queue_name }),
+          h("dd", {}, iso(offer.queue_name)),
           h("dt", { text: "Source Page" }),
-          h("dd", { text: offer.source_page }),
+          h("dd", {}, iso(offer.source_page)),
           h("dt", { text: "Customer" }),
-          h("dd", { text: offer.customer.name }),
+          h("dd", {}, iso(offer.customer.name)),
           h("dt", { text: "Timer" }),
           h("dd", { class: "timer", dataset: { since: offer.offered_at } }),
         ),
-        offer.text ? h("blockquote", { text: offer.text }) : null,
+        offer.text ? h("blockquote", { text: offer.text, dir: "auto" }) : null,
         accept,
       );
       accept.addEventListener("click", async () => {
@@ -238,11 +250,16 @@ export class OwedView {
         h(
           "li",
           {},
-          h("span", { text: `${e.conv.customer.name}: ${e.conv.state === "ended" ? endedReason(e.conv.ended_reason) : "you left this conversation."}` }),
+          h(
+            "span",
+            {},
+            iso(e.conv.customer.name),
+            `: ${e.conv.state === "ended" ? endedReason(e.conv.ended_reason) : "you left this conversation."}`,
+          ),
           h("button", {
             type: "button",
             text: "Wrap Up",
-            "aria-label": `Wrap up the conversation with ${e.conv.customer.name}`,
+            "aria-label": `Wrap up the conversation with ${isoText(e.conv.customer.name)}`,
             onclick: () => this.actions.openWrapup(e.conv.id),
           }),
         ),
@@ -293,7 +310,7 @@ class ConversationPanel {
     const tabId = `tab-${id}`;
     const panelId = `panel-${id}`;
     this.badge = h("span", { class: "badge", hidden: true });
-    this.tabName = h("span", {});
+    this.tabName = h("bdi", {});
     this.tab = h(
       "button",
       {
@@ -371,11 +388,12 @@ class ConversationPanel {
     this.badge.setAttribute("aria-label", `${unread} unread`);
     this.panel.hidden = !selected;
 
-    setText(this.title, `Conversation with ${name}`);
-    setText(this.meta, [c.source_page && `Source Page: ${c.source_page}`, c.queue_name && `Queue: ${c.queue_name}`].filter(Boolean).join(" · "));
+    setParts(this.title, "Conversation with ", iso(name));
+    const meta = [c.source_page && ["Source Page: ", iso(c.source_page)], c.queue_name && ["Queue: ", iso(c.queue_name)]].filter(Boolean);
+    setParts(this.meta, meta.flatMap((part, i) => (i ? [" · ", ...part] : part)));
     setText(this.status, status(e));
     this.status.dataset.status = status(e);
-    setText(this.composeLabel, `Message to ${name}`);
+    setText(this.composeLabel, `Message to ${isoText(name)}`);
 
     const host = c.owner === me && !e.left;
     const guest = c.guest === me && !e.left;
@@ -409,7 +427,7 @@ class ConversationPanel {
     this.compose.disabled = !this.canWrite;
     this.sendButton.disabled = !this.canWrite || !!this.sending;
 
-    this.transcript.setAttribute("aria-label", `Transcript with ${name}`);
+    this.transcript.setAttribute("aria-label", `Transcript with ${isoText(name)}`);
     this.renderTranscript(c.transcript || [], me);
   }
 
@@ -433,7 +451,7 @@ class ConversationPanel {
   message(m, me) {
     const kind = m.author.kind;
     const mine = kind === "agent" && m.author.id === me;
-    const who = kind === "system" ? "System" : mine ? `${m.author.name} (you)` : m.author.name;
+    const who = kind === "system" ? "System" : mine ? `${isoText(m.author.name)} (you)` : isoText(m.author.name);
     const attachments = (m.attachments || []).map((a) => {
       const label = ATTACHMENT[a.type] || a.type;
       const url = safeUrl(a.url);
@@ -449,8 +467,15 @@ class ConversationPanel {
     const el = h(
       "article",
       { class: `msg ${kind}${mine ? " mine" : ""}`, "aria-label": `${who} at ${clock(m.at)}` },
-      h("header", {}, h("span", { class: "author", text: who }), h("time", { datetime: m.at, text: clock(m.at) }), delivery),
-      m.text ? h("p", { class: "text", text: m.text }) : null,
+      h(
+        "header",
+        {},
+        h("span", { class: "author" }, kind === "system" ? "System" : iso(m.author.name), mine ? " (you)" : null),
+        h("time", { datetime: m.at, text: clock(m.at) }),
+        delivery,
+      ),
+      // dir=auto: a customer writing Arabic or Hebrew reads right-to-left, on its own line.
+      m.text ? h("p", { class: "text", text: m.text, dir: "auto" }) : null,
       attachments.length ? h("ul", { class: "attachments", "aria-label": "Attachments" }, attachments) : null,
     );
     el.delivery = delivery;
@@ -467,26 +492,31 @@ class ConversationPanel {
 }
 
 export class ConversationsView {
-  constructor(actions, store) {
+  /** `signal`: as for [`PresenceView`], the tab list outlives a sign-in. */
+  constructor(actions, store, signal) {
     this.actions = actions;
     this.store = store;
     this.tabs = document.getElementById("tabs");
     this.panels = document.getElementById("panels");
     this.empty = document.getElementById("empty");
     this.views = new Map();
-    this.tabs.addEventListener("keydown", (e) => {
-      const ids = [...this.views.keys()];
-      const i = ids.indexOf(store.state.selected);
-      let to = null;
-      if (e.key === "ArrowRight") to = (i + 1) % ids.length;
-      else if (e.key === "ArrowLeft") to = (i - 1 + ids.length) % ids.length;
-      else if (e.key === "Home") to = 0;
-      else if (e.key === "End") to = ids.length - 1;
-      if (to === null || !ids.length) return;
-      e.preventDefault();
-      store.select(ids[to]);
-      this.views.get(ids[to]).tab.focus();
-    });
+    this.tabs.addEventListener(
+      "keydown",
+      (e) => {
+        const ids = [...this.views.keys()];
+        const i = ids.indexOf(store.state.selected);
+        let to = null;
+        if (e.key === "ArrowRight") to = (i + 1) % ids.length;
+        else if (e.key === "ArrowLeft") to = (i - 1 + ids.length) % ids.length;
+        else if (e.key === "Home") to = 0;
+        else if (e.key === "End") to = ids.length - 1;
+        if (to === null || !ids.length) return;
+        e.preventDefault();
+        store.select(ids[to]);
+        this.views.get(ids[to]).tab.focus();
+      },
+      { signal },
+    );
   }
 
   update(state) {
@@ -524,5 +554,5 @@ export class ConversationsView {
 export function agentOption(a, idleCodes) {
   const label = presenceLabel(a, idleCodes);
   const full = a.state === "available" && a.load >= a.capacity ? `${label}, no free slot` : label;
-  return `${a.name} (${a.id}) - ${full}`;
+  return `${isoText(a.name)} (${a.id}) - ${full}`;
 }

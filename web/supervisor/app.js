@@ -36,6 +36,26 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+/**
+ * A client-controlled value (agent, customer or queue name) as an isolated element: a
+ * bidi override (U+202E) or right-to-left letters in it cannot reorder the words around
+ * it. styles.css wraps it however long.
+ */
+function bdi(text) {
+  const e = document.createElement("bdi");
+  e.textContent = text ?? "";
+  return e;
+}
+
+// Bidi controls and right-to-left scripts.
+const BIDI = /[\u0590-\u08ff\u200e\u200f\u202a-\u202e\u2066-\u2069\ufb1d-\ufdff\ufe70-\ufefc]|[\ud802\ud803\ud83a\ud83b]/;
+
+/** The same for attributes and plain text: FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE when needed. */
+function isoText(value) {
+  const s = String(value ?? "");
+  return BIDI.test(s) ? `\u2068${s}\u2069` : s;
+}
+
 function duration(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
   const m = Math.floor(s / 60);
@@ -56,7 +76,7 @@ async function signInWith(token) {
   const me = await request("GET", "/api/v1/supervisors/me", { token });
   state.token = token;
   sessionStorage.setItem(TOKEN_KEY, token);
-  $("who").textContent = `${me.name} (${me.id})`;
+  $("who").replaceChildren(bdi(me.name), ` (${me.id})`);
   $("signin").hidden = true;
   $("floor").hidden = false;
   try {
@@ -184,7 +204,7 @@ function renderQueues() {
       return el(
         "tr",
         {},
-        el("th", { scope: "row" }, q.name),
+        el("th", { scope: "row" }, bdi(q.name)),
         el("td", { class: "num" }, String(q.waiting)),
         el("td", { class: "num" }, q.waiting > 0 ? duration(wait) : "—"),
         el("td", { class: "num" }, String(q.agents_available)),
@@ -194,7 +214,7 @@ function renderQueues() {
 }
 
 function stateMenu(agent) {
-  const select = el("select", { "aria-label": `State for ${agent.name}` });
+  const select = el("select", { "aria-label": `State for ${isoText(agent.name)}` });
   select.append(el("option", { value: "" }, "Choose…"));
   select.append(el("option", { value: "available" }, "Available"));
   for (const c of state.idleCodes) select.append(el("option", { value: `idle:${c.code}` }, `Idle: ${c.label}`));
@@ -210,7 +230,7 @@ function stateMenu(agent) {
       if (known) state.agents.set(a.id, { ...known, ...a });
       scheduleRender();
     } catch (e) {
-      showError("floor-error", e.code === "agent_busy" ? { code: "x", message: `${agent.name} holds conversations and cannot be logged out.` } : e);
+      showError("floor-error", e.code === "agent_busy" ? { code: "x", message: `${isoText(agent.name)} holds conversations and cannot be logged out.` } : e);
     }
     select.value = "";
   });
@@ -234,7 +254,7 @@ function renderAgents() {
       return el(
         "tr",
         {},
-        el("th", { scope: "row" }, a.name),
+        el("th", { scope: "row" }, bdi(a.name)),
         el("td", { class: `state-${a.state}` }, `${label} · ${duration(now - since)}`),
         el("td", { class: "num" }, `${a.load} / ${a.capacity}`),
         el(
@@ -258,11 +278,17 @@ async function loadTranscript() {
   try {
     const c = await request("GET", `/api/v1/conversations/${encodeURIComponent(id)}`, { token: state.token });
     if (state.open !== id) return;
-    $("transcript-title").textContent = `Conversation ${c.id} with ${c.customer.name}`;
-    $("transcript-meta").textContent = `${c.queue_name} · ${c.state}${c.owner ? ` · owner ${c.owner}` : ""}`;
+    $("transcript-title").replaceChildren(`Conversation ${c.id} with `, bdi(c.customer.name));
+    $("transcript-meta").replaceChildren(bdi(c.queue_name), ` · ${c.state}${c.owner ? ` · owner ${c.owner}` : ""}`);
     $("transcript-messages").replaceChildren(
       ...c.transcript.map((m) =>
-        el("li", {}, el("span", { class: "author" }, `${m.author.name || m.author.kind}:`), m.text),
+        el(
+          "li",
+          {},
+          el("span", { class: "author" }, bdi(m.author.name || m.author.kind), ":"),
+          // dir=auto: a right-to-left message reads right-to-left.
+          el("span", { class: "text", dir: "auto" }, m.text),
+        ),
       ),
     );
   } catch (e) {
