@@ -277,6 +277,9 @@ async fn with_headers(
     )
 }
 
+/// One request of [`api_answers_are_never_cached`]: method, path, token, body, status.
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<serde_json::Value>, u16);
+
 /// A browser or a proxy between the desktop and the engine keeps no copy of what the API
 /// answers (session tokens from sign-in, agent tokens, transcripts, errors): every API
 /// answer says `Cache-Control: no-store`, whatever its status and whoever answered it.
@@ -299,7 +302,7 @@ async fn api_answers_are_never_cached() {
     let wrong = json!({"id": "a1", "password": "not-the-password"});
     let agent = json!({"id": "a2", "name": "Bob", "queues": ["support"]});
     let demo = json!({"name": "Uma", "text": "Hello?"});
-    let cases: Vec<(&str, &str, Option<&str>, Option<serde_json::Value>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", "/api/v1/login", None, Some(login), 200),
         ("POST", "/api/v1/login", None, Some(wrong), 401),
         ("POST", "/api/v1/agents", Some(ADMIN), Some(agent), 201),

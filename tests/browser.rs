@@ -106,7 +106,10 @@ fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Stri
 /// Messenger workflow of issue 13 (sign-in with a password and a refused one, accept,
 /// send with Enter, tabs and unread counts, reconnect mid-chat, transfer taken and not
 /// taken, RONA and back to Available, conference join/exit/end, end, wrap-up with the
-/// search filter), finding elements by role and visible text as a person would.
+/// search filter), finding elements by role and visible text as a person would; then a
+/// customer named with U+202E who writes a 6,000-character word: the offer card, the
+/// transcript and the dialogs stay inside their boxes and the words around the name still
+/// read left to right.
 #[test]
 fn agent_desktop_in_chromium() {
     let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
@@ -194,7 +197,9 @@ fn run_script(script: &str, servers: &Servers, chromium: &Path) {
 /// The supervisor page (issue 14) in Chromium: sign-in with a password (a wrong one
 /// refused) and with a token; the queue table with its longest wait ticking; the agent
 /// table with its state menu (Available, idle, and a refused log-out of a busy agent) and
-/// its search; a click on a conversation shows its transcript as it grows.
+/// its search; a click on a conversation shows its transcript as it grows, and stays in its
+/// box with a U+202E name and a 6,000-character word; Swagger UI loads under its
+/// Content-Security-Policy without a violation.
 #[test]
 fn supervisor_page_in_chromium() {
     let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
