@@ -235,35 +235,21 @@ impl RouterActor {
                     }
                 }
                 Effect::Credential {
-                    agent,
+                    account,
                     revoked,
                     granted,
                 } => {
-                    if let Err(e) = self.shared.apply_credential(&agent, revoked, granted) {
-                        tracing::error!(%agent, error = %e, "credential index not updated");
+                    if let Err(e) = self.shared.apply_credential(&account, revoked, granted) {
+                        tracing::error!(%account, error = %e, "credential index not updated");
                     }
                 }
-                Effect::Session { agent, ended, started } => {
-                    if let Err(e) = self.shared.apply_session(&agent, ended, started) {
-                        tracing::error!(%agent, error = %e, "session index not updated");
-                    }
-                }
-                Effect::SupervisorCredential {
-                    supervisor,
-                    revoked,
-                    granted,
-                } => {
-                    if let Err(e) = self.shared.apply_supervisor_credential(&supervisor, revoked, granted) {
-                        tracing::error!(%supervisor, error = %e, "supervisor credential index not updated");
-                    }
-                }
-                Effect::SupervisorSession {
-                    supervisor,
+                Effect::Session {
+                    account,
                     ended,
                     started,
                 } => {
-                    if let Err(e) = self.shared.apply_supervisor_session(&supervisor, ended, started) {
-                        tracing::error!(%supervisor, error = %e, "supervisor session index not updated");
+                    if let Err(e) = self.shared.apply_session(&account, ended, started) {
+                        tracing::error!(%account, error = %e, "credential index not updated");
                     }
                 }
                 Effect::Observe(o) => {
@@ -727,6 +713,7 @@ impl Handler<Ask> for RouterActor {
             Query::CustomerName { page_id, customer } => {
                 QueryReply::CustomerName(self.store.customer_name(&page_id, &customer)?)
             }
+            Query::PasswordHash(who) => QueryReply::PasswordHash(f.password_hash(&who).map(str::to_string)),
             Query::Supervisor(id) => QueryReply::Supervisor(f.supervisor(&id).map(|s| Box::new(s.clone()))),
             Query::Supervisors => QueryReply::Supervisors(f.supervisors().into_iter().cloned().collect()),
             Query::Audit { agent, limit } => QueryReply::Audit(f.audit(agent.as_deref(), limit)),

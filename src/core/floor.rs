@@ -30,8 +30,8 @@ use super::routing::{
     Step, WaitingView,
 };
 use super::{
-    session_valid, valid_id, AgentId, Code, ConversationId, EntryPointId, FastMap, Millis, QueueId, MAX_CAPACITY,
-    MAX_NAME_CHARS, MAX_TEXT_CHARS,
+    valid_id, AgentId, Code, ConversationId, EntryPointId, FastMap, Millis, QueueId, MAX_CAPACITY, MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
 };
 
 /// What the customer does when an untaken transfer to an agent expires.
@@ -481,7 +481,7 @@ impl Floor {
         name: &str,
         queues: Vec<QueueId>,
         capacity: u32,
-        credential: Option<String>,
+        account: super::Account,
         skills: Skills,
         now: Millis,
     ) -> Result<&Agent, CoreError> {
@@ -508,130 +508,26 @@ impl Floor {
             });
         }
         let mut a = Agent::new(id.into(), name.into(), queues, capacity, now);
-        a.credential = credential.clone();
+        a.account = account;
         a.skills = skills;
         self.effects.push(Effect::Observe(Observation::AgentAdded {
             agent: id.into(),
             presence: a.presence,
         }));
-        if let Some(c) = credential {
-            self.effects.push(Effect::Credential {
-                agent: id.into(),
-                revoked: None,
-                granted: Some(c),
-            });
-        }
+        self.account_created(super::AccountRef::agent(id), &a.account);
         self.agents.insert(id.into(), a);
         mark(&mut self.dirty_agents, id);
         Ok(&self.agents[id])
     }
 
-    /// Replaces an agent's credential (token reissue). The credential index at the edge
-    /// follows through [`Effect::Credential`], carried out only once the change is durable:
-    /// a credential works only while the store has it.
-    pub(crate) fn set_credential(&mut self, agent: &str, credential: String) -> Result<(), CoreError> {
-        let a = self
-            .agents
-            .get_mut(agent)
-            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
-        let revoked = a.credential.replace(credential.clone());
-        self.effects.push(Effect::Credential {
-            agent: agent.into(),
-            revoked,
-            granted: Some(credential),
-        });
-        mark(&mut self.dirty_agents, agent);
-        Ok(())
+    /// An agent's account (its token and sign-in), for [`super::accounts`].
+    pub(super) fn agent_account_mut(&mut self, id: &str) -> Option<&mut super::Account> {
+        self.agents.get_mut(id).map(|a| &mut a.account)
     }
 
-    // ----- sign-in (passwords and sessions) -----
-
-    /// Sets an agent's password hash (`None` removes the password). Every session but
-    /// `keep` ends: a password change signs out everyone who signed in with the old one,
-    /// except the session that made the change. With `expected` (the hash the caller
-    /// verified the current password against), refused with `wrong_password` if the
-    /// password changed meanwhile. Returns the credentials that ended.
-    pub(crate) fn set_password(
-        &mut self,
-        agent: &str,
-        password_hash: Option<String>,
-        keep: Option<&str>,
-        expected: Option<&str>,
-    ) -> Result<Vec<String>, CoreError> {
-        let a = self
-            .agents
-            .get_mut(agent)
-            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
-        if let Some(expected) = expected {
-            let current = a.sign_in.as_ref().and_then(|s| s.password_hash.as_deref());
-            if current != Some(expected) {
-                return Err(CoreError::WrongPassword);
-            }
-        }
-        let sign_in = Arc::make_mut(a.sign_in.get_or_insert_with(Default::default));
-        sign_in.password_hash = password_hash;
-        let ended = sign_in.end_all_but(keep);
-        mark(&mut self.dirty_agents, agent);
-        self.session_effect(agent, &ended, None);
-        Ok(ended)
-    }
-
-    /// Opens a session for an agent whose password the caller verified against
-    /// `verified_hash`. Refused (`invalid_credentials`) when the agent's hash is no longer
-    /// that one: the password changed while it was being verified. Returns the
-    /// credentials that stopped being valid (expired, or over the per-agent limit).
-    pub(crate) fn start_session(
-        &mut self,
-        agent: &str,
-        verified_hash: &str,
-        credential: String,
-        expires_at: Millis,
-        now: Millis,
-    ) -> Result<Vec<String>, CoreError> {
-        let a = self.agents.get_mut(agent).ok_or(CoreError::InvalidCredentials)?;
-        let matches = a
-            .sign_in
-            .as_ref()
-            .and_then(|s| s.password_hash.as_deref())
-            .is_some_and(|h| h == verified_hash);
-        if !matches {
-            return Err(CoreError::InvalidCredentials);
-        }
-        let sign_in = Arc::make_mut(a.sign_in.get_or_insert_with(Default::default));
-        let ended = sign_in.start(credential.clone(), expires_at, now);
-        mark(&mut self.dirty_agents, agent);
-        self.session_effect(agent, &ended, Some((credential, expires_at)));
-        Ok(ended)
-    }
-
-    /// Ends one session of an agent (sign-out); true when it was open.
-    pub(crate) fn end_session(&mut self, agent: &str, credential: &str) -> Result<bool, CoreError> {
-        let a = self
-            .agents
-            .get_mut(agent)
-            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
-        let Some(sign_in) = a.sign_in.as_mut() else {
-            return Ok(false);
-        };
-        if !sign_in.sessions.contains_key(credential) {
-            return Ok(false);
-        }
-        Arc::make_mut(sign_in).end(credential);
-        mark(&mut self.dirty_agents, agent);
-        self.session_effect(agent, &[credential.to_string()], None);
-        Ok(true)
-    }
-
-    /// Tells the edge's session index what changed (once durable).
-    fn session_effect(&mut self, agent: &str, ended: &[String], started: Option<(String, Millis)>) {
-        if ended.is_empty() && started.is_none() {
-            return;
-        }
-        self.effects.push(Effect::Session {
-            agent: agent.into(),
-            ended: ended.to_vec(),
-            started,
-        });
+    /// An agent's record is to be written with the next commit.
+    pub(super) fn agent_changed(&mut self, id: &str) {
+        mark(&mut self.dirty_agents, id);
     }
 
     // ----- presence -----
@@ -1514,24 +1410,6 @@ impl Floor {
                 agent: a.id.clone(),
                 presence: a.presence,
             }));
-            if let Some(c) = &a.credential {
-                f.effects.push(Effect::Credential {
-                    agent: a.id.clone(),
-                    revoked: None,
-                    granted: Some(c.clone()),
-                });
-            }
-            // Sessions still valid at recovery work again; expired ones wait in the record
-            // until the agent's next sign-in drops them.
-            for (c, &expires_at) in a.sign_in.iter().flat_map(|s| s.sessions.iter()) {
-                if session_valid(expires_at, now) {
-                    f.effects.push(Effect::Session {
-                        agent: a.id.clone(),
-                        ended: Vec::new(),
-                        started: Some((c.clone(), expires_at)),
-                    });
-                }
-            }
             f.agents.insert(a.id.clone(), a);
         }
         let mut ids: Vec<_> = Vec::with_capacity(conversations.len());
