@@ -175,8 +175,6 @@ pub enum Timer {
 pub enum Effect {
     /// Deliver `event` to every desktop of `agent`.
     Notify { agent: AgentId, event: AgentEvent },
-    /// Arm `timer` to fire at `at`.
-    Arm { timer: Timer, at: Millis },
     /// Deliver an agent or system message to the customer's channel.
     Deliver {
         conversation: ConversationId,

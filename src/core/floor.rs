@@ -159,6 +159,9 @@ pub struct Floor {
     evicted: Vec<Box<Conversation>>,
     /// Supervisor accounts and the audit trail of presence they set (`supervisor.rs`).
     pub(super) supervision: super::supervisor::Supervision,
+    /// Every armed deadline (`deadlines.rs`): the shell asks [`Floor::next_deadline`] and
+    /// calls [`Floor::fire_due`] then.
+    deadlines: super::deadlines::Deadlines,
 }
 
 /// A command on a conversation the floor no longer holds because it is finished; what
@@ -1222,13 +1225,13 @@ impl Floor {
             // A timer that fires before the deadline (the shell's timer and the clock it
             // reads `now` from need not agree to the millisecond) is armed again: an
             // ignored early firing would leave the offer pending forever.
-            Some(at) => self.effects.push(Effect::Arm {
-                timer: Timer::Offer {
+            Some(at) => self.deadlines.arm(
+                Timer::Offer {
                     conversation: conversation.into(),
                     offer,
                 },
                 at,
-            }),
+            ),
             None => {}
         }
     }
@@ -1247,13 +1250,13 @@ impl Floor {
                 self.submit_wrapup(agent, conversation, reason, true, now);
                 self.route(now);
             }
-            Some(at) => self.effects.push(Effect::Arm {
-                timer: Timer::Wrapup {
+            Some(at) => self.deadlines.arm(
+                Timer::Wrapup {
                     agent: agent.into(),
                     conversation: conversation.into(),
                 },
                 at,
-            }),
+            ),
             None => {}
         }
     }
@@ -1265,7 +1268,9 @@ impl Floor {
         let Some(c) = self.conversations.get(conversation) else {
             return;
         };
-        let Some(at) = next_routing_deadline(c) else { return };
+        let Some(at) = next_routing_deadline(c).filter(|_| steps_apply(c)) else {
+            return;
+        };
         match c.state {
             ConversationState::Queued if now >= at => {
                 self.dequeue(conversation);
@@ -1318,9 +1323,42 @@ impl Floor {
         self.route(now);
     }
 
-    /// Every pending offer and automatic wrap-up whose deadline has passed at `now`, as
-    /// timers to fire. Used by the simulation's virtual clock.
-    pub fn due_timers(&self, now: Millis) -> Vec<Timer> {
+    /// When the earliest armed deadline is due: the shell sleeps until then and calls
+    /// [`Floor::fire_due`]. `None` while nothing is armed.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.deadlines.next()
+    }
+
+    /// Fires every deadline due at `now`, earliest first (one that a firing arms and that
+    /// is due already fires in the same call). Returns how many fired. A deadline whose
+    /// reason went away is ignored by the rule it reaches; one that comes early (the
+    /// shell's timer and its clock need not agree to the millisecond) is armed again.
+    pub fn fire_due(&mut self, now: Millis) -> usize {
+        let mut fired = 0;
+        while self.fire_next_due(now).is_some() {
+            fired += 1;
+        }
+        fired
+    }
+
+    /// Fires the earliest deadline due at `now`, if one is: [`Floor::fire_due`] one at a
+    /// time (the simulation checks the invariants after each).
+    pub fn fire_next_due(&mut self, now: Millis) -> Option<Timer> {
+        let timer = self.deadlines.pop_due(now)?;
+        self.fire(&timer, now);
+        Some(timer)
+    }
+
+    /// Deadlines armed now (tests and figures).
+    pub fn deadlines_armed(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Every deadline the state says has passed at `now`, found by a scan of every
+    /// conversation and agent, independently of the deadline table. After
+    /// [`Floor::fire_due`]`(now)` it is empty: the simulation and the table tests check
+    /// that, so a rule that forgets to arm a deadline is caught.
+    pub fn overdue(&self, now: Millis) -> Vec<Timer> {
         let mut out = Vec::new();
         for c in self.conversations.values() {
             if let Some(o) = &c.offer {
@@ -1343,9 +1381,7 @@ impl Floor {
             }
         }
         for c in self.conversations.values() {
-            if matches!(c.state, ConversationState::Queued | ConversationState::Offered)
-                && next_routing_deadline(c).is_some_and(|at| now >= at)
-            {
+            if steps_apply(c) && next_routing_deadline(c).is_some_and(|at| now >= at) {
                 out.push(Timer::Route {
                     conversation: c.id.clone(),
                 });
@@ -1364,7 +1400,9 @@ impl Floor {
         out
     }
 
-    /// Fires `timer` at `now`.
+    /// Fires `timer` at `now`: the rule its deadline reaches. The shell never calls it (it
+    /// calls [`Floor::fire_due`]); the simulation does, to move steps on before a crash
+    /// as a restart would.
     pub fn fire(&mut self, timer: &Timer, now: Millis) {
         match timer {
             Timer::Offer { conversation, offer } => self.offer_timer(conversation, *offer, now),
@@ -1466,10 +1504,11 @@ impl Floor {
                 // A conversation that should have moved on while the engine was down
                 // moves on now (enqueue files it under its step at `now`).
                 ConversationState::Queued => f.enqueue(id, now),
-                ConversationState::Offered => {
+                ConversationState::Offered if steps_apply(c) => {
                     f.update_step(id, now);
                     f.arm_routing_deadline(id);
                 }
+                ConversationState::Offered => {}
                 ConversationState::Active => f.arm_inactivity(id),
                 ConversationState::Ended => {}
             }
@@ -1503,13 +1542,13 @@ impl Floor {
                 .filter_map(|(c, at)| at.map(|t| (c.clone(), t)))
                 .collect();
             for (conversation, at) in due {
-                f.effects.push(Effect::Arm {
-                    timer: Timer::Wrapup {
+                f.deadlines.arm(
+                    Timer::Wrapup {
                         agent: id.clone(),
                         conversation,
                     },
                     at,
-                });
+                );
             }
         }
         f.touched_conversations.extend(ids);
@@ -1743,23 +1782,23 @@ impl Floor {
         ) else {
             return;
         };
-        self.effects.push(Effect::Arm {
-            timer: Timer::Inactivity {
+        self.deadlines.arm(
+            Timer::Inactivity {
                 conversation: id.into(),
             },
-            at: since.saturating_add(self.rules.inactivity_close_ms),
-        });
+            since.saturating_add(self.rules.inactivity_close_ms),
+        );
     }
 
     /// Arms the conversation's next routing deadline ([`next_routing_deadline`]), if any.
     fn arm_routing_deadline(&mut self, id: &str) {
         if let Some(at) = self.conversations.get(id).and_then(|c| next_routing_deadline(c)) {
-            self.effects.push(Effect::Arm {
-                timer: Timer::Route {
+            self.deadlines.arm(
+                Timer::Route {
                     conversation: id.into(),
                 },
                 at,
-            });
+            );
         }
     }
 
@@ -1856,13 +1895,13 @@ impl Floor {
                 offer: offer.clone(),
             },
         });
-        self.effects.push(Effect::Arm {
-            timer: Timer::Offer {
+        self.deadlines.arm(
+            Timer::Offer {
                 conversation: conversation.into(),
                 offer: offer.id,
             },
-            at: offer.expires_at,
-        });
+            offer.expires_at,
+        );
     }
 
     /// Withdraws the pending offer of `conversation` (if any) without RONA, freeing the slot.
@@ -1966,13 +2005,13 @@ impl Floor {
             },
         });
         if let Some(at) = due {
-            self.effects.push(Effect::Arm {
-                timer: Timer::Wrapup {
+            self.deadlines.arm(
+                Timer::Wrapup {
                     agent: agent.into(),
                     conversation: conversation.into(),
                 },
                 at,
-            });
+            );
         }
     }
 
@@ -2173,6 +2212,17 @@ fn waiting_view(c: &Conversation) -> WaitingView<'_> {
         key: queue_key(c),
         requirements: &c.routing.requirements,
         preferred: c.routing.preferred_agent.as_deref(),
+    }
+}
+
+/// Whether routing steps and the preference govern `c` now: while it waits in its queue
+/// or is offered from it. A transfer or conference offer names its agent; its step stands
+/// still until the conversation is back in a queue.
+fn steps_apply(c: &Conversation) -> bool {
+    match c.state {
+        ConversationState::Queued => true,
+        ConversationState::Offered => c.offer.as_ref().is_some_and(|o| o.kind == OfferKind::New),
+        _ => false,
     }
 }
 

@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod agent;
 pub mod command;
 pub mod conversation;
+pub mod deadlines;
 pub mod error;
 pub mod event;
 pub mod floor;
