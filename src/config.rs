@@ -98,6 +98,14 @@ pub struct SupervisorConfig {
     /// Ticks' worth of events one supervisor socket may have queued before it counts as
     /// too slow and is closed (1013; it resumes from `snapshot`).
     pub socket_buffer: usize,
+    /// Supervisor sockets open at once, all supervisors together; one more is closed at
+    /// once with 1008 (each costs the hub a serialised copy of every change).
+    #[serde(default = "default_max_supervisor_sockets")]
+    pub max_sockets: usize,
+}
+
+fn default_max_supervisor_sockets() -> usize {
+    256
 }
 
 impl Default for SupervisorConfig {
@@ -106,6 +114,7 @@ impl Default for SupervisorConfig {
             tick_ms: 100,
             queue_refresh_ms: 900,
             socket_buffer: 64,
+            max_sockets: default_max_supervisor_sockets(),
         }
     }
 }
@@ -205,6 +214,11 @@ pub struct ServerConfig {
     /// On shutdown, how long requests in flight may take to finish.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: for a request from one of
+    /// these addresses, the per-address limits count the client the header names
+    /// (`core::limits::client_address`). Empty: the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn default_max_desktops_per_agent() -> usize {
@@ -273,6 +287,25 @@ pub struct ApiConfig {
     /// How long a session token from `POST /api/v1/login` lasts.
     #[serde(default = "default_session_ttl_ms")]
     pub session_ttl_ms: u64,
+    /// Password checks (Argon2id hashes and verifications, several MiB of memory each)
+    /// running at once; default twice the cores. A sign-in over that waits up to
+    /// `password_check_wait_ms` for its turn, then is 503 `busy`.
+    #[serde(default)]
+    pub max_concurrent_password_checks: Option<usize>,
+    #[serde(default = "default_password_check_wait_ms")]
+    pub password_check_wait_ms: u64,
+}
+
+fn default_password_check_wait_ms() -> u64 {
+    500
+}
+
+impl ApiConfig {
+    /// `max_concurrent_password_checks`, or twice the cores when unset.
+    pub fn password_checks(&self) -> usize {
+        self.max_concurrent_password_checks
+            .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+    }
 }
 
 fn default_allow_development_token() -> bool {
@@ -494,6 +527,12 @@ impl Config {
         }
         if self.api.session_ttl_ms < 1000 {
             return bad("api.session_ttl_ms", "must be at least 1000");
+        }
+        if self.api.max_concurrent_password_checks == Some(0) {
+            return bad("api.max_concurrent_password_checks", "must be at least 1");
+        }
+        if self.supervisor.max_sockets == 0 {
+            return bad("supervisor.max_sockets", "must be at least 1");
         }
         if self.wrapup.reasons.is_empty() {
             return bad("wrapup.reasons", "must list at least one reason");

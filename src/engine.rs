@@ -20,8 +20,8 @@ use crate::store::{Store, StoreError};
 pub use crate::core::{Command, Principal, QueueStats, Reply};
 pub use crate::protocol::{AgentDetail, EngineError, EngineStats, Observed, Query, QueryReply};
 
-/// Starts a router on `arbiter` over the floor rebuilt from what `store` holds; its
-/// agents' credentials replace those in `shared`.
+/// Starts a router on `arbiter` over the floor rebuilt from what `store` holds; what the
+/// core grants (tokens and valid sessions) replaces the credential index in `shared`.
 fn start_router(
     rules: &Rules,
     store: &Arc<dyn Store>,
@@ -33,11 +33,6 @@ fn start_router(
 ) -> Result<Addr<RouterActor>, StoreError> {
     let snapshot = store.load()?;
     let now = clock.now();
-    let credentials = snapshot
-        .agents
-        .iter()
-        .filter_map(|a| Some((a.credential.clone()?, a.id.clone())))
-        .collect();
     let mut floor = Floor::restore(
         rules.clone(),
         snapshot.queues,
@@ -49,13 +44,9 @@ fn start_router(
     );
     // What the outbox still holds goes to the channel again (it skips what it is sending).
     floor.resume_outbox(snapshot.outbox);
-    // Supervisors' credentials and sessions come back as effects, like agents' sessions.
-    shared.clear_supervisors();
-    floor.restore_supervision(snapshot.supervisors, snapshot.audit, now);
-    match shared.credentials.write() {
-        Ok(mut m) => *m = credentials,
-        Err(p) => *p.into_inner() = credentials,
-    }
+    floor.restore_supervision(snapshot.supervisors, snapshot.audit);
+    // Before the router answers anything, so no request finds the index empty.
+    shared.reset_accounts(floor.account_grants(now));
     shared.healthy.store(true, Ordering::SeqCst);
     let (store, clock, channel) = (store.clone(), clock.clone(), channel.clone());
     let (s, o) = (shared.clone(), observer.clone());
@@ -256,22 +247,30 @@ impl Engine {
         self.observer.subscribe()
     }
 
-    /// The agent a credential belongs to, without a round trip to the engine. The index
-    /// holds only credentials the store has (see [`Effect::Credential`]).
-    pub fn agent_for_credential(&self, credential: &str) -> Result<Option<AgentId>, EngineError> {
-        self.shared.agent_for_credential(credential)
+    /// Who a credential (a token's SHA-256) authenticates at `now`, without a round trip
+    /// to the engine. The index holds only credentials the store has (see
+    /// [`Effect::Credential`], [`Effect::Session`]).
+    pub fn principal_for(&self, credential: &str, now: Millis) -> Result<Option<Principal>, EngineError> {
+        self.shared.principal_for(credential, now)
     }
 
-    /// The agent a session credential belongs to while the session is valid at `now`,
-    /// without a round trip to the engine (see [`Effect::Session`]).
-    pub fn agent_for_session(&self, credential: &str, now: Millis) -> Result<Option<AgentId>, EngineError> {
-        self.shared.agent_for_session(credential, now)
+    /// A socket's hold on the credential it is opened with: `None` when the credential
+    /// does not work at `now`; otherwise told when it is revoked (see
+    /// [`crate::protocol::CredentialWatch`]).
+    pub fn watch_credential(
+        &self,
+        credential: &str,
+        now: Millis,
+    ) -> Result<Option<crate::protocol::CredentialWatch>, EngineError> {
+        self.shared.watch(credential, now)
     }
 
-    /// The supervisor a token's or a session's credential belongs to, without a round
-    /// trip to the engine (see [`Effect::SupervisorCredential`]).
-    pub fn supervisor_for(&self, credential: &str, now: Millis) -> Result<Option<SupervisorId>, EngineError> {
-        self.shared.supervisor_for(credential, now)
+    /// An account's password hash, if it exists and has a password.
+    pub async fn password_hash(&self, account: AccountRef) -> Result<Option<String>, EngineError> {
+        match self.ask(Query::PasswordHash(account)).await? {
+            QueryReply::PasswordHash(h) => Ok(h),
+            r => Err(unexpected_query("password_hash", &r)),
+        }
     }
 
     /// The queues' live figures as their queue actors last published them: those that

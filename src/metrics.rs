@@ -126,8 +126,20 @@ counter!(
 counter!(
     AUTH_FAILURES,
     "switchboard_auth_failures_total",
-    "Requests with a wrong or unknown token, by outcome (401 `rejected`, 429 `limited`).",
+    "Failed authentications by outcome: a wrong token or password (401 `rejected`), refused over a limit (429 `limited`), a sign-in refused because every password check was taken (503 `busy`).",
     &["outcome"]
+);
+counter!(
+    SOCKETS_CREDENTIAL_ENDED,
+    "switchboard_sockets_credential_ended_total",
+    "Desktop and supervisor sockets closed because their credential was revoked (`credential_revoked`) or their session expired (`session_expired`).",
+    &["reason"]
+);
+counter!(
+    SUPERVISOR_SOCKETS_REFUSED,
+    "switchboard_supervisor_sockets_refused_total",
+    "Supervisor sockets refused because supervisor.max_sockets were open.",
+    &[]
 );
 counter!(
     DESKTOPS_REFUSED,
@@ -309,6 +321,10 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
     CONFERENCES.with_label_values(&[]);
     RECOVERIES.with_label_values(&[]);
     DESKTOPS_REFUSED.with_label_values(&[]);
+    SUPERVISOR_SOCKETS_REFUSED.with_label_values(&[]);
+    for reason in ["credential_revoked", "session_expired"] {
+        SOCKETS_CREDENTIAL_ENDED.with_label_values(&[reason]);
+    }
     for what in ["step", "preference_ended"] {
         REROUTES.with_label_values(&[what]);
     }
@@ -329,7 +345,7 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
     for op in ["write", "probe", "read", "reopen"] {
         STORE_ERRORS.with_label_values(&[op]);
     }
-    for outcome in ["rejected", "limited"] {
+    for outcome in ["rejected", "limited", "busy"] {
         AUTH_FAILURES.with_label_values(&[outcome]);
     }
     for status in ["200", "400", "401", "403", "404", "409", "429", "500", "503"] {

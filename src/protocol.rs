@@ -37,6 +37,9 @@ pub enum Query {
         page_id: String,
         customer: String,
     },
+    /// An account's password hash (password sign-in verifies against it off the engine's
+    /// thread).
+    PasswordHash(AccountRef),
     /// A supervisor by id.
     Supervisor(SupervisorId),
     /// Every supervisor.
@@ -68,6 +71,7 @@ pub enum QueryReply {
     Violations(Vec<String>),
     Stats(EngineStats),
     CustomerName(Option<String>),
+    PasswordHash(Option<String>),
     Supervisor(Option<Box<Supervisor>>),
     Supervisors(Vec<Supervisor>),
     Audit(Vec<AuditEntry>),
@@ -87,6 +91,7 @@ impl QueryReply {
             QueryReply::Violations(_) => "violations",
             QueryReply::Stats(_) => "stats",
             QueryReply::CustomerName(_) => "customer_name",
+            QueryReply::PasswordHash(_) => "password_hash",
             QueryReply::Supervisor(_) => "supervisor",
             QueryReply::Supervisors(_) => "supervisors",
             QueryReply::Audit(_) => "audit",
@@ -184,21 +189,208 @@ impl EngineError {
 /// thread, written by the router actor.
 #[derive(Default)]
 pub struct Shared {
-    /// Agent credential (a token's hash) → agent id, for authentication at the edge.
-    /// Changed only by [`Effect::Credential`]s, so only once the change is durable.
-    pub credentials: RwLock<HashMap<String, AgentId>>,
-    /// Session credential (a session token's hash) → agent id and expiry, for password
-    /// sign-ins. Changed only by [`Effect::Session`]s, so only once the change is durable.
-    pub sessions: RwLock<HashMap<String, (AgentId, Millis)>>,
+    /// Every credential that authenticates, agents' and supervisors' alike (API.md
+    /// "Authentication"), and the sockets opened with each. Changed only by
+    /// [`Effect::Credential`]s and [`Effect::Session`]s, so only once a change is durable,
+    /// and at (re)start from [`Floor::account_grants`].
+    pub accounts: RwLock<AccountIndex>,
     /// False once a write to the store has failed.
     pub healthy: AtomicBool,
-    /// Supervisor credential → supervisor id ([`Effect::SupervisorCredential`]).
-    pub supervisor_credentials: RwLock<HashMap<String, SupervisorId>>,
-    /// Supervisor session credential → supervisor id and expiry ([`Effect::SupervisorSession`]).
-    pub supervisor_sessions: RwLock<HashMap<String, (SupervisorId, Millis)>>,
     /// Each queue's live figures as its queue actor last published them (the supervisor
     /// hub reads them once per tick).
     pub queue_board: std::sync::Mutex<QueueBoard>,
+}
+
+/// Why a socket's credential stopped working (API.md "A credential's sockets end with it").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialEnd {
+    /// Sign-out, token reissue, a password change or the account's deletion.
+    Revoked,
+    /// The session's time ran out.
+    Expired,
+}
+
+impl CredentialEnd {
+    /// The close reason sent to the socket.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CredentialEnd::Revoked => "credential_revoked",
+            CredentialEnd::Expired => "session_expired",
+        }
+    }
+}
+
+/// The credential index: credential (a token's SHA-256) → the account it authenticates and,
+/// for a session, its expiry; and for each credential the sockets opened with it, told
+/// when it is revoked.
+#[derive(Debug, Default)]
+pub struct AccountIndex {
+    grants: HashMap<String, (AccountRef, Option<Millis>)>,
+    watchers: HashMap<String, Vec<Watcher>>,
+    next_watcher: u64,
+}
+
+impl AccountIndex {
+    /// The account `credential` authenticates at `now` and, for a session, when it expires.
+    pub fn lookup(&self, credential: &str, now: Millis) -> Option<(&AccountRef, Option<Millis>)> {
+        self.grants
+            .get(credential)
+            .filter(|(_, expires_at)| expires_at.map_or(true, |at| session_valid(at, now)))
+            .map(|(account, expires_at)| (account, *expires_at))
+    }
+
+    fn grant(&mut self, account: &AccountRef, credential: String, expires_at: Option<Millis>) {
+        self.grants.insert(credential, (account.clone(), expires_at));
+    }
+
+    /// `credential` stops working; every socket opened with it is told.
+    fn revoke(&mut self, credential: &str) {
+        self.grants.remove(credential);
+        for w in self.watchers.remove(credential).unwrap_or_default() {
+            w.tell();
+        }
+    }
+
+    /// Carries out an [`Effect::Credential`].
+    pub fn apply_credential(&mut self, account: &AccountRef, revoked: Option<String>, granted: Option<String>) {
+        if let Some(old) = revoked {
+            self.revoke(&old);
+        }
+        if let Some(new) = granted {
+            self.grant(account, new, None);
+        }
+    }
+
+    /// Carries out an [`Effect::Session`].
+    pub fn apply_session(&mut self, account: &AccountRef, ended: Vec<String>, started: Option<(String, Millis)>) {
+        for c in ended {
+            self.revoke(&c);
+        }
+        if let Some((c, expires_at)) = started {
+            self.grant(account, c, Some(expires_at));
+        }
+    }
+
+    /// Replaces every grant by `grants` (a (re)start); a socket whose credential is not
+    /// among them any more is told it was revoked.
+    pub fn reset(&mut self, grants: Vec<(AccountRef, Grant)>) {
+        self.grants = grants
+            .into_iter()
+            .map(|(account, g)| (g.credential, (account, g.expires_at)))
+            .collect();
+        let gone: Vec<String> = self
+            .watchers
+            .keys()
+            .filter(|c| !self.grants.contains_key(*c))
+            .cloned()
+            .collect();
+        for c in gone {
+            for w in self.watchers.remove(&c).unwrap_or_default() {
+                w.tell();
+            }
+        }
+    }
+
+    /// Registers a socket opened with `credential`, if it works at `now` (checked in the
+    /// same step, so no revocation falls between the check and the registration).
+    fn watch(&mut self, credential: &str, now: Millis) -> Option<CredentialWatch> {
+        let (account, expires_at) = self.lookup(credential, now).map(|(a, e)| (a.clone(), e))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let id = self.next_watcher;
+        self.next_watcher += 1;
+        let revoked = Arc::new(AtomicBool::new(false));
+        let list = self.watchers.entry(credential.to_string()).or_default();
+        // Sockets that ended without saying so (their receiver is gone) go too.
+        list.retain(|w| !w.tx.is_closed());
+        list.push(Watcher {
+            id,
+            revoked: revoked.clone(),
+            tx,
+        });
+        Some(CredentialWatch {
+            account,
+            credential: credential.to_string(),
+            expires_at,
+            revoked,
+            told: Some(rx),
+            id,
+            shared: std::sync::Weak::new(),
+        })
+    }
+
+    fn unwatch(&mut self, credential: &str, id: u64) {
+        if let Some(list) = self.watchers.get_mut(credential) {
+            list.retain(|w| w.id != id);
+            if list.is_empty() {
+                self.watchers.remove(credential);
+            }
+        }
+    }
+
+    /// Sockets registered now (tests and metrics).
+    pub fn watched(&self) -> usize {
+        self.watchers.values().map(Vec::len).sum()
+    }
+}
+
+type WatchRx = tokio::sync::oneshot::Receiver<CredentialEnd>;
+
+/// A socket registered on a credential: a flag set in the same step as the revocation
+/// (read before each frame the socket sends) and a channel that wakes the socket to close.
+#[derive(Debug)]
+struct Watcher {
+    id: u64,
+    revoked: Arc<AtomicBool>,
+    tx: tokio::sync::oneshot::Sender<CredentialEnd>,
+}
+
+impl Watcher {
+    fn tell(self) {
+        self.revoked.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.tx.send(CredentialEnd::Revoked);
+    }
+}
+
+/// A socket's hold on the credential it was opened with: the account, the session's
+/// expiry, and a receiver told when the credential is revoked. Dropping it (the socket
+/// ended) unregisters it.
+#[derive(Debug)]
+pub struct CredentialWatch {
+    pub account: AccountRef,
+    /// The credential, to re-check before each command.
+    pub credential: String,
+    /// A session's expiry; `None` for a token.
+    pub expires_at: Option<Millis>,
+    /// Set in the same step as the credential is revoked.
+    revoked: Arc<AtomicBool>,
+    /// Told once if the credential is revoked. Take it to wait on it.
+    pub told: Option<WatchRx>,
+    id: u64,
+    shared: std::sync::Weak<Shared>,
+}
+
+impl CredentialWatch {
+    /// Why the credential no longer works, as far as this watch knows (revoked, or
+    /// expired at `now`); `None` while it works. Cheap enough to ask before every frame:
+    /// an atomic load, and the clock only for a session.
+    pub fn ended(&self, now: impl FnOnce() -> Millis) -> Option<CredentialEnd> {
+        if self.revoked.load(std::sync::atomic::Ordering::SeqCst) {
+            return Some(CredentialEnd::Revoked);
+        }
+        match self.expires_at {
+            Some(at) if !session_valid(at, now()) => Some(CredentialEnd::Expired),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for CredentialWatch {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            let mut index = shared.accounts.write().unwrap_or_else(|p| p.into_inner());
+            index.unwatch(&self.credential, self.id);
+        }
+    }
 }
 
 /// The queue actors' live figures, and which changed since the hub last looked.
@@ -263,74 +455,57 @@ pub struct FloorDelta {
 }
 
 impl Shared {
-    /// Carries out an [`Effect::SupervisorCredential`].
-    pub fn apply_supervisor_credential(
+    fn index(&self) -> Result<std::sync::RwLockWriteGuard<'_, AccountIndex>, EngineError> {
+        self.accounts
+            .write()
+            .map_err(|_| EngineError::Poisoned("the credential index"))
+    }
+
+    /// Who `credential` authenticates at `now`.
+    pub fn principal_for(&self, credential: &str, now: Millis) -> Result<Option<Principal>, EngineError> {
+        let index = self
+            .accounts
+            .read()
+            .map_err(|_| EngineError::Poisoned("the credential index"))?;
+        Ok(index.lookup(credential, now).map(|(a, _)| a.principal()))
+    }
+
+    /// Carries out an [`Effect::Credential`].
+    pub fn apply_credential(
         &self,
-        supervisor: &str,
+        account: &AccountRef,
         revoked: Option<String>,
         granted: Option<String>,
     ) -> Result<(), EngineError> {
-        let mut m = self
-            .supervisor_credentials
-            .write()
-            .map_err(|_| EngineError::Poisoned("the supervisor credential index"))?;
-        if let Some(old) = revoked {
-            m.remove(&old);
-        }
-        if let Some(new) = granted {
-            m.insert(new, supervisor.into());
-        }
+        self.index()?.apply_credential(account, revoked, granted);
         Ok(())
     }
 
-    /// Carries out an [`Effect::SupervisorSession`].
-    pub fn apply_supervisor_session(
+    /// Carries out an [`Effect::Session`].
+    pub fn apply_session(
         &self,
-        supervisor: &str,
+        account: &AccountRef,
         ended: Vec<String>,
         started: Option<(String, Millis)>,
     ) -> Result<(), EngineError> {
-        let mut m = self
-            .supervisor_sessions
-            .write()
-            .map_err(|_| EngineError::Poisoned("the supervisor session index"))?;
-        for c in ended {
-            m.remove(&c);
-        }
-        if let Some((c, expires_at)) = started {
-            m.insert(c, (supervisor.into(), expires_at));
-        }
+        self.index()?.apply_session(account, ended, started);
         Ok(())
     }
 
-    /// The supervisor a token credential or a valid session credential belongs to.
-    pub fn supervisor_for(&self, credential: &str, now: Millis) -> Result<Option<SupervisorId>, EngineError> {
-        let m = self
-            .supervisor_credentials
-            .read()
-            .map_err(|_| EngineError::Poisoned("the supervisor credential index"))?;
-        if let Some(s) = m.get(credential) {
-            return Ok(Some(s.clone()));
-        }
-        drop(m);
-        let m = self
-            .supervisor_sessions
-            .read()
-            .map_err(|_| EngineError::Poisoned("the supervisor session index"))?;
-        Ok(m.get(credential)
-            .filter(|(_, expires_at)| session_valid(*expires_at, now))
-            .map(|(s, _)| s.clone()))
+    /// Fills the index from what the core grants at a (re)start.
+    pub fn reset_accounts(&self, grants: Vec<(AccountRef, Grant)>) {
+        let mut index = self.accounts.write().unwrap_or_else(|p| p.into_inner());
+        index.reset(grants);
     }
 
-    /// Forgets every supervisor credential and session (a rebuild adds back what the
-    /// store has).
-    pub fn clear_supervisors(&self) {
-        if let Ok(mut m) = self.supervisor_credentials.write() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.supervisor_sessions.write() {
-            m.clear();
-        }
+    /// A socket's hold on `credential` ([`CredentialWatch`]), or `None` when it does not
+    /// work at `now`.
+    pub fn watch(self: &Arc<Self>, credential: &str, now: Millis) -> Result<Option<CredentialWatch>, EngineError> {
+        let watched = self.index()?.watch(credential, now);
+        Ok(watched.map(|mut w| {
+            w.shared = Arc::downgrade(self);
+            w
+        }))
     }
 
     /// A queue actor publishes its figures.
@@ -338,65 +513,5 @@ impl Shared {
         let mut b = self.queue_board.lock().unwrap_or_else(|p| p.into_inner());
         b.changed.insert(figures.id.clone());
         b.figures.insert(figures.id.clone(), figures);
-    }
-
-    /// Carries out an [`Effect::Credential`].
-    pub fn apply_credential(
-        &self,
-        agent: &str,
-        revoked: Option<String>,
-        granted: Option<String>,
-    ) -> Result<(), EngineError> {
-        let mut m = self
-            .credentials
-            .write()
-            .map_err(|_| EngineError::Poisoned("the credential index"))?;
-        if let Some(old) = revoked {
-            m.remove(&old);
-        }
-        if let Some(new) = granted {
-            m.insert(new, agent.into());
-        }
-        Ok(())
-    }
-
-    /// Carries out an [`Effect::Session`].
-    pub fn apply_session(
-        &self,
-        agent: &str,
-        ended: Vec<String>,
-        started: Option<(String, Millis)>,
-    ) -> Result<(), EngineError> {
-        let mut m = self
-            .sessions
-            .write()
-            .map_err(|_| EngineError::Poisoned("the session index"))?;
-        for c in ended {
-            m.remove(&c);
-        }
-        if let Some((c, expires_at)) = started {
-            m.insert(c, (agent.into(), expires_at));
-        }
-        Ok(())
-    }
-
-    /// The agent a session credential belongs to while the session is valid at `now`.
-    pub fn agent_for_session(&self, credential: &str, now: Millis) -> Result<Option<AgentId>, EngineError> {
-        let m = self
-            .sessions
-            .read()
-            .map_err(|_| EngineError::Poisoned("the session index"))?;
-        Ok(m.get(credential)
-            .filter(|(_, expires_at)| session_valid(*expires_at, now))
-            .map(|(agent, _)| agent.clone()))
-    }
-
-    /// The agent a credential belongs to.
-    pub fn agent_for_credential(&self, credential: &str) -> Result<Option<AgentId>, EngineError> {
-        let m = self
-            .credentials
-            .read()
-            .map_err(|_| EngineError::Poisoned("the credential index"))?;
-        Ok(m.get(credential).cloned())
     }
 }

@@ -427,6 +427,7 @@ fn a_failing_write_makes_the_engine_unhealthy() {
 /// the credential index follows only what is durable.
 #[test]
 fn a_credential_works_only_once_durable() {
+    let agent = |id: &str| switchboard::core::Principal::Agent(id.into());
     let dir = tempfile::tempdir().unwrap();
     let (store, fail) = failing_store(dir.path());
     let s = store.clone();
@@ -444,17 +445,17 @@ fn a_credential_works_only_once_durable() {
             skills: Default::default(),
         };
         e.exec(create("a1", "old-hash")).await.unwrap();
-        assert_eq!(e.agent_for_credential("old-hash").unwrap().as_deref(), Some("a1"));
+        assert_eq!(e.principal_for("old-hash", T0).unwrap(), Some(agent("a1")));
         fail.store(true, Ordering::SeqCst);
         let reissue = Command::SetCredential {
-            agent: "a1".into(),
+            account: switchboard::core::AccountRef::agent("a1"),
             credential: "new-hash".into(),
         };
         assert_eq!(e.exec(reissue).await.unwrap_err().code(), "store_unavailable");
-        assert_eq!(e.agent_for_credential("new-hash").unwrap(), None);
-        assert_eq!(e.agent_for_credential("old-hash").unwrap().as_deref(), Some("a1"));
+        assert_eq!(e.principal_for("new-hash", T0).unwrap(), None);
+        assert_eq!(e.principal_for("old-hash", T0).unwrap(), Some(agent("a1")));
         assert!(e.exec(create("a2", "a2-hash")).await.is_err());
-        assert_eq!(e.agent_for_credential("a2-hash").unwrap(), None);
+        assert_eq!(e.principal_for("a2-hash", T0).unwrap(), None);
     });
     store.close();
     drop(store);

@@ -1,4 +1,5 @@
-//! One actor per agent: the agent's desktops and its automatic wrap-up timers.
+//! One actor per agent: the agent's desktops. (Its automatic wrap-up deadlines are the
+//! core's: the router sleeps until the next one.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -6,9 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
-use super::router::{FireTimer, RouterActor};
-use super::{delay, Clock};
-use crate::core::{AgentEvent, AgentId, ConversationId, Millis, Timer};
+use crate::core::{AgentEvent, AgentId};
 
 /// Events queued for one desktop before it counts as too slow and is dropped.
 pub const SUBSCRIBER_BUFFER: usize = 1024;
@@ -17,23 +16,16 @@ pub const SUBSCRIBER_BUFFER: usize = 1024;
 pub struct AgentActor {
     /// The agent this actor serves.
     agent: AgentId,
-    router: Addr<RouterActor>,
-    clock: Arc<dyn Clock>,
     /// Connected desktops by subscription number. A desktop whose buffer is full is
     /// dropped (its receiver sees the end of the stream) and resumes by reconnecting.
     subscribers: HashMap<u64, mpsc::Sender<Arc<AgentEvent>>>,
-    /// Armed automatic wrap-up timers by conversation.
-    wrapup_timers: HashMap<ConversationId, SpawnHandle>,
 }
 
 impl AgentActor {
-    pub fn new(agent: AgentId, router: Addr<RouterActor>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(agent: AgentId) -> Self {
         AgentActor {
             agent,
-            router,
-            clock,
             subscribers: HashMap::new(),
-            wrapup_timers: HashMap::new(),
         }
     }
 }
@@ -85,37 +77,6 @@ impl Handler<AddSubscriber> for AgentActor {
     }
 }
 
-/// Arm the automatic wrap-up of `conversation` at `at`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ArmWrapup {
-    pub conversation: ConversationId,
-    pub at: Millis,
-}
-
-impl Handler<ArmWrapup> for AgentActor {
-    type Result = ();
-
-    /// When it fires, the router asks the core, which ignores it if the wrap-up was
-    /// submitted meanwhile.
-    fn handle(&mut self, msg: ArmWrapup, ctx: &mut Self::Context) {
-        let _span = tracing::trace_span!("agent_actor", agent = %self.agent, message = "ArmWrapup").entered();
-        let timer = Timer::Wrapup {
-            agent: self.agent.clone(),
-            conversation: msg.conversation.clone(),
-        };
-        let router = self.router.clone();
-        let conversation = msg.conversation.clone();
-        let handle = ctx.run_later(delay(self.clock.now(), msg.at), move |act, _| {
-            act.wrapup_timers.remove(&conversation);
-            router.do_send(FireTimer { timer });
-        });
-        if let Some(old) = self.wrapup_timers.insert(msg.conversation, handle) {
-            ctx.cancel_future(old);
-        }
-    }
-}
-
 /// How many desktops are connected (for metrics and tests).
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -133,7 +94,7 @@ impl Handler<CountSubscribers> for AgentActor {
 
 /// The router that owns this actor was replaced (the engine rebuilt itself): drop every
 /// desktop (each sees its event stream end, closes with 1013 and resumes from `hello` on
-/// reconnecting) and stop, with the automatic wrap-up timers.
+/// reconnecting) and stop.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Retire;
@@ -144,9 +105,6 @@ impl Handler<Retire> for AgentActor {
     fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) {
         let _span = tracing::trace_span!("agent_actor", agent = %self.agent, message = "Retire").entered();
         self.subscribers.clear();
-        for (_, handle) in self.wrapup_timers.drain() {
-            ctx.cancel_future(handle);
-        }
         ctx.stop();
     }
 }

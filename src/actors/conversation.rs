@@ -1,12 +1,11 @@
-//! One actor per open conversation: its offer deadline and its customer channel.
+//! One actor per conversation that has something for its customer: it talks to the
+//! customer's channel. (Deadlines are the core's: the router sleeps until the next one.)
 
 use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::router::{FireTimer, RouterActor};
-use super::{delay, Clock};
-use crate::core::{ConversationId, Message, Millis, Outbound, Timer};
+use crate::core::{ConversationId, Message, Outbound};
 
 /// Where agent and system messages go to reach the customer (the Messenger Send API for
 /// Messenger conversations). The REST channel's customer reads the transcript instead.
@@ -30,110 +29,20 @@ impl CustomerChannel for NoChannel {
     fn ended(&self, _conversation: &ConversationId, _reason: &str) {}
 }
 
-/// Runs the offer deadline of one conversation and talks to its customer's channel.
+/// Talks to one conversation's customer channel, in the order the router decided.
 pub struct ConversationActor {
     conversation: ConversationId,
-    router: Addr<RouterActor>,
-    clock: Arc<dyn Clock>,
     channel: Arc<dyn CustomerChannel>,
-    /// The armed offer deadline; a new offer replaces it.
-    offer_timer: Option<SpawnHandle>,
-    /// The armed routing deadline (step or preference) and inactivity deadline; a new
-    /// one of a kind replaces the armed one.
-    route_timer: Option<SpawnHandle>,
-    inactivity_timer: Option<SpawnHandle>,
 }
 
 impl ConversationActor {
-    pub fn new(
-        conversation: ConversationId,
-        router: Addr<RouterActor>,
-        clock: Arc<dyn Clock>,
-        channel: Arc<dyn CustomerChannel>,
-    ) -> Self {
-        ConversationActor {
-            conversation,
-            router,
-            clock,
-            channel,
-            offer_timer: None,
-            route_timer: None,
-            inactivity_timer: None,
-        }
+    pub fn new(conversation: ConversationId, channel: Arc<dyn CustomerChannel>) -> Self {
+        ConversationActor { conversation, channel }
     }
 }
 
 impl Actor for ConversationActor {
     type Context = Context<Self>;
-}
-
-/// Arm the deadline of offer `offer` at `at`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ArmOffer {
-    pub offer: u64,
-    pub at: Millis,
-}
-
-impl Handler<ArmOffer> for ConversationActor {
-    type Result = ();
-
-    /// Replaces any earlier deadline: a conversation has at most one offer at a time.
-    fn handle(&mut self, msg: ArmOffer, ctx: &mut Self::Context) {
-        let _span = tracing::trace_span!("conversation_actor", conversation = %self.conversation, message = "ArmOffer")
-            .entered();
-        let timer = Timer::Offer {
-            conversation: self.conversation.clone(),
-            offer: msg.offer,
-        };
-        let router = self.router.clone();
-        let handle = ctx.run_later(delay(self.clock.now(), msg.at), move |act, _| {
-            act.offer_timer = None;
-            router.do_send(FireTimer { timer });
-        });
-        if let Some(old) = self.offer_timer.replace(handle) {
-            ctx.cancel_future(old);
-        }
-    }
-}
-
-/// Arm a routing deadline ([`Timer::Route`]) or the inactivity deadline
-/// ([`Timer::Inactivity`]) of this conversation at `at`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ArmDeadline {
-    pub timer: Timer,
-    pub at: Millis,
-}
-
-impl Handler<ArmDeadline> for ConversationActor {
-    type Result = ();
-
-    /// Replaces the armed deadline of the same kind: the core arms at most one of each.
-    fn handle(&mut self, msg: ArmDeadline, ctx: &mut Self::Context) {
-        let _span =
-            tracing::trace_span!("conversation_actor", conversation = %self.conversation, message = "ArmDeadline")
-                .entered();
-        let inactivity = matches!(msg.timer, Timer::Inactivity { .. });
-        let router = self.router.clone();
-        let timer = msg.timer;
-        let handle = ctx.run_later(delay(self.clock.now(), msg.at), move |act, _| {
-            if inactivity {
-                act.inactivity_timer = None;
-            } else {
-                act.route_timer = None;
-            }
-            router.do_send(FireTimer { timer });
-        });
-        let slot = if inactivity {
-            &mut self.inactivity_timer
-        } else {
-            &mut self.route_timer
-        };
-        if let Some(old) = slot.replace(handle) {
-            ctx.cancel_future(old);
-        }
-    }
 }
 
 /// Deliver an agent or system message to the customer.

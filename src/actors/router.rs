@@ -14,10 +14,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::agent::{AddSubscriber, AgentActor, ArmWrapup, CountSubscribers, Deliver};
-use super::conversation::{ArmDeadline, ArmOffer, Close, ConversationActor, CustomerChannel, ToCustomer};
+use super::agent::{AddSubscriber, AgentActor, CountSubscribers, Deliver};
+use super::conversation::{Close, ConversationActor, CustomerChannel, ToCustomer};
 use super::queue::{Figures, QueueActor, QueueFigures};
-use super::Clock;
+use super::{delay, Clock};
 use crate::core::*;
 use crate::protocol::{AgentDetail, EngineError, EngineStats, FloorDelta, Observed, Query, QueryReply, Shared};
 use crate::store::{Store, StoreError};
@@ -74,6 +74,10 @@ pub struct RouterActor {
     /// Last owners (preferred agents) written by operations whose commit is under way, by
     /// (entry point, customer), with the operation's `seq`: the store answers for the rest.
     owners_in_flight: FastMap<(EntryPointId, String), (LastOwner, u64)>,
+    /// The one timer of the engine: set for the floor's next deadline
+    /// ([`Floor::next_deadline`]), at which the router hands the time back
+    /// ([`Floor::fire_due`]). Re-set after every operation that moves the next deadline.
+    wake: Option<(Millis, SpawnHandle)>,
 }
 
 /// The records changed since the supervisor hub last asked ([`Query::WatchDelta`]): ids
@@ -115,24 +119,25 @@ impl RouterActor {
             fenced: false,
             mids_in_flight: FastMap::default(),
             watch: None,
+            wake: None,
             owners_in_flight: FastMap::default(),
         }
     }
 
-    fn agent_actor(&mut self, id: &str, ctx: &mut Context<Self>) -> Addr<AgentActor> {
+    fn agent_actor(&mut self, id: &str) -> Addr<AgentActor> {
         if let Some(a) = self.agents.get(id) {
             return a.clone();
         }
-        let addr = AgentActor::new(id.into(), ctx.address(), self.clock.clone()).start();
+        let addr = AgentActor::new(id.into()).start();
         self.agents.insert(id.into(), addr.clone());
         addr
     }
 
-    fn conversation_actor(&mut self, id: &str, ctx: &mut Context<Self>) -> Addr<ConversationActor> {
+    fn conversation_actor(&mut self, id: &str) -> Addr<ConversationActor> {
         if let Some(a) = self.conversations.get(id) {
             return a.clone();
         }
-        let addr = ConversationActor::new(id.into(), ctx.address(), self.clock.clone(), self.channel.clone()).start();
+        let addr = ConversationActor::new(id.into(), self.channel.clone()).start();
         self.conversations.insert(id.into(), addr.clone());
         addr
     }
@@ -186,42 +191,17 @@ impl RouterActor {
     }
 
     /// Carries out what the core decided, after the changes are durable.
-    fn carry_out(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
+    fn carry_out(&mut self, effects: Vec<Effect>) {
         let mut queues_touched = BTreeSet::new();
         for effect in effects {
             match effect {
                 Effect::Notify { agent, event } => {
                     let event = Arc::new(event);
-                    self.agent_actor(&agent, ctx).do_send(Deliver { event: event.clone() });
+                    self.agent_actor(&agent).do_send(Deliver { event: event.clone() });
                     self.publish(Observed::Agent { agent, event });
                 }
-                Effect::Arm {
-                    timer: Timer::Offer { conversation, offer },
-                    at,
-                } => {
-                    self.conversation_actor(&conversation, ctx)
-                        .do_send(ArmOffer { offer, at });
-                }
-                Effect::Arm {
-                    timer: Timer::Wrapup { agent, conversation },
-                    at,
-                } => {
-                    self.agent_actor(&agent, ctx).do_send(ArmWrapup { conversation, at });
-                }
-                Effect::Arm {
-                    timer: timer @ (Timer::Route { .. } | Timer::Inactivity { .. }),
-                    at,
-                } => {
-                    let conversation = match &timer {
-                        Timer::Route { conversation } | Timer::Inactivity { conversation } => conversation.clone(),
-                        _ => continue,
-                    };
-                    self.conversation_actor(&conversation, ctx)
-                        .do_send(ArmDeadline { timer, at });
-                }
                 Effect::Deliver { conversation, message } => {
-                    self.conversation_actor(&conversation, ctx)
-                        .do_send(ToCustomer { message });
+                    self.conversation_actor(&conversation).do_send(ToCustomer { message });
                 }
                 Effect::Send(outbound) => {
                     self.channel.send(outbound);
@@ -235,35 +215,21 @@ impl RouterActor {
                     }
                 }
                 Effect::Credential {
-                    agent,
+                    account,
                     revoked,
                     granted,
                 } => {
-                    if let Err(e) = self.shared.apply_credential(&agent, revoked, granted) {
-                        tracing::error!(%agent, error = %e, "credential index not updated");
+                    if let Err(e) = self.shared.apply_credential(&account, revoked, granted) {
+                        tracing::error!(%account, error = %e, "credential index not updated");
                     }
                 }
-                Effect::Session { agent, ended, started } => {
-                    if let Err(e) = self.shared.apply_session(&agent, ended, started) {
-                        tracing::error!(%agent, error = %e, "session index not updated");
-                    }
-                }
-                Effect::SupervisorCredential {
-                    supervisor,
-                    revoked,
-                    granted,
-                } => {
-                    if let Err(e) = self.shared.apply_supervisor_credential(&supervisor, revoked, granted) {
-                        tracing::error!(%supervisor, error = %e, "supervisor credential index not updated");
-                    }
-                }
-                Effect::SupervisorSession {
-                    supervisor,
+                Effect::Session {
+                    account,
                     ended,
                     started,
                 } => {
-                    if let Err(e) = self.shared.apply_supervisor_session(&supervisor, ended, started) {
-                        tracing::error!(%supervisor, error = %e, "supervisor session index not updated");
+                    if let Err(e) = self.shared.apply_session(&account, ended, started) {
+                        tracing::error!(%account, error = %e, "credential index not updated");
                     }
                 }
                 Effect::Observe(o) => {
@@ -357,6 +323,7 @@ impl RouterActor {
     /// Commits resolve in order, but actix may poll the futures waiting on them in any
     /// order; the `pending` queue is what keeps events and answers in decision order.
     fn finish(&mut self, answer: Answer, ctx: &mut Context<Self>) {
+        self.set_wake(ctx);
         let changes = self.floor.take_changes();
         let effects = self.floor.take_effects();
         // Only written while preferred agents are on: no scan of the changes otherwise.
@@ -427,9 +394,43 @@ impl RouterActor {
         );
     }
 
+    /// Sets the engine's timer for the floor's next deadline, unless it is set for it
+    /// already. Cheap when nothing moved: one look at the first entry of the table.
+    fn set_wake(&mut self, ctx: &mut Context<Self>) {
+        let next = self.floor.next_deadline();
+        if next == self.wake.as_ref().map(|(at, _)| *at) {
+            return;
+        }
+        if let Some((_, handle)) = self.wake.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = next {
+            let handle = ctx.run_later(delay(self.clock.now(), at), |act, ctx| act.woken(ctx));
+            self.wake = Some((at, handle));
+        }
+    }
+
+    /// The engine's timer went off: every deadline due now fires, as one operation.
+    fn woken(&mut self, ctx: &mut Context<Self>) {
+        self.wake = None;
+        if self.failed.is_some() {
+            // A router that cannot commit changes nothing; the rebuilt one re-arms
+            // every deadline from the store.
+            return;
+        }
+        let _span = tracing::debug_span!("deadlines").entered();
+        let fired = self.floor.fire_due(self.clock.now());
+        if fired == 0 {
+            // Woken a little early (the timer and the clock need not agree): sleep again.
+            self.set_wake(ctx);
+            return;
+        }
+        self.finish(Box::new(|_| {}), ctx);
+    }
+
     /// Records the outcome of commit `seq`, then completes every operation at the front of
     /// the queue whose commit is settled, in order.
-    fn settle(&mut self, seq: u64, outcome: Result<(), StoreError>, ctx: &mut Context<Self>) {
+    fn settle(&mut self, seq: u64, outcome: Result<(), StoreError>, _ctx: &mut Context<Self>) {
         if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
             p.outcome = Some(outcome);
         }
@@ -444,7 +445,7 @@ impl RouterActor {
             let evicted = p.evicted;
             match p.outcome {
                 Some(Ok(())) if self.failed.is_none() => {
-                    self.carry_out(p.effects, ctx);
+                    self.carry_out(p.effects);
                     (p.answer)(None);
                 }
                 Some(Err(e)) => {
@@ -473,21 +474,15 @@ impl RouterActor {
         }
     }
 
-    /// Creates the actors for a restored floor and carries out its first effects.
-    fn start_restored(&mut self, ctx: &mut Context<Self>) {
+    /// Starts the queue actors of a restored floor with their figures. Agent and
+    /// conversation actors start when they first have something to carry out (a desktop,
+    /// a message for the customer): a restored floor of a million open conversations
+    /// starts no million actors.
+    fn start_restored(&mut self) {
         let queues: Vec<_> = self.floor.queues().map(|q| q.id.clone()).collect();
         for q in queues {
             let figures = self.figures(&q);
             self.queue_actor(&q).do_send(Figures(figures));
-        }
-        let open: Vec<_> = self
-            .floor
-            .conversations()
-            .filter(|c| c.is_open())
-            .map(|c| c.id.clone())
-            .collect();
-        for id in open {
-            self.conversation_actor(&id, ctx);
         }
     }
 }
@@ -498,7 +493,7 @@ impl Actor for RouterActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Commands queue up behind a commit; give the mailbox room for bursts.
         ctx.set_mailbox_capacity(65_536);
-        self.start_restored(ctx);
+        self.start_restored();
         // Recovery re-offers with fresh deadlines; those offers must be durable before the
         // desktops see them, like any other change.
         self.finish(Box::new(|_| {}), ctx);
@@ -662,28 +657,6 @@ impl Handler<ExecBatch> for RouterActor {
     }
 }
 
-/// A timer fired.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct FireTimer {
-    pub timer: Timer,
-}
-
-impl Handler<FireTimer> for RouterActor {
-    type Result = ();
-
-    /// The core ignores stale timers (offer accepted or wrap-up submitted meanwhile).
-    fn handle(&mut self, msg: FireTimer, ctx: &mut Self::Context) {
-        if self.failed.is_some() {
-            return;
-        }
-        let _span = tracing::debug_span!("timer", timer = ?msg.timer).entered();
-        let now = self.clock.now();
-        self.floor.fire(&msg.timer, now);
-        self.finish(Box::new(|_| {}), ctx);
-    }
-}
-
 /// Read something.
 #[derive(Message)]
 #[rtype(result = "Result<QueryReply, EngineError>")]
@@ -727,6 +700,7 @@ impl Handler<Ask> for RouterActor {
             Query::CustomerName { page_id, customer } => {
                 QueryReply::CustomerName(self.store.customer_name(&page_id, &customer)?)
             }
+            Query::PasswordHash(who) => QueryReply::PasswordHash(f.password_hash(&who).map(str::to_string)),
             Query::Supervisor(id) => QueryReply::Supervisor(f.supervisor(&id).map(|s| Box::new(s.clone()))),
             Query::Supervisors => QueryReply::Supervisors(f.supervisors().into_iter().cloned().collect()),
             Query::Audit { agent, limit } => QueryReply::Audit(f.audit(agent.as_deref(), limit)),
@@ -780,7 +754,7 @@ impl Handler<Subscribe> for RouterActor {
 
     /// The snapshot and the subscription are taken in one step, so no event falls between
     /// them: every later effect for this agent is sent after the subscriber is added.
-    fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
         let _span = tracing::debug_span!("subscribe", agent = %msg.agent).entered();
         let a = self
             .floor
@@ -790,7 +764,7 @@ impl Handler<Subscribe> for RouterActor {
         let (tx, rx) = mpsc::channel(super::agent::SUBSCRIBER_BUFFER);
         let id = self.next_subscription;
         self.next_subscription += 1;
-        self.agent_actor(&msg.agent, ctx).do_send(AddSubscriber { id, tx });
+        self.agent_actor(&msg.agent).do_send(AddSubscriber { id, tx });
         Ok((detail, rx))
     }
 }

@@ -1,8 +1,8 @@
 //! Who is calling: the admin, an agent, a supervisor, or nobody.
 //!
-//! An agent acts with its token or with a session token from a password sign-in
-//! ([`super::signin`]); both are looked up by their SHA-256, sessions only until they
-//! expire.
+//! An agent or a supervisor acts with its token or with a session token from a password
+//! sign-in ([`super::signin`]); both are looked up by their SHA-256 in the engine's one
+//! credential index, sessions only until they expire.
 //!
 //! The admin token comes from config and is compared in constant time (`subtle`). Agent
 //! tokens are 32 random bytes from the OS CSPRNG; the engine only ever sees their SHA-256
@@ -110,24 +110,33 @@ pub fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError
     if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
         return Ok(Some(Caller::Admin));
     }
-    let credential = credential_of(token);
-    if let Some(agent) = state.engine.agent_for_credential(&credential)? {
-        return Ok(Some(Caller::Agent(agent)));
+    Ok(state.engine.principal_for(&credential_of(token), now_ms())?)
+}
+
+/// The client address a request counts for in per-address limits: the TCP peer, or the
+/// client a trusted proxy names (`server.trusted_proxies`, [`crate::core::limits::client_address`]).
+pub fn client_address(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if state.trusted_proxies.is_empty() {
+        return Some(peer);
     }
-    if let Some(agent) = state.engine.agent_for_session(&credential, now_ms())? {
-        return Ok(Some(Caller::Agent(agent)));
-    }
-    Ok(state
-        .engine
-        .supervisor_for(&credential, now_ms())?
-        .map(Caller::Supervisor))
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    Some(crate::core::limits::client_address(
+        peer,
+        &forwarded,
+        &state.trusted_proxies,
+    ))
 }
 
 /// Authenticates a request that carries `token` (from the bearer header, or the
 /// WebSocket's `?token=`): 401 for a missing or unknown token, 429 `too_many_attempts`
 /// for a wrong token from an address over the failed-authentication limit (API.md
-/// "Operations"). A right token always works. The client address is the TCP peer
-/// (docs/DECISIONS.md, "Failed authentication").
+/// "Operations"). A right token always works. The client address is the TCP peer, or
+/// the client a trusted proxy names ([`client_address`]).
 pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
     // A missing (or empty) token is not a failure: it is a client that did not try.
     let Some(token) = token.filter(|t| !t.is_empty()) else {
@@ -139,7 +148,7 @@ pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) ->
         }
         return Ok(caller);
     }
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = client_address(req, state);
     if let Some(ip) = address {
         let now = crate::actors::Clock::now(&crate::actors::SystemClock);
         let mut failures = state.auth_failures.lock().unwrap_or_else(|p| p.into_inner());

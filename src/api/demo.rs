@@ -168,9 +168,9 @@ pub async fn write(state: web::Data<AppState>, req: HttpRequest, body: web::Json
     let customer = customer_of(&req)?;
     let ep = entry_point(&state)?.to_string();
     let b = body.into_inner();
-    // The client address is the TCP peer, as for the failed-authentication limit
-    // (docs/DECISIONS.md "Operations"); a forwarded-for header is the client's to choose.
-    let address = req.peer_addr().map(|a| a.ip());
+    // The client address as for the failed-authentication limit: the TCP peer, or the
+    // client a trusted proxy names (docs/DECISIONS.md "Operations").
+    let address = auth::client_address(&req, &state);
     let remembered = limiter(&state).conversation_of(&customer).map(str::to_string);
     // The conversation this write joins, if the customer's last one is still open. The
     // engine is asked outside the limiter's lock.

@@ -17,7 +17,10 @@
 //! - [`openapi`]: the generated OpenAPI description and its browsable UI.
 //! - [`ops`]: liveness, readiness and the online backup.
 //! - [`pages`]: the embedded browser pages (agent desktop at `/`, demo customer chat).
-//! - [`signin`]: password sign-in, sessions, sign-out and password changes.
+//! - [`signin`]: accounts over HTTP: password sign-in, sessions, sign-out, password
+//!   changes and token reissue, for agents and supervisors alike.
+//! - [`socket`]: what the desktop and supervisor sockets share: caps, and ending with
+//!   their credential.
 //! - [`password`]: Argon2id hashing (off the engine thread).
 //! - [`supervisor`]: supervisor accounts, presence control, the audit trail, and the
 //!   supervisors' live socket with its hub.
@@ -34,6 +37,7 @@ pub mod pages;
 pub mod password;
 pub mod rest;
 pub mod signin;
+pub mod socket;
 pub mod supervisor;
 pub mod ws;
 
@@ -72,13 +76,19 @@ pub struct AppState {
     /// How long `/readyz` waits for the store's probe write and for the engine.
     pub probe_timeout: std::time::Duration,
     /// Connected desktops per agent, and the most one agent may have at once.
-    pub desktops: Arc<ws::DesktopSlots>,
+    pub desktops: Arc<socket::SocketSlots>,
     /// The demo customer page's entry point; `None` when `demo.customer_page` is off.
     pub demo_entry_point: Option<Arc<str>>,
     /// The demo page's new conversations per client address (`demo.new_conversations_per_minute`).
     pub demo_openings: Arc<std::sync::Mutex<crate::core::limits::NewConversations<std::net::IpAddr>>>,
-    /// Failed password sign-ins per agent id (API.md: 5 a minute, then 429).
-    pub sign_in_failures: Arc<std::sync::Mutex<crate::core::limits::AuthFailures<String>>>,
+    /// Failed password sign-ins per account (API.md: 5 a minute, then 429).
+    pub sign_in_failures: Arc<std::sync::Mutex<crate::core::limits::AuthFailures<crate::core::AccountRef>>>,
+    /// Password hashes and verifications, bounded (`api.max_concurrent_password_checks`).
+    pub password_checks: password::PasswordChecks,
+    /// Proxies whose `X-Forwarded-For` names the client (`server.trusted_proxies`).
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Supervisor sockets open now, capped at `supervisor.max_sockets`.
+    pub supervisor_sockets: Arc<socket::SocketSlots>,
     /// How long a session token lasts (`api.session_ttl_ms`).
     pub session_ttl_ms: u64,
     /// The supervisor hub (its own thread) and its settings.
@@ -255,7 +265,7 @@ fn build(
             AUTH_WINDOW_MS,
             AUTH_TRACKED_ADDRESSES,
         ))),
-        desktops: Arc::new(ws::DesktopSlots::new(config.server.max_desktops_per_agent)),
+        desktops: Arc::new(socket::SocketSlots::new(config.server.max_desktops_per_agent)),
         probe_timeout: std::time::Duration::from_millis(config.store.probe_timeout_ms),
         demo_entry_point: config
             .demo
@@ -268,6 +278,12 @@ fn build(
             signin::TRACKED_IDS,
         ))),
         session_ttl_ms: config.api.session_ttl_ms,
+        password_checks: password::PasswordChecks::new(
+            config.api.password_checks(),
+            std::time::Duration::from_millis(config.api.password_check_wait_ms),
+        ),
+        trusted_proxies: config.server.trusted_proxies.clone().into(),
+        supervisor_sockets: Arc::new(socket::SocketSlots::new(config.supervisor.max_sockets)),
     };
     crate::metrics::init(
         config.wrapup.reasons.iter().map(|r| r.code.as_str()),

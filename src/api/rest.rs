@@ -28,7 +28,8 @@ fn id(raw: &str) -> Result<&str, ApiError> {
     }
 }
 
-fn unexpected(expected: &'static str, got: &Reply) -> ApiError {
+/// An answer of another kind than the call expects (a bug, 500).
+pub(crate) fn unexpected(expected: &'static str, got: &Reply) -> ApiError {
     EngineError::UnexpectedReply {
         expected,
         got: got.name(),
@@ -180,10 +181,7 @@ pub async fn list_entry_points(state: web::Data<AppState>, caller: Caller) -> Re
 pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateAgent>) -> Res {
     caller.admin()?;
     let b = body.into_inner();
-    let password_hash = match b.password {
-        Some(p) => Some(super::signin::hash_new(p).await?),
-        None => None,
-    };
+    let password_hash = super::signin::hash_optional(&state, b.password).await?;
     let token = auth::new_token();
     let reply = state
         .engine
@@ -314,16 +312,7 @@ pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Res {
     security(("bearer" = [])))]
 pub async fn reissue_token(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
     caller.admin()?;
-    let aid = id(&path)?;
-    let token = auth::new_token();
-    state
-        .engine
-        .exec(Command::SetCredential {
-            agent: aid.into(),
-            credential: auth::credential_of(&token),
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(TokenDto { token }))
+    super::signin::reissue(&state, crate::core::AccountRef::agent(path.into_inner())).await
 }
 
 /// Sets the calling agent's presence; from `logged_out`, `available` or `idle` also logs in.

@@ -1,40 +1,49 @@
-//! Password sign-in for people at a page (API.md "Sign-in with a password"):
-//! `POST /api/v1/login`, `POST /api/v1/logout`, `PUT /api/v1/agents/{id}/password`
-//! (admin) and `PUT /api/v1/agents/me/password` (the agent itself).
+//! Accounts over HTTP, for agents and supervisors alike (API.md "Sign-in with a
+//! password"): `POST /api/v1/login`, `POST /api/v1/logout`, the admin's password and token
+//! endpoints of both kinds (their handlers call [`set_password_of`] and [`reissue`]), and
+//! `PUT /api/v1/agents/me/password`.
 //!
 //! # Guarantees
-//! - **Only hashes.** A password is hashed with Argon2id ([`super::password`]) and the
-//!   session token is kept only as its SHA-256 (the session's credential, part of the
-//!   agent's durable record: a session survives a restart until it expires or signs out).
+//! - **Only hashes.** A password is hashed with Argon2id ([`super::password`]) and a token
+//!   is kept only as its SHA-256 (its credential, part of the account's durable record:
+//!   a session survives a restart until it expires or signs out).
 //! - **The same answer, in the same time, for an unknown id and a wrong password:** 401
 //!   `invalid_credentials`; an unknown id is verified against a dummy hash of the same cost.
-//! - **Throttled per id:** after [`MAX_FAILURES`] failures for one id within
-//!   [`FAILURE_WINDOW_MS`], attempts for it are 429 `too_many_attempts` with
-//!   `Retry-After`, whatever the password ([`crate::core::limits::AuthFailures`] keyed by
-//!   id; a success forgets the id's failures). Failed changes of one's own password count
-//!   too.
-//! - **Never on the engine's thread, nor on an HTTP worker's loop:** Argon2 runs on the
-//!   blocking pool (`web::block`); the engine only stores the result.
+//! - **Throttled per account and per address:** after [`MAX_FAILURES`] failures for one
+//!   account (kind and id: a supervisor's failures never lock out the agent of the same
+//!   id) within [`FAILURE_WINDOW_MS`], attempts for it are 429 `too_many_attempts` with
+//!   `Retry-After`, whatever the password; a success forgets the account's failures.
+//!   Every failure also counts toward the client address's failed-authentication limit
+//!   (API.md "Operations"), shared with wrong tokens, so one password sprayed over many
+//!   ids is stopped too; an address over that limit gets 429 for every sign-in.
+//! - **Bounded work:** every hash and verification goes through
+//!   [`super::password::PasswordChecks`]: at most `api.max_concurrent_password_checks` at
+//!   once, on the blocking pool (never on an HTTP worker's loop nor on the engine's
+//!   thread); one that cannot start within `api.password_check_wait_ms` is 503 `busy`
+//!   with `Retry-After`, so a flood costs bounded memory and threads.
 //! - **Races are refused, not lost:** a session is opened only if the password hash the
-//!   caller verified is still the agent's (`Command::StartSession`), and a change of one's
+//!   caller verified is still the account's (`Command::StartSession`), and a change of one's
 //!   own password only if the current one is still what was verified.
+//! - **Sockets end with their credential:** sign-out, reissue and password changes revoke
+//!   credentials through the core's effects; the sockets opened with them are closed by
+//!   the index that carries those effects out ([`super::ws`], [`super::supervisor::socket`]).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::{self, Caller};
-use super::dto::{ChangePassword, Login, Password, SessionDto, SetPassword};
+use super::dto::{ChangePassword, Login, Password, SessionDto, SetPassword, TokenDto};
 use super::error::{ApiError, ErrorBody};
-use super::password;
+use super::password::{self, Busy};
 use super::AppState;
-use crate::core::{valid_id, CoreError, Millis};
+use crate::core::{valid_id, AccountRef, CoreError, Millis};
 use crate::engine::{Command, EngineError, Reply};
 
-/// Failures per id that lock it out...
+/// Failures per account that lock it out...
 pub const MAX_FAILURES: u32 = 5;
 /// ...within this window (opened by the first failure).
 pub const FAILURE_WINDOW_MS: Millis = 60_000;
-/// Ids whose failures are tracked at once (bounds the limiter's memory).
+/// Accounts whose failures are tracked at once (bounds the limiter's memory).
 pub const TRACKED_IDS: usize = 100_000;
 
 type Res = Result<HttpResponse, ApiError>;
@@ -43,101 +52,123 @@ fn invalid_credentials() -> ApiError {
     ApiError::from(EngineError::from(CoreError::InvalidCredentials))
 }
 
+/// 503 `busy` with `Retry-After: 1`: every password check is taken.
+fn busy(_: Busy) -> ApiError {
+    crate::metrics::AUTH_FAILURES.with_label_values(&["busy"]).inc();
+    ApiError {
+        retry_after_s: Some(1),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many sign-ins are being checked at once; try again in a second",
+        )
+    }
+}
+
 /// 429 `too_many_attempts` with `Retry-After` (whole seconds, at least 1).
-fn too_many(wait_ms: Millis) -> ApiError {
+fn too_many(wait_ms: Millis, what: &str) -> ApiError {
     let e = ApiError::too_many_attempts(wait_ms);
     let secs = e.retry_after_s.unwrap_or(1);
     ApiError {
-        message: format!("too many failed sign-ins for this id; try again in {secs} s"),
+        message: format!("too many failed sign-ins {what}; try again in {secs} s"),
         ..e
     }
 }
 
-fn failures(state: &AppState) -> std::sync::MutexGuard<'_, crate::core::limits::AuthFailures<String>> {
+fn account_failures(state: &AppState) -> std::sync::MutexGuard<'_, crate::core::limits::AuthFailures<AccountRef>> {
     state.sign_in_failures.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `Ok` while `id` may try; how long it must wait while it is locked out.
-fn throttle_check(state: &AppState, id: &str) -> Result<(), Millis> {
-    failures(state).check(&id.to_string(), auth::now_ms())
+/// `Ok` while the account and the client's address may try; 429 while either is locked.
+fn throttle_check(state: &AppState, req: &HttpRequest, account: &AccountRef) -> Result<(), ApiError> {
+    let now = auth::now_ms();
+    if let Some(ip) = auth::client_address(req, state) {
+        let failures = state.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(wait) = failures.check(&ip, now) {
+            crate::metrics::AUTH_FAILURES.with_label_values(&["limited"]).inc();
+            return Err(too_many(wait, "from this address"));
+        }
+    }
+    account_failures(state)
+        .check(account, now)
+        .map_err(|wait| too_many(wait, "for this account"))
 }
 
-fn throttle_failed(state: &AppState, id: &str) {
-    failures(state).failed(&id.to_string(), auth::now_ms());
+/// A failed sign-in counts for the account and for the client's address.
+fn throttle_failed(state: &AppState, req: &HttpRequest, account: &AccountRef) {
+    let now = auth::now_ms();
+    crate::metrics::AUTH_FAILURES.with_label_values(&["rejected"]).inc();
+    if let Some(ip) = auth::client_address(req, state) {
+        let mut failures = state.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.failed(&ip, now);
+    }
+    account_failures(state).failed(account, now);
+    tracing::warn!(account = %account, "sign-in failed");
 }
 
-fn throttle_succeeded(state: &AppState, id: &str) {
-    failures(state).forget(&id.to_string());
+fn throttle_succeeded(state: &AppState, account: &AccountRef) {
+    account_failures(state).forget(account);
 }
 
-/// The agent's current password hash, if it exists and has one.
-async fn password_hash_of(state: &AppState, agent: &str) -> Result<Option<String>, ApiError> {
-    if !valid_id(agent) {
+/// The account's current password hash, if it exists and has one.
+async fn password_hash_of(state: &AppState, account: &AccountRef) -> Result<Option<String>, ApiError> {
+    if !valid_id(&account.id) {
         return Ok(None);
     }
-    Ok(state
-        .engine
-        .agent(agent)
-        .await?
-        .and_then(|d| d.agent.sign_in.as_ref().and_then(|s| s.password_hash.clone())))
+    Ok(state.engine.password_hash(account.clone()).await?)
 }
 
-/// Verifies `password` against `hash` (or the dummy hash when there is none) on the
-/// blocking pool; true only for a real hash that matches.
-async fn verify(password: Password, hash: Option<String>) -> Result<bool, ApiError> {
-    web::block(move || {
-        match &hash {
+/// Verifies `password` against `hash` (or the dummy hash when there is none) as a
+/// bounded password check; true only for a real hash that matches.
+async fn verify(state: &AppState, password: Password, hash: Option<String>) -> Result<bool, ApiError> {
+    state
+        .password_checks
+        .run(move || match &hash {
             Some(phc) => password::verify(&password.0, phc),
             // The same work as a real check, so an unknown id takes the same time.
             None => {
                 let _ = password::verify(&password.0, password::dummy_hash());
                 false
             }
-        }
-    })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the password check did not run",
-        )
-    })
+        })
+        .await
+        .map_err(busy)
 }
 
-/// Checks and hashes a new password on the blocking pool (400 `invalid_input` when too
-/// short or too long).
-pub async fn hash_new(password: Password) -> Result<String, ApiError> {
+/// Checks and hashes a new password as a bounded password check (400 `invalid_input`
+/// when it breaks a rule of [`password::check_new`]).
+pub async fn hash_new(state: &AppState, password: Password) -> Result<String, ApiError> {
     password::check_new(&password.0).map_err(|why| ApiError::bad_request("invalid_input", why))?;
-    web::block(move || password::hash(&password.0))
+    state
+        .password_checks
+        .run(move || password::hash(&password.0))
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the password hash did not run",
-            )
-        })?
+        .map_err(busy)?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))
+}
+
+/// [`hash_new`] of an optional password (create with a password, or without).
+pub async fn hash_optional(state: &AppState, password: Option<Password>) -> Result<Option<String>, ApiError> {
+    match password {
+        Some(p) => Ok(Some(hash_new(state, p).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Signs in with an id and a password; answers a session token.
 #[utoipa::path(post, path = "/api/v1/login", tag = "sign-in", request_body = Login,
     responses(
-        (status = 200, description = "A session token that acts as the agent's token until `expires_at`", body = SessionDto),
+        (status = 200, description = "A session token that acts as the account's token until `expires_at`", body = SessionDto),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Wrong id or password (`invalid_credentials`), the same for both", body = ErrorBody),
-        (status = 429, description = "Too many failures for this id within a minute (`too_many_attempts`); see `Retry-After`", body = ErrorBody),
+        (status = 429, description = "Too many failures for this account, or from this address, within a minute (`too_many_attempts`); see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "Every password check is taken (`busy`); see `Retry-After`", body = ErrorBody),
     ))]
-pub async fn login(state: web::Data<AppState>, body: web::Json<Login>) -> Res {
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> Res {
     let Login { id, password, kind } = body.into_inner();
-    if let Err(wait) = throttle_check(&state, &id) {
-        return Err(too_many(wait));
-    }
-    let supervisor = kind.as_deref() == Some("supervisor");
-    let hash = match kind.as_deref() {
-        None | Some("agent") => password_hash_of(&state, &id).await?,
-        Some("supervisor") => supervisor_password_hash_of(&state, &id).await?,
+    let account = match kind.as_deref() {
+        None | Some("agent") => AccountRef::agent(id),
+        Some("supervisor") => AccountRef::supervisor(id),
         Some(other) => {
             return Err(ApiError::bad_request(
                 "invalid_input",
@@ -145,99 +176,48 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Login>) -> Res {
             ))
         }
     };
+    throttle_check(&state, &req, &account)?;
+    let hash = password_hash_of(&state, &account).await?;
     let verified = hash.clone();
-    if !verify(password, hash).await? {
-        throttle_failed(&state, &id);
-        return Err(invalid_credentials());
-    }
-    let Some(verified_hash) = verified else {
+    let ok = verify(&state, password, hash).await?;
+    let Some(verified_hash) = verified.filter(|_| ok) else {
+        throttle_failed(&state, &req, &account);
         return Err(invalid_credentials());
     };
     let token = auth::new_token();
     let expires_at = auth::now_ms().saturating_add(state.session_ttl_ms);
-    if supervisor {
-        return start_supervisor_session(&state, id, verified_hash, token, expires_at).await;
-    }
     let reply = state
         .engine
         .exec(Command::StartSession {
-            agent: id.clone(),
+            account: account.clone(),
             verified_hash,
             credential: auth::credential_of(&token),
             expires_at,
         })
         .await;
-    let agent = match reply {
-        Ok(Reply::Agent(a)) => a,
-        Ok(_) => return Err(invalid_credentials()),
+    let name = match reply {
+        Ok(Reply::SignedIn { name, .. }) => name,
+        Ok(r) => return Err(super::rest::unexpected("signed_in", &r)),
         Err(e) if e.code() == "invalid_credentials" => {
-            throttle_failed(&state, &id);
+            // The password changed while it was being checked.
+            throttle_failed(&state, &req, &account);
             return Err(e.into());
         }
         Err(e) => return Err(e.into()),
     };
-    throttle_succeeded(&state, &id);
-    tracing::info!(agent = %agent.id, "signed in with a password");
+    throttle_succeeded(&state, &account);
+    tracing::info!(account = %account, "signed in with a password");
     Ok(HttpResponse::Ok().json(SessionDto {
         token,
         expires_at: super::dto::time(expires_at),
-        kind: "agent".into(),
-        id: agent.id.clone(),
-        name: agent.name.clone(),
+        kind: account.kind.as_str().into(),
+        id: account.id,
+        name,
     }))
 }
 
-/// A supervisor's current password hash, if it exists and has one.
-async fn supervisor_password_hash_of(state: &AppState, id: &str) -> Result<Option<String>, ApiError> {
-    if !valid_id(id) {
-        return Ok(None);
-    }
-    Ok(state
-        .engine
-        .supervisor(id)
-        .await?
-        .and_then(|s| s.sign_in.as_ref().and_then(|x| x.password_hash.clone())))
-}
-
-/// The supervisor half of [`login`]: the same checks, a supervisor session.
-async fn start_supervisor_session(
-    state: &AppState,
-    id: String,
-    verified_hash: String,
-    token: String,
-    expires_at: Millis,
-) -> Res {
-    let reply = state
-        .engine
-        .exec(Command::StartSupervisorSession {
-            supervisor: id.clone(),
-            verified_hash,
-            credential: auth::credential_of(&token),
-            expires_at,
-        })
-        .await;
-    let s = match reply {
-        Ok(Reply::Supervisor(s)) => s,
-        Ok(_) => return Err(invalid_credentials()),
-        Err(e) if e.code() == "invalid_credentials" => {
-            throttle_failed(state, &id);
-            return Err(e.into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    throttle_succeeded(state, &id);
-    tracing::info!(supervisor = %s.id, "supervisor signed in with a password");
-    Ok(HttpResponse::Ok().json(SessionDto {
-        token,
-        expires_at: super::dto::time(expires_at),
-        kind: "supervisor".into(),
-        id: s.id.clone(),
-        name: s.name.clone(),
-    }))
-}
-
-/// Ends the session whose token is the bearer (an agent token is not affected: reissue it
-/// to revoke it).
+/// Ends the session whose token is the bearer; every socket opened with it closes (an
+/// account's token is not affected: reissue it to revoke it).
 #[utoipa::path(post, path = "/api/v1/logout", tag = "sign-in",
     responses(
         (status = 204, description = "The session has ended"),
@@ -246,19 +226,15 @@ async fn start_supervisor_session(
     ),
     security(("bearer" = [])))]
 pub async fn logout(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> Res {
+    let account = caller.account()?;
     let token = auth::bearer(&req).unwrap_or_default();
-    let credential = auth::credential_of(token);
-    let cmd = match &caller {
-        Caller::Supervisor(s) => Command::EndSupervisorSession {
-            supervisor: s.clone(),
-            credential,
-        },
-        _ => Command::EndSession {
-            agent: caller.agent()?.to_string(),
-            credential,
-        },
-    };
-    state.engine.exec(cmd).await?;
+    state
+        .engine
+        .exec(Command::EndSession {
+            account,
+            credential: auth::credential_of(token),
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -267,10 +243,11 @@ pub async fn logout(state: web::Data<AppState>, caller: Caller, req: HttpRequest
     params(("id" = String, Path, description = "Agent id")), request_body = SetPassword,
     responses(
         (status = 204, description = "Set; the agent's sessions have ended"),
-        (status = 400, description = "Shorter than 10 characters, or malformed", body = ErrorBody),
+        (status = 400, description = "Shorter than 10 characters, all whitespace, or malformed", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Not the admin", body = ErrorBody),
         (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 503, description = "Every password check is taken (`busy`)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn set_password(
@@ -280,18 +257,18 @@ pub async fn set_password(
     body: web::Json<SetPassword>,
 ) -> Res {
     caller.admin()?;
-    let agent = path.into_inner();
-    if !valid_id(&agent) {
-        return Err(ApiError::bad_request(
-            "invalid_input",
-            "ids are 1 to 64 characters from [A-Za-z0-9_.-]",
-        ));
-    }
-    let hash = hash_new(body.into_inner().password).await?;
+    set_password_of(&state, AccountRef::agent(path.into_inner()), body.into_inner().password).await
+}
+
+/// Sets an account's password (the admin's endpoints of both kinds): every session of
+/// the account ends, and every socket opened with one of them closes.
+pub async fn set_password_of(state: &AppState, account: AccountRef, password: Password) -> Res {
+    check_id(&account)?;
+    let hash = hash_new(state, password).await?;
     state
         .engine
         .exec(Command::SetPassword {
-            agent,
+            account,
             password_hash: Some(hash),
             keep_session: None,
             expected: None,
@@ -300,15 +277,41 @@ pub async fn set_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Issues a new token for an account (the admin's endpoints of both kinds); the old one
+/// stops working, and every socket opened with it closes.
+pub async fn reissue(state: &AppState, account: AccountRef) -> Res {
+    check_id(&account)?;
+    let token = auth::new_token();
+    state
+        .engine
+        .exec(Command::SetCredential {
+            account,
+            credential: auth::credential_of(&token),
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenDto { token }))
+}
+
+fn check_id(account: &AccountRef) -> Result<(), ApiError> {
+    if valid_id(&account.id) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "invalid_input",
+        "ids are 1 to 64 characters from [A-Za-z0-9_.-]",
+    ))
+}
+
 /// The agent changes its own password; its other sessions end, the one making the change
 /// (if it is a session) stays.
 #[utoipa::path(put, path = "/api/v1/agents/me/password", tag = "sign-in", request_body = ChangePassword,
     responses(
         (status = 204, description = "Changed; the agent's other sessions have ended"),
-        (status = 400, description = "The new password is shorter than 10 characters, or malformed", body = ErrorBody),
+        (status = 400, description = "The new password is shorter than 10 characters, all whitespace, or malformed", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "The current password is wrong (`wrong_password`), or not an agent token", body = ErrorBody),
         (status = 429, description = "Too many failures for this agent within a minute (`too_many_attempts`)", body = ErrorBody),
+        (status = 503, description = "Every password check is taken (`busy`)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn change_my_password(
@@ -317,29 +320,40 @@ pub async fn change_my_password(
     req: HttpRequest,
     body: web::Json<ChangePassword>,
 ) -> Res {
-    let agent = caller.agent()?.to_string();
+    let account = AccountRef::agent(caller.agent()?);
     let ChangePassword { current, new } = body.into_inner();
     password::check_new(&new.0).map_err(|why| ApiError::bad_request("invalid_input", why))?;
-    if let Err(wait) = throttle_check(&state, &agent) {
-        return Err(too_many(wait));
-    }
-    let hash = password_hash_of(&state, &agent).await?;
+    throttle_check(&state, &req, &account)?;
+    let hash = password_hash_of(&state, &account).await?;
     let expected = hash.clone();
-    if !verify(current, hash).await? {
-        throttle_failed(&state, &agent);
+    if !verify(&state, current, hash).await? {
+        throttle_failed(&state, &req, &account);
         return Err(EngineError::from(CoreError::WrongPassword).into());
     }
-    let new_hash = hash_new(new).await?;
+    let new_hash = hash_new(&state, new).await?;
     let keep = auth::bearer(&req).map(auth::credential_of);
     state
         .engine
         .exec(Command::SetPassword {
-            agent: agent.clone(),
+            account: account.clone(),
             password_hash: Some(new_hash),
             keep_session: keep,
             expected,
         })
         .await?;
-    throttle_succeeded(&state, &agent);
+    throttle_succeeded(&state, &account);
     Ok(HttpResponse::NoContent().finish())
+}
+
+impl Caller {
+    /// The account the caller acts as (403 for the admin, who has none).
+    pub fn account(&self) -> Result<AccountRef, ApiError> {
+        match self {
+            Caller::Agent(a) => Ok(AccountRef::agent(a.clone())),
+            Caller::Supervisor(s) => Ok(AccountRef::supervisor(s.clone())),
+            Caller::Admin => Err(ApiError::forbidden(
+                "the admin token is not an account; sign out with a session token",
+            )),
+        }
+    }
 }

@@ -31,9 +31,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth;
 use super::dto::*;
 use super::error::{ApiError, ErrorBody, ErrorDetail};
+use super::socket::{self, Closing, SocketSlot, SocketSlots};
 use super::AppState;
-use crate::core::{AgentEvent, AgentId};
+use crate::core::{AgentEvent, AgentId, Principal};
 use crate::engine::{Command, Engine, EngineError};
+use crate::protocol::CredentialWatch;
 
 /// Frames waiting to be written to one desktop before it counts as too slow.
 pub const OUTBOUND_BUFFER: usize = 256;
@@ -351,23 +353,17 @@ pub async fn desktop(
     let token = query.token.as_deref().or_else(|| auth::bearer(&req));
     let caller = auth::authenticate(&req, &state, token)?;
     let agent = caller.agent()?.to_string();
+    let mut watch = socket::watch(&state, token.unwrap_or_default())?;
     let (response, session, stream) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
-    let Some(slot) = DesktopSlots::take(&state.desktops, &agent) else {
-        // Refused after the upgrade, so a browser sees the code and the reason (a refused
-        // handshake shows only a failed connection).
+    let Some(slot) = SocketSlots::take(&state.desktops, &agent) else {
         let max = state.desktops.max;
         crate::metrics::DESKTOPS_REFUSED.with_label_values(&[]).inc();
         tracing::warn!(agent = %agent, max, "desktop refused: the agent has the most desktops allowed");
-        let reason = CloseReason {
-            code: CloseCode::Policy,
-            description: Some(format!(
-                "agent {agent} already has {max} desktops connected (server.max_desktops_per_agent)"
-            )),
-        };
-        actix_rt::spawn(async move {
-            let _ = session.close(Some(reason)).await;
-        });
+        socket::refuse(
+            session,
+            format!("agent {agent} already has {max} desktops connected (server.max_desktops_per_agent)"),
+        );
         return Ok(response);
     };
     let (hello, events) = state.engine.subscribe(&agent).await?;
@@ -389,6 +385,8 @@ pub async fn desktop(
             timing,
             slot,
         );
+        socket::end_with_credential(&mut watch, ctx);
+        d.watch = Some(watch);
         d.send(&hello, ctx);
         ctx.add_stream(stream);
         ctx.add_stream(futures_util::stream::unfold(events, |mut rx| async move {
@@ -397,59 +395,6 @@ pub async fn desktop(
         d
     });
     Ok(response)
-}
-
-// ----- the desktop cap -----
-
-/// Connected desktops per agent, capped at `server.max_desktops_per_agent`.
-#[derive(Debug)]
-pub struct DesktopSlots {
-    /// The most desktops one agent may have at once.
-    pub max: usize,
-    connected: std::sync::Mutex<std::collections::HashMap<AgentId, usize>>,
-}
-
-impl DesktopSlots {
-    pub fn new(max: usize) -> Self {
-        DesktopSlots {
-            max,
-            connected: Default::default(),
-        }
-    }
-
-    /// A slot for one more desktop of `agent`, or `None` at the cap. The slot is given
-    /// back when dropped (when the desktop's session actor goes away).
-    pub fn take(slots: &Arc<DesktopSlots>, agent: &str) -> Option<DesktopSlot> {
-        let mut m = slots.connected.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(agent.to_string()).or_insert(0);
-        if *n >= slots.max {
-            return None;
-        }
-        *n += 1;
-        Some(DesktopSlot {
-            slots: slots.clone(),
-            agent: agent.to_string(),
-        })
-    }
-}
-
-/// One connected desktop's place under the cap.
-#[derive(Debug)]
-pub struct DesktopSlot {
-    slots: Arc<DesktopSlots>,
-    agent: AgentId,
-}
-
-impl Drop for DesktopSlot {
-    fn drop(&mut self) {
-        let mut m = self.slots.connected.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.agent) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                m.remove(&self.agent);
-            }
-        }
-    }
 }
 
 // ----- the session actor -----
@@ -497,7 +442,10 @@ pub struct Desktop {
     /// A close frame is queued; nothing more is sent.
     closing: bool,
     /// This desktop's place under `server.max_desktops_per_agent`, given back on drop.
-    _slot: DesktopSlot,
+    _slot: SocketSlot,
+    /// The credential the desktop was opened with: it closes when that is revoked or
+    /// expires, and each command re-checks it first. Unregistered on drop.
+    watch: Option<CredentialWatch>,
 }
 
 impl Desktop {
@@ -507,7 +455,7 @@ impl Desktop {
         session: Session,
         shutdown: broadcast::Receiver<()>,
         (heartbeat, client_timeout): (Duration, Duration),
-        slot: DesktopSlot,
+        slot: SocketSlot,
     ) -> Self {
         let (out, out_rx) = mpsc::channel(OUTBOUND_BUFFER);
         Desktop {
@@ -524,6 +472,7 @@ impl Desktop {
             busy: false,
             closing: false,
             _slot: slot,
+            watch: None,
         }
     }
 
@@ -561,7 +510,7 @@ impl Desktop {
     }
 
     /// Sends a close frame after everything queued, then stops.
-    fn close(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
+    fn close_after_queued(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
         if self.closing {
             return;
         }
@@ -591,9 +540,19 @@ impl Desktop {
         if self.busy {
             return;
         }
+        if self.closing {
+            return;
+        }
         let Some(Pending { request_id, command }) = self.pending.pop_front() else {
             return;
         };
+        // No command runs for a credential that no longer works (API.md).
+        if let Some(w) = &self.watch {
+            if let Err(end) = socket::still_valid(&self.engine, w, &Principal::Agent(self.agent.clone())) {
+                self.pending.clear();
+                return socket::ended(self, end, ctx);
+            }
+        }
         let span = tracing::info_span!(
             "ws_command",
             agent = %self.agent,
@@ -663,6 +622,15 @@ impl Desktop {
                 );
             }
         }
+    }
+}
+
+impl socket::Closing for Desktop {
+    fn close(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
+        if !self.closing {
+            tracing::info!(agent = %self.agent, why, "closing desktop");
+        }
+        self.close_after_queued(code, why, ctx);
     }
 }
 
@@ -750,6 +718,11 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Desktop {
 
 impl StreamHandler<EngineEvent> for Desktop {
     fn handle(&mut self, msg: EngineEvent, ctx: &mut Self::Context) {
+        // No event reaches a credential that no longer works, not even one the engine
+        // sent before this desktop learnt of the revocation.
+        if let Some(end) = self.watch.as_ref().and_then(|w| w.ended(auth::now_ms)) {
+            return socket::ended(self, end, ctx);
+        }
         self.send(&ServerEvent::from(msg.0.as_ref()), ctx);
     }
 

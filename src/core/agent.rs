@@ -5,12 +5,11 @@
 //! offer" (SPEC.md Routing), used by routing and by the invariant checks alike.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::routing::Skills;
-use super::{AgentId, ConversationId, Millis, QueueId, SignIn};
+use super::{Account, AgentId, ConversationId, Millis, QueueId};
 
 /// Presence state (SPEC.md Agents).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumIter)]
@@ -54,11 +53,9 @@ pub struct Agent {
     /// Conversations this agent left and owes a wrap-up for, with the deadline of the
     /// automatic wrap-up where `wrapup.auto_after_ms` is on.
     pub wrapups: BTreeMap<ConversationId, Option<Millis>>,
-    /// Opaque credential (the API layer stores a hash of the agent token here).
-    pub credential: Option<String>,
-    /// Password hash and open sessions, for people who sign in at a page. Shared, so
-    /// that the many clones of an agent (replies, store changes) do not copy it.
-    pub sign_in: Option<Arc<SignIn>>,
+    /// What the agent authenticates with: its token's hash, password and sessions.
+    #[serde(flatten)]
+    pub account: Account,
     /// Skill name → level 1-10 (SPEC.md "Routing depth").
     pub skills: Skills,
 }
@@ -78,8 +75,7 @@ impl Agent {
             offers: BTreeSet::new(),
             active: BTreeSet::new(),
             wrapups: BTreeMap::new(),
-            credential: None,
-            sign_in: None,
+            account: Account::default(),
             skills: Skills::new(),
         }
     }

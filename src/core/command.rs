@@ -16,7 +16,7 @@ use super::floor::{FinishedAct, Floor};
 use super::queue::{EntryPoint, Queue};
 use super::routing::{LastOwner, Opening, Skills, Step};
 use super::supervisor::{Supervisor, SupervisorId};
-use super::{Agent, AgentId, ConversationId, CoreError, EntryPointId, Millis, Presence, QueueId};
+use super::{Account, AccountRef, Agent, AgentId, ConversationId, CoreError, EntryPointId, Millis, Presence, QueueId};
 
 /// An agent's capacity when its creator names none (SPEC.md: default 1).
 pub const DEFAULT_CAPACITY: u32 = 1;
@@ -53,32 +53,32 @@ pub enum Command {
         conversation: ConversationId,
         priority: i32,
     },
-    /// Replaces an agent's credential (token reissue): the old one stops working once the
-    /// change is durable, and the new one works from then on.
+    /// Replaces an account's credential (token reissue): the old one stops working once
+    /// the change is durable, and the new one works from then on.
     SetCredential {
-        agent: AgentId,
+        account: AccountRef,
         credential: String,
     },
-    /// Sets an agent's password hash (made by the caller, Argon2id; `None` removes the
-    /// password) and ends every session of the agent but `keep_session`. With
+    /// Sets an account's password hash (made by the caller, Argon2id; `None` removes the
+    /// password) and ends every session of the account but `keep_session`. With
     /// `expected`, refused (`wrong_password`) unless that is the current hash.
     SetPassword {
-        agent: AgentId,
+        account: AccountRef,
         password_hash: Option<String>,
         keep_session: Option<String>,
         expected: Option<String>,
     },
     /// Opens a session (password sign-in) whose token hashes to `credential`; the caller
-    /// verified the password against `verified_hash`. Answers the agent.
+    /// verified the password against `verified_hash`. Answers [`Reply::SignedIn`].
     StartSession {
-        agent: AgentId,
+        account: AccountRef,
         verified_hash: String,
         credential: String,
         expires_at: Millis,
     },
     /// Ends a session (sign-out); ending one that is not open is not an error.
     EndSession {
-        agent: AgentId,
+        account: AccountRef,
         credential: String,
     },
     /// The agent sets its own presence.
@@ -188,28 +188,6 @@ pub enum Command {
         credential: Option<String>,
         password_hash: Option<String>,
     },
-    /// Replaces a supervisor's credential (token reissue).
-    SetSupervisorCredential {
-        supervisor: SupervisorId,
-        credential: String,
-    },
-    /// Sets a supervisor's password hash (admin); every session of the supervisor ends.
-    SetSupervisorPassword {
-        supervisor: SupervisorId,
-        password_hash: String,
-    },
-    /// [`Command::StartSession`] for a supervisor. Answers the supervisor.
-    StartSupervisorSession {
-        supervisor: SupervisorId,
-        verified_hash: String,
-        credential: String,
-        expires_at: Millis,
-    },
-    /// [`Command::EndSession`] for a supervisor.
-    EndSupervisorSession {
-        supervisor: SupervisorId,
-        credential: String,
-    },
     /// A supervisor or the admin (`by`) sets an agent's presence, with the agent's own
     /// rules; audited. Answers the agent.
     SetStateFor {
@@ -234,6 +212,11 @@ pub enum Reply {
     Conversation(Box<Conversation>),
     Message(Message),
     Supervisor(Box<Supervisor>),
+    /// A session was opened for this account, held by `name`.
+    SignedIn {
+        account: AccountRef,
+        name: String,
+    },
 }
 
 impl Reply {
@@ -263,6 +246,7 @@ impl Reply {
             Reply::Conversation(_) => "conversation",
             Reply::Message(_) => "message",
             Reply::Supervisor(_) => "supervisor",
+            Reply::SignedIn { .. } => "signed_in",
         }
     }
 }
@@ -320,10 +304,6 @@ impl Command {
             Command::OutboxReport { .. } => "outbox_report",
             Command::SetCustomerName { .. } => "set_customer_name",
             Command::CreateSupervisor { .. } => "create_supervisor",
-            Command::SetSupervisorCredential { .. } => "set_supervisor_credential",
-            Command::SetSupervisorPassword { .. } => "set_supervisor_password",
-            Command::StartSupervisorSession { .. } => "start_supervisor_session",
-            Command::EndSupervisorSession { .. } => "end_supervisor_session",
             Command::SetStateFor { .. } => "set_state_for",
         }
     }
@@ -361,10 +341,6 @@ impl Command {
             | Command::OutboxReport { .. }
             | Command::SetCustomerName { .. }
             | Command::CreateSupervisor { .. }
-            | Command::SetSupervisorCredential { .. }
-            | Command::SetSupervisorPassword { .. }
-            | Command::StartSupervisorSession { .. }
-            | Command::EndSupervisorSession { .. }
             | Command::SetStateFor { .. } => return None,
         })
     }
@@ -462,39 +438,35 @@ impl Floor {
                 skills,
             } => {
                 let capacity = capacity.unwrap_or(DEFAULT_CAPACITY);
-                self.create_agent(&id, &name, queues, capacity, credential, skills, now)?;
-                if password_hash.is_some() {
-                    // A new agent has no sessions to end; it exists, so this succeeds.
-                    self.set_password(&id, password_hash, None, None)?;
-                }
+                let account = Account::new(credential, password_hash);
+                self.create_agent(&id, &name, queues, capacity, account, skills, now)?;
                 Reply::Agent(Box::new(self.agent(&id).ok_or(CoreError::UnknownAgent(id))?.clone()))
             }
-            Command::SetCredential { agent, credential } => {
-                self.set_credential(&agent, credential)?;
+            Command::SetCredential { account, credential } => {
+                self.reissue(&account, credential)?;
                 Reply::Done
             }
             Command::SetPassword {
-                agent,
+                account,
                 password_hash,
                 keep_session,
                 expected,
             } => {
-                self.set_password(&agent, password_hash, keep_session.as_deref(), expected.as_deref())?;
+                self.set_password(&account, password_hash, keep_session.as_deref(), expected.as_deref())?;
                 Reply::Done
             }
             Command::StartSession {
-                agent,
+                account,
                 verified_hash,
                 credential,
                 expires_at,
             } => {
-                self.start_session(&agent, &verified_hash, credential, expires_at, now)?;
-                Reply::Agent(Box::new(
-                    self.agent(&agent).ok_or(CoreError::InvalidCredentials)?.clone(),
-                ))
+                self.start_session(&account, &verified_hash, credential, expires_at, now)?;
+                let name = self.account_name(&account).unwrap_or_default().to_string();
+                Reply::SignedIn { account, name }
             }
-            Command::EndSession { agent, credential } => {
-                self.end_session(&agent, &credential)?;
+            Command::EndSession { account, credential } => {
+                self.end_session(&account, &credential)?;
                 Reply::Done
             }
             Command::SetState {
@@ -619,32 +591,9 @@ impl Floor {
                 credential,
                 password_hash,
             } => Reply::Supervisor(Box::new(
-                self.create_supervisor(&id, &name, credential, password_hash)?.clone(),
-            )),
-            Command::SetSupervisorCredential { supervisor, credential } => {
-                self.set_supervisor_credential(&supervisor, credential)?;
-                Reply::Done
-            }
-            Command::SetSupervisorPassword {
-                supervisor,
-                password_hash,
-            } => {
-                self.set_supervisor_password(&supervisor, password_hash)?;
-                Reply::Done
-            }
-            Command::StartSupervisorSession {
-                supervisor,
-                verified_hash,
-                credential,
-                expires_at,
-            } => Reply::Supervisor(Box::new(
-                self.start_supervisor_session(&supervisor, &verified_hash, credential, expires_at, now)?
+                self.create_supervisor(&id, &name, Account::new(credential, password_hash))?
                     .clone(),
             )),
-            Command::EndSupervisorSession { supervisor, credential } => {
-                self.end_supervisor_session(&supervisor, &credential)?;
-                Reply::Done
-            }
             Command::SetStateFor {
                 by,
                 agent,
@@ -774,67 +723,6 @@ mod tests {
             .unwrap();
         }
         f
-    }
-
-    /// Sign-in through `execute`: a password set on create, a session opened only against
-    /// the current hash, sign-out, and a change that ends other sessions; the edge's
-    /// session index learns each change by an [`Effect::Session`].
-    #[test]
-    fn sign_in_commands_tell_the_edge_by_effects() {
-        use crate::core::Effect;
-        let mut f = floor();
-        let sessions = |f: &mut Floor| -> Vec<(Vec<String>, Option<String>)> {
-            f.take_effects()
-                .into_iter()
-                .filter_map(|e| match e {
-                    Effect::Session { ended, started, .. } => Some((ended, started.map(|(c, _)| c))),
-                    _ => None,
-                })
-                .collect()
-        };
-        let create = Command::CreateAgent {
-            id: "a3".into(),
-            name: "Ann".into(),
-            queues: vec!["q".into()],
-            capacity: None,
-            credential: None,
-            password_hash: Some("h1".into()),
-
-            skills: Default::default(),
-        };
-        f.execute(create, T0).unwrap();
-        sessions(&mut f);
-        let start = |hash: &str, c: &str| Command::StartSession {
-            agent: "a3".into(),
-            verified_hash: hash.into(),
-            credential: c.into(),
-            expires_at: T0 + 1000,
-        };
-        match f.execute(start("h1", "s1"), T0) {
-            Ok(Reply::Agent(a)) => assert_eq!(a.name, "Ann"),
-            other => panic!("unexpected {other:?}"),
-        }
-        assert_eq!(sessions(&mut f), [(vec![], Some("s1".to_string()))]);
-        let refused = f.execute(start("h0", "s2"), T0).unwrap_err();
-        assert_eq!(refused.code(), "invalid_credentials");
-        assert!(sessions(&mut f).is_empty(), "a refusal changes nothing");
-        f.execute(start("h1", "s2"), T0).unwrap();
-        sessions(&mut f);
-        let change = |expected: &str| Command::SetPassword {
-            agent: "a3".into(),
-            password_hash: Some("h2".into()),
-            keep_session: Some("s2".into()),
-            expected: Some(expected.into()),
-        };
-        assert_eq!(f.execute(change("h0"), T0).unwrap_err().code(), "wrong_password");
-        f.execute(change("h1"), T0).unwrap();
-        assert_eq!(sessions(&mut f), [(vec!["s1".to_string()], None)]);
-        let end = Command::EndSession {
-            agent: "a3".into(),
-            credential: "s2".into(),
-        };
-        f.execute(end, T0).unwrap();
-        assert_eq!(sessions(&mut f), [(vec!["s2".to_string()], None)]);
     }
 
     fn open(f: &mut Floor) -> String {

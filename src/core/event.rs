@@ -8,10 +8,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::routing::LastOwner;
-use super::supervisor::{AuditEntry, Supervisor, SupervisorId};
+use super::supervisor::{AuditEntry, Supervisor};
 use super::{
-    Agent, AgentId, Code, Conversation, ConversationId, Delivery, EntryPoint, EntryPointId, Message, Millis, Offer,
-    OfferKind, Presence, Queue, QueueId,
+    AccountRef, Agent, AgentId, Code, Conversation, ConversationId, Delivery, EntryPoint, EntryPointId, Message,
+    Millis, Offer, OfferKind, Presence, Queue, QueueId,
 };
 
 /// Why an offer ended without being accepted.
@@ -175,8 +175,6 @@ pub enum Timer {
 pub enum Effect {
     /// Deliver `event` to every desktop of `agent`.
     Notify { agent: AgentId, event: AgentEvent },
-    /// Arm `timer` to fire at `at`.
-    Arm { timer: Timer, at: Millis },
     /// Deliver an agent or system message to the customer's channel.
     Deliver {
         conversation: ConversationId,
@@ -191,31 +189,21 @@ pub enum Effect {
     Observe(Observation),
     /// Hand an outbound message to its channel's outbox sender (durable already).
     Send(Outbound),
-    /// The credential index at the edge changes: `revoked` (a credential hash) stops
-    /// naming `agent`, `granted` starts to. Carried out, like every effect, only once the
-    /// change that caused it is durable, so no credential works that the store lacks.
+    /// The credential index at the edge changes: `revoked` (a token's hash) stops naming
+    /// `account`, `granted` starts to. Carried out, like every effect, only once the
+    /// change that caused it is durable, so no credential works that the store lacks;
+    /// every socket opened with `revoked` ends then.
     Credential {
-        agent: AgentId,
+        account: AccountRef,
         revoked: Option<String>,
         granted: Option<String>,
     },
     /// The session index at the edge changes (password sign-ins): the `ended` session
-    /// credentials stop naming `agent`; `started` (a credential and its expiry) starts
-    /// to. Like [`Effect::Credential`], carried out only once durable.
+    /// credentials stop naming `account` (and their sockets end); `started` (a credential
+    /// and its expiry) starts to. Like [`Effect::Credential`], carried out only once
+    /// durable.
     Session {
-        agent: AgentId,
-        ended: Vec<String>,
-        started: Option<(String, Millis)>,
-    },
-    /// [`Effect::Credential`] for a supervisor's token.
-    SupervisorCredential {
-        supervisor: SupervisorId,
-        revoked: Option<String>,
-        granted: Option<String>,
-    },
-    /// [`Effect::Session`] for a supervisor's sessions.
-    SupervisorSession {
-        supervisor: SupervisorId,
+        account: AccountRef,
         ended: Vec<String>,
         started: Option<(String, Millis)>,
     },

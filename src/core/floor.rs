@@ -30,8 +30,8 @@ use super::routing::{
     Step, WaitingView,
 };
 use super::{
-    session_valid, valid_id, AgentId, Code, ConversationId, EntryPointId, FastMap, Millis, QueueId, MAX_CAPACITY,
-    MAX_NAME_CHARS, MAX_TEXT_CHARS,
+    valid_id, AgentId, Code, ConversationId, EntryPointId, FastMap, Millis, QueueId, MAX_CAPACITY, MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
 };
 
 /// What the customer does when an untaken transfer to an agent expires.
@@ -159,6 +159,9 @@ pub struct Floor {
     evicted: Vec<Box<Conversation>>,
     /// Supervisor accounts and the audit trail of presence they set (`supervisor.rs`).
     pub(super) supervision: super::supervisor::Supervision,
+    /// Every armed deadline (`deadlines.rs`): the shell asks [`Floor::next_deadline`] and
+    /// calls [`Floor::fire_due`] then.
+    deadlines: super::deadlines::Deadlines,
 }
 
 /// A command on a conversation the floor no longer holds because it is finished; what
@@ -481,7 +484,7 @@ impl Floor {
         name: &str,
         queues: Vec<QueueId>,
         capacity: u32,
-        credential: Option<String>,
+        account: super::Account,
         skills: Skills,
         now: Millis,
     ) -> Result<&Agent, CoreError> {
@@ -508,130 +511,26 @@ impl Floor {
             });
         }
         let mut a = Agent::new(id.into(), name.into(), queues, capacity, now);
-        a.credential = credential.clone();
+        a.account = account;
         a.skills = skills;
         self.effects.push(Effect::Observe(Observation::AgentAdded {
             agent: id.into(),
             presence: a.presence,
         }));
-        if let Some(c) = credential {
-            self.effects.push(Effect::Credential {
-                agent: id.into(),
-                revoked: None,
-                granted: Some(c),
-            });
-        }
+        self.account_created(super::AccountRef::agent(id), &a.account);
         self.agents.insert(id.into(), a);
         mark(&mut self.dirty_agents, id);
         Ok(&self.agents[id])
     }
 
-    /// Replaces an agent's credential (token reissue). The credential index at the edge
-    /// follows through [`Effect::Credential`], carried out only once the change is durable:
-    /// a credential works only while the store has it.
-    pub(crate) fn set_credential(&mut self, agent: &str, credential: String) -> Result<(), CoreError> {
-        let a = self
-            .agents
-            .get_mut(agent)
-            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
-        let revoked = a.credential.replace(credential.clone());
-        self.effects.push(Effect::Credential {
-            agent: agent.into(),
-            revoked,
-            granted: Some(credential),
-        });
-        mark(&mut self.dirty_agents, agent);
-        Ok(())
+    /// An agent's account (its token and sign-in), for [`super::accounts`].
+    pub(super) fn agent_account_mut(&mut self, id: &str) -> Option<&mut super::Account> {
+        self.agents.get_mut(id).map(|a| &mut a.account)
     }
 
-    // ----- sign-in (passwords and sessions) -----
-
-    /// Sets an agent's password hash (`None` removes the password). Every session but
-    /// `keep` ends: a password change signs out everyone who signed in with the old one,
-    /// except the session that made the change. With `expected` (the hash the caller
-    /// verified the current password against), refused with `wrong_password` if the
-    /// password changed meanwhile. Returns the credentials that ended.
-    pub(crate) fn set_password(
-        &mut self,
-        agent: &str,
-        password_hash: Option<String>,
-        keep: Option<&str>,
-        expected: Option<&str>,
-    ) -> Result<Vec<String>, CoreError> {
-        let a = self
-            .agents
-            .get_mut(agent)
-            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
-        if let Some(expected) = expected {
-            let current = a.sign_in.as_ref().and_then(|s| s.password_hash.as_deref());
-            if current != Some(expected) {
-                return Err(CoreError::WrongPassword);
-            }
-        }
-        let sign_in = Arc::make_mut(a.sign_in.get_or_insert_with(Default::default));
-        sign_in.password_hash = password_hash;
-        let ended = sign_in.end_all_but(keep);
-        mark(&mut self.dirty_agents, agent);
-        self.session_effect(agent, &ended, None);
-        Ok(ended)
-    }
-
-    /// Opens a session for an agent whose password the caller verified against
-    /// `verified_hash`. Refused (`invalid_credentials`) when the agent's hash is no longer
-    /// that one: the password changed while it was being verified. Returns the
-    /// credentials that stopped being valid (expired, or over the per-agent limit).
-    pub(crate) fn start_session(
-        &mut self,
-        agent: &str,
-        verified_hash: &str,
-        credential: String,
-        expires_at: Millis,
-        now: Millis,
-    ) -> Result<Vec<String>, CoreError> {
-        let a = self.agents.get_mut(agent).ok_or(CoreError::InvalidCredentials)?;
-        let matches = a
-            .sign_in
-            .as_ref()
-            .and_then(|s| s.password_hash.as_deref())
-            .is_some_and(|h| h == verified_hash);
-        if !matches {
-            return Err(CoreError::InvalidCredentials);
-        }
-        let sign_in = Arc::make_mut(a.sign_in.get_or_insert_with(Default::default));
-        let ended = sign_in.start(credential.clone(), expires_at, now);
-        mark(&mut self.dirty_agents, agent);
-        self.session_effect(agent, &ended, Some((credential, expires_at)));
-        Ok(ended)
-    }
-
-    /// Ends one session of an agent (sign-out); true when it was open.
-    pub(crate) fn end_session(&mut self, agent: &str, credential: &str) -> Result<bool, CoreError> {
-        let a = self
-            .agents
-            .get_mut(agent)
-            .ok_or_else(|| CoreError::UnknownAgent(agent.into()))?;
-        let Some(sign_in) = a.sign_in.as_mut() else {
-            return Ok(false);
-        };
-        if !sign_in.sessions.contains_key(credential) {
-            return Ok(false);
-        }
-        Arc::make_mut(sign_in).end(credential);
-        mark(&mut self.dirty_agents, agent);
-        self.session_effect(agent, &[credential.to_string()], None);
-        Ok(true)
-    }
-
-    /// Tells the edge's session index what changed (once durable).
-    fn session_effect(&mut self, agent: &str, ended: &[String], started: Option<(String, Millis)>) {
-        if ended.is_empty() && started.is_none() {
-            return;
-        }
-        self.effects.push(Effect::Session {
-            agent: agent.into(),
-            ended: ended.to_vec(),
-            started,
-        });
+    /// An agent's record is to be written with the next commit.
+    pub(super) fn agent_changed(&mut self, id: &str) {
+        mark(&mut self.dirty_agents, id);
     }
 
     // ----- presence -----
@@ -1326,13 +1225,13 @@ impl Floor {
             // A timer that fires before the deadline (the shell's timer and the clock it
             // reads `now` from need not agree to the millisecond) is armed again: an
             // ignored early firing would leave the offer pending forever.
-            Some(at) => self.effects.push(Effect::Arm {
-                timer: Timer::Offer {
+            Some(at) => self.deadlines.arm(
+                Timer::Offer {
                     conversation: conversation.into(),
                     offer,
                 },
                 at,
-            }),
+            ),
             None => {}
         }
     }
@@ -1351,13 +1250,13 @@ impl Floor {
                 self.submit_wrapup(agent, conversation, reason, true, now);
                 self.route(now);
             }
-            Some(at) => self.effects.push(Effect::Arm {
-                timer: Timer::Wrapup {
+            Some(at) => self.deadlines.arm(
+                Timer::Wrapup {
                     agent: agent.into(),
                     conversation: conversation.into(),
                 },
                 at,
-            }),
+            ),
             None => {}
         }
     }
@@ -1369,7 +1268,9 @@ impl Floor {
         let Some(c) = self.conversations.get(conversation) else {
             return;
         };
-        let Some(at) = next_routing_deadline(c) else { return };
+        let Some(at) = next_routing_deadline(c).filter(|_| steps_apply(c)) else {
+            return;
+        };
         match c.state {
             ConversationState::Queued if now >= at => {
                 self.dequeue(conversation);
@@ -1422,9 +1323,42 @@ impl Floor {
         self.route(now);
     }
 
-    /// Every pending offer and automatic wrap-up whose deadline has passed at `now`, as
-    /// timers to fire. Used by the simulation's virtual clock.
-    pub fn due_timers(&self, now: Millis) -> Vec<Timer> {
+    /// When the earliest armed deadline is due: the shell sleeps until then and calls
+    /// [`Floor::fire_due`]. `None` while nothing is armed.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.deadlines.next()
+    }
+
+    /// Fires every deadline due at `now`, earliest first (one that a firing arms and that
+    /// is due already fires in the same call). Returns how many fired. A deadline whose
+    /// reason went away is ignored by the rule it reaches; one that comes early (the
+    /// shell's timer and its clock need not agree to the millisecond) is armed again.
+    pub fn fire_due(&mut self, now: Millis) -> usize {
+        let mut fired = 0;
+        while self.fire_next_due(now).is_some() {
+            fired += 1;
+        }
+        fired
+    }
+
+    /// Fires the earliest deadline due at `now`, if one is: [`Floor::fire_due`] one at a
+    /// time (the simulation checks the invariants after each).
+    pub fn fire_next_due(&mut self, now: Millis) -> Option<Timer> {
+        let timer = self.deadlines.pop_due(now)?;
+        self.fire(&timer, now);
+        Some(timer)
+    }
+
+    /// Deadlines armed now (tests and figures).
+    pub fn deadlines_armed(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Every deadline the state says has passed at `now`, found by a scan of every
+    /// conversation and agent, independently of the deadline table. After
+    /// [`Floor::fire_due`]`(now)` it is empty: the simulation and the table tests check
+    /// that, so a rule that forgets to arm a deadline is caught.
+    pub fn overdue(&self, now: Millis) -> Vec<Timer> {
         let mut out = Vec::new();
         for c in self.conversations.values() {
             if let Some(o) = &c.offer {
@@ -1447,9 +1381,7 @@ impl Floor {
             }
         }
         for c in self.conversations.values() {
-            if matches!(c.state, ConversationState::Queued | ConversationState::Offered)
-                && next_routing_deadline(c).is_some_and(|at| now >= at)
-            {
+            if steps_apply(c) && next_routing_deadline(c).is_some_and(|at| now >= at) {
                 out.push(Timer::Route {
                     conversation: c.id.clone(),
                 });
@@ -1468,7 +1400,9 @@ impl Floor {
         out
     }
 
-    /// Fires `timer` at `now`.
+    /// Fires `timer` at `now`: the rule its deadline reaches. The shell never calls it (it
+    /// calls [`Floor::fire_due`]); the simulation does, to move steps on before a crash
+    /// as a restart would.
     pub fn fire(&mut self, timer: &Timer, now: Millis) {
         match timer {
             Timer::Offer { conversation, offer } => self.offer_timer(conversation, *offer, now),
@@ -1514,24 +1448,6 @@ impl Floor {
                 agent: a.id.clone(),
                 presence: a.presence,
             }));
-            if let Some(c) = &a.credential {
-                f.effects.push(Effect::Credential {
-                    agent: a.id.clone(),
-                    revoked: None,
-                    granted: Some(c.clone()),
-                });
-            }
-            // Sessions still valid at recovery work again; expired ones wait in the record
-            // until the agent's next sign-in drops them.
-            for (c, &expires_at) in a.sign_in.iter().flat_map(|s| s.sessions.iter()) {
-                if session_valid(expires_at, now) {
-                    f.effects.push(Effect::Session {
-                        agent: a.id.clone(),
-                        ended: Vec::new(),
-                        started: Some((c.clone(), expires_at)),
-                    });
-                }
-            }
             f.agents.insert(a.id.clone(), a);
         }
         let mut ids: Vec<_> = Vec::with_capacity(conversations.len());
@@ -1588,10 +1504,11 @@ impl Floor {
                 // A conversation that should have moved on while the engine was down
                 // moves on now (enqueue files it under its step at `now`).
                 ConversationState::Queued => f.enqueue(id, now),
-                ConversationState::Offered => {
+                ConversationState::Offered if steps_apply(c) => {
                     f.update_step(id, now);
                     f.arm_routing_deadline(id);
                 }
+                ConversationState::Offered => {}
                 ConversationState::Active => f.arm_inactivity(id),
                 ConversationState::Ended => {}
             }
@@ -1625,13 +1542,13 @@ impl Floor {
                 .filter_map(|(c, at)| at.map(|t| (c.clone(), t)))
                 .collect();
             for (conversation, at) in due {
-                f.effects.push(Effect::Arm {
-                    timer: Timer::Wrapup {
+                f.deadlines.arm(
+                    Timer::Wrapup {
                         agent: id.clone(),
                         conversation,
                     },
                     at,
-                });
+                );
             }
         }
         f.touched_conversations.extend(ids);
@@ -1865,23 +1782,23 @@ impl Floor {
         ) else {
             return;
         };
-        self.effects.push(Effect::Arm {
-            timer: Timer::Inactivity {
+        self.deadlines.arm(
+            Timer::Inactivity {
                 conversation: id.into(),
             },
-            at: since.saturating_add(self.rules.inactivity_close_ms),
-        });
+            since.saturating_add(self.rules.inactivity_close_ms),
+        );
     }
 
     /// Arms the conversation's next routing deadline ([`next_routing_deadline`]), if any.
     fn arm_routing_deadline(&mut self, id: &str) {
         if let Some(at) = self.conversations.get(id).and_then(|c| next_routing_deadline(c)) {
-            self.effects.push(Effect::Arm {
-                timer: Timer::Route {
+            self.deadlines.arm(
+                Timer::Route {
                     conversation: id.into(),
                 },
                 at,
-            });
+            );
         }
     }
 
@@ -1978,13 +1895,13 @@ impl Floor {
                 offer: offer.clone(),
             },
         });
-        self.effects.push(Effect::Arm {
-            timer: Timer::Offer {
+        self.deadlines.arm(
+            Timer::Offer {
                 conversation: conversation.into(),
                 offer: offer.id,
             },
-            at: offer.expires_at,
-        });
+            offer.expires_at,
+        );
     }
 
     /// Withdraws the pending offer of `conversation` (if any) without RONA, freeing the slot.
@@ -2088,13 +2005,13 @@ impl Floor {
             },
         });
         if let Some(at) = due {
-            self.effects.push(Effect::Arm {
-                timer: Timer::Wrapup {
+            self.deadlines.arm(
+                Timer::Wrapup {
                     agent: agent.into(),
                     conversation: conversation.into(),
                 },
                 at,
-            });
+            );
         }
     }
 
@@ -2295,6 +2212,17 @@ fn waiting_view(c: &Conversation) -> WaitingView<'_> {
         key: queue_key(c),
         requirements: &c.routing.requirements,
         preferred: c.routing.preferred_agent.as_deref(),
+    }
+}
+
+/// Whether routing steps and the preference govern `c` now: while it waits in its queue
+/// or is offered from it. A transfer or conference offer names its agent; its step stands
+/// still until the conversation is back in a queue.
+fn steps_apply(c: &Conversation) -> bool {
+    match c.state {
+        ConversationState::Queued => true,
+        ConversationState::Offered => c.offer.as_ref().is_some_and(|o| o.kind == OfferKind::New),
+        _ => false,
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::IpAddr;
 
 use super::Millis;
 
@@ -99,6 +100,29 @@ impl<K: Eq + Hash + Clone> AuthFailures<K> {
     pub fn tracked(&self) -> usize {
         self.windows.len()
     }
+}
+
+/// The client a request counts for in per-address limits: the TCP `peer`, unless the
+/// peer is one of the `trusted` proxies; then the rightmost address of `X-Forwarded-For`
+/// (`forwarded`, the header's values in order) that is not itself a trusted proxy. The
+/// entries left of that one were written by the client and are never believed, so a
+/// client cannot choose the address its failures count for. A trusted peer with no usable
+/// header counts as itself.
+pub fn client_address(peer: IpAddr, forwarded: &[&str], trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops = forwarded.iter().flat_map(|h| h.split(',')).map(str::trim);
+    let mut client = peer;
+    for hop in hops.rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // Garbage where an address should be: stop believing the header.
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 /// Why `token` is too weak to guard a listener that is not loopback, or `None`: fewer
@@ -331,5 +355,41 @@ mod tests {
         }
         assert_eq!(l.tracked().1, 2);
         assert!(l.order.len() <= 4, "the eviction order stays bounded too");
+    }
+
+    /// Which address a request counts for, behind no proxy, one trusted proxy, a chain,
+    /// and with headers a client forged or mangled.
+    #[test]
+    fn the_client_behind_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let proxy = ip("127.0.0.1");
+        let edge = ip("10.0.0.2");
+        let trusted = [proxy, edge];
+        let rows: &[(&str, &[&str], &str)] = &[
+            // Not a trusted peer: the header is ignored.
+            ("203.0.113.9", &["198.51.100.1"], "203.0.113.9"),
+            // A trusted peer names its client.
+            ("127.0.0.1", &["198.51.100.1"], "198.51.100.1"),
+            // A client's forged entry stands left of the real one: the rightmost untrusted counts.
+            ("127.0.0.1", &["6.6.6.6, 198.51.100.1"], "198.51.100.1"),
+            ("127.0.0.1", &["6.6.6.6", "198.51.100.1"], "198.51.100.1"),
+            // Through two trusted proxies.
+            ("127.0.0.1", &["198.51.100.1, 10.0.0.2"], "198.51.100.1"),
+            // No header, or one of trusted proxies only: the last trusted hop.
+            ("127.0.0.1", &[], "127.0.0.1"),
+            ("127.0.0.1", &["10.0.0.2"], "10.0.0.2"),
+            // Garbage stops the walk at the last address believed.
+            ("127.0.0.1", &["198.51.100.1, not-an-ip"], "127.0.0.1"),
+            ("127.0.0.1", &["not-an-ip, 10.0.0.2"], "10.0.0.2"),
+            ("127.0.0.1", &["2001:db8::1"], "2001:db8::1"),
+        ];
+        for (peer, header, want) in rows {
+            assert_eq!(
+                client_address(ip(peer), header, &trusted),
+                ip(want),
+                "{peer} {header:?}"
+            );
+        }
+        assert_eq!(client_address(proxy, &["198.51.100.1"], &[]), proxy, "nothing trusted");
     }
 }

@@ -14,9 +14,11 @@
 //! over-offered), so the reservation of an agent's slot and the offer are one step of
 //! [`Floor`], never two messages that another could slip between.
 
+pub mod accounts;
 pub mod agent;
 pub mod command;
 pub mod conversation;
+pub mod deadlines;
 pub mod error;
 pub mod event;
 pub mod floor;
@@ -25,11 +27,11 @@ pub mod limits;
 pub mod messenger;
 pub mod queue;
 pub mod routing;
-pub mod signin;
 pub mod supervisor;
 #[cfg(test)]
 mod wire_names;
 
+pub use accounts::{session_valid, Account, AccountKind, AccountRef, Grant, SignIn};
 pub use agent::{Agent, Presence};
 pub use command::{Command, Principal, QueueStats, Reply, DEFAULT_CAPACITY};
 pub use conversation::{
@@ -41,7 +43,6 @@ pub use event::{AgentEvent, Change, Effect, Observation, Outbound, OutboxOutcome
 pub use floor::{FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
 pub use routing::{AgentChoice, LastOwner, Opening, Requirements, Skills, Step};
-pub use signin::{session_valid, SignIn};
 pub use supervisor::{AuditEntry, AuditLog, Changer, Supervisor, SupervisorId, AUDIT_READ_MAX, AUDIT_RETAIN};
 
 /// The hash map of the engine's hot paths (the floor's records, the router's actor

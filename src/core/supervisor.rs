@@ -1,8 +1,8 @@
 //! Supervisors and their control of agents' presence (API.md "Supervisor").
 //!
 //! A supervisor is a person who watches the floor and may change an agent's presence. It
-//! has an id, a name, a token's hash (its credential) and, for the supervisor page, a
-//! password hash and sessions ([`SignIn`], the agent's sign-in rules). Presence set by a
+//! has an id, a name and an [`Account`] (token, password, sessions), whose rules are the
+//! agents' ([`super::accounts`]). Presence set by a
 //! supervisor (or the admin) follows the agent's own rules and leaves an [`AuditEntry`]:
 //! who changed whom, when, from what to what. The [`AuditLog`] keeps the last
 //! [`AUDIT_RETAIN`] entries, in memory and in the store (docs/DECISIONS.md, "Audit trail").
@@ -10,12 +10,13 @@
 //! No I/O here either: time comes in as `now`, decisions go out as effects and changes.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use super::command::Principal;
 use super::event::{Change, Effect, Observation};
 use super::floor::Floor;
-use super::{valid_id, AgentId, Conversation, CoreError, FastMap, Millis, Presence, SignIn, MAX_NAME_CHARS};
+use super::{
+    valid_id, Account, AccountRef, AgentId, Conversation, CoreError, FastMap, Millis, Presence, MAX_NAME_CHARS,
+};
 
 /// Supervisor ids are ids as API.md defines them.
 pub type SupervisorId = String;
@@ -30,10 +31,8 @@ pub const AUDIT_READ_MAX: usize = 1_000;
 pub struct Supervisor {
     pub id: SupervisorId,
     pub name: String,
-    /// The hash of the supervisor's token (the API layer never hands the core a token).
-    pub credential: Option<String>,
-    /// Password hash and open sessions, as for agents.
-    pub sign_in: Option<Arc<SignIn>>,
+    /// What the supervisor authenticates with, as an agent does ([`super::accounts`]).
+    pub account: Account,
 }
 
 /// Who changed an agent's presence for it.
@@ -139,6 +138,13 @@ pub struct Supervision {
     audit: AuditLog,
 }
 
+impl Supervision {
+    /// A supervisor's account, for [`super::accounts`].
+    pub(super) fn account_mut(&mut self, id: &str) -> Option<&mut Account> {
+        self.supervisors.get_mut(id).map(|s| &mut s.account)
+    }
+}
+
 /// A conversation's record without its transcript (what a supervisor sees), without
 /// cloning the transcript.
 pub fn record_of(c: &mut Conversation) -> Conversation {
@@ -184,49 +190,21 @@ impl Floor {
     }
 
     /// Puts back what the store holds of supervision (after [`Floor::restore`]): the
-    /// accounts, their credentials and valid sessions (as effects for the edge's index),
-    /// and the audit log.
-    pub fn restore_supervision(&mut self, supervisors: Vec<Supervisor>, audit: Vec<AuditEntry>, now: Millis) {
+    /// accounts and the audit log. Their credentials reach the edge through
+    /// [`Floor::account_grants`], as agents' do.
+    pub fn restore_supervision(&mut self, supervisors: Vec<Supervisor>, audit: Vec<AuditEntry>) {
         for s in supervisors {
-            self.effects.push(Effect::SupervisorCredential {
-                supervisor: s.id.clone(),
-                revoked: None,
-                granted: s.credential.clone(),
-            });
-            for (c, &expires_at) in s.sign_in.iter().flat_map(|x| x.sessions.iter()) {
-                if super::session_valid(expires_at, now) {
-                    self.effects.push(Effect::SupervisorSession {
-                        supervisor: s.id.clone(),
-                        ended: Vec::new(),
-                        started: Some((c.clone(), expires_at)),
-                    });
-                }
-            }
             self.supervision.supervisors.insert(s.id.clone(), s);
         }
         self.supervision.audit = AuditLog::restore(audit);
     }
 
-    fn supervisor_mut(&mut self, id: &str) -> Result<&mut Supervisor, CoreError> {
-        self.supervision
-            .supervisors
-            .get_mut(id)
-            .ok_or_else(|| CoreError::UnknownSupervisor(id.into()))
-    }
-
-    fn supervisor_changed(&mut self, id: &str) {
-        if let Some(s) = self.supervision.supervisors.get(id) {
-            self.changes.push(Change::Supervisor(Box::new(s.clone())));
-        }
-    }
-
-    /// Creates a supervisor with a token's hash and, optionally, a password hash.
+    /// Creates a supervisor with an account (token hash and, optionally, password hash).
     pub(crate) fn create_supervisor(
         &mut self,
         id: &str,
         name: &str,
-        credential: Option<String>,
-        password_hash: Option<String>,
+        account: Account,
     ) -> Result<&Supervisor, CoreError> {
         if !valid_id(id) {
             return Err(CoreError::InvalidInput(format!(
@@ -245,108 +223,15 @@ impl Floor {
                 id: id.into(),
             });
         }
+        self.account_created(AccountRef::supervisor(id), &account);
         let s = Supervisor {
             id: id.into(),
             name: name.into(),
-            credential: credential.clone(),
-            sign_in: password_hash.map(|h| {
-                Arc::new(SignIn {
-                    password_hash: Some(h),
-                    ..Default::default()
-                })
-            }),
+            account,
         };
+        self.changes.push(Change::Supervisor(Box::new(s.clone())));
         self.supervision.supervisors.insert(id.into(), s);
-        if credential.is_some() {
-            self.effects.push(Effect::SupervisorCredential {
-                supervisor: id.into(),
-                revoked: None,
-                granted: credential,
-            });
-        }
-        self.supervisor_changed(id);
         Ok(&self.supervision.supervisors[id])
-    }
-
-    /// Replaces a supervisor's credential (token reissue); the old one stops working once
-    /// the change is durable.
-    pub(crate) fn set_supervisor_credential(&mut self, id: &str, credential: String) -> Result<(), CoreError> {
-        let s = self.supervisor_mut(id)?;
-        let revoked = s.credential.replace(credential.clone());
-        self.effects.push(Effect::SupervisorCredential {
-            supervisor: id.into(),
-            revoked,
-            granted: Some(credential),
-        });
-        self.supervisor_changed(id);
-        Ok(())
-    }
-
-    /// Sets a supervisor's password hash; every session of the supervisor ends.
-    pub(crate) fn set_supervisor_password(&mut self, id: &str, password_hash: String) -> Result<(), CoreError> {
-        let s = self.supervisor_mut(id)?;
-        let sign_in = Arc::make_mut(s.sign_in.get_or_insert_with(Default::default));
-        sign_in.password_hash = Some(password_hash);
-        let ended = sign_in.end_all_but(None);
-        self.supervisor_session_effect(id, ended, None);
-        self.supervisor_changed(id);
-        Ok(())
-    }
-
-    /// Opens a session for a supervisor whose password the caller verified against
-    /// `verified_hash` (refused, `invalid_credentials`, if it changed meanwhile).
-    pub(crate) fn start_supervisor_session(
-        &mut self,
-        id: &str,
-        verified_hash: &str,
-        credential: String,
-        expires_at: Millis,
-        now: Millis,
-    ) -> Result<&Supervisor, CoreError> {
-        let s = self
-            .supervision
-            .supervisors
-            .get_mut(id)
-            .ok_or(CoreError::InvalidCredentials)?;
-        let matches = s
-            .sign_in
-            .as_ref()
-            .and_then(|x| x.password_hash.as_deref())
-            .is_some_and(|h| h == verified_hash);
-        if !matches {
-            return Err(CoreError::InvalidCredentials);
-        }
-        let sign_in = Arc::make_mut(s.sign_in.get_or_insert_with(Default::default));
-        let ended = sign_in.start(credential.clone(), expires_at, now);
-        self.supervisor_session_effect(id, ended, Some((credential, expires_at)));
-        self.supervisor_changed(id);
-        Ok(&self.supervision.supervisors[id])
-    }
-
-    /// Ends one session of a supervisor (sign-out); ending one that is not open is not an error.
-    pub(crate) fn end_supervisor_session(&mut self, id: &str, credential: &str) -> Result<(), CoreError> {
-        let s = self.supervisor_mut(id)?;
-        let Some(sign_in) = s.sign_in.as_mut() else {
-            return Ok(());
-        };
-        if !sign_in.sessions.contains_key(credential) {
-            return Ok(());
-        }
-        Arc::make_mut(sign_in).end(credential);
-        self.supervisor_session_effect(id, vec![credential.to_string()], None);
-        self.supervisor_changed(id);
-        Ok(())
-    }
-
-    fn supervisor_session_effect(&mut self, id: &str, ended: Vec<String>, started: Option<(String, Millis)>) {
-        if ended.is_empty() && started.is_none() {
-            return;
-        }
-        self.effects.push(Effect::SupervisorSession {
-            supervisor: id.into(),
-            ended,
-            started,
-        });
     }
 
     /// A supervisor or the admin sets an agent's presence: the agent's own rules
@@ -629,104 +514,5 @@ mod tests {
             Change::Audit { entry, .. } => assert_eq!(entry.seq, AUDIT_RETAIN as u64 + 2, "seq goes on"),
             other => panic!("unexpected {other:?}"),
         }
-    }
-
-    /// Supervisor accounts: create, reissue, password, sessions, each telling the edge's
-    /// supervisor index by an effect.
-    #[test]
-    fn supervisor_accounts() {
-        let mut f = floor();
-        let err = f
-            .execute(
-                Command::CreateSupervisor {
-                    id: "s1".into(),
-                    name: "Again".into(),
-                    credential: None,
-                    password_hash: None,
-                },
-                T0,
-            )
-            .unwrap_err();
-        assert_eq!(err.code(), "already_exists");
-        for (id, name) in [("bad id", "X"), ("s2", "")] {
-            let e = f
-                .execute(
-                    Command::CreateSupervisor {
-                        id: id.into(),
-                        name: name.into(),
-                        credential: None,
-                        password_hash: None,
-                    },
-                    T0,
-                )
-                .unwrap_err();
-            assert_eq!(e.code(), "invalid_input");
-        }
-        f.execute(
-            Command::SetSupervisorCredential {
-                supervisor: "s1".into(),
-                credential: "h2".into(),
-            },
-            T0,
-        )
-        .unwrap();
-        assert!(f.take_effects().contains(&Effect::SupervisorCredential {
-            supervisor: "s1".into(),
-            revoked: Some("h-s1".into()),
-            granted: Some("h2".into()),
-        }));
-        let start = |hash: &str| Command::StartSupervisorSession {
-            supervisor: "s1".into(),
-            verified_hash: hash.into(),
-            credential: "sess".into(),
-            expires_at: T0 + 10,
-        };
-        assert_eq!(f.execute(start("p1"), T0).unwrap_err().code(), "invalid_credentials");
-        f.execute(
-            Command::SetSupervisorPassword {
-                supervisor: "s1".into(),
-                password_hash: "p1".into(),
-            },
-            T0,
-        )
-        .unwrap();
-        f.take_effects();
-        f.execute(start("p1"), T0).unwrap();
-        assert!(f.take_effects().contains(&Effect::SupervisorSession {
-            supervisor: "s1".into(),
-            ended: vec![],
-            started: Some(("sess".into(), T0 + 10)),
-        }));
-        f.execute(
-            Command::EndSupervisorSession {
-                supervisor: "s1".into(),
-                credential: "sess".into(),
-            },
-            T0,
-        )
-        .unwrap();
-        assert!(f.take_effects().contains(&Effect::SupervisorSession {
-            supervisor: "s1".into(),
-            ended: vec!["sess".into()],
-            started: None,
-        }));
-        let stored = f
-            .take_changes()
-            .into_iter()
-            .filter(|c| matches!(c, Change::Supervisor(_)))
-            .count();
-        assert!(stored >= 3, "each step writes the supervisor's record");
-        assert_eq!(
-            f.execute(
-                Command::SetSupervisorPassword {
-                    supervisor: "s9".into(),
-                    password_hash: "p".into()
-                },
-                T0
-            )
-            .unwrap_err()
-            .code(),
-            "unknown_supervisor"
-        );
     }
 }

@@ -26,9 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use crate::core::{
-    Agent, Attachment, Author, AuthorKind, Channel, Conversation, ConversationState, Customer, Delivery, EntryPoint,
-    LastOwner, Message, Millis, Offer, OfferKind, Outbound, Presence, Queue, RoutingState, SignIn, Skills, Step,
-    WrapupRecord,
+    Account, Agent, Attachment, Author, AuthorKind, Channel, Conversation, ConversationState, Customer, Delivery,
+    EntryPoint, LastOwner, Message, Millis, Offer, OfferKind, Outbound, Presence, Queue, RoutingState, SignIn, Skills,
+    Step, WrapupRecord,
 };
 use crate::core::{AuditEntry, Changer, Supervisor};
 
@@ -220,7 +220,7 @@ impl From<Agent> for AgentV1 {
             offers: a.offers,
             active: a.active,
             wrapups: a.wrapups,
-            credential: a.credential,
+            credential: a.account.credential,
         }
     }
 }
@@ -239,8 +239,10 @@ impl From<AgentV1> for Agent {
             offers: a.offers,
             active: a.active,
             wrapups: a.wrapups,
-            credential: a.credential,
-            sign_in: None,
+            account: Account {
+                credential: a.credential,
+                sign_in: None,
+            },
             skills: Skills::new(),
         }
     }
@@ -270,7 +272,7 @@ pub struct AgentV2 {
 
 impl From<Agent> for AgentV2 {
     fn from(mut a: Agent) -> Self {
-        let sign_in = a.sign_in.take().map(|s| {
+        let sign_in = a.account.sign_in.take().map(|s| {
             let s = Arc::unwrap_or_clone(s);
             SignInV2 {
                 password_hash: s.password_hash,
@@ -287,7 +289,7 @@ impl From<Agent> for AgentV2 {
 impl From<AgentV2> for Agent {
     fn from(a: AgentV2) -> Self {
         let mut agent: Agent = a.agent.into();
-        agent.sign_in = a.sign_in.map(|s| {
+        agent.account.sign_in = a.sign_in.map(|s| {
             Arc::new(SignIn {
                 password_hash: s.password_hash,
                 sessions: s.sessions,
@@ -1021,8 +1023,8 @@ impl From<Supervisor> for SupervisorV1 {
         SupervisorV1 {
             id: s.id,
             name: s.name,
-            credential: s.credential,
-            sign_in: s.sign_in.map(|x| {
+            credential: s.account.credential,
+            sign_in: s.account.sign_in.map(|x| {
                 let x = Arc::unwrap_or_clone(x);
                 SignInV2 {
                     password_hash: x.password_hash,
@@ -1038,13 +1040,15 @@ impl From<SupervisorV1> for Supervisor {
         Supervisor {
             id: s.id,
             name: s.name,
-            credential: s.credential,
-            sign_in: s.sign_in.map(|x| {
-                Arc::new(SignIn {
-                    password_hash: x.password_hash,
-                    sessions: x.sessions,
-                })
-            }),
+            account: Account {
+                credential: s.credential,
+                sign_in: s.sign_in.map(|x| {
+                    Arc::new(SignIn {
+                        password_hash: x.password_hash,
+                        sessions: x.sessions,
+                    })
+                }),
+            },
         }
     }
 }
@@ -1200,7 +1204,7 @@ mod tests {
     #[test]
     fn agent_records_of_both_versions_are_read() {
         let mut a = Agent::new("a1".into(), "Ann".into(), vec!["q1".into()], 2, 5);
-        a.credential = Some("c0ffee".into());
+        a.account.credential = Some("c0ffee".into());
         let v1 = encode(&AgentV1::from(a.clone()));
         assert_eq!(v1[0], 1);
         assert_eq!(decode_agent("agents", b"a1", &v1).unwrap(), a);
@@ -1210,7 +1214,7 @@ mod tests {
             ..Default::default()
         };
         sign_in.start("5e55".into(), 99, 0);
-        a.sign_in = Some(Arc::new(sign_in));
+        a.account.sign_in = Some(Arc::new(sign_in));
         let mut v2 = Vec::new();
         encode_versioned_into(&mut v2, AGENT_RECORD_VERSION, &AgentV2::from(a.clone())).unwrap();
         assert_eq!(v2[0], AGENT_RECORD_VERSION);

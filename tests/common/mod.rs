@@ -204,23 +204,7 @@ impl TestServer {
 
     /// Connects a desktop and returns it with its `hello`.
     pub async fn desktop(&self, token: &str) -> (Desktop, Value) {
-        let url = format!("{}/api/v1/agents/me/ws?token={token}", self.base.replace("http", "ws"));
-        // hello carries whole transcripts, so it may be large.
-        let (_res, framed) = self
-            .client
-            .ws(url)
-            .max_frame_size(64 * 1024 * 1024)
-            .connect()
-            .await
-            .expect("websocket connect");
-        let mut d = Desktop {
-            framed,
-            buffered: VecDeque::new(),
-            next_request: 1,
-        };
-        let hello = d.next().await;
-        assert_eq!(hello["type"], "hello", "first frame must be hello: {hello}");
-        (d, hello)
+        connect_desktop(&self.client, &self.base, token).await
     }
 
     /// Creates a supervisor and returns its token.
@@ -234,21 +218,7 @@ impl TestServer {
 
     /// Connects a supervisor's live socket and returns it with its `snapshot`.
     pub async fn supervisor_socket(&self, token: &str) -> (Desktop, Value) {
-        let url = format!(
-            "{}/api/v1/supervisors/me/ws?token={token}",
-            self.base.replace("http", "ws")
-        );
-        let (_res, framed) = self
-            .client
-            .ws(url)
-            .max_frame_size(64 * 1024 * 1024)
-            .connect()
-            .await
-            .expect("websocket connect");
-        let mut d = Desktop::from_framed(framed);
-        let snapshot = d.next().await;
-        assert_eq!(snapshot["type"], "snapshot", "first frame must be snapshot: {snapshot}");
-        (d, snapshot)
+        connect_supervisor(&self.client, &self.base, token).await
     }
 
     /// Connects a desktop, sets the agent available, and drains the resulting state change.
@@ -259,6 +229,37 @@ impl TestServer {
         d.wait_for("state_changed").await;
         d
     }
+}
+
+/// A WebSocket to `path` (with its query) of the server at `base` (`http://...`), not yet
+/// read from.
+pub async fn connect_ws(client: &awc::Client, base: &str, path: &str) -> Desktop {
+    let url = format!("{}{path}", base.replace("http", "ws"));
+    // hello carries whole transcripts, so it may be large.
+    let (_res, framed) = client
+        .ws(url)
+        .max_frame_size(64 * 1024 * 1024)
+        .connect()
+        .await
+        .expect("websocket connect");
+    Desktop::from_framed(framed)
+}
+
+/// Connects a desktop of the server at `base` and returns it with its `hello`.
+pub async fn connect_desktop(client: &awc::Client, base: &str, token: &str) -> (Desktop, Value) {
+    let mut d = connect_ws(client, base, &format!("/api/v1/agents/me/ws?token={token}")).await;
+    let hello = d.next().await;
+    assert_eq!(hello["type"], "hello", "first frame must be hello: {hello}");
+    (d, hello)
+}
+
+/// Connects a supervisor's live socket of the server at `base` and returns it with its
+/// `snapshot`.
+pub async fn connect_supervisor(client: &awc::Client, base: &str, token: &str) -> (Desktop, Value) {
+    let mut d = connect_ws(client, base, &format!("/api/v1/supervisors/me/ws?token={token}")).await;
+    let snapshot = d.next().await;
+    assert_eq!(snapshot["type"], "snapshot", "first frame must be snapshot: {snapshot}");
+    (d, snapshot)
 }
 
 /// A WebSocket agent desktop.
@@ -397,6 +398,25 @@ impl Desktop {
                 Ok(None) | Ok(Some(Err(_))) => return (None, texts),
                 Ok(Some(Ok(Frame::Close(r)))) => return (r, texts),
                 Ok(Some(Ok(Frame::Text(_)))) => texts += 1,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// Reads (answering pings) until the server closes the connection; returns the close
+    /// reason and every text frame that came first.
+    pub async fn texts_until_closed(&mut self, within: Duration) -> (Option<awc::ws::CloseReason>, Vec<Value>) {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut texts: Vec<Value> = self.buffered.drain(..).collect();
+        loop {
+            match tokio::time::timeout_at(deadline, self.framed.next()).await {
+                Err(_) => panic!("the server did not close the socket in time; got {texts:?}"),
+                Ok(None) | Ok(Some(Err(_))) => return (None, texts),
+                Ok(Some(Ok(Frame::Close(r)))) => return (r, texts),
+                Ok(Some(Ok(Frame::Text(t)))) => texts.push(serde_json::from_slice(&t).expect("JSON frame")),
+                Ok(Some(Ok(Frame::Ping(p)))) => {
+                    let _ = self.framed.send(Message::Pong(p)).await;
+                }
                 Ok(Some(Ok(_))) => {}
             }
         }

@@ -185,6 +185,16 @@ class Desktop {
     } else if (status === "connecting") {
       setText(el, detail.attempt ? "Reconnecting…" : "Connecting…");
     } else if (status === "reconnecting") {
+      // The credential ended (signed out elsewhere, token reissued, a new password, the
+      // session expired): reconnecting cannot help.
+      if (detail.code === 1008 && (detail.reason === "credential_revoked" || detail.reason === "session_expired")) {
+        this.end(
+          detail.reason === "session_expired"
+            ? "Your session expired. Sign in again."
+            : "Your sign-in was ended (signed out elsewhere, or a new password or token). Sign in again.",
+        );
+        return;
+      }
       setText(el, "Connection lost; reconnecting…");
       this.store.setConnection("reconnecting");
       // Repeated failures may mean the session ended: ask REST, which can say 401.

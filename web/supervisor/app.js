@@ -8,6 +8,8 @@ import { explain } from "/assets/errors.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "switchboard.supervisor.token";
+/** Why the last sign-in ended, shown once on the sign-in form. */
+const ENDED_KEY = "switchboard.supervisor.ended";
 /** Rows shown at once in the agent table (the search narrows them). */
 const MAX_ROWS = 500;
 
@@ -144,6 +146,14 @@ function connect() {
   };
   ws.onclose = (c) => {
     if (state.socket !== ws) return;
+    // The credential ended (signed out elsewhere, reissued, a new password, expired):
+    // back to sign-in, with the reason in words.
+    if (c.code === 1008 && (c.reason === "credential_revoked" || c.reason === "session_expired")) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      sessionStorage.setItem(ENDED_KEY, c.reason === "session_expired" ? "Your session expired; sign in again." : "Your sign-in was ended; sign in again.");
+      location.reload();
+      return;
+    }
     $("link").textContent = "Reconnecting…";
     if (c.code === 1008 || c.code === 4401) return;
     setTimeout(connect, 1000);
@@ -316,6 +326,11 @@ setInterval(() => {
   if (!$("floor").hidden) render();
 }, 1000);
 
+const ended = sessionStorage.getItem(ENDED_KEY);
+if (ended) {
+  sessionStorage.removeItem(ENDED_KEY);
+  $("signin-error").textContent = ended;
+}
 const saved = sessionStorage.getItem(TOKEN_KEY);
 if (saved) {
   signInWith(saved).catch(() => sessionStorage.removeItem(TOKEN_KEY));

@@ -20,7 +20,7 @@ use super::auth::{self, Caller};
 use super::dto::*;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
-use crate::core::{self, valid_id, AuditEntry, Changer, CoreError, AUDIT_READ_MAX};
+use crate::core::{self, valid_id, AccountRef, AuditEntry, Changer, CoreError, AUDIT_READ_MAX};
 use crate::engine::{Command, EngineError, Reply};
 
 type Res = Result<HttpResponse, ApiError>;
@@ -147,14 +147,6 @@ fn path_id(raw: &str) -> Result<&str, ApiError> {
     }
 }
 
-fn unexpected(expected: &'static str, got: &Reply) -> ApiError {
-    EngineError::UnexpectedReply {
-        expected,
-        got: got.name(),
-    }
-    .into()
-}
-
 /// Creates a supervisor; answers its token, shown only this once.
 #[utoipa::path(post, path = "/api/v1/supervisors", tag = "supervisors", request_body = CreateSupervisor,
     responses(
@@ -169,10 +161,7 @@ fn unexpected(expected: &'static str, got: &Reply) -> ApiError {
 pub async fn create_supervisor(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateSupervisor>) -> Res {
     caller.admin()?;
     let b = body.into_inner();
-    let password_hash = match b.password {
-        Some(p) => Some(super::signin::hash_new(p).await?),
-        None => None,
-    };
+    let password_hash = super::signin::hash_optional(&state, b.password).await?;
     let token = auth::new_token();
     let reply = state
         .engine
@@ -188,7 +177,7 @@ pub async fn create_supervisor(state: web::Data<AppState>, caller: Caller, body:
             supervisor: SupervisorDto::from(&*s),
             token,
         })),
-        r => Err(unexpected("supervisor", &r)),
+        r => Err(super::rest::unexpected("supervisor", &r)),
     }
 }
 
@@ -241,16 +230,7 @@ pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Res {
     security(("bearer" = [])))]
 pub async fn reissue_token(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
     caller.admin()?;
-    let id = path_id(&path)?;
-    let token = auth::new_token();
-    state
-        .engine
-        .exec(Command::SetSupervisorCredential {
-            supervisor: id.into(),
-            credential: auth::credential_of(&token),
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(TokenDto { token }))
+    super::signin::reissue(&state, AccountRef::supervisor(path.into_inner())).await
 }
 
 /// Sets a supervisor's password (admin); every session of the supervisor ends.
@@ -271,16 +251,12 @@ pub async fn set_password(
     body: web::Json<SetPassword>,
 ) -> Res {
     caller.admin()?;
-    let id = path_id(&path)?.to_string();
-    let hash = super::signin::hash_new(body.into_inner().password).await?;
-    state
-        .engine
-        .exec(Command::SetSupervisorPassword {
-            supervisor: id,
-            password_hash: hash,
-        })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    super::signin::set_password_of(
+        &state,
+        AccountRef::supervisor(path.into_inner()),
+        body.into_inner().password,
+    )
+    .await
 }
 
 /// Sets an agent's presence for it (a supervisor or the admin), with the agent's own
@@ -317,7 +293,7 @@ pub async fn set_agent_state(
         .await?;
     match reply {
         Reply::Agent(a) => Ok(HttpResponse::Ok().json(AgentDto::from(&*a))),
-        r => Err(unexpected("agent", &r)),
+        r => Err(super::rest::unexpected("agent", &r)),
     }
 }
 

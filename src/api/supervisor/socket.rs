@@ -18,8 +18,10 @@ use tokio::sync::{broadcast, mpsc};
 use super::hub::{Batch, Join};
 use crate::api::auth;
 use crate::api::error::{ApiError, ErrorBody};
+use crate::api::socket::{self, Closing, SocketSlot, SocketSlots};
 use crate::api::ws::WsQuery;
 use crate::api::AppState;
+use crate::protocol::CredentialWatch;
 
 /// How long a closing socket waits for its close frame to be written.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -44,8 +46,20 @@ pub async fn supervisor_ws(
     let token = query.token.as_deref().or_else(|| auth::bearer(&req));
     let caller = auth::authenticate(&req, &state, token)?;
     let supervisor = caller.supervisor()?.to_string();
+    let mut watch = socket::watch(&state, token.unwrap_or_default())?;
     let (response, session, stream) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
+    // One key: the cap counts every supervisor's sockets together.
+    let Some(slot) = SocketSlots::take(&state.supervisor_sockets, "") else {
+        let max = state.supervisor_sockets.max;
+        crate::metrics::SUPERVISOR_SOCKETS_REFUSED.with_label_values(&[]).inc();
+        tracing::warn!(supervisor = %supervisor, max, "supervisor socket refused: the most allowed are open");
+        socket::refuse(
+            session,
+            format!("{max} supervisor sockets are open, the most allowed (supervisor.max_sockets)"),
+        );
+        return Ok(response);
+    };
     let (tx, rx) = mpsc::channel(state.supervisor.socket_buffer);
     state.hub.do_send(Join { tx });
     let limit = state.body_limit;
@@ -61,7 +75,8 @@ pub async fn supervisor_ws(
         ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|b| (HubBatch(b), rx))
         }));
-        SupervisorSocket::new(supervisor, session, shutdown, timing, buffer)
+        socket::end_with_credential(&mut watch, ctx);
+        SupervisorSocket::new(supervisor, session, shutdown, timing, buffer, (watch, slot))
     });
     Ok(response)
 }
@@ -90,6 +105,11 @@ pub struct SupervisorSocket {
     heartbeat: Duration,
     client_timeout: Duration,
     closing: bool,
+    /// The credential the socket was opened with: it closes when that is revoked or
+    /// expires, and no frame is sent after. Unregistered on drop.
+    watch: CredentialWatch,
+    /// This socket's place under `supervisor.max_sockets`, given back on drop.
+    _slot: SocketSlot,
 }
 
 impl SupervisorSocket {
@@ -99,6 +119,7 @@ impl SupervisorSocket {
         shutdown: broadcast::Receiver<()>,
         (heartbeat, client_timeout): (Duration, Duration),
         buffer: usize,
+        (watch, slot): (CredentialWatch, SocketSlot),
     ) -> Self {
         let (out, out_rx) = mpsc::channel(buffer);
         SupervisorSocket {
@@ -111,6 +132,8 @@ impl SupervisorSocket {
             heartbeat,
             client_timeout,
             closing: false,
+            watch,
+            _slot: slot,
         }
     }
 
@@ -147,7 +170,7 @@ impl SupervisorSocket {
         }
     }
 
-    fn close(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
+    fn close_after_queued(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
         if self.closing {
             return;
         }
@@ -160,6 +183,15 @@ impl SupervisorSocket {
         );
         self.closing = true;
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
+    }
+}
+
+impl socket::Closing for SupervisorSocket {
+    fn close(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
+        if !self.closing {
+            tracing::info!(supervisor = %self.supervisor, why, "closing supervisor socket");
+        }
+        self.close_after_queued(code, why, ctx);
     }
 }
 
@@ -244,6 +276,10 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SupervisorSocke
 
 impl StreamHandler<HubBatch> for SupervisorSocket {
     fn handle(&mut self, msg: HubBatch, ctx: &mut Self::Context) {
+        // Nothing reaches a credential that no longer works.
+        if let Some(end) = self.watch.ended(auth::now_ms) {
+            return socket::ended(self, end, ctx);
+        }
         self.push(Outbound::Batch(msg.0), ctx);
     }
 
