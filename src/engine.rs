@@ -61,6 +61,10 @@ pub struct EngineOptions {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub channel: Arc<dyn CustomerChannel>,
+    /// Where the engine's actors run: a thread of their own (`None`, production), or the
+    /// given arbiter (a test on tokio's paused clock runs them on its own thread, so that
+    /// the clock it pauses is theirs).
+    pub arbiter: Option<ArbiterHandle>,
 }
 
 impl EngineOptions {
@@ -71,6 +75,7 @@ impl EngineOptions {
             store,
             clock: Arc::new(SystemClock),
             channel: Arc::new(NoChannel),
+            arbiter: None,
         }
     }
 }
@@ -99,7 +104,7 @@ impl Engine {
     pub fn start(options: EngineOptions) -> Result<Engine, StoreError> {
         let shared = Arc::new(Shared::default());
         let (observer, _) = broadcast::channel(65_536);
-        let arbiter = Arbiter::new().handle();
+        let arbiter = options.arbiter.unwrap_or_else(|| Arbiter::new().handle());
         let router = start_router(
             &options.rules,
             &options.store,
@@ -178,6 +183,20 @@ impl Engine {
         if self.healthy() {
             return Ok(());
         }
+        self.rebuild().await?;
+        crate::metrics::RECOVERIES.with_label_values(&[]).inc();
+        tracing::warn!("the store accepts writes again: engine rebuilt from what is durable");
+        Ok(())
+    }
+
+    /// Rebuilds the engine from what is durable, healthy or not, as a restart of the
+    /// process would (the simulation's crash and restart).
+    pub async fn restart(&self) -> Result<(), EngineError> {
+        let _one = self.recovering.lock().await;
+        self.rebuild().await
+    }
+
+    async fn rebuild(&self) -> Result<(), EngineError> {
         let old = self.router();
         // From here on the old router commits nothing: a commit of its own could land in
         // the reopened store after the snapshot below was taken.
@@ -201,8 +220,6 @@ impl Engine {
         }
         let _ = old.send(Retire).await;
         self.shared.healthy.store(true, Ordering::SeqCst);
-        crate::metrics::RECOVERIES.with_label_values(&[]).inc();
-        tracing::warn!("the store accepts writes again: engine rebuilt from what is durable");
         Ok(())
     }
 

@@ -30,6 +30,9 @@ pub enum Query {
     },
     /// SPEC.md's invariants over the current state (tests and the simulation).
     Invariants,
+    /// Deadlines the state says have passed and that have not fired
+    /// ([`Floor::overdue`]; the simulation on the real router).
+    Overdue,
     /// How much the engine holds in memory ([`EngineStats`]).
     Stats,
     /// The stored User Profile API name of a Messenger customer of a page.

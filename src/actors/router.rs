@@ -692,6 +692,14 @@ impl Handler<Ask> for RouterActor {
                 QueryReply::Conversation(Box::new(c))
             }
             Query::Invariants => QueryReply::Violations(crate::core::invariants::check(f)),
+            // The timer goes off within the millisecond after a deadline (the clock reads
+            // whole milliseconds): what was due a millisecond ago must have fired.
+            Query::Overdue => QueryReply::Violations(
+                f.overdue(now.saturating_sub(1))
+                    .iter()
+                    .map(|t| format!("{t:?}"))
+                    .collect(),
+            ),
             Query::Stats => QueryReply::Stats(EngineStats {
                 conversations_held: f.conversations_held(),
                 conversation_actors: self.conversations.len(),
