@@ -15,27 +15,30 @@
 //!   the command caused).
 //! - **Dead desktops go away**: a ping every `server.ws_heartbeat_ms` (5 s); a desktop
 //!   silent for `server.ws_client_timeout_ms` (20 s) is closed.
+//! - **A desktop ends with its credential** (1008 `credential_revoked` or
+//!   `session_expired`), and each command re-checks the credential before it runs.
+//!
+//! The writer, heartbeat, shutdown and close are the socket pump every socket shares
+//! ([`super::socket::Pump`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth;
 use super::dto::*;
 use super::error::{ApiError, ErrorBody, ErrorDetail};
-use super::socket::{self, Closing, SocketSlot, SocketSlots};
+use super::socket::{self, Closing, Outbound, Pump, SocketSlots};
 use super::AppState;
 use crate::core::{AgentEvent, AgentId, Principal};
 use crate::engine::{Command, Engine, EngineError};
-use crate::protocol::CredentialWatch;
 
 /// Frames waiting to be written to one desktop before it counts as too slow.
 pub const OUTBOUND_BUFFER: usize = 256;
@@ -44,8 +47,6 @@ pub const OUTBOUND_BUFFER: usize = 256;
 /// command over the bound, which is not run: a flooding desktop holds a bounded amount of
 /// memory and its commands reach the engine no faster than they are answered.
 pub const MAX_PENDING_COMMANDS: usize = 64;
-/// How long a closing session waits for its close frame to be written.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 // ----- the protocol -----
 
@@ -353,7 +354,7 @@ pub async fn desktop(
     let token = query.token.as_deref().or_else(|| auth::bearer(&req));
     let caller = auth::authenticate(&req, &state, token)?;
     let agent = caller.agent()?.to_string();
-    let mut watch = socket::watch(&state, token.unwrap_or_default())?;
+    let watch = socket::watch(&state, token.unwrap_or_default())?;
     let (response, session, stream) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
     let Some(slot) = SocketSlots::take(&state.desktops, &agent) else {
@@ -376,17 +377,15 @@ pub async fn desktop(
         agent: AgentDetailDto::from(&hello),
     };
     Desktop::create(move |ctx| {
-        let timing = (state.heartbeat, state.client_timeout);
-        let mut d = Desktop::new(
+        let who = format!("agent {agent}");
+        let pump = Pump::new(who, session, &state, OUTBOUND_BUFFER, (watch, slot), || {});
+        let mut d = Desktop {
             agent,
-            state.engine.clone(),
-            session,
-            state.shutdown.subscribe(),
-            timing,
-            slot,
-        );
-        socket::end_with_credential(&mut watch, ctx);
-        d.watch = Some(watch);
+            engine: state.engine.clone(),
+            pump,
+            pending: VecDeque::new(),
+            busy: false,
+        };
         d.send(&hello, ctx);
         ctx.add_stream(stream);
         ctx.add_stream(futures_util::stream::unfold(events, |mut rx| async move {
@@ -398,14 +397,6 @@ pub async fn desktop(
 }
 
 // ----- the session actor -----
-
-/// One frame for the writer.
-enum Outbound {
-    Text(String),
-    Ping,
-    Pong(web::Bytes),
-    Close(Option<CloseReason>),
-}
 
 /// An agent event from the engine.
 #[derive(Message)]
@@ -423,108 +414,25 @@ pub struct Desktop {
     /// The agent whose desktop this is.
     agent: AgentId,
     engine: Engine,
-    /// The connection. The writer future writes through a clone; this one is kept to
-    /// close the connection when the writer cannot (its queue is full).
-    session: Option<Session>,
-    /// Frames for the writer, bounded: over [`OUTBOUND_BUFFER`], the desktop is too slow.
-    out: mpsc::Sender<Outbound>,
-    /// Taken by `started`, which hands it to the writer.
-    out_rx: Option<mpsc::Receiver<Outbound>>,
-    /// Server shutdown notice: close with 1001 ("going away").
-    shutdown: Option<broadcast::Receiver<()>>,
-    last_heard: Instant,
-    /// Ping period and silence limit (`server.ws_heartbeat_ms`, `server.ws_client_timeout_ms`).
-    heartbeat: Duration,
-    client_timeout: Duration,
+    /// The socket's plumbing: writer, heartbeat, shutdown, close, credential, cap.
+    pump: Pump,
     /// Commands not yet run, in the order received; one runs at a time.
     pending: VecDeque<Pending>,
     busy: bool,
-    /// A close frame is queued; nothing more is sent.
-    closing: bool,
-    /// This desktop's place under `server.max_desktops_per_agent`, given back on drop.
-    _slot: SocketSlot,
-    /// The credential the desktop was opened with: it closes when that is revoked or
-    /// expires, and each command re-checks it first. Unregistered on drop.
-    watch: Option<CredentialWatch>,
+}
+
+impl socket::Pumped for Desktop {
+    fn pump(&mut self) -> &mut Pump {
+        &mut self.pump
+    }
 }
 
 impl Desktop {
-    fn new(
-        agent: AgentId,
-        engine: Engine,
-        session: Session,
-        shutdown: broadcast::Receiver<()>,
-        (heartbeat, client_timeout): (Duration, Duration),
-        slot: SocketSlot,
-    ) -> Self {
-        let (out, out_rx) = mpsc::channel(OUTBOUND_BUFFER);
-        Desktop {
-            agent,
-            engine,
-            session: Some(session),
-            out,
-            out_rx: Some(out_rx),
-            shutdown: Some(shutdown),
-            last_heard: Instant::now(),
-            heartbeat,
-            client_timeout,
-            pending: VecDeque::new(),
-            busy: false,
-            closing: false,
-            _slot: slot,
-            watch: None,
-        }
-    }
-
-    /// Queues a frame for the writer; a full queue closes the desktop as too slow.
-    fn push(&mut self, frame: Outbound, ctx: &mut Context<Self>) {
-        if self.closing {
-            return;
-        }
-        match self.out.try_send(frame) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(agent = %self.agent, "desktop too slow, closing it");
-                self.closing = true;
-                // Bypass the full queue: the session's own channel takes the close frame.
-                if let Some(s) = self.session.take() {
-                    let reason = CloseReason {
-                        code: CloseCode::Again,
-                        description: Some("desktop too slow; reconnect to resume".into()),
-                    };
-                    actix_rt::spawn(async move {
-                        let _ = s.close(Some(reason)).await;
-                    });
-                }
-                ctx.stop();
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => ctx.stop(),
-        }
-    }
-
     fn send(&mut self, event: &ServerEvent, ctx: &mut Context<Self>) {
         match serde_json::to_string(event) {
-            Ok(json) => self.push(Outbound::Text(json), ctx),
+            Ok(json) => socket::push(self, Outbound::Text(json.into()), ctx),
             Err(e) => tracing::error!(error = %e, "cannot encode a desktop event"),
         }
-    }
-
-    /// Sends a close frame after everything queued, then stops.
-    fn close_after_queued(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
-        if self.closing {
-            return;
-        }
-        self.push(
-            Outbound::Close(Some(CloseReason {
-                code,
-                description: Some(why.into()),
-            })),
-            ctx,
-        );
-        self.closing = true;
-        // The writer stops the actor once the close frame is out; this is the backstop
-        // for a peer that stopped reading.
-        ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
     }
 
     fn reply(&mut self, request_id: Option<String>, result: Result<(), ApiError>, ctx: &mut Context<Self>) {
@@ -537,21 +445,16 @@ impl Desktop {
 
     /// Runs the next pending command, if none is running.
     fn run_next(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
-            return;
-        }
-        if self.closing {
+        if self.busy || self.pump.closing() {
             return;
         }
         let Some(Pending { request_id, command }) = self.pending.pop_front() else {
             return;
         };
         // No command runs for a credential that no longer works (API.md).
-        if let Some(w) = &self.watch {
-            if let Err(end) = socket::still_valid(&self.engine, w, &Principal::Agent(self.agent.clone())) {
-                self.pending.clear();
-                return socket::ended(self, end, ctx);
-            }
+        if let Err(end) = socket::still_valid(&self.engine, self.pump.watch(), &Principal::Agent(self.agent.clone())) {
+            self.pending.clear();
+            return socket::ended(self, end, ctx);
         }
         let span = tracing::info_span!(
             "ws_command",
@@ -625,60 +528,13 @@ impl Desktop {
     }
 }
 
-impl socket::Closing for Desktop {
-    fn close(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
-        if !self.closing {
-            tracing::info!(agent = %self.agent, why, "closing desktop");
-        }
-        self.close_after_queued(code, why, ctx);
-    }
-}
-
 impl Actor for Desktop {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         crate::metrics::DESKTOPS.inc();
         tracing::info!(agent = %self.agent, "desktop connected");
-        // The writer: one frame at a time, in order; when it ends, the desktop is gone.
-        if let (Some(mut rx), Some(mut session)) = (self.out_rx.take(), self.session.clone()) {
-            let writer = async move {
-                while let Some(frame) = rx.recv().await {
-                    let sent = match frame {
-                        Outbound::Text(t) => session.text(t).await,
-                        Outbound::Ping => session.ping(b"").await,
-                        Outbound::Pong(b) => session.pong(&b).await,
-                        Outbound::Close(reason) => {
-                            let _ = session.close(reason).await;
-                            break;
-                        }
-                    };
-                    if sent.is_err() {
-                        break;
-                    }
-                }
-            };
-            ctx.spawn(writer.into_actor(self).map(|_, _, ctx| ctx.stop()));
-        }
-        if let Some(mut rx) = self.shutdown.take() {
-            let notice = async move {
-                // A closed channel means the server is gone too.
-                let _ = rx.recv().await;
-            };
-            ctx.spawn(
-                notice
-                    .into_actor(self)
-                    .map(|_, act, ctx| act.close(CloseCode::Away, "server shutting down", ctx)),
-            );
-        }
-        ctx.run_interval(self.heartbeat, |act, ctx| {
-            if act.last_heard.elapsed() > act.client_timeout {
-                tracing::info!(agent = %act.agent, "desktop silent too long, closing it");
-                act.close(CloseCode::Policy, "heartbeat timeout", ctx);
-            } else {
-                act.push(Outbound::Ping, ctx);
-            }
-        });
+        socket::start(self, ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -689,10 +545,9 @@ impl Actor for Desktop {
 
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Desktop {
     fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
-        self.last_heard = Instant::now();
-        match msg {
-            Ok(AggregatedMessage::Text(t)) => self.on_text(&t, ctx),
-            Ok(AggregatedMessage::Binary(_)) => self.reply(
+        match socket::received(self, msg, ctx) {
+            Some(AggregatedMessage::Text(t)) => self.on_text(&t, ctx),
+            Some(AggregatedMessage::Binary(_)) => self.reply(
                 None,
                 Err(ApiError::bad_request(
                     "invalid_command",
@@ -700,13 +555,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Desktop {
                 )),
                 ctx,
             ),
-            Ok(AggregatedMessage::Ping(b)) => self.push(Outbound::Pong(b), ctx),
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => self.close(CloseCode::Normal, "bye", ctx),
-            Err(e) => {
-                tracing::debug!(agent = %self.agent, error = %e, "desktop protocol error");
-                self.close(CloseCode::Protocol, "protocol error", ctx);
-            }
+            _ => {}
         }
     }
 
@@ -717,12 +566,8 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Desktop {
 }
 
 impl StreamHandler<EngineEvent> for Desktop {
+    /// Every event goes out unless the desktop's credential ended (the pump checks).
     fn handle(&mut self, msg: EngineEvent, ctx: &mut Self::Context) {
-        // No event reaches a credential that no longer works, not even one the engine
-        // sent before this desktop learnt of the revocation.
-        if let Some(end) = self.watch.as_ref().and_then(|w| w.ended(auth::now_ms)) {
-            return socket::ended(self, end, ctx);
-        }
         self.send(&ServerEvent::from(msg.0.as_ref()), ctx);
     }
 

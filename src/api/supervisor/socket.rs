@@ -1,30 +1,25 @@
 //! The supervisor's live socket, `GET /api/v1/supervisors/me/ws?token=`: a `snapshot`,
 //! then `queue`, `agent` and `conversation` events as the [`super::hub`] publishes them.
 //!
-//! Each connection is one [`SupervisorSocket`] actor that owns its `actix_ws::Session`, as
-//! an agent desktop does ([`crate::api::ws`]): the frames go through a bounded queue to one
-//! writer, a socket that lets it (or the hub's channel) fill is closed with 1013 and
-//! resumes from `snapshot` on reconnecting, a ping every `server.ws_heartbeat_ms` and a
-//! close after `server.ws_client_timeout_ms` of silence. A supervisor only listens: a text
-//! frame from it is ignored.
-
-use std::time::{Duration, Instant};
+//! Each connection is one [`SupervisorSocket`] actor with the socket pump a desktop has
+//! ([`crate::api::socket::Pump`]): the frames go through a bounded queue to one writer, a
+//! socket that lets it (or the hub's channel) fill is closed with 1013 and resumes from
+//! `snapshot` on reconnecting, a ping every `server.ws_heartbeat_ms` and a close after
+//! `server.ws_client_timeout_ms` of silence; it ends with its credential. A supervisor
+//! only listens: a text frame from it is ignored. At most `supervisor.max_sockets` are
+//! open at once.
 
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
-use tokio::sync::{broadcast, mpsc};
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
+use tokio::sync::mpsc;
 
 use super::hub::{Batch, Join};
 use crate::api::auth;
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::socket::{self, Closing, SocketSlot, SocketSlots};
+use crate::api::socket::{self, Closing, Outbound, Pump, SocketSlots};
 use crate::api::ws::WsQuery;
 use crate::api::AppState;
-use crate::protocol::CredentialWatch;
-
-/// How long a closing socket waits for its close frame to be written.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// The supervisor's live socket. The server sends `snapshot`
 /// (`{"type":"snapshot","queues":[..],"agents":[..],"conversations":[..]}`) first, then
@@ -46,7 +41,7 @@ pub async fn supervisor_ws(
     let token = query.token.as_deref().or_else(|| auth::bearer(&req));
     let caller = auth::authenticate(&req, &state, token)?;
     let supervisor = caller.supervisor()?.to_string();
-    let mut watch = socket::watch(&state, token.unwrap_or_default())?;
+    let watch = socket::watch(&state, token.unwrap_or_default())?;
     let (response, session, stream) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
     // One key: the cap counts every supervisor's sockets together.
@@ -67,26 +62,20 @@ pub async fn supervisor_ws(
         .max_frame_size(limit)
         .aggregate_continuations()
         .max_continuation_size(limit);
-    let timing = (state.heartbeat, state.client_timeout);
-    let buffer = state.supervisor.socket_buffer;
-    let shutdown = state.shutdown.subscribe();
     SupervisorSocket::create(move |ctx| {
         ctx.add_stream(stream);
         ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|b| (HubBatch(b), rx))
         }));
-        socket::end_with_credential(&mut watch, ctx);
-        SupervisorSocket::new(supervisor, session, shutdown, timing, buffer, (watch, slot))
+        let who = format!("supervisor {supervisor}");
+        let too_slow = || crate::metrics::SUPERVISOR_SOCKETS_DROPPED.with_label_values(&[]).inc();
+        let buffer = state.supervisor.socket_buffer;
+        SupervisorSocket {
+            pump: Pump::new(who, session, &state, buffer, (watch, slot), too_slow),
+            supervisor,
+        }
     });
     Ok(response)
-}
-
-/// One frame for the writer.
-enum Outbound {
-    Batch(Batch),
-    Ping,
-    Pong(web::Bytes),
-    Close(Option<CloseReason>),
 }
 
 /// A batch of frames from the hub.
@@ -97,101 +86,13 @@ struct HubBatch(Batch);
 /// One connected supervisor. See the module docs.
 pub struct SupervisorSocket {
     supervisor: String,
-    session: Option<Session>,
-    out: mpsc::Sender<Outbound>,
-    out_rx: Option<mpsc::Receiver<Outbound>>,
-    shutdown: Option<broadcast::Receiver<()>>,
-    last_heard: Instant,
-    heartbeat: Duration,
-    client_timeout: Duration,
-    closing: bool,
-    /// The credential the socket was opened with: it closes when that is revoked or
-    /// expires, and no frame is sent after. Unregistered on drop.
-    watch: CredentialWatch,
-    /// This socket's place under `supervisor.max_sockets`, given back on drop.
-    _slot: SocketSlot,
+    /// The socket's plumbing: writer, heartbeat, shutdown, close, credential, cap.
+    pump: Pump,
 }
 
-impl SupervisorSocket {
-    fn new(
-        supervisor: String,
-        session: Session,
-        shutdown: broadcast::Receiver<()>,
-        (heartbeat, client_timeout): (Duration, Duration),
-        buffer: usize,
-        (watch, slot): (CredentialWatch, SocketSlot),
-    ) -> Self {
-        let (out, out_rx) = mpsc::channel(buffer);
-        SupervisorSocket {
-            supervisor,
-            session: Some(session),
-            out,
-            out_rx: Some(out_rx),
-            shutdown: Some(shutdown),
-            last_heard: Instant::now(),
-            heartbeat,
-            client_timeout,
-            closing: false,
-            watch,
-            _slot: slot,
-        }
-    }
-
-    /// Closes at once, bypassing the writer's queue (it is full, or the hub let go).
-    fn drop_too_slow(&mut self, why: &str, ctx: &mut Context<Self>) {
-        if self.closing {
-            return;
-        }
-        self.closing = true;
-        if let Some(s) = self.session.take() {
-            let reason = CloseReason {
-                code: CloseCode::Again,
-                description: Some(why.into()),
-            };
-            actix_rt::spawn(async move {
-                let _ = s.close(Some(reason)).await;
-            });
-        }
-        ctx.stop();
-    }
-
-    fn push(&mut self, frame: Outbound, ctx: &mut Context<Self>) {
-        if self.closing {
-            return;
-        }
-        match self.out.try_send(frame) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(supervisor = %self.supervisor, "supervisor socket too slow, closing it");
-                crate::metrics::SUPERVISOR_SOCKETS_DROPPED.with_label_values(&[]).inc();
-                self.drop_too_slow("too slow; reconnect to resume from snapshot", ctx);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => ctx.stop(),
-        }
-    }
-
-    fn close_after_queued(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
-        if self.closing {
-            return;
-        }
-        self.push(
-            Outbound::Close(Some(CloseReason {
-                code,
-                description: Some(why.into()),
-            })),
-            ctx,
-        );
-        self.closing = true;
-        ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
-    }
-}
-
-impl socket::Closing for SupervisorSocket {
-    fn close(&mut self, code: CloseCode, why: &str, ctx: &mut Context<Self>) {
-        if !self.closing {
-            tracing::info!(supervisor = %self.supervisor, why, "closing supervisor socket");
-        }
-        self.close_after_queued(code, why, ctx);
+impl socket::Pumped for SupervisorSocket {
+    fn pump(&mut self) -> &mut Pump {
+        &mut self.pump
     }
 }
 
@@ -201,51 +102,7 @@ impl Actor for SupervisorSocket {
     fn started(&mut self, ctx: &mut Self::Context) {
         crate::metrics::SUPERVISOR_SOCKETS.inc();
         tracing::info!(supervisor = %self.supervisor, "supervisor socket connected");
-        if let (Some(mut rx), Some(mut session)) = (self.out_rx.take(), self.session.clone()) {
-            let writer = async move {
-                while let Some(frame) = rx.recv().await {
-                    let sent = match frame {
-                        Outbound::Batch(b) => {
-                            let mut r = Ok(());
-                            for f in b.iter() {
-                                r = session.text(f.clone()).await;
-                                if r.is_err() {
-                                    break;
-                                }
-                            }
-                            r
-                        }
-                        Outbound::Ping => session.ping(b"").await,
-                        Outbound::Pong(b) => session.pong(&b).await,
-                        Outbound::Close(reason) => {
-                            let _ = session.close(reason).await;
-                            break;
-                        }
-                    };
-                    if sent.is_err() {
-                        break;
-                    }
-                }
-            };
-            ctx.spawn(writer.into_actor(self).map(|_, _, ctx| ctx.stop()));
-        }
-        if let Some(mut rx) = self.shutdown.take() {
-            let notice = async move {
-                let _ = rx.recv().await;
-            };
-            ctx.spawn(
-                notice
-                    .into_actor(self)
-                    .map(|_, act, ctx| act.close(CloseCode::Away, "server shutting down", ctx)),
-            );
-        }
-        ctx.run_interval(self.heartbeat, |act, ctx| {
-            if act.last_heard.elapsed() > act.client_timeout {
-                act.close(CloseCode::Policy, "heartbeat timeout", ctx);
-            } else {
-                act.push(Outbound::Ping, ctx);
-            }
-        });
+        socket::start(self, ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -255,18 +112,9 @@ impl Actor for SupervisorSocket {
 }
 
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SupervisorSocket {
+    /// A supervisor only listens: what it sends beyond pings and closes is ignored.
     fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
-        self.last_heard = Instant::now();
-        match msg {
-            Ok(AggregatedMessage::Ping(b)) => self.push(Outbound::Pong(b), ctx),
-            Ok(AggregatedMessage::Close(_)) => self.close(CloseCode::Normal, "bye", ctx),
-            // A supervisor only listens.
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!(supervisor = %self.supervisor, error = %e, "supervisor socket protocol error");
-                self.close(CloseCode::Protocol, "protocol error", ctx);
-            }
-        }
+        let _ = socket::received(self, msg, ctx);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
@@ -275,16 +123,14 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SupervisorSocke
 }
 
 impl StreamHandler<HubBatch> for SupervisorSocket {
+    /// Every batch goes out unless the socket's credential ended (the pump checks).
     fn handle(&mut self, msg: HubBatch, ctx: &mut Self::Context) {
-        // Nothing reaches a credential that no longer works.
-        if let Some(end) = self.watch.ended(auth::now_ms) {
-            return socket::ended(self, end, ctx);
-        }
-        self.push(Outbound::Batch(msg.0), ctx);
+        socket::push(self, Outbound::Batch(msg.0), ctx);
     }
 
     /// The hub let go of this socket (it fell behind, or the engine rebuilt itself).
     fn finished(&mut self, ctx: &mut Self::Context) {
-        self.drop_too_slow("event stream ended; reconnect to resume from snapshot", ctx);
+        crate::metrics::SUPERVISOR_SOCKETS_DROPPED.with_label_values(&[]).inc();
+        socket::drop_now(self, "event stream ended; reconnect to resume from snapshot", ctx);
     }
 }
