@@ -1,5 +1,6 @@
-//! REST handlers: authenticate, turn the body into an engine [`Command`] or [`Query`],
-//! and turn the answer into a wire type. No routing rule lives here; the engine decides,
+//! REST handlers: authenticate, turn the body into an engine [`Command`] (always through
+//! [`crate::engine::Engine::exec`], the one way a change reaches the engine) or a
+//! [`Query`], and turn the answer into a wire type. No routing rule lives here; the engine decides,
 //! and [`super::error`] maps its refusals to statuses.
 //!
 //! [`Query`]: crate::engine::Query
@@ -140,8 +141,10 @@ pub async fn create_entry_point(state: web::Data<AppState>, caller: Caller, body
         priority: b.priority,
         routing_steps: super::dto::steps(b.routing_steps),
     };
-    let ep = state.engine.create_entry_point(ep).await?;
-    Ok(HttpResponse::Created().json(EntryPointDto::from(&ep)))
+    match state.engine.exec(Command::CreateEntryPoint(ep)).await? {
+        Reply::EntryPoint(ep) => Ok(HttpResponse::Created().json(EntryPointDto::from(&ep))),
+        r => Err(unexpected("entry_point", &r)),
+    }
 }
 
 /// Lists entry points (page access tokens are never shown).
@@ -445,8 +448,14 @@ pub async fn get_conversation(state: web::Data<AppState>, caller: Caller, path: 
 pub async fn accept(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
-    let c = state.engine.accept(agent, cid).await?;
-    Ok(HttpResponse::Ok().json(ConversationDto::from(&c)))
+    let cmd = Command::Accept {
+        agent: agent.into(),
+        conversation: cid.into(),
+    };
+    match state.engine.exec(cmd).await? {
+        Reply::Conversation(c) => Ok(HttpResponse::Ok().json(ConversationDto::from(&*c))),
+        r => Err(unexpected("conversation", &r)),
+    }
 }
 
 /// Writes in a conversation: as the agent (owner or guest), or, with the admin token, as
@@ -532,8 +541,15 @@ pub async fn conference(
 ) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
-    let c = state.engine.conference(agent, cid, &body.agent).await?;
-    Ok(HttpResponse::Accepted().json(ConversationDto::from(&c)))
+    let cmd = Command::Conference {
+        agent: agent.into(),
+        conversation: cid.into(),
+        target: body.into_inner().agent,
+    };
+    match state.engine.exec(cmd).await? {
+        Reply::Conversation(c) => Ok(HttpResponse::Accepted().json(ConversationDto::from(&*c))),
+        r => Err(unexpected("conversation", &r)),
+    }
 }
 
 /// The guest leaves the conference and owes a wrap-up.
@@ -551,7 +567,11 @@ pub async fn conference(
 pub async fn exit_conference(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
-    state.engine.exit_conference(agent, cid).await?;
+    let cmd = Command::ExitConference {
+        agent: agent.into(),
+        conversation: cid.into(),
+    };
+    state.engine.exec(cmd).await?;
     conversation_after(&state, cid, StatusCode::OK).await
 }
 
@@ -570,7 +590,11 @@ pub async fn exit_conference(state: web::Data<AppState>, caller: Caller, path: w
 pub async fn end_conference(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
-    state.engine.end_conference(agent, cid).await?;
+    let cmd = Command::EndConference {
+        agent: agent.into(),
+        conversation: cid.into(),
+    };
+    state.engine.exec(cmd).await?;
     conversation_after(&state, cid, StatusCode::OK).await
 }
 
@@ -617,7 +641,12 @@ pub async fn wrapup(
 ) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
-    state.engine.wrapup(agent, cid, &body.reason).await?;
+    let cmd = Command::Wrapup {
+        agent: agent.into(),
+        conversation: cid.into(),
+        reason: body.into_inner().reason,
+    };
+    state.engine.exec(cmd).await?;
     conversation_after(&state, cid, StatusCode::OK).await
 }
 

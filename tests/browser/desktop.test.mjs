@@ -10,6 +10,7 @@
 import { chromium } from "playwright-core";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fitsItsBox, readsLeftToRight } from "./layout.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const WAIT = 20_000;
@@ -184,49 +185,6 @@ async function wrapUp(page, filter, reason, { only = false } = {}) {
   await select.selectOption({ label: reason });
   await dialog.getByRole("button", { name: "Submit Wrap Up" }).click();
   await gone(dialog);
-}
-
-/**
- * Asserts that `locator`'s element does not overflow: its content fits its width
- * (scrollWidth <= clientWidth + 1), its box lies inside the viewport, and the page itself
- * has no horizontal scroll.
- */
-async function fitsItsBox(locator, what) {
-  const r = await locator.first().evaluate((el) => {
-    const b = el.getBoundingClientRect();
-    const root = document.documentElement;
-    return { scrollWidth: el.scrollWidth, clientWidth: el.clientWidth, left: b.left, right: b.right, viewport: root.clientWidth, page: root.scrollWidth };
-  });
-  if (r.scrollWidth > r.clientWidth + 1) throw new Error(`${what} overflows its box: ${JSON.stringify(r)}`);
-  if (r.left < 0 || r.right > r.viewport + 1) throw new Error(`${what} is outside the viewport: ${JSON.stringify(r)}`);
-  if (r.page > r.viewport + 1) throw new Error(`the page scrolls sideways because of ${what}: ${JSON.stringify(r)}`);
-}
-
-/**
- * Asserts that `word`, in a text node under `locator`'s element, is laid out left to right:
- * its first letter left of its last (a bidi override leaking out of a name next to it
- * would mirror it).
- */
-async function readsLeftToRight(locator, word) {
-  const r = await locator.first().evaluate((el, word) => {
-    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-      const i = n.data.indexOf(word);
-      if (i < 0) continue;
-      const box = (k) => {
-        const range = document.createRange();
-        range.setStart(n, k);
-        range.setEnd(n, k + 1);
-        return range.getBoundingClientRect();
-      };
-      const first = box(i);
-      const last = box(i + word.length - 1);
-      return { first: first.left, last: last.left, line: Math.abs(first.top - last.top) < 2 };
-    }
-    return null;
-  }, word);
-  if (!r) throw new Error(`"${word}" is not on the page`);
-  if (!r.line || !(r.first < r.last)) throw new Error(`"${word}" does not read left to right: ${JSON.stringify(r)}`);
 }
 
 // ----- the test -----
@@ -475,6 +433,16 @@ async function run() {
     const old = JSON.parse(await ann.evaluate(() => sessionStorage.getItem("switchboard.session")) || "null");
     if (old) throw new Error("the session stayed in sessionStorage after sign-out");
     await signIn(ann, "a1", "ann-password-2");
+    await stateIs(ann, "Logged out");
+  });
+
+  await step("a password reset by the admin ends the open desktop at once, with the reason", async () => {
+    const r = await admin(main, "PUT", "/api/v1/agents/a1/password", { password: "ann-password-3" });
+    if (r.status !== 204) throw new Error(`password reset: ${r.status} ${JSON.stringify(r.data)}`);
+    await visible(ann.getByText(/Your sign-in was ended/));
+    await visible(ann.getByLabel("Agent id"));
+    await shot(ann, "19-signed-out-elsewhere");
+    await signIn(ann, "a1", "ann-password-3");
     await stateIs(ann, "Logged out");
   });
 

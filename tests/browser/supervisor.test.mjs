@@ -6,6 +6,7 @@
 import { chromium } from "playwright-core";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fitsItsBox, readsLeftToRight } from "./layout.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const base = cfg.servers.main;
@@ -73,40 +74,6 @@ async function newPage(browser, name) {
 const row = (page, table, name) => page.getByRole("table", { name: table }).getByRole("row").filter({ has: page.getByRole("rowheader", { name, exact: true }) });
 const cells = async (r) => r.getByRole("cell").allTextContents();
 
-/** Asserts that the element fits its box (scrollWidth <= clientWidth + 1) inside the viewport. */
-async function fitsItsBox(locator, what) {
-  const r = await locator.first().evaluate((el) => {
-    const b = el.getBoundingClientRect();
-    const root = document.documentElement;
-    return { scrollWidth: el.scrollWidth, clientWidth: el.clientWidth, left: b.left, right: b.right, viewport: root.clientWidth, page: root.scrollWidth };
-  });
-  if (r.scrollWidth > r.clientWidth + 1) throw new Error(`${what} overflows its box: ${JSON.stringify(r)}`);
-  if (r.left < 0 || r.right > r.viewport + 1) throw new Error(`${what} is outside the viewport: ${JSON.stringify(r)}`);
-  if (r.page > r.viewport + 1) throw new Error(`the page scrolls sideways because of ${what}: ${JSON.stringify(r)}`);
-}
-
-/** Asserts that `word` under the element is laid out left to right (first letter left of the last). */
-async function readsLeftToRight(locator, word) {
-  const r = await locator.first().evaluate((el, word) => {
-    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-      const i = n.data.indexOf(word);
-      if (i < 0) continue;
-      const box = (k) => {
-        const range = document.createRange();
-        range.setStart(n, k);
-        range.setEnd(n, k + 1);
-        return range.getBoundingClientRect();
-      };
-      const first = box(i);
-      const last = box(i + word.length - 1);
-      return { first: first.left, last: last.left, line: Math.abs(first.top - last.top) < 2 };
-    }
-    return null;
-  }, word);
-  if (!r) throw new Error(`"${word}" is not on the page`);
-  if (!r.line || !(r.first < r.last)) throw new Error(`"${word}" does not read left to right: ${JSON.stringify(r)}`);
-}
 
 const browser = await chromium.launch({
   executablePath: cfg.chromium,
