@@ -136,6 +136,12 @@ counter!(
     &["reason"]
 );
 counter!(
+    DESKTOP_COMMANDS_REFUSED,
+    "switchboard_desktop_commands_refused_total",
+    "Desktop commands refused (`too_many_commands`) because 64 were already waiting for their replies.",
+    &[]
+);
+counter!(
     SUPERVISOR_SOCKETS_REFUSED,
     "switchboard_supervisor_sockets_refused_total",
     "Supervisor sockets refused because supervisor.max_sockets were open.",
@@ -322,6 +328,7 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
     RECOVERIES.with_label_values(&[]);
     DESKTOPS_REFUSED.with_label_values(&[]);
     SUPERVISOR_SOCKETS_REFUSED.with_label_values(&[]);
+    DESKTOP_COMMANDS_REFUSED.with_label_values(&[]);
     for reason in ["credential_revoked", "session_expired"] {
         SOCKETS_CREDENTIAL_ENDED.with_label_values(&[reason]);
     }

@@ -112,3 +112,58 @@ async fn shutdown_closes_desktops_with_going_away() {
         .expect("wait");
     assert!(exit.success(), "clean exit: {exit:?}");
 }
+
+/// A desktop that sends commands faster than they are answered: past the 64 waiting, each
+/// is answered `too_many_commands` and not run; every command gets its reply, the refusals
+/// are counted in `/metrics`, and the log gets one line about them, not one per command
+/// (a flooding desktop must not flood the log).
+#[actix_rt::test]
+async fn a_flooding_desktop_is_refused_and_logged_at_a_bounded_rate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = Process::start(dir.path(), &[]);
+    let client = awc::Client::builder().timeout(WAIT).finish();
+    let created = request(
+        &client,
+        &format!("{}/api/v1/agents", engine.base),
+        "POST",
+        Some(ADMIN),
+        Some(json!({"id": "a1", "name": "Ann", "queues": ["support"]})),
+    )
+    .await
+    .expect(201);
+    let token = created["token"].as_str().expect("token").to_string();
+    let (mut desk, _hello) = connect_desktop(&client, &engine.base, &token).await;
+    const SENT: usize = 400;
+    for i in 0..SENT {
+        let state = if i % 2 == 0 { "available" } else { "logged_out" };
+        desk.send_raw(&json!({"type": "set_state", "state": state, "request_id": format!("f{i}")}).to_string())
+            .await;
+    }
+    let (mut ok, mut refused) = (0, 0);
+    while ok + refused < SENT {
+        let frame = desk.next().await;
+        if frame["type"] != "reply" {
+            continue;
+        }
+        match (frame["ok"].as_bool(), frame["error"]["code"].as_str()) {
+            (Some(true), _) => ok += 1,
+            (Some(false), Some("too_many_commands")) => refused += 1,
+            other => panic!("unexpected reply {other:?}: {frame}"),
+        }
+    }
+    assert!(refused > 0, "400 commands at once overflow the 64 that may wait");
+    let metrics = request(&client, &format!("{}/metrics", engine.base), "GET", None, None).await;
+    let text = metrics.body.as_str().expect("metrics text").to_string();
+    let counted: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_desktop_commands_refused_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the refusal counter");
+    assert_eq!(counted, refused as u64);
+    let lines = engine
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("faster than they are answered"))
+        .count();
+    assert_eq!(lines, 1, "{refused} refusals, one log line");
+}

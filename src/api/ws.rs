@@ -47,6 +47,8 @@ pub const OUTBOUND_BUFFER: usize = 256;
 /// command over the bound, which is not run: a flooding desktop holds a bounded amount of
 /// memory and its commands reach the engine no faster than they are answered.
 pub const MAX_PENDING_COMMANDS: usize = 64;
+/// At most one log line per desktop this often about commands refused over the bound.
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 // ----- the protocol -----
 
@@ -385,6 +387,8 @@ pub async fn desktop(
             pump,
             pending: VecDeque::new(),
             busy: false,
+            refused: 0,
+            refused_logged: None,
         };
         d.send(&hello, ctx);
         ctx.add_stream(stream);
@@ -419,6 +423,10 @@ pub struct Desktop {
     /// Commands not yet run, in the order received; one runs at a time.
     pending: VecDeque<Pending>,
     busy: bool,
+    /// Commands refused over [`MAX_PENDING_COMMANDS`] since the last log line about them,
+    /// and when that line was written.
+    refused: u64,
+    refused_logged: Option<Instant>,
 }
 
 impl socket::Pumped for Desktop {
@@ -495,7 +503,19 @@ impl Desktop {
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         match serde_json::from_str::<DesktopRequest>(text) {
             Ok(r) if self.pending.len() >= MAX_PENDING_COMMANDS => {
-                tracing::warn!(agent = %self.agent, "desktop sends commands faster than they are answered");
+                crate::metrics::DESKTOP_COMMANDS_REFUSED.with_label_values(&[]).inc();
+                self.refused += 1;
+                // Logged at a bounded rate: a flooding desktop must not flood the log.
+                let due = self.refused_logged.map_or(true, |at| at.elapsed() >= REFUSAL_LOG_EVERY);
+                if due {
+                    tracing::warn!(
+                        agent = %self.agent,
+                        refused = self.refused,
+                        "desktop sends commands faster than they are answered (count since the last such line)"
+                    );
+                    self.refused = 0;
+                    self.refused_logged = Some(Instant::now());
+                }
                 self.reply(
                     r.request_id,
                     Err(ApiError::new(

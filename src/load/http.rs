@@ -75,6 +75,10 @@ struct Conn {
     wrapups: RefCell<HashMap<u64, String>>,
     /// Conversations offered to this desktop's agent as a transfer, not yet answered.
     transfers: RefCell<HashSet<String>>,
+    /// Commands sent and not yet answered, at most the server's bound per desktop
+    /// ([`crate::api::ws::MAX_PENDING_COMMANDS`]): the harness pipelines within it, so
+    /// that a desktop holding a hundred conversations is never refused.
+    window: tokio::sync::Semaphore,
 }
 
 struct Inner {
@@ -233,6 +237,12 @@ impl Http {
     /// Sends a desktop command with the next request id and waits for its `reply`.
     async fn command(&self, agent: &str, command: DesktopCommand, wrapup_of: Option<&str>) -> Result<(), Failure> {
         let conn = self.conn(agent)?;
+        // Held until the reply comes (or the call gives up).
+        let _turn = conn
+            .window
+            .acquire()
+            .await
+            .map_err(|_| Failure::new("desktop_disconnected"))?;
         let rid = self.inner.next_request.get();
         self.inner.next_request.set(rid + 1);
         let (tx, rx) = oneshot::channel();
@@ -782,6 +792,7 @@ impl Backend for Http {
             echoes: RefCell::default(),
             wrapups: RefCell::default(),
             transfers: RefCell::default(),
+            window: tokio::sync::Semaphore::new(crate::api::ws::MAX_PENDING_COMMANDS),
         });
         self.inner.conns.borrow_mut().insert(agent.to_string(), conn.clone());
         // The writer: everything queued goes out in one flush.
