@@ -36,6 +36,7 @@ impl Caller {
             Caller::Supervisor(s) => Err(ApiError::forbidden(format!(
                 "supervisor {s} may not use this endpoint; it needs the admin token"
             ))),
+            Caller::Customer { .. } => Err(customer()),
         }
     }
 
@@ -43,7 +44,7 @@ impl Caller {
     pub fn agent(&self) -> Result<&str, ApiError> {
         match self {
             Caller::Agent(a) => Ok(a),
-            Caller::Admin | Caller::Supervisor(_) => Err(ApiError::forbidden(
+            Caller::Admin | Caller::Supervisor(_) | Caller::Customer { .. } => Err(ApiError::forbidden(
                 "this endpoint acts as an agent; use the agent's token",
             )),
         }
@@ -53,7 +54,7 @@ impl Caller {
     pub fn supervisor(&self) -> Result<&str, ApiError> {
         match self {
             Caller::Supervisor(s) => Ok(s),
-            Caller::Admin | Caller::Agent(_) => Err(ApiError::forbidden(
+            Caller::Admin | Caller::Agent(_) | Caller::Customer { .. } => Err(ApiError::forbidden(
                 "this endpoint is a supervisor's; use a supervisor token",
             )),
         }
@@ -66,6 +67,7 @@ impl Caller {
             Caller::Agent(a) => Err(ApiError::forbidden(format!(
                 "agent {a} may not use this endpoint; it needs the admin or a supervisor token"
             ))),
+            Caller::Customer { .. } => Err(customer()),
         }
     }
 
@@ -75,8 +77,14 @@ impl Caller {
             Caller::Admin | Caller::Supervisor(_) => Ok(()),
             Caller::Agent(a) if a == id => Ok(()),
             Caller::Agent(a) => Err(ApiError::forbidden(format!("agent {a} may not act on agent {id}"))),
+            Caller::Customer { .. } => Err(customer()),
         }
     }
+}
+
+/// A customer (the demo page's, never a token's) on an endpoint of the management API.
+fn customer() -> ApiError {
+    ApiError::forbidden("a customer may not use this endpoint")
 }
 
 /// A new agent token: 32 bytes from the OS CSPRNG, hex-encoded.

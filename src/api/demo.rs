@@ -153,9 +153,16 @@ async fn own(state: &AppState, customer: &str, cid: &str) -> Result<Conversation
     if !core::valid_id(cid) {
         return Err(unknown());
     }
-    match state.engine.conversation(cid).await? {
-        Some(c) if c.customer.id == customer && c.entry_point.as_deref() == Some(ep) => Ok(c),
-        _ => Err(unknown()),
+    // The read right is the core's (`Floor::may_read`): a customer reads its own
+    // conversations on its entry point; any other is unknown to it.
+    let reader = core::Principal::Customer {
+        entry_point: ep.into(),
+        customer: customer.into(),
+    };
+    match state.engine.conversation_for(cid, reader).await {
+        Ok(c) => Ok(c),
+        Err(e) if e.core().is_some() => Err(unknown()),
+        Err(e) => Err(e.into()),
     }
 }
 

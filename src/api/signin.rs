@@ -351,7 +351,7 @@ impl Caller {
         match self {
             Caller::Agent(a) => Ok(AccountRef::agent(a.clone())),
             Caller::Supervisor(s) => Ok(AccountRef::supervisor(s.clone())),
-            Caller::Admin => Err(ApiError::forbidden(
+            Caller::Admin | Caller::Customer { .. } => Err(ApiError::forbidden(
                 "the admin token is not an account; sign out with a session token",
             )),
         }

@@ -271,6 +271,12 @@ pub enum Principal {
     Agent(AgentId),
     /// A supervisor: reads everything, sets agents' presence; acts as no agent or customer.
     Supervisor(SupervisorId),
+    /// A customer of an entry point (the demo customer page): reads its own conversations
+    /// on that entry point and nothing else. No token authenticates as one.
+    Customer {
+        entry_point: EntryPointId,
+        customer: String,
+    },
 }
 
 impl Command {
@@ -361,6 +367,9 @@ impl Command {
                 text,
             },
             Principal::Supervisor(s) => return Err(Principal::supervisor_may_not(s, "write in a conversation")),
+            // A customer writes on its entry point (`CustomerMessage`), after its read right
+            // to the conversation was checked; never through this path.
+            Principal::Customer { .. } => return Err(Principal::customer_may_not("write here")),
         })
     }
 
@@ -400,11 +409,17 @@ impl Command {
                 conversation: conversation.into(),
             },
             Principal::Supervisor(s) => return Err(Principal::supervisor_may_not(s, "end a conversation")),
+            Principal::Customer { .. } => return Err(Principal::customer_may_not("end a conversation here")),
         })
     }
 }
 
 impl Principal {
+    /// The refusal of a customer acting outside its own chat.
+    pub fn customer_may_not(what: &str) -> CoreError {
+        CoreError::Forbidden(format!("a customer may not {what}"))
+    }
+
     /// The refusal of a supervisor acting as an agent or a customer, or managing.
     pub fn supervisor_may_not(id: &str, what: &str) -> CoreError {
         CoreError::Forbidden(format!(
@@ -648,13 +663,17 @@ impl Floor {
     }
 
     /// May `reader` read conversation `c` (held by the floor, or finished and read from
-    /// the store)? The admin reads everything. An agent reads a conversation it is offered,
+    /// the store)? The admin and supervisors read everything; a customer its own
+    /// conversations on its entry point. An agent reads a conversation it is offered,
     /// is in (owner or guest), owes a wrap-up for, or has handled: every agent that was in
     /// a conversation owes it a wrap-up on leaving, so the conversation's wrap-up records
     /// name every agent that handled it, even after it finished (docs/DECISIONS.md).
     pub fn may_read(&self, reader: &Principal, c: &Conversation) -> bool {
         let agent = match reader {
             Principal::Admin | Principal::Supervisor(_) => return true,
+            Principal::Customer { entry_point, customer } => {
+                return c.customer.id == *customer && c.entry_point.as_deref() == Some(entry_point.as_str())
+            }
             Principal::Agent(a) => a,
         };
         c.participants().any(|p| p == agent)
@@ -670,6 +689,10 @@ impl Floor {
                 conversation: c.id.clone(),
                 agent: agent.clone(),
             }),
+            // Another customer's conversation does not exist, as far as a customer knows.
+            Principal::Customer { .. } if !self.may_read(reader, c) => {
+                Err(CoreError::UnknownConversation(c.id.clone()))
+            }
             _ => Ok(()),
         }
     }
@@ -860,6 +883,35 @@ mod tests {
         f.take_changes();
         assert!(f.conversation(&c).is_none(), "the finished conversation left the floor");
         check(&f, &finished, [true, true, false]); // a1 handled it
+    }
+
+    /// A customer reads its own conversations on its entry point, and nothing else: to it
+    /// another customer's conversation, or one on another entry point, does not exist.
+    #[test]
+    fn a_customer_reads_only_its_own_conversations() {
+        let mut f = floor();
+        let c = open(&mut f);
+        let conv = f.conversation(&c).cloned().unwrap();
+        let customer = |ep: &str, id: &str| Principal::Customer {
+            entry_point: ep.into(),
+            customer: id.into(),
+        };
+        assert!(f.may_read(&customer("ep", "u"), &conv));
+        assert!(f.check_may_read(&customer("ep", "u"), &conv).is_ok());
+        for other in [customer("ep", "u2"), customer("ep2", "u")] {
+            assert!(!f.may_read(&other, &conv));
+            assert_eq!(
+                f.check_may_read(&other, &conv).unwrap_err().code(),
+                "unknown_conversation"
+            );
+        }
+        // A customer principal acts through its own channel only.
+        for e in [
+            Command::write(&customer("ep", "u"), &c, "hi".into()).unwrap_err(),
+            Command::end(&customer("ep", "u"), &c).unwrap_err(),
+        ] {
+            assert_eq!(e.code(), "forbidden");
+        }
     }
 
     #[test]

@@ -60,6 +60,7 @@ impl Changer {
             Principal::Agent(a) => Err(CoreError::Forbidden(format!(
                 "agent {a} may not set an agent's presence here; an agent sets its own with PUT /api/v1/agents/me/state"
             ))),
+            Principal::Customer { .. } => Err(Principal::customer_may_not("set an agent's presence")),
         }
     }
 }
