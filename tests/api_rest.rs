@@ -320,8 +320,9 @@ async fn same_state_keeps_state_since() {
     assert_eq!(out["state"], "logged_out");
 }
 
-/// The agent list filters that the transfer and conference dialogs use: by state, queue and
-/// a case-insensitive substring of id or name; reference lists for idle codes.
+/// The agent list filters that the transfer and conference dialogs use: by state, queue, a
+/// case-insensitive substring of id or name, and whether the agent may take an offer now
+/// (`eligible`, the engine's rule); reference lists for idle codes.
 #[actix_web::test]
 async fn agent_list_filters_and_reference_lists() {
     let s = TestServer::start().await;
@@ -378,6 +379,24 @@ async fn agent_list_filters_and_reference_lists() {
         ids(s.get("/api/v1/agents?q=nobody", ADMIN).await.expect(200)),
         Vec::<String>::new()
     );
+    // `eligible` is the engine's word on who may take an offer (a transfer, an invitation)
+    // now: available with a free slot. An offer takes the only slot of the agent it goes to.
+    assert_eq!(
+        ids(s.get("/api/v1/agents?eligible=true", ADMIN).await.expect(200)),
+        ["ann", "bob"]
+    );
+    s.customer_writes("u1", "Una", "hello").await;
+    let eligible = ids(s.get("/api/v1/agents?eligible=true", ADMIN).await.expect(200));
+    assert_eq!(eligible.len(), 1, "one of ann and bob holds the offer: {eligible:?}");
+    let all = s.get("/api/v1/agents", ADMIN).await.expect(200);
+    for a in all.as_array().expect("list") {
+        let free = a["state"] == "available" && a["load"].as_u64() < a["capacity"].as_u64();
+        assert_eq!(a["eligible"], free, "{a}");
+    }
+    assert_eq!(
+        ids(s.get("/api/v1/agents?eligible=false", ADMIN).await.expect(200)).len(),
+        2
+    );
 
     let codes = s.get("/api/v1/idle-codes", &ann).await.expect(200);
     assert!(codes.as_array().expect("list").len() >= 2);
@@ -386,7 +405,7 @@ async fn agent_list_filters_and_reference_lists() {
     assert_eq!(reasons, json!([{"code": "follow_up", "label": "Follow-up needed"}]));
 
     let q = s.get("/api/v1/queues/support", &ann).await.expect(200);
-    assert_eq!(q["agents_available"], 2);
+    assert_eq!(q["agents_available"], 1, "the other one holds the offer");
     let eps = s.get("/api/v1/entry-points", ADMIN).await.expect(200);
     assert_eq!(eps[0]["name"], "Demo Page");
     assert!(eps[0].get("page_access_token").is_none());

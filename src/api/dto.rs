@@ -183,6 +183,10 @@ pub struct AgentDto {
     pub load: u32,
     /// Skill name → level 1-10.
     pub skills: std::collections::BTreeMap<String, u8>,
+    /// May take an offer now (available, with a free slot): the engine's own rule for
+    /// routing, transfers to this agent and conference invitations, so that a page shows
+    /// it rather than working it out.
+    pub eligible: bool,
 }
 
 impl From<&core::Agent> for AgentDto {
@@ -198,6 +202,7 @@ impl From<&core::Agent> for AgentDto {
             capacity: a.capacity,
             load: a.load(),
             skills: a.skills.clone(),
+            eligible: a.eligible(),
         }
     }
 }
@@ -759,6 +764,8 @@ pub struct AgentFilter {
     pub q: Option<String>,
     /// Only agents having this skill (at any level).
     pub skill: Option<String>,
+    /// Only agents that may (`true`) or may not (`false`) take an offer now (`eligible`).
+    pub eligible: Option<bool>,
 }
 
 /// Filter of `GET /api/v1/wrapup-reasons`.

@@ -227,6 +227,7 @@ pub async fn list_agents(state: web::Data<AppState>, _caller: Caller, filter: we
         .filter(|a| f.queue.as_deref().map_or(true, |q| a.serves(q)))
         .filter(|a| matches(f.q.as_deref(), &[&a.id, &a.name]))
         .filter(|a| f.skill.as_deref().map_or(true, |s| a.skills.contains_key(s)))
+        .filter(|a| f.eligible.map_or(true, |e| a.eligible() == e))
         .map(AgentDto::from)
         .collect();
     Ok(HttpResponse::Ok().json(v))

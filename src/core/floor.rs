@@ -1010,14 +1010,7 @@ impl Floor {
         target: &str,
         now: Millis,
     ) -> Result<(), CoreError> {
-        self.check_owner_free_to_leave(agent, conversation)?;
-        if target == agent {
-            return Err(CoreError::InvalidInput("cannot transfer to yourself".into()));
-        }
-        let t = self.agent_ref(target)?;
-        if !t.eligible() {
-            return Err(CoreError::AgentUnavailable(target.into()));
-        }
+        self.check_target(agent, conversation, target, "transfer to")?;
         self.owner_leaves(agent, conversation, now);
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.state = ConversationState::Offered;
@@ -1036,6 +1029,20 @@ impl Floor {
             now,
         );
         self.route(now);
+        Ok(())
+    }
+
+    /// What a transfer and a conference to a named agent both check: the owner may hand
+    /// the conversation on, and the target is another agent that may take an offer now
+    /// ([`Agent::eligible`], which the agent list shows as `eligible`).
+    fn check_target(&self, agent: &str, conversation: &str, target: &str, verb: &str) -> Result<(), CoreError> {
+        self.check_owner_free_to_leave(agent, conversation)?;
+        if target == agent {
+            return Err(CoreError::InvalidInput(format!("cannot {verb} yourself")));
+        }
+        if !self.agent_ref(target)?.eligible() {
+            return Err(CoreError::AgentUnavailable(target.into()));
+        }
         Ok(())
     }
 
@@ -1092,14 +1099,7 @@ impl Floor {
         target: &str,
         now: Millis,
     ) -> Result<(), CoreError> {
-        self.check_owner_free_to_leave(agent, conversation)?;
-        if target == agent {
-            return Err(CoreError::InvalidInput("cannot invite yourself".into()));
-        }
-        let t = self.agent_ref(target)?;
-        if !t.eligible() {
-            return Err(CoreError::AgentUnavailable(target.into()));
-        }
+        self.check_target(agent, conversation, target, "invite")?;
         self.make_offer(
             conversation,
             target,

@@ -143,7 +143,7 @@ export async function transferDialog({ dialog, api, name, me, idleCodes, transfe
             h("option", {
               value: a.id,
               text: agentOption(a, idleCodes),
-              disabled: a.state !== "available" || a.load >= a.capacity,
+              disabled: !a.eligible,
             }),
           ),
       );
@@ -188,7 +188,7 @@ export async function conferenceDialog({ dialog, api, name, me, idleCodes, confe
     search,
     select: agent,
     fetchItems: async (q) =>
-      (await api.agents({ state: "available", q })).filter((a) => a.id !== me && a.load < a.capacity),
+      (await api.agents({ eligible: true, q })).filter((a) => a.id !== me),
     valueOf: (a) => a.id,
     labelOf: (a) => agentOption(a, idleCodes),
     empty: "No available agent matches",

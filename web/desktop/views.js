@@ -553,6 +553,7 @@ export class ConversationsView {
 /** Text for one agent in a picker: name, id and presence. */
 export function agentOption(a, idleCodes) {
   const label = presenceLabel(a, idleCodes);
-  const full = a.state === "available" && a.load >= a.capacity ? `${label}, no free slot` : label;
+  // `eligible` is the engine's word on whether the agent may take an offer now.
+  const full = a.state === "available" && !a.eligible ? `${label}, no free slot` : label;
   return `${isoText(a.name)} (${a.id}) - ${full}`;
 }
