@@ -9,10 +9,11 @@
 //!
 //! Each timer has a *slot*: a conversation has at most one offer deadline, one routing
 //! deadline and one inactivity deadline, and an agent one automatic wrap-up per
-//! conversation; arming a slot again replaces its deadline. A deadline whose reason went
-//! away (the offer was accepted, the wrap-up submitted) is not searched for and removed:
-//! it fires and the floor ignores it, which costs one lookup and keeps every rule that
-//! ends an offer free of timer bookkeeping.
+//! conversation; arming a slot again replaces its deadline. Where a deadline's reason goes
+//! away on the hot path (an offer accepted, a wrap-up submitted, a conversation leaving
+//! the floor), the floor cancels it, so that a busy floor's table holds what is live and
+//! the shell is not woken for nothing; any other stale deadline fires and the rule it
+//! reaches ignores it (correct either way, as the simulations check).
 
 use std::collections::BTreeSet;
 
@@ -55,6 +56,28 @@ impl Deadlines {
             self.order.remove(&(old, slot.clone()));
         }
         self.order.insert((at, slot));
+    }
+
+    /// Cancels the deadline of `timer`'s slot, if one is armed.
+    pub fn cancel(&mut self, timer: &Timer) {
+        let slot = Slot::of(timer);
+        if let Some((at, _)) = self.armed.remove(&slot) {
+            self.order.remove(&(at, slot));
+        }
+    }
+
+    /// Cancels every deadline of conversation `id` (it left the floor): its offer,
+    /// routing and inactivity deadlines.
+    pub fn cancel_conversation(&mut self, id: &str) {
+        for slot in [
+            Slot::Offer(id.to_string()),
+            Slot::Route(id.to_string()),
+            Slot::Inactivity(id.to_string()),
+        ] {
+            if let Some((at, _)) = self.armed.remove(&slot) {
+                self.order.remove(&(at, slot));
+            }
+        }
     }
 
     /// When the earliest deadline is due.
@@ -121,6 +144,29 @@ mod tests {
         d.arm(route("c9"), 50);
         assert_eq!(d.pop_due(20), None);
         assert_eq!(d.next(), Some(50));
+    }
+
+    /// A cancelled deadline never comes out; cancelling what is not armed changes nothing.
+    #[test]
+    fn cancelled_deadlines_go() {
+        let mut d = Deadlines::default();
+        d.arm(offer("c1", 1), 100);
+        d.arm(route("c1"), 200);
+        d.arm(
+            Timer::Inactivity {
+                conversation: "c1".into(),
+            },
+            300,
+        );
+        d.arm(offer("c2", 2), 400);
+        // The slot, not the offer id, is what is cancelled.
+        d.cancel(&offer("c1", 99));
+        assert_eq!(d.next(), Some(200));
+        d.cancel_conversation("c1");
+        d.cancel_conversation("nothing");
+        assert_eq!(d.len(), 1);
+        assert_eq!(d.pop_due(1_000), Some(offer("c2", 2)));
+        assert!(d.is_empty());
     }
 
     /// Deadlines due at the same time fire in one order, whatever order they were armed in.

@@ -400,6 +400,7 @@ impl Floor {
                 continue;
             }
             if let Some(c) = self.conversations.remove(&id) {
+                self.deadlines.cancel_conversation(&id);
                 self.evicted.push(c);
             }
         }
@@ -911,6 +912,10 @@ impl Floor {
             a.active.insert(conversation.into());
         }
         mark(&mut self.dirty_agents, agent);
+        self.deadlines.cancel(&Timer::Offer {
+            conversation: conversation.into(),
+            offer: offer.id,
+        });
         let c = self
             .conversations
             .get_mut(conversation)
@@ -2096,6 +2101,10 @@ impl Floor {
     }
 
     fn submit_wrapup(&mut self, agent: &str, conversation: &str, reason: String, automatic: bool, now: Millis) {
+        self.deadlines.cancel(&Timer::Wrapup {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        });
         if let Some(a) = self.agents.get_mut(agent) {
             if a.wrapups.remove(conversation).is_some() {
                 if let Some(n) = self.owed.get_mut(conversation) {
