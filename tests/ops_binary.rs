@@ -460,7 +460,10 @@ async fn a_backup_under_load_restores_everything_acknowledged() {
         !ok && out.contains("the backup"),
         "a damaged backup must be refused: {out}"
     );
-    assert!(!dir.path().join("other").exists(), "a refused restore leaves nothing behind");
+    assert!(
+        !dir.path().join("other").exists(),
+        "a refused restore leaves nothing behind"
+    );
 
     let s = Server::start(&restored, &[]);
     let b = &s.base;

@@ -131,6 +131,8 @@ pub struct SledOptions {
     pub max_group: usize,
     /// See [`FlushHook`].
     pub before_flush: Option<FlushHook>,
+    /// sled's page cache, in bytes (`store.cache_mb`).
+    pub cache_capacity: u64,
 }
 
 impl Default for SledOptions {
@@ -141,6 +143,7 @@ impl Default for SledOptions {
             sweep_every: Duration::from_secs(3600),
             max_group: 4096,
             before_flush: None,
+            cache_capacity: 1 << 30,
         }
     }
 }
@@ -152,6 +155,7 @@ impl SledOptions {
     pub fn from_config(cfg: &StoreConfig) -> Self {
         SledOptions {
             retain_ended: Some(Duration::from_millis(u64::from(cfg.retain_ended_days) * DAY_MS)),
+            cache_capacity: cfg.cache_mb.saturating_mul(1 << 20),
             ..SledOptions::default()
         }
     }
@@ -164,6 +168,7 @@ impl std::fmt::Debug for SledOptions {
             .field("sweep_every", &self.sweep_every)
             .field("max_group", &self.max_group)
             .field("before_flush", &self.before_flush.is_some())
+            .field("cache_capacity", &self.cache_capacity)
             .finish()
     }
 }
@@ -614,7 +619,7 @@ impl SledStore {
         if had_data {
             preflight(path)?;
         }
-        let db = open_db(path)?;
+        let db = open_db_with(path, options.cache_capacity)?;
         check_layout(&db, &shown)?;
         let trees = Trees::new(&db);
         match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
@@ -772,7 +777,7 @@ impl Store for SledStore {
             self.log_summary("store closed after a failed write");
         }
         let shown = self.path.display().to_string();
-        let db = open_db(&self.path)?;
+        let db = open_db_with(&self.path, self.options.cache_capacity)?;
         check_layout(&db, &shown)?;
         let trees = Trees::new(&db);
         match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
@@ -1384,12 +1389,8 @@ fn check_layout(db: &Db, shown: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Opens sled, turning its errors (and panics on garbage files) into [`StoreError`]s.
-fn open_db(path: &Path) -> Result<Db, StoreError> {
-    open_db_with(path, ::sled::Config::new().cache_capacity)
-}
-
-/// [`open_db`] with `cache` bytes of sled's page cache.
+/// Opens sled with `cache` bytes of page cache, turning its errors (and panics on garbage
+/// files) into [`StoreError`]s.
 fn open_db_with(path: &Path, cache: u64) -> Result<Db, StoreError> {
     let shown = path.display().to_string();
     let config = ::sled::Config::new()
