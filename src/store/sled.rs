@@ -1116,7 +1116,10 @@ fn merge_slice(
 /// How much of sled's cache restore lets it use (sled's default is 1 GiB, which a restore
 /// of a large store would fill for nothing: it reads nothing back but a count).
 const RESTORE_CACHE: u64 = 64 << 20;
-/// Records go into the new store in atomic batches of about this many bytes.
+/// Records go into the new store in atomic batches of about this many bytes, each flushed.
+/// The reading side of restore holds one batch; sled's side is another matter: sled 0.34
+/// keeps in memory about five times what it wrote since it was opened, whatever its cache
+/// size and however often it is flushed (BENCHMARKS.md "Streaming backup").
 const RESTORE_BATCH: usize = 4 << 20;
 
 /// Writes the backup file `from` (see [`super::backup`]) into `dir`, which must be absent
@@ -1196,7 +1199,9 @@ fn restore_into(input: impl std::io::Read, dir: &Path, expected: u64) -> Result<
             batch.insert(k, v);
             n += 1;
             if bytes >= RESTORE_BATCH {
+                // Flushed batch by batch, as the store's writer does with its groups.
                 db.apply_batch(std::mem::take(&mut batch)).map_err(write)?;
+                db.flush().map_err(write)?;
                 bytes = 0;
             }
         }
