@@ -1123,7 +1123,8 @@ const RESTORE_CACHE: u64 = 64 << 20;
 const RESTORE_BATCH: usize = 4 << 20;
 
 /// Writes the backup file `from` (see [`super::backup`]) into `dir`, which must be absent
-/// or empty, as a stream: memory stays bounded whatever the file's size. The file is read
+/// or empty, as a stream: restore holds one batch of the file at a time (sled itself keeps
+/// much of what it writes in memory while it is open; see [`RESTORE_BATCH`]). The file is read
 /// twice: once to check all of it (magic, formats, every length, the count, the checksum)
 /// before anything is written, then to write it, checked again as it is read. On any
 /// failure after writing started, what was written is removed: an absent `dir` is absent
