@@ -268,10 +268,20 @@ pub struct StoreConfig {
     /// `/readyz` is 503 when a probe write to the store takes longer than this.
     #[serde(default = "default_probe_timeout_ms")]
     pub probe_timeout_ms: u64,
+    /// sled's page cache, in MiB (sled's `cache_capacity`). Every read fills it (start-up,
+    /// reads of finished conversations, the first backup after a start reads every
+    /// record), so it is most of the store's share of the server's memory. sled evicts
+    /// lazily: the share runs some tens of MB above it (docs/STORE.md "Backup").
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
 }
 
 fn default_probe_timeout_ms() -> u64 {
     2_000
+}
+
+fn default_cache_mb() -> u64 {
+    1024
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -595,6 +605,9 @@ impl Config {
         }
         if self.server.max_desktops_per_agent == 0 {
             return bad("server.max_desktops_per_agent", "must be at least 1");
+        }
+        if self.store.cache_mb == 0 {
+            return bad("store.cache_mb", "must be greater than 0");
         }
         if self.store.probe_timeout_ms == 0 {
             return bad("store.probe_timeout_ms", "must be greater than 0");

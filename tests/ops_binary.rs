@@ -460,8 +460,12 @@ async fn a_backup_under_load_restores_everything_acknowledged() {
         &[],
     );
     assert!(
-        !ok && out.contains("checksum"),
+        !ok && out.contains("the backup"),
         "a damaged backup must be refused: {out}"
+    );
+    assert!(
+        !dir.path().join("other").exists(),
+        "a refused restore leaves nothing behind"
     );
 
     let s = Server::start(&restored, &[]);

@@ -599,10 +599,19 @@ fn store_files_are_not_readable_by_other_users() {
     }
     let store = SledStore::open(&path, SledOptions::default()).unwrap();
     assert_private(&path);
-    let backup = futures_executor_block_on(store.backup()).unwrap();
+    let backup = futures_executor_block_on(async {
+        let mut stream = store.backup().await.unwrap();
+        let mut file = Vec::new();
+        while let Some(chunk) = stream.next_chunk().await {
+            file.extend_from_slice(&chunk.unwrap());
+        }
+        file
+    });
     store.close();
 
+    let file = dir.path().join("the.backup");
+    std::fs::write(&file, backup).unwrap();
     let restored = dir.path().join("restored");
-    switchboard::store::sled::restore(&backup, &restored).unwrap();
+    switchboard::store::sled::restore(&file, &restored).unwrap();
     assert_private(&restored);
 }

@@ -61,35 +61,119 @@ pub async fn healthz(
     readyz(state, messenger).await
 }
 
-/// A consistent snapshot of everything durable, as one file (docs/DEPLOY.md, "Backup and
-/// restore"). Commits wait while the copy is taken; restore it with
-/// `switchboard restore --from FILE --store-path DIR`.
+/// A consistent snapshot of everything durable, as one file streamed while it is read
+/// (docs/DEPLOY.md, "Backup and restore"; docs/STORE.md, "Backup"). Its point in time is
+/// fixed when the request arrives, between two group commits; commits go on while the
+/// file is read and sent, and the server holds a few MB for it whatever the store's size.
+/// One backup at a time (409 `backup_in_progress`). A failure after the answer started
+/// cuts the connection, so the client never gets a file that ends well (the checksum is
+/// the file's last bytes). Restore it with `switchboard restore --from FILE --store-path DIR`.
 #[utoipa::path(post, path = "/api/v1/admin/backup", tag = "operations",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The backup file", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Not the admin token", body = ErrorBody),
+        (status = 409, description = "Another backup is being taken", body = ErrorBody),
         (status = 503, description = "The store cannot be read", body = ErrorBody),
     ))]
 pub async fn backup(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt;
     caller.admin()?;
-    let started = std::time::Instant::now();
-    let bytes = state.engine.store().backup().await.map_err(|e| {
-        tracing::error!(error = %e, "backup failed");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())
+    let chunks = state.engine.store().backup().await.map_err(|e| match e {
+        crate::store::StoreError::Busy(why) => ApiError::new(StatusCode::CONFLICT, "backup_in_progress", why),
+        e => {
+            tracing::error!(error = %e, "backup failed");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())
+        }
     })?;
-    tracing::info!(
-        bytes = bytes.len(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "backup taken"
-    );
+    tracing::info!("backup started");
     let name = format!("switchboard-{}.backup", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    // An error item makes actix cut the connection mid-body, which is what the client
+    // must see: the status is already sent.
+    let body = chunks.map(|chunk| {
+        chunk
+            .map(web::Bytes::from)
+            .map_err(actix_web::error::ErrorServiceUnavailable)
+    });
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header((
             actix_web::http::header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{name}\""),
         ))
-        .body(bytes))
+        .streaming(body))
+}
+
+/// Takes a backup from the engine at `url` (its `POST /api/v1/admin/backup`) into the
+/// file `to`, for `switchboard backup`: the answer goes into a temporary file beside `to`
+/// as it arrives, which is fsynced, read back and checked whole (every length, the count,
+/// the checksum), then renamed over `to`, and the directory fsynced. `to` is therefore the
+/// whole backup or what it was before; the temporary file is removed on any failure.
+/// Returns (records, bytes).
+pub async fn backup_to_file(url: &str, token: &str, to: &std::path::Path) -> Result<(u64, u64), String> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let name = to
+        .file_name()
+        .ok_or_else(|| format!("{} names no file", to.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let dir = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
+    // The timeout covers the answer's head only (awc sets none on a streamed body): the
+    // engine answers as soon as the backup's point is fixed.
+    let client = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .finish();
+    let mut res = client
+        .post(url)
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !res.status().is_success() {
+        let body = res.body().limit(64 << 10).await.unwrap_or_default();
+        let why = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|b| format!("{} ({})", b.error.message, b.error.code))
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        return Err(format!("{url} answered {}: {why}", res.status()));
+    }
+    let result = async {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&partial)
+            .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut bytes = 0u64;
+        while let Some(chunk) = res.next().await {
+            let chunk = chunk.map_err(|e| format!("the backup was cut off after {bytes} bytes: {e}"))?;
+            bytes += chunk.len() as u64;
+            out.write_all(&chunk)
+                .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        }
+        let file = out
+            .into_inner()
+            .map_err(|e| format!("cannot write {}: {}", partial.display(), e.error()))?;
+        file.sync_all()
+            .map_err(|e| format!("cannot fsync {}: {e}", partial.display()))?;
+        drop(file);
+        let check = std::fs::File::open(&partial)
+            .map(|f| std::io::BufReader::with_capacity(1 << 20, f))
+            .map_err(|e| format!("cannot read {} back: {e}", partial.display()))?;
+        let records = crate::store::backup::verify(check, crate::store::sled::STORE_FORMAT)
+            .map_err(|e| format!("the backup received is not whole: {e}"))?;
+        std::fs::rename(&partial, to).map_err(|e| format!("cannot rename into {}: {e}", to.display()))?;
+        crate::store::sled::sync_path(&dir).map_err(|e| format!("cannot fsync {}: {e}", dir.display()))?;
+        Ok((records, bytes))
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
 }

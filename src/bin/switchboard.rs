@@ -7,6 +7,8 @@
 //!
 //! `switchboard restore --from FILE --store-path DIR` writes a backup (from
 //! `POST /api/v1/admin/backup`) into an empty or absent store directory.
+//! `switchboard backup --to FILE [--url URL] [--token TOKEN]` takes a backup from a running
+//! engine into a file (for operators who run it from cron).
 //! `switchboard healthcheck [--url URL]` exits 0 when `/readyz` answers 200 (for container
 //! health checks, where no HTTP client may be installed).
 
@@ -40,6 +42,20 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         store_path: PathBuf,
     },
+    /// Take a backup from a running engine into FILE (written beside it, fsynced, checked,
+    /// then renamed into place: FILE is either the whole backup or untouched).
+    Backup {
+        /// Where the backup goes.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Defaults to `http://<server.listen>/api/v1/admin/backup` (0.0.0.0 and :: as loopback).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The admin token; defaults to `api.admin_token` of the config, which
+        /// `SWITCHBOARD_API__ADMIN_TOKEN` sets.
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+    },
     /// Exit 0 when the server's `/readyz` answers 200 within 5 s, 1 otherwise.
     Healthcheck {
         /// Defaults to `http://<server.listen>/readyz` (0.0.0.0 and :: as loopback).
@@ -67,6 +83,13 @@ fn main() -> ExitCode {
     };
     if let Some(Cmd::Healthcheck { url }) = &args.command {
         return healthcheck(url.clone(), &config);
+    }
+    if let Some(Cmd::Backup { to, url, token }) = &args.command {
+        let url = url
+            .clone()
+            .unwrap_or_else(|| local_url(&config, "/api/v1/admin/backup"));
+        let token = token.clone().unwrap_or_else(|| config.api.admin_token.clone());
+        return backup(to, &url, &token);
     }
     let json = config.log.format == LogFormat::Json;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -96,14 +119,7 @@ fn main() -> ExitCode {
 }
 
 fn restore(from: &std::path::Path, dir: &std::path::Path) -> ExitCode {
-    let bytes = match std::fs::read(from) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("switchboard restore: cannot read {}: {e}", from.display());
-            return ExitCode::from(1);
-        }
-    };
-    match switchboard::store::sled::restore(&bytes, dir) {
+    match switchboard::store::sled::restore(from, dir) {
         Ok(n) => {
             println!("restored {n} records from {} into {}", from.display(), dir.display());
             ExitCode::SUCCESS
@@ -115,18 +131,37 @@ fn restore(from: &std::path::Path, dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn healthcheck(url: Option<String>, config: &Config) -> ExitCode {
-    let url = url.unwrap_or_else(|| {
-        let mut addr = config.server.listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
+/// `http://<server.listen><path>`, with an unspecified listen address as loopback.
+fn local_url(config: &Config, path: &str) -> String {
+    let mut addr = config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("http://{addr}{path}")
+}
+
+fn backup(to: &std::path::Path, url: &str, token: &str) -> ExitCode {
+    match actix_web::rt::System::new().block_on(switchboard::api::ops::backup_to_file(url, token, to)) {
+        Ok((records, bytes)) => {
+            println!(
+                "backup of {records} records ({bytes} bytes) written to {}",
+                to.display()
+            );
+            ExitCode::SUCCESS
         }
-        format!("http://{addr}/readyz")
-    });
+        Err(e) => {
+            eprintln!("switchboard backup: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn healthcheck(url: Option<String>, config: &Config) -> ExitCode {
+    let url = url.unwrap_or_else(|| local_url(config, "/readyz"));
     match switchboard::api::probe_url(&url, std::time::Duration::from_secs(5)) {
         Ok(200) => ExitCode::SUCCESS,
         Ok(status) => {

@@ -1,129 +1,310 @@
-//! The backup file: a consistent copy of every record of a store, as one file.
+//! The backup file: a consistent copy of every record of a store, as one file that is
+//! written and read as a stream (neither side holds more than one record of it).
+//!
+//! Format 2 (written by this build):
 //!
 //! ```text
 //! magic            b"SWITCHBOARD-BACKUP\n"    (19 bytes)
-//! backup format    u8 = 1
+//! backup format    u8 = 2
 //! store format     u8 (the layout the records are in; restore refuses another one)
-//! entries          u64 LE
-//! entry * entries  key length u32 LE, key, value length u32 LE, value
+//! entry *          key length u32 LE (1 ..= MAX_KEY), key, value length u32 LE, value
+//! end              u32 LE = 0xFFFF_FFFF
+//! entries          u64 LE (how many entries came before the end)
 //! checksum         SHA-256 of every byte before it (32 bytes)
 //! ```
 //!
-//! Keys and values are the store's own (versioned records under their kind prefix), so a
-//! backup restores byte for byte. The checksum catches a truncated or altered file before
-//! anything is written.
+//! Format 1 (written by earlier builds, still read) had the entry count in the header,
+//! because the whole file was built in memory first:
+//!
+//! ```text
+//! magic, backup format u8 = 1, store format u8, entries u64 LE,
+//! entry * entries, checksum (SHA-256 of every byte before it)
+//! ```
+//!
+//! Format 2 moves the count to the end so that a backup can be sent while it is read from
+//! the store. Keys and values are the store's own (versioned records under their kind
+//! prefix), so a backup restores byte for byte. The checksum covers the whole file and is
+//! computed as it is written; a reader checks it before it reports success, so a truncated
+//! or altered file is refused.
+
+use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
 /// The first bytes of every backup file.
 pub const MAGIC: &[u8] = b"SWITCHBOARD-BACKUP\n";
-/// The version of this file layout.
-pub const BACKUP_FORMAT: u8 = 1;
+/// The version of the file layout this build writes.
+pub const BACKUP_FORMAT: u8 = 2;
+/// The layout of earlier builds (count in the header); still read.
+pub const BACKUP_FORMAT_1: u8 = 1;
+/// The key length that ends the entries of format 2 (no key is that long).
+const END: u32 = u32::MAX;
+/// The longest key a backup holds. Store keys are a prefix byte and ids; the bound keeps
+/// a damaged length field from making a reader allocate gigabytes.
+pub const MAX_KEY: usize = 1 << 20;
+/// The longest value a backup holds (a store record is a few KB at most; see [`MAX_KEY`]).
+pub const MAX_VALUE: usize = 64 << 20;
+/// Size of the checksum at the end of the file.
+const SUM: usize = 32;
 
 /// Why a backup file cannot be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackupError {
     #[error("not a Switchboard backup (no magic header)")]
     NotABackup,
-    #[error("backup format {0} is unknown to this build (it reads format {BACKUP_FORMAT})")]
+    #[error("backup format {0} is unknown to this build (it reads formats 1 and {BACKUP_FORMAT})")]
     UnknownFormat(u8),
     #[error("the backup holds store format {found}; this build reads store format {expected}")]
     StoreFormat { found: u8, expected: u8 },
     #[error("the backup fails its checksum (truncated or altered)")]
     Checksum,
-    #[error("the backup is truncated or malformed")]
-    Malformed,
+    #[error("the backup is truncated (it ends before its checksum)")]
+    Truncated,
+    #[error("the backup is malformed: {0}")]
+    Malformed(String),
+    #[error("the backup cannot be read: {0}")]
+    Io(String),
 }
 
-/// Builds a backup file entry by entry.
-pub struct Writer {
-    buf: Vec<u8>,
+/// Encodes a backup as it goes, hashing every byte it hands out: the header first, then
+/// each record, then [`Encoder::finish`] gives the trailer (count and checksum).
+pub struct Encoder {
+    hash: Sha256,
     entries: u64,
 }
 
-impl Writer {
-    /// A backup of records in `store_format`.
-    pub fn new(store_format: u8) -> Writer {
-        let mut buf = Vec::with_capacity(1 << 16);
-        buf.extend_from_slice(MAGIC);
-        buf.push(BACKUP_FORMAT);
-        buf.push(store_format);
-        buf.extend_from_slice(&0u64.to_le_bytes());
-        Writer { buf, entries: 0 }
+impl Encoder {
+    /// A backup of records in `store_format`; its header is appended to `out`.
+    pub fn new(store_format: u8, out: &mut Vec<u8>) -> Encoder {
+        let mut e = Encoder {
+            hash: Sha256::new(),
+            entries: 0,
+        };
+        let start = out.len();
+        out.extend_from_slice(MAGIC);
+        out.push(BACKUP_FORMAT);
+        out.push(store_format);
+        e.hash.update(&out[start..]);
+        e
     }
 
-    /// One record.
-    pub fn entry(&mut self, key: &[u8], value: &[u8]) {
-        self.buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(key);
-        self.buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(value);
+    /// Appends one record to `out`. Refuses a key or value beyond [`MAX_KEY`] or
+    /// [`MAX_VALUE`], which no reader would accept.
+    pub fn entry(&mut self, key: &[u8], value: &[u8], out: &mut Vec<u8>) -> Result<(), BackupError> {
+        if key.is_empty() || key.len() > MAX_KEY || value.len() > MAX_VALUE {
+            return Err(BackupError::Malformed(format!(
+                "a record of {} key bytes and {} value bytes is beyond what a backup holds",
+                key.len(),
+                value.len()
+            )));
+        }
+        let start = out.len();
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
+        self.hash.update(&out[start..]);
         self.entries += 1;
+        Ok(())
     }
 
-    /// The finished file: the entry count filled in, the checksum appended.
-    pub fn finish(mut self) -> Vec<u8> {
-        let at = MAGIC.len() + 2;
-        self.buf[at..at + 8].copy_from_slice(&self.entries.to_le_bytes());
-        let sum = Sha256::digest(&self.buf);
-        self.buf.extend_from_slice(&sum);
-        self.buf
+    /// Records so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Appends the end marker, the count and the checksum of the whole file to `out`.
+    pub fn finish(mut self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&END.to_le_bytes());
+        out.extend_from_slice(&self.entries.to_le_bytes());
+        self.hash.update(&out[start..]);
+        out.extend_from_slice(&self.hash.finalize());
     }
 }
 
 /// One record of a backup: the store's key and value.
 pub type Record = (Vec<u8>, Vec<u8>);
 
-/// The records of a backup file, checked: magic, formats, checksum, every length.
-pub fn decode(file: &[u8], store_format: u8) -> Result<Vec<Record>, BackupError> {
-    if !file.starts_with(MAGIC) {
-        return Err(BackupError::NotABackup);
-    }
-    let header = MAGIC.len() + 2 + 8;
-    if file.len() < header + 32 {
-        return Err(BackupError::Malformed);
-    }
-    let (body, sum) = file.split_at(file.len() - 32);
-    if Sha256::digest(body).as_slice() != sum {
-        return Err(BackupError::Checksum);
-    }
-    let format = body[MAGIC.len()];
-    if format != BACKUP_FORMAT {
-        return Err(BackupError::UnknownFormat(format));
-    }
-    let found = body[MAGIC.len() + 1];
-    if found != store_format {
-        return Err(BackupError::StoreFormat {
-            found,
-            expected: store_format,
-        });
-    }
-    let count = u64::from_le_bytes(
-        body[MAGIC.len() + 2..header]
-            .try_into()
-            .map_err(|_| BackupError::Malformed)?,
-    );
-    let mut rest = &body[header..];
-    let mut take = |n: usize| -> Result<&[u8], BackupError> {
-        if rest.len() < n {
-            return Err(BackupError::Malformed);
+/// Reads a backup file record by record from any reader, hashing what it reads. The
+/// checksum is only known at the end: [`Decoder::next`] returns `Ok(None)` only once the
+/// whole file was read and its checksum matched, so whoever writes records as they come
+/// must undo them on any error.
+pub struct Decoder<R: Read> {
+    input: R,
+    hash: Sha256,
+    format: u8,
+    /// Format 1: entries still to come. Format 2: `None`.
+    left: Option<u64>,
+    read: u64,
+    done: bool,
+}
+
+impl<R: Read> Decoder<R> {
+    /// Reads and checks the header: magic, backup format, store format.
+    pub fn new(input: R, store_format: u8) -> Result<Decoder<R>, BackupError> {
+        let mut d = Decoder {
+            input,
+            hash: Sha256::new(),
+            format: 0,
+            left: None,
+            read: 0,
+            done: false,
+        };
+        let mut magic = [0u8; MAGIC.len()];
+        match d.exact(&mut magic) {
+            Ok(()) if magic == MAGIC => {}
+            Ok(()) | Err(BackupError::Truncated) => return Err(BackupError::NotABackup),
+            Err(e) => return Err(e),
         }
-        let (a, b) = rest.split_at(n);
-        rest = b;
-        Ok(a)
-    };
-    let mut entries = Vec::new();
-    for _ in 0..count {
-        let klen = u32::from_le_bytes(take(4)?.try_into().map_err(|_| BackupError::Malformed)?) as usize;
-        let key = take(klen)?.to_vec();
-        let vlen = u32::from_le_bytes(take(4)?.try_into().map_err(|_| BackupError::Malformed)?) as usize;
-        let value = take(vlen)?.to_vec();
-        entries.push((key, value));
+        let mut formats = [0u8; 2];
+        d.exact(&mut formats)?;
+        let [format, found] = formats;
+        if format != BACKUP_FORMAT && format != BACKUP_FORMAT_1 {
+            return Err(BackupError::UnknownFormat(format));
+        }
+        if found != store_format {
+            return Err(BackupError::StoreFormat {
+                found,
+                expected: store_format,
+            });
+        }
+        d.format = format;
+        if format == BACKUP_FORMAT_1 {
+            d.left = Some(d.u64()?);
+        }
+        Ok(d)
     }
-    if !take(0)?.is_empty() || !rest.is_empty() {
-        return Err(BackupError::Malformed);
+
+    /// The backup format of the file (1 or 2).
+    pub fn format(&self) -> u8 {
+        self.format
     }
-    Ok(entries)
+
+    /// The next record; `Ok(None)` once the file ended where it should and its checksum
+    /// matched.
+    pub fn next_record(&mut self) -> Result<Option<Record>, BackupError> {
+        if self.done {
+            return Ok(None);
+        }
+        let klen = match self.left {
+            Some(0) => return self.end(None).map(|()| None),
+            Some(_) => self.u32()?,
+            None => match self.u32()? {
+                END => {
+                    let count = self.u64()?;
+                    return self.end(Some(count)).map(|()| None);
+                }
+                n => n,
+            },
+        } as usize;
+        if klen == 0 || klen > MAX_KEY {
+            return Err(BackupError::Malformed(format!("a key length of {klen} bytes")));
+        }
+        let key = self.bytes(klen)?;
+        let vlen = self.u32()? as usize;
+        if vlen > MAX_VALUE {
+            return Err(BackupError::Malformed(format!("a value length of {vlen} bytes")));
+        }
+        let value = self.bytes(vlen)?;
+        if let Some(left) = &mut self.left {
+            *left -= 1;
+        }
+        self.read += 1;
+        Ok(Some((key, value)))
+    }
+
+    /// The checksum, then nothing: the file must end right after it.
+    fn end(&mut self, count: Option<u64>) -> Result<(), BackupError> {
+        let want = std::mem::take(&mut self.hash).finalize();
+        let mut sum = [0u8; SUM];
+        self.input
+            .read_exact(&mut sum)
+            .map_err(|e| io_or_truncated(&e).unwrap_or(BackupError::Truncated))?;
+        if want.as_slice() != sum {
+            return Err(BackupError::Checksum);
+        }
+        let mut more = [0u8; 1];
+        loop {
+            match self.input.read(&mut more) {
+                Ok(0) => break,
+                Ok(_) => return Err(BackupError::Malformed("bytes after the checksum".into())),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BackupError::Io(e.to_string())),
+            }
+        }
+        if let Some(count) = count {
+            if count != self.read {
+                return Err(BackupError::Malformed(format!(
+                    "the file says {count} records and holds {}",
+                    self.read
+                )));
+            }
+        }
+        self.done = true;
+        Ok(())
+    }
+
+    fn exact(&mut self, buf: &mut [u8]) -> Result<(), BackupError> {
+        self.input
+            .read_exact(buf)
+            .map_err(|e| io_or_truncated(&e).unwrap_or(BackupError::Truncated))?;
+        self.hash.update(&*buf);
+        Ok(())
+    }
+
+    fn u32(&mut self) -> Result<u32, BackupError> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn u64(&mut self) -> Result<u64, BackupError> {
+        let mut b = [0u8; 8];
+        self.exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// `n` bytes, read in pieces so that a damaged length on a short file costs no more
+    /// memory than the file has left.
+    fn bytes(&mut self, n: usize) -> Result<Vec<u8>, BackupError> {
+        let mut out = Vec::with_capacity(n.min(1 << 16));
+        let got = (&mut self.input)
+            .take(n as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| BackupError::Io(e.to_string()))?;
+        if got < n {
+            return Err(BackupError::Truncated);
+        }
+        self.hash.update(&out);
+        Ok(out)
+    }
+}
+
+/// A short read is a truncated file; any other I/O error is itself.
+fn io_or_truncated(e: &std::io::Error) -> Option<BackupError> {
+    (e.kind() != std::io::ErrorKind::UnexpectedEof).then(|| BackupError::Io(e.to_string()))
+}
+
+/// Reads a whole backup without keeping it, checking everything (header, every length,
+/// the count, the checksum): how many records it holds.
+pub fn verify<R: Read>(input: R, store_format: u8) -> Result<u64, BackupError> {
+    let mut d = Decoder::new(input, store_format)?;
+    let mut n = 0;
+    while d.next_record()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The records of a backup held in memory, checked (tests and small files).
+pub fn decode(file: &[u8], store_format: u8) -> Result<Vec<Record>, BackupError> {
+    let mut d = Decoder::new(file, store_format)?;
+    let mut out = Vec::new();
+    while let Some(r) = d.next_record()? {
+        out.push(r);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -131,38 +312,74 @@ mod tests {
     use super::*;
 
     fn sample() -> Vec<u8> {
-        let mut w = Writer::new(2);
-        w.entry(b"aa1", b"agent");
-        w.entry(b"zformat", &[2]);
-        w.finish()
+        let mut out = Vec::new();
+        let mut e = Encoder::new(2, &mut out);
+        e.entry(b"aa1", b"agent", &mut out).unwrap();
+        e.entry(b"zformat", &[2], &mut out).unwrap();
+        e.finish(&mut out);
+        out
     }
 
+    /// A format-1 file as earlier builds wrote it (count in the header).
+    fn format1() -> Vec<u8> {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(MAGIC);
+        buf.push(1);
+        buf.push(2);
+        buf.extend_from_slice(&2u64.to_le_bytes());
+        for (k, v) in [(&b"aa1"[..], &b"agent"[..]), (b"zformat", &[2])] {
+            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            buf.extend_from_slice(k);
+            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            buf.extend_from_slice(v);
+        }
+        let sum = Sha256::digest(&buf);
+        buf.extend_from_slice(&sum);
+        buf
+    }
+
+    /// Story: a backup written as a stream reads back record for record, and so does a
+    /// file of the earlier layout that operators may still keep.
     #[test]
-    fn a_backup_round_trips() {
-        let entries = decode(&sample(), 2).unwrap();
-        assert_eq!(
-            entries,
-            vec![(b"aa1".to_vec(), b"agent".to_vec()), (b"zformat".to_vec(), vec![2])]
-        );
+    fn a_backup_round_trips_and_format_1_is_still_read() {
+        let want = vec![(b"aa1".to_vec(), b"agent".to_vec()), (b"zformat".to_vec(), vec![2])];
+        assert_eq!(decode(&sample(), 2).unwrap(), want);
+        assert_eq!(decode(&format1(), 2).unwrap(), want);
+        assert_eq!(verify(&sample()[..], 2).unwrap(), 2);
     }
 
+    /// Story: every way a file can be damaged (cut anywhere, one bit flipped anywhere,
+    /// another file, another store format, bytes appended) is refused with its reason,
+    /// never read as a shorter backup.
     #[test]
     fn bad_files_are_named() {
-        let good = sample();
-        let mut flipped = good.clone();
-        flipped[MAGIC.len() + 12] ^= 1;
-        let cases: Vec<(Vec<u8>, BackupError)> = vec![
-            (b"hello".to_vec(), BackupError::NotABackup),
-            (good[..good.len() - 1].to_vec(), BackupError::Checksum),
-            (flipped, BackupError::Checksum),
-            (MAGIC.to_vec(), BackupError::Malformed),
-        ];
-        for (file, want) in cases {
-            assert_eq!(decode(&file, 2).unwrap_err(), want);
+        for good in [sample(), format1()] {
+            for cut in 0..good.len() {
+                let err = verify(&good[..cut], 2).unwrap_err();
+                assert!(
+                    matches!(err, BackupError::Truncated | BackupError::NotABackup),
+                    "cut at {cut}: {err:?}"
+                );
+            }
+            for at in MAGIC.len() + 2..good.len() {
+                for bit in 0..8 {
+                    let mut flipped = good.clone();
+                    flipped[at] ^= 1 << bit;
+                    assert!(verify(&flipped[..], 2).is_err(), "bit {bit} of byte {at} flipped");
+                }
+            }
+            let mut longer = good.clone();
+            longer.push(0);
+            assert!(matches!(verify(&longer[..], 2), Err(BackupError::Malformed(_))));
+            assert_eq!(
+                verify(&good[..], 3).unwrap_err(),
+                BackupError::StoreFormat { found: 2, expected: 3 }
+            );
         }
-        assert_eq!(
-            decode(&good, 3).unwrap_err(),
-            BackupError::StoreFormat { found: 2, expected: 3 }
-        );
+        assert_eq!(verify(&b"hello"[..], 2).unwrap_err(), BackupError::NotABackup);
+        // A bit of a value: only the checksum can tell.
+        let mut flipped = sample();
+        flipped[MAGIC.len() + 14] ^= 1;
+        assert_eq!(verify(&flipped[..], 2).unwrap_err(), BackupError::Checksum);
     }
 }

@@ -40,6 +40,9 @@ pub enum StoreError {
     Write(String),
     #[error("the store cannot be read: {0}")]
     Read(String),
+    /// The store is doing what was asked already (one backup at a time).
+    #[error("{0}")]
+    Busy(String),
     /// Another running engine holds the directory.
     #[error("the store directory {path} is held by another running engine; refusing to start")]
     Locked { path: String },
@@ -68,8 +71,36 @@ pub enum StoreError {
 /// Resolves when a batch of changes is durable.
 pub type CommitFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
-/// Resolves to a backup file's bytes (see [`backup`]).
-pub type BackupFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, StoreError>> + Send>>;
+/// Resolves, once the backup's point in time is fixed, to its file as a stream.
+pub type BackupFuture = Pin<Box<dyn Future<Output = Result<BackupStream, StoreError>> + Send>>;
+
+/// A backup file ([`backup`]) in the order it is read from the store, a chunk at a time
+/// (a few hundred KB each; a few chunks are read ahead, no more). An `Err` ends it: the
+/// file is then incomplete and must be thrown away. Dropping the stream stops the reading
+/// and releases everything the backup held.
+pub struct BackupStream {
+    chunks: tokio::sync::mpsc::Receiver<Result<Vec<u8>, StoreError>>,
+}
+
+impl BackupStream {
+    /// The stream of the chunks a reader sends into `chunks`.
+    pub fn new(chunks: tokio::sync::mpsc::Receiver<Result<Vec<u8>, StoreError>>) -> Self {
+        BackupStream { chunks }
+    }
+
+    /// The next chunk; `None` after the last one (or after an error).
+    pub async fn next_chunk(&mut self) -> Option<Result<Vec<u8>, StoreError>> {
+        self.chunks.recv().await
+    }
+}
+
+impl futures_util::Stream for BackupStream {
+    type Item = Result<Vec<u8>, StoreError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        self.chunks.poll_recv(cx)
+    }
+}
 
 /// Everything needed to rebuild the engine.
 #[derive(Debug, Clone, Default)]
@@ -120,7 +151,9 @@ pub trait Store: Send + Sync + 'static {
     fn reopen(&self) -> Result<(), StoreError> {
         Ok(())
     }
-    /// A consistent copy of everything durable, as one file ([`backup`]).
+    /// A consistent copy of everything durable at one point in time, as one file
+    /// ([`backup`]) streamed as it is read. The point is fixed before the future resolves;
+    /// commits go on meanwhile.
     fn backup(&self) -> BackupFuture {
         Box::pin(std::future::ready(Err(StoreError::Read(
             "this store cannot make backups".into(),

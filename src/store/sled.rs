@@ -28,22 +28,29 @@
 //!   refuses changes until it has rebuilt itself from the reopened store.
 //!
 //! # Probe and backup
-//! [`Store::probe`] writes and flushes one meta record on the writer thread (readiness);
-//! [`Store::backup`] copies every record there between two groups, so it is consistent
-//! ([`super::backup`] is the file; [`restore`] writes one into an empty directory).
+//! [`Store::probe`] writes and flushes one meta record on the writer thread (readiness).
+//! [`Store::backup`] fixes its point in time on the writer thread between two groups (it
+//! registers a [`Shadow`], nothing more), and a thread of its own then reads the tree in
+//! slices while commits go on: the writer keeps in the shadow the value at that point of
+//! every key it is about to change that the reader has not passed yet, and the reader
+//! sends the shadow's value instead of the live one (docs/STORE.md "Backup"). The file
+//! ([`super::backup`]) goes out in pieces as it is read; [`restore`] writes one into an
+//! empty directory, as a stream too.
 //!
 //! # Retention
 //! Ended conversations older than [`SledOptions::retain_ended`] are removed with their
 //! messages by the writer thread every [`SledOptions::sweep_every`], and on demand with
 //! [`SledStore::sweep`]. A conversation that an agent still owes a wrap-up for is kept.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::collections::HashSet;
+use std::ops::Bound;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -51,7 +58,7 @@ use ::sled::{Batch, Db, IVec, Tree};
 use tokio::sync::oneshot;
 
 use super::record::{self, *};
-use super::{BackupFuture, CommitFuture, Snapshot, Store, StoreError};
+use super::{BackupFuture, BackupStream, CommitFuture, Snapshot, Store, StoreError};
 use crate::config::StoreConfig;
 use crate::core::{Change, Conversation, ConversationState, LastOwner, Message, Millis};
 
@@ -124,6 +131,8 @@ pub struct SledOptions {
     pub max_group: usize,
     /// See [`FlushHook`].
     pub before_flush: Option<FlushHook>,
+    /// sled's page cache, in bytes (`store.cache_mb`).
+    pub cache_capacity: u64,
 }
 
 impl Default for SledOptions {
@@ -134,6 +143,7 @@ impl Default for SledOptions {
             sweep_every: Duration::from_secs(3600),
             max_group: 4096,
             before_flush: None,
+            cache_capacity: 1 << 30,
         }
     }
 }
@@ -145,6 +155,7 @@ impl SledOptions {
     pub fn from_config(cfg: &StoreConfig) -> Self {
         SledOptions {
             retain_ended: Some(Duration::from_millis(u64::from(cfg.retain_ended_days) * DAY_MS)),
+            cache_capacity: cfg.cache_mb.saturating_mul(1 << 20),
             ..SledOptions::default()
         }
     }
@@ -157,6 +168,7 @@ impl std::fmt::Debug for SledOptions {
             .field("sweep_every", &self.sweep_every)
             .field("max_group", &self.max_group)
             .field("before_flush", &self.before_flush.is_some())
+            .field("cache_capacity", &self.cache_capacity)
             .finish()
     }
 }
@@ -328,6 +340,38 @@ impl Trees {
     }
 }
 
+/// A batch of writes, and while a backup is being read the keys it touches: sled's
+/// `Batch` does not show its keys, and the writer must save what they hold before the
+/// batch replaces it ([`Shadow`]).
+struct Writes {
+    batch: Batch,
+    /// `None` while no backup is being read (nothing is recorded then).
+    keys: Option<Vec<Vec<u8>>>,
+}
+
+impl Writes {
+    fn new(track: bool) -> Writes {
+        Writes {
+            batch: Batch::default(),
+            keys: track.then(Vec::new),
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], value: &[u8]) {
+        if let Some(keys) = &mut self.keys {
+            keys.push(key.to_vec());
+        }
+        self.batch.insert(key, value);
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(keys) = &mut self.keys {
+            keys.push(key.to_vec());
+        }
+        self.batch.remove(key);
+    }
+}
+
 /// The writer's reusable encoding buffers: one key and one value buffer for every record
 /// of a group (a record is copied once, into sled's own value, instead of being built in
 /// a growing `Vec` of its own), and the per-change "replaced later" flags.
@@ -365,7 +409,7 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
 /// earlier version could never be read back, and encoding it is wasted work (an agent's or
 /// a conversation's record often changes several times in one group). Returns how many
 /// changes were skipped.
-fn encode_group(changes: Vec<Vec<Change>>, batch: &mut Batch, scratch: &mut Scratch) -> Result<u64, StoreError> {
+fn encode_group(changes: Vec<Vec<Change>>, batch: &mut Writes, scratch: &mut Scratch) -> Result<u64, StoreError> {
     let n: usize = changes.iter().map(Vec::len).sum();
     let replaced = &mut scratch.replaced;
     replaced.clear();
@@ -394,7 +438,7 @@ fn encode_group(changes: Vec<Vec<Change>>, batch: &mut Batch, scratch: &mut Scra
 
 /// Encodes one change into `batch`. `key` and `value` are scratch buffers: sled copies
 /// short keys inline and each value once into its own allocation.
-fn add(batch: &mut Batch, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<(), StoreError> {
+fn add(batch: &mut Writes, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<(), StoreError> {
     key.clear();
     value.clear();
     match change {
@@ -419,7 +463,7 @@ fn add(batch: &mut Batch, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>
             if let Some(at) = c.ended_at {
                 key.push(prefix::ENDED);
                 push_ended_key(key, at, &c.id);
-                batch.insert(&key[..], &[][..]);
+                batch.insert(&key[..], &[]);
                 key.clear();
             }
             key.push(prefix::CONVERSATIONS);
@@ -445,7 +489,7 @@ fn add(batch: &mut Batch, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>
         Change::Mid { mid, at } => {
             key.push(prefix::MID_TIMES);
             push_ended_key(key, at, &mid);
-            batch.insert(&key[..], &[][..]);
+            batch.insert(&key[..], &[]);
             key.clear();
             key.push(prefix::MIDS);
             key.extend_from_slice(mid.as_bytes());
@@ -523,9 +567,9 @@ enum Job {
     Probe {
         done: oneshot::Sender<Result<(), StoreError>>,
     },
-    /// Copy every record, between two groups ([`Store::backup`]).
+    /// Fix a backup's point in time, between two groups ([`Store::backup`]).
     Backup {
-        done: oneshot::Sender<Result<Vec<u8>, StoreError>>,
+        done: oneshot::Sender<Result<Arc<Shadow>, StoreError>>,
     },
 }
 
@@ -576,7 +620,7 @@ impl SledStore {
             preflight(path)?;
         }
         create_private_dir(path)?;
-        let db = open_db(path)?;
+        let db = open_db_with(path, options.cache_capacity)?;
         check_layout(&db, &shown)?;
         let trees = Trees::new(&db);
         match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
@@ -736,7 +780,7 @@ impl Store for SledStore {
             self.log_summary("store closed after a failed write");
         }
         let shown = self.path.display().to_string();
-        let db = open_db(&self.path)?;
+        let db = open_db_with(&self.path, self.options.cache_capacity)?;
         check_layout(&db, &shown)?;
         let trees = Trees::new(&db);
         match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
@@ -756,12 +800,28 @@ impl Store for SledStore {
         Ok(())
     }
 
+    /// Fixes the point on the writer thread (a group's worth of waiting at most), then
+    /// reads on a thread of its own; see [`read_backup`].
     fn backup(&self) -> BackupFuture {
+        let trees = match lock(&self.db).map(|g| g.as_ref().map(|(_, t)| t.clone())) {
+            Ok(Some(trees)) => trees,
+            Ok(None) => return Box::pin(std::future::ready(Err(closed()))),
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
         let (done, rx) = oneshot::channel();
         if let Err(e) = self.send(Job::Backup { done }) {
             return Box::pin(std::future::ready(Err(e)));
         }
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(closed())) })
+        let stats = self.stats.clone();
+        Box::pin(async move {
+            let shadow = rx.await.unwrap_or_else(|_| Err(closed()))?;
+            let (tx, chunks) = tokio::sync::mpsc::channel(BACKUP_QUEUE);
+            std::thread::Builder::new()
+                .name("switchboard-backup".into())
+                .spawn(move || read_backup(&trees, &shadow, &stats, &tx, BACKUP_SLICE))
+                .map_err(|e| StoreError::Read(format!("cannot start the backup reader: {e}")))?;
+            Ok(BackupStream::new(chunks))
+        })
     }
 
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError> {
@@ -823,6 +883,7 @@ fn start_writer(
         before_flush: options.before_flush.clone(),
         failed: None,
         scratch: Scratch::default(),
+        shadows: Vec::new(),
     };
     let handle = std::thread::Builder::new()
         .name("switchboard-store".into())
@@ -831,15 +892,262 @@ fn start_writer(
     Ok((tx, handle))
 }
 
-/// Writes a backup (see [`super::backup`]) into `dir`, which must be absent or empty,
-/// and checks that the result opens and loads as a store. Refuses a non-empty directory
-/// and a backup that fails its checksum or names another store format, writing nothing.
-pub fn restore(backup: &[u8], dir: &Path) -> Result<usize, StoreError> {
+/// Records a backup reader takes from the tree at a time: the reader locks its shadow
+/// once per slice, so the writer waits for at most one slice's merge.
+pub(crate) const BACKUP_SLICE: usize = 1024;
+/// Bytes of the backup file handed to the client at a time.
+const BACKUP_CHUNK: usize = 256 << 10;
+/// Chunks read ahead of a slow client: with [`BACKUP_CHUNK`], a backup holds about
+/// 1.25 MiB of its file in memory whatever the store's size.
+const BACKUP_QUEUE: usize = 4;
+/// Most bytes a shadow may keep (keys written during a backup ahead of its reader). A
+/// backup that would need more fails rather than grow without bound; commits never wait.
+const SHADOW_LIMIT: usize = 64 << 20;
+/// What one saved key costs beside its key and value (map node, allocation headers).
+const SHADOW_OVERHEAD: usize = 64;
+
+/// What the writer keeps for one backup being read: the value at the backup's point of
+/// every key changed since that the reader has not passed yet (docs/STORE.md "Backup").
+#[derive(Default)]
+pub struct Shadow {
+    state: Mutex<ShadowState>,
+}
+
+#[derive(Default)]
+struct ShadowState {
+    /// Every key up to this one (in sled's key order) is read and merged: the writer need
+    /// not save it any more. `None` before the first slice.
+    done: Option<Vec<u8>>,
+    /// The reader has read everything; nothing more needs saving.
+    finished: bool,
+    /// Keys changed since the point and not read yet: what each held then (`None`: absent).
+    before: BTreeMap<Vec<u8>, Option<IVec>>,
+    /// What `before` costs, roughly (see [`SHADOW_LIMIT`]).
+    bytes: usize,
+    /// Why the backup cannot be finished (the store failed or closed, the shadow grew
+    /// too large); the reader stops with it.
+    broken: Option<String>,
+}
+
+impl Shadow {
+    /// The shadow's state. Its users never leave it half changed (a panic while it is
+    /// held at worst loses saved values, and the reader then fails on the poisoned flag).
+    fn lock(&self) -> std::sync::MutexGuard<'_, ShadowState> {
+        self.state.lock().unwrap_or_else(|p| {
+            let mut s = p.into_inner();
+            s.fail("a thread panicked while saving records for the backup".into());
+            s
+        })
+    }
+}
+
+impl ShadowState {
+    fn fail(&mut self, why: String) {
+        self.before = BTreeMap::new();
+        self.bytes = 0;
+        self.broken.get_or_insert(why);
+    }
+}
+
+/// Reads the tree for one backup and sends the file in chunks, from its own thread.
+///
+/// The tree is read in slices of `slice` records with one iterator; after each slice,
+/// under the shadow's lock, every record of the slice whose key the writer saved is
+/// replaced by the saved value (or left out, if the key did not exist at the point), the
+/// saved keys of the slice's range that the iterator no longer saw (removed since the
+/// point) are put back, and the shadow forgets that range. What goes out is therefore
+/// the tree as it was at the point, whatever the writer did meanwhile (docs/STORE.md
+/// "Backup"). Stops, leaving nothing behind, when the receiving end is dropped (the
+/// client went away); ends the stream with an error when the shadow broke.
+fn read_backup(
+    trees: &Trees,
+    shadow: &Arc<Shadow>,
+    stats: &Stats,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, StoreError>>,
+    slice: usize,
+) {
+    yield_to_the_engine();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut send = |chunk: Vec<u8>| {
+        sent += chunk.len() as u64;
+        tx.blocking_send(Ok(chunk)).is_ok()
+    };
+    let fail = |e: StoreError| {
+        crate::metrics::STORE_ERRORS.with_label_values(&["read"]).inc();
+        tracing::error!(error = %e, "backup failed");
+        let _ = tx.blocking_send(Err(e));
+    };
+    let probe = trees.meta.key(META_PROBE);
+    let mut out = Vec::with_capacity(BACKUP_CHUNK + (64 << 10));
+    let mut file = super::backup::Encoder::new(STORE_FORMAT, &mut out);
+    let mut iter = trees.records.iter();
+    let mut live: Vec<(IVec, IVec)> = Vec::with_capacity(slice);
+    let mut merged: Vec<(IVec, IVec)> = Vec::with_capacity(slice);
+    loop {
+        live.clear();
+        for item in iter.by_ref() {
+            match item {
+                Ok(kv) => live.push(kv),
+                Err(e) => return fail(StoreError::Read(format!("backup: {e}"))),
+            }
+            if live.len() == slice {
+                break;
+            }
+        }
+        let finished = live.len() < slice;
+        if stats.failed.load(Ordering::SeqCst) {
+            return fail(StoreError::Read("the store failed a write during the backup".into()));
+        }
+        if let Err(why) = merge_slice(shadow, &mut live, &mut merged, finished) {
+            return fail(StoreError::Read(format!("backup: {why}")));
+        }
+        for (k, v) in merged.drain(..) {
+            if k.as_ref() == probe.as_slice() {
+                continue;
+            }
+            if let Err(e) = file.entry(&k, &v, &mut out) {
+                return fail(StoreError::Read(format!("backup: {e}")));
+            }
+            if out.len() >= BACKUP_CHUNK
+                && !send(std::mem::replace(
+                    &mut out,
+                    Vec::with_capacity(BACKUP_CHUNK + (64 << 10)),
+                ))
+            {
+                tracing::info!("backup abandoned: its client went away");
+                return;
+            }
+        }
+        if finished {
+            break;
+        }
+    }
+    let entries = file.entries();
+    file.finish(&mut out);
+    if !send(out) {
+        tracing::info!("backup abandoned: its client went away");
+        return;
+    }
+    tracing::info!(
+        entries,
+        bytes = sent,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "backup read"
+    );
+}
+
+/// Lowers the calling thread's CPU priority (nice 10): a backup reads and hashes the whole
+/// store as fast as its client takes it, and on a small machine that thread would compete
+/// on equal terms with the engine's, whose latency matters more (BENCHMARKS.md "Streaming
+/// backup"). The backup still gets the CPU the engine leaves. Nothing happens where the
+/// call is refused or unavailable.
+fn yield_to_the_engine() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `gettid` has no preconditions; `setpriority` with `PRIO_PROCESS` and a
+    // thread id changes only that thread's nice value (Linux), and reports failure in its
+    // return value, which is ignored: the backup works at any priority.
+    unsafe {
+        let tid = libc::gettid();
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
+/// Turns one slice of live records (`live`, in key order, after every key already read)
+/// into the records the backup holds for that range (`merged`), and moves the shadow's
+/// mark past it. See [`read_backup`].
+fn merge_slice(
+    shadow: &Shadow,
+    live: &mut Vec<(IVec, IVec)>,
+    merged: &mut Vec<(IVec, IVec)>,
+    finished: bool,
+) -> Result<(), String> {
+    let mut s = shadow.lock();
+    if let Some(why) = &s.broken {
+        return Err(why.clone());
+    }
+    let last: Option<Vec<u8>> = live.last().map(|(k, _)| k.to_vec());
+    let lower = match &s.done {
+        Some(d) => Bound::Excluded(d.as_slice()),
+        None => Bound::Unbounded,
+    };
+    let upper = match (&last, finished) {
+        (Some(k), false) => Bound::Included(k.as_slice()),
+        _ => Bound::Unbounded,
+    };
+    let mut saved = s.before.range::<[u8], _>((lower, upper)).peekable();
+    for (k, v) in live.drain(..) {
+        // Keys removed since the point, which the iterator did not see, come back in order.
+        while let Some((sk, sv)) = saved.next_if(|(sk, _)| sk.as_slice() < k.as_ref()) {
+            if let Some(sv) = sv {
+                merged.push((IVec::from(sk.as_slice()), sv.clone()));
+            }
+        }
+        match saved.next_if(|(sk, _)| sk.as_slice() == k.as_ref()) {
+            // Changed since the point: its value then, or nothing if it did not exist.
+            Some((_, sv)) => {
+                if let Some(sv) = sv {
+                    merged.push((k, sv.clone()));
+                }
+            }
+            None => merged.push((k, v)),
+        }
+    }
+    for (sk, sv) in saved {
+        if let Some(sv) = sv {
+            merged.push((IVec::from(sk.as_slice()), sv.clone()));
+        }
+    }
+    if finished {
+        s.finished = true;
+        s.before = BTreeMap::new();
+        s.bytes = 0;
+    } else if let Some(last) = last {
+        // Forget what is read: everything up to and including `last`.
+        let mut rest = s.before.split_off(last.as_slice());
+        rest.remove(last.as_slice());
+        s.bytes = rest
+            .iter()
+            .map(|(k, v)| SHADOW_OVERHEAD + k.len() + v.as_ref().map_or(0, |v| v.len()))
+            .sum();
+        s.before = rest;
+        s.done = Some(last);
+    }
+    Ok(())
+}
+
+/// How much of sled's cache restore lets it use (sled's default is 1 GiB, which a restore
+/// of a large store would fill for nothing: it reads nothing back but a count).
+const RESTORE_CACHE: u64 = 64 << 20;
+/// Records go into the new store in atomic batches of about this many bytes, each flushed.
+/// The reading side of restore holds one batch; sled's side is another matter: sled 0.34
+/// keeps in memory about five times what it wrote since it was opened, whatever its cache
+/// size and however often it is flushed (BENCHMARKS.md "Streaming backup").
+const RESTORE_BATCH: usize = 4 << 20;
+
+/// Writes the backup file `from` (see [`super::backup`]) into `dir`, which must be absent
+/// or empty, as a stream: restore holds one batch of the file at a time (sled itself keeps
+/// much of what it writes in memory while it is open; see [`RESTORE_BATCH`]). The file is read
+/// twice: once to check all of it (magic, formats, every length, the count, the checksum)
+/// before anything is written, then to write it, checked again as it is read. On any
+/// failure after writing started, what was written is removed: an absent `dir` is absent
+/// again, an empty one is empty again. On success everything written is fsynced (sled's
+/// file, the directory) and the result has opened as a store and read back record for
+/// record. Returns how many records were restored.
+pub fn restore(from: &Path, dir: &Path) -> Result<u64, StoreError> {
+    use std::io::BufReader;
     let shown = dir.display().to_string();
-    let entries = super::backup::decode(backup, STORE_FORMAT).map_err(|e| StoreError::Corrupt {
-        what: format!("the backup: {e}"),
-    })?;
-    if dir.exists() {
+    let input = || {
+        std::fs::File::open(from)
+            .map(|f| BufReader::with_capacity(1 << 20, f))
+            .map_err(|e| StoreError::Read(format!("cannot read {}: {e}", from.display())))
+    };
+    let bad = |e: super::backup::BackupError| StoreError::Corrupt {
+        what: format!("the backup {}: {e}", from.display()),
+    };
+    let expected = super::backup::verify(input()?, STORE_FORMAT).map_err(bad)?;
+    let existed = dir.exists();
+    if existed {
         let mut listing = std::fs::read_dir(dir).map_err(|e| StoreError::Read(format!("{shown}: {e}")))?;
         if listing.next().is_some() {
             return Err(StoreError::Write(format!(
@@ -848,23 +1156,137 @@ pub fn restore(backup: &[u8], dir: &Path) -> Result<usize, StoreError> {
         }
     }
     create_private_dir(dir)?;
-    let n = entries.len();
-    {
-        let db = open_db(dir)?;
-        let mut b = Batch::default();
-        for (k, v) in entries {
-            b.insert(k, v);
+    let result = input().and_then(|file| {
+        restore_into(file, dir, expected).map_err(|e| match e {
+            RestoreError::Backup(e) => bad(e),
+            RestoreError::Store(e) => e,
+        })
+    });
+    if result.is_err() {
+        wait_released(dir);
+        if let Err(e) = undo(dir, existed) {
+            tracing::error!(path = %shown, error = %e, "restore failed and could not remove what it wrote");
         }
-        db.apply_batch(b)
-            .and_then(|()| db.flush().map(|_| ()))
-            .map_err(|e| StoreError::Write(format!("{shown}: {e}")))?;
+    }
+    result
+}
+
+enum RestoreError {
+    Backup(super::backup::BackupError),
+    Store(StoreError),
+}
+
+impl From<super::backup::BackupError> for RestoreError {
+    fn from(e: super::backup::BackupError) -> Self {
+        RestoreError::Backup(e)
+    }
+}
+
+impl From<StoreError> for RestoreError {
+    fn from(e: StoreError) -> Self {
+        RestoreError::Store(e)
+    }
+}
+
+/// The writing half of [`restore`].
+fn restore_into(input: impl std::io::Read, dir: &Path, expected: u64) -> Result<u64, RestoreError> {
+    let shown = dir.display().to_string();
+    let write = |e: ::sled::Error| StoreError::Write(format!("{shown}: {e}"));
+    let mut n = 0u64;
+    {
+        let db = open_db_with(dir, RESTORE_CACHE)?;
+        let mut records = super::backup::Decoder::new(input, STORE_FORMAT)?;
+        let mut batch = Batch::default();
+        let mut bytes = 0;
+        while let Some((k, v)) = records.next_record()? {
+            bytes += k.len() + v.len();
+            batch.insert(k, v);
+            n += 1;
+            if bytes >= RESTORE_BATCH {
+                // Flushed batch by batch, as the store's writer does with its groups.
+                db.apply_batch(std::mem::take(&mut batch)).map_err(write)?;
+                db.flush().map_err(write)?;
+                bytes = 0;
+            }
+        }
+        db.apply_batch(batch).map_err(write)?;
+        db.flush().map_err(write)?;
     }
     wait_released(dir);
-    // What was written must open and load like any store.
-    let store = SledStore::open(dir, SledOptions::default())?;
-    store.load()?;
-    store.shut();
+    if n != expected {
+        return Err(StoreError::Corrupt {
+            what: format!("the backup changed while it was restored ({expected} records, then {n})"),
+        }
+        .into());
+    }
+    // What was written must open like any store and read back whole.
+    preflight(dir)?;
+    {
+        let db = open_db_with(dir, RESTORE_CACHE)?;
+        check_layout(&db, &shown)?;
+        let trees = Trees::new(&db);
+        match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
+            Some(v) if v.as_ref() == [STORE_FORMAT] => {}
+            _ => {
+                return Err(StoreError::Corrupt {
+                    what: "the backup holds no store format record".into(),
+                }
+                .into())
+            }
+        }
+        let mut read = 0u64;
+        for item in trees.records.iter() {
+            item.map_err(|e| StoreError::Read(format!("{shown}: {e}")))?;
+            read += 1;
+        }
+        if read != n {
+            return Err(StoreError::Corrupt {
+                what: format!("{shown}: {n} records written, {read} read back"),
+            }
+            .into());
+        }
+    }
+    wait_released(dir);
+    sync_dir_tree(dir).map_err(|e| StoreError::Write(format!("{shown}: cannot fsync: {e}")))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_path(parent).map_err(|e| StoreError::Write(format!("{}: cannot fsync: {e}", parent.display())))?;
+    }
     Ok(n)
+}
+
+/// fsyncs every file under `dir`, then `dir` itself (its entries).
+fn sync_dir_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_dir_tree(&entry.path())?;
+        } else {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_path(dir)
+}
+
+/// fsyncs one file or directory.
+pub fn sync_path(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+/// Removes what a failed restore wrote into `dir`: all of it, and `dir` too unless it
+/// existed before.
+fn undo(dir: &Path, existed: bool) -> std::io::Result<()> {
+    if !existed {
+        return std::fs::remove_dir_all(dir);
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// A lock of the store's own state. Poisoned (a thread panicked holding it) is an error
@@ -1064,10 +1486,14 @@ fn check_layout(db: &Db, shown: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Opens sled, turning its errors (and panics on garbage files) into [`StoreError`]s.
-fn open_db(path: &Path) -> Result<Db, StoreError> {
+/// Opens sled with `cache` bytes of page cache, turning its errors (and panics on garbage
+/// files) into [`StoreError`]s.
+fn open_db_with(path: &Path, cache: u64) -> Result<Db, StoreError> {
     let shown = path.display().to_string();
-    let config = ::sled::Config::new().path(path).flush_every_ms(None);
+    let config = ::sled::Config::new()
+        .path(path)
+        .flush_every_ms(None)
+        .cache_capacity(cache);
     match std::panic::catch_unwind(AssertUnwindSafe(|| config.open())) {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(e)) => Err(sled_error(&shown, e)),
@@ -1253,6 +1679,9 @@ struct Writer {
     failed: Option<StoreError>,
     /// Encoding buffers kept from one group to the next.
     scratch: Scratch,
+    /// The backups being read: the reader holds the other end, so one that ended or was
+    /// abandoned (its client went away) is gone from here with all it kept.
+    shadows: Vec<Weak<Shadow>>,
 }
 
 type Waiter = (Instant, oneshot::Sender<Result<(), StoreError>>);
@@ -1271,7 +1700,10 @@ impl Writer {
                     }
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.break_shadows("the store was closed");
+                    break;
+                }
             };
             // Everything that arrived while the last flush ran forms the next group.
             let mut changes = Vec::new();
@@ -1309,7 +1741,8 @@ impl Writer {
                         let _ = done.send(self.probe());
                     }
                     Job::Backup { done } => {
-                        let _ = done.send(self.backup());
+                        // A caller that went away drops the shadow with the answer.
+                        let _ = done.send(self.start_backup());
                     }
                     Job::Commit { .. } | Job::Sweep { .. } => {}
                 }
@@ -1323,9 +1756,9 @@ impl Writer {
             Some(e) => Err(e.clone()),
             None => {
                 let n: usize = changes.iter().map(Vec::len).sum();
-                let mut b = Batch::default();
+                let mut b = Writes::new(self.tracking());
                 let r = encode_group(changes, &mut b, &mut self.scratch)
-                    .and_then(|skipped| self.trees.apply(b).map(|()| skipped))
+                    .and_then(|skipped| self.apply(b).map(|()| skipped))
                     .and_then(|skipped| self.flush().map(|()| skipped));
                 if let Ok(skipped) = r {
                     let s = &self.stats;
@@ -1343,6 +1776,7 @@ impl Writer {
             crate::metrics::STORE_ERRORS.with_label_values(&["write"]).inc();
             if self.failed.is_none() {
                 tracing::error!(error = %e, "store write failed; refusing writes until the store is reopened");
+                self.break_shadows("a store write failed");
                 self.stats.failed.store(true, Ordering::SeqCst);
                 self.failed = Some(e.clone());
             }
@@ -1386,27 +1820,89 @@ impl Writer {
         if let Err(e) = &r {
             crate::metrics::STORE_ERRORS.with_label_values(&["probe"]).inc();
             tracing::error!(error = %e, "store probe failed; refusing writes until the store is reopened");
+            self.break_shadows("a store write failed");
             self.stats.failed.store(true, Ordering::SeqCst);
             self.failed = Some(e.clone());
         }
         r
     }
 
-    /// Every record of the tree (the probe record aside) in the backup format. Runs on
-    /// the writer between two groups, so it sees whole groups only: a consistent copy.
-    fn backup(&self) -> Result<Vec<u8>, StoreError> {
-        let probe_key = self.trees.meta.key(META_PROBE);
-        let mut out = super::backup::Writer::new(STORE_FORMAT);
-        for item in self.trees.records.iter() {
-            let (k, v) = item.map_err(|e| {
-                crate::metrics::STORE_ERRORS.with_label_values(&["read"]).inc();
-                StoreError::Read(format!("backup: {e}"))
-            })?;
-            if k.as_ref() != probe_key.as_slice() {
-                out.entry(&k, &v);
+    /// Registers a backup's point in time: from the end of the last group on, every key
+    /// a write is about to change is saved in the shadow first (see [`Shadow`]). Refused
+    /// while the store has failed (what it holds may not be what was acknowledged) and
+    /// while another backup is being read (each holds buffers and a shadow).
+    fn start_backup(&mut self) -> Result<Arc<Shadow>, StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.tracking() {
+            return Err(StoreError::Busy(
+                "a backup is being taken already; try again once it has ended".into(),
+            ));
+        }
+        let shadow = Arc::new(Shadow::default());
+        self.shadows.push(Arc::downgrade(&shadow));
+        Ok(shadow)
+    }
+
+    /// Whether a backup is being read (forgetting those that ended).
+    fn tracking(&mut self) -> bool {
+        self.shadows.retain(|s| s.strong_count() > 0);
+        !self.shadows.is_empty()
+    }
+
+    /// Applies a batch, after saving for each backup being read what its keys hold now.
+    fn apply(&self, w: Writes) -> Result<(), StoreError> {
+        if let Some(keys) = &w.keys {
+            self.preserve(keys);
+        }
+        self.trees.apply(w.batch)
+    }
+
+    /// Saves the value of every key in `keys` that a backup still has to read and has not
+    /// saved yet. Called before the batch that changes them is applied, on the only thread
+    /// that writes: a key not saved yet has not changed since the backup's point, so what
+    /// it holds now is its value at that point.
+    fn preserve(&self, keys: &[Vec<u8>]) {
+        let probe = self.trees.meta.key(META_PROBE);
+        for shadow in self.shadows.iter().filter_map(Weak::upgrade) {
+            let mut s = shadow.lock();
+            if s.broken.is_some() || s.finished {
+                continue;
+            }
+            for key in keys {
+                if *key == probe || s.done.as_deref().is_some_and(|d| key.as_slice() <= d) || s.before.contains_key(key)
+                {
+                    continue;
+                }
+                match self.trees.records.get(key) {
+                    Ok(value) => {
+                        // A copy: sled's value may share a buffer with the rest of its node.
+                        let value = value.map(|v| IVec::from(v.as_ref()));
+                        s.bytes += SHADOW_OVERHEAD + key.len() + value.as_ref().map_or(0, |v| v.len());
+                        s.before.insert(key.clone(), value);
+                        if s.bytes > SHADOW_LIMIT {
+                            s.fail(format!(
+                                "the store changed by more than {} MiB while the backup was read",
+                                SHADOW_LIMIT >> 20
+                            ));
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        s.fail(format!("cannot save a record for the backup: {e}"));
+                        break;
+                    }
+                }
             }
         }
-        Ok(out.finish())
+    }
+
+    /// Ends every backup being read, with `why`.
+    fn break_shadows(&mut self, why: &str) {
+        for shadow in self.shadows.drain(..).filter_map(|w| w.upgrade()) {
+            shadow.lock().fail(why.into());
+        }
     }
 
     /// Forgets Messenger message ids taken in more than [`MID_RETENTION_MS`] ago (Meta
@@ -1415,14 +1911,14 @@ impl Writer {
         let cutoff = now.saturating_sub(MID_RETENTION_MS);
         let read = |e: ::sled::Error| StoreError::Read(e.to_string());
         loop {
-            let mut b = Batch::default();
+            let mut b = Writes::new(self.tracking());
             let mut n = 0;
             for item in self.trees.mid_times.range(&[], &cutoff.to_be_bytes()) {
                 let (k, _) = item.map_err(read)?;
                 if let Some((_, mid)) = parse_ended_key(&k) {
-                    b.remove(self.trees.mids.key(mid.as_bytes()));
+                    b.remove(&self.trees.mids.key(mid.as_bytes()));
                 }
-                b.remove(self.trees.mid_times.key(&k));
+                b.remove(&self.trees.mid_times.key(&k));
                 n += 1;
                 if n == SWEEP_CHUNK {
                     break;
@@ -1431,7 +1927,8 @@ impl Writer {
             if n == 0 {
                 return Ok(());
             }
-            if let Err(e) = self.trees.apply(b).and_then(|()| self.flush()) {
+            if let Err(e) = self.apply(b).and_then(|()| self.flush()) {
+                self.break_shadows("a store write failed");
                 self.stats.failed.store(true, Ordering::SeqCst);
                 self.failed = Some(e.clone());
                 return Err(e);
@@ -1463,7 +1960,7 @@ impl Writer {
         let mut removed = 0;
         let mut skip_before: Vec<u8> = Vec::new();
         loop {
-            let mut b = Batch::default();
+            let mut b = Writes::new(self.tracking());
             let mut n = 0;
             let mut last_key = None;
             for item in self.trees.ended.range(&skip_before, &cutoff.to_be_bytes()) {
@@ -1475,18 +1972,19 @@ impl Writer {
                 }
                 let messages = self.trees.messages.key(&record::message_prefix(id));
                 for m in self.trees.records.scan_prefix(messages).keys() {
-                    b.remove(m.map_err(read)?);
+                    b.remove(&m.map_err(read)?);
                 }
-                b.remove(self.trees.conversations.key(id.as_bytes()));
-                b.remove(self.trees.ended.key(&k));
+                b.remove(&self.trees.conversations.key(id.as_bytes()));
+                b.remove(&self.trees.ended.key(&k));
                 n += 1;
                 if n == SWEEP_CHUNK {
                     break;
                 }
             }
             if n > 0 {
-                let r = self.trees.apply(b).and_then(|()| self.flush());
+                let r = self.apply(b).and_then(|()| self.flush());
                 if let Err(e) = r {
+                    self.break_shadows("a store write failed");
                     self.stats.failed.store(true, Ordering::SeqCst);
                     self.failed = Some(e.clone());
                     return Err(e);
