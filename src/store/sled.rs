@@ -1247,6 +1247,8 @@ fn restore_into(input: impl std::io::Read, dir: &Path, expected: u64) -> Result<
         }
     }
     wait_released(dir);
+    // Like the engine's store: the files sled made under the umask are the owner's alone.
+    make_private(dir)?;
     sync_dir_tree(dir).map_err(|e| StoreError::Write(format!("{shown}: cannot fsync: {e}")))?;
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         sync_path(parent).map_err(|e| StoreError::Write(format!("{}: cannot fsync: {e}", parent.display())))?;
