@@ -581,6 +581,10 @@ pub struct HttpFacts {
     offered_to: HashMap<String, String>,
     /// Facts held back per conversation: (since, the agent whose offer must end first, facts).
     held: HashMap<String, (Instant, String, VecDeque<Fact>)>,
+    /// Agents whose offer is held back, with the conversation it is held under: a later
+    /// fact about the same agent (its presence, another offer) waits behind it, so that
+    /// one desktop's facts reach the checker in the order that desktop saw them.
+    held_agents: HashMap<String, String>,
     closed: bool,
 }
 
@@ -591,6 +595,7 @@ impl HttpFacts {
             ready: VecDeque::new(),
             offered_to: HashMap::new(),
             held: HashMap::new(),
+            held_agents: HashMap::new(),
             closed: false,
         }
     }
@@ -612,6 +617,15 @@ impl HttpFacts {
 
     fn take(&mut self, f: Fact) {
         let (c, a) = Self::about(&f);
+        // Behind a held offer of the same agent (see `held_agents`).
+        if let Some(conversation) = a.and_then(|a| self.held_agents.get(a)) {
+            if c != Some(conversation.as_str()) {
+                if let Some((_, _, queue)) = self.held.get_mut(conversation) {
+                    queue.push_back(f);
+                    return;
+                }
+            }
+        }
         if let Some(c) = c {
             if let Some((_, blocker, queue)) = self.held.get_mut(c) {
                 if a != Some(blocker.as_str()) {
@@ -631,6 +645,7 @@ impl HttpFacts {
                 if let Some(other) = self.offered_to.get(conversation) {
                     if other != agent {
                         let other = other.clone();
+                        self.held_agents.insert(agent.clone(), conversation.clone());
                         self.held
                             .insert(conversation.clone(), (Instant::now(), other, VecDeque::from([f])));
                         return;
@@ -646,6 +661,7 @@ impl HttpFacts {
                 }
                 self.ready.push_back(f);
                 if let Some((_, _, queue)) = self.held.remove(&c) {
+                    self.held_agents.retain(|_, held| *held != c);
                     for f in queue {
                         self.take(f);
                     }
@@ -664,6 +680,7 @@ impl HttpFacts {
             .map(|(c, _)| c.clone())
             .collect();
         for c in old {
+            self.held_agents.retain(|_, held| *held != c);
             if let Some((_, _, queue)) = self.held.remove(&c) {
                 for f in queue {
                     if let Fact::Offered { conversation, agent } = &f {
@@ -1066,6 +1083,35 @@ mod tests {
             ]
         );
         assert!(f.held.is_empty());
+    }
+
+    /// A held-back offer keeps its place among its agent's facts: the agent's later
+    /// presence (here RONA, when that offer expires) reaches the checker after it, as the
+    /// agent's desktop saw them, not before (which would look like an offer in RONA).
+    #[test]
+    fn an_agents_later_facts_wait_behind_its_held_offer() {
+        let (_tx, rx) = unbounded_channel();
+        let mut f = HttpFacts::new(rx);
+        let rona = Fact::Presence {
+            agent: "b".into(),
+            state: Presence::Rona,
+        };
+        let ended = |a: &str| Fact::OfferEnded {
+            conversation: "c1".into(),
+            agent: a.into(),
+        };
+        f.take(offered("c1", "a"));
+        f.take(offered("c1", "b"));
+        f.take(ended("b"));
+        f.take(rona.clone());
+        assert_eq!(f.ready.len(), 1, "b's facts wait behind its held offer");
+        f.take(ended("a"));
+        let order: Vec<Fact> = f.ready.drain(..).collect();
+        assert_eq!(
+            order,
+            vec![offered("c1", "a"), ended("a"), offered("c1", "b"), ended("b"), rona]
+        );
+        assert!(f.held.is_empty() && f.held_agents.is_empty());
     }
 
     /// The frames the harness sends are the API's `DesktopRequest` as serde writes it, and
