@@ -156,7 +156,11 @@ function connect() {
     }
     $("link").textContent = "Reconnecting…";
     if (c.code === 1008 || c.code === 4401) return;
-    setTimeout(connect, 1000);
+    // Back off as the desktop does (250 ms doubling to 5 s, with jitter), so that a
+    // restarting server is not met by every supervisor page at once, every second.
+    state.attempt = (state.attempt || 0) + 1;
+    const base = Math.min(5000, 250 * 2 ** (state.attempt - 1));
+    setTimeout(connect, Math.round(base * (0.5 + Math.random() / 2)));
   };
 }
 
@@ -164,6 +168,7 @@ function onEvent(ev) {
   const now = Date.now();
   switch (ev.type) {
     case "snapshot":
+      state.attempt = 0;
       state.queues = new Map(ev.queues.map((q) => [q.id, q]));
       state.queueSeenAt = new Map(ev.queues.map((q) => [q.id, now]));
       state.agents = new Map(ev.agents.map((a) => [a.id, a]));
