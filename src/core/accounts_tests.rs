@@ -70,8 +70,9 @@ fn validity_ends_at_expiry() {
     assert!(!session_valid(100, 101));
 }
 
-/// A floor with queue `q`, agent `a1` and supervisor `a1` (the same id: two accounts).
-fn floor() -> Floor {
+/// A floor with queue `q` and agent `a1` (token `tok-agent`, password hash `password`),
+/// with the effects of its creation still to take.
+fn floor_with_agent(password: Option<&str>) -> Floor {
     let mut f = Floor::new(Rules::default());
     f.execute(
         Command::CreateQueue {
@@ -89,12 +90,18 @@ fn floor() -> Floor {
             queues: vec!["q".into()],
             capacity: None,
             credential: Some("tok-agent".into()),
-            password_hash: None,
+            password_hash: password.map(Into::into),
             skills: Default::default(),
         },
         T0,
     )
     .unwrap();
+    f
+}
+
+/// A floor with queue `q`, agent `a1` and supervisor `a1` (the same id: two accounts).
+fn floor() -> Floor {
+    let mut f = floor_with_agent(None);
     f.execute(
         Command::CreateSupervisor {
             id: "a1".into(),
@@ -369,29 +376,7 @@ fn a_sign_in_answers_who_signed_in() {
 /// tell the edge their token by an effect.
 #[test]
 fn grants_after_a_restart() {
-    let mut f = Floor::new(Rules::default());
-    f.execute(
-        Command::CreateQueue {
-            id: "q".into(),
-            name: "Q".into(),
-            routing_steps: Vec::new(),
-        },
-        T0,
-    )
-    .unwrap();
-    f.execute(
-        Command::CreateAgent {
-            id: "a1".into(),
-            name: "Ann".into(),
-            queues: vec!["q".into()],
-            capacity: None,
-            credential: Some("tok-agent".into()),
-            password_hash: Some("h".into()),
-            skills: Default::default(),
-        },
-        T0,
-    )
-    .unwrap();
+    let mut f = floor_with_agent(Some("h"));
     let created: Vec<Effect> = f
         .take_effects()
         .into_iter()
