@@ -780,17 +780,9 @@ impl Store for SledStore {
             self.log_summary("store closed after a failed write");
         }
         let shown = self.path.display().to_string();
-        let db = open_db_with(&self.path, self.options.cache_capacity)?;
-        check_layout(&db, &shown)?;
-        let trees = Trees::new(&db);
-        match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
-            Some(v) if v.as_ref() == [STORE_FORMAT] => {}
-            _ => {
-                return Err(StoreError::Corrupt {
-                    what: format!("{shown} lost its format marker; refusing to use it"),
-                })
-            }
-        }
+        let (db, trees) = open_marked(&self.path, self.options.cache_capacity, || {
+            format!("{shown} lost its format marker; refusing to use it")
+        })?;
         let (tx, handle) = start_writer(&db, &trees, &self.stats, &self.options)?;
         self.stats.failed.store(false, Ordering::SeqCst);
         *lock(&self.db)? = Some((db, trees));
@@ -1222,18 +1214,7 @@ fn restore_into(input: impl std::io::Read, dir: &Path, expected: u64) -> Result<
     // What was written must open like any store and read back whole.
     preflight(dir)?;
     {
-        let db = open_db_with(dir, RESTORE_CACHE)?;
-        check_layout(&db, &shown)?;
-        let trees = Trees::new(&db);
-        match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
-            Some(v) if v.as_ref() == [STORE_FORMAT] => {}
-            _ => {
-                return Err(StoreError::Corrupt {
-                    what: "the backup holds no store format record".into(),
-                }
-                .into())
-            }
-        }
+        let (_db, trees) = open_marked(dir, RESTORE_CACHE, || "the backup holds no store format record".into())?;
         let mut read = 0u64;
         for item in trees.records.iter() {
             item.map_err(|e| StoreError::Read(format!("{shown}: {e}")))?;
@@ -1254,6 +1235,20 @@ fn restore_into(input: impl std::io::Read, dir: &Path, expected: u64) -> Result<
         sync_path(parent).map_err(|e| StoreError::Write(format!("{}: cannot fsync: {e}", parent.display())))?;
     }
     Ok(n)
+}
+
+/// Opens the existing store at `path` (sled's page cache `cache` bytes), checks its layout,
+/// and requires this build's format marker: `Corrupt` with `missing()` when it is absent
+/// or another. (A first open, which may write the marker, is [`SledStore::open`]'s.)
+fn open_marked(path: &Path, cache: u64, missing: impl FnOnce() -> String) -> Result<(::sled::Db, Trees), StoreError> {
+    let shown = path.display().to_string();
+    let db = open_db_with(path, cache)?;
+    check_layout(&db, &shown)?;
+    let trees = Trees::new(&db);
+    match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
+        Some(v) if v.as_ref() == [STORE_FORMAT] => Ok((db, trees)),
+        _ => Err(StoreError::Corrupt { what: missing() }),
+    }
 }
 
 /// fsyncs every file under `dir`, then `dir` itself (its entries).
