@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::core::{AccountRef, Millis};
 
 /// The authenticated caller of a request: the core's [`Principal`], so the rules that
 /// depend on who asks (reading a conversation, the admin writing as the customer) are
@@ -68,6 +69,17 @@ impl Caller {
                 "agent {a} may not use this endpoint; it needs the admin or a supervisor token"
             ))),
             Caller::Customer { .. } => Err(customer()),
+        }
+    }
+
+    /// The account the caller acts as (403 for the admin, who has none, and a customer).
+    pub fn account(&self) -> Result<AccountRef, ApiError> {
+        match self {
+            Caller::Agent(a) => Ok(AccountRef::agent(a.clone())),
+            Caller::Supervisor(s) => Ok(AccountRef::supervisor(s.clone())),
+            Caller::Admin | Caller::Customer { .. } => Err(ApiError::forbidden(
+                "the admin token is not an account; sign out with a session token",
+            )),
         }
     }
 
@@ -157,20 +169,36 @@ pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) ->
         return Ok(caller);
     }
     let address = client_address(req, state);
-    if let Some(ip) = address {
-        let now = crate::actors::Clock::now(&crate::actors::SystemClock);
-        let mut failures = state.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(retry_ms) = failures.check(&ip, now) {
-            crate::metrics::AUTH_FAILURES.with_label_values(&["limited"]).inc();
-            tracing::debug!(address = %ip, path = req.path(), "authentication refused: too many failures");
-            return Err(ApiError::too_many_attempts(retry_ms));
-        }
-        failures.failed(&ip, now);
+    let now = now_ms();
+    if let Err(retry_ms) = address_limited(state, address, now) {
+        tracing::debug!(address = ?address, path = req.path(), "authentication refused: too many failures");
+        return Err(ApiError::too_many_attempts(retry_ms));
     }
+    address_failed(state, address, now);
     let shown = address.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
     crate::metrics::AUTH_FAILURES.with_label_values(&["rejected"]).inc();
     tracing::warn!(address = %shown, path = req.path(), "authentication failed: wrong or unknown token");
     Err(ApiError::unauthorized())
+}
+
+/// `Err(retry_after_ms)` while the client's `address` is over the failed-authentication
+/// limit (API.md "Operations"; counted as `limited`): wrong tokens and failed sign-ins
+/// share it. An unknown address is never limited.
+pub fn address_limited(state: &AppState, address: Option<std::net::IpAddr>, now: Millis) -> Result<(), Millis> {
+    let Some(ip) = address else { return Ok(()) };
+    let failures = state.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
+    failures.check(&ip, now).inspect_err(|_| {
+        crate::metrics::AUTH_FAILURES.with_label_values(&["limited"]).inc();
+    })
+}
+
+/// Counts one failed authentication (a wrong token, a failed sign-in) of the client's
+/// `address` toward [`address_limited`].
+pub fn address_failed(state: &AppState, address: Option<std::net::IpAddr>, now: Millis) {
+    if let Some(ip) = address {
+        let mut failures = state.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.failed(&ip, now);
+    }
 }
 
 /// The wall clock in ms since the epoch, as the core takes time.

@@ -82,13 +82,8 @@ fn account_failures(state: &AppState) -> std::sync::MutexGuard<'_, crate::core::
 /// `Ok` while the account and the client's address may try; 429 while either is locked.
 fn throttle_check(state: &AppState, req: &HttpRequest, account: &AccountRef) -> Result<(), ApiError> {
     let now = auth::now_ms();
-    if let Some(ip) = auth::client_address(req, state) {
-        let failures = state.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(wait) = failures.check(&ip, now) {
-            crate::metrics::AUTH_FAILURES.with_label_values(&["limited"]).inc();
-            return Err(too_many(wait, "from this address"));
-        }
-    }
+    auth::address_limited(state, auth::client_address(req, state), now)
+        .map_err(|wait| too_many(wait, "from this address"))?;
     account_failures(state)
         .check(account, now)
         .map_err(|wait| too_many(wait, "for this account"))
@@ -98,10 +93,7 @@ fn throttle_check(state: &AppState, req: &HttpRequest, account: &AccountRef) -> 
 fn throttle_failed(state: &AppState, req: &HttpRequest, account: &AccountRef) {
     let now = auth::now_ms();
     crate::metrics::AUTH_FAILURES.with_label_values(&["rejected"]).inc();
-    if let Some(ip) = auth::client_address(req, state) {
-        let mut failures = state.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.failed(&ip, now);
-    }
+    auth::address_failed(state, auth::client_address(req, state), now);
     account_failures(state).failed(account, now);
     tracing::warn!(account = %account, "sign-in failed");
 }
@@ -343,17 +335,4 @@ pub async fn change_my_password(
         .await?;
     throttle_succeeded(&state, &account);
     Ok(HttpResponse::NoContent().finish())
-}
-
-impl Caller {
-    /// The account the caller acts as (403 for the admin, who has none).
-    pub fn account(&self) -> Result<AccountRef, ApiError> {
-        match self {
-            Caller::Agent(a) => Ok(AccountRef::agent(a.clone())),
-            Caller::Supervisor(s) => Ok(AccountRef::supervisor(s.clone())),
-            Caller::Admin | Caller::Customer { .. } => Err(ApiError::forbidden(
-                "the admin token is not an account; sign out with a session token",
-            )),
-        }
-    }
 }

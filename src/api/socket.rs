@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::auth;
 use super::error::ApiError;
 use super::AppState;
-use crate::core::Principal;
+use crate::core::{session_valid, Principal};
 use crate::protocol::{CredentialEnd, CredentialWatch};
 
 /// How long a closing socket waits for its close frame to be written.
@@ -83,7 +83,7 @@ pub struct Pump {
     /// connection when the writer cannot (its queue is full).
     session: Option<Session>,
     out: mpsc::Sender<Outbound>,
-    /// Taken by [`Pump::start`], which hands it to the writer.
+    /// Taken by [`start`], which hands it to the writer.
     out_rx: Option<mpsc::Receiver<Outbound>>,
     shutdown: Option<broadcast::Receiver<()>>,
     last_heard: Instant,
@@ -295,7 +295,7 @@ pub fn still_valid(
     let now = auth::now_ms();
     match engine.principal_for(&watch.credential, now) {
         Ok(Some(p)) if &p == who => Ok(()),
-        _ if watch.expires_at.is_some_and(|at| now >= at) => Err(CredentialEnd::Expired),
+        _ if watch.expires_at.is_some_and(|at| !session_valid(at, now)) => Err(CredentialEnd::Expired),
         _ => Err(CredentialEnd::Revoked),
     }
 }
