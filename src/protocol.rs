@@ -329,11 +329,6 @@ impl AccountIndex {
             }
         }
     }
-
-    /// Sockets registered now (tests and metrics).
-    pub fn watched(&self) -> usize {
-        self.watchers.values().map(Vec::len).sum()
-    }
 }
 
 type WatchRx = tokio::sync::oneshot::Receiver<CredentialEnd>;

@@ -1354,11 +1354,6 @@ impl Floor {
         Some(timer)
     }
 
-    /// Deadlines armed now (tests and figures).
-    pub fn deadlines_armed(&self) -> usize {
-        self.deadlines.len()
-    }
-
     /// Every deadline the state says has passed at `now`, found by a scan of every
     /// conversation and agent, independently of the deadline table. After
     /// [`Floor::fire_due`]`(now)` it is empty: the simulation and the table tests check
