@@ -1255,13 +1255,7 @@ impl Floor {
                 self.submit_wrapup(agent, conversation, reason, true, now);
                 self.route(now);
             }
-            Some(at) => self.deadlines.arm(
-                Timer::Wrapup {
-                    agent: agent.into(),
-                    conversation: conversation.into(),
-                },
-                at,
-            ),
+            Some(_) => self.arm_wrapup(agent, conversation),
             None => {}
         }
     }
@@ -1536,19 +1530,9 @@ impl Floor {
         }
         for id in &agent_ids {
             f.touched_agents.push(id.clone());
-            let due: Vec<_> = f.agents[id]
-                .wrapups
-                .iter()
-                .filter_map(|(c, at)| at.map(|t| (c.clone(), t)))
-                .collect();
-            for (conversation, at) in due {
-                f.deadlines.arm(
-                    Timer::Wrapup {
-                        agent: id.clone(),
-                        conversation,
-                    },
-                    at,
-                );
+            let owed: Vec<ConversationId> = f.agents[id].wrapups.keys().cloned().collect();
+            for conversation in owed {
+                f.arm_wrapup(id, &conversation);
             }
         }
         f.touched_conversations.extend(ids);
@@ -1774,6 +1758,27 @@ impl Floor {
 
     /// Arms the conversation's inactivity deadline (its `inactive_since` plus
     /// `routing.inactivity_close_ms`) if it is active and the close is on.
+    /// Arms `agent`'s automatic wrap-up of `conversation` at the time its owed wrap-up
+    /// says, if it has one (`wrapup.auto_after_ms`).
+    fn arm_wrapup(&mut self, agent: &str, conversation: &str) {
+        let Some(at) = self
+            .agents
+            .get(agent)
+            .and_then(|a| a.wrapups.get(conversation))
+            .copied()
+            .flatten()
+        else {
+            return;
+        };
+        self.deadlines.arm(
+            Timer::Wrapup {
+                agent: agent.into(),
+                conversation: conversation.into(),
+            },
+            at,
+        );
+    }
+
     fn arm_inactivity(&mut self, id: &str) {
         let Some(c) = self.conversations.get(id) else { return };
         let (Some(since), true) = (
@@ -2004,15 +2009,7 @@ impl Floor {
                 reasons: self.rules.wrapup_reasons.clone(),
             },
         });
-        if let Some(at) = due {
-            self.deadlines.arm(
-                Timer::Wrapup {
-                    agent: agent.into(),
-                    conversation: conversation.into(),
-                },
-                at,
-            );
-        }
+        self.arm_wrapup(agent, conversation);
     }
 
     /// The owner leaves (transfer): it owes a wrap-up; the conversation has no owner.
