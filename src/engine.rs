@@ -228,9 +228,18 @@ impl Engine {
         &self.rules
     }
 
-    /// Runs one command; `Ok` means it is durable.
+    /// Runs one command; `Ok` means it is durable. A conversation in the answer is whole.
     pub async fn exec(&self, cmd: Command) -> Result<Reply, EngineError> {
-        self.router().send(Exec(cmd)).await.map_err(|_| EngineError::Stopped)?
+        self.exec_for(cmd, Detail::Full).await
+    }
+
+    /// [`Engine::exec`] with as much of a touched conversation in the answer as `detail`
+    /// asks for: a caller that discards it says [`Detail::Brief`].
+    pub async fn exec_for(&self, cmd: Command, detail: Detail) -> Result<Reply, EngineError> {
+        self.router()
+            .send(Exec { cmd, detail })
+            .await
+            .map_err(|_| EngineError::Stopped)?
     }
 
     /// Runs several commands in order, as [`Engine::exec`] would one after the other, and

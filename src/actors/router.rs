@@ -539,14 +539,17 @@ impl Handler<Retire> for RouterActor {
     }
 }
 
-/// Run one command.
+/// Run one command, answering with as much of a touched conversation as `detail` asks.
 #[derive(Message)]
 #[rtype(result = "Result<Reply, EngineError>")]
-pub struct Exec(pub Command);
+pub struct Exec {
+    pub cmd: Command,
+    pub detail: Detail,
+}
 
 impl RouterActor {
     /// Applies one command of an [`Exec`] or an [`ExecBatch`] at `now`.
-    fn run(&mut self, mut cmd: Command, now: Millis) -> Result<Reply, EngineError> {
+    fn run(&mut self, mut cmd: Command, now: Millis, detail: Detail) -> Result<Reply, EngineError> {
         let span = tracing::debug_span!("exec", command = cmd.name());
         let _enter = span.enter();
         // A Messenger message id: the core needs to know whether it was taken in before.
@@ -575,7 +578,7 @@ impl RouterActor {
         }
         // What the command is to a finished conversation, taken before `execute` consumes it.
         let act = cmd.finished_act();
-        let result = match (self.floor.execute(cmd, now), act) {
+        let result = match (self.floor.execute_for(cmd, now, detail), act) {
             (Err(CoreError::UnknownConversation(id)), Some(act)) => Err(self.refuse_unknown(id, &act)),
             (r, _) => r.map_err(EngineError::from),
         };
@@ -602,7 +605,7 @@ impl Handler<Exec> for RouterActor {
             return Box::pin(async move { Err(e) });
         }
         let now = self.clock.now();
-        let result = self.run(msg.0, now);
+        let result = self.run(msg.cmd, now, msg.detail);
         let (tx, rx) = oneshot::channel();
         self.finish(
             Box::new(move |failed| {
@@ -620,7 +623,8 @@ impl Handler<Exec> for RouterActor {
 }
 
 /// Run several commands, in order, as one message: one thread crossing and one commit for
-/// the whole batch instead of one each (see `Engine::exec_batch` in engine.rs).
+/// the whole batch instead of one each (see `Engine::exec_batch` in engine.rs). Answers
+/// are [`Detail::Brief`]: a batch's callers use a new conversation's id at most.
 #[derive(Message)]
 #[rtype(result = "Vec<Result<Reply, EngineError>>")]
 pub struct ExecBatch(pub Vec<Command>);
@@ -640,7 +644,7 @@ impl Handler<ExecBatch> for RouterActor {
         let now = self.clock.now();
         let mut results = Vec::with_capacity(msg.0.len());
         for cmd in msg.0 {
-            results.push(self.run(cmd, now));
+            results.push(self.run(cmd, now, Detail::Brief));
         }
         let (tx, rx) = oneshot::channel();
         self.finish(

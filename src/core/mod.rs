@@ -33,7 +33,7 @@ mod wire_names;
 
 pub use accounts::{session_valid, Account, AccountKind, AccountRef, Grant, SignIn};
 pub use agent::{Agent, Presence};
-pub use command::{Command, Principal, QueueStats, Reply, DEFAULT_CAPACITY};
+pub use command::{Command, Detail, Principal, QueueStats, Reply, DEFAULT_CAPACITY};
 pub use conversation::{
     Attachment, Author, AuthorKind, Channel, ConferenceState, Conversation, ConversationState, Customer, Delivery,
     Message, Offer, OfferKind, RoutingState, WrapupRecord,

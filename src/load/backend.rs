@@ -15,7 +15,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::skills::Claimed;
 use crate::core::{
-    AgentEvent, Channel, Customer, EntryPoint, Millis, Observation, OfferKind, Opening, Presence, Rules, Skills, Step,
+    AgentEvent, Channel, Customer, Detail, EntryPoint, Millis, Observation, OfferKind, Opening, Presence, Rules,
+    Skills, Step,
 };
 use crate::engine::{Command, Engine, EngineError, EngineOptions, Observed, Reply};
 use crate::store::{MemoryStore, Store};
@@ -280,7 +281,7 @@ impl InProcess {
     /// Runs one command, alone or in the current batch.
     async fn exec(&self, cmd: Command) -> Result<Reply, EngineError> {
         match &self.batcher {
-            None => self.engine.exec(cmd).await,
+            None => self.engine.exec_for(cmd, Detail::Brief).await,
             Some(b) => Batcher::exec(b, cmd).await,
         }
     }
@@ -577,6 +578,7 @@ impl Backend for InProcess {
             })
             .await?;
         match reply {
+            Reply::ConversationId(id) => Ok(id),
             Reply::Conversation(c) => Ok(c.id),
             _ => Err(Failure::new("unexpected_reply")),
         }
