@@ -363,7 +363,7 @@ impl RouterActor {
         for mut c in self.floor.take_evicted() {
             evicted.push(c.id.clone());
             if let Some(w) = &mut self.watch {
-                w.gone.insert(c.id.clone(), crate::core::supervisor::record_of(&mut c));
+                w.gone.insert(c.id.clone(), crate::core::journal::record(&mut c));
             }
             self.leaving.insert(c.id.clone(), c);
         }
