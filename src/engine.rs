@@ -246,7 +246,7 @@ impl Engine {
     /// answers each in the same order; every `Ok` is durable. The batch crosses to the
     /// engine's thread once and its changes are committed together, so a caller with many
     /// independent commands at hand (an HTTP worker, the load harness) pays one thread
-    /// crossing per batch instead of one per command (MEASURED.md: ~50 µs each).
+    /// crossing per batch instead of one per command (../shared/MEASURED.md: ~50 µs each).
     pub async fn exec_batch(&self, cmds: Vec<Command>) -> Vec<Result<Reply, EngineError>> {
         let n = cmds.len();
         match self.router().send(ExecBatch(cmds)).await {
@@ -630,7 +630,7 @@ impl Engine {
         }
     }
 
-    /// SPEC.md invariant violations in the current state; empty when all hold.
+    /// ../shared/SPEC.md invariant violations in the current state; empty when all hold.
     pub async fn violations(&self) -> Result<Vec<String>, EngineError> {
         match self.ask(Query::Invariants).await? {
             QueryReply::Violations(v) => Ok(v),

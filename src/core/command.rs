@@ -3,7 +3,7 @@
 //!
 //! Production (the router actor) and the simulation (`tests/simulation.rs`) both drive
 //! the floor through `execute`, so the dispatch that runs in production is the dispatch
-//! SPEC.md's invariants are checked on. To add a command: a variant here, its arm in
+//! ../shared/SPEC.md's invariants are checked on. To add a command: a variant here, its arm in
 //! [`Floor::execute`] (and in [`Command::name`] and [`Command::finished_act`]), the rule
 //! itself as a `Floor` method with its table test, and one wire type in `api/`.
 //!
@@ -18,7 +18,7 @@ use super::routing::{LastOwner, Opening, Skills, Step};
 use super::supervisor::{Supervisor, SupervisorId};
 use super::{Account, AccountRef, Agent, AgentId, ConversationId, CoreError, EntryPointId, Millis, Presence, QueueId};
 
-/// An agent's capacity when its creator names none (SPEC.md: default 1).
+/// An agent's capacity when its creator names none (../shared/SPEC.md: default 1).
 pub const DEFAULT_CAPACITY: u32 = 1;
 
 /// A command: one state change, acknowledged once durable.
@@ -181,7 +181,7 @@ pub enum Command {
         customer: String,
         name: String,
     },
-    /// Creates a supervisor (API.md "Supervisor"); `credential` is its token's hash.
+    /// Creates a supervisor (../shared/API.md "Supervisor"); `credential` is its token's hash.
     CreateSupervisor {
         id: SupervisorId,
         name: String,
@@ -369,7 +369,7 @@ impl Command {
     }
 
     /// A message written in `conversation` by `by`. The admin writes as the customer
-    /// (API.md: `POST /conversations/{id}/messages` is "agent in it; admin as the
+    /// (../shared/API.md: `POST /conversations/{id}/messages` is "agent in it; admin as the
     /// customer"); an agent writes as itself.
     /// A supervisor writes as nobody (403).
     pub fn write(by: &Principal, conversation: &str, text: String) -> Result<Command, CoreError> {
