@@ -76,7 +76,8 @@ pub struct RouterActor {
     owners_in_flight: FastMap<(EntryPointId, String), (LastOwner, u64)>,
     /// The one timer of the engine: set for the floor's next deadline
     /// ([`Floor::next_deadline`]), at which the router hands the time back
-    /// ([`Floor::fire_due`]). Re-set after every operation that moves the next deadline.
+    /// ([`Floor::fire_due`]). Set earlier after every operation that moves the next
+    /// deadline earlier (see [`RouterActor::set_wake`]).
     wake: Option<(Millis, SpawnHandle)>,
 }
 
@@ -394,20 +395,25 @@ impl RouterActor {
         );
     }
 
-    /// Sets the engine's timer for the floor's next deadline, unless it is set for it
-    /// already. Cheap when nothing moved: one look at the first entry of the table.
+    /// Sets the engine's timer for the floor's next deadline when that comes before the
+    /// time it is set for (or it is not set). A deadline that moved later (the earliest
+    /// offer was accepted) leaves the timer as it is: it goes off early, finds nothing
+    /// due and is set again ([`RouterActor::woken`]). Under load the earliest deadline
+    /// moves later on nearly every accept, and cancelling and setting a timer each time
+    /// cost more than one early wake per deadline. Cheap when nothing moved: one look at
+    /// the first entry of the table.
     fn set_wake(&mut self, ctx: &mut Context<Self>) {
-        let next = self.floor.next_deadline();
-        if next == self.wake.as_ref().map(|(at, _)| *at) {
+        let Some(next) = self.floor.next_deadline() else {
+            return;
+        };
+        if self.wake.as_ref().is_some_and(|(at, _)| *at <= next) {
             return;
         }
         if let Some((_, handle)) = self.wake.take() {
             ctx.cancel_future(handle);
         }
-        if let Some(at) = next {
-            let handle = ctx.run_later(delay(self.clock.now(), at), |act, ctx| act.woken(ctx));
-            self.wake = Some((at, handle));
-        }
+        let handle = ctx.run_later(delay(self.clock.now(), next), |act, ctx| act.woken(ctx));
+        self.wake = Some((next, handle));
     }
 
     /// The engine's timer went off: every deadline due now fires, as one operation.
