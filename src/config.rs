@@ -219,6 +219,30 @@ pub struct ServerConfig {
     /// (`core::limits::client_address`). Empty: the TCP peer is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Admission control on (`core::limits::Admission`).
+    #[serde(default = "default_true")]
+    pub admission_control: bool,
+    /// The least wait for the engine over an interval that means overload (ms; 0: any).
+    #[serde(default = "default_overload_wait_ms")]
+    pub overload_wait_ms: u64,
+}
+
+fn default_overload_wait_ms() -> u64 {
+    50
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ServerConfig {
+    /// Admission control as configured; `None` when off.
+    pub fn admission(&self) -> Option<crate::core::limits::Admission> {
+        self.admission_control.then_some(crate::core::limits::Admission {
+            target_ms: self.overload_wait_ms,
+            interval_ms: crate::core::limits::QUEUE_WAIT_INTERVAL_MS,
+        })
+    }
 }
 
 fn default_max_desktops_per_agent() -> usize {

@@ -6,6 +6,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use tokio::sync::{broadcast, mpsc};
@@ -13,6 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::actors::conversation::{CustomerChannel, NoChannel};
 use crate::actors::router::{Ask, CountDesktops, Exec, ExecBatch, Fence, Retire, RouterActor, Subscribe};
 use crate::actors::{Clock, SystemClock};
+use crate::core::limits::Admission;
 use crate::core::*;
 use crate::protocol::Shared;
 use crate::store::{Store, StoreError};
@@ -65,6 +67,8 @@ pub struct EngineOptions {
     /// given arbiter (a test on tokio's paused clock runs them on its own thread, so that
     /// the clock it pauses is theirs).
     pub arbiter: Option<ArbiterHandle>,
+    /// Admission control (`server.overload_wait_ms`); `None`: new work is never refused.
+    pub admission: Option<Admission>,
 }
 
 impl EngineOptions {
@@ -76,6 +80,7 @@ impl EngineOptions {
             clock: Arc::new(SystemClock),
             channel: Arc::new(NoChannel),
             arbiter: None,
+            admission: None,
         }
     }
 }
@@ -96,6 +101,7 @@ pub struct Engine {
     channel: Arc<dyn CustomerChannel>,
     /// One rebuild at a time.
     recovering: Arc<tokio::sync::Mutex<()>>,
+    admission: Option<Admission>,
 }
 
 impl Engine {
@@ -124,6 +130,7 @@ impl Engine {
             clock: options.clock,
             channel: options.channel,
             recovering: Arc::new(tokio::sync::Mutex::new(())),
+            admission: options.admission,
         })
     }
 
@@ -233,11 +240,27 @@ impl Engine {
         self.exec_for(cmd, Detail::Full).await
     }
 
+    /// Whether the engine takes new work now (a new conversation over REST): `overloaded`
+    /// while commands wait too long for the router (`core::limits::Admission`). Work
+    /// already taken in (agents' commands, customers' replies, Messenger events, which
+    /// Meta would only deliver again) is never refused by it.
+    pub fn admit(&self) -> Result<(), EngineError> {
+        let Some(admission) = self.admission else {
+            return Ok(());
+        };
+        let least = self.shared.least_wait_us.load(Ordering::Relaxed);
+        let at = self.shared.least_wait_at.load(Ordering::Relaxed);
+        admission
+            .check(least, at, self.clock.now())
+            .map_err(|retry_after_ms| EngineError::Overloaded { retry_after_ms })
+    }
+
     /// [`Engine::exec`] with as much of a touched conversation in the answer as `detail`
     /// asks for: a caller that discards it says [`Detail::Brief`].
     pub async fn exec_for(&self, cmd: Command, detail: Detail) -> Result<Reply, EngineError> {
+        let sent = Instant::now();
         self.router()
-            .send(Exec { cmd, detail })
+            .send(Exec { cmd, detail, sent })
             .await
             .map_err(|_| EngineError::Stopped)?
     }
@@ -249,7 +272,7 @@ impl Engine {
     /// crossing per batch instead of one per command (../shared/MEASURED.md: ~50 µs each).
     pub async fn exec_batch(&self, cmds: Vec<Command>) -> Vec<Result<Reply, EngineError>> {
         let n = cmds.len();
-        match self.router().send(ExecBatch(cmds)).await {
+        match self.router().send(ExecBatch(cmds, Instant::now())).await {
             Ok(answers) if answers.len() == n => answers,
             _ => (0..n).map(|_| Err(EngineError::Stopped)).collect(),
         }

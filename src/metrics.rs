@@ -69,6 +69,25 @@ counter!(
     &[]
 );
 
+counter!(
+    OVERLOAD_REFUSED,
+    "switchboard_overload_refusals_total",
+    "New conversations refused with 503 `overloaded` (admission control), by channel.",
+    &["channel"]
+);
+
+/// The least time a command waited for the engine's router over the last 100 ms interval
+/// (what admission control compares with `server.overload_wait_ms`).
+pub static COMMAND_WAIT: LazyLock<prometheus::Gauge> = LazyLock::new(|| {
+    register(
+        prometheus::Gauge::new(
+            "switchboard_command_wait_seconds",
+            "Least time a command waited for the engine over the last interval.",
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Connected supervisor sockets.
 pub static SUPERVISOR_SOCKETS: LazyLock<IntGauge> = LazyLock::new(|| {
     register(
@@ -329,6 +348,10 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
     DESKTOPS_REFUSED.with_label_values(&[]);
     SUPERVISOR_SOCKETS_REFUSED.with_label_values(&[]);
     DESKTOP_COMMANDS_REFUSED.with_label_values(&[]);
+    for channel in ["rest", "demo"] {
+        OVERLOAD_REFUSED.with_label_values(&[channel]);
+    }
+    LazyLock::force(&COMMAND_WAIT);
     for reason in ["credential_revoked", "session_expired"] {
         SOCKETS_CREDENTIAL_ENDED.with_label_values(&[reason]);
     }

@@ -8,7 +8,7 @@
 //! router actor; the actors never name the engine).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, RwLock};
 
 use crate::core::*;
@@ -166,6 +166,9 @@ pub enum EngineError {
     /// A lock shared with the engine was poisoned by a panic on another thread.
     #[error("{0} is unusable: a thread panicked while holding it")]
     Poisoned(&'static str),
+    /// Admission control refused new work: commands wait too long for the engine now.
+    #[error("the engine is overloaded; try again in {retry_after_ms} ms")]
+    Overloaded { retry_after_ms: u64 },
 }
 
 impl EngineError {
@@ -176,6 +179,7 @@ impl EngineError {
             EngineError::Store(_) => "store_unavailable",
             EngineError::Stopped => "engine_unavailable",
             EngineError::UnexpectedReply { .. } | EngineError::Poisoned(_) => "internal_error",
+            EngineError::Overloaded { .. } => "overloaded",
         }
     }
 
@@ -202,6 +206,11 @@ pub struct Shared {
     /// Each queue's live figures as its queue actor last published them (the supervisor
     /// hub reads them once per tick).
     pub queue_board: std::sync::Mutex<QueueBoard>,
+    /// The least time a command waited for the router over the last measured interval
+    /// (µs), and when it was measured (ms since the epoch): admission control's reading
+    /// (`core::limits::QueueWait`).
+    pub least_wait_us: AtomicU64,
+    pub least_wait_at: AtomicU64,
 }
 
 /// Why a socket's credential stopped working (../shared/API.md "A credential's sockets end with it").

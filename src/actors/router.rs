@@ -10,6 +10,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -18,6 +19,7 @@ use super::agent::{AddSubscriber, AgentActor, CountSubscribers, Deliver};
 use super::conversation::{Close, ConversationActor, CustomerChannel, ToCustomer};
 use super::queue::{Figures, QueueActor, QueueFigures};
 use super::{delay, Clock};
+use crate::core::limits::{QueueWait, QUEUE_WAIT_INTERVAL_MS};
 use crate::core::*;
 use crate::protocol::{AgentDetail, EngineError, EngineStats, FloorDelta, Observed, Query, QueryReply, Shared};
 use crate::store::{Store, StoreError};
@@ -79,6 +81,8 @@ pub struct RouterActor {
     /// ([`Floor::fire_due`]). Set earlier after every operation that moves the next
     /// deadline earlier (see [`RouterActor::set_wake`]).
     wake: Option<(Millis, SpawnHandle)>,
+    /// How long commands wait for the router, per interval (admission control).
+    queue_wait: QueueWait,
 }
 
 /// The records changed since the supervisor hub last asked ([`Query::WatchDelta`]): ids
@@ -121,6 +125,7 @@ impl RouterActor {
             mids_in_flight: FastMap::default(),
             watch: None,
             wake: None,
+            queue_wait: QueueWait::new(QUEUE_WAIT_INTERVAL_MS),
             owners_in_flight: FastMap::default(),
         }
     }
@@ -551,9 +556,23 @@ impl Handler<Retire> for RouterActor {
 pub struct Exec {
     pub cmd: Command,
     pub detail: Detail,
+    /// When the caller sent it: how long it waited for the router is admission
+    /// control's measure of load (`core::limits::QueueWait`).
+    pub sent: Instant,
 }
 
 impl RouterActor {
+    /// A message sent at `sent` reaches the router at `now`: its wait feeds admission
+    /// control (`Shared::least_wait_us`), once per measuring interval.
+    fn waited(&mut self, sent: Instant, now: Millis) {
+        let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if let Some(least) = self.queue_wait.observe(us, now) {
+            self.shared.least_wait_us.store(least, Ordering::Relaxed);
+            self.shared.least_wait_at.store(now, Ordering::Relaxed);
+            crate::metrics::COMMAND_WAIT.set(least as f64 / 1e6);
+        }
+    }
+
     /// Applies one command of an [`Exec`] or an [`ExecBatch`] at `now`.
     fn run(&mut self, mut cmd: Command, now: Millis, detail: Detail) -> Result<Reply, EngineError> {
         let span = tracing::debug_span!("exec", command = cmd.name());
@@ -611,6 +630,7 @@ impl Handler<Exec> for RouterActor {
             return Box::pin(async move { Err(e) });
         }
         let now = self.clock.now();
+        self.waited(msg.sent, now);
         let result = self.run(msg.cmd, now, msg.detail);
         let (tx, rx) = oneshot::channel();
         self.finish(
@@ -633,7 +653,7 @@ impl Handler<Exec> for RouterActor {
 /// are [`Detail::Brief`]: a batch's callers use a new conversation's id at most.
 #[derive(Message)]
 #[rtype(result = "Vec<Result<Reply, EngineError>>")]
-pub struct ExecBatch(pub Vec<Command>);
+pub struct ExecBatch(pub Vec<Command>, pub Instant);
 
 impl Handler<ExecBatch> for RouterActor {
     type Result = ResponseFuture<Vec<Result<Reply, EngineError>>>;
@@ -648,6 +668,7 @@ impl Handler<ExecBatch> for RouterActor {
             return Box::pin(async move { answers });
         }
         let now = self.clock.now();
+        self.waited(msg.1, now);
         let mut results = Vec::with_capacity(msg.0.len());
         for cmd in msg.0 {
             results.push(self.run(cmd, now, Detail::Brief));

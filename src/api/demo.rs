@@ -203,6 +203,12 @@ pub async fn write(state: web::Data<AppState>, req: HttpRequest, body: web::Json
             ));
         }
     }
+    if joins.is_none() {
+        if let Err(e) = state.engine.admit() {
+            crate::metrics::OVERLOAD_REFUSED.with_label_values(&["demo"]).inc();
+            return Err(e.into());
+        }
+    }
     let reply = state
         .engine
         .exec(Command::CustomerMessage {

@@ -38,7 +38,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// Seconds for a `Retry-After` header (429 answers).
+    /// Seconds for a `Retry-After` header (429 answers, 503 `busy` and `overloaded`).
     pub retry_after_s: Option<u64>,
 }
 
@@ -132,8 +132,16 @@ impl From<EngineError> for ApiError {
             EngineError::Store(_) | EngineError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
             // A bug inside the engine, not the request's fault.
             EngineError::UnexpectedReply { .. } | EngineError::Poisoned(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            EngineError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
-        ApiError::new(status, e.code(), e.to_string())
+        let retry_after_s = match &e {
+            EngineError::Overloaded { retry_after_ms } => Some(retry_after_ms.div_ceil(1000).max(1)),
+            _ => None,
+        };
+        ApiError {
+            retry_after_s,
+            ..ApiError::new(status, e.code(), e.to_string())
+        }
     }
 }
 

@@ -351,6 +351,7 @@ pub async fn set_my_state(state: web::Data<AppState>, caller: Caller, body: web:
         (status = 403, description = "Not the admin", body = ErrorBody),
         (status = 404, description = "Unknown entry point", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "The engine is overloaded (`overloaded`, with `Retry-After`) or cannot write (`store_unavailable`)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn create_conversation(
@@ -359,6 +360,10 @@ pub async fn create_conversation(
     body: web::Json<CreateConversation>,
 ) -> Res {
     caller.admin()?;
+    if let Err(e) = state.engine.admit() {
+        crate::metrics::OVERLOAD_REFUSED.with_label_values(&["rest"]).inc();
+        return Err(e.into());
+    }
     let b = body.into_inner();
     let reply = state
         .engine

@@ -1,7 +1,8 @@
 //! Limits at the edge, decided here without I/O: the failed-authentication limit per
 //! client address and the failed password sign-ins per agent id (both [`AuthFailures`]),
 //! the admin token's strength ([`weak_token`]), and the demo customer page's new
-//! conversations per client address ([`NewConversations`]).
+//! conversations per client address ([`NewConversations`]), and admission control: when
+//! the engine is overloaded ([`QueueWait`], [`Admission`]).
 //!
 //! Time comes in as `now` (ms since the epoch), like everywhere in the core.
 
@@ -230,6 +231,70 @@ impl<A: Eq + Hash + Clone> NewConversations<A> {
     }
 }
 
+/// The interval over which [`QueueWait`] takes the least wait (CoDel's default).
+pub const QUEUE_WAIT_INTERVAL_MS: Millis = 100;
+
+/// How long commands wait before the engine's router runs them, as admission control
+/// reads it: the *least* wait over each interval (the measure of CoDel, RFC 8289). A burst
+/// delays some commands and leaves others unqueued, so its least wait stays small; a
+/// standing queue, the mark of work arriving faster than it is done, delays every one.
+#[derive(Debug, Clone)]
+pub struct QueueWait {
+    interval_ms: Millis,
+    /// The interval being measured: when it opened and its least wait so far.
+    opened: Millis,
+    least_us: Option<u64>,
+}
+
+impl QueueWait {
+    pub fn new(interval_ms: Millis) -> Self {
+        QueueWait {
+            interval_ms: interval_ms.max(1),
+            opened: 0,
+            least_us: None,
+        }
+    }
+
+    /// A command waited `waited_us` before it ran at `now`. When that closes an interval,
+    /// answers the interval's least wait (the next interval opens with this command).
+    pub fn observe(&mut self, waited_us: u64, now: Millis) -> Option<u64> {
+        if now >= self.opened.saturating_add(self.interval_ms) {
+            let closed = self.least_us.take();
+            self.opened = now;
+            self.least_us = Some(waited_us);
+            return closed;
+        }
+        self.least_us = Some(self.least_us.map_or(waited_us, |l| l.min(waited_us)));
+        None
+    }
+}
+
+/// Whether the engine takes new work (a new REST conversation) or answers 503
+/// `overloaded`: refused while the least wait of the last measured interval is above the
+/// target. The measure counts only while it is fresh (two intervals): an engine that
+/// measured nothing since is idle, not overloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// `server.overload_wait_ms`: the least wait that means overload.
+    pub target_ms: Millis,
+    /// The measuring interval ([`QueueWait`]).
+    pub interval_ms: Millis,
+}
+
+impl Admission {
+    /// `Err(retry_after_ms)` when new work must be refused at `now`, given the last
+    /// interval's least wait (`least_us`) and when it was measured (`at`).
+    pub fn check(&self, least_us: u64, at: Millis, now: Millis) -> Result<(), Millis> {
+        let fresh = now.saturating_sub(at) <= 2 * self.interval_ms;
+        if fresh && least_us > self.target_ms.saturating_mul(1000) {
+            // The queue drains at the rate it built up; a second is a fair first guess and
+            // spreads the retries of many clients.
+            return Err(1_000);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,5 +456,41 @@ mod tests {
             );
         }
         assert_eq!(client_address(proxy, &["198.51.100.1"], &[]), proxy, "nothing trusted");
+    }
+
+    #[test]
+    fn the_least_wait_of_each_interval_is_measured() {
+        let mut w = QueueWait::new(100);
+        // The first command opens the first interval.
+        assert_eq!(w.observe(5_000, 1_000), None);
+        assert_eq!(w.observe(300, 1_050), None);
+        assert_eq!(w.observe(9_000, 1_099), None);
+        // The next one closes it with its least wait, and opens the next.
+        assert_eq!(w.observe(70_000, 1_100), Some(300));
+        assert_eq!(w.observe(60_000, 1_150), None);
+        // An interval with no command in between still closes with what it saw.
+        assert_eq!(w.observe(10, 5_000), Some(60_000));
+    }
+
+    #[test]
+    fn new_work_is_refused_only_while_a_fresh_least_wait_is_over_the_target() {
+        let a = Admission {
+            target_ms: 50,
+            interval_ms: 100,
+        };
+        // A burst: some commands waited long, but the least did not.
+        assert_eq!(a.check(2_000, 1_000, 1_010), Ok(()));
+        // A standing queue: even the least waited over 50 ms.
+        assert_eq!(a.check(50_001, 1_000, 1_010), Err(1_000));
+        assert_eq!(a.check(50_000, 1_000, 1_010), Ok(()), "at the target is not over it");
+        // Two intervals later with no new measure: idle, not overloaded.
+        assert_eq!(a.check(900_000, 1_000, 1_200), Err(1_000));
+        assert_eq!(a.check(900_000, 1_000, 1_201), Ok(()));
+        // Target 0: any wait at all is over it (what tests use to see a refusal).
+        let strict = Admission {
+            target_ms: 0,
+            interval_ms: 100,
+        };
+        assert_eq!(strict.check(1, 1_000, 1_000), Err(1_000));
     }
 }

@@ -149,6 +149,7 @@ pub fn start_engine(
     let mut options = crate::engine::EngineOptions::new(config.rules(), store);
     options.clock = clock;
     options.channel = outbox.clone();
+    options.admission = config.server.admission();
     let engine = Engine::start(options)?;
     outbox.attach(engine.clone());
     Ok((engine, outbox))
