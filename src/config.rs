@@ -333,7 +333,7 @@ pub struct RoutingConfig {
     pub transfer_timeout_ms: u64,
     pub conference_timeout_ms: u64,
     pub transfer_no_answer: TransferNoAnswer,
-    /// `longest_idle` or `best_skilled` (SPEC.md "Routing depth").
+    /// `longest_idle` or `best_skilled` (../shared/SPEC.md "Routing depth").
     #[serde(default)]
     pub agent_choice: AgentChoice,
     /// How long a returning customer's new conversation waits for its last owner alone

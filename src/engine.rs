@@ -228,16 +228,25 @@ impl Engine {
         &self.rules
     }
 
-    /// Runs one command; `Ok` means it is durable.
+    /// Runs one command; `Ok` means it is durable. A conversation in the answer is whole.
     pub async fn exec(&self, cmd: Command) -> Result<Reply, EngineError> {
-        self.router().send(Exec(cmd)).await.map_err(|_| EngineError::Stopped)?
+        self.exec_for(cmd, Detail::Full).await
+    }
+
+    /// [`Engine::exec`] with as much of a touched conversation in the answer as `detail`
+    /// asks for: a caller that discards it says [`Detail::Brief`].
+    pub async fn exec_for(&self, cmd: Command, detail: Detail) -> Result<Reply, EngineError> {
+        self.router()
+            .send(Exec { cmd, detail })
+            .await
+            .map_err(|_| EngineError::Stopped)?
     }
 
     /// Runs several commands in order, as [`Engine::exec`] would one after the other, and
     /// answers each in the same order; every `Ok` is durable. The batch crosses to the
     /// engine's thread once and its changes are committed together, so a caller with many
     /// independent commands at hand (an HTTP worker, the load harness) pays one thread
-    /// crossing per batch instead of one per command (MEASURED.md: ~50 µs each).
+    /// crossing per batch instead of one per command (../shared/MEASURED.md: ~50 µs each).
     pub async fn exec_batch(&self, cmds: Vec<Command>) -> Vec<Result<Reply, EngineError>> {
         let n = cmds.len();
         match self.router().send(ExecBatch(cmds)).await {
@@ -621,7 +630,7 @@ impl Engine {
         }
     }
 
-    /// SPEC.md invariant violations in the current state; empty when all hold.
+    /// ../shared/SPEC.md invariant violations in the current state; empty when all hold.
     pub async fn violations(&self) -> Result<Vec<String>, EngineError> {
         match self.ask(Query::Invariants).await? {
             QueryReply::Violations(v) => Ok(v),

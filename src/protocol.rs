@@ -28,7 +28,7 @@ pub enum Query {
         id: ConversationId,
         reader: Principal,
     },
-    /// SPEC.md's invariants over the current state (tests and the simulation).
+    /// ../shared/SPEC.md's invariants over the current state (tests and the simulation).
     Invariants,
     /// Deadlines the state says have passed and that have not fired
     /// ([`Floor::overdue`]; the simulation on the real router).
@@ -192,7 +192,7 @@ impl EngineError {
 /// thread, written by the router actor.
 #[derive(Default)]
 pub struct Shared {
-    /// Every credential that authenticates, agents' and supervisors' alike (API.md
+    /// Every credential that authenticates, agents' and supervisors' alike (../shared/API.md
     /// "Authentication"), and the sockets opened with each. Changed only by
     /// [`Effect::Credential`]s and [`Effect::Session`]s, so only once a change is durable,
     /// and at (re)start from [`Floor::account_grants`].
@@ -204,7 +204,7 @@ pub struct Shared {
     pub queue_board: std::sync::Mutex<QueueBoard>,
 }
 
-/// Why a socket's credential stopped working (API.md "A credential's sockets end with it").
+/// Why a socket's credential stopped working (../shared/API.md "A credential's sockets end with it").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialEnd {
     /// Sign-out, token reissue, a password change or the account's deletion.

@@ -1,4 +1,4 @@
-//! Accounts under attack, against the real `switchboard` binary (API.md "Sign-in with a
+//! Accounts under attack, against the real `switchboard` binary (../shared/API.md "Sign-in with a
 //! password", "A credential's sockets end with it"): every way a credential stops
 //! working closes the desktop and supervisor sockets opened with it, and nothing runs or
 //! arrives on them after; a flood of sign-ins stays within a bounded memory and is

@@ -1,4 +1,4 @@
-//! The auth matrix of API.md: every endpoint with no token, a wrong token, and a valid
+//! The auth matrix of ../shared/API.md: every endpoint with no token, a wrong token, and a valid
 //! token acting outside its rights.
 
 mod common;
@@ -34,7 +34,7 @@ fn ep(method: &'static str, path: impl Into<String>, body: Option<Value>, rights
     }
 }
 
-/// Every REST endpoint of API.md, on real resources.
+/// Every REST endpoint of ../shared/API.md, on real resources.
 fn endpoints(cid: &str) -> Vec<Endpoint> {
     use Rights::*;
     let c = |action: &str| format!("/api/v1/conversations/{cid}/{action}");
@@ -106,7 +106,7 @@ async fn missing_or_wrong_token_is_401_everywhere() {
     all.push(ep("GET", "/api/v1/agents/nobody", None, Rights::Admin));
     let before = s.conversation(&cid).await;
     // The first 20 wrong tokens from this address are 401; the later ones are 429 (the
-    // failed-authentication limit, API.md "Operations"). Missing and empty tokens are
+    // failed-authentication limit, ../shared/API.md "Operations"). Missing and empty tokens are
     // always 401 and count for nothing.
     let mut wrong = 0;
     for e in &all {

@@ -1,4 +1,4 @@
-//! SPEC.md's flows end to end: agents on WebSocket desktops, a customer over REST.
+//! ../shared/SPEC.md's flows end to end: agents on WebSocket desktops, a customer over REST.
 
 mod common;
 

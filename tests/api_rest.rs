@@ -1,4 +1,4 @@
-//! REST rules that clients rely on: every error kind of API.md with its status and code
+//! REST rules that clients rely on: every error kind of ../shared/API.md with its status and code
 //! (and nothing changed afterwards), the list filters, idempotent state, the OpenAPI
 //! contract, health and metrics.
 
@@ -411,7 +411,7 @@ async fn agent_list_filters_and_reference_lists() {
     assert!(eps[0].get("page_access_token").is_none());
 }
 
-/// The generated OpenAPI description has every path and method of API.md, the desktop
+/// The generated OpenAPI description has every path and method of ../shared/API.md, the desktop
 /// events and commands, and the bearer scheme; the browsable UI is served.
 #[actix_web::test]
 async fn openapi_contract() {

@@ -1,4 +1,4 @@
-//! SPEC.md "Routing depth" over the real server: skills, routing steps, priority,
+//! ../shared/SPEC.md "Routing depth" over the real server: skills, routing steps, priority,
 //! best-skilled choice, preferred agents and customer inactivity, through REST and agent
 //! desktops on WebSockets. Step times are short and configured; the tests wait for events,
 //! never for the clock, and check times from the events' own timestamps.

@@ -1,4 +1,4 @@
-//! Password sign-in over real HTTP (API.md "Sign-in with a password"): sessions that act
+//! Password sign-in over real HTTP (../shared/API.md "Sign-in with a password"): sessions that act
 //! as the agent, sign-out, password changes that end other sessions, the same answer for
 //! an unknown id and a wrong password, the per-id lockout, expiry, and sessions that
 //! survive a restart of the real binary.

@@ -1,4 +1,4 @@
-//! Supervisors over the real server (API.md "Supervisor"): their rights, the presence they
+//! Supervisors over the real server (../shared/API.md "Supervisor"): their rights, the presence they
 //! set for agents and its audit trail, and the live socket (snapshot, then events).
 
 mod common;

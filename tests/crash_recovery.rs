@@ -1,7 +1,7 @@
 //! Crash test: the real `switchboard` binary is driven over HTTP by agents and customers,
 //! killed with SIGKILL at a random moment, and restarted on the same data directory.
 //! Everything the API acknowledged (conversations opened, messages, presence changes,
-//! wrap-ups) must be there after the restart, and SPEC.md's invariants must hold.
+//! wrap-ups) must be there after the restart, and ../shared/SPEC.md's invariants must hold.
 //!
 //! `CRASH_CYCLES=N` runs N kill/restart cycles (default 3); `CRASH_SEED=S` fixes the seed.
 

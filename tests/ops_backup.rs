@@ -1,4 +1,4 @@
-//! The streaming backup through the real `switchboard` binary (API.md "Operations",
+//! The streaming backup through the real `switchboard` binary (../shared/API.md "Operations",
 //! docs/DEPLOY.md "Backup and restore"): `switchboard backup --to FILE` under a write load
 //! and a restore of what it wrote; a client that goes away midway; the server's memory
 //! while a backup of a store many times its buffers is read.

@@ -1,4 +1,4 @@
-//! Operating the real `switchboard` binary (API.md "Operations"): recovery from a full
+//! Operating the real `switchboard` binary (../shared/API.md "Operations"): recovery from a full
 //! disk without a restart, backup under load and restore, logs (access log, JSON, no
 //! colour codes on a pipe), stray environment variables, clearer start-up errors, and the
 //! store's close summary on shutdown.

@@ -1,4 +1,4 @@
-//! The edge an operator relies on (API.md "Operations"): health routes, the
+//! The edge an operator relies on (../shared/API.md "Operations"): health routes, the
 //! failed-authentication limit, the desktop cap, metrics present from start-up. Real
 //! server on `127.0.0.1:0`, real HTTP and WebSocket. (The metric series count has its
 //! own test binary, `ops_metrics.rs`: the registry is per process.)

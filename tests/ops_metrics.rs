@@ -1,4 +1,4 @@
-//! The security fix of the metrics (API.md "Operations"): no request adds a series.
+//! The security fix of the metrics (../shared/API.md "Operations"): no request adds a series.
 //! Alone in its test binary, because the metrics registry is shared by the process: a
 //! test running beside it would add series of its own.
 

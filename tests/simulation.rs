@@ -7,7 +7,7 @@
 //! ends and wrap-ups. Routing depth is generated too: agents' skills (and changes to them),
 //! entry point and queue routing steps, priorities (and changes while waiting), preferred
 //! agents for returning customers, best-skilled choice and customer inactivity.
-//! After every step it checks all seven invariants of SPEC.md:
+//! After every step it checks all seven invariants of ../shared/SPEC.md:
 //! 1, 2, 4 and 6 over the state, 3 and 7 over the offers the step made, and 5 by "crashing":
 //! every few steps the floor is rebuilt from the changes it reported as durable, compared
 //! with the live one, and the run goes on from the rebuilt floor.
@@ -473,7 +473,7 @@ impl Sim {
 
     /// Rebuilds the floor from what was made durable and checks it matches the live one.
     fn crash_and_recover(&mut self) -> Result<(), String> {
-        // Routing deadlines that are due move a conversation on at recovery (SPEC.md);
+        // Routing deadlines that are due move a conversation on at recovery (../shared/SPEC.md);
         // the live floor moves them on too before the two are compared.
         for t in self.floor.overdue(self.now) {
             if matches!(t, Timer::Route { .. }) {
@@ -640,7 +640,7 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Thousands of random schedules keep every SPEC.md invariant after every step and
+/// Thousands of random schedules keep every ../shared/SPEC.md invariant after every step and
 /// after every simulated crash.
 #[test]
 fn invariants_hold_under_random_schedules() {

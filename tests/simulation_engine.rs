@@ -2,7 +2,7 @@
 //! [`Engine`] (its router, agent, queue and conversation actors, group commit to a store)
 //! on tokio's paused clock, as mini-redis's tests drive its server. Deadlines fire as in
 //! production: the router sleeps until the floor's next deadline and hands the time back;
-//! the clock only moves when the schedule advances it. After every step SPEC.md's
+//! the clock only moves when the schedule advances it. After every step ../shared/SPEC.md's
 //! invariants hold; after every advance nothing the state says is overdue is left
 //! unfired; and some steps restart the engine from what the store holds, as a crash and
 //! a restart would.
@@ -370,7 +370,7 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// SPEC.md's invariants hold over random schedules run by the real router and actors,
+/// ../shared/SPEC.md's invariants hold over random schedules run by the real router and actors,
 /// every deadline fires from the core's table when the paused clock reaches it, and a
 /// restart from the store keeps both. Each kind of step must have happened, so a
 /// schedule that never reaches a state cannot pass unnoticed.

@@ -13,7 +13,7 @@
 //! # Architecture invariant
 //! Handlers hold no business rules. Every decision (who gets an offer, what RONA does,
 //! who owes a wrap-up) is the core's; actors carry decisions out. All engine actors live
-//! on one arbiter, so the messages between them never cross a thread (MEASURED.md: a
+//! on one arbiter, so the messages between them never cross a thread (../shared/MEASURED.md: a
 //! cross-thread round trip costs about a hundred same-thread ones).
 
 pub mod agent;

@@ -76,7 +76,8 @@ pub struct RouterActor {
     owners_in_flight: FastMap<(EntryPointId, String), (LastOwner, u64)>,
     /// The one timer of the engine: set for the floor's next deadline
     /// ([`Floor::next_deadline`]), at which the router hands the time back
-    /// ([`Floor::fire_due`]). Re-set after every operation that moves the next deadline.
+    /// ([`Floor::fire_due`]). Set earlier after every operation that moves the next
+    /// deadline earlier (see [`RouterActor::set_wake`]).
     wake: Option<(Millis, SpawnHandle)>,
 }
 
@@ -363,7 +364,7 @@ impl RouterActor {
         for mut c in self.floor.take_evicted() {
             evicted.push(c.id.clone());
             if let Some(w) = &mut self.watch {
-                w.gone.insert(c.id.clone(), crate::core::supervisor::record_of(&mut c));
+                w.gone.insert(c.id.clone(), crate::core::journal::record(&mut c));
             }
             self.leaving.insert(c.id.clone(), c);
         }
@@ -394,20 +395,25 @@ impl RouterActor {
         );
     }
 
-    /// Sets the engine's timer for the floor's next deadline, unless it is set for it
-    /// already. Cheap when nothing moved: one look at the first entry of the table.
+    /// Sets the engine's timer for the floor's next deadline when that comes before the
+    /// time it is set for (or it is not set). A deadline that moved later (the earliest
+    /// offer was accepted) leaves the timer as it is: it goes off early, finds nothing
+    /// due and is set again ([`RouterActor::woken`]). Under load the earliest deadline
+    /// moves later on nearly every accept, and cancelling and setting a timer each time
+    /// cost more than one early wake per deadline. Cheap when nothing moved: one look at
+    /// the first entry of the table.
     fn set_wake(&mut self, ctx: &mut Context<Self>) {
-        let next = self.floor.next_deadline();
-        if next == self.wake.as_ref().map(|(at, _)| *at) {
+        let Some(next) = self.floor.next_deadline() else {
+            return;
+        };
+        if self.wake.as_ref().is_some_and(|(at, _)| *at <= next) {
             return;
         }
         if let Some((_, handle)) = self.wake.take() {
             ctx.cancel_future(handle);
         }
-        if let Some(at) = next {
-            let handle = ctx.run_later(delay(self.clock.now(), at), |act, ctx| act.woken(ctx));
-            self.wake = Some((at, handle));
-        }
+        let handle = ctx.run_later(delay(self.clock.now(), next), |act, ctx| act.woken(ctx));
+        self.wake = Some((next, handle));
     }
 
     /// The engine's timer went off: every deadline due now fires, as one operation.
@@ -539,14 +545,17 @@ impl Handler<Retire> for RouterActor {
     }
 }
 
-/// Run one command.
+/// Run one command, answering with as much of a touched conversation as `detail` asks.
 #[derive(Message)]
 #[rtype(result = "Result<Reply, EngineError>")]
-pub struct Exec(pub Command);
+pub struct Exec {
+    pub cmd: Command,
+    pub detail: Detail,
+}
 
 impl RouterActor {
     /// Applies one command of an [`Exec`] or an [`ExecBatch`] at `now`.
-    fn run(&mut self, mut cmd: Command, now: Millis) -> Result<Reply, EngineError> {
+    fn run(&mut self, mut cmd: Command, now: Millis, detail: Detail) -> Result<Reply, EngineError> {
         let span = tracing::debug_span!("exec", command = cmd.name());
         let _enter = span.enter();
         // A Messenger message id: the core needs to know whether it was taken in before.
@@ -575,7 +584,7 @@ impl RouterActor {
         }
         // What the command is to a finished conversation, taken before `execute` consumes it.
         let act = cmd.finished_act();
-        let result = match (self.floor.execute(cmd, now), act) {
+        let result = match (self.floor.execute_for(cmd, now, detail), act) {
             (Err(CoreError::UnknownConversation(id)), Some(act)) => Err(self.refuse_unknown(id, &act)),
             (r, _) => r.map_err(EngineError::from),
         };
@@ -602,7 +611,7 @@ impl Handler<Exec> for RouterActor {
             return Box::pin(async move { Err(e) });
         }
         let now = self.clock.now();
-        let result = self.run(msg.0, now);
+        let result = self.run(msg.cmd, now, msg.detail);
         let (tx, rx) = oneshot::channel();
         self.finish(
             Box::new(move |failed| {
@@ -620,7 +629,8 @@ impl Handler<Exec> for RouterActor {
 }
 
 /// Run several commands, in order, as one message: one thread crossing and one commit for
-/// the whole batch instead of one each (see `Engine::exec_batch` in engine.rs).
+/// the whole batch instead of one each (see `Engine::exec_batch` in engine.rs). Answers
+/// are [`Detail::Brief`]: a batch's callers use a new conversation's id at most.
 #[derive(Message)]
 #[rtype(result = "Vec<Result<Reply, EngineError>>")]
 pub struct ExecBatch(pub Vec<Command>);
@@ -640,7 +650,7 @@ impl Handler<ExecBatch> for RouterActor {
         let now = self.clock.now();
         let mut results = Vec::with_capacity(msg.0.len());
         for cmd in msg.0 {
-            results.push(self.run(cmd, now));
+            results.push(self.run(cmd, now, Detail::Brief));
         }
         let (tx, rx) = oneshot::channel();
         self.finish(

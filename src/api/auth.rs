@@ -154,7 +154,7 @@ pub fn client_address(req: &HttpRequest, state: &AppState) -> Option<std::net::I
 
 /// Authenticates a request that carries `token` (from the bearer header, or the
 /// WebSocket's `?token=`): 401 for a missing or unknown token, 429 `too_many_attempts`
-/// for a wrong token from an address over the failed-authentication limit (API.md
+/// for a wrong token from an address over the failed-authentication limit (../shared/API.md
 /// "Operations"). A right token always works. The client address is the TCP peer, or
 /// the client a trusted proxy names ([`client_address`]).
 pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
@@ -182,7 +182,7 @@ pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) ->
 }
 
 /// `Err(retry_after_ms)` while the client's `address` is over the failed-authentication
-/// limit (API.md "Operations"; counted as `limited`): wrong tokens and failed sign-ins
+/// limit (../shared/API.md "Operations"; counted as `limited`): wrong tokens and failed sign-ins
 /// share it. An unknown address is never limited.
 pub fn address_limited(state: &AppState, address: Option<std::net::IpAddr>, now: Millis) -> Result<(), Millis> {
     let Some(ip) = address else { return Ok(()) };

@@ -1,5 +1,5 @@
 //! The one mapping from failures to HTTP: every error leaves the server as
-//! `{"error": {"code", "message"}}` with the status API.md gives its kind.
+//! `{"error": {"code", "message"}}` with the status ../shared/API.md gives its kind.
 //!
 //! Domain errors carry their own stable code ([`crate::core::CoreError::code`]); this module
 //! only derives the status from [`ErrorKind`]. Extractor failures (malformed JSON, unknown
@@ -112,7 +112,7 @@ impl ApiError {
     }
 }
 
-/// The status of a domain error's kind (API.md's error table).
+/// The status of a domain error's kind (../shared/API.md's error table).
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadRequest => StatusCode::BAD_REQUEST,

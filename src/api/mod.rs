@@ -1,5 +1,5 @@
 //! The HTTP edge of Switchboard: REST, the agent desktop WebSocket, health, metrics and
-//! the OpenAPI description (API.md is the contract).
+//! the OpenAPI description (../shared/API.md is the contract).
 //!
 //! # Architecture invariant
 //! This is the only place that knows HTTP, JSON and WebSocket frames. Handlers
@@ -71,7 +71,7 @@ pub struct AppState {
     pub client_timeout: std::time::Duration,
     /// Tells every desktop session that the server is shutting down.
     pub shutdown: broadcast::Sender<()>,
-    /// Failed authentications per client address (API.md "Operations").
+    /// Failed authentications per client address (../shared/API.md "Operations").
     pub auth_failures: Arc<std::sync::Mutex<crate::core::limits::AuthFailures<std::net::IpAddr>>>,
     /// How long `/readyz` waits for the store's probe write and for the engine.
     pub probe_timeout: std::time::Duration,
@@ -81,7 +81,7 @@ pub struct AppState {
     pub demo_entry_point: Option<Arc<str>>,
     /// The demo page's new conversations per client address (`demo.new_conversations_per_minute`).
     pub demo_openings: Arc<std::sync::Mutex<crate::core::limits::NewConversations<std::net::IpAddr>>>,
-    /// Failed password sign-ins per account (API.md: 5 a minute, then 429).
+    /// Failed password sign-ins per account (../shared/API.md: 5 a minute, then 429).
     pub sign_in_failures: Arc<std::sync::Mutex<crate::core::limits::AuthFailures<crate::core::AccountRef>>>,
     /// Password hashes and verifications, bounded (`api.max_concurrent_password_checks`).
     pub password_checks: password::PasswordChecks,
@@ -97,7 +97,7 @@ pub struct AppState {
 }
 
 /// Failed authentications from one address within [`AUTH_WINDOW_MS`] before its wrong
-/// tokens get 429 (API.md "Operations").
+/// tokens get 429 (../shared/API.md "Operations").
 pub const AUTH_FAILURE_LIMIT: u32 = 20;
 /// The window of [`AUTH_FAILURE_LIMIT`].
 pub const AUTH_WINDOW_MS: u64 = 60_000;
@@ -343,7 +343,7 @@ pub const RECOVERY_CHECK: std::time::Duration = std::time::Duration::from_secs(1
 pub const RECOVERY_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// After a store fault, the engine rebuilds itself once the store accepts writes again
-/// (API.md "Operations"), whether or not anything polls `/readyz`: an attempt a second
+/// (../shared/API.md "Operations"), whether or not anything polls `/readyz`: an attempt a second
 /// after the fault, then with the wait doubling up to [`RECOVERY_BACKOFF_MAX`].
 fn spawn_recovery(engine: Engine) {
     actix_rt::spawn(async move {
@@ -373,7 +373,7 @@ pub(crate) fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(error::method_not_allowed))
 }
 
-/// Every route of API.md.
+/// Every route of ../shared/API.md.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use rest::*;
     cfg.service(

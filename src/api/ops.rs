@@ -1,4 +1,4 @@
-//! What an operator relies on beside the product's API (API.md "Operations"): liveness,
+//! What an operator relies on beside the product's API (../shared/API.md "Operations"): liveness,
 //! readiness (an active check of the store), and the online backup.
 
 use actix_web::http::StatusCode;

@@ -1,4 +1,4 @@
-//! Passwords of people who sign in at a page (API.md "Sign-in with a password").
+//! Passwords of people who sign in at a page (../shared/API.md "Sign-in with a password").
 //!
 //! Only Argon2id hashes are kept (PHC strings), never the password. New hashes cost
 //! 9 MiB, 4 passes, 1 lane: one of OWASP's equivalent Argon2id settings, the one with the
@@ -31,7 +31,7 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// At most a fixed number of password checks at once (API.md: `busy` past a short wait).
+/// At most a fixed number of password checks at once (../shared/API.md: `busy` past a short wait).
 #[derive(Debug, Clone)]
 pub struct PasswordChecks {
     permits: Arc<Semaphore>,
@@ -73,7 +73,7 @@ impl PasswordChecks {
     }
 }
 
-/// The shortest password accepted (API.md).
+/// The shortest password accepted (../shared/API.md).
 pub const MIN_CHARS: usize = 10;
 /// The longest: a bound on the work one request can ask for.
 pub const MAX_CHARS: usize = 256;

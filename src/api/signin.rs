@@ -1,4 +1,4 @@
-//! Accounts over HTTP, for agents and supervisors alike (API.md "Sign-in with a
+//! Accounts over HTTP, for agents and supervisors alike (../shared/API.md "Sign-in with a
 //! password"): `POST /api/v1/login`, `POST /api/v1/logout`, the admin's password and token
 //! endpoints of both kinds (their handlers call [`set_password_of`] and [`reissue`]), and
 //! `PUT /api/v1/agents/me/password`.
@@ -14,7 +14,7 @@
 //!   id) within [`FAILURE_WINDOW_MS`], attempts for it are 429 `too_many_attempts` with
 //!   `Retry-After`, whatever the password; a success forgets the account's failures.
 //!   Every failure also counts toward the client address's failed-authentication limit
-//!   (API.md "Operations"), shared with wrong tokens, so one password sprayed over many
+//!   (../shared/API.md "Operations"), shared with wrong tokens, so one password sprayed over many
 //!   ids is stopped too; an address over that limit gets 429 for every sign-in.
 //! - **Bounded work:** every hash and verification goes through
 //!   [`super::password::PasswordChecks`]: at most `api.max_concurrent_password_checks` at

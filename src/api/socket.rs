@@ -1,7 +1,7 @@
 //! What the desktop and supervisor sockets share: one session pump ([`Pump`]: a bounded
 //! queue to one writer, heartbeat, server shutdown, closing with a grace, too slow), their
 //! caps ([`SocketSlots`]) and the rule that a socket lives only as long as the credential
-//! it was opened with (API.md "A credential's sockets end with it", [`end_with_credential`]).
+//! it was opened with (../shared/API.md "A credential's sockets end with it", [`end_with_credential`]).
 //!
 //! # Guarantees
 //! - **Nothing blocks on a socket.** Frames go through a bounded queue to the one task

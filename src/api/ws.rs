@@ -37,7 +37,7 @@ use super::dto::*;
 use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::socket::{self, Closing, Outbound, Pump, SocketSlots};
 use super::AppState;
-use crate::core::{AgentEvent, AgentId, Conversation, Offer, Principal};
+use crate::core::{AgentEvent, AgentId, Conversation, Detail, Offer, Principal};
 use crate::engine::{Command, Engine, EngineError};
 use crate::protocol::AgentDetail;
 
@@ -515,7 +515,8 @@ impl Desktop {
         let engine = self.engine.clone();
         let fut = async move {
             let started = Instant::now();
-            let r = engine.exec(cmd).await;
+            // The desktop learns of the result from its events: the answer needs no record.
+            let r = engine.exec_for(cmd, Detail::Brief).await;
             // The access log of desktop commands: never the text a command carries.
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             match &r {

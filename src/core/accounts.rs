@@ -1,5 +1,5 @@
 //! Accounts: what agents and supervisors authenticate with, one machinery for both
-//! (API.md "Sign-in with a password", "A credential's sockets end with it").
+//! (../shared/API.md "Sign-in with a password", "A credential's sockets end with it").
 //!
 //! An account is an agent or a supervisor, named by an [`AccountRef`] (kind and id). Each
 //! holds an [`Account`]: the hash of its token (its *credential*) and, for people who sign
@@ -35,7 +35,7 @@ pub enum AccountKind {
 }
 
 impl AccountKind {
-    /// As API.md spells it (`kind` of `POST /api/v1/login`).
+    /// As ../shared/API.md spells it (`kind` of `POST /api/v1/login`).
     pub fn as_str(self) -> &'static str {
         match self {
             AccountKind::Agent => "agent",
@@ -285,7 +285,7 @@ impl Floor {
     fn account_mut(&mut self, who: &AccountRef) -> Result<&mut Account, CoreError> {
         let account = match who.kind {
             AccountKind::Agent => self.agent_account_mut(&who.id),
-            AccountKind::Supervisor => self.supervision.account_mut(&who.id),
+            AccountKind::Supervisor => self.supervision_mut().account_mut(&who.id),
         };
         account.ok_or_else(|| who.unknown())
     }
@@ -296,7 +296,8 @@ impl Floor {
             AccountKind::Agent => self.agent_changed(&who.id),
             AccountKind::Supervisor => {
                 if let Some(s) = self.supervisor(&who.id) {
-                    self.changes.push(Change::Supervisor(Box::new(s.clone())));
+                    let record = Change::Supervisor(Box::new(s.clone()));
+                    self.journal().change(record);
                 }
             }
         }
@@ -334,7 +335,7 @@ impl Floor {
     /// A new account's token starts to work (once its record is durable).
     pub(super) fn account_created(&mut self, who: AccountRef, account: &Account) {
         if let Some(c) = &account.credential {
-            self.effects.push(Effect::Credential {
+            self.journal().effect(Effect::Credential {
                 account: who,
                 revoked: None,
                 granted: Some(c.clone()),
@@ -346,7 +347,7 @@ impl Floor {
     /// opened with it ends, once the change is durable.
     pub(crate) fn reissue(&mut self, who: &AccountRef, credential: String) -> Result<(), CoreError> {
         let revoked = self.account_mut(who)?.reissue(credential.clone());
-        self.effects.push(Effect::Credential {
+        self.journal().effect(Effect::Credential {
             account: who.clone(),
             revoked,
             granted: Some(credential),
@@ -365,7 +366,7 @@ impl Floor {
         expected: Option<&str>,
     ) -> Result<Vec<String>, CoreError> {
         let ended = self.account_mut(who)?.set_password(password_hash, keep, expected)?;
-        self.effects.extend(session_effect(who, ended.clone(), None));
+        self.journal().effects(session_effect(who, ended.clone(), None));
         self.account_stored(who);
         Ok(ended)
     }
@@ -382,8 +383,8 @@ impl Floor {
     ) -> Result<Vec<String>, CoreError> {
         let account = self.account_mut(who).map_err(|_| CoreError::InvalidCredentials)?;
         let ended = account.start_session(verified_hash, credential.clone(), expires_at, now)?;
-        self.effects
-            .extend(session_effect(who, ended.clone(), Some((credential, expires_at))));
+        self.journal()
+            .effects(session_effect(who, ended.clone(), Some((credential, expires_at))));
         self.account_stored(who);
         Ok(ended)
     }
@@ -394,8 +395,8 @@ impl Floor {
         if !self.account_mut(who)?.end_session(credential) {
             return Ok(false);
         }
-        self.effects
-            .extend(session_effect(who, vec![credential.to_string()], None));
+        self.journal()
+            .effects(session_effect(who, vec![credential.to_string()], None));
         self.account_stored(who);
         Ok(true)
     }

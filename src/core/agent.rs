@@ -2,7 +2,7 @@
 //!
 //! A slot is held by a conversation that is offered to the agent, active with it, or
 //! waiting for its wrap-up. [`Agent::eligible`] is the one definition of "may receive a new
-//! offer" (SPEC.md Routing), used by routing and by the invariant checks alike.
+//! offer" (../shared/SPEC.md Routing), used by routing and by the invariant checks alike.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::routing::Skills;
 use super::{Account, AgentId, ConversationId, Millis, QueueId};
 
-/// Presence state (SPEC.md Agents).
+/// Presence state (../shared/SPEC.md Agents).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -23,7 +23,7 @@ pub enum Presence {
 }
 
 impl Presence {
-    /// The wire name, as API.md spells it.
+    /// The wire name, as ../shared/API.md spells it.
     pub fn as_str(self) -> &'static str {
         self.into()
     }
@@ -56,7 +56,7 @@ pub struct Agent {
     /// What the agent authenticates with: its token's hash, password and sessions.
     #[serde(flatten)]
     pub account: Account,
-    /// Skill name → level 1-10 (SPEC.md "Routing depth").
+    /// Skill name → level 1-10 (../shared/SPEC.md "Routing depth").
     pub skills: Skills,
 }
 
@@ -85,7 +85,7 @@ impl Agent {
         (self.offers.len() + self.active.len() + self.wrapups.len()) as u32
     }
 
-    /// Holds at least one offered or active conversation (derived, SPEC.md).
+    /// Holds at least one offered or active conversation (derived, ../shared/SPEC.md).
     pub fn engaged(&self) -> bool {
         !self.offers.is_empty() || !self.active.is_empty()
     }

@@ -3,7 +3,7 @@
 //!
 //! Production (the router actor) and the simulation (`tests/simulation.rs`) both drive
 //! the floor through `execute`, so the dispatch that runs in production is the dispatch
-//! SPEC.md's invariants are checked on. To add a command: a variant here, its arm in
+//! ../shared/SPEC.md's invariants are checked on. To add a command: a variant here, its arm in
 //! [`Floor::execute`] (and in [`Command::name`] and [`Command::finished_act`]), the rule
 //! itself as a `Floor` method with its table test, and one wire type in `api/`.
 //!
@@ -18,7 +18,7 @@ use super::routing::{LastOwner, Opening, Skills, Step};
 use super::supervisor::{Supervisor, SupervisorId};
 use super::{Account, AccountRef, Agent, AgentId, ConversationId, CoreError, EntryPointId, Millis, Presence, QueueId};
 
-/// An agent's capacity when its creator names none (SPEC.md: default 1).
+/// An agent's capacity when its creator names none (../shared/SPEC.md: default 1).
 pub const DEFAULT_CAPACITY: u32 = 1;
 
 /// A command: one state change, acknowledged once durable.
@@ -181,7 +181,7 @@ pub enum Command {
         customer: String,
         name: String,
     },
-    /// Creates a supervisor (API.md "Supervisor"); `credential` is its token's hash.
+    /// Creates a supervisor (../shared/API.md "Supervisor"); `credential` is its token's hash.
     CreateSupervisor {
         id: SupervisorId,
         name: String,
@@ -210,6 +210,9 @@ pub enum Reply {
     EntryPoint(EntryPoint),
     Agent(Box<Agent>),
     Conversation(Box<Conversation>),
+    /// A conversation's id alone: the answer of a [`Detail::Brief`] command that would
+    /// otherwise carry the conversation.
+    ConversationId(ConversationId),
     Message(Message),
     Supervisor(Box<Supervisor>),
     /// A session was opened for this account, held by `name`.
@@ -244,11 +247,25 @@ impl Reply {
             Reply::EntryPoint(_) => "entry_point",
             Reply::Agent(_) => "agent",
             Reply::Conversation(_) => "conversation",
+            Reply::ConversationId(_) => "conversation_id",
             Reply::Message(_) => "message",
             Reply::Supervisor(_) => "supervisor",
             Reply::SignedIn { .. } => "signed_in",
         }
     }
+}
+
+/// What the answer to a command carries of the conversation it touched: what its caller
+/// uses. A REST answer is the whole conversation, transcript included; a desktop's
+/// socket and a batch of commands discard it (the desktop is told by its events), so
+/// cloning a long transcript into every answer there would be paid for nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// The whole conversation ([`Reply::Conversation`]).
+    #[default]
+    Full,
+    /// Its id alone ([`Reply::ConversationId`]).
+    Brief,
 }
 
 /// A queue with its live figures.
@@ -352,7 +369,7 @@ impl Command {
     }
 
     /// A message written in `conversation` by `by`. The admin writes as the customer
-    /// (API.md: `POST /conversations/{id}/messages` is "agent in it; admin as the
+    /// (../shared/API.md: `POST /conversations/{id}/messages` is "agent in it; admin as the
     /// customer"); an agent writes as itself.
     /// A supervisor writes as nobody (403).
     pub fn write(by: &Principal, conversation: &str, text: String) -> Result<Command, CoreError> {
@@ -433,6 +450,13 @@ impl Floor {
     /// is refused (nothing changed, except where [`CoreError`] says so) or its changes and
     /// effects are queued for [`Floor::take_changes`] and [`Floor::take_effects`].
     pub fn execute(&mut self, cmd: Command, now: Millis) -> Result<Reply, CoreError> {
+        self.execute_for(cmd, now, Detail::Full)
+    }
+
+    /// [`Floor::execute`], answering with as much of a touched conversation as `detail`
+    /// asks for.
+    pub fn execute_for(&mut self, cmd: Command, now: Millis, detail: Detail) -> Result<Reply, CoreError> {
+        let reply = |f: &Floor, id: &str| f.conversation_reply(id, detail);
         Ok(match cmd {
             Command::CreateQueue {
                 id,
@@ -498,14 +522,14 @@ impl Floor {
             } => {
                 let arrival =
                     self.customer_message_with(&entry_point, customer, &text, Vec::new(), channel, open, now)?;
-                Reply::Conversation(self.conversation_reply(&arrival.conversation)?)
+                reply(self, &arrival.conversation)?
             }
             Command::SetSkills { agent, skills } => {
                 Reply::Agent(Box::new(self.set_skills(&agent, skills, now)?.clone()))
             }
             Command::SetPriority { conversation, priority } => {
                 self.set_priority(&conversation, priority, now)?;
-                Reply::Conversation(self.conversation_reply(&conversation)?)
+                reply(self, &conversation)?
             }
             Command::CustomerReply { conversation, text } => {
                 Reply::Message(self.customer_reply(&conversation, &text, now)?)
@@ -515,7 +539,8 @@ impl Floor {
                 Reply::Done
             }
             Command::Accept { agent, conversation } => {
-                Reply::Conversation(Box::new(self.accept(&agent, &conversation, now)?.clone()))
+                self.accept(&agent, &conversation, now)?;
+                reply(self, &conversation)?
             }
             Command::Send {
                 agent,
@@ -528,7 +553,7 @@ impl Floor {
                 target,
             } => {
                 self.transfer_to_agent(&agent, &conversation, &target, now)?;
-                Reply::Conversation(self.conversation_reply(&conversation)?)
+                reply(self, &conversation)?
             }
             Command::TransferToQueue {
                 agent,
@@ -536,7 +561,7 @@ impl Floor {
                 queue,
             } => {
                 self.transfer_to_queue(&agent, &conversation, &queue, now)?;
-                Reply::Conversation(self.conversation_reply(&conversation)?)
+                reply(self, &conversation)?
             }
             Command::Conference {
                 agent,
@@ -544,7 +569,7 @@ impl Floor {
                 target,
             } => {
                 self.conference(&agent, &conversation, &target, now)?;
-                Reply::Conversation(self.conversation_reply(&conversation)?)
+                reply(self, &conversation)?
             }
             Command::ExitConference { agent, conversation } => {
                 self.exit_conference(&agent, &conversation, now)?;
@@ -575,7 +600,7 @@ impl Floor {
                 seen,
                 last_owner,
             } => match self.messenger_message(&page_id, customer, &text, attachments, mid, seen, last_owner, now)? {
-                Some(id) => Reply::Conversation(self.conversation_reply(&id)?),
+                Some(id) => reply(self, &id)?,
                 None => Reply::Done,
             },
             Command::MessengerMark {
@@ -623,10 +648,14 @@ impl Floor {
         })
     }
 
-    fn conversation_reply(&self, id: &str) -> Result<Box<Conversation>, CoreError> {
-        self.conversation(id)
-            .map(|c| Box::new(c.clone()))
-            .ok_or_else(|| CoreError::UnknownConversation(id.into()))
+    fn conversation_reply(&self, id: &str, detail: Detail) -> Result<Reply, CoreError> {
+        let c = self
+            .conversation(id)
+            .ok_or_else(|| CoreError::UnknownConversation(id.into()))?;
+        Ok(match detail {
+            Detail::Full => Reply::Conversation(Box::new(c.clone())),
+            Detail::Brief => Reply::ConversationId(c.id.clone()),
+        })
     }
 
     /// The refusal of a command that named conversation `id`, which the floor does not
@@ -805,6 +834,54 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(f.agent("a1").map(|a| a.capacity), Some(DEFAULT_CAPACITY));
+    }
+
+    #[test]
+    fn a_brief_answer_carries_the_id_and_a_full_one_the_transcript() {
+        let mut f = floor();
+        let c = open(&mut f);
+        available(&mut f, "a1");
+        let accept = |who: &str| Command::Accept {
+            agent: who.into(),
+            conversation: c.clone(),
+        };
+        assert!(matches!(
+            f.execute_for(accept("a1"), T0, Detail::Brief),
+            Ok(Reply::ConversationId(ref id)) if *id == c
+        ));
+        let full = f.execute(
+            Command::SetPriority {
+                conversation: c.clone(),
+                priority: 1,
+            },
+            T0,
+        );
+        // A priority change needs a waiting conversation: refused, and either way the
+        // refusal is the same whatever the detail.
+        assert!(full.is_err());
+        let message = f.execute_for(
+            Command::Send {
+                agent: "a1".into(),
+                conversation: c.clone(),
+                text: "hi".into(),
+            },
+            T0,
+            Detail::Brief,
+        );
+        assert!(matches!(message, Ok(Reply::Message(_))));
+        match f.execute(
+            Command::transfer("a1".into(), c.clone(), None, Some("q".into())).unwrap(),
+            T0,
+        ) {
+            Ok(Reply::Conversation(full)) => {
+                let texts: Vec<&str> = full.transcript.iter().map(|m| m.text.as_str()).collect();
+                assert!(
+                    texts.contains(&"hello") && texts.contains(&"hi"),
+                    "the whole transcript: {texts:?}"
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! `state` moves `queued` → `offered` → `active` → `ended` (an expired offer moves it back
 //! to `queued`). A conference offer is made while the conversation stays `active`, so at
-//! most one [`Offer`] exists at a time, whatever its kind: SPEC.md invariant 1 holds by
+//! most one [`Offer`] exists at a time, whatever its kind: ../shared/SPEC.md invariant 1 holds by
 //! construction.
 
 use std::collections::BTreeSet;
@@ -237,11 +237,11 @@ pub struct Conversation {
     /// Kept in the store message by message, not with the conversation's record.
     #[serde(skip)]
     pub transcript: Vec<Message>,
-    /// Routing depth (SPEC.md): steps, the current one, and the preferred agent.
+    /// Routing depth (../shared/SPEC.md): steps, the current one, and the preferred agent.
     pub routing: RoutingState,
 }
 
-/// Where a conversation is in its routing (SPEC.md "Routing depth").
+/// Where a conversation is in its routing (../shared/SPEC.md "Routing depth").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingState {
     /// The steps that govern it: its entry point's (or those it was opened with), or its

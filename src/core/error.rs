@@ -1,6 +1,6 @@
 //! Domain errors: every expected rejection is a value with a stable code.
 //!
-//! The codes are a contract with clients (API.md); the HTTP status is derived once, in
+//! The codes are a contract with clients (../shared/API.md); the HTTP status is derived once, in
 //! `api/`, from [`ErrorKind`].
 
 use thiserror::Error;
@@ -97,7 +97,7 @@ pub enum CoreError {
     #[error("{0}")]
     #[strum(serialize = "forbidden")]
     Forbidden(String),
-    /// A priority change for a conversation that no longer waits (API.md).
+    /// A priority change for a conversation that no longer waits (../shared/API.md).
     #[error("conversation {0} is not waiting (queued or offered)")]
     NotQueued(String),
 }

@@ -34,7 +34,7 @@ impl WithdrawReason {
     }
 }
 
-/// An event for one agent's desktops (API.md "Server to desktop").
+/// An event for one agent's desktops (../shared/API.md "Server to desktop").
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEvent {
     StateChanged {
@@ -84,7 +84,7 @@ pub enum AgentEvent {
         conversation: ConversationId,
         reasons: Arc<Vec<Code>>,
     },
-    /// The delivery state of an outbound message changed (API.md `message_status`).
+    /// The delivery state of an outbound message changed (../shared/API.md `message_status`).
     MessageStatus {
         conversation: ConversationId,
         seq: u64,
@@ -142,7 +142,7 @@ pub enum Observation {
     },
     /// An agent joined the floor: created (logged out), or restored in `presence`.
     AgentAdded { agent: AgentId, presence: Presence },
-    /// A waiting conversation's routing moved on by itself (SPEC.md "Routing depth"): it
+    /// A waiting conversation's routing moved on by itself (../shared/SPEC.md "Routing depth"): it
     /// is now in `step`, and/or the preference for `preference_ended` is over.
     Rerouted {
         conversation: ConversationId,

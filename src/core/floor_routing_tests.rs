@@ -1,4 +1,4 @@
-//! Table tests of SPEC.md "Routing depth": skills, routing steps, priority, best-skilled
+//! Table tests of ../shared/SPEC.md "Routing depth": skills, routing steps, priority, best-skilled
 //! choice, preferred agents and customer inactivity, through [`Floor::execute`].
 //!
 //! The floor: queue q1 (no steps of its own) and q2 (steps: `billing >= 3` for 1 s, then

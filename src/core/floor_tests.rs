@@ -1,4 +1,4 @@
-//! Table-driven tests of every SPEC.md rule, through one small [`check`] helper.
+//! Table-driven tests of every ../shared/SPEC.md rule, through one small [`check`] helper.
 //!
 //! Each table is a script of operations and expectations with the outcome each must
 //! have (`"ok"` or an error code). The floor has queues q1 (agents a1, a2, a4) and q2

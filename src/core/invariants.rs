@@ -1,4 +1,4 @@
-//! SPEC.md's invariants as a check over a [`Floor`] at rest.
+//! ../shared/SPEC.md's invariants as a check over a [`Floor`] at rest.
 //!
 //! Used by the simulation after every step, by the actor tests at the end of a run and
 //! after recovery. Invariant 3 (no new offer to an agent in `rona`, `idle` or

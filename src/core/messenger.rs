@@ -91,8 +91,7 @@ pub fn placeholder_name(psid: &str) -> String {
 impl Floor {
     /// The entry point of Facebook Page `page_id`.
     pub(super) fn entry_point_of_page(&self, page_id: &str) -> Result<String, CoreError> {
-        self.entry_points
-            .values()
+        self.entry_points()
             .find(|e| e.page_id.as_deref() == Some(page_id))
             .map(|e| e.id.clone())
             .ok_or_else(|| CoreError::UnknownPage(page_id.into()))
@@ -128,7 +127,7 @@ impl Floor {
         let arrival =
             self.customer_message_with(&entry_point, customer, text, attachments, Channel::Messenger, open, now)?;
         if let Some(mid) = mid {
-            self.changes.push(Change::Mid { mid, at: now });
+            self.journal().change(Change::Mid { mid, at: now });
         }
         Ok(Some(arrival.conversation))
     }
@@ -144,11 +143,14 @@ impl Floor {
         read: bool,
     ) -> Result<(), CoreError> {
         let entry_point = self.entry_point_of_page(page_id)?;
-        let Some(id) = self.open_by_customer.get(&(entry_point, customer.to_string())).cloned() else {
+        let Some(id) = self.open_conversation_of(&entry_point, customer).cloned() else {
             return Ok(());
         };
         let to = if read { Delivery::Read } else { Delivery::Delivered };
-        let seqs: Vec<u64> = self.conversations[&id]
+        let Some(c) = self.conversation(&id) else {
+            return Ok(());
+        };
+        let seqs: Vec<u64> = c
             .transcript
             .iter()
             .filter(|m| {
@@ -179,18 +181,18 @@ impl Floor {
             OutboxOutcome::Progress { parts_sent } => {
                 if let Some(mut o) = progress {
                     o.parts_sent = parts_sent;
-                    self.changes.push(Change::Outbox(o));
+                    self.journal().change(Change::Outbox(o));
                 }
             }
             OutboxOutcome::Sent => {
-                self.changes.push(Change::OutboxDone {
+                self.journal().change(Change::OutboxDone {
                     conversation: conversation.into(),
                     seq,
                 });
                 self.set_delivery(conversation, seq, Delivery::Sent, None);
             }
             OutboxOutcome::Failed { error } => {
-                self.changes.push(Change::OutboxDone {
+                self.journal().change(Change::OutboxDone {
                     conversation: conversation.into(),
                     seq,
                 });
@@ -208,15 +210,15 @@ impl Floor {
         if name.trim().is_empty() {
             return Err(CoreError::InvalidInput("customer name must not be empty".into()));
         }
-        self.changes.push(Change::CustomerName {
+        self.journal().change(Change::CustomerName {
             page_id: page_id.into(),
             customer: customer.into(),
             name: name.clone(),
         });
-        let Some(id) = self.open_by_customer.get(&(entry_point, customer.to_string())).cloned() else {
+        let Some(id) = self.open_conversation_of(&entry_point, customer).cloned() else {
             return Ok(());
         };
-        if let Some(c) = self.conversations.get_mut(&id) {
+        if let Some(c) = self.conversation_mut(&id) {
             c.customer.name = name;
         }
         self.conversation_changed(&id);
@@ -226,13 +228,13 @@ impl Floor {
     /// The outbox entries found in the store at start: each is handed to its channel
     /// again ([`Effect::Send`]), in the order given (by conversation, then seq).
     pub fn resume_outbox(&mut self, entries: Vec<Outbound>) {
-        self.effects.extend(entries.into_iter().map(Effect::Send));
+        self.journal().effects(entries.into_iter().map(Effect::Send));
     }
 
     /// Moves message `seq`'s delivery state forward to `to` (never back), makes it
     /// durable and tells the agents in the conversation.
     fn set_delivery(&mut self, conversation: &str, seq: u64, to: Delivery, error: Option<String>) {
-        let Some(c) = self.conversations.get_mut(conversation) else {
+        let Some(c) = self.conversation_mut(conversation) else {
             return;
         };
         let Some(m) = seq.checked_sub(1).and_then(|i| c.transcript.get_mut(i as usize)) else {
@@ -248,12 +250,12 @@ impl Floor {
         m.delivery_error = error.clone();
         let message = m.clone();
         let participants: Vec<_> = c.participants().cloned().collect();
-        self.changes.push(Change::MessageUpdate {
+        self.journal().change(Change::MessageUpdate {
             conversation: conversation.into(),
             message,
         });
         for agent in participants {
-            self.effects.push(Effect::Notify {
+            self.journal().effect(Effect::Notify {
                 agent,
                 event: AgentEvent::MessageStatus {
                     conversation: conversation.into(),
@@ -268,9 +270,9 @@ impl Floor {
     /// The outbox entry of an agent or system message to a Messenger customer, deciding
     /// the window now: `None` (and the message marked failed) when it cannot be sent.
     pub(super) fn outbound(&self, c: &Conversation, message: &mut Message, now: Millis) -> Option<Outbound> {
-        let ep = c.entry_point.as_ref().and_then(|e| self.entry_points.get(e));
+        let ep = c.entry_point.as_ref().and_then(|e| self.entry_point(e));
         let page = ep.and_then(|e| Some((e.page_id.clone()?, e.page_access_token.clone()?)));
-        let w = window(c.last_customer_message_at(), now, self.rules.human_agent_tag);
+        let w = window(c.last_customer_message_at(), now, self.rules().human_agent_tag);
         let refuse = |message: &mut Message, why: &str| {
             message.delivery = Some(Delivery::Failed);
             message.delivery_error = Some(why.into());

@@ -23,6 +23,7 @@ pub mod error;
 pub mod event;
 pub mod floor;
 pub mod invariants;
+pub mod journal;
 pub mod limits;
 pub mod messenger;
 pub mod queue;
@@ -33,7 +34,7 @@ mod wire_names;
 
 pub use accounts::{session_valid, Account, AccountKind, AccountRef, Grant, SignIn};
 pub use agent::{Agent, Presence};
-pub use command::{Command, Principal, QueueStats, Reply, DEFAULT_CAPACITY};
+pub use command::{Command, Detail, Principal, QueueStats, Reply, DEFAULT_CAPACITY};
 pub use conversation::{
     Attachment, Author, AuthorKind, Channel, ConferenceState, Conversation, ConversationState, Customer, Delivery,
     Message, Offer, OfferKind, RoutingState, WrapupRecord,
@@ -56,7 +57,7 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 pub type Millis = u64;
 
 /// Agent ids, queue ids, entry point ids and conversation ids are plain strings of 1 to 64
-/// characters from `[A-Za-z0-9_.-]` (API.md).
+/// characters from `[A-Za-z0-9_.-]` (../shared/API.md).
 pub type AgentId = String;
 /// See [`AgentId`].
 pub type QueueId = String;

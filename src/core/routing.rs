@@ -1,4 +1,4 @@
-//! Routing depth (SPEC.md "Routing depth"): skills, requirements, routing steps, the
+//! Routing depth (../shared/SPEC.md "Routing depth"): skills, requirements, routing steps, the
 //! choice among eligible agents, and [`RoutingIndex`], the index that finds a match in
 //! O(log n) without scanning agents or waiting conversations.
 //!
@@ -60,7 +60,7 @@ pub struct Step {
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum AgentChoice {
-    /// The agent free the longest (SPEC.md "Routing").
+    /// The agent free the longest (../shared/SPEC.md "Routing").
     #[default]
     LongestIdle,
     /// The highest sum of levels over the conversation's current requirements; ties by

@@ -1,4 +1,4 @@
-//! Supervisors and their control of agents' presence (API.md "Supervisor").
+//! Supervisors and their control of agents' presence (../shared/API.md "Supervisor").
 //!
 //! A supervisor is a person who watches the floor and may change an agent's presence. It
 //! has an id, a name and an [`Account`] (token, password, sessions), whose rules are the
@@ -14,11 +14,9 @@ use std::collections::VecDeque;
 use super::command::Principal;
 use super::event::{Change, Effect, Observation};
 use super::floor::Floor;
-use super::{
-    valid_id, Account, AccountRef, AgentId, Conversation, CoreError, FastMap, Millis, Presence, MAX_NAME_CHARS,
-};
+use super::{valid_id, Account, AccountRef, AgentId, CoreError, FastMap, Millis, Presence, MAX_NAME_CHARS};
 
-/// Supervisor ids are ids as API.md defines them.
+/// Supervisor ids are ids as ../shared/API.md defines them.
 pub type SupervisorId = String;
 
 /// Audit entries kept (in memory and in the store); the oldest goes when one more comes.
@@ -43,7 +41,7 @@ pub enum Changer {
 }
 
 impl Changer {
-    /// The reason on the agent's `state_changed` (API.md): `admin` or `supervisor`.
+    /// The reason on the agent's `state_changed` (../shared/API.md): `admin` or `supervisor`.
     pub fn reason(&self) -> &'static str {
         match self {
             Changer::Admin => "admin",
@@ -146,58 +144,33 @@ impl Supervision {
     }
 }
 
-/// A conversation's record without its transcript (what a supervisor sees), without
-/// cloning the transcript.
-pub fn record_of(c: &mut Conversation) -> Conversation {
-    let transcript = std::mem::take(&mut c.transcript);
-    let r = c.clone();
-    c.transcript = transcript;
-    r
-}
-
 impl Floor {
-    /// Conversation `id`'s record without its transcript.
-    pub fn conversation_record(&mut self, id: &str) -> Option<Conversation> {
-        self.conversations.get_mut(id).map(|c| record_of(c))
-    }
-
-    /// Every open conversation's record without its transcript, by id.
-    pub fn open_conversation_records(&mut self) -> Vec<Conversation> {
-        let mut v: Vec<Conversation> = self
-            .conversations
-            .values_mut()
-            .filter(|c| c.is_open())
-            .map(|c| record_of(c))
-            .collect();
-        v.sort_by(|a, b| a.id.cmp(&b.id));
-        v
-    }
-
     /// A supervisor.
     pub fn supervisor(&self, id: &str) -> Option<&Supervisor> {
-        self.supervision.supervisors.get(id)
+        self.supervision().supervisors.get(id)
     }
 
     /// Every supervisor, by id.
     pub fn supervisors(&self) -> Vec<&Supervisor> {
-        let mut v: Vec<_> = self.supervision.supervisors.values().collect();
+        let mut v: Vec<_> = self.supervision().supervisors.values().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
 
     /// The audit trail: see [`AuditLog::read`].
     pub fn audit(&self, agent: Option<&str>, limit: usize) -> Vec<AuditEntry> {
-        self.supervision.audit.read(agent, limit)
+        self.supervision().audit.read(agent, limit)
     }
 
     /// Puts back what the store holds of supervision (after [`Floor::restore`]): the
     /// accounts and the audit log. Their credentials reach the edge through
     /// [`Floor::account_grants`], as agents' do.
     pub fn restore_supervision(&mut self, supervisors: Vec<Supervisor>, audit: Vec<AuditEntry>) {
+        let supervision = self.supervision_mut();
         for s in supervisors {
-            self.supervision.supervisors.insert(s.id.clone(), s);
+            supervision.supervisors.insert(s.id.clone(), s);
         }
-        self.supervision.audit = AuditLog::restore(audit);
+        supervision.audit = AuditLog::restore(audit);
     }
 
     /// Creates a supervisor with an account (token hash and, optionally, password hash).
@@ -218,7 +191,7 @@ impl Floor {
                 "the supervisor name must be 1 to {MAX_NAME_CHARS} characters"
             )));
         }
-        if self.supervision.supervisors.contains_key(id) {
+        if self.supervision().supervisors.contains_key(id) {
             return Err(CoreError::AlreadyExists {
                 kind: "supervisor",
                 id: id.into(),
@@ -230,9 +203,9 @@ impl Floor {
             name: name.into(),
             account,
         };
-        self.changes.push(Change::Supervisor(Box::new(s.clone())));
-        self.supervision.supervisors.insert(id.into(), s);
-        Ok(&self.supervision.supervisors[id])
+        self.journal().change(Change::Supervisor(Box::new(s.clone())));
+        let supervisors = &mut self.supervision_mut().supervisors;
+        Ok(supervisors.entry(id.into()).or_insert(s))
     }
 
     /// A supervisor or the admin sets an agent's presence: the agent's own rules
@@ -249,7 +222,7 @@ impl Floor {
     ) -> Result<(), CoreError> {
         let changer = Changer::of(by)?;
         if let Principal::Supervisor(s) = by {
-            if !self.supervision.supervisors.contains_key(s) {
+            if !self.supervision().supervisors.contains_key(s) {
                 return Err(CoreError::UnknownSupervisor(s.clone()));
             }
         }
@@ -260,7 +233,7 @@ impl Floor {
         let a = self.set_state_with_reason(agent, state, idle_code, Some(changer.reason()), now)?;
         let after = (a.presence, a.idle_code.clone());
         if after != before {
-            let change = self.supervision.audit.record(AuditEntry {
+            let change = self.supervision_mut().audit.record(AuditEntry {
                 seq: 0,
                 at: now,
                 by: changer.clone(),
@@ -271,9 +244,10 @@ impl Floor {
             });
             if let Change::Audit { entry, .. } = &change {
                 // The shell logs it (the core does no I/O).
-                self.effects.push(Effect::Observe(Observation::Audited(entry.clone())));
+                self.journal()
+                    .effect(Effect::Observe(Observation::Audited(entry.clone())));
             }
-            self.changes.push(change);
+            self.journal().change(change);
         }
         Ok(())
     }

@@ -15,7 +15,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::skills::Claimed;
 use crate::core::{
-    AgentEvent, Channel, Customer, EntryPoint, Millis, Observation, OfferKind, Opening, Presence, Rules, Skills, Step,
+    AgentEvent, Channel, Customer, Detail, EntryPoint, Millis, Observation, OfferKind, Opening, Presence, Rules,
+    Skills, Step,
 };
 use crate::engine::{Command, Engine, EngineError, EngineOptions, Observed, Reply};
 use crate::store::{MemoryStore, Store};
@@ -191,7 +192,24 @@ pub trait Backend: 'static {
     /// The engine's facts, from now on.
     fn facts(&self) -> Self::Facts;
 
-    async fn set_state(&self, agent: &str, state: Presence) -> Result<(), Failure>;
+    /// Runs one engine command the way this backend's clients do (the engine itself, or
+    /// REST for the customer and the desktop socket for agents), answering as the engine
+    /// does with [`Detail::Brief`]: the one place a backend meets the commands.
+    async fn exec(&self, cmd: Command) -> Result<Reply, Failure>;
+    /// What the engine says of `conversation` (state, owner, offer, wrap-ups owed), for the
+    /// report when a conversation never completed.
+    async fn describe(&self, conversation: &str) -> String;
+
+    // What the scenario does, each one command through [`Backend::exec`].
+
+    async fn set_state(&self, agent: &str, state: Presence) -> Result<(), Failure> {
+        let cmd = Command::SetState {
+            agent: agent.into(),
+            state,
+            idle_code: None,
+        };
+        self.exec(cmd).await.map(drop)
+    }
     /// A customer writes on an entry point, the conversation it opens with `priority`
     /// instead of the entry point's if given; answers the conversation id.
     async fn customer_message(
@@ -200,20 +218,98 @@ pub trait Backend: 'static {
         customer: &str,
         text: &str,
         priority: Option<i32>,
-    ) -> Result<String, Failure>;
-    async fn customer_reply(&self, conversation: &str, text: &str) -> Result<(), Failure>;
-    async fn accept(&self, agent: &str, conversation: &str) -> Result<(), Failure>;
+    ) -> Result<String, Failure> {
+        let cmd = Command::CustomerMessage {
+            entry_point: entry_point.into(),
+            customer: Customer {
+                id: customer.into(),
+                name: "Customer".into(),
+            },
+            text: text.into(),
+            channel: Channel::Rest,
+            open: Opening {
+                priority,
+                ..Default::default()
+            },
+        };
+        match self.exec(cmd).await? {
+            Reply::ConversationId(id) => Ok(id),
+            Reply::Conversation(c) => Ok(c.id),
+            _ => Err(Failure::new("unexpected_reply")),
+        }
+    }
+    async fn customer_reply(&self, conversation: &str, text: &str) -> Result<(), Failure> {
+        let cmd = Command::CustomerReply {
+            conversation: conversation.into(),
+            text: text.into(),
+        };
+        self.exec(cmd).await.map(drop)
+    }
+    async fn accept(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
+        let cmd = Command::Accept {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        };
+        self.exec(cmd).await.map(drop)
+    }
     /// An agent writes; answers the message's sequence number.
-    async fn send(&self, agent: &str, conversation: &str, text: &str) -> Result<u64, Failure>;
-    async fn transfer_to_agent(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure>;
-    async fn transfer_to_queue(&self, agent: &str, conversation: &str, queue: &str) -> Result<(), Failure>;
-    async fn conference(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure>;
-    async fn exit_conference(&self, agent: &str, conversation: &str) -> Result<(), Failure>;
-    async fn end(&self, agent: &str, conversation: &str) -> Result<(), Failure>;
-    async fn wrapup(&self, agent: &str, conversation: &str, reason: &str) -> Result<(), Failure>;
-    /// What the engine says of `conversation` (state, owner, offer, wrap-ups owed), for the
-    /// report when a conversation never completed.
-    async fn describe(&self, conversation: &str) -> String;
+    async fn send(&self, agent: &str, conversation: &str, text: &str) -> Result<u64, Failure> {
+        let cmd = Command::Send {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            text: text.into(),
+        };
+        match self.exec(cmd).await? {
+            Reply::Message(m) => Ok(m.seq),
+            _ => Err(Failure::new("unexpected_reply")),
+        }
+    }
+    async fn transfer_to_agent(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
+        let cmd = Command::TransferToAgent {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            target: target.into(),
+        };
+        self.exec(cmd).await.map(drop)
+    }
+    async fn transfer_to_queue(&self, agent: &str, conversation: &str, queue: &str) -> Result<(), Failure> {
+        let cmd = Command::TransferToQueue {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            queue: queue.into(),
+        };
+        self.exec(cmd).await.map(drop)
+    }
+    async fn conference(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
+        let cmd = Command::Conference {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            target: target.into(),
+        };
+        self.exec(cmd).await.map(drop)
+    }
+    async fn exit_conference(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
+        let cmd = Command::ExitConference {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        };
+        self.exec(cmd).await.map(drop)
+    }
+    async fn end(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
+        let cmd = Command::End {
+            agent: agent.into(),
+            conversation: conversation.into(),
+        };
+        self.exec(cmd).await.map(drop)
+    }
+    async fn wrapup(&self, agent: &str, conversation: &str, reason: &str) -> Result<(), Failure> {
+        let cmd = Command::Wrapup {
+            agent: agent.into(),
+            conversation: conversation.into(),
+            reason: reason.into(),
+        };
+        self.exec(cmd).await.map(drop)
+    }
 }
 
 // ----- in-process -----
@@ -278,9 +374,9 @@ impl InProcess {
     }
 
     /// Runs one command, alone or in the current batch.
-    async fn exec(&self, cmd: Command) -> Result<Reply, EngineError> {
+    async fn run(&self, cmd: Command) -> Result<Reply, EngineError> {
         match &self.batcher {
-            None => self.engine.exec(cmd).await,
+            None => self.engine.exec_for(cmd, Detail::Brief).await,
             Some(b) => Batcher::exec(b, cmd).await,
         }
     }
@@ -288,7 +384,7 @@ impl InProcess {
 
 /// Gathers the commands that the harness's tasks issue during one turn of its thread and
 /// sends them as one [`Engine::exec_batch`]: a cross-thread round trip costs far more than
-/// a command (MEASURED.md), and the harness's thousands of tasks have many commands ready
+/// a command (../shared/MEASURED.md), and the harness's thousands of tasks have many commands ready
 /// at once. Each task still waits for its own answer before its next command, so the
 /// order of one conversation's operations is the same as with one call each.
 struct Batcher {
@@ -544,132 +640,8 @@ impl Backend for InProcess {
         }
     }
 
-    async fn set_state(&self, agent: &str, state: Presence) -> Result<(), Failure> {
-        self.exec(Command::SetState {
-            agent: agent.into(),
-            state,
-            idle_code: None,
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn customer_message(
-        &self,
-        entry_point: &str,
-        customer: &str,
-        text: &str,
-        priority: Option<i32>,
-    ) -> Result<String, Failure> {
-        let reply = self
-            .exec(Command::CustomerMessage {
-                entry_point: entry_point.into(),
-                customer: Customer {
-                    id: customer.into(),
-                    name: "Customer".into(),
-                },
-                text: text.into(),
-                channel: Channel::Rest,
-                open: Opening {
-                    priority,
-                    ..Default::default()
-                },
-            })
-            .await?;
-        match reply {
-            Reply::Conversation(c) => Ok(c.id),
-            _ => Err(Failure::new("unexpected_reply")),
-        }
-    }
-
-    async fn customer_reply(&self, conversation: &str, text: &str) -> Result<(), Failure> {
-        self.exec(Command::CustomerReply {
-            conversation: conversation.into(),
-            text: text.into(),
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn accept(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        self.exec(Command::Accept {
-            agent: agent.into(),
-            conversation: conversation.into(),
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn send(&self, agent: &str, conversation: &str, text: &str) -> Result<u64, Failure> {
-        let reply = self
-            .exec(Command::Send {
-                agent: agent.into(),
-                conversation: conversation.into(),
-                text: text.into(),
-            })
-            .await?;
-        match reply {
-            Reply::Message(m) => Ok(m.seq),
-            _ => Err(Failure::new("unexpected_reply")),
-        }
-    }
-
-    async fn transfer_to_agent(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
-        self.exec(Command::TransferToAgent {
-            agent: agent.into(),
-            conversation: conversation.into(),
-            target: target.into(),
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn transfer_to_queue(&self, agent: &str, conversation: &str, queue: &str) -> Result<(), Failure> {
-        self.exec(Command::TransferToQueue {
-            agent: agent.into(),
-            conversation: conversation.into(),
-            queue: queue.into(),
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn conference(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
-        self.exec(Command::Conference {
-            agent: agent.into(),
-            conversation: conversation.into(),
-            target: target.into(),
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn exit_conference(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        self.exec(Command::ExitConference {
-            agent: agent.into(),
-            conversation: conversation.into(),
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn end(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        self.exec(Command::End {
-            agent: agent.into(),
-            conversation: conversation.into(),
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn wrapup(&self, agent: &str, conversation: &str, reason: &str) -> Result<(), Failure> {
-        self.exec(Command::Wrapup {
-            agent: agent.into(),
-            conversation: conversation.into(),
-            reason: reason.into(),
-        })
-        .await?;
-        Ok(())
+    async fn exec(&self, cmd: Command) -> Result<Reply, Failure> {
+        Ok(self.run(cmd).await?)
     }
 
     async fn describe(&self, conversation: &str) -> String {

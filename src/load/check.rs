@@ -1,4 +1,4 @@
-//! The checks from outside: SPEC.md's invariants as seen in the engine's [`Fact`]s.
+//! The checks from outside: ../shared/SPEC.md's invariants as seen in the engine's [`Fact`]s.
 //!
 //! - no conversation is offered to two agents at once (invariant 1);
 //! - no agent holds more than its capacity: offers + participations + owed wrap-ups

@@ -42,7 +42,7 @@ use crate::api::dto::{
 };
 use crate::api::error::ErrorBody;
 use crate::api::ws::{DesktopCommand, DesktopRequest, ServerEvent};
-use crate::core::{OfferKind, Presence, WithdrawReason};
+use crate::core::{Author, AuthorKind, Command, OfferKind, Presence, Reply, WithdrawReason};
 
 /// How long an offer that looks like a double offer is held back, waiting for the other
 /// agent's desktop to show the earlier offer ending.
@@ -222,6 +222,33 @@ impl Http {
                 Ok(e) => Failure::new(e.error.code),
                 Err(_) => Failure::new(format!("http_{}", res.status().as_u16())),
             })
+        }
+    }
+
+    /// An agent writes over its desktop socket; the answer is the message as the
+    /// desktop's echo of it numbered it (the socket's `reply` carries no message).
+    async fn send(&self, agent: &str, conversation: String, text: String) -> Result<Reply, Failure> {
+        let conn = self.conn(agent)?;
+        let (tx, rx) = oneshot::channel();
+        conn.echoes.borrow_mut().insert(conversation.clone(), tx);
+        let command = DesktopCommand::Send {
+            conversation_id: conversation.clone(),
+            text: text.clone(),
+        };
+        if let Err(f) = self.command(agent, command, None).await {
+            conn.echoes.borrow_mut().remove(&conversation);
+            return Err(f);
+        }
+        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+            Ok(Ok(seq)) => {
+                let author = Author {
+                    kind: AuthorKind::Agent,
+                    id: Some(agent.into()),
+                    name: agent.into(),
+                };
+                Ok(Reply::Message(crate::core::Message::text(seq, author, &text, 0)))
+            }
+            _ => Err(Failure::new("echo_missing")),
         }
     }
 
@@ -864,125 +891,136 @@ impl Backend for Http {
         HttpFacts::new(rx)
     }
 
-    async fn set_state(&self, agent: &str, state: Presence) -> Result<(), Failure> {
-        let command = DesktopCommand::SetState {
-            state: state.into(),
-            idle_code: None,
+    /// The customer's commands go over REST, the agents' over their desktop sockets,
+    /// with the run's id prefix on every id the harness chose (not on conversation ids,
+    /// which the server chose).
+    async fn exec(&self, cmd: Command) -> Result<Reply, Failure> {
+        let (agent, command, wrapup_of) = match cmd {
+            Command::CustomerMessage {
+                entry_point,
+                customer,
+                text,
+                open,
+                ..
+            } => {
+                let body = json(&CreateConversation {
+                    entry_point: self.id(&entry_point),
+                    customer: CustomerDto {
+                        id: self.id(&customer.id),
+                        name: customer.name,
+                    },
+                    text,
+                    priority: open.priority,
+                    routing_steps: None,
+                })?;
+                let bytes = self.call("POST", "/api/v1/conversations", None, Some(body)).await?;
+                let c: ConversationDto =
+                    serde_json::from_slice(&bytes).map_err(|e| Failure::new(format!("conversation answer: {e}")))?;
+                if self.inner.arrived.borrow_mut().insert(c.id.clone()) {
+                    let _ = self.inner.facts_tx.send(Fact::Arrived {
+                        conversation: c.id.clone(),
+                    });
+                }
+                return Ok(Reply::ConversationId(c.id));
+            }
+            Command::CustomerReply { conversation, text } => {
+                let body = json(&SendText { text })?;
+                let path = format!("/api/v1/conversations/{conversation}/messages");
+                self.call("POST", &path, None, Some(body)).await?;
+                return Ok(Reply::Done);
+            }
+            Command::Send {
+                agent,
+                conversation,
+                text,
+            } => return self.send(&agent, conversation, text).await,
+            Command::SetState {
+                agent,
+                state,
+                idle_code,
+            } => (
+                agent,
+                DesktopCommand::SetState {
+                    state: state.into(),
+                    idle_code,
+                },
+                None,
+            ),
+            Command::Accept { agent, conversation } => (
+                agent,
+                DesktopCommand::Accept {
+                    conversation_id: conversation,
+                },
+                None,
+            ),
+            Command::TransferToAgent {
+                agent,
+                conversation,
+                target,
+            } => (
+                agent,
+                DesktopCommand::Transfer {
+                    conversation_id: conversation,
+                    agent: Some(self.id(&target)),
+                    queue: None,
+                },
+                None,
+            ),
+            Command::TransferToQueue {
+                agent,
+                conversation,
+                queue,
+            } => (
+                agent,
+                DesktopCommand::Transfer {
+                    conversation_id: conversation,
+                    agent: None,
+                    queue: Some(self.id(&queue)),
+                },
+                None,
+            ),
+            Command::Conference {
+                agent,
+                conversation,
+                target,
+            } => (
+                agent,
+                DesktopCommand::Conference {
+                    conversation_id: conversation,
+                    agent: self.id(&target),
+                },
+                None,
+            ),
+            Command::ExitConference { agent, conversation } => (
+                agent,
+                DesktopCommand::ExitConference {
+                    conversation_id: conversation,
+                },
+                None,
+            ),
+            Command::End { agent, conversation } => (
+                agent,
+                DesktopCommand::End {
+                    conversation_id: conversation,
+                },
+                None,
+            ),
+            Command::Wrapup {
+                agent,
+                conversation,
+                reason,
+            } => (
+                agent,
+                DesktopCommand::Wrapup {
+                    conversation_id: conversation.clone(),
+                    reason,
+                },
+                Some(conversation),
+            ),
+            other => return Err(Failure::new(format!("not_a_scenario_command: {}", other.name()))),
         };
-        self.command(agent, command, None).await
-    }
-
-    async fn customer_message(
-        &self,
-        entry_point: &str,
-        customer: &str,
-        text: &str,
-        priority: Option<i32>,
-    ) -> Result<String, Failure> {
-        let body = json(&CreateConversation {
-            entry_point: self.id(entry_point),
-            customer: CustomerDto {
-                id: self.id(customer),
-                name: "Customer".into(),
-            },
-            text: text.into(),
-            priority,
-            routing_steps: None,
-        })?;
-        let bytes = self.call("POST", "/api/v1/conversations", None, Some(body)).await?;
-        let c: ConversationDto =
-            serde_json::from_slice(&bytes).map_err(|e| Failure::new(format!("conversation answer: {e}")))?;
-        if self.inner.arrived.borrow_mut().insert(c.id.clone()) {
-            let _ = self.inner.facts_tx.send(Fact::Arrived {
-                conversation: c.id.clone(),
-            });
-        }
-        Ok(c.id)
-    }
-
-    async fn customer_reply(&self, conversation: &str, text: &str) -> Result<(), Failure> {
-        let body = json(&SendText { text: text.into() })?;
-        self.call(
-            "POST",
-            &format!("/api/v1/conversations/{conversation}/messages"),
-            None,
-            Some(body),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    async fn accept(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        let command = DesktopCommand::Accept {
-            conversation_id: conversation.into(),
-        };
-        self.command(agent, command, None).await
-    }
-
-    async fn send(&self, agent: &str, conversation: &str, text: &str) -> Result<u64, Failure> {
-        let conn = self.conn(agent)?;
-        let (tx, rx) = oneshot::channel();
-        conn.echoes.borrow_mut().insert(conversation.to_string(), tx);
-        let command = DesktopCommand::Send {
-            conversation_id: conversation.into(),
-            text: text.into(),
-        };
-        if let Err(f) = self.command(agent, command, None).await {
-            conn.echoes.borrow_mut().remove(conversation);
-            return Err(f);
-        }
-        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
-            Ok(Ok(seq)) => Ok(seq),
-            _ => Err(Failure::new("echo_missing")),
-        }
-    }
-
-    async fn transfer_to_agent(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
-        let command = DesktopCommand::Transfer {
-            conversation_id: conversation.into(),
-            agent: Some(self.id(target)),
-            queue: None,
-        };
-        self.command(agent, command, None).await
-    }
-
-    async fn transfer_to_queue(&self, agent: &str, conversation: &str, queue: &str) -> Result<(), Failure> {
-        let command = DesktopCommand::Transfer {
-            conversation_id: conversation.into(),
-            agent: None,
-            queue: Some(self.id(queue)),
-        };
-        self.command(agent, command, None).await
-    }
-
-    async fn conference(&self, agent: &str, conversation: &str, target: &str) -> Result<(), Failure> {
-        let command = DesktopCommand::Conference {
-            conversation_id: conversation.into(),
-            agent: self.id(target),
-        };
-        self.command(agent, command, None).await
-    }
-
-    async fn exit_conference(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        let command = DesktopCommand::ExitConference {
-            conversation_id: conversation.into(),
-        };
-        self.command(agent, command, None).await
-    }
-
-    async fn end(&self, agent: &str, conversation: &str) -> Result<(), Failure> {
-        let command = DesktopCommand::End {
-            conversation_id: conversation.into(),
-        };
-        self.command(agent, command, None).await
-    }
-
-    async fn wrapup(&self, agent: &str, conversation: &str, reason: &str) -> Result<(), Failure> {
-        let command = DesktopCommand::Wrapup {
-            conversation_id: conversation.into(),
-            reason: reason.into(),
-        };
-        self.command(agent, command, Some(conversation)).await
+        self.command(&agent, command, wrapup_of.as_deref()).await?;
+        Ok(Reply::Done)
     }
 
     async fn describe(&self, conversation: &str) -> String {

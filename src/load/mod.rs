@@ -1,5 +1,5 @@
 //! The load harness behind `switchboard-load`: drives agents and customers through a whole
-//! conversation lifecycle against one Switchboard, measures it, and checks SPEC.md's
+//! conversation lifecycle against one Switchboard, measures it, and checks ../shared/SPEC.md's
 //! invariants from outside.
 //!
 //! - `backend`: the [`backend::Backend`] trait, the one seam between the scenario and a

@@ -1,4 +1,4 @@
-//! `--skills`: the skilled scenario (SPEC.md "Routing depth") and what the outside checks
+//! `--skills`: the skilled scenario (../shared/SPEC.md "Routing depth") and what the outside checks
 //! need to verify invariant 7.
 //!
 //! - Queue `i` speaks language [`LANGUAGES`]`[i % 4]`; its entry point and the queue itself

@@ -1,4 +1,4 @@
-//! Supervisors over HTTP (API.md "Supervisor"): accounts (`/api/v1/supervisors`),
+//! Supervisors over HTTP (../shared/API.md "Supervisor"): accounts (`/api/v1/supervisors`),
 //! presence control (`PUT /api/v1/agents/{id}/state`), the audit trail
 //! (`GET /api/v1/audit`) and the live socket ([`socket`], fed by the [`hub`]).
 //!
