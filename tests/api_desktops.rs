@@ -1,6 +1,7 @@
-//! Agent desktops that go wrong: silent, too slow to read, or connected while the server
-//! shuts down. The engine must never wait for them, and they must be told why they were
-//! closed so that they reconnect (and resume from `hello`).
+//! Agent desktops: what `hello` gives them, and desktops that go wrong: silent, too slow
+//! to read, or connected while the server shuts down. The engine must never wait for them,
+//! and they must be told why they were closed so that they reconnect (and resume from
+//! `hello`).
 
 mod common;
 
@@ -9,6 +10,43 @@ use std::process::Command;
 use awc::ws::CloseCode;
 use common::*;
 use serde_json::json;
+
+/// A desktop that connects while an offer waits for it shows that offer from `hello` as it
+/// would one from an `offer` frame: `hello.offers` holds exactly the `offer` frame's fields
+/// (and `agent.offers` still the whole conversations), so the page derives nothing. The
+/// same `hello` says the shortest password the engine accepts, in characters, which is
+/// where the engine's own check starts accepting.
+#[actix_rt::test]
+async fn hello_carries_offers_in_the_offer_shape_and_the_password_rule() {
+    let server = TestServer::start().await;
+    let token = server.agent("a1", "Ann", &["support"]).await;
+    let (_first, hello) = server.desktop(&token).await;
+    assert_eq!(hello["offers"], json!([]), "no offer yet: {hello}");
+
+    let mut desktop = server.available_desktop(&token).await;
+    let c = server.customer_writes("u1", "Uma", "hello there").await;
+    let cid = id_of(&c);
+    let mut offer = desktop.wait_for("offer").await;
+    let (_second, hello) = server.desktop(&token).await;
+    offer.as_object_mut().expect("an object").remove("type");
+    assert_eq!(hello["offers"], json!([offer]), "{hello}");
+    assert_eq!(hello["offers"][0]["text"], "hello there");
+    assert_eq!(hello["agent"]["offers"][0]["id"], cid.as_str());
+    assert_eq!(hello["agent"]["offers"][0]["transcript"][0]["text"], "hello there");
+
+    let min = hello["password_min_chars"].as_u64().expect("password_min_chars") as usize;
+    assert!(min >= 10, "API.md: at least 10 characters, got {min}");
+    // Characters, not bytes: one short in characters is refused even when its bytes are enough.
+    let path = "/api/v1/agents/a1/password";
+    server
+        .put(path, ADMIN, json!({"password": "é".repeat(min - 1)}))
+        .await
+        .expect_error(400, "invalid_input");
+    server
+        .put(path, ADMIN, json!({"password": "é".repeat(min)}))
+        .await
+        .expect(204);
+}
 
 /// A desktop that answers nothing, not even pings, is closed with 1008 once it has been
 /// silent for `server.ws_client_timeout_ms`.

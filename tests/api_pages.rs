@@ -34,8 +34,9 @@ async fn page(s: &TestServer, path: &str) -> (u16, String, String, String) {
     )
 }
 
-/// A newcomer opens `/`: the desktop page and every module it loads come from the binary,
-/// with a policy that lets the page load nothing from elsewhere.
+/// A newcomer opens `/`: the desktop page and every module it loads (its own and the
+/// pages' shared ones under `/common/`) come from the binary, with a policy that lets the
+/// page load nothing from elsewhere.
 #[actix_rt::test]
 async fn the_desktop_page_and_its_assets_are_served_from_the_binary() {
     let s = TestServer::start().await;
@@ -47,14 +48,19 @@ async fn the_desktop_page_and_its_assets_are_served_from_the_binary() {
         csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
         "{csp}"
     );
+    // The desktop's own modules, the ones every page shares, and the other pages'.
     for asset in [
         "/assets/app.js",
         "/assets/socket.js",
         "/assets/style.css",
+        "/common/socket.js",
+        "/common/dom.js",
+        "/supervisor/app.js",
         "/demo/customer.js",
     ] {
-        let (status, ty, _, body) = page(&s, asset).await;
+        let (status, ty, csp, body) = page(&s, asset).await;
         assert_eq!(status, 200, "{asset}");
+        assert!(csp.contains("default-src 'none'"), "{asset}: {csp}");
         assert!(
             ty.starts_with("text/javascript") || ty.starts_with("text/css"),
             "{asset}: {ty}"

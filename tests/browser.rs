@@ -197,9 +197,13 @@ fn run_script(script: &str, servers: &Servers, chromium: &Path) {
 /// The supervisor page (issue 14) in Chromium: sign-in with a password (a wrong one
 /// refused) and with a token; the queue table with its longest wait ticking; the agent
 /// table with its state menu (Available, idle, and a refused log-out of a busy agent) and
-/// its search; a click on a conversation shows its transcript as it grows, and stays in its
-/// box with a U+202E name and a 6,000-character word; Swagger UI loads under its
-/// Content-Security-Policy without a violation.
+/// its search; rows updated in place (an agent keeps its row element and state menu across
+/// a state change and the ticking timers); a click on a conversation shows its transcript
+/// as it grows, and stays in its box with a U+202E name and a 6,000-character word; Swagger
+/// UI loads under its Content-Security-Policy without a violation; a supervisor token signs
+/// in; and when the server closes the socket and refuses five connections, the page
+/// retries with waits that grow (each at least half its ceiling of 250 ms doubling, which a
+/// slow machine can only exceed), comes back live on the same rows, and shows events again.
 #[test]
 fn supervisor_page_in_chromium() {
     let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));

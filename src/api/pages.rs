@@ -1,5 +1,7 @@
 //! The browser pages: the agent desktop at `/`, the supervisor page at `/supervisor` and,
-//! when `demo.customer_page` is on, the demo customer chat at `/demo/customer`.
+//! when `demo.customer_page` is on, the demo customer chat at `/demo/customer`. What the
+//! pages share (DOM helpers, the REST client, the reconnecting socket, formats, the
+//! engine's codes in words) is one set of modules under `/common/`, served always.
 //!
 //! Every asset lives in `web/` and is embedded in the binary with `include_str!`, so
 //! `cargo run` needs no build step and the pages work with no internet: plain ES modules
@@ -19,6 +21,9 @@ struct Asset {
     /// The URL path it is served at.
     path: &'static str,
     content_type: &'static str,
+    /// Its file under `web/` (the tests check that every file there is served).
+    #[cfg_attr(not(test), allow(dead_code))]
+    file: &'static str,
     body: &'static str,
 }
 
@@ -31,12 +36,22 @@ macro_rules! asset {
         Asset {
             path: $path,
             content_type: $ty,
+            file: $file,
             body: include_str!(concat!("../../web/", $file)),
         }
     };
 }
 
-/// The agent desktop: `/` and its modules.
+/// The modules every page shares: `/common/`.
+const COMMON: &[Asset] = &[
+    asset!("/common/api.js", JS, "common/api.js"),
+    asset!("/common/dom.js", JS, "common/dom.js"),
+    asset!("/common/errors.js", JS, "common/errors.js"),
+    asset!("/common/format.js", JS, "common/format.js"),
+    asset!("/common/socket.js", JS, "common/socket.js"),
+];
+
+/// The agent desktop: `/` and its own modules.
 const DESKTOP: &[Asset] = &[
     asset!("/", HTML, "desktop/index.html"),
     asset!("/assets/app.js", JS, "desktop/app.js"),
@@ -44,14 +59,11 @@ const DESKTOP: &[Asset] = &[
     asset!("/assets/socket.js", JS, "desktop/socket.js"),
     asset!("/assets/store.js", JS, "desktop/store.js"),
     asset!("/assets/views.js", JS, "desktop/views.js"),
-    asset!("/assets/dom.js", JS, "desktop/dom.js"),
-    asset!("/assets/errors.js", JS, "desktop/errors.js"),
     asset!("/assets/dialogs.js", JS, "desktop/dialogs.js"),
     asset!("/assets/style.css", CSS, "desktop/style.css"),
 ];
 
-/// The supervisor page: `/supervisor` and its files (it also uses the desktop's
-/// `/assets/api.js` and `/assets/errors.js`).
+/// The supervisor page: `/supervisor` and its own files.
 const SUPERVISOR: &[Asset] = &[
     asset!("/supervisor", HTML, "supervisor/index.html"),
     asset!("/supervisor/app.js", JS, "supervisor/app.js"),
@@ -91,8 +103,9 @@ fn route(cfg: &mut web::ServiceConfig, assets: &'static [Asset]) {
     }
 }
 
-/// The agent desktop's routes.
+/// The agent desktop's and the supervisor page's routes, with the modules every page shares.
 pub fn desktop_routes(cfg: &mut web::ServiceConfig) {
+    route(cfg, COMMON);
     route(cfg, DESKTOP);
     route(cfg, SUPERVISOR);
     cfg.service(web::resource("/favicon.ico").to(no_icon));
@@ -112,12 +125,17 @@ async fn no_icon(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
 mod tests {
     use super::*;
 
-    /// The desktop says every refusal of the engine in words (errors.js), and the
-    /// HTTP layer's own codes that a desktop can meet.
+    /// Every page's files.
+    fn all() -> impl Iterator<Item = &'static Asset> {
+        COMMON.iter().chain(DESKTOP).chain(SUPERVISOR).chain(DEMO)
+    }
+
+    /// The pages say every refusal of the engine in words (`web/common/errors.js`), and
+    /// the HTTP layer's own codes that a page can meet.
     #[test]
     fn every_engine_refusal_has_words_on_the_page() {
         use strum::IntoEnumIterator;
-        let words = include_str!("../../web/desktop/errors.js");
+        let words = include_str!("../../web/common/errors.js");
         let http = [
             "store_unavailable",
             "engine_unavailable",
@@ -133,35 +151,99 @@ mod tests {
         for code in core.chain(http) {
             assert!(
                 words.contains(&format!("  {code}:")),
-                "web/desktop/errors.js has no words for {code}"
+                "web/common/errors.js has no words for {code}"
             );
         }
     }
 
-    /// Every module the pages import is served: a missing entry here would be a 404 in
-    /// the browser, which only the browser test would otherwise notice.
+    /// `target` (`./x.js` or `/common/x.js`) as a URL path, seen from the asset at `from`.
+    fn resolve(from: &str, target: &str) -> String {
+        match target.strip_prefix("./") {
+            Some(file) => format!("{}/{file}", &from[..from.rfind('/').unwrap_or(0)]),
+            None => target.to_string(),
+        }
+    }
+
+    #[test]
+    fn relative_imports_resolve_against_the_importing_file() {
+        assert_eq!(resolve("/assets/app.js", "./store.js"), "/assets/store.js");
+        assert_eq!(resolve("/common/socket.js", "./api.js"), "/common/api.js");
+        assert_eq!(resolve("/supervisor/app.js", "/common/dom.js"), "/common/dom.js");
+        assert_eq!(resolve("/demo/customer.js", "./x.js"), "/demo/x.js");
+    }
+
+    /// Every module the pages import, and every script and stylesheet their HTML names, is
+    /// served: a missing entry here would be a 404 in the browser, which only the browser
+    /// test would otherwise notice. (Imports are written on one line each.)
     #[test]
     fn every_imported_module_is_served() {
-        let served: Vec<&str> = DESKTOP.iter().chain(DEMO).chain(SUPERVISOR).map(|a| a.path).collect();
-        for asset in DESKTOP.iter().chain(DEMO).chain(SUPERVISOR) {
+        let served: Vec<&str> = all().map(|a| a.path).collect();
+        for asset in all() {
             for line in asset.body.lines() {
                 let line = line.trim();
-                let target = line
+                let import = line
                     .strip_prefix("import ")
                     .and_then(|rest| rest.split(" from ").nth(1))
                     .map(|from| from.trim_matches(|c| c == '"' || c == '\'' || c == ';'));
-                let Some(target) = target else { continue };
-                let path = match target.strip_prefix("./") {
-                    Some(file) if asset.path.starts_with("/assets/") => format!("/assets/{file}"),
-                    Some(file) => format!("/demo/{file}"),
-                    None => target.to_string(),
-                };
-                assert!(
-                    served.contains(&path.as_str()),
-                    "{} imports {target}, not served",
-                    asset.path
-                );
+                let tag = asset.content_type == HTML && (line.starts_with("<script") || line.starts_with("<link"));
+                let html = ["src=\"", "href=\""]
+                    .iter()
+                    .find_map(|attr| line.split(attr).nth(1))
+                    .and_then(|rest| rest.split('"').next())
+                    .filter(|_| tag);
+                for target in import.into_iter().chain(html) {
+                    let path = resolve(asset.path, target);
+                    assert!(
+                        served.contains(&path.as_str()),
+                        "{} names {target}, not served",
+                        asset.path
+                    );
+                }
             }
+        }
+    }
+
+    /// Every file under `web/` is served: a page file added without its line here would
+    /// be missing from the binary.
+    #[test]
+    fn every_file_under_web_is_served() {
+        let files: Vec<&str> = all().map(|a| a.file).collect();
+        let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        let mut stack = vec![web.clone()];
+        let mut seen = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read web/") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let name = path
+                    .strip_prefix(&web)
+                    .expect("under web/")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                assert!(
+                    files.contains(&name.as_str()),
+                    "web/{name} is not served (src/api/pages.rs)"
+                );
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, files.len(), "every served file is a file under web/");
+    }
+
+    /// Modules are JavaScript, pages HTML, stylesheets CSS, by their file's extension.
+    #[test]
+    fn content_types_follow_the_file() {
+        for a in all() {
+            let want = match a.file.rsplit('.').next() {
+                Some("js") => JS,
+                Some("css") => CSS,
+                Some("html") => HTML,
+                other => panic!("web/{}: no content type for {other:?}", a.file),
+            };
+            assert_eq!(a.content_type, want, "{}", a.path);
         }
     }
 }

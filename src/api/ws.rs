@@ -37,8 +37,9 @@ use super::dto::*;
 use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::socket::{self, Closing, Outbound, Pump, SocketSlots};
 use super::AppState;
-use crate::core::{AgentEvent, AgentId, Detail, Principal};
+use crate::core::{AgentEvent, AgentId, Conversation, Detail, Offer, Principal};
 use crate::engine::{Command, Engine, EngineError};
+use crate::protocol::AgentDetail;
 
 /// Frames waiting to be written to one desktop before it counts as too slow.
 pub const OUTBOUND_BUFFER: usize = 256;
@@ -56,8 +57,19 @@ const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
-    /// First frame of every connection: the agent's full state.
-    Hello { agent: AgentDetailDto },
+    /// First frame of every connection: the agent's full state, and what a desktop needs
+    /// from the engine's rules to show it (docs/API-NOTES.md).
+    Hello {
+        agent: AgentDetailDto,
+        /// The agent's offers (`agent.offers`) with exactly the fields an `offer` frame
+        /// carries, so a desktop shows an offer from `hello` and one from `offer` alike and
+        /// never derives one shape from the other.
+        offers: Vec<OfferEvent>,
+        /// The shortest new password the engine accepts, in characters: the desktop's
+        /// password form says it and checks it before sending. The engine's own check
+        /// ([`super::password::check_new`]) stays the authority.
+        password_min_chars: usize,
+    },
     /// The agent's presence changed (`reason` is set when the engine changed it, e.g.
     /// `offer_expired`).
     StateChanged {
@@ -128,6 +140,40 @@ pub struct OfferEvent {
     pub from_agent: Option<String>,
 }
 
+impl OfferEvent {
+    /// The `offer` frame of `offer`, made of conversation `c`.
+    pub fn new(c: &Conversation, offer: &Offer) -> Self {
+        OfferEvent {
+            conversation_id: c.id.clone(),
+            kind: offer.kind.into(),
+            queue: c.queue.clone(),
+            queue_name: c.queue_name.clone(),
+            source_page: c.source_page.clone(),
+            customer: (&c.customer).into(),
+            text: c.first_text().to_string(),
+            received_at: time(c.received_at),
+            offered_at: time(offer.offered_at),
+            expires_at: time(offer.expires_at),
+            from_agent: offer.from_agent.clone(),
+        }
+    }
+}
+
+impl ServerEvent {
+    /// The `hello` frame of an agent's full state.
+    pub fn hello(detail: &AgentDetail) -> Self {
+        ServerEvent::Hello {
+            agent: AgentDetailDto::from(detail),
+            offers: detail
+                .offers
+                .iter()
+                .filter_map(|c| c.offer.as_ref().map(|o| OfferEvent::new(c, o)))
+                .collect(),
+            password_min_chars: super::password::MIN_CHARS,
+        }
+    }
+}
+
 impl From<&AgentEvent> for ServerEvent {
     fn from(e: &AgentEvent) -> Self {
         match e {
@@ -142,19 +188,7 @@ impl From<&AgentEvent> for ServerEvent {
                 state_since: time(*state_since),
                 reason: reason.map(str::to_string),
             },
-            AgentEvent::Offer { conversation: c, offer } => ServerEvent::Offer(OfferEvent {
-                conversation_id: c.id.clone(),
-                kind: offer.kind.into(),
-                queue: c.queue.clone(),
-                queue_name: c.queue_name.clone(),
-                source_page: c.source_page.clone(),
-                customer: (&c.customer).into(),
-                text: c.first_text().to_string(),
-                received_at: time(c.received_at),
-                offered_at: time(offer.offered_at),
-                expires_at: time(offer.expires_at),
-                from_agent: offer.from_agent.clone(),
-            }),
+            AgentEvent::Offer { conversation, offer } => ServerEvent::Offer(OfferEvent::new(conversation, offer)),
             AgentEvent::OfferWithdrawn { conversation, reason } => ServerEvent::OfferWithdrawn {
                 conversation_id: conversation.clone(),
                 reason: reason.as_str().to_string(),
@@ -375,9 +409,7 @@ pub async fn desktop(
         .max_frame_size(limit)
         .aggregate_continuations()
         .max_continuation_size(limit);
-    let hello = ServerEvent::Hello {
-        agent: AgentDetailDto::from(&hello),
-    };
+    let hello = ServerEvent::hello(&hello);
     Desktop::create(move |ctx| {
         let who = format!("agent {agent}");
         let pump = Pump::new(who, session, &state, OUTBOUND_BUFFER, (watch, slot), || {});

@@ -244,6 +244,14 @@ async function run() {
     await visible(offer.getByText("Uma", { exact: true }));
     await until("the offer timer", async () => /^\d+:\d\d$/.test(await offer.locator(".timer").textContent()));
     await shot(ann, "02-offer");
+    // A reloaded desktop draws the same offer from `hello` alone (its `offers`).
+    await ann.reload();
+    await connected(ann);
+    await visible(offer);
+    for (const text of ["Support", "Demo Page", "Uma", "Where is my order?"]) {
+      await visible(offer.getByText(text, { exact: true }));
+    }
+    await until("the offer timer after the reload", async () => /^\d+:\d\d$/.test(await offer.locator(".timer").textContent()));
     await accept(ann, "New conversation");
     await visible(ann.getByRole("tab", { name: "Uma" }));
     await sees(ann, "Uma", "Where is my order?");
@@ -418,6 +426,11 @@ async function run() {
     await ann.getByRole("button", { name: "Password" }).click();
     const dialog = ann.getByRole("dialog", { name: "Change your password" });
     await dialog.getByLabel("Current password").fill("ann-password-1");
+    // The form knows the engine's minimum (from `hello`) and says it before sending.
+    await dialog.getByLabel("New password (at least 10 characters)").fill("too-short");
+    await dialog.getByLabel("New password again").fill("too-short");
+    await dialog.getByRole("button", { name: "Change password" }).click();
+    await visible(dialog.getByRole("alert").filter({ hasText: "The new password needs at least 10 characters." }));
     await dialog.getByLabel("New password (at least 10 characters)").fill("ann-password-2");
     await dialog.getByLabel("New password again").fill("ann-password-2");
     await dialog.getByRole("button", { name: "Change password" }).click();

@@ -166,6 +166,21 @@ async function run() {
     await visible(row(page, "Agents", "Ann"));
   });
 
+  await step("rows are updated in place: an agent keeps its row element across updates", async () => {
+    const bobRow = row(page, "Agents", "Bob");
+    // Marks the row and its menu as nodes (a property no redraw would copy to a new node).
+    await bobRow.evaluate((tr) => (tr.keptMark = "bob-row"));
+    await bobRow.getByLabel("State for Bob").evaluate((s) => (s.keptMark = "bob-menu"));
+    const first = (await cells(bobRow))[0];
+    await until("Bob's state timer to tick", async () => (await cells(bobRow))[0] !== first);
+    await call("PUT", "/api/v1/agents/me/state", bob.token, { state: "available" });
+    await until("Bob available", async () => (await cells(bobRow))[0].startsWith("Available"));
+    const kept = await bobRow.evaluate((tr) => [tr.keptMark, tr.querySelector("select").keptMark]);
+    if (kept[0] !== "bob-row" || kept[1] !== "bob-menu") throw new Error(`Bob's row was rebuilt: ${kept}`);
+    const names = await page.getByRole("table", { name: "Agents" }).getByRole("rowheader").allTextContents();
+    if (names.join(",") !== "Ann,Bob") throw new Error(`agent rows: ${names}`);
+  });
+
   await step("a U+202E name and a 6,000-character word stay inside the transcript", async () => {
     const name = "Mallory \u202Egnp.exe";
     const c = await admin("POST", "/api/v1/conversations", {
@@ -215,5 +230,67 @@ async function run() {
     await other.getByRole("button", { name: "Sign in with token" }).click();
     await visible(other.getByRole("status").filter({ hasText: "Live" }));
     await visible(row(other, "Agents", "Ann").getByRole("button", { name: cid }));
+  });
+
+  await step("the retry delays grow: each in the upper half of 250 ms doubling, up to 5 s", async () => {
+    const delays = await page.evaluate(async () => {
+      const { retryDelay } = await import("/common/socket.js");
+      return [1, 2, 3, 4, 5, 6, 7, 20].map((n) => [retryDelay(n, () => 0), retryDelay(n, () => 0.999999)]);
+    });
+    const want = [[125, 250], [250, 500], [500, 1000], [1000, 2000], [2000, 4000], [2500, 5000], [2500, 5000], [2500, 5000]];
+    if (JSON.stringify(delays) !== JSON.stringify(want)) throw new Error(`retry delays: ${JSON.stringify(delays)}`);
+  });
+
+  await step("the page reconnects after the server closes its socket, waiting longer each time", async () => {
+    // The page's socket goes through a route that stands for the server: it passes
+    // connections through to the engine, or closes them at once while `refusing`. It
+    // counts every connection the page opens and when.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const p = await context.newPage();
+    p.on("pageerror", (e) => log(`reconnect page error: ${e.message}`));
+    pages.push(["reconnect", p]);
+    const attempts = [];
+    let refusing = false;
+    let live = null;
+    await p.routeWebSocket(/\/api\/v1\/supervisors\/me\/ws/, (ws) => {
+      attempts.push(Date.now());
+      if (refusing) return ws.close({ code: 1013, reason: "try again later" });
+      live = { page: ws, server: ws.connectToServer() };
+    });
+    await p.goto(`${base}/supervisor`);
+    await p.getByRole("button", { name: "Use a token instead" }).click();
+    await p.getByLabel("Supervisor token").fill(sup.token);
+    await p.getByRole("button", { name: "Sign in with token" }).click();
+    await visible(p.getByRole("status").filter({ hasText: "Live" }));
+    await row(p, "Agents", "Ann").evaluate((tr) => (tr.keptMark = "ann-row"));
+    if (attempts.length !== 1) throw new Error(`${attempts.length} connections before any close`);
+
+    // The server closes the socket and refuses the next five connections.
+    refusing = true;
+    const closedAt = Date.now();
+    // 1013 "try again later", as the engine closes a socket that fell behind.
+    await live.page.close({ code: 1013, reason: "try again later" });
+    await live.server.close();
+    await visible(p.getByRole("status").filter({ hasText: "Reconnecting…" }));
+    await until("five refused connections", async () => attempts.length >= 6, 60_000);
+    refusing = false;
+    await until("a sixth connection", async () => attempts.length >= 7, 60_000);
+    await visible(p.getByRole("status").filter({ hasText: "Live" }));
+    // Each retry waits at least half its ceiling (250 ms doubling, 5 s at most): a slow
+    // machine only waits longer, so these floors hold however loaded it is. A page that
+    // retried every second would fail the last two. A small allowance covers how late a
+    // connection reaches the route.
+    const waits = attempts.slice(1, 7).map((t, i) => t - (i === 0 ? closedAt : attempts[i]));
+    const floors = [125, 250, 500, 1000, 2000, 2500];
+    log(`waits between connections: ${waits.join(", ")} ms`);
+    waits.forEach((w, i) => {
+      if (w < floors[i] - 100) throw new Error(`retry ${i + 1} came after ${w} ms, under ${floors[i]}: ${waits}`);
+    });
+    // Back live: the snapshot refilled the same rows, and events flow again.
+    const kept = await row(p, "Agents", "Ann").evaluate((tr) => tr.keptMark);
+    if (kept !== "ann-row") throw new Error("Ann's row was rebuilt by the reconnect");
+    await call("PUT", "/api/v1/agents/me/state", bob.token, { state: "idle", idle_code: "break" });
+    await until("Bob idle after the reconnect", async () => (await cells(row(p, "Agents", "Bob")))[0].startsWith("Idle (break)"));
+    await shot(p, "supervisor-07-reconnected");
   });
 }

@@ -1,6 +1,9 @@
 // The demo customer chat: writes through the demo entry point and polls the customer's
 // view of the conversation for replies (src/api/demo.rs). No admin token: the customer is
-// a random key kept in this tab's sessionStorage.
+// a random key kept in this tab's sessionStorage. Elements come from the pages' shared
+// helpers (/common/dom.js).
+
+import { h, iso } from "/common/dom.js";
 
 const KEY = "switchboard.demo.key";
 const CONVERSATION = "switchboard.demo.conversation";
@@ -47,13 +50,6 @@ function status(...parts) {
   $("chat-status").replaceChildren(...parts);
 }
 
-/** An agent's name, isolated from the words around it (bidi overrides, right-to-left). */
-function bdi(text) {
-  const el = document.createElement("bdi");
-  el.textContent = text;
-  return el;
-}
-
 function render(view) {
   const log = $("chat-log");
   for (const m of view.messages) {
@@ -62,20 +58,16 @@ function render(view) {
     const kind = m.author.kind;
     if (kind === "agent") agentName = m.author.name;
     const who = kind === "customer" ? "You" : kind === "system" ? "System" : m.author.name;
-    const el = document.createElement("article");
-    el.className = `msg ${kind === "customer" ? "agent mine" : kind === "system" ? "system" : "customer"}`;
-    const head = document.createElement("header");
-    const author = document.createElement("span");
-    author.className = "author";
-    author.append(bdi(who));
-    head.append(author);
-    const text = document.createElement("p");
-    text.className = "text";
-    // dir=auto: a right-to-left message reads right-to-left, on its own line.
-    text.dir = "auto";
-    text.textContent = m.text;
-    el.append(head, text);
-    log.append(el);
+    const look = kind === "customer" ? "agent mine" : kind === "system" ? "system" : "customer";
+    log.append(
+      h(
+        "article",
+        { class: `msg ${look}` },
+        h("header", {}, h("span", { class: "author" }, iso(who))),
+        // dir=auto: a right-to-left message reads right-to-left, on its own line.
+        h("p", { class: "text", dir: "auto", text: m.text }),
+      ),
+    );
     log.scrollTop = log.scrollHeight;
   }
   ended = view.state === "ended";
@@ -84,7 +76,7 @@ function render(view) {
     status("The chat has ended. Write again to start a new conversation.");
     sessionStorage.removeItem(CONVERSATION);
   } else if (view.state === "active") {
-    if (agentName) status("Chatting with ", bdi(agentName), ".");
+    if (agentName) status("Chatting with ", iso(agentName), ".");
     else status("An agent is with you.");
   } else {
     status("Waiting for an agent…");

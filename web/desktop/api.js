@@ -1,47 +1,6 @@
-// The REST client: the only module that builds HTTP requests. Every failure becomes an
-// ApiError carrying the engine's `{status, code, message}`.
+// The desktop's REST calls, on the pages' shared client (/common/api.js).
 
-export class ApiError extends Error {
-  constructor(status, code, message, retryAfter = null) {
-    super(message || code);
-    this.status = status;
-    this.code = code;
-    this.retryAfter = retryAfter;
-  }
-}
-
-/** One request; `token` goes in the Authorization header, never in the URL. */
-export async function request(method, path, { token, body } = {}) {
-  const headers = { Accept: "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  let res;
-  try {
-    res = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: "no-store",
-      credentials: "omit",
-    });
-  } catch (e) {
-    throw new ApiError(0, "network", String(e && e.message ? e.message : e));
-  }
-  const text = await res.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
-  if (!res.ok) {
-    const err = (data && data.error) || {};
-    throw new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText, res.headers.get("Retry-After"));
-  }
-  return data;
-}
+import { request } from "/common/api.js";
 
 /** The calls the desktop makes with one agent token (a session token or an agent token). */
 export class Api {

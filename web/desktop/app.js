@@ -1,7 +1,9 @@
 // The agent desktop: sign-in, then the desktop wired to the engine.
 //
-// Modules: api.js (REST), socket.js (WebSocket with reconnect), store.js (state from
-// events), views.js and dialogs.js (DOM), errors.js (the engine's codes in words).
+// Modules: api.js (the desktop's REST calls), socket.js (its WebSocket commands),
+// store.js (state from events), views.js and dialogs.js (DOM); from the pages' shared
+// helpers in /common/: the REST client, the reconnecting socket, DOM helpers, formats and
+// the engine's codes in words (errors.js).
 //
 // The session token is kept in sessionStorage: it lasts as long as the tab, is not shared
 // with other tabs or sent anywhere by the browser on its own, and goes away with the tab.
@@ -9,8 +11,9 @@
 import { Api, login } from "./api.js";
 import { DesktopSocket } from "./socket.js";
 import { createStore } from "./store.js";
-import { elapsed, setText, isoText } from "./dom.js";
-import { explain, withdrawnReason } from "./errors.js";
+import { setText, isoText } from "/common/dom.js";
+import { elapsed } from "/common/format.js";
+import { explain, withdrawnReason } from "/common/errors.js";
 import { Messages, PresenceView, OffersView, OwedView, ConversationsView } from "./views.js";
 import { transferDialog, conferenceDialog, wrapupDialog, passwordDialog } from "./dialogs.js";
 
@@ -124,6 +127,7 @@ class Desktop {
     this.password = () =>
       passwordDialog({
         dialog: $("password-dialog"),
+        minChars: this.store.state.passwordMinChars,
         change: (current, next) => this.api.changePassword(current, next),
         done: () => this.messages.show("Your password has been changed.", "info"),
       });
@@ -184,17 +188,15 @@ class Desktop {
       this.store.setConnection("open");
     } else if (status === "connecting") {
       setText(el, detail.attempt ? "Reconnecting…" : "Connecting…");
-    } else if (status === "reconnecting") {
+    } else if (status === "ended") {
       // The credential ended (signed out elsewhere, token reissued, a new password, the
       // session expired): reconnecting cannot help.
-      if (detail.code === 1008 && (detail.reason === "credential_revoked" || detail.reason === "session_expired")) {
-        this.end(
-          detail.reason === "session_expired"
-            ? "Your session expired. Sign in again."
-            : "Your sign-in was ended (signed out elsewhere, or a new password or token). Sign in again.",
-        );
-        return;
-      }
+      this.end(
+        detail.reason === "session_expired"
+          ? "Your session expired. Sign in again."
+          : "Your sign-in was ended (signed out elsewhere, or a new password or token). Sign in again.",
+      );
+    } else if (status === "reconnecting") {
       setText(el, "Connection lost; reconnecting…");
       this.store.setConnection("reconnecting");
       // Repeated failures may mean the session ended: ask REST, which can say 401.

@@ -1,8 +1,8 @@
 // The Transfer, Conference and Wrap Up dialogs: native <dialog> elements (modal, focus
 // kept inside, Escape closes, focus returns to the opener), filled when opened.
 
-import { h, fill, uid, iso, isoText } from "./dom.js";
-import { explain } from "./errors.js";
+import { h, fill, uid, iso, isoText } from "/common/dom.js";
+import { explain } from "/common/errors.js";
 import { agentOption } from "./views.js";
 
 /** Opens `dialog` with `content` (`title`: text and nodes); returns helpers for its error line and closing. */
@@ -238,8 +238,12 @@ export async function wrapupDialog({ dialog, api, name, wrapup }) {
   await load();
 }
 
-/** The agent changes its own password (current, new twice). */
-export async function passwordDialog({ dialog, change, done }) {
+/**
+ * The agent changes its own password (current, new twice). `minChars`: the shortest new
+ * password the engine accepts (`hello.password_min_chars`), or null before the first
+ * `hello`; the engine checks it either way, and its refusal is shown in words.
+ */
+export async function passwordDialog({ dialog, minChars, change, done }) {
   const attrs = (id, autocomplete) => ({ type: "password", id, autocomplete, required: true });
   const current = h("input", attrs("password-current", "current-password"));
   const next = h("input", attrs("password-new", "new-password"));
@@ -249,7 +253,7 @@ export async function passwordDialog({ dialog, change, done }) {
     "form",
     { method: "dialog" },
     field("Current password", current),
-    field("New password (at least 10 characters)", next),
+    field(minChars ? `New password (at least ${minChars} characters)` : "New password", next),
     field("New password again", again),
     h("div", { class: "buttons" }, submit, cancel(() => ui)),
   );
@@ -259,7 +263,8 @@ export async function passwordDialog({ dialog, change, done }) {
     ui,
     submit,
     check: () => {
-      if ([...next.value].length < 10) return "The new password needs at least 10 characters.";
+      // Characters as the engine counts them (code points), not UTF-16 units.
+      if (minChars && [...next.value].length < minChars) return `The new password needs at least ${minChars} characters.`;
       if (next.value !== again.value) return "The two new passwords differ.";
       return null;
     },

@@ -4,6 +4,8 @@
 // `hello` replaces everything the engine knows (presence, offers, conversations, owed
 // wrap-ups); what only the page knows (drafts, unread counts, the selected tab) is kept
 // across it, which is how a reconnect resumes without losing what the agent typed.
+// Offers are held in the `offer` frame's shape, which `hello.offers` has too: the engine
+// says what an offer shows, the page derives nothing from a conversation.
 
 /** A conversation as the desktop holds it. */
 function entry(conv, old) {
@@ -18,24 +20,6 @@ function entry(conv, old) {
   };
 }
 
-/** The `offer` event's fields, from a conversation of `hello.offers`. */
-function offerOf(conv) {
-  const first = (conv.transcript || []).find((m) => m.author.kind === "customer");
-  return {
-    conversation_id: conv.id,
-    kind: conv.offer.kind,
-    queue: conv.queue,
-    queue_name: conv.queue_name,
-    source_page: conv.source_page,
-    customer: conv.customer,
-    text: first ? first.text : "",
-    received_at: conv.received_at,
-    offered_at: conv.offer.offered_at,
-    expires_at: conv.offer.expires_at,
-    from_agent: conv.offer.from_agent || null,
-  };
-}
-
 export function createStore() {
   const state = {
     agent: null,
@@ -46,6 +30,8 @@ export function createStore() {
     selected: null,
     drafts: new Map(),
     connection: "connecting",
+    // The shortest new password the engine accepts (`hello.password_min_chars`), once known.
+    passwordMinChars: null,
   };
   const listeners = new Set();
   const notify = (hint) => {
@@ -61,11 +47,14 @@ export function createStore() {
     state.selected = first.done ? null : first.value;
   }
 
-  function hello(detail) {
-    const { offers, conversations, wrapups, ...agent } = detail;
+  function hello(frame) {
+    // `agent.offers` holds the offered conversations whole; `frame.offers` the same offers
+    // as `offer` frames carry them.
+    const { offers: _conversations, conversations, wrapups, ...agent } = frame.agent;
     const old = state.conversations;
     state.agent = agent;
-    state.offers = new Map(offers.map((c) => [c.id, offerOf(c)]));
+    state.passwordMinChars = frame.password_min_chars ?? null;
+    state.offers = new Map(frame.offers.map((o) => [o.conversation_id, o]));
     state.conversations = new Map();
     for (const c of conversations) state.conversations.set(c.id, entry(c, old.get(c.id)));
     for (const c of wrapups) {
@@ -85,7 +74,7 @@ export function createStore() {
     const e = id ? conv(id) : null;
     switch (frame.type) {
       case "hello":
-        hello(frame.agent);
+        hello(frame);
         break;
       case "state_changed":
         Object.assign(state.agent, {

@@ -3,20 +3,9 @@
 //
 // Views call `actions` (app.js) for everything that talks to the engine.
 
-import { h, fill, setText, show, elapsed, clock, iso, isoText, setParts } from "./dom.js";
-import { endedReason, stateReason } from "./errors.js";
-
-const PRESENCE = { available: "Available", rona: "RONA", logged_out: "Logged out", idle: "Idle" };
-
-/** The label of the agent's presence: an idle code's label for `idle`. */
-export function presenceLabel(agent, idleCodes) {
-  if (!agent) return "";
-  if (agent.state === "idle") {
-    const code = idleCodes.find((c) => c.code === agent.idle_code);
-    return code ? code.label : agent.idle_code || "Idle";
-  }
-  return PRESENCE[agent.state] || agent.state;
-}
+import { h, fill, setText, show, iso, isoText, setParts } from "/common/dom.js";
+import { clock, presenceLabel } from "/common/format.js";
+import { endedReason, stateReason } from "/common/errors.js";
 
 // ----- messages to the person -----
 

@@ -1,10 +1,18 @@
 // The supervisor page: sign-in, then the live floor from the supervisor socket
-// (`snapshot`, then `queue`, `agent` and `conversation` events), agents' presence set
-// over REST, and a conversation's transcript read over REST while it is open.
-// Uses only the public API.
+// (`snapshot`, then `queue`, `agent` and `conversation` events, alone or in a `batch`),
+// agents' presence set over REST, and a conversation's transcript read over REST while it
+// is open. Uses only the public API, and the pages' shared helpers in /common/.
+//
+// The tables are updated in place: one row element per queue and per agent, kept while the
+// row is shown, whose cells are written only when their text changed; events and the
+// one-second tick of the timers only mark the page for a redraw, and the redraws of one
+// animation frame are one.
 
-import { request } from "/assets/api.js";
-import { explain } from "/assets/errors.js";
+import { request } from "/common/api.js";
+import { explain } from "/common/errors.js";
+import { h, iso, isoText, setIso, setText, KeyedChildren } from "/common/dom.js";
+import { elapsed, presenceWord } from "/common/format.js";
+import { ReconnectingSocket, socketUrl } from "/common/socket.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "switchboard.supervisor.token";
@@ -12,6 +20,7 @@ const TOKEN_KEY = "switchboard.supervisor.token";
 const ENDED_KEY = "switchboard.supervisor.ended";
 /** Rows shown at once in the agent table (the search narrows them). */
 const MAX_ROWS = 500;
+const byName = new Intl.Collator().compare;
 
 const state = {
   token: null,
@@ -19,58 +28,23 @@ const state = {
   /** queue id -> local time (ms) when its `longest_wait_ms` was received */
   queueSeenAt: new Map(),
   agents: new Map(),
+  /** Agent ids sorted by name; null when an agent came, went or was renamed. */
+  agentOrder: null,
   conversations: new Map(),
   idleCodes: [],
   socket: null,
   open: null,
   openTimer: null,
-  renderPending: false,
+  /** The animation frame a redraw waits for, if one is asked. */
+  frame: null,
 };
 
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v;
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c);
-  return e;
-}
-
-/**
- * A client-controlled value (agent, customer or queue name) as an isolated element: a
- * bidi override (U+202E) or right-to-left letters in it cannot reorder the words around
- * it. styles.css wraps it however long.
- */
-function bdi(text) {
-  const e = document.createElement("bdi");
-  e.textContent = text ?? "";
-  return e;
-}
-
-// Bidi controls and right-to-left scripts.
-const BIDI = /[\u0590-\u08ff\u200e\u200f\u202a-\u202e\u2066-\u2069\ufb1d-\ufdff\ufe70-\ufefc]|[\ud802\ud803\ud83a\ud83b]/;
-
-/** The same for attributes and plain text: FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE when needed. */
-function isoText(value) {
-  const s = String(value ?? "");
-  return BIDI.test(s) ? `\u2068${s}\u2069` : s;
-}
-
-function duration(ms) {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  const m = Math.floor(s / 60);
-  const h = Math.floor(m / 60);
-  const pad = (n) => String(n).padStart(2, "0");
-  return h > 0 ? `${h}:${pad(m % 60)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
-}
-
-const STATE_WORDS = { available: "Available", idle: "Idle", rona: "RONA", logged_out: "Logged out" };
-
 function showError(where, e) {
-  $(where).textContent = e ? explain(e) : "";
+  setText($(where), e ? explain(e) : "");
 }
+
+/** An error in the page's own words (not an engine code). */
+const words = (message) => ({ code: "page", message });
 
 // ----- sign-in -----
 
@@ -78,7 +52,7 @@ async function signInWith(token) {
   const me = await request("GET", "/api/v1/supervisors/me", { token });
   state.token = token;
   sessionStorage.setItem(TOKEN_KEY, token);
-  $("who").replaceChildren(bdi(me.name), ` (${me.id})`);
+  $("who").replaceChildren(iso(me.name), ` (${me.id})`);
   $("signin").hidden = true;
   $("floor").hidden = false;
   try {
@@ -87,6 +61,13 @@ async function signInWith(token) {
     showError("floor-error", e);
   }
   connect();
+}
+
+/** Back to sign-in, saying why (the credential ended). */
+function signedOff(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.setItem(ENDED_KEY, message);
+  location.reload();
 }
 
 $("use-token").addEventListener("click", () => {
@@ -106,7 +87,7 @@ $("password-form").addEventListener("submit", async (ev) => {
     });
     await signInWith(s.token);
   } catch (e) {
-    showError("signin-error", e.code === "invalid_credentials" ? { code: "x", message: "Wrong supervisor id or password." } : e);
+    showError("signin-error", e.code === "invalid_credentials" ? words("Wrong supervisor id or password.") : e);
   }
 });
 $("token-form").addEventListener("submit", async (ev) => {
@@ -115,7 +96,7 @@ $("token-form").addEventListener("submit", async (ev) => {
   try {
     await signInWith($("signin-token").value.trim());
   } catch (e) {
-    showError("signin-error", e.status === 403 ? { code: "x", message: "That is not a supervisor token." } : e);
+    showError("signin-error", e.status === 403 ? words("That is not a supervisor token.") : e);
   }
 });
 $("signout").addEventListener("click", async () => {
@@ -124,6 +105,7 @@ $("signout").addEventListener("click", async () => {
   } catch {
     // A token (not a session) cannot sign out; forgetting it is enough.
   }
+  if (state.socket) state.socket.stop();
   sessionStorage.removeItem(TOKEN_KEY);
   location.reload();
 });
@@ -131,158 +113,198 @@ $("signout").addEventListener("click", async () => {
 // ----- the live socket -----
 
 function connect() {
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/supervisors/me/ws?token=${encodeURIComponent(state.token)}`;
-  const ws = new WebSocket(url);
-  state.socket = ws;
-  $("link").textContent = "Connecting…";
-  ws.onmessage = (m) => {
-    let ev;
-    try {
-      ev = JSON.parse(m.data);
-    } catch {
-      return;
-    }
-    onEvent(ev);
-  };
-  ws.onclose = (c) => {
-    if (state.socket !== ws) return;
-    // The credential ended (signed out elsewhere, reissued, a new password, expired):
-    // back to sign-in, with the reason in words.
-    if (c.code === 1008 && (c.reason === "credential_revoked" || c.reason === "session_expired")) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      sessionStorage.setItem(ENDED_KEY, c.reason === "session_expired" ? "Your session expired; sign in again." : "Your sign-in was ended; sign in again.");
-      location.reload();
-      return;
-    }
-    $("link").textContent = "Reconnecting…";
-    if (c.code === 1008 || c.code === 4401) return;
-    // Back off as the desktop does (250 ms doubling to 5 s, with jitter), so that a
-    // restarting server is not met by every supervisor page at once, every second.
-    state.attempt = (state.attempt || 0) + 1;
-    const base = Math.min(5000, 250 * 2 ** (state.attempt - 1));
-    setTimeout(connect, Math.round(base * (0.5 + Math.random() / 2)));
-  };
+  state.socket = new ReconnectingSocket({
+    url: socketUrl("/api/v1/supervisors/me/ws", state.token),
+    first: "snapshot",
+    onFrame: (frame) => {
+      apply(frame, Date.now());
+      scheduleRender();
+    },
+    onStatus,
+  });
+  state.socket.start();
 }
 
-function onEvent(ev) {
-  const now = Date.now();
+async function onStatus(status, detail) {
+  if (status === "connecting") setText($("link"), detail.attempt ? "Reconnecting…" : "Connecting…");
+  else if (status === "open") setText($("link"), "Live");
+  else if (status === "ended") {
+    // The credential ended (signed out elsewhere, reissued, a new password, expired).
+    signedOff(detail.reason === "session_expired" ? "Your session expired; sign in again." : "Your sign-in was ended; sign in again.");
+  } else if (status === "reconnecting") {
+    setText($("link"), "Reconnecting…");
+    // A refused handshake says nothing about why: after repeated failures, ask REST, which
+    // can say the credential no longer works (401).
+    if (detail.attempt >= 2) {
+      try {
+        await request("GET", "/api/v1/supervisors/me", { token: state.token });
+      } catch (e) {
+        if (e.status === 401) signedOff("Your sign-in was ended; sign in again.");
+      }
+    }
+  }
+}
+
+/** Applies one frame of the supervisor socket to the page's state. */
+function apply(ev, now) {
   switch (ev.type) {
     case "snapshot":
-      state.attempt = 0;
       state.queues = new Map(ev.queues.map((q) => [q.id, q]));
       state.queueSeenAt = new Map(ev.queues.map((q) => [q.id, now]));
       state.agents = new Map(ev.agents.map((a) => [a.id, a]));
+      state.agentOrder = null;
       state.conversations = new Map(ev.conversations.map((c) => [c.id, c]));
-      $("link").textContent = "Live";
+      break;
+    case "batch":
+      for (const one of ev.events || []) apply(one, now);
       break;
     case "queue":
       state.queues.set(ev.queue.id, ev.queue);
       state.queueSeenAt.set(ev.queue.id, now);
       break;
     case "agent":
-      state.agents.set(ev.agent.id, ev.agent);
+      setAgent(ev.agent);
       break;
     case "conversation":
       if (ev.conversation.state === "ended") state.conversations.delete(ev.conversation.id);
       else state.conversations.set(ev.conversation.id, ev.conversation);
       if (state.open === ev.conversation.id) loadTranscript();
       break;
-    default:
-      return;
+    // Any other type is one this page does not show.
   }
-  scheduleRender();
 }
 
+function setAgent(agent) {
+  const known = state.agents.get(agent.id);
+  if (!known || known.name !== agent.name) state.agentOrder = null;
+  state.agents.set(agent.id, agent);
+}
+
+/** Asks for a redraw at the next animation frame; asking again before it is free. */
 function scheduleRender() {
-  if (state.renderPending) return;
-  state.renderPending = true;
-  setTimeout(() => {
-    state.renderPending = false;
+  if (state.frame !== null) return;
+  state.frame = requestAnimationFrame(() => {
+    state.frame = null;
     render();
-  }, 100);
+  });
 }
 
 // ----- views -----
 
+/** The time of the redraw under way: every timer of one redraw counts to the same instant. */
+let drawnAt = 0;
+
 function render() {
+  drawnAt = Date.now();
   renderQueues();
   renderAgents();
 }
 
+const queueRows = new KeyedChildren($("queue-rows"), {
+  create: () => {
+    const cells = {
+      name: h("th", { scope: "row" }),
+      waiting: h("td", { class: "num" }),
+      wait: h("td", { class: "num" }),
+      available: h("td", { class: "num" }),
+    };
+    const tr = h("tr", {}, cells.name, cells.waiting, cells.wait, cells.available);
+    tr.cells_ = cells;
+    return tr;
+  },
+  update: (tr, id) => {
+    const q = state.queues.get(id);
+    const c = tr.cells_;
+    const seen = state.queueSeenAt.get(q.id) ?? drawnAt;
+    setIso(c.name, q.name);
+    setText(c.waiting, q.waiting);
+    setText(c.wait, q.waiting > 0 ? elapsed(q.longest_wait_ms + (drawnAt - seen)) : "—");
+    setText(c.available, q.agents_available);
+  },
+});
+
 function renderQueues() {
-  const now = Date.now();
-  const rows = [...state.queues.values()].sort((a, b) => a.name.localeCompare(b.name));
-  $("queue-rows").replaceChildren(
-    ...rows.map((q) => {
-      const seen = state.queueSeenAt.get(q.id) || now;
-      const wait = q.waiting > 0 ? q.longest_wait_ms + (now - seen) : 0;
-      return el(
-        "tr",
-        {},
-        el("th", { scope: "row" }, bdi(q.name)),
-        el("td", { class: "num" }, String(q.waiting)),
-        el("td", { class: "num" }, q.waiting > 0 ? duration(wait) : "—"),
-        el("td", { class: "num" }, String(q.agents_available)),
-      );
-    }),
-  );
+    const ids = [...state.queues.values()].sort((a, b) => byName(a.name, b.name) || byName(a.id, b.id)).map((q) => q.id);
+  queueRows.show(ids);
 }
 
-function stateMenu(agent) {
-  const select = el("select", { "aria-label": `State for ${isoText(agent.name)}` });
-  select.append(el("option", { value: "" }, "Choose…"));
-  select.append(el("option", { value: "available" }, "Available"));
-  for (const c of state.idleCodes) select.append(el("option", { value: `idle:${c.code}` }, `Idle: ${c.label}`));
-  select.append(el("option", { value: "logged_out" }, "Logged out"));
+/** The presence menu of agent `id`, made once with its row. */
+function stateMenu(id) {
+  const select = h("select", {});
+  select.append(h("option", { value: "" }, "Choose…"));
+  select.append(h("option", { value: "available" }, "Available"));
+  for (const c of state.idleCodes) select.append(h("option", { value: `idle:${c.code}` }, `Idle: ${c.label}`));
+  select.append(h("option", { value: "logged_out" }, "Logged out"));
   select.addEventListener("change", async () => {
     const v = select.value;
     if (!v) return;
+    const name = state.agents.get(id)?.name ?? id;
     const body = v.startsWith("idle:") ? { state: "idle", idle_code: v.slice(5) } : { state: v };
     showError("floor-error", null);
     try {
-      const a = await request("PUT", `/api/v1/agents/${encodeURIComponent(agent.id)}/state`, { token: state.token, body });
+      const a = await request("PUT", `/api/v1/agents/${encodeURIComponent(id)}/state`, { token: state.token, body });
       const known = state.agents.get(a.id);
-      if (known) state.agents.set(a.id, { ...known, ...a });
+      if (known) setAgent({ ...known, ...a });
       scheduleRender();
     } catch (e) {
-      showError("floor-error", e.code === "agent_busy" ? { code: "x", message: `${isoText(agent.name)} holds conversations and cannot be logged out.` } : e);
+      showError("floor-error", e.code === "agent_busy" ? words(`${isoText(name)} holds conversations and cannot be logged out.`) : e);
     }
     select.value = "";
   });
   return select;
 }
 
-function renderAgents() {
-  const now = Date.now();
-  const q = $("agent-search").value.trim().toLowerCase();
-  const all = [...state.agents.values()]
-    .filter((a) => !q || a.name.toLowerCase().includes(q) || a.id.toLowerCase().includes(q))
-    .sort((a, b) => a.name.localeCompare(b.name));
-  const rows = all.slice(0, MAX_ROWS);
-  $("agents-more").textContent = all.length > rows.length ? `${all.length - rows.length} more; search to narrow.` : "";
-  $("agent-rows").replaceChildren(
-    ...rows.map((a) => {
-      const since = Date.parse(a.state_since);
-      const words = STATE_WORDS[a.state] || a.state;
-      const label = a.state === "idle" && a.idle_code ? `${words} (${a.idle_code})` : words;
-      const convs = [...a.offers, ...a.conversations, ...a.wrapups];
-      return el(
-        "tr",
-        {},
-        el("th", { scope: "row" }, bdi(a.name)),
-        el("td", { class: `state-${a.state}` }, `${label} · ${duration(now - since)}`),
-        el("td", { class: "num" }, `${a.load} / ${a.capacity}`),
-        el(
-          "td",
-          {},
-          ...convs.map((id) =>
-            el("button", { type: "button", class: "conv", onclick: () => openConversation(id) }, id),
-          ),
-        ),
-        el("td", {}, stateMenu(a)),
+const agentRows = new KeyedChildren($("agent-rows"), {
+  create: (id) => {
+    const cells = {
+      name: h("th", { scope: "row" }),
+      state: h("td"),
+      load: h("td", { class: "num" }),
+      conversations: h("td"),
+      menu: stateMenu(id),
+    };
+    const tr = h("tr", {}, cells.name, cells.state, cells.load, cells.conversations, h("td", {}, cells.menu));
+    tr.cells_ = cells;
+    return tr;
+  },
+  update: (tr, id) => {
+    const a = state.agents.get(id);
+    const c = tr.cells_;
+    setIso(c.name, a.name);
+    const label = `State for ${isoText(a.name)}`;
+    if (c.menu.getAttribute("aria-label") !== label) c.menu.setAttribute("aria-label", label);
+    const word = presenceWord(a.state);
+    const presence = a.state === "idle" && a.idle_code ? `${word} (${a.idle_code})` : word;
+    setText(c.state, `${presence} · ${elapsed(drawnAt - Date.parse(a.state_since))}`);
+    const stateClass = `state-${a.state}`;
+    if (c.state.className !== stateClass) c.state.className = stateClass;
+    setText(c.load, `${a.load} / ${a.capacity}`);
+    const held = [...a.offers, ...a.conversations, ...a.wrapups];
+    const key = held.join(" ");
+    if (c.conversations.heldKey !== key) {
+      c.conversations.heldKey = key;
+      c.conversations.replaceChildren(
+        ...held.map((cid) => h("button", { type: "button", class: "conv", onclick: () => openConversation(cid) }, cid)),
       );
-    }),
-  );
+    }
+  },
+});
+
+function renderAgents() {
+    if (!state.agentOrder) {
+    state.agentOrder = [...state.agents.values()].sort((a, b) => byName(a.name, b.name) || byName(a.id, b.id)).map((a) => a.id);
+  }
+  const q = $("agent-search").value.trim().toLowerCase();
+  const shown = [];
+  let matching = 0;
+  for (const id of state.agentOrder) {
+    const a = state.agents.get(id);
+    if (q && !a.name.toLowerCase().includes(q) && !a.id.toLowerCase().includes(q)) continue;
+    matching += 1;
+    if (shown.length < MAX_ROWS) shown.push(id);
+  }
+  agentRows.show(shown);
+  setText($("agents-more"), matching > shown.length ? `${matching - shown.length} more; search to narrow.` : "");
 }
 
 // ----- a conversation's transcript -----
@@ -293,16 +315,16 @@ async function loadTranscript() {
   try {
     const c = await request("GET", `/api/v1/conversations/${encodeURIComponent(id)}`, { token: state.token });
     if (state.open !== id) return;
-    $("transcript-title").replaceChildren(`Conversation ${c.id} with `, bdi(c.customer.name));
-    $("transcript-meta").replaceChildren(bdi(c.queue_name), ` · ${c.state}${c.owner ? ` · owner ${c.owner}` : ""}`);
+    $("transcript-title").replaceChildren(`Conversation ${c.id} with `, iso(c.customer.name));
+    $("transcript-meta").replaceChildren(iso(c.queue_name), ` · ${c.state}${c.owner ? ` · owner ${c.owner}` : ""}`);
     $("transcript-messages").replaceChildren(
       ...c.transcript.map((m) =>
-        el(
+        h(
           "li",
           {},
-          el("span", { class: "author" }, bdi(m.author.name || m.author.kind), ":"),
+          h("span", { class: "author" }, iso(m.author.name || m.author.kind), ":"),
           // dir=auto: a right-to-left message reads right-to-left.
-          el("span", { class: "text", dir: "auto" }, m.text),
+          h("span", { class: "text", dir: "auto" }, m.text),
         ),
       ),
     );
@@ -328,16 +350,15 @@ $("transcript-close").addEventListener("click", () => {
 $("agent-search").addEventListener("input", scheduleRender);
 // Timers tick every second.
 setInterval(() => {
-  if (!$("floor").hidden) render();
+  if (!$("floor").hidden) scheduleRender();
 }, 1000);
 
 const ended = sessionStorage.getItem(ENDED_KEY);
 if (ended) {
   sessionStorage.removeItem(ENDED_KEY);
-  $("signin-error").textContent = ended;
+  setText($("signin-error"), ended);
 }
 const saved = sessionStorage.getItem(TOKEN_KEY);
 if (saved) {
   signInWith(saved).catch(() => sessionStorage.removeItem(TOKEN_KEY));
 }
-

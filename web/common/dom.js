@@ -1,5 +1,6 @@
-// Small DOM helpers shared by the views. No framework: elements are built once and
-// updated in place, so focus, selection and typed text survive every update.
+// Small DOM helpers shared by the pages (the agent desktop, the supervisor page, the demo
+// customer page). No framework: elements are built once and updated in place, so focus,
+// selection and typed text survive every update.
 
 /**
  * Builds an element. `props`: attributes (strings), `on*` listeners (functions),
@@ -50,21 +51,6 @@ export function show(el, visible) {
   el.hidden = !visible;
 }
 
-/** "m:ss" under an hour, "h:mm:ss" above; negative times count as 0. */
-export function elapsed(ms) {
-  const total = Math.max(0, Math.floor(ms / 1000));
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = String(total % 60).padStart(2, "0");
-  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
-}
-
-/** "14:05" local time of an RFC 3339 instant. */
-export function clock(iso) {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
-
 /** A unique-enough id for request ids and element ids. */
 let counter = 0;
 export function uid(prefix = "id") {
@@ -97,6 +83,14 @@ export function isoText(value) {
   return BIDI.test(s) ? `\u2068${s}\u2069` : s;
 }
 
+/** Makes `el`'s content the client-controlled `value`, isolated (`iso`), only when it changed. */
+export function setIso(el, value) {
+  const s = String(value ?? "");
+  if (el.isoValue === s) return;
+  el.isoValue = s;
+  el.replaceChildren(iso(s));
+}
+
 /** Replaces `el`'s children with `parts` (strings and nodes) only when their text changed. */
 export function setParts(el, ...parts) {
   const flat = parts.flat().filter((p) => p !== null && p !== undefined && p !== false);
@@ -104,4 +98,56 @@ export function setParts(el, ...parts) {
   if (el.partsKey === key) return;
   el.partsKey = key;
   fill(el, flat);
+}
+
+/**
+ * The element children of `parent` kept in step with a list of keys (ids), in place: an
+ * element is made once for a key (`create(key)`), brought up to date on every `show`
+ * (`update(el, key)`, which should write only what changed), and kept for as long as its
+ * key is shown, so a table row keeps its identity, its focus and an open menu across
+ * updates. Elements move only where the order changed; a key no longer shown loses its
+ * element. `parent` holds nothing else.
+ */
+export class KeyedChildren {
+  constructor(parent, { create, update }) {
+    this.parent = parent;
+    this.create = create;
+    this.update = update;
+    /** key -> element, for the keys shown now */
+    this.elements = new Map();
+  }
+
+  /** Shows exactly `keys` (distinct), in that order. */
+  show(keys) {
+    const wanted = new Set(keys);
+    for (const [key, el] of this.elements) {
+      if (!wanted.has(key)) {
+        el.remove();
+        this.elements.delete(key);
+      }
+    }
+    // Every child left is a wanted key's: walk them in order, moving only what is out of place.
+    let cursor = this.parent.firstElementChild;
+    for (const key of keys) {
+      let el = this.elements.get(key);
+      if (!el) {
+        el = this.create(key);
+        this.elements.set(key, el);
+      }
+      this.update(el, key);
+      if (el === cursor) cursor = cursor.nextElementSibling;
+      else this.parent.insertBefore(el, cursor);
+    }
+  }
+
+  /** The element shown for `key`, if any. */
+  get(key) {
+    return this.elements.get(key);
+  }
+
+  /** Removes every element. */
+  clear() {
+    for (const el of this.elements.values()) el.remove();
+    this.elements.clear();
+  }
 }
