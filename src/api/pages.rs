@@ -139,6 +139,7 @@ mod tests {
         let http = [
             "store_unavailable",
             "engine_unavailable",
+            "overloaded",
             "internal_error",
             "invalid_command",
             "too_many_commands",

@@ -44,6 +44,7 @@ const WORDS = {
   // The engine itself.
   store_unavailable: "The engine cannot save changes right now (storage problem). Nothing was changed; try again shortly.",
   engine_unavailable: "The engine is not answering right now. Try again shortly.",
+  overloaded: "The engine is very busy and takes no new conversations for a moment. Try again in a second.",
   unhealthy: "The engine is not healthy right now. Try again shortly.",
   internal_error: "The engine hit an unexpected problem; nothing was changed. Try again, and tell your administrator if it persists.",
   not_connected: "Not connected to the engine; the page is reconnecting. Try again in a moment.",
