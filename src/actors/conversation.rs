@@ -18,6 +18,8 @@ pub trait CustomerChannel: Send + Sync + 'static {
     /// conversation, and reports the outcome back to the engine. A channel without an
     /// outbox leaves the entry where it is (it is sent after a restart with a channel).
     fn send(&self, _outbound: Outbound) {}
+    /// A Messenger page's token or channel state changed (durable already).
+    fn page(&self, _note: crate::core::messenger::PageNote) {}
 }
 
 /// A channel that delivers nowhere: customers over REST read the transcript.

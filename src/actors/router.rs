@@ -206,6 +206,9 @@ impl RouterActor {
                 Effect::Send(outbound) => {
                     self.channel.send(outbound);
                 }
+                Effect::Page(note) => {
+                    self.channel.page(note);
+                }
                 Effect::DeliverEnd { conversation, reason } => {
                     if let Some(a) = self.conversations.remove(&conversation) {
                         a.do_send(Close {

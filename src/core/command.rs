@@ -161,7 +161,12 @@ pub enum Command {
         seen: bool,
         /// Filled by the shell: the customer's last owner on the page's entry point.
         last_owner: Option<LastOwner>,
+        /// Meta's `timestamp` of the message: the messaging window counts from it.
+        sent_at: Option<Millis>,
     },
+    /// The Messenger channel's other operations (page tokens, channel state; see
+    /// [`super::messenger::MessengerCommand`]).
+    Messenger(super::messenger::MessengerCommand),
     /// Messenger's delivery or read mark: every outbound message of the customer's open
     /// conversation sent at or before `watermark` is delivered (read).
     MessengerMark {
@@ -307,6 +312,7 @@ impl Command {
             Command::Wrapup { .. } => "wrapup",
             Command::MessengerMessage { .. } => "messenger_message",
             Command::MessengerMark { .. } => "messenger_mark",
+            Command::Messenger(_) => "messenger",
             Command::OutboxReport { .. } => "outbox_report",
             Command::SetCustomerName { .. } => "set_customer_name",
             Command::CreateSupervisor { .. } => "create_supervisor",
@@ -344,6 +350,7 @@ impl Command {
             | Command::CustomerMessage { .. }
             | Command::MessengerMessage { .. }
             | Command::MessengerMark { .. }
+            | Command::Messenger(_)
             | Command::OutboxReport { .. }
             | Command::SetCustomerName { .. }
             | Command::CreateSupervisor { .. }
@@ -574,10 +581,22 @@ impl Floor {
                 mid,
                 seen,
                 last_owner,
-            } => match self.messenger_message(&page_id, customer, &text, attachments, mid, seen, last_owner, now)? {
+                sent_at,
+            } => match self.messenger_message(
+                &page_id,
+                customer,
+                &text,
+                attachments,
+                mid,
+                seen,
+                last_owner,
+                sent_at,
+                now,
+            )? {
                 Some(id) => Reply::Conversation(self.conversation_reply(&id)?),
                 None => Reply::Done,
             },
+            Command::Messenger(m) => self.messenger(m)?,
             Command::MessengerMark {
                 page_id,
                 customer,
