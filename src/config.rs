@@ -169,6 +169,9 @@ pub struct MessengerConfig {
     pub profile_timeout_ms: u64,
     /// User Profile API look-ups running at once.
     pub profile_concurrency: usize,
+    /// A failed look-up is tried again on a later message after this long, doubling per
+    /// failure up to an hour.
+    pub profile_retry_ms: u64,
     /// Customers whose look-up state (under way, failed, when to try again) is kept in
     /// memory; the oldest is forgotten beyond it.
     pub profile_cache: usize,
@@ -189,6 +192,7 @@ impl Default for MessengerConfig {
             send_timeout_ms: 10_000,
             profile_timeout_ms: 1_500,
             profile_concurrency: 8,
+            profile_retry_ms: 30_000,
             profile_cache: 10_000,
         }
     }

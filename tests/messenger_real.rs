@@ -407,3 +407,42 @@ async fn a_page_belongs_to_one_entry_point() {
     .await
     .expect(201);
 }
+
+/// A failed User Profile API look-up is tried again on a later message (after
+/// `messenger.profile_retry_ms`), and the name it finds then reaches the conversation.
+#[actix_web::test]
+async fn a_failed_profile_look_up_is_tried_again_later() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let url = fake.url();
+    let s = TestServer::with(move |c| {
+        messenger_config(c, &url);
+        c.messenger.profile_retry_ms = 1;
+    })
+    .await;
+    let token = s.agent("a1", "Ann", &["support"]).await;
+    let mut desk = s.available_desktop(&token).await;
+    deliver(
+        &s.client,
+        &s.base,
+        &page_event(&[(PAGE_ID, vec![text(PSID, "m-1", "hi")])]),
+    )
+    .await;
+    let offer = desk.wait_for("offer").await;
+    assert_eq!(offer["customer"]["name"], "Messenger user 2919");
+    let cid = offer["conversation_id"].as_str().expect("id").to_string();
+    fake.profile(PSID, "Jane", "Doe");
+    deliver(
+        &s.client,
+        &s.base,
+        &page_event(&[(PAGE_ID, vec![text(PSID, "m-2", "still there?")])]),
+    )
+    .await;
+    let c = s.conversation(&cid).await;
+    assert_eq!(c["customer"]["name"], "Jane Doe", "{c}");
+    let asked = fake
+        .received()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(PSID))
+        .count();
+    assert_eq!(asked, 2);
+}

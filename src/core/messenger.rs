@@ -231,6 +231,96 @@ pub fn placeholder_name(psid: &str) -> String {
     format!("Messenger user {tail}")
 }
 
+/// Which customers' names to ask the User Profile API for: each customer once while a
+/// look-up is under way; after a failure, again on a later message once a backoff has
+/// passed (doubling from `base_ms` up to `max_ms`). Bounded: beyond `capacity` customers
+/// the oldest is forgotten (its next message may ask again). A found name is in the store
+/// and needs no entry here.
+#[derive(Debug)]
+pub struct ProfileLookups {
+    capacity: usize,
+    base_ms: u64,
+    max_ms: u64,
+    entries: std::collections::HashMap<(String, String), Lookup>,
+    /// Keys in the order they were first added, for forgetting the oldest.
+    order: std::collections::VecDeque<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Lookup {
+    under_way: bool,
+    failures: u32,
+    /// No new look-up before this.
+    not_before: Millis,
+}
+
+impl ProfileLookups {
+    pub fn new(capacity: usize, base_ms: u64, max_ms: u64) -> Self {
+        ProfileLookups {
+            capacity: capacity.max(1),
+            base_ms,
+            max_ms,
+            entries: Default::default(),
+            order: Default::default(),
+        }
+    }
+
+    /// True when a look-up of `key` should start at `now` (it is then under way).
+    pub fn start(&mut self, key: &(String, String), now: Millis) -> bool {
+        if let Some(l) = self.entries.get_mut(key) {
+            if l.under_way || now < l.not_before {
+                return false;
+            }
+            l.under_way = true;
+            return true;
+        }
+        while self.entries.len() >= self.capacity {
+            let Some(old) = self.order.pop_front() else { break };
+            self.entries.remove(&old);
+        }
+        self.entries.insert(
+            key.clone(),
+            Lookup {
+                under_way: true,
+                failures: 0,
+                not_before: 0,
+            },
+        );
+        self.order.push_back(key.clone());
+        true
+    }
+
+    /// The look-up of `key` ended at `now`: found (forgotten here) or failed (tried again
+    /// after the backoff).
+    pub fn ended(&mut self, key: &(String, String), found: bool, now: Millis) {
+        if found {
+            if self.entries.remove(key).is_some() {
+                self.order.retain(|k| k != key);
+            }
+            return;
+        }
+        if let Some(l) = self.entries.get_mut(key) {
+            l.under_way = false;
+            l.failures = l.failures.saturating_add(1);
+            let wait = self
+                .base_ms
+                .saturating_mul(1u64 << (l.failures - 1).min(30))
+                .min(self.max_ms);
+            l.not_before = now.saturating_add(wait);
+        }
+    }
+
+    /// Customers held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// None held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 impl Floor {
     /// The entry point of Facebook Page `page_id`.
     pub(super) fn entry_point_of_page(&self, page_id: &str) -> Result<String, CoreError> {
@@ -1161,6 +1251,29 @@ mod tests {
             T0,
         );
         assert_eq!(r.unwrap_err().code(), "page_in_use");
+    }
+
+    #[test]
+    fn profile_look_ups_are_tried_again_after_a_backoff_and_bounded() {
+        let key = |i: u32| ("page".to_string(), format!("psid-{i}"));
+        let mut l = ProfileLookups::new(3, 1_000, 4_000);
+        assert!(l.start(&key(1), 0));
+        assert!(!l.start(&key(1), 10), "under way");
+        l.ended(&key(1), false, 100);
+        assert!(!l.start(&key(1), 500), "backing off");
+        assert!(l.start(&key(1), 1_100));
+        l.ended(&key(1), false, 1_200);
+        assert!(!l.start(&key(1), 3_000), "twice the wait");
+        assert!(l.start(&key(1), 3_200));
+        l.ended(&key(1), true, 3_300);
+        assert!(l.is_empty(), "a found name is the store's");
+        for i in 0..10 {
+            assert!(l.start(&key(i), 4_000));
+        }
+        assert_eq!(l.len(), 3);
+        // The oldest were forgotten: asking for one of them starts again.
+        assert!(l.start(&key(0), 4_000));
+        assert!(!l.start(&key(9), 4_000));
     }
 
     #[test]
