@@ -148,6 +148,10 @@ pub struct MessengerConfig {
     pub app_secret: String,
     /// The token Meta echoes in the verification handshake.
     pub verify_token: String,
+    /// This app's id (the Meta app's "App ID"): echoes of its own messages are ignored,
+    /// echoes of other apps' messages (a person writing in the Page's inbox) join the
+    /// transcript. Empty: every echo is taken as this app's.
+    pub app_id: String,
     /// The Graph API's base URL; tests point it at a local fake.
     pub graph_base_url: String,
     /// The Graph API version in request paths.
@@ -182,6 +186,7 @@ impl Default for MessengerConfig {
         MessengerConfig {
             app_secret: String::new(),
             verify_token: String::new(),
+            app_id: String::new(),
             graph_base_url: "https://graph.facebook.com".into(),
             graph_version: "v21.0".into(),
             human_agent_tag: false,

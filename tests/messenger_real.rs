@@ -446,3 +446,48 @@ async fn a_failed_profile_look_up_is_tried_again_later() {
         .count();
     assert_eq!(asked, 2);
 }
+
+/// Echoes: what a person typed in the Page's own inbox (an echo whose `app_id` is another
+/// app's) joins the transcript with author kind `page` and the Page's name, reaches the
+/// agent's desktop, and is not sent again; the engine's own echoes (this app's `app_id`)
+/// are ignored.
+#[actix_web::test]
+async fn echoes_from_the_pages_inbox_join_the_transcript() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let url = fake.url();
+    let s = TestServer::with(move |c| {
+        messenger_config(c, &url);
+        c.messenger.app_id = "1517776481860111".into();
+    })
+    .await;
+    let token = s.agent("a1", "Ann", &["support"]).await;
+    let mut desk = s.available_desktop(&token).await;
+    deliver(
+        &s.client,
+        &s.base,
+        &page_event(&[(PAGE_ID, vec![text(PSID, "m-1", "hi")])]),
+    )
+    .await;
+    let offer = desk.wait_for("offer").await;
+    let cid = offer["conversation_id"].as_str().expect("id").to_string();
+    let r = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let own = echo(PSID, "m-own");
+    let mut inbox = echo(PSID, "m-inbox");
+    inbox["message"]["app_id"] = json!(263902037430900u64);
+    inbox["message"]["text"] = json!("Hi, this is Sam from the shop");
+    deliver(&s.client, &s.base, &page_event(&[(PAGE_ID, vec![own, inbox.clone()])])).await;
+    let m = desk.wait_for_in("message", &cid).await;
+    assert_eq!(m["message"]["author"]["kind"], "page", "{m}");
+    assert_eq!(m["message"]["author"]["name"], "Demo Page", "{m}");
+    assert_eq!(m["message"]["text"], "Hi, this is Sam from the shop");
+    assert!(m["message"].get("delivery").is_none(), "{m}");
+    // Redelivered: nothing more.
+    deliver(&s.client, &s.base, &page_event(&[(PAGE_ID, vec![inbox])])).await;
+    let c = s.conversation(&cid).await;
+    assert_eq!(texts_of(&c), ["hi", "Hi, this is Sam from the shop"], "{c}");
+    assert!(
+        fake.received().iter().all(|r| r.method != "POST"),
+        "nothing is sent again"
+    );
+}

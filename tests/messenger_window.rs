@@ -87,6 +87,7 @@ async fn engine(fake: &FakeGraph, human_agent_tag: bool) -> (Engine, Arc<TestClo
 
             last_owner: None,
             sent_at: None,
+            page_echo: false,
         })
         .await
         .expect("message");

@@ -163,6 +163,9 @@ pub enum Command {
         last_owner: Option<LastOwner>,
         /// Meta's `timestamp` of the message: the messaging window counts from it.
         sent_at: Option<Millis>,
+        /// An echo of what a person wrote from the Page's own inbox (another app's
+        /// message): it joins the customer's open conversation as the Page's.
+        page_echo: bool,
     },
     /// The Messenger channel's other operations (page tokens, channel state; see
     /// [`super::messenger::MessengerCommand`]).
@@ -582,6 +585,7 @@ impl Floor {
                 seen,
                 last_owner,
                 sent_at,
+                page_echo: false,
             } => match self.messenger_message(
                 &page_id,
                 customer,
@@ -596,6 +600,20 @@ impl Floor {
                 Some(id) => Reply::Conversation(self.conversation_reply(&id)?),
                 None => Reply::Done,
             },
+            Command::MessengerMessage {
+                page_id,
+                customer,
+                text,
+                attachments,
+                mid,
+                seen,
+                sent_at,
+                page_echo: true,
+                ..
+            } => {
+                self.page_echo(&page_id, &customer.id, &text, attachments, mid, seen, sent_at, now)?;
+                Reply::Done
+            }
             Command::Messenger(m) => self.messenger(m)?,
             Command::MessengerMark {
                 page_id,

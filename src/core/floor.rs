@@ -1613,7 +1613,7 @@ impl Floor {
     /// [`Floor::append`] with attachments. An agent or system message to a Messenger
     /// customer goes to the outbox ([`Floor::outbound`]) instead of [`Effect::Deliver`].
     #[allow(clippy::too_many_arguments)]
-    fn append_with(
+    pub(super) fn append_with(
         &mut self,
         conversation: &str,
         kind: AuthorKind,
@@ -1629,7 +1629,9 @@ impl Floor {
         };
         let mut message = Message::text(c.transcript.len() as u64 + 1, Author { kind, id, name }, text, now);
         message.attachments = attachments;
-        let outbound = if kind != AuthorKind::Customer && c.channel == Channel::Messenger {
+        // Customer messages and what the Page's own inbox wrote (echoes) go to no one.
+        let to_customer = !matches!(kind, AuthorKind::Customer | AuthorKind::Page);
+        let outbound = if to_customer && c.channel == Channel::Messenger {
             self.outbound(c, &mut message, now)
         } else {
             None
@@ -1655,7 +1657,7 @@ impl Floor {
         if let Some(o) = outbound {
             self.changes.push(Change::Outbox(o.clone()));
             self.effects.push(Effect::Send(o));
-        } else if kind != AuthorKind::Customer {
+        } else if to_customer {
             self.effects.push(Effect::Deliver {
                 conversation: conversation.into(),
                 message: message.clone(),

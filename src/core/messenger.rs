@@ -398,6 +398,44 @@ impl Floor {
         Ok(Some(arrival.conversation))
     }
 
+    /// What a person wrote to `customer` from the Page's own inbox (an echo of another
+    /// app's message): it joins the customer's open conversation with author kind `page`
+    /// and the entry point's name, and is not sent again. With no open conversation it is
+    /// only remembered (its `mid`), so a redelivery stays ignored.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn page_echo(
+        &mut self,
+        page_id: &str,
+        customer: &str,
+        text: &str,
+        attachments: Vec<Attachment>,
+        mid: Option<String>,
+        seen: bool,
+        sent_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<(), CoreError> {
+        let entry_point = self.entry_point_of_page(page_id)?;
+        if seen {
+            return Ok(());
+        }
+        if text.trim().is_empty() && attachments.is_empty() {
+            return Err(CoreError::InvalidInput("a message needs text or attachments".into()));
+        }
+        let (text, truncated) = truncate(text, MAX_TEXT_CHARS);
+        let name = self.entry_points[&entry_point].name.clone();
+        if let Some(id) = self.open_by_customer.get(&(entry_point, customer.to_string())).cloned() {
+            let m = self.append_with(&id, AuthorKind::Page, None, name, &text, attachments, now);
+            let at = meta_time(sent_at, now);
+            if at != now || truncated {
+                self.restamp(&id, m.seq, at, truncated);
+            }
+        }
+        if let Some(mid) = mid {
+            self.changes.push(Change::Mid { mid, at: now });
+        }
+        Ok(())
+    }
+
     /// Gives the message just appended (`seq` of `conversation`) Meta's time and its
     /// `truncated` mark, in the transcript and in what this operation records and tells.
     fn restamp(&mut self, conversation: &str, seq: u64, at: Millis, truncated: bool) {
@@ -785,6 +823,7 @@ mod tests {
                 seen,
                 last_owner: None,
                 sent_at: None,
+                page_echo: false,
             },
             now,
         )
@@ -1142,6 +1181,7 @@ mod tests {
                     seen: false,
                     last_owner: None,
                     sent_at,
+                    page_echo: false,
                 },
                 now,
             )

@@ -24,7 +24,10 @@ pub enum Item {
 }
 
 /// Every event of the webhook body `body` (raw bytes, signature already checked).
-pub fn read_body(body: &[u8]) -> Vec<Item> {
+/// `app_id` is this app's id (`messenger.app_id`): echoes of its own messages are
+/// skipped, echoes of other apps' (the Page's inbox) are kept; empty: every echo is
+/// taken as this app's.
+pub fn read_body(body: &[u8], app_id: &str) -> Vec<Item> {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return vec![Item::Skip(SkipReason::Unreadable, "batch")];
     };
@@ -45,7 +48,7 @@ pub fn read_body(body: &[u8]) -> Vec<Item> {
             continue;
         };
         for e in events.into_iter().flatten() {
-            items.push(read_event(&page, e));
+            items.push(read_event(&page, e, app_id));
         }
         // Events of threads another app owns (Handover Protocol / Conversation Routing).
         for _ in standby.into_iter().flatten() {
@@ -116,7 +119,7 @@ struct Postback {
 }
 
 /// One `messaging[]` event of page `page`.
-fn read_event(page: &str, e: &Value) -> Item {
+fn read_event(page: &str, e: &Value, app_id: &str) -> Item {
     let kind = kind_of(e);
     let Some(e) = e.as_object() else {
         return Item::Skip(SkipReason::Unreadable, "other");
@@ -129,7 +132,7 @@ fn read_event(page: &str, e: &Value) -> Item {
         return Item::Skip(SkipReason::UserRef, kind);
     }
     if kind == "echo" {
-        return Item::Skip(SkipReason::OwnEcho, kind);
+        return read_echo(page, e, app_id, sent_at);
     }
     let Some(customer) = sender.and_then(|s| s.get("id")).and_then(id_of) else {
         return Item::Skip(SkipReason::Unreadable, kind);
@@ -149,6 +152,7 @@ fn read_event(page: &str, e: &Value) -> Item {
         seen: false,
         last_owner: None,
         sent_at,
+        page_echo: false,
     };
     match kind {
         "message" => {
@@ -156,20 +160,7 @@ fn read_event(page: &str, e: &Value) -> Item {
                 return Item::Skip(SkipReason::Unreadable, kind);
             };
             debug_assert!(!m.is_echo);
-            let attachments: Vec<Attachment> = m
-                .attachments
-                .into_iter()
-                .map(|a| Attachment {
-                    url: a.payload.as_ref().and_then(|p| {
-                        p.url.clone().or_else(|| {
-                            p.coordinates
-                                .as_ref()
-                                .map(|c| format!("https://maps.google.com/?q={},{}", c.lat, c.long))
-                        })
-                    }),
-                    kind: a.kind,
-                })
-                .collect();
+            let attachments = attachments_of(m.attachments);
             let text = m.text.unwrap_or_default();
             if text.trim().is_empty() && attachments.is_empty() {
                 return Item::Skip(SkipReason::Empty, kind);
@@ -206,6 +197,66 @@ fn read_event(page: &str, e: &Value) -> Item {
     }
 }
 
+/// An echo: what the page sent to the customer (`recipient`). This app's own are
+/// skipped; another app's (a person in the Page's inbox) joins the transcript.
+fn read_echo(page: &str, e: &serde_json::Map<String, Value>, app_id: &str, sent_at: Option<Millis>) -> Item {
+    let kind = "echo";
+    let message = e.get("message");
+    let from = message.and_then(|m| m.get("app_id")).and_then(id_of);
+    if app_id.is_empty() || from.as_deref() == Some(app_id) {
+        return Item::Skip(SkipReason::OwnEcho, kind);
+    }
+    let Some(Ok(m)) = message.map(MessagePart::deserialize) else {
+        return Item::Skip(SkipReason::Unreadable, kind);
+    };
+    let Some(customer) = e.get("recipient").and_then(|r| r.get("id")).and_then(id_of) else {
+        return Item::Skip(SkipReason::Unreadable, kind);
+    };
+    if !valid_graph_id(&customer) {
+        return Item::Skip(SkipReason::BadId, kind);
+    }
+    let attachments = attachments_of(m.attachments);
+    let text = m.text.unwrap_or_default();
+    if text.trim().is_empty() && attachments.is_empty() {
+        return Item::Skip(SkipReason::Empty, kind);
+    }
+    Item::Use(
+        Command::MessengerMessage {
+            page_id: page.into(),
+            customer: Customer {
+                name: super::placeholder(&customer),
+                id: customer,
+            },
+            text,
+            attachments,
+            mid: m.mid.map(|mid| format!("echo:{mid}")),
+            seen: false,
+            last_owner: None,
+            sent_at,
+            page_echo: true,
+        },
+        kind,
+    )
+}
+
+/// Messenger's attachments as the transcript keeps them: the type and a URL (a location
+/// gets a maps link to its coordinates).
+fn attachments_of(parts: Vec<AttachmentPart>) -> Vec<Attachment> {
+    parts
+        .into_iter()
+        .map(|a| Attachment {
+            url: a.payload.as_ref().and_then(|p| {
+                p.url.clone().or_else(|| {
+                    p.coordinates
+                        .as_ref()
+                        .map(|c| format!("https://maps.google.com/?q={},{}", c.lat, c.long))
+                })
+            }),
+            kind: a.kind,
+        })
+        .collect()
+}
+
 /// The metrics kind of an event: which of its parts is set.
 fn kind_of(e: &Value) -> &'static str {
     let has = |k: &str| e.get(k).is_some_and(|v| !v.is_null());
@@ -235,7 +286,7 @@ mod tests {
     use super::*;
 
     fn skip_reasons(body: &Value) -> Vec<&'static str> {
-        read_body(body.to_string().as_bytes())
+        read_body(body.to_string().as_bytes(), "1517776481860111")
             .into_iter()
             .map(|i| match i {
                 Item::Use(_, kind) => kind,
@@ -261,7 +312,8 @@ mod tests {
             ev(json!({"sender": {"id": "../1"}, "message": {"mid": "m4", "text": "x"}})),
             ev(json!({"reaction": {"reaction": "love", "mid": "m1"}})),
             ev(json!({"message": {"mid": "m5", "text": 12}})),
-            ev(json!({"message": {"mid": "m6", "is_echo": true, "app_id": 1, "text": "x"}})),
+            ev(json!({"message": {"mid": "m6", "is_echo": true, "app_id": 1517776481860111u64, "text": "x"}})),
+            ev(json!({"sender": {"id": "99"}, "recipient": {"id": "123"}, "message": {"mid": "m6b", "is_echo": true, "app_id": 263902037430900u64, "text": "from the inbox"}})),
             ev(json!({"message": {"mid": "m7"}})),
             ev(json!({"delivery": {"watermark": 1458668856253u64}})),
             ev(json!({"read": {"watermark": "1458668856253"}})),
@@ -280,6 +332,7 @@ mod tests {
                 "unknown_kind",
                 "unreadable",
                 "own_echo",
+                "echo",
                 "empty",
                 "delivery",
                 "read",
@@ -290,7 +343,7 @@ mod tests {
             ]
         );
         assert_eq!(skip_reasons(&json!({"object": "instagram", "entry": []})), ["not_page"]);
-        assert_eq!(read_body(b"not json").len(), 1);
+        assert_eq!(read_body(b"not json", "").len(), 1);
     }
 
     #[test]
@@ -319,7 +372,7 @@ mod tests {
             json!({"object": "page", "entry": [{"id": "99", "messaging": [
                 {"sender": {"id": "123"}, "recipient": {"id": "99"}, "timestamp": ts, "postback": pb}]}]})
         };
-        let mid = |b: Value| match read_body(b.to_string().as_bytes()).pop() {
+        let mid = |b: Value| match read_body(b.to_string().as_bytes(), "").pop() {
             Some(Item::Use(Command::MessengerMessage { mid, .. }, _)) => mid,
             other => panic!("{other:?}"),
         };

@@ -117,7 +117,7 @@ pub async fn receive(messenger: web::Data<Messenger>, req: HttpRequest, body: we
     }
     let mut commands = Vec::new();
     let mut labels = Vec::new();
-    for item in read_body(&body) {
+    for item in read_body(&body, &config.app_id) {
         match item {
             Item::Use(cmd, kind) => {
                 commands.push(cmd);
