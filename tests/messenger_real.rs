@@ -491,3 +491,62 @@ async fn echoes_from_the_pages_inbox_join_the_transcript() {
         "nothing is sent again"
     );
 }
+
+/// Typing and seen from the desktop reach the Send API as `sender_action`s, at most at the
+/// stated rate: a burst of `typing` gives one `typing_on`, `seen` gives one `mark_seen` per
+/// new customer message; neither enters the transcript.
+#[actix_web::test]
+async fn typing_and_seen_reach_the_graph_api_at_most_at_the_rate() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let s = server(&fake).await;
+    let token = s.agent("a1", "Ann", &["support"]).await;
+    let mut desk = s.available_desktop(&token).await;
+    deliver(
+        &s.client,
+        &s.base,
+        &page_event(&[(PAGE_ID, vec![text(PSID, "m-1", "hi")])]),
+    )
+    .await;
+    let offer = desk.wait_for("offer").await;
+    let cid = offer["conversation_id"].as_str().expect("id").to_string();
+    let r = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    for _ in 0..5 {
+        let r = desk
+            .command(json!({"type": "typing", "conversation_id": cid, "on": true}))
+            .await;
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    for _ in 0..3 {
+        let r = desk.command(json!({"type": "seen", "conversation_id": cid})).await;
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    let r = desk
+        .command(json!({"type": "typing", "conversation_id": "c-999", "on": true}))
+        .await;
+    assert_eq!(r["ok"], false, "{r}");
+    let actions = |r: &[switchboard::channels::messenger::fake_graph::Received]| -> Vec<String> {
+        r.iter()
+            .filter_map(|r| r.body["sender_action"].as_str().map(String::from))
+            .collect()
+    };
+    let got = fake.wait_until(WAIT, |r| actions(r).len() >= 2).await;
+    assert_eq!(actions(&got), ["typing_on", "mark_seen"]);
+    let sa = got
+        .iter()
+        .find(|r| !r.body["sender_action"].is_null())
+        .expect("an action");
+    assert_eq!(sa.body["recipient"]["id"], PSID);
+    assert_eq!(sa.query.get("access_token").map(String::as_str), Some(PAGE_TOKEN));
+    // Settle: an answer sent after them comes behind them, and no other action came.
+    let r = desk
+        .command(json!({"type": "send", "conversation_id": cid, "text": "here"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let got = fake
+        .wait_until(WAIT, |r| r.iter().any(|r| r.body["message"]["text"] == "here"))
+        .await;
+    assert_eq!(actions(&got), ["typing_on", "mark_seen"]);
+    let c = s.conversation(&cid).await;
+    assert_eq!(texts_of(&c), ["hi", "here"], "{c}");
+}

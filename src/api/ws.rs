@@ -254,6 +254,16 @@ pub enum DesktopCommand {
         conversation_id: String,
         reason: String,
     },
+    /// The agent types (`on: true`) or stopped: shown to a Messenger customer as
+    /// `typing_on` / `typing_off`, at most once every few seconds per conversation.
+    Typing {
+        conversation_id: String,
+        on: bool,
+    },
+    /// The agent has seen the customer's messages: `mark_seen`, once per new message.
+    Seen {
+        conversation_id: String,
+    },
 }
 
 impl DesktopCommand {
@@ -308,6 +318,20 @@ impl DesktopCommand {
                 conversation: conversation_id,
                 reason,
             },
+            DesktopCommand::Typing { conversation_id, on } => {
+                Command::Messenger(crate::core::messenger::MessengerCommand::SenderAction {
+                    agent,
+                    conversation: conversation_id,
+                    typing: Some(on),
+                })
+            }
+            DesktopCommand::Seen { conversation_id } => {
+                Command::Messenger(crate::core::messenger::MessengerCommand::SenderAction {
+                    agent,
+                    conversation: conversation_id,
+                    typing: None,
+                })
+            }
         })
     }
 
@@ -321,7 +345,9 @@ impl DesktopCommand {
             | DesktopCommand::ExitConference { conversation_id }
             | DesktopCommand::EndConference { conversation_id }
             | DesktopCommand::End { conversation_id }
-            | DesktopCommand::Wrapup { conversation_id, .. } => Some(conversation_id),
+            | DesktopCommand::Wrapup { conversation_id, .. }
+            | DesktopCommand::Typing { conversation_id, .. }
+            | DesktopCommand::Seen { conversation_id } => Some(conversation_id),
         }
     }
 }

@@ -614,7 +614,7 @@ impl Floor {
                 self.page_echo(&page_id, &customer.id, &text, attachments, mid, seen, sent_at, now)?;
                 Reply::Done
             }
-            Command::Messenger(m) => self.messenger(m)?,
+            Command::Messenger(m) => self.messenger(m, now)?,
             Command::MessengerMark {
                 page_id,
                 customer,

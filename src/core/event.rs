@@ -192,6 +192,13 @@ pub enum Effect {
     /// A Messenger page's token or channel state changed (durable already): the sender
     /// uses the new token from now on, and what waited for it goes out in order.
     Page(super::messenger::PageNote),
+    /// Show a Messenger customer a sender action (typing, seen): sent at once, outside
+    /// the outbox's order, and not retried.
+    SenderAction {
+        page_id: String,
+        recipient: String,
+        action: super::messenger::SenderAction,
+    },
     /// The credential index at the edge changes: `revoked` (a token's hash) stops naming
     /// `account`, `granted` starts to. Carried out, like every effect, only once the
     /// change that caused it is durable, so no credential works that the store lacks;

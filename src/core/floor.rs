@@ -162,6 +162,9 @@ pub struct Floor {
     /// Every armed deadline (`deadlines.rs`): the shell asks [`Floor::next_deadline`] and
     /// calls [`Floor::fire_due`] then.
     deadlines: super::deadlines::Deadlines,
+    /// Messenger sender actions (typing, seen) already sent, per conversation
+    /// (`messenger.rs`): not durable, bounded.
+    pub(super) sender_actions: super::messenger::SenderActions,
 }
 
 /// A command on a conversation the floor no longer holds because it is finished; what

@@ -76,6 +76,50 @@ pub enum MessengerCommand {
     /// The Graph API refused page `page_id`'s token (error 190): its entry point is
     /// `unauthorized` and its messages wait for a new token.
     PageUnauthorized { page_id: String },
+    /// An agent's desktop says the agent types (`typing: Some(on)`) or has seen the
+    /// customer's messages (`typing: None`).
+    SenderAction {
+        agent: super::AgentId,
+        conversation: ConversationId,
+        typing: Option<bool>,
+    },
+}
+
+/// A Send API `sender_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum SenderAction {
+    TypingOn,
+    TypingOff,
+    MarkSeen,
+}
+
+impl SenderAction {
+    /// The Send API's name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Typing is shown at most once per this long per conversation (a desktop may report
+/// every keystroke).
+pub const TYPING_EVERY_MS: Millis = 3_000;
+/// Conversations whose sender actions are remembered; beyond it the oldest are dropped.
+const SENDER_ACTIONS_KEPT: usize = 10_000;
+
+/// What was last shown to each conversation's customer (typing, and up to which customer
+/// message `mark_seen` went), so the rate bound and "once per new message" hold.
+#[derive(Debug, Default)]
+pub struct SenderActions {
+    last: std::collections::HashMap<ConversationId, ShownActions>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ShownActions {
+    /// The last typing action sent, and when.
+    typing: Option<(bool, Millis)>,
+    /// The seq of the last customer message marked seen.
+    seen_seq: u64,
 }
 
 /// Why the webhook skipped an event: the `reason` label of
@@ -579,7 +623,7 @@ impl Floor {
     }
 
     /// Runs a [`MessengerCommand`].
-    pub(crate) fn messenger(&mut self, cmd: MessengerCommand) -> Result<Reply, CoreError> {
+    pub(crate) fn messenger(&mut self, cmd: MessengerCommand, now: Millis) -> Result<Reply, CoreError> {
         match cmd {
             MessengerCommand::SetPageToken { entry_point, token } => {
                 self.set_page_token(&entry_point, token)?;
@@ -594,7 +638,95 @@ impl Floor {
                 self.page_unauthorized(&page_id)?;
                 Ok(Reply::Done)
             }
+            MessengerCommand::SenderAction {
+                agent,
+                conversation,
+                typing,
+            } => {
+                self.sender_action(&agent, &conversation, typing, now)?;
+                Ok(Reply::Done)
+            }
         }
+    }
+
+    /// An agent in `conversation` types (`typing: Some(on)`) or has seen the customer's
+    /// messages (`None`). Shown to a Messenger customer, within the 24-hour window only:
+    /// typing at most once every [`TYPING_EVERY_MS`] per conversation (a change from on to
+    /// off goes at once), `mark_seen` once per new customer message. Other channels, and
+    /// what the bounds hold back, change nothing (answered all the same: a desktop sends
+    /// these as the agent types, and has nothing to do about a refusal).
+    fn sender_action(
+        &mut self,
+        agent: &str,
+        conversation: &str,
+        typing: Option<bool>,
+        now: Millis,
+    ) -> Result<(), CoreError> {
+        let c = self
+            .conversations
+            .get(conversation)
+            .ok_or_else(|| CoreError::UnknownConversation(conversation.into()))?;
+        if !c.is_open() || !c.participants().any(|p| p == agent) {
+            return Err(CoreError::NotInConversation {
+                conversation: conversation.into(),
+                agent: agent.into(),
+            });
+        }
+        if c.channel != Channel::Messenger || window(c.last_customer_message_at(), now, false) != Window::Response {
+            return Ok(());
+        }
+        let page_id = c
+            .entry_point
+            .as_ref()
+            .and_then(|e| self.entry_points.get(e))
+            .and_then(|e| e.page_id.clone());
+        let Some(page_id) = page_id else { return Ok(()) };
+        let last_customer_seq = c
+            .transcript
+            .iter()
+            .rev()
+            .find(|m| m.author.kind == AuthorKind::Customer)
+            .map_or(0, |m| m.seq);
+        let recipient = c.customer.id.clone();
+        let actions = &mut self.sender_actions.last;
+        if actions.len() >= SENDER_ACTIONS_KEPT && !actions.contains_key(conversation) {
+            let conversations = &self.conversations;
+            actions.retain(|id, _| conversations.contains_key(id));
+            if actions.len() >= SENDER_ACTIONS_KEPT {
+                actions.clear();
+            }
+        }
+        let shown = actions.entry(conversation.to_string()).or_default();
+        let action = match typing {
+            Some(on) => {
+                let due = match shown.typing {
+                    None => true,
+                    Some((was, at)) => was != on || now.saturating_sub(at) >= TYPING_EVERY_MS,
+                };
+                if !due {
+                    return Ok(());
+                }
+                shown.typing = Some((on, now));
+                if on {
+                    SenderAction::TypingOn
+                } else {
+                    SenderAction::TypingOff
+                }
+            }
+            None => {
+                if last_customer_seq <= shown.seen_seq {
+                    return Ok(());
+                }
+                shown.seen_seq = last_customer_seq;
+                SenderAction::MarkSeen
+            }
+        };
+        self.effects.push(Effect::SenderAction {
+            page_id,
+            recipient,
+            action,
+        });
+        Ok(())
     }
 
     /// A new page access token for `entry_point`: kept, the channel state is `ok`, and
@@ -1314,6 +1446,52 @@ mod tests {
         // The oldest were forgotten: asking for one of them starts again.
         assert!(l.start(&key(0), 4_000));
         assert!(!l.start(&key(9), 4_000));
+    }
+
+    #[test]
+    fn typing_and_seen_are_bounded() {
+        let mut f = floor(false);
+        let c = active(&mut f);
+        let act = |f: &mut Floor, agent: &str, typing: Option<bool>, now: Millis| {
+            let r = f.execute(
+                Command::Messenger(MessengerCommand::SenderAction {
+                    agent: agent.into(),
+                    conversation: c.clone(),
+                    typing,
+                }),
+                now,
+            );
+            let sent: Vec<SenderAction> = f
+                .take_effects()
+                .into_iter()
+                .filter_map(|e| match e {
+                    Effect::SenderAction { action, .. } => Some(action),
+                    _ => None,
+                })
+                .collect();
+            (r.map(|_| ()).map_err(|e| e.code()), sent)
+        };
+        use SenderAction::*;
+        // (agent, typing, at, sent)
+        let steps = [
+            ("a1", Some(true), T0, vec![TypingOn]),
+            ("a1", Some(true), T0 + 1_000, vec![]),
+            ("a1", Some(false), T0 + 1_500, vec![TypingOff]),
+            ("a1", Some(false), T0 + 2_000, vec![]),
+            ("a1", Some(true), T0 + 2_100, vec![TypingOn]),
+            ("a1", Some(true), T0 + 2_100 + TYPING_EVERY_MS, vec![TypingOn]),
+            ("a1", None, T0 + 6_000, vec![MarkSeen]),
+            ("a1", None, T0 + 7_000, vec![]),
+        ];
+        for (i, (agent, typing, at, want)) in steps.into_iter().enumerate() {
+            assert_eq!(act(&mut f, agent, typing, at), (Ok(()), want), "step {i}");
+        }
+        assert_eq!(act(&mut f, "a2", Some(true), T0 + 8_000).0, Err("not_in_conversation"));
+        // A new customer message may be marked seen again; outside the window, nothing.
+        customer_writes(&mut f, "more", vec![], "m-2", false, T0 + 9_000).unwrap();
+        assert_eq!(act(&mut f, "a1", None, T0 + 9_500), (Ok(()), vec![MarkSeen]));
+        customer_writes(&mut f, "again", vec![], "m-3", false, T0 + 10_000).unwrap();
+        assert_eq!(act(&mut f, "a1", None, T0 + 10_000 + 25 * H), (Ok(()), vec![]));
     }
 
     #[test]

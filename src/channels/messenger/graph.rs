@@ -123,6 +123,39 @@ pub async fn send(
     }
 }
 
+/// A sender action (`typing_on`, `typing_off`, `mark_seen`) for `recipient`: one request,
+/// no retries (it means nothing late).
+pub async fn sender_action(
+    client: &awc::Client,
+    config: &MessengerConfig,
+    token: &str,
+    recipient: &str,
+    action: &str,
+) -> SendOutcome {
+    let url = format!(
+        "{}/{}/me/messages",
+        config.graph_base_url.trim_end_matches('/'),
+        config.graph_version
+    );
+    let request = match client
+        .post(url)
+        .timeout(Duration::from_millis(config.send_timeout_ms))
+        .query(&[("access_token", token)])
+    {
+        Ok(r) => r,
+        Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
+    };
+    let body = json!({"recipient": {"id": recipient}, "sender_action": action});
+    match request.send_json(&body).await {
+        Ok(mut res) => {
+            let status = res.status().as_u16();
+            let body = res.body().limit(64 * 1024).await.unwrap_or_default();
+            classify(status, &body)
+        }
+        Err(e) => SendOutcome::Retry(format!("network error: {e}")),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct Profile {
     #[serde(default)]

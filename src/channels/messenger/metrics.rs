@@ -58,6 +58,20 @@ pub static PAGES_UNAUTHORIZED: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// Sender actions (typing, seen) by `result`: sent, failed (not retried).
+pub static SENDER_ACTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "switchboard_messenger_sender_actions_total",
+                "Messenger sender actions (typing, seen) by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Send API requests by `result`: sent, retry (a retryable failure), failed (final),
 /// unauthorized (the page's token was refused; the message waits for a new one).
 pub static SEND_RESULTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -110,6 +124,9 @@ pub fn init() {
     }
     for outcome in ["bad_signature", "bad_payload", "disabled"] {
         WEBHOOK_EVENTS.with_label_values(&["batch", outcome]);
+    }
+    for result in ["sent", "failed"] {
+        SENDER_ACTIONS.with_label_values(&[result]);
     }
     for result in ["sent", "retry", "failed", "unauthorized"] {
         SEND_RESULTS.with_label_values(&[result]);

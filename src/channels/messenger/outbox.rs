@@ -24,7 +24,7 @@ use super::metrics;
 use crate::actors::conversation::CustomerChannel;
 use crate::actors::Clock;
 use crate::config::MessengerConfig;
-use crate::core::messenger::{give_up, ChannelState, MessengerCommand, PageNote};
+use crate::core::messenger::{give_up, ChannelState, MessengerCommand, PageNote, SenderAction};
 use crate::core::{Command, ConversationId, Message, Millis, Outbound, OutboxOutcome};
 use crate::engine::{Engine, Query, QueryReply};
 
@@ -266,6 +266,34 @@ impl CustomerChannel for Outbox {
 
     fn page(&self, note: PageNote) {
         self.inner.note(note);
+    }
+
+    fn sender_action(&self, page_id: &str, recipient: &str, action: SenderAction) {
+        let inner = self.inner.clone();
+        let (page_id, recipient) = (page_id.to_string(), recipient.to_string());
+        self.inner.arbiter.spawn_fn(move || {
+            actix_rt::spawn(async move {
+                // A page waiting for a token shows nothing (the wait would make it late).
+                let known = lock(&inner.pages).get(&page_id).map(|p| p.state);
+                if known == Some(ChannelState::Unauthorized) {
+                    return;
+                }
+                let Some((token, _)) = inner.token(&page_id).await else {
+                    return;
+                };
+                let client = CLIENT.with(Clone::clone);
+                let outcome = graph::sender_action(&client, &inner.config, &token, &recipient, action.as_str()).await;
+                let result = if outcome == SendOutcome::Accepted {
+                    "sent"
+                } else {
+                    "failed"
+                };
+                metrics::SENDER_ACTIONS.with_label_values(&[result]).inc();
+                if outcome != SendOutcome::Accepted {
+                    tracing::debug!(page = %page_id, action = action.as_str(), ?outcome, "sender action not shown");
+                }
+            });
+        });
     }
 }
 
