@@ -305,11 +305,7 @@ async fn an_expired_token_pauses_the_page_and_a_new_one_drains_it_in_order() {
     let cid = offer["conversation_id"].as_str().expect("id").to_string();
     let r = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
     assert_eq!(r["ok"], true, "{r}");
-    fake.fail_all(Scripted::Status(
-        401,
-        r#"{"error":{"message":"Error validating access token: Session has expired","type":"OAuthException","code":190,"error_subcode":463}}"#
-            .into(),
-    ));
+    fake.expire(PAGE_TOKEN);
     for t in ["one", "two", "three"] {
         let r = desk
             .command(json!({"type": "send", "conversation_id": cid, "text": t}))
@@ -365,7 +361,6 @@ async fn an_expired_token_pauses_the_page_and_a_new_one_drains_it_in_order() {
     )
     .await
     .expect_error(404, "unknown_entry_point");
-    fake.recover();
     let ep = patch(json!({"page_access_token": "EAAB-new-page-token"}), Some(ADMIN))
         .await
         .expect(200);
