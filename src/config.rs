@@ -148,6 +148,10 @@ pub struct MessengerConfig {
     pub app_secret: String,
     /// The token Meta echoes in the verification handshake.
     pub verify_token: String,
+    /// This app's id (the Meta app's "App ID"): echoes of its own messages are ignored,
+    /// echoes of other apps' messages (a person writing in the Page's inbox) join the
+    /// transcript. Empty: every echo is taken as this app's.
+    pub app_id: String,
     /// The Graph API's base URL; tests point it at a local fake.
     pub graph_base_url: String,
     /// The Graph API version in request paths.
@@ -155,8 +159,11 @@ pub struct MessengerConfig {
     /// Outside the 24-hour window, send with the `HUMAN_AGENT` tag (up to 7 days) instead
     /// of refusing the agent's message with 409 `outside_messaging_window`.
     pub human_agent_tag: bool,
-    /// Tries per outbound message (the first included) before it is marked failed.
+    /// Tries per outbound message (the first included) before it is marked failed; 0: no
+    /// bound but `retry_for_ms`.
     pub send_max_attempts: u32,
+    /// How long a message's retries go on before it is marked failed.
+    pub retry_for_ms: u64,
     /// Retry backoff: the first wait, doubled per attempt up to the max, with jitter.
     pub send_backoff_base_ms: u64,
     pub send_backoff_max_ms: u64,
@@ -164,6 +171,14 @@ pub struct MessengerConfig {
     pub send_timeout_ms: u64,
     /// The longest a new conversation's offer waits for the User Profile API's name.
     pub profile_timeout_ms: u64,
+    /// User Profile API look-ups running at once.
+    pub profile_concurrency: usize,
+    /// A failed look-up is tried again on a later message after this long, doubling per
+    /// failure up to an hour.
+    pub profile_retry_ms: u64,
+    /// Customers whose look-up state (under way, failed, when to try again) is kept in
+    /// memory; the oldest is forgotten beyond it.
+    pub profile_cache: usize,
 }
 
 impl Default for MessengerConfig {
@@ -171,14 +186,19 @@ impl Default for MessengerConfig {
         MessengerConfig {
             app_secret: String::new(),
             verify_token: String::new(),
+            app_id: String::new(),
             graph_base_url: "https://graph.facebook.com".into(),
             graph_version: "v21.0".into(),
             human_agent_tag: false,
-            send_max_attempts: 8,
+            send_max_attempts: 0,
+            retry_for_ms: 3_600_000,
             send_backoff_base_ms: 500,
             send_backoff_max_ms: 60_000,
             send_timeout_ms: 10_000,
             profile_timeout_ms: 1_500,
+            profile_concurrency: 8,
+            profile_retry_ms: 30_000,
+            profile_cache: 10_000,
         }
     }
 }
@@ -500,8 +520,11 @@ impl Config {
                 "must be longer than server.ws_heartbeat_ms",
             );
         }
-        if self.messenger.send_max_attempts == 0 {
-            return bad("messenger.send_max_attempts", "must be at least 1");
+        if self.messenger.profile_concurrency == 0 {
+            return bad("messenger.profile_concurrency", "must be at least 1");
+        }
+        if self.messenger.profile_cache == 0 {
+            return bad("messenger.profile_cache", "must be at least 1");
         }
         if self.messenger.send_backoff_max_ms < self.messenger.send_backoff_base_ms {
             return bad(

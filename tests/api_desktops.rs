@@ -35,7 +35,7 @@ async fn hello_carries_offers_in_the_offer_shape_and_the_password_rule() {
     assert_eq!(hello["agent"]["offers"][0]["transcript"][0]["text"], "hello there");
 
     let min = hello["password_min_chars"].as_u64().expect("password_min_chars") as usize;
-    assert!(min >= 10, "API.md: at least 10 characters, got {min}");
+    assert!(min >= 10, "../shared/API.md: at least 10 characters, got {min}");
     // Characters, not bytes: one short in characters is refused even when its bytes are enough.
     let path = "/api/v1/agents/a1/password";
     server

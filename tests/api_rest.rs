@@ -532,8 +532,12 @@ async fn health_and_metrics() {
     let ann = s.agent("ann", "Ann", &["support"]).await;
     let h = s.call("GET", "/healthz", None, None).await.expect(200);
     assert_eq!(h["status"], "ok");
-    // An idle Messenger outbox: nothing waiting.
-    assert_eq!(h["messenger_outbox"], json!({"depth": 0, "oldest_age_ms": 0}), "{h}");
+    // An idle Messenger outbox: nothing waiting, no page without a valid token.
+    assert_eq!(
+        h["messenger_outbox"],
+        json!({"depth": 0, "oldest_age_ms": 0, "unauthorized_entry_points": []}),
+        "{h}"
+    );
     let (_d, _) = s.desktop(&ann).await;
     let m = s.call("GET", "/metrics", None, None).await.expect(200);
     let text = m.as_str().expect("text").to_string();

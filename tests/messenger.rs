@@ -72,7 +72,8 @@ async fn without_an_app_secret_the_webhook_is_off() {
 
 /// A missing, a wrong and an outdated signature (the body altered after signing) are all
 /// refused before the body is read, and nothing changes; a signed body that is not a page
-/// event is 400.
+/// event (another `object`, or not JSON) is acknowledged, skipped and counted: Meta would
+/// only send it again.
 #[actix_web::test]
 async fn unsigned_or_altered_bodies_are_refused_and_change_nothing() {
     let fake = FakeGraph::start().await.expect("fake graph");
@@ -95,8 +96,17 @@ async fn unsigned_or_altered_bodies_are_refused_and_change_nothing() {
     assert_eq!(conversations_held(&s).await, 0);
     for bad in [r#"{"object":"instagram","entry":[]}"#, "not json"] {
         let (status, text) = post_webhook(&s.client, &s.base, bad.as_bytes(), Some(&signature(bad.as_bytes()))).await;
-        assert_eq!(status, 400, "{text}");
-        assert!(text.contains("not_a_page_event"), "{text}");
+        assert_eq!(status, 200, "{text}");
+    }
+    let m = s.call("GET", "/metrics", None, None).await;
+    let metrics = m.body.as_str().unwrap_or_default().to_string();
+    for reason in ["not_page", "unreadable"] {
+        let line = format!("switchboard_messenger_events_skipped_total{{reason=\"{reason}\"}}");
+        let count = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        assert!(count.is_some_and(|c| c >= 1), "{line}: {count:?}");
     }
     assert_eq!(conversations_held(&s).await, 0);
 }

@@ -86,6 +86,8 @@ async fn engine(fake: &FakeGraph, human_agent_tag: bool) -> (Engine, Arc<TestClo
             seen: false,
 
             last_owner: None,
+            sent_at: None,
+            page_echo: false,
         })
         .await
         .expect("message");

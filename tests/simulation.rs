@@ -137,6 +137,7 @@ impl Sim {
                         page_access_token: None,
                         priority: rng.gen_range(-1..=2),
                         routing_steps: steps(&mut rng),
+                        messenger: Default::default(),
                     }),
                     now,
                 )

@@ -80,6 +80,7 @@ async fn provision(e: &Engine) -> Result<(), String> {
             page_access_token: None,
             priority: 0,
             routing_steps: steps,
+            messenger: Default::default(),
         })
         .await
         .map_err(err)?;

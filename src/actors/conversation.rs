@@ -18,6 +18,10 @@ pub trait CustomerChannel: Send + Sync + 'static {
     /// conversation, and reports the outcome back to the engine. A channel without an
     /// outbox leaves the entry where it is (it is sent after a restart with a channel).
     fn send(&self, _outbound: Outbound) {}
+    /// A Messenger page's token or channel state changed (durable already).
+    fn page(&self, _note: crate::core::messenger::PageNote) {}
+    /// Shows a Messenger customer a sender action (typing, seen), at once, best effort.
+    fn sender_action(&self, _page_id: &str, _recipient: &str, _action: crate::core::messenger::SenderAction) {}
 }
 
 /// A channel that delivers nowhere: customers over REST read the transcript.

@@ -212,6 +212,16 @@ impl RouterActor {
                 Effect::Send(outbound) => {
                     self.channel.send(outbound);
                 }
+                Effect::Page(note) => {
+                    self.channel.page(note);
+                }
+                Effect::SenderAction {
+                    page_id,
+                    recipient,
+                    action,
+                } => {
+                    self.channel.sender_action(&page_id, &recipient, action);
+                }
                 Effect::DeliverEnd { conversation, reason } => {
                     if let Some(a) = self.conversations.remove(&conversation) {
                         a.do_send(Close {

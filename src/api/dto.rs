@@ -1,8 +1,8 @@
-//! Wire types: the JSON that API.md fixes, converted from core types with `From`.
+//! Wire types: the JSON that ../shared/API.md fixes, converted from core types with `From`.
 //!
 //! Core types keep times as milliseconds since the Unix epoch and have no JSON shape of
 //! their own that clients may rely on; every time here is an RFC 3339 string in UTC and
-//! every field name is API.md's. Request bodies refuse unknown fields, so a typo in a
+//! every field name is ../shared/API.md's. Request bodies refuse unknown fields, so a typo in a
 //! client is a 400, not a silently ignored field.
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -149,6 +149,8 @@ pub enum AuthorKindDto {
     Customer,
     Agent,
     System,
+    /// Someone who wrote from the Facebook Page's own inbox (a Messenger echo).
+    Page,
 }
 
 impl From<AuthorKind> for AuthorKindDto {
@@ -157,6 +159,7 @@ impl From<AuthorKind> for AuthorKindDto {
             AuthorKind::Customer => AuthorKindDto::Customer,
             AuthorKind::Agent => AuthorKindDto::Agent,
             AuthorKind::System => AuthorKindDto::System,
+            AuthorKind::Page => AuthorKindDto::Page,
         }
     }
 }
@@ -321,6 +324,13 @@ pub struct EntryPointDto {
     pub priority: i32,
     /// Routing steps of the conversations it opens.
     pub routing_steps: Vec<StepDto>,
+    /// Messenger: `ok`, or `unauthorized` once the Graph API refused the page's token
+    /// (error 190); its messages wait until a new token is set.
+    pub channel_state: String,
+    /// Messenger: `off` or `take` (take thread control from another app).
+    pub thread_control: String,
+    /// Messenger: the app that gets thread control back when a conversation ends.
+    pub return_to_app_id: Option<String>,
 }
 
 impl From<&core::EntryPoint> for EntryPointDto {
@@ -332,8 +342,19 @@ impl From<&core::EntryPoint> for EntryPointDto {
             page_id: e.page_id.clone(),
             priority: e.priority,
             routing_steps: steps_dto(&e.routing_steps),
+            channel_state: e.messenger.channel_state.as_str().into(),
+            thread_control: <&str>::from(e.messenger.thread_control).into(),
+            return_to_app_id: e.messenger.return_to_app_id.clone(),
         }
     }
+}
+
+/// `PATCH /api/v1/entry-points/{id}`: a new page access token.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchEntryPoint {
+    /// The page's new access token; stored, never shown.
+    pub page_access_token: String,
 }
 
 /// A customer: the channel's id for them and their display name.
@@ -403,6 +424,9 @@ pub struct MessageDto {
     /// The Send API's error when `delivery` is `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_error: Option<String>,
+    /// A customer text longer than the engine's bound, kept cut at the bound.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// A Messenger attachment as agents see it.
@@ -423,6 +447,8 @@ pub enum DeliveryDto {
     Delivered,
     Read,
     Failed,
+    /// A system text that Meta's policy kept from going out (outside the window).
+    NotSent,
 }
 
 impl From<crate::core::Delivery> for DeliveryDto {
@@ -434,6 +460,7 @@ impl From<crate::core::Delivery> for DeliveryDto {
             Delivery::Delivered => DeliveryDto::Delivered,
             Delivery::Read => DeliveryDto::Read,
             Delivery::Failed => DeliveryDto::Failed,
+            Delivery::NotSent => DeliveryDto::NotSent,
         }
     }
 }
@@ -459,6 +486,7 @@ impl From<&Message> for MessageDto {
                 .collect(),
             delivery: m.delivery.map(Into::into),
             delivery_error: m.delivery_error.clone(),
+            truncated: m.truncated,
         }
     }
 }
@@ -565,6 +593,10 @@ pub struct HealthDto {
 pub struct OutboxHealthDto {
     pub depth: usize,
     pub oldest_age_ms: u64,
+    /// Entry points whose page token the Graph API refused (`channel_state`
+    /// `unauthorized`): their messages wait for a new token.
+    #[serde(default)]
+    pub unauthorized_entry_points: Vec<String>,
 }
 
 // ----- request bodies -----

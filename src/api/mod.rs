@@ -212,8 +212,19 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
             page_access_token: ep.page_access_token.clone(),
             priority: ep.priority,
             routing_steps: ep.routing_steps.clone(),
+            messenger: Default::default(),
         };
+        let (id, token) = (ep.id.clone(), ep.page_access_token.clone());
         ignore_existing(engine.create_entry_point(ep).await.map(|_| ()))?;
+        // A token in the config is the page's token: one that changed since the entry
+        // point was created replaces the stored one (the same token changes nothing).
+        if let Some(token) = token {
+            let cmd = crate::core::Command::Messenger(crate::core::messenger::MessengerCommand::SetPageToken {
+                entry_point: id,
+                token,
+            });
+            engine.exec(cmd).await.map_err(io::Error::other)?;
+        }
     }
     Ok(())
 }
@@ -387,6 +398,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_entry_point))
             .route(web::get().to(list_entry_points)),
     )
+    .service(resource("/api/v1/entry-points/{id}").route(web::patch().to(patch_entry_point)))
     .service(
         resource("/api/v1/agents")
             .route(web::post().to(create_agent))

@@ -32,6 +32,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         rest::get_queue,
         rest::create_entry_point,
         rest::list_entry_points,
+        rest::patch_entry_point,
         rest::create_agent,
         rest::list_agents,
         rest::get_agent,

@@ -38,10 +38,11 @@ pub async fn readyz(
         Ok(()) => Ok(HttpResponse::Ok().json(HealthDto {
             status: "ok".into(),
             messenger_outbox: messenger
-                .and_then(|m| m.outbox.as_ref().map(|o| o.figures()))
-                .map(|f| OutboxHealthDto {
+                .and_then(|m| m.outbox.as_ref().map(|o| (o.figures(), o.unauthorized())))
+                .map(|(f, unauthorized)| OutboxHealthDto {
                     depth: f.depth,
                     oldest_age_ms: f.oldest_age_ms,
+                    unauthorized_entry_points: unauthorized,
                 }),
         })),
         Err(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why)),

@@ -140,9 +140,40 @@ pub async fn create_entry_point(state: web::Data<AppState>, caller: Caller, body
         page_access_token: b.page_access_token,
         priority: b.priority,
         routing_steps: super::dto::steps(b.routing_steps),
+        messenger: Default::default(),
     };
     match state.engine.exec(Command::CreateEntryPoint(ep)).await? {
         Reply::EntryPoint(ep) => Ok(HttpResponse::Created().json(EntryPointDto::from(&ep))),
+        r => Err(unexpected("entry_point", &r)),
+    }
+}
+
+/// Sets a new page access token: the entry point's `channel_state` is `ok` again, and
+/// the Messenger messages that waited for a token go out in order.
+#[utoipa::path(patch, path = "/api/v1/entry-points/{id}", tag = "entry points", request_body = PatchEntryPoint,
+    responses(
+        (status = 200, description = "The entry point", body = EntryPointDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the admin", body = ErrorBody),
+        (status = 404, description = "Unknown entry point", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn patch_entry_point(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<PatchEntryPoint>,
+) -> Res {
+    caller.admin()?;
+    let entry_point = id(&path)?.to_string();
+    let cmd = Command::Messenger(core::messenger::MessengerCommand::SetPageToken {
+        entry_point,
+        token: body.into_inner().page_access_token,
+    });
+    match state.engine.exec(cmd).await? {
+        Reply::EntryPoint(ep) => Ok(HttpResponse::Ok().json(EntryPointDto::from(&ep))),
         r => Err(unexpected("entry_point", &r)),
     }
 }

@@ -81,7 +81,7 @@ pub enum ServerEvent {
     /// A conversation is offered to the agent.
     Offer(OfferEvent),
     /// An offer ended without being accepted by this agent: `expired`, `customer_left`, or
-    /// `conversation_ended` for a conference offer whose conversation ended. API.md's
+    /// `conversation_ended` for a conference offer whose conversation ended. ../shared/API.md's
     /// `accepted_elsewhere` is never sent: an offer goes to one agent at a time
     /// (docs/API-NOTES.md).
     OfferWithdrawn { conversation_id: String, reason: String },
@@ -288,6 +288,16 @@ pub enum DesktopCommand {
         conversation_id: String,
         reason: String,
     },
+    /// The agent types (`on: true`) or stopped: shown to a Messenger customer as
+    /// `typing_on` / `typing_off`, at most once every few seconds per conversation.
+    Typing {
+        conversation_id: String,
+        on: bool,
+    },
+    /// The agent has seen the customer's messages: `mark_seen`, once per new message.
+    Seen {
+        conversation_id: String,
+    },
 }
 
 impl DesktopCommand {
@@ -342,6 +352,20 @@ impl DesktopCommand {
                 conversation: conversation_id,
                 reason,
             },
+            DesktopCommand::Typing { conversation_id, on } => {
+                Command::Messenger(crate::core::messenger::MessengerCommand::SenderAction {
+                    agent,
+                    conversation: conversation_id,
+                    typing: Some(on),
+                })
+            }
+            DesktopCommand::Seen { conversation_id } => {
+                Command::Messenger(crate::core::messenger::MessengerCommand::SenderAction {
+                    agent,
+                    conversation: conversation_id,
+                    typing: None,
+                })
+            }
         })
     }
 
@@ -355,7 +379,9 @@ impl DesktopCommand {
             | DesktopCommand::ExitConference { conversation_id }
             | DesktopCommand::EndConference { conversation_id }
             | DesktopCommand::End { conversation_id }
-            | DesktopCommand::Wrapup { conversation_id, .. } => Some(conversation_id),
+            | DesktopCommand::Wrapup { conversation_id, .. }
+            | DesktopCommand::Typing { conversation_id, .. }
+            | DesktopCommand::Seen { conversation_id } => Some(conversation_id),
         }
     }
 }
@@ -491,7 +517,7 @@ impl Desktop {
         let Some(Pending { request_id, command }) = self.pending.pop_front() else {
             return;
         };
-        // No command runs for a credential that no longer works (API.md).
+        // No command runs for a credential that no longer works (../shared/API.md).
         if let Err(end) = socket::still_valid(&self.engine, self.pump.watch(), &Principal::Agent(self.agent.clone())) {
             self.pending.clear();
             return socket::ended(self, end, ctx);

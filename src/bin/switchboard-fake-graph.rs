@@ -32,6 +32,10 @@ enum Cmd {
         /// Names for the User Profile API, as PSID=First Last (repeatable).
         #[arg(long = "profile", value_name = "PSID=NAME")]
         profiles: Vec<String>,
+        /// Page tokens to answer with Graph error 190, as an expired token (repeatable):
+        /// the entry point turns unauthorized until a new token is set.
+        #[arg(long = "expired-token", value_name = "TOKEN")]
+        expired: Vec<String>,
     },
     /// Send one signed webhook event (a customer's message) to Switchboard.
     Webhook {
@@ -60,7 +64,11 @@ fn main() {
     let args = Args::parse();
     let result: Result<(), String> = actix_rt::System::new().block_on(async move {
         match args.command {
-            Cmd::Serve { listen, profiles } => serve(listen, profiles).await,
+            Cmd::Serve {
+                listen,
+                profiles,
+                expired,
+            } => serve(listen, profiles, expired).await,
             Cmd::Webhook {
                 url,
                 secret,
@@ -82,7 +90,7 @@ fn main() {
     }
 }
 
-async fn serve(listen: SocketAddr, profiles: Vec<String>) -> Result<(), String> {
+async fn serve(listen: SocketAddr, profiles: Vec<String>, expired: Vec<String>) -> Result<(), String> {
     let fake = FakeGraph::bind(listen, true)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -90,6 +98,9 @@ async fn serve(listen: SocketAddr, profiles: Vec<String>) -> Result<(), String> 
         let (psid, name) = p.split_once('=').ok_or("--profile takes PSID=First Last")?;
         let (first, last) = name.split_once(' ').unwrap_or((name, ""));
         fake.profile(psid, first, last);
+    }
+    for token in expired {
+        fake.expire(&token);
     }
     println!(
         "fake Graph API on {}: set SWITCHBOARD_MESSENGER__GRAPH_BASE_URL={}",

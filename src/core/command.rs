@@ -161,7 +161,15 @@ pub enum Command {
         seen: bool,
         /// Filled by the shell: the customer's last owner on the page's entry point.
         last_owner: Option<LastOwner>,
+        /// Meta's `timestamp` of the message: the messaging window counts from it.
+        sent_at: Option<Millis>,
+        /// An echo of what a person wrote from the Page's own inbox (another app's
+        /// message): it joins the customer's open conversation as the Page's.
+        page_echo: bool,
     },
+    /// The Messenger channel's other operations (page tokens, channel state; see
+    /// [`super::messenger::MessengerCommand`]).
+    Messenger(super::messenger::MessengerCommand),
     /// Messenger's delivery or read mark: every outbound message of the customer's open
     /// conversation sent at or before `watermark` is delivered (read).
     MessengerMark {
@@ -324,6 +332,7 @@ impl Command {
             Command::Wrapup { .. } => "wrapup",
             Command::MessengerMessage { .. } => "messenger_message",
             Command::MessengerMark { .. } => "messenger_mark",
+            Command::Messenger(_) => "messenger",
             Command::OutboxReport { .. } => "outbox_report",
             Command::SetCustomerName { .. } => "set_customer_name",
             Command::CreateSupervisor { .. } => "create_supervisor",
@@ -361,6 +370,7 @@ impl Command {
             | Command::CustomerMessage { .. }
             | Command::MessengerMessage { .. }
             | Command::MessengerMark { .. }
+            | Command::Messenger(_)
             | Command::OutboxReport { .. }
             | Command::SetCustomerName { .. }
             | Command::CreateSupervisor { .. }
@@ -599,10 +609,37 @@ impl Floor {
                 mid,
                 seen,
                 last_owner,
-            } => match self.messenger_message(&page_id, customer, &text, attachments, mid, seen, last_owner, now)? {
+                sent_at,
+                page_echo: false,
+            } => match self.messenger_message(
+                &page_id,
+                customer,
+                &text,
+                attachments,
+                mid,
+                seen,
+                last_owner,
+                sent_at,
+                now,
+            )? {
                 Some(id) => reply(self, &id)?,
                 None => Reply::Done,
             },
+            Command::MessengerMessage {
+                page_id,
+                customer,
+                text,
+                attachments,
+                mid,
+                seen,
+                sent_at,
+                page_echo: true,
+                ..
+            } => {
+                self.page_echo(&page_id, &customer.id, &text, attachments, mid, seen, sent_at, now)?;
+                Reply::Done
+            }
+            Command::Messenger(m) => self.messenger(m, now)?,
             Command::MessengerMark {
                 page_id,
                 customer,

@@ -110,6 +110,9 @@ pub enum AuthorKind {
     Customer,
     Agent,
     System,
+    /// A person who wrote from the Facebook Page's own inbox (a Messenger echo of a
+    /// message another app sent): in the transcript, never sent again.
+    Page,
 }
 
 impl AuthorKind {
@@ -142,6 +145,11 @@ pub struct Message {
     pub delivery: Option<Delivery>,
     /// The Send API's error, when `delivery` is [`Delivery::Failed`].
     pub delivery_error: Option<String>,
+    /// A customer text longer than the engine's bound was kept cut at the bound.
+    pub truncated: bool,
+    /// When the Send API's request that carried it (its last part) started: delivery and
+    /// read watermarks at or after it cover it.
+    pub sent_at: Option<Millis>,
 }
 
 impl Message {
@@ -155,6 +163,8 @@ impl Message {
             attachments: Vec::new(),
             delivery: None,
             delivery_error: None,
+            truncated: false,
+            sent_at: None,
         }
     }
 }
@@ -169,7 +179,8 @@ pub struct Attachment {
 
 /// Where an outbound message is: `pending` (in the outbox) → `sent` (the Send API
 /// accepted it) → `delivered` → `read`; or `failed` for good. It only moves forward
-/// ([`Delivery::rank`]); a late `sent` never takes back a `read`.
+/// ([`Delivery::rank`]); a late `sent` never takes back a `read`, and `failed` is final.
+/// `not_sent`: a system text that Meta's policy did not let go out (outside the window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumIter)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -179,6 +190,7 @@ pub enum Delivery {
     Delivered,
     Read,
     Failed,
+    NotSent,
 }
 
 impl Delivery {
@@ -187,14 +199,22 @@ impl Delivery {
         self.into()
     }
 
-    /// Order of progress; `failed` is final like `read`.
+    /// Order of progress. `failed` and `not_sent` are final: they rank above `read`, so
+    /// no mark moves a message out of them (a message that fails after a watermark is
+    /// never shown as read).
     pub fn rank(self) -> u8 {
         match self {
             Delivery::Pending => 0,
             Delivery::Sent => 1,
             Delivery::Delivered => 2,
-            Delivery::Read | Delivery::Failed => 3,
+            Delivery::Read => 3,
+            Delivery::Failed | Delivery::NotSent => 4,
         }
+    }
+
+    /// No later report or mark changes it.
+    pub fn is_final(self) -> bool {
+        matches!(self, Delivery::Failed | Delivery::NotSent)
     }
 }
 
@@ -290,12 +310,14 @@ impl Conversation {
     }
 
     /// When the customer last wrote, if ever (the Messenger 24-hour window counts from it).
+    /// The latest time, not the last message's: a Messenger message's `at` is Meta's
+    /// timestamp, and a late redelivery may be older than a message taken in before it.
     pub fn last_customer_message_at(&self) -> Option<Millis> {
         self.transcript
             .iter()
-            .rev()
-            .find(|m| m.author.kind == AuthorKind::Customer)
+            .filter(|m| m.author.kind == AuthorKind::Customer)
             .map(|m| m.at)
+            .max()
     }
 
     /// Agents currently in the conversation (owner, then guest).

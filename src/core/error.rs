@@ -100,6 +100,9 @@ pub enum CoreError {
     /// A priority change for a conversation that no longer waits (../shared/API.md).
     #[error("conversation {0} is not waiting (queued or offered)")]
     NotQueued(String),
+    /// A Facebook Page belongs to one entry point.
+    #[error("page {page_id} belongs to entry point {entry_point} already")]
+    PageInUse { page_id: String, entry_point: String },
 }
 
 impl CoreError {
@@ -174,6 +177,7 @@ mod tests {
                 "unknown_supervisor",
                 "forbidden",
                 "not_queued",
+                "page_in_use",
             ]
         );
     }

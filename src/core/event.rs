@@ -189,6 +189,16 @@ pub enum Effect {
     Observe(Observation),
     /// Hand an outbound message to its channel's outbox sender (durable already).
     Send(Outbound),
+    /// A Messenger page's token or channel state changed (durable already): the sender
+    /// uses the new token from now on, and what waited for it goes out in order.
+    Page(super::messenger::PageNote),
+    /// Show a Messenger customer a sender action (typing, seen): sent at once, outside
+    /// the outbox's order, and not retried.
+    SenderAction {
+        page_id: String,
+        recipient: String,
+        action: super::messenger::SenderAction,
+    },
     /// The credential index at the edge changes: `revoked` (a token's hash) stops naming
     /// `account`, `granted` starts to. Carried out, like every effect, only once the
     /// change that caused it is durable, so no credential works that the store lacks;
@@ -281,10 +291,9 @@ pub struct Outbound {
     pub seq: u64,
     /// The customer's page-scoped id (`recipient.id`).
     pub recipient: String,
-    /// The page whose token sends it.
+    /// The page whose token sends it. The token itself is not kept with the entry: the
+    /// sender asks for the page's token of the moment, so a new one reaches what waits.
     pub page_id: String,
-    /// The page access token at the time of the send (`access_token`).
-    pub page_access_token: String,
     /// The text in Send API-sized parts ([`super::messenger::split_text`]), in order.
     pub parts: Vec<String>,
     /// Parts the Send API accepted already (a restart resumes after them).
@@ -300,8 +309,9 @@ pub struct Outbound {
 pub enum OutboxOutcome {
     /// Parts up to `parts_sent` were accepted; more follow.
     Progress { parts_sent: u32 },
-    /// Every part was accepted.
-    Sent,
+    /// Every part was accepted; `at` is when the last part's request started (Meta
+    /// stamps the message after that, so a watermark at or after its stamp covers it).
+    Sent { at: Millis },
     /// Failed for good (a final 4xx, or the retries ran out), with the Graph error's message.
     Failed { error: String },
 }

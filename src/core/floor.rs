@@ -165,6 +165,9 @@ pub struct Floor {
     /// Every armed deadline (`deadlines.rs`): the shell asks [`Floor::next_deadline`] and
     /// calls [`Floor::fire_due`] then.
     deadlines: super::deadlines::Deadlines,
+    /// Messenger sender actions (typing, seen) already sent, per conversation
+    /// (`messenger.rs`): not durable, bounded.
+    sender_actions: super::messenger::SenderActions,
 }
 
 /// A command on a conversation the floor no longer holds because it is finished; what
@@ -250,6 +253,20 @@ impl Floor {
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+
+    /// An entry point, to change (its page token and channel state, `messenger.rs`); the
+    /// caller records the change.
+    pub(super) fn entry_point_mut(&mut self, id: &str) -> Option<&mut EntryPoint> {
+        self.entry_points.get_mut(id)
+    }
+
+    /// The Messenger sender actions already sent (`messenger.rs`).
+    pub(super) fn sender_actions(&self) -> &super::messenger::SenderActions {
+        &self.sender_actions
+    }
+    pub(super) fn sender_actions_mut(&mut self) -> &mut super::messenger::SenderActions {
+        &mut self.sender_actions
     }
 
     /// A held conversation, to change outside the lifecycle; the caller marks it with

@@ -86,6 +86,17 @@ impl Journal {
         self.counters_dirty = true;
     }
 
+    /// The changes owed so far that are not records, to amend before they are taken (a
+    /// Messenger message restamped with Meta's time in the operation that appended it).
+    pub fn changes_mut(&mut self) -> impl Iterator<Item = &mut Change> {
+        self.changes.iter_mut()
+    }
+
+    /// The effects owed so far, to amend before they are taken.
+    pub fn effects_mut(&mut self) -> impl Iterator<Item = &mut Effect> {
+        self.effects.iter_mut()
+    }
+
     /// Takes the effects owed.
     pub fn take_effects(&mut self) -> Vec<Effect> {
         // The next operation starts with room for a typical one's effects instead of

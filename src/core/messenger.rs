@@ -1,16 +1,203 @@
-//! The Messenger channel's rules: the 24-hour messaging window, the Send API's text
-//! limit, message ids seen before, delivery and read marks, and the outbox's reports.
+//! The Messenger channel's rules: the 24-hour messaging window (from Meta's timestamps),
+//! the policy of tags, the Send API's text limit, message ids seen before, delivery and
+//! read marks, the outbox's reports, the pages' tokens and channel state, and what the
+//! webhook may let in (ids, skipped events).
 //!
 //! Pure like the rest of the core: the webhook (`channels::messenger`) turns Meta's
 //! payloads into [`Command`](super::Command)s, the outbox sender reports what the Send API
 //! answered, and the rules here decide what changes.
 
+use serde::{Deserialize, Serialize};
+use strum::{EnumIter, IntoStaticStr};
+
+use super::command::Reply;
 use super::conversation::*;
 use super::error::CoreError;
 use super::event::*;
 use super::floor::Floor;
 use super::routing::{LastOwner, Opening};
-use super::{ConversationId, Millis};
+use super::{ConversationId, EntryPointId, Millis, MAX_TEXT_CHARS};
+
+/// Whether an entry point's page can send: `unauthorized` once the Graph API refused its
+/// token (error 190), until the admin sets a new one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumIter)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ChannelState {
+    #[default]
+    Ok,
+    Unauthorized,
+}
+
+impl ChannelState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// What the engine does with a thread another app (a bot) owns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumIter)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ThreadControl {
+    /// Standby events are counted and skipped.
+    #[default]
+    Off,
+    /// A customer message in standby makes the engine take thread control.
+    Take,
+}
+
+/// An entry point's Messenger settings beside its page id and token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageSettings {
+    pub channel_state: ChannelState,
+    pub thread_control: ThreadControl,
+    /// The app that gets thread control back when a conversation ends.
+    pub return_to_app_id: Option<String>,
+}
+
+/// What the channel's sender learns of a page ([`Effect::Page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageNote {
+    pub entry_point: EntryPointId,
+    pub page_id: String,
+    /// The token of the moment (`None`: the entry point has none).
+    pub token: Option<String>,
+    pub state: ChannelState,
+}
+
+/// Messenger operations beside messages and marks ([`super::Command::Messenger`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessengerCommand {
+    /// The admin sets a new page access token (`PATCH /api/v1/entry-points/{id}`, or a
+    /// config entry point whose token changed): the channel state is `ok` again.
+    SetPageToken { entry_point: EntryPointId, token: String },
+    /// The Graph API refused page `page_id`'s token (error 190): its entry point is
+    /// `unauthorized` and its messages wait for a new token.
+    PageUnauthorized { page_id: String },
+    /// An agent's desktop says the agent types (`typing: Some(on)`) or has seen the
+    /// customer's messages (`typing: None`).
+    SenderAction {
+        agent: super::AgentId,
+        conversation: ConversationId,
+        typing: Option<bool>,
+    },
+}
+
+/// A Send API `sender_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum SenderAction {
+    TypingOn,
+    TypingOff,
+    MarkSeen,
+}
+
+impl SenderAction {
+    /// The Send API's name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Typing is shown at most once per this long per conversation (a desktop may report
+/// every keystroke).
+pub const TYPING_EVERY_MS: Millis = 3_000;
+/// Conversations whose sender actions are remembered; beyond it the oldest are dropped.
+const SENDER_ACTIONS_KEPT: usize = 10_000;
+
+/// What was last shown to each conversation's customer (typing, and up to which customer
+/// message `mark_seen` went), so the rate bound and "once per new message" hold.
+#[derive(Debug, Default)]
+pub struct SenderActions {
+    last: std::collections::HashMap<ConversationId, ShownActions>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ShownActions {
+    /// The last typing action sent, and when.
+    typing: Option<(bool, Millis)>,
+    /// The seq of the last customer message marked seen.
+    seen_seq: u64,
+}
+
+/// Why the webhook skipped an event: the `reason` label of
+/// `switchboard_messenger_events_skipped_total`, a fixed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumIter)]
+#[strum(serialize_all = "snake_case")]
+pub enum SkipReason {
+    /// The body's `object` is not `page` (Instagram, WhatsApp, a user...).
+    NotPage,
+    /// Not JSON, or an entry or event of a shape that cannot be read.
+    Unreadable,
+    /// The sender is known only by `user_ref` (a chat plugin or checkbox visitor).
+    UserRef,
+    /// A `timestamp` that is not a time.
+    BadTimestamp,
+    /// A page id or PSID that is not digits.
+    BadId,
+    /// A kind of event the engine does not handle (reactions, referrals, opt-ins...).
+    UnknownKind,
+    /// A message with neither text nor attachments.
+    Empty,
+    /// An echo of a message this app sent.
+    OwnEcho,
+    /// A `standby` event on an entry point whose thread control is off.
+    Standby,
+    /// A page no entry point has.
+    UnknownPage,
+    /// The core refused it (see the log line).
+    Refused,
+}
+
+impl SkipReason {
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Page ids and PSIDs are digits (at most 32): anything else is skipped before it reaches
+/// a Graph API URL or a log line.
+pub fn valid_graph_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// When a Messenger event happened: Meta's `timestamp`, never later than `now` (a clock
+/// ahead of ours must not lengthen a window); `now` when Meta gave none.
+pub fn meta_time(sent_at: Option<Millis>, now: Millis) -> Millis {
+    sent_at.map_or(now, |t| t.min(now))
+}
+
+/// `text` cut at `limit` characters; true when it was cut.
+pub fn truncate(text: &str, limit: usize) -> (String, bool) {
+    match text.char_indices().nth(limit) {
+        Some((end, _)) => (text[..end].to_string(), true),
+        None => (text.to_string(), false),
+    }
+}
+
+/// The outbox sender gives a message up: its retries began at `first_failure` and it is
+/// `now`; `attempts` tries failed. Retries go on for `retry_for_ms`, and at most
+/// `max_attempts` tries when that is above 0.
+pub fn give_up(first_failure: Millis, now: Millis, retry_for_ms: u64, attempts: u32, max_attempts: u32) -> bool {
+    now.saturating_sub(first_failure) >= retry_for_ms || (max_attempts > 0 && attempts >= max_attempts)
+}
+
+/// The message id under which a postback is remembered: Meta's `mid` where it gives one,
+/// else the sender, Meta's timestamp and the payload (hashed, so the key stays short).
+pub fn postback_key(mid: Option<&str>, sender: &str, timestamp: Option<Millis>, payload: &str) -> String {
+    use sha2::{Digest, Sha256};
+    match mid {
+        Some(mid) => format!("postback:{mid}"),
+        None => {
+            let digest = Sha256::digest(payload.as_bytes());
+            let hash: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+            format!("postback:{sender}:{}:{hash}", timestamp.unwrap_or(0))
+        }
+    }
+}
 
 /// The Send API's longest text, in characters.
 pub const SEND_TEXT_LIMIT: usize = 2_000;
@@ -88,6 +275,96 @@ pub fn placeholder_name(psid: &str) -> String {
     format!("Messenger user {tail}")
 }
 
+/// Which customers' names to ask the User Profile API for: each customer once while a
+/// look-up is under way; after a failure, again on a later message once a backoff has
+/// passed (doubling from `base_ms` up to `max_ms`). Bounded: beyond `capacity` customers
+/// the oldest is forgotten (its next message may ask again). A found name is in the store
+/// and needs no entry here.
+#[derive(Debug)]
+pub struct ProfileLookups {
+    capacity: usize,
+    base_ms: u64,
+    max_ms: u64,
+    entries: std::collections::HashMap<(String, String), Lookup>,
+    /// Keys in the order they were first added, for forgetting the oldest.
+    order: std::collections::VecDeque<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Lookup {
+    under_way: bool,
+    failures: u32,
+    /// No new look-up before this.
+    not_before: Millis,
+}
+
+impl ProfileLookups {
+    pub fn new(capacity: usize, base_ms: u64, max_ms: u64) -> Self {
+        ProfileLookups {
+            capacity: capacity.max(1),
+            base_ms,
+            max_ms,
+            entries: Default::default(),
+            order: Default::default(),
+        }
+    }
+
+    /// True when a look-up of `key` should start at `now` (it is then under way).
+    pub fn start(&mut self, key: &(String, String), now: Millis) -> bool {
+        if let Some(l) = self.entries.get_mut(key) {
+            if l.under_way || now < l.not_before {
+                return false;
+            }
+            l.under_way = true;
+            return true;
+        }
+        while self.entries.len() >= self.capacity {
+            let Some(old) = self.order.pop_front() else { break };
+            self.entries.remove(&old);
+        }
+        self.entries.insert(
+            key.clone(),
+            Lookup {
+                under_way: true,
+                failures: 0,
+                not_before: 0,
+            },
+        );
+        self.order.push_back(key.clone());
+        true
+    }
+
+    /// The look-up of `key` ended at `now`: found (forgotten here) or failed (tried again
+    /// after the backoff).
+    pub fn ended(&mut self, key: &(String, String), found: bool, now: Millis) {
+        if found {
+            if self.entries.remove(key).is_some() {
+                self.order.retain(|k| k != key);
+            }
+            return;
+        }
+        if let Some(l) = self.entries.get_mut(key) {
+            l.under_way = false;
+            l.failures = l.failures.saturating_add(1);
+            let wait = self
+                .base_ms
+                .saturating_mul(1u64 << (l.failures - 1).min(30))
+                .min(self.max_ms);
+            l.not_before = now.saturating_add(wait);
+        }
+    }
+
+    /// Customers held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// None held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 impl Floor {
     /// The entry point of Facebook Page `page_id`.
     pub(super) fn entry_point_of_page(&self, page_id: &str) -> Result<String, CoreError> {
@@ -97,10 +374,28 @@ impl Floor {
             .ok_or_else(|| CoreError::UnknownPage(page_id.into()))
     }
 
+    /// A page belongs to one entry point: `page_id` may be given to `entry_point` only if
+    /// no other entry point has it.
+    pub(super) fn check_page_free(&self, page_id: &str, entry_point: &str) -> Result<(), CoreError> {
+        match self
+            .entry_points()
+            .find(|e| e.page_id.as_deref() == Some(page_id) && e.id != entry_point)
+        {
+            Some(other) => Err(CoreError::PageInUse {
+                page_id: page_id.into(),
+                entry_point: other.id.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// A customer's message (or postback) on a Facebook Page: opens or joins the
     /// customer's conversation on the page's entry point. `seen` says the message id was
     /// taken in before (the shell looks it up in the store); then nothing changes and the
     /// answer is `None`. A new `mid` is recorded with the message, in the same commit.
+    /// The message's `at` is Meta's `sent_at` (never later than `now`), so the messaging
+    /// window counts from when the customer wrote, not from when Meta delivered it. A text
+    /// over the engine's bound is kept, cut at the bound, and marked `truncated`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn messenger_message(
         &mut self,
@@ -111,30 +406,129 @@ impl Floor {
         mid: Option<String>,
         seen: bool,
         last_owner: Option<LastOwner>,
+        sent_at: Option<Millis>,
         now: Millis,
     ) -> Result<Option<ConversationId>, CoreError> {
         let entry_point = self.entry_point_of_page(page_id)?;
         if seen {
             return Ok(None);
         }
-        if text.is_empty() && attachments.is_empty() {
+        if text.trim().is_empty() && attachments.is_empty() {
             return Err(CoreError::InvalidInput("a message needs text or attachments".into()));
         }
+        let (text, truncated) = truncate(text, MAX_TEXT_CHARS);
         let open = Opening {
             last_owner,
             ..Opening::default()
         };
-        let arrival =
-            self.customer_message_with(&entry_point, customer, text, attachments, Channel::Messenger, open, now)?;
+        let arrival = self.customer_message_with(
+            &entry_point,
+            customer,
+            &text,
+            attachments,
+            Channel::Messenger,
+            open,
+            now,
+        )?;
+        let at = meta_time(sent_at, now);
+        if at != now || truncated {
+            self.restamp(&arrival.conversation, arrival.message.seq, at, truncated);
+        }
         if let Some(mid) = mid {
             self.journal().change(Change::Mid { mid, at: now });
         }
         Ok(Some(arrival.conversation))
     }
 
+    /// What a person wrote to `customer` from the Page's own inbox (an echo of another
+    /// app's message): it joins the customer's open conversation with author kind `page`
+    /// and the entry point's name, and is not sent again. With no open conversation it is
+    /// only remembered (its `mid`), so a redelivery stays ignored.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn page_echo(
+        &mut self,
+        page_id: &str,
+        customer: &str,
+        text: &str,
+        attachments: Vec<Attachment>,
+        mid: Option<String>,
+        seen: bool,
+        sent_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<(), CoreError> {
+        let entry_point = self.entry_point_of_page(page_id)?;
+        if seen {
+            return Ok(());
+        }
+        if text.trim().is_empty() && attachments.is_empty() {
+            return Err(CoreError::InvalidInput("a message needs text or attachments".into()));
+        }
+        let (text, truncated) = truncate(text, MAX_TEXT_CHARS);
+        let name = self
+            .entry_point(&entry_point)
+            .map(|e| e.name.clone())
+            .ok_or_else(|| CoreError::UnknownEntryPoint(entry_point.clone()))?;
+        if let Some(id) = self.open_conversation_of(&entry_point, customer).cloned() {
+            let m = self.append_with(&id, AuthorKind::Page, None, name, &text, attachments, now);
+            let at = meta_time(sent_at, now);
+            if at != now || truncated {
+                self.restamp(&id, m.seq, at, truncated);
+            }
+        }
+        if let Some(mid) = mid {
+            self.journal().change(Change::Mid { mid, at: now });
+        }
+        Ok(())
+    }
+
+    /// Gives the message just appended (`seq` of `conversation`) Meta's time and its
+    /// `truncated` mark, in the transcript and in what this operation records and tells.
+    fn restamp(&mut self, conversation: &str, seq: u64, at: Millis, truncated: bool) {
+        let fix = |m: &mut Message| {
+            if m.seq == seq {
+                m.at = at;
+                m.truncated = truncated;
+            }
+        };
+        if let Some(m) = self
+            .conversation_mut(conversation)
+            .and_then(|c| c.transcript.last_mut())
+        {
+            fix(m);
+        }
+        for change in self.journal().changes_mut() {
+            if let Change::Message {
+                conversation: c,
+                message,
+            } = change
+            {
+                if c == conversation {
+                    fix(message);
+                }
+            }
+        }
+        for effect in self.journal().effects_mut() {
+            if let Effect::Notify {
+                event:
+                    AgentEvent::Message {
+                        conversation: c,
+                        message,
+                    },
+                ..
+            } = effect
+            {
+                if c == conversation {
+                    fix(message);
+                }
+            }
+        }
+    }
+
     /// Messenger's delivery (`read: false`) or read mark for `customer` on `page_id`:
-    /// every outbound message of the customer's open conversation sent at or before
-    /// `watermark` is delivered (read). A mark for no open conversation changes nothing.
+    /// every outbound message of the customer's open conversation that the Send API had
+    /// accepted at or before `watermark` is delivered (read). A message still pending is
+    /// not marked (it was not sent before the watermark), and a final one (failed, not
+    /// sent) never is. A mark for no open conversation changes nothing.
     pub(crate) fn messenger_mark(
         &mut self,
         page_id: &str,
@@ -154,14 +548,14 @@ impl Floor {
             .transcript
             .iter()
             .filter(|m| {
-                m.at <= watermark
+                m.sent_at.is_some_and(|at| at <= watermark)
                     && m.delivery
-                        .is_some_and(|d| d != Delivery::Failed && d.rank() < to.rank())
+                        .is_some_and(|d| matches!(d, Delivery::Sent | Delivery::Delivered) && d.rank() < to.rank())
             })
             .map(|m| m.seq)
             .collect();
         for seq in seqs {
-            self.set_delivery(&id, seq, to, None);
+            self.set_delivery(&id, seq, to, None, None);
         }
         Ok(())
     }
@@ -184,19 +578,19 @@ impl Floor {
                     self.journal().change(Change::Outbox(o));
                 }
             }
-            OutboxOutcome::Sent => {
+            OutboxOutcome::Sent { at } => {
                 self.journal().change(Change::OutboxDone {
                     conversation: conversation.into(),
                     seq,
                 });
-                self.set_delivery(conversation, seq, Delivery::Sent, None);
+                self.set_delivery(conversation, seq, Delivery::Sent, None, Some(at));
             }
             OutboxOutcome::Failed { error } => {
                 self.journal().change(Change::OutboxDone {
                     conversation: conversation.into(),
                     seq,
                 });
-                self.set_delivery(conversation, seq, Delivery::Failed, Some(error));
+                self.set_delivery(conversation, seq, Delivery::Failed, Some(error), None);
             }
         }
         Ok(())
@@ -231,9 +625,188 @@ impl Floor {
         self.journal().effects(entries.into_iter().map(Effect::Send));
     }
 
-    /// Moves message `seq`'s delivery state forward to `to` (never back), makes it
-    /// durable and tells the agents in the conversation.
-    fn set_delivery(&mut self, conversation: &str, seq: u64, to: Delivery, error: Option<String>) {
+    /// Runs a [`MessengerCommand`].
+    pub(crate) fn messenger(&mut self, cmd: MessengerCommand, now: Millis) -> Result<Reply, CoreError> {
+        match cmd {
+            MessengerCommand::SetPageToken { entry_point, token } => {
+                self.set_page_token(&entry_point, token)?;
+                let ep = self
+                    .entry_point(&entry_point)
+                    .cloned()
+                    .ok_or(CoreError::UnknownEntryPoint(entry_point))?;
+                Ok(Reply::EntryPoint(ep))
+            }
+            MessengerCommand::PageUnauthorized { page_id } => {
+                self.page_unauthorized(&page_id)?;
+                Ok(Reply::Done)
+            }
+            MessengerCommand::SenderAction {
+                agent,
+                conversation,
+                typing,
+            } => {
+                self.sender_action(&agent, &conversation, typing, now)?;
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    /// An agent in `conversation` types (`typing: Some(on)`) or has seen the customer's
+    /// messages (`None`). Shown to a Messenger customer, within the 24-hour window only:
+    /// typing at most once every [`TYPING_EVERY_MS`] per conversation (a change from on to
+    /// off goes at once), `mark_seen` once per new customer message. Other channels, and
+    /// what the bounds hold back, change nothing (answered all the same: a desktop sends
+    /// these as the agent types, and has nothing to do about a refusal).
+    fn sender_action(
+        &mut self,
+        agent: &str,
+        conversation: &str,
+        typing: Option<bool>,
+        now: Millis,
+    ) -> Result<(), CoreError> {
+        let c = self
+            .conversation(conversation)
+            .ok_or_else(|| CoreError::UnknownConversation(conversation.into()))?;
+        if !c.is_open() || !c.participants().any(|p| p == agent) {
+            return Err(CoreError::NotInConversation {
+                conversation: conversation.into(),
+                agent: agent.into(),
+            });
+        }
+        if c.channel != Channel::Messenger || window(c.last_customer_message_at(), now, false) != Window::Response {
+            return Ok(());
+        }
+        let page_id = c
+            .entry_point
+            .as_ref()
+            .and_then(|e| self.entry_point(e))
+            .and_then(|e| e.page_id.clone());
+        let Some(page_id) = page_id else { return Ok(()) };
+        let last_customer_seq = c
+            .transcript
+            .iter()
+            .rev()
+            .find(|m| m.author.kind == AuthorKind::Customer)
+            .map_or(0, |m| m.seq);
+        let recipient = c.customer.id.clone();
+        let full = {
+            let actions = &self.sender_actions().last;
+            actions.len() >= SENDER_ACTIONS_KEPT && !actions.contains_key(conversation)
+        };
+        if full {
+            let gone: Vec<String> = self
+                .sender_actions()
+                .last
+                .keys()
+                .filter(|id| self.conversation(id).is_none())
+                .cloned()
+                .collect();
+            let actions = &mut self.sender_actions_mut().last;
+            for id in gone {
+                actions.remove(&id);
+            }
+            if actions.len() >= SENDER_ACTIONS_KEPT {
+                actions.clear();
+            }
+        }
+        let shown = self
+            .sender_actions_mut()
+            .last
+            .entry(conversation.to_string())
+            .or_default();
+        let action = match typing {
+            Some(on) => {
+                let due = match shown.typing {
+                    None => true,
+                    Some((was, at)) => was != on || now.saturating_sub(at) >= TYPING_EVERY_MS,
+                };
+                if !due {
+                    return Ok(());
+                }
+                shown.typing = Some((on, now));
+                if on {
+                    SenderAction::TypingOn
+                } else {
+                    SenderAction::TypingOff
+                }
+            }
+            None => {
+                if last_customer_seq <= shown.seen_seq {
+                    return Ok(());
+                }
+                shown.seen_seq = last_customer_seq;
+                SenderAction::MarkSeen
+            }
+        };
+        self.journal().effect(Effect::SenderAction {
+            page_id,
+            recipient,
+            action,
+        });
+        Ok(())
+    }
+
+    /// A new page access token for `entry_point`: kept, the channel state is `ok`, and
+    /// the sender uses it for every message that waits (in order). Setting the token the
+    /// entry point has already changes nothing but the state.
+    fn set_page_token(&mut self, entry_point: &str, token: String) -> Result<(), CoreError> {
+        let token = token.trim().to_string();
+        if token.is_empty() || token.len() > 2048 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(CoreError::InvalidInput(
+                "page_access_token must be 1 to 2048 printable ASCII characters without spaces".into(),
+            ));
+        }
+        let ep = self
+            .entry_point_mut(entry_point)
+            .ok_or_else(|| CoreError::UnknownEntryPoint(entry_point.into()))?;
+        if ep.page_access_token.as_deref() == Some(token.as_str()) && ep.messenger.channel_state == ChannelState::Ok {
+            return Ok(());
+        }
+        ep.page_access_token = Some(token);
+        ep.messenger.channel_state = ChannelState::Ok;
+        let ep = ep.clone();
+        self.page_changed(ep);
+        Ok(())
+    }
+
+    /// The Graph API refused the token of `page_id` (error 190).
+    fn page_unauthorized(&mut self, page_id: &str) -> Result<(), CoreError> {
+        let id = self.entry_point_of_page(page_id)?;
+        let Some(ep) = self.entry_point_mut(&id) else {
+            return Ok(());
+        };
+        if ep.messenger.channel_state == ChannelState::Unauthorized {
+            return Ok(());
+        }
+        ep.messenger.channel_state = ChannelState::Unauthorized;
+        let ep = ep.clone();
+        self.page_changed(ep);
+        Ok(())
+    }
+
+    /// Records entry point `ep` and tells the channel's sender about its page.
+    fn page_changed(&mut self, ep: super::EntryPoint) {
+        if let Some(page_id) = ep.page_id.clone() {
+            self.journal().effect(Effect::Page(PageNote {
+                entry_point: ep.id.clone(),
+                page_id,
+                token: ep.page_access_token.clone(),
+                state: ep.messenger.channel_state,
+            }));
+        }
+        self.journal().change(Change::EntryPoint(ep));
+    }
+
+    /// Moves message `seq`'s delivery state forward to `to` (never back, never out of a
+    /// final state), makes it durable and tells the agents in the conversation.
+    fn set_delivery(
+        &mut self,
+        conversation: &str,
+        seq: u64,
+        to: Delivery,
+        error: Option<String>,
+        sent_at: Option<Millis>,
+    ) {
         let Some(c) = self.conversation_mut(conversation) else {
             return;
         };
@@ -243,11 +816,14 @@ impl Floor {
         let Some(from) = m.delivery else {
             return;
         };
-        if from == Delivery::Failed || to.rank() <= from.rank() {
+        if from.is_final() || to.rank() <= from.rank() {
             return;
         }
         m.delivery = Some(to);
         m.delivery_error = error.clone();
+        if sent_at.is_some() {
+            m.sent_at = sent_at;
+        }
         let message = m.clone();
         let participants: Vec<_> = c.participants().cloned().collect();
         self.journal().change(Change::MessageUpdate {
@@ -268,21 +844,34 @@ impl Floor {
     }
 
     /// The outbox entry of an agent or system message to a Messenger customer, deciding
-    /// the window now: `None` (and the message marked failed) when it cannot be sent.
+    /// the window now: `None` (and the message marked) when it cannot be sent. Only an
+    /// agent's words may use the `HUMAN_AGENT` tag (Meta reserves it for a person's
+    /// replies): a system text outside the 24-hour window is `not_sent`.
     pub(super) fn outbound(&self, c: &Conversation, message: &mut Message, now: Millis) -> Option<Outbound> {
         let ep = c.entry_point.as_ref().and_then(|e| self.entry_point(e));
-        let page = ep.and_then(|e| Some((e.page_id.clone()?, e.page_access_token.clone()?)));
+        let page = ep.and_then(|e| e.page_access_token.as_ref().and(e.page_id.clone()));
         let w = window(c.last_customer_message_at(), now, self.rules().human_agent_tag);
-        let refuse = |message: &mut Message, why: &str| {
-            message.delivery = Some(Delivery::Failed);
+        let refuse = |message: &mut Message, delivery: Delivery, why: &str| {
+            message.delivery = Some(delivery);
             message.delivery_error = Some(why.into());
             None
         };
-        let Some((page_id, token)) = page else {
-            return refuse(message, "the entry point has no page id or page access token");
+        let Some(page_id) = page else {
+            return refuse(
+                message,
+                Delivery::Failed,
+                "the entry point has no page id or page access token",
+            );
         };
+        if message.author.kind == AuthorKind::System && w != Window::Response {
+            return refuse(
+                message,
+                Delivery::NotSent,
+                "outside the 24-hour messaging window: only an agent's replies may go out with the HUMAN_AGENT tag",
+            );
+        }
         if w == Window::Closed {
-            return refuse(message, "outside the messaging window");
+            return refuse(message, Delivery::Failed, "outside the messaging window");
         }
         message.delivery = Some(Delivery::Pending);
         Some(Outbound {
@@ -290,7 +879,6 @@ impl Floor {
             seq: message.seq,
             recipient: c.customer.id.clone(),
             page_id,
-            page_access_token: token,
             parts: split_text(&message.text, SEND_TEXT_LIMIT),
             parts_sent: 0,
             human_agent_tag: w == Window::HumanAgentTag,
@@ -382,6 +970,8 @@ mod tests {
                 mid: Some(mid.into()),
                 seen,
                 last_owner: None,
+                sent_at: None,
+                page_echo: false,
             },
             now,
         )
@@ -513,8 +1103,8 @@ mod tests {
                     assert_eq!(outbox.len(), 1, "{hours}h");
                     let o = outbox[0];
                     assert_eq!(
-                        (o.seq, o.recipient.as_str(), o.page_access_token.as_str()),
-                        (m.seq, "psid-1", "page-token")
+                        (o.seq, o.recipient.as_str(), o.page_id.as_str()),
+                        (m.seq, "psid-1", PAGE)
                     );
                     assert_eq!(o.human_agent_tag, tagged);
                     assert_eq!(o.parts.len(), 2);
@@ -550,7 +1140,6 @@ mod tests {
             seq: m.seq,
             recipient: "psid-1".into(),
             page_id: PAGE.into(),
-            page_access_token: "page-token".into(),
             parts: vec![m.text.clone()],
             parts_sent: 0,
             human_agent_tag: false,
@@ -580,7 +1169,8 @@ mod tests {
             )
             .unwrap();
         };
-        report(&mut f, &first, OutboxOutcome::Sent);
+        // The first goes out at T0 + 12 (when its request started).
+        report(&mut f, &first, OutboxOutcome::Sent { at: T0 + 12 });
         let changes = f.take_changes();
         assert!(changes
             .iter()
@@ -590,34 +1180,374 @@ mod tests {
             .any(|c| matches!(c, Change::MessageUpdate { message, .. } if message.delivery == Some(Delivery::Sent))));
         assert!(f.take_effects().iter().any(|e| matches!(e,
             Effect::Notify { agent, event: AgentEvent::MessageStatus { seq, delivery: Delivery::Sent, .. } } if agent == "a1" && *seq == first.seq)));
-        // A watermark between the two messages marks only the first.
-        mark(&mut f, T0 + 15, false);
+        // A watermark before the send marks nothing; one after it marks only what was
+        // sent: the second message, still pending in the outbox, is not marked.
+        mark(&mut f, T0 + 11, false);
+        assert_eq!(delivery(&f, &c, first.seq), Some(Delivery::Sent));
+        mark(&mut f, T0 + 25, false);
         assert_eq!(delivery(&f, &c, first.seq), Some(Delivery::Delivered));
         assert_eq!(delivery(&f, &c, second.seq), Some(Delivery::Pending));
         mark(&mut f, T0 + 25, true);
         assert_eq!(delivery(&f, &c, first.seq), Some(Delivery::Read));
-        assert_eq!(delivery(&f, &c, second.seq), Some(Delivery::Read));
-        // A late `sent` does not take back `read`, and a read message cannot fail.
+        assert_eq!(delivery(&f, &c, second.seq), Some(Delivery::Pending));
+        // A delivery mark after `read` does not take it back.
         f.take_changes();
-        report(&mut f, &second, OutboxOutcome::Sent);
-        assert_eq!(delivery(&f, &c, second.seq), Some(Delivery::Read));
-        assert!(!f
-            .take_changes()
-            .iter()
-            .any(|c| matches!(c, Change::MessageUpdate { .. })));
-        // A final failure is kept with its error.
-        let third = send(&mut f, "three", T0 + 50);
+        mark(&mut f, T0 + 26, false);
+        assert_eq!(delivery(&f, &c, first.seq), Some(Delivery::Read));
+        assert!(f.take_changes().is_empty());
+        // The second fails for good after the watermarks: it is failed, never read, and
+        // no later mark changes that.
         report(
             &mut f,
-            &third,
+            &second,
             OutboxOutcome::Failed {
                 error: "bad token".into(),
             },
         );
-        let m = &f.conversation(&c).unwrap().transcript[third.seq as usize - 1];
+        mark(&mut f, T0 + 1_000, true);
+        let m = &f.conversation(&c).unwrap().transcript[second.seq as usize - 1];
         assert_eq!(
             (m.delivery, m.delivery_error.as_deref()),
             (Some(Delivery::Failed), Some("bad token"))
+        );
+        // A late `sent` report never moves a message back.
+        let third = send(&mut f, "three", T0 + 50);
+        report(&mut f, &third, OutboxOutcome::Sent { at: T0 + 51 });
+        mark(&mut f, T0 + 60, true);
+        f.take_changes();
+        report(&mut f, &third, OutboxOutcome::Sent { at: T0 + 70 });
+        assert_eq!(delivery(&f, &c, third.seq), Some(Delivery::Read));
+        assert!(!f
+            .take_changes()
+            .iter()
+            .any(|c| matches!(c, Change::MessageUpdate { .. })));
+    }
+
+    /// The outbox entries and the delivery of the last message written.
+    fn last_outbound(f: &mut Floor, c: &str) -> (Vec<Outbound>, Option<Delivery>) {
+        let outbox = f
+            .take_changes()
+            .into_iter()
+            .filter_map(|ch| match ch {
+                Change::Outbox(o) => Some(o),
+                _ => None,
+            })
+            .collect();
+        f.take_effects();
+        let last = f
+            .conversation(c)
+            .and_then(|c| c.transcript.last())
+            .and_then(|m| m.delivery);
+        (outbox, last)
+    }
+
+    #[test]
+    fn only_an_agents_words_use_the_human_agent_tag() {
+        // (hours since the customer wrote, expected delivery of the system text "joined")
+        let cases = [
+            (1, Delivery::Pending),
+            (25, Delivery::NotSent),
+            (24 * 8, Delivery::NotSent),
+        ];
+        for (hours, want) in cases {
+            let mut f = floor(true);
+            let c = active(&mut f);
+            f.execute(
+                Command::CreateAgent {
+                    id: "a2".into(),
+                    name: "Bob".into(),
+                    queues: vec!["q".into()],
+                    capacity: None,
+                    credential: None,
+                    password_hash: None,
+                    skills: Default::default(),
+                },
+                T0,
+            )
+            .unwrap();
+            let now = T0 + hours * H;
+            let run = |f: &mut Floor, cmd: Command| f.execute(cmd, now).unwrap();
+            run(
+                &mut f,
+                Command::SetState {
+                    agent: "a2".into(),
+                    state: crate::core::Presence::Available,
+                    idle_code: None,
+                },
+            );
+            run(
+                &mut f,
+                Command::Conference {
+                    agent: "a1".into(),
+                    conversation: c.clone(),
+                    target: "a2".into(),
+                },
+            );
+            f.take_changes();
+            run(
+                &mut f,
+                Command::Accept {
+                    agent: "a2".into(),
+                    conversation: c.clone(),
+                },
+            );
+            let (outbox, delivery) = last_outbound(&mut f, &c);
+            assert_eq!(delivery, Some(want), "{hours}h");
+            assert_eq!(outbox.len(), usize::from(want == Delivery::Pending), "{hours}h");
+            assert!(outbox.iter().all(|o| !o.human_agent_tag), "{hours}h");
+            if hours == 25 {
+                // The agent's own words may still go out, tagged.
+                run(
+                    &mut f,
+                    Command::Send {
+                        agent: "a1".into(),
+                        conversation: c.clone(),
+                        text: "still here".into(),
+                    },
+                );
+                let (outbox, delivery) = last_outbound(&mut f, &c);
+                assert_eq!(delivery, Some(Delivery::Pending));
+                assert!(outbox.len() == 1 && outbox[0].human_agent_tag);
+            }
+        }
+    }
+
+    #[test]
+    fn the_window_counts_from_metas_timestamp_and_long_texts_are_kept_cut() {
+        let mut f = floor(false);
+        let write = |f: &mut Floor, mid: &str, text: &str, sent_at: Option<Millis>, now: Millis| {
+            f.execute(
+                Command::MessengerMessage {
+                    page_id: PAGE.into(),
+                    customer: Customer {
+                        id: "psid-1".into(),
+                        name: "Jane".into(),
+                    },
+                    text: text.into(),
+                    attachments: vec![],
+                    mid: Some(mid.into()),
+                    seen: false,
+                    last_owner: None,
+                    sent_at,
+                    page_echo: false,
+                },
+                now,
+            )
+        };
+        // Stamped 25 hours before it arrives: the window is closed already.
+        let now = T0 + 25 * H;
+        let c = match write(&mut f, "m-1", "late", Some(T0), now) {
+            Ok(Reply::Conversation(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(c.transcript[0].at, T0);
+        assert_eq!(window(c.last_customer_message_at(), now, false), Window::Closed);
+        // A clock ahead of ours does not lengthen the window; a redelivered older message
+        // does not shorten it.
+        let c = match write(&mut f, "m-2", "ahead", Some(now + H), now) {
+            Ok(Reply::Conversation(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(c.transcript[1].at, now);
+        let c = match write(&mut f, "m-3", "older", Some(T0 + H), now) {
+            Ok(Reply::Conversation(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(c.last_customer_message_at(), Some(now));
+        // Over the bound: kept, cut, marked, in the transcript and in what is stored.
+        let long = "y".repeat(MAX_TEXT_CHARS + 5);
+        let c = match write(&mut f, "m-4", &long, None, now) {
+            Ok(Reply::Conversation(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        let m = c.transcript.last().unwrap();
+        assert_eq!((m.text.chars().count(), m.truncated), (MAX_TEXT_CHARS, true));
+        assert!(f
+            .take_changes()
+            .iter()
+            .any(|ch| matches!(ch, Change::Message { message, .. } if message.truncated && message.at == now)));
+    }
+
+    #[test]
+    fn a_refused_token_pauses_the_page_until_a_new_one() {
+        let mut f = floor(false);
+        let page = |f: &mut Floor, cmd: MessengerCommand| f.execute(Command::Messenger(cmd), T0);
+        let state = |f: &Floor| f.entry_point("ep").expect("ep").messenger.channel_state;
+        page(&mut f, MessengerCommand::PageUnauthorized { page_id: PAGE.into() }).unwrap();
+        assert_eq!(state(&f), ChannelState::Unauthorized);
+        let effects = f.take_effects();
+        assert!(
+            matches!(
+                &effects[..],
+                [Effect::Page(PageNote {
+                    state: ChannelState::Unauthorized,
+                    ..
+                })]
+            ),
+            "{effects:?}"
+        );
+        assert!(f
+            .take_changes()
+            .iter()
+            .any(|c| matches!(c, Change::EntryPoint(e) if e.messenger.channel_state == ChannelState::Unauthorized)));
+        // Twice is once.
+        page(&mut f, MessengerCommand::PageUnauthorized { page_id: PAGE.into() }).unwrap();
+        assert!(f.take_changes().is_empty());
+        for bad in ["", "a b", "tok\nen"] {
+            let r = page(
+                &mut f,
+                MessengerCommand::SetPageToken {
+                    entry_point: "ep".into(),
+                    token: bad.to_string(),
+                },
+            );
+            assert_eq!(r.unwrap_err().code(), "invalid_input", "{bad:?}");
+        }
+        let r = page(
+            &mut f,
+            MessengerCommand::SetPageToken {
+                entry_point: "nope".into(),
+                token: "t".into(),
+            },
+        );
+        assert_eq!(r.unwrap_err().code(), "unknown_entry_point");
+        assert!(f.take_changes().is_empty());
+        page(
+            &mut f,
+            MessengerCommand::SetPageToken {
+                entry_point: "ep".into(),
+                token: "new-token".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(state(&f), ChannelState::Ok);
+        assert_eq!(
+            f.entry_point("ep").expect("ep").page_access_token.as_deref(),
+            Some("new-token")
+        );
+        let effects = f.take_effects();
+        assert!(
+            matches!(&effects[..], [Effect::Page(PageNote { state: ChannelState::Ok, token: Some(t), .. })] if t == "new-token"),
+            "{effects:?}"
+        );
+        // A second entry point may not take the page.
+        let r = f.execute(
+            Command::CreateEntryPoint(crate::core::EntryPoint {
+                id: "ep2".into(),
+                name: "Copy".into(),
+                queue: "q".into(),
+                page_id: Some(PAGE.into()),
+                ..Default::default()
+            }),
+            T0,
+        );
+        assert_eq!(r.unwrap_err().code(), "page_in_use");
+    }
+
+    #[test]
+    fn profile_look_ups_are_tried_again_after_a_backoff_and_bounded() {
+        let key = |i: u32| ("page".to_string(), format!("psid-{i}"));
+        let mut l = ProfileLookups::new(3, 1_000, 4_000);
+        assert!(l.start(&key(1), 0));
+        assert!(!l.start(&key(1), 10), "under way");
+        l.ended(&key(1), false, 100);
+        assert!(!l.start(&key(1), 500), "backing off");
+        assert!(l.start(&key(1), 1_100));
+        l.ended(&key(1), false, 1_200);
+        assert!(!l.start(&key(1), 3_000), "twice the wait");
+        assert!(l.start(&key(1), 3_200));
+        l.ended(&key(1), true, 3_300);
+        assert!(l.is_empty(), "a found name is the store's");
+        for i in 0..10 {
+            assert!(l.start(&key(i), 4_000));
+        }
+        assert_eq!(l.len(), 3);
+        // The oldest were forgotten: asking for one of them starts again.
+        assert!(l.start(&key(0), 4_000));
+        assert!(!l.start(&key(9), 4_000));
+    }
+
+    #[test]
+    fn typing_and_seen_are_bounded() {
+        let mut f = floor(false);
+        let c = active(&mut f);
+        let act = |f: &mut Floor, agent: &str, typing: Option<bool>, now: Millis| {
+            let r = f.execute(
+                Command::Messenger(MessengerCommand::SenderAction {
+                    agent: agent.into(),
+                    conversation: c.clone(),
+                    typing,
+                }),
+                now,
+            );
+            let sent: Vec<SenderAction> = f
+                .take_effects()
+                .into_iter()
+                .filter_map(|e| match e {
+                    Effect::SenderAction { action, .. } => Some(action),
+                    _ => None,
+                })
+                .collect();
+            (r.map(|_| ()).map_err(|e| e.code()), sent)
+        };
+        use SenderAction::*;
+        // (agent, typing, at, sent)
+        let steps = [
+            ("a1", Some(true), T0, vec![TypingOn]),
+            ("a1", Some(true), T0 + 1_000, vec![]),
+            ("a1", Some(false), T0 + 1_500, vec![TypingOff]),
+            ("a1", Some(false), T0 + 2_000, vec![]),
+            ("a1", Some(true), T0 + 2_100, vec![TypingOn]),
+            ("a1", Some(true), T0 + 2_100 + TYPING_EVERY_MS, vec![TypingOn]),
+            ("a1", None, T0 + 6_000, vec![MarkSeen]),
+            ("a1", None, T0 + 7_000, vec![]),
+        ];
+        for (i, (agent, typing, at, want)) in steps.into_iter().enumerate() {
+            assert_eq!(act(&mut f, agent, typing, at), (Ok(()), want), "step {i}");
+        }
+        assert_eq!(act(&mut f, "a2", Some(true), T0 + 8_000).0, Err("not_in_conversation"));
+        // A new customer message may be marked seen again; outside the window, nothing.
+        customer_writes(&mut f, "more", vec![], "m-2", false, T0 + 9_000).unwrap();
+        assert_eq!(act(&mut f, "a1", None, T0 + 9_500), (Ok(()), vec![MarkSeen]));
+        customer_writes(&mut f, "again", vec![], "m-3", false, T0 + 10_000).unwrap();
+        assert_eq!(act(&mut f, "a1", None, T0 + 10_000 + 25 * H), (Ok(()), vec![]));
+    }
+
+    #[test]
+    fn webhook_rules_table() {
+        for (id, ok) in [
+            ("1254459154682919", true),
+            ("", false),
+            ("../me", false),
+            ("12\n3", false),
+            ("1a", false),
+        ] {
+            assert_eq!(valid_graph_id(id), ok, "{id:?}");
+        }
+        assert!(!valid_graph_id(&"9".repeat(33)));
+        assert_eq!(meta_time(None, 50), 50);
+        assert_eq!(meta_time(Some(40), 50), 40);
+        assert_eq!(meta_time(Some(60), 50), 50);
+        assert_eq!(truncate("héllo", 2), ("hé".to_string(), true));
+        assert_eq!(truncate("hé", 2), ("hé".to_string(), false));
+        // (retries began, now, attempts, max attempts, give up)
+        let hour = 3_600_000;
+        for (first, now, attempts, max, want) in [
+            (0, 1_000, 3, 0, false),
+            (0, hour, 3, 0, true),
+            (0, 1_000, 5, 5, true),
+            (0, 1_000, 4, 5, false),
+        ] {
+            assert_eq!(
+                give_up(first, now, hour, attempts, max),
+                want,
+                "{first} {now} {attempts} {max}"
+            );
+        }
+        assert_eq!(postback_key(Some("m"), "1", Some(2), "p"), "postback:m");
+        assert_ne!(
+            postback_key(None, "1", Some(2), "p"),
+            postback_key(None, "1", Some(2), "q")
         );
     }
 

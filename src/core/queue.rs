@@ -65,6 +65,8 @@ pub struct EntryPoint {
     pub priority: i32,
     /// Routing steps of the conversations it opens (empty: none).
     pub routing_steps: Vec<Step>,
+    /// Messenger: the page's channel state and thread control.
+    pub messenger: super::messenger::PageSettings,
 }
 
 #[cfg(test)]

@@ -425,6 +425,7 @@ mod tests {
                 page_access_token: None,
                 priority: 0,
                 routing_steps: Vec::new(),
+                messenger: Default::default(),
             }),
             T0,
         )

@@ -537,7 +537,7 @@ impl Reader {
             } => {
                 let author = match m.author.kind {
                     AuthorKindDto::Agent => m.author.id.as_deref().map(|a| self.strip(a)),
-                    AuthorKindDto::Customer | AuthorKindDto::System => None,
+                    AuthorKindDto::Customer | AuthorKindDto::System | AuthorKindDto::Page => None,
                 };
                 if author.as_deref() == Some(self.agent.as_str()) {
                     if let Some(tx) = self.conn.echoes.borrow_mut().remove(&conversation) {

@@ -35,18 +35,22 @@ use crate::core::{AuditEntry, Changer, Supervisor};
 /// The record format this build writes and reads.
 pub const RECORD_VERSION: u8 = 1;
 
-/// The format of transcript messages this build writes ([`MessageV2`]); it reads 1 too.
-pub const MESSAGE_VERSION: u8 = 2;
+/// The format of transcript messages this build writes ([`MessageV3`]); it reads 1 and 2 too.
+pub const MESSAGE_VERSION: u8 = 3;
+/// Messages with attachments and delivery state ([`MessageV2`]).
+pub const MESSAGE_V2: u8 = 2;
 
-/// Appends `[MESSAGE_VERSION] ++ bincode(MessageV2)` to `out`.
+/// Appends `[MESSAGE_VERSION] ++ bincode(MessageV3)` to `out`.
 pub fn encode_message_into(out: &mut Vec<u8>, message: Message) -> Result<(), StoreError> {
-    encode_versioned_into(out, MESSAGE_VERSION, &MessageV2::from(message))
+    encode_versioned_into(out, MESSAGE_VERSION, &MessageV3::from(message))
 }
 
-/// Decodes a transcript message of either version.
+/// Decodes a transcript message of any version.
 pub fn decode_message(key: &[u8], bytes: &[u8]) -> Result<Message, StoreError> {
-    decode_newer::<MessageV2, Message>("messages", key, bytes, MESSAGE_VERSION, || {
-        decode::<MessageV1>("messages", key, bytes).map(Message::from)
+    decode_newer::<MessageV3, Message>("messages", key, bytes, MESSAGE_VERSION, || {
+        decode_newer::<MessageV2, Message>("messages", key, bytes, MESSAGE_V2, || {
+            decode::<MessageV1>("messages", key, bytes).map(Message::from)
+        })
     })
 }
 
@@ -533,11 +537,67 @@ pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
     })
 }
 
-/// Decodes an entry point record of either version.
+/// Decodes an entry point record of any version.
 pub fn decode_entry_point(key: &[u8], bytes: &[u8]) -> Result<EntryPoint, StoreError> {
-    decode_newer::<EntryPointV2, EntryPoint>("entry_points", key, bytes, ROUTING_V2, || {
-        decode::<EntryPointV1>("entry_points", key, bytes).map(EntryPoint::from)
+    decode_newer::<EntryPointV3, EntryPoint>("entry_points", key, bytes, ENTRY_POINT_V3, || {
+        decode_newer::<EntryPointV2, EntryPoint>("entry_points", key, bytes, ROUTING_V2, || {
+            decode::<EntryPointV1>("entry_points", key, bytes).map(EntryPoint::from)
+        })
     })
+}
+
+/// Entry points with their Messenger settings ([`EntryPointV3`]).
+pub const ENTRY_POINT_V3: u8 = 3;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum ThreadControlV1 {
+    Off,
+    Take,
+}
+
+/// An entry point, version 3: version 2 and the page's channel state and thread control.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryPointV3 {
+    pub entry_point: EntryPointV2,
+    pub unauthorized: bool,
+    pub thread_control: ThreadControlV1,
+    pub return_to_app_id: Option<String>,
+}
+
+impl From<EntryPoint> for EntryPointV3 {
+    fn from(mut e: EntryPoint) -> Self {
+        use crate::core::messenger::{ChannelState, ThreadControl};
+        let m = std::mem::take(&mut e.messenger);
+        EntryPointV3 {
+            entry_point: e.into(),
+            unauthorized: m.channel_state == ChannelState::Unauthorized,
+            thread_control: match m.thread_control {
+                ThreadControl::Off => ThreadControlV1::Off,
+                ThreadControl::Take => ThreadControlV1::Take,
+            },
+            return_to_app_id: m.return_to_app_id,
+        }
+    }
+}
+
+impl From<EntryPointV3> for EntryPoint {
+    fn from(e: EntryPointV3) -> Self {
+        use crate::core::messenger::{ChannelState, PageSettings, ThreadControl};
+        let mut ep: EntryPoint = e.entry_point.into();
+        ep.messenger = PageSettings {
+            channel_state: if e.unauthorized {
+                ChannelState::Unauthorized
+            } else {
+                ChannelState::Ok
+            },
+            thread_control: match e.thread_control {
+                ThreadControlV1::Off => ThreadControl::Off,
+                ThreadControlV1::Take => ThreadControl::Take,
+            },
+            return_to_app_id: e.return_to_app_id,
+        };
+        ep
+    }
 }
 
 /// Decodes a conversation record of either version.
@@ -606,6 +666,7 @@ impl From<EntryPointV1> for EntryPoint {
             page_access_token: e.page_access_token,
             priority: 0,
             routing_steps: Vec::new(),
+            messenger: Default::default(),
         }
     }
 }
@@ -810,7 +871,8 @@ impl From<Message> for MessageV1 {
             author_kind: match m.author.kind {
                 AuthorKind::Customer => AuthorKindV1::Customer,
                 AuthorKind::Agent => AuthorKindV1::Agent,
-                AuthorKind::System => AuthorKindV1::System,
+                // Version 1 has no page author; version 3 writes them.
+                AuthorKind::System | AuthorKind::Page => AuthorKindV1::System,
             },
             author_id: m.author.id,
             author_name: m.author.name,
@@ -838,6 +900,8 @@ impl From<MessageV1> for Message {
             attachments: Vec::new(),
             delivery: None,
             delivery_error: None,
+            truncated: false,
+            sent_at: None,
         }
     }
 }
@@ -880,7 +944,7 @@ impl From<Message> for MessageV2 {
             author_kind: match m.author.kind {
                 AuthorKind::Customer => AuthorKindV1::Customer,
                 AuthorKind::Agent => AuthorKindV1::Agent,
-                AuthorKind::System => AuthorKindV1::System,
+                AuthorKind::System | AuthorKind::Page => AuthorKindV1::System,
             },
             author_id: m.author.id,
             author_name: m.author.name,
@@ -907,7 +971,7 @@ impl From<Message> for MessageV2 {
                 Delivery::Sent => DeliveryV2::Sent,
                 Delivery::Delivered => DeliveryV2::Delivered,
                 Delivery::Read => DeliveryV2::Read,
-                Delivery::Failed => DeliveryV2::Failed,
+                Delivery::Failed | Delivery::NotSent => DeliveryV2::Failed,
             }),
             delivery_error: m.delivery_error,
         }
@@ -944,7 +1008,120 @@ impl From<MessageV2> for Message {
     }
 }
 
-/// An outbox entry (see [`Outbound`]), keyed like a message: (conversation, seq).
+/// Who wrote a message, version 3: with the Page's own inbox.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum AuthorKindV3 {
+    Customer,
+    Agent,
+    System,
+    Page,
+}
+
+/// Delivery state, version 3: with `not_sent`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum DeliveryV3 {
+    Pending,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+    NotSent,
+}
+
+/// A transcript message, version 3: page authors, `not_sent`, and `truncated`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageV3 {
+    pub seq: u64,
+    pub author_kind: AuthorKindV3,
+    pub author_id: Option<String>,
+    pub author_name: String,
+    pub text: String,
+    pub at: u64,
+    pub attachments: Vec<AttachmentV2>,
+    pub delivery: Option<DeliveryV3>,
+    pub delivery_error: Option<String>,
+    pub truncated: bool,
+    pub sent_at: Option<u64>,
+}
+
+impl From<Message> for MessageV3 {
+    fn from(m: Message) -> Self {
+        MessageV3 {
+            seq: m.seq,
+            author_kind: match m.author.kind {
+                AuthorKind::Customer => AuthorKindV3::Customer,
+                AuthorKind::Agent => AuthorKindV3::Agent,
+                AuthorKind::System => AuthorKindV3::System,
+                AuthorKind::Page => AuthorKindV3::Page,
+            },
+            author_id: m.author.id,
+            author_name: m.author.name,
+            text: m.text,
+            at: m.at,
+            attachments: m
+                .attachments
+                .into_iter()
+                .map(|a| AttachmentV2 {
+                    kind: a.kind,
+                    url: a.url,
+                })
+                .collect(),
+            delivery: m.delivery.map(|d| match d {
+                Delivery::Pending => DeliveryV3::Pending,
+                Delivery::Sent => DeliveryV3::Sent,
+                Delivery::Delivered => DeliveryV3::Delivered,
+                Delivery::Read => DeliveryV3::Read,
+                Delivery::Failed => DeliveryV3::Failed,
+                Delivery::NotSent => DeliveryV3::NotSent,
+            }),
+            delivery_error: m.delivery_error,
+            truncated: m.truncated,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+impl From<MessageV3> for Message {
+    fn from(m: MessageV3) -> Self {
+        Message {
+            seq: m.seq,
+            author: Author {
+                kind: match m.author_kind {
+                    AuthorKindV3::Customer => AuthorKind::Customer,
+                    AuthorKindV3::Agent => AuthorKind::Agent,
+                    AuthorKindV3::System => AuthorKind::System,
+                    AuthorKindV3::Page => AuthorKind::Page,
+                },
+                id: m.author_id,
+                name: m.author_name,
+            },
+            text: m.text,
+            at: m.at,
+            attachments: m
+                .attachments
+                .into_iter()
+                .map(|a| Attachment {
+                    kind: a.kind,
+                    url: a.url,
+                })
+                .collect(),
+            delivery: m.delivery.map(|d| match d {
+                DeliveryV3::Pending => Delivery::Pending,
+                DeliveryV3::Sent => Delivery::Sent,
+                DeliveryV3::Delivered => Delivery::Delivered,
+                DeliveryV3::Read => Delivery::Read,
+                DeliveryV3::Failed => Delivery::Failed,
+                DeliveryV3::NotSent => Delivery::NotSent,
+            }),
+            delivery_error: m.delivery_error,
+            truncated: m.truncated,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+/// An outbox entry of version 1, which kept a copy of the page's token; read only (the
+/// token is dropped: the sender asks for the page's token of the moment).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboundV1 {
     pub conversation: String,
@@ -958,14 +1135,13 @@ pub struct OutboundV1 {
     pub queued_at: u64,
 }
 
-impl From<Outbound> for OutboundV1 {
-    fn from(o: Outbound) -> Self {
-        OutboundV1 {
+impl From<OutboundV1> for Outbound {
+    fn from(o: OutboundV1) -> Self {
+        Outbound {
             conversation: o.conversation,
             seq: o.seq,
             recipient: o.recipient,
             page_id: o.page_id,
-            page_access_token: o.page_access_token,
             parts: o.parts,
             parts_sent: o.parts_sent,
             human_agent_tag: o.human_agent_tag,
@@ -974,20 +1150,57 @@ impl From<Outbound> for OutboundV1 {
     }
 }
 
-impl From<OutboundV1> for Outbound {
-    fn from(o: OutboundV1) -> Self {
-        Outbound {
+/// The format of outbox entries this build writes ([`OutboundV2`]); it reads 1 too.
+pub const OUTBOX_V2: u8 = 2;
+
+/// An outbox entry (see [`Outbound`]), keyed like a message: (conversation, seq). No token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboundV2 {
+    pub conversation: String,
+    pub seq: u64,
+    pub recipient: String,
+    pub page_id: String,
+    pub parts: Vec<String>,
+    pub parts_sent: u32,
+    pub human_agent_tag: bool,
+    pub queued_at: u64,
+}
+
+impl From<Outbound> for OutboundV2 {
+    fn from(o: Outbound) -> Self {
+        OutboundV2 {
             conversation: o.conversation,
             seq: o.seq,
             recipient: o.recipient,
             page_id: o.page_id,
-            page_access_token: o.page_access_token,
             parts: o.parts,
             parts_sent: o.parts_sent,
             human_agent_tag: o.human_agent_tag,
             queued_at: o.queued_at,
         }
     }
+}
+
+impl From<OutboundV2> for Outbound {
+    fn from(o: OutboundV2) -> Self {
+        Outbound {
+            conversation: o.conversation,
+            seq: o.seq,
+            recipient: o.recipient,
+            page_id: o.page_id,
+            parts: o.parts,
+            parts_sent: o.parts_sent,
+            human_agent_tag: o.human_agent_tag,
+            queued_at: o.queued_at,
+        }
+    }
+}
+
+/// Decodes an outbox entry of either version.
+pub fn decode_outbound(key: &[u8], bytes: &[u8]) -> Result<Outbound, StoreError> {
+    decode_newer::<OutboundV2, Outbound>("outbox", key, bytes, OUTBOX_V2, || {
+        decode::<OutboundV1>("outbox", key, bytes).map(Outbound::from)
+    })
 }
 
 /// When a Messenger message id was taken in.
@@ -1161,7 +1374,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_of_both_versions_are_read() {
+    fn messages_of_every_version_are_read() {
         let author = Author {
             kind: AuthorKind::Agent,
             id: Some("a1".into()),
@@ -1181,6 +1394,17 @@ mod tests {
         encode_message_into(&mut v2, new.clone()).unwrap();
         assert_eq!(v2[0], MESSAGE_VERSION);
         assert_eq!(decode_message(b"k", &v2).unwrap(), new);
+        let mut older = Vec::new();
+        encode_versioned_into(&mut older, MESSAGE_V2, &MessageV2::from(new.clone())).unwrap();
+        assert_eq!(decode_message(b"k", &older).unwrap(), new);
+        let mut page = new.clone();
+        page.author.kind = AuthorKind::Page;
+        page.delivery = Some(Delivery::NotSent);
+        page.truncated = true;
+        page.sent_at = Some(12);
+        let mut v3 = Vec::new();
+        encode_message_into(&mut v3, page.clone()).unwrap();
+        assert_eq!(decode_message(b"k", &v3).unwrap(), page);
         let mut bad = v2.clone();
         bad[0] = 7;
         assert!(matches!(

@@ -455,7 +455,7 @@ fn add(batch: &mut Writes, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8
         Change::EntryPoint(e) => {
             key.push(prefix::ENTRY_POINTS);
             key.extend_from_slice(e.id.as_bytes());
-            encode_versioned_into(value, ROUTING_V2, &EntryPointV2::from(e))?;
+            encode_versioned_into(value, record::ENTRY_POINT_V3, &record::EntryPointV3::from(e))?;
         }
         Change::Conversation(c) => {
             // `ended_at` is set once, when the conversation ends, so the last version of
@@ -478,7 +478,7 @@ fn add(batch: &mut Writes, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8
         Change::Outbox(o) => {
             key.push(prefix::OUTBOX);
             push_message_key(key, &o.conversation, o.seq);
-            encode_into(value, &OutboundV1::from(o))?;
+            encode_versioned_into(value, record::OUTBOX_V2, &record::OutboundV2::from(o))?;
         }
         Change::OutboxDone { conversation, seq } => {
             key.push(prefix::OUTBOX);
@@ -1611,7 +1611,7 @@ fn load_counters(t: &Trees, mut snap: Snapshot, path: &str) -> Result<Snapshot, 
     // The outbox, in key order: by conversation, then seq (the order to send in).
     for item in t.outbox.iter() {
         let (k, v) = item.map_err(read)?;
-        snap.outbox.push(decode::<OutboundV1>("outbox", &k, &v)?.into());
+        snap.outbox.push(record::decode_outbound(&k, &v)?);
     }
     if let Some(v) = t.meta.get(META_COUNTERS).map_err(read)? {
         let c: CountersV1 = decode("meta", META_COUNTERS, &v)?;

@@ -59,17 +59,24 @@ pub fn page_event(entries: &[(&str, Vec<Value>)]) -> Value {
         "object": "page",
         "entry": entries.iter().map(|(page, events)| json!({
             "id": page,
-            "time": 1458692752478u64,
+            "time": now_ms(),
             "messaging": events,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Now, in ms since the epoch (Meta's `timestamp`s: the messaging window counts from them).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn envelope(psid: &str, page: &str, part: (&str, Value)) -> Value {
     let mut e = json!({
         "sender": {"id": psid},
         "recipient": {"id": page},
-        "timestamp": 1458692752478u64,
+        "timestamp": now_ms(),
     });
     e[part.0] = part.1;
     e

@@ -17,6 +17,7 @@ const WORDS = {
   outside_messaging_window: "The customer wrote more than 24 hours ago: Messenger no longer accepts an answer in this conversation.",
   unknown_page: "No entry point has this Facebook Page.",
   not_queued: "This conversation is no longer waiting, so its priority cannot change.",
+  page_in_use: "This Facebook Page already belongs to another entry point.",
   invalid_state: "That does not fit the conversation's state right now.",
   agent_unavailable: "That agent is not available with a free slot right now. Refresh the list and choose another.",
   conference_in_progress: "This conversation already has a conference guest or a pending conference request.",

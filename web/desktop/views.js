@@ -288,6 +288,7 @@ const DELIVERY = {
   delivered: "Delivered",
   read: "Read",
   failed: "Failed",
+  not_sent: "Not sent (outside Messenger's 24-hour window)",
 };
 
 class ConversationPanel {

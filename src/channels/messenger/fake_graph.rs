@@ -1,7 +1,8 @@
 //! A fake Graph API on loopback, for tests and for trying the Messenger channel without
 //! Facebook (`switchboard-fake-graph`): it answers the Send API (`POST
-//! /{version}/me/messages`) and the User Profile API (`GET /{version}/{psid}`), records
-//! every request, and can be told to fail (a status, or a dropped connection).
+//! /{version}/me/messages`: messages and sender actions) and the User Profile API (`GET
+//! /{version}/{psid}`), records every request, and can be told to fail (a status, a
+//! dropped connection, or error 190 for an expired page token).
 //!
 //! A plain HTTP/1.1 server on tokio, so that a test controls exactly what goes on the
 //! wire (an actix-web server cannot drop a connection without an answer).
@@ -45,6 +46,8 @@ struct State {
     failing: Option<Scripted>,
     /// User Profile API answers by PSID: (first name, last name).
     profiles: HashMap<String, (String, String)>,
+    /// Page tokens answered with error 190 (expired), as a revoked token would be.
+    expired: std::collections::HashSet<String>,
     next_message: u64,
 }
 
@@ -104,6 +107,17 @@ impl FakeGraph {
     /// Ends [`FakeGraph::fail_all`].
     pub fn recover(&self) {
         self.state().failing = None;
+    }
+
+    /// Every Send API request with `token` is answered with Graph error 190 (the token
+    /// expired), until [`FakeGraph::renew`].
+    pub fn expire(&self, token: &str) {
+        self.state().expired.insert(token.into());
+    }
+
+    /// Ends [`FakeGraph::expire`] for `token`.
+    pub fn renew(&self, token: &str) {
+        self.state().expired.remove(token);
     }
 
     /// The User Profile API names `psid` so.
@@ -183,7 +197,13 @@ impl FakeGraph {
         let query: HashMap<String, String> = url_pairs(query);
         let json: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
         let mut state = self.state();
-        let answer = if method == "POST" && path.ends_with("/me/messages") {
+        let expired = query.get("access_token").is_some_and(|t| state.expired.contains(t));
+        let answer = if method == "POST" && path.ends_with("/me/messages") && expired {
+            Some((
+                401,
+                r#"{"error":{"message":"Error validating access token: Session has expired","type":"OAuthException","code":190,"error_subcode":463}}"#.into(),
+            ))
+        } else if method == "POST" && path.ends_with("/me/messages") {
             match state.failing.clone().or_else(|| state.script.pop_front()) {
                 Some(Scripted::Drop) => None,
                 Some(Scripted::Status(s, b)) => Some((s, b)),

@@ -17,7 +17,13 @@ pub enum SendOutcome {
     Retry(String),
     /// Any other refusal: retrying would not help.
     Final(String),
+    /// The page's token is expired or revoked (Graph error 190): nothing of the page can
+    /// go out until a new token is set.
+    Unauthorized(String),
 }
+
+/// The Graph API's "invalid OAuth access token" error.
+pub const TOKEN_ERROR_CODE: i64 = 190;
 
 /// Graph error codes that mean "slow down" (API too many calls, user request limit, page
 /// request limit, rate limit) or "temporary" (1200): the request is retried. Other error
@@ -57,6 +63,9 @@ pub fn classify(status: u16, body: &[u8]) -> SendOutcome {
     let throttled = parsed
         .as_ref()
         .is_some_and(|b| b.error.is_transient || THROTTLING_CODES.contains(&b.error.code));
+    if parsed.as_ref().is_some_and(|b| b.error.code == TOKEN_ERROR_CODE) {
+        return SendOutcome::Unauthorized(message);
+    }
     if status >= 500 || status == 429 || throttled {
         SendOutcome::Retry(message)
     } else {
@@ -82,8 +91,15 @@ pub fn send_body(o: &Outbound, part: &str) -> serde_json::Value {
     }
 }
 
-/// One Send API request: `POST {base}/{version}/me/messages?access_token=...`.
-pub async fn send(client: &awc::Client, config: &MessengerConfig, o: &Outbound, part: &str) -> SendOutcome {
+/// One Send API request: `POST {base}/{version}/me/messages?access_token=...`, with the
+/// page's token of the moment.
+pub async fn send(
+    client: &awc::Client,
+    config: &MessengerConfig,
+    token: &str,
+    o: &Outbound,
+    part: &str,
+) -> SendOutcome {
     let url = format!(
         "{}/{}/me/messages",
         config.graph_base_url.trim_end_matches('/'),
@@ -92,12 +108,45 @@ pub async fn send(client: &awc::Client, config: &MessengerConfig, o: &Outbound, 
     let request = client
         .post(url)
         .timeout(Duration::from_millis(config.send_timeout_ms))
-        .query(&[("access_token", o.page_access_token.as_str())]);
+        .query(&[("access_token", token)]);
     let request = match request {
         Ok(r) => r,
         Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
     };
     match request.send_json(&send_body(o, part)).await {
+        Ok(mut res) => {
+            let status = res.status().as_u16();
+            let body = res.body().limit(64 * 1024).await.unwrap_or_default();
+            classify(status, &body)
+        }
+        Err(e) => SendOutcome::Retry(format!("network error: {e}")),
+    }
+}
+
+/// A sender action (`typing_on`, `typing_off`, `mark_seen`) for `recipient`: one request,
+/// no retries (it means nothing late).
+pub async fn sender_action(
+    client: &awc::Client,
+    config: &MessengerConfig,
+    token: &str,
+    recipient: &str,
+    action: &str,
+) -> SendOutcome {
+    let url = format!(
+        "{}/{}/me/messages",
+        config.graph_base_url.trim_end_matches('/'),
+        config.graph_version
+    );
+    let request = match client
+        .post(url)
+        .timeout(Duration::from_millis(config.send_timeout_ms))
+        .query(&[("access_token", token)])
+    {
+        Ok(r) => r,
+        Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
+    };
+    let body = json!({"recipient": {"id": recipient}, "sender_action": action});
+    match request.send_json(&body).await {
         Ok(mut res) => {
             let status = res.status().as_u16();
             let body = res.body().limit(64 * 1024).await.unwrap_or_default();
@@ -176,6 +225,11 @@ mod tests {
         assert!(fin(classify(400, &err(100, Some(2018001)))));
         assert!(fin(classify(403, &err(10, Some(2018278)))));
         assert!(fin(classify(400, b"not json")));
+        assert!(matches!(
+            classify(401, &err(190, Some(463))),
+            SendOutcome::Unauthorized(_)
+        ));
+        assert!(matches!(classify(400, &err(190, None)), SendOutcome::Unauthorized(_)));
         match classify(400, &err(100, Some(2018001))) {
             SendOutcome::Final(m) => assert!(m.contains("2018001"), "{m}"),
             other => panic!("{other:?}"),
@@ -210,7 +264,6 @@ mod tests {
             seq: 2,
             recipient: "psid".into(),
             page_id: "p".into(),
-            page_access_token: "t".into(),
             parts: vec!["hi".into()],
             parts_sent: 0,
             human_agent_tag: false,

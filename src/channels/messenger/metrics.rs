@@ -5,6 +5,9 @@
 use std::sync::LazyLock;
 
 use prometheus::{IntCounterVec, IntGauge, Opts};
+use strum::IntoEnumIterator;
+
+use crate::core::messenger::SkipReason;
 
 use crate::metrics::REGISTRY;
 
@@ -14,8 +17,8 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(c: T) -> T {
     c
 }
 
-/// Webhook events by `kind` (message, postback, delivery, read, echo, reaction, other,
-/// batch) and `outcome` (accepted, ignored, unknown_page, refused, failed,
+/// Webhook events by `kind` (message, postback, delivery, read, echo, reaction, standby,
+/// other, batch) and `outcome` (accepted, ignored, unknown_page, refused, failed,
 /// bad_signature, bad_payload, disabled).
 pub static WEBHOOK_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
@@ -30,7 +33,47 @@ pub static WEBHOOK_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-/// Send API requests by `result`: sent, retry (a retryable failure), failed (final).
+/// Webhook events skipped, by `reason` ([`SkipReason`], a fixed set).
+pub static SKIPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "switchboard_messenger_events_skipped_total",
+                "Messenger webhook events skipped (not handled or unreadable), by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Pages whose token the Graph API refused (error 190), as the sender knows them.
+pub static PAGES_UNAUTHORIZED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "switchboard_messenger_pages_unauthorized",
+            "Messenger entry points whose page token was refused (channel_state unauthorized).",
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Sender actions (typing, seen) by `result`: sent, failed (not retried).
+pub static SENDER_ACTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "switchboard_messenger_sender_actions_total",
+                "Messenger sender actions (typing, seen) by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Send API requests by `result`: sent, retry (a retryable failure), failed (final),
+/// unauthorized (the page's token was refused; the message waits for a new one).
 pub static SEND_RESULTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
@@ -68,8 +111,12 @@ pub static OUTBOX_OLDEST_AGE: LazyLock<IntGauge> = LazyLock::new(|| {
 
 /// Creates every series at 0.
 pub fn init() {
+    for reason in SkipReason::iter() {
+        SKIPPED.with_label_values(&[reason.as_str()]);
+    }
+    PAGES_UNAUTHORIZED.set(PAGES_UNAUTHORIZED.get());
     for kind in [
-        "message", "postback", "delivery", "read", "echo", "reaction", "other", "batch",
+        "message", "postback", "delivery", "read", "echo", "reaction", "standby", "other", "batch",
     ] {
         for outcome in ["accepted", "ignored", "unknown_page", "refused", "failed"] {
             WEBHOOK_EVENTS.with_label_values(&[kind, outcome]);
@@ -78,7 +125,10 @@ pub fn init() {
     for outcome in ["bad_signature", "bad_payload", "disabled"] {
         WEBHOOK_EVENTS.with_label_values(&["batch", outcome]);
     }
-    for result in ["sent", "retry", "failed"] {
+    for result in ["sent", "failed"] {
+        SENDER_ACTIONS.with_label_values(&[result]);
+    }
+    for result in ["sent", "retry", "failed", "unauthorized"] {
         SEND_RESULTS.with_label_values(&[result]);
     }
     OUTBOX_DEPTH.set(OUTBOX_DEPTH.get());
@@ -88,6 +138,11 @@ pub fn init() {
 /// Counts one webhook event.
 pub fn webhook(kind: &str, outcome: &str) {
     WEBHOOK_EVENTS.with_label_values(&[kind, outcome]).inc();
+}
+
+/// Counts one skipped event.
+pub fn skipped(reason: SkipReason) {
+    SKIPPED.with_label_values(&[reason.as_str()]).inc();
 }
 
 /// Counts one Send API result.

@@ -1,4 +1,4 @@
-//! The Facebook Messenger channel (API.md "Messenger webhook").
+//! The Facebook Messenger channel (../shared/API.md "Messenger webhook").
 //!
 //! - [`webhook`]: `GET`/`POST /webhooks/messenger`: verification, signature, events in.
 //! - [`payload`]: Meta's webhook payload and what each event becomes.
@@ -8,7 +8,9 @@
 //! - [`fake_graph`]: a fake Graph API for tests and for trying the channel locally.
 //!
 //! Customer names come from the User Profile API, looked up once per customer and kept
-//! in the store; an offer waits for the look-up at most `messenger.profile_timeout_ms`,
+//! in the store (a failed look-up is tried again on a later message, after a backoff;
+//! at most `messenger.profile_concurrency` run at once); an offer waits for the look-up at
+//! most `messenger.profile_timeout_ms`,
 //! after which the customer has a placeholder name and the real one follows when it
 //! arrives ([`crate::core::Command::SetCustomerName`]).
 
@@ -19,11 +21,12 @@ pub mod outbox;
 pub mod payload;
 pub mod webhook;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::MessengerConfig;
+use crate::core::messenger::ProfileLookups;
 use crate::core::{Command, EntryPoint};
 use crate::engine::{Engine, Query, QueryReply};
 
@@ -36,17 +39,31 @@ pub struct Messenger {
     pub engine: Engine,
     /// The outbox's figures for `/healthz`, when the engine sends through one.
     pub outbox: Option<Arc<Outbox>>,
-    /// Customers whose look-up is under way or failed in this process: looked up once.
-    looked_up: Mutex<HashSet<(String, String)>>,
+    /// Which customers to look up (under way, failed and when to try again), bounded.
+    lookups: Arc<Mutex<ProfileLookups>>,
+    /// At most `messenger.profile_concurrency` look-ups run at once; the rest wait here.
+    lookup_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// The longest wait before a failed profile look-up is tried again.
+const PROFILE_RETRY_MAX_MS: u64 = 3_600_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Messenger {
     pub fn new(config: MessengerConfig, engine: Engine, outbox: Option<Arc<Outbox>>) -> Messenger {
+        let lookups = ProfileLookups::new(config.profile_cache, config.profile_retry_ms, PROFILE_RETRY_MAX_MS);
+        let slots = config.profile_concurrency.max(1);
         Messenger {
             config,
             engine,
             outbox,
-            looked_up: Mutex::new(HashSet::new()),
+            lookups: Arc::new(Mutex::new(lookups)),
+            lookup_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         }
     }
 
@@ -82,12 +99,13 @@ impl Messenger {
                     continue;
                 }
             }
-            let first_time = self
-                .looked_up
+            let key = (page_id.clone(), psid.clone());
+            if !self
+                .lookups
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert((page_id.clone(), psid.clone()));
-            if !first_time {
+                .start(&key, now_ms())
+            {
                 continue;
             }
             if entry_points.is_none() {
@@ -101,12 +119,26 @@ impl Messenger {
                 .flatten()
                 .find(|e| e.page_id.as_deref() == Some(page_id.as_str()))
                 .and_then(|e| e.page_access_token.clone());
-            let Some(token) = token else { continue };
+            let Some(token) = token else {
+                self.lookups
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .ended(&key, false, now_ms());
+                continue;
+            };
             let (config, engine) = (self.config.clone(), self.engine.clone());
             let (page, customer) = (page_id.clone(), psid.clone());
+            let (cache, slots) = (self.lookups.clone(), self.lookup_slots.clone());
             let lookup = actix_rt::spawn(async move {
+                // Bounded concurrency: a batch of hundreds of new customers does not open
+                // hundreds of requests at once. The semaphore is never closed.
+                let _slot = slots.acquire_owned().await.ok();
                 let client = awc::Client::default();
                 let name = graph::profile_name(&client, &config, &customer, &token).await;
+                cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .ended(&key, name.is_some(), now_ms());
                 if let Some(name) = &name {
                     let cmd = Command::SetCustomerName {
                         page_id: page,

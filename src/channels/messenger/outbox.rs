@@ -17,15 +17,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use actix::Arbiter;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::graph::{self, SendOutcome};
 use super::metrics;
 use crate::actors::conversation::CustomerChannel;
 use crate::actors::Clock;
 use crate::config::MessengerConfig;
+use crate::core::messenger::{give_up, ChannelState, MessengerCommand, PageNote, SenderAction};
 use crate::core::{Command, ConversationId, Message, Millis, Outbound, OutboxOutcome};
-use crate::engine::Engine;
+use crate::engine::{Engine, Query, QueryReply};
 
 /// The Messenger channel as the engine sees it ([`CustomerChannel`]).
 pub struct Outbox {
@@ -44,6 +45,23 @@ struct Inner {
     /// Every entry not yet done, with when it was queued: the depth and the oldest age.
     waiting: Mutex<BTreeMap<(ConversationId, u64), Millis>>,
     clock: Arc<dyn Clock>,
+    /// Each page's token and channel state, as the engine last said (filled from the
+    /// engine's entry points on first use, then kept by [`CustomerChannel::page`]). The
+    /// outbox entries hold no token: they take the page's token of the moment.
+    pages: Mutex<HashMap<String, Page>>,
+    /// Woken when a page's token or state changes (what waited for a token goes on).
+    page_changed: Notify,
+}
+
+/// What the sender knows of one page.
+#[derive(Debug, Clone)]
+struct Page {
+    entry_point: String,
+    token: Option<String>,
+    state: ChannelState,
+    /// Bumped on every change: a 190 for a token that was replaced meanwhile is not the
+    /// new token's fault.
+    generation: u64,
 }
 
 /// The outbox's figures for `/healthz`.
@@ -72,6 +90,8 @@ impl Outbox {
                 queues: Mutex::new(HashMap::new()),
                 waiting: Mutex::new(BTreeMap::new()),
                 clock,
+                pages: Mutex::new(HashMap::new()),
+                page_changed: Notify::new(),
             }),
         })
     }
@@ -84,6 +104,17 @@ impl Outbox {
     /// Depth and oldest age now (also published as gauges).
     pub fn figures(&self) -> OutboxFigures {
         self.inner.figures()
+    }
+
+    /// The entry points whose page token the Graph API refused, as the sender knows them.
+    pub fn unauthorized(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.inner.pages)
+            .values()
+            .filter(|p| p.state == ChannelState::Unauthorized)
+            .map(|p| p.entry_point.clone())
+            .collect();
+        v.sort();
+        v
     }
 }
 
@@ -104,6 +135,91 @@ impl Inner {
     fn done(&self, o: &Outbound) {
         lock(&self.waiting).remove(&(o.conversation.clone(), o.seq));
         self.figures();
+    }
+
+    /// Takes what the engine says of a page.
+    fn note(&self, note: PageNote) {
+        let mut pages = lock(&self.pages);
+        let generation = pages.get(&note.page_id).map_or(0, |p| p.generation + 1);
+        pages.insert(
+            note.page_id,
+            Page {
+                entry_point: note.entry_point,
+                token: note.token,
+                state: note.state,
+                generation,
+            },
+        );
+        let unauthorized = pages.values().filter(|p| p.state == ChannelState::Unauthorized).count();
+        drop(pages);
+        metrics::PAGES_UNAUTHORIZED.set(unauthorized as i64);
+        self.page_changed.notify_waiters();
+    }
+
+    /// The engine, once attached.
+    async fn engine(&self) -> Option<Engine> {
+        let mut rx = self.engine.clone();
+        let engine = rx.wait_for(Option::is_some).await.ok()?.clone();
+        engine
+    }
+
+    /// Page `page_id`'s token and its generation, waiting while the page is
+    /// `unauthorized`. `None`: no entry point gives the page a token.
+    async fn token(&self, page_id: &str) -> Option<(String, u64)> {
+        if !lock(&self.pages).contains_key(page_id) {
+            self.learn_pages().await;
+        }
+        loop {
+            let changed = self.page_changed.notified();
+            match lock(&self.pages).get(page_id) {
+                None => return None,
+                Some(p) if p.state == ChannelState::Ok => return p.token.clone().map(|t| (t, p.generation)),
+                Some(_) => {}
+            }
+            changed.await;
+        }
+    }
+
+    /// Fills in the pages the sender does not know yet from the engine's entry points.
+    async fn learn_pages(&self) {
+        let Some(engine) = self.engine().await else { return };
+        let Ok(QueryReply::EntryPoints(eps)) = engine.ask(Query::EntryPoints).await else {
+            return;
+        };
+        let mut pages = lock(&self.pages);
+        for ep in eps {
+            if let Some(page_id) = ep.page_id {
+                pages.entry(page_id).or_insert(Page {
+                    entry_point: ep.id,
+                    token: ep.page_access_token,
+                    state: ep.messenger.channel_state,
+                    generation: 0,
+                });
+            }
+        }
+        let unauthorized = pages.values().filter(|p| p.state == ChannelState::Unauthorized).count();
+        metrics::PAGES_UNAUTHORIZED.set(unauthorized as i64);
+    }
+
+    /// The Graph API refused `page_id`'s token of generation `generation` (190). Unless a
+    /// new token came meanwhile, the page waits, and the engine records the channel state.
+    async fn unauthorized(&self, page_id: &str, generation: u64) {
+        {
+            let mut pages = lock(&self.pages);
+            match pages.get_mut(page_id) {
+                Some(p) if p.generation == generation && p.state == ChannelState::Ok => {
+                    p.state = ChannelState::Unauthorized;
+                }
+                _ => return,
+            }
+        }
+        let Some(engine) = self.engine().await else { return };
+        let cmd = Command::Messenger(MessengerCommand::PageUnauthorized {
+            page_id: page_id.into(),
+        });
+        if let Err(e) = engine.exec(cmd).await {
+            tracing::error!(page = %page_id, error = %e, "page's channel state not recorded");
+        }
     }
 }
 
@@ -147,6 +263,38 @@ impl CustomerChannel for Outbox {
             actix_rt::spawn(run_conversation(task_inner, conversation, rx));
         });
     }
+
+    fn page(&self, note: PageNote) {
+        self.inner.note(note);
+    }
+
+    fn sender_action(&self, page_id: &str, recipient: &str, action: SenderAction) {
+        let inner = self.inner.clone();
+        let (page_id, recipient) = (page_id.to_string(), recipient.to_string());
+        self.inner.arbiter.spawn_fn(move || {
+            actix_rt::spawn(async move {
+                // A page waiting for a token shows nothing (the wait would make it late).
+                let known = lock(&inner.pages).get(&page_id).map(|p| p.state);
+                if known == Some(ChannelState::Unauthorized) {
+                    return;
+                }
+                let Some((token, _)) = inner.token(&page_id).await else {
+                    return;
+                };
+                let client = CLIENT.with(Clone::clone);
+                let outcome = graph::sender_action(&client, &inner.config, &token, &recipient, action.as_str()).await;
+                let result = if outcome == SendOutcome::Accepted {
+                    "sent"
+                } else {
+                    "failed"
+                };
+                metrics::SENDER_ACTIONS.with_label_values(&[result]).inc();
+                if outcome != SendOutcome::Accepted {
+                    tracing::debug!(page = %page_id, action = action.as_str(), ?outcome, "sender action not shown");
+                }
+            });
+        });
+    }
 }
 
 /// Sends one conversation's entries in order until its queue is empty.
@@ -168,27 +316,46 @@ async fn run_conversation(inner: Arc<Inner>, conversation: ConversationId, mut r
     }
 }
 
-/// Sends every part of `o` not yet accepted, retrying what may succeed later, and
-/// reports the outcome.
+/// Sends every part of `o` not yet accepted, retrying what may succeed later (for
+/// `retry_for_ms`), waiting while the page has no valid token, and reports the outcome.
 async fn send_entry(inner: &Inner, mut o: Outbound) {
     let config = &inner.config;
     let mut failures = 0u32;
+    let mut first_failure = None;
     while (o.parts_sent as usize) < o.parts.len() {
         let part = o.parts[o.parts_sent as usize].clone();
+        let Some((token, generation)) = inner.token(&o.page_id).await else {
+            metrics::send("failed");
+            let error = "the entry point has no page access token".to_string();
+            return finish(inner, &o, OutboxOutcome::Failed { error }).await;
+        };
         let client = CLIENT.with(Clone::clone);
-        match graph::send(&client, config, &o, &part).await {
+        let started = inner.clock.now();
+        match graph::send(&client, config, &token, &o, &part).await {
             SendOutcome::Accepted => {
                 metrics::send("sent");
                 failures = 0;
+                first_failure = None;
                 o.parts_sent += 1;
                 if (o.parts_sent as usize) < o.parts.len() {
                     let parts_sent = o.parts_sent;
                     report(inner, &o, OutboxOutcome::Progress { parts_sent }).await;
+                } else {
+                    return finish(inner, &o, OutboxOutcome::Sent { at: started }).await;
                 }
+            }
+            SendOutcome::Unauthorized(error) => {
+                // Not this message's failure: the page waits for a new token, and this
+                // message (at the head of its conversation) goes out first with it.
+                metrics::send("unauthorized");
+                tracing::warn!(page = %o.page_id, %error, "Send API refused the page's token; its messages wait for a new one");
+                inner.unauthorized(&o.page_id, generation).await;
             }
             SendOutcome::Retry(error) => {
                 failures += 1;
-                if failures >= config.send_max_attempts {
+                let now = inner.clock.now();
+                let first = *first_failure.get_or_insert(now);
+                if give_up(first, now, config.retry_for_ms, failures, config.send_max_attempts) {
                     metrics::send("failed");
                     tracing::warn!(conversation = %o.conversation, seq = o.seq, %error, "Send API: giving up");
                     return finish(inner, &o, OutboxOutcome::Failed { error }).await;
@@ -210,7 +377,8 @@ async fn send_entry(inner: &Inner, mut o: Outbound) {
             }
         }
     }
-    finish(inner, &o, OutboxOutcome::Sent).await;
+    // An entry with no parts (nothing to say): done.
+    finish(inner, &o, OutboxOutcome::Sent { at: inner.clock.now() }).await;
 }
 
 async fn finish(inner: &Inner, o: &Outbound, outcome: OutboxOutcome) {
@@ -222,12 +390,7 @@ async fn finish(inner: &Inner, o: &Outbound, outcome: OutboxOutcome) {
 /// report the engine cannot take (its store failed) is logged: the entry stays in the
 /// outbox and is sent again after the restart that the failure calls for.
 async fn report(inner: &Inner, o: &Outbound, outcome: OutboxOutcome) {
-    let mut rx = inner.engine.clone();
-    let engine = match rx.wait_for(Option::is_some).await {
-        Ok(e) => e.clone(),
-        Err(_) => return,
-    };
-    let Some(engine) = engine else { return };
+    let Some(engine) = inner.engine().await else { return };
     let cmd = Command::OutboxReport {
         entry: o.clone(),
         outcome,

@@ -3,9 +3,10 @@
 //!
 //! The signature (`X-Hub-Signature-256: sha256=<hex>`, HMAC-SHA256 of the raw body with
 //! the app secret) is checked on the raw bytes, in constant time, before anything is
-//! parsed. The answer is 200 only once every event of the batch is durable (or was
-//! ignored); a store failure answers 500 so that Meta redelivers, and the message ids
-//! make the redelivery harmless.
+//! parsed. Each event is read on its own ([`super::payload`]): one the engine cannot use
+//! is skipped and counted, never the batch's failure. The answer is 200 once every event
+//! it could use is durable; only a bad signature (403) or a store failure (500) makes Meta
+//! redeliver, and the message ids make the redelivery harmless.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use hmac::{Hmac, Mac};
@@ -13,8 +14,9 @@ use serde::Deserialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::payload::{classify, Kind, WebhookBody};
+use super::payload::{read_body, Item};
 use super::{metrics, Messenger};
+use crate::core::messenger::SkipReason;
 use crate::core::CoreError;
 use crate::engine::EngineError;
 
@@ -89,6 +91,13 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Counts (and logs at debug) one skipped event.
+fn skipped(reason: SkipReason, kind: &'static str) {
+    tracing::debug!(reason = reason.as_str(), kind, "messenger event skipped");
+    metrics::webhook(kind, "ignored");
+    metrics::skipped(reason);
+}
+
 /// `POST /webhooks/messenger`. See the module docs.
 pub async fn receive(messenger: web::Data<Messenger>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let config = &messenger.config;
@@ -106,39 +115,15 @@ pub async fn receive(messenger: web::Data<Messenger>, req: HttpRequest, body: we
             "X-Hub-Signature-256 must be sha256=<HMAC-SHA256 of the body with the app secret>",
         );
     }
-    let parsed: WebhookBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            metrics::webhook("batch", "bad_payload");
-            return refuse(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "not_a_page_event",
-                &format!("the body is not a Messenger page event: {e}"),
-            );
-        }
-    };
-    if parsed.object != "page" {
-        metrics::webhook("batch", "bad_payload");
-        return refuse(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "not_a_page_event",
-            &format!("object is {:?}, not \"page\"", parsed.object),
-        );
-    }
     let mut commands = Vec::new();
     let mut labels = Vec::new();
-    for entry in parsed.entry {
-        for event in entry.messaging {
-            match classify(&entry.id, event) {
-                Kind::Ignored(kind) => metrics::webhook(kind, "ignored"),
-                k @ (Kind::Message(..) | Kind::Mark(_)) => {
-                    labels.push(k.label());
-                    match k {
-                        Kind::Message(cmd, _) | Kind::Mark(cmd) => commands.push(cmd),
-                        Kind::Ignored(_) => {}
-                    }
-                }
+    for item in read_body(&body, &config.app_id) {
+        match item {
+            Item::Use(cmd, kind) => {
+                commands.push(cmd);
+                labels.push(kind);
             }
+            Item::Skip(reason, kind) => skipped(reason, kind),
         }
     }
     messenger.name_customers(&mut commands).await;
@@ -148,12 +133,15 @@ pub async fn receive(messenger: web::Data<Messenger>, req: HttpRequest, body: we
         match answer {
             Ok(_) => metrics::webhook(kind, "accepted"),
             Err(EngineError::Core(CoreError::UnknownPage(page))) => {
+                // The page id is digits (checked before it got here): safe in a log line.
                 tracing::warn!(%page, kind, "messenger event for a page no entry point has; acknowledged");
                 metrics::webhook(kind, "unknown_page");
+                metrics::skipped(SkipReason::UnknownPage);
             }
             Err(EngineError::Core(e)) => {
-                tracing::warn!(kind, code = e.code(), error = %e, "messenger event refused; acknowledged");
+                tracing::warn!(kind, code = e.code(), error = ?e.to_string(), "messenger event refused; acknowledged");
                 metrics::webhook(kind, "refused");
+                metrics::skipped(SkipReason::Refused);
             }
             Err(e) => {
                 metrics::webhook(kind, "failed");

@@ -29,6 +29,7 @@ impl Floor {
         check_name("entry point name", &ep.name)?;
         if let Some(p) = &ep.page_id {
             check_id("page", p)?;
+            self.check_page_free(p, &ep.id)?;
         }
         if self.entry_points.contains_key(&ep.id) {
             return Err(CoreError::AlreadyExists {

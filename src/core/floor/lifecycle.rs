@@ -217,7 +217,7 @@ impl Floor {
             OfferKind::New | OfferKind::Transfer => {
                 c.state = ConversationState::Active;
                 c.owner = Some(agent.into());
-                // Once any agent accepts, the preference is over (API.md).
+                // Once any agent accepts, the preference is over (../shared/API.md).
                 c.routing.preferred_agent = None;
                 c.routing.last_owner = Some(agent.into());
                 c.routing.inactive_since = Some(now);
@@ -374,7 +374,7 @@ impl Floor {
             c.rona_agents.clear();
             c.state = ConversationState::Queued;
             // The entry point's steps were written for the queue it first entered; the
-            // new queue's own steps (maybe none) apply from step 0 (SPEC.md).
+            // new queue's own steps (maybe none) apply from step 0 (../shared/SPEC.md).
             c.routing.steps = steps;
             c.routing.step = None;
             c.routing.requirements.clear();
@@ -579,7 +579,7 @@ impl Floor {
     /// [`Floor::append`] with attachments. An agent or system message to a Messenger
     /// customer goes to the outbox ([`Floor::outbound`]) instead of [`Effect::Deliver`].
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn append_with(
+    pub(in crate::core) fn append_with(
         &mut self,
         conversation: &str,
         kind: AuthorKind,
@@ -595,7 +595,9 @@ impl Floor {
         };
         let mut message = Message::text(c.transcript.len() as u64 + 1, Author { kind, id, name }, text, now);
         message.attachments = attachments;
-        let outbound = if kind != AuthorKind::Customer && c.channel == Channel::Messenger {
+        // Customer messages and what the Page's own inbox wrote (echoes) go to no one.
+        let to_customer = !matches!(kind, AuthorKind::Customer | AuthorKind::Page);
+        let outbound = if to_customer && c.channel == Channel::Messenger {
             self.outbound(c, &mut message, now)
         } else {
             None
@@ -621,7 +623,7 @@ impl Floor {
         if let Some(o) = outbound {
             self.journal.change(Change::Outbox(o.clone()));
             self.journal.effect(Effect::Send(o));
-        } else if kind != AuthorKind::Customer {
+        } else if to_customer {
             self.journal.effect(Effect::Deliver {
                 conversation: conversation.into(),
                 message: message.clone(),
@@ -644,7 +646,7 @@ impl Floor {
         self.journal.agent_changed(agent);
         if already_owed {
             // The agent left this conversation before and was offered it again: it still
-            // owes one wrap-up for it (SPEC.md), so the slot of the active part is free.
+            // owes one wrap-up for it (../shared/SPEC.md), so the slot of the active part is free.
             self.slot_freed(agent, now);
         }
         self.journal.effect(Effect::Notify {

@@ -4,7 +4,7 @@ use super::*;
 
 impl Floor {
     /// Rebuilds a floor from stored records. Pending offers are made again to the same
-    /// agent with a fresh deadline (SPEC.md); automatic wrap-up timers keep their stored
+    /// agent with a fresh deadline (../shared/SPEC.md); automatic wrap-up timers keep their stored
     /// deadlines. Routing then runs, so recovered state at rest keeps invariant 4.
     #[allow(clippy::too_many_arguments)]
     pub fn restore(

@@ -1,5 +1,5 @@
 //! The routing step: waiting conversations and eligible agents meet here, and an
-//! offer is made, withdrawn or expires. SPEC.md invariant 4 holds when it has run.
+//! offer is made, withdrawn or expires. ../shared/SPEC.md invariant 4 holds when it has run.
 
 use super::*;
 
@@ -87,7 +87,7 @@ impl Floor {
     }
 
     /// The preferred agent of a new conversation in `queue` from a customer whose last
-    /// conversation on the entry point `last` describes (SPEC.md "Preferred agent"): the
+    /// conversation on the entry point `last` describes (../shared/SPEC.md "Preferred agent"): the
     /// last owner, if the feature is on, the conversation ended recently enough, and that
     /// agent serves the queue and meets step 0's requirements.
     pub(super) fn preference_for(&self, queue: &str, steps: &[Step], last: LastOwner, now: Millis) -> Option<AgentId> {
@@ -219,7 +219,7 @@ impl Floor {
         Some(offer)
     }
 
-    /// The deadline of `offer` passed: RONA for its agent, then by kind (SPEC.md).
+    /// The deadline of `offer` passed: RONA for its agent, then by kind (../shared/SPEC.md).
     pub(super) fn expire_offer(&mut self, conversation: &str, offer_id: u64, now: Millis) {
         let pending = self.conversations.get(conversation).and_then(|c| c.offer.clone());
         let Some(offer) = pending.filter(|o| o.id == offer_id) else {
@@ -227,7 +227,7 @@ impl Floor {
         };
         self.withdraw_offer(conversation, WithdrawReason::Expired, now);
         self.change_presence(&offer.agent, Presence::Rona, None, Some("offer_expired"), now);
-        // An offer that the preferred agent lets expire ends the preference (SPEC.md).
+        // An offer that the preferred agent lets expire ends the preference (../shared/SPEC.md).
         if let Some(c) = self.conversations.get_mut(conversation) {
             if c.routing.preferred_agent.as_deref() == Some(offer.agent.as_str()) {
                 c.routing.preferred_agent = None;
