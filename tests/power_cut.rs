@@ -186,6 +186,42 @@ async fn outbox_delivered(fake: &FakeGraph, expected: &[String]) {
     );
 }
 
+/// A server on a new store in `data`, with the test's agents (their tokens) and the
+/// Messenger entry point.
+async fn fresh(data: &Path, env: &[(String, String)], client: &awc::Client) -> (Process, Vec<(String, String)>) {
+    let engine = start(data, env);
+    let mut tokens = Vec::new();
+    for i in 0..AGENTS {
+        let id = format!("a{i}");
+        let body = json!({"id": id, "name": format!("Agent {i}"), "queues": ["support"], "capacity": 1 + i % 3});
+        let (status, a) = call(
+            &client,
+            "POST",
+            &format!("{}/api/v1/agents", engine.base),
+            ADMIN,
+            Some(body),
+        )
+        .await
+        .expect("create agent");
+        assert_eq!(status, 201, "{a}");
+        tokens.push((id, a["token"].as_str().expect("token").to_string()));
+    }
+    let body =
+        json!({"id": "acme", "name": "Acme", "queue": "support", "page_id": PAGE, "page_access_token": PAGE_TOKEN});
+    let (status, v) = call(
+        &client,
+        "POST",
+        &format!("{}/api/v1/entry-points", engine.base),
+        ADMIN,
+        Some(body),
+    )
+    .await
+    .expect("create entry point");
+    assert_eq!(status, 201, "{v}");
+
+    (engine, tokens)
+}
+
 /// Where a cut was aimed.
 #[derive(Debug, Clone, Copy)]
 enum Moment {
@@ -241,6 +277,8 @@ async fn nothing_acknowledged_is_lost_across_power_cuts() {
         return missing(&why);
     }
     let cycles: usize = env_or("POWERCUT_CYCLES", 4);
+    // Cuts on one store before the next starts over (see below).
+    let epoch: usize = env_or("POWERCUT_EPOCH", 50).max(1);
     let seed: u64 = env_or("POWERCUT_SEED", rand::random());
     eprintln!("power-cut test seed {seed} (replay the schedule with POWERCUT_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
@@ -265,39 +303,19 @@ async fn nothing_acknowledged_is_lost_across_power_cuts() {
     let env = server_env(&fake.url());
     let ledger: Shared = Arc::new(Mutex::new(Ledger::default()));
     let client = awc::Client::default();
-    let mut engine = start(&data, &env);
-    let mut tokens = Vec::new();
-    for i in 0..AGENTS {
-        let id = format!("a{i}");
-        let body = json!({"id": id, "name": format!("Agent {i}"), "queues": ["support"], "capacity": 1 + i % 3});
-        let (status, a) = call(
-            &client,
-            "POST",
-            &format!("{}/api/v1/agents", engine.base),
-            ADMIN,
-            Some(body),
-        )
-        .await
-        .expect("create agent");
-        assert_eq!(status, 201, "{a}");
-        tokens.push((id, a["token"].as_str().expect("token").to_string()));
-    }
-    let body =
-        json!({"id": "acme", "name": "Acme", "queue": "support", "page_id": PAGE, "page_access_token": PAGE_TOKEN});
-    let (status, v) = call(
-        &client,
-        "POST",
-        &format!("{}/api/v1/entry-points", engine.base),
-        ADMIN,
-        Some(body),
-    )
-    .await
-    .expect("create entry point");
-    assert_eq!(status, 201, "{v}");
-
+    let (mut engine, mut tokens) = fresh(&data, &env, &client).await;
     let mut tally = Tally::default();
     let mut restored = 0;
     for cycle in 0..cycles {
+        if cycle > 0 && cycle % epoch == 0 {
+            // A long run starts over on a new store now and then, so that checking
+            // everything acknowledged so far stays quick.
+            engine.kill();
+            std::fs::remove_dir_all(&data).expect("remove the store");
+            std::fs::File::open(&mnt).and_then(|d| d.sync_all()).expect("fsync");
+            *lock(&ledger) = Ledger::default();
+            (engine, tokens) = fresh(&data, &env, &client).await;
+        }
         let done: Arc<Mutex<Vec<Backup>>> = Arc::default();
         let running: Arc<Mutex<Vec<u32>>> = Arc::default();
         let mut tasks = Vec::new();
