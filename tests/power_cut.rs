@@ -195,7 +195,7 @@ async fn fresh(data: &Path, env: &[(String, String)], client: &awc::Client) -> (
         let id = format!("a{i}");
         let body = json!({"id": id, "name": format!("Agent {i}"), "queues": ["support"], "capacity": 1 + i % 3});
         let (status, a) = call(
-            &client,
+            client,
             "POST",
             &format!("{}/api/v1/agents", engine.base),
             ADMIN,
@@ -209,7 +209,7 @@ async fn fresh(data: &Path, env: &[(String, String)], client: &awc::Client) -> (
     let body =
         json!({"id": "acme", "name": "Acme", "queue": "support", "page_id": PAGE, "page_access_token": PAGE_TOKEN});
     let (status, v) = call(
-        &client,
+        client,
         "POST",
         &format!("{}/api/v1/entry-points", engine.base),
         ADMIN,

@@ -175,6 +175,8 @@ pub struct Disk {
     next_ino: u64,
     pub counts: Counts,
     stall: Stall,
+    /// The uid and gid every file shows.
+    owner: (u32, u32),
     /// The fsyncs a stall holds: answered with EIO once the processes that asked are
     /// being killed (a process waiting in a FUSE request already read by the filesystem
     /// cannot die before the answer).
@@ -199,6 +201,8 @@ impl Default for Disk {
             next_ino: ROOT + 1,
             counts: Counts::default(),
             stall: Stall::Off,
+            // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+            owner: unsafe { (libc::geteuid(), libc::getegid()) },
             held: Vec::new(),
         }
     }
@@ -338,8 +342,9 @@ impl Disk {
             kind,
             perm: node.perm,
             nlink,
-            uid: 0,
-            gid: 0,
+            // Everything belongs to whoever mounted it (root, or the user of fusermount3).
+            uid: self.owner.0,
+            gid: self.owner.1,
             rdev: 0,
             blksize: 4096,
             flags: 0,
