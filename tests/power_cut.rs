@@ -18,18 +18,24 @@
 //!   started on the restored store shows every message acknowledged before the backup
 //!   began.
 //!
-//! Half the cuts drop everything unsynced; the other half keep a random prefix of each
+//! A cut falls anywhere, inside a group commit (the filesystem stops answering fsyncs, so
+//! the log is written and its fsync never returns while commits queue behind it), or as
+//! sled's log moves into a new 512 KiB segment (the same, from the first write of a
+//! segment on). Half the cuts drop everything unsynced; the other half keep a random prefix of each
 //! file's unsynced writes, the last one torn at a random byte (`CutMode::Torn`).
 //!
 //! Run it: `cargo test --test power_cut` (a short run, `POWERCUT_CYCLES` defaults to 4);
-//! `POWERCUT_CYCLES=1000 cargo test --release --test power_cut -- --nocapture` for the
-//! long run; `POWERCUT_SEED=S` replays a schedule (the cut moments, the cut modes, the
-//! torn prefixes and the workload's choices; the server's own timing is not replayable).
+//! `POWERCUT_CYCLES=1000 cargo test --test power_cut -- --nocapture` for the
+//! long run (it starts over on a new store every `POWERCUT_EPOCH` cuts, 50 by default, so
+//! that each check stays quick); `POWERCUT_SEED=S` replays a schedule (the cut moments,
+//! the cut modes, the torn prefixes and the workload's choices; the server's own timing
+//! is not replayable).
 //! Needs `/dev/fuse` and root (or Debian's `fuse3` for `fusermount3`); without them the
 //! test is skipped with a loud message, unless `CI` is set: then it fails.
 //!
-//! The check that it can fail: with sled's log write fsync taken out again (see
-//! docs/STORE.md, "Power cuts"), the first cut already loses acknowledged messages.
+//! The check that it can fail: with sled's log-write fdatasync taken out again, or the
+//! fsync of the store directory at open, the first cut already loses acknowledged
+//! messages (docs/STORE.md, "Power cuts", has the runs).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
