@@ -303,10 +303,10 @@ async fn nothing_acknowledged_is_lost_across_power_cuts() {
         .and_then(|d| d.sync_all())
         .expect("fsync mount root");
 
-    let fake = FakeGraph::start().await.expect("fake graph");
+    let mut fake = FakeGraph::start().await.expect("fake graph");
     let down = || Scripted::Status(503, r#"{"error":{"message":"down","code":2}}"#.into());
     fake.fail_all(down());
-    let env = server_env(&fake.url());
+    let mut env = server_env(&fake.url());
     let ledger: Shared = Arc::new(Mutex::new(Ledger::default()));
     let client = awc::Client::default();
     let (mut engine, mut tokens) = fresh(&data, &env, &client).await;
@@ -320,6 +320,11 @@ async fn nothing_acknowledged_is_lost_across_power_cuts() {
             std::fs::remove_dir_all(&data).expect("remove the store");
             std::fs::File::open(&mnt).and_then(|d| d.sync_all()).expect("fsync");
             *lock(&ledger) = Ledger::default();
+            // A new fake Graph API too: it keeps every request it saw, failed sends
+            // included, and the outbox check reads them all.
+            fake = FakeGraph::start().await.expect("fake graph");
+            fake.fail_all(down());
+            env = server_env(&fake.url());
             (engine, tokens) = fresh(&data, &env, &client).await;
         }
         let done: Arc<Mutex<Vec<Backup>>> = Arc::default();
