@@ -729,31 +729,16 @@ impl IoBufs {
             let f = &self.config.file;
             pwrite_all(f, data, log_offset)?;
             if !self.config.temporary {
-                #[cfg(target_os = "linux")]
-                {
-                    use std::os::unix::io::AsRawFd;
-                    let ret = unsafe {
-                        libc::sync_file_range(
-                            f.as_raw_fd(),
-                            i64::try_from(log_offset).unwrap(),
-                            i64::try_from(total_len).unwrap(),
-                            libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                                | libc::SYNC_FILE_RANGE_WRITE
-                                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                        )
-                    };
-                    if ret < 0 {
-                        let err = std::io::Error::last_os_error();
-                        if let Some(libc::ENOSYS) = err.raw_os_error() {
-                            f.sync_all()?;
-                        } else {
-                            return Err(err.into());
-                        }
-                    }
-                }
-
-                #[cfg(not(target_os = "linux"))]
-                f.sync_all()?;
+                // Switchboard patch: fdatasync, where sled 0.34.7 called
+                // `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)` on Linux.
+                // sync_file_range only starts and waits for the page cache's write-back
+                // of the range: it neither commits the file's size and block allocation
+                // (the log grows at its end) nor flushes the drive's volatile cache, so a
+                // "stable" log write could vanish in a power cut, and with it commits that
+                // `Db::flush` had reported durable (Switchboard's tests/power_cut.rs).
+                // fdatasync does both, for this file's data and the metadata needed to
+                // read it back.
+                f.sync_data()?;
             }
         }
         io_fail!(self, "buffer write post");

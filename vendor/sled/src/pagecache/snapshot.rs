@@ -581,5 +581,9 @@ fn write_snapshot(config: &RunningConfig, snapshot: &Snapshot) -> Result<()> {
             }
         }
     }
+    // Switchboard patch: fsync the directory, so that the rename (and the removals) are
+    // on disk when this returns; sled 0.34.7 fsynced the snapshot file only, and a power
+    // cut could take the new snapshot's name away after the log it summarises had moved on.
+    std::fs::File::open(parent)?.sync_all()?;
     Ok(())
 }
