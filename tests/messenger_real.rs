@@ -223,16 +223,7 @@ async fn statuses_never_move_backward() {
     .await;
     let token = s.agent("a1", "Ann", &["support"]).await;
     let mut desk = s.available_desktop(&token).await;
-    deliver(
-        &s.client,
-        &s.base,
-        &page_event(&[(PAGE_ID, vec![text(PSID, "m-1", "hi")])]),
-    )
-    .await;
-    let offer = desk.wait_for("offer").await;
-    let cid = offer["conversation_id"].as_str().expect("id").to_string();
-    let r = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
-    assert_eq!(r["ok"], true, "{r}");
+    let cid = first_message_accepted(&s, &mut desk).await;
     // The first answer goes out and is read.
     let r = desk
         .command(json!({"type": "send", "conversation_id": cid, "text": "one"}))
@@ -295,16 +286,7 @@ async fn an_expired_token_pauses_the_page_and_a_new_one_drains_it_in_order() {
     let s = server(&fake).await;
     let token = s.agent("a1", "Ann", &["support"]).await;
     let mut desk = s.available_desktop(&token).await;
-    deliver(
-        &s.client,
-        &s.base,
-        &page_event(&[(PAGE_ID, vec![text(PSID, "m-1", "hi")])]),
-    )
-    .await;
-    let offer = desk.wait_for("offer").await;
-    let cid = offer["conversation_id"].as_str().expect("id").to_string();
-    let r = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
-    assert_eq!(r["ok"], true, "{r}");
+    let cid = first_message_accepted(&s, &mut desk).await;
     fake.expire(PAGE_TOKEN);
     for t in ["one", "two", "three"] {
         let r = desk
@@ -457,16 +439,7 @@ async fn echoes_from_the_pages_inbox_join_the_transcript() {
     .await;
     let token = s.agent("a1", "Ann", &["support"]).await;
     let mut desk = s.available_desktop(&token).await;
-    deliver(
-        &s.client,
-        &s.base,
-        &page_event(&[(PAGE_ID, vec![text(PSID, "m-1", "hi")])]),
-    )
-    .await;
-    let offer = desk.wait_for("offer").await;
-    let cid = offer["conversation_id"].as_str().expect("id").to_string();
-    let r = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
-    assert_eq!(r["ok"], true, "{r}");
+    let cid = first_message_accepted(&s, &mut desk).await;
     let own = echo(PSID, "m-own");
     let mut inbox = echo(PSID, "m-inbox");
     inbox["message"]["app_id"] = json!(263902037430900u64);
@@ -496,16 +469,7 @@ async fn typing_and_seen_reach_the_graph_api_at_most_at_the_rate() {
     let s = server(&fake).await;
     let token = s.agent("a1", "Ann", &["support"]).await;
     let mut desk = s.available_desktop(&token).await;
-    deliver(
-        &s.client,
-        &s.base,
-        &page_event(&[(PAGE_ID, vec![text(PSID, "m-1", "hi")])]),
-    )
-    .await;
-    let offer = desk.wait_for("offer").await;
-    let cid = offer["conversation_id"].as_str().expect("id").to_string();
-    let r = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
-    assert_eq!(r["ok"], true, "{r}");
+    let cid = first_message_accepted(&s, &mut desk).await;
     for _ in 0..5 {
         let r = desk
             .command(json!({"type": "typing", "conversation_id": cid, "on": true}))
@@ -544,4 +508,20 @@ async fn typing_and_seen_reach_the_graph_api_at_most_at_the_rate() {
     assert_eq!(actions(&got), ["typing_on", "mark_seen"]);
     let c = s.conversation(&cid).await;
     assert_eq!(texts_of(&c), ["hi", "here"], "{c}");
+}
+
+/// The customer's first message (`hi`, `m-1`) on the page, offered to `desk` and accepted
+/// there: the conversation's id.
+async fn first_message_accepted(s: &TestServer, desk: &mut common::Desktop) -> String {
+    deliver(
+        &s.client,
+        &s.base,
+        &page_event(&[(PAGE_ID, vec![text(PSID, "m-1", "hi")])]),
+    )
+    .await;
+    let offer = desk.wait_for("offer").await;
+    let cid = offer["conversation_id"].as_str().expect("id").to_string();
+    let r = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    cid
 }
