@@ -155,6 +155,11 @@ pub enum Stall {
     /// From the first write at the start of a `size`-byte segment of a file named `db`
     /// (sled's log moving into a new segment) on, no fsync is answered.
     AtSegmentStart(u64),
+    /// The power is going: every fsync fails at once (EIO) and makes nothing durable, so
+    /// a process killed for the cut that reaches an fsync after the held ones were
+    /// answered is not held in turn (it would wait in the kernel, unkillable, for an
+    /// answer that never comes). Until [`PowerCutFs::cut`].
+    PowerOff,
 }
 
 /// Counts of what the filesystem was asked to do, for the test's report.
@@ -647,6 +652,9 @@ impl Filesystem for Fs {
         // fdatasync keeps the size a read needs, so here it is fsync: a file's only
         // metadata in this model is its size.
         let mut disk = self.disk();
+        if disk.stall == Stall::PowerOff {
+            return reply.error(Errno::EIO);
+        }
         if disk.stall == Stall::Now {
             disk.counts.held += 1;
             disk.held.push(reply);
@@ -692,6 +700,9 @@ impl Filesystem for Fs {
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let mut disk = self.disk();
+        if disk.stall == Stall::PowerOff {
+            return reply.error(Errno::EIO);
+        }
         if disk.stall == Stall::Now {
             disk.counts.held += 1;
             disk.held.push(reply);
@@ -836,6 +847,14 @@ impl PowerCutFs {
         for reply in held {
             reply.error(Errno::EIO);
         }
+    }
+
+    /// The power goes: no fsync is answered with success from now on (see
+    /// [`Stall::PowerOff`]) and every held one fails. Call it once the processes using the
+    /// filesystem have been sent SIGKILL, before waiting for them.
+    pub fn power_off(&self) {
+        lock(&self.disk).stall = Stall::PowerOff;
+        self.release_held();
     }
 
     /// The power cut: unmount, throw the volatile layer away, mount what survived.
