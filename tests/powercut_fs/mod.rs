@@ -488,6 +488,23 @@ impl Fs {
     fn disk(&self) -> MutexGuard<'_, Disk> {
         lock(&self.disk)
     }
+
+    /// Answers an fsync (of a file or a directory) as the stall says: it fails while the
+    /// power goes, waits while fsyncs are held, and otherwise makes `sync` durable.
+    fn sync(&self, reply: ReplyEmpty, sync: impl FnOnce(&mut Disk) -> Result<(), Errno>) {
+        let mut disk = self.disk();
+        match disk.stall {
+            Stall::PowerOff => reply.error(Errno::EIO),
+            Stall::Now => {
+                disk.counts.held += 1;
+                disk.held.push(reply);
+            }
+            Stall::Off | Stall::AtSegmentStart(_) => match sync(&mut disk) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            },
+        }
+    }
 }
 
 impl Filesystem for Fs {
@@ -651,19 +668,7 @@ impl Filesystem for Fs {
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         // fdatasync keeps the size a read needs, so here it is fsync: a file's only
         // metadata in this model is its size.
-        let mut disk = self.disk();
-        if disk.stall == Stall::PowerOff {
-            return reply.error(Errno::EIO);
-        }
-        if disk.stall == Stall::Now {
-            disk.counts.held += 1;
-            disk.held.push(reply);
-            return;
-        }
-        match disk.fsync(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.sync(reply, |disk| disk.fsync(ino.0));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -699,19 +704,7 @@ impl Filesystem for Fs {
     }
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        let mut disk = self.disk();
-        if disk.stall == Stall::PowerOff {
-            return reply.error(Errno::EIO);
-        }
-        if disk.stall == Stall::Now {
-            disk.counts.held += 1;
-            disk.held.push(reply);
-            return;
-        }
-        match disk.fsyncdir(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.sync(reply, |disk| disk.fsyncdir(ino.0));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
