@@ -105,7 +105,21 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Watching {
     pub frames: AtomicU64,
+    /// Events, counting each event of a `batch` frame.
+    pub events: AtomicU64,
     pub closed: AtomicU64,
+}
+
+/// How many events a supervisor frame carries: one, or each of a `batch` frame's events.
+/// Counted without parsing (the reader shares the machine with the server it measures):
+/// every event is an object that opens with `{"type":"`, and the objects inside events
+/// (agents, queues, conversations without transcripts) have no `type` of their own.
+fn events_in(frame: &[u8]) -> u64 {
+    const BATCH: &[u8] = br#"{"type":"batch""#;
+    if !frame.starts_with(BATCH) {
+        return 1;
+    }
+    memchr::memmem::find_iter(&frame[BATCH.len()..], br#"{"type":""#).count() as u64
 }
 
 /// The HTTP/WebSocket backend; clones share one set of connections.
@@ -327,8 +341,9 @@ impl Http {
                             let (mut sink, mut stream) = framed.split();
                             while let Some(Ok(frame)) = stream.next().await {
                                 match frame {
-                                    Frame::Text(_) => {
+                                    Frame::Text(t) => {
                                         w.frames.fetch_add(1, Ordering::Relaxed);
+                                        w.events.fetch_add(events_in(&t), Ordering::Relaxed);
                                     }
                                     Frame::Ping(p) if sink.send(Message::Pong(p.clone())).await.is_err() => break,
                                     Frame::Close(_) => {
@@ -1063,8 +1078,9 @@ pub async fn run(opts: &super::Options, base: &str, admin_token: &str) -> Result
     let report = super::driver::drive(backend.clone(), opts.clone()).await;
     if let Some(w) = watching {
         eprintln!(
-            "switchboard-load: {} supervisors watched: {} events received, {} sockets closed by the server",
+            "switchboard-load: {} supervisors watched: {} events received in {} frames, {} sockets closed by the server",
             opts.supervisors,
+            w.events.load(Ordering::Relaxed),
             w.frames.load(Ordering::Relaxed),
             w.closed.load(Ordering::Relaxed)
         );
@@ -1086,6 +1102,21 @@ mod tests {
         Fact::Offered {
             conversation: c.into(),
             agent: a.into(),
+        }
+    }
+
+    #[test]
+    fn a_supervisor_frame_counts_its_events() {
+        let rows: [(&str, u64); 3] = [
+            (r#"{"type":"agent","agent":{"id":"a"}}"#, 1),
+            (r#"{"type":"batch","events":[{"type":"queue","queue":{"id":"q"}}]}"#, 1),
+            (
+                r#"{"type":"batch","events":[{"type":"agent","agent":{}},{"type":"conversation","conversation":{}},{"type":"queue","queue":{}}]}"#,
+                3,
+            ),
+        ];
+        for (frame, want) in rows {
+            assert_eq!(events_in(frame.as_bytes()), want, "{frame}");
         }
     }
 

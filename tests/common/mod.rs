@@ -287,10 +287,29 @@ impl Desktop {
             match tokio::time::timeout_at(deadline, self.framed.next()).await {
                 Err(_) => panic!("no frame in time"),
                 Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Frame::Close(_)))) => return None,
-                Ok(Some(Ok(Frame::Text(t)))) => return Some(serde_json::from_slice(&t).expect("JSON frame")),
+                Ok(Some(Ok(Frame::Text(t)))) => {
+                    return Some(self.unpack(serde_json::from_slice(&t).expect("JSON frame")))
+                }
                 Ok(Some(Ok(_))) => {}
             }
         }
+    }
+
+    /// A frame as events: a `batch` (the supervisor socket's several events in one frame)
+    /// answers its first event and keeps the rest, in order, for the next reads.
+    fn unpack(&mut self, frame: Value) -> Value {
+        if frame["type"] != "batch" {
+            return frame;
+        }
+        let Value::Array(events) = frame["events"].clone() else {
+            panic!("a batch frame without events: {frame}");
+        };
+        let mut events = events.into_iter();
+        let first = events.next().expect("a batch frame carries at least one event");
+        for (i, e) in events.enumerate() {
+            self.buffered.insert(i, e);
+        }
+        first
     }
 
     /// The next frame from the server before `deadline` (answers pings on the way).
@@ -302,7 +321,7 @@ impl Desktop {
                 .expect("connection closed")
                 .expect("protocol error");
             match frame {
-                Frame::Text(t) => return Some(serde_json::from_slice(&t).expect("JSON frame")),
+                Frame::Text(t) => return Some(self.unpack(serde_json::from_slice(&t).expect("JSON frame"))),
                 Frame::Ping(p) => self.framed.send(Message::Pong(p)).await.expect("pong"),
                 Frame::Close(r) => panic!("server closed the desktop: {r:?}"),
                 _ => {}

@@ -11,6 +11,10 @@
 //!   batch (`Arc<[ByteString]>`) handed to every socket: hundreds of supervisors cost a
 //!   pointer copy each, not a serialisation each. An object whose JSON did not change is not
 //!   sent at all.
+//! - **One frame per tick**, not one per event: a tick's events go out as
+//!   `{"type":"batch","events":[...]}` (API.md allows both forms), at most
+//!   [`EVENTS_PER_FRAME`] events a frame, so a socket's cost is a frame per tick and not a
+//!   frame per changed object. A tick with one event sends it bare.
 //! - **Bounded per socket.** A socket's channel holds [`crate::config::SupervisorConfig`]
 //!   `socket_buffer` batches; a socket that lets it fill is dropped (its stream ends, it
 //!   closes with 1013 and the page reconnects and resumes from `snapshot`).
@@ -36,6 +40,10 @@ use crate::protocol::{FloorDelta, QueueFigures};
 
 /// One tick's frames (or the snapshot), shared by every socket.
 pub type Batch = Arc<[ByteString]>;
+
+/// The most events one `batch` frame carries (a busy tick of a large floor becomes a few
+/// frames of a few hundred KB, not one of many MB).
+pub const EVENTS_PER_FRAME: usize = 512;
 
 /// What the hub knows of one queue.
 struct QueueEntry {
@@ -118,6 +126,30 @@ fn queue_json(f: &QueueFigures, now: Millis) -> Option<String> {
 /// `{"type":KIND,KIND:OBJECT}`
 fn frame(kind: &str, object: &str) -> ByteString {
     ByteString::from(format!(r#"{{"type":"{kind}","{kind}":{object}}}"#))
+}
+
+/// A tick's events as frames: a lone event as it is, more as `batch` frames of at most
+/// `per_frame` events, in order.
+fn batched(events: Vec<ByteString>, per_frame: usize) -> Vec<ByteString> {
+    if events.len() <= 1 {
+        return events;
+    }
+    events
+        .chunks(per_frame.max(1))
+        .map(|chunk| {
+            let len = chunk.iter().map(|e| e.len() + 1).sum::<usize>();
+            let mut s = String::with_capacity(len + 32);
+            s.push_str(r#"{"type":"batch","events":["#);
+            for (i, e) in chunk.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push_str(e);
+            }
+            s.push_str("]}");
+            ByteString::from(s)
+        })
+        .collect()
 }
 
 impl Mirror {
@@ -277,10 +309,10 @@ impl Hub {
                     let now = now_ms();
                     let refresh = act.config.queue_refresh_ms;
                     let Some(m) = act.mirror.as_mut() else { return };
-                    let frames = m.apply(delta, queues, now, refresh);
-                    if !frames.is_empty() {
+                    let events = m.apply(delta, queues, now, refresh);
+                    if !events.is_empty() {
                         crate::metrics::SUPERVISOR_TICKS.with_label_values(&[]).inc();
-                        act.publish(frames.into());
+                        act.publish(batched(events, EVENTS_PER_FRAME).into());
                     }
                 }),
         );
@@ -409,6 +441,38 @@ mod tests {
         assert_eq!(snap["agents"][0]["state"], "available");
         assert_eq!(snap["queues"][0]["waiting"], 0);
         assert!(snap["conversations"].as_array().unwrap().is_empty());
+    }
+
+    /// A tick's events: one goes bare, more go in `batch` frames of at most `per_frame`,
+    /// in the order they happened.
+    #[test]
+    fn a_ticks_events_go_in_batch_frames() {
+        let ev = |i: usize| frame("queue", &format!(r#"{{"id":"q{i}"}}"#));
+        // (events, per frame, frames' kinds, events per frame)
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(usize, usize, Vec<&str>, Vec<usize>)> = vec![
+            (0, 3, vec![], vec![]),
+            (1, 3, vec!["queue"], vec![1]),
+            (2, 3, vec!["batch"], vec![2]),
+            (3, 3, vec!["batch"], vec![3]),
+            (7, 3, vec!["batch", "batch", "batch"], vec![3, 3, 1]),
+        ];
+        for (n, per, want_kinds, want_sizes) in rows {
+            let frames = batched((0..n).map(ev).collect(), per);
+            assert_eq!(kinds(&frames), want_kinds, "{n} events, {per} a frame");
+            let mut ids = Vec::new();
+            for (f, size) in frames.iter().zip(&want_sizes) {
+                let v: serde_json::Value = serde_json::from_str(f).unwrap();
+                let events = match v["type"].as_str() {
+                    Some("batch") => v["events"].as_array().unwrap().clone(),
+                    _ => vec![v],
+                };
+                assert_eq!(events.len(), *size, "{n} events, {per} a frame");
+                ids.extend(events.iter().map(|e| e["queue"]["id"].as_str().unwrap().to_string()));
+            }
+            let want_ids: Vec<String> = (0..n).map(|i| format!("q{i}")).collect();
+            assert_eq!(ids, want_ids, "order kept");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The supervisor's live socket, `GET /api/v1/supervisors/me/ws?token=`: a `snapshot`,
-//! then `queue`, `agent` and `conversation` events as the [`super::hub`] publishes them.
+//! then `queue`, `agent` and `conversation` events as the [`super::hub`] publishes them,
+//! a tick's events together in `batch` frames.
 //!
 //! Each connection is one [`SupervisorSocket`] actor with the socket pump a desktop has
 //! ([`crate::api::socket::Pump`]): the frames go through a bounded queue to one writer, a
@@ -24,10 +25,11 @@ use crate::api::AppState;
 /// The supervisor's live socket. The server sends `snapshot`
 /// (`{"type":"snapshot","queues":[..],"agents":[..],"conversations":[..]}`) first, then
 /// `{"type":"queue","queue":{..}}`, `{"type":"agent","agent":{..}}` and
-/// `{"type":"conversation","conversation":{..}}` (without the transcript) as they change.
+/// `{"type":"conversation","conversation":{..}}` (without the transcript) as they change,
+/// several of them in one `{"type":"batch","events":[..]}` frame when a tick has several.
 #[utoipa::path(get, path = "/api/v1/supervisors/me/ws", tag = "supervisors", params(WsQuery),
     responses(
-        (status = 101, description = "Switching to the WebSocket protocol; frames are `snapshot`, `queue`, `agent` and `conversation` events"),
+        (status = 101, description = "Switching to the WebSocket protocol; frames are `snapshot`, `queue`, `agent` and `conversation` events, or `batch` frames of them"),
         (status = 400, description = "Not a WebSocket handshake", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Not a supervisor token", body = ErrorBody),
