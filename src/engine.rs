@@ -35,6 +35,7 @@ fn start_router(
 ) -> Result<Addr<RouterActor>, StoreError> {
     let snapshot = store.load()?;
     let now = clock.now();
+    let rebuilding = Instant::now();
     let mut floor = Floor::restore(
         rules.clone(),
         snapshot.queues,
@@ -47,8 +48,11 @@ fn start_router(
     // What the outbox still holds goes to the channel again (it skips what it is sending).
     floor.resume_outbox(snapshot.outbox);
     floor.restore_supervision(snapshot.supervisors, snapshot.audit);
+    crate::metrics::recovery_phase("rebuild", rebuilding);
     // Before the router answers anything, so no request finds the index empty.
+    let granting = Instant::now();
     shared.reset_accounts(floor.account_grants(now));
+    crate::metrics::recovery_phase("accounts", granting);
     shared.healthy.store(true, Ordering::SeqCst);
     let (store, clock, channel) = (store.clone(), clock.clone(), channel.clone());
     let (s, o) = (shared.clone(), observer.clone());

@@ -88,6 +88,28 @@ pub static COMMAND_WAIT: LazyLock<prometheus::Gauge> = LazyLock::new(|| {
     )
 });
 
+/// How long each phase of the last start-up (or rebuild after a store fault) took.
+pub static RECOVERY_PHASE: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
+    register(
+        prometheus::GaugeVec::new(
+            prometheus::Opts::new(
+                "switchboard_recovery_phase_seconds",
+                "Time of each phase of the last recovery: open, read, transcripts, records, rebuild, accounts.",
+            ),
+            &["phase"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Times one phase of a recovery (start-up, or a rebuild after a store fault): the gauge
+/// and an `info` line naming the phase.
+pub fn recovery_phase(phase: &'static str, started: std::time::Instant) {
+    let took = started.elapsed();
+    RECOVERY_PHASE.with_label_values(&[phase]).set(took.as_secs_f64());
+    tracing::info!(phase, ms = took.as_secs_f64() * 1000.0, "recovery phase done");
+}
+
 /// Connected supervisor sockets.
 pub static SUPERVISOR_SOCKETS: LazyLock<IntGauge> = LazyLock::new(|| {
     register(

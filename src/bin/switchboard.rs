@@ -65,7 +65,10 @@ enum Cmd {
 }
 
 /// mimalloc rather than glibc malloc: Switchboard allocates many small, short-lived
-/// records and frees them on other threads (BENCHMARKS.md "Load harness").
+/// records and frees them on other threads (BENCHMARKS.md "Load harness"). The
+/// `system-alloc` feature keeps glibc's, so that a heap profiler that wraps `malloc`
+/// (`heaptrack`) sees every allocation (BENCHMARKS.md "Memory per open conversation").
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
