@@ -1666,6 +1666,10 @@ fn load(t: &Trees, path: &str) -> Result<Snapshot, StoreError> {
         }
         conversations[at].transcript.push(m);
     }
+    for c in conversations.iter_mut() {
+        // What was read, not what pushing it reserved.
+        c.transcript.shrink_to_fit();
+    }
     crate::metrics::recovery_phase("transcripts", transcripts);
     snap.conversations = conversations;
     load_counters(t, snap, path)
@@ -1715,6 +1719,7 @@ fn read_transcript(t: &Trees, id: &str, path: &str) -> Result<Vec<Message>, Stor
         }
         transcript.push(m);
     }
+    transcript.shrink_to_fit();
     Ok(transcript)
 }
 

@@ -605,6 +605,11 @@ impl Floor {
         let Some(c) = self.conversations.get_mut(conversation) else {
             return message;
         };
+        if c.transcript.is_empty() {
+            // Most conversations wait with one customer message: room for that one, not
+            // the four a first push reserves (BENCHMARKS.md "Memory per open conversation").
+            c.transcript.reserve_exact(1);
+        }
         c.transcript.push(message.clone());
         let participants: Vec<AgentId> = c.participants().cloned().collect();
         self.journal.change(Change::Message {
