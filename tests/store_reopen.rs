@@ -203,6 +203,58 @@ fn reopen_restores_every_lifecycle_stage() {
     assert!(stats.flushes >= 1 && stats.commits >= 1, "{stats:?}");
 }
 
+/// A floor with queue `q1`, entry point `e1` on it, and agent `a1` (capacity 1) available.
+fn floor_with_agent() -> switchboard::core::Floor {
+    use switchboard::core::{Command, Floor};
+    let mut f = Floor::new(rules());
+    f.execute(
+        Command::CreateQueue {
+            id: "q1".into(),
+            name: "One".into(),
+            routing_steps: Vec::new(),
+        },
+        T0,
+    )
+    .unwrap();
+    f.execute(
+        Command::CreateEntryPoint(EntryPoint {
+            id: "e1".into(),
+            name: "Page".into(),
+            queue: "q1".into(),
+            page_id: None,
+            page_access_token: None,
+
+            ..Default::default()
+        }),
+        T0,
+    )
+    .unwrap();
+    f.execute(
+        Command::CreateAgent {
+            id: "a1".into(),
+            name: "Ann".into(),
+            queues: vec!["q1".into()],
+            capacity: Some(1),
+            credential: None,
+            password_hash: None,
+
+            skills: Default::default(),
+        },
+        T0,
+    )
+    .unwrap();
+    f.execute(
+        Command::SetState {
+            agent: "a1".into(),
+            state: Presence::Available,
+            idle_code: None,
+        },
+        T0,
+    )
+    .unwrap();
+    f
+}
+
 /// The sled store's side of finished conversations: after a reopen, `load` leaves out the
 /// finished ones (ended, no agent owes them anything) and keeps the one still owed a
 /// wrap-up, whether most stored conversations are finished (transcripts by prefix scan)
@@ -214,52 +266,7 @@ fn load_skips_finished_conversations_and_reads_them_back() {
     for finished_count in [1usize, 9] {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let mut f = Floor::new(rules());
-        f.execute(
-            Command::CreateQueue {
-                id: "q1".into(),
-                name: "One".into(),
-                routing_steps: Vec::new(),
-            },
-            T0,
-        )
-        .unwrap();
-        f.execute(
-            Command::CreateEntryPoint(EntryPoint {
-                id: "e1".into(),
-                name: "Page".into(),
-                queue: "q1".into(),
-                page_id: None,
-                page_access_token: None,
-
-                ..Default::default()
-            }),
-            T0,
-        )
-        .unwrap();
-        f.execute(
-            Command::CreateAgent {
-                id: "a1".into(),
-                name: "Ann".into(),
-                queues: vec!["q1".into()],
-                capacity: Some(1),
-                credential: None,
-                password_hash: None,
-
-                skills: Default::default(),
-            },
-            T0,
-        )
-        .unwrap();
-        f.execute(
-            Command::SetState {
-                agent: "a1".into(),
-                state: Presence::Available,
-                idle_code: None,
-            },
-            T0,
-        )
-        .unwrap();
+        let mut f = floor_with_agent();
         let mut finished = Vec::new();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let commit = |f: &mut Floor| rt.block_on(store.commit(f.take_changes())).unwrap();
@@ -346,5 +353,88 @@ fn load_skips_finished_conversations_and_reads_them_back() {
         let texts: Vec<_> = c.transcript.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, ["hello", "hi"]);
         assert!(store.conversation("c-999").unwrap().is_none());
+    }
+}
+
+/// A store of more conversations than one thread reads the transcripts of: each
+/// transcript comes back whole and in order, and those of finished conversations stay out.
+#[test]
+fn a_large_store_reads_every_transcript_whole() {
+    use switchboard::core::{Channel, Command, Customer};
+    use switchboard::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut f = floor_with_agent();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut want = std::collections::BTreeMap::new();
+    let mut now = T0;
+    let message = |f: &mut switchboard::core::Floor, i: usize, k: usize, now| {
+        let customer = Customer {
+            id: format!("u{i}"),
+            name: "Carol".into(),
+        };
+        f.execute(
+            Command::CustomerMessage {
+                entry_point: "e1".into(),
+                customer,
+                text: format!("m{i}-{k}"),
+                channel: Channel::Rest,
+                open: Default::default(),
+            },
+            now,
+        )
+        .unwrap()
+        .into_conversation()
+        .expect("conversation")
+        .id
+    };
+    // The first conversation is taken by a1, answered, ended and wrapped up: finished.
+    let finished = message(&mut f, 0, 0, now);
+    for cmd in [
+        Command::Accept {
+            agent: "a1".into(),
+            conversation: finished.clone(),
+        },
+        Command::End {
+            agent: "a1".into(),
+            conversation: finished.clone(),
+        },
+        Command::Wrapup {
+            agent: "a1".into(),
+            conversation: finished.clone(),
+            reason: "resolved".into(),
+        },
+    ] {
+        f.execute(cmd, now).unwrap();
+    }
+    for i in 1..=25_000usize {
+        now += 1;
+        let mut texts = Vec::new();
+        let mut id = String::new();
+        for k in 0..=i % 3 {
+            id = message(&mut f, i, k, now);
+            texts.push(format!("m{i}-{k}"));
+        }
+        want.insert(id, texts);
+        if i % 1_000 == 0 {
+            rt.block_on(store.commit(f.take_changes())).unwrap();
+        }
+    }
+    rt.block_on(store.commit(f.take_changes())).unwrap();
+    store.close();
+    drop(store);
+
+    let snap = open(dir.path()).load().unwrap();
+    let got: std::collections::BTreeMap<String, Vec<String>> = snap
+        .conversations
+        .iter()
+        .map(|c| (c.id.clone(), c.transcript.iter().map(|m| m.text.clone()).collect()))
+        .collect();
+    assert!(!got.contains_key(&finished), "a finished conversation was loaded");
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "a transcript came back changed");
+    for c in &snap.conversations {
+        let seqs: Vec<u64> = c.transcript.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (1..=c.transcript.len() as u64).collect::<Vec<_>>(), "{}", c.id);
     }
 }
