@@ -356,8 +356,8 @@ fn load_skips_finished_conversations_and_reads_them_back() {
     }
 }
 
-/// A store of more conversations than one thread reads the transcripts of: each
-/// transcript comes back whole and in order, and those of finished conversations stay out.
+/// A store of many open conversations (transcripts read in one pass over the messages):
+/// each transcript comes back whole and in order, and a finished conversation stays out.
 #[test]
 fn a_large_store_reads_every_transcript_whole() {
     use switchboard::core::{Channel, Command, Customer};

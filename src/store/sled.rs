@@ -280,25 +280,6 @@ impl Keyspace {
     fn range(&self, from: &[u8], to: &[u8]) -> impl DoubleEndedIterator<Item = Entry> {
         self.tree.range(self.key(from)..self.key(to)).map(Self::strip)
     }
-
-    /// The records with `key < to` (`None`: all of them), in key order.
-    fn below(&self, to: Option<&[u8]>) -> Box<dyn Iterator<Item = Entry> + Send> {
-        match to {
-            Some(to) => Box::new(self.range(&[], to)),
-            None => Box::new(self.iter()),
-        }
-    }
-
-    /// The records with `from <= key`, in key order.
-    fn from(&self, from: &[u8]) -> impl DoubleEndedIterator<Item = Entry> {
-        let end = self.prefix.checked_add(1).map(|p| vec![p]);
-        let start = self.key(from);
-        let iter = match end {
-            Some(end) => self.tree.range(start..end),
-            None => self.tree.range(start..),
-        };
-        iter.map(Self::strip)
-    }
 }
 
 /// The store's records (format 2): one sled tree, sled's default one, in which every key
@@ -1661,63 +1642,9 @@ fn load(t: &Trees, path: &str) -> Result<Snapshot, StoreError> {
         .enumerate()
         .map(|(i, c)| (c.id.clone(), i))
         .collect();
-    // Two readers, one per half of the `messages` keyspace, split at a conversation's
-    // prefix so each transcript is read whole by one of them: sled's iteration is the
-    // cost, and on two cores the halves take half the time (BENCHMARKS.md "Recovery").
-    // This thread puts its half straight into the transcripts; the other hands its half
-    // back as (conversation, message) in key order.
-    let split = (conversations.len() >= PARALLEL_TRANSCRIPTS_FROM).then(|| {
-        let mut prefixes: Vec<Vec<u8>> = conversations.iter().map(|c| record::message_prefix(&c.id)).collect();
-        let mid = prefixes.len() / 2;
-        prefixes.select_nth_unstable(mid);
-        prefixes.swap_remove(mid)
-    });
-    let second = std::thread::scope(|scope| {
-        let index = &index;
-        let other = split.as_deref().map(|mid| {
-            scope.spawn(move || {
-                let mut out = Vec::new();
-                read_messages(t.messages.from(mid), index, path, |at, m| out.push((at, m)))?;
-                Ok::<_, StoreError>(out)
-            })
-        });
-        read_messages(t.messages.below(split.as_deref()), index, path, |at, m| {
-            conversations[at].transcript.push(m)
-        })?;
-        match other {
-            Some(handle) => handle
-                .join()
-                .unwrap_or_else(|_| Err(StoreError::Read(format!("{path}: a transcript reader panicked")))),
-            None => Ok(Vec::new()),
-        }
-    })?;
-    for (at, m) in second {
-        conversations[at].transcript.push(m);
-    }
-    for c in conversations.iter_mut() {
-        // What was read, not what pushing it reserved.
-        c.transcript.shrink_to_fit();
-    }
-    crate::metrics::recovery_phase("transcripts", transcripts);
-    snap.conversations = conversations;
-    load_counters(t, snap, path)
-}
-
-/// From how many conversations to load the transcripts are read by two threads.
-const PARALLEL_TRANSCRIPTS_FROM: usize = 20_000;
-
-/// Reads the messages of `entries` (keys in order: by conversation, then seq, so each
-/// transcript comes out in order) and hands those of the conversations in `index` to
-/// `keep` with the conversation's position; the rest are skipped.
-fn read_messages(
-    entries: impl Iterator<Item = Entry>,
-    index: &HashMap<String, usize>,
-    path: &str,
-    mut keep: impl FnMut(usize, Message),
-) -> Result<(), StoreError> {
-    let read = |e: ::sled::Error| StoreError::Read(format!("{path}: {e}"));
+    // Keys sort by conversation, then seq: each transcript comes out in order.
     let mut current: Option<(Vec<u8>, Option<usize>)> = None;
-    for item in entries {
+    for item in t.messages.iter() {
         let (k, v) = item.map_err(read)?;
         let (id, seq) = parse_message_key(&k).ok_or_else(|| StoreError::Corrupt {
             what: format!("{path}: message key {} is malformed", printable(&k)),
@@ -1737,9 +1664,15 @@ fn read_messages(
                 what: format!("{path}: message {} holds seq {}", printable(&k), m.seq),
             });
         }
-        keep(at, m);
+        conversations[at].transcript.push(m);
     }
-    Ok(())
+    for c in conversations.iter_mut() {
+        // What was read, not what pushing it reserved.
+        c.transcript.shrink_to_fit();
+    }
+    crate::metrics::recovery_phase("transcripts", transcripts);
+    snap.conversations = conversations;
+    load_counters(t, snap, path)
 }
 
 fn load_counters(t: &Trees, mut snap: Snapshot, path: &str) -> Result<Snapshot, StoreError> {
