@@ -203,6 +203,30 @@ fn reopen_restores_every_lifecycle_stage() {
     assert!(stats.flushes >= 1 && stats.commits >= 1, "{stats:?}");
 }
 
+/// Customer `customer` (Carol) writes `text` on entry point `e1` over REST; the
+/// conversation's id.
+fn customer_message(f: &mut switchboard::core::Floor, customer: &str, text: &str, now: u64) -> String {
+    use switchboard::core::{Channel, Command, Customer};
+    let customer = Customer {
+        id: customer.into(),
+        name: "Carol".into(),
+    };
+    f.execute(
+        Command::CustomerMessage {
+            entry_point: "e1".into(),
+            customer,
+            text: text.into(),
+            channel: Channel::Rest,
+            open: Default::default(),
+        },
+        now,
+    )
+    .unwrap()
+    .into_conversation()
+    .expect("conversation")
+    .id
+}
+
 /// A floor with queue `q1`, entry point `e1` on it, and agent `a1` (capacity 1) available.
 fn floor_with_agent() -> switchboard::core::Floor {
     use switchboard::core::{Command, Floor};
@@ -261,7 +285,7 @@ fn floor_with_agent() -> switchboard::core::Floor {
 /// or not (one pass over the messages); `conversation` reads a finished one back whole.
 #[test]
 fn load_skips_finished_conversations_and_reads_them_back() {
-    use switchboard::core::{Channel, Command, Customer, Floor};
+    use switchboard::core::{Command, Floor};
     use switchboard::store::Store;
     for finished_count in [1usize, 9] {
         let dir = tempfile::tempdir().unwrap();
@@ -273,26 +297,7 @@ fn load_skips_finished_conversations_and_reads_them_back() {
         let mut now = T0;
         for i in 0..=finished_count {
             now += 10;
-            let customer = Customer {
-                id: format!("u{i}"),
-                name: "Carol".into(),
-            };
-            let id = f
-                .execute(
-                    Command::CustomerMessage {
-                        entry_point: "e1".into(),
-                        customer,
-                        text: "hello".into(),
-                        channel: Channel::Rest,
-
-                        open: Default::default(),
-                    },
-                    now,
-                )
-                .unwrap()
-                .into_conversation()
-                .expect("conversation")
-                .id;
+            let id = customer_message(&mut f, &format!("u{i}"), "hello", now);
             f.execute(
                 Command::Accept {
                     agent: "a1".into(),
@@ -360,7 +365,7 @@ fn load_skips_finished_conversations_and_reads_them_back() {
 /// each transcript comes back whole and in order, and a finished conversation stays out.
 #[test]
 fn a_large_store_reads_every_transcript_whole() {
-    use switchboard::core::{Channel, Command, Customer};
+    use switchboard::core::Command;
     use switchboard::store::Store;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -369,24 +374,7 @@ fn a_large_store_reads_every_transcript_whole() {
     let mut want = std::collections::BTreeMap::new();
     let mut now = T0;
     let message = |f: &mut switchboard::core::Floor, i: usize, k: usize, now| {
-        let customer = Customer {
-            id: format!("u{i}"),
-            name: "Carol".into(),
-        };
-        f.execute(
-            Command::CustomerMessage {
-                entry_point: "e1".into(),
-                customer,
-                text: format!("m{i}-{k}"),
-                channel: Channel::Rest,
-                open: Default::default(),
-            },
-            now,
-        )
-        .unwrap()
-        .into_conversation()
-        .expect("conversation")
-        .id
+        customer_message(f, &format!("u{i}"), &format!("m{i}-{k}"), now)
     };
     // The first conversation is taken by a1, answered, ended and wrapped up: finished.
     let finished = message(&mut f, 0, 0, now);
