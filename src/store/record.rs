@@ -1415,6 +1415,53 @@ pub struct CountersV1 {
 mod tests {
     use super::*;
 
+    /// An outbox entry with a file or a thread call reads back whole (version 3), and an
+    /// entry version 2 wrote still reads, without either.
+    #[test]
+    fn outbox_entries_of_every_version_read_back() {
+        use crate::core::messenger::{OutboundFile, ThreadCall};
+        let entry = |file: Option<OutboundFile>, thread: Option<ThreadCall>| Outbound {
+            conversation: "c-1".into(),
+            seq: 3,
+            recipient: "123".into(),
+            page_id: "99".into(),
+            parts: vec!["hi".into()],
+            parts_sent: 1,
+            human_agent_tag: true,
+            queued_at: 7,
+            file: file.map(Box::new),
+            thread: thread.map(Box::new),
+        };
+        let file = OutboundFile {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            kind: "image".into(),
+            content_type: "image/png".into(),
+            name: "a.png".into(),
+        };
+        let pass = ThreadCall::Pass {
+            target_app_id: "263902037430900".into(),
+            metadata: "ended".into(),
+        };
+        for o in [entry(Some(file), None), entry(None, Some(pass)), entry(None, None)] {
+            let mut bytes = Vec::new();
+            encode_versioned_into(&mut bytes, OUTBOX_V3, &OutboundV3::from(o.clone())).unwrap();
+            assert_eq!(decode_outbound(b"k", &bytes).unwrap(), o);
+        }
+        let v2 = OutboundV2 {
+            conversation: "c-1".into(),
+            seq: 3,
+            recipient: "123".into(),
+            page_id: "99".into(),
+            parts: vec!["hi".into()],
+            parts_sent: 1,
+            human_agent_tag: true,
+            queued_at: 7,
+        };
+        let mut bytes = Vec::new();
+        encode_versioned_into(&mut bytes, OUTBOX_V2, &v2).unwrap();
+        assert_eq!(decode_outbound(b"k", &bytes).unwrap(), entry(None, None));
+    }
+
     #[test]
     fn message_keys_sort_by_conversation_then_seq() {
         let mut keys = [
