@@ -269,6 +269,8 @@ pub async fn get_file(state: web::Data<AppState>, path: web::Path<(String, Strin
                 .content_type(content_type)
                 .insert_header(("content-disposition", disposition))
                 .insert_header(("content-security-policy", "default-src 'none'; sandbox"))
+                .insert_header(("x-content-type-options", "nosniff"))
+                .insert_header(("referrer-policy", "no-referrer"))
                 .insert_header(("cache-control", "private, max-age=86400"))
                 .body(bytes))
         }
