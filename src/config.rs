@@ -179,6 +179,13 @@ pub struct MessengerConfig {
     /// Customers whose look-up state (under way, failed, when to try again) is kept in
     /// memory; the oldest is forgotten beyond it.
     pub profile_cache: usize,
+    /// The largest file an agent may send (`POST /api/v1/conversations/{id}/attachments`).
+    pub max_attachment_bytes: usize,
+    /// Every file agents sent, together, at most (the file store refuses more: 507).
+    pub attachments_max_total_bytes: u64,
+    /// Where the files agents send are kept; empty: beside the store, in
+    /// `<store.path>-attachments`.
+    pub attachments_path: String,
 }
 
 impl Default for MessengerConfig {
@@ -199,6 +206,9 @@ impl Default for MessengerConfig {
             profile_concurrency: 8,
             profile_retry_ms: 30_000,
             profile_cache: 10_000,
+            max_attachment_bytes: 8 * 1024 * 1024,
+            attachments_max_total_bytes: 1024 * 1024 * 1024,
+            attachments_path: String::new(),
         }
     }
 }
@@ -425,6 +435,14 @@ pub struct EntryPointConfig {
     pub priority: i32,
     #[serde(default)]
     pub routing_steps: Vec<Step>,
+    /// Messenger: `off` (standby events are skipped) or `take` (a customer message in
+    /// standby makes the engine take thread control from the app that owns it). Set (or
+    /// with `return_to_app_id`) it replaces the stored one at start-up.
+    #[serde(default)]
+    pub thread_control: crate::core::messenger::ThreadControl,
+    /// Messenger: the app that gets thread control back when a conversation ends.
+    #[serde(default)]
+    pub return_to_app_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -459,6 +459,8 @@ pub struct FloorDelta {
     pub agents: Vec<Agent>,
     /// Records without transcripts; a conversation that has ended is in its last state.
     pub conversations: Vec<Conversation>,
+    /// Entry points (their Messenger `channel_state` is what supervisors watch).
+    pub entry_points: Vec<crate::core::EntryPoint>,
 }
 
 impl Shared {

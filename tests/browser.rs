@@ -127,6 +127,16 @@ fn agent_desktop_in_chromium() {
 /// Runs `script` with node against `servers`, then asserts that it passed and that no log
 /// line of any server carries a token the script used (the WebSocket takes it as `?token=`).
 fn run_script(script: &str, servers: &Servers, chromium: &Path) {
+    run_script_with(script, servers, chromium, serde_json::Value::Null);
+}
+
+/// [`run_script`] with `messenger` in the script's config; returns the script's result.
+fn run_script_with(
+    script: &str,
+    servers: &Servers,
+    chromium: &Path,
+    messenger: serde_json::Value,
+) -> serde_json::Value {
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let work = tempfile::tempdir().expect("temp dir");
@@ -142,6 +152,7 @@ fn run_script(script: &str, servers: &Servers, chromium: &Path) {
         "chromium": chromium,
         "screenshots": shots,
         "result": result_file,
+        "messenger": messenger,
     });
 
     let mut child = Command::new("node")
@@ -192,6 +203,7 @@ fn run_script(script: &str, servers: &Servers, chromium: &Path) {
         }
     }
     assert_eq!(result["passed"], true, "{result}");
+    result
 }
 
 /// The supervisor page (issue 14) in Chromium: sign-in with a password (a wrong one
@@ -212,4 +224,124 @@ fn supervisor_page_in_chromium() {
     }
     let servers = Servers(vec![start("main", &[("SWITCHBOARD_SUPERVISOR__TICK_MS", "50")])]);
     run_script("supervisor.test.mjs", &servers, &chromium);
+}
+
+/// `switchboard-fake-graph serve` on a port of its own: its address, and every request it
+/// printed so far (one line each: method, path and query, status, JSON body).
+struct FakeGraphProcess {
+    child: std::process::Child,
+    url: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeGraphProcess {
+    fn start(expired_token: &str) -> FakeGraphProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-fake-graph"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--expired-token", expired_token])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start switchboard-fake-graph");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        out.read_line(&mut first).expect("the fake's first line");
+        // "fake Graph API on 127.0.0.1:PORT: set ...=http://127.0.0.1:PORT"
+        let url = first
+            .rsplit('=')
+            .next()
+            .map(|u| u.trim().to_string())
+            .filter(|u| u.starts_with("http://"))
+            .unwrap_or_else(|| panic!("unexpected first line of the fake: {first}"));
+        let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        FakeGraphProcess { child, url, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for FakeGraphProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The desktop and the supervisor page on a Messenger page (issue 21), against the real
+/// binary and `switchboard-fake-graph`: typing in a conversation's box reaches the Graph
+/// API as `typing_on` (no more often than once every 3 s of typing) and the conversation
+/// shown with the customer's new message as one `mark_seen`; a file sent with the Attach
+/// File button reaches it as a Send API attachment (multipart, `filedata`); a page token
+/// the Graph API refuses (190) shows on the supervisor page until a good one is set.
+#[test]
+fn messenger_desktop_in_chromium() {
+    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    if !tools_ready(&chromium) {
+        return;
+    }
+    let expired = "EAAB-expired-token";
+    let fake = FakeGraphProcess::start(expired);
+    let servers = Servers(vec![start(
+        "main",
+        &[
+            ("SWITCHBOARD_MESSENGER__APP_SECRET", "browser-app-secret"),
+            ("SWITCHBOARD_MESSENGER__VERIFY_TOKEN", "browser-verify-token"),
+            ("SWITCHBOARD_MESSENGER__GRAPH_BASE_URL", &fake.url),
+            ("SWITCHBOARD_MESSENGER__PROFILE_TIMEOUT_MS", "200"),
+            ("SWITCHBOARD_MESSENGER__SEND_BACKOFF_BASE_MS", "5"),
+            ("SWITCHBOARD_MESSENGER__SEND_BACKOFF_MAX_MS", "20"),
+            ("SWITCHBOARD_SUPERVISOR__TICK_MS", "50"),
+        ],
+    )]);
+    let result = run_script_with(
+        "messenger.test.mjs",
+        &servers,
+        &chromium,
+        serde_json::json!({
+            "app_secret": "browser-app-secret",
+            "page_id": "100000000000001",
+            "psid": "1254459154682919",
+            "page_token": "EAAB-browser-page-token",
+            "expired_token": expired,
+        }),
+    );
+    let lines = fake.lines();
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    // The typing step comes before the file is attached: its typing_on are those before.
+    let before_file = lines
+        .iter()
+        .position(|l| l.contains(r#""filedata""#))
+        .unwrap_or(lines.len());
+    let typing_on = lines[..before_file]
+        .iter()
+        .filter(|l| l.contains(r#""sender_action":"typing_on""#))
+        .count();
+    let typing_ms = result["typing_ms"].as_u64().expect("typing_ms");
+    assert!(typing_on >= 1, "no typing_on reached the Graph API: {lines:#?}");
+    assert!(
+        typing_on as u64 <= 1 + typing_ms / 3_000,
+        "{typing_on} typing_on in {typing_ms} ms of typing: {lines:#?}"
+    );
+    assert_eq!(count(r#""sender_action":"mark_seen""#), 1, "{lines:#?}");
+    let file = lines
+        .iter()
+        .find(|l| l.contains(r#""filedata""#))
+        .unwrap_or_else(|| panic!("no attachment reached the Graph API: {lines:#?}"));
+    assert!(file.starts_with("POST /v21.0/me/messages"), "{file}");
+    assert!(file.contains(" -> 200 "), "{file}");
+    assert!(file.contains(r#""filename":"receipt.png""#), "{file}");
+    assert!(file.contains(r#""type":"image""#), "{file}");
+    assert!(file.contains(r#""content_type":"image/png""#), "{file}");
+    assert!(
+        count(" -> 401 ") >= 1,
+        "the expired token was never refused: {lines:#?}"
+    );
 }

@@ -525,3 +525,353 @@ async fn first_message_accepted(s: &TestServer, desk: &mut common::Desktop) -> S
     assert_eq!(r["ok"], true, "{r}");
     cid
 }
+
+/// The bot's app (the Page's main receiver in Meta's Conversation Routing) and the Page
+/// Inbox's app id, as Meta's reference uses them.
+const BOT_APP: &str = "123456789";
+const INBOX_APP: &str = "263902037430900";
+
+/// A frame of the supervisor socket, or each event of a `batch` frame.
+fn events_of(frame: &Value) -> Vec<Value> {
+    match frame["events"].as_array() {
+        Some(events) if frame["type"] == "batch" => events.clone(),
+        _ => vec![frame.clone()],
+    }
+}
+
+/// Threads a bot owns: with the entry point's `thread_control` set to `take` (PATCH,
+/// with `return_to_app_id`), one batch mixes a normal message, a customer message in
+/// `standby`, a standby read, a `pass_thread_control` to this app with `metadata`, a
+/// `pass_thread_control` to another app, and a `take_thread_control` away from this app
+/// (shapes from Meta's `messaging_handovers` and `standby` references). The answer is
+/// 200; the normal message, the standby one (after `take_thread_control` for that
+/// customer) and the handover (with its metadata as a system note, not sent) are routed;
+/// the rest is counted. Ending the standby customer's conversation passes the thread back
+/// to `return_to_app_id`, after the agent's reply.
+#[actix_web::test]
+async fn threads_owned_by_a_bot_are_taken_routed_and_passed_back() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let url = fake.url();
+    let s = TestServer::with(move |c| {
+        messenger_config(c, &url);
+        c.messenger.app_id = "1517776481860111".into();
+    })
+    .await;
+    let ep = s
+        .call(
+            "PATCH",
+            "/api/v1/entry-points/demo-page",
+            Some(ADMIN),
+            Some(json!({"thread_control": "take", "return_to_app_id": INBOX_APP})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ep["thread_control"], "take", "{ep}");
+    assert_eq!(ep["return_to_app_id"], INBOX_APP, "{ep}");
+    s.call(
+        "PATCH",
+        "/api/v1/entry-points/demo-page",
+        Some(ADMIN),
+        Some(json!({"return_to_app_id": "../me"})),
+    )
+    .await
+    .expect_error(400, "invalid_input");
+    let token = s.agent_with_capacity("a1", "Ann", &["support"], 3).await;
+    let mut desk = s.available_desktop(&token).await;
+    let standby_skips = metric(&s, &skipped("standby")).await;
+    let (normal, standby_psid, handed) = ("1254459154682001", "1254459154682002", "1254459154682003");
+    let now = now_ms();
+    let batch = json!({
+        "object": "page",
+        "entry": [{
+            "id": PAGE_ID,
+            "time": now,
+            "messaging": [
+                text(normal, "m-n1", "a normal message"),
+                event(json!({"id": handed}), json!(now), ("pass_thread_control", json!({
+                    "previous_owner_app_id": BOT_APP,
+                    "new_owner_app_id": "1517776481860111",
+                    "metadata": "order 42: wants a refund",
+                }))),
+                event(json!({"id": normal}), json!(now), ("pass_thread_control", json!({
+                    "new_owner_app_id": "999999",
+                    "metadata": "to some other app",
+                }))),
+                event(json!({"id": normal}), json!(now), ("take_thread_control", json!({
+                    "previous_owner_app_id": "1517776481860111",
+                    "new_owner_app_id": BOT_APP,
+                    "metadata": "the bot's turn",
+                }))),
+            ],
+            "standby": [
+                event(json!({"id": standby_psid}), json!(now), ("message", json!({"mid": "m-s1", "text": "the bot cannot help"}))),
+                event(json!({"id": standby_psid}), json!(now), ("read", json!({"watermark": now}))),
+            ],
+        }],
+    });
+    assert_eq!(post_signed(&s, &batch.to_string()).await, 200);
+    let mut offers = Vec::new();
+    while offers.len() < 3 {
+        let o = desk.wait_for("offer").await;
+        offers.push((o["customer"]["id"].as_str().unwrap_or_default().to_string(), o));
+    }
+    let offer_of = |psid: &str| {
+        offers
+            .iter()
+            .find(|(c, _)| c == psid)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_else(|| panic!("no offer for {psid}: {offers:?}"))
+    };
+    assert_eq!(offer_of(normal)["text"], "a normal message");
+    assert_eq!(offer_of(standby_psid)["text"], "the bot cannot help");
+    let handover = offer_of(handed);
+    assert_eq!(handover["text"], "Handed over by another app: order 42: wants a refund");
+    let c = s.conversation(handover["conversation_id"].as_str().expect("id")).await;
+    assert_eq!(c["transcript"][0]["author"]["kind"], "system", "{c}");
+    assert!(metric(&s, &skipped("standby")).await > standby_skips);
+    // Thread control was taken for the standby customer only, as Meta's reference shapes it.
+    let taken = fake
+        .wait_until(WAIT, |r| r.iter().any(|r| r.path.ends_with("/me/take_thread_control")))
+        .await;
+    let takes: Vec<_> = taken
+        .iter()
+        .filter(|r| r.path.ends_with("/me/take_thread_control"))
+        .collect();
+    assert_eq!(takes.len(), 1, "{takes:?}");
+    assert_eq!(takes[0].body["recipient"]["id"], standby_psid);
+    assert!(takes[0].body["metadata"].is_string());
+    assert_eq!(takes[0].query.get("access_token").map(String::as_str), Some(PAGE_TOKEN));
+    // The agent answers the standby customer and ends: the thread goes back after the reply.
+    let cid = offer_of(standby_psid)["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let r = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let r = desk
+        .command(json!({"type": "send", "conversation_id": cid, "text": "I can"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let r = desk.command(json!({"type": "end", "conversation_id": cid})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let got = fake
+        .wait_until(WAIT, |r| r.iter().any(|r| r.path.ends_with("/me/pass_thread_control")))
+        .await;
+    let order: Vec<String> = got
+        .iter()
+        .filter(|r| r.body["recipient"]["id"] == standby_psid)
+        .map(|r| {
+            r.path.rsplit('/').next().unwrap_or_default().to_string()
+                + r.body["message"]["text"]
+                    .as_str()
+                    .map(|t| format!(":{t}"))
+                    .as_deref()
+                    .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["take_thread_control", "messages:I can", "pass_thread_control"],
+        "{got:?}"
+    );
+    let pass = got
+        .iter()
+        .find(|r| r.path.ends_with("/me/pass_thread_control"))
+        .expect("pass");
+    assert_eq!(pass.body["target_app_id"], INBOX_APP);
+    // The handover's note went to no one.
+    assert!(!got.iter().any(|r| r.body["recipient"]["id"] == handed), "{got:?}");
+}
+
+/// With thread control `off` (the default), a standby message is counted and skipped:
+/// no conversation, no call to the Graph API.
+#[actix_web::test]
+async fn with_thread_control_off_standby_is_skipped() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let s = server(&fake).await;
+    let token = s.agent("a1", "Ann", &["support"]).await;
+    let mut desk = s.available_desktop(&token).await;
+    let before = metric(&s, &skipped("standby")).await;
+    let now = now_ms();
+    let batch = json!({"object": "page", "entry": [{"id": PAGE_ID, "time": now,
+        "messaging": [text(PSID, "m-1", "hi")],
+        "standby": [event(json!({"id": "1254459154682002"}), json!(now), ("message", json!({"mid": "m-s", "text": "bot"})))]}]});
+    assert_eq!(post_signed(&s, &batch.to_string()).await, 200);
+    let offer = desk.wait_for("offer").await;
+    assert_eq!(offer["customer"]["id"], PSID);
+    assert!(metric(&s, &skipped("standby")).await > before);
+    assert!(!fake.received().iter().any(|r| r.path.contains("thread_control")));
+}
+
+/// A multipart body with one part named `name` (a file).
+fn multipart(name: &str, filename: &str, content_type: &str, bytes: &[u8]) -> (Vec<u8>, String) {
+    let boundary = "----switchboard-test-boundary";
+    let mut b = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+    )
+    .into_bytes();
+    b.extend_from_slice(bytes);
+    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (b, format!("multipart/form-data; boundary={boundary}"))
+}
+
+/// POSTs a multipart body to a conversation's attachments with `token`.
+async fn upload(s: &TestServer, cid: &str, token: &str, body: (Vec<u8>, String)) -> (u16, Value) {
+    let mut res = s
+        .client
+        .post(format!("{}/api/v1/conversations/{cid}/attachments", s.base))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header(("Content-Type", body.1))
+        .send_body(body.0)
+        .await
+        .expect("upload");
+    let bytes = res.body().limit(1 << 20).await.expect("body");
+    (
+        res.status().as_u16(),
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// An agent sends an image: 201 with the message and its attachment; the transcript
+/// keeps it, the agent's page reads it back at its URL (and an unknown id is 404), and
+/// the Send API gets it as an attachment in multipart form. Too large is 413
+/// `attachment_too_large`, no part `file` is 400 `missing_file`, and a conversation the
+/// agent is not in (or that ended) is refused as a text would be, nothing changed.
+#[actix_web::test]
+async fn an_agent_sends_a_file_to_a_messenger_customer() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let url = fake.url();
+    let s = TestServer::with(move |c| {
+        messenger_config(c, &url);
+        c.messenger.max_attachment_bytes = 1000;
+    })
+    .await;
+    let token = s.agent("a1", "Ann", &["support"]).await;
+    let other = s.agent("a2", "Bob", &["support"]).await;
+    let mut desk = s.available_desktop(&token).await;
+    let cid = first_message_accepted(&s, &mut desk).await;
+    let png = b"\x89PNG\r\n\x1a\n fake image bytes";
+    let (status, m) = upload(&s, &cid, &token, multipart("file", "cat photo.png", "image/png", png)).await;
+    assert_eq!(status, 201, "{m}");
+    assert_eq!(m["text"], "");
+    assert_eq!(m["attachments"][0]["type"], "image", "{m}");
+    let file_url = m["attachments"][0]["url"].as_str().expect("url").to_string();
+    assert!(
+        file_url.starts_with("/files/") && file_url.ends_with("/cat_photo.png"),
+        "{file_url}"
+    );
+    let mut res = s
+        .client
+        .get(format!("{}{file_url}", s.base))
+        .send()
+        .await
+        .expect("file");
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("image/png")
+    );
+    assert_eq!(res.body().await.expect("bytes").as_ref(), png);
+    let unknown = s
+        .client
+        .get(format!("{}/files/{}/x.png", s.base, "0".repeat(32)))
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(unknown.status().as_u16(), 404);
+    // Meta's "send an attachment from a file": recipient, messaging type, message, filedata.
+    let got = fake
+        .wait_until(WAIT, |r| r.iter().any(|r| !r.body["filedata"].is_null()))
+        .await;
+    let sent = got.iter().find(|r| !r.body["filedata"].is_null()).expect("file send");
+    assert!(sent.path.ends_with("/me/messages"));
+    assert_eq!(sent.body["recipient"]["id"], PSID);
+    assert_eq!(sent.body["messaging_type"], "RESPONSE");
+    assert_eq!(sent.body["message"]["attachment"]["type"], "image");
+    assert_eq!(sent.body["filedata"]["content_type"], "image/png");
+    assert_eq!(sent.body["filedata"]["filename"], "cat_photo.png");
+    assert_eq!(sent.body["filedata"]["size"], png.len());
+    let status = desk.wait_for("message_status").await;
+    assert_eq!(status["delivery"], "sent", "{status}");
+    // Refusals, nothing kept in the transcript.
+    let (status, e) = upload(
+        &s,
+        &cid,
+        &token,
+        multipart("file", "big.bin", "application/pdf", &[7u8; 1001]),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (413, Some("attachment_too_large")),
+        "{e}"
+    );
+    let (status, e) = upload(&s, &cid, &token, multipart("photo", "a.png", "image/png", b"x")).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("missing_file")),
+        "{e}"
+    );
+    let (status, e) = upload(&s, &cid, &other, multipart("file", "a.png", "image/png", b"x")).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (403, Some("not_in_conversation")),
+        "{e}"
+    );
+    let (status, e) = upload(&s, &cid, ADMIN, multipart("file", "a.png", "image/png", b"x")).await;
+    assert_eq!(status, 403, "{e}");
+    let r = desk.command(json!({"type": "end", "conversation_id": cid})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let (status, e) = upload(&s, &cid, &token, multipart("file", "a.png", "image/png", b"x")).await;
+    assert_eq!(status, 409, "{e}");
+    let c = s.conversation(&cid).await;
+    assert_eq!(c["transcript"].as_array().map(Vec::len), Some(2), "{c}");
+    // An unknown conversation: 404.
+    let (status, e) = upload(
+        &s,
+        "c-999",
+        &token,
+        multipart("file", "a.pdf", "application/pdf", b"%PDF"),
+    )
+    .await;
+    assert_eq!(status, 404, "{e}");
+}
+
+/// A supervisor sees each entry point's `channel_state`: in the snapshot (never its
+/// token), and an `entry_point` event when the entry point changes. (A page made
+/// `unauthorized` by a 190 reaches the socket the same way: the hub's unit test and the
+/// supervisor page's browser test show it; here it would race the other tests of this
+/// binary over the process-wide `switchboard_messenger_pages_unauthorized` gauge.)
+#[actix_web::test]
+async fn entry_points_reach_supervisors() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let s = server(&fake).await;
+    let sup = s.supervisor("s1", "Sue").await;
+    let (mut live, snapshot) = s.supervisor_socket(&sup).await;
+    let ep = snapshot["entry_points"]
+        .as_array()
+        .and_then(|v| v.iter().find(|e| e["page_id"] == PAGE_ID))
+        .cloned()
+        .unwrap_or_else(|| panic!("no entry point in {snapshot}"));
+    assert_eq!(ep["channel_state"], "ok");
+    assert_eq!(ep["thread_control"], "off");
+    assert!(ep.get("page_access_token").is_none());
+    s.call(
+        "PATCH",
+        "/api/v1/entry-points/demo-page",
+        Some(ADMIN),
+        Some(json!({"thread_control": "take"})),
+    )
+    .await
+    .expect(200);
+    let changed = |frame: &Value| {
+        events_of(frame).iter().any(|e| {
+            e["type"] == "entry_point"
+                && e["entry_point"]["page_id"] == PAGE_ID
+                && e["entry_point"]["thread_control"] == "take"
+                && e["entry_point"]["channel_state"] == "ok"
+                && e["entry_point"].get("page_access_token").is_none()
+        })
+    };
+    live.wait_for_match("the entry point's event", changed).await;
+}

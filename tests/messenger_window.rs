@@ -37,7 +37,9 @@ async fn engine(fake: &FakeGraph, human_agent_tag: bool) -> (Engine, Arc<TestClo
     messenger_config(&mut config, &fake.url());
     config.messenger.human_agent_tag = human_agent_tag;
     let clock = Arc::new(TestClock(AtomicU64::new(T0)));
-    let outbox = Outbox::start(config.messenger.clone(), clock.clone());
+    let files_dir = std::env::temp_dir().join(format!("switchboard-window-files-{}", std::process::id()));
+    let files = switchboard::channels::files::FileStore::open(&files_dir, 1 << 20).expect("file store");
+    let outbox = Outbox::start(config.messenger.clone(), clock.clone(), Arc::new(files));
     let mut options = EngineOptions::new(config.rules(), Arc::new(MemoryStore::new()));
     options.clock = clock.clone();
     options.channel = outbox.clone();
@@ -88,6 +90,7 @@ async fn engine(fake: &FakeGraph, human_agent_tag: bool) -> (Engine, Arc<TestClo
             last_owner: None,
             sent_at: None,
             page_echo: false,
+            standby: false,
         })
         .await
         .expect("message");

@@ -93,6 +93,8 @@ struct WatchDirty {
     conversations: FastSet<ConversationId>,
     /// Conversations that finished (the floor let go of them) with their last record.
     gone: FastMap<ConversationId, Conversation>,
+    /// Entry points changed (a page's channel state, a new token, a new entry point).
+    entry_points: FastSet<String>,
 }
 
 type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
@@ -366,6 +368,9 @@ impl RouterActor {
                     }
                     Change::Conversation(c) if !w.conversations.contains(&c.id) => {
                         w.conversations.insert(c.id.clone());
+                    }
+                    Change::EntryPoint(e) => {
+                        w.entry_points.insert(e.id.clone());
                     }
                     _ => {}
                 }
@@ -756,12 +761,14 @@ impl Handler<Ask> for RouterActor {
             Query::WatchStart => {
                 let mut agents: Vec<Agent> = f.agents().cloned().collect();
                 agents.sort_by(|a, b| a.id.cmp(&b.id));
+                let entry_points = f.entry_points().cloned().collect();
                 let conversations = self.floor.open_conversation_records();
                 self.watch = Some(WatchDirty::default());
                 QueryReply::Watch(Box::new(FloorDelta {
                     watching: true,
                     agents,
                     conversations,
+                    entry_points,
                 }))
             }
             Query::WatchDelta => {
@@ -769,6 +776,11 @@ impl Handler<Ask> for RouterActor {
                     return Ok(QueryReply::Watch(Box::default()));
                 };
                 let agents = w.agents.iter().filter_map(|id| f.agent(id).cloned()).collect();
+                let entry_points = w
+                    .entry_points
+                    .iter()
+                    .filter_map(|id| f.entry_point(id).cloned())
+                    .collect();
                 let mut conversations: Vec<Conversation> = w
                     .conversations
                     .iter()
@@ -781,6 +793,7 @@ impl Handler<Ask> for RouterActor {
                     watching: true,
                     agents,
                     conversations,
+                    entry_points,
                 }))
             }
             Query::WatchStop => {

@@ -349,12 +349,40 @@ impl From<&core::EntryPoint> for EntryPointDto {
     }
 }
 
-/// `PATCH /api/v1/entry-points/{id}`: a new page access token.
+/// `PATCH /api/v1/entry-points/{id}`: a new page access token, and/or the thread control
+/// settings (given together: `return_to_app_id` left out is null).
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchEntryPoint {
     /// The page's new access token; stored, never shown.
-    pub page_access_token: String,
+    #[serde(default)]
+    pub page_access_token: Option<String>,
+    /// Messenger: `off` or `take`.
+    #[serde(default)]
+    pub thread_control: Option<ThreadControlDto>,
+    /// Messenger: the app that gets thread control back when a conversation ends (digits).
+    #[serde(default)]
+    pub return_to_app_id: Option<String>,
+}
+
+/// What the engine does with a Messenger thread another app (a bot) owns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadControlDto {
+    /// Standby events are counted and skipped.
+    #[default]
+    Off,
+    /// A customer message in standby makes the engine take thread control.
+    Take,
+}
+
+impl From<ThreadControlDto> for core::messenger::ThreadControl {
+    fn from(t: ThreadControlDto) -> Self {
+        match t {
+            ThreadControlDto::Off => core::messenger::ThreadControl::Off,
+            ThreadControlDto::Take => core::messenger::ThreadControl::Take,
+        }
+    }
 }
 
 /// A customer: the channel's id for them and their display name.
@@ -634,6 +662,12 @@ pub struct CreateEntryPoint {
     /// Routing steps of the conversations it opens.
     #[serde(default)]
     pub routing_steps: Vec<StepDto>,
+    /// Messenger: `off` (default) or `take` (take thread control from a bot).
+    #[serde(default)]
+    pub thread_control: ThreadControlDto,
+    /// Messenger: the app that gets thread control back when a conversation ends.
+    #[serde(default)]
+    pub return_to_app_id: Option<String>,
 }
 
 /// `POST /api/v1/agents`.

@@ -26,6 +26,7 @@
 //!   supervisors' live socket with its hub.
 //! - [`demo`]: the demo customer's narrow API (`/demo/api/*`, off with `demo.customer_page`).
 
+pub mod attachments;
 pub mod auth;
 pub mod demo;
 pub mod dto;
@@ -94,6 +95,9 @@ pub struct AppState {
     /// The supervisor hub (its own thread) and its settings.
     pub hub: actix::Addr<supervisor::hub::Hub>,
     pub supervisor: crate::config::SupervisorConfig,
+    /// The files agents send, and the largest one (`messenger.max_attachment_bytes`).
+    pub files: Arc<crate::channels::files::FileStore>,
+    pub max_attachment_bytes: usize,
 }
 
 /// Failed authentications from one address within [`AUTH_WINDOW_MS`] before its wrong
@@ -212,10 +216,25 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
             page_access_token: ep.page_access_token.clone(),
             priority: ep.priority,
             routing_steps: ep.routing_steps.clone(),
-            messenger: Default::default(),
+            messenger: crate::core::messenger::PageSettings {
+                thread_control: ep.thread_control,
+                return_to_app_id: ep.return_to_app_id.clone(),
+                ..Default::default()
+            },
         };
         let (id, token) = (ep.id.clone(), ep.page_access_token.clone());
+        let settings = ep.messenger.clone();
         ignore_existing(engine.create_entry_point(ep).await.map(|_| ()))?;
+        // Thread control set in the config is the entry point's (as the token below).
+        if settings.thread_control != crate::core::messenger::ThreadControl::Off || settings.return_to_app_id.is_some()
+        {
+            let cmd = crate::core::Command::Messenger(crate::core::messenger::MessengerCommand::SetThreadControl {
+                entry_point: id.clone(),
+                thread_control: settings.thread_control,
+                return_to_app_id: settings.return_to_app_id,
+            });
+            engine.exec(cmd).await.map_err(io::Error::other)?;
+        }
         // A token in the config is the page's token: one that changed since the entry
         // point was created replaces the stored one (the same token changes nothing).
         if let Some(token) = token {
@@ -253,6 +272,10 @@ fn build(
     listener: TcpListener,
 ) -> io::Result<(Server, broadcast::Sender<()>)> {
     let (shutdown, _) = broadcast::channel(1);
+    let files = match &outbox {
+        Some(o) => o.files(),
+        None => Arc::new(crate::channels::files::FileStore::for_config(config)?),
+    };
     let messenger = web::Data::new(crate::channels::messenger::Messenger::new(
         config.messenger.clone(),
         engine.clone(),
@@ -295,6 +318,8 @@ fn build(
         ),
         trusted_proxies: config.server.trusted_proxies.clone().into(),
         supervisor_sockets: Arc::new(socket::SocketSlots::new(config.supervisor.max_sockets)),
+        files,
+        max_attachment_bytes: config.messenger.max_attachment_bytes,
     };
     crate::metrics::init(
         config.wrapup.reasons.iter().map(|r| r.code.as_str()),
@@ -419,6 +444,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/v1/conversations/{id}/priority").route(web::put().to(set_priority)))
     .service(resource("/api/v1/conversations/{id}/accept").route(web::post().to(accept)))
     .service(resource("/api/v1/conversations/{id}/messages").route(web::post().to(send_message)))
+    .service(resource("/api/v1/conversations/{id}/attachments").route(web::post().to(attachments::send_attachment)))
+    .service(resource("/files/{id}/{name}").route(web::get().to(attachments::get_file)))
     .service(resource("/api/v1/conversations/{id}/transfer").route(web::post().to(transfer)))
     .service(resource("/api/v1/conversations/{id}/conference").route(web::post().to(conference)))
     .service(resource("/api/v1/conversations/{id}/conference/exit").route(web::post().to(exit_conference)))

@@ -8,6 +8,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::attachments;
 use super::dto::*;
 use super::error::{ErrorBody, ErrorDetail};
 use super::rest;
@@ -49,6 +50,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         rest::set_priority,
         rest::accept,
         rest::send_message,
+        attachments::send_attachment,
         rest::transfer,
         rest::conference,
         rest::exit_conference,

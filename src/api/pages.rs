@@ -147,6 +147,9 @@ mod tests {
             "invalid_credentials",
             "unauthorized",
             "payload_too_large",
+            "attachment_too_large",
+            "missing_file",
+            "attachment_storage_full",
         ];
         let core = crate::core::CoreError::iter().map(|e| e.code());
         for code in core.chain(http) {

@@ -15,10 +15,10 @@ use super::AppState;
 use crate::core::{self, valid_id, Conversation, CoreError, Customer};
 use crate::engine::{Command, EngineError, Reply};
 
-type Res = Result<HttpResponse, ApiError>;
+pub(crate) type Res = Result<HttpResponse, ApiError>;
 
 /// A path id: 400 when it is not an id at all.
-fn id(raw: &str) -> Result<&str, ApiError> {
+pub(crate) fn id(raw: &str) -> Result<&str, ApiError> {
     if valid_id(raw) {
         Ok(raw)
     } else {
@@ -140,7 +140,11 @@ pub async fn create_entry_point(state: web::Data<AppState>, caller: Caller, body
         page_access_token: b.page_access_token,
         priority: b.priority,
         routing_steps: super::dto::steps(b.routing_steps),
-        messenger: Default::default(),
+        messenger: core::messenger::PageSettings {
+            thread_control: b.thread_control.into(),
+            return_to_app_id: b.return_to_app_id,
+            ..Default::default()
+        },
     };
     match state.engine.exec(Command::CreateEntryPoint(ep)).await? {
         Reply::EntryPoint(ep) => Ok(HttpResponse::Created().json(EntryPointDto::from(&ep))),
@@ -168,13 +172,38 @@ pub async fn patch_entry_point(
 ) -> Res {
     caller.admin()?;
     let entry_point = id(&path)?.to_string();
-    let cmd = Command::Messenger(core::messenger::MessengerCommand::SetPageToken {
-        entry_point,
-        token: body.into_inner().page_access_token,
-    });
-    match state.engine.exec(cmd).await? {
-        Reply::EntryPoint(ep) => Ok(HttpResponse::Ok().json(EntryPointDto::from(&ep))),
-        r => Err(unexpected("entry_point", &r)),
+    let b = body.into_inner();
+    let mut commands = Vec::new();
+    if b.thread_control.is_some() || b.return_to_app_id.is_some() {
+        commands.push(Command::Messenger(
+            core::messenger::MessengerCommand::SetThreadControl {
+                entry_point: entry_point.clone(),
+                thread_control: b.thread_control.unwrap_or_default().into(),
+                return_to_app_id: b.return_to_app_id,
+            },
+        ));
+    }
+    if let Some(token) = b.page_access_token {
+        commands.push(Command::Messenger(core::messenger::MessengerCommand::SetPageToken {
+            entry_point,
+            token,
+        }));
+    }
+    if commands.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            "give page_access_token, thread_control or return_to_app_id",
+        ));
+    }
+    // One message to the engine; the first refusal (nothing of it changed) is answered.
+    let mut last = None;
+    for answer in state.engine.exec_batch(commands).await {
+        last = Some(answer?);
+    }
+    match last {
+        Some(Reply::EntryPoint(ep)) => Ok(HttpResponse::Ok().json(EntryPointDto::from(&ep))),
+        Some(r) => Err(unexpected("entry_point", &r)),
+        None => Err(ApiError::bad_request("invalid_input", "nothing to change")),
     }
 }
 

@@ -166,6 +166,9 @@ pub enum Command {
         /// An echo of what a person wrote from the Page's own inbox (another app's
         /// message): it joins the customer's open conversation as the Page's.
         page_echo: bool,
+        /// Delivered in `standby`: another app (a bot) owns the thread. Taken in, and the
+        /// thread taken, only where the entry point's thread control is `take`.
+        standby: bool,
     },
     /// The Messenger channel's other operations (page tokens, channel state; see
     /// [`super::messenger::MessengerCommand`]).
@@ -356,7 +359,8 @@ impl Command {
             | Command::Conference { .. }
             | Command::ExitConference { .. }
             | Command::EndConference { .. }
-            | Command::End { .. } => FinishedAct::NeedsOpen,
+            | Command::End { .. }
+            | Command::Messenger(super::messenger::MessengerCommand::SendFile { .. }) => FinishedAct::NeedsOpen,
             Command::SetPriority { .. } => FinishedAct::NeedsQueued,
             Command::CreateQueue { .. }
             | Command::SetSkills { .. }
@@ -611,6 +615,7 @@ impl Floor {
                 last_owner,
                 sent_at,
                 page_echo: false,
+                standby,
             } => match self.messenger_message(
                 &page_id,
                 customer,
@@ -620,6 +625,7 @@ impl Floor {
                 seen,
                 last_owner,
                 sent_at,
+                standby,
                 now,
             )? {
                 Some(id) => reply(self, &id)?,

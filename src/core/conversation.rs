@@ -300,11 +300,13 @@ impl Conversation {
         self.state != ConversationState::Ended
     }
 
-    /// The text shown in an offer popover: the customer's first message.
+    /// The text shown in an offer popover: the customer's first message (or the first
+    /// note of a conversation that a Messenger handover opened).
     pub fn first_text(&self) -> &str {
         self.transcript
             .iter()
             .find(|m| m.author.kind == AuthorKind::Customer)
+            .or_else(|| self.transcript.first())
             .map(|m| m.text.as_str())
             .unwrap_or("")
     }

@@ -103,6 +103,10 @@ pub enum CoreError {
     /// A Facebook Page belongs to one entry point.
     #[error("page {page_id} belongs to entry point {entry_point} already")]
     PageInUse { page_id: String, entry_point: String },
+    /// A Messenger message in `standby` (another app owns the thread) on an entry point
+    /// whose thread control is `off`: it is not taken in.
+    #[error("page {0} lets another app own this thread (thread_control is off)")]
+    ThreadOfAnotherApp(String),
 }
 
 impl CoreError {
@@ -178,6 +182,7 @@ mod tests {
                 "forbidden",
                 "not_queued",
                 "page_in_use",
+                "thread_of_another_app",
             ]
         );
     }

@@ -302,6 +302,21 @@ pub struct Outbound {
     pub human_agent_tag: bool,
     /// When it entered the outbox (the outbox's oldest age).
     pub queued_at: Millis,
+    /// A file an agent sent: one more step after the text parts (an attachment send).
+    // Boxed, like `thread`: most entries have neither, and an entry is moved by value
+    // (in changes, effects and the outbox's reports).
+    pub file: Option<Box<super::messenger::OutboundFile>>,
+    /// A Handover Protocol call instead of a message (taking or passing thread control):
+    /// one step, in the conversation's order like a message.
+    pub thread: Option<Box<super::messenger::ThreadCall>>,
+}
+
+impl Outbound {
+    /// Steps of the entry: each text part, then the file, then the thread call.
+    /// `parts_sent` counts the steps done.
+    pub fn steps(&self) -> u32 {
+        self.parts.len() as u32 + u32::from(self.file.is_some()) + u32::from(self.thread.is_some())
+    }
 }
 
 /// What the outbox sender reports about one entry.

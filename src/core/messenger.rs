@@ -57,6 +57,55 @@ pub struct PageSettings {
     pub return_to_app_id: Option<String>,
 }
 
+/// A file an agent sent to a Messenger customer, as the outbox sends it: the bytes stay
+/// in the engine's file store under `id` (the edge's, see docs/API-NOTES.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundFile {
+    /// The file store's id of the bytes.
+    pub id: String,
+    /// Messenger's attachment type: `image`, `video`, `audio` or `file`.
+    pub kind: String,
+    pub content_type: String,
+    /// The file's name as the agent gave it (shown to the customer by Messenger).
+    pub name: String,
+}
+
+/// A Handover Protocol call (Messenger's Conversation Routing keeps these), carried out
+/// by the outbox in the conversation's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThreadCall {
+    /// `POST /me/take_thread_control`: the thread is this app's from now on.
+    Take { metadata: String },
+    /// `POST /me/pass_thread_control` to `target_app_id` (the conversation ended).
+    Pass { target_app_id: String, metadata: String },
+}
+
+/// The outbox key of the call that passes thread control back at the end: after every
+/// message of the conversation.
+pub const PASS_THREAD_SEQ: u64 = u64::MAX;
+
+/// Messenger's attachment type of a file of MIME type `content_type`.
+pub fn attachment_kind(content_type: &str) -> &'static str {
+    let major = content_type
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match major.as_str() {
+        "image" => "image",
+        "video" => "video",
+        "audio" => "audio",
+        _ => "file",
+    }
+}
+
+/// A file store id: 32 lowercase hex digits (128 random bits: the URL that serves the
+/// file back is unguessable).
+pub fn valid_file_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// What the channel's sender learns of a page ([`Effect::Page`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageNote {
@@ -82,6 +131,32 @@ pub enum MessengerCommand {
         agent: super::AgentId,
         conversation: ConversationId,
         typing: Option<bool>,
+    },
+    /// An agent sends a file (`POST /api/v1/conversations/{id}/attachments`): a message
+    /// with `attachment` (its URL is the edge's) joins the transcript, and to a Messenger
+    /// customer `file` goes out through the outbox.
+    SendFile {
+        agent: super::AgentId,
+        conversation: ConversationId,
+        // Boxed: commands are moved by value, and this one would make every one larger.
+        attachment: Box<Attachment>,
+        file: Box<OutboundFile>,
+    },
+    /// Another app passed thread control of `customer` to this app
+    /// (`pass_thread_control`): the customer's conversation opens, or the open one goes
+    /// on, with the handover's `metadata` as a system note.
+    ThreadPassed {
+        page_id: String,
+        customer: Customer,
+        metadata: String,
+        sent_at: Option<Millis>,
+    },
+    /// Sets an entry point's thread control and the app to return threads to
+    /// (`PATCH /api/v1/entry-points/{id}`, or the config).
+    SetThreadControl {
+        entry_point: EntryPointId,
+        thread_control: ThreadControl,
+        return_to_app_id: Option<String>,
     },
 }
 
@@ -407,9 +482,16 @@ impl Floor {
         seen: bool,
         last_owner: Option<LastOwner>,
         sent_at: Option<Millis>,
+        standby: bool,
         now: Millis,
     ) -> Result<Option<ConversationId>, CoreError> {
         let entry_point = self.entry_point_of_page(page_id)?;
+        let take = self
+            .entry_point(&entry_point)
+            .is_some_and(|e| e.messenger.thread_control == ThreadControl::Take);
+        if standby && !take {
+            return Err(CoreError::ThreadOfAnotherApp(page_id.into()));
+        }
         if seen {
             return Ok(None);
         }
@@ -437,7 +519,247 @@ impl Floor {
         if let Some(mid) = mid {
             self.journal().change(Change::Mid { mid, at: now });
         }
+        if standby {
+            // Another app (a bot) owns the thread: take it, before any reply goes out.
+            let metadata = "taken over for a human agent".to_string();
+            self.thread_call(
+                &arrival.conversation,
+                arrival.message.seq,
+                ThreadCall::Take { metadata },
+                now,
+            );
+        }
         Ok(Some(arrival.conversation))
+    }
+
+    /// Puts Handover Protocol call `call` into `conversation`'s outbox under `seq` (a seq
+    /// no message of the outbox has: a customer message's, or [`PASS_THREAD_SEQ`]), so it
+    /// goes out in the conversation's order. Nothing without a page and a token.
+    fn thread_call(&mut self, conversation: &str, seq: u64, call: ThreadCall, now: Millis) {
+        let Some(c) = self.conversation(conversation) else {
+            return;
+        };
+        let page = c
+            .entry_point
+            .as_ref()
+            .and_then(|e| self.entry_point(e))
+            .and_then(|e| e.page_access_token.as_ref().and(e.page_id.clone()));
+        let Some(page_id) = page else { return };
+        let o = Outbound {
+            conversation: c.id.clone(),
+            seq,
+            recipient: c.customer.id.clone(),
+            page_id,
+            parts: Vec::new(),
+            parts_sent: 0,
+            human_agent_tag: false,
+            queued_at: now,
+            file: None,
+            thread: Some(Box::new(call)),
+        };
+        self.journal().change(Change::Outbox(o.clone()));
+        self.journal().effect(Effect::Send(o));
+    }
+
+    /// `conversation` ends (`reason`): with its entry point's `return_to_app_id` set, a
+    /// Messenger thread is passed to that app, after every message of the conversation.
+    pub(super) fn return_thread(&mut self, conversation: &str, reason: &str, now: Millis) {
+        let Some(c) = self.conversation(conversation) else {
+            return;
+        };
+        if c.channel != Channel::Messenger {
+            return;
+        }
+        let target = c
+            .entry_point
+            .as_ref()
+            .and_then(|e| self.entry_point(e))
+            .and_then(|e| e.messenger.return_to_app_id.clone());
+        let Some(target_app_id) = target else { return };
+        let metadata = format!("conversation {conversation} ended: {reason}");
+        self.thread_call(
+            conversation,
+            PASS_THREAD_SEQ,
+            ThreadCall::Pass {
+                target_app_id,
+                metadata,
+            },
+            now,
+        );
+    }
+
+    /// Another app passed thread control of `customer` on `page_id` to this app: the
+    /// handover's `metadata` becomes a system note in the customer's open conversation,
+    /// or opens one (queued and routed like a customer's first message; the note is what
+    /// its offer shows). The note is for the agents: it is not sent to the customer.
+    fn thread_passed(
+        &mut self,
+        page_id: &str,
+        customer: Customer,
+        metadata: &str,
+        sent_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<ConversationId, CoreError> {
+        let entry_point = self.entry_point_of_page(page_id)?;
+        let metadata = metadata.trim();
+        let note = if metadata.is_empty() {
+            "Handed over by another app".to_string()
+        } else {
+            truncate(&format!("Handed over by another app: {metadata}"), MAX_TEXT_CHARS).0
+        };
+        let at = meta_time(sent_at, now);
+        if let Some(id) = self.open_conversation_of(&entry_point, &customer.id).cloned() {
+            self.system_note(&id, &note, at);
+            return Ok(id);
+        }
+        let arrival = self.customer_message_with(
+            &entry_point,
+            customer,
+            &note,
+            Vec::new(),
+            Channel::Messenger,
+            Opening::default(),
+            now,
+        )?;
+        self.as_system_note(&arrival.conversation, arrival.message.seq);
+        Ok(arrival.conversation)
+    }
+
+    /// Appends a system note for the agents only (never sent to the customer).
+    fn system_note(&mut self, conversation: &str, text: &str, at: Millis) {
+        let Some(c) = self.conversation_mut(conversation) else {
+            return;
+        };
+        let author = Author {
+            kind: AuthorKind::System,
+            id: None,
+            name: "system".into(),
+        };
+        let message = Message::text(c.transcript.len() as u64 + 1, author, text, at);
+        c.transcript.push(message.clone());
+        let participants: Vec<_> = c.participants().cloned().collect();
+        self.journal().change(Change::Message {
+            conversation: conversation.into(),
+            message: message.clone(),
+        });
+        for agent in participants {
+            self.journal().effect(Effect::Notify {
+                agent,
+                event: AgentEvent::Message {
+                    conversation: conversation.into(),
+                    message: message.clone(),
+                },
+            });
+        }
+    }
+
+    /// Makes message `seq` of `conversation`, just opened with it, a system note: in the
+    /// transcript and in what this operation records and tells (the offer's snapshot).
+    fn as_system_note(&mut self, conversation: &str, seq: u64) {
+        let fix = |m: &mut Message| {
+            if m.seq == seq {
+                m.author = Author {
+                    kind: AuthorKind::System,
+                    id: None,
+                    name: "system".into(),
+                };
+            }
+        };
+        if let Some(c) = self.conversation_mut(conversation) {
+            c.transcript.iter_mut().for_each(fix);
+        }
+        for change in self.journal().changes_mut() {
+            if let Change::Message {
+                conversation: c,
+                message,
+            } = change
+            {
+                if c == conversation {
+                    fix(message);
+                }
+            }
+        }
+        for effect in self.journal().effects_mut() {
+            if let Effect::Notify { event, .. } = effect {
+                match event {
+                    AgentEvent::Message {
+                        conversation: c,
+                        message,
+                    } if c == conversation => fix(message),
+                    AgentEvent::Offer { conversation: c, .. } if c.id == conversation => {
+                        std::sync::Arc::make_mut(c).transcript.iter_mut().for_each(fix);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// An agent sends a file: checked as a text would be ([`Floor::may_write`]); the
+    /// message carries `attachment` and no text, and its outbox entry (to a Messenger
+    /// customer) carries `file`.
+    fn send_file(
+        &mut self,
+        agent: &str,
+        conversation: &str,
+        attachment: Attachment,
+        file: OutboundFile,
+        now: Millis,
+    ) -> Result<Message, CoreError> {
+        let name = self.may_write(agent, conversation, now)?;
+        if !valid_file_id(&file.id) {
+            return Err(CoreError::InvalidInput("a file id is 32 hex digits".into()));
+        }
+        let m = self.append_with(
+            conversation,
+            AuthorKind::Agent,
+            Some(agent.into()),
+            name,
+            "",
+            vec![attachment],
+            now,
+        );
+        let seq = m.seq;
+        let with_file = |o: &mut Outbound| {
+            if o.conversation == conversation && o.seq == seq {
+                o.file = Some(Box::new(file.clone()));
+            }
+        };
+        for change in self.journal().changes_mut() {
+            if let Change::Outbox(o) = change {
+                with_file(o);
+            }
+        }
+        for effect in self.journal().effects_mut() {
+            if let Effect::Send(o) = effect {
+                with_file(o);
+            }
+        }
+        Ok(m)
+    }
+
+    /// Sets `entry_point`'s thread control and the app threads go back to.
+    fn set_thread_control(
+        &mut self,
+        entry_point: &str,
+        thread_control: ThreadControl,
+        return_to_app_id: Option<String>,
+    ) -> Result<super::EntryPoint, CoreError> {
+        if let Some(app) = &return_to_app_id {
+            if !valid_graph_id(app) {
+                return Err(CoreError::InvalidInput(
+                    "return_to_app_id is an app id: 1 to 32 digits".into(),
+                ));
+            }
+        }
+        let ep = self
+            .entry_point_mut(entry_point)
+            .ok_or_else(|| CoreError::UnknownEntryPoint(entry_point.into()))?;
+        ep.messenger.thread_control = thread_control;
+        ep.messenger.return_to_app_id = return_to_app_id;
+        let ep = ep.clone();
+        self.journal().change(Change::EntryPoint(ep.clone()));
+        Ok(ep)
     }
 
     /// What a person wrote to `customer` from the Page's own inbox (an echo of another
@@ -648,6 +970,36 @@ impl Floor {
                 self.sender_action(&agent, &conversation, typing, now)?;
                 Ok(Reply::Done)
             }
+            MessengerCommand::SendFile {
+                agent,
+                conversation,
+                attachment,
+                file,
+            } => Ok(Reply::Message(self.send_file(
+                &agent,
+                &conversation,
+                *attachment,
+                *file,
+                now,
+            )?)),
+            MessengerCommand::ThreadPassed {
+                page_id,
+                customer,
+                metadata,
+                sent_at,
+            } => {
+                self.thread_passed(&page_id, customer, &metadata, sent_at, now)?;
+                Ok(Reply::Done)
+            }
+            MessengerCommand::SetThreadControl {
+                entry_point,
+                thread_control,
+                return_to_app_id,
+            } => Ok(Reply::EntryPoint(self.set_thread_control(
+                &entry_point,
+                thread_control,
+                return_to_app_id,
+            )?)),
         }
     }
 
@@ -883,6 +1235,8 @@ impl Floor {
             parts_sent: 0,
             human_agent_tag: w == Window::HumanAgentTag,
             queued_at: now,
+            file: None,
+            thread: None,
         })
     }
 }
@@ -972,6 +1326,7 @@ mod tests {
                 last_owner: None,
                 sent_at: None,
                 page_echo: false,
+                standby: false,
             },
             now,
         )
@@ -1144,6 +1499,8 @@ mod tests {
             parts_sent: 0,
             human_agent_tag: false,
             queued_at: m.at,
+            file: None,
+            thread: None,
         };
         f.take_changes();
         f.take_effects();
@@ -1241,6 +1598,204 @@ mod tests {
         (outbox, last)
     }
 
+    /// A customer message in standby: refused (`thread_of_another_app`, nothing changed)
+    /// with thread control `off`; with `take`, taken in, and a `take_thread_control`
+    /// entry in the outbox under the message's seq. Ending passes the thread back to
+    /// `return_to_app_id`, after every message; a handover opens a conversation whose
+    /// first message is a system note the customer is not sent.
+    #[test]
+    fn threads_of_another_app_are_taken_and_passed_back() {
+        let mut f = floor(false);
+        let standby = |f: &mut Floor, mid: &str, psid: &str| {
+            f.execute(
+                Command::MessengerMessage {
+                    page_id: PAGE.into(),
+                    customer: Customer {
+                        id: psid.into(),
+                        name: placeholder_name(psid),
+                    },
+                    text: "to the bot".into(),
+                    attachments: vec![],
+                    mid: Some(mid.into()),
+                    seen: false,
+                    last_owner: None,
+                    sent_at: None,
+                    page_echo: false,
+                    standby: true,
+                },
+                T0,
+            )
+        };
+        assert_eq!(
+            standby(&mut f, "m-s0", "psid-1").map(|_| ()),
+            Err(CoreError::ThreadOfAnotherApp(PAGE.into()))
+        );
+        assert!(f.take_changes().is_empty());
+        let set = |f: &mut Floor, tc, app: Option<&str>| {
+            f.execute(
+                Command::Messenger(MessengerCommand::SetThreadControl {
+                    entry_point: "ep".into(),
+                    thread_control: tc,
+                    return_to_app_id: app.map(String::from),
+                }),
+                T0,
+            )
+        };
+        assert!(matches!(
+            set(&mut f, ThreadControl::Take, Some("../x")),
+            Err(CoreError::InvalidInput(_))
+        ));
+        set(&mut f, ThreadControl::Take, Some("263902037430900")).expect("set");
+        f.take_changes();
+        let c = match standby(&mut f, "m-s1", "psid-1") {
+            Ok(Reply::Conversation(c)) => c.id,
+            other => panic!("{other:?}"),
+        };
+        let (outbox, _) = last_outbound(&mut f, &c);
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].seq, 1);
+        assert!(
+            matches!(outbox[0].thread.as_deref(), Some(ThreadCall::Take { .. })),
+            "{outbox:?}"
+        );
+        assert_eq!(outbox[0].steps(), 1);
+        f.execute(
+            Command::Accept {
+                agent: "a1".into(),
+                conversation: c.clone(),
+            },
+            T0,
+        )
+        .expect("accept");
+        f.execute(
+            Command::Send {
+                agent: "a1".into(),
+                conversation: c.clone(),
+                text: "hi".into(),
+            },
+            T0,
+        )
+        .expect("send");
+        f.take_changes();
+        f.take_effects();
+        f.execute(
+            Command::End {
+                agent: "a1".into(),
+                conversation: c.clone(),
+            },
+            T0,
+        )
+        .expect("end");
+        let (outbox, _) = last_outbound(&mut f, &c);
+        assert_eq!(outbox.len(), 1, "{outbox:?}");
+        assert_eq!(outbox[0].seq, PASS_THREAD_SEQ);
+        assert_eq!(
+            outbox[0].thread.as_deref(),
+            Some(&ThreadCall::Pass {
+                target_app_id: "263902037430900".into(),
+                metadata: format!("conversation {c} ended: agent_ended"),
+            })
+        );
+        // A handover opens a conversation with a note; the customer is sent nothing.
+        // (a1 owes a wrap-up: a2 takes the offer.)
+        f.execute(
+            Command::CreateAgent {
+                id: "a2".into(),
+                name: "Bob".into(),
+                queues: vec!["q".into()],
+                capacity: None,
+                credential: None,
+                password_hash: None,
+                skills: Default::default(),
+            },
+            T0,
+        )
+        .expect("a2");
+        f.execute(
+            Command::SetState {
+                agent: "a2".into(),
+                state: Presence::Available,
+                idle_code: None,
+            },
+            T0,
+        )
+        .expect("available");
+        f.take_changes();
+        f.take_effects();
+        let passed = f
+            .execute(
+                Command::Messenger(MessengerCommand::ThreadPassed {
+                    page_id: PAGE.into(),
+                    customer: Customer {
+                        id: "psid-2".into(),
+                        name: placeholder_name("psid-2"),
+                    },
+                    metadata: "VIP".into(),
+                    sent_at: None,
+                }),
+                T0,
+            )
+            .expect("handover");
+        assert!(matches!(passed, Reply::Done), "{passed:?}");
+        let changes = f.take_changes();
+        assert!(!changes.iter().any(|c| matches!(c, Change::Outbox(_))), "{changes:?}");
+        let id = f.open_conversation_of("ep", "psid-2").cloned().expect("opened");
+        let conv = f.conversation(&id).expect("held");
+        assert_eq!(conv.transcript[0].author.kind, AuthorKind::System);
+        assert_eq!(conv.first_text(), "Handed over by another app: VIP");
+        let offered = f.take_effects().into_iter().any(|e| {
+            matches!(e, Effect::Notify { event: AgentEvent::Offer { conversation, .. }, .. }
+                if conversation.transcript[0].author.kind == AuthorKind::System)
+        });
+        assert!(offered, "the offer's snapshot shows the note as a system message");
+    }
+
+    /// An agent's file: a message with the attachment and no text, and an outbox entry
+    /// carrying the file (one step); refused as a text would be.
+    #[test]
+    fn an_agents_file_goes_to_the_outbox() {
+        let mut f = floor(false);
+        let c = active(&mut f);
+        let file = |id: &str| OutboundFile {
+            id: id.into(),
+            kind: "image".into(),
+            content_type: "image/png".into(),
+            name: "a.png".into(),
+        };
+        let send = |f: &mut Floor, agent: &str, id: &str| {
+            f.execute(
+                Command::Messenger(MessengerCommand::SendFile {
+                    agent: agent.into(),
+                    conversation: c.clone(),
+                    attachment: Box::new(Attachment {
+                        kind: "image".into(),
+                        url: Some("/files/x/a.png".into()),
+                    }),
+                    file: Box::new(file(id)),
+                }),
+                T0,
+            )
+        };
+        let good = "0123456789abcdef0123456789abcdef";
+        assert!(matches!(send(&mut f, "a1", "../x"), Err(CoreError::InvalidInput(_))));
+        assert!(matches!(send(&mut f, "a2", good), Err(CoreError::UnknownAgent(_))));
+        let m = match send(&mut f, "a1", good) {
+            Ok(Reply::Message(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(m.text, "");
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.delivery, Some(Delivery::Pending));
+        let (outbox, _) = last_outbound(&mut f, &c);
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].file.as_deref(), Some(&file(good)));
+        assert!(outbox[0].parts.is_empty());
+        assert_eq!(outbox[0].steps(), 1);
+        assert_eq!(attachment_kind("video/mp4"), "video");
+        assert_eq!(attachment_kind("AUDIO/ogg"), "audio");
+        assert_eq!(attachment_kind("application/pdf"), "file");
+    }
+
     #[test]
     fn only_an_agents_words_use_the_human_agent_tag() {
         // (hours since the customer wrote, expected delivery of the system text "joined")
@@ -1330,6 +1885,7 @@ mod tests {
                     last_owner: None,
                     sent_at,
                     page_echo: false,
+                    standby: false,
                 },
                 now,
             )

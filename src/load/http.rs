@@ -791,6 +791,8 @@ impl Backend for Http {
                 page_access_token: None,
                 priority: 0,
                 routing_steps: steps,
+                thread_control: Default::default(),
+                return_to_app_id: None,
             })?;
             self.call("POST", "/api/v1/entry-points", None, Some(body)).await?;
         }

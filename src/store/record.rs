@@ -1146,11 +1146,13 @@ impl From<OutboundV1> for Outbound {
             parts_sent: o.parts_sent,
             human_agent_tag: o.human_agent_tag,
             queued_at: o.queued_at,
+            file: None,
+            thread: None,
         }
     }
 }
 
-/// The format of outbox entries this build writes ([`OutboundV2`]); it reads 1 too.
+/// The format of outbox entries version 2 wrote (no file, no thread call); read only.
 pub const OUTBOX_V2: u8 = 2;
 
 /// An outbox entry (see [`Outbound`]), keyed like a message: (conversation, seq). No token.
@@ -1166,21 +1168,6 @@ pub struct OutboundV2 {
     pub queued_at: u64,
 }
 
-impl From<Outbound> for OutboundV2 {
-    fn from(o: Outbound) -> Self {
-        OutboundV2 {
-            conversation: o.conversation,
-            seq: o.seq,
-            recipient: o.recipient,
-            page_id: o.page_id,
-            parts: o.parts,
-            parts_sent: o.parts_sent,
-            human_agent_tag: o.human_agent_tag,
-            queued_at: o.queued_at,
-        }
-    }
-}
-
 impl From<OutboundV2> for Outbound {
     fn from(o: OutboundV2) -> Self {
         Outbound {
@@ -1192,14 +1179,120 @@ impl From<OutboundV2> for Outbound {
             parts_sent: o.parts_sent,
             human_agent_tag: o.human_agent_tag,
             queued_at: o.queued_at,
+            file: None,
+            thread: None,
         }
     }
 }
 
-/// Decodes an outbox entry of either version.
+/// The format of outbox entries this build writes ([`OutboundV3`]); it reads 1 and 2 too.
+pub const OUTBOX_V3: u8 = 3;
+
+/// A file an agent sent, in an outbox entry (see [`crate::core::messenger::OutboundFile`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboundFileV1 {
+    pub id: String,
+    pub kind: String,
+    pub content_type: String,
+    pub name: String,
+}
+
+/// A Handover Protocol call in an outbox entry (see [`crate::core::messenger::ThreadCall`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ThreadCallV1 {
+    Take { metadata: String },
+    Pass { target_app_id: String, metadata: String },
+}
+
+/// An outbox entry of version 3: version 2 and a file or a thread control call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboundV3 {
+    pub conversation: String,
+    pub seq: u64,
+    pub recipient: String,
+    pub page_id: String,
+    pub parts: Vec<String>,
+    pub parts_sent: u32,
+    pub human_agent_tag: bool,
+    pub queued_at: u64,
+    pub file: Option<OutboundFileV1>,
+    pub thread: Option<ThreadCallV1>,
+}
+
+impl From<Outbound> for OutboundV3 {
+    fn from(o: Outbound) -> Self {
+        use crate::core::messenger::ThreadCall;
+        OutboundV3 {
+            conversation: o.conversation,
+            seq: o.seq,
+            recipient: o.recipient,
+            page_id: o.page_id,
+            parts: o.parts,
+            parts_sent: o.parts_sent,
+            human_agent_tag: o.human_agent_tag,
+            queued_at: o.queued_at,
+            file: o.file.map(|f| *f).map(|f| OutboundFileV1 {
+                id: f.id,
+                kind: f.kind,
+                content_type: f.content_type,
+                name: f.name,
+            }),
+            thread: o.thread.map(|t| match *t {
+                ThreadCall::Take { metadata } => ThreadCallV1::Take { metadata },
+                ThreadCall::Pass {
+                    target_app_id,
+                    metadata,
+                } => ThreadCallV1::Pass {
+                    target_app_id,
+                    metadata,
+                },
+            }),
+        }
+    }
+}
+
+impl From<OutboundV3> for Outbound {
+    fn from(o: OutboundV3) -> Self {
+        use crate::core::messenger::{OutboundFile, ThreadCall};
+        Outbound {
+            conversation: o.conversation,
+            seq: o.seq,
+            recipient: o.recipient,
+            page_id: o.page_id,
+            parts: o.parts,
+            parts_sent: o.parts_sent,
+            human_agent_tag: o.human_agent_tag,
+            queued_at: o.queued_at,
+            file: o.file.map(|f| {
+                Box::new(OutboundFile {
+                    id: f.id,
+                    kind: f.kind,
+                    content_type: f.content_type,
+                    name: f.name,
+                })
+            }),
+            thread: o.thread.map(|t| {
+                Box::new(match t {
+                    ThreadCallV1::Take { metadata } => ThreadCall::Take { metadata },
+                    ThreadCallV1::Pass {
+                        target_app_id,
+                        metadata,
+                    } => ThreadCall::Pass {
+                        target_app_id,
+                        metadata,
+                    },
+                })
+            }),
+        }
+    }
+}
+
+/// Decodes an outbox entry of any version.
 pub fn decode_outbound(key: &[u8], bytes: &[u8]) -> Result<Outbound, StoreError> {
-    decode_newer::<OutboundV2, Outbound>("outbox", key, bytes, OUTBOX_V2, || {
-        decode::<OutboundV1>("outbox", key, bytes).map(Outbound::from)
+    decode_newer::<OutboundV3, Outbound>("outbox", key, bytes, OUTBOX_V3, || {
+        decode_newer::<OutboundV2, Outbound>("outbox", key, bytes, OUTBOX_V2, || {
+            decode::<OutboundV1>("outbox", key, bytes).map(Outbound::from)
+        })
     })
 }
 
@@ -1321,6 +1414,53 @@ pub struct CountersV1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An outbox entry with a file or a thread call reads back whole (version 3), and an
+    /// entry version 2 wrote still reads, without either.
+    #[test]
+    fn outbox_entries_of_every_version_read_back() {
+        use crate::core::messenger::{OutboundFile, ThreadCall};
+        let entry = |file: Option<OutboundFile>, thread: Option<ThreadCall>| Outbound {
+            conversation: "c-1".into(),
+            seq: 3,
+            recipient: "123".into(),
+            page_id: "99".into(),
+            parts: vec!["hi".into()],
+            parts_sent: 1,
+            human_agent_tag: true,
+            queued_at: 7,
+            file: file.map(Box::new),
+            thread: thread.map(Box::new),
+        };
+        let file = OutboundFile {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            kind: "image".into(),
+            content_type: "image/png".into(),
+            name: "a.png".into(),
+        };
+        let pass = ThreadCall::Pass {
+            target_app_id: "263902037430900".into(),
+            metadata: "ended".into(),
+        };
+        for o in [entry(Some(file), None), entry(None, Some(pass)), entry(None, None)] {
+            let mut bytes = Vec::new();
+            encode_versioned_into(&mut bytes, OUTBOX_V3, &OutboundV3::from(o.clone())).unwrap();
+            assert_eq!(decode_outbound(b"k", &bytes).unwrap(), o);
+        }
+        let v2 = OutboundV2 {
+            conversation: "c-1".into(),
+            seq: 3,
+            recipient: "123".into(),
+            page_id: "99".into(),
+            parts: vec!["hi".into()],
+            parts_sent: 1,
+            human_agent_tag: true,
+            queued_at: 7,
+        };
+        let mut bytes = Vec::new();
+        encode_versioned_into(&mut bytes, OUTBOX_V2, &v2).unwrap();
+        assert_eq!(decode_outbound(b"k", &bytes).unwrap(), entry(None, None));
+    }
 
     #[test]
     fn message_keys_sort_by_conversation_then_seq() {

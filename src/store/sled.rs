@@ -478,7 +478,7 @@ fn add(batch: &mut Writes, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8
         Change::Outbox(o) => {
             key.push(prefix::OUTBOX);
             push_message_key(key, &o.conversation, o.seq);
-            encode_versioned_into(value, record::OUTBOX_V2, &record::OutboundV2::from(o))?;
+            encode_versioned_into(value, record::OUTBOX_V3, &record::OutboundV3::from(o))?;
         }
         Change::OutboxDone { conversation, seq } => {
             key.push(prefix::OUTBOX);

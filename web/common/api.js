@@ -11,8 +11,11 @@ export class ApiError extends Error {
   }
 }
 
-/** One request; `token` goes in the Authorization header, never in the URL. */
-export async function request(method, path, { token, body } = {}) {
+/**
+ * One request; `token` goes in the Authorization header, never in the URL. `body` is sent
+ * as JSON; `form` (a FormData, e.g. a file) as multipart/form-data instead.
+ */
+export async function request(method, path, { token, body, form } = {}) {
   const headers = { Accept: "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -21,7 +24,8 @@ export async function request(method, path, { token, body } = {}) {
     res = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      // The browser sets multipart's Content-Type (with its boundary) itself.
+      body: form !== undefined ? form : body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
       credentials: "omit",
     });

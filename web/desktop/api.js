@@ -37,6 +37,13 @@ export class Api {
     return this.get(`/api/v1/wrapup-reasons${q ? `?q=${encodeURIComponent(q)}` : ""}`);
   }
 
+  /** Sends `file` (a File) in conversation `id`: the message with its attachment. */
+  sendFile(id, file) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return request("POST", `/api/v1/conversations/${encodeURIComponent(id)}/attachments`, { token: this.token, form });
+  }
+
   /** Changes the signed-in agent's own password. */
   changePassword(current, next) {
     return request("PUT", "/api/v1/agents/me/password", { token: this.token, body: { current, new: next } });

@@ -233,6 +233,18 @@ class Desktop {
       setState: (state, idle_code) => this.run("set_state", idle_code ? { state, idle_code } : { state }),
       accept: (id) => this.run("accept", { conversation_id: id }),
       send: (id, text) => this.run("send", { conversation_id: id, text }),
+      sendFile: async (id, file) => {
+        try {
+          await this.api.sendFile(id, file);
+          return true;
+        } catch (e) {
+          this.messages.show(`${file.name}: ${explain(e)}`, "error");
+          return false;
+        }
+      },
+      // Typing and seen are hints for the customer: a refusal is not the agent's concern.
+      typing: (id, on) => this.socket.command("typing", { conversation_id: id, on }).catch(() => {}),
+      seen: (id) => this.socket.command("seen", { conversation_id: id }).catch(() => {}),
       end: async (id) => {
         if (await this.run("end", { conversation_id: id })) this.actions().openWrapup(id);
       },

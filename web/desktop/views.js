@@ -282,6 +282,11 @@ function safeUrl(url) {
   }
 }
 
+/** Typing goes off after this long without a keystroke. */
+const TYPING_PAUSE_MS = 2000;
+/** While the agent keeps typing, `typing` on is repeated this often (the engine's bound). */
+const TYPING_REPEAT_MS = 3000;
+
 const DELIVERY = {
   pending: "Sending",
   sent: "Sent",
@@ -327,7 +332,10 @@ class ConversationPanel {
       placeholder: "Write a message. Enter sends, Shift+Enter adds a line.",
     });
     this.compose.value = store.state.drafts.get(id) || "";
-    this.compose.addEventListener("input", () => store.state.drafts.set(id, this.compose.value));
+    this.compose.addEventListener("input", () => {
+      store.state.drafts.set(id, this.compose.value);
+      this.typed();
+    });
     this.compose.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
@@ -335,6 +343,11 @@ class ConversationPanel {
       }
     });
     this.sendButton = h("button", { type: "button", class: "primary", text: "Send", onclick: () => this.send() });
+    this.fileInput = h("input", { type: "file", hidden: true, tabindex: "-1", "aria-hidden": "true" });
+    this.fileInput.addEventListener("change", () => this.sendFiles());
+    this.attachButton = h("button", { type: "button", text: "Attach File", onclick: () => this.fileInput.click() });
+    // The seq of the last customer message that `seen` was sent for.
+    this.seenSeq = 0;
     this.panel = h(
       "section",
       { role: "tabpanel", id: panelId, "aria-labelledby": tabId, class: "panel", hidden: true },
@@ -342,13 +355,44 @@ class ConversationPanel {
       this.controls,
       this.ended,
       this.transcript,
-      h("div", { class: "compose" }, this.composeLabel, this.compose, this.sendButton),
+      h("div", { class: "compose" }, this.composeLabel, this.compose, h("div", { class: "compose-actions" }, this.sendButton, this.attachButton), this.fileInput),
     );
+  }
+
+  /**
+   * The agent typed: `typing` on at once (the engine shows it at most once every few
+   * seconds), then off after TYPING_PAUSE_MS without a keystroke, or on send.
+   */
+  typed() {
+    if (!this.canWrite) return;
+    const now = Date.now();
+    if (!this.typingSince || now - this.typingSince >= TYPING_REPEAT_MS) {
+      this.typingSince = now;
+      this.actions.typing(this.id, true);
+    }
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => this.stopTyping(), TYPING_PAUSE_MS);
+  }
+
+  stopTyping() {
+    clearTimeout(this.typingTimer);
+    if (!this.typingSince) return;
+    this.typingSince = 0;
+    if (this.canWrite) this.actions.typing(this.id, false);
+  }
+
+  async sendFiles() {
+    const files = [...this.fileInput.files];
+    this.fileInput.value = "";
+    this.attachButton.disabled = true;
+    for (const f of files) await this.actions.sendFile(this.id, f);
+    this.attachButton.disabled = !this.canWrite;
   }
 
   async send() {
     const text = this.compose.value;
     if (!text.trim() || this.sending) return;
+    this.stopTyping();
     this.sending = true;
     this.sendButton.disabled = true;
     const ok = await this.actions.send(this.id, text);
@@ -416,9 +460,19 @@ class ConversationPanel {
     this.canWrite = active && (host || guest);
     this.compose.disabled = !this.canWrite;
     this.sendButton.disabled = !this.canWrite || !!this.sending;
+    this.attachButton.disabled = !this.canWrite;
+    this.attachButton.setAttribute("aria-label", `Attach a file for ${isoText(name)}`);
+    if (!this.canWrite) clearTimeout(this.typingTimer);
 
     this.transcript.setAttribute("aria-label", `Transcript with ${isoText(name)}`);
     this.renderTranscript(c.transcript || [], me);
+
+    // Shown with a customer message not seen yet: tell the customer (Messenger's mark_seen).
+    const lastCustomer = (c.transcript || []).reduce((seq, m) => (m.author.kind === "customer" ? m.seq : seq), 0);
+    if (selected && this.canWrite && lastCustomer > this.seenSeq && document.visibilityState !== "hidden") {
+      this.seenSeq = lastCustomer;
+      this.actions.seen(this.id);
+    }
   }
 
   renderTranscript(transcript, me) {

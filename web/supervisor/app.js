@@ -31,6 +31,8 @@ const state = {
   /** Agent ids sorted by name; null when an agent came, went or was renamed. */
   agentOrder: null,
   conversations: new Map(),
+  /** Entry points by id, with their Messenger `channel_state`. */
+  entryPoints: new Map(),
   idleCodes: [],
   socket: null,
   open: null,
@@ -154,6 +156,10 @@ function apply(ev, now) {
       state.agents = new Map(ev.agents.map((a) => [a.id, a]));
       state.agentOrder = null;
       state.conversations = new Map(ev.conversations.map((c) => [c.id, c]));
+      state.entryPoints = new Map((ev.entry_points || []).map((e) => [e.id, e]));
+      break;
+    case "entry_point":
+      state.entryPoints.set(ev.entry_point.id, ev.entry_point);
       break;
     case "batch":
       for (const one of ev.events || []) apply(one, now);
@@ -198,6 +204,21 @@ function render() {
   drawnAt = Date.now();
   renderQueues();
   renderAgents();
+  renderChannels();
+}
+
+/** One line per Facebook Page whose token the Graph API refused (`channel_state`). */
+function renderChannels() {
+  const down = [...state.entryPoints.values()].filter((e) => e.channel_state === "unauthorized");
+  const key = down.map((e) => `${e.id}:${e.name}`).join("|");
+  if (key === renderChannels.key) return;
+  renderChannels.key = key;
+  $("channels").hidden = down.length === 0;
+  $("channel-alerts").replaceChildren(
+    ...down.map((e) =>
+      h("li", {}, "Facebook Page ", iso(e.name), ` (entry point ${e.id}): its access token was refused; its messages wait until the admin sets a new one.`),
+    ),
+  );
 }
 
 const queueRows = new KeyedChildren($("queue-rows"), {

@@ -32,7 +32,7 @@ use bytestring::ByteString;
 use tokio::sync::mpsc;
 
 use super::SupervisedAgentDto;
-use crate::api::dto::{ConversationDto, ConversationStateDto, QueueDto};
+use crate::api::dto::{ConversationDto, ConversationStateDto, EntryPointDto, QueueDto};
 use crate::config::SupervisorConfig;
 use crate::core::{Agent, Conversation, Millis};
 use crate::engine::{Engine, Query};
@@ -59,6 +59,8 @@ struct Mirror {
     /// Open conversations only (an ended one is sent once, then forgotten).
     conversations: BTreeMap<String, ByteString>,
     queues: BTreeMap<String, QueueEntry>,
+    /// Entry points (with their Messenger `channel_state`).
+    entry_points: BTreeMap<String, ByteString>,
     /// The last snapshot frame, until something changes.
     snapshot: Option<ByteString>,
 }
@@ -165,6 +167,11 @@ impl Mirror {
                 m.conversations.insert(c.id.clone(), j);
             }
         }
+        for e in &view.entry_points {
+            if let Some(j) = json(&EntryPointDto::from(e)) {
+                m.entry_points.insert(e.id.clone(), j.into());
+            }
+        }
         for f in queues {
             m.queues.insert(
                 f.id.clone(),
@@ -185,8 +192,9 @@ impl Mirror {
         let queues = join(&mut self.queues.values().filter_map(|q| queue_json(&q.figures, now)));
         let agents = join(&mut self.agents.values().map(|s| s.to_string()));
         let conversations = join(&mut self.conversations.values().map(|s| s.to_string()));
+        let entry_points = join(&mut self.entry_points.values().map(|s| s.to_string()));
         let s = ByteString::from(format!(
-            r#"{{"type":"snapshot","queues":[{queues}],"agents":[{agents}],"conversations":[{conversations}]}}"#
+            r#"{{"type":"snapshot","queues":[{queues}],"agents":[{agents}],"conversations":[{conversations}],"entry_points":[{entry_points}]}}"#
         ));
         self.snapshot = Some(s.clone());
         s
@@ -215,6 +223,15 @@ impl Mirror {
             } else if self.conversations.get(&c.id) != Some(&j) {
                 frames.push(frame("conversation", &j));
                 self.conversations.insert(c.id.clone(), j);
+            }
+        }
+        for e in &delta.entry_points {
+            let Some(j) = json(&EntryPointDto::from(e)).map(ByteString::from) else {
+                continue;
+            };
+            if self.entry_points.get(&e.id) != Some(&j) {
+                frames.push(frame("entry_point", &j));
+                self.entry_points.insert(e.id.clone(), j);
             }
         }
         for f in queues {
@@ -406,7 +423,7 @@ mod tests {
             FloorDelta {
                 watching: true,
                 agents: vec![agent(crate::core::Presence::LoggedOut)],
-                conversations: vec![],
+                ..Default::default()
             },
             vec![figures(0, None)],
             1_000,
@@ -414,7 +431,7 @@ mod tests {
         let delta = |agents: Vec<Agent>| FloorDelta {
             watching: true,
             agents,
-            conversations: vec![],
+            ..Default::default()
         };
         // (delta's agents, changed queues, now, kinds published)
         #[allow(clippy::type_complexity)]
@@ -473,6 +490,47 @@ mod tests {
             let want_ids: Vec<String> = (0..n).map(|i| format!("q{i}")).collect();
             assert_eq!(ids, want_ids, "order kept");
         }
+    }
+
+    /// An entry point is in the snapshot, and sent again (`entry_point`) only when its
+    /// JSON changes: its Messenger page's token is refused, then replaced.
+    #[test]
+    fn entry_points_reach_supervisors_when_they_change() {
+        let ep = |state| crate::core::EntryPoint {
+            id: "ep".into(),
+            name: "Acme".into(),
+            queue: "q".into(),
+            page_id: Some("123".into()),
+            page_access_token: Some("secret".into()),
+            priority: 0,
+            routing_steps: Vec::new(),
+            messenger: crate::core::messenger::PageSettings {
+                channel_state: state,
+                ..Default::default()
+            },
+        };
+        use crate::core::messenger::ChannelState::{Ok as Fine, Unauthorized};
+        let view = FloorDelta {
+            watching: true,
+            entry_points: vec![ep(Fine)],
+            ..Default::default()
+        };
+        let mut m = Mirror::from_view(view, vec![], 1_000);
+        let snap: serde_json::Value = serde_json::from_str(&m.snapshot(1_000)).unwrap();
+        assert_eq!(snap["entry_points"][0]["channel_state"], "ok");
+        assert!(!snap.to_string().contains("secret"), "the token is never shown");
+        let delta = |state| FloorDelta {
+            watching: true,
+            entry_points: vec![ep(state)],
+            ..Default::default()
+        };
+        assert_eq!(kinds(&m.apply(delta(Fine), vec![], 1_100, 900)), Vec::<String>::new());
+        let frames = m.apply(delta(Unauthorized), vec![], 1_200, 900);
+        assert_eq!(kinds(&frames), ["entry_point"]);
+        let v: serde_json::Value = serde_json::from_str(&frames[0]).unwrap();
+        assert_eq!(v["entry_point"]["channel_state"], "unauthorized");
+        let snap: serde_json::Value = serde_json::from_str(&m.snapshot(1_300)).unwrap();
+        assert_eq!(snap["entry_points"][0]["channel_state"], "unauthorized");
     }
 
     #[test]

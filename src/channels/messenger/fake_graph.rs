@@ -1,7 +1,8 @@
 //! A fake Graph API on loopback, for tests and for trying the Messenger channel without
 //! Facebook (`switchboard-fake-graph`): it answers the Send API (`POST
-//! /{version}/me/messages`: messages and sender actions) and the User Profile API (`GET
-//! /{version}/{psid}`), records every request, and can be told to fail (a status, a
+//! /{version}/me/messages`: messages, sender actions, and files in multipart form), the
+//! Handover Protocol (`POST /{version}/me/take_thread_control` and `pass_thread_control`)
+//! and the User Profile API (`GET /{version}/{psid}`), records every request, and can be told to fail (a status, a
 //! dropped connection, or error 190 for an expired page token).
 //!
 //! A plain HTTP/1.1 server on tokio, so that a test controls exactly what goes on the
@@ -195,14 +196,30 @@ impl FakeGraph {
         let target = parts.next().unwrap_or_default();
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let query: HashMap<String, String> = url_pairs(query);
-        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let content_type = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-type")
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        let json: serde_json::Value = match content_type.split_once("boundary=") {
+            Some((kind, boundary)) if kind.starts_with("multipart/form-data") => multipart_json(body, boundary),
+            _ => serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
+        };
         let mut state = self.state();
         let expired = query.get("access_token").is_some_and(|t| state.expired.contains(t));
-        let answer = if method == "POST" && path.ends_with("/me/messages") && expired {
+        let thread_call = path.ends_with("/me/take_thread_control") || path.ends_with("/me/pass_thread_control");
+        let answer = if method == "POST" && (path.ends_with("/me/messages") || thread_call) && expired {
             Some((
                 401,
                 r#"{"error":{"message":"Error validating access token: Session has expired","type":"OAuthException","code":190,"error_subcode":463}}"#.into(),
             ))
+        } else if method == "POST" && thread_call {
+            // Handover Protocol: take or pass thread control (Meta answers `success`).
+            Some((200, r#"{"success":true}"#.into()))
         } else if method == "POST" && path.ends_with("/me/messages") {
             match state.failing.clone().or_else(|| state.script.pop_front()) {
                 Some(Scripted::Drop) => None,
@@ -261,6 +278,63 @@ impl FakeGraph {
         self.notify.notify_waiters();
         answer
     }
+}
+
+/// A multipart/form-data body as JSON: each text field by name (parsed as JSON where it
+/// is JSON, as Meta's `recipient` and `message` are), and the file part as `filedata`:
+/// `{"filename","content_type","size"}` (the bytes themselves are not kept).
+fn multipart_json(body: &[u8], boundary: &str) -> serde_json::Value {
+    let boundary = boundary.trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let mut out = serde_json::Map::new();
+    let mut rest = body;
+    while let Some(start) = find(rest, delimiter.as_bytes()) {
+        rest = &rest[start + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let Some(head_end) = find(rest, b"\r\n\r\n") else { break };
+        let head = String::from_utf8_lossy(&rest[..head_end]).to_string();
+        let content = &rest[head_end + 4..];
+        let end = find(content, format!("\r\n{delimiter}").as_bytes()).unwrap_or(content.len());
+        let value = &content[..end];
+        let disposition = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
+            .unwrap_or_default();
+        let attr = |name: &str| {
+            disposition.split(';').find_map(|p| {
+                p.trim()
+                    .strip_prefix(&format!("{name}="))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        };
+        let part_type = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-type"))
+            })
+            .map(|(_, v)| v.trim().to_string());
+        if let Some(name) = attr("name") {
+            if let Some(filename) = attr("filename") {
+                out.insert(
+                    name,
+                    serde_json::json!({"filename": filename, "content_type": part_type, "size": value.len()}),
+                );
+            } else {
+                let text = String::from_utf8_lossy(value).to_string();
+                let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+                out.insert(name, v);
+            }
+        }
+        rest = &content[end..];
+    }
+    serde_json::Value::Object(out)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Reads until the end of the request head; returns (head length, content length).

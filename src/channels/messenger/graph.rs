@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::MessengerConfig;
+use crate::core::messenger::{OutboundFile, ThreadCall};
 use crate::core::Outbound;
 
 /// What one Send API request came to.
@@ -114,6 +115,132 @@ pub async fn send(
         Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
     };
     match request.send_json(&send_body(o, part)).await {
+        Ok(mut res) => {
+            let status = res.status().as_u16();
+            let body = res.body().limit(64 * 1024).await.unwrap_or_default();
+            classify(status, &body)
+        }
+        Err(e) => SendOutcome::Retry(format!("network error: {e}")),
+    }
+}
+
+/// The Send API's `messaging_type` (and `tag`) fields of `o`.
+fn messaging_type(o: &Outbound) -> Vec<(&'static str, &'static str)> {
+    if o.human_agent_tag {
+        vec![("messaging_type", "MESSAGE_TAG"), ("tag", "HUMAN_AGENT")]
+    } else {
+        vec![("messaging_type", "RESPONSE")]
+    }
+}
+
+/// A multipart/form-data body of text `fields` and one file part `filedata`; returns
+/// the body and its content type.
+pub fn multipart(fields: &[(&str, String)], file: &OutboundFile, bytes: &[u8]) -> (Vec<u8>, String) {
+    let mut raw = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
+    let boundary = format!("switchboard-{}", hex::encode(raw));
+    let mut body = Vec::with_capacity(bytes.len() + 1024);
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    // The name is clean (letters, digits, `.-_`: see `channels::files::clean_name`).
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"filedata\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
+            file.name, file.content_type
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+/// A file for `o`'s recipient: one Send API request in multipart form (`recipient`,
+/// `messaging_type`, `message` with the attachment's type, and the bytes as
+/// `filedata`), as Meta's "send an attachment from a file" does; no separate upload.
+pub async fn send_file(
+    client: &awc::Client,
+    config: &MessengerConfig,
+    token: &str,
+    o: &Outbound,
+    file: &OutboundFile,
+    bytes: &[u8],
+) -> SendOutcome {
+    let url = format!(
+        "{}/{}/me/messages",
+        config.graph_base_url.trim_end_matches('/'),
+        config.graph_version
+    );
+    let mut fields: Vec<(&str, String)> = vec![("recipient", json!({"id": o.recipient}).to_string())];
+    fields.extend(messaging_type(o).into_iter().map(|(k, v)| (k, v.to_string())));
+    fields.push((
+        "message",
+        json!({"attachment": {"type": file.kind, "payload": {"is_reusable": false}}}).to_string(),
+    ));
+    let (body, content_type) = multipart(&fields, file, bytes);
+    let request = match client
+        .post(url)
+        .timeout(Duration::from_millis(config.send_timeout_ms.max(30_000)))
+        .query(&[("access_token", token)])
+    {
+        Ok(r) => r.insert_header(("content-type", content_type)),
+        Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
+    };
+    answer(request.send_body(body).await).await
+}
+
+/// A Handover Protocol call for `recipient`: `POST /me/take_thread_control` or
+/// `/me/pass_thread_control` (with `target_app_id`), JSON as Meta's reference shows.
+pub async fn thread_call(
+    client: &awc::Client,
+    config: &MessengerConfig,
+    token: &str,
+    recipient: &str,
+    call: &ThreadCall,
+) -> SendOutcome {
+    let (path, body) = thread_body(recipient, call);
+    let url = format!(
+        "{}/{}/me/{path}",
+        config.graph_base_url.trim_end_matches('/'),
+        config.graph_version
+    );
+    let request = match client
+        .post(url)
+        .timeout(Duration::from_millis(config.send_timeout_ms))
+        .query(&[("access_token", token)])
+    {
+        Ok(r) => r,
+        Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
+    };
+    answer(request.send_json(&body).await).await
+}
+
+/// The path and JSON body of a Handover Protocol call.
+pub fn thread_body(recipient: &str, call: &ThreadCall) -> (&'static str, serde_json::Value) {
+    match call {
+        ThreadCall::Take { metadata } => (
+            "take_thread_control",
+            json!({"recipient": {"id": recipient}, "metadata": metadata}),
+        ),
+        ThreadCall::Pass {
+            target_app_id,
+            metadata,
+        } => (
+            "pass_thread_control",
+            json!({"recipient": {"id": recipient}, "target_app_id": target_app_id, "metadata": metadata}),
+        ),
+    }
+}
+
+/// What a Graph API request came to.
+async fn answer<S>(res: Result<awc::ClientResponse<S>, awc::error::SendRequestError>) -> SendOutcome
+where
+    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    match res {
         Ok(mut res) => {
             let status = res.status().as_u16();
             let body = res.body().limit(64 * 1024).await.unwrap_or_default();
@@ -268,6 +395,8 @@ mod tests {
             parts_sent: 0,
             human_agent_tag: false,
             queued_at: 0,
+            file: None,
+            thread: None,
         };
         assert_eq!(
             send_body(&o, "hi"),

@@ -116,7 +116,7 @@ pub fn init() {
     }
     PAGES_UNAUTHORIZED.set(PAGES_UNAUTHORIZED.get());
     for kind in [
-        "message", "postback", "delivery", "read", "echo", "reaction", "standby", "other", "batch",
+        "message", "postback", "delivery", "read", "echo", "reaction", "standby", "handover", "other", "batch",
     ] {
         for outcome in ["accepted", "ignored", "unknown_page", "refused", "failed"] {
             WEBHOOK_EVENTS.with_label_values(&[kind, outcome]);

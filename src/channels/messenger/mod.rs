@@ -177,7 +177,9 @@ pub fn start_engine(
     store: Arc<dyn crate::store::Store>,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
     let clock: Arc<dyn crate::actors::Clock> = Arc::new(crate::actors::SystemClock);
-    let outbox = Outbox::start(config.messenger.clone(), clock.clone());
+    let files = crate::channels::files::FileStore::for_config(config)
+        .map_err(|e| crate::store::StoreError::Write(format!("the attachments directory cannot be opened: {e}")))?;
+    let outbox = Outbox::start(config.messenger.clone(), clock.clone(), Arc::new(files));
     let mut options = crate::engine::EngineOptions::new(config.rules(), store);
     options.clock = clock;
     options.channel = outbox.clone();

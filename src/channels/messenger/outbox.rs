@@ -23,8 +23,11 @@ use super::graph::{self, SendOutcome};
 use super::metrics;
 use crate::actors::conversation::CustomerChannel;
 use crate::actors::Clock;
+use crate::channels::files::FileStore;
 use crate::config::MessengerConfig;
-use crate::core::messenger::{give_up, ChannelState, MessengerCommand, PageNote, SenderAction};
+use crate::core::messenger::{
+    give_up, ChannelState, MessengerCommand, OutboundFile, PageNote, SenderAction, ThreadCall,
+};
 use crate::core::{Command, ConversationId, Message, Millis, Outbound, OutboxOutcome};
 use crate::engine::{Engine, Query, QueryReply};
 
@@ -51,6 +54,8 @@ struct Inner {
     pages: Mutex<HashMap<String, Page>>,
     /// Woken when a page's token or state changes (what waited for a token goes on).
     page_changed: Notify,
+    /// The files agents sent (read when an entry carries one).
+    files: Arc<FileStore>,
 }
 
 /// What the sender knows of one page.
@@ -78,7 +83,7 @@ thread_local! {
 
 impl Outbox {
     /// Starts the sender's arbiter. Must run inside an actix system.
-    pub fn start(config: MessengerConfig, clock: Arc<dyn Clock>) -> Arc<Outbox> {
+    pub fn start(config: MessengerConfig, clock: Arc<dyn Clock>, files: Arc<FileStore>) -> Arc<Outbox> {
         metrics::init();
         let (engine_tx, engine) = watch::channel(None);
         Arc::new(Outbox {
@@ -92,6 +97,7 @@ impl Outbox {
                 clock,
                 pages: Mutex::new(HashMap::new()),
                 page_changed: Notify::new(),
+                files,
             }),
         })
     }
@@ -99,6 +105,11 @@ impl Outbox {
     /// Reports go to `engine` from now on.
     pub fn attach(&self, engine: Engine) {
         let _ = self.inner.engine_tx.send(Some(engine));
+    }
+
+    /// The files agents sent, which entries may carry.
+    pub fn files(&self) -> Arc<FileStore> {
+        self.inner.files.clone()
     }
 
     /// Depth and oldest age now (also published as gauges).
@@ -316,28 +327,70 @@ async fn run_conversation(inner: Arc<Inner>, conversation: ConversationId, mut r
     }
 }
 
-/// Sends every part of `o` not yet accepted, retrying what may succeed later (for
-/// `retry_for_ms`), waiting while the page has no valid token, and reports the outcome.
+/// One step of an entry's sending.
+enum Step {
+    Text(String),
+    File(OutboundFile),
+    Thread(ThreadCall),
+}
+
+/// Step `i` of `o` ([`Outbound::steps`]).
+fn step(o: &Outbound, i: usize) -> Option<Step> {
+    if let Some(part) = o.parts.get(i) {
+        return Some(Step::Text(part.clone()));
+    }
+    match (i - o.parts.len(), o.file.as_deref(), o.thread.as_deref()) {
+        (0, Some(f), _) => Some(Step::File(f.clone())),
+        (0, None, Some(t)) | (1, Some(_), Some(t)) => Some(Step::Thread(t.clone())),
+        _ => None,
+    }
+}
+
+/// Carries out one step with `token`. A file that cannot be read from the file store
+/// fails the entry for good.
+async fn send_step(inner: &Inner, token: &str, o: &Outbound, step: Step) -> SendOutcome {
+    let client = CLIENT.with(Clone::clone);
+    let config = &inner.config;
+    match step {
+        Step::Text(part) => graph::send(&client, config, token, o, &part).await,
+        Step::File(file) => {
+            let files = inner.files.clone();
+            let id = file.id.clone();
+            let read = actix_web::rt::task::spawn_blocking(move || files.get(&id)).await;
+            match read {
+                Ok(Ok((bytes, _))) => graph::send_file(&client, config, token, o, &file, &bytes).await,
+                Ok(Err(e)) => SendOutcome::Final(format!("the file cannot be read: {e}")),
+                Err(e) => SendOutcome::Retry(format!("the file could not be read: {e}")),
+            }
+        }
+        Step::Thread(call) => graph::thread_call(&client, config, token, &o.recipient, &call).await,
+    }
+}
+
+/// Sends every step of `o` not yet accepted (text parts, a file, a thread control call),
+/// retrying what may succeed later (for `retry_for_ms`), waiting while the page has no
+/// valid token, and reports the outcome.
 async fn send_entry(inner: &Inner, mut o: Outbound) {
     let config = &inner.config;
     let mut failures = 0u32;
     let mut first_failure = None;
-    while (o.parts_sent as usize) < o.parts.len() {
-        let part = o.parts[o.parts_sent as usize].clone();
+    while o.parts_sent < o.steps() {
+        let Some(next) = step(&o, o.parts_sent as usize) else {
+            break;
+        };
         let Some((token, generation)) = inner.token(&o.page_id).await else {
             metrics::send("failed");
             let error = "the entry point has no page access token".to_string();
             return finish(inner, &o, OutboxOutcome::Failed { error }).await;
         };
-        let client = CLIENT.with(Clone::clone);
         let started = inner.clock.now();
-        match graph::send(&client, config, &token, &o, &part).await {
+        match send_step(inner, &token, &o, next).await {
             SendOutcome::Accepted => {
                 metrics::send("sent");
                 failures = 0;
                 first_failure = None;
                 o.parts_sent += 1;
-                if (o.parts_sent as usize) < o.parts.len() {
+                if o.parts_sent < o.steps() {
                     let parts_sent = o.parts_sent;
                     report(inner, &o, OutboxOutcome::Progress { parts_sent }).await;
                 } else {

@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::core::messenger::{postback_key, valid_graph_id, SkipReason};
+use crate::core::messenger::{postback_key, valid_graph_id, MessengerCommand, SkipReason};
 use crate::core::{Attachment, Command, Customer, Millis};
 
 /// One event of a delivery, read or skipped.
@@ -50,9 +50,42 @@ pub fn read_body(body: &[u8], app_id: &str) -> Vec<Item> {
         for e in events.into_iter().flatten() {
             items.push(read_event(&page, e, app_id));
         }
-        // Events of threads another app owns (Handover Protocol / Conversation Routing).
-        for _ in standby.into_iter().flatten() {
-            items.push(Item::Skip(SkipReason::Standby, "standby"));
+        // Events of threads another app owns (Handover Protocol / Conversation Routing):
+        // a customer's message or postback may make the engine take the thread (the core
+        // decides, by the entry point's `thread_control`); the rest is skipped.
+        for e in standby.into_iter().flatten() {
+            items.push(match read_event(&page, e, app_id) {
+                Item::Use(
+                    Command::MessengerMessage {
+                        page_id,
+                        customer,
+                        text,
+                        attachments,
+                        mid,
+                        seen,
+                        last_owner,
+                        sent_at,
+                        page_echo: false,
+                        ..
+                    },
+                    _,
+                ) => Item::Use(
+                    Command::MessengerMessage {
+                        page_id,
+                        customer,
+                        text,
+                        attachments,
+                        mid,
+                        seen,
+                        last_owner,
+                        sent_at,
+                        page_echo: false,
+                        standby: true,
+                    },
+                    "standby",
+                ),
+                _ => Item::Skip(SkipReason::Standby, "standby"),
+            });
         }
     }
     items
@@ -153,6 +186,7 @@ fn read_event(page: &str, e: &Value, app_id: &str) -> Item {
         last_owner: None,
         sent_at,
         page_echo: false,
+        standby: false,
     };
     match kind {
         "message" => {
@@ -193,6 +227,33 @@ fn read_event(page: &str, e: &Value, app_id: &str) -> Item {
                 kind,
             )
         }
+        "handover" if e.get("pass_thread_control").is_some_and(|p| !p.is_null()) => {
+            let part = e.get("pass_thread_control");
+            let to = part.and_then(|p| p.get("new_owner_app_id")).and_then(id_of);
+            // Passed to another app (a secondary receiver sees those too): not ours.
+            if !app_id.is_empty() && to.as_deref() != Some(app_id) {
+                return Item::Skip(SkipReason::UnknownKind, "handover");
+            }
+            let metadata = part
+                .and_then(|p| p.get("metadata"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            Item::Use(
+                Command::Messenger(MessengerCommand::ThreadPassed {
+                    page_id: page.into(),
+                    customer: Customer {
+                        name: super::placeholder(&customer),
+                        id: customer.clone(),
+                    },
+                    metadata,
+                    sent_at,
+                }),
+                "handover",
+            )
+        }
+        // Thread control taken from this app, a role change, a request: nothing to do.
+        "handover" => Item::Skip(SkipReason::UnknownKind, "handover"),
         _ => Item::Skip(SkipReason::UnknownKind, kind),
     }
 }
@@ -234,6 +295,7 @@ fn read_echo(page: &str, e: &serde_json::Map<String, Value>, app_id: &str, sent_
             last_owner: None,
             sent_at,
             page_echo: true,
+            standby: false,
         },
         kind,
     )
@@ -274,6 +336,12 @@ fn kind_of(e: &Value) -> &'static str {
         "read"
     } else if has("reaction") {
         "reaction"
+    } else if has("pass_thread_control")
+        || has("take_thread_control")
+        || has("request_thread_control")
+        || has("app_roles")
+    {
+        "handover"
     } else {
         "other"
     }
@@ -319,7 +387,13 @@ mod tests {
             ev(json!({"read": {"watermark": "1458668856253"}})),
             ev(json!({"postback": {"title": "Yes", "payload": "Y"}})),
             json!("not an object"),
-        ], "standby": [ev(json!({"message": {"mid": "m8", "text": "bot's"}}))]},
+            ev(json!({"pass_thread_control": {"previous_owner_app_id": "123456789", "new_owner_app_id": "1517776481860111", "metadata": "VIP"}})),
+            ev(json!({"pass_thread_control": {"new_owner_app_id": "999", "metadata": "to another app"}})),
+            ev(json!({"take_thread_control": {"previous_owner_app_id": "1517776481860111", "new_owner_app_id": "123456789", "metadata": "bot's turn"}})),
+        ], "standby": [
+            ev(json!({"message": {"mid": "m8", "text": "bot's"}})),
+            ev(json!({"read": {"watermark": 1458668856253u64}})),
+        ]},
         {"id": "9\nforged", "messaging": [ev(json!({"message": {"mid": "m9", "text": "x"}}))]}]});
         assert_eq!(
             skip_reasons(&body),
@@ -338,12 +412,35 @@ mod tests {
                 "read",
                 "postback",
                 "unreadable",
+                "handover",
+                "unknown_kind",
+                "unknown_kind",
+                "standby",
                 "standby",
                 "bad_id",
             ]
         );
         assert_eq!(skip_reasons(&json!({"object": "instagram", "entry": []})), ["not_page"]);
         assert_eq!(read_body(b"not json", "").len(), 1);
+    }
+
+    #[test]
+    fn standby_messages_and_handovers_become_commands() {
+        let body = json!({"object": "page", "entry": [{"id": "99", "time": 1,
+            "messaging": [{"sender": {"id": "123"}, "recipient": {"id": "99"}, "timestamp": 1458692752478u64,
+                "pass_thread_control": {"previous_owner_app_id": null, "new_owner_app_id": "1517776481860111", "metadata": "Additional content"}}],
+            "standby": [{"sender": {"id": "123"}, "recipient": {"id": "99"}, "timestamp": 1458692752478u64,
+                "message": {"mid": "m1", "text": "hello bot"}}]}]});
+        let items = read_body(body.to_string().as_bytes(), "1517776481860111");
+        assert!(
+            matches!(&items[0], Item::Use(Command::Messenger(MessengerCommand::ThreadPassed { metadata, customer, .. }), "handover")
+                if metadata == "Additional content" && customer.id == "123"),
+            "{items:?}"
+        );
+        assert!(
+            matches!(&items[1], Item::Use(Command::MessengerMessage { standby: true, text, .. }, "standby") if text == "hello bot"),
+            "{items:?}"
+        );
     }
 
     #[test]

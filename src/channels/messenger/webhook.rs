@@ -138,6 +138,11 @@ pub async fn receive(messenger: web::Data<Messenger>, req: HttpRequest, body: we
                 metrics::webhook(kind, "unknown_page");
                 metrics::skipped(SkipReason::UnknownPage);
             }
+            Err(EngineError::Core(CoreError::ThreadOfAnotherApp(_))) => {
+                // Standby on an entry point whose thread control is off: the bot's thread.
+                metrics::webhook(kind, "ignored");
+                metrics::skipped(SkipReason::Standby);
+            }
             Err(EngineError::Core(e)) => {
                 tracing::warn!(kind, code = e.code(), error = ?e.to_string(), "messenger event refused; acknowledged");
                 metrics::webhook(kind, "refused");

@@ -31,6 +31,13 @@ impl Floor {
             check_id("page", p)?;
             self.check_page_free(p, &ep.id)?;
         }
+        if let Some(app) = &ep.messenger.return_to_app_id {
+            if !crate::core::messenger::valid_graph_id(app) {
+                return Err(CoreError::InvalidInput(
+                    "return_to_app_id is an app id: 1 to 32 digits".into(),
+                ));
+            }
+        }
         if self.entry_points.contains_key(&ep.id) {
             return Err(CoreError::AlreadyExists {
                 kind: "entry point",

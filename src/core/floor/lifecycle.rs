@@ -280,6 +280,13 @@ impl Floor {
         now: Millis,
     ) -> Result<Message, CoreError> {
         check_text(text)?;
+        let name = self.may_write(agent, conversation, now)?;
+        Ok(self.append(conversation, AuthorKind::Agent, Some(agent.into()), name, text, now))
+    }
+
+    /// The name of `agent` if it may write in `conversation` now (a text or a file): it
+    /// is active, the agent is in it, and a Messenger customer's window is not closed.
+    pub(in crate::core) fn may_write(&self, agent: &str, conversation: &str, now: Millis) -> Result<String, CoreError> {
         let name = self.agent_ref(agent)?.name.clone();
         let c = self.open(conversation)?;
         if c.state != ConversationState::Active || !c.participants().any(|p| p == agent) {
@@ -295,7 +302,7 @@ impl Floor {
         {
             return Err(CoreError::OutsideMessagingWindow(conversation.into()));
         }
-        Ok(self.append(conversation, AuthorKind::Agent, Some(agent.into()), name, text, now))
+        Ok(name)
     }
 
     /// The owner transfers to another agent, which must be eligible. The owner leaves at once.
@@ -719,6 +726,8 @@ impl Floor {
             }
         }
         self.journal.conversation_changed(conversation);
+        // A thread taken from another app goes back to it (Messenger's Handover Protocol).
+        self.return_thread(conversation, reason, now);
         for p in participants {
             self.journal.effect(Effect::Notify {
                 agent: p.clone(),
