@@ -22,6 +22,10 @@ DURATION=${DURATION:-20s}
 # Where the backups go: a file on the store's disk by default; /dev/null leaves out the
 # disk's writeback, which competes with the store's fsyncs.
 OUT=${OUT:-$WORK.backup}
+# Who writes the file: curl (default; a plain client, the server's pace alone), or `cli`,
+# `switchboard backup --to OUT` of the binary under test (its own writeback steps, and
+# `--rate-mb $CLI_RATE_MB` when set).
+WRITER=${WRITER:-curl}
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -29,8 +33,13 @@ backup_once() {
   local base peak r c rc t0 t1
   base=$(rss "$pid"); peak=$base
   t0=$(date +%s.%N)
-  curl -fsS -X POST -H "Authorization: Bearer $TOKEN" -o "$OUT" -w '%{size_download}\n' \
-    "http://127.0.0.1:$port/api/v1/admin/backup" > "$WORK.size" &
+  if [ "$WRITER" = cli ]; then
+    "$bin/switchboard" backup --to "$OUT" --url "http://127.0.0.1:$port/api/v1/admin/backup" \
+      --token "$TOKEN" ${CLI_RATE_MB:+--rate-mb $CLI_RATE_MB} 2>&1 | grep -oE '[0-9]+ bytes' | cut -d' ' -f1 > "$WORK.size" &
+  else
+    curl -fsS -X POST -H "Authorization: Bearer $TOKEN" -o "$OUT" -w '%{size_download}\n' \
+      "http://127.0.0.1:$port/api/v1/admin/backup" > "$WORK.size" &
+  fi
   c=$!
   while kill -0 "$c" 2>/dev/null; do
     r=$(rss "$pid"); [ "$r" -gt "$peak" ] && peak=$r

@@ -328,6 +328,10 @@ pub struct StoreConfig {
     /// lazily: the share runs some tens of MB above it (docs/STORE.md "Backup").
     #[serde(default = "default_cache_mb")]
     pub cache_mb: u64,
+    /// An online backup sends at most this many MiB a second (0: as fast as its client
+    /// takes it). Spreads the backup's reads and the client's writes over time.
+    #[serde(default)]
+    pub backup_mb_per_s: u64,
 }
 
 fn default_probe_timeout_ms() -> u64 {

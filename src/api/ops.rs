@@ -111,10 +111,17 @@ pub async fn backup(caller: Caller, state: web::Data<AppState>) -> Result<HttpRe
 /// as it arrives, which is fsynced, read back and checked whole (every length, the count,
 /// the checksum), then renamed over `to`, and the directory fsynced. `to` is therefore the
 /// whole backup or what it was before; the temporary file is removed on any failure.
+/// The file is written in steps whose writeback is started and waited for as it goes
+/// ([`crate::store::backup::SteadyFile`]), at most `bytes_per_s` (0: as fast as it comes),
+/// so that a store on the same disk is not stuck behind the backup's writeback.
 /// Returns (records, bytes).
-pub async fn backup_to_file(url: &str, token: &str, to: &std::path::Path) -> Result<(u64, u64), String> {
+pub async fn backup_to_file(
+    url: &str,
+    token: &str,
+    to: &std::path::Path,
+    bytes_per_s: u64,
+) -> Result<(u64, u64), String> {
     use futures_util::StreamExt;
-    use std::io::Write;
     let name = to
         .file_name()
         .ok_or_else(|| format!("{} names no file", to.display()))?
@@ -149,25 +156,30 @@ pub async fn backup_to_file(url: &str, token: &str, to: &std::path::Path) -> Res
             .create_new(true)
             .open(&partial)
             .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut out = crate::store::backup::SteadyFile::new(file);
+        let mut pace = crate::store::backup::Pace::new(bytes_per_s);
         let mut bytes = 0u64;
         while let Some(chunk) = res.next().await {
             let chunk = chunk.map_err(|e| format!("the backup was cut off after {bytes} bytes: {e}"))?;
             bytes += chunk.len() as u64;
             out.write_all(&chunk)
                 .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+            if let Some(wait) = pace.pause(bytes) {
+                actix_web::rt::time::sleep(wait).await;
+            }
         }
         let file = out
-            .into_inner()
-            .map_err(|e| format!("cannot write {}: {}", partial.display(), e.error()))?;
-        file.sync_all()
-            .map_err(|e| format!("cannot fsync {}: {e}", partial.display()))?;
+            .finish()
+            .map_err(|e| format!("cannot write or fsync {}: {e}", partial.display()))?;
         drop(file);
         let check = std::fs::File::open(&partial)
             .map(|f| std::io::BufReader::with_capacity(1 << 20, f))
             .map_err(|e| format!("cannot read {} back: {e}", partial.display()))?;
         let records = crate::store::backup::verify(check, crate::store::sled::STORE_FORMAT)
             .map_err(|e| format!("the backup received is not whole: {e}"))?;
+        if let Ok(file) = std::fs::File::open(&partial) {
+            crate::store::backup::drop_cached(&file);
+        }
         std::fs::rename(&partial, to).map_err(|e| format!("cannot rename into {}: {e}", to.display()))?;
         crate::store::sled::sync_path(&dir).map_err(|e| format!("cannot fsync {}: {e}", dir.display()))?;
         Ok((records, bytes))

@@ -7,8 +7,9 @@
 //!
 //! `switchboard restore --from FILE --store-path DIR` writes a backup (from
 //! `POST /api/v1/admin/backup`) into an empty or absent store directory.
-//! `switchboard backup --to FILE [--url URL] [--token TOKEN]` takes a backup from a running
-//! engine into a file (for operators who run it from cron).
+//! `switchboard backup --to FILE [--url URL] [--token TOKEN] [--rate-mb N]` takes a backup
+//! from a running engine into a file (for operators who run it from cron), its writeback
+//! kept steady so that a store on the same disk is not held up.
 //! `switchboard healthcheck [--url URL]` exits 0 when `/readyz` answers 200 (for container
 //! health checks, where no HTTP client may be installed).
 
@@ -55,6 +56,10 @@ enum Cmd {
         /// `SWITCHBOARD_API__ADMIN_TOKEN` sets.
         #[arg(long, value_name = "TOKEN")]
         token: Option<String>,
+        /// Write at most this many MiB a second (0: as fast as the engine sends it, which
+        /// `store.backup_mb_per_s` of the engine may limit in turn).
+        #[arg(long = "rate-mb", value_name = "MIB_PER_S", default_value_t = 0)]
+        rate_mb: u64,
     },
     /// Exit 0 when the server's `/readyz` answers 200 within 5 s, 1 otherwise.
     Healthcheck {
@@ -87,12 +92,18 @@ fn main() -> ExitCode {
     if let Some(Cmd::Healthcheck { url }) = &args.command {
         return healthcheck(url.clone(), &config);
     }
-    if let Some(Cmd::Backup { to, url, token }) = &args.command {
+    if let Some(Cmd::Backup {
+        to,
+        url,
+        token,
+        rate_mb,
+    }) = &args.command
+    {
         let url = url
             .clone()
             .unwrap_or_else(|| local_url(&config, "/api/v1/admin/backup"));
         let token = token.clone().unwrap_or_else(|| config.api.admin_token.clone());
-        return backup(to, &url, &token);
+        return backup(to, &url, &token, rate_mb.saturating_mul(1 << 20));
     }
     let json = config.log.format == LogFormat::Json;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -147,8 +158,8 @@ fn local_url(config: &Config, path: &str) -> String {
     format!("http://{addr}{path}")
 }
 
-fn backup(to: &std::path::Path, url: &str, token: &str) -> ExitCode {
-    match actix_web::rt::System::new().block_on(switchboard::api::ops::backup_to_file(url, token, to)) {
+fn backup(to: &std::path::Path, url: &str, token: &str, bytes_per_s: u64) -> ExitCode {
+    match actix_web::rt::System::new().block_on(switchboard::api::ops::backup_to_file(url, token, to, bytes_per_s)) {
         Ok((records, bytes)) => {
             println!(
                 "backup of {records} records ({bytes} bytes) written to {}",

@@ -307,6 +307,171 @@ pub fn decode(file: &[u8], store_format: u8) -> Result<Vec<Record>, BackupError>
     Ok(out)
 }
 
+/// Spreads a backup over time at a most `bytes_per_s` (0: no limit): how long to wait
+/// before going on once `done` bytes went out, measured from the start. A backup that
+/// falls behind (a slow client or disk) does not catch up in a burst: the start moves.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    bytes_per_s: u64,
+    started: std::time::Instant,
+    base: u64,
+}
+
+impl Pace {
+    pub fn new(bytes_per_s: u64) -> Self {
+        Pace {
+            bytes_per_s,
+            started: std::time::Instant::now(),
+            base: 0,
+        }
+    }
+
+    /// The pause due after `done` bytes in all.
+    pub fn pause(&mut self, done: u64) -> Option<std::time::Duration> {
+        if self.bytes_per_s == 0 {
+            return None;
+        }
+        let due = std::time::Duration::from_secs_f64(done.saturating_sub(self.base) as f64 / self.bytes_per_s as f64);
+        let elapsed = self.started.elapsed();
+        if elapsed >= due {
+            // Behind: from here on, pace from now (no burst to catch up).
+            if elapsed - due > std::time::Duration::from_millis(250) {
+                self.started = std::time::Instant::now();
+                self.base = done;
+            }
+            return None;
+        }
+        Some(due - elapsed)
+    }
+}
+
+/// How much of a backup file goes to the disk at a time ([`SteadyFile`]).
+pub const WRITE_STEP: usize = 4 << 20;
+
+/// A backup file written in steps of [`WRITE_STEP`] whose writeback is started at once and
+/// waited for one step later (Linux `sync_file_range`), so that at most two steps are ever
+/// dirty or in flight: the disk sees a steady trickle instead of hundreds of MB at once
+/// when the kernel's flusher or the final fsync gets to them, and a store on the same disk
+/// waits behind a few MB at most for its own fsyncs (BENCHMARKS.md "Streaming backup").
+/// Elsewhere it writes plainly; [`SteadyFile::finish`] fsyncs in every case.
+pub struct SteadyFile {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    written: u64,
+    in_flight: Option<(u64, u64)>,
+}
+
+impl SteadyFile {
+    pub fn new(file: std::fs::File) -> Self {
+        SteadyFile {
+            file,
+            buf: Vec::with_capacity(WRITE_STEP),
+            written: 0,
+            in_flight: None,
+        }
+    }
+
+    /// Bytes handed to the file so far (written or buffered).
+    pub fn len(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn write_all(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let take = (WRITE_STEP - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == WRITE_STEP {
+                self.step()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&self.buf)?;
+        let range = (self.written, self.buf.len() as u64);
+        self.written += range.1;
+        self.buf.clear();
+        start_writeback(&self.file, range);
+        if let Some(before) = self.in_flight.replace(range) {
+            finish_writeback(&self.file, before)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered, fsyncs the file and returns it.
+    pub fn finish(mut self) -> std::io::Result<std::fs::File> {
+        self.step()?;
+        self.file.sync_all()?;
+        Ok(self.file)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, (offset, len): (u64, u64)) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor and a range inside what was written; the call only
+    // starts writeback of those pages. Failure is ignored: the final fsync reports errors.
+    unsafe {
+        let _ = libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &std::fs::File, _: (u64, u64)) {}
+
+#[cfg(target_os = "linux")]
+fn finish_writeback(file: &std::fs::File, (offset, len): (u64, u64)) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: as in `start_writeback`; this waits for that range's writeback to end.
+    let rc = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn finish_writeback(_: &std::fs::File, _: (u64, u64)) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Tells the kernel that the file's cached pages will not be read again (after a backup
+/// file was written and checked), so that it does not push out the store's pages.
+pub fn drop_cached(file: &std::fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor; advice only, failure ignored.
+        unsafe {
+            let _ = libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +511,38 @@ mod tests {
         assert_eq!(decode(&sample(), 2).unwrap(), want);
         assert_eq!(decode(&format1(), 2).unwrap(), want);
         assert_eq!(verify(&sample()[..], 2).unwrap(), 2);
+    }
+
+    /// Story: a paced backup waits once it is ahead of its rate, never when unlimited,
+    /// and one that fell far behind does not burst to catch up.
+    #[test]
+    fn pace_spreads_bytes_over_time() {
+        let mut none = Pace::new(0);
+        assert_eq!(none.pause(u64::MAX), None);
+        let mut slow = Pace::new(1 << 20);
+        let wait = slow.pause(1 << 20).expect("a second ahead");
+        assert!(wait > std::time::Duration::from_millis(500), "{wait:?}");
+        // Behind by far: pacing starts again from here.
+        slow.started -= std::time::Duration::from_secs(60);
+        assert_eq!(slow.pause(2 << 20), None);
+        assert!(slow.pause((2 << 20) + (1 << 20)).is_some());
+    }
+
+    /// Story: a file written in steps holds exactly what was written, across step
+    /// boundaries, once finished.
+    #[test]
+    fn a_steady_file_holds_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        let mut f = SteadyFile::new(std::fs::File::create(&path).unwrap());
+        let data: Vec<u8> = (0..WRITE_STEP * 2 + 12_345).map(|i| (i % 251) as u8).collect();
+        for part in data.chunks(100_000) {
+            f.write_all(part).unwrap();
+        }
+        assert_eq!(f.len(), data.len() as u64);
+        let file = f.finish().unwrap();
+        drop_cached(&file);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
     }
 
     /// Story: every way a file can be damaged (cut anywhere, one bit flipped anywhere,

@@ -133,6 +133,8 @@ pub struct SledOptions {
     pub before_flush: Option<FlushHook>,
     /// sled's page cache, in bytes (`store.cache_mb`).
     pub cache_capacity: u64,
+    /// Most bytes a second an online backup sends (`store.backup_mb_per_s`; 0: no limit).
+    pub backup_bytes_per_s: u64,
 }
 
 impl Default for SledOptions {
@@ -144,6 +146,7 @@ impl Default for SledOptions {
             max_group: 4096,
             before_flush: None,
             cache_capacity: 1 << 30,
+            backup_bytes_per_s: 0,
         }
     }
 }
@@ -156,6 +159,7 @@ impl SledOptions {
         SledOptions {
             retain_ended: Some(Duration::from_millis(u64::from(cfg.retain_ended_days) * DAY_MS)),
             cache_capacity: cfg.cache_mb.saturating_mul(1 << 20),
+            backup_bytes_per_s: cfg.backup_mb_per_s.saturating_mul(1 << 20),
             ..SledOptions::default()
         }
     }
@@ -816,12 +820,13 @@ impl Store for SledStore {
             return Box::pin(std::future::ready(Err(e)));
         }
         let stats = self.stats.clone();
+        let rate = self.options.backup_bytes_per_s;
         Box::pin(async move {
             let shadow = rx.await.unwrap_or_else(|_| Err(closed()))?;
             let (tx, chunks) = tokio::sync::mpsc::channel(BACKUP_QUEUE);
             std::thread::Builder::new()
                 .name("switchboard-backup".into())
-                .spawn(move || read_backup(&trees, &shadow, &stats, &tx, BACKUP_SLICE))
+                .spawn(move || read_backup(&trees, &shadow, &stats, &tx, BACKUP_SLICE, rate))
                 .map_err(|e| StoreError::Read(format!("cannot start the backup reader: {e}")))?;
             Ok(BackupStream::new(chunks))
         })
@@ -968,13 +973,19 @@ fn read_backup(
     stats: &Stats,
     tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, StoreError>>,
     slice: usize,
+    bytes_per_s: u64,
 ) {
     yield_to_the_engine();
     let started = Instant::now();
     let mut sent = 0u64;
+    let mut pace = super::backup::Pace::new(bytes_per_s);
     let mut send = |chunk: Vec<u8>| {
         sent += chunk.len() as u64;
-        tx.blocking_send(Ok(chunk)).is_ok()
+        let ok = tx.blocking_send(Ok(chunk)).is_ok();
+        if let Some(wait) = pace.pause(sent) {
+            std::thread::sleep(wait);
+        }
+        ok
     };
     let fail = |e: StoreError| {
         crate::metrics::STORE_ERRORS.with_label_values(&["read"]).inc();
@@ -1040,19 +1051,31 @@ fn read_backup(
     );
 }
 
-/// Lowers the calling thread's CPU priority (nice 10): a backup reads and hashes the whole
-/// store as fast as its client takes it, and on a small machine that thread would compete
-/// on equal terms with the engine's, whose latency matters more (BENCHMARKS.md "Streaming
-/// backup"). The backup still gets the CPU the engine leaves. Nothing happens where the
-/// call is refused or unavailable.
+/// Lowers the calling thread's CPU priority (nice 10) and puts its disk reads in the idle
+/// IO class: a backup reads and hashes the whole store as fast as its client takes it, and
+/// on a small machine that thread would compete on equal terms with the engine's, whose
+/// latency matters more (BENCHMARKS.md "Streaming backup"). The backup still gets the CPU
+/// and the disk the engine leaves (the idle class counts where the disk's scheduler
+/// honours IO priorities: bfq, mq-deadline). Nothing happens where a call is refused or
+/// unavailable.
 fn yield_to_the_engine() {
     #[cfg(target_os = "linux")]
     // SAFETY: `gettid` has no preconditions; `setpriority` with `PRIO_PROCESS` and a
-    // thread id changes only that thread's nice value (Linux), and reports failure in its
-    // return value, which is ignored: the backup works at any priority.
+    // thread id changes only that thread's nice value (Linux), and `ioprio_set` with
+    // `IOPRIO_WHO_PROCESS` and a thread id only that thread's IO priority; both report
+    // failure in their return value, which is ignored: the backup works at any priority.
     unsafe {
         let tid = libc::gettid();
         let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+        const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+        const IOPRIO_CLASS_SHIFT: u32 = 13;
+        let _ = libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            tid as libc::c_long,
+            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+        );
     }
 }
 
@@ -1122,15 +1145,22 @@ fn merge_slice(
 /// How much of sled's cache restore lets it use (sled's default is 1 GiB, which a restore
 /// of a large store would fill for nothing: it reads nothing back but a count).
 const RESTORE_CACHE: u64 = 64 << 20;
-/// Records go into the new store in atomic batches of about this many bytes, each flushed.
-/// The reading side of restore holds one batch; sled's side is another matter: sled 0.34
-/// keeps in memory about five times what it wrote since it was opened, whatever its cache
-/// size and however often it is flushed (BENCHMARKS.md "Streaming backup").
-const RESTORE_BATCH: usize = 4 << 20;
+/// Records go into the new store in batches of about this many bytes. Each write of a
+/// batch copies the sled node it lands in, and the old copies are freed only once the
+/// batch is applied (the vendored sled then collects them: vendor/sled/README.switchboard.md),
+/// so the batch bounds that garbage as well as restore's own buffer: at 256 KiB a restore
+/// peaks around 200 MiB where 4 MiB batches peaked near 500 MiB (BENCHMARKS.md
+/// "Streaming backup").
+const RESTORE_BATCH: usize = 256 << 10;
+/// sled's log is flushed (written and fsynced) after about this many bytes of batches, and
+/// at the end; a restore that fails midway is removed whole, so the batches in between need
+/// no flush of their own.
+const RESTORE_FLUSH: usize = 4 << 20;
 
 /// Writes the backup file `from` (see [`super::backup`]) into `dir`, which must be absent
-/// or empty, as a stream: restore holds one batch of the file at a time (sled itself keeps
-/// much of what it writes in memory while it is open; see [`RESTORE_BATCH`]). The file is read
+/// or empty, as a stream: restore holds one batch of the file at a time, and sled its cache
+/// ([`RESTORE_CACHE`]), the garbage of one batch ([`RESTORE_BATCH`]) and a few bytes of
+/// metadata per page it wrote. The file is read
 /// twice: once to check all of it (magic, formats, every length, the count, the checksum)
 /// before anything is written, then to write it, checked again as it is read. On any
 /// failure after writing started, what was written is removed: an absent `dir` is absent
@@ -1201,15 +1231,19 @@ fn restore_into(input: impl std::io::Read, dir: &Path, expected: u64) -> Result<
         let mut records = super::backup::Decoder::new(input, STORE_FORMAT)?;
         let mut batch = Batch::default();
         let mut bytes = 0;
+        let mut unflushed = 0;
         while let Some((k, v)) = records.next_record()? {
             bytes += k.len() + v.len();
             batch.insert(k, v);
             n += 1;
             if bytes >= RESTORE_BATCH {
-                // Flushed batch by batch, as the store's writer does with its groups.
                 db.apply_batch(std::mem::take(&mut batch)).map_err(write)?;
-                db.flush().map_err(write)?;
+                unflushed += bytes;
                 bytes = 0;
+                if unflushed >= RESTORE_FLUSH {
+                    db.flush().map_err(write)?;
+                    unflushed = 0;
+                }
             }
         }
         db.apply_batch(batch).map_err(write)?;

@@ -359,6 +359,17 @@ pub fn pin() -> Guard {
     Guard { inner: crossbeam_pin(), readset: vec![], writeset: vec![] }
 }
 
+/// Switchboard patch: runs crossbeam-epoch's collection often enough to free the garbage
+/// of about `deferred` deferred destructions (each collection frees at most 8 bags of 64
+/// once their epoch has passed; each pass may advance the global epoch by one). Call it
+/// with no guard held by this thread, or it cannot advance the epoch past that guard.
+pub(crate) fn collect_garbage(deferred: usize) {
+    let rounds = deferred / 128 + 4;
+    for _ in 0..rounds {
+        crossbeam_pin().flush();
+    }
+}
+
 #[doc(hidden)]
 pub struct Guard {
     inner: CrossbeamGuard,

@@ -374,9 +374,20 @@ impl Tree {
     /// # Ok(()) }
     /// ```
     pub fn apply_batch(&self, batch: Batch) -> Result<()> {
-        let _cc = concurrency_control::write();
-        let mut guard = pin();
-        self.apply_batch_inner(batch, &mut guard)
+        let writes = batch.writes.len();
+        let result = {
+            let _cc = concurrency_control::write();
+            let mut guard = pin();
+            self.apply_batch_inner(batch, &mut guard)
+        };
+        // Switchboard patch: every write of the batch replaced a page and deferred the
+        // old copy's destruction to crossbeam-epoch, all under one pin. crossbeam-epoch
+        // collects at most 8 bags of 64 deferred destructions once every 128 pins, so a
+        // thread that applies large batches makes garbage faster than it is collected
+        // and the backlog (whole node copies) grows with everything written. Collect in
+        // proportion to what this batch deferred, now that its pin is released.
+        collect_garbage(writes);
+        result
     }
 
     pub(crate) fn apply_batch_inner(
