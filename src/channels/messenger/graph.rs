@@ -92,6 +92,27 @@ pub fn send_body(o: &Outbound, part: &str) -> serde_json::Value {
     }
 }
 
+/// `POST {base}/{version}/me/{path}?access_token=...` with the page's token of the
+/// moment, timing out after `timeout_ms`.
+fn me_post(
+    client: &awc::Client,
+    config: &MessengerConfig,
+    token: &str,
+    path: &str,
+    timeout_ms: u64,
+) -> Result<awc::ClientRequest, SendOutcome> {
+    let url = format!(
+        "{}/{}/me/{path}",
+        config.graph_base_url.trim_end_matches('/'),
+        config.graph_version
+    );
+    client
+        .post(url)
+        .timeout(Duration::from_millis(timeout_ms))
+        .query(&[("access_token", token)])
+        .map_err(|e| SendOutcome::Final(format!("cannot build the request: {e}")))
+}
+
 /// One Send API request: `POST {base}/{version}/me/messages?access_token=...`, with the
 /// page's token of the moment.
 pub async fn send(
@@ -101,26 +122,9 @@ pub async fn send(
     o: &Outbound,
     part: &str,
 ) -> SendOutcome {
-    let url = format!(
-        "{}/{}/me/messages",
-        config.graph_base_url.trim_end_matches('/'),
-        config.graph_version
-    );
-    let request = client
-        .post(url)
-        .timeout(Duration::from_millis(config.send_timeout_ms))
-        .query(&[("access_token", token)]);
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
-    };
-    match request.send_json(&send_body(o, part)).await {
-        Ok(mut res) => {
-            let status = res.status().as_u16();
-            let body = res.body().limit(64 * 1024).await.unwrap_or_default();
-            classify(status, &body)
-        }
-        Err(e) => SendOutcome::Retry(format!("network error: {e}")),
+    match me_post(client, config, token, "messages", config.send_timeout_ms) {
+        Ok(request) => answer(request.send_json(&send_body(o, part)).await).await,
+        Err(outcome) => outcome,
     }
 }
 
@@ -169,11 +173,6 @@ pub async fn send_file(
     file: &OutboundFile,
     bytes: &[u8],
 ) -> SendOutcome {
-    let url = format!(
-        "{}/{}/me/messages",
-        config.graph_base_url.trim_end_matches('/'),
-        config.graph_version
-    );
     let mut fields: Vec<(&str, String)> = vec![("recipient", json!({"id": o.recipient}).to_string())];
     fields.extend(messaging_type(o).into_iter().map(|(k, v)| (k, v.to_string())));
     fields.push((
@@ -181,15 +180,18 @@ pub async fn send_file(
         json!({"attachment": {"type": file.kind, "payload": {"is_reusable": false}}}).to_string(),
     ));
     let (body, content_type) = multipart(&fields, file, bytes);
-    let request = match client
-        .post(url)
-        .timeout(Duration::from_millis(config.send_timeout_ms.max(30_000)))
-        .query(&[("access_token", token)])
-    {
-        Ok(r) => r.insert_header(("content-type", content_type)),
-        Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
-    };
-    answer(request.send_body(body).await).await
+    match me_post(client, config, token, "messages", config.send_timeout_ms.max(30_000)) {
+        Ok(request) => {
+            answer(
+                request
+                    .insert_header(("content-type", content_type))
+                    .send_body(body)
+                    .await,
+            )
+            .await
+        }
+        Err(outcome) => outcome,
+    }
 }
 
 /// A Handover Protocol call for `recipient`: `POST /me/take_thread_control` or
@@ -202,20 +204,10 @@ pub async fn thread_call(
     call: &ThreadCall,
 ) -> SendOutcome {
     let (path, body) = thread_body(recipient, call);
-    let url = format!(
-        "{}/{}/me/{path}",
-        config.graph_base_url.trim_end_matches('/'),
-        config.graph_version
-    );
-    let request = match client
-        .post(url)
-        .timeout(Duration::from_millis(config.send_timeout_ms))
-        .query(&[("access_token", token)])
-    {
-        Ok(r) => r,
-        Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
-    };
-    answer(request.send_json(&body).await).await
+    match me_post(client, config, token, path, config.send_timeout_ms) {
+        Ok(request) => answer(request.send_json(&body).await).await,
+        Err(outcome) => outcome,
+    }
 }
 
 /// The path and JSON body of a Handover Protocol call.
@@ -259,27 +251,10 @@ pub async fn sender_action(
     recipient: &str,
     action: &str,
 ) -> SendOutcome {
-    let url = format!(
-        "{}/{}/me/messages",
-        config.graph_base_url.trim_end_matches('/'),
-        config.graph_version
-    );
-    let request = match client
-        .post(url)
-        .timeout(Duration::from_millis(config.send_timeout_ms))
-        .query(&[("access_token", token)])
-    {
-        Ok(r) => r,
-        Err(e) => return SendOutcome::Final(format!("cannot build the request: {e}")),
-    };
     let body = json!({"recipient": {"id": recipient}, "sender_action": action});
-    match request.send_json(&body).await {
-        Ok(mut res) => {
-            let status = res.status().as_u16();
-            let body = res.body().limit(64 * 1024).await.unwrap_or_default();
-            classify(status, &body)
-        }
-        Err(e) => SendOutcome::Retry(format!("network error: {e}")),
+    match me_post(client, config, token, "messages", config.send_timeout_ms) {
+        Ok(request) => answer(request.send_json(&body).await).await,
+        Err(outcome) => outcome,
     }
 }
 
