@@ -656,13 +656,22 @@ impl Floor {
     /// Makes message `seq` of `conversation`, just opened with it, a system note: in the
     /// transcript and in what this operation records and tells (the offer's snapshot).
     fn as_system_note(&mut self, conversation: &str, seq: u64) {
+        self.patch_message(conversation, seq, |m| {
+            m.author = Author {
+                kind: AuthorKind::System,
+                id: None,
+                name: "system".into(),
+            };
+        });
+    }
+
+    /// Applies `fix` to message `seq` of `conversation`, just appended, wherever this
+    /// operation holds it: the transcript, the change that records it, and the events that
+    /// tell it (a message event, an offer's snapshot of the conversation).
+    fn patch_message(&mut self, conversation: &str, seq: u64, fix: impl Fn(&mut Message)) {
         let fix = |m: &mut Message| {
             if m.seq == seq {
-                m.author = Author {
-                    kind: AuthorKind::System,
-                    id: None,
-                    name: "system".into(),
-                };
+                fix(m);
             }
         };
         if let Some(c) = self.conversation_mut(conversation) {
@@ -806,44 +815,10 @@ impl Floor {
     /// Gives the message just appended (`seq` of `conversation`) Meta's time and its
     /// `truncated` mark, in the transcript and in what this operation records and tells.
     fn restamp(&mut self, conversation: &str, seq: u64, at: Millis, truncated: bool) {
-        let fix = |m: &mut Message| {
-            if m.seq == seq {
-                m.at = at;
-                m.truncated = truncated;
-            }
-        };
-        if let Some(m) = self
-            .conversation_mut(conversation)
-            .and_then(|c| c.transcript.last_mut())
-        {
-            fix(m);
-        }
-        for change in self.journal().changes_mut() {
-            if let Change::Message {
-                conversation: c,
-                message,
-            } = change
-            {
-                if c == conversation {
-                    fix(message);
-                }
-            }
-        }
-        for effect in self.journal().effects_mut() {
-            if let Effect::Notify {
-                event:
-                    AgentEvent::Message {
-                        conversation: c,
-                        message,
-                    },
-                ..
-            } = effect
-            {
-                if c == conversation {
-                    fix(message);
-                }
-            }
-        }
+        self.patch_message(conversation, seq, |m| {
+            m.at = at;
+            m.truncated = truncated;
+        });
     }
 
     /// Messenger's delivery (`read: false`) or read mark for `customer` on `page_id`:
