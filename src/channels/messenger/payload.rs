@@ -54,37 +54,20 @@ pub fn read_body(body: &[u8], app_id: &str) -> Vec<Item> {
         // a customer's message or postback may make the engine take the thread (the core
         // decides, by the entry point's `thread_control`); the rest is skipped.
         for e in standby.into_iter().flatten() {
+            let standby_skip = || Item::Skip(SkipReason::Standby, "standby");
             items.push(match read_event(&page, e, app_id) {
-                Item::Use(
+                Item::Use(mut command, _) => match &mut command {
                     Command::MessengerMessage {
-                        page_id,
-                        customer,
-                        text,
-                        attachments,
-                        mid,
-                        seen,
-                        last_owner,
-                        sent_at,
                         page_echo: false,
+                        standby,
                         ..
-                    },
-                    _,
-                ) => Item::Use(
-                    Command::MessengerMessage {
-                        page_id,
-                        customer,
-                        text,
-                        attachments,
-                        mid,
-                        seen,
-                        last_owner,
-                        sent_at,
-                        page_echo: false,
-                        standby: true,
-                    },
-                    "standby",
-                ),
-                _ => Item::Skip(SkipReason::Standby, "standby"),
+                    } => {
+                        *standby = true;
+                        Item::Use(command, "standby")
+                    }
+                    _ => standby_skip(),
+                },
+                _ => standby_skip(),
             });
         }
     }
