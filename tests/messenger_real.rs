@@ -6,6 +6,7 @@
 
 use serde_json::{json, Value};
 use switchboard::channels::messenger::fake_graph::{FakeGraph, Scripted};
+use switchboard::config::MessengerConfig;
 
 mod common;
 mod messenger_common;
@@ -15,8 +16,18 @@ use messenger_common::*;
 const HOUR: u64 = 60 * 60 * 1000;
 
 async fn server(fake: &FakeGraph) -> TestServer {
+    server_with(fake, |_| {}).await
+}
+
+/// A server whose Messenger channel talks to `fake`, with `tweak` applied to its
+/// Messenger settings.
+async fn server_with(fake: &FakeGraph, tweak: impl FnOnce(&mut MessengerConfig)) -> TestServer {
     let url = fake.url();
-    TestServer::with(move |c| messenger_config(c, &url)).await
+    TestServer::with(move |c| {
+        messenger_config(c, &url);
+        tweak(&mut c.messenger);
+    })
+    .await
 }
 
 /// The value of one Prometheus series in `/metrics` (0 when absent).
@@ -213,12 +224,10 @@ async fn windows_count_from_metas_timestamp() {
 #[actix_web::test]
 async fn statuses_never_move_backward() {
     let fake = FakeGraph::start().await.expect("fake graph");
-    let url = fake.url();
-    let s = TestServer::with(move |c| {
-        messenger_config(c, &url);
-        c.messenger.send_max_attempts = 0;
-        c.messenger.send_backoff_base_ms = 50;
-        c.messenger.send_backoff_max_ms = 50;
+    let s = server_with(&fake, |m| {
+        m.send_max_attempts = 0;
+        m.send_backoff_base_ms = 50;
+        m.send_backoff_max_ms = 50;
     })
     .await;
     let token = s.agent("a1", "Ann", &["support"]).await;
@@ -390,10 +399,8 @@ async fn a_page_belongs_to_one_entry_point() {
 #[actix_web::test]
 async fn a_failed_profile_look_up_is_tried_again_later() {
     let fake = FakeGraph::start().await.expect("fake graph");
-    let url = fake.url();
-    let s = TestServer::with(move |c| {
-        messenger_config(c, &url);
-        c.messenger.profile_retry_ms = 1;
+    let s = server_with(&fake, |m| {
+        m.profile_retry_ms = 1;
     })
     .await;
     let token = s.agent("a1", "Ann", &["support"]).await;
@@ -431,10 +438,8 @@ async fn a_failed_profile_look_up_is_tried_again_later() {
 #[actix_web::test]
 async fn echoes_from_the_pages_inbox_join_the_transcript() {
     let fake = FakeGraph::start().await.expect("fake graph");
-    let url = fake.url();
-    let s = TestServer::with(move |c| {
-        messenger_config(c, &url);
-        c.messenger.app_id = "1517776481860111".into();
+    let s = server_with(&fake, |m| {
+        m.app_id = "1517776481860111".into();
     })
     .await;
     let token = s.agent("a1", "Ann", &["support"]).await;
@@ -551,10 +556,8 @@ fn events_of(frame: &Value) -> Vec<Value> {
 #[actix_web::test]
 async fn threads_owned_by_a_bot_are_taken_routed_and_passed_back() {
     let fake = FakeGraph::start().await.expect("fake graph");
-    let url = fake.url();
-    let s = TestServer::with(move |c| {
-        messenger_config(c, &url);
-        c.messenger.app_id = "1517776481860111".into();
+    let s = server_with(&fake, |m| {
+        m.app_id = "1517776481860111".into();
     })
     .await;
     let ep = s
@@ -740,10 +743,8 @@ async fn upload(s: &TestServer, cid: &str, token: &str, body: (Vec<u8>, String))
 #[actix_web::test]
 async fn an_agent_sends_a_file_to_a_messenger_customer() {
     let fake = FakeGraph::start().await.expect("fake graph");
-    let url = fake.url();
-    let s = TestServer::with(move |c| {
-        messenger_config(c, &url);
-        c.messenger.max_attachment_bytes = 1000;
+    let s = server_with(&fake, |m| {
+        m.max_attachment_bytes = 1000;
     })
     .await;
     let token = s.agent("a1", "Ann", &["support"]).await;
