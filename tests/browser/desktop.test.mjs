@@ -10,10 +10,10 @@
 import { chromium } from "playwright-core";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gone, until, visible } from "./waits.mjs";
 import { fitsItsBox, readsLeftToRight } from "./layout.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
-const WAIT = 20_000;
 const FLAGS = [
   "--headless",
   "--no-sandbox",
@@ -61,24 +61,6 @@ async function fail(err) {
   process.exit(1);
 }
 
-/** Waits until `fn()` is truthy (polling); `what` names it in the failure. */
-async function until(what, fn, timeout = WAIT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const visible = (locator) => locator.first().waitFor({ state: "visible", timeout: WAIT });
-const gone = (locator) => locator.first().waitFor({ state: "hidden", timeout: WAIT });
 
 async function admin(base, method, path, body) {
   const res = await fetch(base + path, {

@@ -15,10 +15,10 @@ import { chromium } from "playwright-core";
 import { createHmac } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gone, until, visible } from "./waits.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const m = cfg.messenger;
-const WAIT = 20_000;
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const tokens = new Set();
 const pages = [];
@@ -54,23 +54,6 @@ async function fail(err) {
   process.exit(1);
 }
 
-async function until(what, fn, timeout = WAIT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const visible = (locator) => locator.first().waitFor({ state: "visible", timeout: WAIT });
-const gone = (locator) => locator.first().waitFor({ state: "hidden", timeout: WAIT });
 
 async function admin(method, path, body) {
   const res = await fetch(cfg.servers.main + path, {

@@ -6,11 +6,11 @@
 import { chromium } from "playwright-core";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gone, until, visible } from "./waits.mjs";
 import { fitsItsBox, readsLeftToRight } from "./layout.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const base = cfg.servers.main;
-const WAIT = 20_000;
 const tokens = new Set();
 const pages = [];
 let current = "start";
@@ -19,8 +19,6 @@ setTimeout(() => fail(new Error("the script ran for more than 5 minutes")), 300_
 
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 23)}]`, ...a);
 const shot = (page, name) => page.screenshot({ path: join(cfg.screenshots, `${name}.png`), fullPage: true });
-const visible = (l) => l.first().waitFor({ state: "visible", timeout: WAIT });
-const gone = (l) => l.first().waitFor({ state: "hidden", timeout: WAIT });
 
 async function step(name, fn) {
   current = name;
@@ -33,21 +31,6 @@ async function fail(err) {
   for (const [name, page] of pages) await shot(page, `FAILED-supervisor-${name}`).catch(() => {});
   writeFileSync(cfg.result, JSON.stringify({ passed: false, step: current, tokens: [...tokens] }));
   process.exit(1);
-}
-
-async function until(what, fn, timeout = WAIT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function call(method, path, token, body) {
