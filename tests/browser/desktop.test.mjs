@@ -88,8 +88,6 @@ async function newPage(browser, name, url) {
     // Chromium's own console names the WebSocket URL; keep tokens out of the test output.
     if (m.type() === "error") log(`${name} console error: ${m.text().replace(/token=[^\s']+/g, "token=…")}`);
   });
-  page.sockets = 0;
-  page.on("websocket", () => (page.sockets += 1));
   pages.push([name, page]);
   await page.goto(url);
   return page;
@@ -281,14 +279,22 @@ async function run() {
   await step("reconnect in the middle of a chat: resumes from hello, keeps typed text", async () => {
     const box = ann.getByLabel("Message to Uma");
     await box.fill("Draft kept across the reconnect");
-    const before = ann.sockets;
-    await ann.context().setOffline(true);
+    // The network refuses the desktop's socket until `down` is false. (Going offline in
+    // Chromium does not stop WebSockets, so the page could reconnect before anyone saw it
+    // try; the route makes the outage last as long as the step needs.)
+    let down = true;
+    let reconnected = 0;
+    await ann.routeWebSocket(/\/api\/v1\/agents\/me\/ws/, (ws) => {
+      if (down) return ws.close({ code: 4001, reason: "network down" });
+      reconnected += 1;
+      ws.connectToServer();
+    });
     await ann.evaluate(() => window.switchboardDesktop.dropConnection());
     await visible(ann.getByRole("status").filter({ hasText: /reconnecting/i }));
     await customerSays(uma, "Written while the agent was away");
     await shot(ann, "06-reconnecting");
-    await ann.context().setOffline(false);
-    await until("a new WebSocket", async () => ann.sockets > before);
+    down = false;
+    await until("a new WebSocket", async () => reconnected > 0);
     await connected(ann);
     await sees(ann, "Uma", "Written while the agent was away");
     if ((await box.inputValue()) !== "Draft kept across the reconnect") throw new Error("the draft was lost");
