@@ -255,6 +255,14 @@ pub struct ServerConfig {
     /// The least wait for the engine over an interval that means overload (ms; 0: any).
     #[serde(default = "default_overload_wait_ms")]
     pub overload_wait_ms: u64,
+    /// The most tenants the deployment may have, `default` included (../shared/API.md
+    /// "Tenants"); bounds the `tenant` label of per-tenant metrics.
+    #[serde(default = "default_max_tenants")]
+    pub max_tenants: usize,
+}
+
+fn default_max_tenants() -> usize {
+    100
 }
 
 fn default_overload_wait_ms() -> u64 {
@@ -332,6 +340,14 @@ pub struct StoreConfig {
     /// takes it). Spreads the backup's reads and the client's writes over time.
     #[serde(default)]
     pub backup_mb_per_s: u64,
+    /// sled's page cache of each tenant other than `default`, in MiB (each tenant has a
+    /// store of its own, `<path>-tenants/<id>`; docs/TENANTS.md).
+    #[serde(default = "default_tenant_cache_mb")]
+    pub tenant_cache_mb: u64,
+}
+
+fn default_tenant_cache_mb() -> u64 {
+    64
 }
 
 fn default_probe_timeout_ms() -> u64 {
@@ -346,6 +362,10 @@ fn default_cache_mb() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub admin_token: String,
+    /// The operator's token: manages tenants (../shared/API.md "Tenants"), acts in none.
+    /// Empty (the default): the tenant API is off.
+    #[serde(default)]
+    pub operator_token: String,
     /// `false`: refuse to start with the development admin token or a weak one whatever
     /// `server.listen` is (behind a reverse proxy the listener is loopback, yet public).
     /// The embedded default is `true` so that `cargo run` works; the container image and
@@ -677,6 +697,25 @@ impl Config {
         }
         if self.store.cache_mb == 0 {
             return bad("store.cache_mb", "must be greater than 0");
+        }
+        if self.store.tenant_cache_mb == 0 {
+            return bad("store.tenant_cache_mb", "must be greater than 0");
+        }
+        if self.server.max_tenants == 0 {
+            return bad("server.max_tenants", "must be at least 1 (tenant default)");
+        }
+        if !self.api.operator_token.is_empty() {
+            // The operator creates and deletes whole contact centres: never a weak token,
+            // and never one that is also the admin's.
+            if crate::core::limits::weak_token(&self.api.operator_token).is_some() {
+                return bad(
+                    "api.operator_token",
+                    "must be a random secret of at least 32 characters (e.g. `openssl rand -hex 32`)",
+                );
+            }
+            if self.api.operator_token == self.api.admin_token {
+                return bad("api.operator_token", "must differ from api.admin_token");
+            }
         }
         if self.store.probe_timeout_ms == 0 {
             return bad("store.probe_timeout_ms", "must be greater than 0");

@@ -234,6 +234,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Stops the engine for good (a deleted tenant): its router commits nothing more, its
+    /// desktops are closed, and its thread ends. Every later call fails.
+    pub async fn stop(&self) {
+        let router = self.router();
+        let _ = router.send(Fence).await;
+        let _ = router.send(Retire).await;
+        self.shared.healthy.store(false, Ordering::SeqCst);
+        self.arbiter.stop();
+    }
+
     /// The rules in force (wrap-up reasons, idle codes, timeouts).
     pub fn rules(&self) -> &Rules {
         &self.rules

@@ -26,3 +26,4 @@ pub mod load;
 pub mod metrics;
 pub mod protocol;
 pub mod store;
+pub mod tenants;

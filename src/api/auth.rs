@@ -162,6 +162,11 @@ pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) ->
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::unauthorized());
     };
+    if !state.operator_token.is_empty() && bool::from(token.as_bytes().ct_eq(state.operator_token.as_bytes())) {
+        return Err(ApiError::forbidden(
+            "the operator token manages tenants only; it acts in no tenant",
+        ));
+    }
     if let Some(caller) = resolve(state, token)? {
         if let Caller::Agent(a) = &caller {
             req.extensions_mut().insert(super::AuthenticatedAgent(a.clone()));

@@ -24,6 +24,7 @@
 //! - [`password`]: Argon2id hashing (off the engine thread).
 //! - [`supervisor`]: supervisor accounts, presence control, the audit trail, and the
 //!   supervisors' live socket with its hub.
+//! - [`tenants`]: the operator's tenant API (`api.operator_token`).
 //! - [`demo`]: the demo customer's narrow API (`/demo/api/*`, off with `demo.customer_page`).
 
 pub mod attachments;
@@ -40,6 +41,7 @@ pub mod rest;
 pub mod signin;
 pub mod socket;
 pub mod supervisor;
+pub mod tenants;
 pub mod ws;
 
 use std::io;
@@ -62,9 +64,14 @@ use crate::engine::Engine;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// Tenant `default`'s engine.
     pub engine: Engine,
+    /// Every tenant, `default` included, and their engines.
+    pub tenants: Arc<crate::tenants::Tenants>,
     /// The admin bearer token (compared in constant time, see [`auth`]).
     pub admin_token: Arc<str>,
+    /// The operator's token (`api.operator_token`); empty: the tenant API is off.
+    pub operator_token: Arc<str>,
     /// Largest request body and WebSocket message, in bytes.
     pub body_limit: usize,
     /// How often desktops are pinged, and how long one may stay silent.
@@ -285,11 +292,14 @@ fn build(
     let webhook_limit = config.server.body_limit_bytes.max(1024 * 1024);
     let workers = config.server.workers;
     let hub = supervisor::hub::Hub::start_on_own_thread(engine.clone(), config.supervisor.clone());
+    let tenants = Arc::new(crate::tenants::Tenants::open(config, engine.clone()).map_err(io::Error::other)?);
     let state = AppState {
         hub,
         supervisor: config.supervisor.clone(),
         engine,
+        tenants,
         admin_token: config.api.admin_token.as_str().into(),
+        operator_token: config.api.operator_token.as_str().into(),
         body_limit: config.server.body_limit_bytes,
         heartbeat: std::time::Duration::from_millis(config.server.ws_heartbeat_ms),
         client_timeout: std::time::Duration::from_millis(config.server.ws_client_timeout_ms),
@@ -343,6 +353,7 @@ fn build(
             .wrap(from_fn(headers::edge_headers))
             .configure(routes)
             .configure(supervisor::routes)
+            .configure(tenants::routes)
             .configure(pages::desktop_routes)
             .configure(|cfg| {
                 if state.demo_entry_point.is_some() {

@@ -14,6 +14,7 @@ use super::error::{ErrorBody, ErrorDetail};
 use super::rest;
 use super::signin;
 use super::supervisor;
+use super::tenants;
 use super::ws::{self, DesktopCommand, DesktopRequest, OfferEvent, ServerEvent};
 
 /// The whole API.
@@ -73,6 +74,12 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         supervisor::set_agent_state,
         supervisor::audit,
         supervisor::socket::supervisor_ws,
+        tenants::create,
+        tenants::list,
+        tenants::get,
+        tenants::patch,
+        tenants::reissue,
+        tenants::delete,
     ),
     components(schemas(
         ErrorBody,
@@ -90,9 +97,15 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         supervisor::SupervisorCreatedDto,
         supervisor::SupervisedAgentDto,
         supervisor::AuditDto,
+        tenants::TenantDto,
+        tenants::TenantCounts,
+        tenants::LimitsDto,
+        tenants::CreateTenant,
+        tenants::PatchTenant,
     )),
     modifiers(&BearerAuth),
     tags(
+        (name = "tenants", description = "The operator's contact centres (tenants): needs the operator token"),
         (name = "queues", description = "Named lines of waiting conversations"),
         (name = "entry points", description = "Customer-facing addresses feeding queues"),
         (name = "agents", description = "Agents, their presence and tokens"),

@@ -107,6 +107,15 @@ pub enum CoreError {
     /// whose thread control is `off`: it is not taken in.
     #[error("page {0} lets another app own this thread (thread_control is off)")]
     ThreadOfAnotherApp(String),
+    /// A tenant id no tenant has (../shared/API.md "Tenants").
+    #[error("unknown tenant {0}")]
+    UnknownTenant(String),
+    /// A tenant deleted while it holds open conversations.
+    #[error("tenant {tenant} has {open_conversations} open conversations")]
+    TenantNotEmpty { tenant: String, open_conversations: usize },
+    /// One more of something a tenant's limit (or `server.max_tenants`) bounds.
+    #[error("the limit {limit} ({max}) is reached")]
+    TenantLimit { limit: &'static str, max: u32 },
 }
 
 impl CoreError {
@@ -123,7 +132,8 @@ impl CoreError {
             | CoreError::UnknownEntryPoint(_)
             | CoreError::UnknownConversation(_)
             | CoreError::UnknownPage(_)
-            | CoreError::UnknownSupervisor(_) => ErrorKind::NotFound,
+            | CoreError::UnknownSupervisor(_)
+            | CoreError::UnknownTenant(_) => ErrorKind::NotFound,
             CoreError::InvalidInput(_)
             | CoreError::UnknownWrapupReason(_)
             | CoreError::UnknownIdleCode(_)
@@ -183,6 +193,9 @@ mod tests {
                 "not_queued",
                 "page_in_use",
                 "thread_of_another_app",
+                "unknown_tenant",
+                "tenant_not_empty",
+                "tenant_limit",
             ]
         );
     }

@@ -29,6 +29,7 @@ pub mod messenger;
 pub mod queue;
 pub mod routing;
 pub mod supervisor;
+pub mod tenant;
 #[cfg(test)]
 mod wire_names;
 

@@ -1,0 +1,322 @@
+//! The operator's tenant API (../shared/API.md "Tenants"): create, list, read, rename and
+//! limit, reissue a tenant's admin token, delete an empty tenant. Only the operator token
+//! (`api.operator_token`) reaches it; with none configured the API is off (404).
+//!
+//! The rules are the core's (`crate::core::tenant`); [`crate::tenants::Tenants`] makes
+//! them durable and runs each tenant's engine.
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::future::{ready, Ready};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+
+use super::auth::{authenticate, bearer, credential_of, new_token, now_ms};
+use super::error::{ApiError, ErrorBody};
+use super::AppState;
+use crate::core::tenant::{Tenant, TenantLimits, TenantPatch, DEFAULT_TENANT};
+use crate::engine::Engine;
+
+type Res = Result<HttpResponse, ApiError>;
+
+/// The caller holds the operator token.
+pub struct Operator;
+
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = Ready<Result<Operator, ApiError>>;
+
+    /// 404 while the tenant API is off, 401 for no or a wrong token (429 over the
+    /// failed-authentication limit, as everywhere), 403 for a token of a tenant.
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Err(ApiError::unauthorized()));
+        };
+        ready(operator(req, state))
+    }
+}
+
+fn operator(req: &HttpRequest, state: &AppState) -> Result<Operator, ApiError> {
+    if state.operator_token.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the tenant API is off: it needs api.operator_token",
+        ));
+    }
+    let token = bearer(req).unwrap_or_default();
+    if !token.is_empty() && bool::from(token.as_bytes().ct_eq(state.operator_token.as_bytes())) {
+        return Ok(Operator);
+    }
+    // Any other token: a tenant's (403) or nobody's (401, counted as a failure).
+    authenticate(req, state, Some(token))?;
+    Err(ApiError::forbidden("tenants are managed with the operator token"))
+}
+
+/// A tenant's limits; a limit left out is none.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsDto {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_agents: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_conversations: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queues: Option<u32>,
+}
+
+impl From<TenantLimits> for LimitsDto {
+    fn from(l: TenantLimits) -> Self {
+        LimitsDto {
+            max_agents: l.max_agents,
+            max_open_conversations: l.max_open_conversations,
+            max_queues: l.max_queues,
+        }
+    }
+}
+
+impl From<LimitsDto> for TenantLimits {
+    fn from(l: LimitsDto) -> Self {
+        TenantLimits {
+            max_agents: l.max_agents,
+            max_open_conversations: l.max_open_conversations,
+            max_queues: l.max_queues,
+        }
+    }
+}
+
+/// What a tenant holds now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TenantCounts {
+    pub agents: usize,
+    pub queues: usize,
+    pub open_conversations: usize,
+}
+
+/// A tenant as the operator sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TenantDto {
+    pub id: String,
+    pub name: String,
+    pub limits: LimitsDto,
+    /// When it was created; absent for `default`, which always existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// Absent when the tenant's engine did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<TenantCounts>,
+    /// The tenant's admin token: in the answer to a create or a reissue only, never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// 1 to 32 characters from `[a-z0-9-]`, not starting with `-`.
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTenant {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Replaces the tenant's limits as a whole.
+    #[serde(default)]
+    pub limits: Option<LimitsDto>,
+}
+
+async fn counts(engine: &Engine) -> Option<TenantCounts> {
+    let agents = engine.agents().await.ok()?.len();
+    let queues = engine.queues().await.ok()?.len();
+    let open_conversations = engine.stats().await.ok()?.conversations_held;
+    Some(TenantCounts {
+        agents,
+        queues,
+        open_conversations,
+    })
+}
+
+async fn dto(state: &AppState, t: &Tenant, admin_token: Option<String>) -> TenantDto {
+    let counts = match state.tenants.engine(&t.id) {
+        Some(e) => counts(&e).await,
+        None => None,
+    };
+    TenantDto {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        limits: t.limits.into(),
+        created_at: Some(super::dto::time(t.created_ms)),
+        counts,
+        admin_token,
+    }
+}
+
+async fn default_dto(state: &AppState) -> TenantDto {
+    TenantDto {
+        id: DEFAULT_TENANT.into(),
+        name: "Default".into(),
+        limits: LimitsDto::default(),
+        created_at: None,
+        counts: counts(state.tenants.default_engine()).await,
+        admin_token: None,
+    }
+}
+
+/// Creates a tenant: its own store and engine, empty; the answer carries its admin token,
+/// shown this once.
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses(
+        (status = 201, description = "The tenant, with its admin token", body = TenantDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the operator token", body = ErrorBody),
+        (status = 404, description = "The tenant API is off", body = ErrorBody),
+        (status = 409, description = "Exists already (`already_exists`), or `server.max_tenants` reached (`tenant_limit`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "The tenant's store cannot be written", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn create(state: web::Data<AppState>, _op: Operator, body: web::Json<CreateTenant>) -> Res {
+    let b = body.into_inner();
+    let token = new_token();
+    let t = state
+        .tenants
+        .create(&b.id, &b.name, credential_of(&token), now_ms())
+        .await?;
+    Ok(HttpResponse::Created().json(dto(&state, &t, Some(token)).await))
+}
+
+/// Every tenant, `default` first, with what each holds.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
+    responses(
+        (status = 200, description = "The tenants", body = [TenantDto]),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the operator token", body = ErrorBody),
+        (status = 404, description = "The tenant API is off", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(state: web::Data<AppState>, _op: Operator) -> Res {
+    let mut out = vec![default_dto(&state).await];
+    for t in state.tenants.list() {
+        out.push(dto(&state, &t, None).await);
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// One tenant.
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantDto),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the operator token", body = ErrorBody),
+        (status = 404, description = "Unknown tenant (`unknown_tenant`), or the tenant API is off", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn get(state: web::Data<AppState>, _op: Operator, id: web::Path<String>) -> Res {
+    if id.as_str() == DEFAULT_TENANT {
+        return Ok(HttpResponse::Ok().json(default_dto(&state).await));
+    }
+    let t = state.tenants.get(&id).map_err(crate::engine::EngineError::from)?;
+    Ok(HttpResponse::Ok().json(dto(&state, &t, None).await))
+}
+
+/// Renames a tenant or sets its limits. `default` is configured by the config file (409).
+#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", request_body = PatchTenant,
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the operator token", body = ErrorBody),
+        (status = 404, description = "Unknown tenant (`unknown_tenant`), or the tenant API is off", body = ErrorBody),
+        (status = 409, description = "Tenant `default` (`invalid_state`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "The registry cannot be written", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    _op: Operator,
+    id: web::Path<String>,
+    body: web::Json<PatchTenant>,
+) -> Res {
+    not_default(&id)?;
+    let b = body.into_inner();
+    let patch = TenantPatch {
+        name: b.name,
+        limits: b.limits.map(Into::into),
+    };
+    let t = state.tenants.patch(&id, patch).await?;
+    Ok(HttpResponse::Ok().json(dto(&state, &t, None).await))
+}
+
+/// A new admin token for a tenant; the old one stops working at once. `default`'s admin
+/// token is the config's `api.admin_token` (409).
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/admin-token", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The tenant, with its new admin token", body = TenantDto),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the operator token", body = ErrorBody),
+        (status = 404, description = "Unknown tenant (`unknown_tenant`), or the tenant API is off", body = ErrorBody),
+        (status = 409, description = "Tenant `default` (`invalid_state`)", body = ErrorBody),
+        (status = 503, description = "The registry cannot be written", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn reissue(state: web::Data<AppState>, _op: Operator, id: web::Path<String>) -> Res {
+    not_default(&id)?;
+    let token = new_token();
+    let t = state.tenants.reissue(&id, credential_of(&token)).await?;
+    Ok(HttpResponse::Ok().json(dto(&state, &t, Some(token)).await))
+}
+
+/// Deletes a tenant with everything it holds, once no conversation of it is open.
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the operator token", body = ErrorBody),
+        (status = 404, description = "Unknown tenant (`unknown_tenant`), or the tenant API is off", body = ErrorBody),
+        (status = 409, description = "Open conversations (`tenant_not_empty`), or tenant `default` (`invalid_state`)", body = ErrorBody),
+        (status = 503, description = "The registry cannot be written", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn delete(state: web::Data<AppState>, _op: Operator, id: web::Path<String>) -> Res {
+    state.tenants.delete(&id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn not_default(id: &str) -> Result<(), ApiError> {
+    if id == DEFAULT_TENANT {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_state",
+            "tenant default is configured by the config file (api.admin_token)",
+        ));
+    }
+    Ok(())
+}
+
+/// The tenant API's routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/tenants")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        web::resource("/api/v1/tenants/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(patch))
+            .route(web::delete().to(delete)),
+    )
+    .service(web::resource("/api/v1/tenants/{id}/admin-token").route(web::post().to(reissue)));
+}

@@ -1,0 +1,254 @@
+//! The tenants of a deployment, each routed by an engine of its own
+//! (../shared/API.md "Tenants"; docs/TENANTS.md).
+//!
+//! Tenant `default` is the deployment as it always was: the engine over `store.path`,
+//! the config's queues and entry points and `api.admin_token`. Every other tenant has a
+//! store of its own, `<store.path>-tenants/<id>/` (a sled directory like `store.path`,
+//! with its own writer thread), and an engine of its own on a thread of its own, so
+//! tenants route in parallel and a busy one never delays another's offers. The registry
+//! (id, name, limits, the admin token's SHA-256) is a small sled database beside them,
+//! `<store.path>-tenants/registry.db` (tenant ids cannot contain a dot, so no tenant's
+//! directory can be it).
+//!
+//! The rules are the core's ([`crate::core::tenant::Registry`]); this module makes each
+//! decision durable before it takes effect, and starts or stops the tenant's engine.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::config::Config;
+use crate::core::tenant::{Registry, Tenant, TenantPatch, DEFAULT_TENANT};
+use crate::core::{CoreError, Millis};
+use crate::engine::{Engine, EngineError};
+use crate::store::{SledOptions, SledStore, StoreError};
+
+/// One tenant's running engine and the store under it.
+#[derive(Clone)]
+struct Running {
+    engine: Engine,
+    store: Arc<SledStore>,
+}
+
+/// The deployment's tenants: the registry and every tenant's engine.
+pub struct Tenants {
+    default: Engine,
+    registry: RwLock<Registry>,
+    engines: RwLock<HashMap<String, Running>>,
+    /// The durable registry; `None` until the first tenant is created (a deployment that
+    /// never creates one writes nothing new to its disk).
+    db: tokio::sync::Mutex<Option<sled::Db>>,
+    base: PathBuf,
+    config: Config,
+}
+
+/// The directory of every tenant's store and of the registry.
+pub fn tenants_dir(config: &Config) -> PathBuf {
+    let mut p = config.store.path.clone().into_os_string();
+    p.push("-tenants");
+    PathBuf::from(p)
+}
+
+fn registry_path(base: &Path) -> PathBuf {
+    base.join("registry.db")
+}
+
+fn store_error(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Write(format!("tenant registry: {what}: {e}"))
+}
+
+impl Tenants {
+    /// The tenants of the deployment whose tenant `default` runs `default`: the registry
+    /// is read (if one was ever written) and every tenant's engine started.
+    pub fn open(config: &Config, default: Engine) -> Result<Tenants, StoreError> {
+        let base = tenants_dir(config);
+        let path = registry_path(&base);
+        let (db, tenants) = if path.exists() {
+            let db = sled::open(&path).map_err(|e| store_error("open", e))?;
+            let mut tenants = Vec::new();
+            for item in db.iter() {
+                let (_, v) = item.map_err(|e| store_error("read", e))?;
+                let t: Tenant = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                    what: format!("{}: a tenant record: {e}", path.display()),
+                })?;
+                tenants.push(t);
+            }
+            (Some(db), tenants)
+        } else {
+            (None, Vec::new())
+        };
+        let mut engines = HashMap::new();
+        for t in &tenants {
+            let running = start(config, &base, &t.id)?;
+            tracing::info!(tenant = %t.id, "tenant started");
+            engines.insert(t.id.clone(), running);
+        }
+        Ok(Tenants {
+            default,
+            registry: RwLock::new(Registry::new(config.server.max_tenants, tenants)),
+            engines: RwLock::new(engines),
+            db: tokio::sync::Mutex::new(db),
+            base,
+            config: config.clone(),
+        })
+    }
+
+    /// Tenant `default`'s engine.
+    pub fn default_engine(&self) -> &Engine {
+        &self.default
+    }
+
+    /// The engine of tenant `id` (`default` included).
+    pub fn engine(&self, id: &str) -> Option<Engine> {
+        if id == DEFAULT_TENANT {
+            return Some(self.default.clone());
+        }
+        read(&self.engines).get(id).map(|r| r.engine.clone())
+    }
+
+    /// Every tenant but `default`, in id order.
+    pub fn list(&self) -> Vec<Tenant> {
+        read(&self.registry).tenants().cloned().collect()
+    }
+
+    /// Tenant `id` (not `default`; 404 `unknown_tenant`).
+    pub fn get(&self, id: &str) -> Result<Tenant, CoreError> {
+        read(&self.registry).get(id).cloned()
+    }
+
+    /// The tenant whose admin token has SHA-256 `credential`.
+    pub fn by_admin_credential(&self, credential: &str) -> Option<String> {
+        read(&self.registry)
+            .by_admin_credential(credential)
+            .map(|t| t.id.clone())
+    }
+
+    /// How many tenants the deployment has, `default` included.
+    pub fn count(&self) -> usize {
+        read(&self.registry).tenants().count() + 1
+    }
+
+    /// Creates tenant `id` with an admin token whose SHA-256 is `credential`: its store
+    /// and engine first, then its record; answered once the record is durable.
+    pub async fn create(&self, id: &str, name: &str, credential: String, now: Millis) -> Result<Tenant, EngineError> {
+        let mut db = self.db.lock().await;
+        let tenant = read(&self.registry).create(id, name, credential, now)?;
+        // A directory without a record is what a crash between the two steps below left.
+        let dir = self.base.join(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| store_error("remove an unfinished tenant", e))?;
+        }
+        let running = start(&self.config, &self.base, id)?;
+        if let Err(e) = self.persist(&mut db, &tenant) {
+            running.engine.stop().await;
+            running.store.close();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e.into());
+        }
+        write(&self.engines).insert(id.to_string(), running);
+        write(&self.registry).put(tenant.clone());
+        tracing::info!(tenant = %id, "tenant created");
+        Ok(tenant)
+    }
+
+    /// Changes tenant `id`'s name or limits.
+    pub async fn patch(&self, id: &str, patch: TenantPatch) -> Result<Tenant, EngineError> {
+        let mut db = self.db.lock().await;
+        let tenant = read(&self.registry).patch(id, patch)?;
+        self.persist(&mut db, &tenant)?;
+        write(&self.registry).put(tenant.clone());
+        Ok(tenant)
+    }
+
+    /// Gives tenant `id` a new admin token (SHA-256 `credential`); the old one stops working.
+    pub async fn reissue(&self, id: &str, credential: String) -> Result<Tenant, EngineError> {
+        let mut db = self.db.lock().await;
+        let tenant = read(&self.registry).reissue(id, credential)?;
+        self.persist(&mut db, &tenant)?;
+        write(&self.registry).put(tenant.clone());
+        Ok(tenant)
+    }
+
+    /// Deletes tenant `id` with everything it holds, once it has no open conversation
+    /// (409 `tenant_not_empty`). The tenant stops answering first, so nothing opens a
+    /// conversation between the check and the deletion; refused, it answers again.
+    pub async fn delete(&self, id: &str) -> Result<(), EngineError> {
+        let db = self.db.lock().await;
+        read(&self.registry).may_delete(id, 0)?;
+        let Some(running) = write(&self.engines).remove(id) else {
+            return Err(CoreError::UnknownTenant(id.to_string()).into());
+        };
+        let open = match running.engine.stats().await {
+            Ok(s) => s.conversations_held,
+            Err(e) => {
+                write(&self.engines).insert(id.to_string(), running);
+                return Err(e);
+            }
+        };
+        if let Err(e) = read(&self.registry).may_delete(id, open) {
+            write(&self.engines).insert(id.to_string(), running);
+            return Err(e.into());
+        }
+        let removed = match db.as_ref() {
+            Some(d) => d
+                .remove(id.as_bytes())
+                .and_then(|_| d.flush().map(|_| ()))
+                .map_err(|e| store_error("write", e)),
+            None => Ok(()),
+        };
+        if let Err(e) = removed {
+            write(&self.engines).insert(id.to_string(), running);
+            return Err(e.into());
+        }
+        write(&self.registry).remove(id);
+        running.engine.stop().await;
+        running.store.close();
+        if let Err(e) = std::fs::remove_dir_all(self.base.join(id)) {
+            // The record is gone: the directory is only disk space now, removed by the
+            // next create of the same id.
+            tracing::warn!(tenant = %id, error = %e, "a deleted tenant's store could not be removed");
+        }
+        tracing::info!(tenant = %id, "tenant deleted");
+        Ok(())
+    }
+
+    /// Writes `tenant`'s record and flushes it, opening the registry on first use.
+    fn persist(&self, db: &mut Option<sled::Db>, tenant: &Tenant) -> Result<(), StoreError> {
+        if db.is_none() {
+            std::fs::create_dir_all(&self.base).map_err(|e| store_error("create its directory", e))?;
+            *db = Some(sled::open(registry_path(&self.base)).map_err(|e| store_error("open", e))?);
+        }
+        let Some(d) = db.as_ref() else {
+            return Err(store_error("open", "not open"));
+        };
+        let value = serde_json::to_vec(tenant).map_err(|e| store_error("encode", e))?;
+        d.insert(tenant.id.as_bytes(), value)
+            .and_then(|_| d.flush().map(|_| ()))
+            .map_err(|e| store_error("write", e))
+    }
+
+    /// Closes every tenant's store but `default`'s (its owner closes it).
+    pub fn close(&self) {
+        for (_, r) in write(&self.engines).drain() {
+            r.store.close();
+        }
+    }
+}
+
+/// Opens tenant `id`'s store under `base` and starts its engine.
+fn start(config: &Config, base: &Path, id: &str) -> Result<Running, StoreError> {
+    let dir = base.join(id);
+    let mut options = SledOptions::from_config(&config.store);
+    options.cache_capacity = config.store.tenant_cache_mb.saturating_mul(1 << 20);
+    let store = Arc::new(SledStore::open(&dir, options)?);
+    let (engine, _outbox) = crate::channels::messenger::start_engine(config, store.clone())?;
+    Ok(Running { engine, store })
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
