@@ -123,6 +123,30 @@ impl Tenants {
             .map(|t| t.id.clone())
     }
 
+    /// Who holds the credential (a token's or a session's SHA-256) at `now`, and in which
+    /// tenant: a tenant's admin, or an account of a tenant other than `default` (the
+    /// caller looks in `default` first). Ids are unique within a tenant only, so the
+    /// tenant is part of the answer.
+    pub fn principal_for(
+        &self,
+        credential: &str,
+        now: Millis,
+    ) -> Result<Option<(String, crate::core::Principal)>, EngineError> {
+        if let Some(id) = self.by_admin_credential(credential) {
+            return Ok(Some((id, crate::core::Principal::Admin)));
+        }
+        let engines: Vec<(String, Engine)> = read(&self.engines)
+            .iter()
+            .map(|(id, r)| (id.clone(), r.engine.clone()))
+            .collect();
+        for (id, engine) in engines {
+            if let Some(p) = engine.principal_for(credential, now)? {
+                return Ok(Some((id, p)));
+            }
+        }
+        Ok(None)
+    }
+
     /// How many tenants the deployment has, `default` included.
     pub fn count(&self) -> usize {
         read(&self.registry).tenants().count() + 1

@@ -219,3 +219,171 @@ fn the_registry_survives_a_kill() {
         p.kill();
     });
 }
+
+/// Creates tenant `id` and answers its admin token.
+async fn tenant(s: &TestServer, id: &str) -> String {
+    let t = s
+        .post("/api/v1/tenants", OPERATOR, json!({"id": id, "name": id}))
+        .await
+        .expect(201);
+    t["admin_token"].as_str().expect("admin token").to_string()
+}
+
+/// In the tenant of `admin`: queue `q1`, entry point `web` to it, and agent `a1` named
+/// `name` serving it; answers the agent's token.
+async fn floor(s: &TestServer, admin: &str, name: &str) -> String {
+    s.post("/api/v1/queues", admin, json!({"id": "q1", "name": "Queue One"}))
+        .await
+        .expect(201);
+    s.post(
+        "/api/v1/entry-points",
+        admin,
+        json!({"id": "web", "name": "Web", "queue": "q1"}),
+    )
+    .await
+    .expect(201);
+    let a = s
+        .post(
+            "/api/v1/agents",
+            admin,
+            json!({"id": "a1", "name": name, "queues": ["q1"]}),
+        )
+        .await
+        .expect(201);
+    a["token"].as_str().expect("token").to_string()
+}
+
+#[actix_rt::test]
+async fn two_tenants_with_the_same_ids_work_side_by_side_and_never_see_each_other() {
+    let s = with_operator().await;
+    let acme = tenant(&s, "acme").await;
+    let beta = tenant(&s, "beta").await;
+    let ann = floor(&s, &acme, "Ann of Acme").await;
+    let bob = floor(&s, &beta, "Bob of Beta").await;
+    // The same ids in the default tenant too.
+    s.queue("q1", "Default One").await;
+    let dan = s.agent("a1", "Dan of Default", &["q1"]).await;
+
+    // Each admin reads its own tenant only.
+    let queues = s.get("/api/v1/queues", &acme).await.expect(200);
+    let names: Vec<&str> = queues
+        .as_array()
+        .expect("queues")
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Queue One"], "{queues}");
+    assert_eq!(
+        s.get("/api/v1/agents/a1", &beta).await.expect(200)["name"],
+        "Bob of Beta"
+    );
+    assert_eq!(
+        s.get("/api/v1/agents/a1", ADMIN).await.expect(200)["name"],
+        "Dan of Default"
+    );
+
+    // A conversation in acme is offered to acme's a1 and nobody else.
+    let mut d_ann = s.available_desktop(&ann).await;
+    let mut d_bob = s.available_desktop(&bob).await;
+    let mut d_dan = s.available_desktop(&dan).await;
+    let conv = s
+        .post(
+            "/api/v1/conversations",
+            &acme,
+            json!({"entry_point": "web", "customer": {"id": "c1", "name": "Cid"}, "text": "Hello Acme"}),
+        )
+        .await
+        .expect(201);
+    let cid = conv["id"].as_str().expect("id").to_string();
+    let offer = d_ann.wait_for("offer").await;
+    assert_eq!(offer["conversation_id"], cid.as_str());
+    let accepted = d_ann.command(json!({"type": "accept", "conversation_id": cid})).await;
+    assert_eq!(accepted["ok"], true, "{accepted}");
+
+    // Every token of another tenant gets 404 for it, as for an id that does not exist.
+    let path = format!("/api/v1/conversations/{cid}");
+    for token in [beta.as_str(), ADMIN, &bob, &dan] {
+        s.get(&path, token).await.expect_error(404, "unknown_conversation");
+    }
+    for agent in [&bob, &dan] {
+        let reply = s.post_empty(&format!("{path}/accept"), agent).await;
+        reply.expect_error(404, "unknown_conversation");
+    }
+    assert_eq!(s.get(&path, &acme).await.expect(200)["id"], cid.as_str());
+    // Nothing reached the other tenants' desktops: each has its own conversation next.
+    s.post(
+        "/api/v1/entry-points",
+        ADMIN,
+        json!({"id": "web", "name": "Web", "queue": "q1"}),
+    )
+    .await
+    .expect(201);
+    for (admin, d) in [(beta.as_str(), &mut d_bob), (ADMIN, &mut d_dan)] {
+        let c = s
+            .post(
+                "/api/v1/conversations",
+                admin,
+                json!({"entry_point": "web", "customer": {"id": "c9", "name": "Cy"}, "text": "Hi"}),
+            )
+            .await
+            .expect(201);
+        let next = d.wait_for("offer").await;
+        assert_eq!(next["conversation_id"], c["id"], "the first offer is its own tenant's");
+    }
+
+    // A supervisor of acme sees acme's floor only.
+    let sup = s
+        .post("/api/v1/supervisors", &acme, json!({"id": "s1", "name": "Sue"}))
+        .await
+        .expect(201);
+    let (_socket, snap) = common::connect_supervisor(&s.client, &s.base, sup["token"].as_str().expect("token")).await;
+    let agents: Vec<&str> = snap["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(agents, ["Ann of Acme"], "{snap}");
+
+    // A tenant with an open conversation is not deleted.
+    s.call("DELETE", "/api/v1/tenants/acme", Some(OPERATOR), None)
+        .await
+        .expect_error(409, "tenant_not_empty");
+    assert_eq!(
+        s.get("/api/v1/agents/a1", &acme).await.expect(200)["name"],
+        "Ann of Acme",
+        "still there"
+    );
+}
+
+#[actix_rt::test]
+async fn sign_in_names_the_tenant_and_an_unknown_one_is_a_wrong_password() {
+    let s = with_operator().await;
+    let acme = tenant(&s, "acme").await;
+    floor(&s, &acme, "Ann of Acme").await;
+    let password = "correct horse battery staple";
+    s.put("/api/v1/agents/a1/password", &acme, json!({"password": password}))
+        .await
+        .expect(204);
+    let login = |tenant: Option<&str>| {
+        let mut body = json!({"id": "a1", "password": password});
+        if let Some(t) = tenant {
+            body["tenant"] = json!(t);
+        }
+        s.call("POST", "/api/v1/login", None, Some(body))
+    };
+    let session = login(Some("acme")).await.expect(200);
+    let token = session["token"].as_str().expect("session token");
+    assert_eq!(
+        s.get("/api/v1/agents/me", token).await.expect(200)["name"],
+        "Ann of Acme"
+    );
+    // Default has no a1; an unknown tenant answers as a wrong password does.
+    login(None).await.expect_error(401, "invalid_credentials");
+    login(Some("nope")).await.expect_error(401, "invalid_credentials");
+    // A reissued tenant admin token ends the old one.
+    s.post_empty("/api/v1/tenants/acme/admin-token", OPERATOR)
+        .await
+        .expect(200);
+    s.get("/api/v1/queues", &acme).await.expect_error(401, "unauthorized");
+}

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use futures_util::StreamExt;
 
-use super::auth::Caller;
+use super::auth::{Caller, Tenanted};
 use super::dto::MessageDto;
 use super::error::{ApiError, ErrorBody};
 use super::rest::{id, unexpected, Res};
@@ -137,7 +137,7 @@ fn boundary_of(content_type: &str) -> Option<String> {
     ),
     security(("bearer" = [])))]
 pub async fn send_attachment(
-    state: web::Data<AppState>,
+    state: Tenanted,
     caller: Caller,
     path: web::Path<String>,
     req: actix_web::HttpRequest,

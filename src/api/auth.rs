@@ -122,15 +122,39 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Resolves a token to its caller; `None` for a token that belongs to nobody.
-pub fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
+/// A request's authenticated caller and its tenant (`None`: tenant `default`), kept in
+/// the request's extensions so that every extractor of the request sees one answer.
+#[derive(Debug, Clone)]
+pub struct Authed {
+    pub caller: Caller,
+    pub tenant: Option<String>,
+}
+
+/// Resolves a token to its caller and tenant; `None` for a token that belongs to nobody.
+/// Tenant `default` is asked first (the config's admin token, then its accounts), then
+/// the other tenants ([`crate::tenants::Tenants::principal_for`]).
+pub fn resolve(state: &AppState, token: &str) -> Result<Option<Authed>, ApiError> {
     if token.is_empty() {
         return Ok(None);
     }
     if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
-        return Ok(Some(Caller::Admin));
+        return Ok(Some(Authed {
+            caller: Caller::Admin,
+            tenant: None,
+        }));
     }
-    Ok(state.engine.principal_for(&credential_of(token), now_ms())?)
+    let credential = credential_of(token);
+    let now = now_ms();
+    if let Some(caller) = state.engine.principal_for(&credential, now)? {
+        return Ok(Some(Authed { caller, tenant: None }));
+    }
+    Ok(state
+        .tenants
+        .principal_for(&credential, now)?
+        .map(|(tenant, caller)| Authed {
+            caller,
+            tenant: Some(tenant),
+        }))
 }
 
 /// The client address a request counts for in per-address limits: the TCP peer, or the
@@ -158,6 +182,16 @@ pub fn client_address(req: &HttpRequest, state: &AppState) -> Option<std::net::I
 /// "Operations"). A right token always works. The client address is the TCP peer, or
 /// the client a trusted proxy names ([`client_address`]).
 pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
+    authenticate_in(req, state, token).map(|a| a.caller)
+}
+
+/// [`authenticate`], with the caller's tenant. The answer is kept in the request's
+/// extensions: asked again (by another extractor), it is not looked up twice, nor a
+/// failure counted twice.
+pub fn authenticate_in(req: &HttpRequest, state: &AppState, token: Option<&str>) -> Result<Authed, ApiError> {
+    if let Some(done) = req.extensions().get::<Authed>() {
+        return Ok(done.clone());
+    }
     // A missing (or empty) token is not a failure: it is a client that did not try.
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::unauthorized());
@@ -167,11 +201,12 @@ pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) ->
             "the operator token manages tenants only; it acts in no tenant",
         ));
     }
-    if let Some(caller) = resolve(state, token)? {
-        if let Caller::Agent(a) = &caller {
+    if let Some(authed) = resolve(state, token)? {
+        if let Caller::Agent(a) = &authed.caller {
             req.extensions_mut().insert(super::AuthenticatedAgent(a.clone()));
         }
-        return Ok(caller);
+        req.extensions_mut().insert(authed.clone());
+        return Ok(authed);
     }
     let address = client_address(req, state);
     let now = now_ms();
@@ -222,6 +257,54 @@ impl FromRequest for Caller {
             return ready(Err(ApiError::unauthorized()));
         };
         ready(authenticate(req, state, bearer(req)))
+    }
+}
+
+/// The server's state as the caller's tenant sees it: [`AppState`] with the tenant's
+/// engine and supervisor hub. A handler that acts inside a tenant takes this instead of
+/// `web::Data<AppState>`; authenticating is part of extracting it (401, 429 as for
+/// [`Caller`]), so a handler with both sees one caller.
+pub struct Tenanted(web::Data<AppState>);
+
+impl std::ops::Deref for Tenanted {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+impl Tenanted {
+    /// The caller's tenant's state, once `authed` is known.
+    pub fn of(state: &web::Data<AppState>, authed: &Authed) -> Result<Tenanted, ApiError> {
+        // A tenant deleted since the token was resolved is gone for this request too.
+        Tenanted::named(state, authed.tenant.as_deref()).ok_or_else(ApiError::unauthorized)
+    }
+
+    /// Tenant `tenant`'s state (`None`: `default`); `None` for a tenant that does not exist.
+    pub fn named(state: &web::Data<AppState>, tenant: Option<&str>) -> Option<Tenanted> {
+        let tenant = match tenant {
+            None | Some(crate::core::tenant::DEFAULT_TENANT) => return Some(Tenanted(state.clone())),
+            Some(t) => t,
+        };
+        let engine = state.tenants.engine(tenant)?;
+        let hub = state.tenant_hub(tenant, &engine);
+        let mut s = AppState::clone(state);
+        s.engine = engine;
+        s.hub = hub;
+        Some(Tenanted(web::Data::new(s)))
+    }
+}
+
+impl FromRequest for Tenanted {
+    type Error = ApiError;
+    type Future = Ready<Result<Tenanted, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Err(ApiError::unauthorized()));
+        };
+        ready(authenticate_in(req, state, bearer(req)).and_then(|a| Tenanted::of(state, &a)))
     }
 }
 

@@ -727,6 +727,10 @@ pub struct Login {
     /// `agent` (the default) or `supervisor`.
     #[serde(default)]
     pub kind: Option<String>,
+    /// The account's tenant (default `default`). An unknown tenant is refused as a
+    /// wrong id or password is, so the answer does not tell which tenants exist.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// The answer of `POST /api/v1/login`: a session token, shown once.

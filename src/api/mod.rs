@@ -72,6 +72,8 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     /// The operator's token (`api.operator_token`); empty: the tenant API is off.
     pub operator_token: Arc<str>,
+    /// The supervisor hub of each tenant other than `default`, started on first use.
+    pub tenant_hubs: Arc<std::sync::Mutex<std::collections::HashMap<String, actix::Addr<supervisor::hub::Hub>>>>,
     /// Largest request body and WebSocket message, in bytes.
     pub body_limit: usize,
     /// How often desktops are pinged, and how long one may stay silent.
@@ -105,6 +107,17 @@ pub struct AppState {
     /// The files agents send, and the largest one (`messenger.max_attachment_bytes`).
     pub files: Arc<crate::channels::files::FileStore>,
     pub max_attachment_bytes: usize,
+}
+
+impl AppState {
+    /// Tenant `tenant`'s supervisor hub over its `engine`, started on first use (a hub
+    /// watches one floor).
+    pub fn tenant_hub(&self, tenant: &str, engine: &Engine) -> actix::Addr<supervisor::hub::Hub> {
+        let mut hubs = self.tenant_hubs.lock().unwrap_or_else(|p| p.into_inner());
+        hubs.entry(tenant.to_string())
+            .or_insert_with(|| supervisor::hub::Hub::start_on_own_thread(engine.clone(), self.supervisor.clone()))
+            .clone()
+    }
 }
 
 /// Failed authentications from one address within [`AUTH_WINDOW_MS`] before its wrong
@@ -300,6 +313,7 @@ fn build(
         tenants,
         admin_token: config.api.admin_token.as_str().into(),
         operator_token: config.api.operator_token.as_str().into(),
+        tenant_hubs: Arc::default(),
         body_limit: config.server.body_limit_bytes,
         heartbeat: std::time::Duration::from_millis(config.server.ws_heartbeat_ms),
         client_timeout: std::time::Duration::from_millis(config.server.ws_client_timeout_ms),

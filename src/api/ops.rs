@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
-use super::auth::Caller;
+use super::auth::{Caller, Tenanted};
 use super::dto::{HealthDto, OutboxHealthDto};
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
@@ -78,7 +78,7 @@ pub async fn healthz(
         (status = 409, description = "Another backup is being taken", body = ErrorBody),
         (status = 503, description = "The store cannot be read", body = ErrorBody),
     ))]
-pub async fn backup(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn backup(caller: Caller, state: Tenanted) -> Result<HttpResponse, ApiError> {
     use futures_util::StreamExt;
     caller.admin()?;
     let chunks = state.engine.store().backup().await.map_err(|e| match e {

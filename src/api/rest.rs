@@ -8,7 +8,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
-use super::auth::{self, Caller};
+use super::auth::{self, Caller, Tenanted};
 use super::dto::*;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
@@ -66,7 +66,7 @@ async fn conversation_after(state: &AppState, cid: &str, status: StatusCode) -> 
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_queue(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateQueue>) -> Res {
+pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<CreateQueue>) -> Res {
     caller.admin()?;
     let body = body.into_inner();
     let dto = match state
@@ -91,7 +91,7 @@ pub async fn create_queue(state: web::Data<AppState>, caller: Caller, body: web:
         (status = 401, description = "No or wrong token", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn list_queues(state: web::Data<AppState>, _caller: Caller) -> Res {
+pub async fn list_queues(state: Tenanted, _caller: Caller) -> Res {
     let v: Vec<QueueDto> = state.engine.queues().await?.iter().map(QueueDto::from).collect();
     Ok(HttpResponse::Ok().json(v))
 }
@@ -106,7 +106,7 @@ pub async fn list_queues(state: web::Data<AppState>, _caller: Caller) -> Res {
         (status = 404, description = "Unknown queue", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_queue(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+pub async fn get_queue(state: Tenanted, caller: Caller, path: web::Path<String>) -> Res {
     let _ = caller;
     let qid = id(&path)?;
     match state.engine.queue(qid).await? {
@@ -129,7 +129,7 @@ pub async fn get_queue(state: web::Data<AppState>, caller: Caller, path: web::Pa
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_entry_point(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateEntryPoint>) -> Res {
+pub async fn create_entry_point(state: Tenanted, caller: Caller, body: web::Json<CreateEntryPoint>) -> Res {
     caller.admin()?;
     let b = body.into_inner();
     let ep = core::EntryPoint {
@@ -165,7 +165,7 @@ pub async fn create_entry_point(state: web::Data<AppState>, caller: Caller, body
     ),
     security(("bearer" = [])))]
 pub async fn patch_entry_point(
-    state: web::Data<AppState>,
+    state: Tenanted,
     caller: Caller,
     path: web::Path<String>,
     body: web::Json<PatchEntryPoint>,
@@ -215,7 +215,7 @@ pub async fn patch_entry_point(
         (status = 403, description = "Not the admin", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn list_entry_points(state: web::Data<AppState>, caller: Caller) -> Res {
+pub async fn list_entry_points(state: Tenanted, caller: Caller) -> Res {
     caller.reader()?;
     let v: Vec<EntryPointDto> = state
         .engine
@@ -241,7 +241,7 @@ pub async fn list_entry_points(state: web::Data<AppState>, caller: Caller) -> Re
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateAgent>) -> Res {
+pub async fn create_agent(state: Tenanted, caller: Caller, body: web::Json<CreateAgent>) -> Res {
     caller.admin()?;
     let b = body.into_inner();
     let password_hash = super::signin::hash_optional(&state, b.password).await?;
@@ -275,7 +275,7 @@ pub async fn create_agent(state: web::Data<AppState>, caller: Caller, body: web:
         (status = 401, description = "No or wrong token", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn list_agents(state: web::Data<AppState>, _caller: Caller, filter: web::Query<AgentFilter>) -> Res {
+pub async fn list_agents(state: Tenanted, _caller: Caller, filter: web::Query<AgentFilter>) -> Res {
     let f = filter.into_inner();
     let want = f.state.map(core::Presence::from);
     let v: Vec<AgentDto> = state
@@ -305,12 +305,7 @@ pub async fn list_agents(state: web::Data<AppState>, _caller: Caller, filter: we
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn set_skills(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-    body: web::Json<SetSkills>,
-) -> Res {
+pub async fn set_skills(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<SetSkills>) -> Res {
     caller.admin()?;
     let aid = id(&path)?;
     let reply = state
@@ -337,7 +332,7 @@ pub async fn set_skills(
         (status = 404, description = "Unknown agent", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_agent(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+pub async fn get_agent(state: Tenanted, caller: Caller, path: web::Path<String>) -> Res {
     let aid = id(&path)?;
     caller.admin_or_agent(aid)?;
     match state.engine.agent(aid).await? {
@@ -355,7 +350,7 @@ pub async fn get_agent(state: web::Data<AppState>, caller: Caller, path: web::Pa
         (status = 403, description = "Not an agent token", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Res {
+pub async fn get_me(state: Tenanted, caller: Caller) -> Res {
     let aid = caller.agent()?;
     match state.engine.agent(aid).await? {
         Some(d) => Ok(HttpResponse::Ok().json(AgentDetailDto::from(&d))),
@@ -374,7 +369,7 @@ pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Res {
         (status = 404, description = "Unknown agent", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn reissue_token(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+pub async fn reissue_token(state: Tenanted, caller: Caller, path: web::Path<String>) -> Res {
     caller.admin()?;
     super::signin::reissue(&state, crate::core::AccountRef::agent(path.into_inner())).await
 }
@@ -390,7 +385,7 @@ pub async fn reissue_token(state: web::Data<AppState>, caller: Caller, path: web
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn set_my_state(state: web::Data<AppState>, caller: Caller, body: web::Json<SetState>) -> Res {
+pub async fn set_my_state(state: Tenanted, caller: Caller, body: web::Json<SetState>) -> Res {
     let agent = caller.agent()?;
     let b = body.into_inner();
     let a = state
@@ -414,11 +409,7 @@ pub async fn set_my_state(state: web::Data<AppState>, caller: Caller, body: web:
         (status = 503, description = "The engine is overloaded (`overloaded`, with `Retry-After`) or cannot write (`store_unavailable`)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_conversation(
-    state: web::Data<AppState>,
-    caller: Caller,
-    body: web::Json<CreateConversation>,
-) -> Res {
+pub async fn create_conversation(state: Tenanted, caller: Caller, body: web::Json<CreateConversation>) -> Res {
     caller.admin()?;
     if let Err(e) = state.engine.admit() {
         crate::metrics::OVERLOAD_REFUSED.with_label_values(&["rest"]).inc();
@@ -462,7 +453,7 @@ pub async fn create_conversation(
     ),
     security(("bearer" = [])))]
 pub async fn set_priority(
-    state: web::Data<AppState>,
+    state: Tenanted,
     caller: Caller,
     path: web::Path<String>,
     body: web::Json<SetPriority>,
@@ -493,7 +484,7 @@ pub async fn set_priority(
         (status = 404, description = "Unknown conversation", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+pub async fn get_conversation(state: Tenanted, caller: Caller, path: web::Path<String>) -> Res {
     let cid = id(&path)?;
     let c = state.engine.conversation_for(cid, caller).await?;
     Ok(HttpResponse::Ok().json(ConversationDto::from(&c)))
@@ -511,7 +502,7 @@ pub async fn get_conversation(state: web::Data<AppState>, caller: Caller, path: 
         (status = 409, description = "`offer_expired`, `not_offered_to_you`", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn accept(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+pub async fn accept(state: Tenanted, caller: Caller, path: web::Path<String>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
     let cmd = Command::Accept {
@@ -538,12 +529,7 @@ pub async fn accept(state: web::Data<AppState>, caller: Caller, path: web::Path<
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn send_message(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-    body: web::Json<SendText>,
-) -> Res {
+pub async fn send_message(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<SendText>) -> Res {
     let cid = id(&path)?;
     let text = body.into_inner().text;
     let cmd = Command::write(&caller, cid, text).map_err(EngineError::from)?;
@@ -566,12 +552,7 @@ pub async fn send_message(
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn transfer(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-    body: web::Json<Transfer>,
-) -> Res {
+pub async fn transfer(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<Transfer>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
     let Transfer { agent: target, queue } = body.into_inner();
@@ -599,12 +580,7 @@ pub async fn transfer(
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn conference(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-    body: web::Json<Invite>,
-) -> Res {
+pub async fn conference(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<Invite>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
     let cmd = Command::Conference {
@@ -630,7 +606,7 @@ pub async fn conference(
         (status = 409, description = "No conference", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn exit_conference(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+pub async fn exit_conference(state: Tenanted, caller: Caller, path: web::Path<String>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
     let cmd = Command::ExitConference {
@@ -653,7 +629,7 @@ pub async fn exit_conference(state: web::Data<AppState>, caller: Caller, path: w
         (status = 409, description = "No conference", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn end_conference(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+pub async fn end_conference(state: Tenanted, caller: Caller, path: web::Path<String>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
     let cmd = Command::EndConference {
@@ -677,7 +653,7 @@ pub async fn end_conference(state: web::Data<AppState>, caller: Caller, path: we
         (status = 409, description = "Already ended, or not active", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn end_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+pub async fn end_conversation(state: Tenanted, caller: Caller, path: web::Path<String>) -> Res {
     let cid = id(&path)?;
     state
         .engine
@@ -699,12 +675,7 @@ pub async fn end_conversation(state: web::Data<AppState>, caller: Caller, path: 
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn wrapup(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-    body: web::Json<Wrapup>,
-) -> Res {
+pub async fn wrapup(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<Wrapup>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
     let cmd = Command::Wrapup {
@@ -725,7 +696,7 @@ pub async fn wrapup(
         (status = 401, description = "No or wrong token", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn wrapup_reasons(state: web::Data<AppState>, _caller: Caller, filter: web::Query<CodeFilter>) -> Res {
+pub async fn wrapup_reasons(state: Tenanted, _caller: Caller, filter: web::Query<CodeFilter>) -> Res {
     let q = filter.into_inner().q;
     let v: Vec<CodeDto> = state
         .engine
@@ -745,7 +716,7 @@ pub async fn wrapup_reasons(state: web::Data<AppState>, _caller: Caller, filter:
         (status = 401, description = "No or wrong token", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn idle_codes(state: web::Data<AppState>, _caller: Caller) -> Res {
+pub async fn idle_codes(state: Tenanted, _caller: Caller) -> Res {
     let v: Vec<CodeDto> = state.engine.rules().idle_codes.iter().map(CodeDto::from).collect();
     Ok(HttpResponse::Ok().json(v))
 }

@@ -31,7 +31,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::auth::{self, Caller};
+use super::auth::{self, Caller, Tenanted};
 use super::dto::{ChangePassword, Login, Password, SessionDto, SetPassword, TokenDto};
 use super::error::{ApiError, ErrorBody};
 use super::password::{self, Busy};
@@ -156,8 +156,13 @@ pub async fn hash_optional(state: &AppState, password: Option<Password>) -> Resu
         (status = 429, description = "Too many failures for this account, or from this address, within a minute (`too_many_attempts`); see `Retry-After`", body = ErrorBody),
         (status = 503, description = "Every password check is taken (`busy`); see `Retry-After`", body = ErrorBody),
     ))]
-pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> Res {
-    let Login { id, password, kind } = body.into_inner();
+pub async fn login(app: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> Res {
+    let Login {
+        id,
+        password,
+        kind,
+        tenant,
+    } = body.into_inner();
     let account = match kind.as_deref() {
         None | Some("agent") => AccountRef::agent(id),
         Some("supervisor") => AccountRef::supervisor(id),
@@ -168,14 +173,28 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
             ))
         }
     };
-    throttle_check(&state, &req, &account)?;
-    let hash = password_hash_of(&state, &account).await?;
+    // Ids are unique within a tenant: failures are counted per tenant's account.
+    let throttled = match tenant.as_deref() {
+        None | Some(crate::core::tenant::DEFAULT_TENANT) => account.clone(),
+        Some(t) => AccountRef {
+            kind: account.kind,
+            id: format!("{t}/{}", account.id),
+        },
+    };
+    throttle_check(&app, &req, &throttled)?;
+    let state = Tenanted::named(&app, tenant.as_deref());
+    // An unknown tenant is checked against no hash, as an unknown id is.
+    let hash = match &state {
+        Some(s) => password_hash_of(s, &account).await?,
+        None => None,
+    };
     let verified = hash.clone();
-    let ok = verify(&state, password, hash).await?;
-    let Some(verified_hash) = verified.filter(|_| ok) else {
-        throttle_failed(&state, &req, &account);
+    let ok = verify(&app, password, hash).await?;
+    let (Some(state), Some(verified_hash)) = (state, verified.filter(|_| ok)) else {
+        throttle_failed(&app, &req, &throttled);
         return Err(invalid_credentials());
     };
+    let account_for_throttle = throttled;
     let token = auth::new_token();
     let expires_at = auth::now_ms().saturating_add(state.session_ttl_ms);
     let reply = state
@@ -192,12 +211,12 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
         Ok(r) => return Err(super::rest::unexpected("signed_in", &r)),
         Err(e) if e.code() == "invalid_credentials" => {
             // The password changed while it was being checked.
-            throttle_failed(&state, &req, &account);
+            throttle_failed(&state, &req, &account_for_throttle);
             return Err(e.into());
         }
         Err(e) => return Err(e.into()),
     };
-    throttle_succeeded(&state, &account);
+    throttle_succeeded(&state, &account_for_throttle);
     tracing::info!(account = %account, "signed in with a password");
     Ok(HttpResponse::Ok().json(SessionDto {
         token,
@@ -217,7 +236,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
         (status = 403, description = "The admin token", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn logout(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> Res {
+pub async fn logout(state: Tenanted, caller: Caller, req: HttpRequest) -> Res {
     let account = caller.account()?;
     let token = auth::bearer(&req).unwrap_or_default();
     state
@@ -243,7 +262,7 @@ pub async fn logout(state: web::Data<AppState>, caller: Caller, req: HttpRequest
     ),
     security(("bearer" = [])))]
 pub async fn set_password(
-    state: web::Data<AppState>,
+    state: Tenanted,
     caller: Caller,
     path: web::Path<String>,
     body: web::Json<SetPassword>,
@@ -307,7 +326,7 @@ fn check_id(account: &AccountRef) -> Result<(), ApiError> {
     ),
     security(("bearer" = [])))]
 pub async fn change_my_password(
-    state: web::Data<AppState>,
+    state: Tenanted,
     caller: Caller,
     req: HttpRequest,
     body: web::Json<ChangePassword>,

@@ -414,12 +414,18 @@ pub async fn desktop(
     query: web::Query<WsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let token = query.token.as_deref().or_else(|| auth::bearer(&req));
-    let caller = auth::authenticate(&req, &state, token)?;
-    let agent = caller.agent()?.to_string();
+    let authed = auth::authenticate_in(&req, &state, token)?;
+    let state = auth::Tenanted::of(&state, &authed)?;
+    let agent = authed.caller.agent()?.to_string();
     let watch = socket::watch(&state, token.unwrap_or_default())?;
     let (response, session, stream) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
-    let Some(slot) = SocketSlots::take(&state.desktops, &agent) else {
+    // Agent ids are unique within a tenant: the cap counts each tenant's agent apart.
+    let slot_key = match &authed.tenant {
+        Some(t) => format!("{t}/{agent}"),
+        None => agent.clone(),
+    };
+    let Some(slot) = SocketSlots::take(&state.desktops, &slot_key) else {
         let max = state.desktops.max;
         crate::metrics::DESKTOPS_REFUSED.with_label_values(&[]).inc();
         tracing::warn!(agent = %agent, max, "desktop refused: the agent has the most desktops allowed");

@@ -346,6 +346,21 @@ impl Hub {
     }
 }
 
+/// Stops the hub and its thread (a deleted tenant's): its sockets see their stream end.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Stop, ctx: &mut Self::Context) {
+        self.sockets.clear();
+        ctx.stop();
+        Arbiter::current().stop();
+    }
+}
+
 /// A new supervisor socket: it gets the snapshot first, then every tick's events, through
 /// `tx` (bounded: see the module docs).
 #[derive(Message)]

@@ -16,10 +16,9 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{self, Caller};
+use super::auth::{self, Caller, Tenanted};
 use super::dto::*;
 use super::error::{ApiError, ErrorBody};
-use super::AppState;
 use crate::core::{self, valid_id, AccountRef, AuditEntry, Changer, CoreError, AUDIT_READ_MAX};
 use crate::engine::{Command, EngineError, Reply};
 
@@ -158,7 +157,7 @@ fn path_id(raw: &str) -> Result<&str, ApiError> {
         (status = 413, description = "Body too large", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_supervisor(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateSupervisor>) -> Res {
+pub async fn create_supervisor(state: Tenanted, caller: Caller, body: web::Json<CreateSupervisor>) -> Res {
     caller.admin()?;
     let b = body.into_inner();
     let password_hash = super::signin::hash_optional(&state, b.password).await?;
@@ -189,7 +188,7 @@ pub async fn create_supervisor(state: web::Data<AppState>, caller: Caller, body:
         (status = 403, description = "An agent token", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn list_supervisors(state: web::Data<AppState>, caller: Caller) -> Res {
+pub async fn list_supervisors(state: Tenanted, caller: Caller) -> Res {
     caller.reader()?;
     let v: Vec<SupervisorDto> = state
         .engine
@@ -209,7 +208,7 @@ pub async fn list_supervisors(state: web::Data<AppState>, caller: Caller) -> Res
         (status = 403, description = "Not a supervisor token", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Res {
+pub async fn get_me(state: Tenanted, caller: Caller) -> Res {
     let id = caller.supervisor()?;
     match state.engine.supervisor(id).await? {
         Some(s) => Ok(HttpResponse::Ok().json(SupervisorDto::from(&s))),
@@ -228,7 +227,7 @@ pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Res {
         (status = 404, description = "Unknown supervisor", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn reissue_token(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Res {
+pub async fn reissue_token(state: Tenanted, caller: Caller, path: web::Path<String>) -> Res {
     caller.admin()?;
     super::signin::reissue(&state, AccountRef::supervisor(path.into_inner())).await
 }
@@ -245,7 +244,7 @@ pub async fn reissue_token(state: web::Data<AppState>, caller: Caller, path: web
     ),
     security(("bearer" = [])))]
 pub async fn set_password(
-    state: web::Data<AppState>,
+    state: Tenanted,
     caller: Caller,
     path: web::Path<String>,
     body: web::Json<SetPassword>,
@@ -274,7 +273,7 @@ pub async fn set_password(
     ),
     security(("bearer" = [])))]
 pub async fn set_agent_state(
-    state: web::Data<AppState>,
+    state: Tenanted,
     caller: Caller,
     path: web::Path<String>,
     body: web::Json<SetState>,
@@ -306,7 +305,7 @@ pub async fn set_agent_state(
         (status = 403, description = "An agent token", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn audit(state: web::Data<AppState>, caller: Caller, filter: web::Query<AuditFilter>) -> Res {
+pub async fn audit(state: Tenanted, caller: Caller, filter: web::Query<AuditFilter>) -> Res {
     caller.reader()?;
     let f = filter.into_inner();
     let limit = f.limit.unwrap_or(100);

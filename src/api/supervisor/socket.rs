@@ -41,8 +41,9 @@ pub async fn supervisor_ws(
     query: web::Query<WsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let token = query.token.as_deref().or_else(|| auth::bearer(&req));
-    let caller = auth::authenticate(&req, &state, token)?;
-    let supervisor = caller.supervisor()?.to_string();
+    let authed = auth::authenticate_in(&req, &state, token)?;
+    let state = auth::Tenanted::of(&state, &authed)?;
+    let supervisor = authed.caller.supervisor()?.to_string();
     let watch = socket::watch(&state, token.unwrap_or_default())?;
     let (response, session, stream) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
