@@ -24,6 +24,7 @@ pub use crate::protocol::{AgentDetail, EngineError, EngineStats, Observed, Query
 
 /// Starts a router on `arbiter` over the floor rebuilt from what `store` holds; what the
 /// core grants (tokens and valid sessions) replaces the credential index in `shared`.
+#[allow(clippy::too_many_arguments)]
 fn start_router(
     rules: &Rules,
     store: &Arc<dyn Store>,
@@ -32,6 +33,7 @@ fn start_router(
     channel: &Arc<dyn CustomerChannel>,
     shared: &Arc<Shared>,
     observer: &broadcast::Sender<Arc<Observed>>,
+    limits: crate::core::tenant::TenantLimits,
 ) -> Result<Addr<RouterActor>, StoreError> {
     let snapshot = store.load()?;
     let now = clock.now();
@@ -48,6 +50,7 @@ fn start_router(
     // What the outbox still holds goes to the channel again (it skips what it is sending).
     floor.resume_outbox(snapshot.outbox);
     floor.restore_supervision(snapshot.supervisors, snapshot.audit);
+    floor.set_limits(limits);
     crate::metrics::recovery_phase("rebuild", rebuilding);
     // Before the router answers anything, so no request finds the index empty.
     let granting = Instant::now();
@@ -73,6 +76,8 @@ pub struct EngineOptions {
     pub arbiter: Option<ArbiterHandle>,
     /// Admission control (`server.overload_wait_ms`); `None`: new work is never refused.
     pub admission: Option<Admission>,
+    /// The tenant's limits at start ([`Engine::set_limits`] changes them).
+    pub limits: crate::core::tenant::TenantLimits,
 }
 
 impl EngineOptions {
@@ -85,6 +90,7 @@ impl EngineOptions {
             channel: Arc::new(NoChannel),
             arbiter: None,
             admission: None,
+            limits: Default::default(),
         }
     }
 }
@@ -106,6 +112,8 @@ pub struct Engine {
     /// One rebuild at a time.
     recovering: Arc<tokio::sync::Mutex<()>>,
     admission: Option<Admission>,
+    /// The tenant's limits now: what a rebuilt floor starts with.
+    limits: Arc<std::sync::Mutex<crate::core::tenant::TenantLimits>>,
 }
 
 impl Engine {
@@ -123,6 +131,7 @@ impl Engine {
             &options.channel,
             &shared,
             &observer,
+            options.limits,
         )?;
         Ok(Engine {
             router: Arc::new(std::sync::RwLock::new(router)),
@@ -135,6 +144,7 @@ impl Engine {
             channel: options.channel,
             recovering: Arc::new(tokio::sync::Mutex::new(())),
             admission: options.admission,
+            limits: Arc::new(std::sync::Mutex::new(options.limits)),
         })
     }
 
@@ -224,6 +234,7 @@ impl Engine {
             &self.channel,
             &self.shared,
             &self.observer,
+            *self.limits.lock().unwrap_or_else(|p| p.into_inner()),
         )?;
         match self.router.write() {
             Ok(mut r) => *r = router,
@@ -232,6 +243,13 @@ impl Engine {
         let _ = old.send(Retire).await;
         self.shared.healthy.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Sets the tenant's limits (../shared/API.md "Tenants"): in force for the next
+    /// command, and kept for a rebuilt floor.
+    pub async fn set_limits(&self, limits: crate::core::tenant::TenantLimits) -> Result<(), EngineError> {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+        self.exec(Command::SetLimits(limits)).await.map(|_| ())
     }
 
     /// Stops the engine for good (a deleted tenant): its router commits nothing more, its

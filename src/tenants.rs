@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::config::Config;
-use crate::core::tenant::{Registry, Tenant, TenantPatch, DEFAULT_TENANT};
+use crate::core::tenant::{Registry, Tenant, TenantLimits, TenantPatch, DEFAULT_TENANT};
 use crate::core::{CoreError, Millis};
 use crate::engine::{Engine, EngineError};
 use crate::store::{SledOptions, SledStore, StoreError};
@@ -79,7 +79,7 @@ impl Tenants {
         };
         let mut engines = HashMap::new();
         for t in &tenants {
-            let running = start(config, &base, &t.id)?;
+            let running = start(config, &base, &t.id, t.limits)?;
             tracing::info!(tenant = %t.id, "tenant started");
             engines.insert(t.id.clone(), running);
         }
@@ -162,7 +162,7 @@ impl Tenants {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| store_error("remove an unfinished tenant", e))?;
         }
-        let running = start(&self.config, &self.base, id)?;
+        let running = start(&self.config, &self.base, id, tenant.limits)?;
         if let Err(e) = self.persist(&mut db, &tenant) {
             running.engine.stop().await;
             running.store.close();
@@ -181,6 +181,9 @@ impl Tenants {
         let tenant = read(&self.registry).patch(id, patch)?;
         self.persist(&mut db, &tenant)?;
         write(&self.registry).put(tenant.clone());
+        if let Some(engine) = self.engine(id) {
+            engine.set_limits(tenant.limits).await?;
+        }
         Ok(tenant)
     }
 
@@ -259,13 +262,13 @@ impl Tenants {
     }
 }
 
-/// Opens tenant `id`'s store under `base` and starts its engine.
-fn start(config: &Config, base: &Path, id: &str) -> Result<Running, StoreError> {
+/// Opens tenant `id`'s store under `base` and starts its engine with `limits`.
+fn start(config: &Config, base: &Path, id: &str, limits: TenantLimits) -> Result<Running, StoreError> {
     let dir = base.join(id);
     let mut options = SledOptions::from_config(&config.store);
     options.cache_capacity = config.store.tenant_cache_mb.saturating_mul(1 << 20);
     let store = Arc::new(SledStore::open(&dir, options)?);
-    let (engine, _outbox) = crate::channels::messenger::start_engine(config, store.clone())?;
+    let (engine, _outbox) = crate::channels::messenger::start_engine_with(config, store.clone(), limits)?;
     Ok(Running { engine, store })
 }
 

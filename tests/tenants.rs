@@ -203,6 +203,10 @@ fn the_registry_survives_a_kill() {
         )
         .await;
         assert_eq!(a.status, 201, "{}", a.body);
+        let admin = a.body["admin_token"].as_str().expect("admin token").to_string();
+        let limits = json!({"limits": {"max_queues": 0}});
+        let patched = common::request(&client, &format!("{url}/acme"), "PATCH", Some(OPERATOR), Some(limits)).await;
+        assert_eq!(patched.status, 200, "{}", patched.body);
         p.kill();
         let p = Process::start(&store, &env);
         let list = common::request(
@@ -216,6 +220,12 @@ fn the_registry_survives_a_kill() {
         assert_eq!(list.status, 200, "{}", list.body);
         assert_eq!(list.body[1]["id"], "acme", "{}", list.body);
         assert_eq!(list.body[1]["counts"]["agents"], 0, "its engine runs: {}", list.body);
+        // Its admin token and its limits came back with it.
+        let queue = json!({"id": "q1", "name": "Q"});
+        let queues = format!("{}/api/v1/queues", p.base);
+        let refused = common::request(&client, &queues, "POST", Some(&admin), Some(queue)).await;
+        let code = refused.body["error"]["code"].as_str();
+        assert_eq!((refused.status, code), (409, Some("tenant_limit")), "{}", refused.body);
         p.kill();
     });
 }
@@ -386,4 +396,58 @@ async fn sign_in_names_the_tenant_and_an_unknown_one_is_a_wrong_password() {
         .await
         .expect(200);
     s.get("/api/v1/queues", &acme).await.expect_error(401, "unauthorized");
+}
+
+#[actix_rt::test]
+async fn a_tenants_limits_refuse_one_more_and_keep_what_it_holds() {
+    let s = with_operator().await;
+    let acme = tenant(&s, "acme").await;
+    floor(&s, &acme, "Ann").await;
+    let limits = json!({"limits": {"max_agents": 1, "max_queues": 1, "max_open_conversations": 1}});
+    s.call("PATCH", "/api/v1/tenants/acme", Some(OPERATOR), Some(limits))
+        .await
+        .expect(200);
+    let more = s
+        .post(
+            "/api/v1/agents",
+            &acme,
+            json!({"id": "a2", "name": "Al", "queues": ["q1"]}),
+        )
+        .await;
+    more.expect_error(409, "tenant_limit");
+    assert!(
+        more.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_agents")),
+        "{}",
+        more.body
+    );
+    s.post("/api/v1/queues", &acme, json!({"id": "q2", "name": "Two"}))
+        .await
+        .expect_error(409, "tenant_limit");
+    let open = |customer: &'static str| {
+        s.post(
+            "/api/v1/conversations",
+            &acme,
+            json!({"entry_point": "web", "customer": {"id": customer, "name": "C"}, "text": "Hi"}),
+        )
+    };
+    open("c1").await.expect(201);
+    // The same customer writes again: it joins its open conversation, no new one.
+    open("c1").await.expect(201);
+    open("c2").await.expect_error(409, "tenant_limit");
+    // Default is not bound by acme's limits.
+    s.post("/api/v1/agents", ADMIN, json!({"id": "a2", "name": "Al", "queues": []}))
+        .await
+        .expect(201);
+    // Lifted: one more is taken.
+    s.call(
+        "PATCH",
+        "/api/v1/tenants/acme",
+        Some(OPERATOR),
+        Some(json!({"limits": {}})),
+    )
+    .await
+    .expect(200);
+    open("c2").await.expect(201);
 }

@@ -189,9 +189,15 @@ pub fn authenticate(req: &HttpRequest, state: &AppState, token: Option<&str>) ->
 /// extensions: asked again (by another extractor), it is not looked up twice, nor a
 /// failure counted twice.
 pub fn authenticate_in(req: &HttpRequest, state: &AppState, token: Option<&str>) -> Result<Authed, ApiError> {
-    if let Some(done) = req.extensions().get::<Authed>() {
-        return Ok(done.clone());
+    if let Some(done) = req.extensions().get::<Result<Authed, ApiError>>() {
+        return done.clone();
     }
+    let answer = authenticate_once(req, state, token);
+    req.extensions_mut().insert(answer.clone());
+    answer
+}
+
+fn authenticate_once(req: &HttpRequest, state: &AppState, token: Option<&str>) -> Result<Authed, ApiError> {
     // A missing (or empty) token is not a failure: it is a client that did not try.
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::unauthorized());
@@ -205,7 +211,6 @@ pub fn authenticate_in(req: &HttpRequest, state: &AppState, token: Option<&str>)
         if let Caller::Agent(a) = &authed.caller {
             req.extensions_mut().insert(super::AuthenticatedAgent(a.clone()));
         }
-        req.extensions_mut().insert(authed.clone());
         return Ok(authed);
     }
     let address = client_address(req, state);

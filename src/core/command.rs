@@ -31,6 +31,9 @@ pub enum Command {
         routing_steps: Vec<Step>,
     },
     CreateEntryPoint(EntryPoint),
+    /// The tenant's limits, as the registry holds them (../shared/API.md "Tenants"): set
+    /// by the shell when the engine starts and when the operator changes them.
+    SetLimits(super::tenant::TenantLimits),
     CreateAgent {
         id: AgentId,
         name: String,
@@ -316,6 +319,7 @@ impl Command {
             Command::CreateAgent { .. } => "create_agent",
             Command::SetCredential { .. } => "set_credential",
             Command::SetSkills { .. } => "set_skills",
+            Command::SetLimits(_) => "set_limits",
             Command::SetPriority { .. } => "set_priority",
             Command::SetPassword { .. } => "set_password",
             Command::StartSession { .. } => "start_session",
@@ -364,6 +368,7 @@ impl Command {
             Command::SetPriority { .. } => FinishedAct::NeedsQueued,
             Command::CreateQueue { .. }
             | Command::SetSkills { .. }
+            | Command::SetLimits(_)
             | Command::CreateEntryPoint(_)
             | Command::CreateAgent { .. }
             | Command::SetCredential { .. }
@@ -537,6 +542,10 @@ impl Floor {
                 let arrival =
                     self.customer_message_with(&entry_point, customer, &text, Vec::new(), channel, open, now)?;
                 reply(self, &arrival.conversation)?
+            }
+            Command::SetLimits(limits) => {
+                self.set_limits(limits);
+                Reply::Done
             }
             Command::SetSkills { agent, skills } => {
                 Reply::Agent(Box::new(self.set_skills(&agent, skills, now)?.clone()))

@@ -168,6 +168,9 @@ pub struct Floor {
     /// Messenger sender actions (typing, seen) already sent, per conversation
     /// (`messenger.rs`): not durable, bounded.
     sender_actions: super::messenger::SenderActions,
+    /// The tenant's limits (`tenant.rs`): set by the shell from the durable registry at
+    /// start and on every change ([`Command::SetLimits`]), not durable here.
+    limits: super::tenant::TenantLimits,
 }
 
 /// A command on a conversation the floor no longer holds because it is finished; what
@@ -212,6 +215,17 @@ impl Floor {
             next_arrival: 1,
             ..Default::default()
         }
+    }
+
+    /// The tenant's limits in force.
+    pub fn limits(&self) -> super::tenant::TenantLimits {
+        self.limits
+    }
+
+    /// Sets the tenant's limits; what the floor holds beyond one stays (a limit refuses
+    /// one more, never removes).
+    pub(crate) fn set_limits(&mut self, limits: super::tenant::TenantLimits) {
+        self.limits = limits;
     }
 
     /// The rules in force.

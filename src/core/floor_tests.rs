@@ -862,3 +862,50 @@ fn restore_leaves_finished_conversations_out() {
     assert!(r.conversation("c-2").is_some_and(|c| !r.is_finished(c)));
     assert_eq!(super::super::invariants::check(&r), Vec::<String>::new());
 }
+
+#[test]
+fn a_tenants_limits_refuse_one_more_and_change_nothing() {
+    use crate::core::tenant::TenantLimits;
+    // The floor holds 2 queues and 4 agents.
+    let mut f = floor(TransferNoAnswer::Drop, 0);
+    f.set_limits(TenantLimits {
+        max_agents: Some(4),
+        max_open_conversations: Some(1),
+        max_queues: Some(2),
+    });
+    let agent = |f: &mut Floor, id: &str| {
+        f.create_agent(id, "New", Vec::new(), 1, Account::default(), Skills::new(), 0)
+            .map(|_| ())
+    };
+    assert_eq!(agent(&mut f, "a5").unwrap_err().code(), "tenant_limit");
+    assert_eq!(
+        f.create_queue("q3", "Three", Vec::new())
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
+        "tenant_limit"
+    );
+    let customer = |id: &str| Customer {
+        id: id.into(),
+        name: "U".into(),
+    };
+    f.customer_message("e1", customer("u1"), "hi", Channel::Rest, 1)
+        .expect("the first");
+    // Its customer writes again: the open conversation takes it.
+    f.customer_message("e1", customer("u1"), "again", Channel::Rest, 2)
+        .expect("joins");
+    let refused = f
+        .customer_message("e2", customer("u2"), "hi", Channel::Rest, 3)
+        .unwrap_err();
+    assert_eq!(refused.code(), "tenant_limit");
+    assert!(f.agent("a5").is_none() && f.queue("q3").is_none() && f.conversation("c-2").is_none());
+    // A lowered limit keeps what is there; a raised one takes one more.
+    f.set_limits(TenantLimits {
+        max_agents: Some(5),
+        ..TenantLimits::default()
+    });
+    assert_eq!(f.agents().count(), 4);
+    agent(&mut f, "a5").expect("under the raised limit");
+    f.customer_message("e2", customer("u2"), "hi", Channel::Rest, 4)
+        .expect("no limit");
+}

@@ -176,6 +176,15 @@ pub fn start_engine(
     config: &crate::config::Config,
     store: Arc<dyn crate::store::Store>,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
+    start_engine_with(config, store, Default::default())
+}
+
+/// [`start_engine`] for a tenant with `limits` (../shared/API.md "Tenants").
+pub fn start_engine_with(
+    config: &crate::config::Config,
+    store: Arc<dyn crate::store::Store>,
+    limits: crate::core::tenant::TenantLimits,
+) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
     let clock: Arc<dyn crate::actors::Clock> = Arc::new(crate::actors::SystemClock);
     let files = crate::channels::files::FileStore::for_config(config)
         .map_err(|e| crate::store::StoreError::Write(format!("the attachments directory cannot be opened: {e}")))?;
@@ -184,6 +193,7 @@ pub fn start_engine(
     options.clock = clock;
     options.channel = outbox.clone();
     options.admission = config.server.admission();
+    options.limits = limits;
     let engine = Engine::start(options)?;
     outbox.attach(engine.clone());
     Ok((engine, outbox))

@@ -2,6 +2,7 @@
 //! an agent's presence, skills and a conversation's priority change here.
 
 use super::*;
+use crate::core::tenant::Limit;
 
 impl Floor {
     /// Creates a queue.
@@ -15,6 +16,7 @@ impl Floor {
                 id: id.into(),
             });
         }
+        self.limits.admit(Limit::Queues, self.queues.len())?;
         let mut q = Queue::new(id.into(), name.into());
         q.routing_steps = steps;
         self.journal.change(Change::Queue(q.clone()));
@@ -88,6 +90,7 @@ impl Floor {
                 id: id.into(),
             });
         }
+        self.limits.admit(Limit::Agents, self.agents.len())?;
         let mut a = Agent::new(id.into(), name.into(), queues, capacity, now);
         a.account = account;
         a.skills = skills;

@@ -75,6 +75,11 @@ impl Floor {
                 message,
             });
         }
+        // A new conversation: the tenant's limit counts the open ones.
+        self.limits.admit(
+            crate::core::tenant::Limit::OpenConversations,
+            self.open_by_customer.len(),
+        )?;
         let queue = self
             .queues
             .get(&ep.queue)
