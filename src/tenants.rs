@@ -40,6 +40,8 @@ pub struct Tenants {
     db: tokio::sync::Mutex<Option<sled::Db>>,
     base: PathBuf,
     config: Config,
+    /// See [`Tenants::claiming_pages`].
+    pages: tokio::sync::Mutex<()>,
 }
 
 /// The directory of every tenant's store and of the registry.
@@ -90,6 +92,7 @@ impl Tenants {
             db: tokio::sync::Mutex::new(db),
             base,
             config: config.clone(),
+            pages: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -104,6 +107,41 @@ impl Tenants {
             return Some(self.default.clone());
         }
         read(&self.engines).get(id).map(|r| r.engine.clone())
+    }
+
+    /// The engines of every tenant but `default`, in id order.
+    pub fn others(&self) -> Vec<Engine> {
+        let engines = read(&self.engines);
+        let mut v: Vec<(&String, &Running)> = engines.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v.into_iter().map(|(_, r)| r.engine.clone()).collect()
+    }
+
+    /// The tenant, other than `tenant`, with an entry point on Facebook Page `page_id`.
+    /// Creating an entry point on a page holds [`Tenants::claiming_pages`] from this check
+    /// to the creation, so two tenants cannot take one page at once.
+    pub async fn page_elsewhere(&self, page_id: &str, tenant: &str) -> Result<Option<String>, EngineError> {
+        let mut all = vec![(DEFAULT_TENANT.to_string(), self.default.clone())];
+        all.extend(read(&self.engines).iter().map(|(id, r)| (id.clone(), r.engine.clone())));
+        for (id, engine) in all {
+            if id == tenant {
+                continue;
+            }
+            if engine
+                .entry_points()
+                .await?
+                .iter()
+                .any(|ep| ep.page_id.as_deref() == Some(page_id))
+            {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Held while an entry point takes a page (see [`Tenants::page_elsewhere`]).
+    pub async fn claiming_pages(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.pages.lock().await
     }
 
     /// Every tenant but `default`, in id order.

@@ -3,9 +3,11 @@
 //! registry that survives a kill -9.
 
 mod common;
+mod messenger_common;
 
 use common::{Process, TestServer, ADMIN};
 use serde_json::json;
+use switchboard::channels::messenger::fake_graph::FakeGraph;
 
 const OPERATOR: &str = "op-7f3a9c1e5b2d8f4a6c0e9b7d3f1a5c8e";
 
@@ -450,4 +452,58 @@ async fn a_tenants_limits_refuse_one_more_and_keep_what_it_holds() {
     .await
     .expect(200);
     open("c2").await.expect(201);
+}
+
+#[actix_rt::test]
+async fn a_messenger_event_reaches_the_tenant_of_its_page_only() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let url = fake.url();
+    let s = TestServer::with(move |c| {
+        messenger_common::messenger_config(c, &url);
+        c.api.operator_token = OPERATOR.into();
+    })
+    .await;
+    let acme = tenant(&s, "acme").await;
+    let page = "200000000000002";
+    s.post("/api/v1/queues", &acme, json!({"id": "q1", "name": "Queue One"}))
+        .await
+        .expect(201);
+    let ep = json!({"id": "fb", "name": "Acme on Facebook", "queue": "q1", "page_id": page, "page_access_token": "EAAB-acme"});
+    s.post("/api/v1/entry-points", &acme, ep).await.expect(201);
+    let a = s
+        .post(
+            "/api/v1/agents",
+            &acme,
+            json!({"id": "a1", "name": "Ann", "queues": ["q1"]}),
+        )
+        .await
+        .expect(201);
+    let mut ann = s.available_desktop(a["token"].as_str().expect("token")).await;
+
+    // A page belongs to one entry point in one tenant, whichever asks.
+    let taken = json!({"id": "fb2", "name": "Again", "queue": "support", "page_id": page});
+    s.post("/api/v1/entry-points", ADMIN, taken)
+        .await
+        .expect_error(409, "page_in_use");
+    let theirs = json!({"id": "fb3", "name": "Theirs", "queue": "q1", "page_id": messenger_common::PAGE_ID});
+    s.post("/api/v1/entry-points", &acme, theirs)
+        .await
+        .expect_error(409, "page_in_use");
+
+    let mut event = messenger_common::text(messenger_common::PSID, "m-acme-1", "Hello Acme");
+    event["recipient"]["id"] = json!(page);
+    messenger_common::deliver(
+        &s.client,
+        &s.base,
+        &messenger_common::page_event(&[(page, vec![event])]),
+    )
+    .await;
+    let offer = ann.wait_for("offer").await;
+    let cid = offer["conversation_id"].as_str().expect("conversation id").to_string();
+    let c = s.get(&format!("/api/v1/conversations/{cid}"), &acme).await.expect(200);
+    assert_eq!(c["source_page"], "Acme on Facebook", "{c}");
+    // Default never saw it.
+    s.get(&format!("/api/v1/conversations/{cid}"), ADMIN)
+        .await
+        .expect_error(404, "unknown_conversation");
 }

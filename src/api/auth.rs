@@ -269,7 +269,7 @@ impl FromRequest for Caller {
 /// engine and supervisor hub. A handler that acts inside a tenant takes this instead of
 /// `web::Data<AppState>`; authenticating is part of extracting it (401, 429 as for
 /// [`Caller`]), so a handler with both sees one caller.
-pub struct Tenanted(web::Data<AppState>);
+pub struct Tenanted(web::Data<AppState>, Option<String>);
 
 impl std::ops::Deref for Tenanted {
     type Target = AppState;
@@ -289,7 +289,7 @@ impl Tenanted {
     /// Tenant `tenant`'s state (`None`: `default`); `None` for a tenant that does not exist.
     pub fn named(state: &web::Data<AppState>, tenant: Option<&str>) -> Option<Tenanted> {
         let tenant = match tenant {
-            None | Some(crate::core::tenant::DEFAULT_TENANT) => return Some(Tenanted(state.clone())),
+            None | Some(crate::core::tenant::DEFAULT_TENANT) => return Some(Tenanted(state.clone(), None)),
             Some(t) => t,
         };
         let engine = state.tenants.engine(tenant)?;
@@ -297,7 +297,12 @@ impl Tenanted {
         let mut s = AppState::clone(state);
         s.engine = engine;
         s.hub = hub;
-        Some(Tenanted(web::Data::new(s)))
+        Some(Tenanted(web::Data::new(s), Some(tenant.to_string())))
+    }
+
+    /// The tenant's id (`default` included).
+    pub fn tenant(&self) -> &str {
+        self.1.as_deref().unwrap_or(crate::core::tenant::DEFAULT_TENANT)
     }
 }
 

@@ -296,16 +296,14 @@ fn build(
         Some(o) => o.files(),
         None => Arc::new(crate::channels::files::FileStore::for_config(config)?),
     };
-    let messenger = web::Data::new(crate::channels::messenger::Messenger::new(
-        config.messenger.clone(),
-        engine.clone(),
-        outbox,
-    ));
+    let tenants = Arc::new(crate::tenants::Tenants::open(config, engine.clone()).map_err(io::Error::other)?);
+    let mut messenger = crate::channels::messenger::Messenger::new(config.messenger.clone(), engine.clone(), outbox);
+    messenger.tenants = Some(tenants.clone());
+    let messenger = web::Data::new(messenger);
     // A batch of a few hundred Messenger events is larger than a REST body.
     let webhook_limit = config.server.body_limit_bytes.max(1024 * 1024);
     let workers = config.server.workers;
     let hub = supervisor::hub::Hub::start_on_own_thread(engine.clone(), config.supervisor.clone());
-    let tenants = Arc::new(crate::tenants::Tenants::open(config, engine.clone()).map_err(io::Error::other)?);
     let state = AppState {
         hub,
         supervisor: config.supervisor.clone(),

@@ -146,6 +146,21 @@ pub async fn create_entry_point(state: Tenanted, caller: Caller, body: web::Json
             ..Default::default()
         },
     };
+    // A page belongs to one entry point in one tenant; the other tenant is not named.
+    let _claim = match &ep.page_id {
+        Some(page) => {
+            let claim = state.tenants.claiming_pages().await;
+            if state.tenants.page_elsewhere(page, state.tenant()).await?.is_some() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "page_in_use",
+                    format!("page {page} belongs to an entry point already"),
+                ));
+            }
+            Some(claim)
+        }
+        None => None,
+    };
     match state.engine.exec(Command::CreateEntryPoint(ep)).await? {
         Reply::EntryPoint(ep) => Ok(HttpResponse::Created().json(EntryPointDto::from(&ep))),
         r => Err(unexpected("entry_point", &r)),

@@ -43,6 +43,9 @@ pub struct Messenger {
     lookups: Arc<Mutex<ProfileLookups>>,
     /// At most `messenger.profile_concurrency` look-ups run at once; the rest wait here.
     lookup_slots: Arc<tokio::sync::Semaphore>,
+    /// The deployment's other tenants: an event for a page no entry point of `engine`
+    /// (tenant `default`) has goes to the tenant whose entry point has it.
+    pub tenants: Option<Arc<crate::tenants::Tenants>>,
 }
 
 /// The longest wait before a failed profile look-up is tried again.
@@ -64,6 +67,7 @@ impl Messenger {
             outbox,
             lookups: Arc::new(Mutex::new(lookups)),
             lookup_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            tenants: None,
         }
     }
 

@@ -127,7 +127,7 @@ pub async fn receive(messenger: web::Data<Messenger>, req: HttpRequest, body: we
         }
     }
     messenger.name_customers(&mut commands).await;
-    let answers = messenger.engine.exec_batch(commands).await;
+    let answers = exec_in_tenants(&messenger, commands).await;
     let mut failed = None;
     for (answer, kind) in answers.into_iter().zip(labels) {
         match answer {
@@ -163,4 +163,38 @@ pub async fn receive(messenger: web::Data<Messenger>, req: HttpRequest, body: we
         );
     }
     HttpResponse::Ok().content_type("text/plain").body("EVENT_RECEIVED")
+}
+
+/// Runs a batch of events in tenant `default`; the events for a page none of its entry
+/// points has go, in order, to each other tenant in turn until one takes them
+/// (../shared/API.md "Tenants": a page belongs to one entry point in one tenant). With no
+/// other tenant this is one `exec_batch`, as it always was.
+async fn exec_in_tenants(
+    messenger: &Messenger,
+    commands: Vec<crate::engine::Command>,
+) -> Vec<Result<crate::engine::Reply, EngineError>> {
+    let others = messenger.tenants.as_ref().map(|t| t.others()).unwrap_or_default();
+    if others.is_empty() {
+        return messenger.engine.exec_batch(commands).await;
+    }
+    let copy = commands.clone();
+    let mut answers = messenger.engine.exec_batch(commands).await;
+    for engine in others {
+        let unknown: Vec<usize> = answers
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| matches!(a, Err(EngineError::Core(CoreError::UnknownPage(_)))))
+            .map(|(i, _)| i)
+            .collect();
+        if unknown.is_empty() {
+            break;
+        }
+        let retry: Vec<_> = unknown.iter().filter_map(|&i| copy.get(i).cloned()).collect();
+        for (i, answer) in unknown.into_iter().zip(engine.exec_batch(retry).await) {
+            if !matches!(answer, Err(EngineError::Core(CoreError::UnknownPage(_)))) {
+                answers[i] = answer;
+            }
+        }
+    }
+    answers
 }
