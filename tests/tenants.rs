@@ -507,3 +507,78 @@ async fn a_messenger_event_reaches_the_tenant_of_its_page_only() {
         .await
         .expect_error(404, "unknown_conversation");
 }
+
+#[test]
+fn a_tenant_survives_a_kill_and_comes_back_from_its_own_backup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let env = [("SWITCHBOARD_API__OPERATOR_TOKEN", OPERATOR)];
+    let rt = actix_rt::System::new();
+    rt.block_on(async {
+        let client = awc::Client::builder().timeout(common::WAIT).finish();
+        let call = |base: &str, method: &str, path: &str, token: &str, body: Option<serde_json::Value>| {
+            let url = format!("{base}{path}");
+            let client = client.clone();
+            let (token, method) = (token.to_string(), method.to_string());
+            async move { common::request(&client, &url, &method, Some(&token), body).await }
+        };
+        let p = Process::start(&store, &env);
+        let t = call(
+            &p.base,
+            "POST",
+            "/api/v1/tenants",
+            OPERATOR,
+            Some(json!({"id": "acme", "name": "Acme"})),
+        )
+        .await;
+        let acme = t.body["admin_token"].as_str().expect("admin token").to_string();
+        call(
+            &p.base,
+            "POST",
+            "/api/v1/queues",
+            &acme,
+            Some(json!({"id": "q1", "name": "One"})),
+        )
+        .await;
+        let ep = json!({"id": "web", "name": "Web", "queue": "q1"});
+        call(&p.base, "POST", "/api/v1/entry-points", &acme, Some(ep)).await;
+        let body = json!({"entry_point": "web", "customer": {"id": "c1", "name": "Cid"}, "text": "Kept across a kill"});
+        let conv = call(&p.base, "POST", "/api/v1/conversations", &acme, Some(body)).await;
+        assert_eq!(conv.status, 201, "{}", conv.body);
+        let path = format!("/api/v1/conversations/{}", conv.body["id"].as_str().expect("id"));
+        p.kill();
+
+        let p = Process::start(&store, &env);
+        let after = call(&p.base, "GET", &path, &acme, None).await;
+        assert_eq!(after.status, 200, "{}", after.body);
+        assert_eq!(common::texts(&after.body), ["Kept across a kill"]);
+        // The tenant's own backup, then its directory restored from it.
+        let mut res = client
+            .post(format!("{}/api/v1/tenants/acme/backup", p.base))
+            .insert_header(("Authorization", format!("Bearer {OPERATOR}")))
+            .send()
+            .await
+            .expect("backup");
+        assert_eq!(res.status().as_u16(), 200);
+        let bytes = res.body().limit(64 << 20).await.expect("backup body");
+        let file = dir.path().join("acme.backup");
+        std::fs::write(&file, &bytes).expect("write the backup");
+        p.kill();
+        let tenant_dir = dir.path().join("data-tenants").join("acme");
+        std::fs::remove_dir_all(&tenant_dir).expect("the tenant's directory");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["restore", "--from"])
+            .arg(&file)
+            .arg("--store-path")
+            .arg(&tenant_dir)
+            .env("SWITCHBOARD_API__ADMIN_TOKEN", ADMIN)
+            .output()
+            .expect("run switchboard restore");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let p = Process::start(&store, &env);
+        let restored = call(&p.base, "GET", &path, &acme, None).await;
+        assert_eq!(restored.status, 200, "{}", restored.body);
+        assert_eq!(common::texts(&restored.body), ["Kept across a kill"]);
+        p.kill();
+    });
+}

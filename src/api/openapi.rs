@@ -80,6 +80,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         tenants::patch,
         tenants::reissue,
         tenants::delete,
+        tenants::backup,
     ),
     components(schemas(
         ErrorBody,

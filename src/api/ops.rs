@@ -79,17 +79,25 @@ pub async fn healthz(
         (status = 503, description = "The store cannot be read", body = ErrorBody),
     ))]
 pub async fn backup(caller: Caller, state: Tenanted) -> Result<HttpResponse, ApiError> {
-    use futures_util::StreamExt;
     caller.admin()?;
-    let chunks = state.engine.store().backup().await.map_err(|e| match e {
+    stream_backup(&state.engine, state.tenant()).await
+}
+
+/// The backup of `engine`'s store (tenant `tenant`'s), streamed as [`backup`] says.
+pub async fn stream_backup(engine: &crate::engine::Engine, tenant: &str) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt;
+    let chunks = engine.store().backup().await.map_err(|e| match e {
         crate::store::StoreError::Busy(why) => ApiError::new(StatusCode::CONFLICT, "backup_in_progress", why),
         e => {
             tracing::error!(error = %e, "backup failed");
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())
         }
     })?;
-    tracing::info!("backup started");
-    let name = format!("switchboard-{}.backup", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    tracing::info!(tenant, "backup started");
+    let name = format!(
+        "switchboard-{tenant}-{}.backup",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    );
     // An error item makes actix cut the connection mid-body, which is what the client
     // must see: the status is already sent.
     let body = chunks.map(|chunk| {

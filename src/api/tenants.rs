@@ -302,6 +302,28 @@ pub async fn delete(state: web::Data<AppState>, _op: Operator, id: web::Path<Str
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A backup of one tenant's store (`default` included), streamed as
+/// `POST /api/v1/admin/backup` is; restore it with `switchboard restore` into the
+/// tenant's directory (docs/TENANTS.md "Backup and restore").
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/backup", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The backup file", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the operator token", body = ErrorBody),
+        (status = 404, description = "Unknown tenant (`unknown_tenant`), or the tenant API is off", body = ErrorBody),
+        (status = 409, description = "Another backup of this tenant is being taken", body = ErrorBody),
+        (status = 503, description = "The store cannot be read", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn backup(state: web::Data<AppState>, _op: Operator, id: web::Path<String>) -> Res {
+    let engine = state
+        .tenants
+        .engine(&id)
+        .ok_or_else(|| crate::engine::EngineError::from(crate::core::CoreError::UnknownTenant(id.to_string())))?;
+    super::ops::stream_backup(&engine, &id).await
+}
+
 fn not_default(id: &str) -> Result<(), ApiError> {
     if id == DEFAULT_TENANT {
         return Err(ApiError::new(
@@ -326,5 +348,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(patch))
             .route(web::delete().to(delete)),
     )
-    .service(web::resource("/api/v1/tenants/{id}/admin-token").route(web::post().to(reissue)));
+    .service(web::resource("/api/v1/tenants/{id}/admin-token").route(web::post().to(reissue)))
+    .service(web::resource("/api/v1/tenants/{id}/backup").route(web::post().to(backup)));
 }
