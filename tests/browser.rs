@@ -149,6 +149,7 @@ fn run_script_with(
     let config = serde_json::json!({
         "servers": urls,
         "admin": common::ADMIN,
+        "operator": OPERATOR,
         "chromium": chromium,
         "screenshots": shots,
         "result": result_file,
@@ -224,6 +225,23 @@ fn supervisor_page_in_chromium() {
     }
     let servers = Servers(vec![start("main", &[("SWITCHBOARD_SUPERVISOR__TICK_MS", "50")])]);
     run_script("supervisor.test.mjs", &servers, &chromium);
+}
+
+/// The operator token of the tenants test's server.
+const OPERATOR: &str = "op-4b8e2d6f1a9c3e7b5d0f2a4c6e8b1d3f";
+
+/// Signing in to a tenant: the desktop's and the supervisor page's forms ask for the
+/// contact centre only once there is more than one tenant; an agent and a supervisor of
+/// tenant `acme` sign in by naming it and see acme's floor only, and the same agent id
+/// without it is tenant `default`'s agent.
+#[test]
+fn signing_in_to_a_tenant_in_chromium() {
+    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    if !tools_ready(&chromium) {
+        return;
+    }
+    let servers = Servers(vec![start("main", &[("SWITCHBOARD_API__OPERATOR_TOKEN", OPERATOR)])]);
+    run_script("tenants.test.mjs", &servers, &chromium);
 }
 
 /// `switchboard-fake-graph serve` on a port of its own: its address, and every request it

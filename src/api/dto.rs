@@ -733,6 +733,14 @@ pub struct Login {
     pub tenant: Option<String>,
 }
 
+/// The answer of `GET /api/v1/login`: what a sign-in form needs to ask.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignInFormDto {
+    /// True when the deployment has more than one tenant: the form asks for the tenant
+    /// (`tenant` of `POST /api/v1/login`). Says nothing of which tenants exist.
+    pub ask_tenant: bool,
+}
+
 /// The answer of `POST /api/v1/login`: a session token, shown once.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SessionDto {

@@ -452,7 +452,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_agent))
             .route(web::get().to(list_agents)),
     )
-    .service(resource("/api/v1/login").route(web::post().to(signin::login)))
+    .service(
+        resource("/api/v1/login")
+            .route(web::post().to(signin::login))
+            .route(web::get().to(signin::form)),
+    )
     .service(resource("/api/v1/logout").route(web::post().to(signin::logout)))
     .service(resource("/api/v1/agents/me").route(web::get().to(get_me)))
     .service(resource("/api/v1/agents/me/password").route(web::put().to(signin::change_my_password)))

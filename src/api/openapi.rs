@@ -42,6 +42,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         rest::get_me,
         rest::reissue_token,
         signin::login,
+        signin::form,
         signin::logout,
         signin::set_password,
         signin::change_my_password,

@@ -32,7 +32,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::{self, Caller, Tenanted};
-use super::dto::{ChangePassword, Login, Password, SessionDto, SetPassword, TokenDto};
+use super::dto::{ChangePassword, Login, Password, SessionDto, SetPassword, SignInFormDto, TokenDto};
 use super::error::{ApiError, ErrorBody};
 use super::password::{self, Busy};
 use super::AppState;
@@ -145,6 +145,15 @@ pub async fn hash_optional(state: &AppState, password: Option<Password>) -> Resu
         Some(p) => Ok(Some(hash_new(state, p).await?)),
         None => Ok(None),
     }
+}
+
+/// What a sign-in form asks: the tenant too, when the deployment has more than one.
+#[utoipa::path(get, path = "/api/v1/login", tag = "sign-in",
+    responses((status = 200, description = "What the sign-in form asks", body = SignInFormDto)))]
+pub async fn form(state: web::Data<AppState>) -> Res {
+    Ok(HttpResponse::Ok().json(SignInFormDto {
+        ask_tenant: state.tenants.count() > 1,
+    }))
 }
 
 /// Signs in with an id and a password; answers a session token.

@@ -47,3 +47,24 @@ export async function request(method, path, { token, body, form } = {}) {
   }
   return data;
 }
+
+/**
+ * Shows the sign-in form's tenant field (`input` and its label) when the deployment has
+ * more than one tenant (`GET /api/v1/login`). Without an answer the form works as before.
+ */
+export async function offerTenant(input) {
+  try {
+    const form = await request("GET", "/api/v1/login");
+    const ask = form.ask_tenant === true;
+    input.hidden = !ask;
+    for (const label of input.labels) label.hidden = !ask;
+  } catch {
+    // The field stays hidden: tenant `default`.
+  }
+}
+
+/** The tenant the sign-in form names, or undefined (tenant `default`). */
+export function tenantOf(input) {
+  const t = input.hidden ? "" : input.value.trim();
+  return t || undefined;
+}

@@ -55,7 +55,7 @@ export class Api {
   }
 }
 
-/** Signs in with an id and a password: `{token, expires_at, kind, id, name}`. */
-export function login(id, password) {
-  return request("POST", "/api/v1/login", { body: { id, password } });
+/** Signs in with an id and a password (in `tenant`, if given): `{token, expires_at, kind, id, name}`. */
+export function login(id, password, tenant) {
+  return request("POST", "/api/v1/login", { body: { id, password, tenant } });
 }

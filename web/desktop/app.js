@@ -11,6 +11,7 @@
 import { Api, login } from "./api.js";
 import { DesktopSocket } from "./socket.js";
 import { createStore } from "./store.js";
+import { offerTenant, tenantOf } from "/common/api.js";
 import { setText, isoText } from "/common/dom.js";
 import { elapsed } from "/common/format.js";
 import { explain, withdrawnReason } from "/common/errors.js";
@@ -42,6 +43,7 @@ function showSignin(message) {
 }
 
 function setupSignin() {
+  offerTenant($("signin-tenant"));
   const swap = (toToken) => {
     $("password-form").hidden = toToken;
     $("token-form").hidden = !toToken;
@@ -60,7 +62,7 @@ function setupSignin() {
     button.disabled = true;
     setText($("signin-error"), "");
     try {
-      const s = await login(id, password);
+      const s = await login(id, password, tenantOf($("signin-tenant")));
       $("signin-password").value = "";
       begin({ token: s.token, kind: "session", expires_at: s.expires_at });
     } catch (err) {

@@ -8,7 +8,7 @@
 // one-second tick of the timers only mark the page for a redraw, and the redraws of one
 // animation frame are one.
 
-import { request } from "/common/api.js";
+import { offerTenant, request, tenantOf } from "/common/api.js";
 import { explain } from "/common/errors.js";
 import { h, iso, isoText, setIso, setText, KeyedChildren } from "/common/dom.js";
 import { elapsed, presenceWord } from "/common/format.js";
@@ -72,6 +72,7 @@ function signedOff(message) {
   location.reload();
 }
 
+offerTenant($("signin-tenant"));
 $("use-token").addEventListener("click", () => {
   $("password-form").hidden = true;
   $("token-form").hidden = false;
@@ -85,7 +86,12 @@ $("password-form").addEventListener("submit", async (ev) => {
   showError("signin-error", null);
   try {
     const s = await request("POST", "/api/v1/login", {
-      body: { id: $("signin-id").value.trim(), password: $("signin-password").value, kind: "supervisor" },
+      body: {
+        id: $("signin-id").value.trim(),
+        password: $("signin-password").value,
+        kind: "supervisor",
+        tenant: tenantOf($("signin-tenant")),
+      },
     });
     await signInWith(s.token);
   } catch (e) {
