@@ -582,3 +582,152 @@ fn a_tenant_survives_a_kill_and_comes_back_from_its_own_backup() {
         p.kill();
     });
 }
+
+/// A plausible body for an operation on `path` (the answer must turn on the object, not
+/// on a malformed body).
+fn body_for(method: &str, path: &str) -> Option<serde_json::Value> {
+    let last = path.rsplit('/').next().unwrap_or_default();
+    Some(match (method, last) {
+        ("post", "messages") => json!({"text": "Who is there?"}),
+        ("post", "transfer") => json!({"queue": "bq"}),
+        ("post", "conference") => json!({"agent": "ba"}),
+        ("post", "wrapup") => json!({"reason": "resolved"}),
+        ("put", "priority") => json!({"priority": 5}),
+        ("put", "skills") => json!({"skills": {"english": 3}}),
+        ("put", "password") => json!({"password": "correct horse battery staple"}),
+        ("put", "state") => json!({"state": "available"}),
+        ("patch", _) => json!({"page_access_token": "EAAB-stolen"}),
+        _ => return None,
+    })
+}
+
+/// Every path of the OpenAPI description that names an object, with every kind of token
+/// of tenant beta: an object of tenant acme answers exactly as an id no tenant has, and
+/// nothing of acme changes.
+#[actix_rt::test]
+async fn a_foreign_token_cannot_tell_another_tenants_objects_from_none_on_any_path() {
+    let s = with_operator().await;
+    let acme = tenant(&s, "acme").await;
+    let beta = tenant(&s, "beta").await;
+    s.post("/api/v1/queues", &acme, json!({"id": "aq", "name": "Acme Q"}))
+        .await
+        .expect(201);
+    s.post(
+        "/api/v1/entry-points",
+        &acme,
+        json!({"id": "aep", "name": "Acme Web", "queue": "aq"}),
+    )
+    .await
+    .expect(201);
+    let ann = s
+        .post(
+            "/api/v1/agents",
+            &acme,
+            json!({"id": "aa", "name": "Ann", "queues": ["aq"]}),
+        )
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    s.post("/api/v1/supervisors", &acme, json!({"id": "as", "name": "Sue"}))
+        .await
+        .expect(201);
+    let mut desk = s.available_desktop(&ann).await;
+    let conv = s
+        .post(
+            "/api/v1/conversations",
+            &acme,
+            json!({"entry_point": "aep", "customer": {"id": "c1", "name": "Cid"}, "text": "Acme only"}),
+        )
+        .await
+        .expect(201);
+    let cid = conv["id"].as_str().expect("id").to_string();
+    desk.wait_for("offer").await;
+    let before = s.get(&format!("/api/v1/conversations/{cid}"), &acme).await.expect(200);
+
+    s.post("/api/v1/queues", &beta, json!({"id": "bq", "name": "Beta Q"}))
+        .await
+        .expect(201);
+    let ba = s
+        .post(
+            "/api/v1/agents",
+            &beta,
+            json!({"id": "ba", "name": "Bob", "queues": ["bq"]}),
+        )
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let bs = s
+        .post("/api/v1/supervisors", &beta, json!({"id": "bs", "name": "Bea"}))
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+
+    let doc = s.call("GET", "/api/v1/openapi.json", None, None).await.expect(200);
+    let (mut walked, mut not_found) = (0, 0);
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        if !path.contains("{id}") || path.starts_with("/api/v1/tenants") {
+            continue;
+        }
+        let acme_id = match path.split('/').nth(3) {
+            Some("queues") => "aq",
+            Some("entry-points") => "aep",
+            Some("agents") => "aa",
+            Some("supervisors") => "as",
+            Some("conversations") => cid.as_str(),
+            other => panic!("a path with an id of an unknown kind: {path} ({other:?})"),
+        };
+        for method in ops.as_object().expect("operations").keys() {
+            let verb = method.to_uppercase();
+            for token in [&beta, &ba, &bs] {
+                let theirs = s
+                    .call(
+                        &verb,
+                        &path.replace("{id}", acme_id),
+                        Some(token),
+                        body_for(method, path),
+                    )
+                    .await;
+                let nobodys = s
+                    .call(
+                        &verb,
+                        &path.replace("{id}", "zz-none"),
+                        Some(token),
+                        body_for(method, path),
+                    )
+                    .await;
+                assert!(
+                    theirs.status >= 400 && theirs.status != 405,
+                    "{method} {path}: {} {}",
+                    theirs.status,
+                    theirs.body
+                );
+                assert_eq!(
+                    (theirs.status, theirs.code()),
+                    (nobodys.status, nobodys.code()),
+                    "{method} {path}: acme's object answers unlike none: {} / {}",
+                    theirs.body,
+                    nobodys.body
+                );
+                walked += 1;
+                not_found += usize::from(theirs.status == 404);
+            }
+        }
+    }
+    assert!(walked >= 60, "walked {walked} operations");
+    // Most answers looked the object up (the rest are refused by rights first).
+    assert!(not_found >= 20, "{not_found} of {walked} answers were 404");
+    // The desktop of beta's agent cannot take acme's conversation either.
+    let mut bob = s.available_desktop(&ba).await;
+    let reply = bob.command(json!({"type": "accept", "conversation_id": cid})).await;
+    assert_eq!(reply["error"]["code"], "unknown_conversation", "{reply}");
+    let after = s.get(&format!("/api/v1/conversations/{cid}"), &acme).await.expect(200);
+    assert_eq!(before["messages"], after["messages"]);
+    assert_eq!(before["state"], after["state"]);
+    assert_eq!(s.get("/api/v1/agents/aa", &acme).await.expect(200)["name"], "Ann");
+}
