@@ -78,6 +78,8 @@ pub struct EngineOptions {
     pub admission: Option<Admission>,
     /// The tenant's limits at start ([`Engine::set_limits`] changes them).
     pub limits: crate::core::tenant::TenantLimits,
+    /// The engine's tenant; `None`: `default`.
+    pub tenant: Option<String>,
 }
 
 impl EngineOptions {
@@ -91,6 +93,7 @@ impl EngineOptions {
             arbiter: None,
             admission: None,
             limits: Default::default(),
+            tenant: None,
         }
     }
 }
@@ -120,7 +123,10 @@ impl Engine {
     /// Rebuilds the engine from `options.store` and starts its actors on a dedicated
     /// arbiter (thread) of the current actix system.
     pub fn start(options: EngineOptions) -> Result<Engine, StoreError> {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            tenant: options.tenant.as_deref().map(Arc::from),
+            ..Shared::default()
+        });
         let (observer, _) = broadcast::channel(65_536);
         let arbiter = options.arbiter.unwrap_or_else(|| Arbiter::new().handle());
         let router = start_router(

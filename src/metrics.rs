@@ -228,6 +228,41 @@ pub static AGENTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// The deployment's tenants, `default` included (set at each scrape).
+pub static TENANTS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new("switchboard_tenants", "Tenants of the deployment, default included.").expect("valid metric"),
+    )
+});
+
+/// Open conversations per tenant (set at each scrape; at most `server.max_tenants` labels).
+pub static TENANT_OPEN: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new(
+                "switchboard_tenant_conversations_open",
+                "Open conversations per tenant.",
+            ),
+            &["tenant"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Waiting conversations per tenant (set at each scrape).
+pub static TENANT_WAITING: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new(
+                "switchboard_tenant_conversations_waiting",
+                "Conversations waiting in a queue, per tenant.",
+            ),
+            &["tenant"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Connected agent desktops.
 pub static DESKTOPS: LazyLock<IntGauge> = LazyLock::new(|| {
     register(IntGauge::new("switchboard_desktops_connected", "Connected agent desktops.").expect("valid metric"))

@@ -211,6 +211,9 @@ pub struct Shared {
     /// (`core::limits::QueueWait`).
     pub least_wait_us: AtomicU64,
     pub least_wait_at: AtomicU64,
+    /// The engine's tenant when it is not `default`: it prefixes the `queue` label of the
+    /// per-queue metrics (`acme/q1`), since queue ids are unique within a tenant only.
+    pub tenant: Option<Arc<str>>,
 }
 
 /// Why a socket's credential stopped working (../shared/API.md "A credential's sockets end with it").

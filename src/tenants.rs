@@ -306,7 +306,7 @@ fn start(config: &Config, base: &Path, id: &str, limits: TenantLimits) -> Result
     let mut options = SledOptions::from_config(&config.store);
     options.cache_capacity = config.store.tenant_cache_mb.saturating_mul(1 << 20);
     let store = Arc::new(SledStore::open(&dir, options)?);
-    let (engine, _outbox) = crate::channels::messenger::start_engine_with(config, store.clone(), limits)?;
+    let (engine, _outbox) = crate::channels::messenger::start_engine_with(config, store.clone(), Some(id), limits)?;
     Ok(Running { engine, store })
 }
 

@@ -452,6 +452,29 @@ async fn a_tenants_limits_refuse_one_more_and_keep_what_it_holds() {
     .await
     .expect(200);
     open("c2").await.expect(201);
+
+    // /metrics: per-tenant figures, and acme's queue apart from any other tenant's q1.
+    let text = s.call("GET", "/metrics", None, None).await.expect(200);
+    let text = text.as_str().expect("the metrics text");
+    for line in [
+        "switchboard_tenants 2",
+        "switchboard_tenant_conversations_open{tenant=\"acme\"} 2",
+        "switchboard_tenant_conversations_waiting{tenant=\"acme\"} 2",
+        "switchboard_tenant_conversations_open{tenant=\"default\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in /metrics");
+    }
+    // The queue's figure follows the commit (its queue actor publishes it).
+    let want = "switchboard_queue_waiting{queue=\"acme/q1\"} 2";
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let t = s.call("GET", "/metrics", None, None).await.body;
+        if t.as_str().is_some_and(|t| t.lines().any(|l| l == want)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no `{want}` in /metrics");
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[actix_rt::test]

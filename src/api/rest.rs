@@ -742,7 +742,8 @@ pub async fn idle_codes(state: Tenanted, _caller: Caller) -> Res {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics() -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    super::tenants::scrape(&state).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::metrics::render())

@@ -324,6 +324,36 @@ pub async fn backup(state: web::Data<AppState>, _op: Operator, id: web::Path<Str
     super::ops::stream_backup(&engine, &id).await
 }
 
+/// Sets the per-tenant figures of `/metrics` (one label per tenant, so at most
+/// `server.max_tenants`; a deleted tenant's label goes with the next scrape).
+pub async fn scrape(state: &AppState) {
+    use crate::metrics::{TENANTS, TENANT_OPEN, TENANT_WAITING};
+    let mut all = vec![(DEFAULT_TENANT.to_string(), state.tenants.default_engine().clone())];
+    all.extend(
+        state
+            .tenants
+            .list()
+            .into_iter()
+            .filter_map(|t| state.tenants.engine(&t.id).map(|e| (t.id, e))),
+    );
+    TENANTS.set(i64::try_from(all.len()).unwrap_or(i64::MAX));
+    TENANT_OPEN.reset();
+    TENANT_WAITING.reset();
+    for (id, engine) in all {
+        if let Ok(s) = engine.stats().await {
+            TENANT_OPEN
+                .with_label_values(&[&id])
+                .set(i64::try_from(s.conversations_held).unwrap_or(i64::MAX));
+        }
+        if let Ok(queues) = engine.queues().await {
+            let waiting: usize = queues.iter().map(|q| q.waiting).sum();
+            TENANT_WAITING
+                .with_label_values(&[&id])
+                .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        }
+    }
+}
+
 fn not_default(id: &str) -> Result<(), ApiError> {
     if id == DEFAULT_TENANT {
         return Err(ApiError::new(

@@ -180,13 +180,15 @@ pub fn start_engine(
     config: &crate::config::Config,
     store: Arc<dyn crate::store::Store>,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
-    start_engine_with(config, store, Default::default())
+    start_engine_with(config, store, None, Default::default())
 }
 
-/// [`start_engine`] for a tenant with `limits` (../shared/API.md "Tenants").
+/// [`start_engine`] for tenant `tenant` (`None`: `default`) with `limits`
+/// (../shared/API.md "Tenants").
 pub fn start_engine_with(
     config: &crate::config::Config,
     store: Arc<dyn crate::store::Store>,
+    tenant: Option<&str>,
     limits: crate::core::tenant::TenantLimits,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
     let clock: Arc<dyn crate::actors::Clock> = Arc::new(crate::actors::SystemClock);
@@ -198,6 +200,7 @@ pub fn start_engine_with(
     options.channel = outbox.clone();
     options.admission = config.server.admission();
     options.limits = limits;
+    options.tenant = tenant.map(str::to_string);
     let engine = Engine::start(options)?;
     outbox.attach(engine.clone());
     Ok((engine, outbox))
