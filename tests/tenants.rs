@@ -754,3 +754,55 @@ async fn a_foreign_token_cannot_tell_another_tenants_objects_from_none_on_any_pa
     assert_eq!(before["state"], after["state"]);
     assert_eq!(s.get("/api/v1/agents/aa", &acme).await.expect(200)["name"], "Ann");
 }
+
+#[actix_rt::test]
+async fn the_demo_customer_page_chats_with_the_tenant_it_names() {
+    let s = with_operator().await;
+    let acme = tenant(&s, "acme").await;
+    s.post("/api/v1/queues", &acme, json!({"id": "q1", "name": "Acme Support"}))
+        .await
+        .expect(201);
+    let ep = json!({"id": s.config.demo.entry_point, "name": "Acme Demo", "queue": "q1"});
+    s.post("/api/v1/entry-points", &acme, ep).await.expect(201);
+    let key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let write = |tenant: Option<&'static str>| {
+        let mut req = s
+            .client
+            .post(format!("{}/demo/api/messages", s.base))
+            .insert_header(("Authorization", format!("Bearer {key}")));
+        if let Some(t) = tenant {
+            req = req.insert_header(("X-Switchboard-Tenant", t));
+        }
+        async move {
+            let mut res = req
+                .send_json(&json!({"name": "Cid", "text": "Hello from the demo page"}))
+                .await
+                .expect("send");
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            (res.status().as_u16(), body)
+        }
+    };
+    let (status, view) = write(Some("acme")).await;
+    assert_eq!(status, 201, "{view}");
+    let cid = view["id"].as_str().expect("conversation id").to_string();
+    let c = s.get(&format!("/api/v1/conversations/{cid}"), &acme).await.expect(200);
+    assert_eq!(c["source_page"], "Acme Demo");
+    assert_eq!(c["queue"], "q1");
+    // Default's demo conversation is another one (its own entry point and queue).
+    let (status, theirs) = write(None).await;
+    assert_eq!(status, 201, "{theirs}");
+    let d = s
+        .get(
+            &format!("/api/v1/conversations/{}", theirs["id"].as_str().expect("id")),
+            ADMIN,
+        )
+        .await
+        .expect(200);
+    assert_ne!(d["source_page"], "Acme Demo");
+    let (status, body) = write(Some("nowhere")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+}

@@ -10,6 +10,10 @@
 //!   conversation, messages after `SEQ`; the page polls it to show replies live.
 //! - `POST /demo/api/conversations/{id}/end`: the customer ends the chat.
 //!
+//! `/demo/customer?tenant=ID` chats with tenant `ID` (its entry point `demo.entry_point`,
+//! which that tenant's admin creates): the page sends `X-Switchboard-Tenant: ID` with
+//! every call.
+//!
 //! **Who the customer is.** The page makes a random key (32 bytes, hex) and keeps it in
 //! the tab's `sessionStorage`; it sends it as `Authorization: Bearer <key>`. The customer
 //! id is derived from the key's SHA-256 (`web-` and 24 hex digits), so whoever holds the
@@ -171,14 +175,20 @@ async fn own(state: &AppState, customer: &str, cid: &str) -> Result<Conversation
 /// A write that would open a conversation takes one from the client address's limit
 /// first (429 `rate_limited` over it, and nothing is created); one into the customer's
 /// open conversation does not.
-pub async fn write(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Write>) -> Res {
+pub async fn write(app: web::Data<AppState>, req: HttpRequest, body: web::Json<Write>) -> Res {
+    let state = tenant_of(&app, &req)?;
     let customer = customer_of(&req)?;
+    // The limiter remembers the customer's conversation per tenant (ids are a tenant's).
+    let remembered_as = match state.tenant() {
+        core::tenant::DEFAULT_TENANT => customer.clone(),
+        t => format!("{t}/{customer}"),
+    };
     let ep = entry_point(&state)?.to_string();
     let b = body.into_inner();
     // The client address as for the failed-authentication limit: the TCP peer, or the
     // client a trusted proxy names (docs/DECISIONS.md "Operations").
     let address = auth::client_address(&req, &state);
-    let remembered = limiter(&state).conversation_of(&customer).map(str::to_string);
+    let remembered = limiter(&state).conversation_of(&remembered_as).map(str::to_string);
     // The conversation this write joins, if the customer's last one is still open. The
     // engine is asked outside the limiter's lock.
     let joins = match remembered {
@@ -233,7 +243,7 @@ pub async fn write(state: web::Data<AppState>, req: HttpRequest, body: web::Json
                     limits.opened(&ip, auth::now_ms());
                 }
             }
-            limits.remember(&customer, &c.id);
+            limits.remember(&remembered_as, &c.id);
             drop(limits);
             Ok(HttpResponse::Created().json(CustomerView::of(&c, 0)))
         }
@@ -245,20 +255,35 @@ pub async fn write(state: web::Data<AppState>, req: HttpRequest, body: web::Json
     }
 }
 
+/// The tenant the page chats with: `X-Switchboard-Tenant` (the page sends its
+/// `?tenant=`), else `default`; an unknown tenant is 404, as an unknown page would be.
+fn tenant_of(app: &web::Data<AppState>, req: &HttpRequest) -> Result<auth::Tenanted, ApiError> {
+    let named = req.headers().get("x-switchboard-tenant").and_then(|h| h.to_str().ok());
+    auth::Tenanted::named(app, named).ok_or_else(|| {
+        ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "no such contact centre",
+        )
+    })
+}
+
 /// The customer's view of its conversation, messages after `?after=`.
 pub async fn read(
-    state: web::Data<AppState>,
+    app: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
     after: web::Query<After>,
 ) -> Res {
+    let state = tenant_of(&app, &req)?;
     let customer = customer_of(&req)?;
     let c = own(&state, &customer, &path).await?;
     Ok(HttpResponse::Ok().json(CustomerView::of(&c, after.after)))
 }
 
 /// The customer ends the chat.
-pub async fn end(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Res {
+pub async fn end(app: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Res {
+    let state = tenant_of(&app, &req)?;
     let customer = customer_of(&req)?;
     let c = own(&state, &customer, &path).await?;
     if c.state != core::ConversationState::Ended {

@@ -9,6 +9,8 @@ const KEY = "switchboard.demo.key";
 const CONVERSATION = "switchboard.demo.conversation";
 const POLL_MS = 1000;
 const $ = (id) => document.getElementById(id);
+// `/demo/customer?tenant=ID` chats with that tenant (contact centre); default otherwise.
+const TENANT = new URLSearchParams(location.search).get("tenant");
 
 function customerKey() {
   let key = sessionStorage.getItem(KEY);
@@ -25,6 +27,7 @@ async function call(method, path, body) {
     method,
     headers: {
       Authorization: `Bearer ${customerKey()}`,
+      ...(TENANT ? { "X-Switchboard-Tenant": TENANT } : {}),
       ...(body ? { "Content-Type": "application/json" } : {}),
     },
     body: body ? JSON.stringify(body) : undefined,
