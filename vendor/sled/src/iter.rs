@@ -49,10 +49,11 @@ impl Iter {
     /// sled's page cache from the log for itself alone, without installing
     /// them in the cache or counting them against `cache_capacity`; their
     /// memory is freed as the iterator moves on. Leaves already in the cache,
-    /// and the index nodes above the leaves, are read as usual, and so is a
-    /// leaf the traversal has to help split or merge. For one pass over a
-    /// tree much larger than what is cached (a backup), which would
-    /// otherwise fill the cache with pages nothing else reads.
+    /// the index nodes above the leaves and a leaf that takes part in a merge
+    /// are read as usual. Its traversals start no split and no merge (they
+    /// still help one under way). For one pass over a tree much larger than
+    /// what is cached (a backup), which would otherwise fill the cache with
+    /// pages nothing else reads.
     pub fn leave_cache(mut self) -> Self {
         self.leave_cache = true;
         self

@@ -1782,7 +1782,9 @@ impl PageCache {
         // Switchboard patch: see `get_leaving_cache`.
         let leave_out = leave_cache && {
             let node = base.as_node();
-            !node.data.is_index() && node.merging_child.is_none() && !node.merging
+            !node.data.is_index()
+                && node.merging_child.is_none()
+                && !node.merging
         };
 
         let page = Owned::new(Page {
