@@ -995,7 +995,9 @@ fn read_backup(
     let probe = trees.meta.key(META_PROBE);
     let mut out = Vec::with_capacity(BACKUP_CHUNK + (64 << 10));
     let mut file = super::backup::Encoder::new(STORE_FORMAT, &mut out);
-    let mut iter = trees.records.iter();
+    // Leaves not already in sled's cache are read for the backup alone: left in, they
+    // would fill the cache with pages nothing else reads (docs/STORE.md "Backup").
+    let mut iter = trees.records.iter().leave_cache();
     let mut live: Vec<(IVec, IVec)> = Vec::with_capacity(slice);
     let mut merged: Vec<(IVec, IVec)> = Vec::with_capacity(slice);
     loop {
@@ -2143,5 +2145,124 @@ mod tests {
                 assert!(e.contains("fails its checksum"), "{e}");
             }
         }
+    }
+
+    /// Story: a backup reads while the writer splits and merges the very leaves it reads,
+    /// with a cache so small that most leaves are read without being cached. Every pass
+    /// of the reader's iterator ends, in key order, with every key nobody touched (sled
+    /// change 6 must never hand the tree a leaf to write through: a compare-and-swap on a
+    /// leaf that was never cached would fail for ever).
+    #[test]
+    fn a_reader_that_leaves_the_cache_alone_survives_splits_and_merges_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ::sled::Config::new()
+            .path(dir.path())
+            .flush_every_ms(None)
+            .cache_capacity(256 << 10)
+            .open()
+            .unwrap();
+        let stable = |i: u32| format!("k{:06}-s", i * 2).into_bytes();
+        let churn = |i: u32| format!("k{:06}-c", i * 2 + 1).into_bytes();
+        for i in 0..20_000 {
+            db.insert(stable(i), vec![1u8; 64]).unwrap();
+        }
+        db.flush().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let rounds = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let writer = {
+            let (db, stop, rounds) = (db.clone(), stop.clone(), rounds.clone());
+            std::thread::spawn(move || {
+                let mut round = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    // Fill a stretch between stable keys (its leaves split), then empty
+                    // it again (they fall below the merge threshold).
+                    let from = (round * 977) % 19_000;
+                    for i in from..from + 500 {
+                        db.insert(churn(i), vec![2u8; 64]).unwrap();
+                    }
+                    for i in from..from + 500 {
+                        db.remove(churn(i)).unwrap();
+                    }
+                    round += 1;
+                    rounds.store(round, Ordering::SeqCst);
+                }
+                round
+            })
+        };
+        // Passes until the writer has gone round 30 times (however fast either runs), or
+        // has stopped (a panic, reported by `join` below).
+        let mut passes = 0;
+        while passes < 3 || (rounds.load(Ordering::SeqCst) < 30 && !writer.is_finished()) {
+            passes += 1;
+            let mut seen = 0u32;
+            let mut last: Option<IVec> = None;
+            for item in db.iter().leave_cache() {
+                let (k, _) = item.unwrap();
+                assert!(last.as_ref().is_none_or(|l| l < &k), "out of order at {k:?}");
+                if k.ends_with(b"-s") {
+                    assert_eq!(k.as_ref(), stable(seen).as_slice(), "a stable key is missing");
+                    seen += 1;
+                }
+                last = Some(k);
+            }
+            assert_eq!(seen, 20_000);
+        }
+        stop.store(true, Ordering::SeqCst);
+        let rounds = writer.join().unwrap();
+        assert!(rounds >= 30);
+    }
+
+    /// Story: the first backup after a start reads a store far larger than what start-up
+    /// read. It reads it without filling sled's cache (vendor/sled/README.switchboard.md,
+    /// change 6): the pages in memory after the backup are those before it, give or take
+    /// the few index nodes above the leaves; a plain scan of the same store, for
+    /// comparison, leaves every leaf it read in memory.
+    #[tokio::test]
+    async fn a_backup_leaves_sled_s_cache_as_it_found_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let store = SledStore::open(&path, SledOptions::default()).unwrap();
+        let ids: Vec<Change> = (0..20_000)
+            .map(|i| Change::Mid {
+                mid: format!("{i:08}-{}", "m".repeat(100)),
+                at: 1_700_000_000_000,
+            })
+            .collect();
+        for group in ids.chunks(1_000) {
+            store.commit(group.to_vec()).await.unwrap();
+        }
+        store.close();
+        drop(store);
+
+        let store = SledStore::open(&path, SledOptions::default()).unwrap();
+        let resident = || {
+            let held = lock(&store.db).unwrap();
+            let (db, _) = held.as_ref().unwrap();
+            db.resident_pages()
+        };
+        let at_start = resident();
+        let mut backup = store.backup().await.unwrap();
+        let mut bytes = 0;
+        while let Some(chunk) = backup.next_chunk().await {
+            bytes += chunk.unwrap().len();
+        }
+        assert!(bytes > 20_000 * 100, "the backup holds every id: {bytes} bytes");
+        let after_backup = resident();
+        let records = lock(&store.db).unwrap().as_ref().unwrap().1.records.clone();
+        let scanned = records.iter().count();
+        let after_scan = resident();
+
+        // Each id is two records, and sled's leaves hold at most 17; an index node has
+        // a hundred or more leaves under it.
+        let leaves = 2 * 20_000 / 17;
+        assert!(scanned >= 2 * 20_000, "{scanned} records");
+        assert!(
+            after_backup <= at_start + leaves / 50,
+            "the backup left pages in the cache: {at_start} at the start, {after_backup} after"
+        );
+        assert!(
+            after_scan >= after_backup + leaves,
+            "a plain scan caches its leaves: {after_backup} before it, {after_scan} after"
+        );
     }
 }

@@ -427,6 +427,15 @@ impl Db {
         self.context.pagecache.size_on_disk()
     }
 
+    /// Switchboard patch: how many of the database's pages are held in
+    /// memory now (in sled's page cache, as opposed to only in its log). For
+    /// tests that check what a read leaves in the cache
+    /// (`Iter::leave_cache`).
+    #[doc(hidden)]
+    pub fn resident_pages(&self) -> usize {
+        self.context.pagecache.resident_pages()
+    }
+
     /// Traverses all files and calculates their total physical
     /// size, then traverses all pages and calculates their
     /// total logical size, then divides the physical size

@@ -39,9 +39,34 @@ pub struct Iter {
     pub(super) lo: Bound<IVec>,
     pub(super) cached_node: Option<(PageId, Node)>,
     pub(super) going_forward: bool,
+    /// Switchboard patch: read leaves that are not in the cache without
+    /// putting them there (`Iter::leave_cache`).
+    pub(super) leave_cache: bool,
 }
 
 impl Iter {
+    /// Switchboard patch: this iterator reads the leaves that are not in
+    /// sled's page cache from the log for itself alone, without installing
+    /// them in the cache or counting them against `cache_capacity`; their
+    /// memory is freed as the iterator moves on. Leaves already in the cache,
+    /// the index nodes above the leaves and a leaf that takes part in a merge
+    /// are read as usual. Its traversals start no split and no merge (they
+    /// still help one under way). For one pass over a tree much larger than
+    /// what is cached (a backup), which would otherwise fill the cache with
+    /// pages nothing else reads.
+    pub fn leave_cache(mut self) -> Self {
+        self.leave_cache = true;
+        self
+    }
+
+    fn view_for_key<'g, K: AsRef<[u8]>>(
+        &self,
+        key: K,
+        guard: &'g Guard,
+    ) -> Result<crate::tree::View<'g>> {
+        self.tree.view_for_key_inner(key, guard, self.leave_cache)
+    }
+
     /// Iterate over the keys of this Tree
     pub fn keys(
         self,
@@ -91,7 +116,7 @@ impl Iter {
             (pid, node)
         } else {
             let view =
-                iter_try!(self.tree.view_for_key(self.low_key(), &guard));
+                iter_try!(self.view_for_key(self.low_key(), &guard));
             (view.pid, view.deref().clone())
         };
 
@@ -103,7 +128,7 @@ impl Iter {
             if !node.contains_upper_bound(&self.lo) {
                 // node too low (maybe merged, maybe exhausted?)
                 let view =
-                    iter_try!(self.tree.view_for_key(self.low_key(), &guard));
+                    iter_try!(self.view_for_key(self.low_key(), &guard));
 
                 pid = view.pid;
                 node = view.deref().clone();
@@ -111,7 +136,7 @@ impl Iter {
             } else if !node.contains_lower_bound(&self.lo, true) {
                 // node too high (maybe split, maybe exhausted?)
                 let seek_key = possible_predecessor(&node.lo)?;
-                let view = iter_try!(self.tree.view_for_key(seek_key, &guard));
+                let view = iter_try!(self.view_for_key(seek_key, &guard));
                 pid = view.pid;
                 node = view.deref().clone();
                 continue;
@@ -173,7 +198,7 @@ impl DoubleEndedIterator for Iter {
             (pid, node)
         } else {
             let view =
-                iter_try!(self.tree.view_for_key(self.high_key(), &guard));
+                iter_try!(self.view_for_key(self.high_key(), &guard));
             (view.pid, view.deref().clone())
         };
 
@@ -185,7 +210,7 @@ impl DoubleEndedIterator for Iter {
             if !node.contains_upper_bound(&self.hi) {
                 // node too low (maybe merged, maybe exhausted?)
                 let view =
-                    iter_try!(self.tree.view_for_key(self.high_key(), &guard));
+                    iter_try!(self.view_for_key(self.high_key(), &guard));
 
                 pid = view.pid;
                 node = view.deref().clone();
@@ -193,7 +218,7 @@ impl DoubleEndedIterator for Iter {
             } else if !node.contains_lower_bound(&self.hi, false) {
                 // node too high (maybe split, maybe exhausted?)
                 let seek_key = possible_predecessor(&node.lo)?;
-                let view = iter_try!(self.tree.view_for_key(seek_key, &guard));
+                let view = iter_try!(self.view_for_key(seek_key, &guard));
                 pid = view.pid;
                 node = view.deref().clone();
                 continue;

@@ -1241,6 +1241,7 @@ impl Tree {
             lo,
             cached_node: None,
             going_forward: true,
+            leave_cache: false,
         }
     }
 
@@ -1585,8 +1586,23 @@ impl Tree {
         pid: PageId,
         guard: &'g Guard,
     ) -> Result<Option<View<'g>>> {
+        self.view_for_pid_inner(pid, guard, false)
+    }
+
+    // Switchboard patch: `leave_cache` reads through
+    // `PageCache::get_leaving_cache` (used by `view_for_key_inner` only).
+    fn view_for_pid_inner<'g>(
+        &self,
+        pid: PageId,
+        guard: &'g Guard,
+        leave_cache: bool,
+    ) -> Result<Option<View<'g>>> {
         loop {
-            let node_view_opt = self.context.pagecache.get(pid, guard)?;
+            let node_view_opt = if leave_cache {
+                self.context.pagecache.get_leaving_cache(pid, guard)?
+            } else {
+                self.context.pagecache.get(pid, guard)?
+            };
             // if let Some((tree_ptr, ref leaf, size)) = &frag_opt {
             if let Some(node_view) = &node_view_opt {
                 let size = node_view.0.log_size();
@@ -1609,11 +1625,33 @@ impl Tree {
     // high because attempts to split it up have made
     // the inherent complexity of the operation more
     // challenging to understand.
-    #[allow(clippy::cognitive_complexity)]
     pub(crate) fn view_for_key<'g, K>(
         &self,
         key: K,
         guard: &'g Guard,
+    ) -> Result<View<'g>>
+    where
+        K: AsRef<[u8]>,
+    {
+        self.view_for_key_inner(key, guard, false)
+    }
+
+    // Switchboard patch: with `leave_cache`, the pages of the traversal
+    // itself (not those of a merge it helps along) are read with
+    // `PageCache::get_leaving_cache`, which reads a leaf that is not resident
+    // and takes no part in a merge without installing it; and the traversal
+    // starts no split and no merge (both are optional: the next writer to
+    // pass starts them). It still helps a merge already under way and
+    // finishes a split at the parent, as every traversal must. A leaf left
+    // out of the cache is therefore only ever returned, never written
+    // through: every compare-and-swap below is on a view of an index node or
+    // of a leaf in a merge, which `get_leaving_cache` installs as `get` does.
+    #[allow(clippy::cognitive_complexity)]
+    pub(crate) fn view_for_key_inner<'g, K>(
+        &self,
+        key: K,
+        guard: &'g Guard,
+        leave_cache: bool,
     ) -> Result<View<'g>>
     where
         K: AsRef<[u8]>,
@@ -1654,7 +1692,8 @@ impl Tree {
                 return Err(Error::CollectionNotFound(self.tree_id.clone()));
             }
 
-            let node_opt = self.view_for_pid(cursor, guard)?;
+            let node_opt =
+                self.view_for_pid_inner(cursor, guard, leave_cache)?;
 
             let view = if let Some(view) = node_opt {
                 view
@@ -1681,7 +1720,7 @@ impl Tree {
                 retry!();
             }
 
-            if view.should_split() {
+            if view.should_split() && !leave_cache {
                 self.split_node(&view, &parent_view, root_pid, guard)?;
                 retry!();
             }
@@ -1743,7 +1782,7 @@ impl Tree {
             // would be merged into a different index, which
             // would add considerable complexity to this already
             // fairly complex implementation.
-            if view.should_merge() && !took_leftmost_branch {
+            if view.should_merge() && !took_leftmost_branch && !leave_cache {
                 if let Some(ref mut parent) = parent_view {
                     assert!(parent.merging_child.is_none());
                     if parent.can_merge_child() {

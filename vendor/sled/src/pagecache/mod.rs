@@ -1445,6 +1445,21 @@ impl PageCache {
         Ok(ret)
     }
 
+    /// Switchboard patch: how many pages are in memory now (installed in the
+    /// page table with their content, as opposed to only their place in the
+    /// log). A walk over the page table, for tests and diagnostics.
+    pub(crate) fn resident_pages(&self) -> usize {
+        let guard = pin();
+        let next_pid_to_allocate = *self.next_pid_to_allocate.lock();
+        (0..next_pid_to_allocate)
+            .filter(|pid| {
+                self.inner
+                    .get(*pid, &guard)
+                    .map_or(false, |view| view.update.is_some())
+            })
+            .count()
+    }
+
     fn cas_page<'g>(
         &self,
         pid: PageId,
@@ -1652,6 +1667,32 @@ impl PageCache {
         pid: PageId,
         guard: &'g Guard,
     ) -> Result<Option<NodeView<'g>>> {
+        self.get_inner(pid, guard, false)
+    }
+
+    /// Switchboard patch: like `get`, but a leaf that is not resident and
+    /// takes no part in a merge is read from the log for this read alone: it
+    /// is neither installed in the page table nor counted by the LRU, and its
+    /// memory is freed once the guard's epoch has passed. A page that is
+    /// resident, an index node, and a leaf in a merge are read as `get` reads
+    /// them. The view of a leaf left out of the cache must never be used for
+    /// a compare-and-swap (it would never match the page table's entry, and a
+    /// caller that retries would retry forever): `Tree::view_for_key_inner`
+    /// only returns it, it never writes through it.
+    pub(crate) fn get_leaving_cache<'g>(
+        &self,
+        pid: PageId,
+        guard: &'g Guard,
+    ) -> Result<Option<NodeView<'g>>> {
+        self.get_inner(pid, guard, true)
+    }
+
+    fn get_inner<'g>(
+        &self,
+        pid: PageId,
+        guard: &'g Guard,
+        leave_cache: bool,
+    ) -> Result<Option<NodeView<'g>>> {
         trace!("getting page iterator for pid {}", pid);
         let _measure = Measure::new(&M.get_page);
 
@@ -1738,10 +1779,31 @@ impl PageCache {
         updates.truncate(1);
         let base = updates.pop().unwrap();
 
+        // Switchboard patch: see `get_leaving_cache`.
+        let leave_out = leave_cache && {
+            let node = base.as_node();
+            !node.data.is_index()
+                && node.merging_child.is_none()
+                && !node.merging
+        };
+
         let page = Owned::new(Page {
             update: Some(Box::new(base)),
             cache_infos: page_view.cache_infos.clone(),
         });
+
+        if leave_out {
+            trace!("read pid {} without installing it", pid);
+            let detached = page.into_shared(guard);
+            // This page was never published: only this view points to
+            // it, and it lives until every guard pinned now is gone.
+            unsafe {
+                guard.defer_destroy(detached);
+            }
+            let mut page_view = page_view;
+            page_view.read = detached;
+            return Ok(Some(NodeView(page_view)));
+        }
 
         debug_delay();
         let result = page_view.entry.compare_and_set(
@@ -1773,7 +1835,7 @@ impl PageCache {
         } else {
             trace!("fix-up for pid {} failed", pid);
 
-            self.get(pid, guard)
+            self.get_inner(pid, guard, leave_cache)
         }
     }
 
