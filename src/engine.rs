@@ -117,6 +117,8 @@ pub struct Engine {
     admission: Option<Admission>,
     /// The tenant's limits now: what a rebuilt floor starts with.
     limits: Arc<std::sync::Mutex<crate::core::tenant::TenantLimits>>,
+    /// Set by [`Engine::stop`]: the engine is gone for good (nothing rebuilds it).
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Engine {
@@ -151,6 +153,7 @@ impl Engine {
             recovering: Arc::new(tokio::sync::Mutex::new(())),
             admission: options.admission,
             limits: Arc::new(std::sync::Mutex::new(options.limits)),
+            stopped: Arc::default(),
         })
     }
 
@@ -251,6 +254,11 @@ impl Engine {
         Ok(())
     }
 
+    /// True once [`Engine::stop`] was called.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
     /// Sets the tenant's limits (../shared/API.md "Tenants"): in force for the next
     /// command, and kept for a rebuilt floor.
     pub async fn set_limits(&self, limits: crate::core::tenant::TenantLimits) -> Result<(), EngineError> {
@@ -261,6 +269,7 @@ impl Engine {
     /// Stops the engine for good (a deleted tenant): its router commits nothing more, its
     /// desktops are closed, and its thread ends. Every later call fails.
     pub async fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
         let router = self.router();
         let _ = router.send(Fence).await;
         let _ = router.send(Retire).await;

@@ -348,6 +348,9 @@ fn build(
         config.queues.iter().map(|q| q.id.as_str()),
     );
     spawn_recovery(state.engine.clone());
+    for engine in state.tenants.others() {
+        spawn_recovery(engine);
+    }
     let openapi = openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {
         App::new()
@@ -404,12 +407,16 @@ pub const RECOVERY_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_
 /// After a store fault, the engine rebuilds itself once the store accepts writes again
 /// (../shared/API.md "Operations"), whether or not anything polls `/readyz`: an attempt a second
 /// after the fault, then with the wait doubling up to [`RECOVERY_BACKOFF_MAX`].
-fn spawn_recovery(engine: Engine) {
+pub(crate) fn spawn_recovery(engine: Engine) {
     actix_rt::spawn(async move {
         let mut wait = RECOVERY_CHECK;
         let mut failing_since: Option<Instant> = None;
         loop {
             tokio::time::sleep(wait).await;
+            if engine.stopped() {
+                // A deleted tenant's: nothing to rebuild.
+                return;
+            }
             if engine.healthy() {
                 failing_since = None;
                 wait = RECOVERY_CHECK;

@@ -189,6 +189,9 @@ pub async fn create(state: web::Data<AppState>, _op: Operator, body: web::Json<C
         .tenants
         .create(&b.id, &b.name, credential_of(&token), now_ms())
         .await?;
+    if let Some(engine) = state.tenants.engine(&t.id) {
+        super::spawn_recovery(engine);
+    }
     Ok(HttpResponse::Created().json(dto(&state, &t, Some(token)).await))
 }
 
