@@ -215,22 +215,29 @@ impl Tenants {
 
     /// Changes tenant `id`'s name or limits.
     pub async fn patch(&self, id: &str, patch: TenantPatch) -> Result<Tenant, EngineError> {
+        self.change(id, |r| r.patch(id, patch)).await
+    }
+
+    /// Gives tenant `id` a new admin token (SHA-256 `credential`); the old one stops working.
+    pub async fn reissue(&self, id: &str, credential: String) -> Result<Tenant, EngineError> {
+        self.change(id, |r| r.reissue(id, credential)).await
+    }
+
+    /// Changes tenant `id`'s record as `decide` (a rule of the core's registry) answers:
+    /// durable first, then in force, its limits in its engine too. One change at a time,
+    /// so the engine's limits are always the last stored.
+    async fn change(
+        &self,
+        id: &str,
+        decide: impl FnOnce(&Registry) -> Result<Tenant, CoreError>,
+    ) -> Result<Tenant, EngineError> {
         let mut db = self.db.lock().await;
-        let tenant = read(&self.registry).patch(id, patch)?;
+        let tenant = decide(&read(&self.registry))?;
         self.persist(&mut db, &tenant)?;
         write(&self.registry).put(tenant.clone());
         if let Some(engine) = self.engine(id) {
             engine.set_limits(tenant.limits).await?;
         }
-        Ok(tenant)
-    }
-
-    /// Gives tenant `id` a new admin token (SHA-256 `credential`); the old one stops working.
-    pub async fn reissue(&self, id: &str, credential: String) -> Result<Tenant, EngineError> {
-        let mut db = self.db.lock().await;
-        let tenant = read(&self.registry).reissue(id, credential)?;
-        self.persist(&mut db, &tenant)?;
-        write(&self.registry).put(tenant.clone());
         Ok(tenant)
     }
 
