@@ -8,59 +8,11 @@
 // does not click.
 
 import { chromium } from "playwright-core";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { script } from "./script.mjs";
 import { gone, until, visible } from "./waits.mjs";
 import { fitsItsBox, readsLeftToRight } from "./layout.mjs";
 
-const cfg = JSON.parse(process.argv[2]);
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const tokens = new Set();
-const pages = [];
-let current = "start";
-mkdirSync(cfg.screenshots, { recursive: true });
-
-// Nothing may hang forever; tests/browser.rs has its own limit too.
-setTimeout(() => fail(new Error("the script ran for more than 8 minutes")), 480_000).unref();
-
-// ----- helpers -----
-
-function log(...args) {
-  console.log(`[${new Date().toISOString().slice(11, 23)}]`, ...args);
-}
-
-async function step(name, fn) {
-  current = name;
-  log(`step: ${name}`);
-  await fn();
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(cfg.screenshots, `${name}.png`), fullPage: true });
-}
-
-async function fail(err) {
-  console.error(`FAILED in step "${current}": ${err && err.stack ? err.stack : err}`);
-  for (const [name, page] of pages) {
-    try {
-      await shot(page, `FAILED-${name}`);
-    } catch {
-      // The page may be gone.
-    }
-  }
-  writeFileSync(cfg.result, JSON.stringify({ passed: false, step: current, tokens: [...tokens] }));
-  process.exit(1);
-}
-
+const { cfg, tokens, pages, log, shot, step, runIn } = script("desktop", 480_000);
 
 async function admin(base, method, path, body) {
   const res = await fetch(base + path, {
@@ -169,18 +121,9 @@ async function wrapUp(page, filter, reason, { only = false } = {}) {
 
 // ----- the test -----
 
-const browser = await chromium.launch({ executablePath: cfg.chromium, headless: true, args: FLAGS });
-try {
-  await run();
-  writeFileSync(cfg.result, JSON.stringify({ passed: true, tokens: [...tokens] }));
-  log("PASSED");
-} catch (e) {
-  await fail(e);
-} finally {
-  await browser.close();
-}
+await runIn(chromium, run);
 
-async function run() {
+async function run(browser) {
   const main = cfg.servers.main;
   await createAgent(main, { id: "a1", name: "Ann", queues: ["support"], capacity: 2, password: "ann-password-1" });
   const bob = await createAgent(main, { id: "a2", name: "Bob", queues: ["support"], capacity: 2, password: "bob-password-1" });
@@ -448,8 +391,8 @@ async function run() {
   });
 
   await hostileNames(ann);
-  await transferNotTaken();
-  await offerExpires();
+  await transferNotTaken(browser);
+  await offerExpires(browser);
 }
 
 /** A customer name with U+202E and a 6,000-character word stay inside their boxes. */
@@ -512,7 +455,7 @@ async function hostileNames(ann) {
 }
 
 /** A transfer that nobody takes: the invited agent goes to RONA, the conversation is dropped. */
-async function transferNotTaken() {
+async function transferNotTaken(browser) {
   const base = cfg.servers.transfer;
   await createAgent(base, { id: "b1", name: "Bea", queues: ["support"], password: "bea-password-1" });
   await createAgent(base, { id: "b2", name: "Cid", queues: ["support"], password: "cid-password-1" });
@@ -552,7 +495,7 @@ async function transferNotTaken() {
 }
 
 /** A new offer that expires: RONA, then back to Available by keyboard alone. */
-async function offerExpires() {
+async function offerExpires(browser) {
   const base = cfg.servers.offer;
   await createAgent(base, { id: "c1", name: "Dee", queues: ["support"], password: "dee-password-1" });
   const dee = await newPage(browser, "dee", base);

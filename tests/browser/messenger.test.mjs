@@ -13,58 +13,13 @@
 
 import { chromium } from "playwright-core";
 import { createHmac } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { script } from "./script.mjs";
 import { gone, until, visible } from "./waits.mjs";
 
-const cfg = JSON.parse(process.argv[2]);
+const { cfg, tokens, pages, log, shot, step, call, runIn } = script("messenger", 300_000);
 const m = cfg.messenger;
-const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-const tokens = new Set();
-const pages = [];
 const report = {};
-let current = "start";
-mkdirSync(cfg.screenshots, { recursive: true });
-setTimeout(() => fail(new Error("the script ran for more than 5 minutes")), 300_000).unref();
-
-function log(...args) {
-  console.log(`[${new Date().toISOString().slice(11, 23)}]`, ...args);
-}
-
-async function step(name, fn) {
-  current = name;
-  log(`step: ${name}`);
-  await fn();
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(cfg.screenshots, `${name}.png`), fullPage: true });
-}
-
-async function fail(err) {
-  console.error(`FAILED in step "${current}": ${err && err.stack ? err.stack : err}`);
-  for (const [name, page] of pages) {
-    try {
-      await shot(page, `FAILED-messenger-${name}`);
-    } catch {
-      // The page may be gone.
-    }
-  }
-  writeFileSync(cfg.result, JSON.stringify({ passed: false, step: current, tokens: [...tokens] }));
-  process.exit(1);
-}
-
-
-async function admin(method, path, body) {
-  const res = await fetch(cfg.servers.main + path, {
-    method,
-    headers: { Authorization: `Bearer ${cfg.admin}`, "Content-Type": "application/json" },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const data = await res.json().catch(() => null);
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(data)}`);
-  return data;
-}
+const admin = (method, path, body) => call(method, path, cfg.admin, body);
 
 /** Meta's webhook delivery of one text message, signed with the app secret. */
 async function customerWrites(mid, text) {
@@ -94,18 +49,9 @@ async function newPage(browser, name, path) {
   return page;
 }
 
-const browser = await chromium.launch({ executablePath: cfg.chromium, headless: true, args: FLAGS });
-try {
-  await run();
-  writeFileSync(cfg.result, JSON.stringify({ passed: true, tokens: [...tokens], ...report }));
-  log("PASSED");
-} catch (e) {
-  await fail(e);
-} finally {
-  await browser.close();
-}
+await runIn(chromium, run, report);
 
-async function run() {
+async function run(browser) {
   await admin("PATCH", "/api/v1/entry-points/demo-page", { page_access_token: m.page_token });
   const agent = await admin("POST", "/api/v1/agents", { id: "a1", name: "Ann", queues: ["support"], password: "ann-password-1" });
   tokens.add(agent.token);

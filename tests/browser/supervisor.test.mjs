@@ -4,45 +4,11 @@
 // has a generous limit.
 
 import { chromium } from "playwright-core";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { script } from "./script.mjs";
 import { gone, until, visible } from "./waits.mjs";
 import { fitsItsBox, readsLeftToRight } from "./layout.mjs";
 
-const cfg = JSON.parse(process.argv[2]);
-const base = cfg.servers.main;
-const tokens = new Set();
-const pages = [];
-let current = "start";
-mkdirSync(cfg.screenshots, { recursive: true });
-setTimeout(() => fail(new Error("the script ran for more than 5 minutes")), 300_000).unref();
-
-const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 23)}]`, ...a);
-const shot = (page, name) => page.screenshot({ path: join(cfg.screenshots, `${name}.png`), fullPage: true });
-
-async function step(name, fn) {
-  current = name;
-  log(`step: ${name}`);
-  await fn();
-}
-
-async function fail(err) {
-  console.error(`FAILED in step "${current}": ${err && err.stack ? err.stack : err}`);
-  for (const [name, page] of pages) await shot(page, `FAILED-supervisor-${name}`).catch(() => {});
-  writeFileSync(cfg.result, JSON.stringify({ passed: false, step: current, tokens: [...tokens] }));
-  process.exit(1);
-}
-
-async function call(method, path, token, body) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const data = await res.json().catch(() => null);
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(data)}`);
-  return data;
-}
+const { cfg, base, tokens, pages, log, shot, step, call, runIn } = script("supervisor", 300_000);
 const admin = (method, path, body) => call(method, path, cfg.admin, body);
 
 async function newPage(browser, name) {
@@ -58,22 +24,9 @@ const row = (page, table, name) => page.getByRole("table", { name: table }).getB
 const cells = async (r) => r.getByRole("cell").allTextContents();
 
 
-const browser = await chromium.launch({
-  executablePath: cfg.chromium,
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-});
-try {
-  await run();
-  writeFileSync(cfg.result, JSON.stringify({ passed: true, tokens: [...tokens] }));
-  log("PASSED");
-} catch (e) {
-  await fail(e);
-} finally {
-  await browser.close();
-}
+await runIn(chromium, run);
 
-async function run() {
+async function run(browser) {
   const sup = await admin("POST", "/api/v1/supervisors", { id: "s1", name: "Sue", password: "sue-password-1" });
   tokens.add(sup.token);
   const ann = await admin("POST", "/api/v1/agents", { id: "a1", name: "Ann", queues: ["support"] });

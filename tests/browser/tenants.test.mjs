@@ -5,44 +5,11 @@
 // it and see acme's floor only.
 
 import { chromium } from "playwright-core";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { script } from "./script.mjs";
 import { gone, visible } from "./waits.mjs";
 
-const cfg = JSON.parse(process.argv[2]);
-const base = cfg.servers.main;
-const tokens = new Set([cfg.operator]);
-const pages = [];
-let current = "start";
-mkdirSync(cfg.screenshots, { recursive: true });
-setTimeout(() => fail(new Error("the script ran for more than 3 minutes")), 180_000).unref();
-
-const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 23)}]`, ...a);
-const shot = (page, name) => page.screenshot({ path: join(cfg.screenshots, `${name}.png`), fullPage: true });
-
-async function step(name, fn) {
-  current = name;
-  log(`step: ${name}`);
-  await fn();
-}
-
-async function fail(err) {
-  console.error(`FAILED in step "${current}": ${err && err.stack ? err.stack : err}`);
-  for (const [name, page] of pages) await shot(page, `FAILED-tenants-${name}`).catch(() => {});
-  writeFileSync(cfg.result, JSON.stringify({ passed: false, step: current, tokens: [...tokens] }));
-  process.exit(1);
-}
-
-async function call(method, path, token, body) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const data = await res.json().catch(() => null);
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(data)}`);
-  return data;
-}
+const { cfg, base, tokens, pages, log, shot, step, call, runIn } = script("tenants", 180_000);
+tokens.add(cfg.operator);
 
 async function newPage(browser, name, path) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -119,17 +86,4 @@ async function run(browser) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: cfg.chromium,
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-});
-try {
-  await run(browser);
-  writeFileSync(cfg.result, JSON.stringify({ passed: true, tokens: [...tokens] }));
-  log("PASSED");
-} catch (e) {
-  await fail(e);
-} finally {
-  await browser.close();
-}
+await runIn(chromium, run);
