@@ -806,3 +806,114 @@ async fn the_demo_customer_page_chats_with_the_tenant_it_names() {
         "{body}"
     );
 }
+
+/// Three tenants with the same ids, a seeded random interleaving of customers writing,
+/// agents accepting, ending and wrapping up in all of them at once: every offer and event
+/// a desktop gets is of its own tenant's customers, and each tenant's figures count its
+/// own conversations only (../shared/SPEC.md: tenants share nothing).
+#[actix_rt::test]
+async fn random_work_in_three_tenants_never_crosses_between_them() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("TENANTS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2323);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let s = with_operator().await;
+    let names = ["acme", "beta", "gamma"];
+    let mut admins = Vec::new();
+    let mut desks = Vec::new();
+    for t in names {
+        let admin = tenant(&s, t).await;
+        s.post("/api/v1/queues", &admin, json!({"id": "q1", "name": "Q"}))
+            .await
+            .expect(201);
+        s.post(
+            "/api/v1/entry-points",
+            &admin,
+            json!({"id": "web", "name": "Web", "queue": "q1"}),
+        )
+        .await
+        .expect(201);
+        let mut tenant_desks = Vec::new();
+        for a in ["a1", "a2"] {
+            let body = json!({"id": a, "name": format!("{t} {a}"), "queues": ["q1"], "capacity": 3});
+            let token = s.post("/api/v1/agents", &admin, body).await.expect(201)["token"]
+                .as_str()
+                .expect("token")
+                .to_string();
+            tenant_desks.push(s.available_desktop(&token).await);
+        }
+        admins.push(admin);
+        desks.push(tenant_desks);
+    }
+    let mut opened = [0usize; 3];
+    let mut ended = [0usize; 3];
+    for step in 0..60 {
+        let t = rng.gen_range(0..3);
+        let customer = format!("{}-customer-{step}", names[t]);
+        let body = json!({"entry_point": "web", "customer": {"id": customer, "name": customer}, "text": "hi"});
+        let a = s.post("/api/v1/conversations", &admins[t], body).await;
+        // Every agent of the tenant may be full: the conversation waits, never crosses.
+        assert_eq!(a.status, 201, "seed {seed}, step {step}: {}", a.body);
+        opened[t] += 1;
+        // Each desktop of every tenant takes what it was offered, and sometimes ends one.
+        for (ti, tenant_desks) in desks.iter_mut().enumerate() {
+            for d in tenant_desks.iter_mut() {
+                while let Some(frame) = d.within(std::time::Duration::from_millis(20)).await {
+                    let ty = frame["type"].as_str().unwrap_or_default();
+                    if ty != "offer" {
+                        if let Some(name) = frame.pointer("/conversation/customer/name").and_then(|n| n.as_str()) {
+                            assert!(name.starts_with(names[ti]), "seed {seed}: {} got {frame}", names[ti]);
+                        }
+                        continue;
+                    }
+                    let name = frame["customer"]["name"].as_str().unwrap_or_default();
+                    assert!(
+                        name.starts_with(names[ti]),
+                        "seed {seed}: a desktop of {} was offered {frame}",
+                        names[ti]
+                    );
+                    let cid = frame["conversation_id"].as_str().expect("id").to_string();
+                    let reply = d.command(json!({"type": "accept", "conversation_id": cid})).await;
+                    if reply["ok"] != true {
+                        continue;
+                    }
+                    if rng.gen_bool(0.5) {
+                        let end = d.command(json!({"type": "end", "conversation_id": cid})).await;
+                        assert_eq!(end["ok"], true, "{end}");
+                        let w = d
+                            .command(json!({"type": "wrapup", "conversation_id": cid, "reason": "resolved"}))
+                            .await;
+                        assert_eq!(w["ok"], true, "{w}");
+                        ended[ti] += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Each tenant's figures are its own: what it opened and has not finished.
+    let list = s.get("/api/v1/tenants", OPERATOR).await.expect(200);
+    for (ti, t) in names.iter().enumerate() {
+        let row = list
+            .as_array()
+            .expect("tenants")
+            .iter()
+            .find(|r| r["id"] == *t)
+            .expect("listed");
+        let open = row["counts"]["open_conversations"].as_u64().expect("count") as usize;
+        assert_eq!(open, opened[ti] - ended[ti], "seed {seed}: {t}: {row}");
+    }
+    assert_eq!(
+        list[0]["counts"]["open_conversations"], 0,
+        "default took nothing: {list}"
+    );
+    assert!(
+        opened.iter().all(|&n| n > 0),
+        "seed {seed}: every tenant worked: {opened:?}"
+    );
+    assert!(
+        ended.iter().sum::<usize>() > 0,
+        "seed {seed}: conversations were ended: {ended:?}"
+    );
+}

@@ -336,6 +336,12 @@ impl Desktop {
         }
     }
 
+    /// The next event or reply if one comes within `wait`: for sampling what a desktop
+    /// got so far (never to assert that nothing came).
+    pub async fn within(&mut self, wait: Duration) -> Option<Value> {
+        self.next_before(tokio::time::Instant::now() + wait).await
+    }
+
     /// The next event or reply, in order.
     pub async fn next(&mut self) -> Value {
         self.next_before(tokio::time::Instant::now() + WAIT)
