@@ -319,7 +319,9 @@ async fn an_expired_token_pauses_the_page_and_a_new_one_drains_it_in_order() {
         json!(["demo-page"]),
         "{h}"
     );
-    assert_eq!(metric(&s, "switchboard_messenger_pages_unauthorized").await, 1);
+    // The gauge is the process's sum over servers (each outbox adds its own pages):
+    // other tests of this binary run servers beside this one.
+    assert!(metric(&s, "switchboard_messenger_pages_unauthorized").await >= 1);
     // One request per page, not one per message: the others wait without trying.
     let tried = fake.received().iter().filter(|r| r.answered == 401).count();
     assert_eq!(tried, 1);
@@ -841,8 +843,8 @@ async fn an_agent_sends_a_file_to_a_messenger_customer() {
 /// A supervisor sees each entry point's `channel_state`: in the snapshot (never its
 /// token), and an `entry_point` event when the entry point changes. (A page made
 /// `unauthorized` by a 190 reaches the socket the same way: the hub's unit test and the
-/// supervisor page's browser test show it; here it would race the other tests of this
-/// binary over the process-wide `switchboard_messenger_pages_unauthorized` gauge.)
+/// supervisor page's browser test show it; here the process-wide
+/// `switchboard_messenger_pages_unauthorized` gauge would sum this binary's servers.)
 #[actix_web::test]
 async fn entry_points_reach_supervisors() {
     let fake = FakeGraph::start().await.expect("fake graph");

@@ -56,6 +56,9 @@ struct Inner {
     page_changed: Notify,
     /// The files agents sent (read when an entry carries one).
     files: Arc<FileStore>,
+    /// This outbox's share of `switchboard_messenger_pages_unauthorized`: each tenant has
+    /// an outbox, and the gauge is the deployment's sum ([`Inner::report_unauthorized`]).
+    unauthorized: std::sync::atomic::AtomicI64,
 }
 
 /// What the sender knows of one page.
@@ -98,6 +101,7 @@ impl Outbox {
                 pages: Mutex::new(HashMap::new()),
                 page_changed: Notify::new(),
                 files,
+                unauthorized: std::sync::atomic::AtomicI64::new(0),
             }),
         })
     }
@@ -163,7 +167,7 @@ impl Inner {
         );
         let unauthorized = pages.values().filter(|p| p.state == ChannelState::Unauthorized).count();
         drop(pages);
-        metrics::PAGES_UNAUTHORIZED.set(unauthorized as i64);
+        self.report_unauthorized(unauthorized);
         self.page_changed.notify_waiters();
     }
 
@@ -209,7 +213,16 @@ impl Inner {
             }
         }
         let unauthorized = pages.values().filter(|p| p.state == ChannelState::Unauthorized).count();
-        metrics::PAGES_UNAUTHORIZED.set(unauthorized as i64);
+        drop(pages);
+        self.report_unauthorized(unauthorized);
+    }
+
+    /// This outbox now has `count` unauthorized pages: the gauge moves by the difference
+    /// from what it last reported, so that several outboxes (tenants) add up.
+    fn report_unauthorized(&self, count: usize) {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let before = self.unauthorized.swap(count, std::sync::atomic::Ordering::SeqCst);
+        metrics::PAGES_UNAUTHORIZED.add(count - before);
     }
 
     /// The Graph API refused `page_id`'s token of generation `generation` (190). Unless a
