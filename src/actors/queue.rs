@@ -49,15 +49,10 @@ impl Handler<Figures> for QueueActor {
         let _span = tracing::trace_span!("queue_actor", queue = %self.figures.id, message = "Figures").entered();
         if msg.0 != self.figures {
             tracing::trace!(queue = %self.figures.id, waiting = msg.0.waiting, "queue figures");
-            let waiting = msg.0.waiting as i64;
-            match &self.shared.tenant {
-                None => crate::metrics::QUEUE_WAITING
-                    .with_label_values(&[&self.figures.id])
-                    .set(waiting),
-                Some(t) => crate::metrics::QUEUE_WAITING
-                    .with_label_values(&[&format!("{t}/{}", self.figures.id)])
-                    .set(waiting),
-            }
+            let label = crate::core::tenant::scoped(self.shared.tenant.as_deref(), &self.figures.id);
+            crate::metrics::QUEUE_WAITING
+                .with_label_values(&[&label])
+                .set(msg.0.waiting as i64);
             self.figures = msg.0;
             self.shared.publish_queue(self.figures.clone());
         }

@@ -179,10 +179,7 @@ pub async fn write(app: web::Data<AppState>, req: HttpRequest, body: web::Json<W
     let state = tenant_of(&app, &req)?;
     let customer = customer_of(&req)?;
     // The limiter remembers the customer's conversation per tenant (ids are a tenant's).
-    let remembered_as = match state.tenant() {
-        core::tenant::DEFAULT_TENANT => customer.clone(),
-        t => format!("{t}/{customer}"),
-    };
+    let remembered_as = core::tenant::scoped(Some(state.tenant()), &customer);
     let ep = entry_point(&state)?.to_string();
     let b = body.into_inner();
     // The client address as for the failed-authentication limit: the TCP peer, or the

@@ -183,12 +183,9 @@ pub async fn login(app: web::Data<AppState>, req: HttpRequest, body: web::Json<L
         }
     };
     // Ids are unique within a tenant: failures are counted per tenant's account.
-    let throttled = match tenant.as_deref() {
-        None | Some(crate::core::tenant::DEFAULT_TENANT) => account.clone(),
-        Some(t) => AccountRef {
-            kind: account.kind,
-            id: format!("{t}/{}", account.id),
-        },
+    let throttled = AccountRef {
+        kind: account.kind,
+        id: crate::core::tenant::scoped(tenant.as_deref(), &account.id),
     };
     throttle_check(&app, &req, &throttled)?;
     let state = Tenanted::named(&app, tenant.as_deref());
@@ -203,7 +200,6 @@ pub async fn login(app: web::Data<AppState>, req: HttpRequest, body: web::Json<L
         throttle_failed(&app, &req, &throttled);
         return Err(invalid_credentials());
     };
-    let account_for_throttle = throttled;
     let token = auth::new_token();
     let expires_at = auth::now_ms().saturating_add(state.session_ttl_ms);
     let reply = state
@@ -220,12 +216,12 @@ pub async fn login(app: web::Data<AppState>, req: HttpRequest, body: web::Json<L
         Ok(r) => return Err(super::rest::unexpected("signed_in", &r)),
         Err(e) if e.code() == "invalid_credentials" => {
             // The password changed while it was being checked.
-            throttle_failed(&state, &req, &account_for_throttle);
+            throttle_failed(&state, &req, &throttled);
             return Err(e.into());
         }
         Err(e) => return Err(e.into()),
     };
-    throttle_succeeded(&state, &account_for_throttle);
+    throttle_succeeded(&state, &throttled);
     tracing::info!(account = %account, "signed in with a password");
     Ok(HttpResponse::Ok().json(SessionDto {
         token,

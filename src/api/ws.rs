@@ -421,10 +421,7 @@ pub async fn desktop(
     let (response, session, stream) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
     // Agent ids are unique within a tenant: the cap counts each tenant's agent apart.
-    let slot_key = match &authed.tenant {
-        Some(t) => format!("{t}/{agent}"),
-        None => agent.clone(),
-    };
+    let slot_key = crate::core::tenant::scoped(authed.tenant.as_deref(), &agent);
     let Some(slot) = SocketSlots::take(&state.desktops, &slot_key) else {
         let max = state.desktops.max;
         crate::metrics::DESKTOPS_REFUSED.with_label_values(&[]).inc();

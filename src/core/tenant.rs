@@ -107,6 +107,16 @@ pub fn valid_tenant_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// `id` (an agent's, a queue's, a customer's) as a key among every tenant's: `id` itself in
+/// tenant `default` (`None`), `tenant/id` elsewhere. Ids are unique within a tenant only;
+/// neither a tenant id nor another id holds a `/`, so no two tenants' keys meet.
+pub fn scoped(tenant: Option<&str>, id: &str) -> String {
+    match tenant {
+        None | Some(DEFAULT_TENANT) => id.to_string(),
+        Some(t) => format!("{t}/{id}"),
+    }
+}
+
 fn check_tenant_name(name: &str) -> Result<(), CoreError> {
     let n = name.chars().count();
     if n == 0 || n > MAX_NAME_CHARS || name.trim().is_empty() {
@@ -257,6 +267,14 @@ mod tests {
         ] {
             assert!(!valid_tenant_id(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn scoped_keys_are_ids_in_default_and_apart_elsewhere() {
+        assert_eq!(scoped(None, "a1"), "a1");
+        assert_eq!(scoped(Some(DEFAULT_TENANT), "a1"), "a1");
+        assert_eq!(scoped(Some("acme"), "a1"), "acme/a1");
+        assert_ne!(scoped(Some("acme"), "a1"), scoped(Some("beta"), "a1"));
     }
 
     #[test]
