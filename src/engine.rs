@@ -254,6 +254,11 @@ impl Engine {
         Ok(())
     }
 
+    /// True when `other` is a handle to this same engine.
+    pub fn is(&self, other: &Engine) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// True once [`Engine::stop`] was called.
     pub fn stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)

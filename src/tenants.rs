@@ -13,7 +13,7 @@
 //! The rules are the core's ([`crate::core::tenant::Registry`]); this module makes each
 //! decision durable before it takes effect, and starts or stops the tenant's engine.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -34,7 +34,7 @@ struct Running {
 pub struct Tenants {
     default: Engine,
     registry: RwLock<Registry>,
-    engines: RwLock<HashMap<String, Running>>,
+    engines: RwLock<BTreeMap<String, Running>>,
     /// The durable registry; `None` until the first tenant is created (a deployment that
     /// never creates one writes nothing new to its disk).
     db: tokio::sync::Mutex<Option<sled::Db>>,
@@ -79,7 +79,7 @@ impl Tenants {
         } else {
             (None, Vec::new())
         };
-        let mut engines = HashMap::new();
+        let mut engines = BTreeMap::new();
         for t in &tenants {
             let running = start(config, &base, &t.id, t.limits)?;
             tracing::info!(tenant = %t.id, "tenant started");
@@ -111,10 +111,7 @@ impl Tenants {
 
     /// The engines of every tenant but `default`, in id order.
     pub fn others(&self) -> Vec<Engine> {
-        let engines = read(&self.engines);
-        let mut v: Vec<(&String, &Running)> = engines.iter().collect();
-        v.sort_by(|a, b| a.0.cmp(b.0));
-        v.into_iter().map(|(_, r)| r.engine.clone()).collect()
+        read(&self.engines).values().map(|r| r.engine.clone()).collect()
     }
 
     /// The tenant, other than `tenant`, with an entry point on Facebook Page `page_id`.
@@ -173,13 +170,10 @@ impl Tenants {
         if let Some(id) = self.by_admin_credential(credential) {
             return Ok(Some((id, crate::core::Principal::Admin)));
         }
-        let engines: Vec<(String, Engine)> = read(&self.engines)
-            .iter()
-            .map(|(id, r)| (id.clone(), r.engine.clone()))
-            .collect();
-        for (id, engine) in engines {
-            if let Some(p) = engine.principal_for(credential, now)? {
-                return Ok(Some((id, p)));
+        // A look-up in each engine's credential index, under the read lock: nothing copied.
+        for (id, r) in read(&self.engines).iter() {
+            if let Some(p) = r.engine.principal_for(credential, now)? {
+                return Ok(Some((id.clone(), p)));
             }
         }
         Ok(None)
@@ -301,7 +295,7 @@ impl Tenants {
 
     /// Closes every tenant's store but `default`'s (its owner closes it).
     pub fn close(&self) {
-        for (_, r) in write(&self.engines).drain() {
+        for r in std::mem::take(&mut *write(&self.engines)).into_values() {
             r.store.close();
         }
     }

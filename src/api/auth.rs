@@ -15,6 +15,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::future::{ready, Ready};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
@@ -269,7 +270,7 @@ impl FromRequest for Caller {
 /// engine and supervisor hub. A handler that acts inside a tenant takes this instead of
 /// `web::Data<AppState>`; authenticating is part of extracting it (401, 429 as for
 /// [`Caller`]), so a handler with both sees one caller.
-pub struct Tenanted(web::Data<AppState>, Option<String>);
+pub struct Tenanted(web::Data<AppState>, Option<Arc<str>>);
 
 impl std::ops::Deref for Tenanted {
     type Target = AppState;
@@ -293,11 +294,8 @@ impl Tenanted {
             Some(t) => t,
         };
         let engine = state.tenants.engine(tenant)?;
-        let hub = state.tenant_hub(tenant, &engine);
-        let mut s = AppState::clone(state);
-        s.engine = engine;
-        s.hub = hub;
-        Some(Tenanted(web::Data::new(s), Some(tenant.to_string())))
+        let t = state.tenant_state(tenant, &engine);
+        Some(Tenanted(t.state, Some(t.id)))
     }
 
     /// The tenant's id (`default` included).

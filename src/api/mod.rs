@@ -72,8 +72,9 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     /// The operator's token (`api.operator_token`); empty: the tenant API is off.
     pub operator_token: Arc<str>,
-    /// The supervisor hub of each tenant other than `default`, started on first use.
-    pub tenant_hubs: Arc<std::sync::Mutex<std::collections::HashMap<String, actix::Addr<supervisor::hub::Hub>>>>,
+    /// The state of each tenant other than `default` as [`auth::Tenanted`] hands it out
+    /// (this state with the tenant's engine and supervisor hub), made on first use.
+    pub tenant_states: Arc<std::sync::Mutex<std::collections::HashMap<String, TenantState>>>,
     /// Largest request body and WebSocket message, in bytes.
     pub body_limit: usize,
     /// How often desktops are pinged, and how long one may stay silent.
@@ -109,14 +110,45 @@ pub struct AppState {
     pub max_attachment_bytes: usize,
 }
 
+/// A tenant's state (see [`AppState::tenant_states`]) and its id.
+#[derive(Clone)]
+pub struct TenantState {
+    pub state: web::Data<AppState>,
+    pub id: Arc<str>,
+}
+
 impl AppState {
-    /// Tenant `tenant`'s supervisor hub over its `engine`, started on first use (a hub
-    /// watches one floor).
-    pub fn tenant_hub(&self, tenant: &str, engine: &Engine) -> actix::Addr<supervisor::hub::Hub> {
-        let mut hubs = self.tenant_hubs.lock().unwrap_or_else(|p| p.into_inner());
-        hubs.entry(tenant.to_string())
-            .or_insert_with(|| supervisor::hub::Hub::start_on_own_thread(engine.clone(), self.supervisor.clone()))
-            .clone()
+    /// Tenant `tenant`'s state over its `engine`: made once (with a supervisor hub of its
+    /// own: a hub watches one floor) and kept, so that a request costs a look-up. A kept
+    /// state over another engine (the tenant was deleted and made again) is replaced.
+    pub fn tenant_state(&self, tenant: &str, engine: &Engine) -> TenantState {
+        let mut states = self.tenant_states.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kept) = states.get(tenant).filter(|k| k.state.engine.is(engine)) {
+            return kept.clone();
+        }
+        let mut s = self.clone();
+        s.engine = engine.clone();
+        s.hub = supervisor::hub::Hub::start_on_own_thread(engine.clone(), self.supervisor.clone());
+        let made = TenantState {
+            state: web::Data::new(s),
+            id: tenant.into(),
+        };
+        if let Some(old) = states.insert(tenant.to_string(), made.clone()) {
+            old.state.hub.do_send(supervisor::hub::Stop);
+        }
+        made
+    }
+
+    /// Drops a deleted tenant's state and stops its supervisor hub.
+    pub fn forget_tenant(&self, tenant: &str) {
+        let gone = self
+            .tenant_states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+        if let Some(gone) = gone {
+            gone.state.hub.do_send(supervisor::hub::Stop);
+        }
     }
 }
 
@@ -153,7 +185,7 @@ async fn serve_on(config: &Config, sled: Arc<crate::store::SledStore>) -> io::Re
              SWITCHBOARD_MESSENGER__APP_SECRET); /webhooks/messenger refuses every request"
         );
     }
-    let (server, shutdown) = build(config, engine, Some(outbox), listener)?;
+    let (server, shutdown, tenants) = build(config, engine, Some(outbox), listener)?;
     banner(config, addr);
     let handle = server.handle();
     actix_rt::spawn(async move {
@@ -163,7 +195,10 @@ async fn serve_on(config: &Config, sled: Arc<crate::store::SledStore>) -> io::Re
         let _ = shutdown.send(());
         handle.stop(true).await;
     });
-    server.await
+    let result = server.await;
+    // Tenant `default`'s store is closed by `serve`, which opened it.
+    tenants.close();
+    result
 }
 
 /// The start-up line on stdout, whatever the log level (scripts and tests wait for it):
@@ -271,7 +306,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
 /// The server on `listener`, not yet running: `.await` it (or spawn it). Tests bind
 /// `127.0.0.1:0` and call this.
 pub fn build_server(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<Server> {
-    build(config, engine, None, listener).map(|(server, _)| server)
+    build(config, engine, None, listener).map(|(server, _, _)| server)
 }
 
 /// [`build_server`] for an engine that sends Messenger messages through `outbox`
@@ -282,7 +317,7 @@ pub fn build_server_with_outbox(
     outbox: Arc<crate::channels::messenger::Outbox>,
     listener: TcpListener,
 ) -> io::Result<Server> {
-    build(config, engine, Some(outbox), listener).map(|(server, _)| server)
+    build(config, engine, Some(outbox), listener).map(|(server, _, _)| server)
 }
 
 fn build(
@@ -290,7 +325,7 @@ fn build(
     engine: Engine,
     outbox: Option<Arc<crate::channels::messenger::Outbox>>,
     listener: TcpListener,
-) -> io::Result<(Server, broadcast::Sender<()>)> {
+) -> io::Result<(Server, broadcast::Sender<()>, Arc<crate::tenants::Tenants>)> {
     let (shutdown, _) = broadcast::channel(1);
     let files = match &outbox {
         Some(o) => o.files(),
@@ -308,10 +343,10 @@ fn build(
         hub,
         supervisor: config.supervisor.clone(),
         engine,
-        tenants,
+        tenants: tenants.clone(),
         admin_token: config.api.admin_token.as_str().into(),
         operator_token: config.api.operator_token.as_str().into(),
-        tenant_hubs: Arc::default(),
+        tenant_states: Arc::default(),
         body_limit: config.server.body_limit_bytes,
         heartbeat: std::time::Duration::from_millis(config.server.ws_heartbeat_ms),
         client_timeout: std::time::Duration::from_millis(config.server.ws_client_timeout_ms),
@@ -395,7 +430,7 @@ fn build(
         .shutdown_timeout(config.server.shutdown_grace_ms.div_ceil(1000))
         .listen(listener)?
         .run();
-    Ok((server, shutdown))
+    Ok((server, shutdown, tenants))
 }
 
 /// How often a healthy engine is looked at, and the first wait before a rebuild.

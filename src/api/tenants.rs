@@ -294,14 +294,7 @@ pub async fn reissue(state: web::Data<AppState>, _op: Operator, id: web::Path<St
     security(("bearer" = [])))]
 pub async fn delete(state: web::Data<AppState>, _op: Operator, id: web::Path<String>) -> Res {
     state.tenants.delete(&id).await?;
-    let hub = state
-        .tenant_hubs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(id.as_str());
-    if let Some(hub) = hub {
-        hub.do_send(super::supervisor::hub::Stop);
-    }
+    state.forget_tenant(&id);
     Ok(HttpResponse::NoContent().finish())
 }
 
