@@ -50,6 +50,12 @@ struct State {
     /// Page tokens answered with error 190 (expired), as a revoked token would be.
     expired: std::collections::HashSet<String>,
     next_message: u64,
+    /// Bumped by [`FakeGraph::recover_for_new_connections`]; each connection is of the
+    /// epoch it was accepted in.
+    epoch: u64,
+    /// `failing` as it was at [`FakeGraph::recover_for_new_connections`]: still the answer
+    /// on connections of an earlier epoch.
+    failing_old: Option<Scripted>,
 }
 
 /// A running fake Graph API. Cheap to clone.
@@ -80,7 +86,8 @@ impl FakeGraph {
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let server = server.clone();
-                tokio::spawn(async move { server.connection(socket).await });
+                let epoch = server.state().epoch;
+                tokio::spawn(async move { server.connection(socket, epoch).await });
             }
         });
         Ok(fake)
@@ -107,7 +114,20 @@ impl FakeGraph {
 
     /// Ends [`FakeGraph::fail_all`].
     pub fn recover(&self) {
-        self.state().failing = None;
+        let mut state = self.state();
+        state.failing = None;
+        state.failing_old = None;
+    }
+
+    /// Ends [`FakeGraph::fail_all`] for connections accepted from now on; connections
+    /// already open keep getting its answer. For a crash test: a request a killed process
+    /// wrote just before it died may still be waiting on the wire, unread, and answering
+    /// it 200 would count a send the restarted process makes again (the Send API has no
+    /// idempotency key: a send in flight at a crash can arrive twice).
+    pub fn recover_for_new_connections(&self) {
+        let mut state = self.state();
+        state.epoch += 1;
+        state.failing_old = state.failing.take();
     }
 
     /// Every Send API request with `token` is answered with Graph error 190 (the token
@@ -156,7 +176,7 @@ impl FakeGraph {
         }
     }
 
-    async fn connection(&self, mut socket: TcpStream) {
+    async fn connection(&self, mut socket: TcpStream, epoch: u64) {
         let mut buf = Vec::new();
         loop {
             let Some((head_end, content_length)) = read_head(&mut socket, &mut buf).await else {
@@ -172,7 +192,7 @@ impl FakeGraph {
             let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
             let body: Vec<u8> = buf[head_end..head_end + content_length].to_vec();
             buf.drain(..head_end + content_length);
-            let answer = self.answer(&head, &body);
+            let answer = self.answer(&head, &body, epoch);
             let Some((status, json)) = answer else {
                 let _ = socket.shutdown().await;
                 return;
@@ -189,7 +209,7 @@ impl FakeGraph {
     }
 
     /// Records a request and decides its answer (`None`: drop the connection).
-    fn answer(&self, head: &str, body: &[u8]) -> Option<(u16, String)> {
+    fn answer(&self, head: &str, body: &[u8], epoch: u64) -> Option<(u16, String)> {
         let line = head.lines().next().unwrap_or_default();
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or_default().to_string();
@@ -221,7 +241,12 @@ impl FakeGraph {
             // Handover Protocol: take or pass thread control (Meta answers `success`).
             Some((200, r#"{"success":true}"#.into()))
         } else if method == "POST" && path.ends_with("/me/messages") {
-            match state.failing.clone().or_else(|| state.script.pop_front()) {
+            let old_connection = epoch < state.epoch;
+            let failing = state
+                .failing
+                .clone()
+                .or_else(|| old_connection.then(|| state.failing_old.clone()).flatten());
+            match failing.or_else(|| state.script.pop_front()) {
                 Some(Scripted::Drop) => None,
                 Some(Scripted::Status(s, b)) => Some((s, b)),
                 None => {
