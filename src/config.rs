@@ -340,14 +340,6 @@ pub struct StoreConfig {
     /// takes it). Spreads the backup's reads and the client's writes over time.
     #[serde(default)]
     pub backup_mb_per_s: u64,
-    /// sled's page cache of each tenant other than `default`, in MiB (each tenant has a
-    /// store of its own, `<path>-tenants/<id>`; docs/TENANTS.md).
-    #[serde(default = "default_tenant_cache_mb")]
-    pub tenant_cache_mb: u64,
-}
-
-fn default_tenant_cache_mb() -> u64 {
-    64
 }
 
 fn default_probe_timeout_ms() -> u64 {
@@ -697,9 +689,6 @@ impl Config {
         }
         if self.store.cache_mb == 0 {
             return bad("store.cache_mb", "must be greater than 0");
-        }
-        if self.store.tenant_cache_mb == 0 {
-            return bad("store.tenant_cache_mb", "must be greater than 0");
         }
         if self.server.max_tenants == 0 {
             return bad("server.max_tenants", "must be at least 1 (tenant default)");

@@ -3,12 +3,12 @@
 //!
 //! Tenant `default` is the deployment as it always was: the engine over `store.path`,
 //! the config's queues and entry points and `api.admin_token`. Every other tenant has a
-//! store of its own, `<store.path>-tenants/<id>/` (a sled directory like `store.path`,
-//! with its own writer thread), and an engine of its own on a thread of its own, so
-//! tenants route in parallel and a busy one never delays another's offers. The registry
-//! (id, name, limits, the admin token's SHA-256) is a small sled database beside them,
-//! `<store.path>-tenants/registry.db` (tenant ids cannot contain a dot, so no tenant's
-//! directory can be it).
+//! store of its own inside that one ([`Store::tenant`]: a sled tree of the same database,
+//! so every tenant's commits share one writer thread, one group commit and one flush),
+//! and an engine of its own on a thread of its own, so tenants route in parallel and a
+//! busy one never delays another's offers. The registry (id, name, limits, the admin
+//! token's SHA-256) is a small sled database beside the store,
+//! `<store.path>-tenants/registry.db`.
 //!
 //! The rules are the core's ([`crate::core::tenant::Registry`]); this module makes each
 //! decision durable before it takes effect, and starts or stops the tenant's engine.
@@ -21,13 +21,13 @@ use crate::config::Config;
 use crate::core::tenant::{Registry, Tenant, TenantLimits, TenantPatch, DEFAULT_TENANT};
 use crate::core::{CoreError, Millis};
 use crate::engine::{Engine, EngineError};
-use crate::store::{SledOptions, SledStore, StoreError};
+use crate::store::{Store, StoreError};
 
 /// One tenant's running engine and the store under it.
 #[derive(Clone)]
 struct Running {
     engine: Engine,
-    store: Arc<SledStore>,
+    store: Arc<dyn Store>,
 }
 
 /// The deployment's tenants: the registry and every tenant's engine.
@@ -81,7 +81,22 @@ impl Tenants {
         };
         let mut engines = BTreeMap::new();
         for t in &tenants {
-            let running = start(config, &base, &t.id, t.limits)?;
+            let old_layout = base.join(&t.id);
+            if old_layout.is_dir() {
+                return Err(StoreError::Corrupt {
+                    what: format!(
+                        "{} holds tenant {}'s store as development builds kept it, a directory of its \
+                         own; tenants now live inside {} (docs/TENANTS.md): back the tenant up with \
+                         the build that wrote it, move the directory away, and restore the backup \
+                         with `switchboard restore --tenant {}`",
+                        old_layout.display(),
+                        t.id,
+                        config.store.path.display(),
+                        t.id
+                    ),
+                });
+            }
+            let running = start(config, default.store(), &t.id, t.limits)?;
             tracing::info!(tenant = %t.id, "tenant started");
             engines.insert(t.id.clone(), running);
         }
@@ -189,16 +204,14 @@ impl Tenants {
     pub async fn create(&self, id: &str, name: &str, credential: String, now: Millis) -> Result<Tenant, EngineError> {
         let mut db = self.db.lock().await;
         let tenant = read(&self.registry).create(id, name, credential, now)?;
-        // A directory without a record is what a crash between the two steps below left.
-        let dir = self.base.join(id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| store_error("remove an unfinished tenant", e))?;
-        }
-        let running = start(&self.config, &self.base, id, tenant.limits)?;
+        // A store without a record is what a crash between the two steps below left.
+        let store = self.default.store();
+        store.drop_tenant(id).await?;
+        let running = start(&self.config, store, id, tenant.limits)?;
         if let Err(e) = self.persist(&mut db, &tenant) {
             running.engine.stop().await;
             running.store.close();
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = store.drop_tenant(id).await;
             return Err(e.into());
         }
         write(&self.engines).insert(id.to_string(), running);
@@ -269,9 +282,9 @@ impl Tenants {
         write(&self.registry).remove(id);
         running.engine.stop().await;
         running.store.close();
-        if let Err(e) = std::fs::remove_dir_all(self.base.join(id)) {
-            // The record is gone: the directory is only disk space now, removed by the
-            // next create of the same id.
+        if let Err(e) = self.default.store().drop_tenant(id).await {
+            // The record is gone: the store is only disk space now, removed by the next
+            // create of the same id.
             tracing::warn!(tenant = %id, error = %e, "a deleted tenant's store could not be removed");
         }
         tracing::info!(tenant = %id, "tenant deleted");
@@ -301,12 +314,9 @@ impl Tenants {
     }
 }
 
-/// Opens tenant `id`'s store under `base` and starts its engine with `limits`.
-fn start(config: &Config, base: &Path, id: &str, limits: TenantLimits) -> Result<Running, StoreError> {
-    let dir = base.join(id);
-    let mut options = SledOptions::from_config(&config.store);
-    options.cache_capacity = config.store.tenant_cache_mb.saturating_mul(1 << 20);
-    let store = Arc::new(SledStore::open(&dir, options)?);
+/// Opens tenant `id`'s store inside `default`'s store and starts its engine with `limits`.
+fn start(config: &Config, default: &Arc<dyn Store>, id: &str, limits: TenantLimits) -> Result<Running, StoreError> {
+    let store = default.tenant(id)?;
     let (engine, _outbox) = crate::channels::messenger::start_engine_with(config, store.clone(), Some(id), limits)?;
     Ok(Running { engine, store })
 }

@@ -586,19 +586,41 @@ fn a_tenant_survives_a_kill_and_comes_back_from_its_own_backup() {
         let bytes = res.body().limit(64 << 20).await.expect("backup body");
         let file = dir.path().join("acme.backup");
         std::fs::write(&file, &bytes).expect("write the backup");
+        // A conversation after the backup, which the restore takes back.
+        let body = json!({"entry_point": "web", "customer": {"id": "c2", "name": "Dee"}, "text": "After the backup"});
+        let later = call(&p.base, "POST", "/api/v1/conversations", &acme, Some(body)).await;
+        assert_eq!(later.status, 201, "{}", later.body);
+        let later_path = format!("/api/v1/conversations/{}", later.body["id"].as_str().expect("id"));
         p.kill();
-        let tenant_dir = dir.path().join("data-tenants").join("acme");
-        std::fs::remove_dir_all(&tenant_dir).expect("the tenant's directory");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["restore", "--from"])
-            .arg(&file)
-            .arg("--store-path")
-            .arg(&tenant_dir)
-            .env("SWITCHBOARD_API__ADMIN_TOKEN", ADMIN)
-            .output()
-            .expect("run switchboard restore");
+        let restore = |replace: bool| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+            cmd.args(["restore", "--tenant", "acme", "--from"])
+                .arg(&file)
+                .arg("--store-path")
+                .arg(dir.path().join("data"));
+            if replace {
+                cmd.arg("--replace");
+            }
+            cmd.output().expect("run switchboard restore")
+        };
+        // The tenant has records: only --replace writes over them, and the refusal
+        // changes nothing.
+        let refused = restore(false);
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("--replace"),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+        let p = Process::start(&store, &env);
+        let kept = call(&p.base, "GET", &later_path, &acme, None).await;
+        assert_eq!(kept.status, 200, "{}", kept.body);
+        p.kill();
+        let out = restore(true);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let p = Process::start(&store, &env);
+        let gone = call(&p.base, "GET", &later_path, &acme, None).await;
+        assert_eq!(gone.status, 404, "{}", gone.body);
         let restored = call(&p.base, "GET", &path, &acme, None).await;
         assert_eq!(restored.status, 200, "{}", restored.body);
         assert_eq!(common::texts(&restored.body), ["Kept across a kill"]);

@@ -6,7 +6,8 @@
 //! only when stdout is a terminal.
 //!
 //! `switchboard restore --from FILE --store-path DIR` writes a backup (from
-//! `POST /api/v1/admin/backup`) into an empty or absent store directory.
+//! `POST /api/v1/admin/backup`) into an empty or absent store directory; with
+//! `--tenant ID`, into that tenant of the (stopped) store at DIR.
 //! `switchboard backup --to FILE [--url URL] [--token TOKEN] [--rate-mb N]` takes a backup
 //! from a running engine into a file (for operators who run it from cron), its writeback
 //! kept steady so that a store on the same disk is not held up.
@@ -39,9 +40,17 @@ enum Cmd {
         /// The backup file (from `POST /api/v1/admin/backup`).
         #[arg(long = "from", value_name = "FILE")]
         from: PathBuf,
-        /// The store directory to create; refused when it exists and is not empty.
+        /// The store directory to create; refused when it exists and is not empty. With
+        /// `--tenant`: the deployment's existing store (`store.path`), stopped.
         #[arg(long, value_name = "DIR")]
         store_path: PathBuf,
+        /// Restore into this tenant (not `default`) of the store at `--store-path`, which
+        /// must hold none of its records yet (docs/TENANTS.md "Backup and restore").
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
+        /// With `--tenant`: replace the tenant's records (all of them) with the backup's.
+        #[arg(long, requires = "tenant")]
+        replace: bool,
     },
     /// Take a backup from a running engine into FILE (written beside it, fsynced, checked,
     /// then renamed into place: FILE is either the whole backup or untouched).
@@ -79,8 +88,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Cmd::Restore { from, store_path }) = &args.command {
-        return restore(from, store_path);
+    if let Some(Cmd::Restore {
+        from,
+        store_path,
+        tenant,
+        replace,
+    }) = &args.command
+    {
+        return restore(from, store_path, tenant.as_deref(), *replace);
     }
     let config = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
@@ -132,10 +147,19 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn restore(from: &std::path::Path, dir: &std::path::Path) -> ExitCode {
-    match switchboard::store::sled::restore(from, dir) {
+fn restore(from: &std::path::Path, dir: &std::path::Path, tenant: Option<&str>, replace: bool) -> ExitCode {
+    let restored = match tenant {
+        Some(id) => switchboard::store::sled::restore_tenant(from, dir, id, replace),
+        None => switchboard::store::sled::restore(from, dir),
+    };
+    match restored {
         Ok(n) => {
-            println!("restored {n} records from {} into {}", from.display(), dir.display());
+            let whose = tenant.map(|t| format!(" (tenant {t})")).unwrap_or_default();
+            println!(
+                "restored {n} records from {} into {}{whose}",
+                from.display(),
+                dir.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

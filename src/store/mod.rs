@@ -159,6 +159,23 @@ pub trait Store: Send + Sync + 'static {
             "this store cannot make backups".into(),
         ))))
     }
+    /// The store of tenant `id` (not `default`, which is this one) within this store: the
+    /// same disk and the same group commit, its records apart from every other tenant's.
+    /// Opened, or created empty, the first time.
+    fn tenant(&self, id: &str) -> Result<Arc<dyn Store>, StoreError> {
+        Err(StoreError::Write(format!("this store cannot hold tenant {id}")))
+    }
+    /// Removes tenant `id`'s store with everything it holds, durably. Its handle
+    /// ([`Store::tenant`]) must be closed first.
+    fn drop_tenant(&self, id: &str) -> CommitFuture {
+        Box::pin(std::future::ready(Err(StoreError::Write(format!(
+            "this store holds no tenant {id}"
+        )))))
+    }
+    /// Stops taking commits: those handed over already are finished first. Tenant
+    /// `default`'s store closes the whole store (every tenant's), another tenant's only
+    /// itself. Does nothing for a store that needs no closing.
+    fn close(&self) {}
 }
 
 /// Conversations that an agent record still refers to (owes a wrap-up for, is offered,
@@ -179,6 +196,8 @@ pub(crate) fn held_by_agents<'a>(agents: impl Iterator<Item = &'a Agent>) -> std
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<MemoryState>>,
+    /// The tenants' stores ([`Store::tenant`]), shared by clones like the contents.
+    tenants: Arc<Mutex<BTreeMap<String, MemoryStore>>>,
 }
 
 #[derive(Debug, Default)]
@@ -211,6 +230,22 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn tenant(&self, id: &str) -> Result<Arc<dyn Store>, StoreError> {
+        let mut tenants = self.tenants.lock().map_err(|e| StoreError::Read(e.to_string()))?;
+        Ok(Arc::new(tenants.entry(id.to_string()).or_default().clone()))
+    }
+
+    fn drop_tenant(&self, id: &str) -> CommitFuture {
+        let result = match self.tenants.lock() {
+            Ok(mut t) => {
+                t.remove(id);
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Write(e.to_string())),
+        };
+        Box::pin(std::future::ready(result))
+    }
+
     fn commit(&self, changes: Vec<Change>) -> CommitFuture {
         let mut s = match self.inner.lock() {
             Ok(s) => s,

@@ -311,8 +311,13 @@ struct Trees {
 }
 
 impl Trees {
+    /// Tenant `default`'s: sled's default tree.
     fn new(db: &Db) -> Trees {
-        let records: Tree = (**db).clone();
+        Trees::of((**db).clone())
+    }
+
+    /// The records of one space, in `records`.
+    fn of(records: Tree) -> Trees {
         let space = |prefix| Keyspace {
             tree: records.clone(),
             prefix,
@@ -556,48 +561,95 @@ fn add(batch: &mut Writes, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8
     Ok(())
 }
 
+/// Which store of the database a job is for: sled's default tree (tenant `default`, the
+/// name `""`) or a tenant's tree ([`tenant_tree`]).
+type Space = Arc<str>;
+
+/// The name of tenant `default`'s space: sled's default tree, as the store always had.
+const DEFAULT_SPACE: &str = "";
+
+/// Tenant trees are named this, then the tenant's id.
+pub const TENANT_TREE_PREFIX: &str = "tenant/";
+
+/// The tree of tenant `id` (not `default`, whose records are in sled's default tree).
+pub fn tenant_tree(id: &str) -> String {
+    format!("{TENANT_TREE_PREFIX}{id}")
+}
+
 /// Work for the writer thread.
 enum Job {
     Commit {
+        space: Space,
         changes: Vec<Change>,
         submitted: Instant,
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     Sweep {
+        space: Space,
         now: Millis,
         done: mpsc::Sender<Result<usize, StoreError>>,
     },
     /// Write and flush a small probe record ([`Store::probe`]).
     Probe {
+        space: Space,
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Fix a backup's point in time, between two groups ([`Store::backup`]).
     Backup {
+        space: Space,
         done: oneshot::Sender<Result<Arc<Shadow>, StoreError>>,
+    },
+    /// Remove a tenant's tree with everything in it ([`SledStore::drop_tenant`]).
+    Drop {
+        space: Space,
+        done: oneshot::Sender<Result<(), StoreError>>,
     },
 }
 
-/// The sled store. See the module docs.
-pub struct SledStore {
+/// What is open of the database: sled's handle, and the trees of every space opened.
+struct Open {
+    db: Db,
+    spaces: HashMap<Space, Trees>,
+}
+
+/// The database under every tenant's store: the directory, the writer thread (one group
+/// commit for all of them) and what is open. Shared by the [`SledStore`] of tenant
+/// `default`, which owns it, and those of the other tenants.
+struct SledDb {
     path: PathBuf,
-    /// For reads (`load`); `None` once closed.
-    db: Mutex<Option<(Db, Trees)>>,
+    /// For reads; `None` once closed. The writer takes a space's trees from here.
+    open: Arc<Mutex<Option<Open>>>,
     /// To the writer thread; `None` once closed.
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<Stats>,
     /// Kept to reopen the store the same way after a failed write ([`Store::reopen`]).
     options: SledOptions,
+    /// One reopen at a time: every tenant's engine asks for one after a failed write.
+    reopening: Mutex<()>,
+}
+
+/// The sled store of one tenant: tenant `default`'s owns the database (its directory is
+/// `store.path`), every other tenant's is a tree of that database. See the module docs.
+pub struct SledStore {
+    db: Arc<SledDb>,
+    space: Space,
+    /// How errors and logs name this store: the directory, and the tenant if not `default`.
+    shown: String,
+    /// Closed ([`SledStore::close`]): every later job fails.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore").field("path", &self.path).finish()
+        f.debug_struct("SledStore").field("store", &self.shown).finish()
     }
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in directory `path` and starts its writer thread.
+    /// Opens (or creates) the store in directory `path` and starts its writer thread:
+    /// tenant `default`'s store, and the database every other tenant's lives in
+    /// ([`SledStore::tenant`]).
     ///
     /// Refuses, writing nothing, when the directory is held by another running engine,
     /// when it is not a Switchboard store, or when sled cannot read it.
@@ -629,27 +681,7 @@ impl SledStore {
         crate::metrics::recovery_phase("open", opening);
         check_layout(&db, &shown)?;
         let trees = Trees::new(&db);
-        match trees.meta.get(META_FORMAT).map_err(|e| sled_error(&shown, e))? {
-            Some(v) if v.as_ref() == [STORE_FORMAT] => {}
-            Some(v) => {
-                return Err(StoreError::UnknownVersion {
-                    record: format!("meta/format of {shown}"),
-                    version: v.first().copied().unwrap_or(0),
-                })
-            }
-            None => {
-                if had_data || !trees.records.is_empty() {
-                    return Err(StoreError::Corrupt {
-                        what: format!("{shown} holds data but no format marker; refusing to use it"),
-                    });
-                }
-                trees
-                    .records
-                    .insert(trees.meta.key(META_FORMAT), &[STORE_FORMAT])
-                    .and_then(|_| db.flush())
-                    .map_err(|e| StoreError::Write(format!("{shown}: {e}")))?;
-            }
-        }
+        mark(&db, &trees, had_data, &shown)?;
         // Only once the store is known to be ours: a refused directory is left as it was.
         make_private(path)?;
         // sled creates `db`, `conf` and `blobs/` without fsyncing a directory, and writes
@@ -662,26 +694,88 @@ impl SledStore {
             sync_path(parent).map_err(|e| StoreError::Write(format!("{}: cannot fsync: {e}", parent.display())))?;
         }
         let stats = Arc::new(Stats::default());
-        let (tx, handle) = start_writer(&db, &trees, &stats, &options)?;
+        let open = Arc::new(Mutex::new(Some(Open::new(db, trees))));
+        let (tx, handle) = start_writer(&open, &stats, &options)?;
         tracing::info!(path = %shown, "store opened");
         Ok(SledStore {
-            path: path.to_path_buf(),
-            db: Mutex::new(Some((db, trees))),
-            jobs: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(handle)),
-            stats,
-            options,
+            db: Arc::new(SledDb {
+                path: path.to_path_buf(),
+                open,
+                jobs: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(handle)),
+                stats,
+                options,
+                reopening: Mutex::new(()),
+            }),
+            space: DEFAULT_SPACE.into(),
+            shown,
+            closed: AtomicBool::new(false),
         })
     }
 
-    /// The directory of this store.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The store of tenant `id` (not `default`): the tree [`tenant_tree`] of this store's
+    /// database, created empty (with the format marker) if it does not exist. It shares
+    /// the database's writer thread, group commit, flush and page cache: a commit of any
+    /// tenant rides in the same group as every other's.
+    pub fn tenant(&self, id: &str) -> Result<SledStore, StoreError> {
+        let space: Space = tenant_tree(id).into();
+        let shown = format!("{} (tenant {id})", self.db.path.display());
+        {
+            let mut guard = lock(&self.db.open)?;
+            let open = guard.as_mut().ok_or_else(closed)?;
+            if !open.spaces.contains_key(&space) {
+                let tree = open.db.open_tree(space.as_bytes()).map_err(|e| sled_error(&shown, e))?;
+                let trees = Trees::of(tree);
+                mark(&open.db, &trees, false, &shown)?;
+                open.spaces.insert(space.clone(), trees);
+            }
+        }
+        Ok(SledStore {
+            db: self.db.clone(),
+            space,
+            shown,
+            closed: AtomicBool::new(false),
+        })
     }
 
-    /// The group commit's figures so far.
+    /// Removes tenant `id`'s tree with everything in it, durably, on the writer thread
+    /// (after every commit handed over before). Its store must be closed first.
+    pub fn drop_tenant(&self, id: &str) -> CommitFuture {
+        let (done, rx) = oneshot::channel();
+        if let Err(e) = self.db.send(Job::Drop {
+            space: tenant_tree(id).into(),
+            done,
+        }) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(closed())) })
+    }
+
+    /// The ids of the tenants whose trees the database holds.
+    pub fn tenant_ids(&self) -> Result<Vec<String>, StoreError> {
+        let guard = lock(&self.db.open)?;
+        let open = guard.as_ref().ok_or_else(closed)?;
+        Ok(open
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|n| {
+                std::str::from_utf8(n)
+                    .ok()?
+                    .strip_prefix(TENANT_TREE_PREFIX)
+                    .map(String::from)
+            })
+            .collect())
+    }
+
+    /// The directory of this store's database.
+    pub fn path(&self) -> &Path {
+        &self.db.path
+    }
+
+    /// The group commit's figures so far (the database's: every tenant's commits).
     pub fn stats(&self) -> StoreStats {
-        self.stats.snapshot()
+        self.db.stats.snapshot()
     }
 
     /// Removes ended conversations (and their messages) that ended more than the retention
@@ -689,27 +783,68 @@ impl SledStore {
     /// writer thread, in order with commits; returns how many conversations were removed.
     pub fn sweep(&self, now: Millis) -> Result<usize, StoreError> {
         let (tx, rx) = mpsc::channel();
-        self.send(Job::Sweep { now, done: tx })?;
+        self.send(Job::Sweep {
+            space: self.space.clone(),
+            now,
+            done: tx,
+        })?;
         rx.recv().map_err(|_| closed())?
     }
 
-    /// Finishes the commits already handed over, stops the writer and releases the
-    /// directory (its lock). Later commits fail with [`StoreError::Write`]. Dropping the
-    /// store does the same. The summary of the store's life is logged once, by the call
-    /// that closed it.
+    /// Tenant `default`'s store: finishes the commits already handed over, stops the
+    /// writer and releases the directory (its lock); later commits of every tenant fail
+    /// with [`StoreError::Write`]. Another tenant's: its later commits fail; the database
+    /// goes on. Dropping the store does the same. The summary of the store's life is
+    /// logged once, by the call that closed it.
     pub fn close(&self) {
-        if self.shut() {
-            self.log_summary("store closed");
+        if self.closed.swap(true, Ordering::SeqCst) || !self.owner() {
+            return;
+        }
+        if self.db.shut() {
+            self.db.log_summary("store closed");
         }
     }
 
+    fn owner(&self) -> bool {
+        &*self.space == DEFAULT_SPACE
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(closed());
+        }
+        self.db.send(job)
+    }
+
+    /// This store's trees, for a read on the caller's thread.
+    fn trees(&self) -> Result<Trees, StoreError> {
+        let guard = lock(&self.db.open)?;
+        let open = guard
+            .as_ref()
+            .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
+        open.spaces
+            .get(&self.space)
+            .cloned()
+            .ok_or_else(|| StoreError::Read(format!("{} is not open", self.shown)))
+    }
+}
+
+impl Open {
+    fn new(db: Db, trees: Trees) -> Open {
+        let mut spaces = HashMap::new();
+        spaces.insert(Space::from(DEFAULT_SPACE), trees);
+        Open { db, spaces }
+    }
+}
+
+impl SledDb {
     /// Stops the writer and releases the directory; true if it was open.
     fn shut(&self) -> bool {
         drop(lock_to_close(&self.jobs).take());
         if let Some(h) = lock_to_close(&self.writer).take() {
             let _ = h.join();
         }
-        let was_open = lock_to_close(&self.db).take().is_some();
+        let was_open = lock_to_close(&self.open).take().is_some();
         if was_open {
             wait_released(&self.path);
         }
@@ -717,7 +852,7 @@ impl SledStore {
     }
 
     fn log_summary(&self, what: &'static str) {
-        let s = self.stats();
+        let s = self.stats.snapshot();
         tracing::info!(
             path = %self.path.display(),
             commits = s.commits,
@@ -736,6 +871,64 @@ impl SledStore {
             None => Err(closed()),
         }
     }
+
+    /// Closes the failed database and opens it again with every space that was open: sled
+    /// recovers what was flushed, the writer starts afresh. Nothing is done while the
+    /// database has not failed (another tenant's engine may have reopened it already).
+    fn reopen(&self) -> Result<(), StoreError> {
+        let _one = lock(&self.reopening)?;
+        if !self.stats.failed.load(Ordering::SeqCst) && lock(&self.open)?.is_some() {
+            return Ok(());
+        }
+        let names: Vec<Space> = lock(&self.open)?
+            .as_ref()
+            .map(|o| o.spaces.keys().cloned().collect())
+            .unwrap_or_default();
+        if self.shut() {
+            self.log_summary("store closed after a failed write");
+        }
+        let shown = self.path.display().to_string();
+        let (db, trees) = open_marked(&self.path, self.options.cache_capacity, || {
+            format!("{shown} lost its format marker; refusing to use it")
+        })?;
+        let mut open = Open::new(db, trees);
+        for name in names.into_iter().filter(|n| &**n != DEFAULT_SPACE) {
+            let tree = open.db.open_tree(name.as_bytes()).map_err(|e| sled_error(&shown, e))?;
+            open.spaces.insert(name, Trees::of(tree));
+        }
+        *lock(&self.open)? = Some(open);
+        let (tx, handle) = start_writer(&self.open, &self.stats, &self.options)?;
+        self.stats.failed.store(false, Ordering::SeqCst);
+        *lock(&self.jobs)? = Some(tx);
+        *lock(&self.writer)? = Some(handle);
+        tracing::info!(path = %shown, "store reopened");
+        Ok(())
+    }
+}
+
+/// Checks the format marker of a space's `trees`, writing it (flushed) into an empty
+/// space: a space with records but no marker, or another format's, is refused.
+fn mark(db: &Db, trees: &Trees, had_data: bool, shown: &str) -> Result<(), StoreError> {
+    match trees.meta.get(META_FORMAT).map_err(|e| sled_error(shown, e))? {
+        Some(v) if v.as_ref() == [STORE_FORMAT] => Ok(()),
+        Some(v) => Err(StoreError::UnknownVersion {
+            record: format!("meta/format of {shown}"),
+            version: v.first().copied().unwrap_or(0),
+        }),
+        None => {
+            if had_data || !trees.records.is_empty() {
+                return Err(StoreError::Corrupt {
+                    what: format!("{shown} holds data but no format marker; refusing to use it"),
+                });
+            }
+            trees
+                .records
+                .insert(trees.meta.key(META_FORMAT), &[STORE_FORMAT])
+                .and_then(|_| db.flush())
+                .map(|_| ())
+                .map_err(|e| StoreError::Write(format!("{shown}: {e}")))
+        }
+    }
 }
 
 impl Drop for SledStore {
@@ -748,6 +941,7 @@ impl Store for SledStore {
     fn commit(&self, changes: Vec<Change>) -> CommitFuture {
         let (done, rx) = oneshot::channel();
         let job = Job::Commit {
+            space: self.space.clone(),
             changes,
             submitted: Instant::now(),
             done,
@@ -759,68 +953,48 @@ impl Store for SledStore {
     }
 
     fn load(&self) -> Result<Snapshot, StoreError> {
-        let guard = lock(&self.db)?;
-        let (_, trees) = guard
-            .as_ref()
-            .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
-        load(trees, &self.path.display().to_string())
+        load(&self.trees()?, &self.shown)
     }
 
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
         // Reads go straight to sled's tree from the caller's thread: sled serves
         // concurrent readers beside the writer thread, and a group's batch is visible to
         // them as soon as `apply_batch` applied it (before its flush).
-        let guard = lock(&self.db)?;
-        let (_, trees) = guard
-            .as_ref()
-            .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
-        read_conversation(trees, id, &self.path.display().to_string())
+        read_conversation(&self.trees()?, id, &self.shown)
     }
 
     fn probe(&self) -> CommitFuture {
         let (done, rx) = oneshot::channel();
-        if let Err(e) = self.send(Job::Probe { done }) {
+        if let Err(e) = self.send(Job::Probe {
+            space: self.space.clone(),
+            done,
+        }) {
             return Box::pin(std::future::ready(Err(e)));
         }
         Box::pin(async move { rx.await.unwrap_or_else(|_| Err(closed())) })
     }
 
-    /// Closes the failed store and opens it again: sled recovers what was flushed, the
-    /// writer starts afresh. Nothing is done while the store has not failed.
+    /// Closes the failed database and opens it again (for every tenant: they share it).
     fn reopen(&self) -> Result<(), StoreError> {
-        if !self.stats.failed.load(Ordering::SeqCst) && lock(&self.db)?.is_some() {
-            return Ok(());
-        }
-        if self.shut() {
-            self.log_summary("store closed after a failed write");
-        }
-        let shown = self.path.display().to_string();
-        let (db, trees) = open_marked(&self.path, self.options.cache_capacity, || {
-            format!("{shown} lost its format marker; refusing to use it")
-        })?;
-        let (tx, handle) = start_writer(&db, &trees, &self.stats, &self.options)?;
-        self.stats.failed.store(false, Ordering::SeqCst);
-        *lock(&self.db)? = Some((db, trees));
-        *lock(&self.jobs)? = Some(tx);
-        *lock(&self.writer)? = Some(handle);
-        tracing::info!(path = %shown, "store reopened");
-        Ok(())
+        self.db.reopen()
     }
 
     /// Fixes the point on the writer thread (a group's worth of waiting at most), then
     /// reads on a thread of its own; see [`read_backup`].
     fn backup(&self) -> BackupFuture {
-        let trees = match lock(&self.db).map(|g| g.as_ref().map(|(_, t)| t.clone())) {
-            Ok(Some(trees)) => trees,
-            Ok(None) => return Box::pin(std::future::ready(Err(closed()))),
+        let trees = match self.trees() {
+            Ok(trees) => trees,
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
         let (done, rx) = oneshot::channel();
-        if let Err(e) = self.send(Job::Backup { done }) {
+        if let Err(e) = self.send(Job::Backup {
+            space: self.space.clone(),
+            done,
+        }) {
             return Box::pin(std::future::ready(Err(e)));
         }
-        let stats = self.stats.clone();
-        let rate = self.options.backup_bytes_per_s;
+        let stats = self.db.stats.clone();
+        let rate = self.db.options.backup_bytes_per_s;
         Box::pin(async move {
             let shadow = rx.await.unwrap_or_else(|_| Err(closed()))?;
             let (tx, chunks) = tokio::sync::mpsc::channel(BACKUP_QUEUE);
@@ -833,11 +1007,7 @@ impl Store for SledStore {
     }
 
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError> {
-        let guard = lock(&self.db)?;
-        let (_, trees) = guard
-            .as_ref()
-            .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
-        trees
+        self.trees()?
             .mids
             .get(mid.as_bytes())
             .map(|v| v.is_some())
@@ -845,24 +1015,22 @@ impl Store for SledStore {
     }
 
     fn customer_name(&self, page_id: &str, customer: &str) -> Result<Option<String>, StoreError> {
-        let guard = lock(&self.db)?;
-        let (_, trees) = guard
-            .as_ref()
-            .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
         let key = record::customer_name_key(page_id, customer);
-        match trees.names.get(&key).map_err(|e| StoreError::Read(e.to_string()))? {
+        match self
+            .trees()?
+            .names
+            .get(&key)
+            .map_err(|e| StoreError::Read(e.to_string()))?
+        {
             Some(v) => Ok(Some(decode::<CustomerNameV1>("names", &key, &v)?.name)),
             None => Ok(None),
         }
     }
 
     fn last_owner(&self, entry_point: &str, customer: &str) -> Result<Option<LastOwner>, StoreError> {
-        let guard = lock(&self.db)?;
-        let (_, trees) = guard
-            .as_ref()
-            .ok_or_else(|| StoreError::Read("the store is closed".into()))?;
         let key = record::last_owner_key(entry_point, customer);
-        match trees
+        match self
+            .trees()?
             .last_owners
             .get(&key)
             .map_err(|e| StoreError::Read(e.to_string()))?
@@ -871,19 +1039,32 @@ impl Store for SledStore {
             None => Ok(None),
         }
     }
+
+    fn tenant(&self, id: &str) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(Arc::new(SledStore::tenant(self, id)?))
+    }
+
+    fn drop_tenant(&self, id: &str) -> CommitFuture {
+        SledStore::drop_tenant(self, id)
+    }
+
+    fn close(&self) {
+        SledStore::close(self);
+    }
 }
 
-/// Starts the writer thread over an open database.
+/// Starts the writer thread over the open database.
 fn start_writer(
-    db: &Db,
-    trees: &Trees,
+    open: &Arc<Mutex<Option<Open>>>,
     stats: &Arc<Stats>,
     options: &SledOptions,
 ) -> Result<(mpsc::Sender<Job>, JoinHandle<()>), StoreError> {
+    let db = lock(open)?.as_ref().map(|o| o.db.clone()).ok_or_else(closed)?;
     let (tx, rx) = mpsc::channel();
     let writer = Writer {
-        db: db.clone(),
-        trees: trees.clone(),
+        db,
+        open: open.clone(),
+        spaces: HashMap::new(),
         stats: stats.clone(),
         retain_ms: options.retain_ended.map(|d| d.as_millis() as u64),
         sweep_every: options.sweep_every,
@@ -891,7 +1072,6 @@ fn start_writer(
         before_flush: options.before_flush.clone(),
         failed: None,
         scratch: Scratch::default(),
-        shadows: Vec::new(),
     };
     let handle = std::thread::Builder::new()
         .name("switchboard-store".into())
@@ -1204,6 +1384,137 @@ pub fn restore(from: &Path, dir: &Path) -> Result<u64, StoreError> {
         }
     }
     result
+}
+
+/// Writes a backup file (one tenant's, or any store's) into tenant `id`'s tree of the
+/// store in `dir`, which must exist and be stopped (sled's lock). The tenant must hold no
+/// records yet (its format marker aside), unless `replace`: then its records are removed
+/// first. The file is checked whole before anything is written, as [`restore`] does; on
+/// a failure after writing started, the tenant's tree is removed (with `replace`, the
+/// tenant is then empty: restore again). The tenant must be in the deployment's registry
+/// to be served (its record holds its name, limits and admin token; its accounts and
+/// tokens come back with its records). Returns how many records were restored.
+pub fn restore_tenant(from: &Path, dir: &Path, id: &str, replace: bool) -> Result<u64, StoreError> {
+    use std::io::BufReader;
+    if !crate::core::tenant::valid_tenant_id(id) || id == crate::core::tenant::DEFAULT_TENANT {
+        return Err(StoreError::Write(format!(
+            "`{id}` is not the id of a tenant other than `default` (tenant `default` is the store \
+             itself: restore it with --store-path alone, into an empty directory)"
+        )));
+    }
+    let shown = format!("{} (tenant {id})", dir.display());
+    let input = || {
+        std::fs::File::open(from)
+            .map(|f| BufReader::with_capacity(1 << 20, f))
+            .map_err(|e| StoreError::Read(format!("cannot read {}: {e}", from.display())))
+    };
+    let bad = |e: super::backup::BackupError| StoreError::Corrupt {
+        what: format!("the backup {}: {e}", from.display()),
+    };
+    let expected = super::backup::verify(input()?, STORE_FORMAT).map_err(bad)?;
+    if !dir.join("db").exists() {
+        return Err(StoreError::Read(format!(
+            "{} holds no store; a tenant is restored into the deployment's existing store",
+            dir.display()
+        )));
+    }
+    preflight(dir)?;
+    let (db, _) = open_marked(dir, RESTORE_CACHE, || {
+        format!("{} holds no store format record", dir.display())
+    })?;
+    let name = tenant_tree(id);
+    if db.tree_names().iter().any(|n| n.as_ref() == name.as_bytes()) {
+        let tree = db.open_tree(name.as_bytes()).map_err(|e| sled_error(&shown, e))?;
+        let has_records = tree
+            .iter()
+            .keys()
+            .any(|k| k.map_or(true, |k| k.first() != Some(&prefix::META)));
+        if has_records && !replace {
+            return Err(StoreError::Write(format!(
+                "{shown} holds records already; restore writes only into a tenant with none, \
+                 or replaces them all with --replace"
+            )));
+        }
+        drop(tree);
+        db.drop_tree(name.as_bytes())
+            .and_then(|_| db.flush())
+            .map_err(|e| StoreError::Write(format!("{shown}: {e}")))?;
+    }
+    let result = input().and_then(|file| {
+        restore_tree(file, &db, &name, expected, &shown).map_err(|e| match e {
+            RestoreError::Backup(e) => bad(e),
+            RestoreError::Store(e) => e,
+        })
+    });
+    if result.is_err() {
+        if let Err(e) = db.drop_tree(name.as_bytes()).and_then(|_| db.flush()) {
+            tracing::error!(store = %shown, error = %e, "restore failed and could not remove what it wrote");
+        }
+    }
+    drop(db);
+    wait_released(dir);
+    result
+}
+
+/// The writing half of [`restore_tenant`]: the records into tree `name`, flushed, then
+/// read back and counted.
+fn restore_tree(
+    input: impl std::io::Read,
+    db: &Db,
+    name: &str,
+    expected: u64,
+    shown: &str,
+) -> Result<u64, RestoreError> {
+    let write = |e: ::sled::Error| StoreError::Write(format!("{shown}: {e}"));
+    let tree = db.open_tree(name.as_bytes()).map_err(write)?;
+    let mut n = 0u64;
+    let mut records = super::backup::Decoder::new(input, STORE_FORMAT)?;
+    let mut batch = Batch::default();
+    let mut bytes = 0;
+    let mut unflushed = 0;
+    while let Some((k, v)) = records.next_record()? {
+        bytes += k.len() + v.len();
+        batch.insert(k, v);
+        n += 1;
+        if bytes >= RESTORE_BATCH {
+            tree.apply_batch(std::mem::take(&mut batch)).map_err(write)?;
+            unflushed += bytes;
+            bytes = 0;
+            if unflushed >= RESTORE_FLUSH {
+                db.flush().map_err(write)?;
+                unflushed = 0;
+            }
+        }
+    }
+    tree.apply_batch(batch).map_err(write)?;
+    db.flush().map_err(write)?;
+    if n != expected {
+        return Err(StoreError::Corrupt {
+            what: format!("the backup changed while it was restored ({expected} records, then {n})"),
+        }
+        .into());
+    }
+    let trees = Trees::of(tree);
+    match trees.meta.get(META_FORMAT).map_err(write)? {
+        Some(v) if v.as_ref() == [STORE_FORMAT] => {}
+        _ => {
+            return Err(StoreError::Corrupt {
+                what: "the backup holds no store format record".into(),
+            }
+            .into())
+        }
+    }
+    let read = trees.records.iter().try_fold(0u64, |n, item| {
+        item.map(|_| n + 1)
+            .map_err(|e| StoreError::Read(format!("{shown}: {e}")))
+    })?;
+    if read != n {
+        return Err(StoreError::Corrupt {
+            what: format!("{shown}: {n} records written, {read} read back"),
+        }
+        .into());
+    }
+    Ok(n)
 }
 
 enum RestoreError {
@@ -1544,8 +1855,9 @@ fn wait_released(path: &Path) {
     tracing::warn!(path = %path.display(), "the store's lock is still held after close");
 }
 
-/// Refuses a database laid out other than format 2 keeps it (everything in sled's default
-/// tree), before anything is read or written: a format-1 store ([`StoreError::OldFormat`]),
+/// Refuses a database laid out other than format 2 keeps it (tenant `default`'s records in
+/// sled's default tree, each other tenant's in a tree [`tenant_tree`]), before anything is
+/// read or written: a format-1 store ([`StoreError::OldFormat`]),
 /// or one with trees this build does not know.
 fn check_layout(db: &Db, shown: &str) -> Result<(), StoreError> {
     let default_tree: &[u8] = &db.name();
@@ -1568,7 +1880,13 @@ fn check_layout(db: &Db, shown: &str) -> Result<(), StoreError> {
             },
         });
     }
-    if let Some(other) = names.iter().find(|n| n.as_ref() != default_tree) {
+    let tenant = |n: &IVec| {
+        std::str::from_utf8(n)
+            .ok()
+            .and_then(|n| n.strip_prefix(TENANT_TREE_PREFIX))
+            .is_some_and(crate::core::tenant::valid_tenant_id)
+    };
+    if let Some(other) = names.iter().find(|n| n.as_ref() != default_tree && !tenant(n)) {
         return Err(StoreError::Corrupt {
             what: format!(
                 "{shown} holds a tree `{}` that no Switchboard store format has; refusing to use it",
@@ -1772,184 +2090,15 @@ fn read_conversation(t: &Trees, id: &str, path: &str) -> Result<Option<Conversat
 }
 
 /// The writer thread's state. See the module docs.
-struct Writer {
-    db: Db,
+/// One space as the writer sees it: its trees, and the backups of it being read.
+struct SpaceState {
     trees: Trees,
-    stats: Arc<Stats>,
-    retain_ms: Option<u64>,
-    sweep_every: Duration,
-    max_group: usize,
-    before_flush: Option<FlushHook>,
-    /// Set by the first failed write; every later job fails with it.
-    failed: Option<StoreError>,
-    /// Encoding buffers kept from one group to the next.
-    scratch: Scratch,
     /// The backups being read: the reader holds the other end, so one that ended or was
     /// abandoned (its client went away) is gone from here with all it kept.
     shadows: Vec<Weak<Shadow>>,
 }
 
-type Waiter = (Instant, oneshot::Sender<Result<(), StoreError>>);
-
-impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Job>) {
-        let mut next_sweep = Instant::now() + self.sweep_every;
-        loop {
-            let wait = next_sweep.saturating_duration_since(Instant::now());
-            let first = match rx.recv_timeout(wait) {
-                Ok(job) => job,
-                Err(RecvTimeoutError::Timeout) => {
-                    next_sweep = Instant::now() + self.sweep_every;
-                    if let Err(e) = self.sweep(wall_clock()) {
-                        tracing::error!(error = %e, "retention sweep failed");
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.break_shadows("the store was closed");
-                    break;
-                }
-            };
-            // Everything that arrived while the last flush ran forms the next group.
-            let mut changes = Vec::new();
-            let mut waiters: Vec<Waiter> = Vec::new();
-            let mut sweeps = Vec::new();
-            let mut others = Vec::new();
-            let mut next = Some(first);
-            while let Some(job) = next.take() {
-                match job {
-                    Job::Commit {
-                        changes: c,
-                        submitted,
-                        done,
-                    } => {
-                        changes.push(c);
-                        waiters.push((submitted, done));
-                    }
-                    Job::Sweep { now, done } => sweeps.push((now, done)),
-                    other => others.push(other),
-                }
-                if waiters.len() < self.max_group {
-                    next = rx.try_recv().ok();
-                }
-            }
-            if !waiters.is_empty() {
-                self.commit_group(changes, waiters);
-            }
-            for (now, done) in sweeps {
-                let _ = done.send(self.sweep(now));
-            }
-            // After the group: a probe or a backup sees every commit handed over before it.
-            for job in others {
-                match job {
-                    Job::Probe { done } => {
-                        let _ = done.send(self.probe());
-                    }
-                    Job::Backup { done } => {
-                        // A caller that went away drops the shadow with the answer.
-                        let _ = done.send(self.start_backup());
-                    }
-                    Job::Commit { .. } | Job::Sweep { .. } => {}
-                }
-            }
-        }
-    }
-
-    /// Applies a group, flushes once, then resolves its waiters in order.
-    fn commit_group(&mut self, changes: Vec<Vec<Change>>, waiters: Vec<Waiter>) {
-        let result = match &self.failed {
-            Some(e) => Err(e.clone()),
-            None => {
-                let n: usize = changes.iter().map(Vec::len).sum();
-                let mut b = Writes::new(self.tracking());
-                let r = encode_group(changes, &mut b, &mut self.scratch)
-                    .and_then(|skipped| self.apply(b).map(|()| skipped))
-                    .and_then(|skipped| self.flush().map(|()| skipped));
-                if let Ok(skipped) = r {
-                    let s = &self.stats;
-                    let k = waiters.len() as u64;
-                    s.commits.fetch_add(k, Ordering::Relaxed);
-                    s.changes.fetch_add(n as u64, Ordering::Relaxed);
-                    s.coalesced.fetch_add(skipped, Ordering::Relaxed);
-                    s.max_per_flush.fetch_max(k, Ordering::Relaxed);
-                    crate::metrics::STORE_COMMITS_PER_FLUSH.observe(k as f64);
-                }
-                r.map(|_| ())
-            }
-        };
-        if let Err(e) = &result {
-            crate::metrics::STORE_ERRORS.with_label_values(&["write"]).inc();
-            if self.failed.is_none() {
-                tracing::error!(error = %e, "store write failed; refusing writes until the store is reopened");
-                self.break_shadows("a store write failed");
-                self.stats.failed.store(true, Ordering::SeqCst);
-                self.failed = Some(e.clone());
-            }
-        }
-        let now = Instant::now();
-        for (submitted, done) in waiters {
-            crate::metrics::STORE_COMMIT_LATENCY.observe(now.duration_since(submitted).as_secs_f64());
-            // A caller that went away is fine: the change is durable all the same.
-            let _ = done.send(result.clone());
-        }
-    }
-
-    fn flush(&self) -> Result<(), StoreError> {
-        if let Some(hook) = &self.before_flush {
-            hook().map_err(StoreError::Write)?;
-        }
-        let started = Instant::now();
-        self.db
-            .flush()
-            .map_err(|e| StoreError::Write(format!("flush failed: {e}")))?;
-        let took = started.elapsed();
-        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .flush_us_total
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-        crate::metrics::STORE_FLUSH_LATENCY.observe(took.as_secs_f64());
-        Ok(())
-    }
-
-    /// Writes and flushes the probe record (meta `probe`: the time of the probe).
-    fn probe(&mut self) -> Result<(), StoreError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        let r = self
-            .trees
-            .records
-            .insert(self.trees.meta.key(META_PROBE), &wall_clock().to_be_bytes())
-            .map_err(|e| StoreError::Write(format!("probe failed: {e}")))
-            .and_then(|_| self.flush());
-        if let Err(e) = &r {
-            crate::metrics::STORE_ERRORS.with_label_values(&["probe"]).inc();
-            tracing::error!(error = %e, "store probe failed; refusing writes until the store is reopened");
-            self.break_shadows("a store write failed");
-            self.stats.failed.store(true, Ordering::SeqCst);
-            self.failed = Some(e.clone());
-        }
-        r
-    }
-
-    /// Registers a backup's point in time: from the end of the last group on, every key
-    /// a write is about to change is saved in the shadow first (see [`Shadow`]). Refused
-    /// while the store has failed (what it holds may not be what was acknowledged) and
-    /// while another backup is being read (each holds buffers and a shadow).
-    fn start_backup(&mut self) -> Result<Arc<Shadow>, StoreError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        if self.tracking() {
-            return Err(StoreError::Busy(
-                "a backup is being taken already; try again once it has ended".into(),
-            ));
-        }
-        let shadow = Arc::new(Shadow::default());
-        self.shadows.push(Arc::downgrade(&shadow));
-        Ok(shadow)
-    }
-
+impl SpaceState {
     /// Whether a backup is being read (forgetting those that ended).
     fn tracking(&mut self) -> bool {
         self.shadows.retain(|s| s.strong_count() > 0);
@@ -2003,27 +2152,312 @@ impl Writer {
         }
     }
 
-    /// Ends every backup being read, with `why`.
+    /// Ends every backup of this space being read, with `why`.
     fn break_shadows(&mut self, why: &str) {
         for shadow in self.shadows.drain(..).filter_map(|w| w.upgrade()) {
             shadow.lock().fail(why.into());
         }
     }
+}
+
+struct Writer {
+    db: Db,
+    /// Where the writer finds a space's trees the first time it writes to it.
+    open: Arc<Mutex<Option<Open>>>,
+    spaces: HashMap<Space, SpaceState>,
+    stats: Arc<Stats>,
+    retain_ms: Option<u64>,
+    sweep_every: Duration,
+    max_group: usize,
+    before_flush: Option<FlushHook>,
+    /// Set by the first failed write; every later job fails with it.
+    failed: Option<StoreError>,
+    /// Encoding buffers kept from one group to the next.
+    scratch: Scratch,
+}
+
+type Waiter = (Instant, oneshot::Sender<Result<(), StoreError>>);
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut next_sweep = Instant::now() + self.sweep_every;
+        loop {
+            let wait = next_sweep.saturating_duration_since(Instant::now());
+            let first = match rx.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    next_sweep = Instant::now() + self.sweep_every;
+                    self.sweep_all(wall_clock());
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.break_shadows("the store was closed");
+                    break;
+                }
+            };
+            // Everything that arrived while the last flush ran forms the next group.
+            let mut changes = Vec::new();
+            let mut waiters: Vec<Waiter> = Vec::new();
+            let mut sweeps = Vec::new();
+            let mut others = Vec::new();
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Commit {
+                        space,
+                        changes: c,
+                        submitted,
+                        done,
+                    } => {
+                        changes.push((space, c));
+                        waiters.push((submitted, done));
+                    }
+                    Job::Sweep { space, now, done } => sweeps.push((space, now, done)),
+                    other => others.push(other),
+                }
+                if waiters.len() < self.max_group {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !waiters.is_empty() {
+                self.commit_group(changes, waiters);
+            }
+            for (space, now, done) in sweeps {
+                let _ = done.send(self.sweep(&space, now));
+            }
+            // After the group: a probe or a backup sees every commit handed over before it.
+            for job in others {
+                match job {
+                    Job::Probe { space, done } => {
+                        let _ = done.send(self.probe(&space));
+                    }
+                    Job::Backup { space, done } => {
+                        // A caller that went away drops the shadow with the answer.
+                        let _ = done.send(self.start_backup(&space));
+                    }
+                    Job::Drop { space, done } => {
+                        let _ = done.send(self.drop_space(&space));
+                    }
+                    Job::Commit { .. } | Job::Sweep { .. } => {}
+                }
+            }
+        }
+    }
+
+    /// The writer's state of `space`, taken from the open database the first time.
+    fn space(&mut self, space: &Space) -> Result<&mut SpaceState, StoreError> {
+        if !self.spaces.contains_key(space) {
+            let trees = lock(&self.open)?
+                .as_ref()
+                .and_then(|o| o.spaces.get(space).cloned())
+                .ok_or_else(|| StoreError::Write(format!("the store's space `{space}` is not open")))?;
+            self.spaces.insert(
+                space.clone(),
+                SpaceState {
+                    trees,
+                    shadows: Vec::new(),
+                },
+            );
+        }
+        self.spaces.get_mut(space).ok_or_else(closed)
+    }
+
+    /// Applies a group (each space's part as one atomic batch of its tree), flushes once
+    /// for all of them, then resolves its waiters in order.
+    fn commit_group(&mut self, changes: Vec<(Space, Vec<Change>)>, waiters: Vec<Waiter>) {
+        let result = match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => {
+                let n: usize = changes.iter().map(|(_, c)| c.len()).sum();
+                let r = self
+                    .apply_group(changes)
+                    .and_then(|skipped| self.flush().map(|()| skipped));
+                if let Ok(skipped) = r {
+                    let s = &self.stats;
+                    let k = waiters.len() as u64;
+                    s.commits.fetch_add(k, Ordering::Relaxed);
+                    s.changes.fetch_add(n as u64, Ordering::Relaxed);
+                    s.coalesced.fetch_add(skipped, Ordering::Relaxed);
+                    s.max_per_flush.fetch_max(k, Ordering::Relaxed);
+                    crate::metrics::STORE_COMMITS_PER_FLUSH.observe(k as f64);
+                }
+                r.map(|_| ())
+            }
+        };
+        if let Err(e) = &result {
+            crate::metrics::STORE_ERRORS.with_label_values(&["write"]).inc();
+            self.fail(e);
+        }
+        let now = Instant::now();
+        for (submitted, done) in waiters {
+            crate::metrics::STORE_COMMIT_LATENCY.observe(now.duration_since(submitted).as_secs_f64());
+            // A caller that went away is fine: the change is durable all the same.
+            let _ = done.send(result.clone());
+        }
+    }
+
+    /// Encodes and applies a group's changes, one batch per space (almost always one
+    /// space: tenants are apart in time as much as in keys). Returns how many changes a
+    /// later one in the group replaced.
+    fn apply_group(&mut self, changes: Vec<(Space, Vec<Change>)>) -> Result<u64, StoreError> {
+        let mut parts: Vec<(Space, Vec<Vec<Change>>)> = Vec::with_capacity(1);
+        for (space, c) in changes {
+            match parts.iter_mut().find(|(s, _)| *s == space) {
+                Some((_, list)) => list.push(c),
+                None => parts.push((space, vec![c])),
+            }
+        }
+        let mut skipped = 0;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut result = Ok(());
+        for (space, list) in parts {
+            let state = match self.space(&space) {
+                Ok(state) => state,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            let mut b = Writes::new(state.tracking());
+            match encode_group(list, &mut b, &mut scratch).and_then(|s| state.apply(b).map(|()| s)) {
+                Ok(s) => skipped += s,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+        result.map(|()| skipped)
+    }
+
+    /// The database refused a write: every later job fails with `e` until it is reopened.
+    fn fail(&mut self, e: &StoreError) {
+        if self.failed.is_none() {
+            tracing::error!(error = %e, "store write failed; refusing writes until the store is reopened");
+            self.break_shadows("a store write failed");
+            self.stats.failed.store(true, Ordering::SeqCst);
+            self.failed = Some(e.clone());
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        if let Some(hook) = &self.before_flush {
+            hook().map_err(StoreError::Write)?;
+        }
+        let started = Instant::now();
+        self.db
+            .flush()
+            .map_err(|e| StoreError::Write(format!("flush failed: {e}")))?;
+        let took = started.elapsed();
+        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .flush_us_total
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        crate::metrics::STORE_FLUSH_LATENCY.observe(took.as_secs_f64());
+        Ok(())
+    }
+
+    /// Writes and flushes `space`'s probe record (meta `probe`: the time of the probe).
+    fn probe(&mut self, space: &Space) -> Result<(), StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let r = self
+            .space(space)
+            .and_then(|s| {
+                let t = &s.trees;
+                t.records
+                    .insert(t.meta.key(META_PROBE), &wall_clock().to_be_bytes())
+                    .map_err(|e| StoreError::Write(format!("probe failed: {e}")))
+            })
+            .and_then(|_| self.flush());
+        if let Err(e) = &r {
+            crate::metrics::STORE_ERRORS.with_label_values(&["probe"]).inc();
+            self.fail(e);
+        }
+        r
+    }
+
+    /// Registers a backup's point in time: from the end of the last group on, every key
+    /// a write is about to change in `space` is saved in the shadow first (see
+    /// [`Shadow`]). Refused while the store has failed (what it holds may not be what was
+    /// acknowledged) and while another backup of the space is being read (each holds
+    /// buffers and a shadow).
+    fn start_backup(&mut self, space: &Space) -> Result<Arc<Shadow>, StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let state = self.space(space)?;
+        if state.tracking() {
+            return Err(StoreError::Busy(
+                "a backup is being taken already; try again once it has ended".into(),
+            ));
+        }
+        let shadow = Arc::new(Shadow::default());
+        state.shadows.push(Arc::downgrade(&shadow));
+        Ok(shadow)
+    }
+
+    /// Ends every backup being read, with `why`.
+    fn break_shadows(&mut self, why: &str) {
+        for state in self.spaces.values_mut() {
+            state.break_shadows(why);
+        }
+    }
+
+    /// Removes a tenant's tree, flushed (see [`SledStore::drop_tenant`]).
+    fn drop_space(&mut self, space: &Space) -> Result<(), StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if let Some(mut state) = self.spaces.remove(space) {
+            state.break_shadows("the tenant was deleted");
+        }
+        if let Some(open) = lock(&self.open)?.as_mut() {
+            open.spaces.remove(space);
+        }
+        let r = self
+            .db
+            .drop_tree(space.as_bytes())
+            .map(|_| ())
+            .map_err(|e| StoreError::Write(format!("cannot remove `{space}`: {e}")))
+            .and_then(|()| self.flush());
+        if let Err(e) = &r {
+            self.fail(e);
+        }
+        r
+    }
+
+    /// Applies a sweep's batch to `space` and flushes it; a failure fails the store.
+    fn apply_flushed(&mut self, space: &Space, b: Writes) -> Result<(), StoreError> {
+        let r = self.space(space).and_then(|s| s.apply(b)).and_then(|()| self.flush());
+        if let Err(e) = &r {
+            self.fail(e);
+        }
+        r
+    }
+
+    /// Whether a backup of `space` is being read.
+    fn tracking(&mut self, space: &Space) -> Result<bool, StoreError> {
+        Ok(self.space(space)?.tracking())
+    }
 
     /// Forgets Messenger message ids taken in more than [`MID_RETENTION_MS`] ago (Meta
     /// redelivers an unanswered event for hours, not days), a chunk at a time.
-    fn sweep_mids(&mut self, now: Millis) -> Result<(), StoreError> {
+    fn sweep_mids(&mut self, space: &Space, now: Millis) -> Result<(), StoreError> {
         let cutoff = now.saturating_sub(MID_RETENTION_MS);
         let read = |e: ::sled::Error| StoreError::Read(e.to_string());
+        let trees = self.space(space)?.trees.clone();
         loop {
-            let mut b = Writes::new(self.tracking());
+            let mut b = Writes::new(self.tracking(space)?);
             let mut n = 0;
-            for item in self.trees.mid_times.range(&[], &cutoff.to_be_bytes()) {
+            for item in trees.mid_times.range(&[], &cutoff.to_be_bytes()) {
                 let (k, _) = item.map_err(read)?;
                 if let Some((_, mid)) = parse_ended_key(&k) {
-                    b.remove(&self.trees.mids.key(mid.as_bytes()));
+                    b.remove(&trees.mids.key(mid.as_bytes()));
                 }
-                b.remove(&self.trees.mid_times.key(&k));
+                b.remove(&trees.mid_times.key(&k));
                 n += 1;
                 if n == SWEEP_CHUNK {
                     break;
@@ -2032,30 +2466,42 @@ impl Writer {
             if n == 0 {
                 return Ok(());
             }
-            if let Err(e) = self.apply(b).and_then(|()| self.flush()) {
-                self.break_shadows("a store write failed");
-                self.stats.failed.store(true, Ordering::SeqCst);
-                self.failed = Some(e.clone());
-                return Err(e);
-            }
+            self.apply_flushed(space, b)?;
             if n < SWEEP_CHUNK {
                 return Ok(());
             }
         }
     }
 
+    /// The timed retention sweep: every space that is open.
+    fn sweep_all(&mut self, now: Millis) {
+        let spaces: Vec<Space> = match lock(&self.open) {
+            Ok(g) => g
+                .as_ref()
+                .map(|o| o.spaces.keys().cloned().collect())
+                .unwrap_or_default(),
+            Err(_) => return,
+        };
+        for space in spaces {
+            if let Err(e) = self.sweep(&space, now) {
+                tracing::error!(error = %e, space = %space, "retention sweep failed");
+            }
+        }
+    }
+
     /// See [`SledStore::sweep`].
-    fn sweep(&mut self, now: Millis) -> Result<usize, StoreError> {
+    fn sweep(&mut self, space: &Space, now: Millis) -> Result<usize, StoreError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        self.sweep_mids(now)?;
+        self.sweep_mids(space, now)?;
         let Some(retain) = self.retain_ms else { return Ok(0) };
         let cutoff = now.saturating_sub(retain);
         let read = |e: ::sled::Error| StoreError::Read(e.to_string());
+        let trees = self.space(space)?.trees.clone();
         // Conversations an agent still holds stay, whatever their age.
         let mut held: HashSet<String> = HashSet::new();
-        for item in self.trees.agents.iter() {
+        for item in trees.agents.iter() {
             let (k, v) = item.map_err(read)?;
             let a = decode_agent("agents", &k, &v)?;
             held.extend(a.wrapups.into_keys());
@@ -2065,35 +2511,29 @@ impl Writer {
         let mut removed = 0;
         let mut skip_before: Vec<u8> = Vec::new();
         loop {
-            let mut b = Writes::new(self.tracking());
+            let mut b = Writes::new(self.tracking(space)?);
             let mut n = 0;
             let mut last_key = None;
-            for item in self.trees.ended.range(&skip_before, &cutoff.to_be_bytes()) {
+            for item in trees.ended.range(&skip_before, &cutoff.to_be_bytes()) {
                 let (k, _) = item.map_err(read)?;
                 last_key = Some(k.to_vec());
                 let Some((_, id)) = parse_ended_key(&k) else { continue };
                 if held.contains(id) {
                     continue;
                 }
-                let messages = self.trees.messages.key(&record::message_prefix(id));
-                for m in self.trees.records.scan_prefix(messages).keys() {
+                let messages = trees.messages.key(&record::message_prefix(id));
+                for m in trees.records.scan_prefix(messages).keys() {
                     b.remove(&m.map_err(read)?);
                 }
-                b.remove(&self.trees.conversations.key(id.as_bytes()));
-                b.remove(&self.trees.ended.key(&k));
+                b.remove(&trees.conversations.key(id.as_bytes()));
+                b.remove(&trees.ended.key(&k));
                 n += 1;
                 if n == SWEEP_CHUNK {
                     break;
                 }
             }
             if n > 0 {
-                let r = self.apply(b).and_then(|()| self.flush());
-                if let Err(e) = r {
-                    self.break_shadows("a store write failed");
-                    self.stats.failed.store(true, Ordering::SeqCst);
-                    self.failed = Some(e.clone());
-                    return Err(e);
-                }
+                self.apply_flushed(space, b)?;
                 removed += n;
             }
             match last_key {
@@ -2105,7 +2545,7 @@ impl Writer {
             }
         }
         if removed > 0 {
-            tracing::info!(removed, cutoff, "retention removed ended conversations");
+            tracing::info!(removed, cutoff, space = %space, "retention removed ended conversations");
         }
         self.stats.swept.fetch_add(removed as u64, Ordering::Relaxed);
         Ok(removed)
@@ -2236,9 +2676,8 @@ mod tests {
 
         let store = SledStore::open(&path, SledOptions::default()).unwrap();
         let resident = || {
-            let held = lock(&store.db).unwrap();
-            let (db, _) = held.as_ref().unwrap();
-            db.resident_pages()
+            let held = lock(&store.db.open).unwrap();
+            held.as_ref().unwrap().db.resident_pages()
         };
         let at_start = resident();
         let mut backup = store.backup().await.unwrap();
@@ -2248,7 +2687,7 @@ mod tests {
         }
         assert!(bytes > 20_000 * 100, "the backup holds every id: {bytes} bytes");
         let after_backup = resident();
-        let records = lock(&store.db).unwrap().as_ref().unwrap().1.records.clone();
+        let records = store.trees().unwrap().records;
         let scanned = records.iter().count();
         let after_scan = resident();
 
