@@ -119,6 +119,8 @@ pub struct Engine {
     limits: Arc<std::sync::Mutex<crate::core::tenant::TenantLimits>>,
     /// Set by [`Engine::stop`]: the engine is gone for good (nothing rebuilds it).
     stopped: Arc<std::sync::atomic::AtomicBool>,
+    /// The arbiter is the engine's own (stopped with it), not one it shares.
+    owns_arbiter: bool,
 }
 
 impl Engine {
@@ -130,6 +132,7 @@ impl Engine {
             ..Shared::default()
         });
         let (observer, _) = broadcast::channel(65_536);
+        let owns_arbiter = options.arbiter.is_none();
         let arbiter = options.arbiter.unwrap_or_else(|| Arbiter::new().handle());
         let router = start_router(
             &options.rules,
@@ -154,6 +157,7 @@ impl Engine {
             admission: options.admission,
             limits: Arc::new(std::sync::Mutex::new(options.limits)),
             stopped: Arc::default(),
+            owns_arbiter,
         })
     }
 
@@ -279,7 +283,9 @@ impl Engine {
         let _ = router.send(Fence).await;
         let _ = router.send(Retire).await;
         self.shared.healthy.store(false, Ordering::SeqCst);
-        self.arbiter.stop();
+        if self.owns_arbiter {
+            self.arbiter.stop();
+        }
     }
 
     /// The rules in force (wrap-up reasons, idle codes, timeouts).

@@ -42,6 +42,39 @@ pub struct Tenants {
     config: Config,
     /// See [`Tenants::claiming_pages`].
     pages: tokio::sync::Mutex<()>,
+    /// The threads the tenants' engines share (see [`TenantThreads`]), started with the
+    /// first tenant.
+    threads: std::sync::OnceLock<TenantThreads>,
+}
+
+/// The threads of every tenant's engine but `default`'s: one router thread per core,
+/// each tenant's router on one of them (in turn, as tenants start), and one thread for
+/// every tenant's Messenger outbox. A thread per tenant cost the server a third more CPU
+/// at the same load, in thread switches (BENCHMARKS.md "Tenants").
+struct TenantThreads {
+    routers: Vec<actix::ArbiterHandle>,
+    outbox: actix::ArbiterHandle,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl TenantThreads {
+    fn new() -> TenantThreads {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        TenantThreads {
+            routers: (0..n).map(|_| actix::Arbiter::new().handle()).collect(),
+            outbox: actix::Arbiter::new().handle(),
+            next: Default::default(),
+        }
+    }
+
+    /// The threads of the next tenant to start.
+    fn next(&self) -> crate::channels::messenger::Threads {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::channels::messenger::Threads {
+            router: self.routers[i % self.routers.len()].clone(),
+            outbox: self.outbox.clone(),
+        }
+    }
 }
 
 /// The directory of every tenant's store and of the registry.
@@ -79,6 +112,7 @@ impl Tenants {
         } else {
             (None, Vec::new())
         };
+        let threads = std::sync::OnceLock::new();
         let mut engines = BTreeMap::new();
         for t in &tenants {
             let old_layout = base.join(&t.id);
@@ -96,7 +130,13 @@ impl Tenants {
                     ),
                 });
             }
-            let running = start(config, default.store(), &t.id, t.limits)?;
+            let running = start(
+                config,
+                default.store(),
+                &t.id,
+                t.limits,
+                threads.get_or_init(TenantThreads::new).next(),
+            )?;
             tracing::info!(tenant = %t.id, "tenant started");
             engines.insert(t.id.clone(), running);
         }
@@ -108,6 +148,7 @@ impl Tenants {
             base,
             config: config.clone(),
             pages: tokio::sync::Mutex::new(()),
+            threads,
         })
     }
 
@@ -207,7 +248,13 @@ impl Tenants {
         // A store without a record is what a crash between the two steps below left.
         let store = self.default.store();
         store.drop_tenant(id).await?;
-        let running = start(&self.config, store, id, tenant.limits)?;
+        let running = start(
+            &self.config,
+            store,
+            id,
+            tenant.limits,
+            self.threads.get_or_init(TenantThreads::new).next(),
+        )?;
         if let Err(e) = self.persist(&mut db, &tenant) {
             running.engine.stop().await;
             running.store.close();
@@ -315,9 +362,16 @@ impl Tenants {
 }
 
 /// Opens tenant `id`'s store inside `default`'s store and starts its engine with `limits`.
-fn start(config: &Config, default: &Arc<dyn Store>, id: &str, limits: TenantLimits) -> Result<Running, StoreError> {
+fn start(
+    config: &Config,
+    default: &Arc<dyn Store>,
+    id: &str,
+    limits: TenantLimits,
+    threads: crate::channels::messenger::Threads,
+) -> Result<Running, StoreError> {
     let store = default.tenant(id)?;
-    let (engine, _outbox) = crate::channels::messenger::start_engine_with(config, store.clone(), Some(id), limits)?;
+    let (engine, _outbox) =
+        crate::channels::messenger::start_engine_with(config, store.clone(), Some(id), limits, Some(threads))?;
     Ok(Running { engine, store })
 }
 

@@ -1,7 +1,8 @@
 //! [`SledStore`]: the engine's durable store on sled 0.34, with group commit.
 //!
 //! # Layout (store format 2)
-//! One sled database per directory, with every record in sled's default tree under a
+//! One sled database per directory, with tenant `default`'s records in sled's default tree
+//! (every other tenant's in a tree `tenant/<id>` laid out alike: [`SledStore::tenant`]) under a
 //! one-byte prefix naming its kind ([`prefix`]): agents, queues, entry points and
 //! conversations (keyed by id, whole records), messages (one entry per transcript message,
 //! keyed by conversation and `seq`, written once and never rewritten), the retention index
@@ -12,9 +13,10 @@
 //! One writer thread owns all writes. [`Store::commit`] hands it a batch over a channel
 //! and returns a future. The writer takes every batch that arrived while its last flush
 //! ran, encodes the last version of each record the group changes (an earlier version in
-//! the same group is skipped: it could never be read back), applies the group as **one
-//! atomic sled batch** (`Tree::apply_batch`: a crash never leaves half a group on disk,
-//! sled recovers a batch whole or not at all), calls `db.flush()` once, and only then
+//! the same group is skipped: it could never be read back), applies each tenant's part
+//! of the group as **one atomic sled batch** of its tree (`Tree::apply_batch`: a crash
+//! never leaves half of it on disk, sled recovers a batch whole or not at all; a group
+//! is nearly always one tenant's), calls `db.flush()` once for all, and only then
 //! resolves each batch's future, in order. sled's own background flush is switched off
 //! (`flush_every_ms(None)`): nothing counts as durable until the writer's flush returned.
 //!

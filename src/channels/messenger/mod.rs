@@ -180,22 +180,37 @@ pub fn start_engine(
     config: &crate::config::Config,
     store: Arc<dyn crate::store::Store>,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
-    start_engine_with(config, store, None, Default::default())
+    start_engine_with(config, store, None, Default::default(), None)
+}
+
+/// The threads an engine and its outbox run on, when not threads of their own.
+#[derive(Clone)]
+pub struct Threads {
+    pub router: actix::ArbiterHandle,
+    pub outbox: actix::ArbiterHandle,
 }
 
 /// [`start_engine`] for tenant `tenant` (`None`: `default`) with `limits`
-/// (../shared/API.md "Tenants").
+/// (../shared/API.md "Tenants"), on `threads` (`None`: a router thread and an outbox
+/// thread of its own).
 pub fn start_engine_with(
     config: &crate::config::Config,
     store: Arc<dyn crate::store::Store>,
     tenant: Option<&str>,
     limits: crate::core::tenant::TenantLimits,
+    threads: Option<Threads>,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
     let clock: Arc<dyn crate::actors::Clock> = Arc::new(crate::actors::SystemClock);
     let files = crate::channels::files::FileStore::for_config(config)
         .map_err(|e| crate::store::StoreError::Write(format!("the attachments directory cannot be opened: {e}")))?;
-    let outbox = Outbox::start(config.messenger.clone(), clock.clone(), Arc::new(files));
+    let outbox = Outbox::start_on(
+        config.messenger.clone(),
+        clock.clone(),
+        Arc::new(files),
+        threads.as_ref().map(|t| t.outbox.clone()),
+    );
     let mut options = crate::engine::EngineOptions::new(config.rules(), store);
+    options.arbiter = threads.map(|t| t.router);
     options.clock = clock;
     options.channel = outbox.clone();
     options.admission = config.server.admission();

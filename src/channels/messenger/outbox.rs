@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use actix::Arbiter;
+use actix::{Arbiter, ArbiterHandle};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::graph::{self, SendOutcome};
@@ -38,7 +38,7 @@ pub struct Outbox {
 
 struct Inner {
     config: MessengerConfig,
-    arbiter: Arbiter,
+    arbiter: ArbiterHandle,
     /// Set once the engine runs; the tasks wait for it before reporting.
     engine: watch::Receiver<Option<Engine>>,
     engine_tx: watch::Sender<Option<Engine>>,
@@ -87,12 +87,23 @@ thread_local! {
 impl Outbox {
     /// Starts the sender's arbiter. Must run inside an actix system.
     pub fn start(config: MessengerConfig, clock: Arc<dyn Clock>, files: Arc<FileStore>) -> Arc<Outbox> {
+        Self::start_on(config, clock, files, None)
+    }
+
+    /// [`Outbox::start`] with the sending tasks on `arbiter` (`None`: a thread of its
+    /// own), which several outboxes (tenants) may share.
+    pub fn start_on(
+        config: MessengerConfig,
+        clock: Arc<dyn Clock>,
+        files: Arc<FileStore>,
+        arbiter: Option<ArbiterHandle>,
+    ) -> Arc<Outbox> {
         metrics::init();
         let (engine_tx, engine) = watch::channel(None);
         Arc::new(Outbox {
             inner: Arc::new(Inner {
                 config,
-                arbiter: Arbiter::new(),
+                arbiter: arbiter.unwrap_or_else(|| Arbiter::new().handle()),
                 engine,
                 engine_tx,
                 queues: Mutex::new(HashMap::new()),
