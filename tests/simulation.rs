@@ -16,6 +16,9 @@
 //! and a command on a conversation the floor let go of is refused from the store's copy
 //! as the router does (`Command::finished_act`, `Floor::refusal_for_unknown`).
 //!
+//! The same runs over several tenants in one store, interleaved (`run_tenants`), check
+//! that each tenant keeps every invariant apart and recovers from its own records alone.
+//!
 //! `SIM_SEEDS=N` runs N seeds (default 400), `SIM_STEPS=N` steps per seed (default 600),
 //! `SIM_SEED=S` replays one seed. A failure prints its seed and the last steps.
 
@@ -24,7 +27,10 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+
 use switchboard::core::invariants;
+use switchboard::core::tenant::TenantLimits;
 use switchboard::core::*;
 use switchboard::store::{MemoryStore, Store};
 
@@ -35,7 +41,10 @@ const MAX_CONVERSATIONS: usize = 300;
 struct Sim {
     rng: StdRng,
     floor: Floor,
-    store: MemoryStore,
+    store: Arc<dyn Store>,
+    /// The tenant's limits, given to the floor at start and again after each recovery,
+    /// as the engine does (they live in the registry, not in the tenant's store).
+    limits: TenantLimits,
     now: Millis,
     customers: usize,
     log: VecDeque<String>,
@@ -113,6 +122,11 @@ fn steps(rng: &mut StdRng) -> Vec<Step> {
 
 impl Sim {
     fn new(seed: u64) -> Sim {
+        Sim::with_store(seed, Arc::new(MemoryStore::new()), TenantLimits::default())
+    }
+
+    /// A floor of its own over `store`, with `limits`.
+    fn with_store(seed: u64, store: Arc<dyn Store>, limits: TenantLimits) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut floor = Floor::new(rules(&mut rng));
         let now = 1_700_000_000_000;
@@ -163,11 +177,12 @@ impl Sim {
                 )
                 .expect("agent");
         }
-        let store = MemoryStore::new();
+        floor.execute(Command::SetLimits(limits), now).expect("limits");
         let mut sim = Sim {
             rng,
             floor,
             store,
+            limits,
             now,
             customers: 0,
             log: VecDeque::new(),
@@ -497,6 +512,9 @@ impl Sim {
         );
         compare(&self.floor, &recovered)?;
         self.floor = recovered;
+        self.floor
+            .execute(Command::SetLimits(self.limits), self.now)
+            .map_err(|e| e.to_string())?;
         self.floor.take_effects();
         self.commit();
         Ok(())
@@ -548,44 +566,104 @@ fn compare(live: &Floor, recovered: &Floor) -> Result<(), String> {
 fn run_seed(seed: u64, steps: usize) -> Result<BTreeMap<&'static str, u64>, String> {
     let mut sim = Sim::new(seed);
     for step in 0..steps {
-        sim.now += sim.rng.gen_range(0..700);
-        // Timers fire late sometimes, so that late accepts are exercised too. Each timer
-        // is its own operation, checked like any other.
-        let mut ops: Vec<String> = Vec::new();
-        // Deadlines fire from the core's table, as production fires them.
-        if sim.rng.gen_bool(0.7) {
-            while let Some(t) = sim.floor.fire_next_due(sim.now) {
-                ops.push(format!("timer {t:?}"));
-                let v = check_offers(&mut sim);
-                if !v.is_empty() {
-                    return Err(failure(seed, step, &sim, &ops, v));
-                }
-            }
-            // What the state says is overdue must have been in the table.
-            let missed = sim.floor.overdue(sim.now);
-            if !missed.is_empty() {
-                let v = vec![format!("deadlines the table missed: {missed:?}")];
-                return Err(failure(seed, step, &sim, &ops, v));
-            }
-        }
-        ops.push(sim.step());
-        let mut violations = check_offers(&mut sim);
-        if violations.is_empty() && step % 37 == 36 {
-            if let Err(e) = sim.crash_and_recover() {
-                violations.push(format!("5: {e}"));
-            }
-        }
-        if !violations.is_empty() {
-            return Err(failure(seed, step, &sim, &ops, violations));
-        }
-        for op in ops {
-            sim.log.push_back(format!("step {step} t={}: {op}", sim.now));
-        }
-        while sim.log.len() > 30 {
-            sim.log.pop_front();
-        }
+        advance(&mut sim, seed, step)?;
     }
     Ok(sim.stats)
+}
+
+/// One step of a run: the clock moves, due timers fire (usually), one random action, and
+/// every check; a crash and recovery every 37 steps. `Err` is the failure's report.
+fn advance(sim: &mut Sim, seed: u64, step: usize) -> Result<(), String> {
+    sim.now += sim.rng.gen_range(0..700);
+    // Timers fire late sometimes, so that late accepts are exercised too. Each timer
+    // is its own operation, checked like any other.
+    let mut ops: Vec<String> = Vec::new();
+    // Deadlines fire from the core's table, as production fires them.
+    if sim.rng.gen_bool(0.7) {
+        while let Some(t) = sim.floor.fire_next_due(sim.now) {
+            ops.push(format!("timer {t:?}"));
+            let v = check_offers(sim);
+            if !v.is_empty() {
+                return Err(failure(seed, step, sim, &ops, v));
+            }
+        }
+        // What the state says is overdue must have been in the table.
+        let missed = sim.floor.overdue(sim.now);
+        if !missed.is_empty() {
+            let v = vec![format!("deadlines the table missed: {missed:?}")];
+            return Err(failure(seed, step, sim, &ops, v));
+        }
+    }
+    ops.push(sim.step());
+    let mut violations = check_offers(sim);
+    if violations.is_empty() && step % 37 == 36 {
+        if let Err(e) = sim.crash_and_recover() {
+            violations.push(format!("5: {e}"));
+        }
+    }
+    if !violations.is_empty() {
+        return Err(failure(seed, step, sim, &ops, violations));
+    }
+    for op in ops {
+        sim.log.push_back(format!("step {step} t={}: {op}", sim.now));
+    }
+    while sim.log.len() > 30 {
+        sim.log.pop_front();
+    }
+    Ok(())
+}
+
+/// Several tenants over one store (each tenant's store inside `default`'s, as
+/// production keeps them: `Store::tenant`), with the same queue, agent, entry point and
+/// customer ids in every tenant, some with a limit of open conversations. Each step acts
+/// in a random tenant. Besides every invariant of each floor after every step, a tenant
+/// recovered from its own store must equal its live floor (a record of another tenant in
+/// its store would show, the ids being the same), and no floor ever holds more open
+/// conversations than its limit.
+fn run_tenants(seed: u64, tenants: usize, steps: usize) -> Result<BTreeMap<&'static str, u64>, String> {
+    let root = MemoryStore::new();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut sims: Vec<Sim> = Vec::new();
+    for i in 0..tenants {
+        let store: Arc<dyn Store> = if i == 0 {
+            Arc::new(root.clone())
+        } else {
+            root.tenant(&format!("t{i}")).map_err(|e| e.to_string())?
+        };
+        let limits = TenantLimits {
+            max_open_conversations: rng.gen_bool(0.5).then(|| rng.gen_range(1..30)),
+            ..TenantLimits::default()
+        };
+        sims.push(Sim::with_store(
+            seed.wrapping_mul(1_000).wrapping_add(i as u64),
+            store,
+            limits,
+        ));
+    }
+    for step in 0..steps {
+        let i = rng.gen_range(0..tenants);
+        let sim = &mut sims[i];
+        advance(sim, seed, step).map_err(|e| format!("tenant {i}: {e}"))?;
+        if let Some(max) = sim.limits.max_open_conversations {
+            let open = sim
+                .floor
+                .conversations()
+                .filter(|c| c.state != ConversationState::Ended)
+                .count();
+            if open > max as usize {
+                return Err(format!(
+                    "seed {seed} tenant {i} step {step}: {open} open conversations over its limit {max}"
+                ));
+            }
+        }
+    }
+    let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for sim in sims {
+        for (k, v) in sim.stats {
+            *totals.entry(k).or_default() += v;
+        }
+    }
+    Ok(totals)
 }
 
 /// Invariants over the state, and invariant 3 over the offers the last operation made.
@@ -679,6 +757,33 @@ fn invariants_hold_under_random_schedules() {
         );
     }
     eprintln!("simulation outcomes: {totals:?}");
+}
+
+/// Several tenants in one store, interleaved at random: every invariant in each, each
+/// recovered from its own records alone, limits kept (see [`run_tenants`]).
+/// `SIM_TENANT_SEEDS=N` runs N seeds (default 40) of `SIM_STEPS` × 2 steps over four
+/// tenants.
+#[test]
+fn tenants_in_one_store_keep_every_invariant_apart() {
+    let steps = env("SIM_STEPS", 600) as usize * 2;
+    let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for seed in 0..env("SIM_TENANT_SEEDS", 40) {
+        match run_tenants(seed, 4, steps) {
+            Ok(stats) => {
+                for (k, v) in stats {
+                    *totals.entry(k).or_default() += v;
+                }
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    for must in ["ok", "tenant_limit", "offer_expired", "returning customer"] {
+        assert!(
+            totals.get(must).copied().unwrap_or(0) > 0,
+            "no step ended in {must}: {totals:?}"
+        );
+    }
+    eprintln!("tenant simulation outcomes: {totals:?}");
 }
 
 /// The same seed gives the same run, so a printed seed replays a failure exactly.
