@@ -62,6 +62,20 @@ for t in "${tokens[@]}"; do
 done
 wait $(jobs -p | grep -v "^$pid$") 2>/dev/null
 cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+# The store's group commit over the whole run: flushes, commits per flush, time per flush.
+curl -fsS -H "Authorization: Bearer $ADMIN" "$base/metrics" | python3 -c '
+import sys
+v = {}
+for line in sys.stdin:
+    for name in ("switchboard_store_commits_per_flush", "switchboard_store_flush_seconds"):
+        for part in ("_sum", "_count"):
+            if line.startswith(name + part + " "):
+                v[name + part] = float(line.split()[1])
+n = v.get("switchboard_store_flush_seconds_count", 0)
+if n:
+    print("store: %d flushes, %.1f commits per flush, %.2f ms per flush" % (
+        n, v["switchboard_store_commits_per_flush_sum"] / n, 1000 * v["switchboard_store_flush_seconds_sum"] / n))
+'
 echo "== tenants $n, agents $agents each, hot $HOT, server CPU $(( (cpu1 - cpu0) / $(getconf CLK_TCK) )) s"
 total=0
 for i in $(seq 1 "$n"); do

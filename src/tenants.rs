@@ -3,8 +3,8 @@
 //!
 //! Tenant `default` is the deployment as it always was: the engine over `store.path`,
 //! the config's queues and entry points and `api.admin_token`. Every other tenant has a
-//! store of its own inside that one ([`Store::tenant`]: a sled tree of the same database,
-//! so every tenant's commits share one writer thread, one group commit and one flush),
+//! store of its own inside that one ([`Store::tenant`]: its records under a scope of their
+//! own, so every tenant's commits share one writer thread, one group commit and one flush),
 //! and an engine of its own on a thread of its own, so tenants route in parallel and a
 //! busy one never delays another's offers. The registry (id, name, limits, the admin
 //! token's SHA-256) is a small sled database beside the store,

@@ -1,7 +1,8 @@
-//! Tenants inside one sled store (docs/TENANTS.md "One store, one group commit"): each
-//! tenant's records in a tree of their own, every tenant's commits in one group and one
-//! flush, a tenant's records kept across a reopen and gone with the tenant, and a tenant
-//! restored from its own backup.
+//! Tenants inside one sled store (docs/TENANTS.md "One tenant, one engine; one store for
+//! all"): each tenant's records under a scope of their own, every tenant's commits in one
+//! group and one flush, a tenant's records kept across a reopen and gone with the tenant
+//! (a chunk at a time, other tenants' commits going on), `default`'s backup without the
+//! other tenants, and a tenant restored from its own backup.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -78,6 +79,71 @@ fn every_tenants_commits_share_one_group_and_one_flush() {
     assert!(queue_names(&b).iter().all(|(_, n)| n == "Beta"));
     assert_eq!(queue_names(&a).len(), 10);
     assert!(queue_names(&store).is_empty(), "tenant default holds none of theirs");
+}
+
+/// A tenant with thousands of records is removed a chunk at a time: another tenant's
+/// commits made meanwhile are all durable, and afterwards nothing of the dropped tenant
+/// is left, not even across a reopen.
+#[test]
+fn a_large_tenant_is_dropped_while_another_commits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("data");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    {
+        let store = SledStore::open(&path, SledOptions::default()).expect("store");
+        let big = store.tenant("big").expect("tenant big");
+        let other = store.tenant("other").expect("tenant other");
+        rt.block_on(async {
+            for chunk in 0..10 {
+                let queues = (0..1_000).map(|i| queue(&format!("q{chunk}-{i}"), "Big")).collect();
+                big.commit(queues).await.expect("commit");
+            }
+            big.close();
+            let dropped = store.drop_tenant("big");
+            let commits: Vec<_> = (0..50)
+                .map(|i| other.commit(vec![queue(&format!("o{i}"), "Other")]))
+                .collect();
+            for c in commits {
+                c.await.expect("a commit beside the drop");
+            }
+            dropped.await.expect("drop");
+        });
+        assert_eq!(store.tenant_ids().expect("ids"), ["other"]);
+        assert_eq!(queue_names(&other).len(), 50);
+        store.close();
+    }
+    let store = SledStore::open(&path, SledOptions::default()).expect("store");
+    assert_eq!(store.tenant_ids().expect("ids"), ["other"]);
+    assert!(queue_names(&store.tenant("big").expect("big again")).is_empty());
+}
+
+/// `default`'s backup is `default`'s records only: restored as a store of its own, it has
+/// no tenant.
+#[test]
+fn the_default_tenants_backup_holds_no_other_tenant() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("default.backup");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    {
+        let store = SledStore::open(&dir.path().join("data"), SledOptions::default()).expect("store");
+        let a = store.tenant("acme").expect("tenant acme");
+        rt.block_on(async {
+            store.commit(vec![queue("d1", "Default")]).await.expect("commit");
+            a.commit(vec![queue("q1", "Acme")]).await.expect("commit");
+            let mut stream = store.backup().await.expect("backup");
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.next_chunk().await {
+                bytes.extend(chunk.expect("chunk"));
+            }
+            std::fs::write(&file, bytes).expect("write the backup");
+        });
+        store.close();
+    }
+    let copy = dir.path().join("copy");
+    switchboard::store::sled::restore(&file, &copy).expect("restore");
+    let store = SledStore::open(&copy, SledOptions::default()).expect("the copy opens");
+    assert!(store.tenant_ids().expect("ids").is_empty());
+    assert_eq!(queue_names(&store), [("d1".to_string(), "Default".to_string())]);
 }
 
 /// Equal ids in two tenants stay apart, across a close and a reopen; a dropped tenant is
@@ -172,4 +238,53 @@ fn a_tenant_is_restored_from_its_own_backup_into_a_stopped_store() {
     assert_eq!(queue_names(&a), [("q1".to_string(), "Acme".to_string())]);
     assert_eq!(queue_names(&copy), [("q1".to_string(), "Acme".to_string())]);
     assert_eq!(queue_names(&store), [("d1".to_string(), "Default".to_string())]);
+}
+
+/// While `default`'s backup is read, another tenant's commits go into the same batches
+/// as `default`'s: the backup saves none of them (it would hold them at its end).
+#[test]
+fn default_s_backup_read_while_a_tenant_commits_holds_none_of_the_tenant() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("default.backup");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let name = "x".repeat(200);
+    {
+        let store = SledStore::open(&dir.path().join("data"), SledOptions::default()).expect("store");
+        let a = store.tenant("acme").expect("tenant acme");
+        rt.block_on(async {
+            for chunk in 0..50 {
+                let queues = (0..1_000).map(|i| queue(&format!("d{chunk}-{i}"), &name)).collect();
+                store.commit(queues).await.expect("commit");
+            }
+            a.commit((0..100).map(|i| queue(&format!("t{i}"), "Acme")).collect())
+                .await
+                .expect("tenant commit");
+            let mut stream = store.backup().await.expect("backup");
+            let mut bytes = stream.next_chunk().await.expect("a first chunk").expect("chunk");
+            // The reader is far from done: the tenant changes records that existed at the
+            // backup's point, in one group with `default`'s own commit.
+            let tenant = a.commit((0..100).map(|i| queue(&format!("t{i}"), "Acme renamed")).collect());
+            let own = store.commit(vec![queue("d-late", "Late")]);
+            tenant.await.expect("tenant commit");
+            own.await.expect("default commit");
+            while let Some(chunk) = stream.next_chunk().await {
+                bytes.extend(chunk.expect("chunk"));
+            }
+            std::fs::write(&file, bytes).expect("write the backup");
+        });
+        store.close();
+    }
+    let copy = dir.path().join("copy");
+    switchboard::store::sled::restore(&file, &copy).expect("restore");
+    let store = SledStore::open(&copy, SledOptions::default()).expect("the copy opens");
+    assert!(
+        store.tenant_ids().expect("ids").is_empty(),
+        "a tenant's record in default's backup"
+    );
+    let names = queue_names(&store);
+    assert_eq!(
+        names.len(),
+        50_000,
+        "the backup's point holds default's queues, not the late one"
+    );
 }

@@ -1,9 +1,9 @@
 //! [`SledStore`]: the engine's durable store on sled 0.34, with group commit.
 //!
 //! # Layout (store format 2)
-//! One sled database per directory, with tenant `default`'s records in sled's default tree
-//! (every other tenant's in a tree `tenant/<id>` laid out alike: [`SledStore::tenant`]) under a
-//! one-byte prefix naming its kind ([`prefix`]): agents, queues, entry points and
+//! One sled database per directory, with every record in sled's default tree: tenant
+//! `default`'s under a one-byte prefix naming its kind (every other tenant's under its
+//! scope, then the same: [`SledStore::tenant`], [`tenant_scope`]) ([`prefix`]): agents, queues, entry points and
 //! conversations (keyed by id, whole records), messages (one entry per transcript message,
 //! keyed by conversation and `seq`, written once and never rewritten), the retention index
 //! (`ended_at` then id) and meta (the store format and the counters). Every value is a
@@ -13,10 +13,10 @@
 //! One writer thread owns all writes. [`Store::commit`] hands it a batch over a channel
 //! and returns a future. The writer takes every batch that arrived while its last flush
 //! ran, encodes the last version of each record the group changes (an earlier version in
-//! the same group is skipped: it could never be read back), applies each tenant's part
-//! of the group as **one atomic sled batch** of its tree (`Tree::apply_batch`: a crash
-//! never leaves half of it on disk, sled recovers a batch whole or not at all; a group
-//! is nearly always one tenant's), calls `db.flush()` once for all, and only then
+//! the same group is skipped: it could never be read back), applies the group, every
+//! tenant's commits in it, as **one atomic sled batch** (`Tree::apply_batch`: a crash
+//! never leaves half a group on disk, sled recovers a batch whole or not at all), calls
+//! `db.flush()` once, and only then
 //! resolves each batch's future, in order. sled's own background flush is switched off
 //! (`flush_every_ms(None)`): nothing counts as durable until the writer's flush returned.
 //!
@@ -244,12 +244,13 @@ impl Stats {
     }
 }
 
-/// One kind of record: the records under one key prefix of the store's tree. Keys given
-/// to and returned by a keyspace are without the prefix.
+/// One kind of record of one tenant: the records under one key prefix of the store's
+/// tree (the tenant's scope, then the kind's byte). Keys given to and returned by a
+/// keyspace are without the prefix.
 #[derive(Clone)]
 struct Keyspace {
     tree: Tree,
-    prefix: u8,
+    prefix: Arc<[u8]>,
 }
 
 /// A record read from a keyspace: (key without the prefix, value).
@@ -258,14 +259,14 @@ type Entry = ::sled::Result<(IVec, IVec)>;
 impl Keyspace {
     /// The key in the tree of this kind's `key`.
     fn key(&self, key: &[u8]) -> Vec<u8> {
-        let mut k = Vec::with_capacity(1 + key.len());
-        k.push(self.prefix);
+        let mut k = Vec::with_capacity(self.prefix.len() + key.len());
+        k.extend_from_slice(&self.prefix);
         k.extend_from_slice(key);
         k
     }
 
-    fn strip(entry: Entry) -> Entry {
-        entry.map(|(k, v)| (k.subslice(1, k.len().saturating_sub(1)), v))
+    fn strip(n: usize) -> impl Fn(Entry) -> Entry {
+        move |entry| entry.map(|(k, v)| (k.subslice(n, k.len().saturating_sub(n)), v))
     }
 
     fn get(&self, key: impl AsRef<[u8]>) -> ::sled::Result<Option<IVec>> {
@@ -279,23 +280,46 @@ impl Keyspace {
 
     /// The records whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> impl DoubleEndedIterator<Item = Entry> {
-        self.tree.scan_prefix(self.key(prefix.as_ref())).map(Self::strip)
+        self.tree
+            .scan_prefix(self.key(prefix.as_ref()))
+            .map(Self::strip(self.prefix.len()))
     }
 
     /// The records with `from <= key < to`, in key order.
     fn range(&self, from: &[u8], to: &[u8]) -> impl DoubleEndedIterator<Item = Entry> {
-        self.tree.range(self.key(from)..self.key(to)).map(Self::strip)
+        self.tree
+            .range(self.key(from)..self.key(to))
+            .map(Self::strip(self.prefix.len()))
     }
 }
 
-/// The store's records (format 2): one sled tree, sled's default one, in which every key
-/// starts with one byte naming the kind of record (see [`prefix`]). One tree rather than
-/// one per kind because `Tree::apply_batch` makes a group atomic in one tree at a fraction
-/// of the cost of a transaction across trees, which reads every key before writing it and
-/// copies the batch (BENCHMARKS.md "Store").
+/// The first byte of every key of a tenant other than `default`: after every kind's byte
+/// (all lowercase letters), so `default`'s records are exactly the keys before it.
+pub const TENANT_MARK: u8 = b'~';
+
+/// The scope of tenant `id`'s keys: [`TENANT_MARK`], the id, `/` (no id holds one, so no
+/// scope is the start of another). `default`'s scope is empty.
+pub fn tenant_scope(id: &str) -> Vec<u8> {
+    let mut s = Vec::with_capacity(id.len() + 2);
+    s.push(TENANT_MARK);
+    s.extend_from_slice(id.as_bytes());
+    s.push(b'/');
+    s
+}
+
+/// One tenant's records (format 2): in sled's default tree, under the tenant's scope
+/// (empty for `default`; [`tenant_scope`] for every other), every key goes on with one
+/// byte naming the kind of record (see [`prefix`]). One tree for every tenant rather than
+/// a tree each, and one tree rather than one per kind, because `Tree::apply_batch` makes
+/// a group atomic in one tree at a fraction of the cost of a transaction across trees,
+/// which reads every key before writing it and copies the batch (BENCHMARKS.md "Store"),
+/// and a batch per tree made sled write twice the bytes for the same records
+/// (BENCHMARKS.md "Tenants").
 #[derive(Clone)]
 struct Trees {
     records: Tree,
+    /// The tenant's scope: the start of every key of its records.
+    scope: Arc<[u8]>,
     agents: Keyspace,
     queues: Keyspace,
     entry_points: Keyspace,
@@ -313,16 +337,21 @@ struct Trees {
 }
 
 impl Trees {
-    /// Tenant `default`'s: sled's default tree.
+    /// Tenant `default`'s.
     fn new(db: &Db) -> Trees {
-        Trees::of((**db).clone())
+        Trees::scoped(db, &[])
     }
 
-    /// The records of one space, in `records`.
-    fn of(records: Tree) -> Trees {
-        let space = |prefix| Keyspace {
-            tree: records.clone(),
-            prefix,
+    /// The records of the tenant whose keys start with `scope`.
+    fn scoped(db: &Db, scope: &[u8]) -> Trees {
+        let records: Tree = (**db).clone();
+        let space = |kind: u8| {
+            let mut prefix = scope.to_vec();
+            prefix.push(kind);
+            Keyspace {
+                tree: records.clone(),
+                prefix: prefix.into(),
+            }
         };
         Trees {
             agents: space(prefix::AGENTS),
@@ -339,7 +368,17 @@ impl Trees {
             supervisors: space(prefix::SUPERVISORS),
             audit: space(prefix::AUDIT),
             last_owners: space(prefix::LAST_OWNERS),
+            scope: scope.into(),
             records,
+        }
+    }
+
+    /// Every record of this tenant (full keys), in key order.
+    fn all(&self) -> ::sled::Iter {
+        if self.scope.is_empty() {
+            self.records.range(..[TENANT_MARK].as_slice())
+        } else {
+            self.records.scan_prefix(&*self.scope)
         }
     }
 
@@ -420,7 +459,12 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
 /// earlier version could never be read back, and encoding it is wasted work (an agent's or
 /// a conversation's record often changes several times in one group). Returns how many
 /// changes were skipped.
-fn encode_group(changes: Vec<Vec<Change>>, batch: &mut Writes, scratch: &mut Scratch) -> Result<u64, StoreError> {
+fn encode_group(
+    changes: Vec<Vec<Change>>,
+    batch: &mut Writes,
+    scratch: &mut Scratch,
+    scope: &[u8],
+) -> Result<u64, StoreError> {
     let n: usize = changes.iter().map(Vec::len).sum();
     let replaced = &mut scratch.replaced;
     replaced.clear();
@@ -442,15 +486,23 @@ fn encode_group(changes: Vec<Vec<Change>>, batch: &mut Writes, scratch: &mut Scr
             skipped += 1;
             continue;
         }
-        add(batch, change, &mut scratch.key, &mut scratch.value)?;
+        add(batch, change, scope, &mut scratch.key, &mut scratch.value)?;
     }
     Ok(skipped)
 }
 
-/// Encodes one change into `batch`. `key` and `value` are scratch buffers: sled copies
+/// Encodes one change of the tenant whose keys start with `scope` into `batch`. `key`
+/// and `value` are scratch buffers: sled copies
 /// short keys inline and each value once into its own allocation.
-fn add(batch: &mut Writes, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<(), StoreError> {
+fn add(
+    batch: &mut Writes,
+    change: Change,
+    scope: &[u8],
+    key: &mut Vec<u8>,
+    value: &mut Vec<u8>,
+) -> Result<(), StoreError> {
     key.clear();
+    key.extend_from_slice(scope);
     value.clear();
     match change {
         Change::Agent(a) => {
@@ -476,6 +528,7 @@ fn add(batch: &mut Writes, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8
                 push_ended_key(key, at, &c.id);
                 batch.insert(&key[..], &[]);
                 key.clear();
+                key.extend_from_slice(scope);
             }
             key.push(prefix::CONVERSATIONS);
             key.extend_from_slice(c.id.as_bytes());
@@ -502,6 +555,7 @@ fn add(batch: &mut Writes, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8
             push_ended_key(key, at, &mid);
             batch.insert(&key[..], &[]);
             key.clear();
+            key.extend_from_slice(scope);
             key.push(prefix::MIDS);
             key.extend_from_slice(mid.as_bytes());
             encode_into(value, &MidV1 { at })?;
@@ -526,6 +580,7 @@ fn add(batch: &mut Writes, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8
                 key.extend_from_slice(&old.to_be_bytes());
                 batch.remove(&key[..]);
                 key.clear();
+                key.extend_from_slice(scope);
             }
             key.push(prefix::AUDIT);
             key.extend_from_slice(&entry.seq.to_be_bytes());
@@ -563,20 +618,11 @@ fn add(batch: &mut Writes, change: Change, key: &mut Vec<u8>, value: &mut Vec<u8
     Ok(())
 }
 
-/// Which store of the database a job is for: sled's default tree (tenant `default`, the
-/// name `""`) or a tenant's tree ([`tenant_tree`]).
+/// Which tenant's records a job is for: the tenant's id, `""` for `default`.
 type Space = Arc<str>;
 
-/// The name of tenant `default`'s space: sled's default tree, as the store always had.
+/// The space of tenant `default`.
 const DEFAULT_SPACE: &str = "";
-
-/// Tenant trees are named this, then the tenant's id.
-pub const TENANT_TREE_PREFIX: &str = "tenant/";
-
-/// The tree of tenant `id` (not `default`, whose records are in sled's default tree).
-pub fn tenant_tree(id: &str) -> String {
-    format!("{TENANT_TREE_PREFIX}{id}")
-}
 
 /// Work for the writer thread.
 enum Job {
@@ -601,7 +647,7 @@ enum Job {
         space: Space,
         done: oneshot::Sender<Result<Arc<Shadow>, StoreError>>,
     },
-    /// Remove a tenant's tree with everything in it ([`SledStore::drop_tenant`]).
+    /// Remove every record of a tenant ([`SledStore::drop_tenant`]).
     Drop {
         space: Space,
         done: oneshot::Sender<Result<(), StoreError>>,
@@ -632,7 +678,7 @@ struct SledDb {
 }
 
 /// The sled store of one tenant: tenant `default`'s owns the database (its directory is
-/// `store.path`), every other tenant's is a tree of that database. See the module docs.
+/// `store.path`), every other tenant's is a scope of its records. See the module docs.
 pub struct SledStore {
     db: Arc<SledDb>,
     space: Space,
@@ -715,19 +761,19 @@ impl SledStore {
         })
     }
 
-    /// The store of tenant `id` (not `default`): the tree [`tenant_tree`] of this store's
-    /// database, created empty (with the format marker) if it does not exist. It shares
-    /// the database's writer thread, group commit, flush and page cache: a commit of any
-    /// tenant rides in the same group as every other's.
+    /// The store of tenant `id` (not `default`): its records in this store's tree under
+    /// the tenant's scope ([`tenant_scope`]), with a format marker of their own, written
+    /// if the tenant has none yet. It shares the writer thread, group commit, flush and
+    /// page cache: a commit of any tenant rides in the same group, and the same batch, as
+    /// every other's.
     pub fn tenant(&self, id: &str) -> Result<SledStore, StoreError> {
-        let space: Space = tenant_tree(id).into();
+        let space: Space = id.into();
         let shown = format!("{} (tenant {id})", self.db.path.display());
         {
             let mut guard = lock(&self.db.open)?;
             let open = guard.as_mut().ok_or_else(closed)?;
             if !open.spaces.contains_key(&space) {
-                let tree = open.db.open_tree(space.as_bytes()).map_err(|e| sled_error(&shown, e))?;
-                let trees = Trees::of(tree);
+                let trees = Trees::scoped(&open.db, &tenant_scope(id));
                 mark(&open.db, &trees, false, &shown)?;
                 open.spaces.insert(space.clone(), trees);
             }
@@ -740,34 +786,39 @@ impl SledStore {
         })
     }
 
-    /// Removes tenant `id`'s tree with everything in it, durably, on the writer thread
-    /// (after every commit handed over before). Its store must be closed first.
+    /// Removes every record of tenant `id`, durably, on the writer thread (after every
+    /// commit handed over before, and a chunk at a time between later groups, so that
+    /// the other tenants' commits go on meanwhile). Its store must be closed first.
     pub fn drop_tenant(&self, id: &str) -> CommitFuture {
         let (done, rx) = oneshot::channel();
-        if let Err(e) = self.db.send(Job::Drop {
-            space: tenant_tree(id).into(),
-            done,
-        }) {
+        if let Err(e) = self.db.send(Job::Drop { space: id.into(), done }) {
             return Box::pin(std::future::ready(Err(e)));
         }
         Box::pin(async move { rx.await.unwrap_or_else(|_| Err(closed())) })
     }
 
-    /// The ids of the tenants whose trees the database holds.
+    /// The ids of the tenants the store holds records of (`default` aside).
     pub fn tenant_ids(&self) -> Result<Vec<String>, StoreError> {
-        let guard = lock(&self.db.open)?;
-        let open = guard.as_ref().ok_or_else(closed)?;
-        Ok(open
-            .db
-            .tree_names()
-            .iter()
-            .filter_map(|n| {
-                std::str::from_utf8(n)
-                    .ok()?
-                    .strip_prefix(TENANT_TREE_PREFIX)
-                    .map(String::from)
-            })
-            .collect())
+        let records = lock(&self.db.open)?.as_ref().ok_or_else(closed)?.db.clone();
+        let mut ids = Vec::new();
+        let mut from = vec![TENANT_MARK];
+        // One seek per tenant: after each id found, on past every key of its scope.
+        while let Some(item) = records.range(from.as_slice()..).next() {
+            let (k, _) = item.map_err(|e| StoreError::Read(format!("{}: {e}", self.shown)))?;
+            let Some(rest) = k.strip_prefix(&[TENANT_MARK]) else {
+                break;
+            };
+            let Some(end) = rest.iter().position(|b| *b == b'/') else {
+                break;
+            };
+            ids.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+            from = tenant_scope(&ids[ids.len() - 1]);
+            // `/` + 1: the first key after the whole scope.
+            if let Some(last) = from.last_mut() {
+                *last = b'/' + 1;
+            }
+        }
+        Ok(ids)
     }
 
     /// The directory of this store's database.
@@ -895,8 +946,8 @@ impl SledDb {
         })?;
         let mut open = Open::new(db, trees);
         for name in names.into_iter().filter(|n| &**n != DEFAULT_SPACE) {
-            let tree = open.db.open_tree(name.as_bytes()).map_err(|e| sled_error(&shown, e))?;
-            open.spaces.insert(name, Trees::of(tree));
+            let trees = Trees::scoped(&open.db, &tenant_scope(&name));
+            open.spaces.insert(name, trees);
         }
         *lock(&self.open)? = Some(open);
         let (tx, handle) = start_writer(&self.open, &self.stats, &self.options)?;
@@ -918,7 +969,7 @@ fn mark(db: &Db, trees: &Trees, had_data: bool, shown: &str) -> Result<(), Store
             version: v.first().copied().unwrap_or(0),
         }),
         None => {
-            if had_data || !trees.records.is_empty() {
+            if had_data || trees.all().next().is_some() {
                 return Err(StoreError::Corrupt {
                     what: format!("{shown} holds data but no format marker; refusing to use it"),
                 });
@@ -1074,6 +1125,7 @@ fn start_writer(
         before_flush: options.before_flush.clone(),
         failed: None,
         scratch: Scratch::default(),
+        dropping: Default::default(),
     };
     let handle = std::thread::Builder::new()
         .name("switchboard-store".into())
@@ -1179,7 +1231,9 @@ fn read_backup(
     let mut file = super::backup::Encoder::new(STORE_FORMAT, &mut out);
     // Leaves not already in sled's cache are read for the backup alone: left in, they
     // would fill the cache with pages nothing else reads (docs/STORE.md "Backup").
-    let mut iter = trees.records.iter().leave_cache();
+    let mut iter = trees.all().leave_cache();
+    // A tenant's file holds its keys without its scope: it restores into any tenant.
+    let scope = trees.scope.len();
     let mut live: Vec<(IVec, IVec)> = Vec::with_capacity(slice);
     let mut merged: Vec<(IVec, IVec)> = Vec::with_capacity(slice);
     loop {
@@ -1204,7 +1258,7 @@ fn read_backup(
             if k.as_ref() == probe.as_slice() {
                 continue;
             }
-            if let Err(e) = file.entry(&k, &v, &mut out) {
+            if let Err(e) = file.entry(&k[scope..], &v, &mut out) {
                 return fail(StoreError::Read(format!("backup: {e}")));
             }
             if out.len() >= BACKUP_CHUNK
@@ -1424,62 +1478,81 @@ pub fn restore_tenant(from: &Path, dir: &Path, id: &str, replace: bool) -> Resul
     let (db, _) = open_marked(dir, RESTORE_CACHE, || {
         format!("{} holds no store format record", dir.display())
     })?;
-    let name = tenant_tree(id);
-    if db.tree_names().iter().any(|n| n.as_ref() == name.as_bytes()) {
-        let tree = db.open_tree(name.as_bytes()).map_err(|e| sled_error(&shown, e))?;
-        let has_records = tree
-            .iter()
-            .keys()
-            .any(|k| k.map_or(true, |k| k.first() != Some(&prefix::META)));
-        if has_records && !replace {
-            return Err(StoreError::Write(format!(
-                "{shown} holds records already; restore writes only into a tenant with none, \
-                 or replaces them all with --replace"
-            )));
-        }
-        drop(tree);
-        db.drop_tree(name.as_bytes())
-            .and_then(|_| db.flush())
-            .map_err(|e| StoreError::Write(format!("{shown}: {e}")))?;
+    let scope = tenant_scope(id);
+    let trees = Trees::scoped(&db, &scope);
+    let has_records = trees
+        .all()
+        .keys()
+        .any(|k| k.map_or(true, |k| k.get(scope.len()) != Some(&prefix::META)));
+    if has_records && !replace {
+        return Err(StoreError::Write(format!(
+            "{shown} holds records already; restore writes only into a tenant with none, \
+             or replaces them all with --replace"
+        )));
     }
-    let result = input().and_then(|file| {
-        restore_tree(file, &db, &name, expected, &shown).map_err(|e| match e {
-            RestoreError::Backup(e) => bad(e),
-            RestoreError::Store(e) => e,
-        })
+    let result = remove_all(&db, &trees, &shown)
+        .map_err(RestoreError::Store)
+        .and_then(|()| {
+            let file = input().map_err(RestoreError::Store)?;
+            restore_scoped(file, &db, &trees, expected, &shown)
+        });
+    let result = result.map_err(|e| match e {
+        RestoreError::Backup(e) => bad(e),
+        RestoreError::Store(e) => e,
     });
     if result.is_err() {
-        if let Err(e) = db.drop_tree(name.as_bytes()).and_then(|_| db.flush()) {
+        if let Err(e) = remove_all(&db, &trees, &shown) {
             tracing::error!(store = %shown, error = %e, "restore failed and could not remove what it wrote");
         }
     }
+    drop(trees);
     drop(db);
     wait_released(dir);
     result
 }
 
-/// The writing half of [`restore_tenant`]: the records into tree `name`, flushed, then
-/// read back and counted.
-fn restore_tree(
+/// Removes every record of `trees`' tenant, a batch at a time, and flushes.
+fn remove_all(db: &Db, trees: &Trees, shown: &str) -> Result<(), StoreError> {
+    let write = |e: ::sled::Error| StoreError::Write(format!("{shown}: {e}"));
+    loop {
+        let mut batch = Batch::default();
+        let mut n = 0;
+        for k in trees.all().keys().take(SWEEP_CHUNK) {
+            batch.remove(k.map_err(write)?);
+            n += 1;
+        }
+        if n == 0 {
+            return db.flush().map(|_| ()).map_err(write);
+        }
+        trees.apply(batch)?;
+    }
+}
+
+/// The writing half of [`restore_tenant`]: the records under the tenant's scope,
+/// flushed, then read back and counted.
+fn restore_scoped(
     input: impl std::io::Read,
     db: &Db,
-    name: &str,
+    trees: &Trees,
     expected: u64,
     shown: &str,
 ) -> Result<u64, RestoreError> {
     let write = |e: ::sled::Error| StoreError::Write(format!("{shown}: {e}"));
-    let tree = db.open_tree(name.as_bytes()).map_err(write)?;
     let mut n = 0u64;
     let mut records = super::backup::Decoder::new(input, STORE_FORMAT)?;
     let mut batch = Batch::default();
     let mut bytes = 0;
     let mut unflushed = 0;
+    let mut key = Vec::new();
     while let Some((k, v)) = records.next_record()? {
         bytes += k.len() + v.len();
-        batch.insert(k, v);
+        key.clear();
+        key.extend_from_slice(&trees.scope);
+        key.extend_from_slice(&k);
+        batch.insert(key.as_slice(), v);
         n += 1;
         if bytes >= RESTORE_BATCH {
-            tree.apply_batch(std::mem::take(&mut batch)).map_err(write)?;
+            trees.apply(std::mem::take(&mut batch))?;
             unflushed += bytes;
             bytes = 0;
             if unflushed >= RESTORE_FLUSH {
@@ -1488,7 +1561,7 @@ fn restore_tree(
             }
         }
     }
-    tree.apply_batch(batch).map_err(write)?;
+    trees.apply(batch)?;
     db.flush().map_err(write)?;
     if n != expected {
         return Err(StoreError::Corrupt {
@@ -1496,7 +1569,6 @@ fn restore_tree(
         }
         .into());
     }
-    let trees = Trees::of(tree);
     match trees.meta.get(META_FORMAT).map_err(write)? {
         Some(v) if v.as_ref() == [STORE_FORMAT] => {}
         _ => {
@@ -1506,7 +1578,7 @@ fn restore_tree(
             .into())
         }
     }
-    let read = trees.records.iter().try_fold(0u64, |n, item| {
+    let read = trees.all().try_fold(0u64, |n, item| {
         item.map(|_| n + 1)
             .map_err(|e| StoreError::Read(format!("{shown}: {e}")))
     })?;
@@ -1857,9 +1929,8 @@ fn wait_released(path: &Path) {
     tracing::warn!(path = %path.display(), "the store's lock is still held after close");
 }
 
-/// Refuses a database laid out other than format 2 keeps it (tenant `default`'s records in
-/// sled's default tree, each other tenant's in a tree [`tenant_tree`]), before anything is
-/// read or written: a format-1 store ([`StoreError::OldFormat`]),
+/// Refuses a database laid out other than format 2 keeps it (everything in sled's default
+/// tree), before anything is read or written: a format-1 store ([`StoreError::OldFormat`]),
 /// or one with trees this build does not know.
 fn check_layout(db: &Db, shown: &str) -> Result<(), StoreError> {
     let default_tree: &[u8] = &db.name();
@@ -1882,13 +1953,7 @@ fn check_layout(db: &Db, shown: &str) -> Result<(), StoreError> {
             },
         });
     }
-    let tenant = |n: &IVec| {
-        std::str::from_utf8(n)
-            .ok()
-            .and_then(|n| n.strip_prefix(TENANT_TREE_PREFIX))
-            .is_some_and(crate::core::tenant::valid_tenant_id)
-    };
-    if let Some(other) = names.iter().find(|n| n.as_ref() != default_tree && !tenant(n)) {
+    if let Some(other) = names.iter().find(|n| n.as_ref() != default_tree) {
         return Err(StoreError::Corrupt {
             what: format!(
                 "{shown} holds a tree `{}` that no Switchboard store format has; refusing to use it",
@@ -2126,7 +2191,7 @@ impl SpaceState {
             if s.broken.is_some() || s.finished {
                 continue;
             }
-            for key in keys {
+            for key in keys.iter().filter(|k| self.owns(k)) {
                 if *key == probe || s.done.as_deref().is_some_and(|d| key.as_slice() <= d) || s.before.contains_key(key)
                 {
                     continue;
@@ -2154,6 +2219,15 @@ impl SpaceState {
         }
     }
 
+    /// Whether `key` is one of this space's records (a batch may hold other tenants').
+    fn owns(&self, key: &[u8]) -> bool {
+        if self.trees.scope.is_empty() {
+            key.first() != Some(&TENANT_MARK)
+        } else {
+            key.starts_with(&self.trees.scope)
+        }
+    }
+
     /// Ends every backup of this space being read, with `why`.
     fn break_shadows(&mut self, why: &str) {
         for shadow in self.shadows.drain(..).filter_map(|w| w.upgrade()) {
@@ -2176,6 +2250,8 @@ struct Writer {
     failed: Option<StoreError>,
     /// Encoding buffers kept from one group to the next.
     scratch: Scratch,
+    /// Tenants whose records are being removed, a chunk between groups, with who waits.
+    dropping: std::collections::VecDeque<(Trees, oneshot::Sender<Result<(), StoreError>>)>,
 }
 
 type Waiter = (Instant, oneshot::Sender<Result<(), StoreError>>);
@@ -2184,12 +2260,20 @@ impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
         let mut next_sweep = Instant::now() + self.sweep_every;
         loop {
-            let wait = next_sweep.saturating_duration_since(Instant::now());
+            // A tenant being dropped goes on a chunk at a time whenever nothing waits.
+            let wait = if self.dropping.is_empty() {
+                next_sweep.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             let first = match rx.recv_timeout(wait) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    next_sweep = Instant::now() + self.sweep_every;
-                    self.sweep_all(wall_clock());
+                    self.drop_chunk();
+                    if Instant::now() >= next_sweep {
+                        next_sweep = Instant::now() + self.sweep_every;
+                        self.sweep_all(wall_clock());
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -2237,12 +2321,11 @@ impl Writer {
                         // A caller that went away drops the shadow with the answer.
                         let _ = done.send(self.start_backup(&space));
                     }
-                    Job::Drop { space, done } => {
-                        let _ = done.send(self.drop_space(&space));
-                    }
+                    Job::Drop { space, done } => self.start_drop(&space, done),
                     Job::Commit { .. } | Job::Sweep { .. } => {}
                 }
             }
+            self.drop_chunk();
         }
     }
 
@@ -2309,19 +2392,20 @@ impl Writer {
                 None => parts.push((space, vec![c])),
             }
         }
+        let mut tracking = false;
+        let mut scopes = Vec::with_capacity(parts.len());
+        for (space, _) in &parts {
+            let state = self.space(space)?;
+            tracking |= state.tracking();
+            scopes.push(state.trees.scope.clone());
+        }
+        // Every tenant's part in one batch: one tree, one atomic write.
+        let mut b = Writes::new(tracking);
         let mut skipped = 0;
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut result = Ok(());
-        for (space, list) in parts {
-            let state = match self.space(&space) {
-                Ok(state) => state,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            };
-            let mut b = Writes::new(state.tracking());
-            match encode_group(list, &mut b, &mut scratch).and_then(|s| state.apply(b).map(|()| s)) {
+        for ((_, list), scope) in parts.into_iter().zip(&scopes) {
+            match encode_group(list, &mut b, &mut scratch, scope) {
                 Ok(s) => skipped += s,
                 Err(e) => {
                     result = Err(e);
@@ -2330,7 +2414,15 @@ impl Writer {
             }
         }
         self.scratch = scratch;
-        result.map(|()| skipped)
+        result?;
+        if let Some(keys) = &b.keys {
+            for state in self.spaces.values() {
+                state.preserve(keys);
+            }
+        }
+        let (_, first) = self.spaces.iter().next().ok_or_else(closed)?;
+        first.trees.apply(b.batch)?;
+        Ok(skipped)
     }
 
     /// The database refused a write: every later job fails with `e` until it is reopened.
@@ -2408,27 +2500,59 @@ impl Writer {
         }
     }
 
-    /// Removes a tenant's tree, flushed (see [`SledStore::drop_tenant`]).
-    fn drop_space(&mut self, space: &Space) -> Result<(), StoreError> {
+    /// Starts removing a tenant's records (see [`SledStore::drop_tenant`]): the tenant is
+    /// no longer open, and [`Writer::drop_chunk`] removes a chunk at a time.
+    fn start_drop(&mut self, space: &Space, done: oneshot::Sender<Result<(), StoreError>>) {
         if let Some(e) = &self.failed {
-            return Err(e.clone());
+            let _ = done.send(Err(e.clone()));
+            return;
         }
         if let Some(mut state) = self.spaces.remove(space) {
             state.break_shadows("the tenant was deleted");
         }
-        if let Some(open) = lock(&self.open)?.as_mut() {
-            open.spaces.remove(space);
+        if let Ok(mut open) = lock(&self.open) {
+            if let Some(open) = open.as_mut() {
+                open.spaces.remove(space);
+            }
         }
-        let r = self
-            .db
-            .drop_tree(space.as_bytes())
-            .map(|_| ())
-            .map_err(|e| StoreError::Write(format!("cannot remove `{space}`: {e}")))
-            .and_then(|()| self.flush());
-        if let Err(e) = &r {
+        let trees = Trees::scoped(&self.db, &tenant_scope(space));
+        self.dropping.push_back((trees, done));
+    }
+
+    /// Removes one chunk of the first tenant being dropped, flushed; once none of its
+    /// records is left, answers its caller.
+    fn drop_chunk(&mut self) {
+        let Some((trees, _)) = self.dropping.front() else {
+            return;
+        };
+        let read = |e: ::sled::Error| StoreError::Read(e.to_string());
+        let mut batch = Batch::default();
+        let mut n = 0;
+        let mut result = Ok(());
+        for k in trees.all().keys().take(SWEEP_CHUNK) {
+            match k {
+                Ok(k) => batch.remove(k),
+                Err(e) => {
+                    result = Err(read(e));
+                    break;
+                }
+            }
+            n += 1;
+        }
+        let trees = trees.clone();
+        let result = result.and_then(|()| match &self.failed {
+            Some(e) => Err(e.clone()),
+            None if n == 0 => Ok(()),
+            None => trees.apply(batch).and_then(|()| self.flush()),
+        });
+        if let Err(e) = &result {
             self.fail(e);
         }
-        r
+        if n == 0 || result.is_err() {
+            if let Some((_, done)) = self.dropping.pop_front() {
+                let _ = done.send(result);
+            }
+        }
     }
 
     /// Applies a sweep's batch to `space` and flushes it; a failure fails the store.
@@ -2564,6 +2688,33 @@ fn wall_clock() -> Millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `default`'s records are the keys before [`TENANT_MARK`]: every kind's byte sorts
+    /// before it, so a new kind cannot land among the tenants' scopes unnoticed.
+    #[test]
+    fn every_kind_of_record_sorts_before_the_tenants() {
+        use prefix::*;
+        for kind in [
+            AGENTS,
+            QUEUES,
+            ENTRY_POINTS,
+            CONVERSATIONS,
+            MESSAGES,
+            ENDED,
+            META,
+            OUTBOX,
+            MIDS,
+            MID_TIMES,
+            NAMES,
+            SUPERVISORS,
+            AUDIT,
+            LAST_OWNERS,
+        ] {
+            assert!(kind < TENANT_MARK, "kind {}", kind as char);
+        }
+        assert!(tenant_scope("a").starts_with(&[TENANT_MARK]));
+        assert!(!tenant_scope("ab").starts_with(&tenant_scope("a")));
+    }
 
     /// Which segment headers a store may open with: a log with no failing header, or with
     /// the one a power cut tore beside valid ones; anything else is damage.
