@@ -20,7 +20,7 @@ use super::dto::CodeDto;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::core::tenant::{Tenant, TenantCodes, TenantLimits, TenantPatch, DEFAULT_TENANT};
-use crate::core::{Code, Rules};
+use crate::core::Code;
 use crate::engine::Engine;
 
 type Res = Result<HttpResponse, ApiError>;
@@ -216,7 +216,7 @@ async fn dto(state: &AppState, t: &Tenant, admin_token: Option<String>) -> Tenan
 
 async fn default_dto(state: &AppState) -> TenantDto {
     let engine = state.tenants.default_engine();
-    let rules: std::sync::Arc<Rules> = engine.rules();
+    let rules = engine.rules();
     TenantDto {
         id: DEFAULT_TENANT.into(),
         name: "Default".into(),
