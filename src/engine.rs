@@ -106,7 +106,9 @@ pub struct Engine {
     router: Arc<std::sync::RwLock<Addr<RouterActor>>>,
     shared: Arc<Shared>,
     observer: broadcast::Sender<Arc<Observed>>,
-    rules: Arc<Rules>,
+    /// The rules in force: what a rebuilt floor starts with, and what
+    /// [`Engine::rules`] answers. [`Engine::set_codes`] replaces them.
+    rules: Arc<std::sync::RwLock<Arc<Rules>>>,
     /// What a rebuild needs: the store, the engine's thread, the clock and the channel.
     store: Arc<dyn Store>,
     arbiter: ArbiterHandle,
@@ -148,7 +150,7 @@ impl Engine {
             router: Arc::new(std::sync::RwLock::new(router)),
             shared,
             observer,
-            rules: Arc::new(options.rules),
+            rules: Arc::new(std::sync::RwLock::new(Arc::new(options.rules))),
             store: options.store,
             arbiter,
             clock: options.clock,
@@ -240,7 +242,7 @@ impl Engine {
         self.store.probe().await?;
         crate::metrics::agents_reset();
         let router = start_router(
-            &self.rules,
+            &self.rules(),
             &self.store,
             &self.arbiter,
             &self.clock,
@@ -275,6 +277,17 @@ impl Engine {
         self.exec(Command::SetLimits(limits)).await.map(|_| ())
     }
 
+    /// Sets the tenant's wrap-up reasons and idle codes (../shared/API.md "Tenants"): in
+    /// force for the next command, in [`Engine::rules`] at once, and kept for a rebuilt
+    /// floor. What is under way keeps going (`Floor::set_codes`).
+    pub async fn set_codes(&self, codes: Codes) -> Result<(), EngineError> {
+        {
+            let mut rules = self.rules.write().unwrap_or_else(|p| p.into_inner());
+            *rules = Arc::new((**rules).clone().with_codes(codes.clone()));
+        }
+        self.exec(Command::SetCodes(codes)).await.map(|_| ())
+    }
+
     /// Stops the engine for good (a deleted tenant): its router commits nothing more, its
     /// desktops are closed, and its thread ends. Every later call fails.
     pub async fn stop(&self) {
@@ -289,8 +302,8 @@ impl Engine {
     }
 
     /// The rules in force (wrap-up reasons, idle codes, timeouts).
-    pub fn rules(&self) -> &Rules {
-        &self.rules
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Runs one command; `Ok` means it is durable. A conversation in the answer is whole.

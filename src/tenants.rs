@@ -6,8 +6,8 @@
 //! store of its own inside that one ([`Store::tenant`]: its records under a scope of their
 //! own, so every tenant's commits share one writer thread, one group commit and one flush),
 //! and an engine of its own on a thread of its own, so tenants route in parallel and a
-//! busy one never delays another's offers. The registry (id, name, limits, the admin
-//! token's SHA-256) is a small sled database beside the store,
+//! busy one never delays another's offers. The registry (id, name, limits, wrap-up reasons
+//! and idle codes, the admin token's SHA-256) is a small sled database beside the store,
 //! `<store.path>-tenants/registry.db`.
 //!
 //! The rules are the core's ([`crate::core::tenant::Registry`]); this module makes each
@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::config::Config;
-use crate::core::tenant::{Registry, Tenant, TenantLimits, TenantPatch, DEFAULT_TENANT};
-use crate::core::{CoreError, Millis};
+use crate::core::tenant::{Registry, Tenant, TenantCodes, TenantPatch, DEFAULT_TENANT};
+use crate::core::{CoreError, Millis, Rules};
 use crate::engine::{Engine, EngineError};
 use crate::store::{Store, StoreError};
 
@@ -114,6 +114,7 @@ impl Tenants {
         };
         let threads = std::sync::OnceLock::new();
         let mut engines = BTreeMap::new();
+        let deployment = config.rules();
         for t in &tenants {
             let old_layout = base.join(&t.id);
             if old_layout.is_dir() {
@@ -133,8 +134,8 @@ impl Tenants {
             let running = start(
                 config,
                 default.store(),
-                &t.id,
-                t.limits,
+                t,
+                &deployment,
                 threads.get_or_init(TenantThreads::new).next(),
             )?;
             tracing::info!(tenant = %t.id, "tenant started");
@@ -142,7 +143,7 @@ impl Tenants {
         }
         Ok(Tenants {
             default,
-            registry: RwLock::new(Registry::new(config.server.max_tenants, tenants)),
+            registry: RwLock::new(Registry::new(config.server.max_tenants, deployment, tenants)),
             engines: RwLock::new(engines),
             db: tokio::sync::Mutex::new(db),
             base,
@@ -207,6 +208,12 @@ impl Tenants {
         read(&self.registry).get(id).cloned()
     }
 
+    /// The rules `tenant`'s engine runs with: the config's, with the tenant's own wrap-up
+    /// reasons and idle codes.
+    pub fn rules(&self, tenant: &Tenant) -> Rules {
+        tenant.rules(read(&self.registry).deployment())
+    }
+
     /// The tenant whose admin token has SHA-256 `credential`.
     pub fn by_admin_credential(&self, credential: &str) -> Option<String> {
         read(&self.registry)
@@ -240,19 +247,33 @@ impl Tenants {
         read(&self.registry).tenants().count() + 1
     }
 
-    /// Creates tenant `id` with an admin token whose SHA-256 is `credential`: its store
-    /// and engine first, then its record; answered once the record is durable.
-    pub async fn create(&self, id: &str, name: &str, credential: String, now: Millis) -> Result<Tenant, EngineError> {
+    /// Creates tenant `id` with its own `codes` (if any) and an admin token whose SHA-256
+    /// is `credential`: its store and engine first, then its record; answered once the
+    /// record is durable.
+    pub async fn create(
+        &self,
+        id: &str,
+        name: &str,
+        codes: TenantCodes,
+        credential: String,
+        now: Millis,
+    ) -> Result<Tenant, EngineError> {
         let mut db = self.db.lock().await;
-        let tenant = read(&self.registry).create(id, name, credential, now)?;
+        let (tenant, deployment) = {
+            let registry = read(&self.registry);
+            (
+                registry.create(id, name, codes, credential, now)?,
+                registry.deployment().clone(),
+            )
+        };
         // A store without a record is what a crash between the two steps below left.
         let store = self.default.store();
         store.drop_tenant(id).await?;
         let running = start(
             &self.config,
             store,
-            id,
-            tenant.limits,
+            &tenant,
+            &deployment,
             self.threads.get_or_init(TenantThreads::new).next(),
         )?;
         if let Err(e) = self.persist(&mut db, &tenant) {
@@ -267,7 +288,7 @@ impl Tenants {
         Ok(tenant)
     }
 
-    /// Changes tenant `id`'s name or limits.
+    /// Changes tenant `id`'s name, limits, wrap-up reasons or idle codes.
     pub async fn patch(&self, id: &str, patch: TenantPatch) -> Result<Tenant, EngineError> {
         self.change(id, |r| r.patch(id, patch)).await
     }
@@ -278,19 +299,28 @@ impl Tenants {
     }
 
     /// Changes tenant `id`'s record as `decide` (a rule of the core's registry) answers:
-    /// durable first, then in force, its limits in its engine too. One change at a time,
-    /// so the engine's limits are always the last stored.
+    /// durable first, then in force, its limits and codes in its engine too (codes only
+    /// when they changed). One change at a time, so the engine's limits and codes are
+    /// always the last stored.
     async fn change(
         &self,
         id: &str,
         decide: impl FnOnce(&Registry) -> Result<Tenant, CoreError>,
     ) -> Result<Tenant, EngineError> {
         let mut db = self.db.lock().await;
-        let tenant = decide(&read(&self.registry))?;
+        let (tenant, before, deployment) = {
+            let registry = read(&self.registry);
+            let tenant = decide(&registry)?;
+            let before = registry.get(id).map(|t| t.codes.clone()).ok();
+            (tenant, before, registry.deployment().clone())
+        };
         self.persist(&mut db, &tenant)?;
         write(&self.registry).put(tenant.clone());
         if let Some(engine) = self.engine(id) {
             engine.set_limits(tenant.limits).await?;
+            if before.as_ref() != Some(&tenant.codes) {
+                engine.set_codes(tenant.codes.effective(&deployment)).await?;
+            }
         }
         Ok(tenant)
     }
@@ -361,17 +391,24 @@ impl Tenants {
     }
 }
 
-/// Opens tenant `id`'s store inside `default`'s store and starts its engine with `limits`.
+/// Opens `tenant`'s store inside `default`'s store and starts its engine with its rules
+/// (`deployment`'s with its own codes) and limits.
 fn start(
     config: &Config,
     default: &Arc<dyn Store>,
-    id: &str,
-    limits: TenantLimits,
+    tenant: &Tenant,
+    deployment: &Rules,
     threads: crate::channels::messenger::Threads,
 ) -> Result<Running, StoreError> {
-    let store = default.tenant(id)?;
-    let (engine, _outbox) =
-        crate::channels::messenger::start_engine_with(config, store.clone(), Some(id), limits, Some(threads))?;
+    let store = default.tenant(&tenant.id)?;
+    let (engine, _outbox) = crate::channels::messenger::start_engine_with(
+        config,
+        store.clone(),
+        Some(&tenant.id),
+        tenant.rules(deployment),
+        tenant.limits,
+        Some(threads),
+    )?;
     Ok(Running { engine, store })
 }
 

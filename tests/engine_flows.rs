@@ -801,3 +801,34 @@ async fn finished_conversations_leave_memory() {
     assert_eq!(queued_end.ended_reason.as_deref(), Some("customer_ended"));
     assert!(restarted.violations().await.expect("check").is_empty());
 }
+
+/// A tenant's codes set in a running engine are in force at once, answered by
+/// `Engine::rules`, and kept by a floor rebuilt from the store (as after a store fault).
+#[actix_rt::test]
+async fn codes_set_in_a_running_engine_are_kept_by_a_rebuild() {
+    let engine = setup(TransferNoAnswer::Drop, MemoryStore::new()).await;
+    let code = |c: &str| Code {
+        code: c.into(),
+        label: c.to_uppercase(),
+    };
+    engine
+        .set_codes(Codes {
+            wrapup_reasons: Arc::new(vec![code("done")]),
+            default_wrapup_reason: "done".into(),
+            idle_codes: Arc::new(vec![code("training")]),
+        })
+        .await
+        .expect("set");
+    let codes: Vec<String> = engine.rules().idle_codes.iter().map(|c| c.code.clone()).collect();
+    assert_eq!(codes, ["training"]);
+    assert_eq!(engine.rules().offer_timeout_ms, 200, "the rest as before");
+    engine.restart().await.expect("rebuilt");
+    assert_eq!(engine.rules().default_wrapup_reason, "done");
+    let refused = engine.set_state("a1", Presence::Idle, Some("break")).await.unwrap_err();
+    assert_eq!(refused.code(), "unknown_idle_code");
+    let a1 = engine
+        .set_state("a1", Presence::Idle, Some("training"))
+        .await
+        .expect("the code in force");
+    assert_eq!(a1.idle_code.as_deref(), Some("training"));
+}

@@ -135,6 +135,26 @@ async fn bad_requests_change_nothing() {
         (json!({"id": "acme"}), 400, "invalid_json"),
         (json!({"id": "acme", "name": "A", "extra": 1}), 400, "invalid_json"),
         (json!({"id": "default", "name": "Default"}), 409, "already_exists"),
+        (
+            json!({"id": "acme", "name": "A", "wrapup_reasons": []}),
+            400,
+            "invalid_input",
+        ),
+        (
+            json!({"id": "acme", "name": "A", "idle_codes": [{"code": "a b", "label": "AB"}]}),
+            400,
+            "invalid_input",
+        ),
+        (
+            json!({"id": "acme", "name": "A", "default_wrapup_reason": "nope"}),
+            400,
+            "invalid_input",
+        ),
+        (
+            json!({"id": "acme", "name": "A", "wrapup_reasons": [{"code": "x", "label": "X", "y": 1}]}),
+            400,
+            "invalid_json",
+        ),
     ] {
         let a = s.post("/api/v1/tenants", OPERATOR, body.clone()).await;
         assert_eq!((a.status, a.code()), (status, code), "{body}: {}", a.body);
@@ -206,8 +226,13 @@ fn the_registry_survives_a_kill() {
         .await;
         assert_eq!(a.status, 201, "{}", a.body);
         let admin = a.body["admin_token"].as_str().expect("admin token").to_string();
-        let limits = json!({"limits": {"max_queues": 0}});
-        let patched = common::request(&client, &format!("{url}/acme"), "PATCH", Some(OPERATOR), Some(limits)).await;
+        let change = json!({
+            "limits": {"max_queues": 0},
+            "wrapup_reasons": [{"code": "done", "label": "Done"}, {"code": "spam", "label": "Spam"}],
+            "default_wrapup_reason": "spam",
+            "idle_codes": [{"code": "training", "label": "Training"}],
+        });
+        let patched = common::request(&client, &format!("{url}/acme"), "PATCH", Some(OPERATOR), Some(change)).await;
         assert_eq!(patched.status, 200, "{}", patched.body);
         p.kill();
         let p = Process::start(&store, &env);
@@ -228,8 +253,249 @@ fn the_registry_survives_a_kill() {
         let refused = common::request(&client, &queues, "POST", Some(&admin), Some(queue)).await;
         let code = refused.body["error"]["code"].as_str();
         assert_eq!((refused.status, code), (409, Some("tenant_limit")), "{}", refused.body);
+        // Its wrap-up reasons and idle codes too, in its engine and in the registry.
+        let get = |path: &'static str, token: String| {
+            let (client, url) = (client.clone(), format!("{}{path}", p.base));
+            async move { common::request(&client, &url, "GET", Some(&token), None).await }
+        };
+        let reasons = get("/api/v1/wrapup-reasons", admin.clone()).await;
+        assert_eq!(codes_of(&reasons.body), ["done", "spam"], "{}", reasons.body);
+        let idle = get("/api/v1/idle-codes", admin.clone()).await;
+        assert_eq!(codes_of(&idle.body), ["training"], "{}", idle.body);
+        assert_eq!(list.body[1]["default_wrapup_reason"], "spam", "{}", list.body);
+        assert_eq!(codes_of(&list.body[1]["idle_codes"]), ["training"], "{}", list.body);
+        let theirs = get("/api/v1/wrapup-reasons", ADMIN.to_string()).await;
+        assert_eq!(codes_of(&theirs.body), CONFIG_REASONS, "{}", theirs.body);
         p.kill();
     });
+}
+
+/// The config's wrap-up reasons and idle codes (config/default.toml).
+const CONFIG_REASONS: [&str; 4] = ["resolved", "follow_up", "escalated", "other"];
+const CONFIG_IDLE: [&str; 3] = ["break", "meeting", "lunch"];
+
+/// The codes of a list of `{code, label}`.
+fn codes_of(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .map(|l| l.iter().filter_map(|c| c["code"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// Tenant acme with wrap-up reasons and idle codes of its own: its tokens see them,
+/// `default`'s see the config's; its agents go idle and wrap up with its codes only, over
+/// REST and on the desktop; a PATCH is in force at once in the running tenant, and what is
+/// under way keeps going; a bad change changes nothing.
+#[actix_rt::test]
+async fn a_tenant_has_wrapup_reasons_and_idle_codes_of_its_own() {
+    let s = with_operator().await;
+    let created = s
+        .post(
+            "/api/v1/tenants",
+            OPERATOR,
+            json!({
+                "id": "acme",
+                "name": "Acme",
+                "wrapup_reasons": [{"code": "done", "label": "Done"}, {"code": "spam", "label": "Spam"}],
+                "idle_codes": [{"code": "training", "label": "Training"}],
+            }),
+        )
+        .await
+        .expect(201);
+    assert_eq!(codes_of(&created["wrapup_reasons"]), ["done", "spam"], "{created}");
+    // No default of its own and the config's ("other") is not among them: the first.
+    assert_eq!(created["default_wrapup_reason"], "done", "{created}");
+    assert_eq!(
+        created["idle_codes"][0],
+        json!({"code": "training", "label": "Training"})
+    );
+    let acme = created["admin_token"].as_str().expect("admin token").to_string();
+    let list = s.get("/api/v1/tenants", OPERATOR).await.expect(200);
+    assert_eq!(list[0]["id"], "default");
+    assert_eq!(codes_of(&list[0]["wrapup_reasons"]), CONFIG_REASONS, "{list}");
+    assert_eq!(list[0]["default_wrapup_reason"], "other", "{list}");
+    assert_eq!(codes_of(&list[0]["idle_codes"]), CONFIG_IDLE, "{list}");
+    assert_eq!(codes_of(&list[1]["wrapup_reasons"]), ["done", "spam"], "{list}");
+    let one = s.get("/api/v1/tenants/default", OPERATOR).await.expect(200);
+    assert_eq!(codes_of(&one["idle_codes"]), CONFIG_IDLE, "{one}");
+
+    let ann = floor(&s, &acme, "Ann").await;
+    let al = s
+        .post("/api/v1/agents", &acme, json!({"id": "a2", "name": "Al", "queues": []}))
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let dan = s.agent("a1", "Dan", &[]).await;
+    for token in [acme.as_str(), &ann] {
+        let reasons = s.get("/api/v1/wrapup-reasons", token).await.expect(200);
+        assert_eq!(codes_of(&reasons), ["done", "spam"]);
+        let idle = s.get("/api/v1/idle-codes", token).await.expect(200);
+        assert_eq!(idle, json!([{"code": "training", "label": "Training"}]));
+    }
+    let found = s.get("/api/v1/wrapup-reasons?q=SPA", &ann).await.expect(200);
+    assert_eq!(codes_of(&found), ["spam"]);
+    for token in [ADMIN, &dan] {
+        let reasons = s.get("/api/v1/wrapup-reasons", token).await.expect(200);
+        assert_eq!(codes_of(&reasons), CONFIG_REASONS);
+        let idle = s.get("/api/v1/idle-codes", token).await.expect(200);
+        assert_eq!(codes_of(&idle), CONFIG_IDLE);
+    }
+
+    // Idle: with acme's code, not with one of the config's only; default's agent the other
+    // way round.
+    let idle = |code: &str| json!({"state": "idle", "idle_code": code});
+    s.put("/api/v1/agents/me/state", &ann, idle("break"))
+        .await
+        .expect_error(400, "unknown_idle_code");
+    s.put("/api/v1/agents/me/state", &ann, idle("training"))
+        .await
+        .expect(200);
+    s.put("/api/v1/agents/me/state", &al, idle("training"))
+        .await
+        .expect(200);
+    s.put("/api/v1/agents/me/state", &dan, idle("training"))
+        .await
+        .expect_error(400, "unknown_idle_code");
+    s.put("/api/v1/agents/me/state", &dan, idle("break")).await.expect(200);
+
+    // Wrap-up: wrapup_required on the desktop lists acme's reasons; acme's reason only.
+    let mut desk = s.available_desktop(&ann).await;
+    let (c1, required) = handled(&s, &acme, &mut desk, "c1").await;
+    assert_eq!(
+        required["reasons"],
+        json!([{"code": "done", "label": "Done"}, {"code": "spam", "label": "Spam"}])
+    );
+    let wrapup = |cid: &str| format!("/api/v1/conversations/{cid}/wrapup");
+    s.post(&wrapup(&c1), &ann, json!({"reason": "resolved"}))
+        .await
+        .expect_error(400, "unknown_wrapup_reason");
+    s.post(&wrapup(&c1), &ann, json!({"reason": "spam"})).await.expect(200);
+
+    // A change is in force at once in the running tenant. c2's wrap-up is owed from before
+    // it: it is checked against the reasons in force when it is recorded; Al stays idle with
+    // a code no longer listed.
+    let (c2, _) = handled(&s, &acme, &mut desk, "c2").await;
+    let change = json!({
+        "wrapup_reasons": [{"code": "late", "label": "Late"}],
+        "idle_codes": null,
+    });
+    let patched = s
+        .call("PATCH", "/api/v1/tenants/acme", Some(OPERATOR), Some(change))
+        .await
+        .expect(200);
+    assert_eq!(codes_of(&patched["wrapup_reasons"]), ["late"], "{patched}");
+    assert_eq!(patched["default_wrapup_reason"], "late", "{patched}");
+    assert_eq!(codes_of(&patched["idle_codes"]), CONFIG_IDLE, "{patched}");
+    assert_eq!(
+        codes_of(&s.get("/api/v1/wrapup-reasons", &ann).await.expect(200)),
+        ["late"]
+    );
+    assert_eq!(
+        codes_of(&s.get("/api/v1/idle-codes", &ann).await.expect(200)),
+        CONFIG_IDLE
+    );
+    s.post(&wrapup(&c2), &ann, json!({"reason": "done"}))
+        .await
+        .expect_error(400, "unknown_wrapup_reason");
+    let bad = desk
+        .command(json!({"type": "wrapup", "conversation_id": c2, "reason": "spam"}))
+        .await;
+    assert_eq!(bad["error"]["code"], "unknown_wrapup_reason", "{bad}");
+    let good = desk
+        .command(json!({"type": "wrapup", "conversation_id": c2, "reason": "late"}))
+        .await;
+    assert_eq!(good["ok"], true, "{good}");
+    let a2 = s.get("/api/v1/agents/a2", &acme).await.expect(200);
+    assert_eq!(
+        (a2["state"].as_str(), a2["idle_code"].as_str()),
+        (Some("idle"), Some("training"))
+    );
+    s.put("/api/v1/agents/me/state", &ann, idle("training"))
+        .await
+        .expect_error(400, "unknown_idle_code");
+    s.put("/api/v1/agents/me/state", &ann, idle("lunch")).await.expect(200);
+    // Default's did not change.
+    let reasons = s.get("/api/v1/wrapup-reasons", ADMIN).await.expect(200);
+    assert_eq!(codes_of(&reasons), CONFIG_REASONS);
+
+    // A bad change is refused and changes nothing; `default` is the config's.
+    let before = s.get("/api/v1/tenants/acme", OPERATOR).await.expect(200);
+    for (body, code) in [
+        (
+            json!({"name": "Renamed", "default_wrapup_reason": "spam"}),
+            "invalid_input",
+        ),
+        (
+            json!({"wrapup_reasons": [{"code": "x", "label": "X"}], "default_wrapup_reason": "late"}),
+            "invalid_input",
+        ),
+        (
+            json!({"idle_codes": [{"code": "a", "label": "A"}, {"code": "a", "label": "B"}]}),
+            "invalid_input",
+        ),
+        (json!({"idle_codes": [{"code": "a", "label": ""}]}), "invalid_input"),
+        (json!({"wrapup_reasons": [{"code": "x"}]}), "invalid_json"),
+        (json!({"idle_codes": "break"}), "invalid_json"),
+    ] {
+        let a = s
+            .call("PATCH", "/api/v1/tenants/acme", Some(OPERATOR), Some(body.clone()))
+            .await;
+        assert_eq!((a.status, a.code()), (400, code), "{body}: {}", a.body);
+    }
+    let after = s.get("/api/v1/tenants/acme", OPERATOR).await.expect(200);
+    assert_eq!(before, after);
+    assert_eq!(
+        codes_of(&s.get("/api/v1/wrapup-reasons", &ann).await.expect(200)),
+        ["late"]
+    );
+    let refused = s
+        .call(
+            "PATCH",
+            "/api/v1/tenants/default",
+            Some(OPERATOR),
+            Some(json!({"idle_codes": [{"code": "x", "label": "X"}]})),
+        )
+        .await;
+    refused.expect_error(409, "invalid_state");
+    // Null for every field: the config's lists again.
+    let back = json!({"wrapup_reasons": null, "default_wrapup_reason": null});
+    let reset = s
+        .call("PATCH", "/api/v1/tenants/acme", Some(OPERATOR), Some(back))
+        .await
+        .expect(200);
+    assert_eq!(codes_of(&reset["wrapup_reasons"]), CONFIG_REASONS, "{reset}");
+    assert_eq!(reset["default_wrapup_reason"], "other", "{reset}");
+    assert_eq!(
+        codes_of(&s.get("/api/v1/wrapup-reasons", &ann).await.expect(200)),
+        CONFIG_REASONS
+    );
+}
+
+/// A conversation of `customer` on entry point `web` of the tenant of `admin`, accepted and
+/// ended on `desk`: answers its id and the desktop's `wrapup_required`.
+async fn handled(
+    s: &TestServer,
+    admin: &str,
+    desk: &mut common::Desktop,
+    customer: &str,
+) -> (String, serde_json::Value) {
+    let conv = s
+        .post(
+            "/api/v1/conversations",
+            admin,
+            json!({"entry_point": "web", "customer": {"id": customer, "name": "C"}, "text": "Hi"}),
+        )
+        .await
+        .expect(201);
+    let cid = conv["id"].as_str().expect("id").to_string();
+    desk.wait_for_in("offer", &cid).await;
+    let accepted = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
+    assert_eq!(accepted["ok"], true, "{accepted}");
+    let ended = desk.command(json!({"type": "end", "conversation_id": cid})).await;
+    assert_eq!(ended["ok"], true, "{ended}");
+    let required = desk.wait_for_in("wrapup_required", &cid).await;
+    (cid, required)
 }
 
 /// Creates tenant `id` and answers its admin token.

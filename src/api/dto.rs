@@ -585,6 +585,7 @@ impl From<&Conversation> for ConversationDto {
 
 /// A wrap-up reason or an idle code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CodeDto {
     pub code: String,
     pub label: String,
@@ -595,6 +596,15 @@ impl From<&Code> for CodeDto {
         CodeDto {
             code: c.code.clone(),
             label: c.label.clone(),
+        }
+    }
+}
+
+impl From<CodeDto> for Code {
+    fn from(c: CodeDto) -> Self {
+        Code {
+            code: c.code,
+            label: c.label,
         }
     }
 }

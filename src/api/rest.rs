@@ -704,10 +704,11 @@ pub async fn wrapup(state: Tenanted, caller: Caller, path: web::Path<String>, bo
 
 // ----- reference lists -----
 
-/// The configured wrap-up reasons, filtered by `q`.
+/// The caller's tenant's wrap-up reasons (the config's, unless the tenant has its own),
+/// filtered by `q`.
 #[utoipa::path(get, path = "/api/v1/wrapup-reasons", tag = "reference", params(CodeFilter),
     responses(
-        (status = 200, description = "Matching reasons, in configured order", body = [CodeDto]),
+        (status = 200, description = "Matching reasons of the caller's tenant, in their order", body = [CodeDto]),
         (status = 401, description = "No or wrong token", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -724,10 +725,10 @@ pub async fn wrapup_reasons(state: Tenanted, _caller: Caller, filter: web::Query
     Ok(HttpResponse::Ok().json(v))
 }
 
-/// The configured idle codes.
+/// The caller's tenant's idle codes (the config's, unless the tenant has its own).
 #[utoipa::path(get, path = "/api/v1/idle-codes", tag = "reference",
     responses(
-        (status = 200, description = "Every idle code, in configured order", body = [CodeDto]),
+        (status = 200, description = "Every idle code of the caller's tenant, in their order", body = [CodeDto]),
         (status = 401, description = "No or wrong token", body = ErrorBody),
     ),
     security(("bearer" = [])))]

@@ -1,5 +1,6 @@
-//! The operator's tenant API (../shared/API.md "Tenants"): create, list, read, rename and
-//! limit, reissue a tenant's admin token, delete an empty tenant. Only the operator token
+//! The operator's tenant API (../shared/API.md "Tenants"): create, list, read, rename,
+//! limit and give its own wrap-up reasons and idle codes, reissue a tenant's admin token,
+//! delete an empty tenant. Only the operator token
 //! (`api.operator_token`) reaches it; with none configured the API is off (404).
 //!
 //! The rules are the core's (`crate::core::tenant`); [`crate::tenants::Tenants`] makes
@@ -15,9 +16,11 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use super::auth::{authenticate, bearer, credential_of, new_token, now_ms};
+use super::dto::CodeDto;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
-use crate::core::tenant::{Tenant, TenantLimits, TenantPatch, DEFAULT_TENANT};
+use crate::core::tenant::{Tenant, TenantCodes, TenantLimits, TenantPatch, DEFAULT_TENANT};
+use crate::core::Code;
 use crate::engine::Engine;
 
 type Res = Result<HttpResponse, ApiError>;
@@ -108,6 +111,13 @@ pub struct TenantDto {
     /// Absent when the tenant's engine did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<TenantCounts>,
+    /// The wrap-up reasons in force: the tenant's own, or the config's
+    /// (`wrapup.reasons`) when it has none (always, for `default`).
+    pub wrapup_reasons: Vec<CodeDto>,
+    /// The default wrap-up reason in force (what an automatic wrap-up records).
+    pub default_wrapup_reason: String,
+    /// The idle codes in force: the tenant's own, or the config's (`idle_codes`).
+    pub idle_codes: Vec<CodeDto>,
     /// The tenant's admin token: in the answer to a create or a reissue only, never again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
@@ -119,8 +129,21 @@ pub struct CreateTenant {
     /// 1 to 32 characters from `[a-z0-9-]`, not starting with `-`.
     pub id: String,
     pub name: String,
+    /// The tenant's own wrap-up reasons: 1 to 50, each `code` an id (1 to 64 characters
+    /// from `[A-Za-z0-9_.-]`) unique in the list, each `label` 1 to 200 characters.
+    /// Absent or null: the config's.
+    #[serde(default)]
+    pub wrapup_reasons: Option<Vec<CodeDto>>,
+    /// One of the tenant's wrap-up reasons. Absent or null: the config's default if it is
+    /// one of them, else the first.
+    #[serde(default)]
+    pub default_wrapup_reason: Option<String>,
+    /// The tenant's own idle codes, as `wrapup_reasons`. Absent or null: the config's.
+    #[serde(default)]
+    pub idle_codes: Option<Vec<CodeDto>>,
 }
 
+/// A change of a tenant: a field left out stays as it is.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTenant {
@@ -129,6 +152,36 @@ pub struct PatchTenant {
     /// Replaces the tenant's limits as a whole.
     #[serde(default)]
     pub limits: Option<LimitsDto>,
+    /// Replaces the tenant's wrap-up reasons as a whole (rules as at create); null: the
+    /// config's again. In force at once: a wrap-up owed already takes one of these.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<CodeDto>>, nullable)]
+    pub wrapup_reasons: Option<Option<Vec<CodeDto>>>,
+    /// One of the tenant's wrap-up reasons as the change leaves them; null: the config's
+    /// default if it is one of them, else the first. A default kept from before must be
+    /// one of new `wrapup_reasons` (else 400: set it too, or null).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub default_wrapup_reason: Option<Option<String>>,
+    /// Replaces the tenant's idle codes as a whole; null: the config's again. An agent
+    /// idle with a code no longer listed stays idle.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<CodeDto>>, nullable)]
+    pub idle_codes: Option<Option<Vec<CodeDto>>>,
+}
+
+/// A field of a `PATCH` that is present, its value `null` or not (absent is `None`, by
+/// `#[serde(default)]`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn codes(list: Vec<CodeDto>) -> Vec<Code> {
+    list.into_iter().map(Into::into).collect()
 }
 
 async fn counts(engine: &Engine) -> Option<TenantCounts> {
@@ -147,6 +200,7 @@ async fn dto(state: &AppState, t: &Tenant, admin_token: Option<String>) -> Tenan
         Some(e) => counts(&e).await,
         None => None,
     };
+    let rules = state.tenants.rules(t);
     TenantDto {
         id: t.id.clone(),
         name: t.name.clone(),
@@ -154,26 +208,38 @@ async fn dto(state: &AppState, t: &Tenant, admin_token: Option<String>) -> Tenan
         created_at: Some(super::dto::time(t.created_ms)),
         counts,
         admin_token,
+        wrapup_reasons: code_dtos(&rules.wrapup_reasons),
+        default_wrapup_reason: rules.default_wrapup_reason.clone(),
+        idle_codes: code_dtos(&rules.idle_codes),
     }
 }
 
 async fn default_dto(state: &AppState) -> TenantDto {
+    let engine = state.tenants.default_engine();
+    let rules = engine.rules();
     TenantDto {
         id: DEFAULT_TENANT.into(),
         name: "Default".into(),
         limits: LimitsDto::default(),
         created_at: None,
-        counts: counts(state.tenants.default_engine()).await,
+        counts: counts(engine).await,
         admin_token: None,
+        wrapup_reasons: code_dtos(&rules.wrapup_reasons),
+        default_wrapup_reason: rules.default_wrapup_reason.clone(),
+        idle_codes: code_dtos(&rules.idle_codes),
     }
 }
 
-/// Creates a tenant: its own store and engine, empty; the answer carries its admin token,
-/// shown this once.
+fn code_dtos(list: &[Code]) -> Vec<CodeDto> {
+    list.iter().map(CodeDto::from).collect()
+}
+
+/// Creates a tenant: its own store and engine, empty, with the config's wrap-up reasons
+/// and idle codes or its own; the answer carries its admin token, shown this once.
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant,
     responses(
         (status = 201, description = "The tenant, with its admin token", body = TenantDto),
-        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 400, description = "Bad input (`invalid_json`, `invalid_input`: id, name, wrap-up reasons or idle codes)", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Not the operator token", body = ErrorBody),
         (status = 404, description = "The tenant API is off", body = ErrorBody),
@@ -184,10 +250,15 @@ async fn default_dto(state: &AppState) -> TenantDto {
     security(("bearer" = [])))]
 pub async fn create(state: web::Data<AppState>, _op: Operator, body: web::Json<CreateTenant>) -> Res {
     let b = body.into_inner();
+    let own = TenantCodes {
+        wrapup_reasons: b.wrapup_reasons.map(codes),
+        default_wrapup_reason: b.default_wrapup_reason,
+        idle_codes: b.idle_codes.map(codes),
+    };
     let token = new_token();
     let t = state
         .tenants
-        .create(&b.id, &b.name, credential_of(&token), now_ms())
+        .create(&b.id, &b.name, own, credential_of(&token), now_ms())
         .await?;
     if let Some(engine) = state.tenants.engine(&t.id) {
         super::spawn_recovery(engine);
@@ -195,7 +266,8 @@ pub async fn create(state: web::Data<AppState>, _op: Operator, body: web::Json<C
     Ok(HttpResponse::Created().json(dto(&state, &t, Some(token)).await))
 }
 
-/// Every tenant, `default` first, with what each holds.
+/// Every tenant, `default` first, with what each holds and its wrap-up reasons and idle
+/// codes in force.
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
     responses(
         (status = 200, description = "The tenants", body = [TenantDto]),
@@ -230,12 +302,13 @@ pub async fn get(state: web::Data<AppState>, _op: Operator, id: web::Path<String
     Ok(HttpResponse::Ok().json(dto(&state, &t, None).await))
 }
 
-/// Renames a tenant or sets its limits. `default` is configured by the config file (409).
+/// Renames a tenant, sets its limits, or sets its wrap-up reasons and idle codes (in force
+/// in its running engine at once). `default` is configured by the config file (409).
 #[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", request_body = PatchTenant,
     params(("id" = String, Path, description = "Tenant id")),
     responses(
         (status = 200, description = "The tenant", body = TenantDto),
-        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 400, description = "Bad input (`invalid_json`, `invalid_input`: name, wrap-up reasons or idle codes); nothing changed", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Not the operator token", body = ErrorBody),
         (status = 404, description = "Unknown tenant (`unknown_tenant`), or the tenant API is off", body = ErrorBody),
@@ -255,6 +328,9 @@ pub async fn patch(
     let patch = TenantPatch {
         name: b.name,
         limits: b.limits.map(Into::into),
+        wrapup_reasons: b.wrapup_reasons.map(|l| l.map(codes)),
+        default_wrapup_reason: b.default_wrapup_reason,
+        idle_codes: b.idle_codes.map(|l| l.map(codes)),
     };
     let t = state.tenants.patch(&id, patch).await?;
     Ok(HttpResponse::Ok().json(dto(&state, &t, None).await))

@@ -100,7 +100,7 @@ pub enum ServerEvent {
     ConferenceNotAccepted { conversation_id: String, agent: String },
     /// A conversation the agent was in ended.
     ConversationEnded { conversation_id: String, reason: String },
-    /// The agent owes a wrap-up for this conversation; `reasons` is the configured list.
+    /// The agent owes a wrap-up for this conversation; `reasons` is its tenant's list in force.
     WrapupRequired {
         conversation_id: String,
         reasons: Vec<CodeDto>,

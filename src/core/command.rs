@@ -34,6 +34,9 @@ pub enum Command {
     /// The tenant's limits, as the registry holds them (../shared/API.md "Tenants"): set
     /// by the shell when the engine starts and when the operator changes them.
     SetLimits(super::tenant::TenantLimits),
+    /// The tenant's wrap-up reasons and idle codes (../shared/API.md "Tenants"): set by the
+    /// shell when the operator changes them (the engine starts with them in its rules).
+    SetCodes(super::floor::Codes),
     CreateAgent {
         id: AgentId,
         name: String,
@@ -320,6 +323,7 @@ impl Command {
             Command::SetCredential { .. } => "set_credential",
             Command::SetSkills { .. } => "set_skills",
             Command::SetLimits(_) => "set_limits",
+            Command::SetCodes(_) => "set_codes",
             Command::SetPriority { .. } => "set_priority",
             Command::SetPassword { .. } => "set_password",
             Command::StartSession { .. } => "start_session",
@@ -369,6 +373,7 @@ impl Command {
             Command::CreateQueue { .. }
             | Command::SetSkills { .. }
             | Command::SetLimits(_)
+            | Command::SetCodes(_)
             | Command::CreateEntryPoint(_)
             | Command::CreateAgent { .. }
             | Command::SetCredential { .. }
@@ -545,6 +550,10 @@ impl Floor {
             }
             Command::SetLimits(limits) => {
                 self.set_limits(limits);
+                Reply::Done
+            }
+            Command::SetCodes(codes) => {
+                self.set_codes(codes);
                 Reply::Done
             }
             Command::SetSkills { agent, skills } => {

@@ -84,10 +84,41 @@ pub struct Rules {
 /// The system message added when a silent customer's conversation is closed.
 pub const INACTIVITY_TEXT: &str = "This chat was closed because there was no reply for a while.";
 
+/// The wrap-up reasons and idle codes of a [`Rules`]: the part a tenant may set for
+/// itself (`tenant.rs`), changed in a running floor by [`Command::SetCodes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codes {
+    pub wrapup_reasons: Arc<Vec<Code>>,
+    /// One of `wrapup_reasons`: what an automatic wrap-up records.
+    pub default_wrapup_reason: String,
+    pub idle_codes: Arc<Vec<Code>>,
+}
+
 impl Rules {
     /// Preferred agents are on (both keys above 0).
     pub fn preference_on(&self) -> bool {
         self.last_agent_ms > 0 && self.last_agent_within_ms > 0
+    }
+
+    /// The wrap-up reasons and idle codes of these rules.
+    pub fn codes(&self) -> Codes {
+        Codes {
+            wrapup_reasons: self.wrapup_reasons.clone(),
+            default_wrapup_reason: self.default_wrapup_reason.clone(),
+            idle_codes: self.idle_codes.clone(),
+        }
+    }
+
+    /// These rules with `codes` in place of their wrap-up reasons and idle codes.
+    pub fn with_codes(mut self, codes: Codes) -> Rules {
+        self.set_codes(codes);
+        self
+    }
+
+    fn set_codes(&mut self, codes: Codes) {
+        self.wrapup_reasons = codes.wrapup_reasons;
+        self.default_wrapup_reason = codes.default_wrapup_reason;
+        self.idle_codes = codes.idle_codes;
     }
 }
 
@@ -226,6 +257,14 @@ impl Floor {
     /// one more, never removes).
     pub(crate) fn set_limits(&mut self, limits: super::tenant::TenantLimits) {
         self.limits = limits;
+    }
+
+    /// Sets the tenant's wrap-up reasons and idle codes. What is under way keeps going: an
+    /// agent idle with a code no longer listed stays idle, and a wrap-up owed is checked
+    /// against the reasons in force when it is recorded (an automatic one records the
+    /// default in force then).
+    pub(crate) fn set_codes(&mut self, codes: Codes) {
+        self.rules.set_codes(codes);
     }
 
     /// The rules in force.

@@ -909,3 +909,77 @@ fn a_tenants_limits_refuse_one_more_and_change_nothing() {
     f.customer_message("e2", customer("u2"), "hi", Channel::Rest, 4)
         .expect("no limit");
 }
+
+/// A tenant's codes changed in a running floor: new ones are in force at once, and what
+/// is under way keeps going (an agent idle with a code no longer listed stays idle; an
+/// owed wrap-up is checked against the reasons in force when it is recorded, and an
+/// automatic one records the default in force then).
+#[test]
+fn codes_changed_in_a_running_floor_leave_what_is_under_way() {
+    let code = |c: &str| Code {
+        code: c.into(),
+        label: c.to_uppercase(),
+    };
+    let mut f = floor(TransferNoAnswer::Drop, 5000);
+    let customer = |id: &str| Customer {
+        id: id.into(),
+        name: "U".into(),
+    };
+    f.set_state("a2", Presence::Idle, Some("meeting".into()), 1)
+        .expect("a configured code");
+    f.set_state("a1", Presence::Available, None, 1).expect("available");
+    for (u, now) in [("u1", 2), ("u2", 3)] {
+        f.customer_message("e1", customer(u), "hi", Channel::Rest, now)
+            .expect("message");
+    }
+    f.accept("a1", "c-1", 4).expect("accept");
+    f.end("a1", "c-1", 5).expect("end");
+    f.take_effects();
+
+    f.set_codes(Codes {
+        wrapup_reasons: Arc::new(vec![code("done"), code("spam")]),
+        default_wrapup_reason: "spam".into(),
+        idle_codes: Arc::new(vec![code("training")]),
+    });
+    assert_eq!(f.agent("a2").and_then(|a| a.idle_code.as_deref()), Some("meeting"));
+    assert_eq!(f.agent("a2").map(|a| a.presence), Some(Presence::Idle));
+    let e = f
+        .set_state("a3", Presence::Idle, Some("meeting".into()), 6)
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e.code(), "unknown_idle_code");
+    f.set_state("a3", Presence::Idle, Some("training".into()), 6)
+        .expect("the tenant's code");
+    // Idle without a code takes the first of the codes in force.
+    f.set_state("a4", Presence::Idle, None, 6).expect("idle");
+    assert_eq!(f.agent("a4").and_then(|a| a.idle_code.as_deref()), Some("training"));
+
+    // c-1's wrap-up was owed before the change: it takes a reason in force now.
+    assert_eq!(
+        f.wrapup("a1", "c-1", "resolved", 7).unwrap_err().code(),
+        "unknown_wrapup_reason"
+    );
+    f.wrapup("a1", "c-1", "done", 7).expect("a reason in force");
+    // c-2 is offered to a1 now; its wrap-up required lists the reasons in force.
+    f.accept("a1", "c-2", 8).expect("accept");
+    f.take_effects();
+    f.end("a1", "c-2", 9).expect("end");
+    let reasons: Vec<String> = f
+        .take_effects()
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Notify {
+                event: AgentEvent::WrapupRequired { reasons, .. },
+                ..
+            } => Some(reasons.iter().map(|r| r.code.clone()).collect()),
+            _ => None,
+        })
+        .expect("wrapup_required");
+    assert_eq!(reasons, ["done", "spam"]);
+    f.fire_due(9 + 5000);
+    let auto = f.take_effects().into_iter().find_map(|e| match e {
+        Effect::Observe(Observation::WrappedUp { reason, .. }) => Some(reason),
+        _ => None,
+    });
+    assert_eq!(auto.as_deref(), Some("spam"), "the default in force");
+}

@@ -42,7 +42,7 @@ pub use conversation::{
 };
 pub use error::{CoreError, ErrorKind};
 pub use event::{AgentEvent, Change, Effect, Observation, Outbound, OutboxOutcome, Timer, WithdrawReason};
-pub use floor::{FinishedAct, Floor, Rules, TransferNoAnswer};
+pub use floor::{Codes, FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
 pub use routing::{AgentChoice, LastOwner, Opening, Requirements, Skills, Step};
 pub use supervisor::{AuditEntry, AuditLog, Changer, Supervisor, SupervisorId, AUDIT_READ_MAX, AUDIT_RETAIN};

@@ -180,7 +180,7 @@ pub fn start_engine(
     config: &crate::config::Config,
     store: Arc<dyn crate::store::Store>,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
-    start_engine_with(config, store, None, Default::default(), None)
+    start_engine_with(config, store, None, config.rules(), Default::default(), None)
 }
 
 /// The threads an engine and its outbox run on, when not threads of their own.
@@ -190,13 +190,15 @@ pub struct Threads {
     pub outbox: actix::ArbiterHandle,
 }
 
-/// [`start_engine`] for tenant `tenant` (`None`: `default`) with `limits`
+/// [`start_engine`] for tenant `tenant` (`None`: `default`) with its `rules` (the
+/// config's, with the tenant's wrap-up reasons and idle codes) and `limits`
 /// (../shared/API.md "Tenants"), on `threads` (`None`: a router thread and an outbox
 /// thread of its own).
 pub fn start_engine_with(
     config: &crate::config::Config,
     store: Arc<dyn crate::store::Store>,
     tenant: Option<&str>,
+    rules: crate::core::Rules,
     limits: crate::core::tenant::TenantLimits,
     threads: Option<Threads>,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
@@ -209,7 +211,7 @@ pub fn start_engine_with(
         Arc::new(files),
         threads.as_ref().map(|t| t.outbox.clone()),
     );
-    let mut options = crate::engine::EngineOptions::new(config.rules(), store);
+    let mut options = crate::engine::EngineOptions::new(rules, store);
     options.arbiter = threads.map(|t| t.router);
     options.clock = clock;
     options.channel = outbox.clone();
