@@ -779,6 +779,8 @@ async fn a_messenger_event_reaches_the_tenant_of_its_page_only() {
         .await
         .expect_error(409, "page_in_use");
 
+    // The customer's name comes from the User Profile API with acme's page token.
+    fake.profile(messenger_common::PSID, "Jane", "Doe");
     let mut event = messenger_common::text(messenger_common::PSID, "m-acme-1", "Hello Acme");
     event["recipient"]["id"] = json!(page);
     messenger_common::deliver(
@@ -791,6 +793,26 @@ async fn a_messenger_event_reaches_the_tenant_of_its_page_only() {
     let cid = offer["conversation_id"].as_str().expect("conversation id").to_string();
     let c = s.get(&format!("/api/v1/conversations/{cid}"), &acme).await.expect(200);
     assert_eq!(c["source_page"], "Acme on Facebook", "{c}");
+    // The look-up may outlast `profile_timeout_ms` on a busy machine: its name follows.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    let mut c = c;
+    while c["customer"]["name"] != "Jane Doe" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        c = s.get(&format!("/api/v1/conversations/{cid}"), &acme).await.expect(200);
+    }
+    assert_eq!(c["customer"]["name"], "Jane Doe", "{c}");
+    let asked: Vec<_> = fake
+        .received()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(messenger_common::PSID))
+        .collect();
+    assert!(!asked.is_empty());
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.query.get("access_token").map(String::as_str) == Some("EAAB-acme")),
+        "{asked:?}"
+    );
     // Default never saw it.
     s.get(&format!("/api/v1/conversations/{cid}"), ADMIN)
         .await

@@ -74,7 +74,8 @@ impl Messenger {
     /// Gives each customer message of a batch the customer's name: the stored one, else
     /// the User Profile API's if it answers within `profile_timeout_ms` (one bound for the
     /// whole batch: the look-ups run at once), else the placeholder it already has (the
-    /// look-up goes on, and its name follows).
+    /// look-up goes on, and its name follows). Names are stored, read and looked up with
+    /// the page's token in the tenant whose entry point has the page.
     pub async fn name_customers(&self, commands: &mut [Command]) {
         let mut names: HashMap<(String, String), Option<String>> = HashMap::new();
         for cmd in commands.iter() {
@@ -86,13 +87,13 @@ impl Messenger {
             return;
         }
         let mut lookups = Vec::new();
-        let mut entry_points: Option<Vec<EntryPoint>> = None;
+        let mut pages = PageOwners::default();
         for ((page_id, psid), name) in names.iter_mut() {
-            let q = Query::CustomerName {
+            let q = || Query::CustomerName {
                 page_id: page_id.clone(),
                 customer: psid.clone(),
             };
-            match self.engine.ask(q).await {
+            match self.engine.ask(q()).await {
                 Ok(QueryReply::CustomerName(Some(stored))) => {
                     *name = Some(stored);
                     continue;
@@ -100,6 +101,17 @@ impl Messenger {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "customer name not read; using the placeholder");
+                    continue;
+                }
+            }
+            let Some((engine, token)) = pages.owner(self, page_id).await else {
+                // No tenant has the page: the event is refused as it is run.
+                continue;
+            };
+            if !engine.is(&self.engine) {
+                // The page is another tenant's: its name is stored there.
+                if let Ok(QueryReply::CustomerName(Some(stored))) = engine.ask(q()).await {
+                    *name = Some(stored);
                     continue;
                 }
             }
@@ -112,17 +124,6 @@ impl Messenger {
             {
                 continue;
             }
-            if entry_points.is_none() {
-                entry_points = match self.engine.ask(Query::EntryPoints).await {
-                    Ok(QueryReply::EntryPoints(v)) => Some(v),
-                    _ => Some(Vec::new()),
-                };
-            }
-            let token = entry_points
-                .iter()
-                .flatten()
-                .find(|e| e.page_id.as_deref() == Some(page_id.as_str()))
-                .and_then(|e| e.page_access_token.clone());
             let Some(token) = token else {
                 self.lookups
                     .lock()
@@ -130,7 +131,7 @@ impl Messenger {
                     .ended(&key, false, now_ms());
                 continue;
             };
-            let (config, engine) = (self.config.clone(), self.engine.clone());
+            let config = self.config.clone();
             let (page, customer) = (page_id.clone(), psid.clone());
             let (cache, slots) = (self.lookups.clone(), self.lookup_slots.clone());
             let lookup = actix_rt::spawn(async move {
@@ -171,6 +172,53 @@ impl Messenger {
                 }
             }
         }
+    }
+}
+
+/// Which tenant's engine has each page of a batch, with the page's token, asked of each
+/// engine at most once per batch (`default`'s first, then the others only for a page
+/// `default` does not have).
+#[derive(Default)]
+struct PageOwners {
+    /// The entry points of each engine asked so far, in the order asked.
+    asked: Vec<(Engine, Vec<EntryPoint>)>,
+    /// Whether the other tenants' engines were asked too.
+    all: bool,
+}
+
+impl PageOwners {
+    async fn owner(&mut self, messenger: &Messenger, page_id: &str) -> Option<(Engine, Option<String>)> {
+        if self.asked.is_empty() {
+            self.asked
+                .push((messenger.engine.clone(), entry_points(&messenger.engine).await));
+        }
+        if let Some(found) = self.find(page_id) {
+            return Some(found);
+        }
+        if !self.all {
+            self.all = true;
+            let others = messenger.tenants.as_ref().map(|t| t.others()).unwrap_or_default();
+            for engine in others {
+                let eps = entry_points(&engine).await;
+                self.asked.push((engine, eps));
+            }
+        }
+        self.find(page_id)
+    }
+
+    fn find(&self, page_id: &str) -> Option<(Engine, Option<String>)> {
+        self.asked.iter().find_map(|(engine, eps)| {
+            eps.iter()
+                .find(|e| e.page_id.as_deref() == Some(page_id))
+                .map(|e| (engine.clone(), e.page_access_token.clone()))
+        })
+    }
+}
+
+async fn entry_points(engine: &Engine) -> Vec<EntryPoint> {
+    match engine.ask(Query::EntryPoints).await {
+        Ok(QueryReply::EntryPoints(v)) => v,
+        _ => Vec::new(),
     }
 }
 
