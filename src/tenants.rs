@@ -7,14 +7,15 @@
 //! own, so every tenant's commits share one writer thread, one group commit and one flush),
 //! and an engine of its own on a thread of its own, so tenants route in parallel and a
 //! busy one never delays another's offers. The registry (id, name, limits, wrap-up reasons
-//! and idle codes, the admin token's SHA-256) is a small sled database beside the store,
-//! `<store.path>-tenants/registry.db`.
+//! and idle codes, the admin token's SHA-256) is kept in the same store
+//! ([`Store::registry`]), so that the deployment's backup holds it with every tenant's
+//! records.
 //!
 //! The rules are the core's ([`crate::core::tenant::Registry`]); this module makes each
 //! decision durable before it takes effect, and starts or stops the tenant's engine.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use crate::config::Config;
@@ -35,10 +36,9 @@ pub struct Tenants {
     default: Engine,
     registry: RwLock<Registry>,
     engines: RwLock<BTreeMap<String, Running>>,
-    /// The durable registry; `None` until the first tenant is created (a deployment that
-    /// never creates one writes nothing new to its disk).
-    db: tokio::sync::Mutex<Option<sled::Db>>,
-    base: PathBuf,
+    /// One change of the registry at a time (it is durable in `default`'s store:
+    /// [`Store::put_registry`]).
+    changes: tokio::sync::Mutex<()>,
     config: Config,
     /// See [`Tenants::claiming_pages`].
     pages: tokio::sync::Mutex<()>,
@@ -77,15 +77,11 @@ impl TenantThreads {
     }
 }
 
-/// The directory of every tenant's store and of the registry.
+/// Where development builds kept the tenants' stores and the registry (refused at start).
 pub fn tenants_dir(config: &Config) -> PathBuf {
     let mut p = config.store.path.clone().into_os_string();
     p.push("-tenants");
     PathBuf::from(p)
-}
-
-fn registry_path(base: &Path) -> PathBuf {
-    base.join("registry.db")
 }
 
 fn store_error(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -97,40 +93,31 @@ impl Tenants {
     /// is read (if one was ever written) and every tenant's engine started.
     pub fn open(config: &Config, default: Engine) -> Result<Tenants, StoreError> {
         let base = tenants_dir(config);
-        let path = registry_path(&base);
-        let (db, tenants) = if path.exists() {
-            let db = sled::open(&path).map_err(|e| store_error("open", e))?;
-            let mut tenants = Vec::new();
-            for item in db.iter() {
-                let (_, v) = item.map_err(|e| store_error("read", e))?;
-                let t: Tenant = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                    what: format!("{}: a tenant record: {e}", path.display()),
-                })?;
-                tenants.push(t);
-            }
-            (Some(db), tenants)
-        } else {
-            (None, Vec::new())
-        };
+        let old_registry = base.join("registry.db");
+        if old_registry.exists() {
+            return Err(StoreError::Corrupt {
+                what: format!(
+                    "{} is the tenant registry as development builds kept it, beside the store; \
+                     the registry now lives inside {} (docs/TENANTS.md): with the build that \
+                     wrote it, back up each tenant, then move {} away, start this build, create \
+                     the tenants again and restore each with `switchboard restore --tenant`",
+                    old_registry.display(),
+                    config.store.path.display(),
+                    base.display()
+                ),
+            });
+        }
+        let mut tenants = Vec::new();
+        for (_, v) in default.store().registry()? {
+            let t: Tenant = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                what: format!("{}: a tenant record: {e}", config.store.path.display()),
+            })?;
+            tenants.push(t);
+        }
         let threads = std::sync::OnceLock::new();
         let mut engines = BTreeMap::new();
         let deployment = config.rules();
         for t in &tenants {
-            let old_layout = base.join(&t.id);
-            if old_layout.is_dir() {
-                return Err(StoreError::Corrupt {
-                    what: format!(
-                        "{} holds tenant {}'s store as development builds kept it, a directory of its \
-                         own; tenants now live inside {} (docs/TENANTS.md): back the tenant up with \
-                         the build that wrote it, move the directory away, and restore the backup \
-                         with `switchboard restore --tenant {}`",
-                        old_layout.display(),
-                        t.id,
-                        config.store.path.display(),
-                        t.id
-                    ),
-                });
-            }
             let running = start(
                 config,
                 default.store(),
@@ -145,8 +132,7 @@ impl Tenants {
             default,
             registry: RwLock::new(Registry::new(config.server.max_tenants, deployment, tenants)),
             engines: RwLock::new(engines),
-            db: tokio::sync::Mutex::new(db),
-            base,
+            changes: tokio::sync::Mutex::new(()),
             config: config.clone(),
             pages: tokio::sync::Mutex::new(()),
             threads,
@@ -258,7 +244,7 @@ impl Tenants {
         credential: String,
         now: Millis,
     ) -> Result<Tenant, EngineError> {
-        let mut db = self.db.lock().await;
+        let _one = self.changes.lock().await;
         let (tenant, deployment) = {
             let registry = read(&self.registry);
             (
@@ -276,7 +262,7 @@ impl Tenants {
             &deployment,
             self.threads.get_or_init(TenantThreads::new).next(),
         )?;
-        if let Err(e) = self.persist(&mut db, &tenant) {
+        if let Err(e) = self.persist(&tenant).await {
             running.engine.stop().await;
             running.store.close();
             let _ = store.drop_tenant(id).await;
@@ -307,14 +293,14 @@ impl Tenants {
         id: &str,
         decide: impl FnOnce(&Registry) -> Result<Tenant, CoreError>,
     ) -> Result<Tenant, EngineError> {
-        let mut db = self.db.lock().await;
+        let _one = self.changes.lock().await;
         let (tenant, before, deployment) = {
             let registry = read(&self.registry);
             let tenant = decide(&registry)?;
             let before = registry.get(id).map(|t| t.codes.clone()).ok();
             (tenant, before, registry.deployment().clone())
         };
-        self.persist(&mut db, &tenant)?;
+        self.persist(&tenant).await?;
         write(&self.registry).put(tenant.clone());
         if let Some(engine) = self.engine(id) {
             engine.set_limits(tenant.limits).await?;
@@ -329,7 +315,7 @@ impl Tenants {
     /// (409 `tenant_not_empty`). The tenant stops answering first, so nothing opens a
     /// conversation between the check and the deletion; refused, it answers again.
     pub async fn delete(&self, id: &str) -> Result<(), EngineError> {
-        let db = self.db.lock().await;
+        let _one = self.changes.lock().await;
         read(&self.registry).may_delete(id, 0)?;
         let Some(running) = write(&self.engines).remove(id) else {
             return Err(CoreError::UnknownTenant(id.to_string()).into());
@@ -345,13 +331,7 @@ impl Tenants {
             write(&self.engines).insert(id.to_string(), running);
             return Err(e.into());
         }
-        let removed = match db.as_ref() {
-            Some(d) => d
-                .remove(id.as_bytes())
-                .and_then(|_| d.flush().map(|_| ()))
-                .map_err(|e| store_error("write", e)),
-            None => Ok(()),
-        };
+        let removed = self.default.store().put_registry(id.as_bytes(), None).await;
         if let Err(e) = removed {
             write(&self.engines).insert(id.to_string(), running);
             return Err(e.into());
@@ -368,19 +348,13 @@ impl Tenants {
         Ok(())
     }
 
-    /// Writes `tenant`'s record and flushes it, opening the registry on first use.
-    fn persist(&self, db: &mut Option<sled::Db>, tenant: &Tenant) -> Result<(), StoreError> {
-        if db.is_none() {
-            std::fs::create_dir_all(&self.base).map_err(|e| store_error("create its directory", e))?;
-            *db = Some(sled::open(registry_path(&self.base)).map_err(|e| store_error("open", e))?);
-        }
-        let Some(d) = db.as_ref() else {
-            return Err(store_error("open", "not open"));
-        };
+    /// Writes `tenant`'s record into the registry, durably.
+    async fn persist(&self, tenant: &Tenant) -> Result<(), StoreError> {
         let value = serde_json::to_vec(tenant).map_err(|e| store_error("encode", e))?;
-        d.insert(tenant.id.as_bytes(), value)
-            .and_then(|_| d.flush().map(|_| ()))
-            .map_err(|e| store_error("write", e))
+        self.default
+            .store()
+            .put_registry(tenant.id.as_bytes(), Some(value))
+            .await
     }
 
     /// Closes every tenant's store but `default`'s (its owner closes it).

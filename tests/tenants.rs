@@ -1227,3 +1227,76 @@ async fn random_work_in_three_tenants_never_crosses_between_them() {
         "seed {seed}: conversations were ended: {ended:?}"
     );
 }
+
+/// The deployment's backup (`/admin/backup` with `default`'s admin token, or with the
+/// operator token) holds every tenant and the registry: restored into an empty directory
+/// and started there, tenant acme answers its admin token with its conversation.
+#[test]
+fn the_deployment_backup_brings_back_every_tenant_and_the_registry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let env = [("SWITCHBOARD_API__OPERATOR_TOKEN", OPERATOR)];
+    let rt = actix_rt::System::new();
+    rt.block_on(async {
+        let client = awc::Client::builder().timeout(common::WAIT).finish();
+        let call = |base: &str, method: &str, path: &str, token: &str, body: Option<serde_json::Value>| {
+            let url = format!("{base}{path}");
+            let client = client.clone();
+            let (token, method) = (token.to_string(), method.to_string());
+            async move { common::request(&client, &url, &method, Some(&token), body).await }
+        };
+        let p = Process::start(&store, &env);
+        let t = call(
+            &p.base,
+            "POST",
+            "/api/v1/tenants",
+            OPERATOR,
+            Some(json!({"id": "acme", "name": "Acme"})),
+        )
+        .await;
+        let acme = t.body["admin_token"].as_str().expect("admin token").to_string();
+        call(&p.base, "POST", "/api/v1/queues", &acme, Some(json!({"id": "q1", "name": "One"}))).await;
+        let ep = json!({"id": "web", "name": "Web", "queue": "q1"});
+        call(&p.base, "POST", "/api/v1/entry-points", &acme, Some(ep)).await;
+        let body = json!({"entry_point": "web", "customer": {"id": "c1", "name": "Cid"}, "text": "In the deployment's backup"});
+        let conv = call(&p.base, "POST", "/api/v1/conversations", &acme, Some(body)).await;
+        assert_eq!(conv.status, 201, "{}", conv.body);
+        let path = format!("/api/v1/conversations/{}", conv.body["id"].as_str().expect("id"));
+        let backup = |token: &str| {
+            let req = client
+                .post(format!("{}/api/v1/admin/backup", p.base))
+                .insert_header(("Authorization", format!("Bearer {token}")));
+            async move {
+                let mut res = req.send().await.expect("backup");
+                assert_eq!(res.status().as_u16(), 200);
+                res.body().limit(64 << 20).await.expect("backup body")
+            }
+        };
+        let deployment = backup(ADMIN).await;
+        let by_operator = backup(OPERATOR).await;
+        let acme_only = backup(&acme).await;
+        assert!(acme_only.len() < deployment.len(), "a tenant's admin gets its tenant's records only");
+        p.kill();
+        for (name, bytes) in [("admin", &deployment), ("operator", &by_operator)] {
+            let file = dir.path().join(format!("{name}.backup"));
+            std::fs::write(&file, bytes).expect("write the backup");
+            let copy = dir.path().join(format!("copy-{name}"));
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+                .args(["restore", "--from"])
+                .arg(&file)
+                .arg("--store-path")
+                .arg(&copy)
+                .output()
+                .expect("run switchboard restore");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let p = Process::start(&copy, &env);
+            let tenants = call(&p.base, "GET", "/api/v1/tenants", OPERATOR, None).await;
+            assert_eq!(tenants.status, 200, "{}", tenants.body);
+            assert!(tenants.body.to_string().contains("\"acme\""), "{}", tenants.body);
+            let restored = call(&p.base, "GET", &path, &acme, None).await;
+            assert_eq!(restored.status, 200, "{}", restored.body);
+            assert_eq!(common::texts(&restored.body), ["In the deployment's backup"]);
+            p.kill();
+        }
+    });
+}

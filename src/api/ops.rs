@@ -2,7 +2,7 @@
 //! readiness (an active check of the store), and the online backup.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
 use super::auth::{Caller, Tenanted};
 use super::dto::{HealthDto, OutboxHealthDto};
@@ -69,24 +69,44 @@ pub async fn healthz(
 /// One backup at a time (409 `backup_in_progress`). A failure after the answer started
 /// cuts the connection, so the client never gets a file that ends well (the checksum is
 /// the file's last bytes). Restore it with `switchboard restore --from FILE --store-path DIR`.
+/// With tenants (docs/TENANTS.md): `default`'s admin token or the operator token takes the
+/// deployment's backup (every tenant's records and the tenant registry), another tenant's
+/// admin token that tenant's records (restored with `--tenant`).
 #[utoipa::path(post, path = "/api/v1/admin/backup", tag = "operations",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The backup file", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 403, description = "Not the admin token", body = ErrorBody),
+        (status = 403, description = "Not an admin token or the operator token", body = ErrorBody),
         (status = 409, description = "Another backup is being taken", body = ErrorBody),
         (status = 503, description = "The store cannot be read", body = ErrorBody),
     ))]
-pub async fn backup(caller: Caller, state: Tenanted) -> Result<HttpResponse, ApiError> {
+pub async fn backup(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // The operator's token: the deployment's backup (it acts in no tenant otherwise).
+    if super::tenants::is_operator(&req, &app) {
+        return stream_backup(&app.engine, "deployment", true).await;
+    }
+    let caller = Caller::extract(&req).await?;
+    let state = Tenanted::extract(&req).await?;
     caller.admin()?;
-    stream_backup(&state.engine, state.tenant()).await
+    // `default`'s admin: the deployment's (every tenant's records and the registry);
+    // another tenant's admin: its tenant's records.
+    let whole = state.tenant() == crate::core::tenant::DEFAULT_TENANT;
+    let name = if whole { "deployment" } else { state.tenant() };
+    stream_backup(&state.engine, name, whole).await
 }
 
-/// The backup of `engine`'s store (tenant `tenant`'s), streamed as [`backup`] says.
-pub async fn stream_backup(engine: &crate::engine::Engine, tenant: &str) -> Result<HttpResponse, ApiError> {
+/// The backup of `engine`'s store (tenant `tenant`'s records, or with `whole` every
+/// record of the store), streamed as [`backup`] says.
+pub async fn stream_backup(
+    engine: &crate::engine::Engine,
+    tenant: &str,
+    whole: bool,
+) -> Result<HttpResponse, ApiError> {
     use futures_util::StreamExt;
-    let chunks = engine.store().backup().await.map_err(|e| match e {
+    let store = engine.store();
+    let started = if whole { store.backup_all() } else { store.backup() };
+    let chunks = started.await.map_err(|e| match e {
         crate::store::StoreError::Busy(why) => ApiError::new(StatusCode::CONFLICT, "backup_in_progress", why),
         e => {
             tracing::error!(error = %e, "backup failed");

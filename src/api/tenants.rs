@@ -42,6 +42,14 @@ impl FromRequest for Operator {
     }
 }
 
+/// Whether the request carries the operator token (a tenant API that is off has none).
+pub(crate) fn is_operator(req: &HttpRequest, state: &AppState) -> bool {
+    let token = bearer(req).unwrap_or_default();
+    !state.operator_token.is_empty()
+        && !token.is_empty()
+        && bool::from(token.as_bytes().ct_eq(state.operator_token.as_bytes()))
+}
+
 fn operator(req: &HttpRequest, state: &AppState) -> Result<Operator, ApiError> {
     if state.operator_token.is_empty() {
         return Err(ApiError::new(
@@ -393,7 +401,7 @@ pub async fn backup(state: web::Data<AppState>, _op: Operator, id: web::Path<Str
         .tenants
         .engine(&id)
         .ok_or_else(|| crate::engine::EngineError::from(crate::core::CoreError::UnknownTenant(id.to_string())))?;
-    super::ops::stream_backup(&engine, &id).await
+    super::ops::stream_backup(&engine, &id, false).await
 }
 
 /// Sets the per-tenant figures of `/metrics` (one label per tenant, so at most

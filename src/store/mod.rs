@@ -68,6 +68,9 @@ pub enum StoreError {
     UnknownVersion { record: String, version: u8 },
 }
 
+/// One record of the tenant registry ([`Store::registry`]): its key and value.
+pub type RegistryRecord = (Vec<u8>, Vec<u8>);
+
 /// Resolves when a batch of changes is durable.
 pub type CommitFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
@@ -172,6 +175,21 @@ pub trait Store: Send + Sync + 'static {
             "this store holds no tenant {id}"
         )))))
     }
+    /// Every record of the store, every tenant's and the registry, as one backup file
+    /// (the deployment's backup); a store without tenants makes [`Store::backup`]'s.
+    fn backup_all(&self) -> BackupFuture {
+        self.backup()
+    }
+    /// The deployment's tenant registry, kept in this store: (key, value) in key order.
+    fn registry(&self) -> Result<Vec<RegistryRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Writes (`Some`) or removes (`None`) a record of the tenant registry, durably.
+    fn put_registry(&self, _key: &[u8], _value: Option<Vec<u8>>) -> CommitFuture {
+        Box::pin(std::future::ready(Err(StoreError::Write(
+            "this store cannot hold a tenant registry".into(),
+        ))))
+    }
     /// Stops taking commits: those handed over already are finished first. Tenant
     /// `default`'s store closes the whole store (every tenant's), another tenant's only
     /// itself. Does nothing for a store that needs no closing.
@@ -198,6 +216,8 @@ pub struct MemoryStore {
     inner: Arc<Mutex<MemoryState>>,
     /// The tenants' stores ([`Store::tenant`]), shared by clones like the contents.
     tenants: Arc<Mutex<BTreeMap<String, MemoryStore>>>,
+    /// The tenant registry ([`Store::registry`]).
+    registry: Arc<Mutex<BTreeMap<Vec<u8>, Vec<u8>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -230,6 +250,25 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn registry(&self) -> Result<Vec<RegistryRecord>, StoreError> {
+        let r = self.registry.lock().map_err(|e| StoreError::Read(e.to_string()))?;
+        Ok(r.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn put_registry(&self, key: &[u8], value: Option<Vec<u8>>) -> CommitFuture {
+        let result = match self.registry.lock() {
+            Ok(mut r) => {
+                match value {
+                    Some(v) => r.insert(key.to_vec(), v),
+                    None => r.remove(key),
+                };
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Write(e.to_string())),
+        };
+        Box::pin(std::future::ready(result))
+    }
+
     fn tenant(&self, id: &str) -> Result<Arc<dyn Store>, StoreError> {
         let mut tenants = self.tenants.lock().map_err(|e| StoreError::Read(e.to_string()))?;
         Ok(Arc::new(tenants.entry(id.to_string()).or_default().clone()))

@@ -60,7 +60,7 @@ use ::sled::{Batch, Db, IVec, Tree};
 use tokio::sync::oneshot;
 
 use super::record::{self, *};
-use super::{BackupFuture, BackupStream, CommitFuture, Snapshot, Store, StoreError};
+use super::{BackupFuture, BackupStream, CommitFuture, RegistryRecord, Snapshot, Store, StoreError};
 use crate::config::StoreConfig;
 use crate::core::{Change, Conversation, ConversationState, LastOwner, Message, Millis};
 
@@ -320,6 +320,8 @@ struct Trees {
     records: Tree,
     /// The tenant's scope: the start of every key of its records.
     scope: Arc<[u8]>,
+    /// Every record of the store, not one tenant's (the deployment's backup).
+    whole: bool,
     agents: Keyspace,
     queues: Keyspace,
     entry_points: Keyspace,
@@ -369,13 +371,24 @@ impl Trees {
             audit: space(prefix::AUDIT),
             last_owners: space(prefix::LAST_OWNERS),
             scope: scope.into(),
+            whole: false,
             records,
+        }
+    }
+
+    /// Every record of the store: `default`'s keyspaces, every tenant's and the registry.
+    fn whole(db: &Db) -> Trees {
+        Trees {
+            whole: true,
+            ..Trees::new(db)
         }
     }
 
     /// Every record of this tenant (full keys), in key order.
     fn all(&self) -> ::sled::Iter {
-        if self.scope.is_empty() {
+        if self.whole {
+            self.records.iter()
+        } else if self.scope.is_empty() {
             self.records.range(..[TENANT_MARK].as_slice())
         } else {
             self.records.scan_prefix(&*self.scope)
@@ -624,6 +637,13 @@ type Space = Arc<str>;
 /// The space of tenant `default`.
 const DEFAULT_SPACE: &str = "";
 
+/// The whole store: every tenant's records and the registry (a deployment's backup).
+const WHOLE_SPACE: &str = "*";
+
+/// The start of every key of the deployment's tenant registry: after [`TENANT_MARK`],
+/// and no tenant's scope (an id holds no `~`).
+const REGISTRY_SCOPE: &[u8] = b"~~registry/";
+
 /// Work for the writer thread.
 enum Job {
     Commit {
@@ -646,6 +666,12 @@ enum Job {
     Backup {
         space: Space,
         done: oneshot::Sender<Result<Arc<Shadow>, StoreError>>,
+    },
+    /// Write (or remove) one record of the tenant registry, flushed.
+    Registry {
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        done: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Remove every record of a tenant ([`SledStore::drop_tenant`]).
     Drop {
@@ -797,6 +823,65 @@ impl SledStore {
         Box::pin(async move { rx.await.unwrap_or_else(|_| Err(closed())) })
     }
 
+    /// Every record of the store as one backup file (every tenant's and the registry),
+    /// as [`Store::backup`] makes one tenant's.
+    pub fn backup_all(&self) -> BackupFuture {
+        self.backup_of(WHOLE_SPACE.into())
+    }
+
+    /// The tenant registry's records: (key, value) in key order.
+    pub fn registry(&self) -> Result<Vec<RegistryRecord>, StoreError> {
+        let records = lock(&self.db.open)?.as_ref().ok_or_else(closed)?.db.clone();
+        records
+            .scan_prefix(REGISTRY_SCOPE)
+            .map(|item| {
+                item.map(|(k, v)| (k[REGISTRY_SCOPE.len()..].to_vec(), v.to_vec()))
+                    .map_err(|e| StoreError::Read(format!("{}: {e}", self.shown)))
+            })
+            .collect()
+    }
+
+    /// Writes (`Some`) or removes (`None`) the registry's record `key`, flushed, in order
+    /// with every commit before it.
+    pub fn put_registry(&self, key: &[u8], value: Option<Vec<u8>>) -> CommitFuture {
+        let (done, rx) = oneshot::channel();
+        if let Err(e) = self.db.send(Job::Registry {
+            key: key.to_vec(),
+            value,
+            done,
+        }) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(closed())) })
+    }
+
+    /// The backup of `space` (a tenant's records, or the whole store's).
+    fn backup_of(&self, space: Space) -> BackupFuture {
+        let trees = match lock(&self.db.open).map(|g| g.as_ref().and_then(|o| o.spaces.get(&space).cloned())) {
+            Ok(Some(trees)) => trees,
+            Ok(None) => return Box::pin(std::future::ready(Err(closed()))),
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        if self.closed.load(Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Err(closed())));
+        }
+        let (done, rx) = oneshot::channel();
+        if let Err(e) = self.db.send(Job::Backup { space, done }) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let stats = self.db.stats.clone();
+        let rate = self.db.options.backup_bytes_per_s;
+        Box::pin(async move {
+            let shadow = rx.await.unwrap_or_else(|_| Err(closed()))?;
+            let (tx, chunks) = tokio::sync::mpsc::channel(BACKUP_QUEUE);
+            std::thread::Builder::new()
+                .name("switchboard-backup".into())
+                .spawn(move || read_backup(&trees, &shadow, &stats, &tx, BACKUP_SLICE, rate))
+                .map_err(|e| StoreError::Read(format!("cannot start the backup reader: {e}")))?;
+            Ok(BackupStream::new(chunks))
+        })
+    }
+
     /// The ids of the tenants the store holds records of (`default` aside).
     pub fn tenant_ids(&self) -> Result<Vec<String>, StoreError> {
         let records = lock(&self.db.open)?.as_ref().ok_or_else(closed)?.db.clone();
@@ -805,6 +890,9 @@ impl SledStore {
         // One seek per tenant: after each id found, on past every key of its scope.
         while let Some(item) = records.range(from.as_slice()..).next() {
             let (k, _) = item.map_err(|e| StoreError::Read(format!("{}: {e}", self.shown)))?;
+            if k.starts_with(REGISTRY_SCOPE) {
+                break;
+            }
             let Some(rest) = k.strip_prefix(&[TENANT_MARK]) else {
                 break;
             };
@@ -886,6 +974,7 @@ impl Open {
     fn new(db: Db, trees: Trees) -> Open {
         let mut spaces = HashMap::new();
         spaces.insert(Space::from(DEFAULT_SPACE), trees);
+        spaces.insert(Space::from(WHOLE_SPACE), Trees::whole(&db));
         Open { db, spaces }
     }
 }
@@ -945,7 +1034,10 @@ impl SledDb {
             format!("{shown} lost its format marker; refusing to use it")
         })?;
         let mut open = Open::new(db, trees);
-        for name in names.into_iter().filter(|n| &**n != DEFAULT_SPACE) {
+        for name in names
+            .into_iter()
+            .filter(|n| &**n != DEFAULT_SPACE && &**n != WHOLE_SPACE)
+        {
             let trees = Trees::scoped(&open.db, &tenant_scope(&name));
             open.spaces.insert(name, trees);
         }
@@ -1035,28 +1127,19 @@ impl Store for SledStore {
     /// Fixes the point on the writer thread (a group's worth of waiting at most), then
     /// reads on a thread of its own; see [`read_backup`].
     fn backup(&self) -> BackupFuture {
-        let trees = match self.trees() {
-            Ok(trees) => trees,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
-        };
-        let (done, rx) = oneshot::channel();
-        if let Err(e) = self.send(Job::Backup {
-            space: self.space.clone(),
-            done,
-        }) {
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        let stats = self.db.stats.clone();
-        let rate = self.db.options.backup_bytes_per_s;
-        Box::pin(async move {
-            let shadow = rx.await.unwrap_or_else(|_| Err(closed()))?;
-            let (tx, chunks) = tokio::sync::mpsc::channel(BACKUP_QUEUE);
-            std::thread::Builder::new()
-                .name("switchboard-backup".into())
-                .spawn(move || read_backup(&trees, &shadow, &stats, &tx, BACKUP_SLICE, rate))
-                .map_err(|e| StoreError::Read(format!("cannot start the backup reader: {e}")))?;
-            Ok(BackupStream::new(chunks))
-        })
+        self.backup_of(self.space.clone())
+    }
+
+    fn backup_all(&self) -> BackupFuture {
+        SledStore::backup_all(self)
+    }
+
+    fn registry(&self) -> Result<Vec<RegistryRecord>, StoreError> {
+        SledStore::registry(self)
+    }
+
+    fn put_registry(&self, key: &[u8], value: Option<Vec<u8>>) -> CommitFuture {
+        SledStore::put_registry(self, key, value)
     }
 
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError> {
@@ -1255,7 +1338,7 @@ fn read_backup(
             return fail(StoreError::Read(format!("backup: {why}")));
         }
         for (k, v) in merged.drain(..) {
-            if k.as_ref() == probe.as_slice() {
+            if k.as_ref() == probe.as_slice() || (trees.whole && is_probe(&k)) {
                 continue;
             }
             if let Err(e) = file.entry(&k[scope..], &v, &mut out) {
@@ -1287,6 +1370,21 @@ fn read_backup(
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "backup read"
     );
+}
+
+/// Whether `key` is a tenant's readiness probe record (left out of backups).
+fn is_probe(key: &[u8]) -> bool {
+    if key.starts_with(REGISTRY_SCOPE) {
+        return false;
+    }
+    let tail = match key.first() {
+        Some(&TENANT_MARK) => match key.iter().position(|b| *b == b'/') {
+            Some(i) => &key[i + 1..],
+            None => return false,
+        },
+        _ => key,
+    };
+    tail.first() == Some(&prefix::META) && &tail[1..] == META_PROBE
 }
 
 /// Lowers the calling thread's CPU priority (nice 10) and puts its disk reads in the idle
@@ -2172,14 +2270,6 @@ impl SpaceState {
         !self.shadows.is_empty()
     }
 
-    /// Applies a batch, after saving for each backup being read what its keys hold now.
-    fn apply(&self, w: Writes) -> Result<(), StoreError> {
-        if let Some(keys) = &w.keys {
-            self.preserve(keys);
-        }
-        self.trees.apply(w.batch)
-    }
-
     /// Saves the value of every key in `keys` that a backup still has to read and has not
     /// saved yet. Called before the batch that changes them is applied, on the only thread
     /// that writes: a key not saved yet has not changed since the backup's point, so what
@@ -2221,7 +2311,9 @@ impl SpaceState {
 
     /// Whether `key` is one of this space's records (a batch may hold other tenants').
     fn owns(&self, key: &[u8]) -> bool {
-        if self.trees.scope.is_empty() {
+        if self.trees.whole {
+            true
+        } else if self.trees.scope.is_empty() {
             key.first() != Some(&TENANT_MARK)
         } else {
             key.starts_with(&self.trees.scope)
@@ -2322,6 +2414,9 @@ impl Writer {
                         let _ = done.send(self.start_backup(&space));
                     }
                     Job::Drop { space, done } => self.start_drop(&space, done),
+                    Job::Registry { key, value, done } => {
+                        let _ = done.send(self.registry(key, value));
+                    }
                     Job::Commit { .. } | Job::Sweep { .. } => {}
                 }
             }
@@ -2392,13 +2487,11 @@ impl Writer {
                 None => parts.push((space, vec![c])),
             }
         }
-        let mut tracking = false;
         let mut scopes = Vec::with_capacity(parts.len());
         for (space, _) in &parts {
-            let state = self.space(space)?;
-            tracking |= state.tracking();
-            scopes.push(state.trees.scope.clone());
+            scopes.push(self.space(space)?.trees.scope.clone());
         }
+        let tracking = self.tracking_any();
         // Every tenant's part in one batch: one tree, one atomic write.
         let mut b = Writes::new(tracking);
         let mut skipped = 0;
@@ -2415,13 +2508,7 @@ impl Writer {
         }
         self.scratch = scratch;
         result?;
-        if let Some(keys) = &b.keys {
-            for state in self.spaces.values() {
-                state.preserve(keys);
-            }
-        }
-        let (_, first) = self.spaces.iter().next().ok_or_else(closed)?;
-        first.trees.apply(b.batch)?;
+        self.apply_writes(b)?;
         Ok(skipped)
     }
 
@@ -2526,12 +2613,13 @@ impl Writer {
             return;
         };
         let read = |e: ::sled::Error| StoreError::Read(e.to_string());
-        let mut batch = Batch::default();
+        let trees = trees.clone();
+        let mut batch = Writes::new(self.tracking_any());
         let mut n = 0;
         let mut result = Ok(());
         for k in trees.all().keys().take(SWEEP_CHUNK) {
             match k {
-                Ok(k) => batch.remove(k),
+                Ok(k) => batch.remove(&k),
                 Err(e) => {
                     result = Err(read(e));
                     break;
@@ -2539,11 +2627,10 @@ impl Writer {
             }
             n += 1;
         }
-        let trees = trees.clone();
         let result = result.and_then(|()| match &self.failed {
             Some(e) => Err(e.clone()),
             None if n == 0 => Ok(()),
-            None => trees.apply(batch).and_then(|()| self.flush()),
+            None => self.apply_writes(batch).and_then(|()| self.flush()),
         });
         if let Err(e) = &result {
             self.fail(e);
@@ -2555,18 +2642,66 @@ impl Writer {
         }
     }
 
-    /// Applies a sweep's batch to `space` and flushes it; a failure fails the store.
-    fn apply_flushed(&mut self, space: &Space, b: Writes) -> Result<(), StoreError> {
-        let r = self.space(space).and_then(|s| s.apply(b)).and_then(|()| self.flush());
+    /// Whether any backup is being read (of any space).
+    fn tracking_any(&mut self) -> bool {
+        let mut any = false;
+        for state in self.spaces.values_mut() {
+            any |= state.tracking();
+        }
+        any
+    }
+
+    /// Applies a batch to the store's tree, after saving what its keys hold now for every
+    /// backup being read that holds them (a tenant's, `default`'s, the whole store's).
+    fn apply_writes(&self, w: Writes) -> Result<(), StoreError> {
+        if let Some(keys) = &w.keys {
+            for state in self.spaces.values() {
+                state.preserve(keys);
+            }
+        }
+        // Every space's records are in sled's default tree.
+        self.db
+            .apply_batch(w.batch)
+            .map_err(|e| StoreError::Write(format!("batch failed: {e}")))
+    }
+
+    /// Writes or removes the registry's record `key`, flushed.
+    fn registry(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        self.space(&Space::from(WHOLE_SPACE))?;
+        let mut full = REGISTRY_SCOPE.to_vec();
+        full.extend_from_slice(&key);
+        let mut w = Writes::new(self.tracking_any());
+        match value {
+            Some(v) => w.insert(&full, &v),
+            None => w.remove(&full),
+        }
+        let r = self.apply_writes(w).and_then(|()| self.flush());
         if let Err(e) = &r {
             self.fail(e);
         }
         r
     }
 
-    /// Whether a backup of `space` is being read.
+    /// Applies a sweep's batch and flushes it; a failure fails the store.
+    fn apply_flushed(&mut self, space: &Space, b: Writes) -> Result<(), StoreError> {
+        let r = self
+            .space(space)
+            .map(|_| ())
+            .and_then(|()| self.apply_writes(b))
+            .and_then(|()| self.flush());
+        if let Err(e) = &r {
+            self.fail(e);
+        }
+        r
+    }
+
+    /// Whether a backup that may hold `space`'s records is being read.
     fn tracking(&mut self, space: &Space) -> Result<bool, StoreError> {
-        Ok(self.space(space)?.tracking())
+        self.space(space)?;
+        Ok(self.tracking_any())
     }
 
     /// Forgets Messenger message ids taken in more than [`MID_RETENTION_MS`] ago (Meta
