@@ -1504,17 +1504,9 @@ const RESTORE_FLUSH: usize = 4 << 20;
 /// file, the directory) and the result has opened as a store and read back record for
 /// record. Returns how many records were restored.
 pub fn restore(from: &Path, dir: &Path) -> Result<u64, StoreError> {
-    use std::io::BufReader;
     let shown = dir.display().to_string();
-    let input = || {
-        std::fs::File::open(from)
-            .map(|f| BufReader::with_capacity(1 << 20, f))
-            .map_err(|e| StoreError::Read(format!("cannot read {}: {e}", from.display())))
-    };
-    let bad = |e: super::backup::BackupError| StoreError::Corrupt {
-        what: format!("the backup {}: {e}", from.display()),
-    };
-    let expected = super::backup::verify(input()?, STORE_FORMAT).map_err(bad)?;
+    let file = BackupFile(from);
+    let expected = file.verify()?;
     let existed = dir.exists();
     if existed {
         let mut listing = std::fs::read_dir(dir).map_err(|e| StoreError::Read(format!("{shown}: {e}")))?;
@@ -1525,9 +1517,9 @@ pub fn restore(from: &Path, dir: &Path) -> Result<u64, StoreError> {
         }
     }
     create_private_dir(dir)?;
-    let result = input().and_then(|file| {
-        restore_into(file, dir, expected).map_err(|e| match e {
-            RestoreError::Backup(e) => bad(e),
+    let result = file.open().and_then(|input| {
+        restore_into(input, dir, expected).map_err(|e| match e {
+            RestoreError::Backup(e) => file.bad(e),
             RestoreError::Store(e) => e,
         })
     });
@@ -1540,16 +1532,15 @@ pub fn restore(from: &Path, dir: &Path) -> Result<u64, StoreError> {
     result
 }
 
-/// Writes a backup file (one tenant's, or any store's) into tenant `id`'s tree of the
+/// Writes a backup file (one tenant's, or any store's) into tenant `id`'s scope of the
 /// store in `dir`, which must exist and be stopped (sled's lock). The tenant must hold no
 /// records yet (its format marker aside), unless `replace`: then its records are removed
 /// first. The file is checked whole before anything is written, as [`restore`] does; on
-/// a failure after writing started, the tenant's tree is removed (with `replace`, the
+/// a failure after writing started, the tenant's records are removed (with `replace`, the
 /// tenant is then empty: restore again). The tenant must be in the deployment's registry
 /// to be served (its record holds its name, limits and admin token; its accounts and
 /// tokens come back with its records). Returns how many records were restored.
 pub fn restore_tenant(from: &Path, dir: &Path, id: &str, replace: bool) -> Result<u64, StoreError> {
-    use std::io::BufReader;
     if !crate::core::tenant::valid_tenant_id(id) || id == crate::core::tenant::DEFAULT_TENANT {
         return Err(StoreError::Write(format!(
             "`{id}` is not the id of a tenant other than `default` (tenant `default` is the store \
@@ -1557,15 +1548,8 @@ pub fn restore_tenant(from: &Path, dir: &Path, id: &str, replace: bool) -> Resul
         )));
     }
     let shown = format!("{} (tenant {id})", dir.display());
-    let input = || {
-        std::fs::File::open(from)
-            .map(|f| BufReader::with_capacity(1 << 20, f))
-            .map_err(|e| StoreError::Read(format!("cannot read {}: {e}", from.display())))
-    };
-    let bad = |e: super::backup::BackupError| StoreError::Corrupt {
-        what: format!("the backup {}: {e}", from.display()),
-    };
-    let expected = super::backup::verify(input()?, STORE_FORMAT).map_err(bad)?;
+    let file = BackupFile(from);
+    let expected = file.verify()?;
     if !dir.join("db").exists() {
         return Err(StoreError::Read(format!(
             "{} holds no store; a tenant is restored into the deployment's existing store",
@@ -1591,11 +1575,11 @@ pub fn restore_tenant(from: &Path, dir: &Path, id: &str, replace: bool) -> Resul
     let result = remove_all(&db, &trees, &shown)
         .map_err(RestoreError::Store)
         .and_then(|()| {
-            let file = input().map_err(RestoreError::Store)?;
-            restore_scoped(file, &db, &trees, expected, &shown)
+            let input = file.open().map_err(RestoreError::Store)?;
+            restore_scoped(input, &db, &trees, expected, &shown)
         });
     let result = result.map_err(|e| match e {
-        RestoreError::Backup(e) => bad(e),
+        RestoreError::Backup(e) => file.bad(e),
         RestoreError::Store(e) => e,
     });
     if result.is_err() {
@@ -1687,6 +1671,29 @@ fn restore_scoped(
         .into());
     }
     Ok(n)
+}
+
+/// A backup file to restore: opened as a stream, and its faults named after it.
+struct BackupFile<'a>(&'a Path);
+
+impl BackupFile<'_> {
+    fn open(&self) -> Result<std::io::BufReader<std::fs::File>, StoreError> {
+        std::fs::File::open(self.0)
+            .map(|f| std::io::BufReader::with_capacity(1 << 20, f))
+            .map_err(|e| StoreError::Read(format!("cannot read {}: {e}", self.0.display())))
+    }
+
+    fn bad(&self, e: super::backup::BackupError) -> StoreError {
+        StoreError::Corrupt {
+            what: format!("the backup {}: {e}", self.0.display()),
+        }
+    }
+
+    /// Reads the whole file and checks it (magic, formats, lengths, count, checksum):
+    /// its record count.
+    fn verify(&self) -> Result<u64, StoreError> {
+        super::backup::verify(self.open()?, STORE_FORMAT).map_err(|e| self.bad(e))
+    }
 }
 
 enum RestoreError {
