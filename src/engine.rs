@@ -299,6 +299,8 @@ impl Engine {
         if self.owns_arbiter {
             self.arbiter.stop();
         }
+        let source = Arc::as_ptr(&self.shared) as usize;
+        crate::metrics::COMMAND_WAIT.set(crate::metrics::COMMAND_WAIT_OF.forget(source));
     }
 
     /// The rules in force (wrap-up reasons, idle codes, timeouts).

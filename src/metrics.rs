@@ -76,6 +76,34 @@ counter!(
     &["channel"]
 );
 
+/// A gauge several sources report to (each tenant's engine, each tenant's outbox): it
+/// shows the largest of their last values, so that the deployment's figure is its worst
+/// tenant's rather than whichever spoke last.
+#[derive(Default)]
+pub struct MaxOf {
+    values: std::sync::Mutex<std::collections::HashMap<usize, f64>>,
+}
+
+impl MaxOf {
+    /// Source `source` now reads `value`; answers the largest reading, for the gauge.
+    pub fn set(&self, source: usize, value: f64) -> f64 {
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        values.insert(source, value);
+        values.values().copied().fold(0.0, f64::max)
+    }
+
+    /// Source `source` is gone (a deleted tenant's engine or outbox); answers the largest
+    /// reading left.
+    pub fn forget(&self, source: usize) -> f64 {
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        values.remove(&source);
+        values.values().copied().fold(0.0, f64::max)
+    }
+}
+
+/// The readings behind [`COMMAND_WAIT`], one per engine.
+pub static COMMAND_WAIT_OF: LazyLock<MaxOf> = LazyLock::new(MaxOf::default);
+
 /// The least time a command waited for the engine's router over the last 100 ms interval
 /// (what admission control compares with `server.overload_wait_ms`).
 pub static COMMAND_WAIT: LazyLock<prometheus::Gauge> = LazyLock::new(|| {
@@ -460,4 +488,21 @@ pub fn render() -> String {
     // Encoding into a Vec cannot fail for the text format.
     let _ = TextEncoder::new().encode(&REGISTRY.gather(), &mut buf);
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MaxOf;
+
+    /// The deployment's figure is the largest reading of its sources, and a source that
+    /// goes takes its reading with it.
+    #[test]
+    fn max_of_is_the_worst_source_and_forgets_a_gone_one() {
+        let m = MaxOf::default();
+        assert_eq!(m.set(1, 0.5), 0.5);
+        assert_eq!(m.set(2, 0.2), 0.5);
+        assert_eq!(m.set(1, 0.1), 0.2, "a source's new reading replaces its old one");
+        assert_eq!(m.forget(2), 0.1);
+        assert_eq!(m.forget(1), 0.0);
+    }
 }

@@ -584,7 +584,9 @@ impl RouterActor {
         if let Some(least) = self.queue_wait.observe(us, now) {
             self.shared.least_wait_us.store(least, Ordering::Relaxed);
             self.shared.least_wait_at.store(now, Ordering::Relaxed);
-            crate::metrics::COMMAND_WAIT.set(least as f64 / 1e6);
+            let source = std::sync::Arc::as_ptr(&self.shared) as usize;
+            let worst = crate::metrics::COMMAND_WAIT_OF.set(source, least as f64 / 1e6);
+            crate::metrics::COMMAND_WAIT.set(worst);
         }
     }
 

@@ -109,6 +109,9 @@ pub static OUTBOX_OLDEST_AGE: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// The readings behind [`OUTBOX_OLDEST_AGE`], one per outbox (tenant).
+pub static OUTBOX_OLDEST_OF: LazyLock<crate::metrics::MaxOf> = LazyLock::new(Default::default);
+
 /// Creates every series at 0.
 pub fn init() {
     for reason in SkipReason::iter() {

@@ -59,6 +59,20 @@ struct Inner {
     /// This outbox's share of `switchboard_messenger_pages_unauthorized`: each tenant has
     /// an outbox, and the gauge is the deployment's sum ([`Inner::report_unauthorized`]).
     unauthorized: std::sync::atomic::AtomicI64,
+    /// This outbox's share of `switchboard_messenger_outbox_depth` (the deployment's sum).
+    reported_depth: std::sync::atomic::AtomicI64,
+}
+
+impl Drop for Inner {
+    /// A deleted tenant's outbox takes its share out of the deployment's figures.
+    fn drop(&mut self) {
+        let depth = self.reported_depth.swap(0, std::sync::atomic::Ordering::SeqCst);
+        metrics::OUTBOX_DEPTH.sub(depth);
+        let oldest = metrics::OUTBOX_OLDEST_OF.forget(self.source());
+        metrics::OUTBOX_OLDEST_AGE.set(oldest as i64);
+        let unauthorized = self.unauthorized.swap(0, std::sync::atomic::Ordering::SeqCst);
+        metrics::PAGES_UNAUTHORIZED.sub(unauthorized);
+    }
 }
 
 /// What the sender knows of one page.
@@ -113,6 +127,7 @@ impl Outbox {
                 page_changed: Notify::new(),
                 files,
                 unauthorized: std::sync::atomic::AtomicI64::new(0),
+                reported_depth: std::sync::atomic::AtomicI64::new(0),
             }),
         })
     }
@@ -145,6 +160,11 @@ impl Outbox {
 }
 
 impl Inner {
+    /// This outbox, as a source of the deployment's figures.
+    fn source(&self) -> usize {
+        self as *const Inner as usize
+    }
+
     fn figures(&self) -> OutboxFigures {
         let waiting = lock(&self.waiting);
         let now = self.clock.now();
@@ -153,8 +173,12 @@ impl Inner {
             depth: waiting.len(),
             oldest_age_ms: oldest,
         };
-        metrics::OUTBOX_DEPTH.set(f.depth as i64);
-        metrics::OUTBOX_OLDEST_AGE.set((f.oldest_age_ms / 1000) as i64);
+        // Each tenant has an outbox: the depth is the sum of theirs, the age the oldest.
+        let depth = i64::try_from(f.depth).unwrap_or(i64::MAX);
+        let before = self.reported_depth.swap(depth, std::sync::atomic::Ordering::SeqCst);
+        metrics::OUTBOX_DEPTH.add(depth - before);
+        let oldest = metrics::OUTBOX_OLDEST_OF.set(self.source(), (f.oldest_age_ms / 1000) as f64);
+        metrics::OUTBOX_OLDEST_AGE.set(oldest as i64);
         f
     }
 
