@@ -240,7 +240,8 @@ impl Engine {
         let count = |op: &str| crate::metrics::STORE_ERRORS.with_label_values(&[op]).inc();
         self.store.reopen().inspect_err(|_| count("reopen"))?;
         self.store.probe().await?;
-        crate::metrics::agents_reset();
+        // This engine's agents only: the floor rebuilt below counts them again.
+        self.shared.forget_agents();
         let router = start_router(
             &self.rules(),
             &self.store,
@@ -301,6 +302,7 @@ impl Engine {
         }
         let source = Arc::as_ptr(&self.shared) as usize;
         crate::metrics::COMMAND_WAIT.set(crate::metrics::COMMAND_WAIT_OF.forget(source));
+        self.shared.forget_agents();
     }
 
     /// The rules in force (wrap-up reasons, idle codes, timeouts).

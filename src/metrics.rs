@@ -475,13 +475,6 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
     LazyLock::force(&STORE_COMMIT_LATENCY);
 }
 
-/// Forgets the agents per state: the engine counts them again as it rebuilds.
-pub fn agents_reset() {
-    for state in ["logged_out", "idle", "available", "rona"] {
-        AGENTS.with_label_values(&[state]).set(0);
-    }
-}
-
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     let mut buf = Vec::new();

@@ -8,7 +8,7 @@
 //! router actor; the actors never name the engine).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::core::*;
@@ -214,6 +214,47 @@ pub struct Shared {
     /// The engine's tenant when it is not `default`: it prefixes the `queue` label of the
     /// per-queue metrics (`acme/q1`), since queue ids are unique within a tenant only.
     pub tenant: Option<Arc<str>>,
+    /// This engine's share of `switchboard_agents{state}` (logged out, idle, available,
+    /// RONA): what a rebuild or the tenant's deletion takes back out of the deployment's
+    /// figure, leaving the other tenants' agents in it.
+    pub agents: [AtomicI64; 4],
+}
+
+impl Shared {
+    fn presence_slot(p: crate::core::Presence) -> usize {
+        use crate::core::Presence::*;
+        match p {
+            LoggedOut => 0,
+            Idle => 1,
+            Available => 2,
+            Rona => 3,
+        }
+    }
+
+    /// Counts an observation that moves an agent between presences in this engine's share.
+    pub fn count_agents(&self, o: &crate::core::Observation) {
+        use crate::core::Observation::*;
+        match o {
+            PresenceChanged { from, to, .. } => {
+                self.agents[Self::presence_slot(*from)].fetch_sub(1, Ordering::Relaxed);
+                self.agents[Self::presence_slot(*to)].fetch_add(1, Ordering::Relaxed);
+            }
+            AgentAdded { presence, .. } => {
+                self.agents[Self::presence_slot(*presence)].fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes this engine's agents out of `switchboard_agents` (before a rebuild counts them
+    /// again, or when the tenant is deleted).
+    pub fn forget_agents(&self) {
+        use crate::core::Presence::*;
+        for p in [LoggedOut, Idle, Available, Rona] {
+            let n = self.agents[Self::presence_slot(p)].swap(0, Ordering::Relaxed);
+            crate::metrics::AGENTS.with_label_values(&[p.as_str()]).sub(n);
+        }
+    }
 }
 
 /// Why a socket's credential stopped working (../shared/API.md "A credential's sockets end with it").

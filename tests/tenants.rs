@@ -1300,3 +1300,74 @@ fn the_deployment_backup_brings_back_every_tenant_and_the_registry() {
         }
     });
 }
+
+/// `switchboard_agents` is the deployment's: a tenant's agents add to it, and deleting the
+/// tenant takes them out again, leaving every other tenant's (one process of its own, so
+/// that no other test's server shares the figure).
+#[test]
+fn a_deleted_tenants_agents_leave_the_deployments_figure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [("SWITCHBOARD_API__OPERATOR_TOKEN", OPERATOR)];
+    let rt = actix_rt::System::new();
+    rt.block_on(async {
+        let client = awc::Client::builder().timeout(common::WAIT).finish();
+        let p = Process::start(&dir.path().join("data"), &env);
+        let call = |method: &str, path: &str, token: &str, body: Option<serde_json::Value>| {
+            let url = format!("{}{path}", p.base);
+            let client = client.clone();
+            let (token, method) = (token.to_string(), method.to_string());
+            async move { common::request(&client, &url, &method, Some(&token), body).await }
+        };
+        let logged_out = || async {
+            let m = call("GET", "/metrics", ADMIN, None).await;
+            let text = m.body.as_str().unwrap_or_default().to_string();
+            text.lines()
+                .find_map(|l| l.strip_prefix("switchboard_agents{state=\"logged_out\"} "))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .expect("switchboard_agents{state=\"logged_out\"}")
+        };
+        let add_agents = |token: String, ids: &'static [&'static str]| {
+            let call = &call;
+            async move {
+                for id in ids {
+                    let a = call(
+                        "POST",
+                        "/api/v1/agents",
+                        &token,
+                        Some(json!({"id": id, "name": id, "queues": []})),
+                    )
+                    .await;
+                    assert_eq!(a.status, 201, "{}", a.body);
+                }
+            }
+        };
+        let before = logged_out().await;
+        let t = call(
+            "POST",
+            "/api/v1/tenants",
+            OPERATOR,
+            Some(json!({"id": "acme", "name": "Acme"})),
+        )
+        .await;
+        let acme = t.body["admin_token"].as_str().expect("admin token").to_string();
+        let t = call(
+            "POST",
+            "/api/v1/tenants",
+            OPERATOR,
+            Some(json!({"id": "temp", "name": "Temp"})),
+        )
+        .await;
+        let temp = t.body["admin_token"].as_str().expect("admin token").to_string();
+        add_agents(acme, &["a1", "a2"]).await;
+        add_agents(temp, &["a1", "a2", "a3"]).await;
+        assert_eq!(logged_out().await, before + 5);
+        let d = call("DELETE", "/api/v1/tenants/temp", OPERATOR, None).await;
+        assert_eq!(d.status, 204, "{}", d.body);
+        assert_eq!(
+            logged_out().await,
+            before + 2,
+            "temp's three agents leave the figure, acme's stay"
+        );
+        p.kill();
+    });
+}

@@ -252,6 +252,7 @@ impl RouterActor {
                 }
                 Effect::Observe(o) => {
                     crate::metrics::observe(&o);
+                    self.shared.count_agents(&o);
                     match &o {
                         Observation::Arrived { queue, .. } => {
                             queues_touched.insert(queue.clone());
