@@ -71,10 +71,13 @@ for line in sys.stdin:
         for part in ("_sum", "_count"):
             if line.startswith(name + part + " "):
                 v[name + part] = float(line.split()[1])
+    if line.startswith("switchboard_store_flush_seconds_bucket{le=\"0.05\"} "):
+        v["under_50ms"] = float(line.split()[1])
 n = v.get("switchboard_store_flush_seconds_count", 0)
 if n:
-    print("store: %d flushes, %.1f commits per flush, %.2f ms per flush" % (
-        n, v["switchboard_store_commits_per_flush_sum"] / n, 1000 * v["switchboard_store_flush_seconds_sum"] / n))
+    print("store: %d flushes, %.1f commits per flush, %.2f ms per flush, %d over 50 ms" % (
+        n, v["switchboard_store_commits_per_flush_sum"] / n, 1000 * v["switchboard_store_flush_seconds_sum"] / n,
+        n - v.get("under_50ms", n)))
 '
 echo "== tenants $n, agents $agents each, hot $HOT, server CPU $(( (cpu1 - cpu0) / $(getconf CLK_TCK) )) s"
 total=0
