@@ -58,12 +58,11 @@ fn operator(req: &HttpRequest, state: &AppState) -> Result<Operator, ApiError> {
             "the tenant API is off: it needs api.operator_token",
         ));
     }
-    let token = bearer(req).unwrap_or_default();
-    if !token.is_empty() && bool::from(token.as_bytes().ct_eq(state.operator_token.as_bytes())) {
+    if is_operator(req, state) {
         return Ok(Operator);
     }
     // Any other token: a tenant's (403) or nobody's (401, counted as a failure).
-    authenticate(req, state, Some(token))?;
+    authenticate(req, state, Some(bearer(req).unwrap_or_default()))?;
     Err(ApiError::forbidden("tenants are managed with the operator token"))
 }
 
@@ -384,7 +383,7 @@ pub async fn delete(state: web::Data<AppState>, _op: Operator, id: web::Path<Str
 
 /// A backup of one tenant's store (`default` included), streamed as
 /// `POST /api/v1/admin/backup` is; restore it with `switchboard restore` into the
-/// tenant's directory (docs/TENANTS.md "Backup and restore").
+/// tenant of a stopped store with `--tenant` (docs/TENANTS.md "Backup and restore").
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/backup", tag = "tenants",
     params(("id" = String, Path, description = "Tenant id")),
     responses(

@@ -1309,7 +1309,6 @@ fn read_backup(
         tracing::error!(error = %e, "backup failed");
         let _ = tx.blocking_send(Err(e));
     };
-    let probe = trees.meta.key(META_PROBE);
     let mut out = Vec::with_capacity(BACKUP_CHUNK + (64 << 10));
     let mut file = super::backup::Encoder::new(STORE_FORMAT, &mut out);
     // Leaves not already in sled's cache are read for the backup alone: left in, they
@@ -1338,7 +1337,7 @@ fn read_backup(
             return fail(StoreError::Read(format!("backup: {why}")));
         }
         for (k, v) in merged.drain(..) {
-            if k.as_ref() == probe.as_slice() || (trees.whole && is_probe(&k)) {
+            if is_probe(&k) {
                 continue;
             }
             if let Err(e) = file.entry(&k[scope..], &v, &mut out) {
@@ -1372,7 +1371,8 @@ fn read_backup(
     );
 }
 
-/// Whether `key` is a tenant's readiness probe record (left out of backups).
+/// Whether `key` is a readiness probe record, `default`'s or a tenant's (left out of
+/// backups).
 fn is_probe(key: &[u8]) -> bool {
     if key.starts_with(REGISTRY_SCOPE) {
         return false;
@@ -2449,8 +2449,8 @@ impl Writer {
         self.spaces.get_mut(space).ok_or_else(closed)
     }
 
-    /// Applies a group (each space's part as one atomic batch of its tree), flushes once
-    /// for all of them, then resolves its waiters in order.
+    /// Applies a group (every space's part in one atomic batch), flushes once, then
+    /// resolves its waiters in order.
     fn commit_group(&mut self, changes: Vec<(Space, Vec<Change>)>, waiters: Vec<Waiter>) {
         let result = match &self.failed {
             Some(e) => Err(e.clone()),
