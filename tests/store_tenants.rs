@@ -211,6 +211,11 @@ fn a_tenant_is_restored_from_its_own_backup_into_a_stopped_store() {
             }
             std::fs::write(&file, bytes).expect("write the backup");
             a.commit(vec![queue("q2", "After")]).await.expect("commit");
+            // The registry's records (the store keeps them as they are given).
+            store
+                .put_registry(b"acme", Some(b"acme's record".to_vec()))
+                .await
+                .expect("register acme");
         });
         store.close();
     }
@@ -230,7 +235,24 @@ fn a_tenant_is_restored_from_its_own_backup_into_a_stopped_store() {
     );
     // The format marker and q1.
     assert_eq!(restore_tenant(&file, &path, "acme", true).expect("restore"), 2);
-    // Into a tenant the store never had: no replace needed.
+    // A tenant the registry does not hold would not be served: refused, nothing written.
+    let unregistered = restore_tenant(&file, &path, "copy", false);
+    assert!(
+        matches!(&unregistered, Err(StoreError::Write(m)) if m.contains("registry")),
+        "{unregistered:?}"
+    );
+    {
+        let store = SledStore::open(&path, SledOptions::default()).expect("store");
+        assert_eq!(
+            store.tenant_ids().expect("tenant ids"),
+            ["acme"],
+            "nothing of `copy` written"
+        );
+        rt.block_on(store.put_registry(b"copy", Some(b"copy's record".to_vec())))
+            .expect("register copy");
+        store.close();
+    }
+    // Into a registered tenant the store has no records of: no replace needed.
     restore_tenant(&file, &path, "copy", false).expect("restore into a new tenant");
     let store = SledStore::open(&path, SledOptions::default()).expect("store");
     let a = store.tenant("acme").expect("tenant acme");

@@ -1538,8 +1538,9 @@ pub fn restore(from: &Path, dir: &Path) -> Result<u64, StoreError> {
 /// first. The file is checked whole before anything is written, as [`restore`] does; on
 /// a failure after writing started, the tenant's records are removed (with `replace`, the
 /// tenant is then empty: restore again). The tenant must be in the deployment's registry
-/// to be served (its record holds its name, limits and admin token; its accounts and
-/// tokens come back with its records). Returns how many records were restored.
+/// (its record holds its name, limits and admin token; its accounts and tokens come back
+/// with its records): one it does not hold is refused, since it would not be served.
+/// Returns how many records were restored.
 pub fn restore_tenant(from: &Path, dir: &Path, id: &str, replace: bool) -> Result<u64, StoreError> {
     if !crate::core::tenant::valid_tenant_id(id) || id == crate::core::tenant::DEFAULT_TENANT {
         return Err(StoreError::Write(format!(
@@ -1560,6 +1561,18 @@ pub fn restore_tenant(from: &Path, dir: &Path, id: &str, replace: bool) -> Resul
     let (db, _) = open_marked(dir, RESTORE_CACHE, || {
         format!("{} holds no store format record", dir.display())
     })?;
+    // A tenant the registry does not hold would sit in the store unserved (its name,
+    // limits and admin token are the registry's): the operator creates it first.
+    let registered = db
+        .contains_key([REGISTRY_SCOPE, id.as_bytes()].concat())
+        .map_err(|e| sled_error(&shown, e))?;
+    if !registered {
+        return Err(StoreError::Write(format!(
+            "{} has no tenant `{id}` in its registry; create it first (POST /api/v1/tenants, \
+             which issues its admin token), stop the engine and restore again",
+            dir.display()
+        )));
+    }
     let scope = tenant_scope(id);
     let trees = Trees::scoped(&db, &scope);
     let has_records = trees
