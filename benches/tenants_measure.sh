@@ -12,6 +12,9 @@
 # first tenant's harness send HOT_RATE (default 1500) arrivals/s while the others send
 # QUIET_RATE (default 10) each: a hot tenant beside quiet ones. SAME_TENANT=1 runs the
 # TENANTS harnesses all in tenant `default`: the same harness processes, one store.
+# SEPARATE=1 (with HOT=1) is the floor of isolation on this machine: the hot harness
+# drives a second server process of its own, the quiet ones tenant `default` of the
+# first; the two servers share nothing but the machine's cores.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${BIN:?set BIN}
@@ -30,11 +33,19 @@ SWITCHBOARD_SERVER__LISTEN=127.0.0.1:$port SWITCHBOARD_STORE__PATH=$WORK/data \
   SWITCHBOARD_API__ADMIN_TOKEN=$ADMIN SWITCHBOARD_API__OPERATOR_TOKEN=$OPERATOR \
   SWITCHBOARD_SERVER__MAX_TENANTS=$((TENANTS + 1)) RUST_LOG=warn "$BIN/switchboard" > "$WORK/server.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$WORK"' EXIT
+pids=$pid
+if [ "${SEPARATE:-0}" = 1 ]; then
+  port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  SWITCHBOARD_SERVER__LISTEN=127.0.0.1:$port2 SWITCHBOARD_STORE__PATH=$WORK/data2 \
+    SWITCHBOARD_API__ADMIN_TOKEN=$ADMIN RUST_LOG=warn "$BIN/switchboard" > "$WORK/server2.log" 2>&1 &
+  pids="$pid $!"
+  for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$port2/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+trap 'kill $pids 2>/dev/null; wait $pids 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 base="http://127.0.0.1:$port"
 tokens=()
-if [ "${SAME_TENANT:-0}" = 1 ]; then
+if [ "${SAME_TENANT:-0}" = 1 ] || [ "${SEPARATE:-0}" = 1 ]; then
   # The control: as many harnesses as TENANTS, all in tenant `default` (one store).
   for _ in $(seq 1 "$TENANTS"); do tokens+=("$ADMIN"); done
 elif [ "$TENANTS" -le 1 ]; then
@@ -57,10 +68,12 @@ for t in "${tokens[@]}"; do
   if [ "$HOT" = 1 ]; then
     if [ $i = 1 ]; then rate=$HOT_RATE; else rate=$QUIET_RATE; fi
   fi
-  "$BIN/switchboard-load" --url "$base" --admin-token "$t" --quiet --id-prefix "h$i-" \
+  url=$base
+  if [ "${SEPARATE:-0}" = 1 ] && [ $i = 1 ]; then url="http://127.0.0.1:$port2"; fi
+  "$BIN/switchboard-load" --url "$url" --admin-token "$t" --quiet --id-prefix "h$i-" \
     --agents "$agents" --rate "$rate" --duration "$DURATION" > "$WORK/load-$i.log" 2>&1 &
 done
-wait $(jobs -p | grep -v "^$pid$") 2>/dev/null
+wait $(jobs -p | grep -vE "^(${pids// /|})$") 2>/dev/null
 cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 # The store's group commit over the whole run: flushes, commits per flush, time per flush.
 curl -fsS -H "Authorization: Bearer $ADMIN" "$base/metrics" | python3 -c '
