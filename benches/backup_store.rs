@@ -81,6 +81,7 @@ fn main() {
             id: "q1".into(),
             name: "Support".into(),
             routing_steps: Vec::new(),
+            hours: None,
         },
         Command::CreateEntryPoint(EntryPoint {
             id: "ep1".into(),

@@ -39,6 +39,7 @@ fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
             id: "q".into(),
             name: "Queue".into(),
             routing_steps: Vec::new(),
+            hours: None,
         },
         0,
     )

@@ -116,6 +116,7 @@ fn queue(f: &mut Floor, id: &str) {
             id: id.into(),
             name: id.into(),
             routing_steps: Vec::new(),
+            hours: None,
         },
     );
 }

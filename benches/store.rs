@@ -57,6 +57,7 @@ fn template() -> (Agent, switchboard::core::Conversation) {
             id: "q1".into(),
             name: "Support".into(),
             routing_steps: Vec::new(),
+            hours: None,
         },
         T0,
     )
@@ -271,6 +272,7 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             id: "q1".into(),
             name: "Support".into(),
             routing_steps: Vec::new(),
+            hours: None,
         },
         T0,
     )

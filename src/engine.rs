@@ -474,6 +474,7 @@ impl Engine {
                 id: id.into(),
                 name: name.into(),
                 routing_steps,
+                hours: None,
             })
             .await?
         {

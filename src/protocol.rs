@@ -477,6 +477,8 @@ pub struct QueueFigures {
     pub agents_available: usize,
     /// The queue's routing steps (for transfers into it), as REST shows them.
     pub routing_steps: Vec<Step>,
+    /// The queue's business hours, as REST shows them.
+    pub hours: Option<std::sync::Arc<crate::core::hours::Hours>>,
 }
 
 impl QueueFigures {
@@ -489,6 +491,7 @@ impl QueueFigures {
             longest_wait_ms: self.oldest_received_at.map_or(0, |at| now.saturating_sub(at)),
             agents_available: self.agents_available,
             routing_steps: self.routing_steps.clone(),
+            hours: self.hours.clone(),
         }
     }
 }

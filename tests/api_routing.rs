@@ -534,3 +534,99 @@ async fn a_step_that_ended_while_the_engine_was_down_moves_on_at_start() {
     assert_eq!(view["received_at"], c["received_at"]);
     engine.kill();
 }
+
+/// Business hours over REST (docs/API-NOTES.md "Business hours"): a queue created with
+/// hours shows them; a customer who writes while it is closed gets the closed reply at
+/// once, and with `close` the conversation ends (`outside_hours`) without an offer; a
+/// `PATCH` changes the hours for the next customer, `null` removes them; bad hours are a
+/// 400 that changes nothing.
+#[actix_web::test]
+async fn business_hours_answer_a_customer_who_writes_while_the_queue_is_closed() {
+    let s = TestServer::start().await;
+    // Open only on dated openings, none of which is today: closed now, whatever the clock.
+    let hours = json!({
+        "time_zone": "Europe/Paris",
+        "weekly": [],
+        "exceptions": [{"date": "2000-01-03", "open": "09:00", "close": "17:00"}],
+        "closed_reply": "We are closed; write again from 09:00.",
+        "outside_hours": "close"
+    });
+    let q = s
+        .post(
+            "/api/v1/queues",
+            ADMIN,
+            json!({"id": "nights", "name": "Nights", "hours": hours}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(q["hours"], hours);
+    let ann = s.agent("ann", "Ann", &["nights"]).await;
+    s.post(
+        "/api/v1/entry-points",
+        ADMIN,
+        json!({"id": "night-page", "name": "Night page", "queue": "nights"}),
+    )
+    .await
+    .expect(201);
+    s.set_state(&ann, "available").await;
+    let write = |customer: &'static str| {
+        s.post(
+            "/api/v1/conversations",
+            ADMIN,
+            json!({"entry_point": "night-page", "customer": {"id": customer, "name": "Carol"}, "text": "Hello?"}),
+        )
+    };
+    let closed = write("c1").await.expect(201);
+    assert_eq!(closed["state"], "ended", "{closed}");
+    assert_eq!(closed["ended_reason"], "outside_hours");
+    assert_eq!(texts(&closed), ["Hello?", "We are closed; write again from 09:00."]);
+    assert_eq!(s.agent_detail("ann").await["offers"], json!([]), "nothing offered");
+
+    // Bad hours: 400, and the queue keeps its own.
+    let path = "/api/v1/queues/nights";
+    let mut bad = hours.clone();
+    bad["time_zone"] = json!("Mars/Olympus");
+    s.call("PATCH", path, Some(ADMIN), Some(json!({ "hours": bad })))
+        .await
+        .expect_error(400, "invalid_input");
+    s.call("PATCH", path, Some(ADMIN), Some(json!({})))
+        .await
+        .expect_error(400, "invalid_input");
+    s.call(
+        "PATCH",
+        "/api/v1/queues/nope",
+        Some(ADMIN),
+        Some(json!({ "hours": null })),
+    )
+    .await
+    .expect_error(404, "unknown_queue");
+    s.call("PATCH", path, Some(&ann), Some(json!({ "hours": null })))
+        .await
+        .expect_error(403, "forbidden");
+    assert_eq!(s.get(path, ADMIN).await.expect(200)["hours"], hours);
+
+    // `wait`: told, then routed as usual (an available agent may still serve it).
+    let mut waiting = hours.clone();
+    waiting["outside_hours"] = json!("wait");
+    let q = s
+        .call("PATCH", path, Some(ADMIN), Some(json!({ "hours": waiting })))
+        .await
+        .expect(200);
+    assert_eq!(q["hours"]["outside_hours"], "wait");
+    let told = write("c2").await.expect(201);
+    assert_eq!(texts(&told), ["Hello?", "We are closed; write again from 09:00."]);
+    assert_ne!(told["state"], "ended", "{told}");
+    let cid = id_of(&told);
+    s.post_empty(&format!("/api/v1/conversations/{cid}/accept"), &ann)
+        .await
+        .expect(200);
+
+    // `null`: always open again, nothing said.
+    let q = s
+        .call("PATCH", path, Some(ADMIN), Some(json!({ "hours": null })))
+        .await
+        .expect(200);
+    assert!(q.get("hours").is_none(), "{q}");
+    let open = write("c3").await.expect(201);
+    assert_eq!(texts(&open), ["Hello?"]);
+}

@@ -137,6 +137,7 @@ impl Sim {
                         id: format!("q{q}"),
                         name: format!("Queue {q}"),
                         routing_steps: steps(&mut rng),
+                        hours: None,
                     },
                     now,
                 )

@@ -236,6 +236,7 @@ fn floor_with_agent() -> switchboard::core::Floor {
             id: "q1".into(),
             name: "One".into(),
             routing_steps: Vec::new(),
+            hours: None,
         },
         T0,
     )

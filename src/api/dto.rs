@@ -257,6 +257,128 @@ pub struct QueueDto {
     pub agents_available: u64,
     /// Steps for conversations transferred into the queue.
     pub routing_steps: Vec<StepDto>,
+    /// Business hours; absent: always open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<HoursDto>,
+}
+
+/// A queue's business hours (docs/API-NOTES.md "Business hours"): weekly opening times
+/// in `time_zone` (wall clock), dated exceptions, and what a customer who writes while the
+/// queue is closed gets: `closed_reply` at once, then a wait in the queue (`wait`) or the
+/// end of the conversation (`close`, reason `outside_hours`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoursDto {
+    /// IANA time zone name, e.g. `Europe/Paris`.
+    pub time_zone: String,
+    #[serde(default)]
+    pub weekly: Vec<WeeklyHoursDto>,
+    /// Dates with their own opening; on such a date only its exceptions count.
+    #[serde(default)]
+    pub exceptions: Vec<DatedHoursDto>,
+    pub closed_reply: String,
+    /// `wait` (default) or `close`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub outside_hours: core::hours::OutsideHours,
+}
+
+/// Open from `open` to `close` (`HH:MM`; `close` may be `24:00`) on each of `days`
+/// (`mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeeklyHoursDto {
+    pub days: Vec<String>,
+    pub open: String,
+    pub close: String,
+}
+
+/// A date (`YYYY-MM-DD`) open from `open` to `close`, or closed all day without them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatedHoursDto {
+    pub date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close: Option<String>,
+}
+
+impl From<&core::hours::Hours> for HoursDto {
+    fn from(h: &core::hours::Hours) -> Self {
+        HoursDto {
+            time_zone: h.time_zone.clone(),
+            weekly: h
+                .weekly
+                .iter()
+                .map(|w| WeeklyHoursDto {
+                    days: w.days.clone(),
+                    open: w.open.clone(),
+                    close: w.close.clone(),
+                })
+                .collect(),
+            exceptions: h
+                .exceptions
+                .iter()
+                .map(|e| DatedHoursDto {
+                    date: e.date.clone(),
+                    open: e.open.clone(),
+                    close: e.close.clone(),
+                })
+                .collect(),
+            closed_reply: h.closed_reply.clone(),
+            outside_hours: h.outside_hours,
+        }
+    }
+}
+
+impl From<HoursDto> for core::hours::Hours {
+    fn from(h: HoursDto) -> Self {
+        core::hours::Hours {
+            time_zone: h.time_zone,
+            weekly: h
+                .weekly
+                .into_iter()
+                .map(|w| core::hours::WeeklyHours {
+                    days: w.days,
+                    open: w.open,
+                    close: w.close,
+                })
+                .collect(),
+            exceptions: h
+                .exceptions
+                .into_iter()
+                .map(|e| core::hours::DatedHours {
+                    date: e.date,
+                    open: e.open,
+                    close: e.close,
+                })
+                .collect(),
+            closed_reply: h.closed_reply,
+            outside_hours: h.outside_hours,
+        }
+    }
+}
+
+/// `PATCH /api/v1/queues/{id}`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchQueue {
+    /// The queue's business hours as a whole; null: always open again. In force for the
+    /// next customer who writes.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<HoursDto>, nullable)]
+    pub hours: Option<Option<HoursDto>>,
+}
+
+/// A field of a `PATCH` that is present, its value `null` or not (absent is `None`, by
+/// `#[serde(default)]`).
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A routing step: its requirements (skill name → lowest level) and how long a
@@ -307,6 +429,7 @@ impl From<&QueueStats> for QueueDto {
             longest_wait_ms: q.longest_wait_ms,
             agents_available: q.agents_available as u64,
             routing_steps: steps_dto(&q.routing_steps),
+            hours: q.hours.as_deref().map(HoursDto::from),
         }
     }
 }
@@ -649,6 +772,9 @@ pub struct CreateQueue {
     /// Steps for conversations transferred into the queue.
     #[serde(default)]
     pub routing_steps: Vec<StepDto>,
+    /// Business hours; absent: always open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<HoursDto>,
 }
 
 /// `POST /api/v1/entry-points`.

@@ -482,7 +482,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_queue))
             .route(web::get().to(list_queues)),
     )
-    .service(resource("/api/v1/queues/{id}").route(web::get().to(get_queue)))
+    .service(
+        resource("/api/v1/queues/{id}")
+            .route(web::get().to(get_queue))
+            .route(web::patch().to(patch_queue)),
+    )
     .service(
         resource("/api/v1/entry-points")
             .route(web::post().to(create_entry_point))

@@ -32,6 +32,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         rest::create_queue,
         rest::list_queues,
         rest::get_queue,
+        rest::patch_queue,
         rest::create_entry_point,
         rest::list_entry_points,
         rest::patch_entry_point,

@@ -75,6 +75,7 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             id: body.id,
             name: body.name,
             routing_steps: super::dto::steps(body.routing_steps),
+            hours: body.hours.map(Into::into),
         })
         .await?
     {
@@ -112,6 +113,40 @@ pub async fn get_queue(state: Tenanted, caller: Caller, path: web::Path<String>)
     match state.engine.queue(qid).await? {
         Some(q) => Ok(HttpResponse::Ok().json(QueueDto::from(&q))),
         None => Err(EngineError::from(CoreError::UnknownQueue(qid.into())).into()),
+    }
+}
+
+/// Changes a queue: its business hours (the next customer who writes meets them).
+#[utoipa::path(patch, path = "/api/v1/queues/{id}", tag = "queues", request_body = PatchQueue,
+    params(("id" = String, Path, description = "Queue id")),
+    responses(
+        (status = 200, description = "The queue", body = QueueDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not the admin", body = ErrorBody),
+        (status = 404, description = "Unknown queue", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<PatchQueue>) -> Res {
+    caller.admin()?;
+    let queue = id(&path)?.to_string();
+    let Some(hours) = body.into_inner().hours else {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            "give hours (an object, or null)",
+        ));
+    };
+    match state
+        .engine
+        .exec(Command::SetQueueHours {
+            queue,
+            hours: hours.map(Into::into),
+        })
+        .await?
+    {
+        Reply::Queue(q) => Ok(HttpResponse::Ok().json(QueueDto::from(&q))),
+        r => Err(unexpected("queue", &r)),
     }
 }
 

@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use super::auth::{authenticate, bearer, credential_of, new_token, now_ms};
-use super::dto::CodeDto;
+use super::dto::{present, CodeDto};
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::core::tenant::{Tenant, TenantCodes, TenantLimits, TenantPatch, DEFAULT_TENANT};
@@ -175,16 +175,6 @@ pub struct PatchTenant {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<CodeDto>>, nullable)]
     pub idle_codes: Option<Option<Vec<CodeDto>>>,
-}
-
-/// A field of a `PATCH` that is present, its value `null` or not (absent is `None`, by
-/// `#[serde(default)]`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 fn codes(list: Vec<CodeDto>) -> Vec<Code> {

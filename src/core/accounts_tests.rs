@@ -79,6 +79,7 @@ fn floor_with_agent(password: Option<&str>) -> Floor {
             id: "q".into(),
             name: "Q".into(),
             routing_steps: Vec::new(),
+            hours: None,
         },
         T0,
     )

@@ -29,6 +29,14 @@ pub enum Command {
         name: String,
         /// Steps for conversations transferred into the queue (empty: none).
         routing_steps: Vec<Step>,
+        /// Business hours (`None`: always open).
+        hours: Option<super::hours::Hours>,
+    },
+    /// A queue's business hours set (`Some`) or removed (`None`): they apply to the next
+    /// customer who writes.
+    SetQueueHours {
+        queue: QueueId,
+        hours: Option<super::hours::Hours>,
     },
     CreateEntryPoint(EntryPoint),
     /// The tenant's limits, as the registry holds them (../shared/API.md "Tenants"): set
@@ -295,6 +303,8 @@ pub struct QueueStats {
     pub agents_available: usize,
     /// Steps for conversations transferred into the queue.
     pub routing_steps: Vec<Step>,
+    /// Business hours (`None`: always open).
+    pub hours: Option<std::sync::Arc<super::hours::Hours>>,
 }
 
 /// Who is asking, as far as the core's rules care.
@@ -318,6 +328,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::CreateQueue { .. } => "create_queue",
+            Command::SetQueueHours { .. } => "set_queue_hours",
             Command::CreateEntryPoint(_) => "create_entry_point",
             Command::CreateAgent { .. } => "create_agent",
             Command::SetCredential { .. } => "set_credential",
@@ -371,6 +382,7 @@ impl Command {
             | Command::Messenger(super::messenger::MessengerCommand::SendFile { .. }) => FinishedAct::NeedsOpen,
             Command::SetPriority { .. } => FinishedAct::NeedsQueued,
             Command::CreateQueue { .. }
+            | Command::SetQueueHours { .. }
             | Command::SetSkills { .. }
             | Command::SetLimits(_)
             | Command::SetCodes(_)
@@ -486,9 +498,14 @@ impl Floor {
                 id,
                 name,
                 routing_steps,
+                hours,
             } => {
-                self.create_queue(&id, &name, routing_steps)?;
+                self.create_queue(&id, &name, routing_steps, hours)?;
                 Reply::Queue(self.queue_stats(&id, now).ok_or(CoreError::UnknownQueue(id))?)
+            }
+            Command::SetQueueHours { queue, hours } => {
+                self.set_queue_hours(&queue, hours)?;
+                Reply::Queue(self.queue_stats(&queue, now).ok_or(CoreError::UnknownQueue(queue))?)
             }
             Command::CreateEntryPoint(ep) => Reply::EntryPoint(self.create_entry_point(ep)?.clone()),
             Command::CreateAgent {
@@ -749,6 +766,7 @@ impl Floor {
             longest_wait_ms: q.longest_wait_ms(now),
             agents_available: self.agents_available(&q.id),
             routing_steps: q.routing_steps.clone(),
+            hours: q.hours.clone(),
         }
     }
 
@@ -802,6 +820,7 @@ mod tests {
                 id: "q".into(),
                 name: "Q".into(),
                 routing_steps: Vec::new(),
+                hours: None,
             },
             T0,
         )
@@ -878,6 +897,7 @@ mod tests {
                 id: "q2".into(),
                 name: "Q2".into(),
                 routing_steps: Vec::new(),
+                hours: None,
             },
             T0,
         ) {
@@ -890,6 +910,7 @@ mod tests {
                     longest_wait_ms: 0,
                     agents_available: 0,
                     routing_steps: Vec::new(),
+                    hours: None,
                 }
             ),
             other => panic!("unexpected {other:?}"),

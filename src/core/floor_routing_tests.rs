@@ -71,6 +71,7 @@ fn floor(rules: Rules) -> Floor {
                 id: q.into(),
                 name: q.to_uppercase(),
                 routing_steps: steps,
+                hours: None,
             },
             0,
         )

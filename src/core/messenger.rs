@@ -1239,6 +1239,7 @@ mod tests {
                 id: "q".into(),
                 name: "Q".into(),
                 routing_steps: Vec::new(),
+                hours: None,
             },
         );
         run(

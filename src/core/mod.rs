@@ -22,6 +22,7 @@ pub mod deadlines;
 pub mod error;
 pub mod event;
 pub mod floor;
+pub mod hours;
 pub mod invariants;
 pub mod journal;
 pub mod limits;

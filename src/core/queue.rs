@@ -27,6 +27,10 @@ pub struct Queue {
     /// so it is not part of the queue's stored record.
     #[serde(skip)]
     pub waiting: BTreeMap<QueueKey, ConversationId>,
+    /// Business hours (`None`: always open; ../shared/API.md is silent, docs/API-NOTES.md
+    /// "Business hours").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<std::sync::Arc<super::hours::Hours>>,
 }
 
 impl Queue {
@@ -37,6 +41,7 @@ impl Queue {
             name,
             routing_steps: Vec::new(),
             waiting: BTreeMap::new(),
+            hours: None,
         }
     }
 

@@ -267,6 +267,7 @@ mod tests {
                 id: "q".into(),
                 name: "Q".into(),
                 routing_steps: Vec::new(),
+                hours: None,
             },
             T0,
         )

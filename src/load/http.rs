@@ -781,6 +781,7 @@ impl Backend for Http {
                 id: self.id(q),
                 name: format!("Queue {q}"),
                 routing_steps: steps.clone(),
+                hours: None,
             })?;
             self.call("POST", "/api/v1/queues", None, Some(body)).await?;
             let body = json(&CreateEntryPoint {

@@ -530,11 +530,56 @@ pub fn decode_agent(tree: &str, key: &[u8], bytes: &[u8]) -> Result<Agent, Store
     })
 }
 
-/// Decodes a queue record of either version.
+/// Decodes a queue record of any version.
 pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
+    if bytes.first() == Some(&QUEUE_V3) {
+        let v3: QueueV3 = bincode::deserialize(&bytes[1..]).map_err(|e| StoreError::Corrupt {
+            what: format!("record queues/{} cannot be decoded: {e}", printable(key)),
+        })?;
+        let hours = serde_json::from_str(&v3.hours).map_err(|e| StoreError::Corrupt {
+            what: format!(
+                "record queues/{}: its business hours cannot be read: {e}",
+                printable(key)
+            ),
+        })?;
+        let mut queue = Queue::from(v3.queue);
+        queue.hours = Some(std::sync::Arc::new(hours));
+        return Ok(queue);
+    }
     decode_newer::<QueueV2, Queue>("queues", key, bytes, ROUTING_V2, || {
         decode::<QueueV1>("queues", key, bytes).map(Queue::from)
     })
+}
+
+/// Version of a queue record with business hours ([`QueueV3`]). A queue without hours is
+/// still written as [`QueueV2`], which builds before business hours read.
+pub const QUEUE_V3: u8 = 3;
+
+/// A queue with business hours: [`QueueV2`] and the hours as JSON (their API shape, so
+/// that a field added to them later needs no new record version).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueV3 {
+    pub queue: QueueV2,
+    pub hours: String,
+}
+
+/// Appends queue `q`'s record to `out`: [`QueueV3`] with business hours, else [`QueueV2`].
+pub fn encode_queue_into(out: &mut Vec<u8>, mut q: Queue) -> Result<(), StoreError> {
+    match q.hours.take() {
+        None => encode_versioned_into(out, ROUTING_V2, &QueueV2::from(q)),
+        Some(hours) => {
+            let hours = serde_json::to_string(&*hours)
+                .map_err(|e| StoreError::Write(format!("cannot encode business hours: {e}")))?;
+            encode_versioned_into(
+                out,
+                QUEUE_V3,
+                &QueueV3 {
+                    queue: QueueV2::from(q),
+                    hours,
+                },
+            )
+        }
+    }
 }
 
 /// Decodes an entry point record of any version.
@@ -1609,6 +1654,25 @@ mod tests {
         q.routing_steps = vec![step.clone()];
         let mut v = Vec::new();
         encode_versioned_into(&mut v, ROUTING_V2, &QueueV2::from(q.clone())).unwrap();
+        assert_eq!(decode_queue(b"q1", &v).unwrap(), q);
+        // Without hours a queue is still written as version 2; with them, as version 3.
+        let mut v = Vec::new();
+        encode_queue_into(&mut v, q.clone()).unwrap();
+        assert_eq!(v[0], ROUTING_V2);
+        q.hours = Some(std::sync::Arc::new(crate::core::hours::Hours {
+            time_zone: "Europe/Paris".into(),
+            weekly: vec![crate::core::hours::WeeklyHours {
+                days: vec!["mon".into()],
+                open: "09:00".into(),
+                close: "17:00".into(),
+            }],
+            exceptions: Vec::new(),
+            closed_reply: "Closed".into(),
+            outside_hours: crate::core::hours::OutsideHours::Close,
+        }));
+        let mut v = Vec::new();
+        encode_queue_into(&mut v, q.clone()).unwrap();
+        assert_eq!(v[0], QUEUE_V3);
         assert_eq!(decode_queue(b"q1", &v).unwrap(), q);
 
         let mut e = EntryPoint {

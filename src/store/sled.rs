@@ -526,7 +526,7 @@ fn add(
         Change::Queue(q) => {
             key.push(prefix::QUEUES);
             key.extend_from_slice(q.id.as_bytes());
-            encode_versioned_into(value, ROUTING_V2, &QueueV2::from(q))?;
+            record::encode_queue_into(value, q)?;
         }
         Change::EntryPoint(e) => {
             key.push(prefix::ENTRY_POINTS);

@@ -411,6 +411,7 @@ mod tests {
             oldest_received_at: oldest,
             agents_available: 0,
             routing_steps: Vec::new(),
+            hours: None,
         }
     }
 

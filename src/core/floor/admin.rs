@@ -6,10 +6,19 @@ use crate::core::tenant::Limit;
 
 impl Floor {
     /// Creates a queue.
-    pub(crate) fn create_queue(&mut self, id: &str, name: &str, steps: Vec<Step>) -> Result<&Queue, CoreError> {
+    pub(crate) fn create_queue(
+        &mut self,
+        id: &str,
+        name: &str,
+        steps: Vec<Step>,
+        hours: Option<crate::core::hours::Hours>,
+    ) -> Result<&Queue, CoreError> {
         check_id("queue", id)?;
         check_name("queue name", name)?;
         check_steps(&steps)?;
+        if let Some(h) = &hours {
+            crate::core::hours::check(h)?;
+        }
         if self.queues.contains_key(id) {
             return Err(CoreError::AlreadyExists {
                 kind: "queue",
@@ -19,10 +28,34 @@ impl Floor {
         self.limits.admit(Limit::Queues, self.queues.len())?;
         let mut q = Queue::new(id.into(), name.into());
         q.routing_steps = steps;
+        q.hours = hours.map(std::sync::Arc::new);
         self.journal.change(Change::Queue(q.clone()));
         self.index.add_queue(id);
         self.pin_steps(id, &q.routing_steps);
         Ok(self.queues.entry(id.into()).or_insert(q))
+    }
+
+    /// Sets (`Some`) or removes (`None`) queue `id`'s business hours; the next customer
+    /// who writes meets them. Conversations already open are left as they are.
+    pub(crate) fn set_queue_hours(
+        &mut self,
+        id: &str,
+        hours: Option<crate::core::hours::Hours>,
+    ) -> Result<(), CoreError> {
+        if let Some(h) = &hours {
+            crate::core::hours::check(h)?;
+        }
+        let q = self
+            .queues
+            .get_mut(id)
+            .ok_or_else(|| CoreError::UnknownQueue(id.into()))?;
+        q.hours = hours.map(std::sync::Arc::new);
+        // The record without the waiting order (rebuilt from the conversations).
+        let mut record = Queue::new(q.id.clone(), q.name.clone());
+        record.routing_steps = q.routing_steps.clone();
+        record.hours = q.hours.clone();
+        self.journal.change(Change::Queue(record));
+        Ok(())
     }
 
     /// Creates an entry point feeding `queue`.

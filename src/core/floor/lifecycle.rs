@@ -3,6 +3,7 @@
 //! ending, wrapping up).
 
 use super::*;
+use crate::core::hours::{OutsideHours, OUTSIDE_HOURS_REASON};
 
 impl Floor {
     /// A customer message on an entry point: opens a conversation or joins the open one.
@@ -123,6 +124,13 @@ impl Floor {
             },
         };
         let queue_id = c.queue.clone();
+        // Business hours: a queue closed now answers at once, then lets the conversation
+        // wait or closes it (`hours.rs`).
+        let closed = queue
+            .hours
+            .as_ref()
+            .filter(|h| !h.is_open(now))
+            .map(|h| (h.closed_reply.clone(), h.outside_hours));
         self.conversations.insert(id.clone(), Box::new(c));
         self.open_by_customer.insert(key, id.clone());
         let message = self.append_with(
@@ -134,11 +142,23 @@ impl Floor {
             attachments,
             now,
         );
-        self.enqueue(&id, now);
+        let close = match closed {
+            Some((reply, mode)) => {
+                self.append(&id, AuthorKind::System, None, "system".into(), &reply, now);
+                mode == OutsideHours::Close
+            }
+            None => false,
+        };
+        if !close {
+            self.enqueue(&id, now);
+        }
         self.journal.effect(Effect::Observe(Observation::Arrived {
             conversation: id.clone(),
             queue: queue_id,
         }));
+        if close {
+            self.end_conversation(&id, OUTSIDE_HOURS_REASON, WithdrawReason::CustomerLeft, false, now);
+        }
         self.route(now);
         Ok(Arrival {
             conversation: id,
