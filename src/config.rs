@@ -435,6 +435,10 @@ pub struct QueueConfig {
     /// Steps for conversations transferred into the queue.
     #[serde(default)]
     pub routing_steps: Vec<Step>,
+    /// Business hours (docs/API-NOTES.md "Business hours"), set when the queue is first
+    /// created, like the rest of it; `PATCH /api/v1/queues/{id}` changes them later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<crate::core::hours::Hours>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -630,3 +630,33 @@ async fn business_hours_answer_a_customer_who_writes_while_the_queue_is_closed()
     let open = write("c3").await.expect(201);
     assert_eq!(texts(&open), ["Hello?"]);
 }
+
+/// Hours in the config file's `[[queues]]` are the queue's when it is first created.
+#[actix_web::test]
+async fn business_hours_come_from_the_config_file() {
+    use figment::providers::{Format, Toml};
+    let hours: switchboard::core::hours::Hours = figment::Figment::from(Toml::string(
+        r#"
+        time_zone = "America/New_York"
+        closed_reply = "Closed for the night."
+        outside_hours = "close"
+        [[weekly]]
+        days = ["mon", "tue", "wed", "thu", "fri"]
+        open = "08:00"
+        close = "20:00"
+        [[exceptions]]
+        date = "2026-12-25"
+        "#,
+    ))
+    .extract()
+    .expect("hours in TOML");
+    let s = TestServer::with(|c| {
+        c.queues[0].hours = Some(hours);
+    })
+    .await;
+    let id = s.config.queues[0].id.clone();
+    let q = s.get(&format!("/api/v1/queues/{id}"), ADMIN).await.expect(200);
+    assert_eq!(q["hours"]["time_zone"], "America/New_York");
+    assert_eq!(q["hours"]["outside_hours"], "close");
+    assert_eq!(q["hours"]["exceptions"], json!([{"date": "2026-12-25"}]));
+}

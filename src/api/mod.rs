@@ -255,12 +255,15 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
         Err(e) => Err(io::Error::other(e)),
     };
     for q in &config.queues {
-        ignore_existing(
-            engine
-                .create_queue_with_steps(&q.id, &q.name, q.routing_steps.clone())
-                .await
-                .map(|_| ()),
-        )?;
+        let created = engine
+            .exec(crate::engine::Command::CreateQueue {
+                id: q.id.clone(),
+                name: q.name.clone(),
+                routing_steps: q.routing_steps.clone(),
+                hours: q.hours.clone(),
+            })
+            .await;
+        ignore_existing(created.map(|_| ()))?;
     }
     for ep in &config.entry_points {
         let ep = crate::core::EntryPoint {

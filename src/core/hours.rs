@@ -21,6 +21,7 @@ pub const MAX_EXCEPTIONS: usize = 400;
 
 /// A queue's business hours, as given (and stored); [`check`] accepts them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Hours {
     /// An IANA time zone name, e.g. `Europe/Paris`.
     pub time_zone: String,
@@ -40,6 +41,7 @@ pub struct Hours {
 /// Open from `open` to `close` (`HH:MM`, wall clock; `close` may be `24:00`) on each of
 /// `days` (`mon` ... `sun`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WeeklyHours {
     pub days: Vec<String>,
     pub open: String,
@@ -49,6 +51,7 @@ pub struct WeeklyHours {
 /// A date (`YYYY-MM-DD`, in the queue's time zone) with its own opening, or closed all
 /// day without `open` and `close`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatedHours {
     pub date: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
