@@ -82,6 +82,7 @@ fn main() {
             name: "Support".into(),
             routing_steps: Vec::new(),
             hours: None,
+            wait_limit: None,
         },
         Command::CreateEntryPoint(EntryPoint {
             id: "ep1".into(),

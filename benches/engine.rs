@@ -40,6 +40,7 @@ fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
             name: "Queue".into(),
             routing_steps: Vec::new(),
             hours: None,
+            wait_limit: None,
         },
         0,
     )

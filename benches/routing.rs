@@ -117,6 +117,7 @@ fn queue(f: &mut Floor, id: &str) {
             name: id.into(),
             routing_steps: Vec::new(),
             hours: None,
+            wait_limit: None,
         },
     );
 }

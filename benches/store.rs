@@ -58,6 +58,7 @@ fn template() -> (Agent, switchboard::core::Conversation) {
             name: "Support".into(),
             routing_steps: Vec::new(),
             hours: None,
+            wait_limit: None,
         },
         T0,
     )
@@ -273,6 +274,7 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             name: "Support".into(),
             routing_steps: Vec::new(),
             hours: None,
+            wait_limit: None,
         },
         T0,
     )

@@ -439,6 +439,10 @@ pub struct QueueConfig {
     /// created, like the rest of it; `PATCH /api/v1/queues/{id}` changes them later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<crate::core::hours::Hours>,
+    /// The most conversations that may wait, and what a customer past it is told (set at
+    /// first creation too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_limit: Option<crate::core::queue::WaitLimit>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -475,6 +475,7 @@ impl Engine {
                 name: name.into(),
                 routing_steps,
                 hours: None,
+                wait_limit: None,
             })
             .await?
         {

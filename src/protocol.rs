@@ -479,6 +479,8 @@ pub struct QueueFigures {
     pub routing_steps: Vec<Step>,
     /// The queue's business hours, as REST shows them.
     pub hours: Option<std::sync::Arc<crate::core::hours::Hours>>,
+    /// The queue's bound on waiting conversations, as REST shows it.
+    pub wait_limit: Option<crate::core::queue::WaitLimit>,
 }
 
 impl QueueFigures {
@@ -492,6 +494,7 @@ impl QueueFigures {
             agents_available: self.agents_available,
             routing_steps: self.routing_steps.clone(),
             hours: self.hours.clone(),
+            wait_limit: self.wait_limit.clone(),
         }
     }
 }

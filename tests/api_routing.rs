@@ -660,3 +660,56 @@ async fn business_hours_come_from_the_config_file() {
     assert_eq!(q["hours"]["outside_hours"], "close");
     assert_eq!(q["hours"]["exceptions"], json!([{"date": "2026-12-25"}]));
 }
+
+/// A queue's bound on waiting over REST: past it a customer is told the reply and the
+/// conversation ends (`queue_full`); `null` removes the bound; a bad bound is a 400.
+#[actix_web::test]
+async fn a_full_queue_refuses_one_more_customer_with_its_reply() {
+    let s = TestServer::start().await;
+    let limit = json!({"max_waiting": 1, "reply": "Many are waiting; please write again later."});
+    let q = s
+        .post(
+            "/api/v1/queues",
+            ADMIN,
+            json!({"id": "small", "name": "Small", "wait_limit": limit}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(q["wait_limit"], limit);
+    s.post(
+        "/api/v1/entry-points",
+        ADMIN,
+        json!({"id": "small-page", "name": "Small page", "queue": "small"}),
+    )
+    .await
+    .expect(201);
+    let write = |customer: &'static str| {
+        s.post(
+            "/api/v1/conversations",
+            ADMIN,
+            json!({"entry_point": "small-page", "customer": {"id": customer, "name": "Carol"}, "text": "Hi"}),
+        )
+    };
+    assert_eq!(write("c1").await.expect(201)["state"], "queued");
+    let refused = write("c2").await.expect(201);
+    assert_eq!(refused["state"], "ended", "{refused}");
+    assert_eq!(refused["ended_reason"], "queue_full");
+    assert_eq!(texts(&refused), ["Hi", "Many are waiting; please write again later."]);
+
+    let path = "/api/v1/queues/small";
+    s.call(
+        "PATCH",
+        path,
+        Some(ADMIN),
+        Some(json!({"wait_limit": {"max_waiting": 0, "reply": "x"}})),
+    )
+    .await
+    .expect_error(400, "invalid_input");
+    assert_eq!(s.get(path, ADMIN).await.expect(200)["wait_limit"], limit);
+    let q = s
+        .call("PATCH", path, Some(ADMIN), Some(json!({"wait_limit": null})))
+        .await
+        .expect(200);
+    assert!(q.get("wait_limit").is_none(), "{q}");
+    assert_eq!(write("c3").await.expect(201)["state"], "queued");
+}

@@ -138,6 +138,7 @@ impl Sim {
                         name: format!("Queue {q}"),
                         routing_steps: steps(&mut rng),
                         hours: None,
+                        wait_limit: None,
                     },
                     now,
                 )

@@ -237,6 +237,7 @@ fn floor_with_agent() -> switchboard::core::Floor {
             name: "One".into(),
             routing_steps: Vec::new(),
             hours: None,
+            wait_limit: None,
         },
         T0,
     )

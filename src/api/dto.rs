@@ -260,6 +260,38 @@ pub struct QueueDto {
     /// Business hours; absent: always open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<HoursDto>,
+    /// The most conversations that may wait; absent: no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_limit: Option<WaitLimitDto>,
+}
+
+/// A queue's bound on waiting conversations (not yet offered): a customer who would open
+/// one more while `max_waiting` wait is told `reply`, and the conversation ends with
+/// reason `queue_full`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitLimitDto {
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub max_waiting: u32,
+    pub reply: String,
+}
+
+impl From<&core::queue::WaitLimit> for WaitLimitDto {
+    fn from(l: &core::queue::WaitLimit) -> Self {
+        WaitLimitDto {
+            max_waiting: l.max_waiting,
+            reply: l.reply.clone(),
+        }
+    }
+}
+
+impl From<WaitLimitDto> for core::queue::WaitLimit {
+    fn from(l: WaitLimitDto) -> Self {
+        core::queue::WaitLimit {
+            max_waiting: l.max_waiting,
+            reply: l.reply,
+        }
+    }
 }
 
 /// A queue's business hours (docs/API-NOTES.md "Business hours"): weekly opening times
@@ -369,6 +401,10 @@ pub struct PatchQueue {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<HoursDto>, nullable)]
     pub hours: Option<Option<HoursDto>>,
+    /// The queue's bound on waiting conversations; null: no bound.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<WaitLimitDto>, nullable)]
+    pub wait_limit: Option<Option<WaitLimitDto>>,
 }
 
 /// A field of a `PATCH` that is present, its value `null` or not (absent is `None`, by
@@ -430,6 +466,7 @@ impl From<&QueueStats> for QueueDto {
             agents_available: q.agents_available as u64,
             routing_steps: steps_dto(&q.routing_steps),
             hours: q.hours.as_deref().map(HoursDto::from),
+            wait_limit: q.wait_limit.as_ref().map(WaitLimitDto::from),
         }
     }
 }
@@ -775,6 +812,9 @@ pub struct CreateQueue {
     /// Business hours; absent: always open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<HoursDto>,
+    /// The most conversations that may wait; absent: no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_limit: Option<WaitLimitDto>,
 }
 
 /// `POST /api/v1/entry-points`.

@@ -261,6 +261,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 name: q.name.clone(),
                 routing_steps: q.routing_steps.clone(),
                 hours: q.hours.clone(),
+                wait_limit: q.wait_limit.clone(),
             })
             .await;
         ignore_existing(created.map(|_| ()))?;

@@ -76,6 +76,7 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             name: body.name,
             routing_steps: super::dto::steps(body.routing_steps),
             hours: body.hours.map(Into::into),
+            wait_limit: body.wait_limit.map(Into::into),
         })
         .await?
     {
@@ -116,7 +117,8 @@ pub async fn get_queue(state: Tenanted, caller: Caller, path: web::Path<String>)
     }
 }
 
-/// Changes a queue: its business hours (the next customer who writes meets them).
+/// Changes a queue: its business hours or its bound on waiting conversations (the next
+/// customer who writes meets them).
 #[utoipa::path(patch, path = "/api/v1/queues/{id}", tag = "queues", request_body = PatchQueue,
     params(("id" = String, Path, description = "Queue id")),
     responses(
@@ -131,17 +133,19 @@ pub async fn get_queue(state: Tenanted, caller: Caller, path: web::Path<String>)
 pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<PatchQueue>) -> Res {
     caller.admin()?;
     let queue = id(&path)?.to_string();
-    let Some(hours) = body.into_inner().hours else {
+    let b = body.into_inner();
+    if b.hours.is_none() && b.wait_limit.is_none() {
         return Err(ApiError::bad_request(
             "invalid_input",
-            "give hours (an object, or null)",
+            "give hours or wait_limit (an object, or null)",
         ));
-    };
+    }
     match state
         .engine
-        .exec(Command::SetQueueHours {
+        .exec(Command::UpdateQueue {
             queue,
-            hours: hours.map(Into::into),
+            hours: b.hours.map(|h| h.map(Into::into)),
+            wait_limit: b.wait_limit.map(|l| l.map(Into::into)),
         })
         .await?
     {

@@ -80,6 +80,7 @@ fn floor_with_agent(password: Option<&str>) -> Floor {
             name: "Q".into(),
             routing_steps: Vec::new(),
             hours: None,
+            wait_limit: None,
         },
         T0,
     )

@@ -31,12 +31,15 @@ pub enum Command {
         routing_steps: Vec<Step>,
         /// Business hours (`None`: always open).
         hours: Option<super::hours::Hours>,
+        /// The most conversations that may wait (`None`: no bound).
+        wait_limit: Option<super::queue::WaitLimit>,
     },
-    /// A queue's business hours set (`Some`) or removed (`None`): they apply to the next
-    /// customer who writes.
-    SetQueueHours {
+    /// A queue's settings changed: each `Some` replaces one (`Some(None)` removes it),
+    /// `None` leaves it as it is. They apply to the next customer who writes.
+    UpdateQueue {
         queue: QueueId,
-        hours: Option<super::hours::Hours>,
+        hours: Option<Option<super::hours::Hours>>,
+        wait_limit: Option<Option<super::queue::WaitLimit>>,
     },
     CreateEntryPoint(EntryPoint),
     /// The tenant's limits, as the registry holds them (../shared/API.md "Tenants"): set
@@ -305,6 +308,8 @@ pub struct QueueStats {
     pub routing_steps: Vec<Step>,
     /// Business hours (`None`: always open).
     pub hours: Option<std::sync::Arc<super::hours::Hours>>,
+    /// The most conversations that may wait (`None`: no bound).
+    pub wait_limit: Option<super::queue::WaitLimit>,
 }
 
 /// Who is asking, as far as the core's rules care.
@@ -328,7 +333,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::CreateQueue { .. } => "create_queue",
-            Command::SetQueueHours { .. } => "set_queue_hours",
+            Command::UpdateQueue { .. } => "update_queue",
             Command::CreateEntryPoint(_) => "create_entry_point",
             Command::CreateAgent { .. } => "create_agent",
             Command::SetCredential { .. } => "set_credential",
@@ -382,7 +387,7 @@ impl Command {
             | Command::Messenger(super::messenger::MessengerCommand::SendFile { .. }) => FinishedAct::NeedsOpen,
             Command::SetPriority { .. } => FinishedAct::NeedsQueued,
             Command::CreateQueue { .. }
-            | Command::SetQueueHours { .. }
+            | Command::UpdateQueue { .. }
             | Command::SetSkills { .. }
             | Command::SetLimits(_)
             | Command::SetCodes(_)
@@ -499,12 +504,17 @@ impl Floor {
                 name,
                 routing_steps,
                 hours,
+                wait_limit,
             } => {
-                self.create_queue(&id, &name, routing_steps, hours)?;
+                self.create_queue(&id, &name, routing_steps, hours, wait_limit)?;
                 Reply::Queue(self.queue_stats(&id, now).ok_or(CoreError::UnknownQueue(id))?)
             }
-            Command::SetQueueHours { queue, hours } => {
-                self.set_queue_hours(&queue, hours)?;
+            Command::UpdateQueue {
+                queue,
+                hours,
+                wait_limit,
+            } => {
+                self.update_queue(&queue, hours, wait_limit)?;
                 Reply::Queue(self.queue_stats(&queue, now).ok_or(CoreError::UnknownQueue(queue))?)
             }
             Command::CreateEntryPoint(ep) => Reply::EntryPoint(self.create_entry_point(ep)?.clone()),
@@ -767,6 +777,7 @@ impl Floor {
             agents_available: self.agents_available(&q.id),
             routing_steps: q.routing_steps.clone(),
             hours: q.hours.clone(),
+            wait_limit: q.wait_limit.clone(),
         }
     }
 
@@ -821,6 +832,7 @@ mod tests {
                 name: "Q".into(),
                 routing_steps: Vec::new(),
                 hours: None,
+                wait_limit: None,
             },
             T0,
         )
@@ -898,6 +910,7 @@ mod tests {
                 name: "Q2".into(),
                 routing_steps: Vec::new(),
                 hours: None,
+                wait_limit: None,
             },
             T0,
         ) {
@@ -911,6 +924,7 @@ mod tests {
                     agents_available: 0,
                     routing_steps: Vec::new(),
                     hours: None,
+                    wait_limit: None,
                 }
             ),
             other => panic!("unexpected {other:?}"),

@@ -72,6 +72,7 @@ fn floor(rules: Rules) -> Floor {
                 name: q.to_uppercase(),
                 routing_steps: steps,
                 hours: None,
+                wait_limit: None,
             },
             0,
         )

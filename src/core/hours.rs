@@ -110,10 +110,14 @@ pub fn check(hours: &Hours) -> Result<(), CoreError> {
             }
         }
     }
-    let reply = &hours.closed_reply;
+    check_reply("hours.closed_reply", &hours.closed_reply)
+}
+
+/// Accepts a text the engine sends a customer on a queue's behalf (field `what`).
+pub(crate) fn check_reply(what: &str, reply: &str) -> Result<(), CoreError> {
     if reply.trim().is_empty() || reply.chars().count() > super::MAX_TEXT_CHARS {
         return Err(invalid(format!(
-            "hours.closed_reply must be 1 to {} characters",
+            "{what} must be 1 to {} characters",
             super::MAX_TEXT_CHARS
         )));
     }
@@ -411,6 +415,7 @@ mod tests {
                     name: "Q".into(),
                     routing_steps: Vec::new(),
                     hours,
+                    wait_limit: None,
                 },
                 t0,
             )
@@ -534,9 +539,10 @@ mod tests {
                 ..weekdays("Europe/Paris", "09:00", "17:00")
             };
             match f.execute(
-                Command::SetQueueHours {
+                Command::UpdateQueue {
                     queue: "q".into(),
-                    hours: Some(closing),
+                    hours: Some(Some(closing)),
+                    wait_limit: None,
                 },
                 at(EVENING),
             ) {
@@ -546,17 +552,19 @@ mod tests {
             assert_eq!(write(&mut f, "u2", at(EVENING)).state, ConversationState::Ended);
             // Bad hours change nothing; unknown queues are named.
             let bad = f.execute(
-                Command::SetQueueHours {
+                Command::UpdateQueue {
                     queue: "q".into(),
-                    hours: Some(weekdays("Nowhere/Atlantis", "09:00", "17:00")),
+                    hours: Some(Some(weekdays("Nowhere/Atlantis", "09:00", "17:00"))),
+                    wait_limit: None,
                 },
                 at(EVENING),
             );
             assert!(matches!(bad, Err(CoreError::InvalidInput(_))), "{bad:?}");
             let unknown = f.execute(
-                Command::SetQueueHours {
+                Command::UpdateQueue {
                     queue: "nope".into(),
-                    hours: None,
+                    hours: Some(None),
+                    wait_limit: None,
                 },
                 at(EVENING),
             );
@@ -567,14 +575,83 @@ mod tests {
                 "still closing"
             );
             f.execute(
-                Command::SetQueueHours {
+                Command::UpdateQueue {
                     queue: "q".into(),
-                    hours: None,
+                    hours: Some(None),
+                    wait_limit: None,
                 },
                 at(EVENING),
             )
             .expect("hours removed");
             assert_eq!(write(&mut f, "u4", at(EVENING)).state, ConversationState::Queued);
+        }
+
+        /// A queue bounded to two waiting refuses a third customer with its reply
+        /// (`queue_full`); one offered no longer waits, so the next customer waits again.
+        /// A closing for the hours wins over a full queue.
+        #[test]
+        fn a_full_queue_refuses_one_more_with_its_reply() {
+            let mut f = floor(None);
+            let limit = crate::core::queue::WaitLimit {
+                max_waiting: 2,
+                reply: "Too many waiting; please try later.".into(),
+            };
+            f.execute(
+                Command::UpdateQueue {
+                    queue: "q".into(),
+                    hours: None,
+                    wait_limit: Some(Some(limit.clone())),
+                },
+                at(MORNING),
+            )
+            .expect("limit set");
+            let bad = f.execute(
+                Command::UpdateQueue {
+                    queue: "q".into(),
+                    hours: None,
+                    wait_limit: Some(Some(crate::core::queue::WaitLimit {
+                        max_waiting: 0,
+                        reply: "x".into(),
+                    })),
+                },
+                at(MORNING),
+            );
+            assert!(matches!(bad, Err(CoreError::InvalidInput(_))), "{bad:?}");
+            assert_eq!(write(&mut f, "u1", at(MORNING)).state, ConversationState::Queued);
+            assert_eq!(write(&mut f, "u2", at(MORNING)).state, ConversationState::Queued);
+            let refused = write(&mut f, "u3", at(MORNING));
+            assert_eq!(refused.state, ConversationState::Ended);
+            assert_eq!(
+                refused.ended_reason.as_deref(),
+                Some(crate::core::queue::QUEUE_FULL_REASON)
+            );
+            assert_eq!(
+                said(&refused),
+                [
+                    (AuthorKind::Customer, "hello"),
+                    (AuthorKind::System, limit.reply.as_str())
+                ]
+            );
+            // A customer already waiting writes again: joins, never refused.
+            assert_eq!(write(&mut f, "u1", at(MORNING) + 1).state, ConversationState::Queued);
+            available(&mut f, at(MORNING) + 2);
+            assert_eq!(write(&mut f, "u4", at(MORNING) + 3).state, ConversationState::Queued);
+            // Closed with `close` and full: the hours' reply and reason.
+            f.execute(
+                Command::UpdateQueue {
+                    queue: "q".into(),
+                    hours: Some(Some(Hours {
+                        outside_hours: OutsideHours::Close,
+                        ..weekdays("Europe/Paris", "09:00", "17:00")
+                    })),
+                    wait_limit: None,
+                },
+                at(EVENING),
+            )
+            .expect("hours set");
+            let c = write(&mut f, "u5", at(EVENING));
+            assert_eq!(c.ended_reason.as_deref(), Some(OUTSIDE_HOURS_REASON));
+            assert_eq!(said(&c).len(), 2, "one reply only");
         }
     }
 }

@@ -1240,6 +1240,7 @@ mod tests {
                 name: "Q".into(),
                 routing_steps: Vec::new(),
                 hours: None,
+                wait_limit: None,
             },
         );
         run(

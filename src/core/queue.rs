@@ -31,6 +31,37 @@ pub struct Queue {
     /// "Business hours").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<std::sync::Arc<super::hours::Hours>>,
+    /// The most conversations that may wait, and what a customer past it is told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_limit: Option<WaitLimit>,
+}
+
+/// A queue's bound on waiting conversations: a customer who would open one more while
+/// `max_waiting` wait is told `reply`, and the conversation ends (reason `queue_full`).
+/// Waiting counts the conversations in the queue not yet offered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitLimit {
+    pub max_waiting: u32,
+    pub reply: String,
+}
+
+/// The reason a conversation refused by a full queue ends with.
+pub const QUEUE_FULL_REASON: &str = "queue_full";
+
+/// Most conversations a [`WaitLimit`] may allow to wait.
+pub const MAX_WAIT_LIMIT: u32 = 1_000_000;
+
+impl WaitLimit {
+    /// Accepts the limit or says what is wrong with it.
+    pub fn check(&self) -> Result<(), super::CoreError> {
+        if self.max_waiting == 0 || self.max_waiting > MAX_WAIT_LIMIT {
+            return Err(super::CoreError::InvalidInput(format!(
+                "wait_limit.max_waiting must be 1 to {MAX_WAIT_LIMIT}"
+            )));
+        }
+        super::hours::check_reply("wait_limit.reply", &self.reply)
+    }
 }
 
 impl Queue {
@@ -42,6 +73,7 @@ impl Queue {
             routing_steps: Vec::new(),
             waiting: BTreeMap::new(),
             hours: None,
+            wait_limit: None,
         }
     }
 

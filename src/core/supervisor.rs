@@ -268,6 +268,7 @@ mod tests {
                 name: "Q".into(),
                 routing_steps: Vec::new(),
                 hours: None,
+                wait_limit: None,
             },
             T0,
         )

@@ -782,6 +782,7 @@ impl Backend for Http {
                 name: format!("Queue {q}"),
                 routing_steps: steps.clone(),
                 hours: None,
+                wait_limit: None,
             })?;
             self.call("POST", "/api/v1/queues", None, Some(body)).await?;
             let body = json(&CreateEntryPoint {

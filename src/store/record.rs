@@ -536,14 +536,12 @@ pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
         let v3: QueueV3 = bincode::deserialize(&bytes[1..]).map_err(|e| StoreError::Corrupt {
             what: format!("record queues/{} cannot be decoded: {e}", printable(key)),
         })?;
-        let hours = serde_json::from_str(&v3.hours).map_err(|e| StoreError::Corrupt {
-            what: format!(
-                "record queues/{}: its business hours cannot be read: {e}",
-                printable(key)
-            ),
+        let settings: QueueSettings = serde_json::from_str(&v3.settings).map_err(|e| StoreError::Corrupt {
+            what: format!("record queues/{}: its settings cannot be read: {e}", printable(key)),
         })?;
         let mut queue = Queue::from(v3.queue);
-        queue.hours = Some(std::sync::Arc::new(hours));
+        queue.hours = settings.hours.map(std::sync::Arc::new);
+        queue.wait_limit = settings.wait_limit;
         return Ok(queue);
     }
     decode_newer::<QueueV2, Queue>("queues", key, bytes, ROUTING_V2, || {
@@ -551,35 +549,46 @@ pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
     })
 }
 
-/// Version of a queue record with business hours ([`QueueV3`]). A queue without hours is
-/// still written as [`QueueV2`], which builds before business hours read.
+/// Version of a queue record with settings beyond its steps ([`QueueV3`]). A queue
+/// without any is still written as [`QueueV2`], which builds before them read.
 pub const QUEUE_V3: u8 = 3;
 
-/// A queue with business hours: [`QueueV2`] and the hours as JSON (their API shape, so
-/// that a field added to them later needs no new record version).
+/// A queue with settings: [`QueueV2`] and [`QueueSettings`] as JSON (their API shape, so
+/// that a setting added later needs no new record version).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueueV3 {
     pub queue: QueueV2,
-    pub hours: String,
+    pub settings: String,
 }
 
-/// Appends queue `q`'s record to `out`: [`QueueV3`] with business hours, else [`QueueV2`].
+/// The settings of a queue kept in [`QueueV3`]: business hours and the bound on waiting.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QueueSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<crate::core::hours::Hours>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_limit: Option<crate::core::queue::WaitLimit>,
+}
+
+/// Appends queue `q`'s record to `out`: [`QueueV3`] with settings, else [`QueueV2`].
 pub fn encode_queue_into(out: &mut Vec<u8>, mut q: Queue) -> Result<(), StoreError> {
-    match q.hours.take() {
-        None => encode_versioned_into(out, ROUTING_V2, &QueueV2::from(q)),
-        Some(hours) => {
-            let hours = serde_json::to_string(&*hours)
-                .map_err(|e| StoreError::Write(format!("cannot encode business hours: {e}")))?;
-            encode_versioned_into(
-                out,
-                QUEUE_V3,
-                &QueueV3 {
-                    queue: QueueV2::from(q),
-                    hours,
-                },
-            )
-        }
+    let settings = QueueSettings {
+        hours: q.hours.take().map(|h| (*h).clone()),
+        wait_limit: q.wait_limit.take(),
+    };
+    if settings.hours.is_none() && settings.wait_limit.is_none() {
+        return encode_versioned_into(out, ROUTING_V2, &QueueV2::from(q));
     }
+    let settings = serde_json::to_string(&settings)
+        .map_err(|e| StoreError::Write(format!("cannot encode a queue's settings: {e}")))?;
+    encode_versioned_into(
+        out,
+        QUEUE_V3,
+        &QueueV3 {
+            queue: QueueV2::from(q),
+            settings,
+        },
+    )
 }
 
 /// Decodes an entry point record of any version.
@@ -1670,6 +1679,15 @@ mod tests {
             closed_reply: "Closed".into(),
             outside_hours: crate::core::hours::OutsideHours::Close,
         }));
+        let mut v = Vec::new();
+        encode_queue_into(&mut v, q.clone()).unwrap();
+        assert_eq!(v[0], QUEUE_V3);
+        assert_eq!(decode_queue(b"q1", &v).unwrap(), q);
+        q.hours = None;
+        q.wait_limit = Some(crate::core::queue::WaitLimit {
+            max_waiting: 3,
+            reply: "Full".into(),
+        });
         let mut v = Vec::new();
         encode_queue_into(&mut v, q.clone()).unwrap();
         assert_eq!(v[0], QUEUE_V3);

@@ -412,6 +412,7 @@ mod tests {
             agents_available: 0,
             routing_steps: Vec::new(),
             hours: None,
+            wait_limit: None,
         }
     }
 

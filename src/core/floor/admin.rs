@@ -12,12 +12,16 @@ impl Floor {
         name: &str,
         steps: Vec<Step>,
         hours: Option<crate::core::hours::Hours>,
+        wait_limit: Option<crate::core::queue::WaitLimit>,
     ) -> Result<&Queue, CoreError> {
         check_id("queue", id)?;
         check_name("queue name", name)?;
         check_steps(&steps)?;
         if let Some(h) = &hours {
             crate::core::hours::check(h)?;
+        }
+        if let Some(l) = &wait_limit {
+            l.check()?;
         }
         if self.queues.contains_key(id) {
             return Err(CoreError::AlreadyExists {
@@ -29,31 +33,43 @@ impl Floor {
         let mut q = Queue::new(id.into(), name.into());
         q.routing_steps = steps;
         q.hours = hours.map(std::sync::Arc::new);
+        q.wait_limit = wait_limit;
         self.journal.change(Change::Queue(q.clone()));
         self.index.add_queue(id);
         self.pin_steps(id, &q.routing_steps);
         Ok(self.queues.entry(id.into()).or_insert(q))
     }
 
-    /// Sets (`Some`) or removes (`None`) queue `id`'s business hours; the next customer
-    /// who writes meets them. Conversations already open are left as they are.
-    pub(crate) fn set_queue_hours(
+    /// Changes queue `id`'s settings: each `Some` replaces one (`Some(None)` removes it);
+    /// the next customer who writes meets them. Conversations already open are left as
+    /// they are. Everything is checked before anything changes.
+    pub(crate) fn update_queue(
         &mut self,
         id: &str,
-        hours: Option<crate::core::hours::Hours>,
+        hours: Option<Option<crate::core::hours::Hours>>,
+        wait_limit: Option<Option<crate::core::queue::WaitLimit>>,
     ) -> Result<(), CoreError> {
-        if let Some(h) = &hours {
+        if let Some(Some(h)) = &hours {
             crate::core::hours::check(h)?;
+        }
+        if let Some(Some(l)) = &wait_limit {
+            l.check()?;
         }
         let q = self
             .queues
             .get_mut(id)
             .ok_or_else(|| CoreError::UnknownQueue(id.into()))?;
-        q.hours = hours.map(std::sync::Arc::new);
+        if let Some(hours) = hours {
+            q.hours = hours.map(std::sync::Arc::new);
+        }
+        if let Some(limit) = wait_limit {
+            q.wait_limit = limit;
+        }
         // The record without the waiting order (rebuilt from the conversations).
         let mut record = Queue::new(q.id.clone(), q.name.clone());
         record.routing_steps = q.routing_steps.clone();
         record.hours = q.hours.clone();
+        record.wait_limit = q.wait_limit.clone();
         self.journal.change(Change::Queue(record));
         Ok(())
     }

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::core::hours::{OutsideHours, OUTSIDE_HOURS_REASON};
+use crate::core::queue::QUEUE_FULL_REASON;
 
 impl Floor {
     /// A customer message on an entry point: opens a conversation or joins the open one.
@@ -131,6 +132,12 @@ impl Floor {
             .as_ref()
             .filter(|h| !h.is_open(now))
             .map(|h| (h.closed_reply.clone(), h.outside_hours));
+        // A queue with as many waiting as it allows refuses one more (`WaitLimit`).
+        let full = queue
+            .wait_limit
+            .as_ref()
+            .filter(|l| queue.waiting.len() >= l.max_waiting as usize)
+            .map(|l| l.reply.clone());
         self.conversations.insert(id.clone(), Box::new(c));
         self.open_by_customer.insert(key, id.clone());
         let message = self.append_with(
@@ -142,22 +149,30 @@ impl Floor {
             attachments,
             now,
         );
-        let close = match closed {
-            Some((reply, mode)) => {
+        // Closing for the hours wins over a full queue; waiting for the morning in a
+        // full queue is refused like any other wait.
+        let close = match (closed, full) {
+            (Some((reply, OutsideHours::Close)), _) => Some((reply, OUTSIDE_HOURS_REASON)),
+            (_, Some(reply)) => Some((reply, QUEUE_FULL_REASON)),
+            (Some((reply, OutsideHours::Wait)), None) => {
                 self.append(&id, AuthorKind::System, None, "system".into(), &reply, now);
-                mode == OutsideHours::Close
+                None
             }
-            None => false,
+            (None, None) => None,
         };
-        if !close {
+        let close = close.map(|(reply, reason)| {
+            self.append(&id, AuthorKind::System, None, "system".into(), &reply, now);
+            reason
+        });
+        if close.is_none() {
             self.enqueue(&id, now);
         }
         self.journal.effect(Effect::Observe(Observation::Arrived {
             conversation: id.clone(),
             queue: queue_id,
         }));
-        if close {
-            self.end_conversation(&id, OUTSIDE_HOURS_REASON, WithdrawReason::CustomerLeft, false, now);
+        if let Some(reason) = close {
+            self.end_conversation(&id, reason, WithdrawReason::CustomerLeft, false, now);
         }
         self.route(now);
         Ok(Arrival {
