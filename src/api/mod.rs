@@ -260,7 +260,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 id: q.id.clone(),
                 name: q.name.clone(),
                 routing_steps: q.routing_steps.clone(),
-                hours: q.hours.clone(),
+                hours: q.hours.clone().map(std::sync::Arc::new),
                 wait_limit: q.wait_limit.clone(),
             })
             .await;

@@ -75,7 +75,7 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             id: body.id,
             name: body.name,
             routing_steps: super::dto::steps(body.routing_steps),
-            hours: body.hours.map(Into::into),
+            hours: body.hours.map(|h| std::sync::Arc::new(h.into())),
             wait_limit: body.wait_limit.map(Into::into),
         })
         .await?
@@ -144,7 +144,7 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
         .engine
         .exec(Command::UpdateQueue {
             queue,
-            hours: b.hours.map(|h| h.map(Into::into)),
+            hours: b.hours.map(|h| h.map(|h| std::sync::Arc::new(h.into()))),
             wait_limit: b.wait_limit.map(|l| l.map(Into::into)),
         })
         .await?

@@ -30,7 +30,7 @@ pub enum Command {
         /// Steps for conversations transferred into the queue (empty: none).
         routing_steps: Vec<Step>,
         /// Business hours (`None`: always open).
-        hours: Option<super::hours::Hours>,
+        hours: Option<std::sync::Arc<super::hours::Hours>>,
         /// The most conversations that may wait (`None`: no bound).
         wait_limit: Option<super::queue::WaitLimit>,
     },
@@ -38,7 +38,7 @@ pub enum Command {
     /// `None` leaves it as it is. They apply to the next customer who writes.
     UpdateQueue {
         queue: QueueId,
-        hours: Option<Option<super::hours::Hours>>,
+        hours: Option<Option<std::sync::Arc<super::hours::Hours>>>,
         wait_limit: Option<Option<super::queue::WaitLimit>>,
     },
     CreateEntryPoint(EntryPoint),

@@ -414,7 +414,7 @@ mod tests {
                     id: "q".into(),
                     name: "Q".into(),
                     routing_steps: Vec::new(),
-                    hours,
+                    hours: hours.map(std::sync::Arc::new),
                     wait_limit: None,
                 },
                 t0,
@@ -541,7 +541,7 @@ mod tests {
             match f.execute(
                 Command::UpdateQueue {
                     queue: "q".into(),
-                    hours: Some(Some(closing)),
+                    hours: Some(Some(std::sync::Arc::new(closing))),
                     wait_limit: None,
                 },
                 at(EVENING),
@@ -554,7 +554,11 @@ mod tests {
             let bad = f.execute(
                 Command::UpdateQueue {
                     queue: "q".into(),
-                    hours: Some(Some(weekdays("Nowhere/Atlantis", "09:00", "17:00"))),
+                    hours: Some(Some(std::sync::Arc::new(weekdays(
+                        "Nowhere/Atlantis",
+                        "09:00",
+                        "17:00",
+                    )))),
                     wait_limit: None,
                 },
                 at(EVENING),
@@ -640,10 +644,10 @@ mod tests {
             f.execute(
                 Command::UpdateQueue {
                     queue: "q".into(),
-                    hours: Some(Some(Hours {
+                    hours: Some(Some(std::sync::Arc::new(Hours {
                         outside_hours: OutsideHours::Close,
                         ..weekdays("Europe/Paris", "09:00", "17:00")
-                    })),
+                    }))),
                     wait_limit: None,
                 },
                 at(EVENING),

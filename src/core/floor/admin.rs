@@ -11,7 +11,7 @@ impl Floor {
         id: &str,
         name: &str,
         steps: Vec<Step>,
-        hours: Option<crate::core::hours::Hours>,
+        hours: Option<std::sync::Arc<crate::core::hours::Hours>>,
         wait_limit: Option<crate::core::queue::WaitLimit>,
     ) -> Result<&Queue, CoreError> {
         check_id("queue", id)?;
@@ -32,7 +32,7 @@ impl Floor {
         self.limits.admit(Limit::Queues, self.queues.len())?;
         let mut q = Queue::new(id.into(), name.into());
         q.routing_steps = steps;
-        q.hours = hours.map(std::sync::Arc::new);
+        q.hours = hours;
         q.wait_limit = wait_limit;
         self.journal.change(Change::Queue(q.clone()));
         self.index.add_queue(id);
@@ -46,7 +46,7 @@ impl Floor {
     pub(crate) fn update_queue(
         &mut self,
         id: &str,
-        hours: Option<Option<crate::core::hours::Hours>>,
+        hours: Option<Option<std::sync::Arc<crate::core::hours::Hours>>>,
         wait_limit: Option<Option<crate::core::queue::WaitLimit>>,
     ) -> Result<(), CoreError> {
         if let Some(Some(h)) = &hours {
@@ -60,7 +60,7 @@ impl Floor {
             .get_mut(id)
             .ok_or_else(|| CoreError::UnknownQueue(id.into()))?;
         if let Some(hours) = hours {
-            q.hours = hours.map(std::sync::Arc::new);
+            q.hours = hours;
         }
         if let Some(limit) = wait_limit {
             q.wait_limit = limit;
