@@ -280,6 +280,9 @@ pub enum Change {
         entry: AuditEntry,
         forget: Option<u64>,
     },
+    /// The report record of a conversation that just became complete (`report.rs`):
+    /// written once, in the commit of the conversation's final state.
+    Record(Box<super::report::ConversationRecord>),
 }
 
 /// An agent or system message on its way to a Messenger customer: one outbox entry. The

@@ -121,6 +121,7 @@ impl Floor {
                 preferred_agent: preferred,
                 ..Default::default()
             },
+            history: History::new(now, &queue.id),
         };
         let queue_id = c.queue.clone();
         self.conversations.insert(id.clone(), Box::new(c));
@@ -217,6 +218,7 @@ impl Floor {
             .get_mut(conversation)
             .ok_or_else(|| CoreError::UnknownConversation(conversation.into()))?;
         c.offer = None;
+        c.history.accepted(agent, offer.kind == OfferKind::Conference, now);
         let queue_wait_ms = now.saturating_sub(c.received_at);
         match offer.kind {
             OfferKind::New | OfferKind::Transfer => {
@@ -322,6 +324,7 @@ impl Floor {
         self.owner_leaves(agent, conversation, now);
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.state = ConversationState::Offered;
+            c.history.transferred();
         }
         self.journal.effect(Effect::Observe(Observation::Transferred {
             conversation: conversation.into(),
@@ -391,6 +394,8 @@ impl Floor {
             c.routing.step = None;
             c.routing.requirements.clear();
             c.routing.preferred_agent = None;
+            c.history.transferred();
+            c.history.entered_queue(&qid);
         }
         self.enqueue(conversation, now);
         self.journal.effect(Effect::Observe(Observation::Transferred {
@@ -617,6 +622,9 @@ impl Floor {
         let Some(c) = self.conversations.get_mut(conversation) else {
             return message;
         };
+        if kind == AuthorKind::Agent {
+            c.history.agent_wrote(now);
+        }
         if c.transcript.is_empty() {
             // Most conversations wait with one customer message: room for that one, not
             // the four a first push reserves (BENCHMARKS.md "Memory per open conversation").
@@ -653,6 +661,9 @@ impl Floor {
     pub(super) fn leave(&mut self, agent: &str, conversation: &str, now: Millis) {
         let due = (self.rules.auto_wrapup_after_ms > 0).then(|| now.saturating_add(self.rules.auto_wrapup_after_ms));
         let mut already_owed = false;
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.history.left(agent, now);
+        }
         if let Some(a) = self.agents.get_mut(agent) {
             a.active.remove(conversation);
             already_owed = a.wrapups.insert(conversation.into(), due).is_some();

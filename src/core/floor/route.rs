@@ -165,6 +165,7 @@ impl Floor {
                 c.state = ConversationState::Offered;
             }
             c.offer = Some(offer.clone());
+            c.history.offered(now);
         }
         if let Some(a) = self.agents.get_mut(agent) {
             a.offers.insert(conversation.into());
@@ -240,6 +241,7 @@ impl Floor {
         }));
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.rona_agents.insert(offer.agent.clone());
+            c.history.rona();
         }
         match offer.kind {
             OfferKind::New => self.requeue(conversation, now),
