@@ -1885,4 +1885,80 @@ mod tests {
         v[0] = 7;
         assert!(decode_entry_point(b"e1", &v).is_err());
     }
+
+    /// An open conversation with a history worth keeping: arrived, offered, accepted,
+    /// answered, transferred to a queue.
+    fn conversation_with_history() -> Conversation {
+        use crate::core::{Account, Floor, Rules};
+        let mut f = Floor::new(Rules::default());
+        f.create_queue("q1", "One", Vec::new()).unwrap();
+        f.create_queue("q2", "Two", Vec::new()).unwrap();
+        let ep = EntryPoint {
+            id: "e1".into(),
+            name: "Page".into(),
+            queue: "q1".into(),
+            ..Default::default()
+        };
+        f.create_entry_point(ep).unwrap();
+        f.create_agent("a1", "A", vec!["q1".into()], 1, Account::default(), Skills::new(), 0)
+            .unwrap();
+        f.set_state("a1", Presence::Available, None, 10).unwrap();
+        let customer = Customer {
+            id: "u".into(),
+            name: "U".into(),
+        };
+        f.customer_message("e1", customer, "hi", Channel::Rest, 20).unwrap();
+        f.accept("a1", "c-1", 30).unwrap();
+        f.agent_message("a1", "c-1", "hello", 40).unwrap();
+        f.transfer_to_queue("a1", "c-1", "q2", 50).unwrap();
+        let mut c = f.conversation("c-1").unwrap().clone();
+        c.transcript.clear();
+        c
+    }
+
+    /// Conversations of version 3 keep their history; those of version 2 (a store written
+    /// before records) read with the history their fields allow.
+    #[test]
+    fn conversation_histories_are_kept_and_older_records_get_one() {
+        let c = conversation_with_history();
+        assert_eq!(c.history.queues, ["q1", "q2"]);
+        let mut v = Vec::new();
+        encode_versioned_into(&mut v, CONVERSATION_V3, &ConversationV3::from(c.clone())).unwrap();
+        assert_eq!(decode_conversation(b"c-1", &v).unwrap(), c);
+
+        let mut v2 = Vec::new();
+        encode_versioned_into(&mut v2, ROUTING_V2, &ConversationV2::from(c.clone())).unwrap();
+        let old = decode_conversation(b"c-1", &v2).unwrap();
+        assert_eq!(old.history, History::assumed(&c));
+        assert_eq!(old.history.arrived_at, 50, "when it entered its current queue");
+        assert_eq!(old.history.queues, ["q2"]);
+        let mut without = old.clone();
+        without.history = c.history.clone();
+        assert_eq!(without, c, "everything else as it was");
+    }
+
+    #[test]
+    fn report_records_read_back_as_written() {
+        let mut c = conversation_with_history();
+        c.ended_at = Some(60);
+        c.ended_reason = Some("customer_ended".into());
+        c.wrapups.push(WrapupRecord {
+            agent: "a1".into(),
+            reason: "resolved".into(),
+            at: 70,
+            automatic: true,
+        });
+        let r = ConversationRecord::of(&c).unwrap();
+        assert_eq!(r.outcome, Outcome::Transferred);
+        let key = record_key(r.arrived_at, &r.id);
+        assert_eq!(&key[..8], &20u64.to_be_bytes());
+        let mut v = Vec::new();
+        encode_into(&mut v, &ConversationRecordV1::from(r.clone())).unwrap();
+        assert_eq!(decode_record(&key, &v).unwrap(), r);
+        v[0] = 9;
+        assert!(matches!(
+            decode_record(&key, &v),
+            Err(StoreError::UnknownVersion { version: 9, .. })
+        ));
+    }
 }
