@@ -139,16 +139,16 @@ async fn complete_conversations_are_recorded_filtered_and_paged() {
             .get(&only(&format!("from={arrived}&customer=carol")), ADMIN)
             .await
             .expect(200)),
-        [carol_id.clone()],
+        [carol_id.as_str()],
         "`from` is inclusive"
     );
 
     // Pages.
     let first = s.get(&only("limit=1"), ADMIN).await.expect(200);
-    assert_eq!(ids(&first), [carol_id.clone()]);
+    assert_eq!(ids(&first), [carol_id.as_str()]);
     let next = first["next"].as_str().expect("a next page").to_string();
     let second = s.get(&only(&format!("limit=1&after={next}")), ADMIN).await.expect(200);
-    assert_eq!(ids(&second), [dave_id.clone()]);
+    assert_eq!(ids(&second), [dave_id.as_str()]);
     assert_eq!(second["next"], Value::Null);
 
     // Bad parameters.
