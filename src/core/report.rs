@@ -180,9 +180,12 @@ impl History {
         }
     }
 
-    /// An agent wrote in it.
-    pub fn agent_wrote(&mut self, now: Millis) {
+    /// An agent wrote in it. True when that was the first time (the history changed, so
+    /// the conversation's record must be written again).
+    pub fn agent_wrote(&mut self, now: Millis) -> bool {
+        let first = self.first_agent_reply_at.is_none();
         self.first_agent_reply_at.get_or_insert(now);
+        first
     }
 
     /// An offer of it expired.

@@ -138,6 +138,47 @@ fn a_transferred_conversation_is_recorded_whole_with_its_last_wrapup() {
     assert!(records(&mut f).is_empty(), "once");
 }
 
+/// Every change of the history is among the changes of the operation that made it (the
+/// conversation's record is written again), so a restart never loses any of it: after
+/// each step, the last written record holds the floor's history.
+#[test]
+fn every_change_of_the_history_is_written() {
+    let mut f = floor(0);
+    let mut written: Option<History> = None;
+    let mut step = |f: &mut Floor, what: &str| {
+        f.take_effects();
+        for c in f.take_changes() {
+            if let Change::Conversation(c) = c {
+                written = Some(c.history.clone());
+            }
+        }
+        if let Some(live) = f.conversation("c-1") {
+            assert_eq!(written.as_ref(), Some(&live.history), "after {what}");
+        }
+    };
+    ok(f.set_state("a1", Presence::Available, None, 1000));
+    ok(f.set_state("a2", Presence::Available, None, 1001));
+    ok(f.customer_message("e1", customer("u1"), "hello", Channel::Rest, 2000));
+    step(&mut f, "arrival and offer");
+    assert_eq!(f.fire_due(3000), 1);
+    step(&mut f, "rona");
+    ok(f.accept("a2", "c-1", 3100));
+    step(&mut f, "accept");
+    ok(f.customer_reply("c-1", "are you there?", 3150));
+    step(&mut f, "a customer message");
+    ok(f.agent_message("a2", "c-1", "yes", 3200));
+    step(&mut f, "first reply");
+    ok(f.agent_message("a2", "c-1", "still here", 3300));
+    step(&mut f, "second reply");
+    ok(f.transfer_to_queue("a2", "c-1", "q2", 3400));
+    step(&mut f, "transfer");
+    ok(f.set_state("a3", Presence::Available, None, 3500));
+    ok(f.accept("a3", "c-1", 3600));
+    step(&mut f, "accept in q2");
+    ok(f.end("a3", "c-1", 3700));
+    step(&mut f, "end");
+}
+
 /// A transfer to a queue adds the queue; arrival stays the first message's time even
 /// though the conversation's `received_at` restarts in the new queue; a conference
 /// guest is an agent of the record too.

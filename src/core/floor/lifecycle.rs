@@ -622,9 +622,9 @@ impl Floor {
         let Some(c) = self.conversations.get_mut(conversation) else {
             return message;
         };
-        if kind == AuthorKind::Agent {
-            c.history.agent_wrote(now);
-        }
+        // A message is written on its own, not with the conversation's record; the first
+        // agent reply changes the history, which is.
+        let first_reply = kind == AuthorKind::Agent && c.history.agent_wrote(now);
         if c.transcript.is_empty() {
             // Most conversations wait with one customer message: room for that one, not
             // the four a first push reserves (BENCHMARKS.md "Memory per open conversation").
@@ -632,6 +632,9 @@ impl Floor {
         }
         c.transcript.push(message.clone());
         let participants: Vec<AgentId> = c.participants().cloned().collect();
+        if first_reply {
+            self.journal.conversation_changed(conversation);
+        }
         self.journal.change(Change::Message {
             conversation: conversation.into(),
             message: message.clone(),
@@ -663,6 +666,7 @@ impl Floor {
         let mut already_owed = false;
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.history.left(agent, now);
+            self.journal.conversation_changed(conversation);
         }
         if let Some(a) = self.agents.get_mut(agent) {
             a.active.remove(conversation);

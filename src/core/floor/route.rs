@@ -243,6 +243,7 @@ impl Floor {
             c.rona_agents.insert(offer.agent.clone());
             c.history.rona();
         }
+        self.journal.conversation_changed(conversation);
         match offer.kind {
             OfferKind::New => self.requeue(conversation, now),
             OfferKind::Transfer => match self.rules.transfer_no_answer {
