@@ -88,8 +88,10 @@ pub struct Part {
 pub struct History {
     /// When the customer's first message opened the conversation.
     pub arrived_at: Millis,
-    /// The queues it entered, in order (a queue entered twice in a row once).
-    pub queues: Vec<QueueId>,
+    /// The queues it left for another (a transfer to a queue), in order; its current
+    /// queue is the conversation's own. Empty, and so free, for most conversations: a
+    /// history is copied with every write of its conversation.
+    pub queues_before: Vec<QueueId>,
     pub first_offered_at: Option<Millis>,
     /// The first accept by an agent (a new or transfer offer; a conference needs one).
     pub accepted_at: Option<Millis>,
@@ -104,11 +106,10 @@ pub struct History {
 }
 
 impl History {
-    /// A conversation opened at `now` in `queue`.
-    pub fn new(now: Millis, queue: &str) -> History {
+    /// A conversation opened at `now`.
+    pub fn new(now: Millis) -> History {
         History {
             arrived_at: now,
-            queues: vec![queue.to_string()],
             ..Default::default()
         }
     }
@@ -117,7 +118,7 @@ impl History {
     /// its current queue, arrived when it entered it, accepted when its owner (if any)
     /// last did. Such a conversation's record is as good as its stored fields allow.
     pub fn assumed(c: &Conversation) -> History {
-        let mut h = History::new(c.received_at, &c.queue);
+        let mut h = History::new(c.received_at);
         let since = c.routing.inactive_since.unwrap_or(c.received_at);
         for (agent, guest) in c
             .owner
@@ -137,10 +138,10 @@ impl History {
         h
     }
 
-    /// It entered `queue` (opened there, or transferred to it).
-    pub fn entered_queue(&mut self, queue: &str) {
-        if self.queues.last().map(String::as_str) != Some(queue) {
-            self.queues.push(queue.to_string());
+    /// It moves from queue `from` to queue `to` (a transfer to a queue).
+    pub fn changed_queue(&mut self, from: &str, to: &str) {
+        if from != to {
+            self.queues_before.push(from.to_string());
         }
     }
 
@@ -282,7 +283,7 @@ impl ConversationRecord {
             entry_point: c.entry_point.clone(),
             source_page: c.source_page.clone(),
             customer: c.customer.clone(),
-            queues: h.queues.clone(),
+            queues: h.queues_before.iter().chain([&c.queue]).cloned().collect(),
             agents,
             arrived_at: h.arrived_at,
             first_offered_at: h.first_offered_at,

@@ -631,7 +631,7 @@ pub struct PartV1 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryV1 {
     pub arrived_at: u64,
-    pub queues: Vec<String>,
+    pub queues_before: Vec<String>,
     pub first_offered_at: Option<u64>,
     pub accepted_at: Option<u64>,
     pub first_agent_reply_at: Option<u64>,
@@ -654,7 +654,7 @@ impl From<Conversation> for ConversationV3 {
             conversation: c.into(),
             history: HistoryV1 {
                 arrived_at: h.arrived_at,
-                queues: h.queues,
+                queues_before: h.queues_before,
                 first_offered_at: h.first_offered_at,
                 accepted_at: h.accepted_at,
                 first_agent_reply_at: h.first_agent_reply_at,
@@ -683,7 +683,7 @@ impl From<ConversationV3> for Conversation {
         let h = c.history;
         conv.history = History {
             arrived_at: h.arrived_at,
-            queues: h.queues,
+            queues_before: h.queues_before,
             first_offered_at: h.first_offered_at,
             accepted_at: h.accepted_at,
             first_agent_reply_at: h.first_agent_reply_at,
@@ -1921,7 +1921,7 @@ mod tests {
     #[test]
     fn conversation_histories_are_kept_and_older_records_get_one() {
         let c = conversation_with_history();
-        assert_eq!(c.history.queues, ["q1", "q2"]);
+        assert_eq!(c.history.queues_before, ["q1"]);
         let mut v = Vec::new();
         encode_versioned_into(&mut v, CONVERSATION_V3, &ConversationV3::from(c.clone())).unwrap();
         assert_eq!(decode_conversation(b"c-1", &v).unwrap(), c);
@@ -1931,7 +1931,7 @@ mod tests {
         let old = decode_conversation(b"c-1", &v2).unwrap();
         assert_eq!(old.history, History::assumed(&c));
         assert_eq!(old.history.arrived_at, 50, "when it entered its current queue");
-        assert_eq!(old.history.queues, ["q2"]);
+        assert!(old.history.queues_before.is_empty());
         let mut without = old.clone();
         without.history = c.history.clone();
         assert_eq!(without, c, "everything else as it was");

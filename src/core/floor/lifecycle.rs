@@ -121,7 +121,7 @@ impl Floor {
                 preferred_agent: preferred,
                 ..Default::default()
             },
-            history: History::new(now, &queue.id),
+            history: History::new(now),
         };
         let queue_id = c.queue.clone();
         self.conversations.insert(id.clone(), Box::new(c));
@@ -382,6 +382,7 @@ impl Floor {
         self.next_arrival += 1;
         self.journal.counters_changed();
         if let Some(c) = self.conversations.get_mut(conversation) {
+            c.history.changed_queue(&c.queue, &qid);
             c.queue = qid.clone();
             c.queue_name = qname;
             c.received_at = now;
@@ -395,7 +396,6 @@ impl Floor {
             c.routing.requirements.clear();
             c.routing.preferred_agent = None;
             c.history.transferred();
-            c.history.entered_queue(&qid);
         }
         self.enqueue(conversation, now);
         self.journal.effect(Effect::Observe(Observation::Transferred {
