@@ -29,20 +29,28 @@ pub const MAX_LIMIT: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct RecordsQuery {
     /// Arrived at or after this time (RFC 3339, e.g. `2026-12-05T00:00:00Z`).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Arrived before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Passed through this queue.
+    #[param(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub queue: Option<String>,
     /// Handled (accepted, as owner or guest) by this agent.
+    #[param(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub agent: Option<String>,
     /// `handled`, `abandoned`, `transferred` or `closed_inactive`.
+    #[param(value_type = Option<OutcomeDto>)]
     pub outcome: Option<String>,
     /// The customer's channel id.
+    #[param(min_length = 1, max_length = 256)]
     pub customer: Option<String>,
     /// At most this many records (1 to 1000; default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
-    /// The `next` of the previous page: the records after it.
+    /// The `next` of the previous page: the records after it (opaque).
+    #[param(pattern = r"^[0-9]{1,20}\.[A-Za-z0-9_.-]{1,64}$")]
     pub after: Option<String>,
 }
 
@@ -231,7 +239,8 @@ impl RecordsQuery {
 }
 
 /// Records of complete conversations (ended, every wrap-up in), oldest arrival first.
-#[utoipa::path(get, path = "/api/v1/reports/conversations", tag = "reports", params(RecordsQuery),
+#[utoipa::path(get, path = "/api/v1/reports/conversations", tag = "reports", operation_id = "conversation_records",
+    params(RecordsQuery),
     responses(
         (status = 200, description = "A page of records", body = RecordsPageDto),
         (status = 400, description = "A bad parameter (`invalid_input`)", body = ErrorBody),
