@@ -2,21 +2,23 @@
 //! small rules of records (outcome, filter, paging, cursor) as tables.
 
 use super::*;
-use crate::core::{Account, Change, EntryPoint, Floor, Presence, Rules, Skills};
+use crate::core::{Account, Change, EntryPoint, Floor, Presence, Queue, Rules, Skills};
 
 /// Queues q1 (a1, a2) and q2 (a3), entry points e1 → q1 and e2 → q2; every offer runs
 /// 1000 ms; customers close for inactivity after `inactivity_ms` (0: never).
 fn floor(inactivity_ms: u64) -> Floor {
-    let mut f = Floor::new(Rules {
+    let rules = Rules {
         offer_timeout_ms: 1000,
         transfer_timeout_ms: 1000,
         conference_timeout_ms: 1000,
         inactivity_close_ms: inactivity_ms,
         ..Rules::default()
-    });
-    for (q, name) in [("q1", "One"), ("q2", "Two")] {
-        f.create_queue(q, name, Vec::new()).expect("queue");
-    }
+    };
+    let queues = vec![
+        Queue::new("q1".into(), "One".into()),
+        Queue::new("q2".into(), "Two".into()),
+    ];
+    let mut f = Floor::restore(rules, queues, Vec::new(), Vec::new(), Vec::new(), (1, 1, 1), 0);
     for (e, q) in [("e1", "q1"), ("e2", "q2")] {
         let ep = EntryPoint {
             id: e.into(),

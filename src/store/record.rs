@@ -1890,9 +1890,19 @@ mod tests {
     /// answered, transferred to a queue.
     fn conversation_with_history() -> Conversation {
         use crate::core::{Account, Floor, Rules};
-        let mut f = Floor::new(Rules::default());
-        f.create_queue("q1", "One", Vec::new()).unwrap();
-        f.create_queue("q2", "Two", Vec::new()).unwrap();
+        let queues = vec![
+            Queue::new("q1".into(), "One".into()),
+            Queue::new("q2".into(), "Two".into()),
+        ];
+        let mut f = Floor::restore(
+            Rules::default(),
+            queues,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            (1, 1, 1),
+            0,
+        );
         let ep = EntryPoint {
             id: "e1".into(),
             name: "Page".into(),
