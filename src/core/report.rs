@@ -115,8 +115,9 @@ impl History {
     }
 
     /// The best that can be said of a conversation stored before histories were kept:
-    /// its current queue, arrived when it entered it, accepted when its owner (if any)
-    /// last did. Such a conversation's record is as good as its stored fields allow.
+    /// arrived when it entered its current queue, accepted (by its owner and guest, if
+    /// any) when its inactivity count started (the owner's accept, or a customer message
+    /// after it). Such a conversation's record is as good as its stored fields allow.
     pub fn assumed(c: &Conversation) -> History {
         let mut h = History::new(c.received_at);
         let since = c.routing.inactive_since.unwrap_or(c.received_at);
