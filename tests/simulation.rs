@@ -10,7 +10,10 @@
 //! After every step it checks all seven invariants of ../shared/SPEC.md:
 //! 1, 2, 4 and 6 over the state, 3 and 7 over the offers the step made, and 5 by "crashing":
 //! every few steps the floor is rebuilt from the changes it reported as durable, compared
-//! with the live one, and the run goes on from the rebuilt floor.
+//! with the live one, and the run goes on from the rebuilt floor. The first half of
+//! invariant 10 too: each conversation that finishes has exactly one record in the store,
+//! the one its final state gives, and at the end of a run the store holds one record per
+//! finished conversation and no other.
 //!
 //! Every command goes through `Floor::execute`, the dispatch production's router runs,
 //! and a command on a conversation the floor let go of is refused from the store's copy
@@ -212,7 +215,52 @@ impl Sim {
                     .problems
                     .push(format!("{} left the floor but the store has {other:?}", c.id)),
             }
+            // ../shared/SPEC.md invariant 10: a complete conversation has exactly one
+            // record, the one its final state gives.
+            let at = c.history.arrived_at;
+            let query = RecordQuery {
+                filter: RecordFilter {
+                    from: Some(at),
+                    to: Some(at + 1),
+                    ..Default::default()
+                },
+                after: None,
+                limit: 1000,
+            };
+            let mine: Vec<ConversationRecord> = match self.store.records(&query) {
+                Ok(page) => page.records.into_iter().filter(|r| r.id == c.id).collect(),
+                Err(e) => {
+                    self.problems.push(format!("10: records cannot be read: {e}"));
+                    continue;
+                }
+            };
+            if mine.len() != 1 || Some(&mine[0]) != ConversationRecord::of(&c).as_ref() {
+                self.problems
+                    .push(format!("10: {} finished with the records {mine:?}", c.id));
+            }
         }
+    }
+
+    /// Every record in the store, and whether it is one per finished conversation.
+    fn records_once(&self) -> Result<(), String> {
+        let query = RecordQuery {
+            filter: RecordFilter::default(),
+            after: None,
+            limit: usize::MAX,
+        };
+        let page = self.store.records(&query).map_err(|e| e.to_string())?;
+        let evicted = self.stats.get("evicted").copied().unwrap_or(0) as usize;
+        let mut ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != page.records.len() || page.records.len() != evicted {
+            return Err(format!(
+                "10: {} records of {} conversations for {evicted} finished ones",
+                page.records.len(),
+                ids.len()
+            ));
+        }
+        Ok(())
     }
 
     /// Runs one command as production's router does: through [`Floor::execute`], and for
@@ -570,6 +618,7 @@ fn run_seed(seed: u64, steps: usize) -> Result<BTreeMap<&'static str, u64>, Stri
     for step in 0..steps {
         advance(&mut sim, seed, step)?;
     }
+    sim.records_once().map_err(|e| format!("seed {seed}: {e}"))?;
     Ok(sim.stats)
 }
 
@@ -660,7 +709,9 @@ fn run_tenants(seed: u64, tenants: usize, steps: usize) -> Result<BTreeMap<&'sta
         }
     }
     let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for sim in sims {
+    for (i, sim) in sims.into_iter().enumerate() {
+        // Each tenant's records are its own finished conversations', once each.
+        sim.records_once().map_err(|e| format!("seed {seed} tenant {i}: {e}"))?;
         for (k, v) in sim.stats {
             *totals.entry(k).or_default() += v;
         }

@@ -5,7 +5,8 @@
 //! the clock only moves when the schedule advances it. After every step ../shared/SPEC.md's
 //! invariants hold; after every advance nothing the state says is overdue is left
 //! unfired; and some steps restart the engine from what the store holds, as a crash and
-//! a restart would.
+//! a restart would. At the end of each run every finished conversation has exactly one
+//! record, the one its final state gives, and no other conversation has one.
 //!
 //! The fast pure-core simulation (`tests/simulation.rs`) explores far more schedules a
 //! second; this one proves that the shells carry the core's decisions out the same way.
@@ -301,7 +302,7 @@ fn run_seed(seed: u64, steps: usize) -> Result<BTreeMap<String, u64>, String> {
         tokio::time::pause();
         let mut rng = StdRng::seed_from_u64(seed);
         let store: Arc<dyn switchboard::store::Store> = Arc::new(MemoryStore::new());
-        let mut options = EngineOptions::new(rules(), store);
+        let mut options = EngineOptions::new(rules(), store.clone());
         options.clock = Arc::new(PausedClock(tokio::time::Instant::now()));
         options.channel = Arc::new(NoChannel);
         options.arbiter = Some(actix::Arbiter::current());
@@ -363,8 +364,67 @@ fn run_seed(seed: u64, steps: usize) -> Result<BTreeMap<String, u64>, String> {
                 }
             }
         }
+        settle(&engine).await?;
+        let (v, recorded) = records_once(&*store);
+        if !v.is_empty() {
+            return Err(fail(steps, &log, v));
+        }
+        *stats.entry("finished with its record".into()).or_default() += recorded;
         Ok(stats)
     })
+}
+
+/// ../shared/SPEC.md invariant 10 over what the store holds: every finished conversation
+/// (ended, and not held by any agent's record) has exactly one record, the one its final
+/// state gives, and no other conversation has one.
+/// Returns the violations and how many finished conversations were checked.
+fn records_once(store: &dyn switchboard::store::Store) -> (Vec<String>, u64) {
+    let mut v = Vec::new();
+    let mut recorded = 0;
+    let all = RecordQuery {
+        filter: RecordFilter::default(),
+        after: None,
+        limit: usize::MAX,
+    };
+    let (records, snapshot) = match (store.records(&all), store.load()) {
+        (Ok(p), Ok(s)) => (p.records, s),
+        (r, s) => {
+            return (
+                vec![format!("10: the store cannot be read: {:?} {:?}", r.err(), s.err())],
+                0,
+            )
+        }
+    };
+    let held: std::collections::HashSet<&str> = snapshot.conversations.iter().map(|c| c.id.as_str()).collect();
+    let mut by_id: BTreeMap<&str, Vec<&ConversationRecord>> = BTreeMap::new();
+    for r in &records {
+        by_id.entry(r.id.as_str()).or_default().push(r);
+    }
+    for n in 1..snapshot.counters.0 {
+        let id = format!("c-{n}");
+        let stored = match store.conversation(&id) {
+            Ok(c) => c,
+            Err(e) => return (vec![format!("10: {id} cannot be read: {e}")], recorded),
+        };
+        let finished = stored
+            .as_ref()
+            .filter(|c| c.state == ConversationState::Ended && !held.contains(id.as_str()));
+        let mine = by_id.remove(id.as_str()).unwrap_or_default();
+        match finished {
+            Some(c) => {
+                recorded += 1;
+                if mine.len() != 1 || Some(mine[0]) != ConversationRecord::of(c).as_ref() {
+                    v.push(format!("10: finished {id} has the records {mine:?}"));
+                }
+            }
+            None if !mine.is_empty() => v.push(format!("10: {id} is not finished but has a record")),
+            None => {}
+        }
+    }
+    for id in by_id.keys() {
+        v.push(format!("10: a record of {id}, which the store does not have"));
+    }
+    (v, recorded)
 }
 
 fn env(name: &str, default: u64) -> u64 {
@@ -398,6 +458,7 @@ fn the_real_engine_keeps_the_invariants_on_a_paused_clock() {
         for must in [
             "ok",
             "restart",
+            "finished with its record",
             "deadline: rona",
             "deadline: next step",
             "deadline: inactive",

@@ -24,6 +24,7 @@
 //! - [`password`]: Argon2id hashing (off the engine thread).
 //! - [`supervisor`]: supervisor accounts, presence control, the audit trail, and the
 //!   supervisors' live socket with its hub.
+//! - [`reports`]: the records of complete conversations (`/api/v1/reports/*`).
 //! - [`tenants`]: the operator's tenant API (`api.operator_token`).
 //! - [`demo`]: the demo customer's narrow API (`/demo/api/*`, off with `demo.customer_page`).
 
@@ -37,6 +38,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod password;
+pub mod reports;
 pub mod rest;
 pub mod signin;
 pub mod socket;
@@ -407,6 +409,7 @@ fn build(
             .wrap(from_fn(headers::edge_headers))
             .configure(routes)
             .configure(supervisor::routes)
+            .configure(reports::routes)
             .configure(tenants::routes)
             .configure(pages::desktop_routes)
             .configure(|cfg| {

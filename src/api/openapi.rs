@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
 use super::attachments;
 use super::dto::*;
 use super::error::{ErrorBody, ErrorDetail};
+use super::reports;
 use super::rest;
 use super::signin;
 use super::supervisor;
@@ -83,6 +84,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         tenants::reissue,
         tenants::delete,
         tenants::backup,
+        reports::conversations,
     ),
     components(schemas(
         ErrorBody,
@@ -105,6 +107,10 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         tenants::LimitsDto,
         tenants::CreateTenant,
         tenants::PatchTenant,
+        reports::ConversationRecordDto,
+        reports::RecordAgentDto,
+        reports::RecordsPageDto,
+        reports::OutcomeDto,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -117,6 +123,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         (name = "reference", description = "Configured wrap-up reasons and idle codes"),
         (name = "desktop", description = "The agent desktop WebSocket"),
         (name = "supervisors", description = "Supervisors: accounts, agents' presence set for them, the audit trail, the live socket"),
+        (name = "reports", description = "How the centre did: records of complete conversations"),
         (name = "operations", description = "Health, metrics and backup"),
     )
 )]

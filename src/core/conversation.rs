@@ -259,6 +259,8 @@ pub struct Conversation {
     pub transcript: Vec<Message>,
     /// Routing depth (../shared/SPEC.md): steps, the current one, and the preferred agent.
     pub routing: RoutingState,
+    /// What its record will need (`report.rs`): arrival, queues, agents and their time.
+    pub history: super::report::History,
 }
 
 /// Where a conversation is in its routing (../shared/SPEC.md "Routing depth").

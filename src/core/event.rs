@@ -221,9 +221,10 @@ pub enum Effect {
 
 /// A change to make durable. Records are whole snapshots except transcripts, which grow
 /// message by message.
-// Agent and conversation records are boxed: a conversation is 432 bytes, and unboxed it
-// made every `Change` that large, so a batch's `Vec<Change>` (hundreds of changes under
-// load) was moved and regrown in large, freshly faulted allocations. A box is one small
+// Agent and conversation records are boxed: a conversation is several hundred bytes (432
+// before its report history), and unboxed it made every `Change` that large, so a batch's
+// `Vec<Change>` (hundreds of changes under load) was moved and regrown in large, freshly
+// faulted allocations. A box is one small
 // allocation beside the dozen that cloning the record already costs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -280,6 +281,9 @@ pub enum Change {
         entry: AuditEntry,
         forget: Option<u64>,
     },
+    /// The report record of a conversation that just became complete (`report.rs`):
+    /// written once, in the commit of the conversation's final state.
+    Record(Box<super::report::ConversationRecord>),
 }
 
 /// An agent or system message on its way to a Messenger customer: one outbox entry. The

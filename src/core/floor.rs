@@ -34,6 +34,7 @@ use super::error::CoreError;
 use super::event::*;
 use super::journal::{record, Counters, Journal};
 use super::queue::{EntryPoint, Queue, QueueKey};
+use super::report::{ConversationRecord, History};
 use super::routing::{
     self, check_skills, check_steps, AgentChoice, AgentView, LastOwner, Opening, Requirements, RoutingIndex, Skills,
     Step, WaitingView,
@@ -399,10 +400,10 @@ impl Floor {
             next_offer: self.next_offer,
             next_arrival: self.next_arrival,
         };
-        let out = self
+        let mut out = self
             .journal
             .take_changes(&self.agents, &mut self.conversations, counters);
-        self.evict_finished();
+        self.evict_finished(&mut out);
         out
     }
 
@@ -414,8 +415,9 @@ impl Floor {
 
     /// Removes the finished conversations among those the last operations touched. Every
     /// candidate was marked dirty by the step that made it one (end, wrap-up), so its
-    /// final record is already in the changes just taken.
-    fn evict_finished(&mut self) {
+    /// final record is already in the changes just taken; its report record
+    /// ([`ConversationRecord`]) joins them in `out`, so both are durable in one commit.
+    fn evict_finished(&mut self, out: &mut Vec<Change>) {
         self.evicted.clear();
         if self.finishing.is_empty() {
             return;
@@ -427,6 +429,9 @@ impl Floor {
             }
             if let Some(c) = self.conversations.remove(&id) {
                 self.deadlines.cancel_conversation(&id);
+                if let Some(r) = ConversationRecord::of(&c) {
+                    out.push(Change::Record(Box::new(r)));
+                }
                 self.evicted.push(c);
             }
         }

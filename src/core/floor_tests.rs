@@ -222,7 +222,22 @@ fn check_with(mut f: Floor, rows: &[(Op, &str)]) {
                 "row {i}: {} left the floor without its final record",
                 c.id
             );
+            // And its report record, exactly once (../shared/SPEC.md invariant 10).
+            let n = changes
+                .iter()
+                .filter(|ch| matches!(ch, Change::Record(r) if r.id == c.id))
+                .count();
+            assert_eq!(n, 1, "row {i}: {} finished with {n} records", c.id);
             archive.insert(c.id.clone(), c);
+        }
+        for ch in &changes {
+            if let Change::Record(r) = ch {
+                assert!(
+                    archive.contains_key(&r.id),
+                    "row {i}: a record of {}, which did not finish",
+                    r.id
+                );
+            }
         }
         let v = super::super::invariants::check(&f);
         assert!(v.is_empty(), "row {i}: {op:?} broke invariants: {v:?}");

@@ -177,6 +177,7 @@ mod tests {
             wrapups: Vec::new(),
             transcript: Vec::new(),
             routing: Default::default(),
+            history: Default::default(),
         };
         let author = Author {
             kind: AuthorKind::System,

@@ -28,6 +28,7 @@ pub mod journal;
 pub mod limits;
 pub mod messenger;
 pub mod queue;
+pub mod report;
 pub mod routing;
 pub mod supervisor;
 pub mod tenant;
@@ -45,6 +46,9 @@ pub use error::{CoreError, ErrorKind};
 pub use event::{AgentEvent, Change, Effect, Observation, Outbound, OutboxOutcome, Timer, WithdrawReason};
 pub use floor::{Codes, FinishedAct, Floor, Rules, TransferNoAnswer};
 pub use queue::{EntryPoint, Queue};
+pub use report::{
+    ConversationRecord, History, Outcome, RecordAgent, RecordCursor, RecordFilter, RecordPage, RecordQuery,
+};
 pub use routing::{AgentChoice, LastOwner, Opening, Requirements, Skills, Step};
 pub use supervisor::{AuditEntry, AuditLog, Changer, Supervisor, SupervisorId, AUDIT_READ_MAX, AUDIT_RETAIN};
 

@@ -22,8 +22,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use crate::core::{
-    Agent, AuditEntry, Change, Conversation, ConversationState, EntryPoint, FastMap, LastOwner, Outbound, Queue,
-    Supervisor,
+    Agent, AuditEntry, Change, Conversation, ConversationRecord, ConversationState, EntryPoint, FastMap, LastOwner,
+    Outbound, Queue, RecordPage, RecordQuery, Supervisor,
 };
 
 pub mod backup;
@@ -136,6 +136,9 @@ pub trait Store: Send + Sync + 'static {
     /// The engine reads finished conversations this way (the floor no longer holds them);
     /// it is a synchronous read, called on the engine's thread.
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
+    /// A page of report records of complete conversations (`core/report.rs`), in arrival
+    /// order: a synchronous read, meant for a thread that may block (not the engine's).
+    fn records(&self, query: &RecordQuery) -> Result<RecordPage, StoreError>;
     /// Whether Messenger message id `mid` was taken in (within its retention); a
     /// synchronous read on the engine's thread, like [`Store::conversation`].
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError>;
@@ -240,6 +243,8 @@ struct MemoryState {
     supervisors: BTreeMap<String, Supervisor>,
     audit: BTreeMap<u64, AuditEntry>,
     last_owners: BTreeMap<(String, String), LastOwner>,
+    /// Report records by (arrival, id), as the sled store keys them.
+    records: BTreeMap<(u64, String), ConversationRecord>,
 }
 
 impl MemoryStore {
@@ -358,6 +363,9 @@ impl Store for MemoryStore {
                     }
                     s.audit.insert(entry.seq, entry);
                 }
+                Change::Record(r) => {
+                    s.records.insert((r.arrived_at, r.id.clone()), *r);
+                }
             }
         }
         Box::pin(std::future::ready(Ok(())))
@@ -387,6 +395,17 @@ impl Store for MemoryStore {
             supervisors: s.supervisors.values().cloned().collect(),
             audit: s.audit.values().cloned().collect(),
         })
+    }
+
+    fn records(&self, query: &RecordQuery) -> Result<RecordPage, StoreError> {
+        let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
+        let start = query
+            .filter
+            .from
+            .unwrap_or(0)
+            .max(query.after.as_ref().map_or(0, |a| a.arrived_at));
+        let records = s.records.range((start, String::new())..).map(|(_, r)| r.clone());
+        Ok(RecordPage::collect(query, records))
     }
 
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError> {

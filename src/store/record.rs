@@ -25,12 +25,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use crate::core::report::Part;
 use crate::core::{
     Account, Agent, Attachment, Author, AuthorKind, Channel, Conversation, ConversationState, Customer, Delivery,
     EntryPoint, LastOwner, Message, Millis, Offer, OfferKind, Outbound, Presence, Queue, RoutingState, SignIn, Skills,
     Step, WrapupRecord,
 };
-use crate::core::{AuditEntry, Changer, Supervisor};
+use crate::core::{AuditEntry, Changer, ConversationRecord, History, Outcome, RecordAgent, Supervisor};
 
 /// The record format this build writes and reads.
 pub const RECORD_VERSION: u8 = 1;
@@ -654,11 +655,265 @@ impl From<EntryPointV3> for EntryPoint {
     }
 }
 
-/// Decodes a conversation record of either version.
+/// Decodes a conversation record of any version. One written before histories were kept
+/// gets the history its fields allow ([`History::assumed`]).
 pub fn decode_conversation(key: &[u8], bytes: &[u8]) -> Result<Conversation, StoreError> {
-    decode_newer::<ConversationV2, Conversation>("conversations", key, bytes, ROUTING_V2, || {
-        decode::<ConversationV1>("conversations", key, bytes).map(Conversation::from)
+    decode_newer::<ConversationV3, Conversation>("conversations", key, bytes, CONVERSATION_V3, || {
+        let mut c = decode_newer::<ConversationV2, Conversation>("conversations", key, bytes, ROUTING_V2, || {
+            decode::<ConversationV1>("conversations", key, bytes).map(Conversation::from)
+        })?;
+        c.history = History::assumed(&c);
+        Ok(c)
     })
+}
+
+/// Conversations with their history for reports ([`ConversationV3`]).
+pub const CONVERSATION_V3: u8 = 3;
+
+/// One agent's part in an open conversation (see [`Part`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartV1 {
+    pub agent: String,
+    pub guest: bool,
+    pub joined_at: u64,
+    pub left_at: Option<u64>,
+    pub handle_ms: u64,
+    pub since: Option<u64>,
+}
+
+/// What a conversation's report record will need (see [`History`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryV1 {
+    pub arrived_at: u64,
+    pub queues_before: Vec<String>,
+    pub first_offered_at: Option<u64>,
+    pub accepted_at: Option<u64>,
+    pub first_agent_reply_at: Option<u64>,
+    pub parts: Vec<PartV1>,
+    pub ronas: u32,
+    pub transfers: u32,
+}
+
+/// A conversation, version 3: version 2 whole, then its history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversationV3 {
+    pub conversation: ConversationV2,
+    pub history: HistoryV1,
+}
+
+impl From<Conversation> for ConversationV3 {
+    fn from(mut c: Conversation) -> Self {
+        let h = std::mem::take(&mut c.history);
+        ConversationV3 {
+            conversation: c.into(),
+            history: HistoryV1 {
+                arrived_at: h.arrived_at,
+                queues_before: h.queues_before,
+                first_offered_at: h.first_offered_at,
+                accepted_at: h.accepted_at,
+                first_agent_reply_at: h.first_agent_reply_at,
+                parts: h
+                    .parts
+                    .into_iter()
+                    .map(|p| PartV1 {
+                        agent: p.agent,
+                        guest: p.guest,
+                        joined_at: p.joined_at,
+                        left_at: p.left_at,
+                        handle_ms: p.handle_ms,
+                        since: p.since,
+                    })
+                    .collect(),
+                ronas: h.ronas,
+                transfers: h.transfers,
+            },
+        }
+    }
+}
+
+impl From<ConversationV3> for Conversation {
+    fn from(c: ConversationV3) -> Self {
+        let mut conv: Conversation = c.conversation.into();
+        let h = c.history;
+        conv.history = History {
+            arrived_at: h.arrived_at,
+            queues_before: h.queues_before,
+            first_offered_at: h.first_offered_at,
+            accepted_at: h.accepted_at,
+            first_agent_reply_at: h.first_agent_reply_at,
+            parts: h
+                .parts
+                .into_iter()
+                .map(|p| Part {
+                    agent: p.agent,
+                    guest: p.guest,
+                    joined_at: p.joined_at,
+                    left_at: p.left_at,
+                    handle_ms: p.handle_ms,
+                    since: p.since,
+                })
+                .collect(),
+            ronas: h.ronas,
+            transfers: h.transfers,
+        };
+        conv
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum OutcomeV1 {
+    Handled,
+    Abandoned,
+    Transferred,
+    ClosedInactive,
+}
+
+/// One agent's part in a complete conversation (see [`RecordAgent`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordAgentV1 {
+    pub agent: String,
+    pub guest: bool,
+    pub joined_at: u64,
+    pub left_at: u64,
+    pub handle_ms: u64,
+    pub wrapup_reason: Option<String>,
+    pub wrapped_up_at: Option<u64>,
+    pub wrapup_automatic: bool,
+}
+
+/// The report record of a complete conversation (see [`ConversationRecord`]), keyed by
+/// [`record_key`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversationRecordV1 {
+    pub id: String,
+    pub channel: ChannelV1,
+    pub entry_point: Option<String>,
+    pub source_page: String,
+    pub customer_id: String,
+    pub customer_name: String,
+    pub queues: Vec<String>,
+    pub agents: Vec<RecordAgentV1>,
+    pub arrived_at: u64,
+    pub first_offered_at: Option<u64>,
+    pub accepted_at: Option<u64>,
+    pub first_agent_reply_at: Option<u64>,
+    pub ended_at: u64,
+    pub wrapped_up_at: Option<u64>,
+    pub ended_reason: String,
+    pub outcome: OutcomeV1,
+    pub wrapup_reason: Option<String>,
+    pub rona_count: u32,
+    pub transfers: u32,
+}
+
+impl From<ConversationRecord> for ConversationRecordV1 {
+    fn from(r: ConversationRecord) -> Self {
+        ConversationRecordV1 {
+            id: r.id,
+            channel: match r.channel {
+                Channel::Messenger => ChannelV1::Messenger,
+                Channel::Rest => ChannelV1::Rest,
+            },
+            entry_point: r.entry_point,
+            source_page: r.source_page,
+            customer_id: r.customer.id,
+            customer_name: r.customer.name,
+            queues: r.queues,
+            agents: r
+                .agents
+                .into_iter()
+                .map(|a| RecordAgentV1 {
+                    agent: a.agent,
+                    guest: a.guest,
+                    joined_at: a.joined_at,
+                    left_at: a.left_at,
+                    handle_ms: a.handle_ms,
+                    wrapup_reason: a.wrapup_reason,
+                    wrapped_up_at: a.wrapped_up_at,
+                    wrapup_automatic: a.wrapup_automatic,
+                })
+                .collect(),
+            arrived_at: r.arrived_at,
+            first_offered_at: r.first_offered_at,
+            accepted_at: r.accepted_at,
+            first_agent_reply_at: r.first_agent_reply_at,
+            ended_at: r.ended_at,
+            wrapped_up_at: r.wrapped_up_at,
+            ended_reason: r.ended_reason,
+            outcome: match r.outcome {
+                Outcome::Handled => OutcomeV1::Handled,
+                Outcome::Abandoned => OutcomeV1::Abandoned,
+                Outcome::Transferred => OutcomeV1::Transferred,
+                Outcome::ClosedInactive => OutcomeV1::ClosedInactive,
+            },
+            wrapup_reason: r.wrapup_reason,
+            rona_count: r.rona_count,
+            transfers: r.transfers,
+        }
+    }
+}
+
+impl From<ConversationRecordV1> for ConversationRecord {
+    fn from(r: ConversationRecordV1) -> Self {
+        ConversationRecord {
+            id: r.id,
+            channel: match r.channel {
+                ChannelV1::Messenger => Channel::Messenger,
+                ChannelV1::Rest => Channel::Rest,
+            },
+            entry_point: r.entry_point,
+            source_page: r.source_page,
+            customer: Customer {
+                id: r.customer_id,
+                name: r.customer_name,
+            },
+            queues: r.queues,
+            agents: r
+                .agents
+                .into_iter()
+                .map(|a| RecordAgent {
+                    agent: a.agent,
+                    guest: a.guest,
+                    joined_at: a.joined_at,
+                    left_at: a.left_at,
+                    handle_ms: a.handle_ms,
+                    wrapup_reason: a.wrapup_reason,
+                    wrapped_up_at: a.wrapped_up_at,
+                    wrapup_automatic: a.wrapup_automatic,
+                })
+                .collect(),
+            arrived_at: r.arrived_at,
+            first_offered_at: r.first_offered_at,
+            accepted_at: r.accepted_at,
+            first_agent_reply_at: r.first_agent_reply_at,
+            ended_at: r.ended_at,
+            wrapped_up_at: r.wrapped_up_at,
+            ended_reason: r.ended_reason,
+            outcome: match r.outcome {
+                OutcomeV1::Handled => Outcome::Handled,
+                OutcomeV1::Abandoned => Outcome::Abandoned,
+                OutcomeV1::Transferred => Outcome::Transferred,
+                OutcomeV1::ClosedInactive => Outcome::ClosedInactive,
+            },
+            wrapup_reason: r.wrapup_reason,
+            rona_count: r.rona_count,
+            transfers: r.transfers,
+        }
+    }
+}
+
+/// The key of a report record: when the conversation arrived (big-endian, so records
+/// sort by arrival and a time range is a key range), then its id.
+pub fn record_key(arrived_at: u64, conversation: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + conversation.len());
+    k.extend_from_slice(&arrived_at.to_be_bytes());
+    k.extend_from_slice(conversation.as_bytes());
+    k
+}
+
+/// Decodes a report record.
+pub fn decode_record(key: &[u8], bytes: &[u8]) -> Result<ConversationRecord, StoreError> {
+    decode::<ConversationRecordV1>("records", key, bytes).map(ConversationRecord::from)
 }
 
 /// Decodes a last-owner record.
@@ -896,6 +1151,7 @@ impl From<ConversationV1> for Conversation {
                 .collect(),
             transcript: Vec::new(),
             routing: RoutingState::default(),
+            history: History::default(),
         }
     }
 }
@@ -1710,5 +1966,91 @@ mod tests {
         assert_eq!(decode_entry_point(b"e1", &v).unwrap(), e);
         v[0] = 7;
         assert!(decode_entry_point(b"e1", &v).is_err());
+    }
+
+    /// An open conversation with a history worth keeping: arrived, offered, accepted,
+    /// answered, transferred to a queue.
+    fn conversation_with_history() -> Conversation {
+        use crate::core::{Account, Floor, Rules};
+        let queues = vec![
+            Queue::new("q1".into(), "One".into()),
+            Queue::new("q2".into(), "Two".into()),
+        ];
+        let mut f = Floor::restore(
+            Rules::default(),
+            queues,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            (1, 1, 1),
+            0,
+        );
+        let ep = EntryPoint {
+            id: "e1".into(),
+            name: "Page".into(),
+            queue: "q1".into(),
+            ..Default::default()
+        };
+        f.create_entry_point(ep).unwrap();
+        f.create_agent("a1", "A", vec!["q1".into()], 1, Account::default(), Skills::new(), 0)
+            .unwrap();
+        f.set_state("a1", Presence::Available, None, 10).unwrap();
+        let customer = Customer {
+            id: "u".into(),
+            name: "U".into(),
+        };
+        f.customer_message("e1", customer, "hi", Channel::Rest, 20).unwrap();
+        f.accept("a1", "c-1", 30).unwrap();
+        f.agent_message("a1", "c-1", "hello", 40).unwrap();
+        f.transfer_to_queue("a1", "c-1", "q2", 50).unwrap();
+        let mut c = f.conversation("c-1").unwrap().clone();
+        c.transcript.clear();
+        c
+    }
+
+    /// Conversations of version 3 keep their history; those of version 2 (a store written
+    /// before records) read with the history their fields allow.
+    #[test]
+    fn conversation_histories_are_kept_and_older_records_get_one() {
+        let c = conversation_with_history();
+        assert_eq!(c.history.queues_before, ["q1"]);
+        let mut v = Vec::new();
+        encode_versioned_into(&mut v, CONVERSATION_V3, &ConversationV3::from(c.clone())).unwrap();
+        assert_eq!(decode_conversation(b"c-1", &v).unwrap(), c);
+
+        let mut v2 = Vec::new();
+        encode_versioned_into(&mut v2, ROUTING_V2, &ConversationV2::from(c.clone())).unwrap();
+        let old = decode_conversation(b"c-1", &v2).unwrap();
+        assert_eq!(old.history, History::assumed(&c));
+        assert_eq!(old.history.arrived_at, 50, "when it entered its current queue");
+        assert!(old.history.queues_before.is_empty());
+        let mut without = old.clone();
+        without.history = c.history.clone();
+        assert_eq!(without, c, "everything else as it was");
+    }
+
+    #[test]
+    fn report_records_read_back_as_written() {
+        let mut c = conversation_with_history();
+        c.ended_at = Some(60);
+        c.ended_reason = Some("customer_ended".into());
+        c.wrapups.push(WrapupRecord {
+            agent: "a1".into(),
+            reason: "resolved".into(),
+            at: 70,
+            automatic: true,
+        });
+        let r = ConversationRecord::of(&c).unwrap();
+        assert_eq!(r.outcome, Outcome::Transferred);
+        let key = record_key(r.arrived_at, &r.id);
+        assert_eq!(&key[..8], &20u64.to_be_bytes());
+        let mut v = Vec::new();
+        encode_into(&mut v, &ConversationRecordV1::from(r.clone())).unwrap();
+        assert_eq!(decode_record(&key, &v).unwrap(), r);
+        v[0] = 9;
+        assert!(matches!(
+            decode_record(&key, &v),
+            Err(StoreError::UnknownVersion { version: 9, .. })
+        ));
     }
 }

@@ -62,7 +62,7 @@ use tokio::sync::oneshot;
 use super::record::{self, *};
 use super::{BackupFuture, BackupStream, CommitFuture, RegistryRecord, Snapshot, Store, StoreError};
 use crate::config::StoreConfig;
-use crate::core::{Change, Conversation, ConversationState, LastOwner, Message, Millis};
+use crate::core::{Change, Conversation, ConversationState, LastOwner, Message, Millis, RecordPage, RecordQuery};
 
 /// The layout of the database (tree, key prefixes, meta entries). Records carry their own
 /// version ([`record::RECORD_VERSION`]); this one changes only if the layout does.
@@ -103,6 +103,9 @@ pub mod prefix {
     /// The last owner of each customer's conversation per entry point, keyed by
     /// [`crate::store::record::last_owner_key`] (preferred agents).
     pub const LAST_OWNERS: u8 = b'l';
+    /// Report records of complete conversations, keyed by
+    /// [`crate::store::record::record_key`] (arrival, then id).
+    pub const RECORDS: u8 = b'r';
 }
 
 /// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
@@ -336,6 +339,8 @@ struct Trees {
     supervisors: Keyspace,
     audit: Keyspace,
     last_owners: Keyspace,
+    /// Report records ([`prefix::RECORDS`]).
+    reports: Keyspace,
 }
 
 impl Trees {
@@ -370,6 +375,7 @@ impl Trees {
             supervisors: space(prefix::SUPERVISORS),
             audit: space(prefix::AUDIT),
             last_owners: space(prefix::LAST_OWNERS),
+            reports: space(prefix::RECORDS),
             scope: scope.into(),
             whole: false,
             records,
@@ -463,7 +469,8 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         | Change::Mid { .. }
         | Change::CustomerName { .. }
         | Change::Audit { .. }
-        | Change::LastOwner { .. } => None,
+        | Change::LastOwner { .. }
+        | Change::Record(_) => None,
     }
 }
 
@@ -545,7 +552,7 @@ fn add(
             }
             key.push(prefix::CONVERSATIONS);
             key.extend_from_slice(c.id.as_bytes());
-            encode_versioned_into(value, ROUTING_V2, &ConversationV2::from(*c))?;
+            encode_versioned_into(value, record::CONVERSATION_V3, &record::ConversationV3::from(*c))?;
         }
         Change::Message { conversation, message } | Change::MessageUpdate { conversation, message } => {
             key.push(prefix::MESSAGES);
@@ -611,6 +618,11 @@ fn add(
                 ended_at: owner.ended_at,
             };
             encode_into(value, &o)?;
+        }
+        Change::Record(r) => {
+            key.push(prefix::RECORDS);
+            key.extend_from_slice(&record::record_key(r.arrived_at, &r.id));
+            encode_into(value, &record::ConversationRecordV1::from(*r))?;
         }
         Change::Counters {
             next_conversation,
@@ -1106,6 +1118,11 @@ impl Store for SledStore {
         // concurrent readers beside the writer thread, and a group's batch is visible to
         // them as soon as `apply_batch` applied it (before its flush).
         read_conversation(&self.trees()?, id, &self.shown)
+    }
+
+    fn records(&self, query: &RecordQuery) -> Result<RecordPage, StoreError> {
+        // Straight from sled on the caller's thread, like `conversation`.
+        read_records(&self.trees()?, query, &self.shown)
     }
 
     fn probe(&self) -> CommitFuture {
@@ -2274,6 +2291,38 @@ fn read_conversation(t: &Trees, id: &str, path: &str) -> Result<Option<Conversat
     Ok(Some(c))
 }
 
+/// A page of report records: a range scan from the later of the filter's `from` and the
+/// cursor (records are keyed by arrival), decoded one by one until the page is full or
+/// the filter's `to` is passed.
+fn read_records(t: &Trees, query: &RecordQuery, path: &str) -> Result<RecordPage, StoreError> {
+    let start = query
+        .filter
+        .from
+        .unwrap_or(0)
+        .max(query.after.as_ref().map_or(0, |a| a.arrived_at));
+    let from = start.to_be_bytes();
+    // Every key is 8 bytes of time and an id of `[A-Za-z0-9_.-]`: all below this.
+    let end = [0xff_u8; 9];
+    let mut failed = None;
+    let records = t.reports.range(&from, &end).map_while(|item| {
+        let decoded = item
+            .map_err(|e| StoreError::Read(format!("{path}: {e}")))
+            .and_then(|(k, v)| decode_record(&k, &v));
+        match decoded {
+            Ok(r) => Some(r),
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        }
+    });
+    let page = RecordPage::collect(query, records);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(page),
+    }
+}
+
 /// The writer thread's state. See the module docs.
 /// One space as the writer sees it: its trees, and the backups of it being read.
 struct SpaceState {
@@ -2864,6 +2913,7 @@ mod tests {
             SUPERVISORS,
             AUDIT,
             LAST_OWNERS,
+            RECORDS,
         ] {
             assert!(kind < TENANT_MARK, "kind {}", kind as char);
         }

@@ -273,5 +273,70 @@ pub async fn verify(
             }
         }
     }
+    // ../shared/SPEC.md invariant 10: every complete conversation (ended, no wrap-up owed)
+    // has exactly one record, and no other conversation has one.
+    // Conversations some agent (of all, as the admin sees them) still owes a wrap-up for.
+    let mut owed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let (status, agents) = call(&client, "GET", &format!("{base}/api/v1/agents"), ADMIN, None)
+        .await
+        .expect("agents");
+    assert_eq!(status, 200, "agents: {agents}");
+    for a in agents.as_array().into_iter().flatten() {
+        let id = a["id"].as_str().unwrap_or_default();
+        let (status, d) = call(&client, "GET", &format!("{base}/api/v1/agents/{id}"), ADMIN, None)
+            .await
+            .expect("agent");
+        assert_eq!(status, 200, "agent {id}: {d}");
+        for c in d["wrapups"].as_array().into_iter().flatten() {
+            owed.insert(c["id"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    let mut records: HashMap<String, usize> = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let query = match &after {
+            Some(a) => format!("?limit=1000&after={a}"),
+            None => "?limit=1000".to_string(),
+        };
+        let (status, page) = call(
+            &client,
+            "GET",
+            &format!("{base}/api/v1/reports/conversations{query}"),
+            ADMIN,
+            None,
+        )
+        .await
+        .expect("read records");
+        assert_eq!(status, 200, "records: {page}");
+        for r in page["records"].as_array().into_iter().flatten() {
+            *records
+                .entry(r["id"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    for (cid, n) in &records {
+        assert_eq!(*n, 1, "{cid} has {n} records");
+        if let Some(c) = conversations.get(cid) {
+            assert!(
+                c["state"] == "ended" && !owed.contains(cid),
+                "{cid} has a record but is not complete: {c}"
+            );
+        }
+    }
+    let mut complete = 0;
+    for (cid, c) in &conversations {
+        if c["state"] == "ended" && !owed.contains(cid) {
+            assert!(records.contains_key(cid), "complete conversation {cid} has no record");
+            complete += 1;
+        }
+    }
+    eprintln!(
+        "{} records, each once; {complete} of the conversations read are complete and have theirs",
+        records.len()
+    );
     (states, conversations)
 }

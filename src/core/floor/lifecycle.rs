@@ -123,6 +123,7 @@ impl Floor {
                 preferred_agent: preferred,
                 ..Default::default()
             },
+            history: History::new(now),
         };
         let queue_id = c.queue.clone();
         // Business hours: a queue closed now answers at once, then lets the conversation
@@ -252,6 +253,7 @@ impl Floor {
             .get_mut(conversation)
             .ok_or_else(|| CoreError::UnknownConversation(conversation.into()))?;
         c.offer = None;
+        c.history.accepted(agent, offer.kind == OfferKind::Conference, now);
         let queue_wait_ms = now.saturating_sub(c.received_at);
         match offer.kind {
             OfferKind::New | OfferKind::Transfer => {
@@ -357,6 +359,7 @@ impl Floor {
         self.owner_leaves(agent, conversation, now);
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.state = ConversationState::Offered;
+            c.history.transferred();
         }
         self.journal.effect(Effect::Observe(Observation::Transferred {
             conversation: conversation.into(),
@@ -414,6 +417,7 @@ impl Floor {
         self.next_arrival += 1;
         self.journal.counters_changed();
         if let Some(c) = self.conversations.get_mut(conversation) {
+            c.history.changed_queue(&c.queue, &qid);
             c.queue = qid.clone();
             c.queue_name = qname;
             c.received_at = now;
@@ -426,6 +430,7 @@ impl Floor {
             c.routing.step = None;
             c.routing.requirements.clear();
             c.routing.preferred_agent = None;
+            c.history.transferred();
         }
         self.enqueue(conversation, now);
         self.journal.effect(Effect::Observe(Observation::Transferred {
@@ -652,6 +657,9 @@ impl Floor {
         let Some(c) = self.conversations.get_mut(conversation) else {
             return message;
         };
+        // A message is written on its own, not with the conversation's record; the first
+        // agent reply changes the history, which is.
+        let first_reply = kind == AuthorKind::Agent && c.history.agent_wrote(now);
         if c.transcript.is_empty() {
             // Most conversations wait with one customer message: room for that one, not
             // the four a first push reserves (BENCHMARKS.md "Memory per open conversation").
@@ -659,6 +667,9 @@ impl Floor {
         }
         c.transcript.push(message.clone());
         let participants: Vec<AgentId> = c.participants().cloned().collect();
+        if first_reply {
+            self.journal.conversation_changed(conversation);
+        }
         self.journal.change(Change::Message {
             conversation: conversation.into(),
             message: message.clone(),
@@ -688,6 +699,10 @@ impl Floor {
     pub(super) fn leave(&mut self, agent: &str, conversation: &str, now: Millis) {
         let due = (self.rules.auto_wrapup_after_ms > 0).then(|| now.saturating_add(self.rules.auto_wrapup_after_ms));
         let mut already_owed = false;
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.history.left(agent, now);
+            self.journal.conversation_changed(conversation);
+        }
         if let Some(a) = self.agents.get_mut(agent) {
             a.active.remove(conversation);
             already_owed = a.wrapups.insert(conversation.into(), due).is_some();

@@ -165,6 +165,7 @@ impl Floor {
                 c.state = ConversationState::Offered;
             }
             c.offer = Some(offer.clone());
+            c.history.offered(now);
         }
         if let Some(a) = self.agents.get_mut(agent) {
             a.offers.insert(conversation.into());
@@ -240,7 +241,9 @@ impl Floor {
         }));
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.rona_agents.insert(offer.agent.clone());
+            c.history.rona();
         }
+        self.journal.conversation_changed(conversation);
         match offer.kind {
             OfferKind::New => self.requeue(conversation, now),
             OfferKind::Transfer => match self.rules.transfer_no_answer {

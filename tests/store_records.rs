@@ -1,0 +1,176 @@
+//! Report records in the sled store (docs/STORE.md "Report records"): read back by time
+//! range, filter and cursor; kept by the retention sweep that removes their
+//! conversations; each tenant's apart; carried by backups and restores.
+
+use std::time::Duration;
+
+use switchboard::core::{
+    Change, Channel, Conversation, ConversationRecord, ConversationState, Customer, Outcome, RecordCursor,
+    RecordFilter, RecordQuery,
+};
+use switchboard::store::sled::{restore, SledOptions};
+use switchboard::store::{SledStore, Store};
+
+fn record(id: &str, arrived_at: u64, outcome: Outcome) -> ConversationRecord {
+    ConversationRecord {
+        id: id.into(),
+        channel: Channel::Rest,
+        entry_point: Some("e1".into()),
+        source_page: "Page".into(),
+        customer: Customer {
+            id: format!("u-{id}"),
+            name: "U".into(),
+        },
+        queues: vec!["q1".into()],
+        agents: Vec::new(),
+        arrived_at,
+        first_offered_at: None,
+        accepted_at: None,
+        first_agent_reply_at: None,
+        ended_at: arrived_at + 5,
+        wrapped_up_at: None,
+        ended_reason: "customer_ended".into(),
+        outcome,
+        wrapup_reason: None,
+        rona_count: 0,
+        transfers: 0,
+    }
+}
+
+/// The conversation a record describes, ended at `ended_at`.
+fn ended(id: &str, ended_at: u64) -> Conversation {
+    Conversation {
+        id: id.into(),
+        channel: Channel::Rest,
+        customer: Customer {
+            id: format!("u-{id}"),
+            name: "U".into(),
+        },
+        entry_point: Some("e1".into()),
+        source_page: "Page".into(),
+        queue: "q1".into(),
+        queue_name: "Q".into(),
+        priority: 0,
+        received_at: 1,
+        arrival: 1,
+        state: ConversationState::Ended,
+        offer: None,
+        owner: None,
+        guest: None,
+        rona_agents: Default::default(),
+        ended_reason: Some("customer_ended".into()),
+        ended_at: Some(ended_at),
+        wrapups: Vec::new(),
+        transcript: Vec::new(),
+        routing: Default::default(),
+        history: Default::default(),
+    }
+}
+
+fn query(filter: RecordFilter, after: Option<RecordCursor>, limit: usize) -> RecordQuery {
+    RecordQuery { filter, after, limit }
+}
+
+fn ids(store: &dyn Store, q: &RecordQuery) -> (Vec<String>, Option<RecordCursor>) {
+    let page = store.records(q).expect("records");
+    (page.records.into_iter().map(|r| r.id).collect(), page.next)
+}
+
+fn all(store: &dyn Store) -> Vec<String> {
+    ids(store, &query(RecordFilter::default(), None, 1000)).0
+}
+
+/// Records come back in arrival order, a time range is a key range (`from` in, `to`
+/// out), a cursor goes on after its record, and they outlive a reopen.
+#[test]
+fn records_read_back_by_range_filter_and_cursor_across_a_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("data");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    {
+        let store = SledStore::open(&path, SledOptions::default()).expect("store");
+        let changes = vec![
+            Change::Record(Box::new(record("c-3", 300, Outcome::Handled))),
+            Change::Record(Box::new(record("c-1", 100, Outcome::Abandoned))),
+            Change::Record(Box::new(record("c-2", 300, Outcome::Handled))),
+            Change::Record(Box::new(record("c-4", 400, Outcome::Handled))),
+        ];
+        rt.block_on(store.commit(changes)).expect("commit");
+        store.close();
+    }
+    let store = SledStore::open(&path, SledOptions::default()).expect("store reopens");
+    assert_eq!(all(&store), ["c-1", "c-2", "c-3", "c-4"]);
+    let range = RecordFilter {
+        from: Some(300),
+        to: Some(400),
+        ..Default::default()
+    };
+    assert_eq!(ids(&store, &query(range.clone(), None, 10)).0, ["c-2", "c-3"]);
+    let (first, next) = ids(&store, &query(range.clone(), None, 1));
+    assert_eq!(first, ["c-2"]);
+    assert_eq!(ids(&store, &query(range, next, 1)), (vec!["c-3".to_string()], None));
+    let handled = RecordFilter {
+        outcome: Some(Outcome::Handled),
+        ..Default::default()
+    };
+    let (page, next) = ids(&store, &query(handled.clone(), None, 2));
+    assert_eq!(page, ["c-2", "c-3"]);
+    assert_eq!(ids(&store, &query(handled, next, 2)), (vec!["c-4".to_string()], None));
+}
+
+/// The retention sweep removes ended conversations, never their records.
+#[test]
+fn the_retention_sweep_keeps_records() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = SledOptions {
+        retain_ended: Some(Duration::from_millis(10)),
+        ..SledOptions::default()
+    };
+    let store = SledStore::open(&dir.path().join("data"), options).expect("store");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    rt.block_on(store.commit(vec![
+        Change::Conversation(Box::new(ended("c-1", 100))),
+        Change::Record(Box::new(record("c-1", 90, Outcome::Abandoned))),
+    ]))
+    .expect("commit");
+    assert_eq!(store.sweep(1_000_000).expect("sweep"), 1);
+    assert!(store.conversation("c-1").expect("read").is_none(), "swept");
+    assert_eq!(all(&store), ["c-1"], "the record stays");
+}
+
+/// Each tenant reads its own records; the deployment's backup carries every tenant's,
+/// and a store restored from it serves them.
+#[test]
+fn records_are_per_tenant_and_restored_from_a_backup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("data");
+    let file = dir.path().join("all.backup");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    {
+        let store = SledStore::open(&path, SledOptions::default()).expect("store");
+        let acme = store.tenant("acme").expect("tenant acme");
+        rt.block_on(async {
+            store
+                .commit(vec![Change::Record(Box::new(record("c-1", 10, Outcome::Handled)))])
+                .await
+                .expect("commit");
+            acme.commit(vec![Change::Record(Box::new(record("c-9", 20, Outcome::Abandoned)))])
+                .await
+                .expect("commit");
+            let mut stream = store.backup_all().await.expect("backup");
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.next_chunk().await {
+                bytes.extend(chunk.expect("chunk"));
+            }
+            std::fs::write(&file, bytes).expect("write the backup");
+        });
+        assert_eq!(all(&store), ["c-1"]);
+        assert_eq!(all(&acme), ["c-9"]);
+        store.close();
+    }
+    let restored = dir.path().join("restored");
+    restore(&file, &restored).expect("restore");
+    let store = SledStore::open(&restored, SledOptions::default()).expect("restored store");
+    assert_eq!(all(&store), ["c-1"]);
+    assert_eq!(all(&store.tenant("acme").expect("tenant acme")), ["c-9"]);
+}
