@@ -162,13 +162,18 @@ impl History {
                 p.since = Some(now);
                 p.left_at = None;
             }
-            None => self.parts.push(Part {
-                agent: agent.to_string(),
-                guest,
-                joined_at: now,
-                since: Some(now),
-                ..Default::default()
-            }),
+            None => {
+                // Room for this part alone: most conversations have one agent, and a
+                // first push would reserve four (320 bytes a conversation held open).
+                self.parts.reserve_exact(1);
+                self.parts.push(Part {
+                    agent: agent.to_string(),
+                    guest,
+                    joined_at: now,
+                    since: Some(now),
+                    ..Default::default()
+                })
+            }
         }
     }
 
