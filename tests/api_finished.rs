@@ -2,50 +2,10 @@
 //! every wrap-up it required submitted) reads, and refuses commands, exactly as it did
 //! while it was open, also after a restart on the same store.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 mod common;
-use common::{Process, ADMIN};
-
-/// A small REST client for a [`Process`].
-struct Client {
-    http: awc::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(base: &str) -> Client {
-        Client {
-            http: awc::Client::builder().timeout(Duration::from_secs(10)).finish(),
-            base: base.to_string(),
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let a = common::request(&self.http, &format!("{}{}", self.base, path), method, Some(token), body).await;
-        (a.status, a.body)
-    }
-
-    async fn expect(&self, method: &str, path: &str, token: &str, body: Option<Value>, status: u16) -> Value {
-        let (s, v) = self.call(method, path, token, body).await;
-        assert_eq!(s, status, "{method} {path}: {v}");
-        v
-    }
-
-    async fn agent(&self, id: &str, name: &str) -> String {
-        let body = json!({"id": id, "name": name, "queues": ["support"]});
-        let v = self.expect("POST", "/api/v1/agents", ADMIN, Some(body), 201).await;
-        v["token"].as_str().expect("token").to_string()
-    }
-
-    async fn customer_writes(&self, customer: &str, text: &str) -> Value {
-        let body = json!({"entry_point": "demo-page", "customer": {"id": customer, "name": "Carol"}, "text": text});
-        self.expect("POST", "/api/v1/conversations", ADMIN, Some(body), 201)
-            .await
-    }
-}
+use common::{Process, ProcessClient as Client, ADMIN};
 
 fn conv(cid: &str, action: &str) -> String {
     if action.is_empty() {

@@ -2,12 +2,10 @@
 //! "Reports"): the record of each complete conversation, its filters and pages, who may
 //! read it, and a record that survives a kill -9 of the real binary exactly once.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 mod common;
-use common::{Process, TestServer, ADMIN};
+use common::{Process, ProcessClient as Client, TestServer, ADMIN};
 
 const OPERATOR: &str = "op-5b1e7c3a9d2f4e6a8c0b1d3f5a7c9e2b";
 const RECORDS: &str = "/api/v1/reports/conversations";
@@ -220,27 +218,6 @@ async fn records_stay_in_their_tenant() {
     assert_eq!(ours["records"].as_array().map(Vec::len), Some(1));
     assert_eq!(ours["records"][0]["customer"]["id"], "carol");
     s.get(RECORDS, OPERATOR).await.expect_error(403, "forbidden");
-}
-
-/// A small REST client for a [`Process`].
-struct Client {
-    http: awc::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(base: &str) -> Client {
-        Client {
-            http: awc::Client::builder().timeout(Duration::from_secs(10)).finish(),
-            base: base.to_string(),
-        }
-    }
-
-    async fn expect(&self, method: &str, path: &str, token: &str, body: Option<Value>, status: u16) -> Value {
-        let a = common::request(&self.http, &format!("{}{}", self.base, path), method, Some(token), body).await;
-        assert_eq!(a.status, status, "{method} {path}: {}", a.body);
-        a.body
-    }
 }
 
 /// The real binary: Ann handles Carol's chat, wraps it up, and the server is killed

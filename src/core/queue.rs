@@ -77,6 +77,19 @@ impl Queue {
         }
     }
 
+    /// What the store keeps of it: everything but the waiting order, which is rebuilt
+    /// from the conversations.
+    pub fn record(&self) -> Queue {
+        Queue {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            routing_steps: self.routing_steps.clone(),
+            waiting: BTreeMap::new(),
+            hours: self.hours.clone(),
+            wait_limit: self.wait_limit.clone(),
+        }
+    }
+
     /// The conversation served next, if any.
     pub fn head(&self) -> Option<(&QueueKey, &ConversationId)> {
         self.waiting.iter().next()

@@ -572,3 +572,41 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// A small REST client for a [`Process`].
+pub struct ProcessClient {
+    http: awc::Client,
+    base: String,
+}
+
+impl ProcessClient {
+    pub fn new(base: &str) -> ProcessClient {
+        ProcessClient {
+            http: awc::Client::builder().timeout(Duration::from_secs(10)).finish(),
+            base: base.to_string(),
+        }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let a = request(&self.http, &format!("{}{}", self.base, path), method, Some(token), body).await;
+        (a.status, a.body)
+    }
+
+    pub async fn expect(&self, method: &str, path: &str, token: &str, body: Option<Value>, status: u16) -> Value {
+        let (s, v) = self.call(method, path, token, body).await;
+        assert_eq!(s, status, "{method} {path}: {v}");
+        v
+    }
+
+    pub async fn agent(&self, id: &str, name: &str) -> String {
+        let body = json!({"id": id, "name": name, "queues": ["support"]});
+        let v = self.expect("POST", "/api/v1/agents", ADMIN, Some(body), 201).await;
+        v["token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn customer_writes(&self, customer: &str, text: &str) -> Value {
+        let body = json!({"entry_point": "demo-page", "customer": {"id": customer, "name": "Carol"}, "text": text});
+        self.expect("POST", "/api/v1/conversations", ADMIN, Some(body), 201)
+            .await
+    }
+}

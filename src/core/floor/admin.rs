@@ -17,12 +17,7 @@ impl Floor {
         check_id("queue", id)?;
         check_name("queue name", name)?;
         check_steps(&steps)?;
-        if let Some(h) = &hours {
-            crate::core::hours::check(h)?;
-        }
-        if let Some(l) = &wait_limit {
-            l.check()?;
-        }
+        check_queue_settings(hours.as_deref(), wait_limit.as_ref())?;
         if self.queues.contains_key(id) {
             return Err(CoreError::AlreadyExists {
                 kind: "queue",
@@ -34,7 +29,7 @@ impl Floor {
         q.routing_steps = steps;
         q.hours = hours;
         q.wait_limit = wait_limit;
-        self.journal.change(Change::Queue(q.clone()));
+        self.journal.change(Change::Queue(q.record()));
         self.index.add_queue(id);
         self.pin_steps(id, &q.routing_steps);
         Ok(self.queues.entry(id.into()).or_insert(q))
@@ -49,12 +44,10 @@ impl Floor {
         hours: Option<Option<std::sync::Arc<crate::core::hours::Hours>>>,
         wait_limit: Option<Option<crate::core::queue::WaitLimit>>,
     ) -> Result<(), CoreError> {
-        if let Some(Some(h)) = &hours {
-            crate::core::hours::check(h)?;
-        }
-        if let Some(Some(l)) = &wait_limit {
-            l.check()?;
-        }
+        check_queue_settings(
+            hours.as_ref().and_then(Option::as_deref),
+            wait_limit.as_ref().and_then(Option::as_ref),
+        )?;
         let q = self
             .queues
             .get_mut(id)
@@ -65,11 +58,7 @@ impl Floor {
         if let Some(limit) = wait_limit {
             q.wait_limit = limit;
         }
-        // The record without the waiting order (rebuilt from the conversations).
-        let mut record = Queue::new(q.id.clone(), q.name.clone());
-        record.routing_steps = q.routing_steps.clone();
-        record.hours = q.hours.clone();
-        record.wait_limit = q.wait_limit.clone();
+        let record = q.record();
         self.journal.change(Change::Queue(record));
         Ok(())
     }
@@ -340,4 +329,15 @@ impl Floor {
         self.reindex(agent);
         self.touched_agents.push(agent.into());
     }
+}
+
+/// Accepts a queue's business hours and bound on waiting, each if given.
+fn check_queue_settings(
+    hours: Option<&crate::core::hours::Hours>,
+    wait_limit: Option<&crate::core::queue::WaitLimit>,
+) -> Result<(), CoreError> {
+    if let Some(h) = hours {
+        crate::core::hours::check(h)?;
+    }
+    wait_limit.map_or(Ok(()), crate::core::queue::WaitLimit::check)
 }

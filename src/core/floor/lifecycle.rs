@@ -151,20 +151,16 @@ impl Floor {
             now,
         );
         // Closing for the hours wins over a full queue; waiting for the morning in a
-        // full queue is refused like any other wait.
-        let close = match (closed, full) {
-            (Some((reply, OutsideHours::Close)), _) => Some((reply, OUTSIDE_HOURS_REASON)),
-            (_, Some(reply)) => Some((reply, QUEUE_FULL_REASON)),
-            (Some((reply, OutsideHours::Wait)), None) => {
-                self.append(&id, AuthorKind::System, None, "system".into(), &reply, now);
-                None
-            }
-            (None, None) => None,
+        // full queue is refused like any other wait. One reply at most.
+        let (reply, close) = match (closed, full) {
+            (Some((reply, OutsideHours::Close)), _) => (Some(reply), Some(OUTSIDE_HOURS_REASON)),
+            (_, Some(reply)) => (Some(reply), Some(QUEUE_FULL_REASON)),
+            (Some((reply, OutsideHours::Wait)), None) => (Some(reply), None),
+            (None, None) => (None, None),
         };
-        let close = close.map(|(reply, reason)| {
+        if let Some(reply) = reply {
             self.append(&id, AuthorKind::System, None, "system".into(), &reply, now);
-            reason
-        });
+        }
         if close.is_none() {
             self.enqueue(&id, now);
         }
