@@ -443,6 +443,9 @@ pub struct QueueConfig {
     /// first creation too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<crate::core::queue::WaitLimit>,
+    /// The service level threshold in ms (set at first creation too; 60000 unless set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_level_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -176,6 +176,11 @@ impl Engine {
         &self.store
     }
 
+    /// The engine's time now.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
     /// Ready to serve: the engine is not waiting for [`Engine::recover`] after a store
     /// fault, the store accepts a write (a probe record written and flushed within
     /// `timeout`), and the engine answers a query within `timeout`. `Err` says why not.
@@ -476,6 +481,7 @@ impl Engine {
                 routing_steps,
                 hours: None,
                 wait_limit: None,
+                service_level_ms: None,
             })
             .await?
         {

@@ -481,6 +481,8 @@ pub struct QueueFigures {
     pub hours: Option<std::sync::Arc<crate::core::hours::Hours>>,
     /// The queue's bound on waiting conversations, as REST shows it.
     pub wait_limit: Option<crate::core::queue::WaitLimit>,
+    /// The queue's service level threshold, as REST shows it.
+    pub service_level_ms: u64,
 }
 
 impl QueueFigures {
@@ -495,6 +497,7 @@ impl QueueFigures {
             routing_steps: self.routing_steps.clone(),
             hours: self.hours.clone(),
             wait_limit: self.wait_limit.clone(),
+            service_level_ms: self.service_level_ms,
         }
     }
 }

@@ -276,6 +276,8 @@ async fn a_record_survives_a_kill_exactly_once() {
     .await;
     let before = c.expect("GET", RECORDS, ADMIN, None, 200).await;
     assert_eq!(ids(&before), [ids_opened[0].clone()]);
+    let handled = |report: &Value| report["queues"][0]["total"]["answered"].clone();
+    assert_eq!(handled(&c.expect("GET", &today("queues"), ADMIN, None, 200).await), 1);
     p.kill();
 
     let p = Process::start(dir.path(), &[]);
@@ -292,6 +294,11 @@ async fn a_record_survives_a_kill_exactly_once() {
     .await;
     let both = c.expect("GET", RECORDS, ADMIN, None, 200).await;
     assert_eq!(ids(&both), ids_opened);
+    assert_eq!(
+        handled(&c.expect("GET", &today("queues"), ADMIN, None, 200).await),
+        2,
+        "the figures of the first conversation counted once across the kill"
+    );
     assert_eq!(both["records"][1]["wrapup_reason"], "follow_up");
     assert_eq!(both["records"][1]["outcome"], "handled");
     p.kill();
@@ -299,5 +306,122 @@ async fn a_record_survives_a_kill_exactly_once() {
     let p = Process::start(dir.path(), &[]);
     let c = Client::new(&p.base);
     assert_eq!(c.expect("GET", RECORDS, ADMIN, None, 200).await, both);
+    assert_eq!(handled(&c.expect("GET", &today("queues"), ADMIN, None, 200).await), 2);
     p.kill();
+}
+
+/// `/api/v1/reports/{kind}` over the day before and after now, by the day.
+fn today(kind: &str) -> String {
+    let now = chrono::Utc::now();
+    let from = (now - chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ");
+    let to = (now + chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ");
+    format!("/api/v1/reports/{kind}?from={from}&to={to}&interval=1d")
+}
+
+/// Ann answers Carol and wraps up; Dave leaves unanswered. The queue report counts two
+/// offered, one answered within the (patched) service level, one abandoned; Ann's report
+/// counts her conversation and her time available, the state under way included. Bad
+/// parameters are 400 and an agent may not read reports.
+#[actix_rt::test]
+async fn queue_and_agent_reports_add_up_what_happened() {
+    let s = TestServer::start().await;
+    let ann = s.agent("ann", "Ann", &["support"]).await;
+    let q = s
+        .call(
+            "PATCH",
+            "/api/v1/queues/support",
+            Some(ADMIN),
+            Some(json!({"service_level_ms": 30000})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(q["service_level_ms"], 30000);
+    s.set_state(&ann, "available").await;
+    let carol = s.customer_writes("carol", "Carol", "Hello").await;
+    let carol_id = carol["id"].as_str().expect("id").to_string();
+    s.post_empty(&conv(&carol_id, "accept"), &ann).await.expect(200);
+    s.post(&conv(&carol_id, "messages"), &ann, json!({"text": "Hi Carol"}))
+        .await
+        .expect(201);
+    s.post_empty(&conv(&carol_id, "end"), &ann).await.expect(200);
+    s.post(&conv(&carol_id, "wrapup"), &ann, json!({"reason": "resolved"}))
+        .await
+        .expect(200);
+    s.set_state(&ann, "idle").await;
+    let dave = s.customer_writes("dave", "Dave", "Anyone there?").await;
+    let dave_id = dave["id"].as_str().expect("id").to_string();
+    s.post_empty(&conv(&dave_id, "end"), ADMIN).await.expect(200);
+
+    let report = s.get(&today("queues"), ADMIN).await.expect(200);
+    assert_eq!(report["interval"], "1d");
+    assert_eq!(report["time_zone"], "UTC");
+    let support = report["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["queue"] == "support")
+        .expect("support")
+        .clone();
+    assert_eq!(support["service_level_ms"], 30000);
+    let days = support["intervals"].as_array().expect("intervals");
+    assert!((2..=3).contains(&days.len()), "{days:?}");
+    let t = &support["total"];
+    assert_eq!(t["offered"], 2);
+    assert_eq!(t["answered"], 1);
+    assert_eq!(t["abandoned"], 1);
+    assert_eq!(t["refused"], 0);
+    assert_eq!(t["answered_within_sl"], 1, "accepted at once");
+    assert_eq!(t["service_level_percent"], 50.0);
+    assert_eq!(t["wait_ms"]["count"], 1);
+    assert_eq!(t["handle_ms"]["count"], 1);
+    assert_eq!(t["wrapup_ms"]["count"], 1);
+    assert_eq!(t["first_response_ms"]["count"], 1);
+    assert_eq!(t["abandon_wait_ms"]["count"], 1);
+    let summed: u64 = days.iter().map(|d| d["offered"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(summed, 2, "the intervals add up to the total");
+    let one = s
+        .get(&format!("{}&queue=support", today("queues")), ADMIN)
+        .await
+        .expect(200);
+    assert_eq!(one["queues"].as_array().map(Vec::len), Some(1));
+
+    let sup = s.supervisor("sue", "Sue").await;
+    let agents = s.get(&format!("{}&agent=ann", today("agents")), &sup).await.expect(200);
+    let a = &agents["agents"][0];
+    assert_eq!(a["agent"], "ann");
+    assert_eq!(a["total"]["handled"], 1);
+    assert_eq!(a["total"]["handle_ms"]["count"], 1);
+    assert_eq!(a["total"]["wrapup_ms"]["count"], 1);
+    assert_eq!(a["total"]["ronas"], 0);
+    assert!(a["total"]["presence_ms"]["available"].as_u64().is_some(), "{a}");
+    assert!(
+        a["total"]["presence_ms"]["idle"].as_u64().is_some(),
+        "idle, under way: {a}"
+    );
+
+    s.get(&today("queues"), &ann).await.expect(403);
+    for bad in [
+        "/api/v1/reports/queues?from=2026-12-05T00:00:00Z".to_string(),
+        "/api/v1/reports/queues?from=yesterday&to=2026-12-05T00:00:00Z".to_string(),
+        "/api/v1/reports/queues?from=2026-12-05T00:00:00Z&to=2026-12-04T00:00:00Z".to_string(),
+        format!("{}&interval=2h", today("queues").replace("&interval=1d", "")),
+        format!("{}&time_zone=Mars/Olympus", today("queues")),
+        "/api/v1/reports/queues?from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&interval=15m".to_string(),
+        format!("{}&agent=ann", today("queues")),
+        format!("{}&queue=support", today("agents")),
+        format!("{}&queue=no%20id", today("queues")),
+    ] {
+        let e = s.get(&bad, ADMIN).await.expect(400);
+        assert_eq!(e["error"]["code"], "invalid_input", "{bad}: {e}");
+    }
+    let e = s
+        .call(
+            "PATCH",
+            "/api/v1/queues/support",
+            Some(ADMIN),
+            Some(json!({"service_level_ms": 0})),
+        )
+        .await
+        .expect(400);
+    assert_eq!(e["error"]["code"], "invalid_input");
 }

@@ -142,6 +142,7 @@ impl Sim {
                         routing_steps: steps(&mut rng),
                         hours: None,
                         wait_limit: None,
+                        service_level_ms: None,
                     },
                     now,
                 )

@@ -332,6 +332,7 @@ impl RouterActor {
             routing_steps: q.map(|q| q.routing_steps.clone()).unwrap_or_default(),
             hours: q.and_then(|q| q.hours.clone()),
             wait_limit: q.and_then(|q| q.wait_limit.clone()),
+            service_level_ms: q.map_or(crate::core::figures::DEFAULT_SERVICE_LEVEL_MS, |q| q.service_level_ms()),
             waiting: q.map_or(0, |q| q.waiting.len()),
             oldest_received_at: q.and_then(|q| q.head()).map(|((_, at, _), _)| *at),
             agents_available: self.floor.agents_available(queue),

@@ -263,6 +263,9 @@ pub struct QueueDto {
     /// The most conversations that may wait; absent: no bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<WaitLimitDto>,
+    /// A conversation accepted within this many ms of its arrival counts as answered
+    /// within service level (the queue report); 60000 unless set.
+    pub service_level_ms: u64,
 }
 
 /// A queue's bound on waiting conversations (not yet offered): a customer who would open
@@ -405,6 +408,10 @@ pub struct PatchQueue {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<WaitLimitDto>, nullable)]
     pub wait_limit: Option<Option<WaitLimitDto>>,
+    /// The service level threshold in ms (1 to 86400000); null: the default, 60000.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, nullable, minimum = 1, maximum = 86400000)]
+    pub service_level_ms: Option<Option<u64>>,
 }
 
 /// A field of a `PATCH` that is present, its value `null` or not (absent is `None`, by
@@ -467,6 +474,7 @@ impl From<&QueueStats> for QueueDto {
             routing_steps: steps_dto(&q.routing_steps),
             hours: q.hours.as_deref().map(HoursDto::from),
             wait_limit: q.wait_limit.as_ref().map(WaitLimitDto::from),
+            service_level_ms: q.service_level_ms,
         }
     }
 }
@@ -815,6 +823,10 @@ pub struct CreateQueue {
     /// The most conversations that may wait; absent: no bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<WaitLimitDto>,
+    /// The service level threshold in ms (1 to 86400000); absent: 60000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 86400000)]
+    pub service_level_ms: Option<u64>,
 }
 
 /// `POST /api/v1/entry-points`.

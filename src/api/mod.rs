@@ -264,6 +264,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 routing_steps: q.routing_steps.clone(),
                 hours: q.hours.clone().map(std::sync::Arc::new),
                 wait_limit: q.wait_limit.clone(),
+                service_level_ms: q.service_level_ms,
             })
             .await;
         ignore_existing(created.map(|_| ()))?;

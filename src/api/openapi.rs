@@ -85,6 +85,8 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         tenants::delete,
         tenants::backup,
         reports::conversations,
+        reports::queues,
+        reports::agents,
     ),
     components(schemas(
         ErrorBody,
@@ -111,6 +113,14 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         reports::RecordAgentDto,
         reports::RecordsPageDto,
         reports::OutcomeDto,
+        reports::DurationDto,
+        reports::WaitDto,
+        reports::QueueFiguresDto,
+        reports::AgentFiguresDto,
+        reports::QueueReportDto,
+        reports::QueuesReportDto,
+        reports::AgentReportDto,
+        reports::AgentsReportDto,
     )),
     modifiers(&BearerAuth),
     tags(

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{Caller, Tenanted};
 use super::dto::{time, ChannelKind, CustomerDto};
 use super::error::{ApiError, ErrorBody};
+use crate::core::figures::{self, Figures, Grain, Subject, Sum};
 use crate::core::{self, valid_id, ConversationRecord, Outcome, RecordCursor, RecordFilter, RecordQuery};
 use crate::engine::EngineError;
 
@@ -263,7 +264,400 @@ pub async fn conversations(state: Tenanted, caller: Caller, query: web::Query<Re
     }))
 }
 
+/// Query of `GET /api/v1/reports/queues` and `/reports/agents`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FiguresQuery {
+    /// The report's start (RFC 3339); the interval holding it is the first.
+    #[param(format = DateTime)]
+    pub from: String,
+    /// The report's end (RFC 3339, excluded).
+    #[param(format = DateTime)]
+    pub to: String,
+    /// `15m`, `1h` (the default) or `1d`.
+    #[param(pattern = "^(15m|1h|1d)$")]
+    pub interval: Option<String>,
+    /// The wall clock hours and days follow (IANA name; default `UTC`).
+    #[param(min_length = 1, max_length = 64)]
+    pub time_zone: Option<String>,
+    /// One queue (`/reports/queues`; default: every queue there is).
+    #[param(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
+    pub queue: Option<String>,
+    /// One agent (`/reports/agents`; default: every agent there is).
+    #[param(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
+    pub agent: Option<String>,
+}
+
+/// What a report asks for, checked.
+struct Range {
+    intervals: Vec<core::Millis>,
+    end: core::Millis,
+    grain: Grain,
+    tz: chrono_tz::Tz,
+}
+
+impl FiguresQuery {
+    fn range(&self) -> Result<Range, ApiError> {
+        let from = millis("from", &self.from)?;
+        let to = millis("to", &self.to)?;
+        if to <= from {
+            return Err(invalid("to must be after from"));
+        }
+        let grain = match self.interval.as_deref() {
+            None => Grain::Hour,
+            Some(g) => Grain::parse(g).ok_or_else(|| invalid("interval is one of 15m, 1h, 1d"))?,
+        };
+        let tz: chrono_tz::Tz = match self.time_zone.as_deref() {
+            None => chrono_tz::UTC,
+            Some(z) => z
+                .parse()
+                .map_err(|_| invalid("time_zone is an IANA time zone name, e.g. Europe/Paris"))?,
+        };
+        let intervals = figures::report_intervals(from, to, grain, tz).ok_or_else(|| {
+            invalid(format!(
+                "the report would hold more than {} intervals: ask for a longer interval or a shorter range",
+                figures::MAX_REPORT_INTERVALS
+            ))
+        })?;
+        let end = intervals
+            .last()
+            .map_or(to, |last| figures::next_report_interval(*last, grain, tz));
+        Ok(Range {
+            intervals,
+            end,
+            grain,
+            tz,
+        })
+    }
+}
+
+/// A duration's figures over an interval (ms); null where nothing was counted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DurationDto {
+    /// How many were counted.
+    pub count: u64,
+    pub mean: Option<u64>,
+    pub max: Option<u64>,
+    pub total: u64,
+}
+
+impl From<&Sum> for DurationDto {
+    fn from(s: &Sum) -> Self {
+        DurationDto {
+            count: s.count,
+            mean: s.mean_ms(),
+            max: (s.count > 0).then_some(s.max_ms),
+            total: s.total_ms,
+        }
+    }
+}
+
+/// Waits of answered conversations (ms), with their 90th percentile.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WaitDto {
+    pub count: u64,
+    pub mean: Option<u64>,
+    /// The upper edge of the bucket holding the 90th percentile (at most 25 %
+    /// above it), never above `max`.
+    pub p90: Option<u64>,
+    pub max: Option<u64>,
+}
+
+/// A queue's figures over one interval (or the whole report, without `start`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueueFiguresDto {
+    /// The interval's start; absent in a total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<DateTime<Utc>>,
+    /// Arrived in the queue and waited.
+    pub offered: u64,
+    pub answered: u64,
+    /// Waited and ended before any accept.
+    pub abandoned: u64,
+    /// Ended at arrival: outside business hours or a full queue.
+    pub refused: u64,
+    /// Answered within the queue's `service_level_ms` of arrival.
+    pub answered_within_sl: u64,
+    /// `answered_within_sl` over `offered`, in percent; null when nothing was offered.
+    pub service_level_percent: Option<f64>,
+    pub transferred: u64,
+    pub closed_inactive: u64,
+    /// Arrival to the first accept, of answered conversations.
+    pub wait_ms: WaitDto,
+    /// Arrival to the end, of abandoned conversations.
+    pub abandon_wait_ms: DurationDto,
+    /// Arrival to the first agent message.
+    pub first_response_ms: DurationDto,
+    /// Every agent's time in an answered conversation.
+    pub handle_ms: DurationDto,
+    /// Leaving to wrap-up, per wrap-up.
+    pub wrapup_ms: DurationDto,
+}
+
+impl QueueFiguresDto {
+    fn of(start: Option<core::Millis>, f: &Figures) -> Self {
+        QueueFiguresDto {
+            start: start.map(time),
+            offered: f.offered,
+            answered: f.answered,
+            abandoned: f.abandoned,
+            refused: f.refused,
+            answered_within_sl: f.answered_in_sl,
+            service_level_percent: f.service_level_percent(),
+            transferred: f.transferred,
+            closed_inactive: f.closed_inactive,
+            wait_ms: WaitDto {
+                count: f.wait.count,
+                mean: f.wait.mean_ms(),
+                p90: f.wait_histogram.quantile(0.9, f.wait.max_ms),
+                max: (f.wait.count > 0).then_some(f.wait.max_ms),
+            },
+            abandon_wait_ms: DurationDto::from(&f.abandon_wait),
+            first_response_ms: DurationDto::from(&f.first_response),
+            handle_ms: DurationDto::from(&f.handle),
+            wrapup_ms: DurationDto::from(&f.wrapup),
+        }
+    }
+}
+
+/// An agent's figures over one interval (or the whole report, without `start`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentFiguresDto {
+    /// The interval's start; absent in a total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<DateTime<Utc>>,
+    /// Conversations it accepted as owner (counted where it accepted).
+    pub handled: u64,
+    /// Conversations it joined only as a conference guest.
+    pub conferenced: u64,
+    /// Its time in each conversation it accepted.
+    pub handle_ms: DurationDto,
+    pub wrapup_ms: DurationDto,
+    /// Offers it let expire.
+    pub ronas: u64,
+    /// Time in each presence state (`available`, `idle`, `rona`), ms.
+    pub presence_ms: std::collections::BTreeMap<String, u64>,
+    /// Handle time over time available, in percent (two conversations at once count
+    /// twice); null with no time available.
+    pub occupancy_percent: Option<f64>,
+}
+
+impl AgentFiguresDto {
+    fn of(start: Option<core::Millis>, f: &Figures) -> Self {
+        AgentFiguresDto {
+            start: start.map(time),
+            handled: f.handled,
+            conferenced: f.conferenced,
+            handle_ms: DurationDto::from(&f.handle),
+            wrapup_ms: DurationDto::from(&f.wrapup),
+            ronas: f.ronas,
+            presence_ms: f.presence_ms.clone(),
+            occupancy_percent: f.occupancy_percent(),
+        }
+    }
+}
+
+/// One queue's report.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueueReportDto {
+    pub queue: String,
+    /// Its service level threshold now (each conversation was counted against the one in
+    /// force when it was complete).
+    pub service_level_ms: u64,
+    pub intervals: Vec<QueueFiguresDto>,
+    pub total: QueueFiguresDto,
+}
+
+/// `GET /api/v1/reports/queues`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueuesReportDto {
+    /// `15m`, `1h` or `1d`.
+    pub interval: String,
+    pub time_zone: String,
+    pub queues: Vec<QueueReportDto>,
+}
+
+/// One agent's report.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentReportDto {
+    pub agent: String,
+    pub intervals: Vec<AgentFiguresDto>,
+    pub total: AgentFiguresDto,
+}
+
+/// `GET /api/v1/reports/agents`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentsReportDto {
+    pub interval: String,
+    pub time_zone: String,
+    pub agents: Vec<AgentReportDto>,
+}
+
+/// Reads `subjects`' rows over `range` on a blocking thread, rolled up per interval, each
+/// with `extra` rows added (the agents' presence under way).
+async fn read_figures(
+    state: &Tenanted,
+    subjects: Vec<(Subject, Vec<(core::Millis, Figures)>)>,
+    range: &Range,
+) -> Result<Vec<(Subject, Vec<Figures>)>, ApiError> {
+    let store = state.engine.store().clone();
+    let (first, end) = (range.intervals.first().copied().unwrap_or(0), range.end);
+    let read = web::block(move || {
+        subjects
+            .into_iter()
+            .map(|(s, extra)| {
+                let mut rows = store.figures(&s, first, end)?;
+                rows.extend(extra);
+                Ok((s, rows))
+            })
+            .collect::<Result<Vec<_>, crate::store::StoreError>>()
+    })
+    .await
+    .map_err(|e| ApiError::from(EngineError::Store(crate::store::StoreError::Read(e.to_string()))))?
+    .map_err(|e| ApiError::from(EngineError::Store(e)))?;
+    Ok(read
+        .into_iter()
+        .map(|(s, rows)| {
+            let sums = figures::roll_up(&rows, &range.intervals, range.grain, range.tz);
+            (s, sums)
+        })
+        .collect())
+}
+
+fn total(sums: &[Figures]) -> Figures {
+    let mut t = Figures::default();
+    for f in sums {
+        t.add(f);
+    }
+    t
+}
+
+/// Per queue and interval: offered, answered, abandoned, service level, waits, handle and
+/// wrap-up times. A conversation counts once, in the queue and interval it arrived in.
+#[utoipa::path(get, path = "/api/v1/reports/queues", tag = "reports", operation_id = "queue_report",
+    params(FiguresQuery),
+    responses(
+        (status = 200, description = "Each queue's figures per interval", body = QueuesReportDto),
+        (status = 400, description = "A bad parameter (`invalid_input`)", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "An agent token", body = ErrorBody),
+        (status = 503, description = "The store cannot be read", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn queues(state: Tenanted, caller: Caller, query: web::Query<FiguresQuery>) -> Res {
+    caller.reader()?;
+    let q = query.into_inner();
+    if q.agent.is_some() {
+        return Err(invalid("agent is a parameter of /api/v1/reports/agents"));
+    }
+    let range = q.range()?;
+    let queue = id_param("queue", q.queue)?;
+    let known = state.engine.queues().await?;
+    let sl_of = |id: &str| {
+        known
+            .iter()
+            .find(|s| s.id == id)
+            .map_or(figures::DEFAULT_SERVICE_LEVEL_MS, |s| s.service_level_ms)
+    };
+    let ids: Vec<String> = match queue {
+        Some(id) => vec![id],
+        None => known.iter().map(|s| s.id.clone()).collect(),
+    };
+    let subjects = ids.into_iter().map(|id| (Subject::Queue(id), Vec::new())).collect();
+    let read = read_figures(&state, subjects, &range).await?;
+    let queues = read
+        .into_iter()
+        .filter_map(|(s, sums)| match s {
+            Subject::Queue(id) => Some(QueueReportDto {
+                service_level_ms: sl_of(&id),
+                queue: id,
+                total: QueueFiguresDto::of(None, &total(&sums)),
+                intervals: range
+                    .intervals
+                    .iter()
+                    .zip(&sums)
+                    .map(|(at, f)| QueueFiguresDto::of(Some(*at), f))
+                    .collect(),
+            }),
+            Subject::Agent(_) => None,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(QueuesReportDto {
+        interval: range.grain.as_str().into(),
+        time_zone: range.tz.name().into(),
+        queues,
+    }))
+}
+
+/// Per agent and interval: handled, handle and wrap-up times, RONAs, time in each presence
+/// state and occupancy. The state an agent is in now counts up to now.
+#[utoipa::path(get, path = "/api/v1/reports/agents", tag = "reports", operation_id = "agent_report",
+    params(FiguresQuery),
+    responses(
+        (status = 200, description = "Each agent's figures per interval", body = AgentsReportDto),
+        (status = 400, description = "A bad parameter (`invalid_input`)", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "An agent token", body = ErrorBody),
+        (status = 503, description = "The store cannot be read", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn agents(state: Tenanted, caller: Caller, query: web::Query<FiguresQuery>) -> Res {
+    caller.reader()?;
+    let q = query.into_inner();
+    if q.queue.is_some() {
+        return Err(invalid("queue is a parameter of /api/v1/reports/queues"));
+    }
+    let range = q.range()?;
+    let agent = id_param("agent", q.agent)?;
+    let now = state.engine.now();
+    let subjects = state
+        .engine
+        .agents()
+        .await?
+        .into_iter()
+        .filter(|a| agent.as_ref().map_or(true, |id| &a.id == id))
+        .map(|a| {
+            // The state under way, up to now, as the rows will hold it once it ends.
+            let extra = figures::presence_deltas(&a.id, a.presence, a.state_since, now)
+                .into_iter()
+                .map(|d| (d.interval, d.figures))
+                .collect();
+            (Subject::Agent(a.id), extra)
+        })
+        .collect::<Vec<_>>();
+    let subjects = match (agent, subjects.is_empty()) {
+        // An agent deleted since still has its rows.
+        (Some(id), true) => vec![(Subject::Agent(id), Vec::new())],
+        (_, _) => subjects,
+    };
+    let read = read_figures(&state, subjects, &range).await?;
+    let agents = read
+        .into_iter()
+        .filter_map(|(s, sums)| match s {
+            Subject::Agent(id) => Some(AgentReportDto {
+                agent: id,
+                total: AgentFiguresDto::of(None, &total(&sums)),
+                intervals: range
+                    .intervals
+                    .iter()
+                    .zip(&sums)
+                    .map(|(at, f)| AgentFiguresDto::of(Some(*at), f))
+                    .collect(),
+            }),
+            Subject::Queue(_) => None,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(AgentsReportDto {
+        interval: range.grain.as_str().into(),
+        time_zone: range.tz.name().into(),
+        agents,
+    }))
+}
+
 /// The reports routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/api/v1/reports/conversations").route(web::get().to(conversations)));
+    cfg.service(super::resource("/api/v1/reports/conversations").route(web::get().to(conversations)))
+        .service(super::resource("/api/v1/reports/queues").route(web::get().to(queues)))
+        .service(super::resource("/api/v1/reports/agents").route(web::get().to(agents)));
 }

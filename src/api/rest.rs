@@ -77,6 +77,7 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             routing_steps: super::dto::steps(body.routing_steps),
             hours: body.hours.map(|h| std::sync::Arc::new(h.into())),
             wait_limit: body.wait_limit.map(Into::into),
+            service_level_ms: body.service_level_ms,
         })
         .await?
     {
@@ -117,8 +118,8 @@ pub async fn get_queue(state: Tenanted, caller: Caller, path: web::Path<String>)
     }
 }
 
-/// Changes a queue: its business hours or its bound on waiting conversations (the next
-/// customer who writes meets them).
+/// Changes a queue: its business hours, its bound on waiting conversations (the next
+/// customer who writes meets them) or its service level threshold.
 #[utoipa::path(patch, path = "/api/v1/queues/{id}", tag = "queues", request_body = PatchQueue,
     params(("id" = String, Path, description = "Queue id")),
     responses(
@@ -134,10 +135,10 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
     caller.admin()?;
     let queue = id(&path)?.to_string();
     let b = body.into_inner();
-    if b.hours.is_none() && b.wait_limit.is_none() {
+    if b.hours.is_none() && b.wait_limit.is_none() && b.service_level_ms.is_none() {
         return Err(ApiError::bad_request(
             "invalid_input",
-            "give hours or wait_limit (an object, or null)",
+            "give hours, wait_limit or service_level_ms (a value, or null)",
         ));
     }
     match state
@@ -146,6 +147,7 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
             queue,
             hours: b.hours.map(|h| h.map(|h| std::sync::Arc::new(h.into()))),
             wait_limit: b.wait_limit.map(|l| l.map(Into::into)),
+            service_level_ms: b.service_level_ms,
         })
         .await?
     {

@@ -33,6 +33,8 @@ pub enum Command {
         hours: Option<std::sync::Arc<super::hours::Hours>>,
         /// The most conversations that may wait (`None`: no bound).
         wait_limit: Option<super::queue::WaitLimit>,
+        /// The service level threshold (`None`: the default).
+        service_level_ms: Option<u64>,
     },
     /// A queue's settings changed: each `Some` replaces one (`Some(None)` removes it),
     /// `None` leaves it as it is. They apply to the next customer who writes.
@@ -40,6 +42,7 @@ pub enum Command {
         queue: QueueId,
         hours: Option<Option<std::sync::Arc<super::hours::Hours>>>,
         wait_limit: Option<Option<super::queue::WaitLimit>>,
+        service_level_ms: Option<Option<u64>>,
     },
     CreateEntryPoint(EntryPoint),
     /// The tenant's limits, as the registry holds them (../shared/API.md "Tenants"): set
@@ -310,6 +313,8 @@ pub struct QueueStats {
     pub hours: Option<std::sync::Arc<super::hours::Hours>>,
     /// The most conversations that may wait (`None`: no bound).
     pub wait_limit: Option<super::queue::WaitLimit>,
+    /// The service level threshold in force.
+    pub service_level_ms: u64,
 }
 
 /// Who is asking, as far as the core's rules care.
@@ -505,16 +510,18 @@ impl Floor {
                 routing_steps,
                 hours,
                 wait_limit,
+                service_level_ms,
             } => {
-                self.create_queue(&id, &name, routing_steps, hours, wait_limit)?;
+                self.create_queue(&id, &name, routing_steps, hours, wait_limit, service_level_ms)?;
                 Reply::Queue(self.queue_stats(&id, now).ok_or(CoreError::UnknownQueue(id))?)
             }
             Command::UpdateQueue {
                 queue,
                 hours,
                 wait_limit,
+                service_level_ms,
             } => {
-                self.update_queue(&queue, hours, wait_limit)?;
+                self.update_queue(&queue, hours, wait_limit, service_level_ms)?;
                 Reply::Queue(self.queue_stats(&queue, now).ok_or(CoreError::UnknownQueue(queue))?)
             }
             Command::CreateEntryPoint(ep) => Reply::EntryPoint(self.create_entry_point(ep)?.clone()),
@@ -778,6 +785,7 @@ impl Floor {
             routing_steps: q.routing_steps.clone(),
             hours: q.hours.clone(),
             wait_limit: q.wait_limit.clone(),
+            service_level_ms: q.service_level_ms(),
         }
     }
 
@@ -833,6 +841,7 @@ mod tests {
                 routing_steps: Vec::new(),
                 hours: None,
                 wait_limit: None,
+                service_level_ms: None,
             },
             T0,
         )
@@ -911,6 +920,7 @@ mod tests {
                 routing_steps: Vec::new(),
                 hours: None,
                 wait_limit: None,
+                service_level_ms: None,
             },
             T0,
         ) {
@@ -925,6 +935,7 @@ mod tests {
                     routing_steps: Vec::new(),
                     hours: None,
                     wait_limit: None,
+                    service_level_ms: 60_000,
                 }
             ),
             other => panic!("unexpected {other:?}"),

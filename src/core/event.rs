@@ -284,6 +284,9 @@ pub enum Change {
     /// The report record of a conversation that just became complete (`report.rs`):
     /// written once, in the commit of the conversation's final state.
     Record(Box<super::report::ConversationRecord>),
+    /// To be added to a report row of figures (`figures.rs`): a queue's or an agent's, of
+    /// one interval. Rows only grow by such deltas.
+    Figures(Box<super::figures::Delta>),
 }
 
 /// An agent or system message on its way to a Messenger customer: one outbox entry. The

@@ -52,7 +52,7 @@ fn floor(no_answer: TransferNoAnswer, auto_wrapup: u64) -> Floor {
         ..Rules::default()
     });
     for (q, name) in [("q1", "One"), ("q2", "Two")] {
-        f.create_queue(q, name, Vec::new(), None, None).expect("queue");
+        f.create_queue(q, name, Vec::new(), None, None, None).expect("queue");
     }
     for (e, q) in [("e1", "q1"), ("e2", "q2")] {
         let ep = EntryPoint {
@@ -665,7 +665,7 @@ fn bad_input_changes_nothing() {
         "invalid_input"
     );
     assert_eq!(
-        f.create_queue("q1", "Again", Vec::new(), None, None)
+        f.create_queue("q1", "Again", Vec::new(), None, None, None)
             .map(|_| ())
             .unwrap_err()
             .code(),
@@ -894,7 +894,7 @@ fn a_tenants_limits_refuse_one_more_and_change_nothing() {
     };
     assert_eq!(agent(&mut f, "a5").unwrap_err().code(), "tenant_limit");
     assert_eq!(
-        f.create_queue("q3", "Three", Vec::new(), None, None)
+        f.create_queue("q3", "Three", Vec::new(), None, None, None)
             .map(|_| ())
             .unwrap_err()
             .code(),

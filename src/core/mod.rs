@@ -21,6 +21,7 @@ pub mod conversation;
 pub mod deadlines;
 pub mod error;
 pub mod event;
+pub mod figures;
 pub mod floor;
 pub mod hours;
 pub mod invariants;

@@ -34,6 +34,10 @@ pub struct Queue {
     /// The most conversations that may wait, and what a customer past it is told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<WaitLimit>,
+    /// Answered within this many ms of arrival counts as within service level (`None`:
+    /// [`crate::core::figures::DEFAULT_SERVICE_LEVEL_MS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_level_ms: Option<u64>,
 }
 
 /// A queue's bound on waiting conversations: a customer who would open one more while
@@ -74,6 +78,7 @@ impl Queue {
             waiting: BTreeMap::new(),
             hours: None,
             wait_limit: None,
+            service_level_ms: None,
         }
     }
 
@@ -87,7 +92,14 @@ impl Queue {
             waiting: BTreeMap::new(),
             hours: self.hours.clone(),
             wait_limit: self.wait_limit.clone(),
+            service_level_ms: self.service_level_ms,
         }
+    }
+
+    /// Its service level threshold in force.
+    pub fn service_level_ms(&self) -> u64 {
+        self.service_level_ms
+            .unwrap_or(crate::core::figures::DEFAULT_SERVICE_LEVEL_MS)
     }
 
     /// The conversation served next, if any.

@@ -783,6 +783,7 @@ impl Backend for Http {
                 routing_steps: steps.clone(),
                 hours: None,
                 wait_limit: None,
+                service_level_ms: None,
             })?;
             self.call("POST", "/api/v1/queues", None, Some(body)).await?;
             let body = json(&CreateEntryPoint {

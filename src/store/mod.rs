@@ -21,9 +21,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use crate::core::figures::{Figures, Subject};
 use crate::core::{
-    Agent, AuditEntry, Change, Conversation, ConversationRecord, ConversationState, EntryPoint, FastMap, LastOwner,
-    Outbound, Queue, RecordPage, RecordQuery, Supervisor,
+    Agent, AuditEntry, Change, Conversation, ConversationState, EntryPoint, FastMap, LastOwner, Millis, Outbound,
+    Queue, RecordPage, RecordQuery, Supervisor,
 };
 
 pub mod backup;
@@ -139,6 +140,9 @@ pub trait Store: Send + Sync + 'static {
     /// A page of report records of complete conversations (`core/report.rs`), in arrival
     /// order: a synchronous read, meant for a thread that may block (not the engine's).
     fn records(&self, query: &RecordQuery) -> Result<RecordPage, StoreError>;
+    /// `subject`'s report rows of figures (`core/figures.rs`) for the intervals starting
+    /// in `[from, to)`, in time order: a synchronous read, like [`Store::records`].
+    fn figures(&self, subject: &Subject, from: Millis, to: Millis) -> Result<Vec<(Millis, Figures)>, StoreError>;
     /// Whether Messenger message id `mid` was taken in (within its retention); a
     /// synchronous read on the engine's thread, like [`Store::conversation`].
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError>;
@@ -243,8 +247,12 @@ struct MemoryState {
     supervisors: BTreeMap<String, Supervisor>,
     audit: BTreeMap<u64, AuditEntry>,
     last_owners: BTreeMap<(String, String), LastOwner>,
-    /// Report records by (arrival, id), as the sled store keys them.
-    records: BTreeMap<(u64, String), ConversationRecord>,
+    /// Report records, keyed and encoded as the sled store keeps them: one allocation
+    /// for the key and one for the value, where the record itself holds a dozen (the
+    /// in-process harness keeps every one it makes).
+    records: BTreeMap<Box<[u8]>, Box<[u8]>>,
+    /// Report rows of figures, keyed as the sled store keys them.
+    figures: BTreeMap<Vec<u8>, Figures>,
 }
 
 impl MemoryStore {
@@ -363,8 +371,15 @@ impl Store for MemoryStore {
                     }
                     s.audit.insert(entry.seq, entry);
                 }
+                Change::Figures(d) => {
+                    let mut key = Vec::new();
+                    record::figures_key_into(&mut key, &d.subject, d.interval);
+                    s.figures.entry(key).or_default().add(&d.figures);
+                }
                 Change::Record(r) => {
-                    s.records.insert((r.arrived_at, r.id.clone()), *r);
+                    let key = record::record_key(r.arrived_at, &r.id).into_boxed_slice();
+                    let value = record::encode(&record::ConversationRecordV1::from(*r)).into_boxed_slice();
+                    s.records.insert(key, value);
                 }
             }
         }
@@ -404,8 +419,34 @@ impl Store for MemoryStore {
             .from
             .unwrap_or(0)
             .max(query.after.as_ref().map_or(0, |a| a.arrived_at));
-        let records = s.records.range((start, String::new())..).map(|(_, r)| r.clone());
-        Ok(RecordPage::collect(query, records))
+        let mut failed = None;
+        let from: Box<[u8]> = Box::new(start.to_be_bytes());
+        let records = s
+            .records
+            .range(from..)
+            .map_while(|(k, v)| match record::decode_record(k, v) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            });
+        let page = RecordPage::collect(query, records);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(page),
+        }
+    }
+
+    fn figures(&self, subject: &Subject, from: Millis, to: Millis) -> Result<Vec<(Millis, Figures)>, StoreError> {
+        let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
+        let (mut start, mut end) = (Vec::new(), Vec::new());
+        record::figures_key_into(&mut start, subject, from);
+        record::figures_key_into(&mut end, subject, to);
+        Ok(s.figures
+            .range(start..end)
+            .filter_map(|(k, f)| Some((record::figures_interval(k)?, f.clone())))
+            .collect())
     }
 
     fn mid_seen(&self, mid: &str) -> Result<bool, StoreError> {

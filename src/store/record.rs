@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use crate::core::figures::{Figures, Histogram, Subject, Sum};
 use crate::core::report::Part;
 use crate::core::{
     Account, Agent, Attachment, Author, AuthorKind, Channel, Conversation, ConversationState, Customer, Delivery,
@@ -543,6 +544,7 @@ pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
         let mut queue = Queue::from(v3.queue);
         queue.hours = settings.hours.map(std::sync::Arc::new);
         queue.wait_limit = settings.wait_limit;
+        queue.service_level_ms = settings.service_level_ms;
         return Ok(queue);
     }
     decode_newer::<QueueV2, Queue>("queues", key, bytes, ROUTING_V2, || {
@@ -562,13 +564,16 @@ pub struct QueueV3 {
     pub settings: String,
 }
 
-/// The settings of a queue kept in [`QueueV3`]: business hours and the bound on waiting.
+/// The settings of a queue kept in [`QueueV3`]: business hours, the bound on waiting and
+/// the service level threshold.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QueueSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<crate::core::hours::Hours>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<crate::core::queue::WaitLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_level_ms: Option<u64>,
 }
 
 /// Appends queue `q`'s record to `out`: [`QueueV3`] with settings, else [`QueueV2`].
@@ -576,8 +581,9 @@ pub fn encode_queue_into(out: &mut Vec<u8>, mut q: Queue) -> Result<(), StoreErr
     let settings = QueueSettings {
         hours: q.hours.take().map(|h| (*h).clone()),
         wait_limit: q.wait_limit.take(),
+        service_level_ms: q.service_level_ms.take(),
     };
-    if settings.hours.is_none() && settings.wait_limit.is_none() {
+    if settings.hours.is_none() && settings.wait_limit.is_none() && settings.service_level_ms.is_none() {
         return encode_versioned_into(out, ROUTING_V2, &QueueV2::from(q));
     }
     let settings = serde_json::to_string(&settings)
@@ -1719,6 +1725,131 @@ pub struct CountersV1 {
     pub next_conversation: u64,
     pub next_offer: u64,
     pub next_arrival: u64,
+}
+
+/// The key of a report row of figures (after the kind's prefix): `q` (a queue's) or `a`
+/// (an agent's), the id, a zero byte (below every id's bytes, so no id's rows run into
+/// another's), then the interval's start big-endian (rows sort by time).
+pub fn figures_key_into(key: &mut Vec<u8>, subject: &Subject, interval: Millis) {
+    let (kind, id) = match subject {
+        Subject::Queue(q) => (b'q', q),
+        Subject::Agent(a) => (b'a', a),
+    };
+    key.push(kind);
+    key.extend_from_slice(id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&interval.to_be_bytes());
+}
+
+/// The interval of a figures row's key (its last 8 bytes).
+pub fn figures_interval(key: &[u8]) -> Option<Millis> {
+    let at: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(Millis::from_be_bytes(at))
+}
+
+/// A duration's count, total and maximum, version 1.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct SumV1 {
+    pub count: u64,
+    pub total_ms: u64,
+    pub max_ms: u64,
+}
+
+impl From<Sum> for SumV1 {
+    fn from(s: Sum) -> Self {
+        SumV1 {
+            count: s.count,
+            total_ms: s.total_ms,
+            max_ms: s.max_ms,
+        }
+    }
+}
+
+impl From<SumV1> for Sum {
+    fn from(s: SumV1) -> Self {
+        Sum {
+            count: s.count,
+            total_ms: s.total_ms,
+            max_ms: s.max_ms,
+        }
+    }
+}
+
+/// A report row of figures (`core/figures.rs`), version 1.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FiguresV1 {
+    pub offered: u64,
+    pub answered: u64,
+    pub answered_in_sl: u64,
+    pub abandoned: u64,
+    pub refused: u64,
+    pub transferred: u64,
+    pub closed_inactive: u64,
+    pub wait: SumV1,
+    pub wait_histogram: Vec<(u8, u64)>,
+    pub abandon_wait: SumV1,
+    pub first_response: SumV1,
+    pub handle: SumV1,
+    pub wrapup: SumV1,
+    pub handled: u64,
+    pub conferenced: u64,
+    pub ronas: u64,
+    pub presence_ms: Vec<(String, u64)>,
+}
+
+impl From<&Figures> for FiguresV1 {
+    fn from(f: &Figures) -> Self {
+        FiguresV1 {
+            offered: f.offered,
+            answered: f.answered,
+            answered_in_sl: f.answered_in_sl,
+            abandoned: f.abandoned,
+            refused: f.refused,
+            transferred: f.transferred,
+            closed_inactive: f.closed_inactive,
+            wait: f.wait.into(),
+            wait_histogram: f.wait_histogram.buckets.clone(),
+            abandon_wait: f.abandon_wait.into(),
+            first_response: f.first_response.into(),
+            handle: f.handle.into(),
+            wrapup: f.wrapup.into(),
+            handled: f.handled,
+            conferenced: f.conferenced,
+            ronas: f.ronas,
+            presence_ms: f.presence_ms.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+}
+
+impl From<FiguresV1> for Figures {
+    fn from(f: FiguresV1) -> Self {
+        Figures {
+            offered: f.offered,
+            answered: f.answered,
+            answered_in_sl: f.answered_in_sl,
+            abandoned: f.abandoned,
+            refused: f.refused,
+            transferred: f.transferred,
+            closed_inactive: f.closed_inactive,
+            wait: f.wait.into(),
+            wait_histogram: Histogram {
+                buckets: f.wait_histogram,
+            },
+            abandon_wait: f.abandon_wait.into(),
+            first_response: f.first_response.into(),
+            handle: f.handle.into(),
+            wrapup: f.wrapup.into(),
+            handled: f.handled,
+            conferenced: f.conferenced,
+            ronas: f.ronas,
+            presence_ms: f.presence_ms.into_iter().collect(),
+        }
+    }
+}
+
+/// Decodes a report row of figures.
+pub fn decode_figures(key: &[u8], bytes: &[u8]) -> Result<Figures, StoreError> {
+    decode::<FiguresV1>("figures", key, bytes).map(Figures::from)
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ use tokio::sync::oneshot;
 use super::record::{self, *};
 use super::{BackupFuture, BackupStream, CommitFuture, RegistryRecord, Snapshot, Store, StoreError};
 use crate::config::StoreConfig;
+use crate::core::figures::{Figures, Subject};
 use crate::core::{Change, Conversation, ConversationState, LastOwner, Message, Millis, RecordPage, RecordQuery};
 
 /// The layout of the database (tree, key prefixes, meta entries). Records carry their own
@@ -106,6 +107,9 @@ pub mod prefix {
     /// Report records of complete conversations, keyed by
     /// [`crate::store::record::record_key`] (arrival, then id).
     pub const RECORDS: u8 = b'r';
+    /// Report rows of figures per queue or agent and interval, keyed by
+    /// [`crate::store::record::figures_key_into`].
+    pub const FIGURES: u8 = b'f';
 }
 
 /// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
@@ -341,6 +345,8 @@ struct Trees {
     last_owners: Keyspace,
     /// Report records ([`prefix::RECORDS`]).
     reports: Keyspace,
+    /// Report rows of figures ([`prefix::FIGURES`]).
+    figures: Keyspace,
 }
 
 impl Trees {
@@ -376,6 +382,7 @@ impl Trees {
             audit: space(prefix::AUDIT),
             last_owners: space(prefix::LAST_OWNERS),
             reports: space(prefix::RECORDS),
+            figures: space(prefix::FIGURES),
             scope: scope.into(),
             whole: false,
             records,
@@ -470,7 +477,8 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         | Change::CustomerName { .. }
         | Change::Audit { .. }
         | Change::LastOwner { .. }
-        | Change::Record(_) => None,
+        | Change::Record(_)
+        | Change::Figures(_) => None,
     }
 }
 
@@ -484,6 +492,7 @@ fn encode_group(
     batch: &mut Writes,
     scratch: &mut Scratch,
     scope: &[u8],
+    tree: &Tree,
 ) -> Result<u64, StoreError> {
     let n: usize = changes.iter().map(Vec::len).sum();
     let replaced = &mut scratch.replaced;
@@ -501,12 +510,40 @@ fn encode_group(
     }
     drop(seen);
     let mut skipped = 0;
+    // Figures deltas of one row are added up first, then to the row as stored.
+    let mut figures: BTreeMap<Vec<u8>, Figures> = BTreeMap::new();
     for (i, change) in changes.into_iter().flatten().enumerate() {
         if scratch.replaced[i] {
             skipped += 1;
             continue;
         }
+        if let Change::Figures(d) = change {
+            let mut key = Vec::with_capacity(scope.len() + 32);
+            key.extend_from_slice(scope);
+            key.push(prefix::FIGURES);
+            record::figures_key_into(&mut key, &d.subject, d.interval);
+            match figures.entry(key) {
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().add(&d.figures),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(d.figures);
+                }
+            }
+            continue;
+        }
         add(batch, change, scope, &mut scratch.key, &mut scratch.value)?;
+    }
+    // The writer is the only one to write rows, so what it reads here is what the batch
+    // replaces: the sum goes into the same atomic batch as the deltas' causes.
+    for (key, delta) in figures {
+        let mut row = match tree.get(&key) {
+            Ok(Some(v)) => record::decode_figures(&key, &v)?,
+            Ok(None) => Figures::default(),
+            Err(e) => return Err(StoreError::Read(format!("a figures row: {e}"))),
+        };
+        row.add(&delta);
+        scratch.value.clear();
+        encode_into(&mut scratch.value, &FiguresV1::from(&row))?;
+        batch.insert(&key, &scratch.value);
     }
     Ok(skipped)
 }
@@ -619,6 +656,8 @@ fn add(
             };
             encode_into(value, &o)?;
         }
+        // Added up by `encode_group`, never written as such.
+        Change::Figures(_) => return Ok(()),
         Change::Record(r) => {
             key.push(prefix::RECORDS);
             key.extend_from_slice(&record::record_key(r.arrived_at, &r.id));
@@ -1123,6 +1162,22 @@ impl Store for SledStore {
     fn records(&self, query: &RecordQuery) -> Result<RecordPage, StoreError> {
         // Straight from sled on the caller's thread, like `conversation`.
         read_records(&self.trees()?, query, &self.shown)
+    }
+
+    fn figures(&self, subject: &Subject, from: Millis, to: Millis) -> Result<Vec<(Millis, Figures)>, StoreError> {
+        let t = self.trees()?;
+        let (mut start, mut end) = (t.figures.prefix.to_vec(), t.figures.prefix.to_vec());
+        record::figures_key_into(&mut start, subject, from);
+        record::figures_key_into(&mut end, subject, to);
+        let mut rows = Vec::new();
+        for item in t.records.range(start..end) {
+            let (k, v) = item.map_err(|e| StoreError::Read(format!("{}: {e}", self.shown)))?;
+            let at = record::figures_interval(&k).ok_or_else(|| StoreError::Corrupt {
+                what: format!("a figures row's key is too short: {}", record::printable(&k)),
+            })?;
+            rows.push((at, record::decode_figures(&k, &v)?));
+        }
+        Ok(rows)
     }
 
     fn probe(&self) -> CommitFuture {
@@ -2567,7 +2622,7 @@ impl Writer {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut result = Ok(());
         for ((_, list), scope) in parts.into_iter().zip(&scopes) {
-            match encode_group(list, &mut b, &mut scratch, scope) {
+            match encode_group(list, &mut b, &mut scratch, scope, &self.db) {
                 Ok(s) => skipped += s,
                 Err(e) => {
                     result = Err(e);

@@ -413,6 +413,7 @@ mod tests {
             routing_steps: Vec::new(),
             hours: None,
             wait_limit: None,
+            service_level_ms: 60_000,
         }
     }
 

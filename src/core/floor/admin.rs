@@ -13,11 +13,12 @@ impl Floor {
         steps: Vec<Step>,
         hours: Option<std::sync::Arc<crate::core::hours::Hours>>,
         wait_limit: Option<crate::core::queue::WaitLimit>,
+        service_level_ms: Option<u64>,
     ) -> Result<&Queue, CoreError> {
         check_id("queue", id)?;
         check_name("queue name", name)?;
         check_steps(&steps)?;
-        check_queue_settings(hours.as_deref(), wait_limit.as_ref())?;
+        check_queue_settings(hours.as_deref(), wait_limit.as_ref(), service_level_ms)?;
         if self.queues.contains_key(id) {
             return Err(CoreError::AlreadyExists {
                 kind: "queue",
@@ -29,6 +30,7 @@ impl Floor {
         q.routing_steps = steps;
         q.hours = hours;
         q.wait_limit = wait_limit;
+        q.service_level_ms = service_level_ms;
         self.journal.change(Change::Queue(q.record()));
         self.index.add_queue(id);
         self.pin_steps(id, &q.routing_steps);
@@ -43,10 +45,12 @@ impl Floor {
         id: &str,
         hours: Option<Option<std::sync::Arc<crate::core::hours::Hours>>>,
         wait_limit: Option<Option<crate::core::queue::WaitLimit>>,
+        service_level_ms: Option<Option<u64>>,
     ) -> Result<(), CoreError> {
         check_queue_settings(
             hours.as_ref().and_then(Option::as_deref),
             wait_limit.as_ref().and_then(Option::as_ref),
+            service_level_ms.flatten(),
         )?;
         let q = self
             .queues
@@ -57,6 +61,9 @@ impl Floor {
         }
         if let Some(limit) = wait_limit {
             q.wait_limit = limit;
+        }
+        if let Some(sl) = service_level_ms {
+            q.service_level_ms = sl;
         }
         let record = q.record();
         self.journal.change(Change::Queue(record));
@@ -231,9 +238,17 @@ impl Floor {
         now: Millis,
     ) {
         let Some(a) = self.agents.get_mut(agent) else { return };
-        let from = a.presence;
+        let (from, since) = (a.presence, a.state_since);
         if !a.set_presence(state, idle_code, now) {
             return;
+        }
+        // The state that ended, for the agent report; an expired offer counts there too.
+        for d in crate::core::figures::presence_deltas(agent, from, since, now) {
+            self.journal.change(Change::Figures(Box::new(d)));
+        }
+        if state == Presence::Rona {
+            let d = crate::core::figures::rona_delta(agent, now);
+            self.journal.change(Change::Figures(Box::new(d)));
         }
         let event = AgentEvent::StateChanged {
             state: a.presence,
@@ -331,13 +346,23 @@ impl Floor {
     }
 }
 
-/// Accepts a queue's business hours and bound on waiting, each if given.
+/// Accepts a queue's business hours, bound on waiting and service level threshold, each
+/// if given.
 fn check_queue_settings(
     hours: Option<&crate::core::hours::Hours>,
     wait_limit: Option<&crate::core::queue::WaitLimit>,
+    service_level_ms: Option<u64>,
 ) -> Result<(), CoreError> {
     if let Some(h) = hours {
         crate::core::hours::check(h)?;
+    }
+    if let Some(sl) = service_level_ms {
+        if !(1..=crate::core::figures::MAX_SERVICE_LEVEL_MS).contains(&sl) {
+            return Err(CoreError::InvalidInput(format!(
+                "service_level_ms is 1 to {} (a day)",
+                crate::core::figures::MAX_SERVICE_LEVEL_MS
+            )));
+        }
     }
     wait_limit.map_or(Ok(()), crate::core::queue::WaitLimit::check)
 }
