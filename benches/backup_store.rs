@@ -1,7 +1,14 @@
-//! Builds a store for the backup measurements (BENCHMARKS.md "Streaming backup"): a
-//! deployment that has served for a while, as the real core writes it.
+//! Builds a store for the backup and report measurements (BENCHMARKS.md "Streaming
+//! backup", "Reports over a million records"): a deployment that has served for a
+//! while, as the real core writes it.
 //!
-//! `BACKUP_STORE_DIR=DIR BACKUP_STORE_CONVERSATIONS=1000000 cargo bench --bench backup_store`
+//! `BACKUP_STORE_DIR=DIR BACKUP_STORE_CONVERSATIONS=1000000 [BACKUP_STORE_SPREAD_DAYS=365] cargo bench --bench backup_store`
+//!
+//! With `BACKUP_STORE_SPREAD_DAYS`, the conversations are spread evenly over that many
+//! days up to now (their records, figures and search texts with them; retention then
+//! forgets the old conversations themselves, not their records), and each customer
+//! names an order number of its own (`order 123`), a word for transcript search to
+//! find once.
 //!
 //! Writes into DIR (absent or empty) 200 agents, one queue and one entry point (`q1`,
 //! `ep1`), and CONVERSATIONS conversations that went through a whole lifecycle (customer
@@ -14,13 +21,13 @@ use std::time::Instant;
 use switchboard::core::{Channel, Command, Customer, EntryPoint, Floor, Presence, Rules};
 use switchboard::store::{SledOptions, SledStore, Store};
 
-fn chat(f: &mut Floor, customer: Customer, now: u64) -> Option<(String, String)> {
+fn chat(f: &mut Floor, customer: Customer, text: String, now: u64) -> Option<(String, String)> {
     let id = f
         .execute(
             Command::CustomerMessage {
                 entry_point: "ep1".into(),
                 customer,
-                text: "hello, I need help with my order".into(),
+                text,
                 channel: Channel::Rest,
                 open: Default::default(),
             },
@@ -68,6 +75,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let spread_ms: u64 = std::env::var("BACKUP_STORE_SPREAD_DAYS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |d| d * 86_400_000);
     let store = SledStore::open(std::path::Path::new(&dir), SledOptions::default()).expect("store opens");
     let now = || {
         std::time::SystemTime::now()
@@ -128,7 +139,13 @@ fn main() {
             id: format!("k{i}"),
             name: "Customer".into(),
         };
-        chat(&mut f, customer, now()).expect("a whole lifecycle");
+        let (at, text) = if spread_ms == 0 {
+            (now(), "hello, I need help with my order".to_string())
+        } else {
+            let back = spread_ms / n as u64 * (n - 1 - i) as u64;
+            (now() - back, format!("hello, I need help with my order {i}"))
+        };
+        chat(&mut f, customer, text, at).expect("a whole lifecycle");
         if i % 1000 == 999 || i + 1 == n {
             pending.push(store.commit(f.take_changes()));
             f.take_effects();

@@ -59,6 +59,57 @@ async fn complete_conversations_are_recorded_filtered_and_paged() {
     let page = s.get(RECORDS, ADMIN).await.expect(200);
     assert_eq!(ids(&page), [carol_id.clone(), dave_id.clone()]);
     assert_eq!(page["next"], Value::Null);
+
+    // Transcript search: whole words, any case, every word.
+    for (q, want) in [
+        ("carol", vec![carol_id.clone()]),
+        ("HELLO%20carol", vec![carol_id.clone()]),
+        ("anyone", vec![dave_id.clone()]),
+        ("hello%20anyone", vec![]),
+        ("car", vec![]),
+    ] {
+        let found = s.get(&format!("{RECORDS}?q={q}"), ADMIN).await.expect(200);
+        assert_eq!(ids(&found), want, "q={q}");
+    }
+    let found = s
+        .get(&format!("{RECORDS}?q=hello&outcome=abandoned"), ADMIN)
+        .await
+        .expect(200);
+    assert_eq!(ids(&found), Vec::<String>::new(), "with the other filters");
+    for bad in ["%21%21", "a%20b%20c%20d%20e%20f%20g%20h%20i"] {
+        let e = s.get(&format!("{RECORDS}?q={bad}"), ADMIN).await.expect(400);
+        assert_eq!(e["error"]["code"], "invalid_input", "q={bad}");
+    }
+
+    // CSV: every record, streamed, a header first; a spreadsheet formula is defused.
+    let mut csv = s
+        .client
+        .get(format!("{}{RECORDS}", s.base))
+        .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+        .insert_header(("Accept", "text/csv"))
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(csv.status().as_u16(), 200);
+    assert!(csv
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv")));
+    let bytes = csv.body().limit(1 << 20).await.expect("body");
+    let body = String::from_utf8_lossy(&bytes).to_string();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 3, "{body}");
+    assert!(
+        lines[0].starts_with("id,channel,entry_point,source_page,customer_id,customer_name,queues,agents,arrived_at")
+    );
+    assert!(
+        lines[1].starts_with(&format!("{carol_id},rest,demo-page,Demo Page,carol,Carol,support,ann,")),
+        "{body}"
+    );
+    assert!(lines[1].contains(",agent_ended,handled,resolved,0,0,"), "{body}");
+    assert!(lines[2].starts_with(&format!("{dave_id},rest,")), "{body}");
+    assert!(lines[2].contains(",abandoned,"), "{body}");
     let r = &page["records"][0];
     assert_eq!(r["channel"], "rest");
     assert_eq!(r["entry_point"], "demo-page");
@@ -160,7 +211,7 @@ async fn complete_conversations_are_recorded_filtered_and_paged() {
         "limit=1001",
         "limit=many",
         "after=garbage",
-        "q=hello",
+        "q=%21%21",
         "sort=id",
     ] {
         s.get(&only(q), ADMIN).await.expect_error(400, "invalid_input");

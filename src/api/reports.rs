@@ -53,6 +53,9 @@ pub struct RecordsQuery {
     /// The `next` of the previous page: the records after it (opaque).
     #[param(pattern = r"^[0-9]{1,20}\.[A-Za-z0-9_.-]{1,64}$")]
     pub after: Option<String>,
+    /// Words the transcript holds, every one (whole words, any case; up to 8 words).
+    #[param(min_length = 1, max_length = 200)]
+    pub q: Option<String>,
 }
 
 /// How a conversation went.
@@ -224,6 +227,24 @@ impl RecordsQuery {
             None => None,
             Some(a) => Some(RecordCursor::decode(a).ok_or_else(|| invalid("after is not a cursor this API gave"))?),
         };
+        let words = match self.q.as_deref() {
+            None => Vec::new(),
+            Some(q) => {
+                if q.chars().count() > 200 {
+                    return Err(invalid("q is at most 200 characters"));
+                }
+                let mut w: Vec<String> = core::report::words(q).collect();
+                w.sort();
+                w.dedup();
+                if w.is_empty() || w.len() > core::report::MAX_SEARCH_WORDS {
+                    return Err(invalid(format!(
+                        "q is 1 to {} words (letters and digits)",
+                        core::report::MAX_SEARCH_WORDS
+                    )));
+                }
+                w
+            }
+        };
         Ok(RecordQuery {
             filter: RecordFilter {
                 from,
@@ -232,6 +253,7 @@ impl RecordsQuery {
                 agent: id_param("agent", self.agent)?,
                 outcome,
                 customer,
+                words,
             },
             after,
             limit,
@@ -239,21 +261,37 @@ impl RecordsQuery {
     }
 }
 
-/// Records of complete conversations (ended, every wrap-up in), oldest arrival first.
+/// Records of complete conversations (ended, every wrap-up in), oldest arrival first. With
+/// `Accept: text/csv`: every matching record (no paging) as CSV, streamed.
 #[utoipa::path(get, path = "/api/v1/reports/conversations", tag = "reports", operation_id = "conversation_records",
     params(RecordsQuery),
     responses(
-        (status = 200, description = "A page of records", body = RecordsPageDto),
+        (status = 200, description = "A page of records; with `Accept: text/csv`, every matching record as CSV",
+            content((RecordsPageDto = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad parameter (`invalid_input`)", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "An agent token", body = ErrorBody),
         (status = 503, description = "The store cannot be read", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn conversations(state: Tenanted, caller: Caller, query: web::Query<RecordsQuery>) -> Res {
+pub async fn conversations(
+    state: Tenanted,
+    caller: Caller,
+    query: web::Query<RecordsQuery>,
+    req: actix_web::HttpRequest,
+) -> Res {
     caller.reader()?;
     let q = query.into_inner().parse()?;
     let store = state.engine.store().clone();
+    if wants_csv(&req) {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                actix_web::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"conversations.csv\"",
+            ))
+            .streaming(csv_stream(store, q)));
+    }
     let page = web::block(move || store.records(&q))
         .await
         .map_err(|e| ApiError::from(EngineError::Store(crate::store::StoreError::Read(e.to_string()))))?
@@ -262,6 +300,153 @@ pub async fn conversations(state: Tenanted, caller: Caller, query: web::Query<Re
         next: page.next.as_ref().map(RecordCursor::encode),
         records: page.records.into_iter().map(ConversationRecordDto::from).collect(),
     }))
+}
+
+/// Whether the client asked for CSV (`Accept: text/csv`) rather than JSON.
+fn wants_csv(req: &actix_web::HttpRequest) -> bool {
+    req.headers()
+        .get_all(actix_web::http::header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| {
+            m.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"))
+        })
+}
+
+/// Records read per store call while a CSV export streams: the most it holds at once.
+const CSV_PAGE: usize = 500;
+
+/// The CSV columns, in order.
+const CSV_HEADER: [&str; 23] = [
+    "id",
+    "channel",
+    "entry_point",
+    "source_page",
+    "customer_id",
+    "customer_name",
+    "queues",
+    "agents",
+    "arrived_at",
+    "first_offered_at",
+    "accepted_at",
+    "first_agent_reply_at",
+    "ended_at",
+    "wrapped_up_at",
+    "ended_reason",
+    "outcome",
+    "wrapup_reason",
+    "rona_count",
+    "transfers",
+    "wait_ms",
+    "handle_ms",
+    "agent_wrapup_reasons",
+    "guests",
+];
+
+/// A text a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, a tab or a carriage
+/// return first) gets a `'` before it: a customer's name is the customer's to choose.
+fn cell(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
+        _ => s.into(),
+    }
+}
+
+fn csv_time(ms: Option<core::Millis>) -> String {
+    ms.map(|t| time(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// One record as a CSV row (lists joined by `;`).
+fn csv_row(r: &ConversationRecord) -> Vec<String> {
+    let join = |it: &mut dyn Iterator<Item = String>| it.collect::<Vec<_>>().join(";");
+    let handle: u64 = r.agents.iter().map(|a| a.handle_ms).sum();
+    vec![
+        r.id.clone(),
+        core::Channel::as_str(r.channel).to_string(),
+        r.entry_point.clone().unwrap_or_default(),
+        cell(&r.source_page).into_owned(),
+        cell(&r.customer.id).into_owned(),
+        cell(&r.customer.name).into_owned(),
+        r.queues.join(";"),
+        join(&mut r.agents.iter().filter(|a| !a.guest).map(|a| a.agent.clone())),
+        csv_time(Some(r.arrived_at)),
+        csv_time(r.first_offered_at),
+        csv_time(r.accepted_at),
+        csv_time(r.first_agent_reply_at),
+        csv_time(Some(r.ended_at)),
+        csv_time(r.wrapped_up_at),
+        r.ended_reason.clone(),
+        r.outcome.as_str().to_string(),
+        r.wrapup_reason.clone().unwrap_or_default(),
+        r.rona_count.to_string(),
+        r.transfers.to_string(),
+        r.accepted_at
+            .map(|a| a.saturating_sub(r.arrived_at).to_string())
+            .unwrap_or_default(),
+        handle.to_string(),
+        join(
+            &mut r
+                .agents
+                .iter()
+                .map(|a| format!("{}={}", a.agent, a.wrapup_reason.as_deref().unwrap_or(""))),
+        ),
+        join(&mut r.agents.iter().filter(|a| a.guest).map(|a| a.agent.clone())),
+    ]
+}
+
+/// Every record `q` matches (its paging left aside: all of them, from its cursor on) as
+/// CSV, read a page at a time on a blocking thread and sent as it is written: the memory
+/// it holds is a page and a few chunks, whatever the number of records. A client that
+/// goes away stops the reading. A store error cuts the body short (the status is sent).
+fn csv_stream(
+    store: std::sync::Arc<dyn crate::store::Store>,
+    mut q: RecordQuery,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, crate::store::StoreError>>(4);
+    actix_web::rt::task::spawn_blocking(move || {
+        q.limit = CSV_PAGE;
+        let csv_error = |e: String| crate::store::StoreError::Read(format!("CSV: {e}"));
+        let header: Vec<String> = CSV_HEADER.iter().map(|h| h.to_string()).collect();
+        let mut first = Some(header);
+        loop {
+            let page = match store.records(&q) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            let mut w = csv::Writer::from_writer(Vec::with_capacity(64 * 1024));
+            let mut rows = first.take().into_iter().chain(page.records.iter().map(csv_row));
+            let written = rows
+                .try_for_each(|row| w.write_record(&row).map_err(|e| csv_error(e.to_string())))
+                .and_then(|()| w.into_inner().map_err(|e| csv_error(e.to_string())));
+            let chunk = match written {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            if !chunk.is_empty() && tx.blocking_send(Ok(chunk)).is_err() {
+                return; // The client went away.
+            }
+            match page.next {
+                Some(next) => q.after = Some(next),
+                None => return,
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        let item = item
+            .map(web::Bytes::from)
+            .map_err(actix_web::error::ErrorServiceUnavailable);
+        Some((item, rx))
+    })
 }
 
 /// Query of `GET /api/v1/reports/queues` and `/reports/agents`.

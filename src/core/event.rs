@@ -287,6 +287,13 @@ pub enum Change {
     /// To be added to a report row of figures (`figures.rs`): a queue's or an agent's, of
     /// one interval. Rows only grow by such deltas.
     Figures(Box<super::figures::Delta>),
+    /// What a complete conversation's transcript is searched by (`report::search_text`),
+    /// written with its record and keyed like it.
+    SearchText {
+        arrived_at: Millis,
+        conversation: ConversationId,
+        text: String,
+    },
 }
 
 /// An agent or system message on its way to a Messenger customer: one outbox entry. The

@@ -430,17 +430,6 @@ impl Floor {
             if let Some(c) = self.conversations.remove(&id) {
                 self.deadlines.cancel_conversation(&id);
                 if let Some(r) = ConversationRecord::of(&c) {
-                    // The record holds what the history knew: the final state stored
-                    // beside it keeps none (the memory and the disk of every finished
-                    // conversation, kept for its retention).
-                    for ch in out.iter_mut().rev() {
-                        if let Change::Conversation(stored) = ch {
-                            if stored.id == id {
-                                stored.history = History::default();
-                                break;
-                            }
-                        }
-                    }
                     // The figures it adds to its queue's and its agents' report rows.
                     let sl = r
                         .queues
@@ -449,6 +438,14 @@ impl Floor {
                         .map_or(super::figures::DEFAULT_SERVICE_LEVEL_MS, Queue::service_level_ms);
                     out.extend(super::figures::queue_delta(&r, sl).map(|d| Change::Figures(Box::new(d))));
                     out.extend(super::figures::agent_deltas(&r).map(|d| Change::Figures(Box::new(d))));
+                    let text = super::report::search_text(&c.transcript);
+                    if !text.is_empty() {
+                        out.push(Change::SearchText {
+                            arrived_at: r.arrived_at,
+                            conversation: r.id.clone(),
+                            text,
+                        });
+                    }
                     out.push(Change::Record(Box::new(r)));
                 }
                 self.evicted.push(c);

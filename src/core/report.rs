@@ -354,6 +354,8 @@ pub struct RecordFilter {
     pub outcome: Option<Outcome>,
     /// The customer's channel id.
     pub customer: Option<String>,
+    /// Words the transcript holds, every one ([`words`] of the query's `q`).
+    pub words: Vec<String>,
 }
 
 impl RecordFilter {
@@ -410,6 +412,52 @@ impl RecordPage {
         }
         page
     }
+}
+
+/// The most bytes of words kept to search a conversation's transcript by (`q`): a
+/// conversation's first few hundred distinct words.
+pub const MAX_SEARCH_TEXT: usize = 4096;
+
+/// The most words a search (`q`) may hold.
+pub const MAX_SEARCH_WORDS: usize = 8;
+
+/// The words of `text` as search knows them: runs of letters and digits, lower-cased.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// What a transcript is searched by: the distinct words of what the customer and the
+/// agents wrote (not system texts), sorted, space-separated, at most
+/// [`MAX_SEARCH_TEXT`] bytes (the words first written win).
+pub fn search_text(transcript: &[super::conversation::Message]) -> String {
+    use super::conversation::AuthorKind;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut bytes = 0;
+    'messages: for m in transcript {
+        if !matches!(
+            m.author.kind,
+            AuthorKind::Customer | AuthorKind::Agent | AuthorKind::Page
+        ) {
+            continue;
+        }
+        for w in words(&m.text) {
+            if bytes + w.len() + 1 > MAX_SEARCH_TEXT {
+                break 'messages;
+            }
+            if !seen.contains(&w) {
+                bytes += w.len() + 1;
+                seen.insert(w);
+            }
+        }
+    }
+    seen.into_iter().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether a [`search_text`] holds every one of `words` (whole words).
+pub fn text_matches(text: &str, words: &[String]) -> bool {
+    words.iter().all(|w| text.split(' ').any(|t| t == w))
 }
 
 #[cfg(test)]

@@ -455,3 +455,49 @@ fn an_old_conversation_gets_an_assumed_history() {
     assert_eq!(h.parts.len(), 1);
     assert_eq!((h.parts[0].agent.as_str(), h.parts[0].since), ("a1", Some(2100)));
 }
+
+/// What search knows of a transcript: the distinct words the customer and the agents
+/// wrote, lower-cased, sorted, system texts left out; a query matches whole words only,
+/// every one of them.
+#[test]
+fn a_transcript_is_searched_by_its_words() {
+    use crate::core::conversation::{Author, AuthorKind, Message};
+    let msg = |kind, text: &str| Message {
+        seq: 1,
+        author: Author {
+            kind,
+            id: None,
+            name: String::new(),
+        },
+        text: text.into(),
+        at: 0,
+        attachments: Vec::new(),
+        delivery: None,
+        delivery_error: None,
+        truncated: false,
+        sent_at: None,
+    };
+    let t = [
+        msg(AuthorKind::Customer, "Hello! My Refund is late (order #4521)."),
+        msg(AuthorKind::System, "We are closed"),
+        msg(AuthorKind::Agent, "Sorry, the refund is on its way, Élodie"),
+    ];
+    let text = search_text(&t);
+    // In byte order: "élodie" after every ASCII word.
+    assert_eq!(text, "4521 hello is its late my on order refund sorry the way élodie");
+    let q = |s: &str| words(s).collect::<Vec<_>>();
+    assert!(text_matches(&text, &q("REFUND late")));
+    assert!(text_matches(&text, &q("élodie")));
+    assert!(!text_matches(&text, &q("ref")), "whole words");
+    assert!(!text_matches(&text, &q("closed")), "system texts are not searched");
+    assert!(!text_matches(&text, &q("refund closed")), "every word");
+    // A long transcript keeps its first words, within the bound.
+    let long = msg(
+        AuthorKind::Customer,
+        &(0..5000).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" "),
+    );
+    let text = search_text(&[long]);
+    assert!(text.len() <= MAX_SEARCH_TEXT);
+    assert!(text_matches(&text, &q("w0 w1")));
+    assert!(!text_matches(&text, &q("w4999")));
+}

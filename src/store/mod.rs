@@ -253,6 +253,8 @@ struct MemoryState {
     records: BTreeMap<Box<[u8]>, Box<[u8]>>,
     /// Report rows of figures, keyed as the sled store keys them.
     figures: BTreeMap<Vec<u8>, Figures>,
+    /// Search texts of report records, keyed like the records.
+    search: BTreeMap<Box<[u8]>, String>,
 }
 
 impl MemoryStore {
@@ -371,6 +373,14 @@ impl Store for MemoryStore {
                     }
                     s.audit.insert(entry.seq, entry);
                 }
+                Change::SearchText {
+                    arrived_at,
+                    conversation,
+                    text,
+                } => {
+                    let key = record::record_key(arrived_at, &conversation).into_boxed_slice();
+                    s.search.insert(key, text);
+                }
                 Change::Figures(d) => {
                     let mut key = Vec::new();
                     record::figures_key_into(&mut key, &d.subject, d.interval);
@@ -421,6 +431,26 @@ impl Store for MemoryStore {
             .max(query.after.as_ref().map_or(0, |a| a.arrived_at));
         let mut failed = None;
         let from: Box<[u8]> = Box::new(start.to_be_bytes());
+        if !query.filter.words.is_empty() {
+            let words = &query.filter.words;
+            let found = s
+                .search
+                .range(from..)
+                .filter(|(_, text)| crate::core::report::text_matches(text, words))
+                .filter_map(|(k, _)| s.records.get(k).map(|v| (k, v)))
+                .map_while(|(k, v)| match record::decode_record(k, v) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        failed = Some(e);
+                        None
+                    }
+                });
+            let page = RecordPage::collect(query, found);
+            return match failed {
+                Some(e) => Err(e),
+                None => Ok(page),
+            };
+        }
         let records = s
             .records
             .range(from..)

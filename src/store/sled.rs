@@ -63,6 +63,7 @@ use super::record::{self, *};
 use super::{BackupFuture, BackupStream, CommitFuture, RegistryRecord, Snapshot, Store, StoreError};
 use crate::config::StoreConfig;
 use crate::core::figures::{Figures, Subject};
+use crate::core::report;
 use crate::core::{Change, Conversation, ConversationState, LastOwner, Message, Millis, RecordPage, RecordQuery};
 
 /// The layout of the database (tree, key prefixes, meta entries). Records carry their own
@@ -110,6 +111,9 @@ pub mod prefix {
     /// Report rows of figures per queue or agent and interval, keyed by
     /// [`crate::store::record::figures_key_into`].
     pub const FIGURES: u8 = b'f';
+    /// The words a complete conversation's transcript is searched by, keyed like its
+    /// report record.
+    pub const SEARCH: u8 = b't';
 }
 
 /// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
@@ -347,6 +351,8 @@ struct Trees {
     reports: Keyspace,
     /// Report rows of figures ([`prefix::FIGURES`]).
     figures: Keyspace,
+    /// Search texts of report records ([`prefix::SEARCH`]).
+    search: Keyspace,
 }
 
 impl Trees {
@@ -383,6 +389,7 @@ impl Trees {
             last_owners: space(prefix::LAST_OWNERS),
             reports: space(prefix::RECORDS),
             figures: space(prefix::FIGURES),
+            search: space(prefix::SEARCH),
             scope: scope.into(),
             whole: false,
             records,
@@ -478,6 +485,7 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         | Change::Audit { .. }
         | Change::LastOwner { .. }
         | Change::Record(_)
+        | Change::SearchText { .. }
         | Change::Figures(_) => None,
     }
 }
@@ -658,6 +666,15 @@ fn add(
         }
         // Added up by `encode_group`, never written as such.
         Change::Figures(_) => return Ok(()),
+        Change::SearchText {
+            arrived_at,
+            conversation,
+            text,
+        } => {
+            key.push(prefix::SEARCH);
+            key.extend_from_slice(&record::record_key(arrived_at, &conversation));
+            encode_into(value, &text)?;
+        }
         Change::Record(r) => {
             key.push(prefix::RECORDS);
             key.extend_from_slice(&record::record_key(r.arrived_at, &r.id));
@@ -2359,6 +2376,37 @@ fn read_records(t: &Trees, query: &RecordQuery, path: &str) -> Result<RecordPage
     // Every key is 8 bytes of time and an id of `[A-Za-z0-9_.-]`: all below this.
     let end = [0xff_u8; 9];
     let mut failed = None;
+    if !query.filter.words.is_empty() {
+        // The search texts in the range, and the record of each that holds every word.
+        let words = &query.filter.words;
+        let found = t.search.range(&from, &end).filter_map(|item| {
+            let found = item
+                .map_err(|e| StoreError::Read(format!("{path}: {e}")))
+                .and_then(|(k, v)| {
+                    let text: String = record::decode("search", &k, &v)?;
+                    if !report::text_matches(&text, words) {
+                        return Ok(None);
+                    }
+                    match t.reports.get(&k) {
+                        Ok(Some(r)) => decode_record(&k, &r).map(Some),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(StoreError::Read(format!("{path}: {e}"))),
+                    }
+                });
+            match found {
+                Ok(r) => r,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    None
+                }
+            }
+        });
+        let page = RecordPage::collect(query, found);
+        return match failed {
+            Some(e) => Err(e),
+            None => Ok(page),
+        };
+    }
     let records = t.reports.range(&from, &end).map_while(|item| {
         let decoded = item
             .map_err(|e| StoreError::Read(format!("{path}: {e}")))
