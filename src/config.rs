@@ -83,6 +83,25 @@ pub struct Config {
     /// The supervisors' live socket: tick, queue refresh, per-socket buffer.
     #[serde(default)]
     pub supervisor: SupervisorConfig,
+    /// Reports: how long records and figures are kept.
+    #[serde(default)]
+    pub reports: ReportsConfig,
+}
+
+/// `[reports]` (../shared/API.md "Reports and events out").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// Report records (and their search texts) are removed this many days after the
+    /// conversation arrived, and the figures of intervals older than that; 400 unless
+    /// set (a year and a month, for year-on-year reports).
+    pub retention_days: u32,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig { retention_days: 400 }
+    }
 }
 
 /// `[supervisor]`: the supervisor hub (`api::supervisor`).

@@ -138,6 +138,101 @@ fn the_retention_sweep_keeps_records() {
     assert_eq!(all(&store), ["c-1"], "the record stays");
 }
 
+/// Reports are kept `retain_records`: the sweep removes the records and search texts of
+/// conversations that arrived before the cutoff, and every queue's and agent's figures
+/// of intervals before it, leaving the rest (and the rows of every other subject) whole;
+/// the same figures add up again after a reopen.
+#[test]
+fn the_retention_of_reports_removes_old_records_texts_and_figures() {
+    use switchboard::core::figures::{Delta, Figures, Subject, INTERVAL_MS};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("data");
+    let day = 86_400_000;
+    let options = || SledOptions {
+        retain_records: Some(Duration::from_millis(day)),
+        ..SledOptions::default()
+    };
+    let store = SledStore::open(&path, options()).expect("store");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let now = 10 * day;
+    let delta = |subject: Subject, at: u64, offered: u64| {
+        Change::Figures(Box::new(Delta {
+            subject,
+            interval: at - at % INTERVAL_MS,
+            figures: Figures {
+                offered,
+                ..Default::default()
+            },
+        }))
+    };
+    let text = |id: &str, at: u64| Change::SearchText {
+        arrived_at: at,
+        conversation: id.into(),
+        text: "hello refund".into(),
+    };
+    let (old, young) = (now - 2 * day, now - day / 2);
+    let mut changes = Vec::new();
+    for (id, at) in [("c-1", old), ("c-2", young)] {
+        changes.push(Change::Record(Box::new(record(id, at, Outcome::Abandoned))));
+        changes.push(text(id, at));
+    }
+    for s in ["q1", "q10", "a1"] {
+        let subject = || {
+            if s.starts_with('q') {
+                Subject::Queue(s.into())
+            } else {
+                Subject::Agent(s.into())
+            }
+        };
+        changes.push(delta(subject(), old, 1));
+        changes.push(delta(subject(), young, 2));
+        changes.push(delta(subject(), young, 3));
+    }
+    rt.block_on(store.commit(changes)).expect("commit");
+    let searched = |store: &SledStore| {
+        let q = RecordQuery {
+            filter: RecordFilter {
+                words: vec!["refund".into()],
+                ..Default::default()
+            },
+            after: None,
+            limit: 10,
+        };
+        store.records(&q).expect("search").records.len()
+    };
+    let rows = |store: &SledStore, s: Subject| {
+        store
+            .figures(&s, 0, now)
+            .expect("figures")
+            .into_iter()
+            .map(|(_, f)| f.offered)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all(&store), ["c-1", "c-2"]);
+    assert_eq!(searched(&store), 2);
+    assert_eq!(
+        rows(&store, Subject::Queue("q1".into())),
+        [1, 5],
+        "deltas of one row add up"
+    );
+    store.sweep(now).expect("sweep");
+    assert_eq!(all(&store), ["c-2"]);
+    assert_eq!(searched(&store), 1);
+    for s in [
+        Subject::Queue("q1".into()),
+        Subject::Queue("q10".into()),
+        Subject::Agent("a1".into()),
+    ] {
+        assert_eq!(rows(&store, s.clone()), [5], "{s:?}");
+    }
+    store.close();
+    drop(store);
+    let store = SledStore::open(&path, options()).expect("store reopens");
+    rt.block_on(store.commit(vec![delta(Subject::Queue("q1".into()), young, 4)]))
+        .expect("commit");
+    assert_eq!(rows(&store, Subject::Queue("q1".into())), [9]);
+}
+
 /// Each tenant reads its own records; the deployment's backup carries every tenant's,
 /// and a store restored from it serves them.
 #[test]

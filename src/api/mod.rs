@@ -166,7 +166,7 @@ pub const AUTH_TRACKED_ADDRESSES: usize = 100_000;
 /// and serves until Ctrl-C or SIGTERM. Must run inside an actix system. The store is
 /// closed (and its summary logged) however serving ends.
 pub async fn serve(config: Config) -> io::Result<()> {
-    let options = crate::store::SledOptions::from_config(&config.store);
+    let options = crate::store::SledOptions::from_config(&config.store).with_reports(&config.reports);
     let sled = Arc::new(crate::store::SledStore::open(&config.store.path, options).map_err(io::Error::other)?);
     let result = serve_on(&config, sled.clone()).await;
     sled.close();

@@ -37,7 +37,7 @@ impl Served {
         config.routing.offer_timeout_ms = opts.offer_timeout_ms;
         config.routing.transfer_timeout_ms = opts.offer_timeout_ms;
         config.routing.conference_timeout_ms = opts.offer_timeout_ms;
-        let options = crate::store::SledOptions::from_config(&config.store);
+        let options = crate::store::SledOptions::from_config(&config.store).with_reports(&config.reports);
         let store = crate::store::open_with(&config.store.path, options).map_err(|e| setup("store", &e))?;
         let engine = Engine::start(EngineOptions::new(config.rules(), store)).map_err(|e| setup("engine", &e))?;
         crate::api::provision(&engine, &config)

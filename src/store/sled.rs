@@ -148,6 +148,10 @@ pub struct SledOptions {
     pub cache_capacity: u64,
     /// Most bytes a second an online backup sends (`store.backup_mb_per_s`; 0: no limit).
     pub backup_bytes_per_s: u64,
+    /// Report records (with their search texts) are removed this long after the
+    /// conversation arrived, and report figures of intervals older than that
+    /// (`reports.retention_days`); `None` keeps them.
+    pub retain_records: Option<Duration>,
 }
 
 impl Default for SledOptions {
@@ -160,6 +164,7 @@ impl Default for SledOptions {
             before_flush: None,
             cache_capacity: 1 << 30,
             backup_bytes_per_s: 0,
+            retain_records: Some(Duration::from_millis(400 * DAY_MS)),
         }
     }
 }
@@ -176,6 +181,14 @@ impl SledOptions {
             ..SledOptions::default()
         }
     }
+
+    /// These options, with the retention of reports that `[reports]` asks for.
+    pub fn with_reports(self, cfg: &crate::config::ReportsConfig) -> Self {
+        SledOptions {
+            retain_records: Some(Duration::from_millis(u64::from(cfg.retention_days) * DAY_MS)),
+            ..self
+        }
+    }
 }
 
 impl std::fmt::Debug for SledOptions {
@@ -186,6 +199,7 @@ impl std::fmt::Debug for SledOptions {
             .field("max_group", &self.max_group)
             .field("before_flush", &self.before_flush.is_some())
             .field("cache_capacity", &self.cache_capacity)
+            .field("retain_records", &self.retain_records)
             .finish()
     }
 }
@@ -1292,6 +1306,7 @@ fn start_writer(
         spaces: HashMap::new(),
         stats: stats.clone(),
         retain_ms: options.retain_ended.map(|d| d.as_millis() as u64),
+        retain_records_ms: options.retain_records.map(|d| d.as_millis() as u64),
         sweep_every: options.sweep_every,
         max_group: options.max_group.max(1),
         before_flush: options.before_flush.clone(),
@@ -2507,6 +2522,7 @@ struct Writer {
     spaces: HashMap<Space, SpaceState>,
     stats: Arc<Stats>,
     retain_ms: Option<u64>,
+    retain_records_ms: Option<u64>,
     sweep_every: Duration,
     max_group: usize,
     before_flush: Option<FlushHook>,
@@ -2906,6 +2922,65 @@ impl Writer {
         }
     }
 
+    /// Removes, a chunk at a time, `keys`' records of `ks` in `[from, to)` (keys after the
+    /// keyspace's prefix).
+    fn sweep_range(&mut self, space: &Space, ks: &Keyspace, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
+        let read = |e: ::sled::Error| StoreError::Read(e.to_string());
+        loop {
+            let mut b = Writes::new(self.tracking(space)?);
+            let mut n = 0;
+            for item in ks.range(from, to) {
+                let (k, _) = item.map_err(read)?;
+                b.remove(&ks.key(&k));
+                n += 1;
+                if n == SWEEP_CHUNK {
+                    break;
+                }
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            self.apply_flushed(space, b)?;
+            if n < SWEEP_CHUNK {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The retention of reports: records and search texts of conversations that arrived
+    /// before the cutoff (one key range each: they are keyed by arrival), and each
+    /// subject's figures rows of intervals before it (a range per subject: its rows are
+    /// in time order after its id).
+    fn sweep_reports(&mut self, space: &Space, now: Millis) -> Result<(), StoreError> {
+        let Some(retain) = self.retain_records_ms else {
+            return Ok(());
+        };
+        let cutoff = now.saturating_sub(retain).to_be_bytes();
+        let trees = self.space(space)?.trees.clone();
+        self.sweep_range(space, &trees.reports, &[], &cutoff)?;
+        self.sweep_range(space, &trees.search, &[], &cutoff)?;
+        let read = |e: ::sled::Error| StoreError::Read(e.to_string());
+        let mut next: Vec<u8> = Vec::new();
+        loop {
+            // Every key is `q` or `a`, an id, a zero byte and 8 bytes: all below 0xff.
+            let first = trees.figures.range(&next, &[0xff]).next();
+            let Some(item) = first else { return Ok(()) };
+            let (k, _) = item.map_err(read)?;
+            let Some(subject) = k.len().checked_sub(8).map(|n| &k[..n]) else {
+                return Err(StoreError::Corrupt {
+                    what: format!("a figures row's key is too short: {}", record::printable(&k)),
+                });
+            };
+            let (mut from, mut to) = (subject.to_vec(), subject.to_vec());
+            from.extend_from_slice(&[0; 8]);
+            to.extend_from_slice(&cutoff);
+            self.sweep_range(space, &trees.figures, &from, &to)?;
+            // Past every row of this subject.
+            next = subject.to_vec();
+            next.extend_from_slice(&[0xff; 9]);
+        }
+    }
+
     /// The timed retention sweep: every space that is open.
     fn sweep_all(&mut self, now: Millis) {
         let spaces: Vec<Space> = match lock(&self.open) {
@@ -2928,6 +3003,7 @@ impl Writer {
             return Err(e.clone());
         }
         self.sweep_mids(space, now)?;
+        self.sweep_reports(space, now)?;
         let Some(retain) = self.retain_ms else { return Ok(0) };
         let cutoff = now.saturating_sub(retain);
         let read = |e: ::sled::Error| StoreError::Read(e.to_string());
