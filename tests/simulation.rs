@@ -288,6 +288,15 @@ impl Sim {
         }
     }
 
+    /// A transfer's or conference's note: none, one, or one over the bound (refused).
+    fn note(&mut self) -> Option<String> {
+        match self.rng.gen_range(0..4) {
+            0 => Some("for you".into()),
+            1 => Some("x".repeat(switchboard::core::floor::MAX_HANDOFF_NOTE_CHARS + 1)),
+            _ => None,
+        }
+    }
+
     fn pick<T: Clone>(&mut self, v: &[T]) -> Option<T> {
         v.choose(&mut self.rng).cloned()
     }
@@ -407,11 +416,20 @@ impl Sim {
                 let r = if self.rng.gen_bool(0.5) {
                     let who: Vec<String> = conv.iter().flat_map(|c| c.participants().cloned()).collect();
                     let a = self.pick(&who).unwrap_or_default();
-                    self.exec(Command::Send {
-                        agent: a,
-                        conversation: c.clone(),
-                        text: "hi".into(),
-                    })
+                    if self.rng.gen_bool(0.3) {
+                        // An internal note (issue 26 item 5): kept, never sent.
+                        self.exec(Command::AddNote {
+                            agent: a,
+                            conversation: c.clone(),
+                            text: "internal".into(),
+                        })
+                    } else {
+                        self.exec(Command::Send {
+                            agent: a,
+                            conversation: c.clone(),
+                            text: "hi".into(),
+                        })
+                    }
                 } else {
                     self.exec(Command::CustomerReply {
                         conversation: c.clone(),
@@ -432,18 +450,22 @@ impl Sim {
                     .unwrap_or_default();
                 if self.rng.gen_bool(0.5) {
                     let t = self.pick(&agents).unwrap_or_default();
+                    let note = self.note();
                     let r = self.exec(Command::TransferToAgent {
                         agent: owner.clone(),
                         conversation: c.clone(),
                         target: t.clone(),
+                        note,
                     });
                     (format!("{owner} transfers {c} to {t}"), r)
                 } else {
                     let q = format!("q{}", self.rng.gen_range(0..QUEUES));
+                    let note = self.note();
                     let r = self.exec(Command::TransferToQueue {
                         agent: owner.clone(),
                         conversation: c.clone(),
                         queue: q.clone(),
+                        note,
                     });
                     (format!("{owner} transfers {c} to {q}"), r)
                 }
@@ -473,10 +495,12 @@ impl Sim {
                     }
                     (None, _) => {
                         let t = self.pick(&agents).unwrap_or_default();
+                        let note = self.note();
                         let r = self.exec(Command::Conference {
                             agent: owner.clone(),
                             conversation: c.clone(),
                             target: t.clone(),
+                            note,
                         });
                         (format!("{owner} invites {t} to {c}"), r)
                     }
@@ -728,6 +752,39 @@ fn check_offers(sim: &mut Sim) -> Vec<String> {
     let mut violations = invariants::check(&sim.floor);
     violations.append(&mut sim.problems);
     for e in &effects {
+        // An internal note never reaches a customer's channel (issue 26 item 5).
+        match e {
+            Effect::Deliver { conversation, message } if message.internal => {
+                violations.push(format!(
+                    "notes: note {} of {conversation} delivered to the customer",
+                    message.seq
+                ));
+            }
+            Effect::Send(o) => {
+                let internal = sim
+                    .floor
+                    .conversation(&o.conversation)
+                    .and_then(|c| c.transcript.iter().find(|m| m.seq == o.seq))
+                    .is_some_and(|m| m.internal);
+                if internal {
+                    violations.push(format!("notes: note {} of {} in the outbox", o.seq, o.conversation));
+                }
+            }
+            Effect::Notify {
+                event: AgentEvent::Offer { conversation, .. },
+                ..
+            } if conversation
+                .handoff_note
+                .as_ref()
+                .is_some_and(|n| n.chars().count() > switchboard::core::floor::MAX_HANDOFF_NOTE_CHARS) =>
+            {
+                violations.push(format!(
+                    "notes: an offer of {} shows a note over the bound",
+                    conversation.id
+                ));
+            }
+            _ => {}
+        }
         if let Effect::Observe(Observation::Ended { reason, .. }) = e {
             if reason == "customer_inactive" {
                 *sim.stats.entry("closed as inactive").or_default() += 1;

@@ -572,16 +572,20 @@ pub struct OfferDto {
     pub expires_at: DateTime<Utc>,
     /// The agent that transferred or invited (transfer and conference offers).
     pub from_agent: Option<String>,
+    /// The note of the transfer or conference request that led to this offer, if any.
+    pub note: Option<String>,
 }
 
-impl From<&Offer> for OfferDto {
-    fn from(o: &Offer) -> Self {
+impl OfferDto {
+    /// Offer `o` of conversation `c` (whose request's note it shows).
+    pub fn of(c: &Conversation, o: &Offer) -> Self {
         OfferDto {
             agent: o.agent.clone(),
             kind: o.kind.into(),
             offered_at: time(o.offered_at),
             expires_at: time(o.expires_at),
             from_agent: o.from_agent.clone(),
+            note: c.handoff_note.clone(),
         }
     }
 }
@@ -615,6 +619,10 @@ pub struct MessageDto {
     /// A customer text longer than the engine's bound, kept cut at the bound.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// An internal note: written by an agent for the agents, never sent to the customer
+    /// (left out when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
 }
 
 /// A Messenger attachment as agents see it.
@@ -675,6 +683,7 @@ impl From<&Message> for MessageDto {
             delivery: m.delivery.map(Into::into),
             delivery_error: m.delivery_error.clone(),
             truncated: m.truncated,
+            internal: m.internal,
         }
     }
 }
@@ -730,7 +739,7 @@ impl From<&Conversation> for ConversationDto {
             customer: (&c.customer).into(),
             owner: c.owner.clone(),
             guest: c.guest.clone(),
-            offer: c.offer.as_ref().map(OfferDto::from),
+            offer: c.offer.as_ref().map(|o| OfferDto::of(c, o)),
             received_at: time(c.received_at),
             ended_reason: c.ended_reason.clone(),
             ended_at: c.ended_at.map(time),
@@ -979,6 +988,14 @@ pub struct SendText {
     pub text: String,
 }
 
+/// `POST /api/v1/conversations/{id}/typing`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTyping {
+    /// Typing now (true) or stopped (false).
+    pub on: bool,
+}
+
 /// `POST /api/v1/conversations/{id}/transfer`: exactly one of `agent` and `queue`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -987,6 +1004,11 @@ pub struct Transfer {
     pub agent: Option<String>,
     #[serde(default)]
     pub queue: Option<String>,
+    /// For the receiving agent: shown in its offer, and kept in the transcript as an
+    /// internal note. At most 1,000 characters (else 400 `note_too_long`); empty is none.
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
 }
 
 /// `POST /api/v1/conversations/{id}/conference`.
@@ -994,6 +1016,10 @@ pub struct Transfer {
 #[serde(deny_unknown_fields)]
 pub struct Invite {
     pub agent: String,
+    /// For the invited agent, as a transfer's `note`.
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
 }
 
 /// `POST /api/v1/conversations/{id}/wrapup`.

@@ -84,6 +84,12 @@ pub enum AgentEvent {
         conversation: ConversationId,
         reasons: Arc<Vec<Code>>,
     },
+    /// The customer types (`on`) or stopped (issue 26 item 8); shown until `until`.
+    CustomerTyping {
+        conversation: ConversationId,
+        on: bool,
+        until: Option<Millis>,
+    },
     /// The delivery state of an outbound message changed (../shared/API.md `message_status`).
     MessageStatus {
         conversation: ConversationId,
@@ -284,6 +290,10 @@ pub enum Change {
     /// The report record of a conversation that just became complete (`report.rs`):
     /// written once, in the commit of the conversation's final state.
     Record(Box<super::report::ConversationRecord>),
+    /// A canned response, whole (made or changed).
+    CannedResponse(Box<super::canned::CannedResponse>),
+    /// A canned response was deleted.
+    CannedResponseRemoved(String),
 }
 
 /// An agent or system message on its way to a Messenger customer: one outbox entry. The

@@ -232,6 +232,7 @@ fn check(mut f: Floor, rows: &[(Op, &str)]) {
                 agent: owner(&f, u),
                 conversation: id(&f, u),
                 queue: q.into(),
+                note: None,
             }),
             Skills(a, s) => Some(Command::SetSkills {
                 agent: a.into(),

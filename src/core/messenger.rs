@@ -1813,6 +1813,7 @@ mod tests {
                     agent: "a1".into(),
                     conversation: c.clone(),
                     target: "a2".into(),
+                    note: None,
                 },
             );
             f.take_changes();

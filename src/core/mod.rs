@@ -16,6 +16,7 @@
 
 pub mod accounts;
 pub mod agent;
+pub mod canned;
 pub mod command;
 pub mod conversation;
 pub mod deadlines;

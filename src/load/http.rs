@@ -598,7 +598,7 @@ impl Reader {
                 self.fact(Fact::Presence { agent: agent(), state });
                 self.desk(DeskEvent::StateChanged { state });
             }
-            ServerEvent::Hello { .. } | ServerEvent::MessageStatus { .. } => {}
+            ServerEvent::Hello { .. } | ServerEvent::MessageStatus { .. } | ServerEvent::CustomerTyping { .. } => {}
         }
     }
 }
@@ -976,12 +976,14 @@ impl Backend for Http {
                 agent,
                 conversation,
                 target,
+                note,
             } => (
                 agent,
                 DesktopCommand::Transfer {
                     conversation_id: conversation,
                     agent: Some(self.id(&target)),
                     queue: None,
+                    note,
                 },
                 None,
             ),
@@ -989,12 +991,14 @@ impl Backend for Http {
                 agent,
                 conversation,
                 queue,
+                note,
             } => (
                 agent,
                 DesktopCommand::Transfer {
                     conversation_id: conversation,
                     agent: None,
                     queue: Some(self.id(&queue)),
+                    note,
                 },
                 None,
             ),
@@ -1002,11 +1006,13 @@ impl Backend for Http {
                 agent,
                 conversation,
                 target,
+                note,
             } => (
                 agent,
                 DesktopCommand::Conference {
                     conversation_id: conversation,
                     agent: self.id(&target),
+                    note,
                 },
                 None,
             ),
@@ -1211,6 +1217,7 @@ mod tests {
                     conversation_id: "c-1".into(),
                     agent: None,
                     queue: Some("q2".into()),
+                    note: None,
                 },
                 r#"{"request_id":"7","type":"transfer","conversation_id":"c-1","queue":"q2"}"#,
             ),

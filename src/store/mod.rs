@@ -121,6 +121,8 @@ pub struct Snapshot {
     pub supervisors: Vec<Supervisor>,
     /// The audit trail's retained entries, oldest first.
     pub audit: Vec<AuditEntry>,
+    /// The canned responses (issue 26 item 4), by id.
+    pub canned: Vec<crate::core::canned::CannedResponse>,
 }
 
 /// Where the engine makes its changes durable.
@@ -245,6 +247,7 @@ struct MemoryState {
     last_owners: BTreeMap<(String, String), LastOwner>,
     /// Report records by (arrival, id), as the sled store keys them.
     records: BTreeMap<(u64, String), ConversationRecord>,
+    canned: BTreeMap<String, crate::core::canned::CannedResponse>,
 }
 
 impl MemoryStore {
@@ -366,6 +369,12 @@ impl Store for MemoryStore {
                 Change::Record(r) => {
                     s.records.insert((r.arrived_at, r.id.clone()), *r);
                 }
+                Change::CannedResponse(c) => {
+                    s.canned.insert(c.id.clone(), *c);
+                }
+                Change::CannedResponseRemoved(id) => {
+                    s.canned.remove(&id);
+                }
             }
         }
         Box::pin(std::future::ready(Ok(())))
@@ -394,6 +403,7 @@ impl Store for MemoryStore {
             outbox: s.outbox.values().cloned().collect(),
             supervisors: s.supervisors.values().cloned().collect(),
             audit: s.audit.values().cloned().collect(),
+            canned: s.canned.values().cloned().collect(),
         })
     }
 

@@ -106,6 +106,8 @@ pub mod prefix {
     /// Report records of complete conversations, keyed by
     /// [`crate::store::record::record_key`] (arrival, then id).
     pub const RECORDS: u8 = b'r';
+    /// Canned responses, keyed by id.
+    pub const CANNED: u8 = b'k';
 }
 
 /// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
@@ -341,6 +343,8 @@ struct Trees {
     last_owners: Keyspace,
     /// Report records ([`prefix::RECORDS`]).
     reports: Keyspace,
+    /// Canned responses ([`prefix::CANNED`]).
+    canned: Keyspace,
 }
 
 impl Trees {
@@ -376,6 +380,7 @@ impl Trees {
             audit: space(prefix::AUDIT),
             last_owners: space(prefix::LAST_OWNERS),
             reports: space(prefix::RECORDS),
+            canned: space(prefix::CANNED),
             scope: scope.into(),
             whole: false,
             records,
@@ -470,7 +475,9 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         | Change::CustomerName { .. }
         | Change::Audit { .. }
         | Change::LastOwner { .. }
-        | Change::Record(_) => None,
+        | Change::Record(_)
+        | Change::CannedResponse(_)
+        | Change::CannedResponseRemoved(_) => None,
     }
 }
 
@@ -552,7 +559,7 @@ fn add(
             }
             key.push(prefix::CONVERSATIONS);
             key.extend_from_slice(c.id.as_bytes());
-            encode_versioned_into(value, record::CONVERSATION_V3, &record::ConversationV3::from(*c))?;
+            record::encode_conversation_into(value, *c)?;
         }
         Change::Message { conversation, message } | Change::MessageUpdate { conversation, message } => {
             key.push(prefix::MESSAGES);
@@ -618,6 +625,17 @@ fn add(
                 ended_at: owner.ended_at,
             };
             encode_into(value, &o)?;
+        }
+        Change::CannedResponse(c) => {
+            key.push(prefix::CANNED);
+            key.extend_from_slice(c.id.as_bytes());
+            encode_into(value, &record::CannedResponseV1::from(*c))?;
+        }
+        Change::CannedResponseRemoved(id) => {
+            key.push(prefix::CANNED);
+            key.extend_from_slice(id.as_bytes());
+            batch.remove(&key[..]);
+            return Ok(());
         }
         Change::Record(r) => {
             key.push(prefix::RECORDS);
@@ -2252,6 +2270,11 @@ fn load_counters(t: &Trees, mut snap: Snapshot, path: &str) -> Result<Snapshot, 
         let (k, v) = item.map_err(read)?;
         snap.audit.push(decode::<AuditV1>("audit", &k, &v)?.into());
     }
+    for item in t.canned.iter() {
+        let (k, v) = item.map_err(read)?;
+        snap.canned
+            .push(decode::<record::CannedResponseV1>("canned", &k, &v)?.into());
+    }
     crate::metrics::recovery_phase("records", reading);
     Ok(snap)
 }
@@ -2914,6 +2937,7 @@ mod tests {
             AUDIT,
             LAST_OWNERS,
             RECORDS,
+            CANNED,
         ] {
             assert!(kind < TENANT_MARK, "kind {}", kind as char);
         }
