@@ -85,7 +85,11 @@ async function run(browser) {
     await shot(ann, "beside-01-customer-typing");
     // The page says `off` after 2.5 s without a keystroke; the desktop then shows nothing.
     await gone(typing);
+    // Typing again, then emptying the box: it stops showing at once, not after a pause.
+    await carolBox.pressSequentially(" yesterday", { delay: 30 });
+    await visible(typing);
     await carolBox.fill("");
+    await gone(typing);
   });
 
   await step("`/` and letters offer canned responses, chosen by keyboard, edited, sent", async () => {

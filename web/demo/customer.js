@@ -139,6 +139,13 @@ function typing(on) {
 }
 
 $("customer-message").addEventListener("input", () => {
+  // An emptied box is not typing: say it stopped, if it had said it started.
+  if (!$("customer-message").value.trim()) {
+    clearTimeout(typingTimer);
+    if (typingSince) typing(false);
+    typingSince = 0;
+    return;
+  }
   const now = Date.now();
   if (!typingSince || now - typingSince >= TYPING_REPEAT_MS) {
     typingSince = now;
