@@ -291,8 +291,14 @@ impl Sim {
     /// A transfer's or conference's note: none, one, or one over the bound (refused).
     fn note(&mut self) -> Option<String> {
         match self.rng.gen_range(0..4) {
-            0 => Some("for you".into()),
-            1 => Some("x".repeat(switchboard::core::floor::MAX_HANDOFF_NOTE_CHARS + 1)),
+            0 => {
+                *self.stats.entry("handoff with a note").or_default() += 1;
+                Some("for you".into())
+            }
+            1 => {
+                *self.stats.entry("handoff note over the bound").or_default() += 1;
+                Some("x".repeat(switchboard::core::floor::MAX_HANDOFF_NOTE_CHARS + 1))
+            }
             _ => None,
         }
     }
@@ -418,11 +424,15 @@ impl Sim {
                     let a = self.pick(&who).unwrap_or_default();
                     if self.rng.gen_bool(0.3) {
                         // An internal note (issue 26 item 5): kept, never sent.
-                        self.exec(Command::AddNote {
+                        let r = self.exec(Command::AddNote {
                             agent: a,
                             conversation: c.clone(),
                             text: "internal".into(),
-                        })
+                        });
+                        if r.is_ok() {
+                            *self.stats.entry("internal note").or_default() += 1;
+                        }
+                        r
                     } else {
                         self.exec(Command::Send {
                             agent: a,
