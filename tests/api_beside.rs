@@ -586,3 +586,29 @@ async fn the_customers_typing_reaches_the_desktop_bounded_in_rate() {
     );
     p.kill();
 }
+
+/// The OpenAPI description the server serves has the new endpoints, the note fields,
+/// the desktop's `note` command and its `customer_typing` event.
+#[actix_web::test]
+async fn the_openapi_description_has_notes_canned_responses_and_typing() {
+    let s = common::TestServer::start().await;
+    let doc = s.call("GET", "/api/v1/openapi.json", None, None).await.expect(200);
+    for (method, path) in [
+        ("post", "/api/v1/conversations/{id}/notes"),
+        ("post", "/api/v1/conversations/{id}/typing"),
+        ("post", "/api/v1/canned-responses"),
+        ("get", "/api/v1/canned-responses"),
+        ("get", "/api/v1/canned-responses/{id}"),
+        ("patch", "/api/v1/canned-responses/{id}"),
+        ("delete", "/api/v1/canned-responses/{id}"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["MessageDto"]["properties"]["internal"].is_object());
+    assert!(schemas["OfferDto"]["properties"]["note"].is_object());
+    assert!(schemas["OfferEvent"]["properties"]["note"].is_object());
+    assert_eq!(schemas["Transfer"]["properties"]["note"]["maxLength"], 1000);
+    assert!(schemas["ServerEvent"].to_string().contains("\"customer_typing\""));
+    assert!(schemas["DesktopCommand"].to_string().contains("\"note\""));
+}

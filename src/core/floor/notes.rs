@@ -16,19 +16,18 @@ pub const MAX_HANDOFF_NOTE_CHARS: usize = 1_000;
 
 /// The note a transfer or a conference request carries: `None` or an empty (or
 /// all-whitespace) one is no note; one over [`MAX_HANDOFF_NOTE_CHARS`] characters is
-/// refused (`note_too_long`). The note is kept as written, without its outer whitespace.
+/// refused (`note_too_long`), counted as given. The note is kept without its outer
+/// whitespace.
 pub fn handoff_note(note: Option<String>) -> Result<Option<String>, CoreError> {
     let Some(note) = note else { return Ok(None) };
-    let trimmed = note.trim();
-    if trimmed.is_empty() {
-        return Ok(None);
-    }
-    if trimmed.chars().count() > MAX_HANDOFF_NOTE_CHARS {
+    // The bound is on the note as given (as the OpenAPI description's `maxLength` says).
+    if note.chars().count() > MAX_HANDOFF_NOTE_CHARS {
         return Err(CoreError::NoteTooLong {
             max: MAX_HANDOFF_NOTE_CHARS,
         });
     }
-    Ok(Some(trimmed.to_string()))
+    let trimmed = note.trim();
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_string()))
 }
 
 impl Floor {
