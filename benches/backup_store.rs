@@ -83,6 +83,7 @@ fn main() {
             routing_steps: Vec::new(),
             hours: None,
             wait_limit: None,
+            place_updates: None,
         },
         Command::CreateEntryPoint(EntryPoint {
             id: "ep1".into(),

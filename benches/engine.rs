@@ -41,6 +41,7 @@ fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
             routing_steps: Vec::new(),
             hours: None,
             wait_limit: None,
+            place_updates: None,
         },
         0,
     )

@@ -118,6 +118,7 @@ fn queue(f: &mut Floor, id: &str) {
             routing_steps: Vec::new(),
             hours: None,
             wait_limit: None,
+            place_updates: None,
         },
     );
 }

@@ -59,6 +59,7 @@ fn template() -> (Agent, switchboard::core::Conversation) {
             routing_steps: Vec::new(),
             hours: None,
             wait_limit: None,
+            place_updates: None,
         },
         T0,
     )
@@ -275,6 +276,7 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             routing_steps: Vec::new(),
             hours: None,
             wait_limit: None,
+            place_updates: None,
         },
         T0,
     )

@@ -477,6 +477,7 @@ impl Engine {
                 routing_steps,
                 hours: None,
                 wait_limit: None,
+                place_updates: None,
             })
             .await?
         {

@@ -504,6 +504,7 @@ impl QueueFigures {
             routing_steps: self.routing_steps.clone(),
             hours: self.hours.clone(),
             wait_limit: self.wait_limit.clone(),
+            place_updates: None,
         }
     }
 }

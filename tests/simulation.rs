@@ -123,6 +123,21 @@ fn steps(rng: &mut StdRng) -> Vec<Step> {
         .collect()
 }
 
+/// Place-in-line messages (issue 26 item 2): every text starts with `PLACE`, so the
+/// check below finds them.
+fn place_updates() -> switchboard::core::place::PlaceUpdates {
+    let texts = switchboard::core::place::PlaceTexts {
+        text: "PLACE {{position}}, about {{wait_minutes}} min".into(),
+        text_without_wait: "PLACE {{position}}".into(),
+    };
+    switchboard::core::place::PlaceUpdates {
+        templates: [("default".to_string(), texts)].into_iter().collect(),
+        position_step: 1,
+        wait_step_ms: 60_000,
+        min_interval_ms: switchboard::core::place::MIN_INTERVAL_MS,
+    }
+}
+
 impl Sim {
     fn new(seed: u64) -> Sim {
         Sim::with_store(seed, Arc::new(MemoryStore::new()), TenantLimits::default())
@@ -142,6 +157,8 @@ impl Sim {
                         routing_steps: steps(&mut rng),
                         hours: None,
                         wait_limit: None,
+                        // Queue 0 tells its waiting customers their place in line.
+                        place_updates: (q == 0).then(place_updates),
                     },
                     now,
                 )
@@ -769,6 +786,18 @@ fn check_offers(sim: &mut Sim) -> Vec<String> {
                     "notes: note {} of {conversation} delivered to the customer",
                     message.seq
                 ));
+            }
+            // A place-in-line message goes only to a customer waiting in line, in queue 0.
+            Effect::Deliver { conversation, message } if message.text.starts_with("PLACE") => {
+                match sim.floor.conversation(conversation) {
+                    Some(c) if c.queue == "q0" && c.state == ConversationState::Queued => {
+                        *sim.stats.entry("place in line told").or_default() += 1;
+                    }
+                    other => violations.push(format!(
+                        "place: {conversation} told its place while {:?}",
+                        other.map(|c| (c.queue.clone(), c.state))
+                    )),
+                }
             }
             Effect::Send(o) => {
                 let internal = sim

@@ -238,6 +238,7 @@ fn floor_with_agent() -> switchboard::core::Floor {
             routing_steps: Vec::new(),
             hours: None,
             wait_limit: None,
+            place_updates: None,
         },
         T0,
     )

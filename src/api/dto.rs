@@ -263,6 +263,87 @@ pub struct QueueDto {
     /// The most conversations that may wait; absent: no bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<WaitLimitDto>,
+    /// Messages to waiting customers about their place in line; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_updates: Option<PlaceUpdatesDto>,
+}
+
+/// One channel's texts of place-in-line messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceTextsDto {
+    /// With an estimate: `{{position}}` and `{{wait_minutes}}`.
+    #[schema(max_length = 1000)]
+    pub text: String,
+    /// Without one (too few recent waits): `{{position}}` only.
+    #[schema(max_length = 1000)]
+    pub text_without_wait: String,
+}
+
+/// Messages to waiting customers with their place in line and an expected wait
+/// (docs/API-NOTES.md "The customer's place in line").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceUpdatesDto {
+    /// By channel: `default` (required), `messenger`, `rest`.
+    pub templates: std::collections::BTreeMap<String, PlaceTextsDto>,
+    /// A new message once the position moved by this many places (default 1).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub position_step: Option<u32>,
+    /// ... or the expected wait by this much (default 60000).
+    #[serde(default)]
+    pub wait_step_ms: Option<u64>,
+    /// And never more often than this per customer (default 30000, at least 5000).
+    #[serde(default)]
+    #[schema(minimum = 5000)]
+    pub min_interval_ms: Option<u64>,
+}
+
+impl From<&core::place::PlaceUpdates> for PlaceUpdatesDto {
+    fn from(p: &core::place::PlaceUpdates) -> Self {
+        PlaceUpdatesDto {
+            templates: p
+                .templates
+                .iter()
+                .map(|(k, t)| {
+                    (
+                        k.clone(),
+                        PlaceTextsDto {
+                            text: t.text.clone(),
+                            text_without_wait: t.text_without_wait.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            position_step: Some(p.position_step),
+            wait_step_ms: Some(p.wait_step_ms),
+            min_interval_ms: Some(p.min_interval_ms),
+        }
+    }
+}
+
+impl From<PlaceUpdatesDto> for core::place::PlaceUpdates {
+    fn from(p: PlaceUpdatesDto) -> Self {
+        core::place::PlaceUpdates {
+            templates: p
+                .templates
+                .into_iter()
+                .map(|(k, t)| {
+                    (
+                        k,
+                        core::place::PlaceTexts {
+                            text: t.text,
+                            text_without_wait: t.text_without_wait,
+                        },
+                    )
+                })
+                .collect(),
+            position_step: p.position_step.unwrap_or(1),
+            wait_step_ms: p.wait_step_ms.unwrap_or(60_000),
+            min_interval_ms: p.min_interval_ms.unwrap_or(30_000),
+        }
+    }
 }
 
 /// A queue's bound on waiting conversations (not yet offered): a customer who would open
@@ -405,6 +486,10 @@ pub struct PatchQueue {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<WaitLimitDto>, nullable)]
     pub wait_limit: Option<Option<WaitLimitDto>>,
+    /// Messages about the customer's place in line; null: none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<PlaceUpdatesDto>, nullable)]
+    pub place_updates: Option<Option<PlaceUpdatesDto>>,
 }
 
 /// A field of a `PATCH` that is present, its value `null` or not (absent is `None`, by
@@ -467,6 +552,7 @@ impl From<&QueueStats> for QueueDto {
             routing_steps: steps_dto(&q.routing_steps),
             hours: q.hours.as_deref().map(HoursDto::from),
             wait_limit: q.wait_limit.as_ref().map(WaitLimitDto::from),
+            place_updates: q.place_updates.as_deref().map(PlaceUpdatesDto::from),
         }
     }
 }
@@ -824,6 +910,9 @@ pub struct CreateQueue {
     /// The most conversations that may wait; absent: no bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<WaitLimitDto>,
+    /// Messages to waiting customers about their place in line; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_updates: Option<PlaceUpdatesDto>,
 }
 
 /// `POST /api/v1/entry-points`.

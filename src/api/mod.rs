@@ -266,6 +266,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 routing_steps: q.routing_steps.clone(),
                 hours: q.hours.clone().map(std::sync::Arc::new),
                 wait_limit: q.wait_limit.clone(),
+                place_updates: None,
             })
             .await;
         ignore_existing(created.map(|_| ()))?;

@@ -120,6 +120,8 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         reports::RecordsPageDto,
         reports::OutcomeDto,
         canned::CannedResponseDto,
+        PlaceUpdatesDto,
+        PlaceTextsDto,
         canned::CreateCannedResponse,
         canned::PatchCannedResponse,
     )),

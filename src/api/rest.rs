@@ -77,6 +77,7 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             routing_steps: super::dto::steps(body.routing_steps),
             hours: body.hours.map(|h| std::sync::Arc::new(h.into())),
             wait_limit: body.wait_limit.map(Into::into),
+            place_updates: body.place_updates.map(Into::into),
         })
         .await?
     {
@@ -134,10 +135,10 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
     caller.admin()?;
     let queue = id(&path)?.to_string();
     let b = body.into_inner();
-    if b.hours.is_none() && b.wait_limit.is_none() {
+    if b.hours.is_none() && b.wait_limit.is_none() && b.place_updates.is_none() {
         return Err(ApiError::bad_request(
             "invalid_input",
-            "give hours or wait_limit (an object, or null)",
+            "give hours, wait_limit or place_updates (an object, or null)",
         ));
     }
     match state
@@ -146,6 +147,7 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
             queue,
             hours: b.hours.map(|h| h.map(|h| std::sync::Arc::new(h.into()))),
             wait_limit: b.wait_limit.map(|l| l.map(Into::into)),
+            place_updates: b.place_updates.map(|p| p.map(Into::into)),
         })
         .await?
     {

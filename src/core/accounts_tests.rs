@@ -81,6 +81,7 @@ fn floor_with_agent(password: Option<&str>) -> Floor {
             routing_steps: Vec::new(),
             hours: None,
             wait_limit: None,
+            place_updates: None,
         },
         T0,
     )

@@ -33,6 +33,8 @@ pub enum Command {
         hours: Option<std::sync::Arc<super::hours::Hours>>,
         /// The most conversations that may wait (`None`: no bound).
         wait_limit: Option<super::queue::WaitLimit>,
+        /// Messages to waiting customers about their place in line (`None`: none).
+        place_updates: Option<super::place::PlaceUpdates>,
     },
     /// A queue's settings changed: each `Some` replaces one (`Some(None)` removes it),
     /// `None` leaves it as it is. They apply to the next customer who writes.
@@ -40,6 +42,7 @@ pub enum Command {
         queue: QueueId,
         hours: Option<Option<std::sync::Arc<super::hours::Hours>>>,
         wait_limit: Option<Option<super::queue::WaitLimit>>,
+        place_updates: Option<Option<super::place::PlaceUpdates>>,
     },
     CreateEntryPoint(EntryPoint),
     /// The tenant's limits, as the registry holds them (../shared/API.md "Tenants"): set
@@ -343,6 +346,8 @@ pub struct QueueStats {
     pub hours: Option<std::sync::Arc<super::hours::Hours>>,
     /// The most conversations that may wait (`None`: no bound).
     pub wait_limit: Option<super::queue::WaitLimit>,
+    /// Messages to waiting customers about their place in line.
+    pub place_updates: Option<std::sync::Arc<super::place::PlaceUpdates>>,
 }
 
 /// Who is asking, as far as the core's rules care.
@@ -570,16 +575,34 @@ impl Floor {
                 routing_steps,
                 hours,
                 wait_limit,
+                place_updates,
             } => {
+                // Checked before anything changes.
+                if let Some(p) = &place_updates {
+                    p.check()?;
+                }
                 self.create_queue(&id, &name, routing_steps, hours, wait_limit)?;
+                if place_updates.is_some() {
+                    self.set_place_updates(&id, place_updates, now)?;
+                }
                 Reply::Queue(self.queue_stats(&id, now).ok_or(CoreError::UnknownQueue(id))?)
             }
             Command::UpdateQueue {
                 queue,
                 hours,
                 wait_limit,
+                place_updates,
             } => {
+                if let Some(Some(p)) = &place_updates {
+                    p.check()?;
+                }
+                if !self.queues().any(|q| q.id == queue) {
+                    return Err(CoreError::UnknownQueue(queue));
+                }
                 self.update_queue(&queue, hours, wait_limit)?;
+                if let Some(p) = place_updates {
+                    self.set_place_updates(&queue, p, now)?;
+                }
                 Reply::Queue(self.queue_stats(&queue, now).ok_or(CoreError::UnknownQueue(queue))?)
             }
             Command::CreateEntryPoint(ep) => Reply::EntryPoint(self.create_entry_point(ep)?.clone()),
@@ -879,6 +902,7 @@ impl Floor {
             routing_steps: q.routing_steps.clone(),
             hours: q.hours.clone(),
             wait_limit: q.wait_limit.clone(),
+            place_updates: q.place_updates.clone(),
         }
     }
 
@@ -934,6 +958,7 @@ mod tests {
                 routing_steps: Vec::new(),
                 hours: None,
                 wait_limit: None,
+                place_updates: None,
             },
             T0,
         )
@@ -1012,6 +1037,7 @@ mod tests {
                 routing_steps: Vec::new(),
                 hours: None,
                 wait_limit: None,
+                place_updates: None,
             },
             T0,
         ) {
@@ -1026,6 +1052,7 @@ mod tests {
                     routing_steps: Vec::new(),
                     hours: None,
                     wait_limit: None,
+                    place_updates: None,
                 }
             ),
             other => panic!("unexpected {other:?}"),

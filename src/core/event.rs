@@ -174,6 +174,8 @@ pub enum Timer {
     Route { conversation: ConversationId },
     /// The customer-inactivity deadline of an active conversation (a new one replaces it).
     Inactivity { conversation: ConversationId },
+    /// The next sweep of a queue's place-in-line messages (`place.rs`); one per queue.
+    Places { queue: QueueId },
 }
 
 /// Something the shell must do.

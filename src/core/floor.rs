@@ -208,6 +208,10 @@ pub struct Floor {
     /// When the customer of each conversation was last told to be typing (`typing.rs`):
     /// not durable; an entry goes with the typing or the conversation's end.
     customer_typing: FastMap<ConversationId, Millis>,
+    /// What each waiting customer was last told of its place in line, and each queue's
+    /// recent waits (`place.rs`): not durable.
+    place_told: FastMap<ConversationId, super::place::Told>,
+    recent_waits: FastMap<QueueId, super::place::RecentWaits>,
 }
 
 /// A command on a conversation the floor no longer holds because it is finished; what
@@ -535,6 +539,7 @@ fn next_routing_deadline(c: &Conversation) -> Option<Millis> {
 mod admin;
 mod lifecycle;
 mod notes;
+mod place;
 mod restore;
 mod route;
 mod timers;

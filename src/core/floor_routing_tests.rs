@@ -73,6 +73,7 @@ fn floor(rules: Rules) -> Floor {
                 routing_steps: steps,
                 hours: None,
                 wait_limit: None,
+                place_updates: None,
             },
             0,
         )

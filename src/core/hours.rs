@@ -416,6 +416,7 @@ mod tests {
                     routing_steps: Vec::new(),
                     hours: hours.map(std::sync::Arc::new),
                     wait_limit: None,
+                    place_updates: None,
                 },
                 t0,
             )
@@ -543,6 +544,7 @@ mod tests {
                     queue: "q".into(),
                     hours: Some(Some(std::sync::Arc::new(closing))),
                     wait_limit: None,
+                    place_updates: None,
                 },
                 at(EVENING),
             ) {
@@ -560,6 +562,7 @@ mod tests {
                         "17:00",
                     )))),
                     wait_limit: None,
+                    place_updates: None,
                 },
                 at(EVENING),
             );
@@ -569,6 +572,7 @@ mod tests {
                     queue: "nope".into(),
                     hours: Some(None),
                     wait_limit: None,
+                    place_updates: None,
                 },
                 at(EVENING),
             );
@@ -583,6 +587,7 @@ mod tests {
                     queue: "q".into(),
                     hours: Some(None),
                     wait_limit: None,
+                    place_updates: None,
                 },
                 at(EVENING),
             )
@@ -605,6 +610,7 @@ mod tests {
                     queue: "q".into(),
                     hours: None,
                     wait_limit: Some(Some(limit.clone())),
+                    place_updates: None,
                 },
                 at(MORNING),
             )
@@ -617,6 +623,7 @@ mod tests {
                         max_waiting: 0,
                         reply: "x".into(),
                     })),
+                    place_updates: None,
                 },
                 at(MORNING),
             );
@@ -649,6 +656,7 @@ mod tests {
                         ..weekdays("Europe/Paris", "09:00", "17:00")
                     }))),
                     wait_limit: None,
+                    place_updates: None,
                 },
                 at(EVENING),
             )

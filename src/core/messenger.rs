@@ -1241,6 +1241,7 @@ mod tests {
                 routing_steps: Vec::new(),
                 hours: None,
                 wait_limit: None,
+                place_updates: None,
             },
         );
         run(

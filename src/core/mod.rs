@@ -28,6 +28,7 @@ pub mod invariants;
 pub mod journal;
 pub mod limits;
 pub mod messenger;
+pub mod place;
 pub mod queue;
 pub mod report;
 pub mod routing;

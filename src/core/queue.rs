@@ -34,6 +34,10 @@ pub struct Queue {
     /// The most conversations that may wait, and what a customer past it is told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<WaitLimit>,
+    /// Messages to waiting customers about their place in line (`None`: none; issue 26
+    /// item 2, `place.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_updates: Option<std::sync::Arc<super::place::PlaceUpdates>>,
 }
 
 /// A queue's bound on waiting conversations: a customer who would open one more while
@@ -74,6 +78,7 @@ impl Queue {
             waiting: BTreeMap::new(),
             hours: None,
             wait_limit: None,
+            place_updates: None,
         }
     }
 
@@ -87,6 +92,7 @@ impl Queue {
             waiting: BTreeMap::new(),
             hours: self.hours.clone(),
             wait_limit: self.wait_limit.clone(),
+            place_updates: self.place_updates.clone(),
         }
     }
 

@@ -269,6 +269,7 @@ mod tests {
                 routing_steps: Vec::new(),
                 hours: None,
                 wait_limit: None,
+                place_updates: None,
             },
             T0,
         )

@@ -783,6 +783,7 @@ impl Backend for Http {
                 routing_steps: steps.clone(),
                 hours: None,
                 wait_limit: None,
+                place_updates: None,
             })?;
             self.call("POST", "/api/v1/queues", None, Some(body)).await?;
             let body = json(&CreateEntryPoint {

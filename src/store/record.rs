@@ -576,6 +576,7 @@ pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
         let mut queue = Queue::from(v3.queue);
         queue.hours = settings.hours.map(std::sync::Arc::new);
         queue.wait_limit = settings.wait_limit;
+        queue.place_updates = settings.place_updates.map(std::sync::Arc::new);
         return Ok(queue);
     }
     decode_newer::<QueueV2, Queue>("queues", key, bytes, ROUTING_V2, || {
@@ -602,6 +603,9 @@ pub struct QueueSettings {
     pub hours: Option<crate::core::hours::Hours>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<crate::core::queue::WaitLimit>,
+    /// The customer's place in line (issue 26 item 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_updates: Option<crate::core::place::PlaceUpdates>,
 }
 
 /// Appends queue `q`'s record to `out`: [`QueueV3`] with settings, else [`QueueV2`].
@@ -609,8 +613,9 @@ pub fn encode_queue_into(out: &mut Vec<u8>, mut q: Queue) -> Result<(), StoreErr
     let settings = QueueSettings {
         hours: q.hours.take().map(|h| (*h).clone()),
         wait_limit: q.wait_limit.take(),
+        place_updates: q.place_updates.take().map(|p| (*p).clone()),
     };
-    if settings.hours.is_none() && settings.wait_limit.is_none() {
+    if settings.hours.is_none() && settings.wait_limit.is_none() && settings.place_updates.is_none() {
         return encode_versioned_into(out, ROUTING_V2, &QueueV2::from(q));
     }
     let settings = serde_json::to_string(&settings)

@@ -173,6 +173,7 @@ impl Floor {
             self.end_conversation(&id, reason, WithdrawReason::CustomerLeft, false, now);
         }
         self.route(now);
+        self.place_at_arrival(&id, now);
         Ok(Arrival {
             conversation: id,
             opened: true,
@@ -254,6 +255,7 @@ impl Floor {
         c.handoff_note = None;
         c.history.accepted(agent, offer.kind == OfferKind::Conference, now);
         let queue_wait_ms = now.saturating_sub(c.received_at);
+        let queue_id = c.queue.clone();
         match offer.kind {
             OfferKind::New | OfferKind::Transfer => {
                 c.state = ConversationState::Active;
@@ -270,6 +272,9 @@ impl Floor {
         self.journal.conversation_changed(conversation);
         if offer.kind != OfferKind::Conference {
             self.arm_inactivity(conversation);
+        }
+        if offer.kind == OfferKind::New {
+            self.waited_in_line(&queue_id, conversation, queue_wait_ms, now);
         }
         self.journal.effect(Effect::Observe(Observation::Accepted {
             conversation: conversation.into(),
@@ -754,6 +759,7 @@ impl Floor {
         now: Millis,
     ) {
         self.customer_stopped_typing(conversation);
+        self.left_the_line(conversation);
         let Some(c) = self.conversations.get(conversation) else {
             return;
         };
