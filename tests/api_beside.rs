@@ -612,3 +612,103 @@ async fn the_openapi_description_has_notes_canned_responses_and_typing() {
     assert!(schemas["ServerEvent"].to_string().contains("\"customer_typing\""));
     assert!(schemas["DesktopCommand"].to_string().contains("\"note\""));
 }
+
+/// The texts the demo customer of `key` has been sent by the system, in order.
+async fn system_texts(p: &Process, key: &str, cid: &str) -> Vec<String> {
+    let http = awc::Client::builder().timeout(std::time::Duration::from_secs(10)).finish();
+    let a = common::request(
+        &http,
+        &format!("{}/demo/api/conversations/{cid}", p.base),
+        "GET",
+        Some(key),
+        None,
+    )
+    .await;
+    a.body["messages"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter(|m| m["author"]["kind"] == "system")
+                .filter_map(|m| m["text"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The admin gives queue `support` place-in-line messages (a bad setting is refused and
+/// changes nothing). Carol and then Dan write from the demo page while no agent is
+/// available: each is told their place at once, without an estimate (no recent waits).
+/// Ann takes Carol's chat: at the next sweep (every 5 s here) Dan is told he is now first.
+/// After a kill -9 and a restart the setting is still the queue's.
+#[actix_web::test]
+async fn a_waiting_customer_is_told_its_place_in_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = Process::start(dir.path(), &[]);
+    let c = Client::new(&p.base);
+    let updates = json!({
+        "templates": {
+            "default": {
+                "text": "You are number {{position}} in line; about {{wait_minutes}} min.",
+                "text_without_wait": "You are number {{position}} in line."
+            }
+        },
+        "min_interval_ms": 5000
+    });
+    let mut bad = updates.clone();
+    bad["templates"]["default"]["text_without_wait"] = json!("About {{wait_minutes}} min.");
+    let (s, v) = c
+        .call("PATCH", "/api/v1/queues/support", ADMIN, Some(json!({"place_updates": bad})))
+        .await;
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_input")), "{v}");
+    assert!(c.expect("GET", "/api/v1/queues/support", ADMIN, None, 200).await.get("place_updates").is_none());
+    let q = c
+        .expect("PATCH", "/api/v1/queues/support", ADMIN, Some(json!({"place_updates": updates})), 200)
+        .await;
+    assert_eq!(q["place_updates"]["position_step"], 1, "defaults filled in: {q}");
+    assert_eq!(q["place_updates"]["min_interval_ms"], 5000);
+
+    let http = awc::Client::builder().timeout(std::time::Duration::from_secs(10)).finish();
+    let dan_key = "beside-dan-key-0123456789abcdef0123456789";
+    let mut ids = Vec::new();
+    for (key, name) in [(CUSTOMER_KEY, "Carol"), (dan_key, "Dan")] {
+        let a = common::request(
+            &http,
+            &format!("{}/demo/api/messages", p.base),
+            "POST",
+            Some(key),
+            Some(json!({"name": name, "text": "Hello"})),
+        )
+        .await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        ids.push(a.body["id"].as_str().expect("id").to_string());
+    }
+    assert_eq!(system_texts(&p, CUSTOMER_KEY, &ids[0]).await, ["You are number 1 in line."]);
+    assert_eq!(system_texts(&p, dan_key, &ids[1]).await, ["You are number 2 in line."]);
+
+    let ann = c.agent("ann", "Ann").await;
+    available(&c, &ann).await;
+    c.expect("POST", &conv(&ids[0], "accept"), &ann, None, 200).await;
+    // The next sweep comes within the interval (5 s); wait up to four of them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let texts = system_texts(&p, dan_key, &ids[1]).await;
+        if texts.len() == 2 {
+            assert_eq!(texts[1], "You are number 1 in line.");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Dan was not told he moved up: {texts:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Carol, now with Ann, is told nothing more.
+    assert_eq!(system_texts(&p, CUSTOMER_KEY, &ids[0]).await.len(), 1);
+
+    p.kill();
+    let p = Process::start(dir.path(), &[]);
+    let c = Client::new(&p.base);
+    let q = c.expect("GET", "/api/v1/queues/support", ADMIN, None, 200).await;
+    assert_eq!(
+        q["place_updates"]["templates"]["default"]["text_without_wait"],
+        "You are number {{position}} in line."
+    );
+    p.kill();
+}
