@@ -615,7 +615,9 @@ async fn the_openapi_description_has_notes_canned_responses_and_typing() {
 
 /// The texts the demo customer of `key` has been sent by the system, in order.
 async fn system_texts(p: &Process, key: &str, cid: &str) -> Vec<String> {
-    let http = awc::Client::builder().timeout(std::time::Duration::from_secs(10)).finish();
+    let http = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .finish();
     let a = common::request(
         &http,
         &format!("{}/demo/api/conversations/{cid}", p.base),
@@ -657,17 +659,34 @@ async fn a_waiting_customer_is_told_its_place_in_line() {
     let mut bad = updates.clone();
     bad["templates"]["default"]["text_without_wait"] = json!("About {{wait_minutes}} min.");
     let (s, v) = c
-        .call("PATCH", "/api/v1/queues/support", ADMIN, Some(json!({"place_updates": bad})))
+        .call(
+            "PATCH",
+            "/api/v1/queues/support",
+            ADMIN,
+            Some(json!({"place_updates": bad})),
+        )
         .await;
     assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_input")), "{v}");
-    assert!(c.expect("GET", "/api/v1/queues/support", ADMIN, None, 200).await.get("place_updates").is_none());
+    assert!(c
+        .expect("GET", "/api/v1/queues/support", ADMIN, None, 200)
+        .await
+        .get("place_updates")
+        .is_none());
     let q = c
-        .expect("PATCH", "/api/v1/queues/support", ADMIN, Some(json!({"place_updates": updates})), 200)
+        .expect(
+            "PATCH",
+            "/api/v1/queues/support",
+            ADMIN,
+            Some(json!({"place_updates": updates})),
+            200,
+        )
         .await;
     assert_eq!(q["place_updates"]["position_step"], 1, "defaults filled in: {q}");
     assert_eq!(q["place_updates"]["min_interval_ms"], 5000);
 
-    let http = awc::Client::builder().timeout(std::time::Duration::from_secs(10)).finish();
+    let http = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .finish();
     let dan_key = "beside-dan-key-0123456789abcdef0123456789";
     let mut ids = Vec::new();
     for (key, name) in [(CUSTOMER_KEY, "Carol"), (dan_key, "Dan")] {
@@ -682,7 +701,10 @@ async fn a_waiting_customer_is_told_its_place_in_line() {
         assert_eq!(a.status, 201, "{}", a.body);
         ids.push(a.body["id"].as_str().expect("id").to_string());
     }
-    assert_eq!(system_texts(&p, CUSTOMER_KEY, &ids[0]).await, ["You are number 1 in line."]);
+    assert_eq!(
+        system_texts(&p, CUSTOMER_KEY, &ids[0]).await,
+        ["You are number 1 in line."]
+    );
     assert_eq!(system_texts(&p, dan_key, &ids[1]).await, ["You are number 2 in line."]);
 
     let ann = c.agent("ann", "Ann").await;
@@ -696,7 +718,10 @@ async fn a_waiting_customer_is_told_its_place_in_line() {
             assert_eq!(texts[1], "You are number 1 in line.");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "Dan was not told he moved up: {texts:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Dan was not told he moved up: {texts:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     // Carol, now with Ann, is told nothing more.
