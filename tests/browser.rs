@@ -369,7 +369,8 @@ fn messenger_desktop_in_chromium() {
 /// responses whose code starts so, filled for Carol, picks one with the arrow keys and
 /// Enter, edits and sends it; Escape closes the list; an internal note is marked on the
 /// desktop and never shown to Carol; a transfer's note shows in Bob's offer, and Bob's
-/// transcript and the supervisor page's mark both notes "Internal note".
+/// transcript and the supervisor page's mark both notes "Internal note"; Dan, who has to
+/// wait, reads his place in line in the demo chat.
 #[test]
 fn beside_the_agent_in_chromium() {
     let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));

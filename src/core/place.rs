@@ -217,6 +217,12 @@ impl RecentWaits {
     /// The expected wait of a customer who has waited `waited` at `now` (see the module
     /// docs), or `None` with fewer than [`MIN_WAITS`] recent waits.
     pub fn estimate(&self, now: Millis, waited: Millis) -> Option<Millis> {
+        self.median(now).map(|m| expected(m, waited))
+    }
+
+    /// The median of the recent waits at `now`, or `None` with fewer than [`MIN_WAITS`]
+    /// (a sweep takes it once for the whole queue).
+    pub fn median(&self, now: Millis) -> Option<Millis> {
         let mut recent: Vec<Millis> = self
             .waits
             .iter()
@@ -233,8 +239,13 @@ impl RecentWaits {
         } else {
             (recent[n / 2 - 1] + recent[n / 2]) / 2
         };
-        Some(median.saturating_sub(waited).max(60_000))
+        Some(median)
     }
+}
+
+/// The expected wait of a customer who has waited `waited`, from the queue's `median`.
+pub fn expected(median: Millis, waited: Millis) -> Millis {
+    median.saturating_sub(waited).max(60_000)
 }
 
 #[cfg(test)]

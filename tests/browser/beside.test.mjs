@@ -1,7 +1,8 @@
 // Issue 26, beside the agent, in Debian's Chromium: the customer's typing on the desktop,
 // the `/` canned responses picker (by keyboard), internal notes (marked, never shown to
-// the customer), a transfer's note in the receiving agent's offer, and the notes marked
-// in the supervisor page's transcript. Run by tests/browser.rs with {servers: {main}, ...}.
+// the customer), a transfer's note in the receiving agent's offer, the customer's place
+// in line in the demo chat, and the notes marked in the supervisor page's transcript.
+// Run by tests/browser.rs with {servers: {main}, ...}.
 //
 // Elements are found by role, label and visible text, as a person finds them; every wait
 // has a generous limit and no deadline runs out during the test.
@@ -173,6 +174,27 @@ async function run(browser) {
     await visible(t.getByRole("article", { name: /^Internal note by Ann Lee/ }).getByText("VIP: second late parcel this month"));
     await visible(t.getByRole("article", { name: /^Internal note by Ann Lee/ }).getByText("Wants a refund, not a voucher"));
     await shot(bob, "beside-07-notes-after-transfer");
+  });
+
+  await step("a customer who waits is told its place in line, in the demo chat", async () => {
+    // Ann owes a wrap-up and Bob has Carol: both slots are taken, so Dan waits.
+    await call("PATCH", "/api/v1/queues/support", cfg.admin, {
+      place_updates: {
+        templates: {
+          default: {
+            text: "You are number {{position}} in line; about {{wait_minutes}} min.",
+            text_without_wait: "You are number {{position}} in line.",
+          },
+        },
+      },
+    });
+    const dan = await newPage(browser, "dan", `${base}/demo/customer`);
+    await dan.getByLabel("Your name").fill("Dan");
+    const box = dan.getByLabel("Message", { exact: true });
+    await box.fill("Is anyone there?");
+    await box.press("Enter");
+    await visible(chat(dan).getByText("You are number 1 in line.", { exact: true }));
+    await shot(dan, "beside-09-place-in-line");
   });
 
   await step("the supervisor's transcript marks the notes", async () => {

@@ -80,10 +80,11 @@ impl Floor {
     pub fn place_timer(&mut self, id: &str, now: Millis) {
         let Some(q) = self.queues.get(id) else { return };
         let Some(u) = q.place_updates.clone() else { return };
+        let median = self.recent_waits.get(id).and_then(|r| r.median(now));
         let mut due = Vec::new();
         for (position, (key, cid)) in q.waiting.iter().enumerate() {
             let waited = now.saturating_sub(key.1);
-            let wait = self.recent_waits.get(id).and_then(|r| r.estimate(now, waited));
+            let wait = median.map(|m| crate::core::place::expected(m, waited));
             if u.due(self.place_told.get(cid), position + 1, wait, now) {
                 due.push((cid.clone(), position + 1));
             }
