@@ -594,7 +594,8 @@ class ConversationPanel {
  * after a space) and letters lists the responses whose code starts with them (then those
  * whose code contains them); Up and Down move, Enter or Tab puts the chosen one's text,
  * filled by the engine for this conversation, in place of `/letters`, to edit before
- * sending; Escape closes the list. The box is a combobox for assistive technology.
+ * sending; Escape closes the list. The box names the list (`aria-controls`) and the
+ * option chosen (`aria-activedescendant`) for assistive technology.
  */
 export class CannedPicker {
   constructor(box, load, inserted) {
@@ -605,10 +606,10 @@ export class CannedPicker {
     this.active = 0;
     this.listId = uid("canned");
     this.list = h("ul", { class: "canned", role: "listbox", id: this.listId, "aria-label": "Canned responses", hidden: true });
-    box.setAttribute("role", "combobox");
+    // The box stays a textbox (a textarea may take no other role); it names the list it
+    // completes from and, while the list is open, the option chosen.
     box.setAttribute("aria-autocomplete", "list");
     box.setAttribute("aria-controls", this.listId);
-    box.setAttribute("aria-expanded", "false");
     this.responses = null;
     this.loadedAt = 0;
   }
@@ -645,7 +646,6 @@ export class CannedPicker {
   render() {
     const open = this.items.length > 0;
     this.list.hidden = !open;
-    this.box.setAttribute("aria-expanded", open ? "true" : "false");
     fill(
       this.list,
       this.items.map((r, i) =>
