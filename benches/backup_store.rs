@@ -95,6 +95,7 @@ fn main() {
             hours: None,
             wait_limit: None,
             service_level_ms: None,
+            place_updates: None,
         },
         Command::CreateEntryPoint(EntryPoint {
             id: "ep1".into(),

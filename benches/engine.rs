@@ -42,6 +42,7 @@ fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
             hours: None,
             wait_limit: None,
             service_level_ms: None,
+            place_updates: None,
         },
         0,
     )

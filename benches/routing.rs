@@ -119,6 +119,7 @@ fn queue(f: &mut Floor, id: &str) {
             hours: None,
             wait_limit: None,
             service_level_ms: None,
+            place_updates: None,
         },
     );
 }

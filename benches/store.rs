@@ -60,6 +60,7 @@ fn template() -> (Agent, switchboard::core::Conversation) {
             hours: None,
             wait_limit: None,
             service_level_ms: None,
+            place_updates: None,
         },
         T0,
     )
@@ -277,6 +278,7 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             hours: None,
             wait_limit: None,
             service_level_ms: None,
+            place_updates: None,
         },
         T0,
     )

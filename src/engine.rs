@@ -50,6 +50,7 @@ fn start_router(
     // What the outbox still holds goes to the channel again (it skips what it is sending).
     floor.resume_outbox(snapshot.outbox);
     floor.restore_supervision(snapshot.supervisors, snapshot.audit);
+    floor.restore_canned(snapshot.canned);
     floor.set_limits(limits);
     crate::metrics::recovery_phase("rebuild", rebuilding);
     // Before the router answers anything, so no request finds the index empty.
@@ -482,6 +483,7 @@ impl Engine {
                 hours: None,
                 wait_limit: None,
                 service_level_ms: None,
+                place_updates: None,
             })
             .await?
         {
@@ -613,6 +615,7 @@ impl Engine {
             agent: agent.into(),
             conversation: conversation.into(),
             target: target.into(),
+            note: None,
         })
         .await
     }
@@ -627,6 +630,7 @@ impl Engine {
             agent: agent.into(),
             conversation: conversation.into(),
             queue: queue.into(),
+            note: None,
         })
         .await
     }
@@ -636,6 +640,7 @@ impl Engine {
             agent: agent.into(),
             conversation: conversation.into(),
             target: target.into(),
+            note: None,
         })
         .await
     }
@@ -725,6 +730,27 @@ impl Engine {
         match self.ask(Query::Conversation { id: id.into(), reader }).await? {
             QueryReply::Conversation(c) => Ok(*c),
             r => Err(unexpected_query("conversation", &r)),
+        }
+    }
+
+    /// The canned responses `reader` may use, filled for `conversation` when named
+    /// (issue 26 item 4).
+    pub async fn canned_responses(
+        &self,
+        reader: Principal,
+        conversation: Option<String>,
+        queue: Option<String>,
+    ) -> Result<Vec<crate::core::canned::CannedView>, EngineError> {
+        match self
+            .ask(Query::CannedResponses {
+                reader,
+                conversation,
+                queue,
+            })
+            .await?
+        {
+            QueryReply::CannedResponses(v) => Ok(v),
+            r => Err(unexpected_query("canned_responses", &r)),
         }
     }
 

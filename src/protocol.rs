@@ -47,6 +47,13 @@ pub enum Query {
     Supervisor(SupervisorId),
     /// Every supervisor.
     Supervisors,
+    /// The canned responses `reader` may use ([`Floor::canned_for`]), filled for
+    /// `conversation` when named, of one `queue` when named (`""`: tenant-wide ones).
+    CannedResponses {
+        reader: Principal,
+        conversation: Option<ConversationId>,
+        queue: Option<QueueId>,
+    },
     /// The audit trail: the newest `limit` entries, about `agent` if given.
     Audit {
         agent: Option<AgentId>,
@@ -79,6 +86,7 @@ pub enum QueryReply {
     Supervisors(Vec<Supervisor>),
     Audit(Vec<AuditEntry>),
     Watch(Box<FloorDelta>),
+    CannedResponses(Vec<crate::core::canned::CannedView>),
 }
 
 impl QueryReply {
@@ -99,6 +107,7 @@ impl QueryReply {
             QueryReply::Supervisors(_) => "supervisors",
             QueryReply::Audit(_) => "audit",
             QueryReply::Watch(_) => "watch",
+            QueryReply::CannedResponses(_) => "canned_responses",
         }
     }
 }
@@ -498,6 +507,7 @@ impl QueueFigures {
             hours: self.hours.clone(),
             wait_limit: self.wait_limit.clone(),
             service_level_ms: self.service_level_ms,
+            place_updates: None,
         }
     }
 }

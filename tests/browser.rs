@@ -363,3 +363,20 @@ fn messenger_desktop_in_chromium() {
         "the expired token was never refused: {lines:#?}"
     );
 }
+
+/// Issue 26 beside the agent in Chromium: Carol types on the demo page and Ann's desktop
+/// shows "Carol Smith is typing…" until she stops; Ann types `/he`, gets the two canned
+/// responses whose code starts so, filled for Carol, picks one with the arrow keys and
+/// Enter, edits and sends it; Escape closes the list; an internal note is marked on the
+/// desktop and never shown to Carol; a transfer's note shows in Bob's offer, and Bob's
+/// transcript and the supervisor page's mark both notes "Internal note"; Dan, who has to
+/// wait, reads his place in line in the demo chat.
+#[test]
+fn beside_the_agent_in_chromium() {
+    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    if !tools_ready(&chromium) {
+        return;
+    }
+    let servers = Servers(vec![start("main", &[])]);
+    run_script("beside.test.mjs", &servers, &chromium);
+}

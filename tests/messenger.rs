@@ -513,3 +513,46 @@ async fn a_returning_messenger_customer_goes_back_to_the_last_owner() {
     assert_eq!(s.agent_detail("b1").await["load"], 0);
     bob_desk.close().await;
 }
+
+/// Internal notes never reach a Messenger customer (issue 26 item 5): a note written
+/// between two answers, and one a conference invitation carries, are in the transcript
+/// marked `internal` and without a delivery state, and the Send API only ever receives
+/// the two answers, in order.
+#[actix_web::test]
+async fn internal_notes_never_reach_the_send_api() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let s = server(&fake).await;
+    let (mut desk, cid) = accepted(&s, PSID).await;
+    send(&mut desk, &cid, "before").await;
+    let r = desk
+        .command(json!({"type": "note", "conversation_id": cid, "text": "secret: VIP customer"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let bob = s.agent("a2", "Bob", &["support"]).await;
+    let _bob_desk = s.available_desktop(&bob).await;
+    let r = desk
+        .command(
+            json!({"type": "conference", "conversation_id": cid, "agent": "a2", "note": "secret: help with a refund"}),
+        )
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    send(&mut desk, &cid, "after").await;
+    for _ in 0..2 {
+        let st = desk.wait_for_in("message_status", &cid).await;
+        assert_eq!(st["delivery"], "sent", "{st}");
+    }
+    assert_eq!(accepted_texts(&fake), ["before", "after"]);
+    assert!(
+        fake.received().iter().all(|r| !r.body.to_string().contains("secret")),
+        "no request to the Graph API carried a note"
+    );
+    let c = s.conversation(&cid).await;
+    let notes: Vec<_> = c["transcript"]
+        .as_array()
+        .expect("transcript")
+        .iter()
+        .filter(|m| m["internal"] == true)
+        .collect();
+    assert_eq!(notes.len(), 2, "{c}");
+    assert!(notes.iter().all(|m| m.get("delivery").is_none()), "{notes:?}");
+}

@@ -123,6 +123,21 @@ fn steps(rng: &mut StdRng) -> Vec<Step> {
         .collect()
 }
 
+/// Place-in-line messages (issue 26 item 2): every text starts with `PLACE`, so the
+/// check below finds them.
+fn place_updates() -> switchboard::core::place::PlaceUpdates {
+    let texts = switchboard::core::place::PlaceTexts {
+        text: "PLACE {{position}}, about {{wait_minutes}} min".into(),
+        text_without_wait: "PLACE {{position}}".into(),
+    };
+    switchboard::core::place::PlaceUpdates {
+        templates: [("default".to_string(), texts)].into_iter().collect(),
+        position_step: 1,
+        wait_step_ms: 60_000,
+        min_interval_ms: switchboard::core::place::MIN_INTERVAL_MS,
+    }
+}
+
 impl Sim {
     fn new(seed: u64) -> Sim {
         Sim::with_store(seed, Arc::new(MemoryStore::new()), TenantLimits::default())
@@ -143,6 +158,8 @@ impl Sim {
                         hours: None,
                         wait_limit: None,
                         service_level_ms: None,
+                        // Queue 0 tells its waiting customers their place in line.
+                        place_updates: (q == 0).then(place_updates),
                     },
                     now,
                 )
@@ -289,6 +306,21 @@ impl Sim {
         }
     }
 
+    /// A transfer's or conference's note: none, one, or one over the bound (refused).
+    fn note(&mut self) -> Option<String> {
+        match self.rng.gen_range(0..4) {
+            0 => {
+                *self.stats.entry("handoff with a note").or_default() += 1;
+                Some("for you".into())
+            }
+            1 => {
+                *self.stats.entry("handoff note over the bound").or_default() += 1;
+                Some("x".repeat(switchboard::core::floor::MAX_HANDOFF_NOTE_CHARS + 1))
+            }
+            _ => None,
+        }
+    }
+
     fn pick<T: Clone>(&mut self, v: &[T]) -> Option<T> {
         v.choose(&mut self.rng).cloned()
     }
@@ -408,11 +440,24 @@ impl Sim {
                 let r = if self.rng.gen_bool(0.5) {
                     let who: Vec<String> = conv.iter().flat_map(|c| c.participants().cloned()).collect();
                     let a = self.pick(&who).unwrap_or_default();
-                    self.exec(Command::Send {
-                        agent: a,
-                        conversation: c.clone(),
-                        text: "hi".into(),
-                    })
+                    if self.rng.gen_bool(0.3) {
+                        // An internal note (issue 26 item 5): kept, never sent.
+                        let r = self.exec(Command::AddNote {
+                            agent: a,
+                            conversation: c.clone(),
+                            text: "internal".into(),
+                        });
+                        if r.is_ok() {
+                            *self.stats.entry("internal note").or_default() += 1;
+                        }
+                        r
+                    } else {
+                        self.exec(Command::Send {
+                            agent: a,
+                            conversation: c.clone(),
+                            text: "hi".into(),
+                        })
+                    }
                 } else {
                     self.exec(Command::CustomerReply {
                         conversation: c.clone(),
@@ -433,18 +478,22 @@ impl Sim {
                     .unwrap_or_default();
                 if self.rng.gen_bool(0.5) {
                     let t = self.pick(&agents).unwrap_or_default();
+                    let note = self.note();
                     let r = self.exec(Command::TransferToAgent {
                         agent: owner.clone(),
                         conversation: c.clone(),
                         target: t.clone(),
+                        note,
                     });
                     (format!("{owner} transfers {c} to {t}"), r)
                 } else {
                     let q = format!("q{}", self.rng.gen_range(0..QUEUES));
+                    let note = self.note();
                     let r = self.exec(Command::TransferToQueue {
                         agent: owner.clone(),
                         conversation: c.clone(),
                         queue: q.clone(),
+                        note,
                     });
                     (format!("{owner} transfers {c} to {q}"), r)
                 }
@@ -474,10 +523,12 @@ impl Sim {
                     }
                     (None, _) => {
                         let t = self.pick(&agents).unwrap_or_default();
+                        let note = self.note();
                         let r = self.exec(Command::Conference {
                             agent: owner.clone(),
                             conversation: c.clone(),
                             target: t.clone(),
+                            note,
                         });
                         (format!("{owner} invites {t} to {c}"), r)
                     }
@@ -729,6 +780,51 @@ fn check_offers(sim: &mut Sim) -> Vec<String> {
     let mut violations = invariants::check(&sim.floor);
     violations.append(&mut sim.problems);
     for e in &effects {
+        // An internal note never reaches a customer's channel (issue 26 item 5).
+        match e {
+            Effect::Deliver { conversation, message } if message.internal => {
+                violations.push(format!(
+                    "notes: note {} of {conversation} delivered to the customer",
+                    message.seq
+                ));
+            }
+            // A place-in-line message goes only to a customer waiting in line, in queue 0.
+            Effect::Deliver { conversation, message } if message.text.starts_with("PLACE") => {
+                match sim.floor.conversation(conversation) {
+                    Some(c) if c.queue == "q0" && c.state == ConversationState::Queued => {
+                        *sim.stats.entry("place in line told").or_default() += 1;
+                    }
+                    other => violations.push(format!(
+                        "place: {conversation} told its place while {:?}",
+                        other.map(|c| (c.queue.clone(), c.state))
+                    )),
+                }
+            }
+            Effect::Send(o) => {
+                let internal = sim
+                    .floor
+                    .conversation(&o.conversation)
+                    .and_then(|c| c.transcript.iter().find(|m| m.seq == o.seq))
+                    .is_some_and(|m| m.internal);
+                if internal {
+                    violations.push(format!("notes: note {} of {} in the outbox", o.seq, o.conversation));
+                }
+            }
+            Effect::Notify {
+                event: AgentEvent::Offer { conversation, .. },
+                ..
+            } if conversation
+                .handoff_note
+                .as_ref()
+                .is_some_and(|n| n.chars().count() > switchboard::core::floor::MAX_HANDOFF_NOTE_CHARS) =>
+            {
+                violations.push(format!(
+                    "notes: an offer of {} shows a note over the bound",
+                    conversation.id
+                ));
+            }
+            _ => {}
+        }
         if let Effect::Observe(Observation::Ended { reason, .. }) = e {
             if reason == "customer_inactive" {
                 *sim.stats.entry("closed as inactive").or_default() += 1;

@@ -227,6 +227,7 @@ async fn step(e: &Engine, rng: &mut StdRng) -> Result<String, String> {
                     agent: agent.clone(),
                     conversation: c,
                     target: other,
+                    note: None,
                 },
             ),
             Some(c) => (
@@ -235,6 +236,7 @@ async fn step(e: &Engine, rng: &mut StdRng) -> Result<String, String> {
                     agent: agent.clone(),
                     conversation: c,
                     queue: "q2".into(),
+                    note: None,
                 },
             ),
             None => return Ok(format!("{agent} has nothing to transfer")),
@@ -246,6 +248,7 @@ async fn step(e: &Engine, rng: &mut StdRng) -> Result<String, String> {
                     agent: agent.clone(),
                     conversation: c,
                     target: other,
+                    note: None,
                 },
             ),
             None => return Ok(format!("{agent} has nothing to conference")),

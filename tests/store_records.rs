@@ -64,6 +64,7 @@ fn ended(id: &str, ended_at: u64) -> Conversation {
         transcript: Vec::new(),
         routing: Default::default(),
         history: Default::default(),
+        handoff_note: None,
     }
 }
 

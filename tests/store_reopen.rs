@@ -239,6 +239,7 @@ fn floor_with_agent() -> switchboard::core::Floor {
             hours: None,
             wait_limit: None,
             service_level_ms: None,
+            place_updates: None,
         },
         T0,
     )

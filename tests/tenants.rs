@@ -921,7 +921,9 @@ fn a_tenant_survives_a_kill_and_comes_back_from_its_own_backup() {
 fn body_for(method: &str, path: &str) -> Option<serde_json::Value> {
     let last = path.rsplit('/').next().unwrap_or_default();
     Some(match (method, last) {
-        ("post", "messages") => json!({"text": "Who is there?"}),
+        ("post", "messages") | ("post", "notes") => json!({"text": "Who is there?"}),
+        ("post", "typing") => json!({"on": true}),
+        ("patch", _) if path.starts_with("/api/v1/canned-responses") => json!({"text": "Stolen"}),
         ("post", "transfer") => json!({"queue": "bq"}),
         ("post", "conference") => json!({"agent": "ba"}),
         ("post", "wrapup") => json!({"reason": "resolved"}),
@@ -978,6 +980,13 @@ async fn a_foreign_token_cannot_tell_another_tenants_objects_from_none_on_any_pa
     let cid = conv["id"].as_str().expect("id").to_string();
     desk.wait_for("offer").await;
     let before = s.get(&format!("/api/v1/conversations/{cid}"), &acme).await.expect(200);
+    s.post(
+        "/api/v1/canned-responses",
+        &acme,
+        json!({"id": "ac", "code": "hi", "text": "Hi {{customer.first_name}}"}),
+    )
+    .await
+    .expect(201);
 
     s.post("/api/v1/queues", &beta, json!({"id": "bq", "name": "Beta Q"}))
         .await
@@ -1013,6 +1022,7 @@ async fn a_foreign_token_cannot_tell_another_tenants_objects_from_none_on_any_pa
             Some("agents") => "aa",
             Some("supervisors") => "as",
             Some("conversations") => cid.as_str(),
+            Some("canned-responses") => "ac",
             other => panic!("a path with an id of an unknown kind: {path} ({other:?})"),
         };
         for method in ops.as_object().expect("operations").keys() {
@@ -1063,6 +1073,13 @@ async fn a_foreign_token_cannot_tell_another_tenants_objects_from_none_on_any_pa
     assert_eq!(before["messages"], after["messages"]);
     assert_eq!(before["state"], after["state"]);
     assert_eq!(s.get("/api/v1/agents/aa", &acme).await.expect(200)["name"], "Ann");
+    let canned = s.get("/api/v1/canned-responses/ac", &acme).await.expect(200);
+    assert_eq!(
+        canned["text"], "Hi {{customer.first_name}}",
+        "acme's response is untouched"
+    );
+    let listed = s.get("/api/v1/canned-responses", &beta).await.expect(200);
+    assert_eq!(listed, json!([]), "beta lists none of acme's");
 }
 
 #[actix_rt::test]

@@ -763,6 +763,11 @@ impl Handler<Ask> for RouterActor {
             Query::PasswordHash(who) => QueryReply::PasswordHash(f.password_hash(&who).map(str::to_string)),
             Query::Supervisor(id) => QueryReply::Supervisor(f.supervisor(&id).map(|s| Box::new(s.clone()))),
             Query::Supervisors => QueryReply::Supervisors(f.supervisors().into_iter().cloned().collect()),
+            Query::CannedResponses {
+                reader,
+                conversation,
+                queue,
+            } => QueryReply::CannedResponses(f.canned_for(&reader, conversation.as_deref(), queue.as_deref())?),
             Query::Audit { agent, limit } => QueryReply::Audit(f.audit(agent.as_deref(), limit)),
             Query::WatchStart => {
                 let mut agents: Vec<Agent> = f.agents().cloned().collect();

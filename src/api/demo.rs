@@ -65,7 +65,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     let resource = |p| web::resource(p).default_service(web::to(super::error::method_not_allowed));
     cfg.service(resource("/demo/api/messages").route(web::post().to(write)))
         .service(resource("/demo/api/conversations/{id}").route(web::get().to(read)))
-        .service(resource("/demo/api/conversations/{id}/end").route(web::post().to(end)));
+        .service(resource("/demo/api/conversations/{id}/end").route(web::post().to(end)))
+        .service(resource("/demo/api/conversations/{id}/typing").route(web::post().to(typing)));
 }
 
 /// What the customer writes.
@@ -75,6 +76,13 @@ pub struct Write {
     /// The name agents see.
     pub name: String,
     pub text: String,
+}
+
+/// The customer types or stopped.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Typing {
+    pub on: bool,
 }
 
 /// `?after=SEQ`: only messages after this one.
@@ -103,7 +111,8 @@ impl CustomerView {
             messages: c
                 .transcript
                 .iter()
-                .filter(|m| m.seq > after)
+                // Internal notes are for the agents (issue 26 item 5).
+                .filter(|m| m.seq > after && m.for_customer())
                 .map(|m| {
                     let mut dto = MessageDto::from(m);
                     // The customer sees names, not the agents' ids.
@@ -276,6 +285,27 @@ pub async fn read(
     let customer = customer_of(&req)?;
     let c = own(&state, &customer, &path).await?;
     Ok(HttpResponse::Ok().json(CustomerView::of(&c, after.after)))
+}
+
+/// The customer types (`on: true`) or stopped: the agents in the conversation are told
+/// (the engine bounds how often). 204; an ended conversation is 409 `conversation_ended`.
+pub async fn typing(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Typing>,
+) -> Res {
+    let state = tenant_of(&app, &req)?;
+    let customer = customer_of(&req)?;
+    let c = own(&state, &customer, &path).await?;
+    state
+        .engine
+        .exec(Command::CustomerTyping {
+            conversation: c.id,
+            on: body.on,
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The customer ends the chat.

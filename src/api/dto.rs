@@ -266,6 +266,87 @@ pub struct QueueDto {
     /// A conversation accepted within this many ms of its arrival counts as answered
     /// within service level (the queue report); 60000 unless set.
     pub service_level_ms: u64,
+    /// Messages to waiting customers about their place in line; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_updates: Option<PlaceUpdatesDto>,
+}
+
+/// One channel's texts of place-in-line messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceTextsDto {
+    /// With an estimate: `{{position}}` and `{{wait_minutes}}`.
+    #[schema(max_length = 1000)]
+    pub text: String,
+    /// Without one (too few recent waits): `{{position}}` only.
+    #[schema(max_length = 1000)]
+    pub text_without_wait: String,
+}
+
+/// Messages to waiting customers with their place in line and an expected wait
+/// (docs/API-NOTES.md "The customer's place in line").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceUpdatesDto {
+    /// By channel: `default` (required), `messenger`, `rest`.
+    pub templates: std::collections::BTreeMap<String, PlaceTextsDto>,
+    /// A new message once the position moved by this many places (default 1).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub position_step: Option<u32>,
+    /// ... or the expected wait by this much (default 60000).
+    #[serde(default)]
+    pub wait_step_ms: Option<u64>,
+    /// And never more often than this per customer (default 30000, at least 5000).
+    #[serde(default)]
+    #[schema(minimum = 5000)]
+    pub min_interval_ms: Option<u64>,
+}
+
+impl From<&core::place::PlaceUpdates> for PlaceUpdatesDto {
+    fn from(p: &core::place::PlaceUpdates) -> Self {
+        PlaceUpdatesDto {
+            templates: p
+                .templates
+                .iter()
+                .map(|(k, t)| {
+                    (
+                        k.clone(),
+                        PlaceTextsDto {
+                            text: t.text.clone(),
+                            text_without_wait: t.text_without_wait.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            position_step: Some(p.position_step),
+            wait_step_ms: Some(p.wait_step_ms),
+            min_interval_ms: Some(p.min_interval_ms),
+        }
+    }
+}
+
+impl From<PlaceUpdatesDto> for core::place::PlaceUpdates {
+    fn from(p: PlaceUpdatesDto) -> Self {
+        core::place::PlaceUpdates {
+            templates: p
+                .templates
+                .into_iter()
+                .map(|(k, t)| {
+                    (
+                        k,
+                        core::place::PlaceTexts {
+                            text: t.text,
+                            text_without_wait: t.text_without_wait,
+                        },
+                    )
+                })
+                .collect(),
+            position_step: p.position_step.unwrap_or(1),
+            wait_step_ms: p.wait_step_ms.unwrap_or(60_000),
+            min_interval_ms: p.min_interval_ms.unwrap_or(30_000),
+        }
+    }
 }
 
 /// A queue's bound on waiting conversations (not yet offered): a customer who would open
@@ -412,6 +493,10 @@ pub struct PatchQueue {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>, nullable, minimum = 1, maximum = 86400000)]
     pub service_level_ms: Option<Option<u64>>,
+    /// Messages about the customer's place in line; null: none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<PlaceUpdatesDto>, nullable)]
+    pub place_updates: Option<Option<PlaceUpdatesDto>>,
 }
 
 /// A field of a `PATCH` that is present, its value `null` or not (absent is `None`, by
@@ -475,6 +560,7 @@ impl From<&QueueStats> for QueueDto {
             hours: q.hours.as_deref().map(HoursDto::from),
             wait_limit: q.wait_limit.as_ref().map(WaitLimitDto::from),
             service_level_ms: q.service_level_ms,
+            place_updates: q.place_updates.as_deref().map(PlaceUpdatesDto::from),
         }
     }
 }
@@ -580,16 +666,20 @@ pub struct OfferDto {
     pub expires_at: DateTime<Utc>,
     /// The agent that transferred or invited (transfer and conference offers).
     pub from_agent: Option<String>,
+    /// The note of the transfer or conference request that led to this offer, if any.
+    pub note: Option<String>,
 }
 
-impl From<&Offer> for OfferDto {
-    fn from(o: &Offer) -> Self {
+impl OfferDto {
+    /// Offer `o` of conversation `c` (whose request's note it shows).
+    pub fn of(c: &Conversation, o: &Offer) -> Self {
         OfferDto {
             agent: o.agent.clone(),
             kind: o.kind.into(),
             offered_at: time(o.offered_at),
             expires_at: time(o.expires_at),
             from_agent: o.from_agent.clone(),
+            note: c.handoff_note.clone(),
         }
     }
 }
@@ -623,6 +713,10 @@ pub struct MessageDto {
     /// A customer text longer than the engine's bound, kept cut at the bound.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// An internal note: written by an agent for the agents, never sent to the customer
+    /// (left out when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
 }
 
 /// A Messenger attachment as agents see it.
@@ -683,6 +777,7 @@ impl From<&Message> for MessageDto {
             delivery: m.delivery.map(Into::into),
             delivery_error: m.delivery_error.clone(),
             truncated: m.truncated,
+            internal: m.internal,
         }
     }
 }
@@ -738,7 +833,7 @@ impl From<&Conversation> for ConversationDto {
             customer: (&c.customer).into(),
             owner: c.owner.clone(),
             guest: c.guest.clone(),
-            offer: c.offer.as_ref().map(OfferDto::from),
+            offer: c.offer.as_ref().map(|o| OfferDto::of(c, o)),
             received_at: time(c.received_at),
             ended_reason: c.ended_reason.clone(),
             ended_at: c.ended_at.map(time),
@@ -827,6 +922,9 @@ pub struct CreateQueue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 86400000)]
     pub service_level_ms: Option<u64>,
+    /// Messages to waiting customers about their place in line; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_updates: Option<PlaceUpdatesDto>,
 }
 
 /// `POST /api/v1/entry-points`.
@@ -991,6 +1089,14 @@ pub struct SendText {
     pub text: String,
 }
 
+/// `POST /api/v1/conversations/{id}/typing`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTyping {
+    /// Typing now (true) or stopped (false).
+    pub on: bool,
+}
+
 /// `POST /api/v1/conversations/{id}/transfer`: exactly one of `agent` and `queue`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -999,6 +1105,11 @@ pub struct Transfer {
     pub agent: Option<String>,
     #[serde(default)]
     pub queue: Option<String>,
+    /// For the receiving agent: shown in its offer, and kept in the transcript as an
+    /// internal note. At most 1,000 characters (else 400 `note_too_long`); empty is none.
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
 }
 
 /// `POST /api/v1/conversations/{id}/conference`.
@@ -1006,6 +1117,10 @@ pub struct Transfer {
 #[serde(deny_unknown_fields)]
 pub struct Invite {
     pub agent: String,
+    /// For the invited agent, as a transfer's `note`.
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
 }
 
 /// `POST /api/v1/conversations/{id}/wrapup`.

@@ -25,11 +25,13 @@
 //! - [`supervisor`]: supervisor accounts, presence control, the audit trail, and the
 //!   supervisors' live socket with its hub.
 //! - [`reports`]: the records of complete conversations (`/api/v1/reports/*`).
+//! - [`canned`]: canned responses (`/api/v1/canned-responses`).
 //! - [`tenants`]: the operator's tenant API (`api.operator_token`).
 //! - [`demo`]: the demo customer's narrow API (`/demo/api/*`, off with `demo.customer_page`).
 
 pub mod attachments;
 pub mod auth;
+pub mod canned;
 pub mod demo;
 pub mod dto;
 pub mod error;
@@ -265,6 +267,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 hours: q.hours.clone().map(std::sync::Arc::new),
                 wait_limit: q.wait_limit.clone(),
                 service_level_ms: q.service_level_ms,
+                place_updates: None,
             })
             .await;
         ignore_existing(created.map(|_| ()))?;
@@ -411,6 +414,7 @@ fn build(
             .configure(routes)
             .configure(supervisor::routes)
             .configure(reports::routes)
+            .configure(canned::routes)
             .configure(tenants::routes)
             .configure(pages::desktop_routes)
             .configure(|cfg| {
@@ -525,6 +529,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/v1/conversations/{id}/priority").route(web::put().to(set_priority)))
     .service(resource("/api/v1/conversations/{id}/accept").route(web::post().to(accept)))
     .service(resource("/api/v1/conversations/{id}/messages").route(web::post().to(send_message)))
+    .service(resource("/api/v1/conversations/{id}/notes").route(web::post().to(add_note)))
+    .service(resource("/api/v1/conversations/{id}/typing").route(web::post().to(typing)))
     .service(resource("/api/v1/conversations/{id}/attachments").route(web::post().to(attachments::send_attachment)))
     .service(resource("/files/{id}/{name}").route(web::get().to(attachments::get_file)))
     .service(resource("/api/v1/conversations/{id}/transfer").route(web::post().to(transfer)))

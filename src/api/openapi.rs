@@ -9,6 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::attachments;
+use super::canned;
 use super::dto::*;
 use super::error::{ErrorBody, ErrorDetail};
 use super::reports;
@@ -55,6 +56,8 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         rest::accept,
         rest::send_message,
         attachments::send_attachment,
+        rest::add_note,
+        rest::typing,
         rest::transfer,
         rest::conference,
         rest::exit_conference,
@@ -87,6 +90,11 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         reports::conversations,
         reports::queues,
         reports::agents,
+        canned::create,
+        canned::list,
+        canned::get,
+        canned::patch,
+        canned::delete,
     ),
     components(schemas(
         ErrorBody,
@@ -121,6 +129,11 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         reports::QueuesReportDto,
         reports::AgentReportDto,
         reports::AgentsReportDto,
+        canned::CannedResponseDto,
+        PlaceUpdatesDto,
+        PlaceTextsDto,
+        canned::CreateCannedResponse,
+        canned::PatchCannedResponse,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -133,6 +146,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         (name = "reference", description = "Configured wrap-up reasons and idle codes"),
         (name = "desktop", description = "The agent desktop WebSocket"),
         (name = "supervisors", description = "Supervisors: accounts, agents' presence set for them, the audit trail, the live socket"),
+        (name = "canned responses", description = "Texts agents insert by a short code, with placeholders"),
         (name = "reports", description = "How the centre did: records of complete conversations"),
         (name = "operations", description = "Health, metrics and backup"),
     )

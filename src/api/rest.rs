@@ -78,6 +78,7 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             hours: body.hours.map(|h| std::sync::Arc::new(h.into())),
             wait_limit: body.wait_limit.map(Into::into),
             service_level_ms: body.service_level_ms,
+            place_updates: body.place_updates.map(Into::into),
         })
         .await?
     {
@@ -135,10 +136,10 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
     caller.admin()?;
     let queue = id(&path)?.to_string();
     let b = body.into_inner();
-    if b.hours.is_none() && b.wait_limit.is_none() && b.service_level_ms.is_none() {
+    if b.hours.is_none() && b.wait_limit.is_none() && b.service_level_ms.is_none() && b.place_updates.is_none() {
         return Err(ApiError::bad_request(
             "invalid_input",
-            "give hours, wait_limit or service_level_ms (a value, or null)",
+            "give hours, wait_limit, service_level_ms or place_updates (a value, or null)",
         ));
     }
     match state
@@ -148,6 +149,7 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
             hours: b.hours.map(|h| h.map(|h| std::sync::Arc::new(h.into()))),
             wait_limit: b.wait_limit.map(|l| l.map(Into::into)),
             service_level_ms: b.service_level_ms,
+            place_updates: b.place_updates.map(|p| p.map(Into::into)),
         })
         .await?
     {
@@ -595,6 +597,55 @@ pub async fn send_message(state: Tenanted, caller: Caller, path: web::Path<Strin
     }
 }
 
+/// Typing: with the admin token as the customer (the agents in the conversation see it),
+/// with an agent's as that agent (a Messenger customer sees it), as the desktop's `typing`.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/typing", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")), request_body = SetTyping,
+    responses(
+        (status = 204, description = "Taken (told within the engine's bound on how often)"),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "A supervisor, or an agent not in it", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+        (status = 409, description = "Ended", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn typing(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<SetTyping>) -> Res {
+    let cid = id(&path)?;
+    let cmd = Command::typing(&caller, cid, body.into_inner().on).map_err(EngineError::from)?;
+    state.engine.exec(cmd).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Adds an internal note: for the agents, never sent to the customer
+/// (docs/API-NOTES.md "Internal notes").
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/notes", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")), request_body = SendText,
+    responses(
+        (status = 201, description = "The note as the transcript keeps it (`internal: true`)", body = MessageDto),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Not an agent in it, or not an agent", body = ErrorBody),
+        (status = 404, description = "Unknown conversation", body = ErrorBody),
+        (status = 409, description = "Ended (and no wrap-up owed by the caller)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn add_note(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<SendText>) -> Res {
+    let agent = caller.agent()?;
+    let cid = id(&path)?;
+    let cmd = Command::AddNote {
+        agent: agent.into(),
+        conversation: cid.into(),
+        text: body.into_inner().text,
+    };
+    match state.engine.exec(cmd).await? {
+        Reply::Message(m) => Ok(HttpResponse::Created().json(MessageDto::from(&m))),
+        r => Err(unexpected("message", &r)),
+    }
+}
+
 /// Transfers to an agent or a queue; the caller leaves at once and owes a wrap-up.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations",
     params(("id" = String, Path, description = "Conversation id")), request_body = Transfer,
@@ -611,10 +662,14 @@ pub async fn send_message(state: Tenanted, caller: Caller, path: web::Path<Strin
 pub async fn transfer(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<Transfer>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
-    let Transfer { agent: target, queue } = body.into_inner();
+    let Transfer {
+        agent: target,
+        queue,
+        note,
+    } = body.into_inner();
     let c = match state
         .engine
-        .exec(Command::transfer(agent.into(), cid.into(), target, queue)?)
+        .exec(Command::transfer(agent.into(), cid.into(), target, queue, note)?)
         .await?
     {
         Reply::Conversation(c) => c,
@@ -639,10 +694,12 @@ pub async fn transfer(state: Tenanted, caller: Caller, path: web::Path<String>, 
 pub async fn conference(state: Tenanted, caller: Caller, path: web::Path<String>, body: web::Json<Invite>) -> Res {
     let agent = caller.agent()?;
     let cid = id(&path)?;
+    let Invite { agent: target, note } = body.into_inner();
     let cmd = Command::Conference {
         agent: agent.into(),
         conversation: cid.into(),
-        target: body.into_inner().agent,
+        target,
+        note,
     };
     match state.engine.exec(cmd).await? {
         Reply::Conversation(c) => Ok(HttpResponse::Accepted().json(ConversationDto::from(&*c))),

@@ -105,6 +105,12 @@ pub enum ServerEvent {
         conversation_id: String,
         reasons: Vec<CodeDto>,
     },
+    /// The customer types (`on: true`, shown until `until`) or stopped (issue 26 item 8).
+    CustomerTyping {
+        conversation_id: String,
+        on: bool,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// The delivery state of an agent or system message to a Messenger customer changed.
     MessageStatus {
         conversation_id: String,
@@ -138,6 +144,8 @@ pub struct OfferEvent {
     pub expires_at: chrono::DateTime<chrono::Utc>,
     /// The agent that transferred or invited (transfer and conference offers).
     pub from_agent: Option<String>,
+    /// The note of the transfer or conference request, for this agent (issue 26 item 5).
+    pub note: Option<String>,
 }
 
 impl OfferEvent {
@@ -155,6 +163,7 @@ impl OfferEvent {
             offered_at: time(offer.offered_at),
             expires_at: time(offer.expires_at),
             from_agent: offer.from_agent.clone(),
+            note: c.handoff_note.clone(),
         }
     }
 }
@@ -220,6 +229,15 @@ impl From<&AgentEvent> for ServerEvent {
                 conversation_id: conversation.clone(),
                 reasons: reasons.iter().map(CodeDto::from).collect(),
             },
+            AgentEvent::CustomerTyping {
+                conversation,
+                on,
+                until,
+            } => ServerEvent::CustomerTyping {
+                conversation_id: conversation.clone(),
+                on: *on,
+                until: until.map(time),
+            },
             AgentEvent::MessageStatus {
                 conversation,
                 seq,
@@ -263,17 +281,26 @@ pub enum DesktopCommand {
         conversation_id: String,
         text: String,
     },
-    /// Exactly one of `agent` and `queue`.
+    /// An internal note, as `POST /api/v1/conversations/{id}/notes`.
+    Note {
+        conversation_id: String,
+        text: String,
+    },
+    /// Exactly one of `agent` and `queue`; `note` as REST's.
     Transfer {
         conversation_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         queue: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     Conference {
         conversation_id: String,
         agent: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     ExitConference {
         conversation_id: String,
@@ -319,18 +346,26 @@ impl DesktopCommand {
                 conversation: conversation_id,
                 text,
             },
+            DesktopCommand::Note { conversation_id, text } => Command::AddNote {
+                agent,
+                conversation: conversation_id,
+                text,
+            },
             DesktopCommand::Transfer {
                 conversation_id,
                 agent: target,
                 queue,
-            } => Command::transfer(agent, conversation_id, target, queue)?,
+                note,
+            } => Command::transfer(agent, conversation_id, target, queue, note)?,
             DesktopCommand::Conference {
                 conversation_id,
                 agent: target,
+                note,
             } => Command::Conference {
                 agent,
                 conversation: conversation_id,
                 target,
+                note,
             },
             DesktopCommand::ExitConference { conversation_id } => Command::ExitConference {
                 agent,
@@ -374,6 +409,7 @@ impl DesktopCommand {
             DesktopCommand::SetState { .. } => None,
             DesktopCommand::Accept { conversation_id }
             | DesktopCommand::Send { conversation_id, .. }
+            | DesktopCommand::Note { conversation_id, .. }
             | DesktopCommand::Transfer { conversation_id, .. }
             | DesktopCommand::Conference { conversation_id, .. }
             | DesktopCommand::ExitConference { conversation_id }

@@ -82,6 +82,7 @@ fn floor_with_agent(password: Option<&str>) -> Floor {
             hours: None,
             wait_limit: None,
             service_level_ms: None,
+            place_updates: None,
         },
         T0,
     )

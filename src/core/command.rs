@@ -12,7 +12,7 @@
 
 use super::conversation::{Attachment, Channel, Conversation, Customer, Message};
 use super::event::{Outbound, OutboxOutcome};
-use super::floor::{FinishedAct, Floor};
+use super::floor::{handoff_note, FinishedAct, Floor};
 use super::queue::{EntryPoint, Queue};
 use super::routing::{LastOwner, Opening, Skills, Step};
 use super::supervisor::{Supervisor, SupervisorId};
@@ -35,6 +35,8 @@ pub enum Command {
         wait_limit: Option<super::queue::WaitLimit>,
         /// The service level threshold (`None`: the default).
         service_level_ms: Option<u64>,
+        /// Messages to waiting customers about their place in line (`None`: none).
+        place_updates: Option<super::place::PlaceUpdates>,
     },
     /// A queue's settings changed: each `Some` replaces one (`Some(None)` removes it),
     /// `None` leaves it as it is. They apply to the next customer who writes.
@@ -43,6 +45,7 @@ pub enum Command {
         hours: Option<Option<std::sync::Arc<super::hours::Hours>>>,
         wait_limit: Option<Option<super::queue::WaitLimit>>,
         service_level_ms: Option<Option<u64>>,
+        place_updates: Option<Option<super::place::PlaceUpdates>>,
     },
     CreateEntryPoint(EntryPoint),
     /// The tenant's limits, as the registry holds them (../shared/API.md "Tenants"): set
@@ -125,6 +128,11 @@ pub enum Command {
     CustomerEnd {
         conversation: ConversationId,
     },
+    /// The customer types (`on`) or stopped (issue 26 item 8): told to the agents in it.
+    CustomerTyping {
+        conversation: ConversationId,
+        on: bool,
+    },
     Accept {
         agent: AgentId,
         conversation: ConversationId,
@@ -134,20 +142,32 @@ pub enum Command {
         conversation: ConversationId,
         text: String,
     },
+    /// An internal note by an agent (issue 26 item 5): in the transcript, never sent.
+    AddNote {
+        agent: AgentId,
+        conversation: ConversationId,
+        text: String,
+    },
     TransferToAgent {
         agent: AgentId,
         conversation: ConversationId,
         target: AgentId,
+        /// Shown in the receiving agent's offer; checked by [`super::floor::handoff_note`].
+        note: Option<String>,
     },
     TransferToQueue {
         agent: AgentId,
         conversation: ConversationId,
         queue: QueueId,
+        /// Shown in the offers of the conversation from the new queue.
+        note: Option<String>,
     },
     Conference {
         agent: AgentId,
         conversation: ConversationId,
         target: AgentId,
+        /// Shown in the invited agent's offer.
+        note: Option<String>,
     },
     ExitConference {
         agent: AgentId,
@@ -212,6 +232,20 @@ pub enum Command {
         customer: String,
         name: String,
     },
+    /// Creates a canned response (issue 26 item 4).
+    CreateCannedResponse(super::canned::CannedResponse),
+    /// Changes a canned response: each `Some` replaces a field (`queue: Some(None)`
+    /// makes it tenant-wide).
+    UpdateCannedResponse {
+        id: String,
+        code: Option<String>,
+        text: Option<String>,
+        queue: Option<Option<QueueId>>,
+    },
+    /// Deletes a canned response.
+    DeleteCannedResponse {
+        id: String,
+    },
     /// Creates a supervisor (../shared/API.md "Supervisor"); `credential` is its token's hash.
     CreateSupervisor {
         id: SupervisorId,
@@ -246,6 +280,7 @@ pub enum Reply {
     ConversationId(ConversationId),
     Message(Message),
     Supervisor(Box<Supervisor>),
+    CannedResponse(Box<super::canned::CannedResponse>),
     /// A session was opened for this account, held by `name`.
     SignedIn {
         account: AccountRef,
@@ -281,6 +316,7 @@ impl Reply {
             Reply::ConversationId(_) => "conversation_id",
             Reply::Message(_) => "message",
             Reply::Supervisor(_) => "supervisor",
+            Reply::CannedResponse(_) => "canned_response",
             Reply::SignedIn { .. } => "signed_in",
         }
     }
@@ -315,6 +351,8 @@ pub struct QueueStats {
     pub wait_limit: Option<super::queue::WaitLimit>,
     /// The service level threshold in force.
     pub service_level_ms: u64,
+    /// Messages to waiting customers about their place in line.
+    pub place_updates: Option<std::sync::Arc<super::place::PlaceUpdates>>,
 }
 
 /// Who is asking, as far as the core's rules care.
@@ -353,8 +391,10 @@ impl Command {
             Command::CustomerMessage { .. } => "customer_message",
             Command::CustomerReply { .. } => "customer_reply",
             Command::CustomerEnd { .. } => "customer_end",
+            Command::CustomerTyping { .. } => "customer_typing",
             Command::Accept { .. } => "accept",
             Command::Send { .. } => "send",
+            Command::AddNote { .. } => "add_note",
             Command::TransferToAgent { .. } => "transfer_to_agent",
             Command::TransferToQueue { .. } => "transfer_to_queue",
             Command::Conference { .. } => "conference",
@@ -368,6 +408,9 @@ impl Command {
             Command::OutboxReport { .. } => "outbox_report",
             Command::SetCustomerName { .. } => "set_customer_name",
             Command::CreateSupervisor { .. } => "create_supervisor",
+            Command::CreateCannedResponse(_) => "create_canned_response",
+            Command::UpdateCannedResponse { .. } => "update_canned_response",
+            Command::DeleteCannedResponse { .. } => "delete_canned_response",
             Command::SetStateFor { .. } => "set_state_for",
         }
     }
@@ -382,7 +425,9 @@ impl Command {
             Command::Wrapup { agent, .. } => FinishedAct::Wrapup { agent: agent.clone() },
             Command::CustomerReply { .. }
             | Command::CustomerEnd { .. }
+            | Command::CustomerTyping { .. }
             | Command::Send { .. }
+            | Command::AddNote { .. }
             | Command::TransferToAgent { .. }
             | Command::TransferToQueue { .. }
             | Command::Conference { .. }
@@ -410,6 +455,9 @@ impl Command {
             | Command::OutboxReport { .. }
             | Command::SetCustomerName { .. }
             | Command::CreateSupervisor { .. }
+            | Command::CreateCannedResponse(_)
+            | Command::UpdateCannedResponse { .. }
+            | Command::DeleteCannedResponse { .. }
             | Command::SetStateFor { .. } => return None,
         })
     }
@@ -436,23 +484,45 @@ impl Command {
         })
     }
 
+    /// `by` types in `conversation` (`on`) or stopped: the admin as the customer (told to
+    /// the agents in it), an agent as itself (a Messenger customer sees it as a sender
+    /// action). A supervisor types as nobody (403).
+    pub fn typing(by: &Principal, conversation: &str, on: bool) -> Result<Command, CoreError> {
+        Ok(match by {
+            Principal::Admin => Command::CustomerTyping {
+                conversation: conversation.into(),
+                on,
+            },
+            Principal::Agent(a) => Command::Messenger(super::messenger::MessengerCommand::SenderAction {
+                agent: a.clone(),
+                conversation: conversation.into(),
+                typing: Some(on),
+            }),
+            Principal::Supervisor(s) => return Err(Principal::supervisor_may_not(s, "type in a conversation")),
+            Principal::Customer { .. } => return Err(Principal::customer_may_not("type here")),
+        })
+    }
+
     /// `agent` transfers `conversation` to exactly one of an agent and a queue.
     pub fn transfer(
         agent: AgentId,
         conversation: ConversationId,
         to_agent: Option<AgentId>,
         to_queue: Option<QueueId>,
+        note: Option<String>,
     ) -> Result<Command, CoreError> {
         match (to_agent, to_queue) {
             (Some(target), None) => Ok(Command::TransferToAgent {
                 agent,
                 conversation,
                 target,
+                note,
             }),
             (None, Some(queue)) => Ok(Command::TransferToQueue {
                 agent,
                 conversation,
                 queue,
+                note,
             }),
             _ => Err(CoreError::InvalidInput(
                 "name exactly one of `agent` and `queue`".into(),
@@ -511,8 +581,16 @@ impl Floor {
                 hours,
                 wait_limit,
                 service_level_ms,
+                place_updates,
             } => {
+                // Checked before anything changes.
+                if let Some(p) = &place_updates {
+                    p.check()?;
+                }
                 self.create_queue(&id, &name, routing_steps, hours, wait_limit, service_level_ms)?;
+                if place_updates.is_some() {
+                    self.set_place_updates(&id, place_updates, now)?;
+                }
                 Reply::Queue(self.queue_stats(&id, now).ok_or(CoreError::UnknownQueue(id))?)
             }
             Command::UpdateQueue {
@@ -520,8 +598,18 @@ impl Floor {
                 hours,
                 wait_limit,
                 service_level_ms,
+                place_updates,
             } => {
+                if let Some(Some(p)) = &place_updates {
+                    p.check()?;
+                }
+                if !self.queues().any(|q| q.id == queue) {
+                    return Err(CoreError::UnknownQueue(queue));
+                }
                 self.update_queue(&queue, hours, wait_limit, service_level_ms)?;
+                if let Some(p) = place_updates {
+                    self.set_place_updates(&queue, p, now)?;
+                }
                 Reply::Queue(self.queue_stats(&queue, now).ok_or(CoreError::UnknownQueue(queue))?)
             }
             Command::CreateEntryPoint(ep) => Reply::EntryPoint(self.create_entry_point(ep)?.clone()),
@@ -604,6 +692,10 @@ impl Floor {
                 self.customer_end(&conversation, now)?;
                 Reply::Done
             }
+            Command::CustomerTyping { conversation, on } => {
+                self.customer_typing(&conversation, on, now)?;
+                Reply::Done
+            }
             Command::Accept { agent, conversation } => {
                 self.accept(&agent, &conversation, now)?;
                 reply(self, &conversation)?
@@ -613,28 +705,39 @@ impl Floor {
                 conversation,
                 text,
             } => Reply::Message(self.agent_message(&agent, &conversation, &text, now)?),
+            Command::AddNote {
+                agent,
+                conversation,
+                text,
+            } => Reply::Message(self.add_note(&agent, &conversation, &text, now)?),
             Command::TransferToAgent {
                 agent,
                 conversation,
                 target,
+                note,
             } => {
-                self.transfer_to_agent(&agent, &conversation, &target, now)?;
+                let note = handoff_note(note)?;
+                self.transfer_to_agent(&agent, &conversation, &target, note, now)?;
                 reply(self, &conversation)?
             }
             Command::TransferToQueue {
                 agent,
                 conversation,
                 queue,
+                note,
             } => {
-                self.transfer_to_queue(&agent, &conversation, &queue, now)?;
+                let note = handoff_note(note)?;
+                self.transfer_to_queue(&agent, &conversation, &queue, note, now)?;
                 reply(self, &conversation)?
             }
             Command::Conference {
                 agent,
                 conversation,
                 target,
+                note,
             } => {
-                self.conference(&agent, &conversation, &target, now)?;
+                let note = handoff_note(note)?;
+                self.conference(&agent, &conversation, &target, note, now)?;
                 reply(self, &conversation)?
             }
             Command::ExitConference { agent, conversation } => {
@@ -729,6 +832,27 @@ impl Floor {
                 self.create_supervisor(&id, &name, Account::new(credential, password_hash))?
                     .clone(),
             )),
+            Command::CreateCannedResponse(response) => {
+                Reply::CannedResponse(Box::new(self.put_canned(response, true)?))
+            }
+            Command::UpdateCannedResponse { id, code, text, queue } => {
+                let mut response = self
+                    .canned()
+                    .get(&id)
+                    .cloned()
+                    .ok_or(CoreError::UnknownCannedResponse(id))?;
+                if code.is_none() && text.is_none() && queue.is_none() {
+                    return Err(CoreError::InvalidInput("give code, text or queue".into()));
+                }
+                response.code = code.unwrap_or(response.code);
+                response.text = text.unwrap_or(response.text);
+                response.queue = queue.unwrap_or(response.queue);
+                Reply::CannedResponse(Box::new(self.put_canned(response, false)?))
+            }
+            Command::DeleteCannedResponse { id } => {
+                self.delete_canned(&id)?;
+                Reply::Done
+            }
             Command::SetStateFor {
                 by,
                 agent,
@@ -786,6 +910,7 @@ impl Floor {
             hours: q.hours.clone(),
             wait_limit: q.wait_limit.clone(),
             service_level_ms: q.service_level_ms(),
+            place_updates: q.place_updates.clone(),
         }
     }
 
@@ -842,6 +967,7 @@ mod tests {
                 hours: None,
                 wait_limit: None,
                 service_level_ms: None,
+                place_updates: None,
             },
             T0,
         )
@@ -921,6 +1047,7 @@ mod tests {
                 hours: None,
                 wait_limit: None,
                 service_level_ms: None,
+                place_updates: None,
             },
             T0,
         ) {
@@ -936,6 +1063,7 @@ mod tests {
                     hours: None,
                     wait_limit: None,
                     service_level_ms: 60_000,
+                    place_updates: None,
                 }
             ),
             other => panic!("unexpected {other:?}"),
@@ -977,7 +1105,7 @@ mod tests {
         );
         assert!(matches!(message, Ok(Reply::Message(_))));
         match f.execute(
-            Command::transfer("a1".into(), c.clone(), None, Some("q".into())).unwrap(),
+            Command::transfer("a1".into(), c.clone(), None, Some("q".into()), None).unwrap(),
             T0,
         ) {
             Ok(Reply::Conversation(full)) => {
@@ -1012,7 +1140,7 @@ mod tests {
     #[test]
     fn a_transfer_names_exactly_one_target() {
         let t = |a: Option<&str>, q: Option<&str>| {
-            Command::transfer("a1".into(), "c-1".into(), a.map(Into::into), q.map(Into::into))
+            Command::transfer("a1".into(), "c-1".into(), a.map(Into::into), q.map(Into::into), None)
         };
         assert!(matches!(t(Some("a2"), None), Ok(Command::TransferToAgent { target, .. }) if target == "a2"));
         assert!(matches!(t(None, Some("q2")), Ok(Command::TransferToQueue { queue, .. }) if queue == "q2"));

@@ -150,6 +150,9 @@ pub struct Message {
     /// When the Send API's request that carried it (its last part) started: delivery and
     /// read watermarks at or after it cover it.
     pub sent_at: Option<Millis>,
+    /// An internal note (issue 26 item 5): written by an agent for the agents, shown
+    /// marked as internal wherever it shows, and never sent to the customer's channel.
+    pub internal: bool,
 }
 
 impl Message {
@@ -165,7 +168,14 @@ impl Message {
             delivery_error: None,
             truncated: false,
             sent_at: None,
+            internal: false,
         }
+    }
+
+    /// Whether the customer sees this message (its own, and what agents and the system
+    /// said to it): every message but internal notes.
+    pub fn for_customer(&self) -> bool {
+        !self.internal
     }
 }
 
@@ -261,6 +271,9 @@ pub struct Conversation {
     pub routing: RoutingState,
     /// What its record will need (`report.rs`): arrival, queues, agents and their time.
     pub history: super::report::History,
+    /// The note of the last transfer or conference request (issue 26 item 5): shown in
+    /// the offers of it until an agent accepts one.
+    pub handoff_note: Option<String>,
 }
 
 /// Where a conversation is in its routing (../shared/SPEC.md "Routing depth").

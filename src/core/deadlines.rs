@@ -27,6 +27,7 @@ enum Slot {
     Wrapup(String, String),
     Route(String),
     Inactivity(String),
+    Places(String),
 }
 
 impl Slot {
@@ -36,6 +37,7 @@ impl Slot {
             Timer::Wrapup { agent, conversation } => Slot::Wrapup(agent.clone(), conversation.clone()),
             Timer::Route { conversation } => Slot::Route(conversation.clone()),
             Timer::Inactivity { conversation } => Slot::Inactivity(conversation.clone()),
+            Timer::Places { queue } => Slot::Places(queue.clone()),
         }
     }
 }
@@ -56,6 +58,11 @@ impl Deadlines {
             self.order.remove(&(old, slot.clone()));
         }
         self.order.insert((at, slot));
+    }
+
+    /// Whether `timer`'s slot has a deadline armed.
+    pub fn is_armed(&self, timer: &Timer) -> bool {
+        self.armed.contains_key(&Slot::of(timer))
     }
 
     /// Cancels the deadline of `timer`'s slot, if one is armed.

@@ -116,6 +116,12 @@ pub enum CoreError {
     /// One more of something a tenant's limit (or `server.max_tenants`) bounds.
     #[error("the limit {limit} ({max}) is reached")]
     TenantLimit { limit: &'static str, max: u32 },
+    /// A transfer or conference note longer than the engine's bound (issue 26 item 5).
+    #[error("the note is longer than {max} characters")]
+    NoteTooLong { max: usize },
+    /// A canned response id the tenant does not have (issue 26 item 4).
+    #[error("unknown canned response {0}")]
+    UnknownCannedResponse(String),
 }
 
 impl CoreError {
@@ -133,8 +139,10 @@ impl CoreError {
             | CoreError::UnknownConversation(_)
             | CoreError::UnknownPage(_)
             | CoreError::UnknownSupervisor(_)
-            | CoreError::UnknownTenant(_) => ErrorKind::NotFound,
+            | CoreError::UnknownTenant(_)
+            | CoreError::UnknownCannedResponse(_) => ErrorKind::NotFound,
             CoreError::InvalidInput(_)
+            | CoreError::NoteTooLong { .. }
             | CoreError::UnknownWrapupReason(_)
             | CoreError::UnknownIdleCode(_)
             | CoreError::StateNotSettable(_) => ErrorKind::BadRequest,
@@ -196,6 +204,8 @@ mod tests {
                 "unknown_tenant",
                 "tenant_not_empty",
                 "tenant_limit",
+                "note_too_long",
+                "unknown_canned_response",
             ]
         );
     }

@@ -84,6 +84,12 @@ pub enum AgentEvent {
         conversation: ConversationId,
         reasons: Arc<Vec<Code>>,
     },
+    /// The customer types (`on`) or stopped (issue 26 item 8); shown until `until`.
+    CustomerTyping {
+        conversation: ConversationId,
+        on: bool,
+        until: Option<Millis>,
+    },
     /// The delivery state of an outbound message changed (../shared/API.md `message_status`).
     MessageStatus {
         conversation: ConversationId,
@@ -168,6 +174,8 @@ pub enum Timer {
     Route { conversation: ConversationId },
     /// The customer-inactivity deadline of an active conversation (a new one replaces it).
     Inactivity { conversation: ConversationId },
+    /// The next sweep of a queue's place-in-line messages (`place.rs`); one per queue.
+    Places { queue: QueueId },
 }
 
 /// Something the shell must do.
@@ -294,6 +302,10 @@ pub enum Change {
         conversation: ConversationId,
         text: String,
     },
+    /// A canned response, whole (made or changed).
+    CannedResponse(Box<super::canned::CannedResponse>),
+    /// A canned response was deleted.
+    CannedResponseRemoved(String),
 }
 
 /// An agent or system message on its way to a Messenger customer: one outbox entry. The

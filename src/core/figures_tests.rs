@@ -402,7 +402,7 @@ mod scripted_day {
         d.ok(r);
         let r = d.f.wrapup("a2", "c-1", "resolved", T + 16 * MIN);
         d.ok(r);
-        let r = d.f.transfer_to_queue("a1", "c-3", "q2", T + 20 * MIN);
+        let r = d.f.transfer_to_queue("a1", "c-3", "q2", None, T + 20 * MIN);
         d.ok(r);
         let r = d.f.accept("a3", "c-3", T + 20 * MIN + 30 * S).map(|_| ());
         d.ok(r);

@@ -203,6 +203,15 @@ pub struct Floor {
     /// The tenant's limits (`tenant.rs`): set by the shell from the durable registry at
     /// start and on every change ([`Command::SetLimits`]), not durable here.
     limits: super::tenant::TenantLimits,
+    /// The tenant's canned responses (`canned.rs`).
+    canned: super::canned::CannedResponses,
+    /// When the customer of each conversation was last told to be typing (`typing.rs`):
+    /// not durable; an entry goes with the typing or the conversation's end.
+    customer_typing: FastMap<ConversationId, Millis>,
+    /// What each waiting customer was last told of its place in line, and each queue's
+    /// recent waits (`place.rs`): not durable.
+    place_told: FastMap<ConversationId, super::place::Told>,
+    recent_waits: FastMap<QueueId, super::place::RecentWaits>,
 }
 
 /// A command on a conversation the floor no longer holds because it is finished; what
@@ -282,6 +291,19 @@ impl Floor {
     /// core's other modules (Messenger, supervision, accounts).
     pub(super) fn journal(&mut self) -> &mut Journal {
         &mut self.journal
+    }
+
+    /// The canned responses (`canned.rs`).
+    pub(crate) fn canned(&self) -> &super::canned::CannedResponses {
+        &self.canned
+    }
+    pub(super) fn canned_mut(&mut self) -> &mut super::canned::CannedResponses {
+        &mut self.canned
+    }
+
+    /// Rebuilds the canned responses from the store (after [`Floor::restore`]).
+    pub fn restore_canned(&mut self, list: Vec<super::canned::CannedResponse>) {
+        self.canned = super::canned::CannedResponses::restore(list);
     }
 
     /// The supervisors and the audit log (`supervisor.rs`).
@@ -532,12 +554,18 @@ fn next_routing_deadline(c: &Conversation) -> Option<Millis> {
 
 mod admin;
 mod lifecycle;
+mod notes;
+mod place;
 mod restore;
 mod route;
 mod timers;
+mod typing;
 mod validate;
 
 use validate::{check_id, check_name, check_text};
+
+pub use notes::{handoff_note, MAX_HANDOFF_NOTE_CHARS};
+pub use typing::{CUSTOMER_TYPING_REPEAT_MS, CUSTOMER_TYPING_SHOWN_MS};
 
 #[cfg(test)]
 #[path = "floor_routing_tests.rs"]

@@ -74,6 +74,7 @@ fn floor(rules: Rules) -> Floor {
                 hours: None,
                 wait_limit: None,
                 service_level_ms: None,
+                place_updates: None,
             },
             0,
         )
@@ -233,6 +234,7 @@ fn check(mut f: Floor, rows: &[(Op, &str)]) {
                 agent: owner(&f, u),
                 conversation: id(&f, u),
                 queue: q.into(),
+                note: None,
             }),
             Skills(a, s) => Some(Command::SetSkills {
                 agent: a.into(),

@@ -157,9 +157,9 @@ fn check_with(mut f: Floor, rows: &[(Op, &str)]) {
                 assert_eq!(f.overdue(now), Vec::<Timer>::new(), "a deadline the table missed");
                 Ok(())
             }
-            TransferTo(a, c, t) => f.transfer_to_agent(a, c, t, now),
-            TransferToQueue(a, c, q) => f.transfer_to_queue(a, c, q, now),
-            Conference(a, c, t) => f.conference(a, c, t, now),
+            TransferTo(a, c, t) => f.transfer_to_agent(a, c, t, None, now),
+            TransferToQueue(a, c, q) => f.transfer_to_queue(a, c, q, None, now),
+            Conference(a, c, t) => f.conference(a, c, t, None, now),
             Exit(a, c) => f.exit_conference(a, c, now),
             EndConference(a, c) => f.end_conference(a, c, now),
             End(a, c) => f.end(a, c, now),

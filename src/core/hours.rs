@@ -417,6 +417,7 @@ mod tests {
                     hours: hours.map(std::sync::Arc::new),
                     wait_limit: None,
                     service_level_ms: None,
+                    place_updates: None,
                 },
                 t0,
             )
@@ -545,6 +546,7 @@ mod tests {
                     hours: Some(Some(std::sync::Arc::new(closing))),
                     wait_limit: None,
                     service_level_ms: None,
+                    place_updates: None,
                 },
                 at(EVENING),
             ) {
@@ -563,6 +565,7 @@ mod tests {
                     )))),
                     wait_limit: None,
                     service_level_ms: None,
+                    place_updates: None,
                 },
                 at(EVENING),
             );
@@ -573,6 +576,7 @@ mod tests {
                     hours: Some(None),
                     wait_limit: None,
                     service_level_ms: None,
+                    place_updates: None,
                 },
                 at(EVENING),
             );
@@ -588,6 +592,7 @@ mod tests {
                     hours: Some(None),
                     wait_limit: None,
                     service_level_ms: None,
+                    place_updates: None,
                 },
                 at(EVENING),
             )
@@ -611,6 +616,7 @@ mod tests {
                     hours: None,
                     wait_limit: Some(Some(limit.clone())),
                     service_level_ms: None,
+                    place_updates: None,
                 },
                 at(MORNING),
             )
@@ -624,6 +630,7 @@ mod tests {
                         reply: "x".into(),
                     })),
                     service_level_ms: None,
+                    place_updates: None,
                 },
                 at(MORNING),
             );
@@ -657,6 +664,7 @@ mod tests {
                     }))),
                     wait_limit: None,
                     service_level_ms: None,
+                    place_updates: None,
                 },
                 at(EVENING),
             )

@@ -178,6 +178,7 @@ mod tests {
             transcript: Vec::new(),
             routing: Default::default(),
             history: Default::default(),
+            handoff_note: None,
         };
         let author = Author {
             kind: AuthorKind::System,

@@ -1242,6 +1242,7 @@ mod tests {
                 hours: None,
                 wait_limit: None,
                 service_level_ms: None,
+                place_updates: None,
             },
         );
         run(
@@ -1814,6 +1815,7 @@ mod tests {
                     agent: "a1".into(),
                     conversation: c.clone(),
                     target: "a2".into(),
+                    note: None,
                 },
             );
             f.take_changes();

@@ -16,6 +16,7 @@
 
 pub mod accounts;
 pub mod agent;
+pub mod canned;
 pub mod command;
 pub mod conversation;
 pub mod deadlines;
@@ -28,6 +29,7 @@ pub mod invariants;
 pub mod journal;
 pub mod limits;
 pub mod messenger;
+pub mod place;
 pub mod queue;
 pub mod report;
 pub mod routing;

@@ -38,6 +38,10 @@ pub struct Queue {
     /// [`crate::core::figures::DEFAULT_SERVICE_LEVEL_MS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_level_ms: Option<u64>,
+    /// Messages to waiting customers about their place in line (`None`: none; issue 26
+    /// item 2, `place.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_updates: Option<std::sync::Arc<super::place::PlaceUpdates>>,
 }
 
 /// A queue's bound on waiting conversations: a customer who would open one more while
@@ -79,6 +83,7 @@ impl Queue {
             hours: None,
             wait_limit: None,
             service_level_ms: None,
+            place_updates: None,
         }
     }
 
@@ -93,6 +98,7 @@ impl Queue {
             hours: self.hours.clone(),
             wait_limit: self.wait_limit.clone(),
             service_level_ms: self.service_level_ms,
+            place_updates: self.place_updates.clone(),
         }
     }
 

@@ -86,7 +86,7 @@ fn a_transferred_conversation_is_recorded_whole_with_its_last_wrapup() {
     );
     ok(f.accept("a2", "c-1", 3500));
     ok(f.agent_message("a2", "c-1", "how can I help?", 4000));
-    ok(f.transfer_to_agent("a2", "c-1", "a3", 5000));
+    ok(f.transfer_to_agent("a2", "c-1", "a3", None, 5000));
     ok(f.accept("a3", "c-1", 5200));
     ok(f.agent_message("a3", "c-1", "a3 here", 5300));
     ok(f.wrapup("a2", "c-1", "escalated", 6000));
@@ -172,7 +172,7 @@ fn every_change_of_the_history_is_written() {
     step(&mut f, "first reply");
     ok(f.agent_message("a2", "c-1", "still here", 3300));
     step(&mut f, "second reply");
-    ok(f.transfer_to_queue("a2", "c-1", "q2", 3400));
+    ok(f.transfer_to_queue("a2", "c-1", "q2", None, 3400));
     step(&mut f, "transfer");
     ok(f.set_state("a3", Presence::Available, None, 3500));
     ok(f.accept("a3", "c-1", 3600));
@@ -190,11 +190,11 @@ fn a_queue_transfer_and_a_guest_are_recorded() {
     ok(f.set_state("a1", Presence::Available, None, 1000));
     ok(f.customer_message("e1", customer("u1"), "hello", Channel::Rest, 2000));
     ok(f.accept("a1", "c-1", 2100));
-    ok(f.transfer_to_queue("a1", "c-1", "q2", 2500));
+    ok(f.transfer_to_queue("a1", "c-1", "q2", None, 2500));
     ok(f.set_state("a3", Presence::Available, None, 3000));
     ok(f.accept("a3", "c-1", 3100));
     ok(f.set_state("a2", Presence::Available, None, 3200));
-    ok(f.conference("a3", "c-1", "a2", 3300));
+    ok(f.conference("a3", "c-1", "a2", None, 3300));
     ok(f.accept("a2", "c-1", 3400));
     ok(f.exit_conference("a2", "c-1", 3900));
     ok(f.customer_end("c-1", 4100));
@@ -476,6 +476,7 @@ fn a_transcript_is_searched_by_its_words() {
         delivery_error: None,
         truncated: false,
         sent_at: None,
+        internal: false,
     };
     let t = [
         msg(AuthorKind::Customer, "Hello! My Refund is late (order #4521)."),

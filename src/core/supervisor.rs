@@ -270,6 +270,7 @@ mod tests {
                 hours: None,
                 wait_limit: None,
                 service_level_ms: None,
+                place_updates: None,
             },
             T0,
         )

@@ -269,6 +269,7 @@ pub trait Backend: 'static {
             agent: agent.into(),
             conversation: conversation.into(),
             target: target.into(),
+            note: None,
         };
         self.exec(cmd).await.map(drop)
     }
@@ -277,6 +278,7 @@ pub trait Backend: 'static {
             agent: agent.into(),
             conversation: conversation.into(),
             queue: queue.into(),
+            note: None,
         };
         self.exec(cmd).await.map(drop)
     }
@@ -285,6 +287,7 @@ pub trait Backend: 'static {
             agent: agent.into(),
             conversation: conversation.into(),
             target: target.into(),
+            note: None,
         };
         self.exec(cmd).await.map(drop)
     }
@@ -490,7 +493,7 @@ fn desk_event(e: &AgentEvent) -> Option<DeskEvent> {
             conversation: conversation.clone(),
         },
         // The harness drives the REST channel, which has no delivery states.
-        AgentEvent::MessageStatus { .. } => return None,
+        AgentEvent::MessageStatus { .. } | AgentEvent::CustomerTyping { .. } => return None,
     })
 }
 

@@ -598,7 +598,7 @@ impl Reader {
                 self.fact(Fact::Presence { agent: agent(), state });
                 self.desk(DeskEvent::StateChanged { state });
             }
-            ServerEvent::Hello { .. } | ServerEvent::MessageStatus { .. } => {}
+            ServerEvent::Hello { .. } | ServerEvent::MessageStatus { .. } | ServerEvent::CustomerTyping { .. } => {}
         }
     }
 }
@@ -784,6 +784,7 @@ impl Backend for Http {
                 hours: None,
                 wait_limit: None,
                 service_level_ms: None,
+                place_updates: None,
             })?;
             self.call("POST", "/api/v1/queues", None, Some(body)).await?;
             let body = json(&CreateEntryPoint {
@@ -977,12 +978,14 @@ impl Backend for Http {
                 agent,
                 conversation,
                 target,
+                note,
             } => (
                 agent,
                 DesktopCommand::Transfer {
                     conversation_id: conversation,
                     agent: Some(self.id(&target)),
                     queue: None,
+                    note,
                 },
                 None,
             ),
@@ -990,12 +993,14 @@ impl Backend for Http {
                 agent,
                 conversation,
                 queue,
+                note,
             } => (
                 agent,
                 DesktopCommand::Transfer {
                     conversation_id: conversation,
                     agent: None,
                     queue: Some(self.id(&queue)),
+                    note,
                 },
                 None,
             ),
@@ -1003,11 +1008,13 @@ impl Backend for Http {
                 agent,
                 conversation,
                 target,
+                note,
             } => (
                 agent,
                 DesktopCommand::Conference {
                     conversation_id: conversation,
                     agent: self.id(&target),
+                    note,
                 },
                 None,
             ),
@@ -1212,6 +1219,7 @@ mod tests {
                     conversation_id: "c-1".into(),
                     agent: None,
                     queue: Some("q2".into()),
+                    note: None,
                 },
                 r#"{"request_id":"7","type":"transfer","conversation_id":"c-1","queue":"q2"}"#,
             ),

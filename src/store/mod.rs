@@ -122,6 +122,8 @@ pub struct Snapshot {
     pub supervisors: Vec<Supervisor>,
     /// The audit trail's retained entries, oldest first.
     pub audit: Vec<AuditEntry>,
+    /// The canned responses (issue 26 item 4), by id.
+    pub canned: Vec<crate::core::canned::CannedResponse>,
 }
 
 /// Where the engine makes its changes durable.
@@ -255,6 +257,7 @@ struct MemoryState {
     figures: BTreeMap<Vec<u8>, Figures>,
     /// Search texts of report records, keyed like the records.
     search: BTreeMap<Box<[u8]>, String>,
+    canned: BTreeMap<String, crate::core::canned::CannedResponse>,
 }
 
 impl MemoryStore {
@@ -391,6 +394,12 @@ impl Store for MemoryStore {
                     let value = record::encode(&record::ConversationRecordV1::from(*r)).into_boxed_slice();
                     s.records.insert(key, value);
                 }
+                Change::CannedResponse(c) => {
+                    s.canned.insert(c.id.clone(), *c);
+                }
+                Change::CannedResponseRemoved(id) => {
+                    s.canned.remove(&id);
+                }
             }
         }
         Box::pin(std::future::ready(Ok(())))
@@ -419,6 +428,7 @@ impl Store for MemoryStore {
             outbox: s.outbox.values().cloned().collect(),
             supervisors: s.supervisors.values().cloned().collect(),
             audit: s.audit.values().cloned().collect(),
+            canned: s.canned.values().cloned().collect(),
         })
     }
 

@@ -42,16 +42,49 @@ pub const MESSAGE_VERSION: u8 = 3;
 /// Messages with attachments and delivery state ([`MessageV2`]).
 pub const MESSAGE_V2: u8 = 2;
 
-/// Appends `[MESSAGE_VERSION] ++ bincode(MessageV3)` to `out`.
+/// Internal notes ([`MessageV4`]).
+pub const MESSAGE_V4: u8 = 4;
+
+/// A transcript message, version 4: version 3 whole, then whether it is an internal
+/// note. Only notes are written so; every other message is still [`MessageV3`], which
+/// builds before notes read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageV4 {
+    pub message: MessageV3,
+    pub internal: bool,
+}
+
+impl From<MessageV4> for Message {
+    fn from(m: MessageV4) -> Self {
+        let mut message = Message::from(m.message);
+        message.internal = m.internal;
+        message
+    }
+}
+
+/// Appends `[MESSAGE_VERSION] ++ bincode(MessageV3)` to `out`, or for an internal note
+/// `[MESSAGE_V4] ++ bincode(MessageV4)`.
 pub fn encode_message_into(out: &mut Vec<u8>, message: Message) -> Result<(), StoreError> {
+    if message.internal {
+        return encode_versioned_into(
+            out,
+            MESSAGE_V4,
+            &MessageV4 {
+                message: MessageV3::from(message),
+                internal: true,
+            },
+        );
+    }
     encode_versioned_into(out, MESSAGE_VERSION, &MessageV3::from(message))
 }
 
 /// Decodes a transcript message of any version.
 pub fn decode_message(key: &[u8], bytes: &[u8]) -> Result<Message, StoreError> {
-    decode_newer::<MessageV3, Message>("messages", key, bytes, MESSAGE_VERSION, || {
-        decode_newer::<MessageV2, Message>("messages", key, bytes, MESSAGE_V2, || {
-            decode::<MessageV1>("messages", key, bytes).map(Message::from)
+    decode_newer::<MessageV4, Message>("messages", key, bytes, MESSAGE_V4, || {
+        decode_newer::<MessageV3, Message>("messages", key, bytes, MESSAGE_VERSION, || {
+            decode_newer::<MessageV2, Message>("messages", key, bytes, MESSAGE_V2, || {
+                decode::<MessageV1>("messages", key, bytes).map(Message::from)
+            })
         })
     })
 }
@@ -545,6 +578,7 @@ pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
         queue.hours = settings.hours.map(std::sync::Arc::new);
         queue.wait_limit = settings.wait_limit;
         queue.service_level_ms = settings.service_level_ms;
+        queue.place_updates = settings.place_updates.map(std::sync::Arc::new);
         return Ok(queue);
     }
     decode_newer::<QueueV2, Queue>("queues", key, bytes, ROUTING_V2, || {
@@ -574,6 +608,9 @@ pub struct QueueSettings {
     pub wait_limit: Option<crate::core::queue::WaitLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_level_ms: Option<u64>,
+    /// The customer's place in line (issue 26 item 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_updates: Option<crate::core::place::PlaceUpdates>,
 }
 
 /// Appends queue `q`'s record to `out`: [`QueueV3`] with settings, else [`QueueV2`].
@@ -582,8 +619,13 @@ pub fn encode_queue_into(out: &mut Vec<u8>, mut q: Queue) -> Result<(), StoreErr
         hours: q.hours.take().map(|h| (*h).clone()),
         wait_limit: q.wait_limit.take(),
         service_level_ms: q.service_level_ms.take(),
+        place_updates: q.place_updates.take().map(|p| (*p).clone()),
     };
-    if settings.hours.is_none() && settings.wait_limit.is_none() && settings.service_level_ms.is_none() {
+    if settings.hours.is_none()
+        && settings.wait_limit.is_none()
+        && settings.service_level_ms.is_none()
+        && settings.place_updates.is_none()
+    {
         return encode_versioned_into(out, ROUTING_V2, &QueueV2::from(q));
     }
     let settings = serde_json::to_string(&settings)
@@ -664,13 +706,50 @@ impl From<EntryPointV3> for EntryPoint {
 /// Decodes a conversation record of any version. One written before histories were kept
 /// gets the history its fields allow ([`History::assumed`]).
 pub fn decode_conversation(key: &[u8], bytes: &[u8]) -> Result<Conversation, StoreError> {
-    decode_newer::<ConversationV3, Conversation>("conversations", key, bytes, CONVERSATION_V3, || {
-        let mut c = decode_newer::<ConversationV2, Conversation>("conversations", key, bytes, ROUTING_V2, || {
-            decode::<ConversationV1>("conversations", key, bytes).map(Conversation::from)
-        })?;
-        c.history = History::assumed(&c);
-        Ok(c)
+    decode_newer::<ConversationV4, Conversation>("conversations", key, bytes, CONVERSATION_V4, || {
+        decode_newer::<ConversationV3, Conversation>("conversations", key, bytes, CONVERSATION_V3, || {
+            let mut c = decode_newer::<ConversationV2, Conversation>("conversations", key, bytes, ROUTING_V2, || {
+                decode::<ConversationV1>("conversations", key, bytes).map(Conversation::from)
+            })?;
+            c.history = History::assumed(&c);
+            Ok(c)
+        })
     })
+}
+
+/// Conversations with the note of a transfer or conference request ([`ConversationV4`]).
+pub const CONVERSATION_V4: u8 = 4;
+
+/// A conversation, version 4: version 3 whole, then the note its offers show. Only a
+/// conversation with such a note is written so; the rest stay [`ConversationV3`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversationV4 {
+    pub conversation: ConversationV3,
+    pub handoff_note: Option<String>,
+}
+
+impl From<ConversationV4> for Conversation {
+    fn from(c: ConversationV4) -> Self {
+        let mut conv = Conversation::from(c.conversation);
+        conv.handoff_note = c.handoff_note;
+        conv
+    }
+}
+
+/// Appends conversation `c`'s record to `out`: [`ConversationV4`] with a handoff note,
+/// else [`ConversationV3`].
+pub fn encode_conversation_into(out: &mut Vec<u8>, mut c: Conversation) -> Result<(), StoreError> {
+    match c.handoff_note.take() {
+        Some(note) => encode_versioned_into(
+            out,
+            CONVERSATION_V4,
+            &ConversationV4 {
+                conversation: ConversationV3::from(c),
+                handoff_note: Some(note),
+            },
+        ),
+        None => encode_versioned_into(out, CONVERSATION_V3, &ConversationV3::from(c)),
+    }
 }
 
 /// Conversations with their history for reports ([`ConversationV3`]).
@@ -1158,6 +1237,7 @@ impl From<ConversationV1> for Conversation {
             transcript: Vec::new(),
             routing: RoutingState::default(),
             history: History::default(),
+            handoff_note: None,
         }
     }
 }
@@ -1218,6 +1298,7 @@ impl From<MessageV1> for Message {
             delivery_error: None,
             truncated: false,
             sent_at: None,
+            internal: false,
         }
     }
 }
@@ -1432,6 +1513,7 @@ impl From<MessageV3> for Message {
             delivery_error: m.delivery_error,
             truncated: m.truncated,
             sent_at: m.sent_at,
+            internal: false,
         }
     }
 }
@@ -2101,7 +2183,7 @@ mod tests {
 
     /// An open conversation with a history worth keeping: arrived, offered, accepted,
     /// answered, transferred to a queue.
-    fn conversation_with_history() -> Conversation {
+    pub(super) fn conversation_with_history() -> Conversation {
         use crate::core::{Account, Floor, Rules};
         let queues = vec![
             Queue::new("q1".into(), "One".into()),
@@ -2133,7 +2215,7 @@ mod tests {
         f.customer_message("e1", customer, "hi", Channel::Rest, 20).unwrap();
         f.accept("a1", "c-1", 30).unwrap();
         f.agent_message("a1", "c-1", "hello", 40).unwrap();
-        f.transfer_to_queue("a1", "c-1", "q2", 50).unwrap();
+        f.transfer_to_queue("a1", "c-1", "q2", None, 50).unwrap();
         let mut c = f.conversation("c-1").unwrap().clone();
         c.transcript.clear();
         c
@@ -2183,5 +2265,76 @@ mod tests {
             decode_record(&key, &v),
             Err(StoreError::UnknownVersion { version: 9, .. })
         ));
+    }
+}
+
+/// A canned response (see [`crate::core::canned::CannedResponse`]), version 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CannedResponseV1 {
+    pub id: String,
+    pub code: String,
+    pub text: String,
+    pub queue: Option<String>,
+}
+
+impl From<crate::core::canned::CannedResponse> for CannedResponseV1 {
+    fn from(c: crate::core::canned::CannedResponse) -> Self {
+        CannedResponseV1 {
+            id: c.id,
+            code: c.code,
+            text: c.text,
+            queue: c.queue,
+        }
+    }
+}
+
+impl From<CannedResponseV1> for crate::core::canned::CannedResponse {
+    fn from(c: CannedResponseV1) -> Self {
+        crate::core::canned::CannedResponse {
+            id: c.id,
+            code: c.code,
+            text: c.text,
+            queue: c.queue,
+        }
+    }
+}
+
+#[cfg(test)]
+mod note_tests {
+    use super::*;
+
+    /// Internal notes are written as version 4 and read back as notes; every other
+    /// message stays version 3, which builds before notes read.
+    #[test]
+    fn notes_are_version_4_and_other_messages_stay_version_3() {
+        let author = Author {
+            kind: AuthorKind::Agent,
+            id: Some("a1".into()),
+            name: "Ana".into(),
+        };
+        let plain = Message::text(2, author.clone(), "hi", 9);
+        let mut note = Message::text(3, author, "VIP", 10);
+        note.internal = true;
+        for (m, version) in [(plain, MESSAGE_VERSION), (note, MESSAGE_V4)] {
+            let mut bytes = Vec::new();
+            encode_message_into(&mut bytes, m.clone()).unwrap();
+            assert_eq!(bytes[0], version);
+            assert_eq!(decode_message(b"k", &bytes).unwrap(), m);
+        }
+    }
+
+    /// A conversation whose offers show a transfer's note is version 4; one without is
+    /// still version 3.
+    #[test]
+    fn a_handoff_note_makes_a_version_4_conversation() {
+        let c = super::tests::conversation_with_history();
+        let mut with = c.clone();
+        with.handoff_note = Some("wants a refund".into());
+        for (c, version) in [(c, CONVERSATION_V3), (with, CONVERSATION_V4)] {
+            let mut bytes = Vec::new();
+            encode_conversation_into(&mut bytes, c.clone()).unwrap();
+            assert_eq!(bytes[0], version);
+            assert_eq!(decode_conversation(b"c-1", &bytes).unwrap(), c);
+        }
     }
 }

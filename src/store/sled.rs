@@ -114,6 +114,8 @@ pub mod prefix {
     /// The words a complete conversation's transcript is searched by, keyed like its
     /// report record.
     pub const SEARCH: u8 = b't';
+    /// Canned responses, keyed by id.
+    pub const CANNED: u8 = b'k';
 }
 
 /// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
@@ -367,6 +369,8 @@ struct Trees {
     figures: Keyspace,
     /// Search texts of report records ([`prefix::SEARCH`]).
     search: Keyspace,
+    /// Canned responses ([`prefix::CANNED`]).
+    canned: Keyspace,
 }
 
 impl Trees {
@@ -404,6 +408,7 @@ impl Trees {
             reports: space(prefix::RECORDS),
             figures: space(prefix::FIGURES),
             search: space(prefix::SEARCH),
+            canned: space(prefix::CANNED),
             scope: scope.into(),
             whole: false,
             records,
@@ -500,7 +505,9 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         | Change::LastOwner { .. }
         | Change::Record(_)
         | Change::SearchText { .. }
-        | Change::Figures(_) => None,
+        | Change::Figures(_)
+        | Change::CannedResponse(_)
+        | Change::CannedResponseRemoved(_) => None,
     }
 }
 
@@ -611,7 +618,7 @@ fn add(
             }
             key.push(prefix::CONVERSATIONS);
             key.extend_from_slice(c.id.as_bytes());
-            encode_versioned_into(value, record::CONVERSATION_V3, &record::ConversationV3::from(*c))?;
+            record::encode_conversation_into(value, *c)?;
         }
         Change::Message { conversation, message } | Change::MessageUpdate { conversation, message } => {
             key.push(prefix::MESSAGES);
@@ -688,6 +695,17 @@ fn add(
             key.push(prefix::SEARCH);
             key.extend_from_slice(&record::record_key(arrived_at, &conversation));
             encode_into(value, &text)?;
+        }
+        Change::CannedResponse(c) => {
+            key.push(prefix::CANNED);
+            key.extend_from_slice(c.id.as_bytes());
+            encode_into(value, &record::CannedResponseV1::from(*c))?;
+        }
+        Change::CannedResponseRemoved(id) => {
+            key.push(prefix::CANNED);
+            key.extend_from_slice(id.as_bytes());
+            batch.remove(&key[..]);
+            return Ok(());
         }
         Change::Record(r) => {
             key.push(prefix::RECORDS);
@@ -2339,6 +2357,11 @@ fn load_counters(t: &Trees, mut snap: Snapshot, path: &str) -> Result<Snapshot, 
         let (k, v) = item.map_err(read)?;
         snap.audit.push(decode::<AuditV1>("audit", &k, &v)?.into());
     }
+    for item in t.canned.iter() {
+        let (k, v) = item.map_err(read)?;
+        snap.canned
+            .push(decode::<record::CannedResponseV1>("canned", &k, &v)?.into());
+    }
     crate::metrics::recovery_phase("records", reading);
     Ok(snap)
 }
@@ -3093,6 +3116,7 @@ mod tests {
             AUDIT,
             LAST_OWNERS,
             RECORDS,
+            CANNED,
         ] {
             assert!(kind < TENANT_MARK, "kind {}", kind as char);
         }

@@ -22,6 +22,8 @@ const WORDS = {
   unknown_tenant: "There is no such contact centre.",
   tenant_not_empty: "The contact centre still has open conversations.",
   tenant_limit: "Your contact centre has reached a limit its operator set; ask them to raise it.",
+  note_too_long: "The note is too long for the offer: keep it to 1,000 characters.",
+  unknown_canned_response: "That canned response no longer exists.",
   attachment_too_large: "The file is too large to send.",
   missing_file: "Choose a file to send.",
   attachment_storage_full: "The server has no room for more files; tell your administrator.",

@@ -104,6 +104,8 @@ async function send() {
   const text = box.value;
   if (!text.trim()) return;
   const name = $("customer-name").value.trim() || "Demo Customer";
+  clearTimeout(typingTimer);
+  typingSince = 0;
   try {
     const view = await call("POST", "/demo/api/messages", { name, text });
     box.value = "";
@@ -122,6 +124,39 @@ async function send() {
     $("chat-error").textContent = `Not sent: ${e.message}`;
   }
 }
+
+// Typing: `on` at the first keystroke and again every TYPING_REPEAT_MS while it goes on,
+// `off` after TYPING_PAUSE_MS without one (a message ends it by itself). The engine bounds
+// how often agents are told, whatever the page sends. Only in a conversation that is open.
+const TYPING_REPEAT_MS = 3000;
+const TYPING_PAUSE_MS = 2500;
+let typingSince = 0;
+let typingTimer = null;
+
+function typing(on) {
+  if (!conversation || ended) return;
+  call("POST", `/demo/api/conversations/${encodeURIComponent(conversation)}/typing`, { on }).catch(() => {});
+}
+
+$("customer-message").addEventListener("input", () => {
+  // An emptied box is not typing: say it stopped, if it had said it started.
+  if (!$("customer-message").value.trim()) {
+    clearTimeout(typingTimer);
+    if (typingSince) typing(false);
+    typingSince = 0;
+    return;
+  }
+  const now = Date.now();
+  if (!typingSince || now - typingSince >= TYPING_REPEAT_MS) {
+    typingSince = now;
+    typing(true);
+  }
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => {
+    typingSince = 0;
+    typing(false);
+  }, TYPING_PAUSE_MS);
+});
 
 $("customer-send").addEventListener("click", send);
 $("customer-message").addEventListener("keydown", (e) => {

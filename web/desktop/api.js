@@ -33,6 +33,11 @@ export class Api {
     return this.get(`/api/v1/agents${qs ? `?${qs}` : ""}`);
   }
 
+  /** The canned responses for this agent, each `filled` for conversation `id`. */
+  cannedResponses(id) {
+    return this.get(`/api/v1/canned-responses?conversation=${encodeURIComponent(id)}`);
+  }
+
   wrapupReasons(q = "") {
     return this.get(`/api/v1/wrapup-reasons${q ? `?q=${encodeURIComponent(q)}` : ""}`);
   }

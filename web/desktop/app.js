@@ -235,6 +235,9 @@ class Desktop {
       setState: (state, idle_code) => this.run("set_state", idle_code ? { state, idle_code } : { state }),
       accept: (id) => this.run("accept", { conversation_id: id }),
       send: (id, text) => this.run("send", { conversation_id: id, text }),
+      note: (id, text) => this.run("note", { conversation_id: id, text }),
+      // Canned responses for the `/` picker, filled by the engine for this conversation.
+      cannedResponses: (id) => this.api.cannedResponses(id),
       sendFile: async (id, file) => {
         try {
           await this.api.sendFile(id, file);
@@ -279,8 +282,8 @@ class Desktop {
           name: this.name(id),
           me: this.store.state.agent.id,
           idleCodes: this.idleCodes,
-          conference: async (agent) => {
-            await this.socket.command("conference", { conversation_id: id, agent });
+          conference: async (target) => {
+            await this.socket.command("conference", { conversation_id: id, ...target });
             this.store.conferenceRequested(id);
           },
         }),

@@ -92,6 +92,18 @@ function onSubmit({ form, ui, submit, check, action, after = () => {} }) {
 /** A button that closes the dialog `dialogUi()` returns (read when clicked). */
 const cancel = (dialogUi, text = "Cancel") => h("button", { type: "button", text, onclick: () => dialogUi().close() });
 
+/** The longest note a transfer or conference request carries (the engine checks it too). */
+const NOTE_MAX_CHARS = 1000;
+
+/** An optional note for the receiving agent, shown in its offer. */
+function noteField(id) {
+  const note = h("textarea", { id, rows: "2", maxlength: String(NOTE_MAX_CHARS) });
+  return { note, field: field("Note for the receiving agent (optional)", note) };
+}
+
+/** The body's `note`, or nothing when the agent left it empty. */
+const withNote = (note, body) => (note.value.trim() ? { ...body, note: note.value } : body);
+
 /** Transfer to a queue or an agent; on success, the Wrap Up dialog follows. */
 export async function transferDialog({ dialog, api, name, me, idleCodes, transfer, afterTransfer }) {
   const queueRadio = h("input", { type: "radio", name: "transfer-to", value: "queue", checked: true });
@@ -100,6 +112,7 @@ export async function transferDialog({ dialog, api, name, me, idleCodes, transfe
   const agent = h("select", { id: "transfer-agent" });
   const queueField = field("Queue", queue);
   const agentField = field("Agent", agent);
+  const { note, field: noteBox } = noteField("transfer-note");
   const submit = h("button", { type: "submit", class: "primary", text: "Transfer" });
   const choose = () => {
     queueField.hidden = !queueRadio.checked;
@@ -118,6 +131,7 @@ export async function transferDialog({ dialog, api, name, me, idleCodes, transfe
       h("label", { class: "inline" }, agentRadio, " An agent"),
     ),
     h("div", { class: "with-icon" }, h("div", {}, queueField, agentField), refreshButton(() => load())),
+    noteBox,
     h("div", { class: "buttons" }, submit, cancel(() => ui)),
   );
   const ui = open(dialog, "transfer-title", ["Transfer the conversation with ", iso(name)], form);
@@ -164,7 +178,7 @@ export async function transferDialog({ dialog, api, name, me, idleCodes, transfe
     ui,
     submit,
     check: () => (Object.values(target())[0] ? null : "Choose where to transfer the conversation."),
-    action: () => transfer(target()),
+    action: () => transfer(withNote(note, target())),
     after: afterTransfer,
   });
   await load();
@@ -174,12 +188,14 @@ export async function transferDialog({ dialog, api, name, me, idleCodes, transfe
 export async function conferenceDialog({ dialog, api, name, me, idleCodes, conference }) {
   const search = h("input", { type: "search", id: "conference-search", autocomplete: "off" });
   const agent = h("select", { id: "conference-agent" });
+  const { note, field: noteBox } = noteField("conference-note");
   const submit = h("button", { type: "submit", class: "primary", text: "Conference" });
   const form = h(
     "form",
     { method: "dialog" },
     field("Search agents", search),
     h("div", { class: "with-icon" }, field("Available agent", agent), refreshButton(() => load())),
+    noteBox,
     h("div", { class: "buttons" }, submit, cancel(() => ui)),
   );
   const ui = open(dialog, "conference-title", ["Conference on the conversation with ", iso(name)], form);
@@ -198,7 +214,7 @@ export async function conferenceDialog({ dialog, api, name, me, idleCodes, confe
     ui,
     submit,
     check: () => (agent.value ? null : "Choose an available agent."),
-    action: () => conference(agent.value),
+    action: () => conference(withNote(note, { agent: agent.value })),
   });
   search.focus();
   await load();

@@ -112,8 +112,14 @@ export function createStore() {
             t.sort((a, b) => a.seq - b.seq);
             const mine = frame.message.author.kind === "agent" && frame.message.author.id === me();
             if (!mine && (state.selected !== id || document.hidden)) e.unread += 1;
+            // The customer's message ends its typing (the engine's rule; shown at once).
+            if (frame.message.author.kind === "customer") e.typingUntil = 0;
           }
         }
+        break;
+      case "customer_typing":
+        // Shown until the engine's `until`, unless an `off` or a message comes first.
+        if (e) e.typingUntil = frame.on && frame.until ? Date.parse(frame.until) : 0;
         break;
       case "message_status":
         if (e) {

@@ -3,7 +3,7 @@
 //
 // Views call `actions` (app.js) for everything that talks to the engine.
 
-import { h, fill, setText, show, iso, isoText, setParts } from "/common/dom.js";
+import { h, fill, setText, show, iso, isoText, setParts, uid } from "/common/dom.js";
 import { clock, presenceLabel } from "/common/format.js";
 import { endedReason, stateReason } from "/common/errors.js";
 
@@ -207,6 +207,15 @@ export class OffersView {
           h("dd", { class: "timer", dataset: { since: offer.offered_at } }),
         ),
         offer.text ? h("blockquote", { text: offer.text, dir: "auto" }) : null,
+        // The transfer's or conference's note for this agent: internal, never the customer's.
+        offer.note
+          ? h(
+              "section",
+              { class: "offer-note", "aria-label": "Note" },
+              h("h3", { text: offer.from_agent ? `Note from ${offer.from_agent}` : "Note" }),
+              h("p", { text: offer.note, dir: "auto" }),
+            )
+          : null,
         accept,
       );
       accept.addEventListener("click", async () => {
@@ -323,6 +332,8 @@ class ConversationPanel {
     this.status = h("span", { class: "status", role: "status" });
     this.controls = h("div", { class: "controls", role: "toolbar", "aria-label": "Conversation actions" });
     this.ended = h("p", { class: "ended", hidden: true });
+    // "<customer> is typing…" while the engine says so (issue 26 item 8).
+    this.typingLine = h("p", { class: "typing", role: "status", "aria-live": "polite" });
     this.transcript = h("div", { class: "transcript", role: "log", "aria-live": "polite", tabindex: "0" });
     const composeId = `compose-${id}`;
     this.composeLabel = h("label", { for: composeId, class: "visually-hidden" });
@@ -334,15 +345,28 @@ class ConversationPanel {
     this.compose.value = store.state.drafts.get(id) || "";
     this.compose.addEventListener("input", () => {
       store.state.drafts.set(id, this.compose.value);
-      this.typed();
+      // A note is for the agents: the customer is not shown that anyone types.
+      if (!this.noteMode.checked) this.typed();
     });
     this.compose.addEventListener("keydown", (e) => {
+      if (this.picker.keydown(e)) return;
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
         this.send();
       }
     });
+    // `/` and letters: the canned responses whose code matches (issue 26 item 4).
+    this.picker = new CannedPicker(this.compose, () => this.actions.cannedResponses(this.id), (text) => {
+      store.state.drafts.set(id, this.compose.value);
+      return text;
+    });
+    this.compose.addEventListener("input", () => this.picker.update());
+    this.compose.addEventListener("blur", () => setTimeout(() => this.picker.close(), 150));
     this.sendButton = h("button", { type: "button", class: "primary", text: "Send", onclick: () => this.send() });
+    // Internal note mode: what is written goes to the transcript for the agents only.
+    this.noteMode = h("input", { type: "checkbox", id: `note-mode-${id}` });
+    this.noteMode.addEventListener("change", () => this.modeChanged());
+    this.noteToggle = h("label", { class: "note-toggle", for: `note-mode-${id}` }, this.noteMode, " Internal note");
     this.fileInput = h("input", { type: "file", hidden: true, tabindex: "-1", "aria-hidden": "true" });
     this.fileInput.addEventListener("change", () => this.sendFiles());
     this.attachButton = h("button", { type: "button", text: "Attach File", onclick: () => this.fileInput.click() });
@@ -355,7 +379,9 @@ class ConversationPanel {
       this.controls,
       this.ended,
       this.transcript,
-      h("div", { class: "compose" }, this.composeLabel, this.compose, h("div", { class: "compose-actions" }, this.sendButton, this.attachButton), this.fileInput),
+      this.typingLine,
+      this.picker.list,
+      h("div", { class: "compose" }, this.composeLabel, this.compose, h("div", { class: "compose-actions" }, this.sendButton, this.attachButton, this.noteToggle), this.fileInput),
     );
   }
 
@@ -389,13 +415,26 @@ class ConversationPanel {
     this.attachButton.disabled = !this.canWrite;
   }
 
+  /** Switches the box between a message to the customer and an internal note. */
+  modeChanged() {
+    const note = this.noteMode.checked;
+    if (note) this.stopTyping();
+    this.compose.classList.toggle("noting", note);
+    setText(this.sendButton, note ? "Add Note" : "Send");
+    this.compose.placeholder = note
+      ? "Write an internal note: only agents see it. Enter adds it, Shift+Enter adds a line."
+      : "Write a message. Enter sends, Shift+Enter adds a line.";
+    if (this.name) setText(this.composeLabel, note ? `Internal note on the conversation with ${this.name}` : `Message to ${this.name}`);
+  }
+
   async send() {
     const text = this.compose.value;
     if (!text.trim() || this.sending) return;
-    this.stopTyping();
+    const note = this.noteMode.checked;
+    if (!note) this.stopTyping();
     this.sending = true;
     this.sendButton.disabled = true;
-    const ok = await this.actions.send(this.id, text);
+    const ok = await (note ? this.actions.note(this.id, text) : this.actions.send(this.id, text));
     this.sending = false;
     this.sendButton.disabled = !this.canWrite;
     // The text leaves the box only once the engine has it; typing meanwhile is kept.
@@ -427,7 +466,8 @@ class ConversationPanel {
     setParts(this.meta, meta.flatMap((part, i) => (i ? [" · ", ...part] : part)));
     setText(this.status, status(e));
     this.status.dataset.status = status(e);
-    setText(this.composeLabel, `Message to ${isoText(name)}`);
+    this.name = isoText(name);
+    setText(this.composeLabel, this.noteMode.checked ? `Internal note on the conversation with ${this.name}` : `Message to ${this.name}`);
 
     const host = c.owner === me && !e.left;
     const guest = c.guest === me && !e.left;
@@ -461,11 +501,13 @@ class ConversationPanel {
     this.compose.disabled = !this.canWrite;
     this.sendButton.disabled = !this.canWrite || !!this.sending;
     this.attachButton.disabled = !this.canWrite;
+    this.noteMode.disabled = !this.canWrite;
     this.attachButton.setAttribute("aria-label", `Attach a file for ${isoText(name)}`);
     if (!this.canWrite) clearTimeout(this.typingTimer);
 
     this.transcript.setAttribute("aria-label", `Transcript with ${isoText(name)}`);
     this.renderTranscript(c.transcript || [], me);
+    this.showTyping(e, name);
 
     // Shown with a customer message not seen yet: tell the customer (Messenger's mark_seen).
     const lastCustomer = (c.transcript || []).reduce((seq, m) => (m.author.kind === "customer" ? m.seq : seq), 0);
@@ -473,6 +515,15 @@ class ConversationPanel {
       this.seenSeq = lastCustomer;
       this.actions.seen(this.id);
     }
+  }
+
+  /** The customer's typing, until the time the engine gave; then it goes by itself. */
+  showTyping(e, name) {
+    const left = (e.typingUntil || 0) - Date.now();
+    const typing = left > 0 && e.conv.state !== "ended";
+    setParts(this.typingLine, ...(typing ? [iso(name), " is typing…"] : []));
+    clearTimeout(this.typingExpiry);
+    if (typing) this.typingExpiry = setTimeout(() => this.showTyping(e, name), left + 50);
   }
 
   renderTranscript(transcript, me) {
@@ -495,7 +546,9 @@ class ConversationPanel {
   message(m, me) {
     const kind = m.author.kind;
     const mine = kind === "agent" && m.author.id === me;
-    const who = kind === "system" ? "System" : mine ? `${isoText(m.author.name)} (you)` : isoText(m.author.name);
+    const who0 = kind === "system" ? "System" : mine ? `${isoText(m.author.name)} (you)` : isoText(m.author.name);
+    // An internal note says so wherever it shows (issue 26 item 5).
+    const who = m.internal ? `Internal note by ${who0}` : who0;
     const attachments = (m.attachments || []).map((a) => {
       const label = ATTACHMENT[a.type] || a.type;
       const url = safeUrl(a.url);
@@ -510,10 +563,11 @@ class ConversationPanel {
     const delivery = h("span", { class: "delivery" });
     const el = h(
       "article",
-      { class: `msg ${kind}${mine ? " mine" : ""}`, "aria-label": `${who} at ${clock(m.at)}` },
+      { class: `msg ${kind}${mine ? " mine" : ""}${m.internal ? " note" : ""}`, "aria-label": `${who} at ${clock(m.at)}` },
       h(
         "header",
         {},
+        m.internal ? h("span", { class: "note-mark", text: "Internal note" }) : null,
         h("span", { class: "author" }, kind === "system" ? "System" : iso(m.author.name), mine ? " (you)" : null),
         h("time", { datetime: m.at, text: clock(m.at) }),
         delivery,
@@ -532,6 +586,132 @@ class ConversationPanel {
     const text = m.delivery === "failed" && m.delivery_error ? `Failed: ${m.delivery_error}` : DELIVERY[m.delivery] || m.delivery;
     setText(el.delivery, text);
     el.delivery.dataset.delivery = m.delivery;
+  }
+}
+
+/**
+ * The canned responses picker of a compose box: typing `/` (at the start of the box or
+ * after a space) and letters lists the responses whose code starts with them (then those
+ * whose code contains them); Up and Down move, Enter or Tab puts the chosen one's text,
+ * filled by the engine for this conversation, in place of `/letters`, to edit before
+ * sending; Escape closes the list. The box names the list (`aria-controls`) and the
+ * option chosen (`aria-activedescendant`) for assistive technology.
+ */
+export class CannedPicker {
+  constructor(box, load, inserted) {
+    this.box = box;
+    this.load = load;
+    this.inserted = inserted;
+    this.items = [];
+    this.active = 0;
+    this.listId = uid("canned");
+    this.list = h("ul", { class: "canned", role: "listbox", id: this.listId, "aria-label": "Canned responses", hidden: true });
+    // The box stays a textbox (a textarea may take no other role); it names the list it
+    // completes from and, while the list is open, the option chosen.
+    box.setAttribute("aria-autocomplete", "list");
+    box.setAttribute("aria-controls", this.listId);
+    this.responses = null;
+    this.loadedAt = 0;
+  }
+
+  /** `/letters` before the caret, with where it starts, or null. */
+  query() {
+    const upTo = this.box.value.slice(0, this.box.selectionStart);
+    const m = /(^|\s)\/([a-z0-9_-]*)$/.exec(upTo);
+    return m ? { start: upTo.length - m[2].length - 1, letters: m[2] } : null;
+  }
+
+  async update() {
+    const q = this.query();
+    if (!q) return this.close();
+    // Read once per opening of the list, and again after half a minute.
+    if (!this.responses || Date.now() - this.loadedAt > 30000) {
+      try {
+        this.responses = await this.load();
+        this.loadedAt = Date.now();
+      } catch {
+        this.responses = [];
+      }
+    }
+    const again = this.query();
+    if (!again) return this.close();
+    const l = again.letters;
+    const starts = this.responses.filter((r) => r.code.startsWith(l));
+    const contains = this.responses.filter((r) => !r.code.startsWith(l) && r.code.includes(l));
+    this.items = [...starts, ...contains].slice(0, 8);
+    this.active = 0;
+    this.render();
+  }
+
+  render() {
+    const open = this.items.length > 0;
+    this.list.hidden = !open;
+    fill(
+      this.list,
+      this.items.map((r, i) =>
+        h(
+          "li",
+          {
+            role: "option",
+            id: `${this.listId}-${i}`,
+            "aria-selected": i === this.active ? "true" : "false",
+            // mousedown, not click: it comes before the box loses focus.
+            onmousedown: (e) => {
+              e.preventDefault();
+              this.choose(i);
+            },
+          },
+          h("span", { class: "code", text: `/${r.code}` }),
+          h("span", { class: "preview", text: r.filled ?? r.text, dir: "auto" }),
+        ),
+      ),
+    );
+    if (open) this.box.setAttribute("aria-activedescendant", `${this.listId}-${this.active}`);
+    else this.box.removeAttribute("aria-activedescendant");
+  }
+
+  close() {
+    this.items = [];
+    this.render();
+  }
+
+  /** Handles a key while the list is open; true when it was the picker's. */
+  keydown(e) {
+    if (this.list.hidden || !this.items.length) return false;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      const n = this.items.length;
+      this.active = (this.active + (e.key === "ArrowDown" ? 1 : n - 1)) % n;
+      this.render();
+      return true;
+    }
+    if ((e.key === "Enter" || e.key === "Tab") && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      this.choose(this.active);
+      return true;
+    }
+    if (e.key === "Escape") {
+      e.preventDefault();
+      this.close();
+      return true;
+    }
+    return false;
+  }
+
+  /** Puts response `i`'s text in place of `/letters`, the caret after it. */
+  choose(i) {
+    const r = this.items[i];
+    const q = this.query();
+    if (!r || !q) return this.close();
+    const text = r.filled ?? r.text;
+    const v = this.box.value;
+    const end = this.box.selectionStart;
+    this.box.value = v.slice(0, q.start) + text + v.slice(end);
+    const caret = q.start + text.length;
+    this.box.setSelectionRange(caret, caret);
+    this.inserted(text);
+    this.close();
+    this.box.focus();
   }
 }
 

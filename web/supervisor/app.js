@@ -348,7 +348,9 @@ async function loadTranscript() {
       ...c.transcript.map((m) =>
         h(
           "li",
-          {},
+          m.internal ? { class: "note" } : {},
+          // An internal note is the agents' own: marked so here as on the desktop.
+          m.internal ? h("span", { class: "note-mark" }, "Internal note") : null,
           h("span", { class: "author" }, iso(m.author.name || m.author.kind), ":"),
           // dir=auto: a right-to-left message reads right-to-left.
           h("span", { class: "text", dir: "auto" }, m.text),

@@ -124,6 +124,7 @@ impl Floor {
                 ..Default::default()
             },
             history: History::new(now),
+            handoff_note: None,
         };
         let queue_id = c.queue.clone();
         // Business hours: a queue closed now answers at once, then lets the conversation
@@ -172,6 +173,7 @@ impl Floor {
             self.end_conversation(&id, reason, WithdrawReason::CustomerLeft, false, now);
         }
         self.route(now);
+        self.place_at_arrival(&id, now);
         Ok(Arrival {
             conversation: id,
             opened: true,
@@ -249,8 +251,11 @@ impl Floor {
             .get_mut(conversation)
             .ok_or_else(|| CoreError::UnknownConversation(conversation.into()))?;
         c.offer = None;
+        // The request's note has reached the agent that took it (issue 26 item 5).
+        c.handoff_note = None;
         c.history.accepted(agent, offer.kind == OfferKind::Conference, now);
         let queue_wait_ms = now.saturating_sub(c.received_at);
+        let queue_id = c.queue.clone();
         match offer.kind {
             OfferKind::New | OfferKind::Transfer => {
                 c.state = ConversationState::Active;
@@ -267,6 +272,9 @@ impl Floor {
         self.journal.conversation_changed(conversation);
         if offer.kind != OfferKind::Conference {
             self.arm_inactivity(conversation);
+        }
+        if offer.kind == OfferKind::New {
+            self.waited_in_line(&queue_id, conversation, queue_wait_ms, now);
         }
         self.journal.effect(Effect::Observe(Observation::Accepted {
             conversation: conversation.into(),
@@ -349,9 +357,11 @@ impl Floor {
         agent: &str,
         conversation: &str,
         target: &str,
+        note: Option<String>,
         now: Millis,
     ) -> Result<(), CoreError> {
         self.check_target(agent, conversation, target, "transfer to")?;
+        self.hand_off_note(agent, conversation, note, now);
         self.owner_leaves(agent, conversation, now);
         if let Some(c) = self.conversations.get_mut(conversation) {
             c.state = ConversationState::Offered;
@@ -400,6 +410,7 @@ impl Floor {
         agent: &str,
         conversation: &str,
         queue: &str,
+        note: Option<String>,
         now: Millis,
     ) -> Result<(), CoreError> {
         self.check_owner_free_to_leave(agent, conversation)?;
@@ -408,6 +419,7 @@ impl Floor {
             .get(queue)
             .ok_or_else(|| CoreError::UnknownQueue(queue.into()))?;
         let (qid, qname, steps) = (q.id.clone(), q.name.clone(), q.routing_steps.clone());
+        self.hand_off_note(agent, conversation, note, now);
         self.owner_leaves(agent, conversation, now);
         let arrival = self.next_arrival;
         self.next_arrival += 1;
@@ -447,9 +459,11 @@ impl Floor {
         agent: &str,
         conversation: &str,
         target: &str,
+        note: Option<String>,
         now: Millis,
     ) -> Result<(), CoreError> {
         self.check_target(agent, conversation, target, "invite")?;
+        self.hand_off_note(agent, conversation, note, now);
         self.make_offer(
             conversation,
             target,
@@ -637,6 +651,9 @@ impl Floor {
         attachments: Vec<Attachment>,
         now: Millis,
     ) -> Message {
+        if kind == AuthorKind::Customer {
+            self.customer_stopped_typing(conversation);
+        }
         let Some(c) = self.conversations.get(conversation) else {
             // Callers check the conversation first; an empty message is never stored.
             return Message::text(0, Author { kind, id, name }, text, now);
@@ -741,6 +758,8 @@ impl Floor {
         tell_customer: bool,
         now: Millis,
     ) {
+        self.customer_stopped_typing(conversation);
+        self.left_the_line(conversation);
         let Some(c) = self.conversations.get(conversation) else {
             return;
         };

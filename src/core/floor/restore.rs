@@ -132,6 +132,11 @@ impl Floor {
         }
         f.touched_conversations.extend(ids);
         f.route(now);
+        // Place-in-line sweeps start again (what each customer was told is not stored).
+        let queue_ids: Vec<QueueId> = f.queues.keys().cloned().collect();
+        for q in queue_ids {
+            f.arm_place_sweep(&q, now);
+        }
         f
     }
 }

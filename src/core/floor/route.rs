@@ -27,9 +27,14 @@ impl Floor {
             return;
         };
         let key = queue_key(c);
+        let mut sweeps = false;
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.waiting.insert(key, conversation.into());
+            sweeps = q.place_updates.is_some();
         }
+        // A queue that tells its customers their place sweeps while anything waits
+        // (`place.rs`); most queues do not, and pay nothing for it.
+        let sweeping = sweeps.then(|| c.queue.clone());
         let candidates = self.group_candidates(&c.queue, &c.routing.requirements);
         let agents = &self.agents;
         self.index.wait(
@@ -38,6 +43,9 @@ impl Floor {
         );
         self.arm_routing_deadline(conversation);
         self.journal.conversation_changed(conversation);
+        if let Some(queue) = sweeping {
+            self.arm_place_sweep(&queue, now);
+        }
         self.touched_conversations.push(conversation.into());
     }
 

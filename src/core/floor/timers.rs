@@ -193,6 +193,7 @@ impl Floor {
             Timer::Wrapup { agent, conversation } => self.wrapup_timer(agent, conversation, now),
             Timer::Route { conversation } => self.route_timer(conversation, now),
             Timer::Inactivity { conversation } => self.inactivity_timer(conversation, now),
+            Timer::Places { queue } => self.place_timer(queue, now),
         }
     }
 
