@@ -441,6 +441,82 @@ impl Writes {
     }
 }
 
+/// Where [`add`] writes a change's records: the writer's batch, or a list of
+/// [`Op`]s (a tenant's log in a cluster, docs/CLUSTER.md).
+trait Sink {
+    fn insert(&mut self, key: &[u8], value: &[u8]);
+    fn remove(&mut self, key: &[u8]);
+}
+
+impl Sink for Writes {
+    fn insert(&mut self, key: &[u8], value: &[u8]) {
+        Writes::insert(self, key, value);
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        Writes::remove(self, key);
+    }
+}
+
+/// One write of a store's records, as the writer makes it: a key (of tenant `default`'s
+/// keyspace) and its new value, or `None` to remove it. Writes are blind (they never read
+/// what they replace), so applying a list of them again over a store that has them already
+/// leaves it as it was: a snapshot plus a replay from any point at or before the
+/// snapshot's gives the same store.
+pub type Op = (Vec<u8>, Option<Vec<u8>>);
+
+impl Sink for Vec<Op> {
+    fn insert(&mut self, key: &[u8], value: &[u8]) {
+        self.push((key.to_vec(), Some(value.to_vec())));
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        self.push((key.to_vec(), None));
+    }
+}
+
+/// The writes a commit of `changes` makes (tenant `default`'s keys), in order: what a
+/// cluster appends to a tenant's log (docs/CLUSTER.md).
+pub fn encode_ops(changes: Vec<Change>) -> Result<Vec<Op>, StoreError> {
+    let mut ops = Vec::with_capacity(changes.len() + 4);
+    let (mut key, mut value) = (Vec::new(), Vec::new());
+    for change in changes {
+        add(&mut ops, change, &[], &mut key, &mut value)?;
+    }
+    Ok(ops)
+}
+
+/// Applies lists of [`Op`]s in order to the stopped store at `dir` (created empty when
+/// absent), each list as one atomic batch, then flushes: how a node brings its copy of a
+/// tenant from a snapshot up to the end of the tenant's log. Returns how many writes.
+pub fn apply_ops(dir: &Path, batches: impl IntoIterator<Item = Vec<Op>>) -> Result<u64, StoreError> {
+    let shown = dir.display().to_string();
+    if !dir.join("db").exists() {
+        // A new store: opened once as the engine would, so it carries the format marker.
+        SledStore::open(dir, SledOptions::default())?.close();
+        wait_released(dir);
+    }
+    let write = |e: ::sled::Error| StoreError::Write(format!("{shown}: {e}"));
+    let mut n = 0u64;
+    {
+        let db = open_db_with(dir, RESTORE_CACHE)?;
+        for ops in batches {
+            let mut batch = Batch::default();
+            for (k, v) in ops {
+                n += 1;
+                match v {
+                    Some(v) => batch.insert(k, v),
+                    None => batch.remove(k),
+                }
+            }
+            db.apply_batch(batch).map_err(write)?;
+        }
+        db.flush().map_err(write)?;
+    }
+    wait_released(dir);
+    Ok(n)
+}
+
 /// The writer's reusable encoding buffers: one key and one value buffer for every record
 /// of a group (a record is copied once, into sled's own value, instead of being built in
 /// a growing `Vec` of its own), and the per-change "replaced later" flags.
@@ -515,7 +591,7 @@ fn encode_group(
 /// and `value` are scratch buffers: sled copies
 /// short keys inline and each value once into its own allocation.
 fn add(
-    batch: &mut Writes,
+    batch: &mut impl Sink,
     change: Change,
     scope: &[u8],
     key: &mut Vec<u8>,
