@@ -163,16 +163,29 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
     let standby = nodes.iter().find(|n| n.id != first).expect("standby");
 
     // A standby routes nothing: it names the owner.
-    let (status, v) = call(standby.base(), "POST", "/api/v1/conversations", Some(ADMIN), Some(json!({})))
-        .await
-        .expect("standby answers");
+    let (status, v) = call(
+        standby.base(),
+        "POST",
+        "/api/v1/conversations",
+        Some(ADMIN),
+        Some(json!({})),
+    )
+    .await
+    .expect("standby answers");
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["error"]["code"], "not_owner", "{v}");
     assert!(v["error"]["message"].as_str().unwrap_or("").contains(&first), "{v}");
-    let (status, _) = call(standby.base(), "GET", "/readyz", None, None).await.expect("readyz");
+    let (status, _) = call(standby.base(), "GET", "/readyz", None, None)
+        .await
+        .expect("readyz");
     assert_eq!(status, 200, "a standby that reaches NATS is ready");
-    let (status, _) = call(standby.base(), "GET", "/api/v1/cluster", None, None).await.expect("cluster");
-    assert_eq!(status, 401, "the cluster's view needs the admin's or the operator's token");
+    let (status, _) = call(standby.base(), "GET", "/api/v1/cluster", None, None)
+        .await
+        .expect("cluster");
+    assert_eq!(
+        status, 401,
+        "the cluster's view needs the admin's or the operator's token"
+    );
 
     // Acknowledged writes through the owner: conversations, and a second message in each.
     let mut acknowledged: Vec<(String, Vec<String>)> = Vec::new();
@@ -205,7 +218,11 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
                 after_kill += 1;
             }
             None => {
-                assert!(Instant::now() < deadline, "the owner stopped acknowledging with 2 of 3 NATS servers up");
+                assert!(
+                    Instant::now() < deadline,
+                    "the owner stopped acknowledging with 2 of 3 NATS servers up:\n{}",
+                    owner.process.log_lines().join("\n")
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -220,6 +237,9 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
     let next = wait_owner(&survivors, survivors[0], Some(&owner_id), Duration::from_secs(30)).await;
     let took = Instant::now().saturating_duration_since(lease_end);
     eprintln!("the tenant was routed again {took:?} after the lease's end");
+    for n in &survivors {
+        eprintln!("--- {}:\n{}", n.id, n.process.log_lines().join("\n"));
+    }
     assert!(
         took <= TAKEOVER_BOUND,
         "another node routed the tenant {took:?} after the lease's end (contract: within {TAKEOVER_BOUND:?})"
@@ -234,7 +254,9 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
         }
     }
     // And the new owner routes: a new conversation is acknowledged.
-    assert!(conversation(next.base(), "after-failover", "hello again").await.is_some());
+    assert!(conversation(next.base(), "after-failover", "hello again")
+        .await
+        .is_some());
 
     // The cluster's view names the owner and its log position.
     let (status, v) = call(next.base(), "GET", "/api/v1/cluster", Some(ADMIN), None)
@@ -243,9 +265,16 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["tenants"][0]["owner"], next.id.as_str(), "{v}");
     assert!(v["tenants"][0]["log_position"].as_u64().unwrap_or(0) > 0, "{v}");
-    let listed: Vec<&str> = v["nodes"].as_array().map(|n| n.iter().filter_map(|x| x["id"].as_str()).collect()).unwrap_or_default();
+    let listed: Vec<&str> = v["nodes"]
+        .as_array()
+        .map(|n| n.iter().filter_map(|x| x["id"].as_str()).collect())
+        .unwrap_or_default();
     assert!(listed.contains(&next.id.as_str()), "{v}");
-    let mine = v["nodes"].as_array().and_then(|n| n.iter().find(|x| x["id"] == next.id.as_str())).cloned().unwrap_or(Value::Null);
+    let mine = v["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|x| x["id"] == next.id.as_str()))
+        .cloned()
+        .unwrap_or(Value::Null);
     assert!(mine["last_seen"].as_u64().unwrap_or(0) > 0, "{v}");
 }
 
@@ -296,8 +325,16 @@ async fn frozen_owner_is_fenced_and_steps_down() {
         "the old owner's log says nothing of stepping down:\n{log}"
     );
     // The new owner has both conversations, and the stale one nowhere.
-    assert_eq!(texts(other.base(), &before).await, vec!["before the freeze".to_string()]);
-    assert_eq!(texts(other.base(), &during).await, vec!["while the old owner is frozen".to_string()]);
-    let (_, v) = call(other.base(), "GET", "/api/v1/cluster", Some(ADMIN), None).await.expect("cluster");
+    assert_eq!(
+        texts(other.base(), &before).await,
+        vec!["before the freeze".to_string()]
+    );
+    assert_eq!(
+        texts(other.base(), &during).await,
+        vec!["while the old owner is frozen".to_string()]
+    );
+    let (_, v) = call(other.base(), "GET", "/api/v1/cluster", Some(ADMIN), None)
+        .await
+        .expect("cluster");
     assert_eq!(v["tenants"][0]["owner"], other.id.as_str(), "{v}");
 }

@@ -83,7 +83,10 @@ async fn standby_ready(standby: web::Data<Standby>) -> Result<HttpResponse, ApiE
 async fn not_owner(standby: web::Data<Standby>) -> Result<HttpResponse, ApiError> {
     let owner = standby.node.owner(crate::core::tenant::DEFAULT_TENANT).await;
     let message = match owner {
-        Some(o) if !o.url.is_empty() => format!("this node does not route the tenant; its owner is {} at {}", o.node, o.url),
+        Some(o) if !o.url.is_empty() => format!(
+            "this node does not route the tenant; its owner is {} at {}",
+            o.node, o.url
+        ),
         Some(o) => format!("this node does not route the tenant; its owner is {}", o.node),
         None => "this node does not route the tenant, and no node does right now; try again shortly".to_string(),
     };

@@ -29,13 +29,11 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use async_nats::HeaderMap;
-use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{Change, Conversation, LastOwner, RecordPage, RecordQuery};
 use crate::store::sled::{encode_ops, Op};
-use crate::store::{BackupFuture, CommitFuture, Snapshot, SledStore, Store, StoreError};
+use crate::store::{BackupFuture, CommitFuture, SledStore, Snapshot, Store, StoreError};
 
 /// The version byte of a log entry's payload (then bincode of [`Entry`]).
 const ENTRY_VERSION: u8 = 1;
@@ -49,6 +47,8 @@ pub const TAKEOVER_HEADER: &str = "Switchboard-Takeover";
 /// How long an append may wait for JetStream's acknowledgement before its outcome counts
 /// as unknown (the store is then fenced).
 const APPEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new owner waits for the next entry of the log while it replays.
+const REPLAY_WAIT: Duration = Duration::from_secs(5);
 
 /// One log entry: a group's writes, or part of one (`more`: the group goes on in the next
 /// entry; a new owner drops a group whose last part never came).
@@ -143,6 +143,8 @@ pub struct LogPlace {
     pub snapshots: jetstream::object_store::ObjectStore,
     /// The snapshot's object name (the tenant's id).
     pub snapshot_name: String,
+    /// The object store's bucket.
+    pub snapshot_bucket: String,
     pub node: String,
     pub tenant: String,
 }
@@ -347,7 +349,12 @@ impl Appender {
             tracing::warn!(tenant = %self.place.tenant, node = %self.place.node, "lease lapsed: fenced, not appending");
             return Err(self.fence.error());
         }
-        match append(&self.place, self.last, payload, takeover).await {
+        let fence = self.fence.clone();
+        match append(&self.place, self.last, payload, takeover, move || {
+            fence.lease_valid() && !fence.is_fenced()
+        })
+        .await
+        {
             Ok(seq) => {
                 self.last = seq;
                 Ok(())
@@ -379,15 +386,23 @@ impl Appender {
             let result = write_snapshot(&place, backup, covered).await;
             busy.store(false, Ordering::SeqCst);
             match result {
-                Ok(bytes) => tracing::info!(tenant = %place.tenant, node = %place.node, covered, bytes, "snapshot written"),
-                Err(e) => tracing::warn!(tenant = %place.tenant, node = %place.node, error = %e, "snapshot not written"),
+                Ok(bytes) => {
+                    tracing::info!(tenant = %place.tenant, node = %place.node, covered, bytes, "snapshot written")
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %place.tenant, node = %place.node, error = %e, "snapshot not written")
+                }
             }
         });
     }
 }
 
 /// Collects a backup and puts it as the tenant's snapshot covering the log up to `covered`.
-async fn write_snapshot(place: &LogPlace, mut backup: crate::store::BackupStream, covered: u64) -> Result<usize, String> {
+async fn write_snapshot(
+    place: &LogPlace,
+    mut backup: crate::store::BackupStream,
+    covered: u64,
+) -> Result<usize, String> {
     let mut bytes = Vec::new();
     while let Some(chunk) = backup.next_chunk().await {
         bytes.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
@@ -425,13 +440,19 @@ fn split(ops: Vec<Op>) -> Result<Vec<Vec<u8>>, StoreError> {
     parts
         .into_iter()
         .enumerate()
-        .map(|(i, ops)| encode_entry(&Entry { more: i + 1 < count, ops }))
+        .map(|(i, ops)| {
+            encode_entry(&Entry {
+                more: i + 1 < count,
+                ops,
+            })
+        })
         .collect()
 }
 
 fn encode_entry(entry: &Entry) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![ENTRY_VERSION];
-    bincode::serialize_into(&mut out, entry).map_err(|e| StoreError::Write(format!("cannot encode a log entry: {e}")))?;
+    bincode::serialize_into(&mut out, entry)
+        .map_err(|e| StoreError::Write(format!("cannot encode a log entry: {e}")))?;
     Ok(out)
 }
 
@@ -452,27 +473,69 @@ fn decode_entry(seq: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
 
 /// Appends `payload` to the tenant's log if its last entry is still `last`: the new
 /// entry's sequence, or why not (a refusal by the expected-sequence check names it).
-async fn append(place: &LogPlace, last: u64, payload: Vec<u8>, takeover: Option<&str>) -> Result<u64, String> {
+///
+/// An append whose outcome is unknown (no acknowledgement: a NATS server lost, the
+/// connection moving to another) is sent again, the same bytes with the same
+/// `Nats-Msg-Id`, until `until` (the lease's end): JetStream stores a message id once
+/// within its duplicate window and acknowledges the copy with the first one's sequence, so
+/// an entry is never appended twice, and a copy arriving after another node's entry is
+/// refused by the expected-sequence check.
+async fn append(
+    place: &LogPlace,
+    last: u64,
+    payload: Vec<u8>,
+    takeover: Option<&str>,
+    until: impl Fn() -> bool,
+) -> Result<u64, String> {
     let mut headers = HeaderMap::new();
-    headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, last.to_string().as_str());
+    headers.insert(
+        async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+        last.to_string().as_str(),
+    );
     headers.insert(NODE_HEADER, place.node.as_str());
+    let id = format!(
+        "{}.{}.{}.{}",
+        place.tenant,
+        place.node,
+        last,
+        MSG_IDS.fetch_add(1, Ordering::Relaxed)
+    );
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
     if let Some(node) = takeover {
         headers.insert(TAKEOVER_HEADER, node);
     }
-    let ack = place
-        .js
-        .publish_with_headers(place.subject.clone(), headers, payload.into())
-        .await
-        .map_err(|e| format!("the append was not sent: {e}"))?;
-    match tokio::time::timeout(APPEND_TIMEOUT, ack).await {
-        Ok(Ok(ack)) => Ok(ack.sequence),
-        Ok(Err(e)) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => Err(format!(
-            "the log moved past entry {last}: another node owns the tenant (append refused)"
-        )),
-        Ok(Err(e)) => Err(format!("the append was not acknowledged: {e}")),
-        Err(_) => Err(format!("the append was not acknowledged within {APPEND_TIMEOUT:?}")),
+    let payload = bytes::Bytes::from(payload);
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        let why = match place
+            .js
+            .publish_with_headers(place.subject.clone(), headers.clone(), payload.clone())
+            .await
+        {
+            Ok(ack) => match tokio::time::timeout(APPEND_TIMEOUT, ack).await {
+                Ok(Ok(ack)) => return Ok(ack.sequence),
+                Ok(Err(e)) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    return Err(format!(
+                        "the log moved past entry {last}: another node owns the tenant (append refused)"
+                    ))
+                }
+                Ok(Err(e)) => format!("the append was not acknowledged: {e}"),
+                Err(_) => format!("the append was not acknowledged within {APPEND_TIMEOUT:?}"),
+            },
+            Err(e) => format!("the append was not sent: {e}"),
+        };
+        if !until() {
+            return Err(format!("{why}; {tries} tries before the lease's end"));
+        }
+        tracing::warn!(tenant = %place.tenant, node = %place.node, error = %why, tries, "append not acknowledged; sending it again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Makes each append's message id unique within a process (with the tenant, node and
+/// expected sequence in front, unique across nodes and terms too).
+static MSG_IDS: AtomicU64 = AtomicU64::new(0);
 
 /// The sequence of the tenant's last log entry (0: none yet).
 pub async fn last_sequence(place: &LogPlace) -> Result<u64, String> {
@@ -512,7 +575,16 @@ pub async fn rebuild(
         0
     };
     // The takeover mark: appended only if nobody appended since what was replayed.
-    let marked = append(place, last, encode_entry(&Entry { more: false, ops: Vec::new() }).map_err(|e| e.to_string())?, Some(&place.node)).await?;
+    let mark = encode_entry(&Entry {
+        more: false,
+        ops: Vec::new(),
+    })
+    .map_err(|e| e.to_string())?;
+    let held = fence.clone();
+    let marked = append(place, last, mark, Some(&place.node), move || {
+        held.lease_valid() && !held.is_fenced()
+    })
+    .await?;
     let local = Arc::new(SledStore::open(dir, options).map_err(|e| e.to_string())?);
     tracing::info!(tenant = %place.tenant, node = %place.node, snapshot = covered, replayed, position = marked,
         took_ms = started.elapsed().as_millis() as u64, "tenant rebuilt from its snapshot and log");
@@ -523,23 +595,43 @@ pub async fn rebuild(
 /// Restores the tenant's latest snapshot into `dir` (absent): the log sequence it covers,
 /// 0 when there is none.
 async fn restore_snapshot(place: &LogPlace, dir: &Path) -> Result<u64, String> {
-    let mut object = match place.snapshots.get(&place.snapshot_name).await {
-        Ok(o) => o,
-        Err(e) if e.kind() == jetstream::object_store::GetErrorKind::NotFound => return Ok(0),
+    let info = match place.snapshots.info(&place.snapshot_name).await {
+        Ok(i) => i,
+        Err(e) if e.kind() == jetstream::object_store::InfoErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(format!("the tenant's snapshot: {e}")),
     };
-    let covered: u64 = object
-        .info
+    let covered: u64 = info
         .description
         .as_deref()
         .and_then(|d| d.parse().ok())
         .ok_or_else(|| "the tenant's snapshot does not say which log entry it covers".to_string())?;
-    let mut bytes = Vec::new();
-    object
-        .read_to_end(&mut bytes)
+    // The object's chunks, read one by one from its stream's leader: the client library's
+    // object reader goes through a consumer, which NATS 2.9 may not place while one server
+    // of the cluster is down (and the reader panics on the timeout).
+    let stream = place
+        .js
+        .get_stream_no_info(format!("OBJ_{}", place.snapshot_bucket))
         .await
-        .map_err(|e| format!("the tenant's snapshot cannot be read: {e}"))?;
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        .map_err(|e| format!("the snapshot stream: {e}"))?;
+    let subject = format!("$O.{}.C.{}", place.snapshot_bucket, info.nuid);
+    let mut bytes = Vec::with_capacity(info.size);
+    let mut next = 0;
+    for _ in 0..info.chunks {
+        let m = next_on(&stream, &subject, next).await?;
+        bytes.extend_from_slice(&m.payload);
+        next = m.sequence + 1;
+    }
+    if bytes.len() != info.size {
+        return Err(format!(
+            "the tenant's snapshot holds {} bytes where its description says {}",
+            bytes.len(),
+            info.size
+        ));
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     let file = tempfile::NamedTempFile::new_in(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     std::fs::write(file.path(), &bytes).map_err(|e| format!("{}: {e}", file.path().display()))?;
@@ -551,6 +643,24 @@ async fn restore_snapshot(place: &LogPlace, dir: &Path) -> Result<u64, String> {
     Ok(covered)
 }
 
+/// The first message on `subject` at or after sequence `from`, from the stream's leader.
+async fn next_on(
+    stream: &jetstream::stream::Stream<()>,
+    subject: &str,
+    from: u64,
+) -> Result<async_nats::jetstream::message::StreamMessage, String> {
+    let get = stream
+        .raw_message_builder()
+        .sequence(from.max(1))
+        .next_by_subject(subject.to_string())
+        .send();
+    match tokio::time::timeout(REPLAY_WAIT, get).await {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(format!("cannot read {subject} at {from}: {e}")),
+        Err(_) => Err(format!("{subject} at {from} was not read within {REPLAY_WAIT:?}")),
+    }
+}
+
 /// Applies the tenant's entries after `after` up to `last` to the store at `dir`. Returns
 /// how many entries.
 async fn replay(place: &LogPlace, dir: &Path, after: u64, last: u64) -> Result<u64, String> {
@@ -559,30 +669,17 @@ async fn replay(place: &LogPlace, dir: &Path, after: u64, last: u64) -> Result<u
         .get_stream_no_info(&place.stream)
         .await
         .map_err(|e| format!("the log stream: {e}"))?;
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: place.subject.clone(),
-            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: after + 1,
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| format!("cannot read the log: {e}"))?;
-    let mut messages = consumer.messages().await.map_err(|e| format!("cannot read the log: {e}"))?;
     let mut batches: Vec<Vec<Op>> = Vec::new();
     let mut pending: Vec<Op> = Vec::new();
     let mut entries = 0u64;
     let mut queued = 0usize;
+    let mut next = after + 1;
     loop {
-        let message = match tokio::time::timeout(Duration::from_secs(10), messages.next()).await {
-            Ok(Some(Ok(m))) => m,
-            Ok(Some(Err(e))) => return Err(format!("cannot read the log: {e}")),
-            Ok(None) => return Err("the log ended before its last entry".into()),
-            Err(_) => return Err(format!("the log's entries after {after} did not arrive")),
-        };
-        let seq = message.info().map_err(|e| format!("a log entry without its sequence: {e}"))?.stream_sequence;
-        if message.headers.as_ref().and_then(|h| h.get(TAKEOVER_HEADER)).is_some() {
+        // One entry at a time from the stream's leader (see `restore_snapshot` on consumers).
+        let message = next_on(&stream, &place.subject, next).await?;
+        let seq = message.sequence;
+        next = seq + 1;
+        if message.headers.get(TAKEOVER_HEADER).is_some() {
             // A group an earlier owner never finished is dropped: it was never acknowledged.
             pending.clear();
         }

@@ -135,8 +135,18 @@ impl Node {
             .name(format!("switchboard {}", config.node_id))
             .connect(servers)
             .await
-            .map_err(|e| nats_error(&format!("cannot reach NATS at {} (cluster.nats_url)", config.nats_url), e))?;
-        let js = jetstream::new(client.clone());
+            .map_err(|e| {
+                nats_error(
+                    &format!("cannot reach NATS at {} (cluster.nats_url)", config.nats_url),
+                    e,
+                )
+            })?;
+        // Short request timeouts: every caller tries again (renewals, appends with their
+        // message id, a rebuild), and a request stuck on a stream whose leader is being
+        // elected again should not hold a takeover for the library's default 5 s.
+        let js = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_millis(1500))
+            .build(client.clone());
         let lease = Duration::from_millis(config.lease_ms);
         let leases = kv_bucket(&js, LEASES, lease, config.replicas).await?;
         let nodes = kv_bucket(&js, NODES, lease * 3, config.replicas).await?;
@@ -192,6 +202,7 @@ impl Node {
             subject: log_subject(tenant),
             snapshots: self.snapshots.clone(),
             snapshot_name: tenant.into(),
+            snapshot_bucket: SNAPSHOTS.into(),
             node: self.config.node_id.clone(),
             tenant: tenant.into(),
         }
@@ -206,39 +217,95 @@ impl Node {
     }
 
     /// Tries once to take tenant `tenant`'s lease: `Some` when this node holds it now.
-    pub async fn try_acquire(&self, tenant: &str) -> Option<Lease> {
+    ///
+    /// A lease is free when its key is absent (never taken, released, or expired by the
+    /// bucket's `max_age`), or when its revision has not changed for a whole lease as this
+    /// node has watched it (`seen`: the revision and when this node first saw it). JetStream
+    /// expires entries some seconds late, so the second case is what makes a takeover
+    /// prompt. Either way the lease is taken with JetStream's own checks: `create` (refused
+    /// if the key exists) or `update` at the revision watched (refused if the owner renewed
+    /// since). The owner counts its lease from before its renewal was sent, this node from
+    /// after it saw it, so the owner's end always comes first.
+    pub async fn try_acquire(&self, tenant: &str, seen: &mut Option<(u64, Instant)>) -> Option<Lease> {
         let value = serde_json::to_vec(&self.lease_value()).ok()?;
+        let lease = Duration::from_millis(self.config.lease_ms);
+        let current = match self.leases.entry(tenant).await {
+            Ok(Some(e)) if e.operation == jetstream::kv::Operation::Put => Some(e.revision),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(tenant, node = %self.config.node_id, error = %e, "lease not readable");
+                return None;
+            }
+        };
         let sent = Instant::now();
-        match self.leases.create(tenant, value.into()).await {
-            Ok(revision) => Some(Lease {
-                tenant: tenant.into(),
-                revision,
-                valid_until: sent + Duration::from_millis(self.config.lease_ms),
-            }),
-            Err(_) => None,
-        }
+        let taken = match current {
+            None => self.leases.create(tenant, value.into()).await.ok(),
+            Some(revision) => match seen {
+                Some((r, at)) if *r == revision && at.elapsed() >= lease => {
+                    self.leases.update(tenant, value.into(), revision).await.ok()
+                }
+                Some((r, _)) if *r == revision => None,
+                _ => {
+                    *seen = Some((revision, Instant::now()));
+                    None
+                }
+            },
+        };
+        taken.map(|revision| Lease {
+            tenant: tenant.into(),
+            revision,
+            valid_until: sent + lease,
+        })
     }
 
-    /// Renews `lease` (at the revision held); `false` when it was refused or failed.
+    /// Renews `lease` (at the revision held); `false` when it was refused, or not
+    /// acknowledged before the lease's end.
+    ///
+    /// The renewal is the KV update itself (a message on the key's subject with the
+    /// expected last sequence = the revision held), sent with a message id: a renewal
+    /// whose answer was lost (a NATS server going away) is sent again as it was, and
+    /// JetStream acknowledges the copy with the first one's revision instead of refusing it.
     pub async fn renew(&self, lease: &mut Lease) -> bool {
         let Ok(value) = serde_json::to_vec(&self.lease_value()) else {
             return false;
         };
         let sent = Instant::now();
-        let left = lease.valid_until.saturating_duration_since(sent);
-        match tokio::time::timeout(left, self.leases.update(&lease.tenant, value.into(), lease.revision)).await {
-            Ok(Ok(revision)) => {
-                lease.revision = revision;
-                lease.valid_until = sent + Duration::from_millis(self.config.lease_ms);
-                true
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            lease.revision.to_string().as_str(),
+        );
+        let id = format!("lease.{}.{}.{}", lease.tenant, self.config.node_id, lease.revision);
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+        let subject = format!("$KV.{LEASES}.{}", lease.tenant);
+        let value = bytes::Bytes::from(value);
+        loop {
+            let left = lease.valid_until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(tenant = %lease.tenant, node = %self.config.node_id, "lease renewal not acknowledged before the lease's end");
+                return false;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(tenant = %lease.tenant, node = %self.config.node_id, error = %e, "lease renewal refused");
-                false
-            }
-            Err(_) => {
-                tracing::warn!(tenant = %lease.tenant, node = %self.config.node_id, "lease renewal not answered before the lease's end");
-                false
+            let attempt = async {
+                self.js
+                    .publish_with_headers(subject.clone(), headers.clone(), value.clone())
+                    .await?
+                    .await
+            };
+            match tokio::time::timeout(left, attempt).await {
+                Ok(Ok(ack)) => {
+                    lease.revision = ack.sequence;
+                    lease.valid_until = sent + Duration::from_millis(self.config.lease_ms);
+                    return true;
+                }
+                Ok(Err(e)) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    tracing::warn!(tenant = %lease.tenant, node = %self.config.node_id, "lease renewal refused: another node holds the lease");
+                    return false;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(tenant = %lease.tenant, node = %self.config.node_id, error = %e, "lease renewal not acknowledged; sending it again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(_) => {}
             }
         }
     }
@@ -418,11 +485,12 @@ pub async fn serve(config: Config) -> io::Result<()> {
 async fn wait_for_lease(node: &Node, mut stop: tokio::sync::watch::Receiver<bool>) -> Option<Lease> {
     // A fraction of the lease: a lapsed lease is taken well within a second of its end.
     let every = Duration::from_millis((node.config.lease_ms / 10).clamp(50, 500));
+    let mut seen = None;
     loop {
         if *stop.borrow() {
             return None;
         }
-        if let Some(lease) = node.try_acquire(DEFAULT_TENANT).await {
+        if let Some(lease) = node.try_acquire(DEFAULT_TENANT, &mut seen).await {
             tracing::info!(tenant = DEFAULT_TENANT, node = %node.config.node_id, revision = lease.revision, "lease taken");
             return Some(lease);
         }
@@ -468,15 +536,29 @@ async fn own(
     };
     let options = crate::store::SledOptions::from_config(&config.store);
     let place = node.place(tenant);
-    let rebuilt = log::rebuild(
-        &place,
-        node.client.clone(),
-        &config.store.path,
-        options,
-        fence.clone(),
-        node.config.snapshot_every,
-    )
-    .await;
+    // JetStream may be electing a stream's leader just now (a NATS server lost with the
+    // last owner): a rebuild that fails is tried again while the lease is kept, until the
+    // takeover mark is refused (another node appended) or the lease is lost.
+    let mut attempt = 0;
+    let rebuilt = loop {
+        attempt += 1;
+        let r = log::rebuild(
+            &place,
+            node.client.clone(),
+            &config.store.path,
+            options.clone(),
+            fence.clone(),
+            node.config.snapshot_every,
+        )
+        .await;
+        match r {
+            Err(e) if attempt < 20 && fence.lease_valid() && !fence.is_fenced() && !e.contains("another node owns") => {
+                tracing::warn!(tenant, node = %node.config.node_id, attempt, error = %e, "tenant not rebuilt yet; trying again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r => break r,
+        }
+    };
     let (store, position) = match rebuilt {
         Ok(s) => s,
         Err(e) => {
@@ -495,7 +577,11 @@ async fn own(
     let ended = crate::api::serve_owner(config, store.clone(), node.clone(), fence.clone(), listener, &mut stop).await;
     node.disown(tenant);
     let shutdown = *stop.borrow();
-    fence.fence(if shutdown { "the node is stopping" } else { "stepped down" });
+    fence.fence(if shutdown {
+        "the node is stopping"
+    } else {
+        "stepped down"
+    });
     store.close();
     if let Ok(l) = keeper.await {
         lease = l;

@@ -49,7 +49,11 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Every server's URL, comma-separated (a client's seed list).
     pub fn urls(&self) -> String {
-        self.servers.iter().map(|s| s.url.as_str()).collect::<Vec<_>>().join(",")
+        self.servers
+            .iter()
+            .map(|s| s.url.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Starts three servers and waits until JetStream answers with a leader (meta
@@ -94,8 +98,7 @@ impl NatsCluster {
         let deadline = Instant::now() + within;
         let mut last = String::new();
         while Instant::now() < deadline {
-            let servers: Vec<async_nats::ServerAddr> =
-                self.servers.iter().filter_map(|s| s.url.parse().ok()).collect();
+            let servers: Vec<async_nats::ServerAddr> = self.servers.iter().filter_map(|s| s.url.parse().ok()).collect();
             match async_nats::connect(servers).await {
                 Ok(client) => {
                     let js = async_nats::jetstream::new(client);
