@@ -29,7 +29,6 @@ pub mod log;
 
 use std::io;
 use std::net::TcpListener;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -79,8 +78,8 @@ pub struct Node {
     pub leases: jetstream::kv::Store,
     pub nodes: jetstream::kv::Store,
     pub snapshots: jetstream::object_store::ObjectStore,
-    /// Tenants this node owns now, with their log positions.
-    owned: Arc<Mutex<Vec<(String, Arc<AtomicU64>)>>>,
+    /// Tenants this node owns now.
+    owned: Arc<Mutex<Vec<String>>>,
 }
 
 fn nats_error(what: &str, e: impl std::fmt::Display) -> io::Error {
@@ -327,11 +326,7 @@ impl Node {
 
     /// Writes this node's entry in [`NODES`].
     pub async fn heartbeat(&self) {
-        let tenants = self
-            .owned
-            .lock()
-            .map(|o| o.iter().map(|(t, _)| t.clone()).collect())
-            .unwrap_or_default();
+        let tenants = self.owned.lock().map(|o| o.clone()).unwrap_or_default();
         let value = NodeValue {
             id: self.config.node_id.clone(),
             url: self.config.advertise_url.clone(),
@@ -345,16 +340,16 @@ impl Node {
         }
     }
 
-    fn own(&self, tenant: &str, position: Arc<AtomicU64>) {
+    fn own(&self, tenant: &str) {
         if let Ok(mut o) = self.owned.lock() {
-            o.retain(|(t, _)| t != tenant);
-            o.push((tenant.into(), position));
+            o.retain(|t| t != tenant);
+            o.push(tenant.into());
         }
     }
 
     fn disown(&self, tenant: &str) {
         if let Ok(mut o) = self.owned.lock() {
-            o.retain(|(t, _)| t != tenant);
+            o.retain(|t| t != tenant);
         }
     }
 
@@ -571,7 +566,7 @@ async fn own(
             return Ok(Ended::SteppedDown);
         }
     };
-    node.own(tenant, store.position());
+    node.own(tenant);
     tracing::info!(tenant, node = %node.config.node_id, position, "routing the tenant");
     let store: Arc<dyn crate::store::Store> = Arc::new(store);
     let ended = crate::api::serve_owner(config, store.clone(), node.clone(), fence.clone(), listener, &mut stop).await;
