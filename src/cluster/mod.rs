@@ -356,20 +356,24 @@ impl Node {
     /// What `GET /api/v1/cluster` shows: every node seen lately, and each tenant's owner and
     /// log position.
     pub async fn status(&self) -> ClusterStatus {
-        let mut nodes = Vec::new();
-        if let Ok(mut keys) = self.nodes.keys().await {
-            use futures_util::StreamExt;
-            while let Some(Ok(key)) = keys.next().await {
-                if let Ok(Some(e)) = self.nodes.entry(key).await {
-                    if let Ok(n) = serde_json::from_slice::<NodeValue>(&e.value) {
-                        nodes.push(n);
-                    }
-                }
+        // The three reads at once, each bounded: the answer comes within STATUS_WAIT.
+        let place = self.place(DEFAULT_TENANT);
+        let (nodes, owner, position) = tokio::join!(
+            tokio::time::timeout(STATUS_WAIT, self.node_entries()),
+            tokio::time::timeout(STATUS_WAIT, self.owner(DEFAULT_TENANT)),
+            tokio::time::timeout(STATUS_WAIT, log::last_sequence(&place)),
+        );
+        let mut nodes = match nodes {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::warn!(node = %self.config.node_id, error = %e, "the node list cannot be read");
+                Vec::new()
             }
-        }
+            Err(_) => Vec::new(),
+        };
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        let owner = self.owner(DEFAULT_TENANT).await;
-        let position = log::last_sequence(&self.place(DEFAULT_TENANT)).await.ok();
+        let owner = owner.ok().flatten();
+        let position = position.ok().and_then(Result::ok);
         ClusterStatus {
             node: self.config.node_id.clone(),
             reaches_nats: self.reaches_nats(),
@@ -383,6 +387,47 @@ impl Node {
         }
     }
 }
+
+impl Node {
+    /// Every entry of [`NODES`], read message by message from the bucket's stream leader
+    /// (the bucket keeps one message per key; the client library's key listing goes
+    /// through a consumer, which NATS 2.9 may not place while a server is down).
+    async fn node_entries(&self) -> Result<Vec<NodeValue>, String> {
+        let stream = self
+            .js
+            .get_stream_no_info(format!("KV_{NODES}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let subject = format!("$KV.{NODES}.>");
+        let mut nodes = Vec::new();
+        let mut next = 1;
+        for _ in 0..MAX_NODES_LISTED {
+            let got = stream
+                .raw_message_builder()
+                .sequence(next)
+                .next_by_subject(subject.clone())
+                .send()
+                .await;
+            match got {
+                Ok(m) => {
+                    next = m.sequence + 1;
+                    if let Ok(n) = serde_json::from_slice::<NodeValue>(&m.payload) {
+                        nodes.push(n);
+                    }
+                }
+                // No message after `next`: the end of the list.
+                Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => break,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(nodes)
+    }
+}
+
+/// How long `GET /api/v1/cluster` waits for each of its reads.
+const STATUS_WAIT: Duration = Duration::from_secs(2);
+/// The most nodes `GET /api/v1/cluster` lists.
+const MAX_NODES_LISTED: usize = 256;
 
 /// `GET /api/v1/cluster`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
