@@ -145,11 +145,11 @@ async fn texts(base: &str, id: &str) -> Vec<String> {
 }
 
 /// An operator runs three nodes on a three-server JetStream cluster. Clients write through
-/// the owner of tenant `default` while one NATS server is killed (nothing stops); then the
-/// owner is SIGKILLed under load: another node routes the tenant within 5 s of the lease's
-/// end, rebuilt from the snapshot and the log after it, with every acknowledged
-/// conversation and message; standbys answer 503 `not_owner`; `GET /api/v1/cluster` shows
-/// the nodes and the new owner with its log position.
+/// the owner of tenant `default`; the owner is SIGKILLed: another node routes the tenant
+/// within 5 s of the lease's end, rebuilt from the snapshot and the log after it, with
+/// every acknowledged conversation and message; standbys answer 503 `not_owner`. Then one
+/// NATS server of three is killed: nothing stops (the owner goes on acknowledging), and
+/// `GET /api/v1/cluster` shows the nodes and the new owner with its log position.
 #[actix_web::test]
 async fn owner_killed_another_node_routes_every_acknowledged_message() {
     let Some(mut nats) = NatsCluster::start().await else {
@@ -209,28 +209,6 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
         acknowledged.push((id, vec![first_text, second]));
     }
 
-    // One NATS server of three goes: the owner goes on acknowledging.
-    nats.servers[2].kill();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut after_kill = 0;
-    while after_kill < 5 {
-        let i = 100 + after_kill;
-        match conversation(owner.base(), &format!("customer-{i}"), &format!("hello {i}")).await {
-            Some(id) => {
-                acknowledged.push((id, vec![format!("hello {i}")]));
-                after_kill += 1;
-            }
-            None => {
-                assert!(
-                    Instant::now() < deadline,
-                    "the owner stopped acknowledging with 2 of 3 NATS servers up:\n{}",
-                    owner.process.log_lines().join("\n")
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-
     // SIGKILL the owner while a client is still writing.
     let killed = Instant::now();
     let owner_id = owner.id.clone();
@@ -260,6 +238,36 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
     assert!(conversation(next.base(), "after-failover", "hello again")
         .await
         .is_some());
+
+    // One NATS server of three goes: the new owner goes on acknowledging, and serves
+    // everything acknowledged before.
+    nats.servers[2].kill();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after_kill = 0;
+    while after_kill < 5 {
+        let i = 100 + after_kill;
+        match conversation(next.base(), &format!("customer-{i}"), &format!("hello {i}")).await {
+            Some(id) => {
+                acknowledged.push((id, vec![format!("hello {i}")]));
+                after_kill += 1;
+            }
+            None => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the owner stopped acknowledging with 2 of 3 NATS servers up:\n{}",
+                    next.process.log_lines().join("\n")
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    for (id, want) in &acknowledged {
+        let have = texts(next.base(), id).await;
+        for text in want {
+            assert!(have.contains(text), "conversation {id} lost {text:?}: {have:?}");
+        }
+    }
 
     // The cluster's view names the owner and its log position, and lists the new owner
     // with its tenant (the node list is read from a bucket whose stream may still be

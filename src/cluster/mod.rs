@@ -558,7 +558,11 @@ async fn own(
         let every = Duration::from_millis(node.config.lease_ms / 3);
         actix_rt::spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
+                // Woken by the fence too: a node handing over releases its lease at once.
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = fence.fenced() => {}
+                }
                 if fence.is_fenced() {
                     break;
                 }
