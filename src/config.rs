@@ -39,6 +39,7 @@ pub const SECTIONS: &[&str] = &[
     "demo",
     "messenger",
     "supervisor",
+    "cluster",
 ];
 
 /// True when an environment key (after the prefix) names a config section.
@@ -86,6 +87,10 @@ pub struct Config {
     /// Reports: how long records and figures are kept.
     #[serde(default)]
     pub reports: ReportsConfig,
+    /// Several nodes sharing tenants through NATS JetStream (docs/CLUSTER.md); absent:
+    /// the single node on its own store.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `[reports]` (../shared/API.md "Reports and events out").
@@ -102,6 +107,43 @@ impl Default for ReportsConfig {
     fn default() -> Self {
         ReportsConfig { retention_days: 400 }
     }
+}
+
+/// `[cluster]`: this node's part in a cluster (docs/CLUSTER.md). Absent by default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The NATS servers to connect to, comma-separated (`nats://10.0.0.1:4222,...`).
+    pub nats_url: String,
+    /// This node's name in the cluster: unique, stable across restarts.
+    pub node_id: String,
+    /// Where other nodes and operators reach this node's HTTP API
+    /// (`http://10.0.0.1:8080`); shown in `GET /api/v1/cluster`.
+    #[serde(default)]
+    pub advertise_url: String,
+    /// How long a tenant's lease lasts without being renewed; the owner renews it every
+    /// third of this, and stops routing the tenant when it could not before its end.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// Copies JetStream keeps of the log, the leases and the snapshots (1, 3 or 5; at most
+    /// the number of NATS servers).
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// The owner writes a snapshot of a tenant after this many log entries since the last.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+}
+
+fn default_lease_ms() -> u64 {
+    5_000
+}
+
+fn default_replicas() -> usize {
+    3
+}
+
+fn default_snapshot_every() -> u64 {
+    10_000
 }
 
 /// `[supervisor]`: the supervisor hub (`api::supervisor`).
@@ -574,6 +616,29 @@ impl Config {
         }
         if self.supervisor.socket_buffer == 0 {
             return bad("supervisor.socket_buffer", "must be greater than 0");
+        }
+        if let Some(c) = &self.cluster {
+            if c.nats_url.trim().is_empty() {
+                return bad("cluster.nats_url", "must name at least one NATS server");
+            }
+            if c.node_id.is_empty()
+                || c.node_id.len() > 64
+                || !c
+                    .node_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return bad("cluster.node_id", "must be 1 to 64 letters, digits, '-' or '_'");
+            }
+            if c.lease_ms < 500 || c.lease_ms > 60_000 {
+                return bad("cluster.lease_ms", "must be 500 to 60000");
+            }
+            if ![1, 3, 5].contains(&c.replicas) {
+                return bad("cluster.replicas", "must be 1, 3 or 5");
+            }
+            if c.snapshot_every == 0 {
+                return bad("cluster.snapshot_every", "must be at least 1");
+            }
         }
         if self.server.ws_heartbeat_ms == 0 {
             return bad("server.ws_heartbeat_ms", "must be greater than 0");

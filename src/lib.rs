@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`api`]: the HTTP edge: REST, the agent desktop WebSocket, health, metrics, OpenAPI.
 //! - [`channels`]: customer channels beside REST: the Messenger webhook and Send API.
+//! - [`cluster`]: several nodes sharing tenants through NATS JetStream (leases, logs).
 //! - [`config`]: typed configuration, the embedded default, environment overrides.
 //! - [`core`]: the pure routing state machine ([`core::Floor`]); no I/O, no clock.
 //! - [`actors`]: actix actors per agent, queue and conversation, around the core.
@@ -19,6 +20,7 @@
 pub mod actors;
 pub mod api;
 pub mod channels;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod engine;

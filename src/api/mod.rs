@@ -32,6 +32,7 @@
 pub mod attachments;
 pub mod auth;
 pub mod canned;
+pub mod cluster;
 pub mod demo;
 pub mod dto;
 pub mod error;
@@ -168,6 +169,10 @@ pub const AUTH_TRACKED_ADDRESSES: usize = 100_000;
 /// and serves until Ctrl-C or SIGTERM. Must run inside an actix system. The store is
 /// closed (and its summary logged) however serving ends.
 pub async fn serve(config: Config) -> io::Result<()> {
+    if config.cluster.is_some() {
+        // A node of a cluster: standby or owner of tenant `default` (docs/CLUSTER.md).
+        return crate::cluster::serve(config).await;
+    }
     let options = crate::store::SledOptions::from_config(&config.store).with_reports(&config.reports);
     let sled = Arc::new(crate::store::SledStore::open(&config.store.path, options).map_err(io::Error::other)?);
     let result = serve_on(&config, sled.clone()).await;
@@ -189,7 +194,7 @@ async fn serve_on(config: &Config, sled: Arc<crate::store::SledStore>) -> io::Re
              SWITCHBOARD_MESSENGER__APP_SECRET); /webhooks/messenger refuses every request"
         );
     }
-    let (server, shutdown, tenants) = build(config, engine, Some(outbox), listener)?;
+    let (server, shutdown, tenants) = build(config, engine, Some(outbox), listener, None)?;
     banner(config, addr);
     let handle = server.handle();
     actix_rt::spawn(async move {
@@ -205,9 +210,49 @@ async fn serve_on(config: &Config, sled: Arc<crate::store::SledStore>) -> io::Re
     result
 }
 
+/// A term of a cluster node as the owner of tenant `default` over `store` (rebuilt from
+/// the tenant's log): the full server on `listener` until the node is stopped (`stop`) or
+/// `fence` falls (the lease lost, an append refused). On a fence the engine stops at once
+/// and connections are dropped: nothing more is routed or acknowledged here.
+pub(crate) async fn serve_owner(
+    config: &Config,
+    store: Arc<dyn crate::store::Store>,
+    node: crate::cluster::Node,
+    fence: Arc<crate::cluster::log::Fence>,
+    listener: TcpListener,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> io::Result<()> {
+    let (engine, outbox) = crate::channels::messenger::start_engine(config, store).map_err(io::Error::other)?;
+    provision(&engine, config).await?;
+    let (server, shutdown, tenants) = build(config, engine.clone(), Some(outbox), listener, Some(node))?;
+    let handle = server.handle();
+    let mut stop = stop.clone();
+    let watcher = actix_rt::spawn(async move {
+        tokio::select! {
+            _ = fence.fenced() => {
+                // Fail closed: the engine first (no more routing, no more commits), then
+                // every connection, without waiting for requests in flight.
+                engine.stop().await;
+                let _ = shutdown.send(());
+                handle.stop(false).await;
+            }
+            _ = stop.wait_for(|s| *s) => {
+                tracing::info!("shutting down: closing desktops, finishing requests");
+                let _ = shutdown.send(());
+                handle.stop(true).await;
+                engine.stop().await;
+            }
+        }
+    });
+    let result = server.await;
+    watcher.abort();
+    tenants.close();
+    result
+}
+
 /// The start-up line on stdout, whatever the log level (scripts and tests wait for it):
 /// a JSON line in the tracing layout with `log.format = "json"`, text otherwise.
-fn banner(config: &Config, addr: std::net::SocketAddr) {
+pub(crate) fn banner(config: &Config, addr: std::net::SocketAddr) {
     let message = format!("switchboard listening on http://{addr} (API docs at http://{addr}/api/docs/)");
     if config.log.format == crate::config::LogFormat::Json {
         let line = serde_json::json!({
@@ -316,7 +361,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
 /// The server on `listener`, not yet running: `.await` it (or spawn it). Tests bind
 /// `127.0.0.1:0` and call this.
 pub fn build_server(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<Server> {
-    build(config, engine, None, listener).map(|(server, _, _)| server)
+    build(config, engine, None, listener, None).map(|(server, _, _)| server)
 }
 
 /// [`build_server`] for an engine that sends Messenger messages through `outbox`
@@ -327,7 +372,7 @@ pub fn build_server_with_outbox(
     outbox: Arc<crate::channels::messenger::Outbox>,
     listener: TcpListener,
 ) -> io::Result<Server> {
-    build(config, engine, Some(outbox), listener).map(|(server, _, _)| server)
+    build(config, engine, Some(outbox), listener, None).map(|(server, _, _)| server)
 }
 
 fn build(
@@ -335,7 +380,9 @@ fn build(
     engine: Engine,
     outbox: Option<Arc<crate::channels::messenger::Outbox>>,
     listener: TcpListener,
+    cluster: Option<crate::cluster::Node>,
 ) -> io::Result<(Server, broadcast::Sender<()>, Arc<crate::tenants::Tenants>)> {
+    let cluster = cluster.map(web::Data::new);
     let (shutdown, _) = broadcast::channel(1);
     let files = match &outbox {
         Some(o) => o.files(),
@@ -401,6 +448,11 @@ fn build(
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(messenger.clone())
+            .configure(|cfg| {
+                if let Some(node) = &cluster {
+                    cfg.app_data(node.clone());
+                }
+            })
             .app_data(web::PayloadConfig::new(webhook_limit))
             .app_data(
                 web::JsonConfig::default()
@@ -547,6 +599,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(crate::channels::messenger::webhook::receive)),
     )
     .service(resource("/api/v1/admin/backup").route(web::post().to(ops::backup)))
+    .service(resource("/api/v1/cluster").route(web::get().to(cluster::status)))
     .service(
         resource("/livez")
             .route(web::get().to(ops::livez))
@@ -665,7 +718,7 @@ async fn observe_request(
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

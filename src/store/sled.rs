@@ -474,6 +474,90 @@ impl Writes {
     }
 }
 
+/// Where [`add`] writes a change's records: the writer's batch, or a list of
+/// [`Op`]s (a tenant's log in a cluster, docs/CLUSTER.md).
+trait Sink {
+    fn insert(&mut self, key: &[u8], value: &[u8]);
+    fn remove(&mut self, key: &[u8]);
+}
+
+impl Sink for Writes {
+    fn insert(&mut self, key: &[u8], value: &[u8]) {
+        Writes::insert(self, key, value);
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        Writes::remove(self, key);
+    }
+}
+
+/// One write of a store's records, as the writer makes it: a key (of tenant `default`'s
+/// keyspace) and its new value, or `None` to remove it. Writes are blind (they never read
+/// what they replace), so applying a list of them again over a store that has them already
+/// leaves it as it was: a snapshot plus a replay from any point at or before the
+/// snapshot's gives the same store.
+pub type Op = (Vec<u8>, Option<Vec<u8>>);
+
+impl Sink for Vec<Op> {
+    fn insert(&mut self, key: &[u8], value: &[u8]) {
+        self.push((key.to_vec(), Some(value.to_vec())));
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        self.push((key.to_vec(), None));
+    }
+}
+
+/// The writes a commit of `changes` makes (tenant `default`'s keys), in order: what a
+/// cluster appends to a tenant's log (docs/CLUSTER.md). Report figures are written as
+/// the rows they make, added to what `base` holds now: `base` must hold every earlier
+/// commit and nothing later (the appender commits one group at a time).
+pub fn encode_ops(changes: Vec<Change>, base: &SledStore) -> Result<Vec<Op>, StoreError> {
+    let mut ops = Vec::with_capacity(changes.len() + 4);
+    let (mut key, mut value) = (Vec::new(), Vec::new());
+    let mut figures = FiguresSums::default();
+    for change in changes {
+        if let Change::Figures(d) = change {
+            figures.add(&[], *d);
+            continue;
+        }
+        add(&mut ops, change, &[], &mut key, &mut value)?;
+    }
+    figures.write(&base.trees()?.records, &mut ops, &mut value)?;
+    Ok(ops)
+}
+
+/// Applies lists of [`Op`]s in order to the stopped store at `dir` (created empty when
+/// absent), each list as one atomic batch, then flushes: how a node brings its copy of a
+/// tenant from a snapshot up to the end of the tenant's log. Returns how many writes.
+pub fn apply_ops(dir: &Path, batches: impl IntoIterator<Item = Vec<Op>>) -> Result<u64, StoreError> {
+    let shown = dir.display().to_string();
+    if !dir.join("db").exists() {
+        // A new store: opened once as the engine would, so it carries the format marker.
+        SledStore::open(dir, SledOptions::default())?.close();
+        wait_released(dir);
+    }
+    let write = |e: ::sled::Error| StoreError::Write(format!("{shown}: {e}"));
+    let mut n = 0u64;
+    {
+        let db = open_db_with(dir, RESTORE_CACHE)?;
+        for ops in batches {
+            let mut batch = Batch::default();
+            for (k, v) in ops {
+                n += 1;
+                match v {
+                    Some(v) => batch.insert(k, v),
+                    None => batch.remove(k),
+                }
+            }
+            db.apply_batch(batch).map_err(write)?;
+        }
+        db.flush().map_err(write)?;
+    }
+    wait_released(dir);
+    Ok(n)
+}
+
 /// The writer's reusable encoding buffers: one key and one value buffer for every record
 /// of a group (a record is copied once, into sled's own value, instead of being built in
 /// a growing `Vec` of its own), and the per-change "replaced later" flags.
@@ -539,49 +623,65 @@ fn encode_group(
     }
     drop(seen);
     let mut skipped = 0;
-    // Figures deltas of one row are added up first, then to the row as stored.
-    let mut figures: BTreeMap<Vec<u8>, Figures> = BTreeMap::new();
+    let mut figures = FiguresSums::default();
     for (i, change) in changes.into_iter().flatten().enumerate() {
         if scratch.replaced[i] {
             skipped += 1;
             continue;
         }
         if let Change::Figures(d) = change {
-            let mut key = Vec::with_capacity(scope.len() + 32);
-            key.extend_from_slice(scope);
-            key.push(prefix::FIGURES);
-            record::figures_key_into(&mut key, &d.subject, d.interval);
-            match figures.entry(key) {
-                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().add(&d.figures),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(d.figures);
-                }
-            }
+            figures.add(scope, *d);
             continue;
         }
         add(batch, change, scope, &mut scratch.key, &mut scratch.value)?;
     }
-    // The writer is the only one to write rows, so what it reads here is what the batch
-    // replaces: the sum goes into the same atomic batch as the deltas' causes.
-    for (key, delta) in figures {
-        let mut row = match tree.get(&key) {
-            Ok(Some(v)) => record::decode_figures(&key, &v)?,
-            Ok(None) => Figures::default(),
-            Err(e) => return Err(StoreError::Read(format!("a figures row: {e}"))),
-        };
-        row.add(&delta);
-        scratch.value.clear();
-        encode_into(&mut scratch.value, &FiguresV1::from(&row))?;
-        batch.insert(&key, &scratch.value);
-    }
+    figures.write(tree, batch, &mut scratch.value)?;
     Ok(skipped)
+}
+
+/// The figures deltas of one group, added up per row first ([`Change::Figures`]).
+#[derive(Default)]
+struct FiguresSums(BTreeMap<Vec<u8>, Figures>);
+
+impl FiguresSums {
+    fn add(&mut self, scope: &[u8], d: crate::core::figures::Delta) {
+        let mut key = Vec::with_capacity(scope.len() + 32);
+        key.extend_from_slice(scope);
+        key.push(prefix::FIGURES);
+        record::figures_key_into(&mut key, &d.subject, d.interval);
+        match self.0.entry(key) {
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().add(&d.figures),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(d.figures);
+            }
+        }
+    }
+
+    /// Adds each sum to its row as `tree` holds it and writes the row into `batch`. Only
+    /// one writer writes rows (the store's writer; a cluster's appender, one group at a
+    /// time), so what it reads is what the batch replaces: the sum goes into the same
+    /// atomic batch as the deltas' causes.
+    fn write(self, tree: &Tree, batch: &mut impl Sink, value: &mut Vec<u8>) -> Result<(), StoreError> {
+        for (key, delta) in self.0 {
+            let mut row = match tree.get(&key) {
+                Ok(Some(v)) => record::decode_figures(&key, &v)?,
+                Ok(None) => Figures::default(),
+                Err(e) => return Err(StoreError::Read(format!("a figures row: {e}"))),
+            };
+            row.add(&delta);
+            value.clear();
+            encode_into(value, &FiguresV1::from(&row))?;
+            batch.insert(&key, value);
+        }
+        Ok(())
+    }
 }
 
 /// Encodes one change of the tenant whose keys start with `scope` into `batch`. `key`
 /// and `value` are scratch buffers: sled copies
 /// short keys inline and each value once into its own allocation.
 fn add(
-    batch: &mut Writes,
+    batch: &mut impl Sink,
     change: Change,
     scope: &[u8],
     key: &mut Vec<u8>,

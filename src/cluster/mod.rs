@@ -1,0 +1,643 @@
+//! Several nodes sharing tenants through a NATS JetStream cluster (docs/CLUSTER.md).
+//!
+//! JetStream is the distributed engine; Switchboard writes no consensus of its own:
+//! - **Ownership**: a lease per tenant, one key in the KV bucket [`LEASES`] whose entries
+//!   live `cluster.lease_ms` ([`Lease`]). It is taken with `create` (refused while another
+//!   node's lease lives) and renewed with `update` at the revision this node holds,
+//!   every third of its life. An owner that could not renew before its end stops routing
+//!   the tenant at once (fail closed): the [`log::Fence`] refuses every later commit and
+//!   the engine is stopped.
+//! - **The log**: every group commit of a tenant is an entry of the stream [`LOG_STREAM`]
+//!   on the tenant's subject, appended with the expected-last-subject-sequence check
+//!   ([`log::LogStore`]); a new owner appends a takeover mark before it routes, so an
+//!   earlier owner's next append is refused (fenced).
+//! - **Nodes**: each node keeps an entry in the KV bucket [`NODES`] (its address, when it
+//!   was last seen, what it owns) for `GET /api/v1/cluster`.
+//!
+//! [`serve`] is a node's life: standby (only `/readyz`, `/livez` and `/api/v1/cluster`;
+//! everything else 503 `not_owner` naming the owner) until it takes the lease of tenant
+//! `default`, then the full server over the tenant rebuilt from its snapshot and log, until
+//! it loses the lease (back to standby) or is stopped (SIGTERM: the lease is released so
+//! that another node takes the tenant at once).
+//!
+//! # Architecture invariant
+//! A node routes a tenant only while it holds the tenant's lease and its appends are
+//! accepted; every acknowledged change is in the tenant's log on a majority of the
+//! stream's replicas before its acknowledgement.
+
+pub mod log;
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ClusterConfig, Config};
+use crate::core::tenant::DEFAULT_TENANT;
+
+/// The KV bucket of the tenants' leases (key: the tenant's id).
+pub const LEASES: &str = "switchboard_leases";
+/// The KV bucket of the nodes (key: the node's id).
+pub const NODES: &str = "switchboard_nodes";
+/// The stream of every tenant's log; a tenant's subject is [`log_subject`].
+pub const LOG_STREAM: &str = "SWITCHBOARD_LOG";
+/// The object store of the tenants' snapshots (object: the tenant's id).
+pub const SNAPSHOTS: &str = "switchboard_snapshots";
+
+/// The subject of tenant `tenant`'s log.
+pub fn log_subject(tenant: &str) -> String {
+    format!("switchboard.log.{tenant}")
+}
+
+/// What a lease says: who holds it and where that node is reached.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseValue {
+    pub node: String,
+    pub url: String,
+}
+
+/// What a node says about itself in [`NODES`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeValue {
+    pub id: String,
+    pub url: String,
+    /// Unix milliseconds.
+    pub last_seen: u64,
+    pub tenants: Vec<String>,
+}
+
+/// A node's connection to the cluster: NATS, its buckets and stream.
+#[derive(Clone)]
+pub struct Node {
+    pub config: ClusterConfig,
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub leases: jetstream::kv::Store,
+    pub nodes: jetstream::kv::Store,
+    pub snapshots: jetstream::object_store::ObjectStore,
+    /// Tenants this node owns now.
+    owned: Arc<Mutex<Vec<String>>>,
+}
+
+fn nats_error(what: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what}: {e}"))
+}
+
+/// KV bucket `bucket` (history 1, entries living `max_age`), created when missing. Its
+/// stream is made here as the client library's own bucket creation makes it: that
+/// creation first asks the server for the account's figures in a shape NATS 2.9 servers
+/// (Debian's) do not send, and fails on them.
+async fn kv_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> io::Result<jetstream::kv::Store> {
+    if let Ok(kv) = js.get_key_value(bucket).await {
+        return Ok(kv);
+    }
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: replicas,
+        discard: jetstream::stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| nats_error(&format!("cannot create the bucket {bucket}"), e))?;
+    js.get_key_value(bucket)
+        .await
+        .map_err(|e| nats_error(&format!("cannot open the bucket {bucket}"), e))
+}
+
+impl Node {
+    /// Connects to NATS and makes sure the buckets and the log stream exist (created with
+    /// `cluster.replicas` copies, file storage, the first time).
+    pub async fn connect(config: &ClusterConfig) -> io::Result<Node> {
+        let mut servers = Vec::new();
+        for url in config.nats_url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            let addr: async_nats::ServerAddr = url
+                .parse()
+                .map_err(|e| nats_error(&format!("cluster.nats_url: {url} is not a NATS server address"), e))?;
+            servers.push(addr);
+        }
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("switchboard {}", config.node_id))
+            .connect(servers)
+            .await
+            .map_err(|e| {
+                nats_error(
+                    &format!("cannot reach NATS at {} (cluster.nats_url)", config.nats_url),
+                    e,
+                )
+            })?;
+        // Short request timeouts: every caller tries again (renewals, appends with their
+        // message id, a rebuild), and a request stuck on a stream whose leader is being
+        // elected again should not hold a takeover for the library's default 5 s.
+        let js = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_millis(1500))
+            .build(client.clone());
+        let lease = Duration::from_millis(config.lease_ms);
+        let leases = kv_bucket(&js, LEASES, lease, config.replicas).await?;
+        let nodes = kv_bucket(&js, NODES, lease * 3, config.replicas).await?;
+        js.get_or_create_stream(jetstream::stream::Config {
+            name: LOG_STREAM.into(),
+            subjects: vec![log_subject("*")],
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: config.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats_error("cannot create the log stream", e))?;
+        let snapshots = match js.get_object_store(SNAPSHOTS).await {
+            Ok(s) => s,
+            Err(_) => js
+                .create_object_store(jetstream::object_store::Config {
+                    bucket: SNAPSHOTS.into(),
+                    num_replicas: config.replicas,
+                    storage: jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| nats_error("cannot create the snapshot store", e))?,
+        };
+        Ok(Node {
+            config: config.clone(),
+            client,
+            js,
+            leases,
+            nodes,
+            snapshots,
+            owned: Arc::default(),
+        })
+    }
+
+    /// True while the connection to NATS is up.
+    pub fn reaches_nats(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn lease_value(&self) -> LeaseValue {
+        LeaseValue {
+            node: self.config.node_id.clone(),
+            url: self.config.advertise_url.clone(),
+        }
+    }
+
+    /// Where tenant `tenant`'s log and snapshots are.
+    pub fn place(&self, tenant: &str) -> log::LogPlace {
+        log::LogPlace {
+            js: self.js.clone(),
+            stream: LOG_STREAM.into(),
+            subject: log_subject(tenant),
+            snapshots: self.snapshots.clone(),
+            snapshot_name: tenant.into(),
+            snapshot_bucket: SNAPSHOTS.into(),
+            node: self.config.node_id.clone(),
+            tenant: tenant.into(),
+        }
+    }
+
+    /// The holder of tenant `tenant`'s lease, if it is held.
+    pub async fn owner(&self, tenant: &str) -> Option<LeaseValue> {
+        match self.leases.entry(tenant).await {
+            Ok(Some(e)) if e.operation == jetstream::kv::Operation::Put => serde_json::from_slice(&e.value).ok(),
+            _ => None,
+        }
+    }
+
+    /// Tries once to take tenant `tenant`'s lease: `Some` when this node holds it now.
+    ///
+    /// A lease is free when its key is absent (never taken, released, or expired by the
+    /// bucket's `max_age`), or when its revision has not changed for a whole lease as this
+    /// node has watched it (`seen`: the revision and when this node first saw it). JetStream
+    /// expires entries some seconds late, so the second case is what makes a takeover
+    /// prompt. Either way the lease is taken with JetStream's own checks: `create` (refused
+    /// if the key exists) or `update` at the revision watched (refused if the owner renewed
+    /// since). The owner counts its lease from before its renewal was sent, this node from
+    /// after it saw it, so the owner's end always comes first.
+    pub async fn try_acquire(&self, tenant: &str, seen: &mut Option<(u64, Instant)>) -> Option<Lease> {
+        let value = serde_json::to_vec(&self.lease_value()).ok()?;
+        let lease = Duration::from_millis(self.config.lease_ms);
+        let current = match self.leases.entry(tenant).await {
+            Ok(Some(e)) if e.operation == jetstream::kv::Operation::Put => Some(e.revision),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(tenant, node = %self.config.node_id, error = %e, "lease not readable");
+                return None;
+            }
+        };
+        let sent = Instant::now();
+        let taken = match current {
+            None => self.leases.create(tenant, value.into()).await.ok(),
+            Some(revision) => match seen {
+                Some((r, at)) if *r == revision && at.elapsed() >= lease => {
+                    self.leases.update(tenant, value.into(), revision).await.ok()
+                }
+                Some((r, _)) if *r == revision => None,
+                _ => {
+                    *seen = Some((revision, Instant::now()));
+                    None
+                }
+            },
+        };
+        taken.map(|revision| Lease {
+            tenant: tenant.into(),
+            revision,
+            valid_until: sent + lease,
+        })
+    }
+
+    /// Renews `lease` (at the revision held); `false` when it was refused, or not
+    /// acknowledged before the lease's end.
+    ///
+    /// The renewal is the KV update itself (a message on the key's subject with the
+    /// expected last sequence = the revision held), sent with a message id: a renewal
+    /// whose answer was lost (a NATS server going away) is sent again as it was, and
+    /// JetStream acknowledges the copy with the first one's revision instead of refusing it.
+    pub async fn renew(&self, lease: &mut Lease) -> bool {
+        let Ok(value) = serde_json::to_vec(&self.lease_value()) else {
+            return false;
+        };
+        let sent = Instant::now();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            lease.revision.to_string().as_str(),
+        );
+        let id = format!("lease.{}.{}.{}", lease.tenant, self.config.node_id, lease.revision);
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+        let subject = format!("$KV.{LEASES}.{}", lease.tenant);
+        let value = bytes::Bytes::from(value);
+        loop {
+            let left = lease.valid_until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(tenant = %lease.tenant, node = %self.config.node_id, "lease renewal not acknowledged before the lease's end");
+                return false;
+            }
+            let attempt = async {
+                self.js
+                    .publish_with_headers(subject.clone(), headers.clone(), value.clone())
+                    .await?
+                    .await
+            };
+            match tokio::time::timeout(left, attempt).await {
+                Ok(Ok(ack)) => {
+                    lease.revision = ack.sequence;
+                    lease.valid_until = sent + Duration::from_millis(self.config.lease_ms);
+                    return true;
+                }
+                Ok(Err(e)) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    tracing::warn!(tenant = %lease.tenant, node = %self.config.node_id, "lease renewal refused: another node holds the lease");
+                    return false;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(tenant = %lease.tenant, node = %self.config.node_id, error = %e, "lease renewal not acknowledged; sending it again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Gives `lease` up at once (only if still at the revision held), so that another node
+    /// takes the tenant without waiting for it to lapse.
+    pub async fn release(&self, lease: &Lease) {
+        match self
+            .leases
+            .delete_expect_revision(&lease.tenant, Some(lease.revision))
+            .await
+        {
+            Ok(()) => tracing::info!(tenant = %lease.tenant, node = %self.config.node_id, "lease released"),
+            Err(e) => {
+                tracing::warn!(tenant = %lease.tenant, node = %self.config.node_id, error = %e, "lease not released")
+            }
+        }
+    }
+
+    /// Writes this node's entry in [`NODES`].
+    pub async fn heartbeat(&self) {
+        let tenants = self.owned.lock().map(|o| o.clone()).unwrap_or_default();
+        let value = NodeValue {
+            id: self.config.node_id.clone(),
+            url: self.config.advertise_url.clone(),
+            last_seen: now_ms(),
+            tenants,
+        };
+        if let Ok(bytes) = serde_json::to_vec(&value) {
+            if let Err(e) = self.nodes.put(&self.config.node_id, bytes.into()).await {
+                tracing::debug!(node = %self.config.node_id, error = %e, "node entry not written");
+            }
+        }
+    }
+
+    fn own(&self, tenant: &str) {
+        if let Ok(mut o) = self.owned.lock() {
+            o.retain(|t| t != tenant);
+            o.push(tenant.into());
+        }
+    }
+
+    fn disown(&self, tenant: &str) {
+        if let Ok(mut o) = self.owned.lock() {
+            o.retain(|t| t != tenant);
+        }
+    }
+
+    /// What `GET /api/v1/cluster` shows: every node seen lately, and each tenant's owner and
+    /// log position.
+    pub async fn status(&self) -> ClusterStatus {
+        // The three reads at once, each bounded: the answer comes within STATUS_WAIT.
+        let place = self.place(DEFAULT_TENANT);
+        let (nodes, owner, position) = tokio::join!(
+            tokio::time::timeout(STATUS_WAIT, self.node_entries()),
+            tokio::time::timeout(STATUS_WAIT, self.owner(DEFAULT_TENANT)),
+            tokio::time::timeout(STATUS_WAIT, log::last_sequence(&place)),
+        );
+        let mut nodes = match nodes {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::warn!(node = %self.config.node_id, error = %e, "the node list cannot be read");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        let owner = owner.ok().flatten();
+        let position = position.ok().and_then(Result::ok);
+        ClusterStatus {
+            node: self.config.node_id.clone(),
+            reaches_nats: self.reaches_nats(),
+            nodes,
+            tenants: vec![TenantPlace {
+                id: DEFAULT_TENANT.into(),
+                owner: owner.as_ref().map(|o| o.node.clone()),
+                owner_url: owner.map(|o| o.url),
+                log_position: position,
+            }],
+        }
+    }
+}
+
+impl Node {
+    /// Every entry of [`NODES`], read message by message from the bucket's stream leader
+    /// (the bucket keeps one message per key; the client library's key listing goes
+    /// through a consumer, which NATS 2.9 may not place while a server is down).
+    async fn node_entries(&self) -> Result<Vec<NodeValue>, String> {
+        let stream = self
+            .js
+            .get_stream_no_info(format!("KV_{NODES}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let subject = format!("$KV.{NODES}.>");
+        let mut nodes = Vec::new();
+        let mut next = 1;
+        for _ in 0..MAX_NODES_LISTED {
+            let got = stream
+                .raw_message_builder()
+                .sequence(next)
+                .next_by_subject(subject.clone())
+                .send()
+                .await;
+            match got {
+                Ok(m) => {
+                    next = m.sequence + 1;
+                    if let Ok(n) = serde_json::from_slice::<NodeValue>(&m.payload) {
+                        nodes.push(n);
+                    }
+                }
+                // No message after `next`: the end of the list.
+                Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => break,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(nodes)
+    }
+}
+
+/// How long `GET /api/v1/cluster` waits for each of its reads.
+const STATUS_WAIT: Duration = Duration::from_secs(2);
+/// The most nodes `GET /api/v1/cluster` lists.
+const MAX_NODES_LISTED: usize = 256;
+
+/// `GET /api/v1/cluster`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The node that answered.
+    pub node: String,
+    pub reaches_nats: bool,
+    pub nodes: Vec<NodeValue>,
+    pub tenants: Vec<TenantPlace>,
+}
+
+/// A tenant's owner and log position.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantPlace {
+    pub id: String,
+    /// The node holding the tenant's lease; `null` while nobody does.
+    pub owner: Option<String>,
+    pub owner_url: Option<String>,
+    /// The sequence of the tenant's last log entry (`null` when NATS did not answer).
+    pub log_position: Option<u64>,
+}
+
+/// A lease this node holds.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub tenant: String,
+    /// The KV revision this node wrote last: the next renewal expects it.
+    pub revision: u64,
+    /// By this node's clock, measured from before the request that took or renewed it.
+    pub valid_until: Instant,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Why a term as owner ended.
+enum Ended {
+    /// SIGTERM or Ctrl-C: the node exits.
+    Shutdown,
+    /// The lease was lost or an append was refused: back to standby.
+    SteppedDown,
+}
+
+/// A node's life in a cluster: see the module docs. Must run inside an actix system.
+pub async fn serve(config: Config) -> io::Result<()> {
+    let Some(cluster) = config.cluster.clone() else {
+        return Err(io::Error::other("serve_cluster needs a [cluster] section"));
+    };
+    let node = Node::connect(&cluster).await?;
+    let listen = config.server.listen;
+    let listener = TcpListener::bind(listen)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen} (server.listen): {e}")))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(node = %cluster.node_id, nats = %cluster.nats_url, "cluster node connected to NATS");
+    crate::api::banner(&config, addr);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    actix_rt::spawn(async move {
+        crate::api::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let beat = node.clone();
+    let every = Duration::from_millis(cluster.lease_ms / 3);
+    actix_rt::spawn(async move {
+        loop {
+            beat.heartbeat().await;
+            tokio::time::sleep(every).await;
+        }
+    });
+    loop {
+        // Standby until this node takes the lease (or is stopped).
+        let standby = crate::api::cluster::standby_server(&config, node.clone(), listener.try_clone()?)?;
+        let handle = standby.handle();
+        actix_rt::spawn(standby);
+        let lease = wait_for_lease(&node, stop_rx.clone()).await;
+        handle.stop(false).await;
+        let Some(lease) = lease else {
+            break;
+        };
+        match own(&config, &node, lease, listener.try_clone()?, stop_rx.clone()).await? {
+            Ended::Shutdown => break,
+            Ended::SteppedDown => {
+                // Give another node the chance to take the tenant before trying again.
+                tokio::time::sleep(Duration::from_millis(cluster.lease_ms)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Polls tenant `default`'s lease until this node takes it (`None`: stopped first).
+async fn wait_for_lease(node: &Node, mut stop: tokio::sync::watch::Receiver<bool>) -> Option<Lease> {
+    // A fraction of the lease: a lapsed lease is taken well within a second of its end.
+    let every = Duration::from_millis((node.config.lease_ms / 10).clamp(50, 500));
+    let mut seen = None;
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        if let Some(lease) = node.try_acquire(DEFAULT_TENANT, &mut seen).await {
+            tracing::info!(tenant = DEFAULT_TENANT, node = %node.config.node_id, revision = lease.revision, "lease taken");
+            return Some(lease);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// A term as the tenant's owner: rebuild, serve, keep the lease; until it ends.
+async fn own(
+    config: &Config,
+    node: &Node,
+    mut lease: Lease,
+    listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> io::Result<Ended> {
+    let tenant = DEFAULT_TENANT;
+    let fence = log::Fence::new(lease.valid_until);
+    // The lease is kept while the tenant is rebuilt (that may take longer than a lease).
+    let keeper = {
+        let (node, fence) = (node.clone(), fence.clone());
+        let mut lease = lease.clone();
+        let every = Duration::from_millis(node.config.lease_ms / 3);
+        actix_rt::spawn(async move {
+            loop {
+                // Woken by the fence too: a node handing over releases its lease at once.
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = fence.fenced() => {}
+                }
+                if fence.is_fenced() {
+                    break;
+                }
+                if node.renew(&mut lease).await {
+                    fence.extend(lease.valid_until);
+                } else {
+                    tracing::error!(tenant = %lease.tenant, node = %node.config.node_id,
+                        "lease lost: this node stops routing the tenant");
+                    fence.fence("the lease could not be renewed in time");
+                    break;
+                }
+            }
+            lease
+        })
+    };
+    let options = crate::store::SledOptions::from_config(&config.store).with_reports(&config.reports);
+    let place = node.place(tenant);
+    // JetStream may be electing a stream's leader just now (a NATS server lost with the
+    // last owner): a rebuild that fails is tried again while the lease is kept, until the
+    // takeover mark is refused (another node appended) or the lease is lost.
+    let mut attempt = 0;
+    let rebuilt = loop {
+        attempt += 1;
+        let r = log::rebuild(
+            &place,
+            node.client.clone(),
+            &config.store.path,
+            options.clone(),
+            fence.clone(),
+            node.config.snapshot_every,
+        )
+        .await;
+        match r {
+            Err(e) if attempt < 20 && fence.lease_valid() && !fence.is_fenced() && !e.contains("another node owns") => {
+                tracing::warn!(tenant, node = %node.config.node_id, attempt, error = %e, "tenant not rebuilt yet; trying again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r => break r,
+        }
+    };
+    let (store, position) = match rebuilt {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(tenant, node = %node.config.node_id, error = %e, "cannot take the tenant; giving its lease up");
+            fence.fence(&e);
+            if let Ok(l) = keeper.await {
+                lease = l;
+            }
+            node.release(&lease).await;
+            return Ok(Ended::SteppedDown);
+        }
+    };
+    node.own(tenant);
+    tracing::info!(tenant, node = %node.config.node_id, position, "routing the tenant");
+    let store: Arc<dyn crate::store::Store> = Arc::new(store);
+    let ended = crate::api::serve_owner(config, store.clone(), node.clone(), fence.clone(), listener, &mut stop).await;
+    node.disown(tenant);
+    let shutdown = *stop.borrow();
+    fence.fence(if shutdown {
+        "the node is stopping"
+    } else {
+        "stepped down"
+    });
+    store.close();
+    if let Ok(l) = keeper.await {
+        lease = l;
+    }
+    ended?;
+    if shutdown {
+        // Hand over at once: the next node need not wait for the lease to lapse.
+        node.release(&lease).await;
+        node.heartbeat().await;
+        Ok(Ended::Shutdown)
+    } else {
+        tracing::warn!(tenant, node = %node.config.node_id, why = %fence.why(), "stepped down; standing by");
+        Ok(Ended::SteppedDown)
+    }
+}

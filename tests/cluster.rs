@@ -1,0 +1,394 @@
+//! A cluster: three NATS servers as one JetStream cluster on loopback ports, and real
+//! `switchboard` nodes (the binary) sharing tenant `default` through it
+//! (docs/CLUSTER.md). Leases are short (1.5 s) so that the tests wait little; nothing is
+//! asserted about speed beyond the contract's bound (another node routes within 5 s of
+//! the lease's end). Skipped with a loud message without `nats-server`, unless `CI` is set.
+
+mod common;
+mod nats_common;
+
+use std::time::{Duration, Instant};
+
+use common::{Process, ADMIN};
+use nats_common::NatsCluster;
+use serde_json::{json, Value};
+
+/// The lease of every test node.
+const LEASE_MS: u64 = 1500;
+/// The contract: another node routes the tenant within this long after the lease's end.
+const TAKEOVER_BOUND: Duration = Duration::from_secs(5);
+
+/// One Switchboard node of the test cluster.
+struct Node {
+    id: String,
+    process: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start(nats: &NatsCluster, id: &str) -> Node {
+        Node::with_lease(nats, id, LEASE_MS)
+    }
+
+    fn with_lease(nats: &NatsCluster, id: &str, lease_ms: u64) -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = nats_common::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let url = format!("http://{listen}");
+        let store = dir.path().join("data");
+        let store = store.to_str().expect("utf-8 path");
+        let urls = nats.urls();
+        let process = Process::start(
+            dir.path(),
+            &[
+                ("SWITCHBOARD_SERVER__LISTEN", listen.as_str()),
+                ("SWITCHBOARD_STORE__PATH", store),
+                ("SWITCHBOARD_CLUSTER__NATS_URL", urls.as_str()),
+                ("SWITCHBOARD_CLUSTER__NODE_ID", id),
+                ("SWITCHBOARD_CLUSTER__ADVERTISE_URL", url.as_str()),
+                ("SWITCHBOARD_CLUSTER__LEASE_MS", &lease_ms.to_string()),
+                ("SWITCHBOARD_CLUSTER__REPLICAS", "3"),
+                // Small, so that a new owner restores a snapshot and replays a tail.
+                ("SWITCHBOARD_CLUSTER__SNAPSHOT_EVERY", "7"),
+                ("RUST_LOG", "warn,switchboard::cluster=info"),
+            ],
+        );
+        Node {
+            id: id.into(),
+            process,
+            _dir: dir,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.process.child.id() as i32
+    }
+
+    fn base(&self) -> &str {
+        &self.process.base
+    }
+}
+
+/// A request that may fail (a node stopped or gone): `None` then.
+async fn call(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Option<(u16, Value)> {
+    let client = awc::Client::builder().timeout(Duration::from_secs(3)).finish();
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client.request(method, format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+    }
+    let mut res = match body {
+        Some(b) => req.send_json(&b).await.ok()?,
+        None => req.send().await.ok()?,
+    };
+    let bytes = res.body().limit(16 << 20).await.ok()?;
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Some((res.status().as_u16(), v))
+}
+
+/// The node among `nodes` that routes tenant `default` now: it serves the admin's reads
+/// (a standby answers 503 `not_owner`).
+async fn routing(nodes: &[&Node]) -> Option<String> {
+    for n in nodes {
+        if let Some((200, _)) = call(n.base(), "GET", "/api/v1/queues", Some(ADMIN), None).await {
+            return Some(n.id.clone());
+        }
+    }
+    None
+}
+
+/// Waits (up to `within`) until some node of `nodes` other than `not` routes the tenant.
+async fn wait_owner(nodes: &[&Node], not: Option<&str>, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(owner) = routing(nodes).await {
+            if Some(owner.as_str()) != not {
+                return owner;
+            }
+        }
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = nodes
+                .iter()
+                .map(|n| format!("--- {}:\n{}", n.id, n.process.log_lines().join("\n")))
+                .collect();
+            panic!(
+                "no node other than {not:?} took the tenant within {within:?}\n{}",
+                logs.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signal(pid: i32, sig: libc::c_int) {
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    let r = unsafe { libc::kill(pid, sig) };
+    assert_eq!(r, 0, "kill({pid}, {sig})");
+}
+
+/// Creates a conversation through `base`: its id, once acknowledged (201).
+async fn conversation(base: &str, customer: &str, text: &str) -> Option<String> {
+    let body = json!({"entry_point": "demo-page", "customer": {"id": customer, "name": "Carol"}, "text": text});
+    match call(base, "POST", "/api/v1/conversations", Some(ADMIN), Some(body)).await {
+        Some((201, v)) => v["id"].as_str().map(String::from),
+        _ => None,
+    }
+}
+
+/// The texts of a conversation's transcript as `base` serves it.
+async fn texts(base: &str, id: &str) -> Vec<String> {
+    let (status, v) = call(base, "GET", &format!("/api/v1/conversations/{id}"), Some(ADMIN), None)
+        .await
+        .unwrap_or((0, Value::Null));
+    assert_eq!(status, 200, "conversation {id} on {base}: {v}");
+    common::texts(&v)
+}
+
+/// An operator runs three nodes on a three-server JetStream cluster. Clients write through
+/// the owner of tenant `default`; the owner is SIGKILLed: another node routes the tenant
+/// within 5 s of the lease's end, rebuilt from the snapshot and the log after it, with
+/// every acknowledged conversation and message; standbys answer 503 `not_owner`. Then one
+/// NATS server of three is killed: nothing stops (the owner goes on acknowledging), and
+/// `GET /api/v1/cluster` shows the nodes and the new owner with its log position.
+#[actix_web::test]
+async fn owner_killed_another_node_routes_every_acknowledged_message() {
+    let Some(mut nats) = NatsCluster::start().await else {
+        return;
+    };
+    let nodes = [
+        Node::start(&nats, "node-a"),
+        Node::start(&nats, "node-b"),
+        Node::start(&nats, "node-c"),
+    ];
+    let all: Vec<&Node> = nodes.iter().collect();
+    let first = wait_owner(&all, None, Duration::from_secs(30)).await;
+    let owner = nodes.iter().find(|n| n.id == first).expect("owner");
+    let standby = nodes.iter().find(|n| n.id != first).expect("standby");
+
+    // A standby routes nothing: it names the owner.
+    let (status, v) = call(
+        standby.base(),
+        "POST",
+        "/api/v1/conversations",
+        Some(ADMIN),
+        Some(json!({})),
+    )
+    .await
+    .expect("standby answers");
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], "not_owner", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains(&first), "{v}");
+    let (status, _) = call(standby.base(), "GET", "/readyz", None, None)
+        .await
+        .expect("readyz");
+    assert_eq!(status, 200, "a standby that reaches NATS is ready");
+    let (status, _) = call(standby.base(), "GET", "/api/v1/cluster", None, None)
+        .await
+        .expect("cluster");
+    assert_eq!(
+        status, 401,
+        "the cluster's view needs the admin's or the operator's token"
+    );
+
+    // Acknowledged writes through the owner: conversations, and a second message in each.
+    let mut acknowledged: Vec<(String, Vec<String>)> = Vec::new();
+    for i in 0..20 {
+        let customer = format!("customer-{i}");
+        let first_text = format!("hello {i}");
+        let id = conversation(owner.base(), &customer, &first_text)
+            .await
+            .unwrap_or_else(|| panic!("conversation {i} refused by the owner"));
+        let second = format!("still there {i}");
+        let body = json!({"entry_point": "demo-page", "customer": {"id": customer, "name": "Carol"}, "text": second});
+        let (status, v) = call(owner.base(), "POST", "/api/v1/conversations", Some(ADMIN), Some(body))
+            .await
+            .expect("second message");
+        assert!(status == 200 || status == 201, "{status}: {v}");
+        // A customer's second message joins the open conversation.
+        assert_eq!(v["id"].as_str(), Some(id.as_str()), "{v}");
+        acknowledged.push((id, vec![first_text, second]));
+    }
+
+    // SIGKILL the owner while a client is still writing.
+    let killed = Instant::now();
+    let owner_id = owner.id.clone();
+    signal(owner.pid(), libc::SIGKILL);
+    let lease_end = killed + Duration::from_millis(LEASE_MS);
+    let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id != owner_id).collect();
+    let next = wait_owner(&survivors, Some(&owner_id), Duration::from_secs(30)).await;
+    let took = Instant::now().saturating_duration_since(lease_end);
+    eprintln!("the tenant was routed again {took:?} after the lease's end");
+    for n in &survivors {
+        eprintln!("--- {}:\n{}", n.id, n.process.log_lines().join("\n"));
+    }
+    assert!(
+        took <= TAKEOVER_BOUND,
+        "another node routed the tenant {took:?} after the lease's end (contract: within {TAKEOVER_BOUND:?})"
+    );
+    let next = survivors.iter().find(|n| n.id == next).expect("new owner");
+
+    // Every acknowledged conversation and message is there.
+    for (id, want) in &acknowledged {
+        let have = texts(next.base(), id).await;
+        for text in want {
+            assert!(have.contains(text), "conversation {id} lost {text:?}: {have:?}");
+        }
+    }
+    // And the new owner routes: a new conversation is acknowledged.
+    assert!(conversation(next.base(), "after-failover", "hello again")
+        .await
+        .is_some());
+
+    // One NATS server of three goes: the new owner goes on acknowledging, and serves
+    // everything acknowledged before.
+    nats.servers[2].kill();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after_kill = 0;
+    while after_kill < 5 {
+        let i = 100 + after_kill;
+        match conversation(next.base(), &format!("customer-{i}"), &format!("hello {i}")).await {
+            Some(id) => {
+                acknowledged.push((id, vec![format!("hello {i}")]));
+                after_kill += 1;
+            }
+            None => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the owner stopped acknowledging with 2 of 3 NATS servers up:\n{}",
+                    next.process.log_lines().join("\n")
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    for (id, want) in &acknowledged {
+        let have = texts(next.base(), id).await;
+        for text in want {
+            assert!(have.contains(text), "conversation {id} lost {text:?}: {have:?}");
+        }
+    }
+
+    // The cluster's view names the owner and its log position, and lists the new owner
+    // with its tenant (the node list is read from a bucket whose stream may still be
+    // electing a leader after the NATS server's loss: asked again until it answers).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, v) = call(next.base(), "GET", "/api/v1/cluster", Some(ADMIN), None)
+            .await
+            .unwrap_or((0, Value::Null));
+        let mine = v["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|x| x["id"] == next.id.as_str()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        // A node's entry is rewritten every third of a lease: it says what it owns shortly.
+        if status == 200 && mine["tenants"] == json!(["default"]) {
+            assert_eq!(v["tenants"][0]["owner"], next.id.as_str(), "{v}");
+            assert!(v["tenants"][0]["log_position"].as_u64().unwrap_or(0) > 0, "{v}");
+            assert!(mine["last_seen"].as_u64().unwrap_or(0) > 0, "{v}");
+            assert_eq!(mine["url"], next.base(), "{v}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster's view does not list {}: {status} {v}",
+            next.id
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// An owner frozen past its lease (SIGSTOP) and woken again (SIGCONT) finds another
+/// node routing the tenant: it cannot append (fenced), acknowledges nothing more, and
+/// steps down to standby; what the new owner acknowledged meanwhile stays.
+#[actix_web::test]
+async fn frozen_owner_is_fenced_and_steps_down() {
+    let Some(nats) = NatsCluster::start().await else {
+        return;
+    };
+    let nodes = [Node::start(&nats, "node-a"), Node::start(&nats, "node-b")];
+    let all: Vec<&Node> = nodes.iter().collect();
+    let first = wait_owner(&all, None, Duration::from_secs(30)).await;
+    let old = nodes.iter().find(|n| n.id == first).expect("owner");
+    let other = nodes.iter().find(|n| n.id != first).expect("other");
+    let before = conversation(old.base(), "before", "before the freeze")
+        .await
+        .expect("acknowledged by the first owner");
+
+    signal(old.pid(), libc::SIGSTOP);
+    let next = wait_owner(&[other], Some(&first), Duration::from_secs(30)).await;
+    assert_eq!(next, other.id);
+    let during = conversation(other.base(), "during", "while the old owner is frozen")
+        .await
+        .expect("acknowledged by the new owner");
+
+    signal(old.pid(), libc::SIGCONT);
+    // Woken, the old owner acknowledges nothing: its lease lapsed, and its log position is
+    // behind the new owner's takeover mark.
+    let stale = conversation(old.base(), "stale", "written to the old owner").await;
+    assert!(stale.is_none(), "the fenced owner acknowledged conversation {stale:?}");
+    // It steps down: a standby that names the new owner.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some((503, v)) = call(old.base(), "GET", "/api/v1/queues", Some(ADMIN), None).await {
+            if v["error"]["code"] == "not_owner" {
+                assert!(v["error"]["message"].as_str().unwrap_or("").contains(&other.id), "{v}");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the old owner did not step down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = old.process.log_lines().join("\n");
+    assert!(
+        log.contains("fenced") || log.contains("lease lost") || log.contains("stepped down"),
+        "the old owner's log says nothing of stepping down:\n{log}"
+    );
+    // The new owner has both conversations, and the stale one nowhere.
+    assert_eq!(
+        texts(other.base(), &before).await,
+        vec!["before the freeze".to_string()]
+    );
+    assert_eq!(
+        texts(other.base(), &during).await,
+        vec!["while the old owner is frozen".to_string()]
+    );
+    let (_, v) = call(other.base(), "GET", "/api/v1/cluster", Some(ADMIN), None)
+        .await
+        .expect("cluster");
+    assert_eq!(v["tenants"][0]["owner"], other.id.as_str(), "{v}");
+}
+
+/// An operator stops the owner with SIGTERM (a deploy): it finishes, releases its lease,
+/// and the standby routes the tenant at once, long before the (here 30 s) lease would have
+/// lapsed, with what the old owner acknowledged.
+#[actix_web::test]
+async fn sigterm_hands_the_tenant_over_without_waiting_for_the_lease() {
+    let Some(nats) = NatsCluster::start().await else {
+        return;
+    };
+    let long = 30_000;
+    let nodes = [
+        Node::with_lease(&nats, "node-a", long),
+        Node::with_lease(&nats, "node-b", long),
+    ];
+    let all: Vec<&Node> = nodes.iter().collect();
+    let first = wait_owner(&all, None, Duration::from_secs(30)).await;
+    let old = nodes.iter().find(|n| n.id == first).expect("owner");
+    let other = nodes.iter().find(|n| n.id != first).expect("other");
+    let id = conversation(old.base(), "handed-over", "before the deploy")
+        .await
+        .expect("acknowledged");
+    let stopped = Instant::now();
+    signal(old.pid(), libc::SIGTERM);
+    let next = wait_owner(&[other], Some(&first), Duration::from_secs(20)).await;
+    let took = stopped.elapsed();
+    eprintln!("handed over {took:?} after SIGTERM");
+    assert_eq!(next, other.id);
+    assert!(
+        took < Duration::from_millis(long),
+        "the hand-over waited for the lease ({took:?})"
+    );
+    assert_eq!(texts(other.base(), &id).await, vec!["before the deploy".to_string()]);
+}
