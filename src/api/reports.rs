@@ -412,7 +412,7 @@ fn csv_stream(
         let header: Vec<String> = CSV_HEADER.iter().map(|h| h.to_string()).collect();
         let mut first = Some(header);
         loop {
-            let page = match store.records(&q) {
+            let page = match store.records_bulk(&q) {
                 Ok(p) => p,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e));

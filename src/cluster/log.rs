@@ -234,6 +234,10 @@ impl Store for LogStore {
         self.local.records(query)
     }
 
+    fn records_bulk(&self, query: &RecordQuery) -> Result<RecordPage, StoreError> {
+        self.local.records_bulk(query)
+    }
+
     fn figures(
         &self,
         subject: &crate::core::figures::Subject,

@@ -142,6 +142,12 @@ pub trait Store: Send + Sync + 'static {
     /// A page of report records of complete conversations (`core/report.rs`), in arrival
     /// order: a synchronous read, meant for a thread that may block (not the engine's).
     fn records(&self, query: &RecordQuery) -> Result<RecordPage, StoreError>;
+    /// [`Store::records`] for a read of many pages in a row (an export): the same page,
+    /// read so as to leave the store's cache as it was (the sled store's reads of a year
+    /// of records would otherwise fill its page cache, and the server's memory with it).
+    fn records_bulk(&self, query: &RecordQuery) -> Result<RecordPage, StoreError> {
+        self.records(query)
+    }
     /// `subject`'s report rows of figures (`core/figures.rs`) for the intervals starting
     /// in `[from, to)`, in time order: a synchronous read, like [`Store::records`].
     fn figures(&self, subject: &Subject, from: Millis, to: Millis) -> Result<Vec<(Millis, Figures)>, StoreError>;

@@ -318,6 +318,14 @@ impl Keyspace {
             .range(self.key(from)..self.key(to))
             .map(Self::strip(self.prefix.len()))
     }
+
+    /// [`Keyspace::range`], leaving sled's cache as it found it (a bulk read).
+    fn range_cold(&self, from: &[u8], to: &[u8]) -> impl DoubleEndedIterator<Item = Entry> {
+        self.tree
+            .range(self.key(from)..self.key(to))
+            .leave_cache()
+            .map(Self::strip(self.prefix.len()))
+    }
 }
 
 /// The first byte of every key of a tenant other than `default`: after every kind's byte
@@ -1310,7 +1318,11 @@ impl Store for SledStore {
 
     fn records(&self, query: &RecordQuery) -> Result<RecordPage, StoreError> {
         // Straight from sled on the caller's thread, like `conversation`.
-        read_records(&self.trees()?, query, &self.shown)
+        read_records(&self.trees()?, query, &self.shown, false)
+    }
+
+    fn records_bulk(&self, query: &RecordQuery) -> Result<RecordPage, StoreError> {
+        read_records(&self.trees()?, query, &self.shown, true)
     }
 
     fn figures(&self, subject: &Subject, from: Millis, to: Millis) -> Result<Vec<(Millis, Figures)>, StoreError> {
@@ -2504,7 +2516,8 @@ fn read_conversation(t: &Trees, id: &str, path: &str) -> Result<Option<Conversat
 /// A page of report records: a range scan from the later of the filter's `from` and the
 /// cursor (records are keyed by arrival), decoded one by one until the page is full or
 /// the filter's `to` is passed.
-fn read_records(t: &Trees, query: &RecordQuery, path: &str) -> Result<RecordPage, StoreError> {
+/// A page of records; `cold`: read leaving sled's cache as it was (an export).
+fn read_records(t: &Trees, query: &RecordQuery, path: &str, cold: bool) -> Result<RecordPage, StoreError> {
     let start = query
         .filter
         .from
@@ -2545,7 +2558,12 @@ fn read_records(t: &Trees, query: &RecordQuery, path: &str) -> Result<RecordPage
             None => Ok(page),
         };
     }
-    let records = t.reports.range(&from, &end).map_while(|item| {
+    let range: Box<dyn Iterator<Item = Entry>> = if cold {
+        Box::new(t.reports.range_cold(&from, &end))
+    } else {
+        Box::new(t.reports.range(&from, &end))
+    };
+    let records = range.map_while(|item| {
         let decoded = item
             .map_err(|e| StoreError::Read(format!("{path}: {e}")))
             .and_then(|(k, v)| decode_record(&k, &v));
