@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::core::figures::{Figures, Subject};
 use crate::core::{
-    Agent, AuditEntry, Change, Conversation, ConversationState, EntryPoint, FastMap, LastOwner, Millis, Outbound,
-    Queue, RecordPage, RecordQuery, Supervisor,
+    Agent, AuditEntry, Change, Conversation, ConversationRecord, ConversationState, EntryPoint, FastMap, LastOwner,
+    Millis, Outbound, Queue, RecordPage, RecordQuery, Supervisor,
 };
 
 pub mod backup;
@@ -209,6 +209,29 @@ pub trait Store: Send + Sync + 'static {
     /// `default`'s store closes the whole store (every tenant's), another tenant's only
     /// itself. Does nothing for a store that needs no closing.
     fn close(&self) {}
+}
+
+/// Where a page of `query` starts reading, by arrival: the later of its `from` and its
+/// cursor's (both stores key records by arrival, then id).
+pub(crate) fn records_start(query: &RecordQuery) -> Millis {
+    query
+        .filter
+        .from
+        .unwrap_or(0)
+        .max(query.after.as_ref().map_or(0, |a| a.arrived_at))
+}
+
+/// The page of `query` ([`RecordPage::collect`]) from records read one at a time in key
+/// order, `Ok(None)` being one to pass over (a search text without the words): the
+/// reading stops at the page's end or at the first error, which is the answer then.
+pub(crate) fn collect_page(
+    query: &RecordQuery,
+    read: impl Iterator<Item = Result<Option<ConversationRecord>, StoreError>>,
+) -> Result<RecordPage, StoreError> {
+    let mut failed = None;
+    let records = read.map_while(|r| r.map_err(|e| failed = Some(e)).ok()).flatten();
+    let page = RecordPage::collect(query, records);
+    failed.map_or(Ok(page), Err)
 }
 
 /// Conversations that an agent record still refers to (owes a wrap-up for, is offered,
@@ -440,48 +463,20 @@ impl Store for MemoryStore {
 
     fn records(&self, query: &RecordQuery) -> Result<RecordPage, StoreError> {
         let s = self.inner.lock().map_err(|e| StoreError::Read(e.to_string()))?;
-        let start = query
-            .filter
-            .from
-            .unwrap_or(0)
-            .max(query.after.as_ref().map_or(0, |a| a.arrived_at));
-        let mut failed = None;
-        let from: Box<[u8]> = Box::new(start.to_be_bytes());
-        if !query.filter.words.is_empty() {
-            let words = &query.filter.words;
-            let found = s
-                .search
+        let from: Box<[u8]> = Box::new(records_start(query).to_be_bytes());
+        let words = &query.filter.words;
+        if words.is_empty() {
+            let read = s
+                .records
                 .range(from..)
-                .filter(|(_, text)| crate::core::report::text_matches(text, words))
-                .filter_map(|(k, _)| s.records.get(k).map(|v| (k, v)))
-                .map_while(|(k, v)| match record::decode_record(k, v) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        failed = Some(e);
-                        None
-                    }
-                });
-            let page = RecordPage::collect(query, found);
-            return match failed {
-                Some(e) => Err(e),
-                None => Ok(page),
-            };
+                .map(|(k, v)| record::decode_record(k, v).map(Some));
+            return collect_page(query, read);
         }
-        let records = s
-            .records
-            .range(from..)
-            .map_while(|(k, v)| match record::decode_record(k, v) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    failed = Some(e);
-                    None
-                }
-            });
-        let page = RecordPage::collect(query, records);
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(page),
-        }
+        let read = s.search.range(from..).map(|(k, text)| match s.records.get(k) {
+            Some(v) if crate::core::report::text_matches(text, words) => record::decode_record(k, v).map(Some),
+            _ => Ok(None),
+        });
+        collect_page(query, read)
     }
 
     fn figures(&self, subject: &Subject, from: Millis, to: Millis) -> Result<Vec<(Millis, Figures)>, StoreError> {

@@ -2518,68 +2518,36 @@ fn read_conversation(t: &Trees, id: &str, path: &str) -> Result<Option<Conversat
 /// the filter's `to` is passed.
 /// A page of records; `cold`: read leaving sled's cache as it was (an export).
 fn read_records(t: &Trees, query: &RecordQuery, path: &str, cold: bool) -> Result<RecordPage, StoreError> {
-    let start = query
-        .filter
-        .from
-        .unwrap_or(0)
-        .max(query.after.as_ref().map_or(0, |a| a.arrived_at));
-    let from = start.to_be_bytes();
+    let from = super::records_start(query).to_be_bytes();
     // Every key is 8 bytes of time and an id of `[A-Za-z0-9_.-]`: all below this.
     let end = [0xff_u8; 9];
-    let mut failed = None;
-    if !query.filter.words.is_empty() {
-        // The search texts in the range, and the record of each that holds every word.
-        let words = &query.filter.words;
-        let found = t.search.range(&from, &end).filter_map(|item| {
-            let found = item
-                .map_err(|e| StoreError::Read(format!("{path}: {e}")))
-                .and_then(|(k, v)| {
-                    let text: String = record::decode("search", &k, &v)?;
-                    if !report::text_matches(&text, words) {
-                        return Ok(None);
-                    }
-                    match t.reports.get(&k) {
-                        Ok(Some(r)) => decode_record(&k, &r).map(Some),
-                        Ok(None) => Ok(None),
-                        Err(e) => Err(StoreError::Read(format!("{path}: {e}"))),
-                    }
-                });
-            match found {
-                Ok(r) => r,
-                Err(e) => {
-                    failed.get_or_insert(e);
-                    None
-                }
-            }
-        });
-        let page = RecordPage::collect(query, found);
-        return match failed {
-            Some(e) => Err(e),
-            None => Ok(page),
+    let read_err = |e: ::sled::Error| StoreError::Read(format!("{path}: {e}"));
+    let words = &query.filter.words;
+    if words.is_empty() {
+        let range: Box<dyn Iterator<Item = Entry>> = if cold {
+            Box::new(t.reports.range_cold(&from, &end))
+        } else {
+            Box::new(t.reports.range(&from, &end))
         };
+        let read = range.map(|item| {
+            let (k, v) = item.map_err(read_err)?;
+            decode_record(&k, &v).map(Some)
+        });
+        return super::collect_page(query, read);
     }
-    let range: Box<dyn Iterator<Item = Entry>> = if cold {
-        Box::new(t.reports.range_cold(&from, &end))
-    } else {
-        Box::new(t.reports.range(&from, &end))
-    };
-    let records = range.map_while(|item| {
-        let decoded = item
-            .map_err(|e| StoreError::Read(format!("{path}: {e}")))
-            .and_then(|(k, v)| decode_record(&k, &v));
-        match decoded {
-            Ok(r) => Some(r),
-            Err(e) => {
-                failed = Some(e);
-                None
-            }
+    // The search texts in the range, and the record of each that holds every word.
+    let read = t.search.range(&from, &end).map(|item| {
+        let (k, v) = item.map_err(read_err)?;
+        let text: String = record::decode("search", &k, &v)?;
+        if !report::text_matches(&text, words) {
+            return Ok(None);
+        }
+        match t.reports.get(&k).map_err(read_err)? {
+            Some(r) => decode_record(&k, &r).map(Some),
+            None => Ok(None),
         }
     });
-    let page = RecordPage::collect(query, records);
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(page),
-    }
+    super::collect_page(query, read)
 }
 
 /// The writer thread's state. See the module docs.
