@@ -679,13 +679,14 @@ pub struct AgentsReportDto {
     pub agents: Vec<AgentReportDto>,
 }
 
-/// Reads `subjects`' rows over `range` on a blocking thread, rolled up per interval, each
-/// with `extra` rows added (the agents' presence under way).
+/// Reads each subject's rows over `range` on a blocking thread, with its `extra` rows (an
+/// agent's presence under way) added, rolled up per interval: one list of sums per
+/// subject, in the order given.
 async fn read_figures(
     state: &Tenanted,
     subjects: Vec<(Subject, Vec<(core::Millis, Figures)>)>,
     range: &Range,
-) -> Result<Vec<(Subject, Vec<Figures>)>, ApiError> {
+) -> Result<Vec<Vec<Figures>>, ApiError> {
     let store = state.engine.store().clone();
     let (first, end) = (range.intervals.first().copied().unwrap_or(0), range.end);
     let read = web::block(move || {
@@ -694,7 +695,7 @@ async fn read_figures(
             .map(|(s, extra)| {
                 let mut rows = store.figures(&s, first, end)?;
                 rows.extend(extra);
-                Ok((s, rows))
+                Ok(rows)
             })
             .collect::<Result<Vec<_>, crate::store::StoreError>>()
     })
@@ -702,20 +703,24 @@ async fn read_figures(
     .map_err(|e| ApiError::from(EngineError::Store(crate::store::StoreError::Read(e.to_string()))))?
     .map_err(|e| ApiError::from(EngineError::Store(e)))?;
     Ok(read
-        .into_iter()
-        .map(|(s, rows)| {
-            let sums = figures::roll_up(&rows, &range.intervals, range.grain, range.tz);
-            (s, sums)
-        })
+        .iter()
+        .map(|rows| figures::roll_up(rows, &range.intervals, range.grain, range.tz))
         .collect())
 }
 
-fn total(sums: &[Figures]) -> Figures {
-    let mut t = Figures::default();
+/// One subject's report: each interval's figures as `of` shows them, and the total.
+fn series<T>(range: &Range, sums: &[Figures], of: fn(Option<core::Millis>, &Figures) -> T) -> (Vec<T>, T) {
+    let mut total = Figures::default();
     for f in sums {
-        t.add(f);
+        total.add(f);
     }
-    t
+    let intervals = range
+        .intervals
+        .iter()
+        .zip(sums)
+        .map(|(at, f)| of(Some(*at), f))
+        .collect();
+    (intervals, of(None, &total))
 }
 
 /// Per queue and interval: offered, answered, abandoned, service level, waits, handle and
@@ -749,23 +754,19 @@ pub async fn queues(state: Tenanted, caller: Caller, query: web::Query<FiguresQu
         Some(id) => vec![id],
         None => known.iter().map(|s| s.id.clone()).collect(),
     };
-    let subjects = ids.into_iter().map(|id| (Subject::Queue(id), Vec::new())).collect();
+    let subjects = ids.iter().map(|id| (Subject::Queue(id.clone()), Vec::new())).collect();
     let read = read_figures(&state, subjects, &range).await?;
-    let queues = read
+    let queues = ids
         .into_iter()
-        .filter_map(|(s, sums)| match s {
-            Subject::Queue(id) => Some(QueueReportDto {
+        .zip(read)
+        .map(|(id, sums)| {
+            let (intervals, total) = series(&range, &sums, QueueFiguresDto::of);
+            QueueReportDto {
                 service_level_ms: sl_of(&id),
                 queue: id,
-                total: QueueFiguresDto::of(None, &total(&sums)),
-                intervals: range
-                    .intervals
-                    .iter()
-                    .zip(&sums)
-                    .map(|(at, f)| QueueFiguresDto::of(Some(*at), f))
-                    .collect(),
-            }),
-            Subject::Agent(_) => None,
+                intervals,
+                total,
+            }
         })
         .collect();
     Ok(HttpResponse::Ok().json(QueuesReportDto {
@@ -796,41 +797,36 @@ pub async fn agents(state: Tenanted, caller: Caller, query: web::Query<FiguresQu
     let range = q.range()?;
     let agent = id_param("agent", q.agent)?;
     let now = state.engine.now();
-    let subjects = state
-        .engine
-        .agents()
-        .await?
-        .into_iter()
-        .filter(|a| agent.as_ref().map_or(true, |id| &a.id == id))
-        .map(|a| {
-            // The state under way, up to now, as the rows will hold it once it ends.
-            let extra = figures::presence_deltas(&a.id, a.presence, a.state_since, now)
-                .into_iter()
-                .map(|d| (d.interval, d.figures))
-                .collect();
-            (Subject::Agent(a.id), extra)
-        })
-        .collect::<Vec<_>>();
-    let subjects = match (agent, subjects.is_empty()) {
+    let mut ids = Vec::new();
+    let mut subjects = Vec::new();
+    for a in state.engine.agents().await? {
+        if agent.as_ref().is_some_and(|id| &a.id != id) {
+            continue;
+        }
+        // The state under way, up to now, as the rows will hold it once it ends.
+        let extra = figures::presence_deltas(&a.id, a.presence, a.state_since, now)
+            .into_iter()
+            .map(|d| (d.interval, d.figures))
+            .collect();
+        subjects.push((Subject::Agent(a.id.clone()), extra));
+        ids.push(a.id);
+    }
+    if let (Some(id), true) = (agent, ids.is_empty()) {
         // An agent deleted since still has its rows.
-        (Some(id), true) => vec![(Subject::Agent(id), Vec::new())],
-        (_, _) => subjects,
-    };
+        subjects.push((Subject::Agent(id.clone()), Vec::new()));
+        ids.push(id);
+    }
     let read = read_figures(&state, subjects, &range).await?;
-    let agents = read
+    let agents = ids
         .into_iter()
-        .filter_map(|(s, sums)| match s {
-            Subject::Agent(id) => Some(AgentReportDto {
-                agent: id,
-                total: AgentFiguresDto::of(None, &total(&sums)),
-                intervals: range
-                    .intervals
-                    .iter()
-                    .zip(&sums)
-                    .map(|(at, f)| AgentFiguresDto::of(Some(*at), f))
-                    .collect(),
-            }),
-            Subject::Queue(_) => None,
+        .zip(read)
+        .map(|(agent, sums)| {
+            let (intervals, total) = series(&range, &sums, AgentFiguresDto::of);
+            AgentReportDto {
+                agent,
+                intervals,
+                total,
+            }
         })
         .collect();
     Ok(HttpResponse::Ok().json(AgentsReportDto {
