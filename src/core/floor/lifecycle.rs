@@ -638,6 +638,24 @@ impl Floor {
         self.append_with(conversation, kind, id, name, text, Vec::new(), now)
     }
 
+    /// Makes `message` of `conversation`, already in its transcript, durable and tells
+    /// each of `told` about it.
+    pub(in crate::core) fn publish_message(&mut self, conversation: &str, message: &Message, told: Vec<AgentId>) {
+        self.journal.change(Change::Message {
+            conversation: conversation.into(),
+            message: message.clone(),
+        });
+        for agent in told {
+            self.journal.effect(Effect::Notify {
+                agent,
+                event: AgentEvent::Message {
+                    conversation: conversation.into(),
+                    message: message.clone(),
+                },
+            });
+        }
+    }
+
     /// [`Floor::append`] with attachments. An agent or system message to a Messenger
     /// customer goes to the outbox ([`Floor::outbound`]) instead of [`Effect::Deliver`].
     #[allow(clippy::too_many_arguments)]
@@ -683,19 +701,7 @@ impl Floor {
         if first_reply {
             self.journal.conversation_changed(conversation);
         }
-        self.journal.change(Change::Message {
-            conversation: conversation.into(),
-            message: message.clone(),
-        });
-        for p in participants {
-            self.journal.effect(Effect::Notify {
-                agent: p,
-                event: AgentEvent::Message {
-                    conversation: conversation.into(),
-                    message: message.clone(),
-                },
-            });
-        }
+        self.publish_message(conversation, &message, participants);
         if let Some(o) = outbound {
             self.journal.change(Change::Outbox(o.clone()));
             self.journal.effect(Effect::Send(o));

@@ -88,19 +88,7 @@ impl Floor {
         if !told.iter().any(|p| p == agent) {
             told.push(agent.into());
         }
-        self.journal.change(Change::Message {
-            conversation: conversation.into(),
-            message: message.clone(),
-        });
-        for p in told {
-            self.journal.effect(Effect::Notify {
-                agent: p,
-                event: AgentEvent::Message {
-                    conversation: conversation.into(),
-                    message: message.clone(),
-                },
-            });
-        }
+        self.publish_message(conversation, &message, told);
         message
     }
 
