@@ -368,32 +368,48 @@ impl Http {
     /// Logs every agent of the run out over REST; answers how many could not be.
     pub async fn cleanup(&self) -> usize {
         let tokens: Vec<String> = self.inner.tokens.borrow().values().cloned().collect();
-        let failed = futures_util::stream::iter(tokens)
+        let failures: Vec<String> = futures_util::stream::iter(tokens)
             .map(|t| {
                 let me = self.clone();
-                async move {
-                    let body = json(&SetState {
-                        state: AgentState::LoggedOut,
-                        idle_code: None,
-                    });
-                    match body {
-                        Ok(body) => me
-                            .call("PUT", "/api/v1/agents/me/state", Some(&t), Some(body))
-                            .await
-                            .is_err(),
-                        Err(_) => true,
-                    }
-                }
+                async move { me.log_out(&t).await.err().map(|f| f.code) }
             })
             .buffer_unordered(SETUP_PARALLEL)
-            .filter(|failed| std::future::ready(*failed))
-            .count()
+            .filter_map(std::future::ready)
+            .collect()
             .await;
+        if let Some(code) = failures.first() {
+            eprintln!("switchboard-load: cleanup: a logout failed: {code}");
+        }
+        let failed = failures.len();
         // Closing the desktops ends their reader tasks.
         for conn in self.inner.conns.borrow_mut().drain().map(|(_, c)| c) {
             let _ = conn.out.send(Message::Close(None));
         }
         failed
+    }
+
+    /// Logs one agent out. Setting a state is idempotent, so a failed attempt (a pooled
+    /// connection the server closed after its keep-alive, say) is tried again, a few
+    /// times, before the failure counts.
+    async fn log_out(&self, token: &str) -> Result<(), Failure> {
+        let body = json(&SetState {
+            state: AgentState::LoggedOut,
+            idle_code: None,
+        })?;
+        let mut attempt = 0;
+        loop {
+            match self
+                .call("PUT", "/api/v1/agents/me/state", Some(token), Some(body.clone()))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(f) if attempt >= 4 => return Err(f),
+                Err(_) => {
+                    attempt += 1;
+                    actix_rt::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+            }
+        }
     }
 
     /// Waits until the server answers `/healthz`, for at most `timeout`.
