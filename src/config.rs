@@ -87,6 +87,9 @@ pub struct Config {
     /// Reports: how long records and figures are kept.
     #[serde(default)]
     pub reports: ReportsConfig,
+    /// Events out: which URLs a subscription may name, and how events are sent.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     /// Several nodes sharing tenants through NATS JetStream (docs/CLUSTER.md); absent:
     /// the single node on its own store.
     #[serde(default)]
@@ -106,6 +109,55 @@ pub struct ReportsConfig {
 impl Default for ReportsConfig {
     fn default() -> Self {
         ReportsConfig { retention_days: 400 }
+    }
+}
+
+/// `[webhooks]` (../shared/API.md "Reports and events out"; docs/WEBHOOKS.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// A subscription may name a URL whose host is loopback or on a private network
+    /// (refused with 400 `private_address` otherwise).
+    pub allow_private: bool,
+    /// One delivery attempt's time limit.
+    pub timeout_ms: u64,
+    /// The first retry of a failed delivery waits this long; each next one twice as
+    /// long, up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Most events one subscription's backlog holds; past it the oldest are dropped
+    /// (counted in the subscription's `dropped`).
+    pub max_backlog: usize,
+    /// How often delivery progress is recorded in the store.
+    pub report_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        let s = crate::webhooks::Settings::default();
+        WebhooksConfig {
+            allow_private: false,
+            timeout_ms: s.timeout_ms,
+            retry_base_ms: s.delivery.retry_base_ms,
+            retry_max_ms: s.delivery.retry_max_ms,
+            max_backlog: s.delivery.max_backlog,
+            report_ms: s.report_ms,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The sender's settings.
+    pub fn settings(&self) -> crate::webhooks::Settings {
+        crate::webhooks::Settings {
+            delivery: crate::core::webhooks::Delivery {
+                retry_base_ms: self.retry_base_ms,
+                retry_max_ms: self.retry_max_ms,
+                max_backlog: self.max_backlog,
+            },
+            timeout_ms: self.timeout_ms,
+            report_ms: self.report_ms,
+        }
     }
 }
 
@@ -639,6 +691,22 @@ impl Config {
             if c.snapshot_every == 0 {
                 return bad("cluster.snapshot_every", "must be at least 1");
             }
+        }
+        let w = &self.webhooks;
+        if w.timeout_ms == 0 || w.timeout_ms > 60_000 {
+            return bad("webhooks.timeout_ms", "must be 1 to 60000");
+        }
+        if w.retry_base_ms == 0 || w.retry_max_ms < w.retry_base_ms || w.retry_max_ms > MAX_TIMEOUT_MS {
+            return bad(
+                "webhooks.retry_max_ms",
+                "retry_base_ms must be at least 1, and retry_max_ms from it to 86400000",
+            );
+        }
+        if w.max_backlog == 0 || w.max_backlog > 10_000_000 {
+            return bad("webhooks.max_backlog", "must be 1 to 10000000");
+        }
+        if w.report_ms < 10 || w.report_ms > 60_000 {
+            return bad("webhooks.report_ms", "must be 10 to 60000");
         }
         if self.server.ws_heartbeat_ms == 0 {
             return bad("server.ws_heartbeat_ms", "must be greater than 0");

@@ -34,6 +34,7 @@ fn start_router(
     shared: &Arc<Shared>,
     observer: &broadcast::Sender<Arc<Observed>>,
     limits: crate::core::tenant::TenantLimits,
+    webhooks: &Arc<crate::webhooks::Sender>,
 ) -> Result<Addr<RouterActor>, StoreError> {
     let snapshot = store.load()?;
     let now = clock.now();
@@ -51,6 +52,13 @@ fn start_router(
     floor.resume_outbox(snapshot.outbox);
     floor.restore_supervision(snapshot.supervisors, snapshot.audit);
     floor.restore_canned(snapshot.canned);
+    let last_event = snapshot.webhook_events.last().map(|e| e.seq);
+    floor.restore_webhooks(crate::core::webhooks::Subscriptions::restore(
+        snapshot.webhooks.clone(),
+        last_event,
+        snapshot.webhooks_trimmed,
+    ));
+    webhooks.resume(snapshot.webhooks, snapshot.webhook_events);
     floor.set_limits(limits);
     crate::metrics::recovery_phase("rebuild", rebuilding);
     // Before the router answers anything, so no request finds the index empty.
@@ -59,9 +67,9 @@ fn start_router(
     crate::metrics::recovery_phase("accounts", granting);
     shared.healthy.store(true, Ordering::SeqCst);
     let (store, clock, channel) = (store.clone(), clock.clone(), channel.clone());
-    let (s, o) = (shared.clone(), observer.clone());
+    let (s, o, w) = (shared.clone(), observer.clone(), webhooks.clone());
     Ok(RouterActor::start_in_arbiter(arbiter, move |_| {
-        RouterActor::new(floor, store, clock, channel, s, o)
+        RouterActor::new(floor, store, clock, channel, s, o, w)
     }))
 }
 
@@ -81,6 +89,11 @@ pub struct EngineOptions {
     pub limits: crate::core::tenant::TenantLimits,
     /// The engine's tenant; `None`: `default`.
     pub tenant: Option<String>,
+    /// How webhook events are sent (`[webhooks]`).
+    pub webhooks: crate::webhooks::Settings,
+    /// Where the webhook sender runs; `None`: a thread of its own, made with the first
+    /// subscription.
+    pub webhook_arbiter: Option<ArbiterHandle>,
 }
 
 impl EngineOptions {
@@ -95,6 +108,8 @@ impl EngineOptions {
             admission: None,
             limits: Default::default(),
             tenant: None,
+            webhooks: Default::default(),
+            webhook_arbiter: None,
         }
     }
 }
@@ -124,6 +139,8 @@ pub struct Engine {
     stopped: Arc<std::sync::atomic::AtomicBool>,
     /// The arbiter is the engine's own (stopped with it), not one it shares.
     owns_arbiter: bool,
+    /// The webhook sender (`webhooks.rs`).
+    webhooks: Arc<crate::webhooks::Sender>,
 }
 
 impl Engine {
@@ -137,6 +154,7 @@ impl Engine {
         let (observer, _) = broadcast::channel(65_536);
         let owns_arbiter = options.arbiter.is_none();
         let arbiter = options.arbiter.unwrap_or_else(|| Arbiter::new().handle());
+        let webhooks = crate::webhooks::Sender::new(options.webhooks, options.clock.clone(), options.webhook_arbiter);
         let router = start_router(
             &options.rules,
             &options.store,
@@ -146,8 +164,9 @@ impl Engine {
             &shared,
             &observer,
             options.limits,
+            &webhooks,
         )?;
-        Ok(Engine {
+        let engine = Engine {
             router: Arc::new(std::sync::RwLock::new(router)),
             shared,
             observer,
@@ -161,7 +180,10 @@ impl Engine {
             limits: Arc::new(std::sync::Mutex::new(options.limits)),
             stopped: Arc::default(),
             owns_arbiter,
-        })
+            webhooks: webhooks.clone(),
+        };
+        webhooks.attach(engine.clone());
+        Ok(engine)
     }
 
     /// The router in charge now.
@@ -257,6 +279,7 @@ impl Engine {
             &self.shared,
             &self.observer,
             *self.limits.lock().unwrap_or_else(|p| p.into_inner()),
+            &self.webhooks,
         )?;
         match self.router.write() {
             Ok(mut r) => *r = router,
@@ -306,6 +329,7 @@ impl Engine {
         if self.owns_arbiter {
             self.arbiter.stop();
         }
+        self.webhooks.stop();
         let source = Arc::as_ptr(&self.shared) as usize;
         crate::metrics::COMMAND_WAIT.set(crate::metrics::COMMAND_WAIT_OF.forget(source));
         self.shared.forget_agents();
@@ -710,6 +734,14 @@ impl Engine {
         match self.ask(Query::EntryPoints).await? {
             QueryReply::EntryPoints(e) => Ok(e),
             r => Err(unexpected_query("entry_points", &r)),
+        }
+    }
+
+    /// Every webhook subscription, with its delivery state.
+    pub async fn webhooks(&self) -> Result<Vec<crate::core::webhooks::Webhook>, EngineError> {
+        match self.ask(Query::Webhooks).await? {
+            QueryReply::Webhooks(v) => Ok(v),
+            r => Err(unexpected_query("webhooks", &r)),
         }
     }
 

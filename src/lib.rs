@@ -29,3 +29,4 @@ pub mod metrics;
 pub mod protocol;
 pub mod store;
 pub mod tenants;
+pub mod webhooks;

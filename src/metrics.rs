@@ -51,6 +51,23 @@ counter!(
 );
 counter!(TRANSFERS, "switchboard_transfers_total", "Transfers started.", &[]);
 counter!(
+    WEBHOOK_DELIVERIES,
+    "switchboard_webhook_deliveries_total",
+    "Webhook delivery attempts and drops, by outcome (`delivered`, `failed`, `dropped`).",
+    &["outcome"]
+);
+
+/// Webhook events waiting to be delivered, summed over subscriptions and tenants.
+pub static WEBHOOK_BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "switchboard_webhook_backlog",
+            "Webhook events waiting to be delivered, summed over subscriptions.",
+        )
+        .expect("valid metric"),
+    )
+});
+counter!(
     PRESENCE_SET,
     "switchboard_presence_set_total",
     "Agent presence changes made by someone else, by who (`supervisor`, `admin`).",
@@ -422,6 +439,10 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
         RONAS.with_label_values(&[kind]);
     }
     TRANSFERS.with_label_values(&[]);
+    for outcome in ["delivered", "failed", "dropped"] {
+        WEBHOOK_DELIVERIES.with_label_values(&[outcome]);
+    }
+    LazyLock::force(&WEBHOOK_BACKLOG);
     for by in ["supervisor", "admin"] {
         PRESENCE_SET.with_label_values(&[by]);
     }

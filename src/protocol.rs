@@ -54,6 +54,8 @@ pub enum Query {
         conversation: Option<ConversationId>,
         queue: Option<QueueId>,
     },
+    /// Every webhook subscription.
+    Webhooks,
     /// The audit trail: the newest `limit` entries, about `agent` if given.
     Audit {
         agent: Option<AgentId>,
@@ -87,6 +89,7 @@ pub enum QueryReply {
     Audit(Vec<AuditEntry>),
     Watch(Box<FloorDelta>),
     CannedResponses(Vec<crate::core::canned::CannedView>),
+    Webhooks(Vec<crate::core::webhooks::Webhook>),
 }
 
 impl QueryReply {
@@ -108,6 +111,7 @@ impl QueryReply {
             QueryReply::Audit(_) => "audit",
             QueryReply::Watch(_) => "watch",
             QueryReply::CannedResponses(_) => "canned_responses",
+            QueryReply::Webhooks(_) => "webhooks",
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct RouterActor {
     channel: Arc<dyn CustomerChannel>,
     shared: Arc<Shared>,
     observer: broadcast::Sender<Arc<Observed>>,
+    /// Where webhook events go once durable.
+    webhooks: Arc<crate::webhooks::Sender>,
     agents: FastMap<AgentId, Addr<AgentActor>>,
     conversations: FastMap<ConversationId, Addr<ConversationActor>>,
     queues: FastMap<QueueId, Addr<QueueActor>>,
@@ -107,8 +109,10 @@ impl RouterActor {
         channel: Arc<dyn CustomerChannel>,
         shared: Arc<Shared>,
         observer: broadcast::Sender<Arc<Observed>>,
+        webhooks: Arc<crate::webhooks::Sender>,
     ) -> Self {
         RouterActor {
+            webhooks,
             floor,
             store,
             clock,
@@ -214,6 +218,8 @@ impl RouterActor {
                 Effect::Send(outbound) => {
                     self.channel.send(outbound);
                 }
+                Effect::Webhook(event) => self.webhooks.event(event),
+                Effect::Webhooks(hooks) => self.webhooks.hooks(hooks),
                 Effect::Page(note) => {
                     self.channel.page(note);
                 }
@@ -769,6 +775,7 @@ impl Handler<Ask> for RouterActor {
                 queue,
             } => QueryReply::CannedResponses(f.canned_for(&reader, conversation.as_deref(), queue.as_deref())?),
             Query::Audit { agent, limit } => QueryReply::Audit(f.audit(agent.as_deref(), limit)),
+            Query::Webhooks => QueryReply::Webhooks(f.webhooks().all().cloned().collect()),
             Query::WatchStart => {
                 let mut agents: Vec<Agent> = f.agents().cloned().collect();
                 agents.sort_by(|a, b| a.id.cmp(&b.id));

@@ -26,6 +26,7 @@
 //!   supervisors' live socket with its hub.
 //! - [`reports`]: the records of complete conversations (`/api/v1/reports/*`).
 //! - [`canned`]: canned responses (`/api/v1/canned-responses`).
+//! - [`webhooks`]: events out, the subscriptions (`/api/v1/webhooks`).
 //! - [`tenants`]: the operator's tenant API (`api.operator_token`).
 //! - [`demo`]: the demo customer's narrow API (`/demo/api/*`, off with `demo.customer_page`).
 
@@ -47,6 +48,7 @@ pub mod signin;
 pub mod socket;
 pub mod supervisor;
 pub mod tenants;
+pub mod webhooks;
 pub mod ws;
 
 use std::io;
@@ -113,6 +115,8 @@ pub struct AppState {
     /// The files agents send, and the largest one (`messenger.max_attachment_bytes`).
     pub files: Arc<crate::channels::files::FileStore>,
     pub max_attachment_bytes: usize,
+    /// A webhook URL may name a loopback or private address (`webhooks.allow_private`).
+    pub webhooks_allow_private: bool,
 }
 
 /// A tenant's state (see [`AppState::tenant_states`]) and its id.
@@ -434,6 +438,7 @@ fn build(
         supervisor_sockets: Arc::new(socket::SocketSlots::new(config.supervisor.max_sockets)),
         files,
         max_attachment_bytes: config.messenger.max_attachment_bytes,
+        webhooks_allow_private: config.webhooks.allow_private,
     };
     crate::metrics::init(
         config.wrapup.reasons.iter().map(|r| r.code.as_str()),
@@ -467,6 +472,7 @@ fn build(
             .configure(supervisor::routes)
             .configure(reports::routes)
             .configure(canned::routes)
+            .configure(webhooks::routes)
             .configure(tenants::routes)
             .configure(pages::desktop_routes)
             .configure(|cfg| {

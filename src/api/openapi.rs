@@ -17,6 +17,7 @@ use super::rest;
 use super::signin;
 use super::supervisor;
 use super::tenants;
+use super::webhooks;
 use super::ws::{self, DesktopCommand, DesktopRequest, OfferEvent, ServerEvent};
 
 /// The whole API.
@@ -95,6 +96,10 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         canned::get,
         canned::patch,
         canned::delete,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::delete,
     ),
     components(schemas(
         ErrorBody,
@@ -134,6 +139,8 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         PlaceTextsDto,
         canned::CreateCannedResponse,
         canned::PatchCannedResponse,
+        webhooks::WebhookDto,
+        webhooks::CreateWebhook,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -147,6 +154,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         (name = "desktop", description = "The agent desktop WebSocket"),
         (name = "supervisors", description = "Supervisors: accounts, agents' presence set for them, the audit trail, the live socket"),
         (name = "canned responses", description = "Texts agents insert by a short code, with placeholders"),
+        (name = "webhooks", description = "Events out: signed POSTs to subscribed URLs, from a durable outbox"),
         (name = "reports", description = "How the centre did: records of complete conversations"),
         (name = "operations", description = "Health, metrics and backup"),
     )

@@ -246,6 +246,18 @@ pub enum Command {
     DeleteCannedResponse {
         id: String,
     },
+    /// Creates a webhook subscription (its URL already checked with
+    /// [`super::webhooks::check_url`]).
+    CreateWebhook(super::webhooks::NewWebhook),
+    /// Deletes a webhook subscription.
+    DeleteWebhook {
+        id: String,
+    },
+    /// The webhook sender's report on one subscription's delivery.
+    WebhookProgress {
+        id: String,
+        progress: super::webhooks::Progress,
+    },
     /// Creates a supervisor (../shared/API.md "Supervisor"); `credential` is its token's hash.
     CreateSupervisor {
         id: SupervisorId,
@@ -281,6 +293,7 @@ pub enum Reply {
     Message(Message),
     Supervisor(Box<Supervisor>),
     CannedResponse(Box<super::canned::CannedResponse>),
+    Webhook(Box<super::webhooks::Webhook>),
     /// A session was opened for this account, held by `name`.
     SignedIn {
         account: AccountRef,
@@ -317,6 +330,7 @@ impl Reply {
             Reply::Message(_) => "message",
             Reply::Supervisor(_) => "supervisor",
             Reply::CannedResponse(_) => "canned_response",
+            Reply::Webhook(_) => "webhook",
             Reply::SignedIn { .. } => "signed_in",
         }
     }
@@ -411,6 +425,9 @@ impl Command {
             Command::CreateCannedResponse(_) => "create_canned_response",
             Command::UpdateCannedResponse { .. } => "update_canned_response",
             Command::DeleteCannedResponse { .. } => "delete_canned_response",
+            Command::CreateWebhook(_) => "create_webhook",
+            Command::DeleteWebhook { .. } => "delete_webhook",
+            Command::WebhookProgress { .. } => "webhook_progress",
             Command::SetStateFor { .. } => "set_state_for",
         }
     }
@@ -458,6 +475,9 @@ impl Command {
             | Command::CreateCannedResponse(_)
             | Command::UpdateCannedResponse { .. }
             | Command::DeleteCannedResponse { .. }
+            | Command::CreateWebhook(_)
+            | Command::DeleteWebhook { .. }
+            | Command::WebhookProgress { .. }
             | Command::SetStateFor { .. } => return None,
         })
     }
@@ -572,6 +592,7 @@ impl Floor {
     /// [`Floor::execute`], answering with as much of a touched conversation as `detail`
     /// asks for.
     pub fn execute_for(&mut self, cmd: Command, now: Millis, detail: Detail) -> Result<Reply, CoreError> {
+        self.saw(now);
         let reply = |f: &Floor, id: &str| f.conversation_reply(id, detail);
         Ok(match cmd {
             Command::CreateQueue {
@@ -851,6 +872,15 @@ impl Floor {
             }
             Command::DeleteCannedResponse { id } => {
                 self.delete_canned(&id)?;
+                Reply::Done
+            }
+            Command::CreateWebhook(new) => Reply::Webhook(Box::new(self.create_webhook(new, now)?)),
+            Command::DeleteWebhook { id } => {
+                self.delete_webhook(&id)?;
+                Reply::Done
+            }
+            Command::WebhookProgress { id, progress } => {
+                self.webhook_progress(&id, progress);
                 Reply::Done
             }
             Command::SetStateFor {

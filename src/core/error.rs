@@ -122,6 +122,15 @@ pub enum CoreError {
     /// A canned response id the tenant does not have (issue 26 item 4).
     #[error("unknown canned response {0}")]
     UnknownCannedResponse(String),
+    /// A webhook subscription id the tenant does not have.
+    #[error("unknown webhook {0}")]
+    UnknownWebhook(String),
+    /// A webhook URL whose host has an address off the public internet, refused unless
+    /// `webhooks.allow_private`.
+    #[error(
+        "the webhook url's host has the address {0}, which is loopback or private (webhooks.allow_private is off)"
+    )]
+    PrivateAddress(String),
 }
 
 impl CoreError {
@@ -140,8 +149,10 @@ impl CoreError {
             | CoreError::UnknownPage(_)
             | CoreError::UnknownSupervisor(_)
             | CoreError::UnknownTenant(_)
-            | CoreError::UnknownCannedResponse(_) => ErrorKind::NotFound,
+            | CoreError::UnknownCannedResponse(_)
+            | CoreError::UnknownWebhook(_) => ErrorKind::NotFound,
             CoreError::InvalidInput(_)
+            | CoreError::PrivateAddress(_)
             | CoreError::NoteTooLong { .. }
             | CoreError::UnknownWrapupReason(_)
             | CoreError::UnknownIdleCode(_)
@@ -206,6 +217,8 @@ mod tests {
                 "tenant_limit",
                 "note_too_long",
                 "unknown_canned_response",
+                "unknown_webhook",
+                "private_address",
             ]
         );
     }

@@ -225,6 +225,10 @@ pub enum Effect {
         ended: Vec<String>,
         started: Option<(String, Millis)>,
     },
+    /// An event for the webhook sender (durable already).
+    Webhook(Arc<super::webhooks::WebhookEvent>),
+    /// The webhook subscriptions changed (one made or deleted): the sender's new list.
+    Webhooks(Arc<Vec<super::webhooks::Webhook>>),
 }
 
 /// A change to make durable. Records are whole snapshots except transcripts, which grow
@@ -306,6 +310,17 @@ pub enum Change {
     CannedResponse(Box<super::canned::CannedResponse>),
     /// A canned response was deleted.
     CannedResponseRemoved(String),
+    /// A webhook subscription, whole (made, or its delivery moved on).
+    Webhook(Box<super::webhooks::Webhook>),
+    /// A webhook subscription was deleted.
+    WebhookRemoved(String),
+    /// An event on its way out (`webhooks.rs`), made in the commit of its cause.
+    WebhookEvent(Arc<super::webhooks::WebhookEvent>),
+    /// Every subscription is done with events `from..=through`: they leave the store.
+    WebhookTrim {
+        from: u64,
+        through: u64,
+    },
 }
 
 /// An agent or system message on its way to a Messenger customer: one outbox entry. The

@@ -212,6 +212,10 @@ pub struct Floor {
     /// recent waits (`place.rs`): not durable.
     place_told: FastMap<ConversationId, super::place::Told>,
     recent_waits: FastMap<QueueId, super::place::RecentWaits>,
+    /// Webhook subscriptions and the tenant's event sequence (`webhooks.rs`).
+    webhooks: super::webhooks::Subscriptions,
+    /// The time of the last operation or deadline: when the events its take makes happened.
+    last_now: Millis,
 }
 
 /// A command on a conversation the floor no longer holds because it is finished; what
@@ -425,8 +429,36 @@ impl Floor {
         let mut out = self
             .journal
             .take_changes(&self.agents, &mut self.conversations, counters);
+        // Events out are made here, from everything the operations decided, so that each
+        // is durable in the commit of its cause (no scan without a subscription).
+        if self.webhooks.any() {
+            let conversations = &self.conversations;
+            let (changes, effects) = self.webhooks.events(
+                self.journal.pending_effects(),
+                &out,
+                |id| conversations.get(id).map(|c| &**c),
+                self.last_now,
+            );
+            out.extend(changes);
+            self.journal.effects(effects);
+        }
         self.evict_finished(&mut out);
         out
+    }
+
+    /// The webhook subscriptions (`webhooks.rs`).
+    pub fn webhooks(&self) -> &super::webhooks::Subscriptions {
+        &self.webhooks
+    }
+
+    /// Restores the subscriptions and the event sequence from the store.
+    pub fn restore_webhooks(&mut self, webhooks: super::webhooks::Subscriptions) {
+        self.webhooks = webhooks;
+    }
+
+    /// Notes the time of the operation or deadline under way.
+    pub(super) fn saw(&mut self, now: Millis) {
+        self.last_now = self.last_now.max(now);
     }
 
     /// The finished conversations the last [`Floor::take_changes`] removed, with their
@@ -561,6 +593,7 @@ mod route;
 mod timers;
 mod typing;
 mod validate;
+mod webhooks;
 
 use validate::{check_id, check_name, check_text};
 

@@ -97,6 +97,11 @@ impl Journal {
         self.effects.iter_mut()
     }
 
+    /// The effects owed so far, to read.
+    pub fn pending_effects(&self) -> &[Effect] {
+        &self.effects
+    }
+
     /// Takes the effects owed.
     pub fn take_effects(&mut self) -> Vec<Effect> {
         // The next operation starts with room for a typical one's effects instead of

@@ -35,6 +35,7 @@ pub mod report;
 pub mod routing;
 pub mod supervisor;
 pub mod tenant;
+pub mod webhooks;
 #[cfg(test)]
 mod wire_names;
 

@@ -124,6 +124,12 @@ pub struct Snapshot {
     pub audit: Vec<AuditEntry>,
     /// The canned responses (issue 26 item 4), by id.
     pub canned: Vec<crate::core::canned::CannedResponse>,
+    /// The webhook subscriptions, by id.
+    pub webhooks: Vec<crate::core::webhooks::Webhook>,
+    /// The events still waiting for some subscription, in `seq` order.
+    pub webhook_events: Vec<crate::core::webhooks::WebhookEvent>,
+    /// Every event up to this one has left the store.
+    pub webhooks_trimmed: u64,
 }
 
 /// Where the engine makes its changes durable.
@@ -287,6 +293,9 @@ struct MemoryState {
     /// Search texts of report records, keyed like the records.
     search: BTreeMap<Box<[u8]>, String>,
     canned: BTreeMap<String, crate::core::canned::CannedResponse>,
+    webhooks: BTreeMap<String, crate::core::webhooks::Webhook>,
+    webhook_events: BTreeMap<u64, crate::core::webhooks::WebhookEvent>,
+    webhooks_trimmed: u64,
 }
 
 impl MemoryStore {
@@ -429,6 +438,19 @@ impl Store for MemoryStore {
                 Change::CannedResponseRemoved(id) => {
                     s.canned.remove(&id);
                 }
+                Change::Webhook(h) => {
+                    s.webhooks.insert(h.id.clone(), *h);
+                }
+                Change::WebhookRemoved(id) => {
+                    s.webhooks.remove(&id);
+                }
+                Change::WebhookEvent(e) => {
+                    s.webhook_events.insert(e.seq, (*e).clone());
+                }
+                Change::WebhookTrim { from, through } => {
+                    s.webhook_events.retain(|seq, _| !(from..=through).contains(seq));
+                    s.webhooks_trimmed = through;
+                }
             }
         }
         Box::pin(std::future::ready(Ok(())))
@@ -458,6 +480,9 @@ impl Store for MemoryStore {
             supervisors: s.supervisors.values().cloned().collect(),
             audit: s.audit.values().cloned().collect(),
             canned: s.canned.values().cloned().collect(),
+            webhooks: s.webhooks.values().cloned().collect(),
+            webhook_events: s.webhook_events.values().cloned().collect(),
+            webhooks_trimmed: s.webhooks_trimmed,
         })
     }
 

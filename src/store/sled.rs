@@ -116,11 +116,17 @@ pub mod prefix {
     pub const SEARCH: u8 = b't';
     /// Canned responses, keyed by id.
     pub const CANNED: u8 = b'k';
+    /// Webhook subscriptions, keyed by id.
+    pub const WEBHOOKS: u8 = b'h';
+    /// Webhook events still waiting for a subscription, keyed by `seq` big-endian.
+    pub const WEBHOOK_EVENTS: u8 = b'w';
 }
 
 /// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
 pub const META_FORMAT: &[u8] = b"format";
 const META_COUNTERS: &[u8] = b"counters";
+/// Every webhook event up to this `seq` has left the store.
+const META_WEBHOOKS_TRIMMED: &[u8] = b"webhooks_trimmed";
 /// The meta entry the readiness probe writes (left out of backups).
 const META_PROBE: &[u8] = b"probe";
 /// The tree that holds the format byte in a format-1 store.
@@ -379,6 +385,10 @@ struct Trees {
     search: Keyspace,
     /// Canned responses ([`prefix::CANNED`]).
     canned: Keyspace,
+    /// Webhook subscriptions ([`prefix::WEBHOOKS`]).
+    webhooks: Keyspace,
+    /// Webhook events ([`prefix::WEBHOOK_EVENTS`]).
+    webhook_events: Keyspace,
 }
 
 impl Trees {
@@ -417,6 +427,8 @@ impl Trees {
             figures: space(prefix::FIGURES),
             search: space(prefix::SEARCH),
             canned: space(prefix::CANNED),
+            webhooks: space(prefix::WEBHOOKS),
+            webhook_events: space(prefix::WEBHOOK_EVENTS),
             scope: scope.into(),
             whole: false,
             records,
@@ -599,7 +611,11 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         | Change::SearchText { .. }
         | Change::Figures(_)
         | Change::CannedResponse(_)
-        | Change::CannedResponseRemoved(_) => None,
+        | Change::CannedResponseRemoved(_)
+        | Change::Webhook(_)
+        | Change::WebhookRemoved(_)
+        | Change::WebhookEvent(_)
+        | Change::WebhookTrim { .. } => None,
     }
 }
 
@@ -814,6 +830,34 @@ fn add(
             key.extend_from_slice(id.as_bytes());
             batch.remove(&key[..]);
             return Ok(());
+        }
+        Change::Webhook(h) => {
+            key.push(prefix::WEBHOOKS);
+            key.extend_from_slice(h.id.as_bytes());
+            encode_into(value, &*h)?;
+        }
+        Change::WebhookRemoved(id) => {
+            key.push(prefix::WEBHOOKS);
+            key.extend_from_slice(id.as_bytes());
+            batch.remove(&key[..]);
+            return Ok(());
+        }
+        Change::WebhookEvent(e) => {
+            key.push(prefix::WEBHOOK_EVENTS);
+            key.extend_from_slice(&e.seq.to_be_bytes());
+            encode_into(value, &*e)?;
+        }
+        Change::WebhookTrim { from, through } => {
+            for seq in from..=through {
+                key.truncate(scope.len());
+                key.push(prefix::WEBHOOK_EVENTS);
+                key.extend_from_slice(&seq.to_be_bytes());
+                batch.remove(&key[..]);
+            }
+            key.truncate(scope.len());
+            key.push(prefix::META);
+            key.extend_from_slice(META_WEBHOOKS_TRIMMED);
+            value.extend_from_slice(&through.to_be_bytes());
         }
         Change::Record(r) => {
             key.push(prefix::RECORDS);
@@ -2473,6 +2517,20 @@ fn load_counters(t: &Trees, mut snap: Snapshot, path: &str) -> Result<Snapshot, 
         let (k, v) = item.map_err(read)?;
         snap.canned
             .push(decode::<record::CannedResponseV1>("canned", &k, &v)?.into());
+    }
+    for item in t.webhooks.iter() {
+        let (k, v) = item.map_err(read)?;
+        snap.webhooks.push(decode("webhooks", &k, &v)?);
+    }
+    for item in t.webhook_events.iter() {
+        let (k, v) = item.map_err(read)?;
+        snap.webhook_events.push(decode("webhook events", &k, &v)?);
+    }
+    if let Some(v) = t.meta.get(META_WEBHOOKS_TRIMMED).map_err(read)? {
+        let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+            what: format!("{path}: meta/webhooks_trimmed is not 8 bytes"),
+        })?;
+        snap.webhooks_trimmed = u64::from_be_bytes(bytes);
     }
     crate::metrics::recovery_phase("records", reading);
     Ok(snap)

@@ -266,6 +266,9 @@ pub fn start_engine_with(
     options.admission = config.server.admission();
     options.limits = limits;
     options.tenant = tenant.map(str::to_string);
+    options.webhooks = config.webhooks.settings();
+    // Webhook events go out from the outbox's thread: both are senders to the outside.
+    options.webhook_arbiter = Some(outbox.arbiter());
     let engine = Engine::start(options)?;
     outbox.attach(engine.clone());
     Ok((engine, outbox))

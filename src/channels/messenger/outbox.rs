@@ -132,6 +132,11 @@ impl Outbox {
         })
     }
 
+    /// The thread the sending tasks run on.
+    pub fn arbiter(&self) -> ArbiterHandle {
+        self.inner.arbiter.clone()
+    }
+
     /// Reports go to `engine` from now on.
     pub fn attach(&self, engine: Engine) {
         let _ = self.inner.engine_tx.send(Some(engine));

@@ -134,6 +134,7 @@ impl Floor {
     /// time (the simulation checks the invariants after each).
     pub fn fire_next_due(&mut self, now: Millis) -> Option<Timer> {
         let timer = self.deadlines.pop_due(now)?;
+        self.saw(now);
         self.fire(&timer, now);
         Some(timer)
     }
