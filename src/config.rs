@@ -39,7 +39,9 @@ pub const SECTIONS: &[&str] = &[
     "demo",
     "messenger",
     "supervisor",
+    "reports",
     "cluster",
+    "webhooks",
 ];
 
 /// True when an environment key (after the prefix) names a config section.
@@ -910,6 +912,19 @@ mod tests {
             Ok(())
         });
         out.expect("jail ran")
+    }
+
+    /// Every section of the config can be set from the environment (a section missing
+    /// from [`SECTIONS`] was once silently ignored there).
+    #[test]
+    fn every_section_may_be_named_by_the_environment() {
+        let c = jailed(|_| Ok(Config::load(None))).expect("default config");
+        let v = serde_json::to_value(&c).expect("the config serializes");
+        let mut keys: Vec<&str> = v.as_object().expect("an object").keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut sections = SECTIONS.to_vec();
+        sections.sort_unstable();
+        assert_eq!(keys, sections);
     }
 
     #[test]

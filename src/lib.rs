@@ -29,4 +29,5 @@ pub mod metrics;
 pub mod protocol;
 pub mod store;
 pub mod tenants;
+pub mod webhook_receiver;
 pub mod webhooks;

@@ -92,7 +92,8 @@ impl Sender {
 
     /// Progress reports go to `engine` from now on.
     pub fn attach(&self, engine: Engine) {
-        let _ = self.engine_tx.send(Some(engine));
+        // Kept even before the task (its receiver) exists.
+        self.engine_tx.send_replace(Some(engine));
     }
 
     /// Stops sending (the engine stops): what waits stays in the store.
@@ -100,7 +101,7 @@ impl Sender {
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
-        let _ = self.engine_tx.send(None);
+        self.engine_tx.send_replace(None);
         if let Ok(mut own) = self.own.lock() {
             if let Some(a) = own.take() {
                 a.stop();
@@ -190,7 +191,7 @@ struct Sub {
 #[derive(Default)]
 struct Lane {
     queue: RefCell<VecDeque<Arc<WebhookEvent>>>,
-    /// The front event is being sent.
+    /// The front event is being sent (or waits to be tried again).
     busy: Cell<bool>,
     ready: Notify,
 }
@@ -318,9 +319,10 @@ impl Task {
                 l.ready.notified().await;
                 continue;
             };
+            // Busy until it goes through, retries and their waits included: the event a
+            // lane holds is never the one the backlog's bound drops.
             l.busy.set(true);
             let outcome = self.post(&sub.hook, &event).await;
-            l.busy.set(false);
             match outcome {
                 Ok(()) => {
                     failures = 0;
@@ -332,6 +334,7 @@ impl Task {
                     if q.front().is_some_and(|f| f.seq == event.seq) {
                         q.pop_front();
                     }
+                    l.busy.set(false);
                     sub.waiting.borrow_mut().remove(&event.seq);
                     sub.failures.set(0);
                     sub.failing.borrow_mut().take();

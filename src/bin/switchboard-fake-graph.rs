@@ -5,6 +5,10 @@
 //!
 //! `switchboard-fake-graph webhook --text "hi"`: sends a signed Messenger webhook event
 //! (a customer's text message) to a running Switchboard, as Meta would.
+//!
+//! `switchboard-fake-graph receive --secret S [--listen 127.0.0.1:9991]`: receives
+//! Switchboard's own webhook events (events out) and prints each one with whether its
+//! signature checks; `--fail N` refuses the first N, to watch the retries.
 
 use std::net::SocketAddr;
 
@@ -36,6 +40,19 @@ enum Cmd {
         /// the entry point turns unauthorized until a new token is set.
         #[arg(long = "expired-token", value_name = "TOKEN")]
         expired: Vec<String>,
+    },
+    /// Receive Switchboard's events out and print each one (subscribe the printed URL
+    /// with `POST /api/v1/webhooks`; the engine needs `webhooks.allow_private = true` to
+    /// send to a loopback address).
+    Receive {
+        #[arg(long, default_value = "127.0.0.1:9991")]
+        listen: SocketAddr,
+        /// The subscription's secret, to check each signature with.
+        #[arg(long)]
+        secret: String,
+        /// Answer 500 to the first N events (Switchboard tries them again).
+        #[arg(long, default_value_t = 0)]
+        fail: u32,
     },
     /// Send one signed webhook event (a customer's message) to Switchboard.
     Webhook {
@@ -69,6 +86,7 @@ fn main() {
                 profiles,
                 expired,
             } => serve(listen, profiles, expired).await,
+            Cmd::Receive { listen, secret, fail } => receive(listen, secret, fail).await,
             Cmd::Webhook {
                 url,
                 secret,
@@ -106,6 +124,18 @@ async fn serve(listen: SocketAddr, profiles: Vec<String>, expired: Vec<String>) 
         "fake Graph API on {}: set SWITCHBOARD_MESSENGER__GRAPH_BASE_URL={}",
         fake.addr,
         fake.url()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}
+
+async fn receive(listen: SocketAddr, secret: String, fail: u32) -> Result<(), String> {
+    let receiver = switchboard::webhook_receiver::Receiver::start(listen, &secret, true)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    receiver.fail_next(fail);
+    println!(
+        "receiving events out on {}: POST /api/v1/webhooks with {{\"url\": \"{}\", \"events\": [...], \"secret\": ...}}",
+        receiver.addr, receiver.url
     );
     let _ = tokio::signal::ctrl_c().await;
     Ok(())
