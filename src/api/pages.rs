@@ -67,6 +67,8 @@ const DESKTOP: &[Asset] = &[
 const SUPERVISOR: &[Asset] = &[
     asset!("/supervisor", HTML, "supervisor/index.html"),
     asset!("/supervisor/app.js", JS, "supervisor/app.js"),
+    asset!("/supervisor/reports.js", JS, "supervisor/reports.js"),
+    asset!("/supervisor/charts.js", JS, "supervisor/charts.js"),
     asset!("/supervisor/style.css", CSS, "supervisor/style.css"),
 ];
 

@@ -32,20 +32,47 @@ export async function request(method, path, { token, body, form } = {}) {
   } catch (e) {
     throw new ApiError(0, "network", String(e && e.message ? e.message : e));
   }
-  const text = await res.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
-  if (!res.ok) {
-    const err = (data && data.error) || {};
-    throw new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText, res.headers.get("Retry-After"));
-  }
+  const data = json(await res.text());
+  if (!res.ok) throw refusal(res, data);
   return data;
+}
+
+/**
+ * A GET of a file the engine writes (`accept`, e.g. `text/csv`), as a Blob to save; the
+ * token goes in the Authorization header, as with `request`. A refusal is an ApiError.
+ */
+export async function download(path, { token, accept }) {
+  const headers = { Accept: accept };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(path, { method: "GET", headers, cache: "no-store", credentials: "omit" });
+  } catch (e) {
+    throw new ApiError(0, "network", String(e && e.message ? e.message : e));
+  }
+  if (!res.ok) throw refusal(res, json(await res.text()));
+  try {
+    return await res.blob();
+  } catch (e) {
+    // The engine cuts a streamed body short when its store fails midway.
+    throw new ApiError(0, "download_cut", String(e && e.message ? e.message : e));
+  }
+}
+
+/** A body as JSON, or null when it is empty or not JSON. */
+function json(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** The ApiError of a refused answer, from the engine's `{"error": {code, message}}`. */
+function refusal(res, data) {
+  const err = (data && data.error) || {};
+  return new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText, res.headers.get("Retry-After"));
 }
 
 /**

@@ -60,6 +60,7 @@ const WORDS = {
   not_connected: "Not connected to the engine; the page is reconnecting. Try again in a moment.",
   connection_lost: "The connection dropped before the engine answered. Check the conversation before trying again.",
   network: "The engine could not be reached. Check that it is running.",
+  download_cut: "The download stopped before its end (the engine could not read everything). Try again.",
 };
 
 /** A person-readable sentence for an error `{status, code, message}`. */

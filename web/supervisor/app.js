@@ -1,7 +1,9 @@
-// The supervisor page: sign-in, then the live floor from the supervisor socket
-// (`snapshot`, then `queue`, `agent` and `conversation` events, alone or in a `batch`),
-// agents' presence set over REST, and a conversation's transcript read over REST while it
-// is open. Uses only the public API, and the pages' shared helpers in /common/.
+// The supervisor page: sign-in, then two views, chosen by the address's fragment: the
+// live floor (`#floor`, the first) from the supervisor socket (`snapshot`, then `queue`,
+// `agent` and `conversation` events, alone or in a `batch`), agents' presence set over
+// REST, and a conversation's transcript read over REST while it is open; and the reports
+// (`#reports`, in reports.js). Uses only the public API, and the pages' shared helpers in
+// /common/.
 //
 // The tables are updated in place: one row element per queue and per agent, kept while the
 // row is shown, whose cells are written only when their text changed; events and the
@@ -13,6 +15,7 @@ import { explain } from "/common/errors.js";
 import { h, iso, isoText, setIso, setText, KeyedChildren } from "/common/dom.js";
 import { elapsed, presenceWord } from "/common/format.js";
 import { ReconnectingSocket, socketUrl } from "/common/socket.js";
+import { ReportsView } from "./reports.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "switchboard.supervisor.token";
@@ -48,6 +51,39 @@ function showError(where, e) {
 /** An error in the page's own words (not an engine code). */
 const words = (message) => ({ code: "page", message });
 
+/** The Reports view; it names agents and lists queues as the floor knows them. */
+const reports = new ReportsView({
+  token: () => state.token,
+  agentName: (id) => state.agents.get(id)?.name,
+});
+
+// ----- views -----
+
+/** The views, by the address's fragment: [fragment, view element, nav link, title]. */
+const VIEWS = [
+  ["#floor", "floor-view", "nav-floor", "Floor"],
+  ["#reports", "reports-view", "nav-reports", "Reports"],
+];
+
+/** Shows the view the address names (the floor when it names none). */
+function showView() {
+  const current = VIEWS.find(([hash]) => hash === location.hash) ?? VIEWS[0];
+  for (const [hash, view, link] of VIEWS) {
+    const on = hash === current[0];
+    $(view).hidden = !on;
+    if (on) $(link).setAttribute("aria-current", "page");
+    else $(link).removeAttribute("aria-current");
+  }
+  setText($("view-title"), current[3]);
+  document.title = `${current[3]} · Switchboard supervisor`;
+  if (current[0] === "#reports") reports.show();
+  else {
+    reports.hide();
+    scheduleRender();
+  }
+}
+window.addEventListener("hashchange", showView);
+
 // ----- sign-in -----
 
 async function signInWith(token) {
@@ -57,6 +93,7 @@ async function signInWith(token) {
   $("who").replaceChildren(iso(me.name), ` (${me.id})`);
   $("signin").hidden = true;
   $("floor").hidden = false;
+  showView();
   try {
     state.idleCodes = await request("GET", "/api/v1/idle-codes", { token });
   } catch (e) {
@@ -201,13 +238,22 @@ function scheduleRender() {
   });
 }
 
-// ----- views -----
+// ----- the floor -----
 
 /** The time of the redraw under way: every timer of one redraw counts to the same instant. */
 let drawnAt = 0;
 
+const sortedQueues = () => [...state.queues.values()].sort((a, b) => byName(a.name, b.name) || byName(a.id, b.id));
+
 function render() {
   drawnAt = Date.now();
+  if (!state.agentOrder) {
+    state.agentOrder = [...state.agents.values()].sort((a, b) => byName(a.name, b.name) || byName(a.id, b.id)).map((a) => a.id);
+    reports.namesChanged();
+  }
+  reports.setQueues(sortedQueues());
+  // The floor's tables wait while the reports are shown; showing the floor redraws them.
+  if ($("floor-view").hidden) return;
   renderQueues();
   renderAgents();
   renderChannels();
@@ -251,8 +297,7 @@ const queueRows = new KeyedChildren($("queue-rows"), {
 });
 
 function renderQueues() {
-    const ids = [...state.queues.values()].sort((a, b) => byName(a.name, b.name) || byName(a.id, b.id)).map((q) => q.id);
-  queueRows.show(ids);
+  queueRows.show(sortedQueues().map((q) => q.id));
 }
 
 /** The presence menu of agent `id`, made once with its row. */
@@ -318,9 +363,6 @@ const agentRows = new KeyedChildren($("agent-rows"), {
 });
 
 function renderAgents() {
-    if (!state.agentOrder) {
-    state.agentOrder = [...state.agents.values()].sort((a, b) => byName(a.name, b.name) || byName(a.id, b.id)).map((a) => a.id);
-  }
   const q = $("agent-search").value.trim().toLowerCase();
   const shown = [];
   let matching = 0;
@@ -377,9 +419,9 @@ $("transcript-close").addEventListener("click", () => {
   $("transcript").hidden = true;
 });
 $("agent-search").addEventListener("input", scheduleRender);
-// Timers tick every second.
+// Timers tick every second, on the floor.
 setInterval(() => {
-  if (!$("floor").hidden) scheduleRender();
+  if (!$("floor").hidden && !$("floor-view").hidden) scheduleRender();
 }, 1000);
 
 const ended = sessionStorage.getItem(ENDED_KEY);
