@@ -170,7 +170,7 @@ pub fn check_url(url: &str, addresses: &[IpAddr], allow_private: bool) -> Result
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(CoreError::InvalidInput("url must be http or https".into()));
     }
-    if parsed.host_str().is_none_or(str::is_empty) {
+    if parsed.host_str().map_or(true, str::is_empty) {
         return Err(CoreError::InvalidInput("url has no host".into()));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {

@@ -2299,6 +2299,96 @@ impl From<CannedResponseV1> for crate::core::canned::CannedResponse {
     }
 }
 
+/// A webhook subscription as stored (prefix `h`). Event kinds are kept by their wire
+/// names, which are the API's contract, rather than by the core enum's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookV1 {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub created_at: u64,
+    pub first_seq: u64,
+    pub delivered_through: u64,
+    pub dropped: u64,
+    /// Failing since, and the last error.
+    pub failing: Option<(u64, String)>,
+}
+
+/// A webhook event waiting for a subscription, as stored (prefix `w`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEventV1 {
+    pub seq: u64,
+    pub kind: String,
+    pub key: String,
+    pub at: u64,
+    pub body: String,
+}
+
+fn event_kind(name: &str) -> Result<crate::core::webhooks::EventKind, StoreError> {
+    name.parse().map_err(|_| StoreError::Corrupt {
+        what: format!("webhook event kind {name:?} is unknown"),
+    })
+}
+
+impl From<&crate::core::webhooks::Webhook> for WebhookV1 {
+    fn from(h: &crate::core::webhooks::Webhook) -> Self {
+        WebhookV1 {
+            id: h.id.clone(),
+            url: h.url.clone(),
+            events: h.events.iter().map(|k| k.as_str().to_string()).collect(),
+            secret: h.secret.clone(),
+            created_at: h.created_at,
+            first_seq: h.first_seq,
+            delivered_through: h.delivered_through,
+            dropped: h.dropped,
+            failing: h.failing.as_ref().map(|f| (f.since, f.error.clone())),
+        }
+    }
+}
+
+impl WebhookV1 {
+    pub fn into_core(self) -> Result<crate::core::webhooks::Webhook, StoreError> {
+        Ok(crate::core::webhooks::Webhook {
+            events: self.events.iter().map(|k| event_kind(k)).collect::<Result<_, _>>()?,
+            id: self.id,
+            url: self.url,
+            secret: self.secret,
+            created_at: self.created_at,
+            first_seq: self.first_seq,
+            delivered_through: self.delivered_through,
+            dropped: self.dropped,
+            failing: self
+                .failing
+                .map(|(since, error)| crate::core::webhooks::Failing { since, error }),
+        })
+    }
+}
+
+impl From<&crate::core::webhooks::WebhookEvent> for WebhookEventV1 {
+    fn from(e: &crate::core::webhooks::WebhookEvent) -> Self {
+        WebhookEventV1 {
+            seq: e.seq,
+            kind: e.kind.as_str().to_string(),
+            key: e.key.clone(),
+            at: e.at,
+            body: e.body.clone(),
+        }
+    }
+}
+
+impl WebhookEventV1 {
+    pub fn into_core(self) -> Result<crate::core::webhooks::WebhookEvent, StoreError> {
+        Ok(crate::core::webhooks::WebhookEvent {
+            kind: event_kind(&self.kind)?,
+            seq: self.seq,
+            key: self.key,
+            at: self.at,
+            body: self.body,
+        })
+    }
+}
+
 #[cfg(test)]
 mod note_tests {
     use super::*;

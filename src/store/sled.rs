@@ -834,7 +834,7 @@ fn add(
         Change::Webhook(h) => {
             key.push(prefix::WEBHOOKS);
             key.extend_from_slice(h.id.as_bytes());
-            encode_into(value, &*h)?;
+            encode_into(value, &record::WebhookV1::from(&*h))?;
         }
         Change::WebhookRemoved(id) => {
             key.push(prefix::WEBHOOKS);
@@ -845,7 +845,7 @@ fn add(
         Change::WebhookEvent(e) => {
             key.push(prefix::WEBHOOK_EVENTS);
             key.extend_from_slice(&e.seq.to_be_bytes());
-            encode_into(value, &*e)?;
+            encode_into(value, &record::WebhookEventV1::from(&*e))?;
         }
         Change::WebhookTrim { from, through } => {
             for seq in from..=through {
@@ -2520,11 +2520,13 @@ fn load_counters(t: &Trees, mut snap: Snapshot, path: &str) -> Result<Snapshot, 
     }
     for item in t.webhooks.iter() {
         let (k, v) = item.map_err(read)?;
-        snap.webhooks.push(decode("webhooks", &k, &v)?);
+        snap.webhooks
+            .push(decode::<record::WebhookV1>("webhooks", &k, &v)?.into_core()?);
     }
     for item in t.webhook_events.iter() {
         let (k, v) = item.map_err(read)?;
-        snap.webhook_events.push(decode("webhook events", &k, &v)?);
+        snap.webhook_events
+            .push(decode::<record::WebhookEventV1>("webhook events", &k, &v)?.into_core()?);
     }
     if let Some(v) = t.meta.get(META_WEBHOOKS_TRIMMED).map_err(read)? {
         let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {

@@ -24,6 +24,8 @@ const WORDS = {
   tenant_limit: "Your contact centre has reached a limit its operator set; ask them to raise it.",
   note_too_long: "The note is too long for the offer: keep it to 1,000 characters.",
   unknown_canned_response: "That canned response no longer exists.",
+  unknown_webhook: "That webhook subscription no longer exists.",
+  private_address: "That webhook address is on a loopback or private network, which the engine does not send to.",
   attachment_too_large: "The file is too large to send.",
   missing_file: "Choose a file to send.",
   attachment_storage_full: "The server has no room for more files; tell your administrator.",
