@@ -987,6 +987,14 @@ async fn a_foreign_token_cannot_tell_another_tenants_objects_from_none_on_any_pa
     )
     .await
     .expect(201);
+    // A public address (nothing here transfers, so nothing is ever sent to it).
+    s.post(
+        "/api/v1/webhooks",
+        &acme,
+        json!({"id": "aw", "url": "http://93.184.216.34/hooks", "events": ["conversation.transferred"], "secret": "acme-secret-0123456789"}),
+    )
+    .await
+    .expect(201);
 
     s.post("/api/v1/queues", &beta, json!({"id": "bq", "name": "Beta Q"}))
         .await
@@ -1023,6 +1031,7 @@ async fn a_foreign_token_cannot_tell_another_tenants_objects_from_none_on_any_pa
             Some("supervisors") => "as",
             Some("conversations") => cid.as_str(),
             Some("canned-responses") => "ac",
+            Some("webhooks") => "aw",
             other => panic!("a path with an id of an unknown kind: {path} ({other:?})"),
         };
         for method in ops.as_object().expect("operations").keys() {

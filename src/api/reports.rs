@@ -704,7 +704,7 @@ async fn read_figures(
     .map_err(|e| ApiError::from(EngineError::Store(e)))?;
     Ok(read
         .iter()
-        .map(|rows| figures::roll_up(rows, &range.intervals, range.grain, range.tz))
+        .map(|rows| figures::roll_up(rows, &range.intervals, range.end))
         .collect())
 }
 

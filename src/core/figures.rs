@@ -473,11 +473,19 @@ pub fn report_intervals(from: Millis, to: Millis, grain: Grain, tz: chrono_tz::T
 /// [`report_intervals`]): one sum per interval, in order, empty ones included. Rows
 /// before the first interval or from the last one's end on are left out by the caller's
 /// read range.
-pub fn roll_up(rows: &[(Millis, Figures)], intervals: &[Millis], grain: Grain, tz: chrono_tz::Tz) -> Vec<Figures> {
+///
+/// `intervals` are the report's interval starts in order ([`report_intervals`]) and `end`
+/// the end of the last: each interval runs to the next start, so a row belongs to the
+/// last interval starting at or before it, found without the wall clock (a year by the
+/// day rolls up 35,040 rows; working out each row's local day cost most of the report).
+/// Rows before the first interval or from `end` on are left out.
+pub fn roll_up(rows: &[(Millis, Figures)], intervals: &[Millis], end: Millis) -> Vec<Figures> {
     let mut out = vec![Figures::default(); intervals.len()];
     for (at, f) in rows {
-        let start = report_interval(*at, grain, tz);
-        if let Ok(i) = intervals.binary_search(&start) {
+        if *at >= end {
+            continue;
+        }
+        if let Some(i) = intervals.partition_point(|start| start <= at).checked_sub(1) {
             out[i].add(f);
         }
     }

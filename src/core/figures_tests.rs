@@ -253,6 +253,30 @@ fn report_intervals_follow_the_wall_clock() {
     assert!(report_intervals(0, 60 * 24 * 3_600_000, Grain::Quarter, paris).is_none());
 }
 
+proptest! {
+    /// Rolling a row up by the interval starts alone puts it where its wall-clock
+    /// interval is, by the hour and by the day, in zones with daylight saving and with a
+    /// half-hour offset, over a year.
+    #[test]
+    fn a_row_rolls_up_into_its_wall_clock_interval(
+        offset in 0u64..365 * 24 * 60,
+        zone in prop::sample::select(vec!["Europe/Paris", "Asia/Kolkata", "America/New_York", "UTC"]),
+        day in any::<bool>(),
+    ) {
+        let tz: chrono_tz::Tz = zone.parse().expect("zone");
+        let grain = if day { Grain::Day } else { Grain::Hour };
+        let at = DAY - 182 * 24 * 60 * MIN + offset * MIN;
+        // 180 days around it: 4,320 hours, under the report's bound.
+        let (from, to) = (at - 90 * 24 * 60 * MIN, at + 90 * 24 * 60 * MIN);
+        let intervals = report_intervals(from, to, grain, tz).expect("180 days by the hour fit");
+        let end = next_report_interval(*intervals.last().expect("some"), grain, tz);
+        let row = Figures { offered: 1, ..Default::default() };
+        let sums = roll_up(&[(at, row)], &intervals, end);
+        let i = sums.iter().position(|f| f.offered == 1).expect("rolled up");
+        prop_assert_eq!(intervals[i], report_interval(at, grain, tz));
+    }
+}
+
 #[test]
 fn rows_roll_up_into_the_report_intervals() {
     let utc: chrono_tz::Tz = "UTC".parse().expect("zone");
@@ -262,7 +286,7 @@ fn rows_roll_up_into_the_report_intervals() {
     };
     let rows = [(DAY, row(1)), (DAY + 45 * MIN, row(2)), (DAY + 60 * MIN, row(4))];
     let intervals = report_intervals(DAY, DAY + 2 * 60 * MIN, Grain::Hour, utc).expect("few");
-    let got: Vec<u64> = roll_up(&rows, &intervals, Grain::Hour, utc)
+    let got: Vec<u64> = roll_up(&rows, &intervals, DAY + 2 * 60 * MIN)
         .iter()
         .map(|f| f.offered)
         .collect();
@@ -510,7 +534,7 @@ mod scripted_day {
             .map(|((_, at), f)| (*at, f.clone()))
             .collect();
         let hours = report_intervals(T, T + 2 * 60 * MIN, Grain::Hour, utc).expect("few");
-        let sums = roll_up(&rows, &hours, Grain::Hour, utc);
+        let sums = roll_up(&rows, &hours, T + 2 * 60 * MIN);
         assert_eq!(sums[0], d.row(q("q1"), T));
         assert_eq!(sums[1], Figures::default());
     }
