@@ -106,11 +106,18 @@ pub struct ReportsConfig {
     /// conversation arrived, and the figures of intervals older than that; 400 unless
     /// set (a year and a month, for year-on-year reports).
     pub retention_days: u32,
+    /// Reports are written: each complete conversation's record, figures and search
+    /// text, and the agents' presence figures. Off: none is written and the reports
+    /// answer empty (what is stored already stays, until retention).
+    pub enabled: bool,
 }
 
 impl Default for ReportsConfig {
     fn default() -> Self {
-        ReportsConfig { retention_days: 400 }
+        ReportsConfig {
+            retention_days: 400,
+            enabled: true,
+        }
     }
 }
 
@@ -893,6 +900,7 @@ impl Config {
             last_agent_ms: self.routing.last_agent_ms,
             last_agent_within_ms: self.routing.last_agent_within_ms,
             inactivity_close_ms: self.routing.inactivity_close_ms,
+            reports: self.reports.enabled,
         }
     }
 }

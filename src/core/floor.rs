@@ -80,6 +80,11 @@ pub struct Rules {
     /// `routing.inactivity_close_ms`: an active conversation whose customer has been
     /// silent this long is closed (0: off).
     pub inactivity_close_ms: u64,
+    /// `reports.enabled`: a complete conversation leaves its report record, figures and
+    /// search text, and presence and RONAs add to the agents' figures. Off: none is
+    /// written (the reports answer empty), for a deployment that keeps its reports
+    /// elsewhere, and to measure what reports cost.
+    pub reports: bool,
 }
 
 /// The system message added when a silent customer's conversation is closed.
@@ -152,6 +157,7 @@ impl Default for Rules {
             last_agent_ms: 0,
             last_agent_within_ms: 0,
             inactivity_close_ms: 0,
+            reports: true,
         }
     }
 }
@@ -483,7 +489,7 @@ impl Floor {
             }
             if let Some(c) = self.conversations.remove(&id) {
                 self.deadlines.cancel_conversation(&id);
-                if let Some(r) = ConversationRecord::of(&c) {
+                if let Some(r) = ConversationRecord::of(&c).filter(|_| self.rules.reports) {
                     // The figures it adds to its queue's and its agents' report rows.
                     let sl = r
                         .queues

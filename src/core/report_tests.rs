@@ -7,13 +7,20 @@ use crate::core::{Account, Change, EntryPoint, Floor, Presence, Queue, Rules, Sk
 /// Queues q1 (a1, a2) and q2 (a3), entry points e1 → q1 and e2 → q2; every offer runs
 /// 1000 ms; customers close for inactivity after `inactivity_ms` (0: never).
 fn floor(inactivity_ms: u64) -> Floor {
-    let rules = Rules {
+    floor_with(rules(inactivity_ms))
+}
+
+fn rules(inactivity_ms: u64) -> Rules {
+    Rules {
         offer_timeout_ms: 1000,
         transfer_timeout_ms: 1000,
         conference_timeout_ms: 1000,
         inactivity_close_ms: inactivity_ms,
         ..Rules::default()
-    };
+    }
+}
+
+fn floor_with(rules: Rules) -> Floor {
     let queues = vec![
         Queue::new("q1".into(), "One".into()),
         Queue::new("q2".into(), "Two".into()),
@@ -501,4 +508,29 @@ fn a_transcript_is_searched_by_its_words() {
     assert!(text.len() <= MAX_SEARCH_TEXT);
     assert!(text_matches(&text, &q("w0 w1")));
     assert!(!text_matches(&text, &q("w4999")));
+}
+
+/// With reports off (`reports.enabled = false`), a whole lifecycle, a RONA and presence
+/// changes write no record, no figures and no search text.
+#[test]
+fn with_reports_off_nothing_of_reports_is_written() {
+    let mut rules = rules(0);
+    rules.reports = false;
+    let mut f = floor_with(rules);
+    ok(f.set_state("a1", Presence::Available, None, 1000));
+    ok(f.set_state("a2", Presence::Available, None, 1001));
+    ok(f.customer_message("e1", customer("u1"), "hello", Channel::Rest, 2000));
+    assert_eq!(f.fire_due(3000), 1, "a RONA");
+    ok(f.accept("a2", "c-1", 3500));
+    ok(f.end("a2", "c-1", 4000));
+    ok(f.wrapup("a2", "c-1", "resolved", 5000));
+    ok(f.set_state("a2", Presence::LoggedOut, None, 6000));
+    f.take_effects();
+    let reported: Vec<Change> = f
+        .take_changes()
+        .into_iter()
+        .filter(|c| matches!(c, Change::Record(_) | Change::Figures(_) | Change::SearchText { .. }))
+        .collect();
+    assert!(reported.is_empty(), "{reported:?}");
+    assert!(f.conversation("c-1").is_none(), "complete all the same");
 }

@@ -123,6 +123,10 @@ pub struct Options {
     /// ready at once into `Engine::exec_batch` (in-process engine).
     #[arg(long)]
     pub no_batch: bool,
+    /// Write no reports (`reports.enabled = false`, in-process engine): what records,
+    /// figures and search texts cost is this run's throughput against one without it.
+    #[arg(long)]
+    pub no_reports: bool,
     /// The skilled scenario (`load::skills`): agents with four languages at random
     /// levels, each queue's entry point (and the queue, for transfers) with two routing
     /// steps (its language at level 7 for --step-ms, then at level 3), a fifth of the
@@ -333,6 +337,7 @@ async fn run_scenario(opts: Options) -> Result<Report, LoadError> {
         offer_timeout_ms: opts.offer_timeout_ms,
         transfer_timeout_ms: opts.offer_timeout_ms,
         conference_timeout_ms: opts.offer_timeout_ms,
+        reports: !opts.no_reports,
         ..Rules::default()
     };
     let backend = backend::InProcess::start(rules, opts.store, !opts.no_batch).map_err(|f| LoadError::Setup(f.code))?;

@@ -243,12 +243,14 @@ impl Floor {
             return;
         }
         // The state that ended, for the agent report; an expired offer counts there too.
-        for d in crate::core::figures::presence_deltas(agent, from, since, now) {
-            self.journal.change(Change::Figures(Box::new(d)));
-        }
-        if state == Presence::Rona {
-            let d = crate::core::figures::rona_delta(agent, now);
-            self.journal.change(Change::Figures(Box::new(d)));
+        if self.rules.reports {
+            for d in crate::core::figures::presence_deltas(agent, from, since, now) {
+                self.journal.change(Change::Figures(Box::new(d)));
+            }
+            if state == Presence::Rona {
+                let d = crate::core::figures::rona_delta(agent, now);
+                self.journal.change(Change::Figures(Box::new(d)));
+            }
         }
         let event = AgentEvent::StateChanged {
             state: a.presence,
