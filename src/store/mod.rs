@@ -429,7 +429,12 @@ impl Store for MemoryStore {
                 }
                 Change::Record(r) => {
                     let key = record::record_key(r.arrived_at, &r.id).into_boxed_slice();
-                    let value = record::encode(&record::ConversationRecordV1::from(*r)).into_boxed_slice();
+                    let mut value = Vec::with_capacity(256);
+                    if record::encode_record_into(&mut value, *r).is_err() {
+                        // Plain data always encodes; a record that would not is not kept.
+                        continue;
+                    }
+                    let value = value.into_boxed_slice();
                     s.records.insert(key, value);
                 }
                 Change::CannedResponse(c) => {

@@ -862,7 +862,7 @@ fn add(
         Change::Record(r) => {
             key.push(prefix::RECORDS);
             key.extend_from_slice(&record::record_key(r.arrived_at, &r.id));
-            encode_into(value, &record::ConversationRecordV1::from(*r))?;
+            record::encode_record_into(value, *r)?;
         }
         Change::Counters {
             next_conversation,
