@@ -694,7 +694,7 @@ impl FiguresSums {
             };
             row.add(&delta);
             value.clear();
-            encode_into(value, &FiguresV1::from(&row))?;
+            record::encode_figures_into(value, &row)?;
             batch.insert(&key, value);
         }
         Ok(())
