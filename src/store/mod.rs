@@ -291,7 +291,7 @@ struct MemoryState {
     /// Report rows of figures, keyed as the sled store keys them.
     figures: BTreeMap<Vec<u8>, Figures>,
     /// Search texts of report records, keyed like the records.
-    search: BTreeMap<Box<[u8]>, String>,
+    search: BTreeMap<Box<[u8]>, Box<str>>,
     canned: BTreeMap<String, crate::core::canned::CannedResponse>,
     webhooks: BTreeMap<String, crate::core::webhooks::Webhook>,
     webhook_events: BTreeMap<u64, crate::core::webhooks::WebhookEvent>,
@@ -420,7 +420,7 @@ impl Store for MemoryStore {
                     text,
                 } => {
                     let key = record::record_key(arrived_at, &conversation).into_boxed_slice();
-                    s.search.insert(key, text);
+                    s.search.insert(key, text.into_boxed_str());
                 }
                 Change::Figures(d) => {
                     let mut key = Vec::new();
