@@ -568,6 +568,10 @@ pub struct QueueConfig {
     /// The service level threshold in ms (set at first creation too; 60000 unless set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_level_ms: Option<u64>,
+    /// Messages to waiting customers about their place in line (docs/API-NOTES.md
+    /// "Place in line"; set at first creation too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_updates: Option<crate::core::place::PlaceUpdates>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -661,6 +661,34 @@ async fn business_hours_come_from_the_config_file() {
     assert_eq!(q["hours"]["exceptions"], json!([{"date": "2026-12-25"}]));
 }
 
+/// Place-in-line messages in the config file's `[[queues]]` are the queue's when it is
+/// first created, with their defaults filled in; a waiting customer is told at once.
+#[actix_web::test]
+async fn place_updates_come_from_the_config_file() {
+    use figment::providers::{Format, Toml};
+    let place: switchboard::core::place::PlaceUpdates = figment::Figment::from(Toml::string(
+        r#"
+        position_step = 2
+        [templates.default]
+        text = "You are number {{position}}; about {{wait_minutes}} min."
+        text_without_wait = "You are number {{position}} in line."
+        "#,
+    ))
+    .extract()
+    .expect("place updates in TOML");
+    let s = TestServer::with(|c| {
+        c.queues[0].place_updates = Some(place);
+    })
+    .await;
+    let id = s.config.queues[0].id.clone();
+    let q = s.get(&format!("/api/v1/queues/{id}"), ADMIN).await.expect(200);
+    assert_eq!(q["place_updates"]["position_step"], 2, "{q}");
+    assert_eq!(q["place_updates"]["min_interval_ms"], 30_000, "the default: {q}");
+    // Nobody is available: the customer waits and is told its place.
+    let c = s.customer_writes("u1", "Carol", "Hello").await;
+    assert_eq!(texts(&c), ["Hello", "You are number 1 in line."], "{c}");
+}
+
 /// A queue's bound on waiting over REST: past it a customer is told the reply and the
 /// conversation ends (`queue_full`); `null` removes the bound; a bad bound is a 400.
 #[actix_web::test]

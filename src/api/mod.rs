@@ -316,7 +316,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 hours: q.hours.clone().map(std::sync::Arc::new),
                 wait_limit: q.wait_limit.clone(),
                 service_level_ms: q.service_level_ms,
-                place_updates: None,
+                place_updates: q.place_updates.clone(),
             })
             .await;
         ignore_existing(created.map(|_| ()))?;
