@@ -1,10 +1,11 @@
 //! Reports over HTTP (../shared/API.md "Reports and events out"): the records of complete
-//! conversations, `GET /api/v1/reports/conversations`, paged by a cursor.
+//! conversations (`GET /api/v1/reports/conversations`, paged by a cursor, searched by
+//! transcript words, or streamed as CSV) and the queue and agent figures per interval
+//! (`/api/v1/reports/queues`, `/api/v1/reports/agents`).
 //!
-//! The records are read from the tenant's store on a blocking thread, never on the
-//! engine's: a report that scans many records does not hold up routing. What this slice
-//! does not build yet (transcript search, CSV, the aggregate reports) is listed in
-//! docs/API-NOTES.md "Reports".
+//! Everything is read from the tenant's store on a blocking thread, never on the
+//! engine's: a report that scans many records does not hold up routing. The contract is
+//! docs/API-NOTES.md "Reports"; events out are `webhooks.rs`.
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
