@@ -765,6 +765,28 @@ impl Engine {
         }
     }
 
+    /// Where the earlier conversations beside conversation `id` are, as `reader` may see
+    /// them (the core's [`Floor::earlier_scope`]): `None` when it has no entry point;
+    /// `unknown_conversation` and `forbidden` as [`Engine::conversation_for`] gives them.
+    pub async fn earlier_scope(
+        &self,
+        id: &str,
+        reader: Principal,
+    ) -> Result<Option<crate::core::earlier::EarlierScope>, EngineError> {
+        match self.ask(Query::Earlier { id: id.into(), reader }).await? {
+            QueryReply::Earlier(s) => Ok(s),
+            r => Err(unexpected_query("earlier", &r)),
+        }
+    }
+
+    /// The names of agents `ids`, in their order (`None`: deleted since).
+    pub async fn agent_names(&self, ids: Vec<AgentId>) -> Result<Vec<Option<String>>, EngineError> {
+        match self.ask(Query::AgentNames(ids)).await? {
+            QueryReply::AgentNames(v) => Ok(v),
+            r => Err(unexpected_query("agent_names", &r)),
+        }
+    }
+
     /// The canned responses `reader` may use, filled for `conversation` when named
     /// (issue 26 item 4).
     pub async fn canned_responses(

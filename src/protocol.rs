@@ -28,6 +28,15 @@ pub enum Query {
         id: ConversationId,
         reader: Principal,
     },
+    /// Where the earlier conversations beside conversation `id` are, as `reader` may see
+    /// them ([`Floor::earlier_scope`]): `forbidden` or `unknown_conversation` as for
+    /// [`Query::Conversation`].
+    Earlier {
+        id: ConversationId,
+        reader: Principal,
+    },
+    /// The names of these agents, in their order (`None`: no such agent any more).
+    AgentNames(Vec<AgentId>),
     /// ../shared/SPEC.md's invariants over the current state (tests and the simulation).
     Invariants,
     /// Deadlines the state says have passed and that have not fired
@@ -80,6 +89,8 @@ pub enum QueryReply {
     Queues(Vec<QueueStats>),
     EntryPoints(Vec<EntryPoint>),
     Conversation(Box<Conversation>),
+    Earlier(Option<crate::core::earlier::EarlierScope>),
+    AgentNames(Vec<Option<String>>),
     Violations(Vec<String>),
     Stats(EngineStats),
     CustomerName(Option<String>),
@@ -102,6 +113,8 @@ impl QueryReply {
             QueryReply::Queues(_) => "queues",
             QueryReply::EntryPoints(_) => "entry_points",
             QueryReply::Conversation(_) => "conversation",
+            QueryReply::Earlier(_) => "earlier",
+            QueryReply::AgentNames(_) => "agent_names",
             QueryReply::Violations(_) => "violations",
             QueryReply::Stats(_) => "stats",
             QueryReply::CustomerName(_) => "customer_name",

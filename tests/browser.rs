@@ -390,7 +390,9 @@ fn messenger_desktop_in_chromium() {
 /// Enter, edits and sends it; Escape closes the list; an internal note is marked on the
 /// desktop and never shown to Carol; a transfer's note shows in Bob's offer, and Bob's
 /// transcript and the supervisor page's mark both notes "Internal note"; Dan, who has to
-/// wait, reads his place in line in the demo chat.
+/// wait, reads his place in line in the demo chat. Cleo's History beside Ema's first chat
+/// says "No earlier conversations."; beside Ema's next one it lists the first (date, Cleo,
+/// Resolved), whose transcript opens beside the chat, read-only, its note marked.
 #[test]
 fn beside_the_agent_in_chromium() {
     let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));

@@ -749,6 +749,15 @@ impl Handler<Ask> for RouterActor {
                 f.check_may_read(&reader, &c)?;
                 QueryReply::Conversation(Box::new(c))
             }
+            Query::Earlier { id, reader } => {
+                let c = self
+                    .read_conversation(&id)?
+                    .ok_or_else(|| CoreError::UnknownConversation(id.clone()))?;
+                QueryReply::Earlier(f.earlier_scope(&reader, &c)?)
+            }
+            Query::AgentNames(ids) => {
+                QueryReply::AgentNames(ids.iter().map(|id| f.agent(id).map(|a| a.name.clone())).collect())
+            }
             Query::Invariants => QueryReply::Violations(crate::core::invariants::check(f)),
             // The timer goes off within the millisecond after a deadline (the clock reads
             // whole milliseconds): what was due a millisecond ago must have fired.

@@ -26,6 +26,8 @@
 //!   supervisors' live socket with its hub.
 //! - [`reports`]: the records of complete conversations (`/api/v1/reports/*`).
 //! - [`canned`]: canned responses (`/api/v1/canned-responses`).
+//! - [`history`]: the customer's earlier conversations beside one
+//!   (`/api/v1/conversations/{id}/history`).
 //! - [`webhooks`]: events out, the subscriptions (`/api/v1/webhooks`).
 //! - [`tenants`]: the operator's tenant API (`api.operator_token`).
 //! - [`demo`]: the demo customer's narrow API (`/demo/api/*`, off with `demo.customer_page`).
@@ -38,6 +40,7 @@ pub mod demo;
 pub mod dto;
 pub mod error;
 pub mod headers;
+pub mod history;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
@@ -472,6 +475,7 @@ fn build(
             .configure(supervisor::routes)
             .configure(reports::routes)
             .configure(canned::routes)
+            .configure(history::routes)
             .configure(webhooks::routes)
             .configure(tenants::routes)
             .configure(pages::desktop_routes)

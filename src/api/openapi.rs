@@ -12,6 +12,7 @@ use super::attachments;
 use super::canned;
 use super::dto::*;
 use super::error::{ErrorBody, ErrorDetail};
+use super::history;
 use super::reports;
 use super::rest;
 use super::signin;
@@ -96,6 +97,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         canned::get,
         canned::patch,
         canned::delete,
+        history::history,
         webhooks::create,
         webhooks::list,
         webhooks::get,
@@ -139,6 +141,9 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         PlaceTextsDto,
         canned::CreateCannedResponse,
         canned::PatchCannedResponse,
+        history::HistoryDto,
+        history::EarlierConversationDto,
+        history::HistoryAgentDto,
         webhooks::WebhookDto,
         webhooks::CreateWebhook,
     )),

@@ -949,7 +949,9 @@ impl Floor {
     /// conversations on its entry point. An agent reads a conversation it is offered,
     /// is in (owner or guest), owes a wrap-up for, or has handled: every agent that was in
     /// a conversation owes it a wrap-up on leaving, so the conversation's wrap-up records
-    /// name every agent that handled it, even after it finished (docs/DECISIONS.md).
+    /// name every agent that handled it, even after it finished (docs/DECISIONS.md). And
+    /// an agent serving a customer reads that customer's earlier conversations on the
+    /// same entry point ([`Floor::reads_as_earlier`], `earlier.rs`).
     pub fn may_read(&self, reader: &Principal, c: &Conversation) -> bool {
         let agent = match reader {
             Principal::Admin | Principal::Supervisor(_) => return true,
@@ -962,6 +964,7 @@ impl Floor {
             || c.offer.as_ref().is_some_and(|o| &o.agent == agent)
             || c.wrapups.iter().any(|w| &w.agent == agent)
             || self.agent(agent).is_some_and(|a| a.wrapups.contains_key(&c.id))
+            || self.reads_as_earlier(agent, c)
     }
 
     /// [`Floor::may_read`] as a refusal: `forbidden` (403) when `reader` may not read `c`.

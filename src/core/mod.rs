@@ -20,6 +20,7 @@ pub mod canned;
 pub mod command;
 pub mod conversation;
 pub mod deadlines;
+pub mod earlier;
 pub mod error;
 pub mod event;
 pub mod figures;

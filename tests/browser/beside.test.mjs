@@ -1,7 +1,8 @@
 // Issue 26, beside the agent, in Debian's Chromium: the customer's typing on the desktop,
 // the `/` canned responses picker (by keyboard), internal notes (marked, never shown to
 // the customer), a transfer's note in the receiving agent's offer, the customer's place
-// in line in the demo chat, and the notes marked in the supervisor page's transcript.
+// in line in the demo chat, the notes marked in the supervisor page's transcript, and the
+// customer's earlier conversations beside the chat (History) with a transcript opened.
 // Run by tests/browser.rs with {servers: {main}, ...}.
 //
 // Elements are found by role, label and visible text, as a person finds them; every wait
@@ -215,5 +216,85 @@ async function run(browser) {
     await visible(item);
     await visible(item.getByText("Internal note", { exact: true }));
     await shot(page, "beside-08-supervisor-transcript");
+  });
+
+  // Issue 26 item 6. A queue and an entry point of their own, so that Dan, who waits in
+  // support, is not offered to Cleo.
+  await call("POST", "/api/v1/queues", cfg.admin, { id: "sales", name: "Sales" });
+  await call("POST", "/api/v1/entry-points", cfg.admin, { id: "shop-page", name: "Shop Page", queue: "sales" });
+  tokens.add(
+    (await call("POST", "/api/v1/agents", cfg.admin, { id: "a3", name: "Cleo Park", queues: ["sales"], password: "cleo-password-1" }))
+      .token,
+  );
+  const cleo = await agentPage(browser, "a3", "cleo-password-1");
+  const emaWrites = (text) =>
+    call("POST", "/api/v1/conversations", cfg.admin, { entry_point: "shop-page", customer: { id: "u-ema", name: "Ema Stone" }, text });
+  const take = async () => {
+    const offer = cleo.getByRole("dialog", { name: "New conversation" });
+    await visible(offer);
+    await offer.getByRole("button", { name: "Accept" }).click();
+    await gone(offer);
+  };
+  const history = cleo.getByRole("complementary", { name: "History" });
+
+  await step("History: a first conversation has none; it is answered, noted, wrapped up", async () => {
+    await emaWrites("Where is my order 1234?");
+    await take();
+    await visible(transcript(cleo, "Ema Stone").getByText("Where is my order 1234?", { exact: true }));
+    await visible(history.getByText("No earlier conversations.", { exact: true }));
+    if ((await history.getByRole("listitem").count()) !== 0) throw new Error("a first conversation has history");
+    await shot(cleo, "beside-10-history-empty");
+    const box = cleo.getByLabel("Message to Ema Stone");
+    await box.fill("It ships tomorrow.");
+    await box.press("Enter");
+    await visible(transcript(cleo, "Ema Stone").getByText("It ships tomorrow.", { exact: true }));
+    await cleo.getByLabel("Internal note", { exact: true }).check();
+    const note = cleo.getByLabel("Internal note on the conversation with Ema Stone");
+    await note.fill("Promised shipping tomorrow");
+    await note.press("Enter");
+    await visible(transcript(cleo, "Ema Stone").getByRole("article", { name: /^Internal note by Cleo Park/ }));
+    await cleo.getByLabel("Internal note", { exact: true }).uncheck();
+    await cleo.getByRole("tabpanel").getByRole("button", { name: "End", exact: true }).click();
+    const dialog = cleo.getByRole("dialog", { name: "Wrap Up Reasons" });
+    await visible(dialog);
+    await dialog.getByLabel("Reason", { exact: true }).selectOption({ label: "Resolved" });
+    await dialog.getByRole("button", { name: "Submit Wrap Up" }).click();
+    await gone(dialog);
+    await gone(cleo.getByRole("tab", { name: /Ema Stone/ }));
+  });
+
+  await step("History: Ema writes again; the earlier conversation is beside it, its transcript opens read-only", async () => {
+    await emaWrites("The order did not ship");
+    await take();
+    await visible(transcript(cleo, "Ema Stone").getByText("The order did not ship", { exact: true }));
+    const items = history.getByRole("listitem");
+    await until("one earlier conversation listed", async () => (await items.count()) === 1);
+    const earlier = history.getByRole("button", { name: /, Cleo Park: Resolved$/ });
+    await visible(earlier);
+    // Its date and time as the browser writes them, with the agent and the reason.
+    const when = await earlier.locator("time").textContent();
+    if (!/\d/.test(when) || !(await earlier.textContent()).includes("Resolved")) throw new Error(`item reads "${await earlier.textContent()}"`);
+    await shot(cleo, "beside-11-history-list");
+    await earlier.click();
+    const opened = history.getByRole("region", { name: /^Earlier conversation, / });
+    await visible(opened);
+    await visible(opened.getByText("Read-only: this conversation has ended", { exact: true }));
+    await visible(opened.getByRole("heading", { name: `Earlier conversation, ${when}` }));
+    const log = opened.getByRole("log", { name: /^Transcript of the earlier conversation of / });
+    await visible(log.getByText("Where is my order 1234?", { exact: true }));
+    await visible(log.getByText("It ships tomorrow.", { exact: true }));
+    const note = log.getByRole("article", { name: /^Internal note by Cleo Park/ });
+    await visible(note.getByText("Promised shipping tomorrow", { exact: true }));
+    await visible(note.getByText("Internal note", { exact: true }));
+    // Read-only: no box or button writes in it; the chat with Ema goes on beside it.
+    if ((await opened.getByRole("textbox").count()) !== 0) throw new Error("the earlier transcript can be written in");
+    if ((await earlier.getAttribute("aria-current")) !== "true") throw new Error("the opened item is not marked");
+    await shot(cleo, "beside-12-history-transcript");
+    const box = cleo.getByLabel("Message to Ema Stone");
+    await box.fill("I see it was promised for yesterday; let me check.");
+    await box.press("Enter");
+    await visible(transcript(cleo, "Ema Stone").getByText("I see it was promised for yesterday; let me check.", { exact: true }));
+    await opened.getByRole("button", { name: "Close the earlier conversation" }).click();
+    await gone(opened);
   });
 }

@@ -15,6 +15,12 @@ export function clock(iso) {
   return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
+/** Date and time of an RFC 3339 instant in the browser's locale and time zone, e.g. "3 Mar 2026, 14:05". */
+export function dateTime(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
 /** The words of the engine's presence states (API.md: `state`). */
 export const PRESENCE = { available: "Available", idle: "Idle", rona: "RONA", logged_out: "Logged out" };
 

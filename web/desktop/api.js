@@ -38,6 +38,16 @@ export class Api {
     return this.get(`/api/v1/canned-responses?conversation=${encodeURIComponent(id)}`);
   }
 
+  /** The customer's earlier conversations beside conversation `id`, newest first (issue 26 item 6). */
+  history(id) {
+    return this.get(`/api/v1/conversations/${encodeURIComponent(id)}/history`);
+  }
+
+  /** One conversation with its transcript: here, an earlier one of the customer the agent serves. */
+  conversation(id) {
+    return this.get(`/api/v1/conversations/${encodeURIComponent(id)}`);
+  }
+
   wrapupReasons(q = "") {
     return this.get(`/api/v1/wrapup-reasons${q ? `?q=${encodeURIComponent(q)}` : ""}`);
   }

@@ -238,6 +238,9 @@ class Desktop {
       note: (id, text) => this.run("note", { conversation_id: id, text }),
       // Canned responses for the `/` picker, filled by the engine for this conversation.
       cannedResponses: (id) => this.api.cannedResponses(id),
+      // The customer's earlier conversations beside one, and one's transcript (issue 26 item 6).
+      history: (id) => this.api.history(id),
+      earlierConversation: (id) => this.api.conversation(id),
       sendFile: async (id, file) => {
         try {
           await this.api.sendFile(id, file);

@@ -4,8 +4,8 @@
 // Views call `actions` (app.js) for everything that talks to the engine.
 
 import { h, fill, setText, show, iso, isoText, setParts, uid } from "/common/dom.js";
-import { clock, presenceLabel } from "/common/format.js";
-import { endedReason, stateReason } from "/common/errors.js";
+import { clock, dateTime, presenceLabel } from "/common/format.js";
+import { endedReason, explain, stateReason } from "/common/errors.js";
 
 // ----- messages to the person -----
 
@@ -372,16 +372,27 @@ class ConversationPanel {
     this.attachButton = h("button", { type: "button", text: "Attach File", onclick: () => this.fileInput.click() });
     // The seq of the last customer message that `seen` was sent for.
     this.seenSeq = 0;
+    // The customer's earlier conversations, beside the chat (issue 26 item 6).
+    this.history = new HistoryView(id, actions, (m) => this.message(m, this.me));
     this.panel = h(
       "section",
       { role: "tabpanel", id: panelId, "aria-labelledby": tabId, class: "panel", hidden: true },
       h("div", { class: "panel-head" }, h("div", {}, this.title, this.meta), this.status),
       this.controls,
       this.ended,
-      this.transcript,
-      this.typingLine,
-      this.picker.list,
-      h("div", { class: "compose" }, this.composeLabel, this.compose, h("div", { class: "compose-actions" }, this.sendButton, this.attachButton, this.noteToggle), this.fileInput),
+      h(
+        "div",
+        { class: "panel-body" },
+        h(
+          "div",
+          { class: "chat" },
+          this.transcript,
+          this.typingLine,
+          this.picker.list,
+          h("div", { class: "compose" }, this.composeLabel, this.compose, h("div", { class: "compose-actions" }, this.sendButton, this.attachButton, this.noteToggle), this.fileInput),
+        ),
+        this.history.root,
+      ),
     );
   }
 
@@ -507,6 +518,12 @@ class ConversationPanel {
 
     this.transcript.setAttribute("aria-label", `Transcript with ${isoText(name)}`);
     this.renderTranscript(c.transcript || [], me);
+    this.me = me;
+    // Read when the agent serves the customer and looks at the chat: on its first showing,
+    // and again each time the tab is chosen (a conversation before it may have been
+    // wrapped up since).
+    if (selected && this.canWrite && !this.wasSelected) this.history.load();
+    this.wasSelected = selected;
     this.showTyping(e, name);
 
     // Shown with a customer message not seen yet: tell the customer (Messenger's mark_seen).
@@ -588,6 +605,138 @@ class ConversationPanel {
     el.delivery.dataset.delivery = m.delivery;
   }
 }
+
+/**
+ * The customer's earlier conversations beside a conversation (issue 26 item 6), as the
+ * engine lists them (`GET .../history`: newest first, agents, wrap-up reason): each a
+ * button with its date and time in the browser's locale, its agents and its wrap-up
+ * reason. A click shows that conversation's transcript under the list, read-only and
+ * marked as an earlier conversation, its internal notes marked as everywhere. The engine
+ * answers only while the agent is in the conversation (owner or guest).
+ */
+class HistoryView {
+  constructor(id, actions, messageOf) {
+    this.id = id;
+    this.actions = actions;
+    this.messageOf = messageOf;
+    this.openId = null;
+    this.listKey = null;
+    const titleId = `history-title-${id}`;
+    const earlierTitleId = `earlier-title-${id}`;
+    this.status = h("p", { class: "history-status", role: "status" });
+    this.list = h("ul", { class: "history-list", "aria-labelledby": titleId, hidden: true });
+    this.earlierWhen = h("span", { class: "earlier-when" });
+    this.earlierTitle = h("h4", { id: earlierTitleId }, "Earlier conversation", this.earlierWhen);
+    this.earlierLog = h("div", { class: "transcript earlier-transcript", role: "log", tabindex: "0" });
+    this.earlier = h(
+      "section",
+      { class: "earlier", "aria-labelledby": earlierTitleId, hidden: true },
+      h(
+        "div",
+        { class: "earlier-head" },
+        this.earlierTitle,
+        h("button", { type: "button", class: "quiet", text: "Close", "aria-label": "Close the earlier conversation", onclick: () => this.close() }),
+      ),
+      h("p", { class: "earlier-mark", text: "Read-only: this conversation has ended" }),
+      this.earlierLog,
+    );
+    this.root = h("aside", { class: "history", "aria-labelledby": titleId }, h("h3", { id: titleId, text: "History" }), this.status, this.list, this.earlier);
+    setText(this.status, "Earlier conversations show while you are in this conversation.");
+  }
+
+  /** Reads the list (again); a failure leaves what was shown and says why. */
+  async load() {
+    if (this.loading) return;
+    this.loading = true;
+    if (this.listKey === null) setText(this.status, "Reading earlier conversations…");
+    try {
+      const answer = await this.actions.history(this.id);
+      this.render(answer.conversations || []);
+    } catch (e) {
+      if (this.listKey === null) setText(this.status, `Earlier conversations could not be read. ${explain(e)}`);
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  render(list) {
+    const key = list.map((c) => c.id).join(" ");
+    setText(this.status, list.length ? `${list.length} earlier conversation${list.length === 1 ? "" : "s"}` : "No earlier conversations.");
+    this.status.classList.toggle("visually-hidden", list.length > 0);
+    show(this.list, list.length > 0);
+    if (key === this.listKey) return;
+    this.listKey = key;
+    fill(
+      this.list,
+      list.map((c) => h("li", {}, this.item(c))),
+    );
+  }
+
+  item(c) {
+    const when = dateTime(c.arrived_at);
+    const agents = c.agents.length ? c.agents.map((a) => a.name || a.id) : [];
+    const reason = c.wrapup_label || c.wrapup_reason || OUTCOME[c.outcome] || c.outcome;
+    const who = agents.length ? agents.map(isoText).join(", ") : "no agent";
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: "history-item",
+        "aria-label": `${when}, ${who}: ${reason}`,
+        "aria-current": c.id === this.openId ? "true" : null,
+        onclick: () => this.open(c, button),
+      },
+      h("time", { datetime: c.arrived_at, text: when }),
+      h("span", { class: "who" }, agents.length ? agents.flatMap((n, i) => (i ? [", ", iso(n)] : [iso(n)])) : "No agent"),
+      h("span", { class: "reason", text: reason }),
+    );
+    return button;
+  }
+
+  /** Shows the transcript of earlier conversation `c`, read-only. */
+  async open(c, button) {
+    this.openId = c.id;
+    for (const b of this.list.querySelectorAll("button")) b.removeAttribute("aria-current");
+    button.setAttribute("aria-current", "true");
+    const when = dateTime(c.arrived_at);
+    setText(this.earlierWhen, when);
+    // Its name in one phrase (the date shows on a line of its own).
+    this.earlierTitle.setAttribute("aria-label", `Earlier conversation, ${when}`);
+    this.earlierLog.setAttribute("aria-label", `Transcript of the earlier conversation of ${when}`);
+    fill(this.earlierLog, h("p", { class: "hint", text: "Reading the transcript…" }));
+    this.earlier.hidden = false;
+    let words = null;
+    let conv = null;
+    try {
+      conv = await this.actions.earlierConversation(c.id);
+    } catch (e) {
+      words =
+        e.status === 404
+          ? "This transcript is no longer kept."
+          : e.status === 403
+            ? "Earlier transcripts can be read only while you are in the conversation with this customer."
+            : explain(e);
+    }
+    if (this.openId !== c.id) return;
+    if (words) fill(this.earlierLog, h("p", { class: "error", text: words }));
+    else fill(this.earlierLog, (conv.transcript || []).map((m) => this.messageOf(m)));
+    this.earlierLog.scrollTop = 0;
+  }
+
+  close() {
+    const opened = this.list.querySelector('button[aria-current="true"]');
+    this.openId = null;
+    this.earlier.hidden = true;
+    fill(this.earlierLog);
+    if (opened) {
+      opened.removeAttribute("aria-current");
+      opened.focus();
+    }
+  }
+}
+
+/** An earlier conversation's outcome in words, when it has no wrap-up reason. */
+const OUTCOME = { handled: "Handled", abandoned: "Abandoned", transferred: "Transferred", closed_inactive: "Closed for inactivity" };
 
 /**
  * The canned responses picker of a compose box: typing `/` (at the start of the box or
