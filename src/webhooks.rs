@@ -20,8 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Arbiter, ArbiterHandle};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::actors::Clock;
@@ -359,7 +357,8 @@ impl Task {
 
     /// One attempt: a 2xx answer is a delivery.
     async fn post(&self, hook: &Webhook, event: &WebhookEvent) -> Result<(), String> {
-        let signature = sign(&hook.secret, event.body.as_bytes());
+        // The same `sha256=<hex HMAC-SHA256>` form as Meta's `X-Hub-Signature-256`.
+        let signature = crate::channels::messenger::webhook::sign(hook.secret.as_bytes(), event.body.as_bytes());
         let request = self
             .client()
             .post(&hook.url)
@@ -438,15 +437,4 @@ impl Sub {
         crate::metrics::WEBHOOK_DELIVERIES.with_label_values(&["dropped"]).inc();
         true
     }
-}
-
-/// `sha256=` and the hex HMAC-SHA256 of `body` with `secret`.
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    // HMAC takes a key of any length.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }

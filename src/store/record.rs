@@ -1004,31 +1004,46 @@ pub fn record_key(arrived_at: u64, conversation: &str) -> Vec<u8> {
 /// roll-up, events out, and what reports cost"). Version 1 records are still read.
 pub const CONVERSATION_RECORD_V2: u8 = 2;
 
-fn varint() -> impl bincode::Options {
+/// Encodes `value` as version `version` in bincode's varint encoding (version 2 of report
+/// records and figures rows) into `out`.
+fn encode_varint_into<T: Serialize>(out: &mut Vec<u8>, version: u8, value: &T) -> Result<(), StoreError> {
+    use bincode::Options;
+    out.push(version);
     bincode::DefaultOptions::new()
+        .serialize_into(&mut *out, value)
+        .map_err(|e| StoreError::Write(format!("cannot encode a record: {e}")))
+}
+
+/// Decodes a record of `tree` that is either `varint_version` (varint encoding) or one
+/// [`decode`] reads (version 1, fixed width).
+fn decode_varint_or_v1<T: DeserializeOwned>(
+    tree: &str,
+    varint_version: u8,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    use bincode::Options;
+    match bytes.split_first() {
+        Some((&v, rest)) if v == varint_version => {
+            bincode::DefaultOptions::new()
+                .deserialize(rest)
+                .map_err(|e| StoreError::Corrupt {
+                    what: format!("record {tree}/{} cannot be decoded: {e}", printable(key)),
+                })
+        }
+        _ => decode(tree, key, bytes),
+    }
 }
 
 /// Encodes a report record (version 2) into `out`.
 pub fn encode_record_into(out: &mut Vec<u8>, r: ConversationRecord) -> Result<(), StoreError> {
-    use bincode::Options;
-    out.push(CONVERSATION_RECORD_V2);
-    varint()
-        .serialize_into(&mut *out, &ConversationRecordV1::from(r))
-        .map_err(|e| StoreError::Write(format!("cannot encode a report record: {e}")))
+    encode_varint_into(out, CONVERSATION_RECORD_V2, &ConversationRecordV1::from(r))
 }
 
 /// Decodes a report record of either version.
 pub fn decode_record(key: &[u8], bytes: &[u8]) -> Result<ConversationRecord, StoreError> {
-    use bincode::Options;
-    match bytes.split_first() {
-        Some((&CONVERSATION_RECORD_V2, rest)) => varint()
-            .deserialize::<ConversationRecordV1>(rest)
-            .map(ConversationRecord::from)
-            .map_err(|e| StoreError::Corrupt {
-                what: format!("record records/{} cannot be decoded: {e}", printable(key)),
-            }),
-        _ => decode::<ConversationRecordV1>("records", key, bytes).map(ConversationRecord::from),
-    }
+    decode_varint_or_v1::<ConversationRecordV1>("records", CONVERSATION_RECORD_V2, key, bytes)
+        .map(ConversationRecord::from)
 }
 
 /// Decodes a last-owner record.
@@ -1961,18 +1976,7 @@ impl From<FiguresV1> for Figures {
 
 /// Decodes a report row of figures.
 pub fn decode_figures(key: &[u8], bytes: &[u8]) -> Result<Figures, StoreError> {
-    use bincode::Options;
-    match bytes.split_first() {
-        Some((&FIGURES_V2, rest)) => {
-            varint()
-                .deserialize::<FiguresV1>(rest)
-                .map(Figures::from)
-                .map_err(|e| StoreError::Corrupt {
-                    what: format!("record figures/{} cannot be decoded: {e}", printable(key)),
-                })
-        }
-        _ => decode::<FiguresV1>("figures", key, bytes).map(Figures::from),
-    }
+    decode_varint_or_v1::<FiguresV1>("figures", FIGURES_V2, key, bytes).map(Figures::from)
 }
 
 /// The version byte of figures rows in varint encoding (the fields of [`FiguresV1`]):
@@ -1983,11 +1987,7 @@ pub const FIGURES_V2: u8 = 2;
 
 /// Encodes a figures row (version 2) into `out`.
 pub fn encode_figures_into(out: &mut Vec<u8>, f: &Figures) -> Result<(), StoreError> {
-    use bincode::Options;
-    out.push(FIGURES_V2);
-    varint()
-        .serialize_into(&mut *out, &FiguresV1::from(f))
-        .map_err(|e| StoreError::Write(format!("cannot encode a figures row: {e}")))
+    encode_varint_into(out, FIGURES_V2, &FiguresV1::from(f))
 }
 
 #[cfg(test)]
