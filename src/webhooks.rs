@@ -147,6 +147,7 @@ impl Sender {
                     client: RefCell::new(None),
                     last_seen: Cell::new(0),
                     subs: RefCell::new(HashMap::new()),
+                    published: Cell::new(0),
                 };
                 actix_rt::spawn(async move { Rc::new(task).run(rx).await });
             });
@@ -169,6 +170,8 @@ struct Task {
     /// nothing of its own waits).
     last_seen: Cell<u64>,
     subs: RefCell<HashMap<String, Rc<Sub>>>,
+    /// This task's share of `switchboard_webhook_backlog`.
+    published: Cell<i64>,
 }
 
 /// One subscription's delivery state.
@@ -209,10 +212,7 @@ impl Task {
         while let Some(msg) = rx.recv().await {
             match msg {
                 Msg::Reset(hooks, events) => {
-                    for s in self.subs.borrow_mut().drain().map(|(_, s)| s) {
-                        s.gone.set(true);
-                        s.lanes.iter().for_each(|l| l.ready.notify_one());
-                    }
+                    self.subs.borrow_mut().drain().for_each(|(_, s)| s.retire());
                     for h in hooks {
                         self.last_seen.set(self.last_seen.get().max(h.delivered_through));
                         self.add(h);
@@ -226,8 +226,7 @@ impl Task {
                     self.subs.borrow_mut().retain(|id, s| {
                         let stays = keep.contains(id.as_str());
                         if !stays {
-                            s.gone.set(true);
-                            s.lanes.iter().for_each(|l| l.ready.notify_one());
+                            s.retire();
                         }
                         stays
                     });
@@ -239,11 +238,11 @@ impl Task {
                 }
                 Msg::Event(e) => self.event(e),
             }
+            self.publish_backlog();
         }
-        for s in self.subs.borrow().values() {
-            s.gone.set(true);
-            s.lanes.iter().for_each(|l| l.ready.notify_one());
-        }
+        self.subs.borrow().values().for_each(|s| s.retire());
+        // What this sender still held is no longer its share of the gauge.
+        crate::metrics::WEBHOOK_BACKLOG.sub(self.published.replace(0));
         reporter.abort();
     }
 
@@ -282,7 +281,13 @@ impl Task {
                 }
             }
         }
-        crate::metrics::WEBHOOK_BACKLOG.set(self.backlog() as i64);
+    }
+
+    /// Moves the deployment's backlog gauge by this task's change since it last did: each
+    /// tenant's sender owns a share of the sum.
+    fn publish_backlog(&self) {
+        let now = self.backlog() as i64;
+        crate::metrics::WEBHOOK_BACKLOG.add(now - self.published.replace(now));
     }
 
     fn backlog(&self) -> usize {
@@ -351,7 +356,7 @@ impl Task {
                     actix_rt::time::sleep(Duration::from_millis(wait)).await;
                 }
             }
-            crate::metrics::WEBHOOK_BACKLOG.set(self.backlog() as i64);
+            self.publish_backlog();
         }
     }
 
@@ -419,6 +424,12 @@ impl Task {
 }
 
 impl Sub {
+    /// The subscription is gone (deleted, or the sender starts over): its lanes end.
+    fn retire(&self) {
+        self.gone.set(true);
+        self.lanes.iter().for_each(|l| l.ready.notify_one());
+    }
+
     /// Drops the oldest event that is not being sent; false when there is none.
     fn drop_oldest(&self) -> bool {
         let oldest = self
