@@ -106,6 +106,25 @@ const CHARTS = [
 ];
 
 /** The Reports view. `page.token()` is the supervisor's token; `page.agentName(id)` an agent's name, when the floor knows it. */
+
+/**
+ * Table rows kept by key in `tbody`: each a row header and `columns` number cells;
+ * `fill(header, key)` names the row in its header and returns the cells' texts.
+ */
+function figureRows(tbody, columns, fill) {
+  return new KeyedChildren(tbody, {
+    create: () => {
+      const tr = h("tr", {}, h("th", { scope: "row" }));
+      for (let i = 0; i < columns; i += 1) tr.append(h("td", { class: "num" }));
+      return tr;
+    },
+    update: (tr, key) => {
+      const [header, ...cells] = tr.children;
+      fill(header, key).forEach((text, i) => setText(cells[i], text));
+    },
+  });
+}
+
 export class ReportsView {
   constructor(page) {
     this.page = page;
@@ -163,51 +182,33 @@ export class ReportsView {
       this.plots.set(key, plot);
     }
 
-    this.agentRows = new KeyedChildren($("report-agent-rows"), {
-      create: () => {
-        const tr = h("tr", {}, h("th", { scope: "row" }));
-        for (let i = 0; i < 8; i += 1) tr.append(h("td", { class: "num" }));
-        return tr;
-      },
-      update: (tr, id) => {
-        const t = this.agentFigures.get(id);
-        const [name, ...cells] = tr.children;
-        setIso(name, this.page.agentName(id) ?? id);
-        const p = t.presence_ms || {};
-        const figures = [
-          count(t.handled),
-          duration(t.handle_ms.total),
-          duration(t.handle_ms.mean),
-          duration(p.available ?? 0),
-          duration(p.idle ?? 0),
-          duration(p.rona ?? 0),
-          percent(t.occupancy_percent),
-          count(t.ronas),
-        ];
-        figures.forEach((f, i) => setText(cells[i], f));
-      },
+    this.agentRows = figureRows($("report-agent-rows"), 8, (name, id) => {
+      const t = this.agentFigures.get(id);
+      setIso(name, this.page.agentName(id) ?? id);
+      const p = t.presence_ms || {};
+      return [
+        count(t.handled),
+        duration(t.handle_ms.total),
+        duration(t.handle_ms.mean),
+        duration(p.available ?? 0),
+        duration(p.idle ?? 0),
+        duration(p.rona ?? 0),
+        percent(t.occupancy_percent),
+        count(t.ronas),
+      ];
     });
-    this.intervalRows = new KeyedChildren($("report-interval-rows"), {
-      create: () => {
-        const tr = h("tr", {}, h("th", { scope: "row" }));
-        for (let i = 0; i < 7; i += 1) tr.append(h("td", { class: "num" }));
-        return tr;
-      },
-      update: (tr, start) => {
-        const { label, f } = this.intervalFigures.get(start);
-        const [name, ...cells] = tr.children;
-        setText(name, label);
-        const figures = [
-          count(f.offered),
-          count(f.answered),
-          count(f.abandoned),
-          percent(f.service_level_percent),
-          duration(f.wait_ms.mean),
-          duration(f.wait_ms.p90),
-          duration(f.handle_ms.mean),
-        ];
-        figures.forEach((v, i) => setText(cells[i], v));
-      },
+    this.intervalRows = figureRows($("report-interval-rows"), 7, (name, start) => {
+      const { label, f } = this.intervalFigures.get(start);
+      setText(name, label);
+      return [
+        count(f.offered),
+        count(f.answered),
+        count(f.abandoned),
+        percent(f.service_level_percent),
+        duration(f.wait_ms.mean),
+        duration(f.wait_ms.p90),
+        duration(f.handle_ms.mean),
+      ];
     });
   }
 
