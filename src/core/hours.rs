@@ -418,6 +418,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 t0,
             )
@@ -547,6 +548,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(EVENING),
             ) {
@@ -566,6 +568,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(EVENING),
             );
@@ -577,6 +580,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(EVENING),
             );
@@ -593,6 +597,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(EVENING),
             )
@@ -617,6 +622,7 @@ mod tests {
                     wait_limit: Some(Some(limit.clone())),
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(MORNING),
             )
@@ -631,6 +637,7 @@ mod tests {
                     })),
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(MORNING),
             );
@@ -665,6 +672,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(EVENING),
             )

@@ -579,6 +579,7 @@ pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
         queue.wait_limit = settings.wait_limit;
         queue.service_level_ms = settings.service_level_ms;
         queue.place_updates = settings.place_updates.map(std::sync::Arc::new);
+        queue.overflow = settings.overflow;
         return Ok(queue);
     }
     decode_newer::<QueueV2, Queue>("queues", key, bytes, ROUTING_V2, || {
@@ -611,6 +612,9 @@ pub struct QueueSettings {
     /// The customer's place in line (issue 26 item 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place_updates: Option<crate::core::place::PlaceUpdates>,
+    /// Where conversations that waited too long go (issue 26 item 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<crate::core::queue::Overflow>,
 }
 
 /// Appends queue `q`'s record to `out`: [`QueueV3`] with settings, else [`QueueV2`].
@@ -620,11 +624,13 @@ pub fn encode_queue_into(out: &mut Vec<u8>, mut q: Queue) -> Result<(), StoreErr
         wait_limit: q.wait_limit.take(),
         service_level_ms: q.service_level_ms.take(),
         place_updates: q.place_updates.take().map(|p| (*p).clone()),
+        overflow: q.overflow.take(),
     };
     if settings.hours.is_none()
         && settings.wait_limit.is_none()
         && settings.service_level_ms.is_none()
         && settings.place_updates.is_none()
+        && settings.overflow.is_none()
     {
         return encode_versioned_into(out, ROUTING_V2, &QueueV2::from(q));
     }

@@ -159,6 +159,7 @@ mod tests {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(settings()),
+                overflow: None,
             },
             T0,
         )
@@ -293,6 +294,7 @@ mod tests {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(Some(bad)),
+                overflow: None,
             },
             T0,
         );
@@ -305,6 +307,7 @@ mod tests {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(None),
+                overflow: None,
             },
             T0,
         ) {
