@@ -995,6 +995,30 @@ impl From<ConversationRecordV1> for ConversationRecord {
 
 /// The key of a report record: when the conversation arrived (big-endian, so records
 /// sort by arrival and a time range is a key range), then its id.
+/// Appends the key of report record (`arrived_at`, `conversation`) in the index of
+/// customer `customer`'s records to `out`: [`customer_prefix_into`], then the record's
+/// own key ([`record_key`]), so one customer's records are one key range, by arrival.
+pub fn customer_key_into(out: &mut Vec<u8>, customer: &str, arrived_at: u64, conversation: &str) {
+    customer_prefix_into(out, customer);
+    out.extend_from_slice(&arrived_at.to_be_bytes());
+    out.extend_from_slice(conversation.as_bytes());
+}
+
+/// Appends the start of every key of customer `customer` in the index of records by
+/// customer: the id's length (2 bytes, big-endian; an id is at most 256 characters) and
+/// its bytes, so that no customer's keys run into another's, whatever bytes ids hold.
+pub fn customer_prefix_into(out: &mut Vec<u8>, customer: &str) {
+    let len = u16::try_from(customer.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&customer.as_bytes()[..usize::from(len)]);
+}
+
+/// The record's key within a key of the index by customer (after its prefix).
+pub fn record_key_of_customer_key(key: &[u8]) -> Option<&[u8]> {
+    let len = usize::from(u16::from_be_bytes([*key.first()?, *key.get(1)?]));
+    key.get(2 + len..).filter(|k| k.len() >= 8)
+}
+
 pub fn record_key(arrived_at: u64, conversation: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + conversation.len());
     k.extend_from_slice(&arrived_at.to_be_bytes());
