@@ -29,6 +29,7 @@ enum Slot {
     Inactivity(String),
     Places(String),
     Overflow(String),
+    Opening(String),
 }
 
 impl Slot {
@@ -40,6 +41,7 @@ impl Slot {
             Timer::Inactivity { conversation } => Slot::Inactivity(conversation.clone()),
             Timer::Places { queue } => Slot::Places(queue.clone()),
             Timer::Overflow { conversation } => Slot::Overflow(conversation.clone()),
+            Timer::Opening { queue } => Slot::Opening(queue.clone()),
         }
     }
 }

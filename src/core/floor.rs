@@ -591,6 +591,7 @@ fn next_routing_deadline(c: &Conversation) -> Option<Millis> {
 }
 
 mod admin;
+mod hold;
 mod lifecycle;
 mod notes;
 mod overflow;
