@@ -715,10 +715,12 @@ impl Sim {
 
     /// Rebuilds the floor from what was made durable and checks it matches the live one.
     fn crash_and_recover(&mut self) -> Result<(), String> {
-        // Routing deadlines that are due move a conversation on at recovery (../shared/SPEC.md);
-        // the live floor moves them on too before the two are compared.
+        // Routing deadlines that are due move a conversation on at recovery (../shared/SPEC.md),
+        // and a held queue that opened serves its line at once (a restarted floor holds
+        // only a queue that is closed); the live floor does both before the two are
+        // compared.
         for t in self.floor.overdue(self.now) {
-            if matches!(t, Timer::Route { .. }) {
+            if matches!(t, Timer::Route { .. } | Timer::Opening { .. }) {
                 self.floor.fire(&t, self.now);
             }
         }
