@@ -76,6 +76,7 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             name: body.name,
             routing_steps: super::dto::steps(body.routing_steps),
             hours: body.hours.map(|h| std::sync::Arc::new(h.into())),
+            survey: body.survey.map(Into::into),
             wait_limit: body.wait_limit.map(Into::into),
             service_level_ms: body.service_level_ms,
             place_updates: body.place_updates.map(Into::into),
@@ -137,16 +138,20 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
     let queue = id(&path)?.to_string();
     let b = body.into_inner();
     if b.hours.is_none() && b.wait_limit.is_none() && b.service_level_ms.is_none() && b.place_updates.is_none() {
-        return Err(ApiError::bad_request(
-            "invalid_input",
-            "give hours, wait_limit, service_level_ms or place_updates (a value, or null)",
-        ));
+        // One more setting, checked apart so the list above stays as it was.
+        if b.survey.is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_input",
+                "give hours, wait_limit, service_level_ms, place_updates or survey (a value, or null)",
+            ));
+        }
     }
     match state
         .engine
         .exec(Command::UpdateQueue {
             queue,
             hours: b.hours.map(|h| h.map(|h| std::sync::Arc::new(h.into()))),
+            survey: b.survey.map(|s| s.map(Into::into)),
             wait_limit: b.wait_limit.map(|l| l.map(Into::into)),
             service_level_ms: b.service_level_ms,
             place_updates: b.place_updates.map(|p| p.map(Into::into)),
@@ -491,10 +496,9 @@ pub async fn create_conversation(state: Tenanted, caller: Caller, body: web::Jso
             },
         })
         .await?;
-    match reply {
-        Reply::Conversation(c) => Ok(HttpResponse::Created().json(ConversationDto::from(&*c))),
-        r => Err(unexpected("conversation", &r)),
-    }
+    // A satisfaction survey's answer names the rated conversation (maybe complete).
+    let c = state.engine.conversation_of(reply).await?;
+    Ok(HttpResponse::Created().json(ConversationDto::from(&c)))
 }
 
 /// Changes a waiting conversation's priority; the queue reorders at once.

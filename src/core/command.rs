@@ -31,6 +31,8 @@ pub enum Command {
         routing_steps: Vec<Step>,
         /// Business hours (`None`: always open).
         hours: Option<std::sync::Arc<super::hours::Hours>>,
+        /// The satisfaction survey after a served conversation (`None`: none).
+        survey: Option<super::survey::Survey>,
         /// The most conversations that may wait (`None`: no bound).
         wait_limit: Option<super::queue::WaitLimit>,
         /// The service level threshold (`None`: the default).
@@ -43,6 +45,7 @@ pub enum Command {
     UpdateQueue {
         queue: QueueId,
         hours: Option<Option<std::sync::Arc<super::hours::Hours>>>,
+        survey: Option<Option<super::survey::Survey>>,
         wait_limit: Option<Option<super::queue::WaitLimit>>,
         service_level_ms: Option<Option<u64>>,
         place_updates: Option<Option<super::place::PlaceUpdates>>,
@@ -361,6 +364,8 @@ pub struct QueueStats {
     pub routing_steps: Vec<Step>,
     /// Business hours (`None`: always open).
     pub hours: Option<std::sync::Arc<super::hours::Hours>>,
+    /// The satisfaction survey after a served conversation.
+    pub survey: Option<std::sync::Arc<super::survey::Survey>>,
     /// The most conversations that may wait (`None`: no bound).
     pub wait_limit: Option<super::queue::WaitLimit>,
     /// The service level threshold in force.
@@ -600,6 +605,7 @@ impl Floor {
                 name,
                 routing_steps,
                 hours,
+                survey,
                 wait_limit,
                 service_level_ms,
                 place_updates,
@@ -608,7 +614,13 @@ impl Floor {
                 if let Some(p) = &place_updates {
                     p.check()?;
                 }
+                if let Some(s) = &survey {
+                    s.check()?;
+                }
                 self.create_queue(&id, &name, routing_steps, hours, wait_limit, service_level_ms)?;
+                if survey.is_some() {
+                    self.set_survey(&id, survey)?;
+                }
                 if place_updates.is_some() {
                     self.set_place_updates(&id, place_updates, now)?;
                 }
@@ -617,6 +629,7 @@ impl Floor {
             Command::UpdateQueue {
                 queue,
                 hours,
+                survey,
                 wait_limit,
                 service_level_ms,
                 place_updates,
@@ -624,12 +637,18 @@ impl Floor {
                 if let Some(Some(p)) = &place_updates {
                     p.check()?;
                 }
+                if let Some(Some(s)) = &survey {
+                    s.check()?;
+                }
                 if !self.queues().any(|q| q.id == queue) {
                     return Err(CoreError::UnknownQueue(queue));
                 }
                 self.update_queue(&queue, hours, wait_limit, service_level_ms)?;
                 if let Some(p) = place_updates {
                     self.set_place_updates(&queue, p, now)?;
+                }
+                if let Some(s) = survey {
+                    self.set_survey(&queue, s)?;
                 }
                 Reply::Queue(self.queue_stats(&queue, now).ok_or(CoreError::UnknownQueue(queue))?)
             }
@@ -689,7 +708,9 @@ impl Floor {
             } => {
                 let arrival =
                     self.customer_message_with(&entry_point, customer, &text, Vec::new(), channel, open, now)?;
-                reply(self, &arrival.conversation)?
+                // A survey's answer may name a conversation the floor no longer holds
+                // (complete): the answer is its id, and the shell reads it from the store.
+                reply(self, &arrival.conversation).unwrap_or(Reply::ConversationId(arrival.conversation))
             }
             Command::SetLimits(limits) => {
                 self.set_limits(limits);
@@ -804,7 +825,8 @@ impl Floor {
                 standby,
                 now,
             )? {
-                Some(id) => reply(self, &id)?,
+                // As for `CustomerMessage`: a survey's answer may name a complete one.
+                Some(id) => reply(self, &id).unwrap_or(Reply::ConversationId(id)),
                 None => Reply::Done,
             },
             Command::MessengerMessage {
@@ -938,6 +960,7 @@ impl Floor {
             agents_available: self.agents_available(&q.id),
             routing_steps: q.routing_steps.clone(),
             hours: q.hours.clone(),
+            survey: q.survey.clone(),
             wait_limit: q.wait_limit.clone(),
             service_level_ms: q.service_level_ms(),
             place_updates: q.place_updates.clone(),

@@ -27,6 +27,7 @@ enum Slot {
     Wrapup(String, String),
     Route(String),
     Inactivity(String),
+    Survey(String, String),
     Places(String),
 }
 
@@ -37,6 +38,7 @@ impl Slot {
             Timer::Wrapup { agent, conversation } => Slot::Wrapup(agent.clone(), conversation.clone()),
             Timer::Route { conversation } => Slot::Route(conversation.clone()),
             Timer::Inactivity { conversation } => Slot::Inactivity(conversation.clone()),
+            Timer::Survey { entry_point, customer } => Slot::Survey(entry_point.clone(), customer.clone()),
             Timer::Places { queue } => Slot::Places(queue.clone()),
         }
     }

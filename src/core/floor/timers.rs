@@ -194,6 +194,7 @@ impl Floor {
             Timer::Wrapup { agent, conversation } => self.wrapup_timer(agent, conversation, now),
             Timer::Route { conversation } => self.route_timer(conversation, now),
             Timer::Inactivity { conversation } => self.inactivity_timer(conversation, now),
+            Timer::Survey { entry_point, customer } => self.survey_timer(entry_point, customer, now),
             Timer::Places { queue } => self.place_timer(queue, now),
         }
     }
