@@ -156,6 +156,7 @@ impl Sim {
                         name: format!("Queue {q}"),
                         routing_steps: steps(&mut rng),
                         hours: None,
+                        survey: None,
                         wait_limit: None,
                         service_level_ms: None,
                         // Queue 0 tells its waiting customers their place in line.

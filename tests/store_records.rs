@@ -34,6 +34,7 @@ fn record(id: &str, arrived_at: u64, outcome: Outcome) -> ConversationRecord {
         wrapup_reason: None,
         rona_count: 0,
         transfers: 0,
+        satisfaction: None,
     }
 }
 

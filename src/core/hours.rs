@@ -415,6 +415,7 @@ mod tests {
                     name: "Q".into(),
                     routing_steps: Vec::new(),
                     hours: hours.map(std::sync::Arc::new),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
@@ -544,6 +545,7 @@ mod tests {
                 Command::UpdateQueue {
                     queue: "q".into(),
                     hours: Some(Some(std::sync::Arc::new(closing))),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
@@ -563,6 +565,7 @@ mod tests {
                         "09:00",
                         "17:00",
                     )))),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
@@ -574,6 +577,7 @@ mod tests {
                 Command::UpdateQueue {
                     queue: "nope".into(),
                     hours: Some(None),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
@@ -590,6 +594,7 @@ mod tests {
                 Command::UpdateQueue {
                     queue: "q".into(),
                     hours: Some(None),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
@@ -614,6 +619,7 @@ mod tests {
                 Command::UpdateQueue {
                     queue: "q".into(),
                     hours: None,
+                    survey: None,
                     wait_limit: Some(Some(limit.clone())),
                     service_level_ms: None,
                     place_updates: None,
@@ -625,6 +631,7 @@ mod tests {
                 Command::UpdateQueue {
                     queue: "q".into(),
                     hours: None,
+                    survey: None,
                     wait_limit: Some(Some(crate::core::queue::WaitLimit {
                         max_waiting: 0,
                         reply: "x".into(),
@@ -662,6 +669,7 @@ mod tests {
                         outside_hours: OutsideHours::Close,
                         ..weekdays("Europe/Paris", "09:00", "17:00")
                     }))),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,

@@ -270,7 +270,10 @@ mod tests {
     fn texts_are_the_channels_or_the_default() {
         let mut s = survey();
         s.templates.insert("messenger".into(), texts("Messenger: rate us"));
-        assert_eq!(s.texts(Channel::Messenger).map(|t| t.question.as_str()), Some("Messenger: rate us"));
+        assert_eq!(
+            s.texts(Channel::Messenger).map(|t| t.question.as_str()),
+            Some("Messenger: rate us")
+        );
         assert_eq!(s.texts(Channel::Rest).map(|t| t.question.as_str()), Some("Rate us 1-5"));
     }
 
@@ -307,12 +310,21 @@ mod tests {
         for r in RATINGS {
             assert_eq!(payload_rating(&rating_payload(r)), Some(r));
         }
-        for payload in ["SWITCHBOARD_RATING_0", "SWITCHBOARD_RATING_6", "SWITCHBOARD_RATING_", "RATING_3", "3"] {
+        for payload in [
+            "SWITCHBOARD_RATING_0",
+            "SWITCHBOARD_RATING_6",
+            "SWITCHBOARD_RATING_",
+            "RATING_3",
+            "3",
+        ] {
             assert_eq!(payload_rating(payload), None, "{payload}");
         }
         let replies = rating_replies();
         assert_eq!(replies.len(), 5);
-        assert_eq!((replies[0].title.as_str(), replies[4].payload.as_str()), ("1", "SWITCHBOARD_RATING_5"));
+        assert_eq!(
+            (replies[0].title.as_str(), replies[4].payload.as_str()),
+            ("1", "SWITCHBOARD_RATING_5")
+        );
     }
 
     #[test]

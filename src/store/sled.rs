@@ -2657,7 +2657,11 @@ fn read_records(t: &Trees, query: &RecordQuery, path: &str, cold: bool) -> Resul
 
 /// Record `r` (under `key`) with its rating, if its customer gave one: kept beside it
 /// under the same key ([`prefix::RATINGS`]), one point read per record.
-fn rated(t: &Trees, key: &[u8], mut r: crate::core::ConversationRecord) -> Result<crate::core::ConversationRecord, StoreError> {
+fn rated(
+    t: &Trees,
+    key: &[u8],
+    mut r: crate::core::ConversationRecord,
+) -> Result<crate::core::ConversationRecord, StoreError> {
     if let Some(v) = t
         .ratings
         .get(key)

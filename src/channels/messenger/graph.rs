@@ -389,7 +389,10 @@ mod tests {
         );
         o.quick_replies = crate::core::survey::rating_replies();
         let body = send_body(&o, "hi");
-        assert_eq!(body["message"]["quick_replies"][0], json!({"content_type": "text", "title": "1", "payload": "SWITCHBOARD_RATING_1"}));
+        assert_eq!(
+            body["message"]["quick_replies"][0],
+            json!({"content_type": "text", "title": "1", "payload": "SWITCHBOARD_RATING_1"})
+        );
         assert_eq!(body["message"]["quick_replies"].as_array().map(Vec::len), Some(5));
         o.quick_replies.clear();
         o.human_agent_tag = true;

@@ -708,7 +708,8 @@ impl Floor {
         // Customer messages and what the Page's own inbox wrote (echoes) go to no one.
         let to_customer = !matches!(kind, AuthorKind::Customer | AuthorKind::Page);
         let outbound = if to_customer && c.channel == Channel::Messenger {
-            self.outbound(c, &mut message, now).map(|o| Outbound { quick_replies, ..o })
+            self.outbound(c, &mut message, now)
+                .map(|o| Outbound { quick_replies, ..o })
         } else {
             None
         };

@@ -156,6 +156,7 @@ mod tests {
                 name: "Q".into(),
                 routing_steps: Vec::new(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(settings()),
@@ -290,6 +291,7 @@ mod tests {
             Command::UpdateQueue {
                 queue: "q".into(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(Some(bad)),
@@ -302,6 +304,7 @@ mod tests {
             Command::UpdateQueue {
                 queue: "q".into(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(None),
