@@ -317,7 +317,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 name: q.name.clone(),
                 routing_steps: q.routing_steps.clone(),
                 hours: q.hours.clone().map(std::sync::Arc::new),
-                survey: q.survey.clone(),
+                survey: q.survey.clone().map(std::sync::Arc::new),
                 wait_limit: q.wait_limit.clone(),
                 service_level_ms: q.service_level_ms,
                 place_updates: q.place_updates.clone(),

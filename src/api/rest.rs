@@ -76,7 +76,7 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             name: body.name,
             routing_steps: super::dto::steps(body.routing_steps),
             hours: body.hours.map(|h| std::sync::Arc::new(h.into())),
-            survey: body.survey.map(Into::into),
+            survey: body.survey.map(|s| std::sync::Arc::new(s.into())),
             wait_limit: body.wait_limit.map(Into::into),
             service_level_ms: body.service_level_ms,
             place_updates: body.place_updates.map(Into::into),
@@ -151,7 +151,7 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
         .exec(Command::UpdateQueue {
             queue,
             hours: b.hours.map(|h| h.map(|h| std::sync::Arc::new(h.into()))),
-            survey: b.survey.map(|s| s.map(Into::into)),
+            survey: b.survey.map(|s| s.map(|s| std::sync::Arc::new(s.into()))),
             wait_limit: b.wait_limit.map(|l| l.map(Into::into)),
             service_level_ms: b.service_level_ms,
             place_updates: b.place_updates.map(|p| p.map(Into::into)),

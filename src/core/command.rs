@@ -32,7 +32,7 @@ pub enum Command {
         /// Business hours (`None`: always open).
         hours: Option<std::sync::Arc<super::hours::Hours>>,
         /// The satisfaction survey after a served conversation (`None`: none).
-        survey: Option<super::survey::Survey>,
+        survey: Option<std::sync::Arc<super::survey::Survey>>,
         /// The most conversations that may wait (`None`: no bound).
         wait_limit: Option<super::queue::WaitLimit>,
         /// The service level threshold (`None`: the default).
@@ -45,7 +45,7 @@ pub enum Command {
     UpdateQueue {
         queue: QueueId,
         hours: Option<Option<std::sync::Arc<super::hours::Hours>>>,
-        survey: Option<Option<super::survey::Survey>>,
+        survey: Option<Option<std::sync::Arc<super::survey::Survey>>>,
         wait_limit: Option<Option<super::queue::WaitLimit>>,
         service_level_ms: Option<Option<u64>>,
         place_updates: Option<Option<super::place::PlaceUpdates>>,

@@ -235,7 +235,8 @@ mod tests {
     #[test]
     fn settings_are_checked_and_name_the_field() {
         assert_eq!(check(|_| {}), Ok(()));
-        let cases: [(&str, Box<dyn FnOnce(&mut Survey)>); 7] = [
+        type Edit = Box<dyn FnOnce(&mut Survey)>;
+        let cases: [(&str, Edit); 7] = [
             ("needs `default`", Box::new(|s| s.templates.clear())),
             (
                 "unknown key \"sms\"",

@@ -18,7 +18,7 @@ type SurveyKey = (EntryPointId, String);
 impl Floor {
     /// Sets (or with `None` removes) queue `id`'s survey; checked first. Questions asked
     /// already stay pending.
-    pub(crate) fn set_survey(&mut self, id: &str, s: Option<Survey>) -> Result<(), CoreError> {
+    pub(crate) fn set_survey(&mut self, id: &str, s: Option<Arc<Survey>>) -> Result<(), CoreError> {
         if let Some(s) = &s {
             s.check()?;
         }
@@ -26,7 +26,7 @@ impl Floor {
             .queues
             .get_mut(id)
             .ok_or_else(|| CoreError::UnknownQueue(id.into()))?;
-        q.survey = s.map(Arc::new);
+        q.survey = s;
         let record = q.record();
         self.journal.change(Change::Queue(record));
         Ok(())

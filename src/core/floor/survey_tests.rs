@@ -33,7 +33,7 @@ fn floor() -> Floor {
         inactivity_close_ms: 600_000,
         ..Rules::default()
     });
-    for (id, survey) in [("q", Some(settings())), ("plain", None)] {
+    for (id, survey) in [("q", Some(Arc::new(settings()))), ("plain", None)] {
         f.execute(
             Command::CreateQueue {
                 id: id.into(),
@@ -325,7 +325,7 @@ fn bad_settings_change_nothing_and_null_removes_them() {
         service_level_ms: None,
         place_updates: None,
     };
-    let r = f.execute(update(Some(Some(bad))), T0);
+    let r = f.execute(update(Some(Some(Arc::new(bad)))), T0);
     assert_eq!(r.map(|_| ()).unwrap_err().code(), "invalid_input");
     assert_eq!(f.queue("q").and_then(|q| q.survey.as_deref()), Some(&settings()));
     match f.execute(update(Some(None)), T0) {
