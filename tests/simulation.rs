@@ -13,7 +13,10 @@
 //! with the live one, and the run goes on from the rebuilt floor. The first half of
 //! invariant 10 too: each conversation that finishes has exactly one record in the store,
 //! the one its final state gives, and at the end of a run the store holds one record per
-//! finished conversation and no other.
+//! finished conversation and no other. Satisfaction surveys too (queue 1 asks, and a
+//! customer's message is sometimes a rating): no conversation is rated twice, a rating is
+//! only ever on the record of a conversation that was rated, and pending surveys come
+//! back whole from the store at each crash.
 //!
 //! Every command goes through `Floor::execute`, the dispatch production's router runs,
 //! and a command on a conversation the floor let go of is refused from the store's copy
@@ -25,7 +28,7 @@
 //! `SIM_SEEDS=N` runs N seeds (default 400), `SIM_STEPS=N` steps per seed (default 600),
 //! `SIM_SEED=S` replays one seed. A failure prints its seed and the last steps.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -55,6 +58,8 @@ struct Sim {
     /// Finished conversations that left the floor without the store having their final
     /// state (found by `commit`, reported by the next check).
     problems: Vec<String>,
+    /// The conversations a customer rated (issue 26 item 7): each once.
+    rated: BTreeSet<String>,
 }
 
 fn rules(rng: &mut StdRng) -> Rules {
@@ -138,6 +143,19 @@ fn place_updates() -> switchboard::core::place::PlaceUpdates {
     }
 }
 
+/// A satisfaction survey (issue 26 item 7) with a window of a few minutes of the
+/// simulation's clock, so that some surveys are answered, some dropped, some expire.
+fn survey() -> switchboard::core::survey::Survey {
+    let texts = switchboard::core::survey::SurveyTexts {
+        question: "RATE 1 to 5".into(),
+        thanks: "THANKS".into(),
+    };
+    switchboard::core::survey::Survey {
+        templates: [("default".to_string(), texts)].into_iter().collect(),
+        window_ms: 120_000,
+    }
+}
+
 impl Sim {
     fn new(seed: u64) -> Sim {
         Sim::with_store(seed, Arc::new(MemoryStore::new()), TenantLimits::default())
@@ -156,7 +174,9 @@ impl Sim {
                         name: format!("Queue {q}"),
                         routing_steps: steps(&mut rng),
                         hours: None,
-                        survey: None,
+                        // Queue 1 asks its served customers for a rating; a customer's
+                        // next message is sometimes one (below).
+                        survey: (q == 1).then(|| Arc::new(survey())),
                         wait_limit: None,
                         service_level_ms: None,
                         // Queue 0 tells its waiting customers their place in line.
@@ -212,6 +232,7 @@ impl Sim {
             log: VecDeque::new(),
             stats: BTreeMap::new(),
             problems: Vec::new(),
+            rated: BTreeSet::new(),
         };
         sim.commit();
         sim
@@ -272,6 +293,17 @@ impl Sim {
         let mut ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
+        // Every rating is on its record once the conversation is complete, and on no
+        // other: at most as many rated records as answers.
+        let rated = page.records.iter().filter(|r| r.satisfaction.is_some()).count();
+        if page
+            .records
+            .iter()
+            .any(|r| r.satisfaction.is_some() && !self.rated.contains(&r.id))
+            || rated > self.rated.len()
+        {
+            return Err(format!("10: {rated} rated records for {} answers", self.rated.len()));
+        }
         if ids.len() != page.records.len() || page.records.len() != evicted {
             return Err(format!(
                 "10: {} records of {} conversations for {evicted} finished ones",
@@ -367,10 +399,12 @@ impl Sim {
                     routing_steps: self.rng.gen_bool(0.1).then(|| steps(&mut self.rng)),
                     last_owner: None,
                 };
+                // Sometimes a rating: the answer to a pending survey, or a message.
+                let text = if self.rng.gen_bool(0.3) { "4" } else { "hello" };
                 let r = self.exec(Command::CustomerMessage {
                     entry_point: ep.clone(),
                     customer: c,
-                    text: "hello".into(),
+                    text: text.into(),
                     channel: Channel::Rest,
                     open,
                 });
@@ -613,6 +647,8 @@ impl Sim {
             snapshot.counters,
             self.now,
         );
+        let mut recovered = recovered;
+        recovered.restore_surveys(snapshot.surveys);
         compare(&self.floor, &recovered)?;
         self.floor = recovered;
         self.floor
@@ -662,6 +698,19 @@ fn compare(live: &Floor, recovered: &Floor) -> Result<(), String> {
     }
     if live.conversations().count() != recovered.conversations().count() {
         return Err("recovered floor has extra conversations".into());
+    }
+    // Pending surveys are durable: the same ones, whole.
+    let surveys = |f: &Floor| {
+        let mut v: Vec<_> = f.pending_surveys().cloned().collect();
+        v.sort_by(|a, b| (&a.entry_point, &a.customer).cmp(&(&b.entry_point, &b.customer)));
+        v
+    };
+    if surveys(live) != surveys(recovered) {
+        return Err(format!(
+            "pending surveys differ after recovery:\n live {:?}\n rec  {:?}",
+            surveys(live),
+            surveys(recovered)
+        ));
     }
     Ok(())
 }
@@ -825,6 +874,13 @@ fn check_offers(sim: &mut Sim) -> Vec<String> {
                 ));
             }
             _ => {}
+        }
+        // One answer per conversation (issue 26 item 7).
+        if let Effect::Observe(Observation::Rated { conversation, .. }) = e {
+            *sim.stats.entry("rated").or_default() += 1;
+            if !sim.rated.insert(conversation.clone()) {
+                violations.push(format!("satisfaction: {conversation} rated twice"));
+            }
         }
         if let Effect::Observe(Observation::Ended { reason, .. }) = e {
             if reason == "customer_inactive" {

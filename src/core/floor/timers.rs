@@ -181,6 +181,12 @@ impl Floor {
                 }
             }
         }
+        for p in self.surveys.values().filter(|p| now >= p.expires_at) {
+            out.push(Timer::Survey {
+                entry_point: p.entry_point.clone(),
+                customer: p.customer.clone(),
+            });
+        }
         out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         out
     }
