@@ -138,7 +138,7 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
     let queue = id(&path)?.to_string();
     let b = body.into_inner();
     if b.hours.is_none() && b.wait_limit.is_none() && b.service_level_ms.is_none() && b.place_updates.is_none() {
-        // One more setting, checked apart so the list above stays as it was.
+        // The satisfaction survey is a setting too: a body with it alone is a change.
         if b.survey.is_none() {
             return Err(ApiError::bad_request(
                 "invalid_input",
