@@ -97,6 +97,7 @@ fn main() {
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,
+            overflow: None,
         },
         Command::CreateEntryPoint(EntryPoint {
             id: "ep1".into(),

@@ -44,6 +44,7 @@ fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,
+            overflow: None,
         },
         0,
     )

@@ -121,6 +121,7 @@ fn queue(f: &mut Floor, id: &str) {
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,
+            overflow: None,
         },
     );
 }

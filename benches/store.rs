@@ -62,6 +62,7 @@ fn template() -> (Agent, switchboard::core::Conversation) {
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,
+            overflow: None,
         },
         T0,
     )
@@ -281,6 +282,7 @@ fn build_recovery_store(dir: &std::path::Path, agents: usize, conversations: usi
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,
+            overflow: None,
         },
         T0,
     )

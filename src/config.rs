@@ -576,6 +576,10 @@ pub struct QueueConfig {
     /// "Place in line"; set at first creation too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place_updates: Option<crate::core::place::PlaceUpdates>,
+    /// Where conversations that waited too long go (docs/API-NOTES.md "Overflow"; set at
+    /// first creation too, once every configured queue exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<crate::core::queue::Overflow>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -820,6 +824,17 @@ impl Config {
         for q in &self.queues {
             if !crate::core::valid_id(&q.id) {
                 return bad("queues.id", "ids are 1 to 64 characters from [A-Za-z0-9_.-]");
+            }
+            if let Some(o) = &q.overflow {
+                if let Err(e) = o.check(&q.id) {
+                    return bad("queues.overflow", &format!("queue {}: {e}", q.id));
+                }
+                if !self.queues.iter().any(|t| t.id == o.to_queue) {
+                    return bad(
+                        "queues.overflow",
+                        &format!("queue {} overflows to unknown queue {}", q.id, o.to_queue),
+                    );
+                }
             }
         }
         for ep in &self.entry_points {

@@ -510,6 +510,7 @@ impl Engine {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
+                overflow: None,
             })
             .await?
         {

@@ -197,6 +197,12 @@ counter!(
     &["queue"]
 );
 counter!(
+    OVERFLOWS,
+    "switchboard_overflows_total",
+    "Waiting conversations that overflowed from a queue to another, by the queue they left.",
+    &["queue"]
+);
+counter!(
     HTTP_REQUESTS,
     "switchboard_http_requests_total",
     "HTTP requests, by status.",
@@ -401,6 +407,7 @@ pub fn observe(o: &Observation) {
         }
         Observation::Rona { kind, .. } => RONAS.with_label_values(&[kind.as_str()]).inc(),
         Observation::Transferred { .. } => TRANSFERS.with_label_values(&[]).inc(),
+        Observation::Overflowed { from, .. } => OVERFLOWS.with_label_values(&[from]).inc(),
         Observation::Conferenced { .. } => CONFERENCES.with_label_values(&[]).inc(),
         Observation::Ended { reason, .. } => ENDS.with_label_values(&[reason]).inc(),
         Observation::WrappedUp { reason, .. } => WRAPUPS.with_label_values(&[reason]).inc(),
@@ -487,6 +494,7 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
     }
     for queue in queues {
         ARRIVALS.with_label_values(&[queue]);
+        OVERFLOWS.with_label_values(&[queue]);
     }
     for op in ["write", "probe", "read", "reopen"] {
         STORE_ERRORS.with_label_values(&[op]);

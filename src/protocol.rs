@@ -526,6 +526,7 @@ impl QueueFigures {
             wait_limit: self.wait_limit.clone(),
             service_level_ms: self.service_level_ms,
             place_updates: None,
+            overflow: None,
         }
     }
 }

@@ -741,3 +741,109 @@ async fn a_full_queue_refuses_one_more_customer_with_its_reply() {
     assert!(q.get("wait_limit").is_none(), "{q}");
     assert_eq!(write("c3").await.expect(201)["state"], "queued");
 }
+
+/// Overflow over REST (docs/API-NOTES.md "Overflow"): a conversation that waits in
+/// `support` longer than its overflow moves to the queue it names, is offered to that
+/// queue's agent, and shows there; `/metrics` counts it; bad overflows are a 400 that
+/// changes nothing; `null` removes it.
+#[actix_web::test]
+async fn a_conversation_that_waits_too_long_overflows_to_another_queue() {
+    let s = TestServer::start().await;
+    s.queue("backup", "Backup").await;
+    let bob = s.agent("bob", "Bob", &["backup"]).await;
+    let mut d = s.available_desktop(&bob).await;
+    let path = "/api/v1/queues/support";
+    for (bad, code, why) in [
+        (
+            json!({"after_ms": 300, "to_queue": "nowhere"}),
+            "invalid_input",
+            "unknown queue",
+        ),
+        (
+            json!({"after_ms": 300, "to_queue": "support"}),
+            "invalid_input",
+            "itself",
+        ),
+        (
+            json!({"after_ms": 50, "to_queue": "backup"}),
+            "invalid_input",
+            "too short",
+        ),
+        (json!({"after_ms": 300}), "invalid_json", "no target"),
+        (
+            json!({"after_ms": 300, "to_queue": "backup", "x": 1}),
+            "invalid_json",
+            "unknown field",
+        ),
+    ] {
+        let answer = s
+            .call("PATCH", path, Some(ADMIN), Some(json!({ "overflow": bad })))
+            .await;
+        answer.expect_error(400, code);
+        assert!(
+            s.get(path, ADMIN).await.expect(200).get("overflow").is_none(),
+            "{why} changed nothing"
+        );
+    }
+    let overflow = json!({"after_ms": 300, "to_queue": "backup"});
+    let q = s
+        .call("PATCH", path, Some(ADMIN), Some(json!({ "overflow": overflow })))
+        .await
+        .expect(200);
+    assert_eq!(q["overflow"], overflow);
+
+    // Nobody serves support: after 300 ms the customer is Bob's to take, in Backup.
+    let c = s.customer_writes("u1", "Uma", "Hello").await;
+    assert_eq!(c["queue"], "support");
+    let cid = id_of(&c);
+    let offer = d.wait_for_in("offer", &cid).await;
+    let moved = at(&offer["received_at"]) - at(&c["received_at"]);
+    assert!(moved.num_milliseconds() >= 300, "moved after {moved} only: {offer}");
+    let view = s.conversation(&cid).await;
+    assert_eq!(view["queue"], "backup", "{view}");
+    assert_eq!(view["state"], "offered");
+    let metrics = s.call("GET", "/metrics", None, None).await.body;
+    let overflows = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("switchboard_overflows_total{queue=\"support\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(overflows >= 1.0, "{metrics}");
+
+    // Removed (the core's tests show nothing moves after that).
+    let q = s
+        .call("PATCH", path, Some(ADMIN), Some(json!({ "overflow": null })))
+        .await
+        .expect(200);
+    assert!(q.get("overflow").is_none(), "{q}");
+}
+
+/// An overflow in the config file's `[[queues]]` may name a queue defined after it; a
+/// queue that overflows to one the file lacks stops the start with the key named.
+#[actix_web::test]
+async fn overflow_comes_from_the_config_file() {
+    let s = TestServer::with(|c| {
+        let mut later = c.queues[0].clone();
+        later.id = "later".into();
+        later.name = "Later".into();
+        c.queues[0].overflow = Some(switchboard::core::queue::Overflow {
+            after_ms: 60_000,
+            to_queue: "later".into(),
+        });
+        c.queues.push(later);
+    })
+    .await;
+    let id = s.config.queues[0].id.clone();
+    let q = s.get(&format!("/api/v1/queues/{id}"), ADMIN).await.expect(200);
+    assert_eq!(q["overflow"], json!({"after_ms": 60000, "to_queue": "later"}));
+    let mut bad = s.config.clone();
+    bad.queues[0].overflow = Some(switchboard::core::queue::Overflow {
+        after_ms: 60_000,
+        to_queue: "missing".into(),
+    });
+    let e = bad.validate().expect_err("refused");
+    assert!(e.to_string().contains("queues.overflow"), "{e}");
+}

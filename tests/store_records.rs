@@ -120,6 +120,72 @@ fn records_read_back_by_range_filter_and_cursor_across_a_reopen() {
     assert_eq!(ids(&store, &query(handled, next, 2)), (vec!["c-4".to_string()], None));
 }
 
+/// A customer's records (the desktop's history reads them so) come from the index by
+/// customer: only that customer's, whatever other ids share a beginning with it, by
+/// arrival, within `from` and `to`, page after page; after a reopen; and once the
+/// retention of reports has removed a record, it is gone from its customer's too.
+#[test]
+fn a_customer_s_records_read_back_alone_in_arrival_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("data");
+    let day = 86_400_000;
+    let options = || SledOptions {
+        retain_records: Some(Duration::from_millis(30 * day)),
+        ..SledOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let of = |id: &str, customer: &str, at: u64| {
+        let mut r = record(id, at, Outcome::Handled);
+        r.customer.id = customer.into();
+        Change::Record(Box::new(r))
+    };
+    let now = 100 * day;
+    {
+        let store = SledStore::open(&path, options()).expect("store");
+        let changes = vec![
+            of("c-1", "u1", now - 40 * day),
+            of("c-2", "u1", now - 3 * day),
+            of("c-3", "u10", now - 2 * day),
+            of("c-4", "u1", now - day),
+            of("c-5", "u", now - day),
+            of("c-6", "u1", now - day),
+            // The same record again (a later version): one key in the index still.
+            of("c-2", "u1", now - 3 * day),
+        ];
+        rt.block_on(store.commit(changes)).expect("commit");
+        store.close();
+    }
+    let store = SledStore::open(&path, options()).expect("store reopens");
+    let of_customer = |customer: &str, from: Option<u64>, to: Option<u64>| RecordFilter {
+        customer: Some(customer.into()),
+        from,
+        to,
+        ..Default::default()
+    };
+    let everything = query(of_customer("u1", None, None), None, 100);
+    assert_eq!(ids(&store, &everything).0, ["c-1", "c-2", "c-4", "c-6"]);
+    assert_eq!(ids(&store, &query(of_customer("u", None, None), None, 100)).0, ["c-5"]);
+    assert_eq!(
+        ids(&store, &query(of_customer("u10", None, None), None, 100)).0,
+        ["c-3"]
+    );
+    assert!(ids(&store, &query(of_customer("u2", None, None), None, 100))
+        .0
+        .is_empty());
+    let window = of_customer("u1", Some(now - 3 * day), Some(now - day));
+    assert_eq!(ids(&store, &query(window, None, 100)).0, ["c-2"], "from in, to out");
+    let (first, next) = ids(&store, &query(of_customer("u1", None, None), None, 2));
+    assert_eq!(first, ["c-1", "c-2"]);
+    let (rest, end) = ids(&store, &query(of_customer("u1", None, None), next, 2));
+    assert_eq!((rest, end), (vec!["c-4".to_string(), "c-6".to_string()], None));
+    store.sweep(now).expect("sweep");
+    assert_eq!(
+        ids(&store, &everything).0,
+        ["c-2", "c-4", "c-6"],
+        "c-1 is past retention"
+    );
+}
+
 /// The retention sweep removes ended conversations, never their records.
 #[test]
 fn the_retention_sweep_keeps_records() {
@@ -274,7 +340,7 @@ fn records_are_per_tenant_and_restored_from_a_backup() {
 
 /// Satisfaction in both stores (docs/STORE.md "Ratings and pending surveys"): a rating
 /// kept before its record is written and one kept after both read back with their record,
-/// once, also through a text search and the `rated` filter; a pending survey reads back
+/// once, also through a text search, the index by customer and the `rated` filter; a pending survey reads back
 /// at start and is gone once removed; the retention of reports takes old ratings with
 /// their records; and all of it outlives a reopen.
 #[test]
@@ -356,6 +422,21 @@ fn ratings_join_their_records_whenever_they_come_and_pending_surveys_reload() {
             found.records[0].satisfaction,
             Some(Satisfaction { rating: 2, at: old + 5 }),
             "{what}"
+        );
+        let by_customer = store
+            .records(&query(
+                RecordFilter {
+                    customer: Some("u-c-2".into()),
+                    ..Default::default()
+                },
+                None,
+                10,
+            ))
+            .expect("by customer");
+        assert_eq!(
+            by_customer.records[0].satisfaction.map(|s| s.rating),
+            Some(5),
+            "{what}: by customer"
         );
         let only = |rated| {
             ids(

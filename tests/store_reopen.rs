@@ -241,6 +241,7 @@ fn floor_with_agent() -> switchboard::core::Floor {
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,
+            overflow: None,
         },
         T0,
     )

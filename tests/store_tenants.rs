@@ -233,8 +233,8 @@ fn a_tenant_is_restored_from_its_own_backup_into_a_stopped_store() {
         restore_tenant(&file, &path, "default", true).is_err(),
         "default is the store itself"
     );
-    // The format marker and q1.
-    assert_eq!(restore_tenant(&file, &path, "acme", true).expect("restore"), 2);
+    // The format marker, the mark of the index by customer, and q1.
+    assert_eq!(restore_tenant(&file, &path, "acme", true).expect("restore"), 3);
     // A tenant the registry does not hold would not be served: refused, nothing written.
     let unregistered = restore_tenant(&file, &path, "copy", false);
     assert!(

@@ -272,6 +272,9 @@ pub struct QueueDto {
     /// Messages to waiting customers about their place in line; absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place_updates: Option<PlaceUpdatesDto>,
+    /// Where conversations that waited too long go; absent: they stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<OverflowDto>,
 }
 
 /// One channel's texts of place-in-line messages.
@@ -368,6 +371,35 @@ impl From<&core::queue::WaitLimit> for WaitLimitDto {
         WaitLimitDto {
             max_waiting: l.max_waiting,
             reply: l.reply.clone(),
+        }
+    }
+}
+
+/// A queue's overflow: a conversation that has waited `after_ms` in the queue without
+/// being offered moves to queue `to_queue` (docs/API-NOTES.md "Overflow").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverflowDto {
+    #[schema(minimum = 100, maximum = 2592000000u64)]
+    pub after_ms: u64,
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub to_queue: String,
+}
+
+impl From<&core::queue::Overflow> for OverflowDto {
+    fn from(o: &core::queue::Overflow) -> Self {
+        OverflowDto {
+            after_ms: o.after_ms,
+            to_queue: o.to_queue.clone(),
+        }
+    }
+}
+
+impl From<OverflowDto> for core::queue::Overflow {
+    fn from(o: OverflowDto) -> Self {
+        core::queue::Overflow {
+            after_ms: o.after_ms,
+            to_queue: o.to_queue,
         }
     }
 }
@@ -504,6 +536,10 @@ pub struct PatchQueue {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<PlaceUpdatesDto>, nullable)]
     pub place_updates: Option<Option<PlaceUpdatesDto>>,
+    /// Where conversations that waited too long go; null: they stay.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<OverflowDto>, nullable)]
+    pub overflow: Option<Option<OverflowDto>>,
 }
 
 /// One channel's texts of a satisfaction survey.
@@ -636,6 +672,7 @@ impl From<&QueueStats> for QueueDto {
             wait_limit: q.wait_limit.as_ref().map(WaitLimitDto::from),
             service_level_ms: q.service_level_ms,
             place_updates: q.place_updates.as_deref().map(PlaceUpdatesDto::from),
+            overflow: q.overflow.as_ref().map(OverflowDto::from),
         }
     }
 }
@@ -1003,6 +1040,9 @@ pub struct CreateQueue {
     /// Messages to waiting customers about their place in line; absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place_updates: Option<PlaceUpdatesDto>,
+    /// Where conversations that waited too long go (an existing queue); absent: they stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<OverflowDto>,
 }
 
 /// `POST /api/v1/entry-points`.

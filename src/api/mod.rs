@@ -310,6 +310,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
         Ok(()) | Err(crate::engine::EngineError::Core(crate::core::CoreError::AlreadyExists { .. })) => Ok(()),
         Err(e) => Err(io::Error::other(e)),
     };
+    let mut created_now = Vec::new();
     for q in &config.queues {
         let created = engine
             .exec(crate::engine::Command::CreateQueue {
@@ -321,9 +322,31 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 wait_limit: q.wait_limit.clone(),
                 service_level_ms: q.service_level_ms,
                 place_updates: q.place_updates.clone(),
+                overflow: None,
             })
             .await;
+        if created.is_ok() {
+            created_now.push(q);
+        }
         ignore_existing(created.map(|_| ()))?;
+    }
+    // An overflow names another queue, which may come later in the file: set once they
+    // all exist, on the queues this start created.
+    for q in created_now {
+        if let Some(o) = &q.overflow {
+            engine
+                .exec(crate::engine::Command::UpdateQueue {
+                    queue: q.id.clone(),
+                    hours: None,
+                    survey: None,
+                    wait_limit: None,
+                    service_level_ms: None,
+                    place_updates: None,
+                    overflow: Some(Some(Box::new(o.clone()))),
+                })
+                .await
+                .map_err(io::Error::other)?;
+        }
     }
     for ep in &config.entry_points {
         let ep = crate::core::EntryPoint {

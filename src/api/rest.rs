@@ -80,6 +80,7 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             wait_limit: body.wait_limit.map(Into::into),
             service_level_ms: body.service_level_ms,
             place_updates: body.place_updates.map(Into::into),
+            overflow: body.overflow.map(|o| Box::new(o.into())),
         })
         .await?
     {
@@ -121,7 +122,8 @@ pub async fn get_queue(state: Tenanted, caller: Caller, path: web::Path<String>)
 }
 
 /// Changes a queue: its business hours, its bound on waiting conversations (the next
-/// customer who writes meets them) or its service level threshold.
+/// customer who writes meets them), its service level threshold, its place-in-line
+/// messages or its overflow (which conversations waiting in it meet at once).
 #[utoipa::path(patch, path = "/api/v1/queues/{id}", tag = "queues", request_body = PatchQueue,
     params(("id" = String, Path, description = "Queue id")),
     responses(
@@ -137,14 +139,17 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
     caller.admin()?;
     let queue = id(&path)?.to_string();
     let b = body.into_inner();
-    if b.hours.is_none() && b.wait_limit.is_none() && b.service_level_ms.is_none() && b.place_updates.is_none() {
-        // The satisfaction survey is a setting too: a body with it alone is a change.
-        if b.survey.is_none() {
-            return Err(ApiError::bad_request(
-                "invalid_input",
-                "give hours, wait_limit, service_level_ms, place_updates or survey (a value, or null)",
-            ));
-        }
+    if b.hours.is_none()
+        && b.wait_limit.is_none()
+        && b.service_level_ms.is_none()
+        && b.place_updates.is_none()
+        && b.overflow.is_none()
+        && b.survey.is_none()
+    {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            "give hours, wait_limit, service_level_ms, place_updates, overflow or survey (a value, or null)",
+        ));
     }
     match state
         .engine
@@ -155,6 +160,7 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
             wait_limit: b.wait_limit.map(|l| l.map(Into::into)),
             service_level_ms: b.service_level_ms,
             place_updates: b.place_updates.map(|p| p.map(Into::into)),
+            overflow: b.overflow.map(|o| o.map(|o| Box::new(o.into()))),
         })
         .await?
     {

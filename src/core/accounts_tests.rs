@@ -84,6 +84,7 @@ fn floor_with_agent(password: Option<&str>) -> Floor {
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,
+            overflow: None,
         },
         T0,
     )

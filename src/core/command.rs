@@ -39,6 +39,10 @@ pub enum Command {
         service_level_ms: Option<u64>,
         /// Messages to waiting customers about their place in line (`None`: none).
         place_updates: Option<super::place::PlaceUpdates>,
+        /// Where conversations that waited too long go (`None`: they stay); the target
+        /// queue must exist. Boxed, as every queue setting should be: a command is moved
+        /// whole through the engine's channels, and its size is its largest variant's.
+        overflow: Option<Box<super::queue::Overflow>>,
     },
     /// A queue's settings changed: each `Some` replaces one (`Some(None)` removes it),
     /// `None` leaves it as it is. They apply to the next customer who writes.
@@ -49,6 +53,7 @@ pub enum Command {
         wait_limit: Option<Option<super::queue::WaitLimit>>,
         service_level_ms: Option<Option<u64>>,
         place_updates: Option<Option<super::place::PlaceUpdates>>,
+        overflow: Option<Option<Box<super::queue::Overflow>>>,
     },
     CreateEntryPoint(EntryPoint),
     /// The tenant's limits, as the registry holds them (../shared/API.md "Tenants"): set
@@ -372,6 +377,8 @@ pub struct QueueStats {
     pub service_level_ms: u64,
     /// Messages to waiting customers about their place in line.
     pub place_updates: Option<std::sync::Arc<super::place::PlaceUpdates>>,
+    /// Where conversations that waited too long go.
+    pub overflow: Option<super::queue::Overflow>,
 }
 
 /// Who is asking, as far as the core's rules care.
@@ -609,6 +616,7 @@ impl Floor {
                 wait_limit,
                 service_level_ms,
                 place_updates,
+                overflow,
             } => {
                 // Checked before anything changes.
                 if let Some(p) = &place_updates {
@@ -617,12 +625,19 @@ impl Floor {
                 if let Some(s) = &survey {
                     s.check()?;
                 }
+                if let Some(o) = &overflow {
+                    self.check_overflow(&id, o)?;
+                }
+                let overflow = overflow.map(|o| *o);
                 self.create_queue(&id, &name, routing_steps, hours, wait_limit, service_level_ms)?;
                 if survey.is_some() {
                     self.set_survey(&id, survey)?;
                 }
                 if place_updates.is_some() {
                     self.set_place_updates(&id, place_updates, now)?;
+                }
+                if overflow.is_some() {
+                    self.set_overflow(&id, overflow, now)?;
                 }
                 Reply::Queue(self.queue_stats(&id, now).ok_or(CoreError::UnknownQueue(id))?)
             }
@@ -633,6 +648,7 @@ impl Floor {
                 wait_limit,
                 service_level_ms,
                 place_updates,
+                overflow,
             } => {
                 if let Some(Some(p)) = &place_updates {
                     p.check()?;
@@ -643,12 +659,18 @@ impl Floor {
                 if !self.queues().any(|q| q.id == queue) {
                     return Err(CoreError::UnknownQueue(queue));
                 }
+                if let Some(Some(o)) = &overflow {
+                    self.check_overflow(&queue, o)?;
+                }
                 self.update_queue(&queue, hours, wait_limit, service_level_ms)?;
                 if let Some(p) = place_updates {
                     self.set_place_updates(&queue, p, now)?;
                 }
                 if let Some(s) = survey {
                     self.set_survey(&queue, s)?;
+                }
+                if let Some(o) = overflow {
+                    self.set_overflow(&queue, o.map(|o| *o), now)?;
                 }
                 Reply::Queue(self.queue_stats(&queue, now).ok_or(CoreError::UnknownQueue(queue))?)
             }
@@ -964,6 +986,7 @@ impl Floor {
             wait_limit: q.wait_limit.clone(),
             service_level_ms: q.service_level_ms(),
             place_updates: q.place_updates.clone(),
+            overflow: q.overflow.clone(),
         }
     }
 
@@ -1025,6 +1048,7 @@ mod tests {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
+                overflow: None,
             },
             T0,
         )
@@ -1106,6 +1130,7 @@ mod tests {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
+                overflow: None,
             },
             T0,
         ) {
@@ -1123,6 +1148,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: 60_000,
                     place_updates: None,
+                    overflow: None,
                 }
             ),
             other => panic!("unexpected {other:?}"),

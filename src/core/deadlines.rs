@@ -29,6 +29,7 @@ enum Slot {
     Inactivity(String),
     Survey(String, String),
     Places(String),
+    Overflow(String),
 }
 
 impl Slot {
@@ -40,6 +41,7 @@ impl Slot {
             Timer::Inactivity { conversation } => Slot::Inactivity(conversation.clone()),
             Timer::Survey { entry_point, customer } => Slot::Survey(entry_point.clone(), customer.clone()),
             Timer::Places { queue } => Slot::Places(queue.clone()),
+            Timer::Overflow { conversation } => Slot::Overflow(conversation.clone()),
         }
     }
 }
@@ -76,12 +78,13 @@ impl Deadlines {
     }
 
     /// Cancels every deadline of conversation `id` (it left the floor): its offer,
-    /// routing and inactivity deadlines.
+    /// routing, inactivity and overflow deadlines.
     pub fn cancel_conversation(&mut self, id: &str) {
         for slot in [
             Slot::Offer(id.to_string()),
             Slot::Route(id.to_string()),
             Slot::Inactivity(id.to_string()),
+            Slot::Overflow(id.to_string()),
         ] {
             if let Some((at, _)) = self.armed.remove(&slot) {
                 self.order.remove(&(at, slot));

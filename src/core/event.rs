@@ -105,6 +105,14 @@ pub enum Observation {
     Arrived {
         conversation: ConversationId,
         queue: QueueId,
+        /// The customer's message opened it (not a transfer or overflow into the queue).
+        opened: bool,
+    },
+    /// A conversation waited its queue's overflow time and moved to another queue.
+    Overflowed {
+        conversation: ConversationId,
+        from: QueueId,
+        to: QueueId,
     },
     Offered {
         conversation: ConversationId,
@@ -191,6 +199,9 @@ pub enum Timer {
     },
     /// The next sweep of a queue's place-in-line messages (`place.rs`); one per queue.
     Places { queue: QueueId },
+    /// When a waiting conversation overflows from its queue (`queue::Overflow`); at most
+    /// one per conversation, armed when it enters a queue that overflows.
+    Overflow { conversation: ConversationId },
 }
 
 /// Something the shell must do.

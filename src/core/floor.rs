@@ -597,6 +597,7 @@ fn next_routing_deadline(c: &Conversation) -> Option<Millis> {
 mod admin;
 mod lifecycle;
 mod notes;
+mod overflow;
 mod place;
 mod restore;
 mod route;

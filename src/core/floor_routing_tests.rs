@@ -76,6 +76,7 @@ fn floor(rules: Rules) -> Floor {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
+                overflow: None,
             },
             0,
         )

@@ -419,6 +419,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 t0,
             )
@@ -549,6 +550,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(EVENING),
             ) {
@@ -569,6 +571,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(EVENING),
             );
@@ -581,6 +584,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(EVENING),
             );
@@ -598,6 +602,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(EVENING),
             )
@@ -623,6 +628,7 @@ mod tests {
                     wait_limit: Some(Some(limit.clone())),
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(MORNING),
             )
@@ -638,6 +644,7 @@ mod tests {
                     })),
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(MORNING),
             );
@@ -673,6 +680,7 @@ mod tests {
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
+                    overflow: None,
                 },
                 at(EVENING),
             )

@@ -1288,6 +1288,7 @@ mod tests {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
+                overflow: None,
             },
         );
         run(

@@ -46,6 +46,53 @@ pub struct Queue {
     /// item 2, `place.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place_updates: Option<std::sync::Arc<super::place::PlaceUpdates>>,
+    /// Where conversations that waited too long in it go (`None`: they stay; issue 26
+    /// item 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<Overflow>,
+}
+
+/// A queue's overflow: a conversation that has waited `after_ms` in the queue (since it
+/// entered it) without being offered moves to queue `to_queue`, where it waits like a
+/// conversation transferred there: a new arrival of that queue, under that queue's steps,
+/// keeping its priority. One offered at the time stays with the offer; should the offer
+/// expire, it moves at once. It moves whatever the target's hours or bound on waiting
+/// say: overflow never refuses or loses a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overflow {
+    pub after_ms: u64,
+    pub to_queue: QueueId,
+}
+
+/// The shortest wait an [`Overflow`] may name: a chain of queues that overflow into each
+/// other moves a conversation at most this often.
+pub const MIN_OVERFLOW_MS: u64 = 100;
+
+/// The longest wait an [`Overflow`] may name (30 days).
+pub const MAX_OVERFLOW_MS: u64 = 30 * 24 * 3_600_000;
+
+impl Overflow {
+    /// Accepts the overflow of queue `own` or says what is wrong with it (whether the
+    /// target exists is the floor's to check).
+    pub fn check(&self, own: &str) -> Result<(), super::CoreError> {
+        if !(MIN_OVERFLOW_MS..=MAX_OVERFLOW_MS).contains(&self.after_ms) {
+            return Err(super::CoreError::InvalidInput(format!(
+                "overflow.after_ms must be {MIN_OVERFLOW_MS} to {MAX_OVERFLOW_MS} (30 days)"
+            )));
+        }
+        if self.to_queue == own {
+            return Err(super::CoreError::InvalidInput(
+                "overflow.to_queue must be another queue".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// When a conversation that entered the queue at `since` overflows.
+    pub fn due_at(&self, since: Millis) -> Millis {
+        since.saturating_add(self.after_ms)
+    }
 }
 
 /// A queue's bound on waiting conversations: a customer who would open one more while
@@ -89,6 +136,7 @@ impl Queue {
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,
+            overflow: None,
         }
     }
 
@@ -105,6 +153,7 @@ impl Queue {
             wait_limit: self.wait_limit.clone(),
             service_level_ms: self.service_level_ms,
             place_updates: self.place_updates.clone(),
+            overflow: self.overflow.clone(),
         }
     }
 

@@ -272,6 +272,7 @@ mod tests {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
+                overflow: None,
             },
             T0,
         )

@@ -487,9 +487,12 @@ fn observed<'a>(
     conversation: &impl Fn(&str) -> Option<&'a Conversation>,
 ) -> Option<(EventKind, String, Value)> {
     Some(match o {
+        // A conversation is created once: a transfer or overflow into a queue is an
+        // arrival of that queue, not a new conversation.
         Observation::Arrived {
             conversation: id,
             queue,
+            opened: true,
         } => {
             let c = conversation(id);
             let data = json!({

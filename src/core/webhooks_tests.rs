@@ -306,6 +306,29 @@ fn a_lifecycle_makes_its_events_in_order_with_their_bodies() {
     assert_eq!(body(&got[7])["created_at"], "1970-01-01T00:00:05.000Z");
 }
 
+/// A conversation is created once: a transfer to a queue (an arrival of that queue) makes
+/// `conversation.transferred`, not a second `conversation.created`.
+#[test]
+fn a_transfer_to_a_queue_creates_no_second_conversation() {
+    let mut f = floor();
+    let h = subscribe(
+        &mut f,
+        "w1",
+        &[EventKind::ConversationCreated, EventKind::ConversationTransferred],
+        500,
+    );
+    assert_eq!(h.first_seq, 1);
+    f.saw(1000);
+    f.set_state("a1", Presence::Available, None, 1000).expect("available");
+    f.customer_message("e1", customer(), "hello", Channel::Rest, 1000)
+        .expect("arrived");
+    f.accept("a1", "c-1", 1500).expect("accepted");
+    f.saw(2000);
+    f.transfer_to_queue("a1", "c-1", "q1", None, 2000).expect("transferred");
+    let kinds: Vec<&str> = events(&mut f).iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["conversation.created", "conversation.transferred"]);
+}
+
 /// Only the kinds some subscription asks for are made; a subscription made later gets
 /// the events from its making on.
 #[test]

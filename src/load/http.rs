@@ -802,6 +802,7 @@ impl Backend for Http {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
+                overflow: None,
             })?;
             self.call("POST", "/api/v1/queues", None, Some(body)).await?;
             let body = json(&CreateEntryPoint {

@@ -580,6 +580,7 @@ pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
         queue.wait_limit = settings.wait_limit;
         queue.service_level_ms = settings.service_level_ms;
         queue.place_updates = settings.place_updates.map(std::sync::Arc::new);
+        queue.overflow = settings.overflow;
         return Ok(queue);
     }
     decode_newer::<QueueV2, Queue>("queues", key, bytes, ROUTING_V2, || {
@@ -615,6 +616,9 @@ pub struct QueueSettings {
     /// The customer's place in line (issue 26 item 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place_updates: Option<crate::core::place::PlaceUpdates>,
+    /// Where conversations that waited too long go (issue 26 item 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<crate::core::queue::Overflow>,
 }
 
 /// Appends queue `q`'s record to `out`: [`QueueV3`] with settings, else [`QueueV2`].
@@ -625,12 +629,14 @@ pub fn encode_queue_into(out: &mut Vec<u8>, mut q: Queue) -> Result<(), StoreErr
         wait_limit: q.wait_limit.take(),
         service_level_ms: q.service_level_ms.take(),
         place_updates: q.place_updates.take().map(|p| (*p).clone()),
+        overflow: q.overflow.take(),
     };
     if settings.hours.is_none()
         && settings.survey.is_none()
         && settings.wait_limit.is_none()
         && settings.service_level_ms.is_none()
         && settings.place_updates.is_none()
+        && settings.overflow.is_none()
     {
         return encode_versioned_into(out, ROUTING_V2, &QueueV2::from(q));
     }
@@ -996,6 +1002,30 @@ impl From<ConversationRecordV1> for ConversationRecord {
 
 /// The key of a report record: when the conversation arrived (big-endian, so records
 /// sort by arrival and a time range is a key range), then its id.
+/// Appends the key of report record (`arrived_at`, `conversation`) in the index of
+/// customer `customer`'s records to `out`: [`customer_prefix_into`], then the record's
+/// own key ([`record_key`]), so one customer's records are one key range, by arrival.
+pub fn customer_key_into(out: &mut Vec<u8>, customer: &str, arrived_at: u64, conversation: &str) {
+    customer_prefix_into(out, customer);
+    out.extend_from_slice(&arrived_at.to_be_bytes());
+    out.extend_from_slice(conversation.as_bytes());
+}
+
+/// Appends the start of every key of customer `customer` in the index of records by
+/// customer: the id's length (2 bytes, big-endian; an id is at most 256 characters) and
+/// its bytes, so that no customer's keys run into another's, whatever bytes ids hold.
+pub fn customer_prefix_into(out: &mut Vec<u8>, customer: &str) {
+    let len = u16::try_from(customer.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&customer.as_bytes()[..usize::from(len)]);
+}
+
+/// The record's key within a key of the index by customer (after its prefix).
+pub fn record_key_of_customer_key(key: &[u8]) -> Option<&[u8]> {
+    let len = usize::from(u16::from_be_bytes([*key.first()?, *key.get(1)?]));
+    key.get(2 + len..).filter(|k| k.len() >= 8)
+}
+
 pub fn record_key(arrived_at: u64, conversation: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + conversation.len());
     k.extend_from_slice(&arrived_at.to_be_bytes());

@@ -114,6 +114,10 @@ pub mod prefix {
     /// The words a complete conversation's transcript is searched by, keyed like its
     /// report record.
     pub const SEARCH: u8 = b't';
+    /// The index of report records by customer: an empty value keyed by
+    /// [`crate::store::record::customer_key_into`] (the customer's id, then the record's
+    /// key), written and removed in the same batch as the record.
+    pub const BY_CUSTOMER: u8 = b'b';
     /// Canned responses, keyed by id.
     pub const CANNED: u8 = b'k';
     /// Webhook subscriptions, keyed by id.
@@ -132,6 +136,8 @@ pub const META_FORMAT: &[u8] = b"format";
 const META_COUNTERS: &[u8] = b"counters";
 /// Every webhook event up to this `seq` has left the store.
 const META_WEBHOOKS_TRIMMED: &[u8] = b"webhooks_trimmed";
+/// Present once every report record of the space is in the index by customer.
+const META_BY_CUSTOMER: &[u8] = b"by_customer";
 /// The meta entry the readiness probe writes (left out of backups).
 const META_PROBE: &[u8] = b"probe";
 /// The tree that holds the format byte in a format-1 store.
@@ -388,6 +394,8 @@ struct Trees {
     figures: Keyspace,
     /// Search texts of report records ([`prefix::SEARCH`]).
     search: Keyspace,
+    /// Report records by customer ([`prefix::BY_CUSTOMER`]).
+    by_customer: Keyspace,
     /// Canned responses ([`prefix::CANNED`]).
     canned: Keyspace,
     /// Webhook subscriptions ([`prefix::WEBHOOKS`]).
@@ -435,6 +443,7 @@ impl Trees {
             reports: space(prefix::RECORDS),
             figures: space(prefix::FIGURES),
             search: space(prefix::SEARCH),
+            by_customer: space(prefix::BY_CUSTOMER),
             canned: space(prefix::CANNED),
             webhooks: space(prefix::WEBHOOKS),
             webhook_events: space(prefix::WEBHOOK_EVENTS),
@@ -901,6 +910,10 @@ fn add(
             encode_into(value, &v)?;
         }
         Change::Record(r) => {
+            key.push(prefix::BY_CUSTOMER);
+            record::customer_key_into(key, &r.customer.id, r.arrived_at, &r.id);
+            batch.insert(&key[..], &[]);
+            key.truncate(scope.len());
             key.push(prefix::RECORDS);
             key.extend_from_slice(&record::record_key(r.arrived_at, &r.id));
             record::encode_record_into(value, *r)?;
@@ -1345,10 +1358,11 @@ impl SledDb {
 }
 
 /// Checks the format marker of a space's `trees`, writing it (flushed) into an empty
-/// space: a space with records but no marker, or another format's, is refused.
+/// space: a space with records but no marker, or another format's, is refused. A space
+/// of a build before the index of records by customer is indexed now, once.
 fn mark(db: &Db, trees: &Trees, had_data: bool, shown: &str) -> Result<(), StoreError> {
     match trees.meta.get(META_FORMAT).map_err(|e| sled_error(shown, e))? {
-        Some(v) if v.as_ref() == [STORE_FORMAT] => Ok(()),
+        Some(v) if v.as_ref() == [STORE_FORMAT] => index_by_customer(db, trees, shown),
         Some(v) => Err(StoreError::UnknownVersion {
             record: format!("meta/format of {shown}"),
             version: v.first().copied().unwrap_or(0),
@@ -1359,14 +1373,52 @@ fn mark(db: &Db, trees: &Trees, had_data: bool, shown: &str) -> Result<(), Store
                     what: format!("{shown} holds data but no format marker; refusing to use it"),
                 });
             }
+            let mut b = Batch::default();
+            b.insert(trees.meta.key(META_FORMAT), &[STORE_FORMAT]);
+            b.insert(trees.meta.key(META_BY_CUSTOMER), &[]);
             trees
                 .records
-                .insert(trees.meta.key(META_FORMAT), &[STORE_FORMAT])
+                .apply_batch(b)
                 .and_then(|_| db.flush())
                 .map(|_| ())
                 .map_err(|e| StoreError::Write(format!("{shown}: {e}")))
         }
     }
+}
+
+/// Writes the index of report records by customer ([`prefix::BY_CUSTOMER`]) for every
+/// record of a space that has none yet (a store of a build before the index), then marks
+/// the space indexed ([`META_BY_CUSTOMER`]), flushed: a crash midway indexes again from
+/// the start, which writes the same keys. Runs once, at open, before any commit.
+fn index_by_customer(db: &Db, trees: &Trees, shown: &str) -> Result<(), StoreError> {
+    let failed = |e: ::sled::Error| StoreError::Write(format!("{shown}: cannot index records by customer: {e}"));
+    if trees.meta.get(META_BY_CUSTOMER).map_err(failed)?.is_some() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let (mut b, mut n, mut total) = (Batch::default(), 0, 0u64);
+    let mut key = Vec::new();
+    // Every record key is 8 bytes of time and an id of `[A-Za-z0-9_.-]`: all below this.
+    for item in trees.reports.range_cold(&[], &[0xff_u8; 9]) {
+        let (k, v) = item.map_err(failed)?;
+        let r = decode_record(&k, &v)?;
+        key.clear();
+        record::customer_key_into(&mut key, &r.customer.id, r.arrived_at, &r.id);
+        b.insert(trees.by_customer.key(&key), &[]);
+        n += 1;
+        if n == SWEEP_CHUNK {
+            trees.records.apply_batch(std::mem::take(&mut b)).map_err(failed)?;
+            total += n as u64;
+            n = 0;
+        }
+    }
+    total += n as u64;
+    b.insert(trees.meta.key(META_BY_CUSTOMER), &[]);
+    trees.records.apply_batch(b).and_then(|_| db.flush()).map_err(failed)?;
+    if total > 0 {
+        tracing::info!(path = %shown, records = total, ms = started.elapsed().as_millis() as u64, "report records indexed by customer (once)");
+    }
+    Ok(())
 }
 
 impl Drop for SledStore {
@@ -2628,6 +2680,28 @@ fn read_records(t: &Trees, query: &RecordQuery, path: &str, cold: bool) -> Resul
     let end = [0xff_u8; 9];
     let read_err = |e: ::sled::Error| StoreError::Read(format!("{path}: {e}"));
     let words = &query.filter.words;
+    if let (true, Some(customer)) = (words.is_empty(), &query.filter.customer) {
+        // One customer's records: its range of the index, then each record by its key.
+        let (mut start, mut stop) = (Vec::new(), Vec::new());
+        record::customer_prefix_into(&mut start, customer);
+        record::customer_prefix_into(&mut stop, customer);
+        start.extend_from_slice(&from);
+        match query.filter.to {
+            Some(to) => stop.extend_from_slice(&to.to_be_bytes()),
+            None => stop.extend_from_slice(&end),
+        }
+        let read = t.by_customer.range(&start, &stop).map(|item| {
+            let (k, _) = item.map_err(read_err)?;
+            let key = record::record_key_of_customer_key(&k).ok_or_else(|| StoreError::Corrupt {
+                what: format!("a key of the index by customer is too short: {}", record::printable(&k)),
+            })?;
+            match t.reports.get(key).map_err(read_err)? {
+                Some(r) => rated(t, key, decode_record(key, &r)?).map(Some),
+                None => Ok(None),
+            }
+        });
+        return super::collect_page(query, read);
+    }
     if words.is_empty() {
         let range: Box<dyn Iterator<Item = Entry>> = if cold {
             Box::new(t.reports.range_cold(&from, &end))
@@ -3178,6 +3252,36 @@ impl Writer {
         }
     }
 
+    /// Removes the report records keyed before `cutoff` with their keys in the index by
+    /// customer, a chunk at a time (each record is read for its customer).
+    fn sweep_records(&mut self, space: &Space, trees: &Trees, cutoff: &[u8]) -> Result<(), StoreError> {
+        let read = |e: ::sled::Error| StoreError::Read(e.to_string());
+        let mut index_key = Vec::new();
+        loop {
+            let mut b = Writes::new(self.tracking(space)?);
+            let mut n = 0;
+            for item in trees.reports.range(&[], cutoff) {
+                let (k, v) = item.map_err(read)?;
+                let r = decode_record(&k, &v)?;
+                index_key.clear();
+                record::customer_key_into(&mut index_key, &r.customer.id, r.arrived_at, &r.id);
+                b.remove(&trees.by_customer.key(&index_key));
+                b.remove(&trees.reports.key(&k));
+                n += 1;
+                if n == SWEEP_CHUNK {
+                    break;
+                }
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            self.apply_flushed(space, b)?;
+            if n < SWEEP_CHUNK {
+                return Ok(());
+            }
+        }
+    }
+
     /// The retention of reports: records and search texts of conversations that arrived
     /// before the cutoff (one key range each: they are keyed by arrival), and each
     /// subject's figures rows of intervals before it (a range per subject: its rows are
@@ -3188,7 +3292,7 @@ impl Writer {
         };
         let cutoff = now.saturating_sub(retain).to_be_bytes();
         let trees = self.space(space)?.trees.clone();
-        self.sweep_range(space, &trees.reports, &[], &cutoff)?;
+        self.sweep_records(space, &trees, &cutoff)?;
         self.sweep_range(space, &trees.search, &[], &cutoff)?;
         self.sweep_range(space, &trees.ratings, &[], &cutoff)?;
         let read = |e: ::sled::Error| StoreError::Read(e.to_string());
@@ -3427,6 +3531,93 @@ mod tests {
     /// change 6): the pages in memory after the backup are those before it, give or take
     /// the few index nodes above the leaves; a plain scan of the same store, for
     /// comparison, leaves every leaf it read in memory.
+    /// A store written before the index of records by customer (no index keys, no mark)
+    /// is indexed when it opens, once: a customer's records read back from the index,
+    /// and the retention sweep removes a record's index key with it.
+    #[tokio::test]
+    async fn a_store_without_the_index_by_customer_is_indexed_at_open() {
+        use crate::core::{Channel, ConversationRecord, Customer, Outcome, RecordFilter, RecordQuery};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let record = |id: &str, customer: &str, at: u64| ConversationRecord {
+            id: id.into(),
+            channel: Channel::Rest,
+            entry_point: Some("e1".into()),
+            source_page: "Page".into(),
+            customer: Customer {
+                id: customer.into(),
+                name: "U".into(),
+            },
+            queues: vec!["q1".into()],
+            agents: Vec::new(),
+            arrived_at: at,
+            first_offered_at: None,
+            accepted_at: None,
+            first_agent_reply_at: None,
+            ended_at: at + 5,
+            wrapped_up_at: None,
+            ended_reason: "customer_ended".into(),
+            outcome: Outcome::Abandoned,
+            wrapup_reason: None,
+            rona_count: 0,
+            transfers: 0,
+            satisfaction: None,
+        };
+        let day = 86_400_000;
+        let store = SledStore::open(&path, SledOptions::default()).unwrap();
+        let changes = (0..2_500u64)
+            .map(|i| {
+                Change::Record(Box::new(record(
+                    &format!("c-{i}"),
+                    &format!("u{}", i % 3),
+                    i * day / 100,
+                )))
+            })
+            .collect();
+        store.commit(changes).await.unwrap();
+        // As a build before the index left it: no index keys, no mark.
+        let t = store.trees().unwrap();
+        let keys: Vec<IVec> = t.by_customer.iter().map(|e| e.unwrap().0).collect();
+        assert_eq!(keys.len(), 2_500, "every record is indexed as it is written");
+        for k in keys {
+            t.records.remove(t.by_customer.key(&k)).unwrap();
+        }
+        t.records.remove(t.meta.key(META_BY_CUSTOMER)).unwrap();
+        t.records.flush().unwrap();
+        drop(t);
+        store.close();
+        drop(store);
+
+        let options = SledOptions {
+            retain_records: Some(Duration::from_millis(10 * day)),
+            ..SledOptions::default()
+        };
+        let store = SledStore::open(&path, options).unwrap();
+        let t = store.trees().unwrap();
+        assert_eq!(t.by_customer.iter().count(), 2_500, "indexed at open");
+        assert!(t.meta.get(META_BY_CUSTOMER).unwrap().is_some(), "and marked");
+        let of = |customer: &str| RecordQuery {
+            filter: RecordFilter {
+                customer: Some(customer.into()),
+                ..Default::default()
+            },
+            after: None,
+            limit: 10_000,
+        };
+        let u1 = store.records(&of("u1")).unwrap().records;
+        assert_eq!(u1.len(), 833);
+        assert!(u1.iter().all(|r| r.customer.id == "u1"));
+        // Records arrived over 25 days; ten are kept.
+        store.sweep(25 * day).unwrap();
+        let kept = store.records(&of("u1")).unwrap().records.len();
+        assert_eq!(kept, 333, "u1's records of the last ten days");
+        assert_eq!(
+            t.by_customer.iter().count(),
+            1_000,
+            "the index keys went with the records"
+        );
+    }
+
     #[tokio::test]
     async fn a_backup_leaves_sled_s_cache_as_it_found_it() {
         let dir = tempfile::tempdir().unwrap();

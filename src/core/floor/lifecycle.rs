@@ -175,6 +175,7 @@ impl Floor {
         self.journal.effect(Effect::Observe(Observation::Arrived {
             conversation: id.clone(),
             queue: queue_id,
+            opened: true,
         }));
         if let Some(reason) = close {
             self.end_conversation(&id, reason, WithdrawReason::CustomerLeft, false, now);
@@ -422,13 +423,29 @@ impl Floor {
         now: Millis,
     ) -> Result<(), CoreError> {
         self.check_owner_free_to_leave(agent, conversation)?;
-        let q = self
-            .queues
-            .get(queue)
-            .ok_or_else(|| CoreError::UnknownQueue(queue.into()))?;
-        let (qid, qname, steps) = (q.id.clone(), q.name.clone(), q.routing_steps.clone());
+        if !self.queues.contains_key(queue) {
+            return Err(CoreError::UnknownQueue(queue.into()));
+        }
         self.hand_off_note(agent, conversation, note, now);
         self.owner_leaves(agent, conversation, now);
+        if let Some(c) = self.conversations.get_mut(conversation) {
+            c.history.transferred();
+        }
+        self.journal.effect(Effect::Observe(Observation::Transferred {
+            conversation: conversation.into(),
+            from: agent.into(),
+        }));
+        self.join_queue(conversation, queue, now);
+        self.route(now);
+        Ok(())
+    }
+
+    /// A conversation out of every queue (its owner left it, or it was taken out of the
+    /// queue it waited in) joins queue `queue` as a new arrival of it: it waits from
+    /// `now`, behind those already there of its priority, under that queue's steps.
+    pub(super) fn join_queue(&mut self, conversation: &str, queue: &str, now: Millis) {
+        let Some(q) = self.queues.get(queue) else { return };
+        let (qid, qname, steps) = (q.id.clone(), q.name.clone(), q.routing_steps.clone());
         let arrival = self.next_arrival;
         self.next_arrival += 1;
         self.journal.counters_changed();
@@ -446,19 +463,13 @@ impl Floor {
             c.routing.step = None;
             c.routing.requirements.clear();
             c.routing.preferred_agent = None;
-            c.history.transferred();
         }
         self.enqueue(conversation, now);
-        self.journal.effect(Effect::Observe(Observation::Transferred {
-            conversation: conversation.into(),
-            from: agent.into(),
-        }));
         self.journal.effect(Effect::Observe(Observation::Arrived {
             conversation: conversation.into(),
             queue: qid,
+            opened: false,
         }));
-        self.route(now);
-        Ok(())
     }
 
     /// The owner invites a second agent, which must be eligible.

@@ -160,6 +160,7 @@ mod tests {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(settings()),
+                overflow: None,
             },
             T0,
         )
@@ -295,6 +296,7 @@ mod tests {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(Some(bad)),
+                overflow: None,
             },
             T0,
         );
@@ -308,6 +310,7 @@ mod tests {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(None),
+                overflow: None,
             },
             T0,
         ) {

@@ -42,6 +42,7 @@ impl Floor {
             candidates.iter().filter_map(|id| agents.get(id)).map(view),
         );
         self.arm_routing_deadline(conversation);
+        self.arm_overflow(conversation);
         self.journal.conversation_changed(conversation);
         if let Some(queue) = sweeping {
             self.arm_place_sweep(&queue, now);
@@ -167,6 +168,7 @@ impl Floor {
         self.journal.counters_changed();
         if spec.kind == OfferKind::New {
             self.dequeue(conversation);
+            self.cancel_overflow(conversation);
         }
         if let Some(c) = self.conversations.get_mut(conversation) {
             if spec.kind == OfferKind::New {

@@ -44,6 +44,7 @@ fn floor() -> Floor {
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
+                overflow: None,
             },
             T0,
         )
@@ -324,6 +325,7 @@ fn bad_settings_change_nothing_and_null_removes_them() {
         wait_limit: None,
         service_level_ms: None,
         place_updates: None,
+        overflow: None,
     };
     let r = f.execute(update(Some(Some(Arc::new(bad)))), T0);
     assert_eq!(r.map(|_| ()).unwrap_err().code(), "invalid_input");

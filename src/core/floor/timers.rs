@@ -171,6 +171,12 @@ impl Floor {
                     conversation: c.id.clone(),
                 });
             }
+            let overflow = self.queues.get(&c.queue).and_then(|q| q.overflow.as_ref());
+            if c.state == ConversationState::Queued && overflow.is_some_and(|o| now >= o.due_at(c.received_at)) {
+                out.push(Timer::Overflow {
+                    conversation: c.id.clone(),
+                });
+            }
             if c.state == ConversationState::Active && self.rules.inactivity_close_ms > 0 {
                 if let Some(since) = c.routing.inactive_since {
                     if now >= since.saturating_add(self.rules.inactivity_close_ms) {
@@ -202,6 +208,7 @@ impl Floor {
             Timer::Inactivity { conversation } => self.inactivity_timer(conversation, now),
             Timer::Survey { entry_point, customer } => self.survey_timer(entry_point, customer, now),
             Timer::Places { queue } => self.place_timer(queue, now),
+            Timer::Overflow { conversation } => self.overflow_timer(conversation, now),
         }
     }
 
