@@ -281,7 +281,7 @@ impl Sim {
                         wait_limit: s.wait_limit,
                         service_level_ms: None,
                         // Queue 0 tells its waiting customers their place in line.
-                        place_updates: (q == 0).then(place_updates),
+                        place_updates: (q == 0).then(|| Box::new(place_updates())),
                         overflow: None,
                     },
                     now,

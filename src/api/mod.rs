@@ -321,7 +321,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 survey: q.survey.clone().map(std::sync::Arc::new),
                 wait_limit: q.wait_limit.clone(),
                 service_level_ms: q.service_level_ms,
-                place_updates: q.place_updates.clone(),
+                place_updates: q.place_updates.clone().map(Box::new),
                 overflow: None,
             })
             .await;

@@ -79,7 +79,7 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             survey: body.survey.map(|s| std::sync::Arc::new(s.into())),
             wait_limit: body.wait_limit.map(Into::into),
             service_level_ms: body.service_level_ms,
-            place_updates: body.place_updates.map(Into::into),
+            place_updates: body.place_updates.map(|p| Box::new(p.into())),
             overflow: body.overflow.map(|o| Box::new(o.into())),
         })
         .await?

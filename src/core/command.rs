@@ -37,8 +37,9 @@ pub enum Command {
         wait_limit: Option<super::queue::WaitLimit>,
         /// The service level threshold (`None`: the default).
         service_level_ms: Option<u64>,
-        /// Messages to waiting customers about their place in line (`None`: none).
-        place_updates: Option<super::place::PlaceUpdates>,
+        /// Messages to waiting customers about their place in line (`None`: none). Boxed
+        /// like `overflow`, for the size of a command.
+        place_updates: Option<Box<super::place::PlaceUpdates>>,
         /// Where conversations that waited too long go (`None`: they stay); the target
         /// queue must exist. Boxed, as every queue setting should be: a command is moved
         /// whole through the engine's channels, and its size is its largest variant's.
@@ -634,7 +635,7 @@ impl Floor {
                     self.set_survey(&id, survey)?;
                 }
                 if place_updates.is_some() {
-                    self.set_place_updates(&id, place_updates, now)?;
+                    self.set_place_updates(&id, place_updates.map(|p| *p), now)?;
                 }
                 if overflow.is_some() {
                     self.set_overflow(&id, overflow, now)?;

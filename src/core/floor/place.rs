@@ -159,7 +159,7 @@ mod tests {
                 survey: None,
                 wait_limit: None,
                 service_level_ms: None,
-                place_updates: Some(settings()),
+                place_updates: Some(Box::new(settings())),
                 overflow: None,
             },
             T0,
