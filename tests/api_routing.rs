@@ -560,7 +560,7 @@ async fn business_hours_answer_a_customer_who_writes_while_the_queue_is_closed()
         .await
         .expect(201);
     assert_eq!(q["hours"], hours);
-    let ann = s.agent("ann", "Ann", &["nights"]).await;
+    let ann = s.agent_with_capacity("ann", "Ann", &["nights"], 2).await;
     s.post(
         "/api/v1/entry-points",
         ADMIN,
@@ -605,7 +605,22 @@ async fn business_hours_answer_a_customer_who_writes_while_the_queue_is_closed()
         .expect_error(403, "forbidden");
     assert_eq!(s.get(path, ADMIN).await.expect(200)["hours"], hours);
 
-    // `wait`: told, then routed as usual (an available agent may still serve it).
+    // `hold`: told, and it waits for the opening: Ann is available, nothing is offered.
+    let mut holding = hours.clone();
+    holding["outside_hours"] = json!("hold");
+    let q = s
+        .call("PATCH", path, Some(ADMIN), Some(json!({ "hours": holding })))
+        .await
+        .expect(200);
+    assert_eq!(q["hours"]["outside_hours"], "hold");
+    let held = write("c0").await.expect(201);
+    assert_eq!(held["state"], "queued", "{held}");
+    assert_eq!(texts(&held), ["Hello?", "We are closed; write again from 09:00."]);
+    assert_eq!(s.agent_detail("ann").await["offers"], json!([]), "nothing offered");
+    assert_eq!(s.get(path, ADMIN).await.expect(200)["waiting"], 1);
+
+    // `wait`: told, then routed as usual (an available agent may still serve it); the
+    // change applies at once, so the held one is offered now.
     let mut waiting = hours.clone();
     waiting["outside_hours"] = json!("wait");
     let q = s
@@ -613,6 +628,7 @@ async fn business_hours_answer_a_customer_who_writes_while_the_queue_is_closed()
         .await
         .expect(200);
     assert_eq!(q["hours"]["outside_hours"], "wait");
+    assert_eq!(s.conversation(&id_of(&held)).await["state"], "offered");
     let told = write("c2").await.expect(201);
     assert_eq!(texts(&told), ["Hello?", "We are closed; write again from 09:00."]);
     assert_ne!(told["state"], "ended", "{told}");

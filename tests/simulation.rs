@@ -164,7 +164,7 @@ fn hours(outside_hours: switchboard::core::hours::OutsideHours) -> switchboard::
 }
 
 /// What each queue is given beyond its steps (issue 26 items 1 and 3): queue 1 has hours
-/// and lets customers wait, queue 2 has hours and closes on them, queue 3 refuses past
+/// and holds its line while closed (nothing offered), queue 2 has hours and closes on them, queue 3 refuses past
 /// two waiting, and queues 1, 3 and 4 overflow (3 and 4 into each other, 1 into the
 /// closing queue 2, which must take it all the same).
 struct QueueSettings {
@@ -183,7 +183,7 @@ fn settings(q: usize, rng: &mut StdRng) -> QueueSettings {
     };
     match q {
         1 => QueueSettings {
-            hours: Some(std::sync::Arc::new(hours(OutsideHours::Wait))),
+            hours: Some(std::sync::Arc::new(hours(OutsideHours::Hold))),
             wait_limit: None,
             overflow: overflow(2, rng),
         },
@@ -1107,6 +1107,27 @@ fn check_arrivals(sim: &mut Sim, effects: &[Effect], violations: &mut Vec<String
                 };
                 *sim.stats.entry(stat).or_default() += 1;
             }
+            // Nothing waiting in a queue closed with `hold` hours is offered.
+            Effect::Observe(Observation::Offered {
+                conversation,
+                kind: OfferKind::New,
+                ..
+            }) => {
+                let queue = sim.floor.conversation(conversation).map(|c| c.queue.clone());
+                let hours = queue
+                    .as_deref()
+                    .and_then(|q| sim.floor.queue(q))
+                    .and_then(|q| q.hours.clone());
+                if let Some(h) = hours.filter(|h| h.outside_hours == OutsideHours::Hold) {
+                    if h.is_open(sim.now) {
+                        *sim.stats.entry("offered from a held queue while open").or_default() += 1;
+                    } else {
+                        violations.push(format!(
+                            "hold: {conversation} offered from {queue:?} while it is closed"
+                        ));
+                    }
+                }
+            }
             Effect::Observe(Observation::Overflowed { conversation, from, to }) => {
                 *sim.stats.entry("overflowed").or_default() += 1;
                 let named = sim
@@ -1182,6 +1203,7 @@ fn invariants_hold_under_random_schedules() {
         "refused as full",
         "waited while closed",
         "overflowed",
+        "offered from a held queue while open",
     ] {
         assert!(
             totals.get(must).copied().unwrap_or(0) > 0,

@@ -415,8 +415,10 @@ impl From<WaitLimitDto> for core::queue::WaitLimit {
 
 /// A queue's business hours (docs/API-NOTES.md "Business hours"): weekly opening times
 /// in `time_zone` (wall clock), dated exceptions, and what a customer who writes while the
-/// queue is closed gets: `closed_reply` at once, then a wait in the queue (`wait`) or the
-/// end of the conversation (`close`, reason `outside_hours`).
+/// queue is closed gets: `closed_reply` at once, then a wait in the queue (`wait`: agents
+/// who are available may still serve it), a wait for the opening (`hold`: the queue
+/// offers nothing while closed) or the end of the conversation (`close`, reason
+/// `outside_hours`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoursDto {
@@ -428,7 +430,7 @@ pub struct HoursDto {
     #[serde(default)]
     pub exceptions: Vec<DatedHoursDto>,
     pub closed_reply: String,
-    /// `wait` (default) or `close`.
+    /// `wait` (default), `hold` or `close`.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub outside_hours: core::hours::OutsideHours,

@@ -663,7 +663,11 @@ impl Floor {
                 if let Some(Some(o)) = &overflow {
                     self.check_overflow(&queue, o)?;
                 }
+                let hours_given = hours.is_some();
                 self.update_queue(&queue, hours, wait_limit, service_level_ms)?;
+                if hours_given {
+                    self.hours_changed(&queue, now);
+                }
                 if let Some(p) = place_updates {
                     self.set_place_updates(&queue, p, now)?;
                 }

@@ -30,6 +30,7 @@ enum Slot {
     Survey(String, String),
     Places(String),
     Overflow(String),
+    Opening(String),
 }
 
 impl Slot {
@@ -42,6 +43,7 @@ impl Slot {
             Timer::Survey { entry_point, customer } => Slot::Survey(entry_point.clone(), customer.clone()),
             Timer::Places { queue } => Slot::Places(queue.clone()),
             Timer::Overflow { conversation } => Slot::Overflow(conversation.clone()),
+            Timer::Opening { queue } => Slot::Opening(queue.clone()),
         }
     }
 }

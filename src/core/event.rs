@@ -202,6 +202,9 @@ pub enum Timer {
     /// When a waiting conversation overflows from its queue (`queue::Overflow`); at most
     /// one per conversation, armed when it enters a queue that overflows.
     Overflow { conversation: ConversationId },
+    /// A held queue (closed with `hold` hours) looks whether it opened: at each minute
+    /// while it is held (opening times are whole minutes); one per queue.
+    Opening { queue: QueueId },
 }
 
 /// Something the shell must do.

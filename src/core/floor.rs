@@ -595,6 +595,7 @@ fn next_routing_deadline(c: &Conversation) -> Option<Millis> {
 }
 
 mod admin;
+mod hold;
 mod lifecycle;
 mod notes;
 mod overflow;

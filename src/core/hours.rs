@@ -1,8 +1,9 @@
 //! Business hours of a queue (docs/API-NOTES.md "Business hours"): weekly opening times
 //! in a time zone, dated exceptions (holidays, special openings), and what a customer who
 //! writes while the queue is closed gets: a reply, then either a wait in the queue for an
-//! agent (`wait`, the default: agents who are available may still serve it) or the end
-//! of the conversation (`close`).
+//! agent (`wait`, the default: agents who are available may still serve it), a wait for
+//! the opening (`hold`: the queue offers nothing while it is closed) or the end of the
+//! conversation (`close`).
 //!
 //! Times are the queue's wall clock: "09:00" in `Europe/Paris` is 09:00 in Paris on both
 //! sides of a daylight-saving change. An instant always has one wall-clock time, so the
@@ -70,6 +71,9 @@ pub enum OutsideHours {
     Wait,
     /// It ends at once, with reason `outside_hours`.
     Close,
+    /// It waits for the opening: while the queue is closed nothing waiting in it is
+    /// offered (whenever it arrived), and at the opening the line is served in its order.
+    Hold,
 }
 
 /// The reason a conversation closed by [`OutsideHours::Close`] ends with.
@@ -128,6 +132,11 @@ impl Hours {
     /// Whether the queue is open at `at`. Hours that [`check`] refuses are never closed
     /// (they cannot be set; this keeps a stored record that a later build reads
     /// differently from turning customers away).
+    /// Whether a queue with these hours offers nothing at `at`: `hold`, and closed.
+    pub fn holds_at(&self, at: Millis) -> bool {
+        self.outside_hours == OutsideHours::Hold && !self.is_open(at)
+    }
+
     pub fn is_open(&self, at: Millis) -> bool {
         let Ok(tz) = zone(&self.time_zone) else {
             return true;

@@ -143,6 +143,10 @@ pub fn check(f: &Floor) -> Vec<String> {
                 c.id, c.queue
             ));
         }
+        // A held queue (closed with `hold` hours) offers nothing while it is closed.
+        if f.queue(&c.queue).is_some_and(|q| q.held) {
+            continue;
+        }
         if let Some(a) = f.agents().find(|a| could_take(a, c)) {
             v.push(format!(
                 "4: conversation {} waits in {} while agent {} is eligible",

@@ -50,6 +50,11 @@ pub struct Queue {
     /// item 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overflow: Option<Overflow>,
+    /// Closed with `hold` hours, so nothing waiting in it is offered: its conversations
+    /// are out of the routing index (`floor/hold.rs`). Derived from the hours and the
+    /// clock, so not stored.
+    #[serde(skip)]
+    pub held: bool,
 }
 
 /// A queue's overflow: a conversation that has waited `after_ms` in the queue (since it
@@ -137,6 +142,7 @@ impl Queue {
             service_level_ms: None,
             place_updates: None,
             overflow: None,
+            held: false,
         }
     }
 
@@ -154,6 +160,7 @@ impl Queue {
             service_level_ms: self.service_level_ms,
             place_updates: self.place_updates.clone(),
             overflow: self.overflow.clone(),
+            held: false,
         }
     }
 

@@ -163,7 +163,7 @@ impl Floor {
         let (reply, close) = match (closed, full) {
             (Some((reply, OutsideHours::Close)), _) => (Some(reply), Some(OUTSIDE_HOURS_REASON)),
             (_, Some(reply)) => (Some(reply), Some(QUEUE_FULL_REASON)),
-            (Some((reply, OutsideHours::Wait)), None) => (Some(reply), None),
+            (Some((reply, OutsideHours::Wait | OutsideHours::Hold)), None) => (Some(reply), None),
             (None, None) => (None, None),
         };
         if let Some(reply) = reply {

@@ -27,20 +27,19 @@ impl Floor {
             return;
         };
         let key = queue_key(c);
-        let mut sweeps = false;
+        let (mut sweeps, mut held) = (false, false);
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.waiting.insert(key, conversation.into());
             sweeps = q.place_updates.is_some();
+            held = q.held;
         }
         // A queue that tells its customers their place sweeps while anything waits
         // (`place.rs`); most queues do not, and pay nothing for it.
         let sweeping = sweeps.then(|| c.queue.clone());
-        let candidates = self.group_candidates(&c.queue, &c.routing.requirements);
-        let agents = &self.agents;
-        self.index.wait(
-            waiting_view(c),
-            candidates.iter().filter_map(|id| agents.get(id)).map(view),
-        );
+        // A held queue's line stays out of the index until it opens (`hold.rs`).
+        if !held {
+            self.index_waiting(conversation);
+        }
         self.arm_routing_deadline(conversation);
         self.arm_overflow(conversation);
         self.journal.conversation_changed(conversation);
@@ -48,6 +47,27 @@ impl Floor {
             self.arm_place_sweep(&queue, now);
         }
         self.touched_conversations.push(conversation.into());
+    }
+
+    /// Puts waiting conversation `conversation` in the routing index.
+    pub(super) fn index_waiting(&mut self, conversation: &str) {
+        let Some(c) = self.conversations.get(conversation) else {
+            return;
+        };
+        let candidates = self.group_candidates(&c.queue, &c.routing.requirements);
+        let agents = &self.agents;
+        self.index.wait(
+            waiting_view(c),
+            candidates.iter().filter_map(|id| agents.get(id)).map(view),
+        );
+    }
+
+    /// Takes waiting conversation `conversation` out of the routing index (it stays in
+    /// its queue's line).
+    pub(super) fn unindex_waiting(&mut self, conversation: &str) {
+        if let Some(c) = self.conversations.get(conversation) {
+            self.index.unwait(waiting_view(c));
+        }
     }
 
     pub(super) fn dequeue(&mut self, conversation: &str) {
@@ -316,10 +336,14 @@ impl Floor {
     pub(super) fn route(&mut self, now: Millis) {
         loop {
             if let Some(id) = self.touched_conversations.pop() {
-                let target = match self.conversations.get(&id) {
-                    Some(c) if c.state == ConversationState::Queued => self.best_agent(c),
-                    _ => None,
+                let queue = match self.conversations.get(&id) {
+                    Some(c) if c.state == ConversationState::Queued => c.queue.clone(),
+                    _ => continue,
                 };
+                if !self.may_offer_from(&queue, now) {
+                    continue;
+                }
+                let target = self.conversations.get(&id).and_then(|c| self.best_agent(c));
                 if let Some(agent) = target {
                     self.make_offer(
                         &id,
@@ -335,6 +359,15 @@ impl Floor {
             }
             if let Some(agent) = self.touched_agents.pop() {
                 while let Some((conv, target)) = self.next_match_for(&agent) {
+                    let queue = self
+                        .conversations
+                        .get(&conv)
+                        .map(|c| c.queue.clone())
+                        .unwrap_or_default();
+                    if !self.may_offer_from(&queue, now) {
+                        // That queue is held now, its line out of the index: look again.
+                        continue;
+                    }
                     self.make_offer(
                         &conv,
                         &target,

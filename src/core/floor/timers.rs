@@ -193,6 +193,12 @@ impl Floor {
                 customer: p.customer.clone(),
             });
         }
+        // A held queue that opened (its hold ends at the minute's deadline).
+        for q in self.queues.values() {
+            if q.held && !q.hours.as_ref().is_some_and(|h| h.holds_at(now)) {
+                out.push(Timer::Opening { queue: q.id.clone() });
+            }
+        }
         out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         out
     }
@@ -209,6 +215,7 @@ impl Floor {
             Timer::Survey { entry_point, customer } => self.survey_timer(entry_point, customer, now),
             Timer::Places { queue } => self.place_timer(queue, now),
             Timer::Overflow { conversation } => self.overflow_timer(conversation, now),
+            Timer::Opening { queue } => self.opening_timer(queue, now),
         }
     }
 
