@@ -93,6 +93,7 @@ fn main() {
             name: "Support".into(),
             routing_steps: Vec::new(),
             hours: None,
+            survey: None,
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,

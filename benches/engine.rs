@@ -40,6 +40,7 @@ fn floor_with_waiting(waiting: usize) -> (Floor, u64) {
             name: "Queue".into(),
             routing_steps: Vec::new(),
             hours: None,
+            survey: None,
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,

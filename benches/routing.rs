@@ -117,6 +117,7 @@ fn queue(f: &mut Floor, id: &str) {
             name: id.into(),
             routing_steps: Vec::new(),
             hours: None,
+            survey: None,
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,

@@ -561,6 +561,10 @@ pub struct QueueConfig {
     /// created, like the rest of it; `PATCH /api/v1/queues/{id}` changes them later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<crate::core::hours::Hours>,
+    /// The satisfaction survey after a served conversation (docs/API-NOTES.md
+    /// "Satisfaction"; set at first creation too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<crate::core::survey::Survey>,
     /// The most conversations that may wait, and what a customer past it is told (set at
     /// first creation too).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -52,6 +52,7 @@ fn start_router(
     floor.resume_outbox(snapshot.outbox);
     floor.restore_supervision(snapshot.supervisors, snapshot.audit);
     floor.restore_canned(snapshot.canned);
+    floor.restore_surveys(snapshot.surveys);
     let last_event = snapshot.webhook_events.last().map(|e| e.seq);
     floor.restore_webhooks(crate::core::webhooks::Subscriptions::restore(
         snapshot.webhooks.clone(),
@@ -505,6 +506,7 @@ impl Engine {
                 name: name.into(),
                 routing_steps,
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
@@ -560,8 +562,20 @@ impl Engine {
     }
 
     async fn conversation_reply(&self, cmd: Command) -> Result<Conversation, EngineError> {
-        match self.exec(cmd).await? {
+        let reply = self.exec(cmd).await?;
+        self.conversation_of(reply).await
+    }
+
+    /// The conversation a command's answer names: carried whole, or by its id when the
+    /// floor no longer holds it (a customer's answer to a satisfaction survey of a
+    /// complete conversation), then read back as it is stored.
+    pub async fn conversation_of(&self, reply: Reply) -> Result<Conversation, EngineError> {
+        match reply {
             Reply::Conversation(c) => Ok(*c),
+            Reply::ConversationId(id) => self
+                .conversation(&id)
+                .await?
+                .ok_or(EngineError::Core(CoreError::UnknownConversation(id))),
             r => Err(unexpected("conversation", &r)),
         }
     }

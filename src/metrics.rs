@@ -167,6 +167,12 @@ pub static SUPERVISOR_SOCKETS: LazyLock<IntGauge> = LazyLock::new(|| {
 });
 counter!(CONFERENCES, "switchboard_conferences_total", "Conferences joined.", &[]);
 counter!(
+    RATINGS,
+    "switchboard_ratings_total",
+    "Satisfaction ratings customers gave, by rating (1 to 5).",
+    &["rating"]
+);
+counter!(
     ENDS,
     "switchboard_conversations_ended_total",
     "Conversations ended, by reason.",
@@ -421,6 +427,7 @@ pub fn observe(o: &Observation) {
             }
         }
         Observation::Audited(e) => PRESENCE_SET.with_label_values(&[e.by.reason()]).inc(),
+        Observation::Rated { rating, .. } => RATINGS.with_label_values(&[&rating.to_string()]).inc(),
     }
 }
 
@@ -457,6 +464,9 @@ pub fn init<'a>(wrapup_reasons: impl IntoIterator<Item = &'a str>, queues: impl 
     SUPERVISOR_TICKS.with_label_values(&[]);
     LazyLock::force(&SUPERVISOR_SOCKETS);
     CONFERENCES.with_label_values(&[]);
+    for rating in ["1", "2", "3", "4", "5"] {
+        RATINGS.with_label_values(&[rating]);
+    }
     RECOVERIES.with_label_values(&[]);
     DESKTOPS_REFUSED.with_label_values(&[]);
     SUPERVISOR_SOCKETS_REFUSED.with_label_values(&[]);

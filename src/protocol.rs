@@ -522,6 +522,7 @@ impl QueueFigures {
             agents_available: self.agents_available,
             routing_steps: self.routing_steps.clone(),
             hours: self.hours.clone(),
+            survey: None,
             wait_limit: self.wait_limit.clone(),
             service_level_ms: self.service_level_ms,
             place_updates: None,

@@ -233,7 +233,8 @@ fn supervisor_page_in_chromium() {
 /// zone of its own and reads "Offered 4", "Answered 3", "Abandoned 1", "Service level 50%"
 /// and a 90th percentile wait of Erin's; four charts, each an image named by its figures;
 /// the busy intervals adding up to the totals; Ann and Bob in the agent table with what
-/// they handled; the same totals by the day and by the quarter hour, nothing in another
+/// they handled; Carol's answer to Sales' satisfaction survey in the Ratings table ("4 of
+/// 5", served by Ann; none in another queue); the same totals by the day and by the quarter hour, nothing in another
 /// queue, a first day after the last refused in words; and Export CSV saves
 /// `switchboard-conversations-<today>.csv` with the header and the four conversations.
 /// No page error and no Content-Security-Policy violation on the way.

@@ -556,3 +556,87 @@ async fn internal_notes_never_reach_the_send_api() {
     assert_eq!(notes.len(), 2, "{c}");
     assert!(notes.iter().all(|m| m.get("delivery").is_none()), "{notes:?}");
 }
+
+/// Satisfaction on Messenger (docs/API-NOTES.md "Satisfaction"), with the survey in the
+/// config file's `[[queues]]` (its Messenger texts): Ann serves Jane and ends the chat;
+/// the Send API gets the question with the quick replies "1" to "5". Ann wraps up (the
+/// conversation is complete and leaves the floor); Jane taps "4": the webhook reads the
+/// quick reply's payload, the rating lands on the record, the thanks reach the Send API,
+/// and no conversation opens.
+#[actix_web::test]
+async fn a_rating_comes_back_as_a_quick_reply() {
+    use figment::providers::{Format, Toml};
+    let survey: switchboard::core::survey::Survey = figment::Figment::from(Toml::string(
+        r#"
+        window_ms = 600000
+        [templates.default]
+        question = "How did we do? Answer 1 to 5."
+        thanks = "Thank you."
+        [templates.messenger]
+        question = "How did we do? Tap a number."
+        thanks = "Thanks, that helps us."
+        "#,
+    ))
+    .extract()
+    .expect("a survey in TOML");
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let url = fake.url();
+    let s = TestServer::with(move |c| {
+        messenger_config(c, &url);
+        c.queues[0].survey = Some(survey);
+    })
+    .await;
+    let (mut desk, cid) = accepted(&s, PSID).await;
+    let r = desk.command(json!({"type": "end", "conversation_id": cid})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let asked = fake
+        .wait_until(WAIT, |r| {
+            r.iter()
+                .any(|r| r.answered == 200 && r.body["message"]["text"] == "How did we do? Tap a number.")
+        })
+        .await;
+    let question = asked
+        .iter()
+        .find(|r| r.body["message"]["text"] == "How did we do? Tap a number.")
+        .expect("the question");
+    let replies: Vec<(String, String)> = question.body["message"]["quick_replies"]
+        .as_array()
+        .expect("quick replies")
+        .iter()
+        .map(|q| {
+            assert_eq!(q["content_type"], "text", "{q}");
+            (
+                q["title"].as_str().unwrap_or_default().to_string(),
+                q["payload"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        (1..=5)
+            .map(|n| (n.to_string(), format!("SWITCHBOARD_RATING_{n}")))
+            .collect::<Vec<_>>()
+    );
+    let r = desk
+        .command(json!({"type": "wrapup", "conversation_id": cid, "reason": "resolved"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(conversations_held(&s).await, 0, "complete: only the store has it");
+
+    let mut tap = text(PSID, "m-rating", "4");
+    tap["message"]["quick_reply"] = json!({"payload": "SWITCHBOARD_RATING_4"});
+    deliver(&s.client, &s.base, &page_event(&[(PAGE_ID, vec![tap])])).await;
+    fake.wait_until(WAIT, |r| {
+        r.iter()
+            .any(|r| r.answered == 200 && r.body["message"]["text"] == "Thanks, that helps us.")
+    })
+    .await;
+    assert_eq!(conversations_held(&s).await, 0, "the answer opened no conversation");
+    let records = s.get("/api/v1/reports/conversations", ADMIN).await.expect(200);
+    assert_eq!(records["records"][0]["id"], json!(cid));
+    assert_eq!(records["records"][0]["satisfaction"]["rating"], 4, "{records}");
+    let c = s.conversation(&cid).await;
+    let n = c["transcript"].as_array().map_or(0, Vec::len);
+    assert_eq!(c["transcript"][n - 2]["text"], "4", "{c}");
+    assert_eq!(c["transcript"][n - 1]["text"], "Thanks, that helps us.", "{c}");
+}

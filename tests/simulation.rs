@@ -17,7 +17,10 @@
 //! with the live one, and the run goes on from the rebuilt floor. The first half of
 //! invariant 10 too: each conversation that finishes has exactly one record in the store,
 //! the one its final state gives, and at the end of a run the store holds one record per
-//! finished conversation and no other.
+//! finished conversation and no other. Satisfaction surveys too (queue 1 asks, and a
+//! customer's message is sometimes a rating): no conversation is rated twice, a rating is
+//! only ever on the record of a conversation that was rated, and pending surveys come
+//! back whole from the store at each crash.
 //!
 //! Every command goes through `Floor::execute`, the dispatch production's router runs,
 //! and a command on a conversation the floor let go of is refused from the store's copy
@@ -29,7 +32,7 @@
 //! `SIM_SEEDS=N` runs N seeds (default 400), `SIM_STEPS=N` steps per seed (default 600),
 //! `SIM_SEED=S` replays one seed. A failure prints its seed and the last steps.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -59,6 +62,8 @@ struct Sim {
     /// Finished conversations that left the floor without the store having their final
     /// state (found by `commit`, reported by the next check).
     problems: Vec<String>,
+    /// The conversations a customer rated (issue 26 item 7): each once.
+    rated: BTreeSet<String>,
     /// How many conversations waited in each queue before the current operation (a
     /// customer who opens one more in a full queue is refused).
     before: BTreeMap<String, usize>,
@@ -223,11 +228,25 @@ fn place_updates() -> switchboard::core::place::PlaceUpdates {
     }
 }
 
+/// A satisfaction survey (issue 26 item 7) with a window of a few minutes of the
+/// simulation's clock, so that some surveys are answered, some dropped, some expire.
+fn survey() -> switchboard::core::survey::Survey {
+    let texts = switchboard::core::survey::SurveyTexts {
+        question: "RATE 1 to 5".into(),
+        thanks: "THANKS".into(),
+    };
+    switchboard::core::survey::Survey {
+        templates: [("default".to_string(), texts)].into_iter().collect(),
+        window_ms: 120_000,
+    }
+}
+
 /// A change of queue `q`'s overflow alone.
 fn update_overflow(q: usize, overflow: Option<switchboard::core::queue::Overflow>) -> Command {
     Command::UpdateQueue {
         queue: format!("q{q}"),
         hours: None,
+        survey: None,
         wait_limit: None,
         service_level_ms: None,
         place_updates: None,
@@ -256,10 +275,13 @@ impl Sim {
                         name: format!("Queue {q}"),
                         routing_steps: steps(&mut rng),
                         hours: s.hours,
+                        // Queue 1 asks its served customers for a rating; a customer's
+                        // next message is sometimes one (below).
+                        survey: (q == 1).then(|| Arc::new(survey())),
                         wait_limit: s.wait_limit,
                         service_level_ms: None,
                         // Queue 0 tells its waiting customers their place in line.
-                        place_updates: (q == 0).then(place_updates),
+                        place_updates: (q == 0).then(|| Box::new(place_updates())),
                         overflow: None,
                     },
                     now,
@@ -318,6 +340,7 @@ impl Sim {
             log: VecDeque::new(),
             stats: BTreeMap::new(),
             problems: Vec::new(),
+            rated: BTreeSet::new(),
             before: BTreeMap::new(),
         };
         sim.commit();
@@ -360,7 +383,13 @@ impl Sim {
                     continue;
                 }
             };
-            if mine.len() != 1 || Some(&mine[0]) != ConversationRecord::of(&c).as_ref() {
+            // A rating is kept beside the record (the customer may have answered while
+            // the wrap-up was owed); `records_once` checks ratings apart.
+            let unrated = |r: &ConversationRecord| ConversationRecord {
+                satisfaction: None,
+                ..r.clone()
+            };
+            if mine.len() != 1 || Some(unrated(&mine[0])) != ConversationRecord::of(&c) {
                 self.problems
                     .push(format!("10: {} finished with the records {mine:?}", c.id));
             }
@@ -379,6 +408,17 @@ impl Sim {
         let mut ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
+        // Every rating is on its record once the conversation is complete, and on no
+        // other: at most as many rated records as answers.
+        let rated = page.records.iter().filter(|r| r.satisfaction.is_some()).count();
+        if page
+            .records
+            .iter()
+            .any(|r| r.satisfaction.is_some() && !self.rated.contains(&r.id))
+            || rated > self.rated.len()
+        {
+            return Err(format!("10: {rated} rated records for {} answers", self.rated.len()));
+        }
         if ids.len() != page.records.len() || page.records.len() != evicted {
             return Err(format!(
                 "10: {} records of {} conversations for {evicted} finished ones",
@@ -479,10 +519,14 @@ impl Sim {
                     routing_steps: self.rng.gen_bool(0.1).then(|| steps(&mut self.rng)),
                     last_owner: None,
                 };
+                // Every fourth customer writes a rating: the answer to a pending survey, or
+                // a message. Chosen without the generator, so that the schedules of every
+                // other rule stay those of the seeds without surveys.
+                let text = if customer % 4 == 1 { "4" } else { "hello" };
                 let r = self.exec(Command::CustomerMessage {
                     entry_point: ep.clone(),
                     customer: c,
-                    text: "hello".into(),
+                    text: text.into(),
                     channel: Channel::Rest,
                     open,
                 });
@@ -738,6 +782,8 @@ impl Sim {
             snapshot.counters,
             self.now,
         );
+        let mut recovered = recovered;
+        recovered.restore_surveys(snapshot.surveys);
         compare(&self.floor, &recovered)?;
         self.floor = recovered;
         self.floor
@@ -787,6 +833,19 @@ fn compare(live: &Floor, recovered: &Floor) -> Result<(), String> {
     }
     if live.conversations().count() != recovered.conversations().count() {
         return Err("recovered floor has extra conversations".into());
+    }
+    // Pending surveys are durable: the same ones, whole.
+    let surveys = |f: &Floor| {
+        let mut v: Vec<_> = f.pending_surveys().cloned().collect();
+        v.sort_by(|a, b| (&a.entry_point, &a.customer).cmp(&(&b.entry_point, &b.customer)));
+        v
+    };
+    if surveys(live) != surveys(recovered) {
+        return Err(format!(
+            "pending surveys differ after recovery:\n live {:?}\n rec  {:?}",
+            surveys(live),
+            surveys(recovered)
+        ));
     }
     Ok(())
 }
@@ -956,6 +1015,13 @@ fn check_offers(sim: &mut Sim) -> Vec<String> {
                 ));
             }
             _ => {}
+        }
+        // One answer per conversation (issue 26 item 7).
+        if let Effect::Observe(Observation::Rated { conversation, .. }) = e {
+            *sim.stats.entry("rated").or_default() += 1;
+            if !sim.rated.insert(conversation.clone()) {
+                violations.push(format!("satisfaction: {conversation} rated twice"));
+            }
         }
         if let Effect::Observe(Observation::Ended { reason, .. }) = e {
             if reason == "customer_inactive" {

@@ -34,6 +34,7 @@ fn record(id: &str, arrived_at: u64, outcome: Outcome) -> ConversationRecord {
         wrapup_reason: None,
         rona_count: 0,
         transfers: 0,
+        satisfaction: None,
     }
 }
 
@@ -335,4 +336,164 @@ fn records_are_per_tenant_and_restored_from_a_backup() {
     let store = SledStore::open(&restored, SledOptions::default()).expect("restored store");
     assert_eq!(all(&store), ["c-1"]);
     assert_eq!(all(&store.tenant("acme").expect("tenant acme")), ["c-9"]);
+}
+
+/// Satisfaction in both stores (docs/STORE.md "Ratings and pending surveys"): a rating
+/// kept before its record is written and one kept after both read back with their record,
+/// once, also through a text search, the index by customer and the `rated` filter; a pending survey reads back
+/// at start and is gone once removed; the retention of reports takes old ratings with
+/// their records; and all of it outlives a reopen.
+#[test]
+fn ratings_join_their_records_whenever_they_come_and_pending_surveys_reload() {
+    use switchboard::core::survey::{PendingSurvey, Satisfaction};
+    use switchboard::store::MemoryStore;
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let day = 86_400_000;
+    let now = 10 * day;
+    let (old, young) = (now - 2 * day, now - day / 2);
+    let rated = |id: &str, at: u64, rating: u8| Change::Satisfaction {
+        arrived_at: at,
+        conversation: id.into(),
+        satisfaction: Satisfaction { rating, at: at + 5 },
+    };
+    let pending = |customer: &str| PendingSurvey {
+        conversation: "c-9".into(),
+        entry_point: "e1".into(),
+        customer: customer.into(),
+        channel: Channel::Messenger,
+        queue: "q1".into(),
+        agent: Some("a1".into()),
+        arrived_at: young,
+        asked_at: young + 1,
+        expires_at: young + day,
+        next_seq: 4,
+        thanks: "Thanks".into(),
+    };
+    let survey = |customer: &str, p: Option<PendingSurvey>| Change::Survey {
+        entry_point: "e1".into(),
+        customer: customer.into(),
+        pending: p.map(Box::new),
+    };
+    let batches = vec![
+        // The rating first, its record later (an answer while a wrap-up was owed).
+        vec![
+            rated("c-1", old, 2),
+            survey("u1", Some(pending("u1"))),
+            survey("u2", Some(pending("u2"))),
+        ],
+        vec![
+            Change::Record(Box::new(record("c-1", old, Outcome::Handled))),
+            Change::SearchText {
+                arrived_at: old,
+                conversation: "c-1".into(),
+                text: "refund".into(),
+            },
+            Change::Record(Box::new(record("c-2", young, Outcome::Handled))),
+            Change::Record(Box::new(record("c-3", young, Outcome::Handled))),
+        ],
+        // The record first, its rating later (an answer after the wrap-up).
+        vec![rated("c-2", young, 5), survey("u2", None)],
+    ];
+    let check = |store: &dyn Store, what: &str| {
+        let page = store
+            .records(&query(RecordFilter::default(), None, 10))
+            .expect("records");
+        let ratings: Vec<(String, Option<u8>)> = page
+            .records
+            .iter()
+            .map(|r| (r.id.clone(), r.satisfaction.map(|s| s.rating)))
+            .collect();
+        assert_eq!(
+            ratings,
+            [("c-1".into(), Some(2)), ("c-2".into(), Some(5)), ("c-3".into(), None)],
+            "{what}"
+        );
+        let found = store
+            .records(&query(
+                RecordFilter {
+                    words: vec!["refund".into()],
+                    ..Default::default()
+                },
+                None,
+                10,
+            ))
+            .expect("search");
+        assert_eq!(
+            found.records[0].satisfaction,
+            Some(Satisfaction { rating: 2, at: old + 5 }),
+            "{what}"
+        );
+        let by_customer = store
+            .records(&query(
+                RecordFilter {
+                    customer: Some("u-c-2".into()),
+                    ..Default::default()
+                },
+                None,
+                10,
+            ))
+            .expect("by customer");
+        assert_eq!(
+            by_customer.records[0].satisfaction.map(|s| s.rating),
+            Some(5),
+            "{what}: by customer"
+        );
+        let only = |rated| {
+            ids(
+                store,
+                &query(
+                    RecordFilter {
+                        rated: Some(rated),
+                        ..Default::default()
+                    },
+                    None,
+                    10,
+                ),
+            )
+            .0
+        };
+        assert_eq!(
+            (only(true), only(false)),
+            (vec!["c-1".to_string(), "c-2".into()], vec!["c-3".to_string()]),
+            "{what}"
+        );
+        let surveys = store.load().expect("load").surveys;
+        assert_eq!(surveys, [pending("u1")], "{what}");
+    };
+
+    let memory = MemoryStore::new();
+    for b in batches.clone() {
+        rt.block_on(memory.commit(b)).expect("commit");
+    }
+    check(&memory, "memory");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("data");
+    let options = || SledOptions {
+        retain_records: Some(Duration::from_millis(day)),
+        ..SledOptions::default()
+    };
+    let store = SledStore::open(&path, options()).expect("store");
+    for b in batches {
+        rt.block_on(store.commit(b)).expect("commit");
+    }
+    check(&store, "sled");
+    store.close();
+    drop(store);
+    let store = SledStore::open(&path, options()).expect("store reopens");
+    check(&store, "sled, reopened");
+    store.sweep(now).expect("sweep");
+    let page = store
+        .records(&query(RecordFilter::default(), None, 10))
+        .expect("records");
+    assert_eq!(page.records.len(), 2, "c-1 is past the retention");
+    // A record written again under c-1's key (it cannot be, but the key is reused by no
+    // one) would find no rating: the sweep took it with its record.
+    rt.block_on(store.commit(vec![Change::Record(Box::new(record("c-1", old, Outcome::Handled)))]))
+        .expect("commit");
+    let c1 = store
+        .records(&query(RecordFilter::default(), None, 10))
+        .expect("records");
+    assert_eq!(c1.records[0].id, "c-1");
+    assert_eq!(c1.records[0].satisfaction, None, "the old rating went with its record");
 }

@@ -237,6 +237,7 @@ fn floor_with_agent() -> switchboard::core::Floor {
             name: "One".into(),
             routing_steps: Vec::new(),
             hours: None,
+            survey: None,
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,

@@ -353,3 +353,54 @@ async fn events_survive_sigkill_and_are_delivered_after_a_restart() {
     assert_eq!(v["state"], "active", "{v}");
     p.kill();
 }
+
+/// `conversation.rated` (docs/WEBHOOKS.md): a customer's answer to the satisfaction
+/// survey goes out once, signed, after the conversation's other events, with the rating,
+/// the queue and the agent that served it.
+#[actix_rt::test]
+async fn a_rating_goes_out_as_conversation_rated() {
+    let s = server().await;
+    s.call(
+        "PATCH",
+        "/api/v1/queues/support",
+        Some(ADMIN),
+        Some(json!({"survey": {"templates": {"default": {"question": "1 to 5?", "thanks": "Thanks."}}}})),
+    )
+    .await
+    .expect(200);
+    let receiver = Receiver::start(any_port(), SECRET, false).expect("receiver");
+    subscribe(&s, &receiver.url, &["conversation.wrapped_up", "conversation.rated"]).await;
+    let agent = s.agent("a1", "Ann", &["support"]).await;
+    s.set_state(&agent, "available").await;
+    let id = lifecycle(&s, &agent, "u1").await;
+    let answered = s.customer_writes("u1", "Carol", "2").await;
+    assert_eq!(common::id_of(&answered), id);
+    assert!(
+        receiver.wait_until(WAIT, |got| got.len() >= 2).await,
+        "{:?}",
+        receiver.received()
+    );
+    let got = receiver.received();
+    assert_eq!(
+        by_conversation(&got).get(&id),
+        Some(&vec![
+            "conversation.wrapped_up".to_string(),
+            "conversation.rated".to_string()
+        ])
+    );
+    let rated = &got[1].body;
+    assert_eq!(rated["type"], "conversation.rated");
+    assert_eq!(
+        (
+            &rated["data"]["rating"],
+            &rated["data"]["queue_id"],
+            &rated["data"]["agent_id"]
+        ),
+        (&json!(2), &json!("support"), &json!("a1")),
+        "{rated}"
+    );
+    assert!(
+        rated["data"]["rated_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{rated}"
+    );
+}

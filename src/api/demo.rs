@@ -238,6 +238,12 @@ pub async fn write(app: web::Data<AppState>, req: HttpRequest, body: web::Json<W
             open: core::Opening::default(),
         })
         .await?;
+    // A satisfaction survey's answer names the rated conversation, which the floor may
+    // no longer hold (complete): read back whole.
+    let reply = match reply {
+        Reply::ConversationId(_) => Reply::Conversation(Box::new(state.engine.conversation_of(reply).await?)),
+        r => r,
+    };
     match reply {
         Reply::Conversation(c) => {
             let mut limits = limiter(&state);

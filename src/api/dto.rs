@@ -260,6 +260,9 @@ pub struct QueueDto {
     /// Business hours; absent: always open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<HoursDto>,
+    /// The satisfaction survey after a served conversation; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveyDto>,
     /// The most conversations that may wait; absent: no bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<WaitLimitDto>,
@@ -519,6 +522,10 @@ pub struct PatchQueue {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<HoursDto>, nullable)]
     pub hours: Option<Option<HoursDto>>,
+    /// The queue's satisfaction survey; null: none (questions asked stay pending).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<SurveyDto>, nullable)]
+    pub survey: Option<Option<SurveyDto>>,
     /// The queue's bound on waiting conversations; null: no bound.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<WaitLimitDto>, nullable)]
@@ -535,6 +542,73 @@ pub struct PatchQueue {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<OverflowDto>, nullable)]
     pub overflow: Option<Option<OverflowDto>>,
+}
+
+/// One channel's texts of a satisfaction survey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyTextsDto {
+    /// Asked at the end of a served conversation (1 to 1000 characters).
+    #[schema(max_length = 1000)]
+    pub question: String,
+    /// Sent once the customer answered (1 to 1000 characters).
+    #[schema(max_length = 1000)]
+    pub thanks: String,
+}
+
+/// A queue's satisfaction survey (docs/API-NOTES.md "Satisfaction"): the customer of a
+/// conversation an agent served to its end is asked for a rating from 1 to 5.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyDto {
+    /// By channel: `default` (required), `messenger`, `rest`.
+    pub templates: std::collections::BTreeMap<String, SurveyTextsDto>,
+    /// How long the question waits for its answer (1000 to 604800000; default 86400000).
+    #[serde(default)]
+    #[schema(minimum = 1000, maximum = 604800000)]
+    pub window_ms: Option<u64>,
+}
+
+impl From<&core::survey::Survey> for SurveyDto {
+    fn from(s: &core::survey::Survey) -> Self {
+        SurveyDto {
+            templates: s
+                .templates
+                .iter()
+                .map(|(k, t)| {
+                    (
+                        k.clone(),
+                        SurveyTextsDto {
+                            question: t.question.clone(),
+                            thanks: t.thanks.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            window_ms: Some(s.window_ms),
+        }
+    }
+}
+
+impl From<SurveyDto> for core::survey::Survey {
+    fn from(s: SurveyDto) -> Self {
+        core::survey::Survey {
+            templates: s
+                .templates
+                .into_iter()
+                .map(|(k, t)| {
+                    (
+                        k,
+                        core::survey::SurveyTexts {
+                            question: t.question,
+                            thanks: t.thanks,
+                        },
+                    )
+                })
+                .collect(),
+            window_ms: s.window_ms.unwrap_or(core::survey::DEFAULT_WINDOW_MS),
+        }
+    }
 }
 
 /// A field of a `PATCH` that is present, its value `null` or not (absent is `None`, by
@@ -596,6 +670,7 @@ impl From<&QueueStats> for QueueDto {
             agents_available: q.agents_available as u64,
             routing_steps: steps_dto(&q.routing_steps),
             hours: q.hours.as_deref().map(HoursDto::from),
+            survey: q.survey.as_deref().map(SurveyDto::from),
             wait_limit: q.wait_limit.as_ref().map(WaitLimitDto::from),
             service_level_ms: q.service_level_ms,
             place_updates: q.place_updates.as_deref().map(PlaceUpdatesDto::from),
@@ -954,6 +1029,9 @@ pub struct CreateQueue {
     /// Business hours; absent: always open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<HoursDto>,
+    /// The satisfaction survey after a served conversation; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveyDto>,
     /// The most conversations that may wait; absent: no bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<WaitLimitDto>,

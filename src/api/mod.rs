@@ -318,9 +318,10 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 name: q.name.clone(),
                 routing_steps: q.routing_steps.clone(),
                 hours: q.hours.clone().map(std::sync::Arc::new),
+                survey: q.survey.clone().map(std::sync::Arc::new),
                 wait_limit: q.wait_limit.clone(),
                 service_level_ms: q.service_level_ms,
-                place_updates: q.place_updates.clone(),
+                place_updates: q.place_updates.clone().map(Box::new),
                 overflow: None,
             })
             .await;
@@ -337,6 +338,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
                 .exec(crate::engine::Command::UpdateQueue {
                     queue: q.id.clone(),
                     hours: None,
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,

@@ -57,6 +57,8 @@ pub struct RecordsQuery {
     /// Words the transcript holds, every one (whole words, any case; up to 8 words).
     #[param(min_length = 1, max_length = 200)]
     pub q: Option<String>,
+    /// `true`: only conversations the customer rated; `false`: only those not rated.
+    pub rated: Option<bool>,
 }
 
 /// How a conversation went.
@@ -124,6 +126,19 @@ pub struct ConversationRecordDto {
     pub wrapup_reason: Option<String>,
     pub rona_count: u32,
     pub transfers: u32,
+    /// The customer's rating (docs/API-NOTES.md "Satisfaction"); null: none (not asked,
+    /// not answered yet, or not answered).
+    pub satisfaction: Option<SatisfactionDto>,
+}
+
+/// A customer's rating of a conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SatisfactionDto {
+    /// 1 (poor) to 5 (great).
+    #[schema(minimum = 1, maximum = 5)]
+    pub rating: u8,
+    /// When the customer gave it.
+    pub at: DateTime<Utc>,
 }
 
 impl From<ConversationRecord> for ConversationRecordDto {
@@ -163,6 +178,10 @@ impl From<ConversationRecord> for ConversationRecordDto {
             wrapup_reason: r.wrapup_reason,
             rona_count: r.rona_count,
             transfers: r.transfers,
+            satisfaction: r.satisfaction.map(|s| SatisfactionDto {
+                rating: s.rating,
+                at: time(s.at),
+            }),
         }
     }
 }
@@ -255,6 +274,7 @@ impl RecordsQuery {
                 outcome,
                 customer,
                 words,
+                rated: self.rated,
             },
             after,
             limit,
@@ -320,7 +340,7 @@ fn wants_csv(req: &actix_web::HttpRequest) -> bool {
 const CSV_PAGE: usize = 500;
 
 /// The CSV columns, in order.
-const CSV_HEADER: [&str; 23] = [
+const CSV_HEADER: [&str; 25] = [
     "id",
     "channel",
     "entry_point",
@@ -344,6 +364,8 @@ const CSV_HEADER: [&str; 23] = [
     "handle_ms",
     "agent_wrapup_reasons",
     "guests",
+    "satisfaction",
+    "satisfaction_at",
 ];
 
 /// A text a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, a tab or a carriage
@@ -395,6 +417,8 @@ fn csv_row(r: &ConversationRecord) -> Vec<String> {
                 .map(|a| format!("{}={}", a.agent, a.wrapup_reason.as_deref().unwrap_or(""))),
         ),
         join(&mut r.agents.iter().filter(|a| a.guest).map(|a| a.agent.clone())),
+        r.satisfaction.map(|s| s.rating.to_string()).unwrap_or_default(),
+        csv_time(r.satisfaction.map(|s| s.at)),
     ]
 }
 

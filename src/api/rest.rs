@@ -76,9 +76,10 @@ pub async fn create_queue(state: Tenanted, caller: Caller, body: web::Json<Creat
             name: body.name,
             routing_steps: super::dto::steps(body.routing_steps),
             hours: body.hours.map(|h| std::sync::Arc::new(h.into())),
+            survey: body.survey.map(|s| std::sync::Arc::new(s.into())),
             wait_limit: body.wait_limit.map(Into::into),
             service_level_ms: body.service_level_ms,
-            place_updates: body.place_updates.map(Into::into),
+            place_updates: body.place_updates.map(|p| Box::new(p.into())),
             overflow: body.overflow.map(|o| Box::new(o.into())),
         })
         .await?
@@ -143,10 +144,11 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
         && b.service_level_ms.is_none()
         && b.place_updates.is_none()
         && b.overflow.is_none()
+        && b.survey.is_none()
     {
         return Err(ApiError::bad_request(
             "invalid_input",
-            "give hours, wait_limit, service_level_ms, place_updates or overflow (a value, or null)",
+            "give hours, wait_limit, service_level_ms, place_updates, overflow or survey (a value, or null)",
         ));
     }
     match state
@@ -154,6 +156,7 @@ pub async fn patch_queue(state: Tenanted, caller: Caller, path: web::Path<String
         .exec(Command::UpdateQueue {
             queue,
             hours: b.hours.map(|h| h.map(|h| std::sync::Arc::new(h.into()))),
+            survey: b.survey.map(|s| s.map(|s| std::sync::Arc::new(s.into()))),
             wait_limit: b.wait_limit.map(|l| l.map(Into::into)),
             service_level_ms: b.service_level_ms,
             place_updates: b.place_updates.map(|p| p.map(Into::into)),
@@ -499,10 +502,9 @@ pub async fn create_conversation(state: Tenanted, caller: Caller, body: web::Jso
             },
         })
         .await?;
-    match reply {
-        Reply::Conversation(c) => Ok(HttpResponse::Created().json(ConversationDto::from(&*c))),
-        r => Err(unexpected("conversation", &r)),
-    }
+    // A satisfaction survey's answer names the rated conversation (maybe complete).
+    let c = state.engine.conversation_of(reply).await?;
+    Ok(HttpResponse::Created().json(ConversationDto::from(&c)))
 }
 
 /// Changes a waiting conversation's priority; the queue reorders at once.

@@ -80,6 +80,7 @@ fn floor_with_agent(password: Option<&str>) -> Floor {
             name: "Q".into(),
             routing_steps: Vec::new(),
             hours: None,
+            survey: None,
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,

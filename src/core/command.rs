@@ -31,12 +31,15 @@ pub enum Command {
         routing_steps: Vec<Step>,
         /// Business hours (`None`: always open).
         hours: Option<std::sync::Arc<super::hours::Hours>>,
+        /// The satisfaction survey after a served conversation (`None`: none).
+        survey: Option<std::sync::Arc<super::survey::Survey>>,
         /// The most conversations that may wait (`None`: no bound).
         wait_limit: Option<super::queue::WaitLimit>,
         /// The service level threshold (`None`: the default).
         service_level_ms: Option<u64>,
-        /// Messages to waiting customers about their place in line (`None`: none).
-        place_updates: Option<super::place::PlaceUpdates>,
+        /// Messages to waiting customers about their place in line (`None`: none). Boxed
+        /// like `overflow`, for the size of a command.
+        place_updates: Option<Box<super::place::PlaceUpdates>>,
         /// Where conversations that waited too long go (`None`: they stay); the target
         /// queue must exist. Boxed, as every queue setting should be: a command is moved
         /// whole through the engine's channels, and its size is its largest variant's.
@@ -47,6 +50,7 @@ pub enum Command {
     UpdateQueue {
         queue: QueueId,
         hours: Option<Option<std::sync::Arc<super::hours::Hours>>>,
+        survey: Option<Option<std::sync::Arc<super::survey::Survey>>>,
         wait_limit: Option<Option<super::queue::WaitLimit>>,
         service_level_ms: Option<Option<u64>>,
         place_updates: Option<Option<super::place::PlaceUpdates>>,
@@ -366,6 +370,8 @@ pub struct QueueStats {
     pub routing_steps: Vec<Step>,
     /// Business hours (`None`: always open).
     pub hours: Option<std::sync::Arc<super::hours::Hours>>,
+    /// The satisfaction survey after a served conversation.
+    pub survey: Option<std::sync::Arc<super::survey::Survey>>,
     /// The most conversations that may wait (`None`: no bound).
     pub wait_limit: Option<super::queue::WaitLimit>,
     /// The service level threshold in force.
@@ -607,6 +613,7 @@ impl Floor {
                 name,
                 routing_steps,
                 hours,
+                survey,
                 wait_limit,
                 service_level_ms,
                 place_updates,
@@ -616,13 +623,19 @@ impl Floor {
                 if let Some(p) = &place_updates {
                     p.check()?;
                 }
+                if let Some(s) = &survey {
+                    s.check()?;
+                }
                 if let Some(o) = &overflow {
                     self.check_overflow(&id, o)?;
                 }
                 let overflow = overflow.map(|o| *o);
                 self.create_queue(&id, &name, routing_steps, hours, wait_limit, service_level_ms)?;
+                if survey.is_some() {
+                    self.set_survey(&id, survey)?;
+                }
                 if place_updates.is_some() {
-                    self.set_place_updates(&id, place_updates, now)?;
+                    self.set_place_updates(&id, place_updates.map(|p| *p), now)?;
                 }
                 if overflow.is_some() {
                     self.set_overflow(&id, overflow, now)?;
@@ -632,6 +645,7 @@ impl Floor {
             Command::UpdateQueue {
                 queue,
                 hours,
+                survey,
                 wait_limit,
                 service_level_ms,
                 place_updates,
@@ -639,6 +653,9 @@ impl Floor {
             } => {
                 if let Some(Some(p)) = &place_updates {
                     p.check()?;
+                }
+                if let Some(Some(s)) = &survey {
+                    s.check()?;
                 }
                 if !self.queues().any(|q| q.id == queue) {
                     return Err(CoreError::UnknownQueue(queue));
@@ -653,6 +670,9 @@ impl Floor {
                 }
                 if let Some(p) = place_updates {
                     self.set_place_updates(&queue, p, now)?;
+                }
+                if let Some(s) = survey {
+                    self.set_survey(&queue, s)?;
                 }
                 if let Some(o) = overflow {
                     self.set_overflow(&queue, o.map(|o| *o), now)?;
@@ -715,7 +735,9 @@ impl Floor {
             } => {
                 let arrival =
                     self.customer_message_with(&entry_point, customer, &text, Vec::new(), channel, open, now)?;
-                reply(self, &arrival.conversation)?
+                // A survey's answer may name a conversation the floor no longer holds
+                // (complete): the answer is its id, and the shell reads it from the store.
+                reply(self, &arrival.conversation).unwrap_or(Reply::ConversationId(arrival.conversation))
             }
             Command::SetLimits(limits) => {
                 self.set_limits(limits);
@@ -830,7 +852,8 @@ impl Floor {
                 standby,
                 now,
             )? {
-                Some(id) => reply(self, &id)?,
+                // As for `CustomerMessage`: a survey's answer may name a complete one.
+                Some(id) => reply(self, &id).unwrap_or(Reply::ConversationId(id)),
                 None => Reply::Done,
             },
             Command::MessengerMessage {
@@ -964,6 +987,7 @@ impl Floor {
             agents_available: self.agents_available(&q.id),
             routing_steps: q.routing_steps.clone(),
             hours: q.hours.clone(),
+            survey: q.survey.clone(),
             wait_limit: q.wait_limit.clone(),
             service_level_ms: q.service_level_ms(),
             place_updates: q.place_updates.clone(),
@@ -1025,6 +1049,7 @@ mod tests {
                 name: "Q".into(),
                 routing_steps: Vec::new(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
@@ -1106,6 +1131,7 @@ mod tests {
                 name: "Q2".into(),
                 routing_steps: Vec::new(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
@@ -1123,6 +1149,7 @@ mod tests {
                     agents_available: 0,
                     routing_steps: Vec::new(),
                     hours: None,
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: 60_000,
                     place_updates: None,

@@ -201,6 +201,7 @@ mod tests {
             wrapup_reason: Some("resolved".into()),
             rona_count: 0,
             transfers: 0,
+            satisfaction: None,
         }
     }
 

@@ -165,6 +165,15 @@ pub enum Observation {
     },
     /// A supervisor or the admin changed an agent's presence (the audit trail's entry).
     Audited(AuditEntry),
+    /// The customer of `conversation` rated it (`survey.rs`): `agent` served it last, in
+    /// `queue`.
+    Rated {
+        conversation: ConversationId,
+        queue: QueueId,
+        agent: Option<AgentId>,
+        rating: u8,
+        at: Millis,
+    },
 }
 
 /// A timer that the actor shells arm; firing it calls back into the core.
@@ -182,6 +191,12 @@ pub enum Timer {
     Route { conversation: ConversationId },
     /// The customer-inactivity deadline of an active conversation (a new one replaces it).
     Inactivity { conversation: ConversationId },
+    /// The end of the window of the survey pending for `customer` on `entry_point`
+    /// (`survey.rs`); one per pair, like the survey.
+    Survey {
+        entry_point: EntryPointId,
+        customer: String,
+    },
     /// The next sweep of a queue's place-in-line messages (`place.rs`); one per queue.
     Places { queue: QueueId },
     /// When a waiting conversation overflows from its queue (`queue::Overflow`); at most
@@ -320,6 +335,21 @@ pub enum Change {
         conversation: ConversationId,
         text: String,
     },
+    /// The survey pending for `customer` on `entry_point` (`survey.rs`): asked (`Some`,
+    /// whole) or gone (`None`: answered, dropped or expired).
+    Survey {
+        entry_point: EntryPointId,
+        customer: String,
+        pending: Option<Box<super::survey::PendingSurvey>>,
+    },
+    /// A conversation's rating, kept beside its report record (keyed like it) whether
+    /// the record is written yet or not: the key is the conversation's, so it is there
+    /// once however the two commits fall.
+    Satisfaction {
+        arrived_at: Millis,
+        conversation: ConversationId,
+        satisfaction: super::survey::Satisfaction,
+    },
     /// A canned response, whole (made or changed).
     CannedResponse(Box<super::canned::CannedResponse>),
     /// A canned response was deleted.
@@ -364,6 +394,9 @@ pub struct Outbound {
     /// A Handover Protocol call instead of a message (taking or passing thread control):
     /// one step, in the conversation's order like a message.
     pub thread: Option<Box<super::messenger::ThreadCall>>,
+    /// Quick replies offered with the text's last part (a rating question's "1" to "5";
+    /// `survey.rs`); empty for every other entry.
+    pub quick_replies: Vec<super::messenger::QuickReply>,
 }
 
 impl Outbound {

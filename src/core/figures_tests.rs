@@ -31,6 +31,7 @@ fn record(arrived: Millis) -> ConversationRecord {
         wrapup_reason: None,
         rona_count: 0,
         transfers: 0,
+        satisfaction: None,
     }
 }
 

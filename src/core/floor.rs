@@ -220,6 +220,9 @@ pub struct Floor {
     recent_waits: FastMap<QueueId, super::place::RecentWaits>,
     /// Webhook subscriptions and the tenant's event sequence (`webhooks.rs`).
     webhooks: super::webhooks::Subscriptions,
+    /// The satisfaction survey pending for each (entry point, customer) (`survey.rs`):
+    /// durable, each with its deadline.
+    surveys: FastMap<(EntryPointId, String), super::survey::PendingSurvey>,
     /// The time of the last operation or deadline: when the events its take makes happened.
     last_now: Millis,
 }
@@ -489,6 +492,7 @@ impl Floor {
             }
             if let Some(c) = self.conversations.remove(&id) {
                 self.deadlines.cancel_conversation(&id);
+                self.survey_outlives(&c);
                 if let Some(r) = ConversationRecord::of(&c).filter(|_| self.rules.reports) {
                     // The figures it adds to its queue's and its agents' report rows.
                     let sl = r
@@ -598,6 +602,7 @@ mod overflow;
 mod place;
 mod restore;
 mod route;
+mod survey;
 mod timers;
 mod typing;
 mod validate;

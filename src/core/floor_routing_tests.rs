@@ -72,6 +72,7 @@ fn floor(rules: Rules) -> Floor {
                 name: q.to_uppercase(),
                 routing_steps: steps,
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,

@@ -424,6 +424,7 @@ mod tests {
                     name: "Q".into(),
                     routing_steps: Vec::new(),
                     hours: hours.map(std::sync::Arc::new),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
@@ -554,6 +555,7 @@ mod tests {
                 Command::UpdateQueue {
                     queue: "q".into(),
                     hours: Some(Some(std::sync::Arc::new(closing))),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
@@ -574,6 +576,7 @@ mod tests {
                         "09:00",
                         "17:00",
                     )))),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
@@ -586,6 +589,7 @@ mod tests {
                 Command::UpdateQueue {
                     queue: "nope".into(),
                     hours: Some(None),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
@@ -603,6 +607,7 @@ mod tests {
                 Command::UpdateQueue {
                     queue: "q".into(),
                     hours: Some(None),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,
@@ -628,6 +633,7 @@ mod tests {
                 Command::UpdateQueue {
                     queue: "q".into(),
                     hours: None,
+                    survey: None,
                     wait_limit: Some(Some(limit.clone())),
                     service_level_ms: None,
                     place_updates: None,
@@ -640,6 +646,7 @@ mod tests {
                 Command::UpdateQueue {
                     queue: "q".into(),
                     hours: None,
+                    survey: None,
                     wait_limit: Some(Some(crate::core::queue::WaitLimit {
                         max_waiting: 0,
                         reply: "x".into(),
@@ -678,6 +685,7 @@ mod tests {
                         outside_hours: OutsideHours::Close,
                         ..weekdays("Europe/Paris", "09:00", "17:00")
                     }))),
+                    survey: None,
                     wait_limit: None,
                     service_level_ms: None,
                     place_updates: None,

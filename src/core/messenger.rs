@@ -70,6 +70,15 @@ pub struct OutboundFile {
     pub name: String,
 }
 
+/// A quick reply offered with a message (Send API `quick_replies`, `content_type` text):
+/// a button the customer taps, which comes back as a message with `title` as its text and
+/// `payload` as its `quick_reply.payload`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuickReply {
+    pub title: String,
+    pub payload: String,
+}
+
 /// A Handover Protocol call (Messenger's Conversation Routing keeps these), carried out
 /// by the outbox in the conversation's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -556,6 +565,7 @@ impl Floor {
             queued_at: now,
             file: None,
             thread: Some(Box::new(call)),
+            quick_replies: Vec::new(),
         };
         self.journal().change(Change::Outbox(o.clone()));
         self.journal().effect(Effect::Send(o));
@@ -1170,6 +1180,39 @@ impl Floor {
         }
     }
 
+    /// The outbox entry of a system `message` to `customer` of `conversation`, which the
+    /// floor no longer holds (a survey's thanks once the conversation is complete), sent
+    /// as the customer's message is taken in: within the 24-hour window by then.
+    pub(super) fn outbound_to(
+        &self,
+        conversation: &str,
+        entry_point: &str,
+        customer: &str,
+        message: &mut Message,
+        now: Millis,
+    ) -> Option<Outbound> {
+        let ep = self.entry_point(entry_point);
+        let Some(page_id) = ep.and_then(|e| e.page_access_token.as_ref().and(e.page_id.clone())) else {
+            message.delivery = Some(Delivery::Failed);
+            message.delivery_error = Some("the entry point has no page id or page access token".into());
+            return None;
+        };
+        message.delivery = Some(Delivery::Pending);
+        Some(Outbound {
+            conversation: conversation.into(),
+            seq: message.seq,
+            recipient: customer.into(),
+            page_id,
+            parts: split_text(&message.text, SEND_TEXT_LIMIT),
+            parts_sent: 0,
+            human_agent_tag: false,
+            queued_at: now,
+            file: None,
+            thread: None,
+            quick_replies: Vec::new(),
+        })
+    }
+
     /// The outbox entry of an agent or system message to a Messenger customer, deciding
     /// the window now: `None` (and the message marked) when it cannot be sent. Only an
     /// agent's words may use the `HUMAN_AGENT` tag (Meta reserves it for a person's
@@ -1212,6 +1255,7 @@ impl Floor {
             queued_at: now,
             file: None,
             thread: None,
+            quick_replies: Vec::new(),
         })
     }
 }
@@ -1240,6 +1284,7 @@ mod tests {
                 name: "Q".into(),
                 routing_steps: Vec::new(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
@@ -1481,6 +1526,7 @@ mod tests {
             queued_at: m.at,
             file: None,
             thread: None,
+            quick_replies: Vec::new(),
         };
         f.take_changes();
         f.take_effects();

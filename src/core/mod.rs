@@ -35,6 +35,7 @@ pub mod queue;
 pub mod report;
 pub mod routing;
 pub mod supervisor;
+pub mod survey;
 pub mod tenant;
 pub mod webhooks;
 #[cfg(test)]

@@ -31,6 +31,10 @@ pub struct Queue {
     /// "Business hours").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<std::sync::Arc<super::hours::Hours>>,
+    /// The satisfaction survey after a served conversation (`None`: none; issue 26 item
+    /// 7, `survey.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<std::sync::Arc<super::survey::Survey>>,
     /// The most conversations that may wait, and what a customer past it is told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<WaitLimit>,
@@ -133,6 +137,7 @@ impl Queue {
             routing_steps: Vec::new(),
             waiting: BTreeMap::new(),
             hours: None,
+            survey: None,
             wait_limit: None,
             service_level_ms: None,
             place_updates: None,
@@ -150,6 +155,7 @@ impl Queue {
             routing_steps: self.routing_steps.clone(),
             waiting: BTreeMap::new(),
             hours: self.hours.clone(),
+            survey: self.survey.clone(),
             wait_limit: self.wait_limit.clone(),
             service_level_ms: self.service_level_ms,
             place_updates: self.place_updates.clone(),

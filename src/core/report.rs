@@ -250,6 +250,10 @@ pub struct ConversationRecord {
     pub wrapup_reason: Option<String>,
     pub rona_count: u32,
     pub transfers: u32,
+    /// The customer's rating (`survey.rs`). Kept beside the record, not in it (a rating
+    /// may come before or after the record is written): the store fills it in on read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfaction: Option<super::survey::Satisfaction>,
 }
 
 impl ConversationRecord {
@@ -302,6 +306,7 @@ impl ConversationRecord {
             wrapup_reason,
             rona_count: h.ronas,
             transfers: h.transfers,
+            satisfaction: None,
         })
     }
 
@@ -356,6 +361,8 @@ pub struct RecordFilter {
     pub customer: Option<String>,
     /// Words the transcript holds, every one ([`words`] of the query's `q`).
     pub words: Vec<String>,
+    /// Rated by its customer (`Some(true)`) or not (`Some(false)`).
+    pub rated: Option<bool>,
 }
 
 impl RecordFilter {
@@ -370,6 +377,7 @@ impl RecordFilter {
                 .map_or(true, |a| r.agents.iter().any(|x| &x.agent == a))
             && self.outcome.map_or(true, |o| r.outcome == o)
             && self.customer.as_ref().map_or(true, |c| &r.customer.id == c)
+            && self.rated.map_or(true, |rated| r.satisfaction.is_some() == rated)
     }
 }
 

@@ -141,6 +141,7 @@ fn a_transferred_conversation_is_recorded_whole_with_its_last_wrapup() {
         wrapup_reason: Some("resolved".into()),
         rona_count: 1,
         transfers: 1,
+        satisfaction: None,
     };
     assert_eq!(got, vec![want]);
     assert!(f.conversation("c-1").is_none(), "complete: the floor let go of it");
@@ -265,6 +266,7 @@ fn an_abandoned_conversation_is_recorded_when_the_customer_leaves() {
         wrapup_reason: None,
         rona_count: 1,
         transfers: 0,
+        satisfaction: None,
     };
     assert_eq!(got, vec![want]);
 }
@@ -311,6 +313,7 @@ fn a_conversation_closed_for_inactivity_is_recorded_with_its_wrapup() {
         wrapup_reason: Some("resolved".into()),
         rona_count: 0,
         transfers: 0,
+        satisfaction: None,
     };
     assert_eq!(got, vec![want]);
 }
@@ -370,6 +373,7 @@ fn record(id: &str, arrived_at: Millis, queue: &str, agent: Option<&str>, outcom
         wrapup_reason: None,
         rona_count: 0,
         transfers: 0,
+        satisfaction: None,
     }
 }
 

@@ -268,6 +268,7 @@ mod tests {
                 name: "Q".into(),
                 routing_steps: Vec::new(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,

@@ -68,6 +68,9 @@ pub enum EventKind {
     #[serde(rename = "agent.state_changed")]
     #[strum(serialize = "agent.state_changed")]
     AgentStateChanged,
+    #[serde(rename = "conversation.rated")]
+    #[strum(serialize = "conversation.rated")]
+    ConversationRated,
 }
 
 impl EventKind {
@@ -547,6 +550,18 @@ fn observed<'a>(
             EventKind::ConversationWrappedUp,
             id.clone(),
             json!({"conversation_id": id, "agent_id": agent, "reason": reason}),
+        ),
+        Observation::Rated {
+            conversation: id,
+            queue,
+            agent,
+            rating,
+            at,
+        } => (
+            EventKind::ConversationRated,
+            id.clone(),
+            json!({"conversation_id": id, "rating": rating, "rated_at": rfc3339(*at), "queue_id": queue,
+                "agent_id": agent}),
         ),
         Observation::PresenceChanged { agent, from, to } => (
             EventKind::AgentStateChanged,

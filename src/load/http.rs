@@ -798,6 +798,7 @@ impl Backend for Http {
                 name: format!("Queue {q}"),
                 routing_steps: steps.clone(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,

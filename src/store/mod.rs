@@ -130,6 +130,8 @@ pub struct Snapshot {
     pub webhook_events: Vec<crate::core::webhooks::WebhookEvent>,
     /// Every event up to this one has left the store.
     pub webhooks_trimmed: u64,
+    /// The satisfaction surveys asked and not yet answered.
+    pub surveys: Vec<crate::core::survey::PendingSurvey>,
 }
 
 /// Where the engine makes its changes durable.
@@ -296,6 +298,18 @@ struct MemoryState {
     webhooks: BTreeMap<String, crate::core::webhooks::Webhook>,
     webhook_events: BTreeMap<u64, crate::core::webhooks::WebhookEvent>,
     webhooks_trimmed: u64,
+    surveys: BTreeMap<(String, String), crate::core::survey::PendingSurvey>,
+    /// Ratings, keyed like the records.
+    ratings: BTreeMap<Box<[u8]>, crate::core::survey::Satisfaction>,
+}
+
+impl MemoryState {
+    /// Record `r` (under `key`) with its rating, if any (kept beside it, like the sled
+    /// store keeps it).
+    fn rated(&self, key: &[u8], mut r: ConversationRecord) -> ConversationRecord {
+        r.satisfaction = self.ratings.get(key).copied();
+        r
+    }
 }
 
 impl MemoryStore {
@@ -456,6 +470,26 @@ impl Store for MemoryStore {
                     s.webhook_events.retain(|seq, _| !(from..=through).contains(seq));
                     s.webhooks_trimmed = through;
                 }
+                Change::Survey {
+                    entry_point,
+                    customer,
+                    pending,
+                } => match pending {
+                    Some(p) => {
+                        s.surveys.insert((entry_point, customer), *p);
+                    }
+                    None => {
+                        s.surveys.remove(&(entry_point, customer));
+                    }
+                },
+                Change::Satisfaction {
+                    arrived_at,
+                    conversation,
+                    satisfaction,
+                } => {
+                    let key = record::record_key(arrived_at, &conversation).into_boxed_slice();
+                    s.ratings.insert(key, satisfaction);
+                }
             }
         }
         Box::pin(std::future::ready(Ok(())))
@@ -488,6 +522,7 @@ impl Store for MemoryStore {
             webhooks: s.webhooks.values().cloned().collect(),
             webhook_events: s.webhook_events.values().cloned().collect(),
             webhooks_trimmed: s.webhooks_trimmed,
+            surveys: s.surveys.values().cloned().collect(),
         })
     }
 
@@ -499,11 +534,13 @@ impl Store for MemoryStore {
             let read = s
                 .records
                 .range(from..)
-                .map(|(k, v)| record::decode_record(k, v).map(Some));
+                .map(|(k, v)| record::decode_record(k, v).map(|r| Some(s.rated(k, r))));
             return collect_page(query, read);
         }
         let read = s.search.range(from..).map(|(k, text)| match s.records.get(k) {
-            Some(v) if crate::core::report::text_matches(text, words) => record::decode_record(k, v).map(Some),
+            Some(v) if crate::core::report::text_matches(text, words) => {
+                record::decode_record(k, v).map(|r| Some(s.rated(k, r)))
+            }
             _ => Ok(None),
         });
         collect_page(query, read)

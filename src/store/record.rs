@@ -576,6 +576,7 @@ pub fn decode_queue(key: &[u8], bytes: &[u8]) -> Result<Queue, StoreError> {
         })?;
         let mut queue = Queue::from(v3.queue);
         queue.hours = settings.hours.map(std::sync::Arc::new);
+        queue.survey = settings.survey.map(std::sync::Arc::new);
         queue.wait_limit = settings.wait_limit;
         queue.service_level_ms = settings.service_level_ms;
         queue.place_updates = settings.place_updates.map(std::sync::Arc::new);
@@ -605,6 +606,9 @@ pub struct QueueV3 {
 pub struct QueueSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<crate::core::hours::Hours>,
+    /// The satisfaction survey (issue 26 item 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<crate::core::survey::Survey>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_limit: Option<crate::core::queue::WaitLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -621,12 +625,14 @@ pub struct QueueSettings {
 pub fn encode_queue_into(out: &mut Vec<u8>, mut q: Queue) -> Result<(), StoreError> {
     let settings = QueueSettings {
         hours: q.hours.take().map(|h| (*h).clone()),
+        survey: q.survey.take().map(|s| (*s).clone()),
         wait_limit: q.wait_limit.take(),
         service_level_ms: q.service_level_ms.take(),
         place_updates: q.place_updates.take().map(|p| (*p).clone()),
         overflow: q.overflow.take(),
     };
     if settings.hours.is_none()
+        && settings.survey.is_none()
         && settings.wait_limit.is_none()
         && settings.service_level_ms.is_none()
         && settings.place_updates.is_none()
@@ -989,6 +995,7 @@ impl From<ConversationRecordV1> for ConversationRecord {
             wrapup_reason: r.wrapup_reason,
             rona_count: r.rona_count,
             transfers: r.transfers,
+            satisfaction: None,
         }
     }
 }
@@ -1074,6 +1081,86 @@ pub fn encode_record_into(out: &mut Vec<u8>, r: ConversationRecord) -> Result<()
 pub fn decode_record(key: &[u8], bytes: &[u8]) -> Result<ConversationRecord, StoreError> {
     decode_varint_or_v1::<ConversationRecordV1>("records", CONVERSATION_RECORD_V2, key, bytes)
         .map(ConversationRecord::from)
+}
+
+/// A pending satisfaction survey (see [`crate::core::survey::PendingSurvey`]), keyed like
+/// a last owner: (entry point, customer).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingSurveyV1 {
+    pub conversation: String,
+    pub entry_point: String,
+    pub customer: String,
+    pub channel: ChannelV1,
+    pub queue: String,
+    pub agent: Option<String>,
+    pub arrived_at: u64,
+    pub asked_at: u64,
+    pub expires_at: u64,
+    pub next_seq: u64,
+    pub thanks: String,
+}
+
+impl From<crate::core::survey::PendingSurvey> for PendingSurveyV1 {
+    fn from(p: crate::core::survey::PendingSurvey) -> Self {
+        PendingSurveyV1 {
+            conversation: p.conversation,
+            entry_point: p.entry_point,
+            customer: p.customer,
+            channel: match p.channel {
+                Channel::Messenger => ChannelV1::Messenger,
+                Channel::Rest => ChannelV1::Rest,
+            },
+            queue: p.queue,
+            agent: p.agent,
+            arrived_at: p.arrived_at,
+            asked_at: p.asked_at,
+            expires_at: p.expires_at,
+            next_seq: p.next_seq,
+            thanks: p.thanks,
+        }
+    }
+}
+
+impl From<PendingSurveyV1> for crate::core::survey::PendingSurvey {
+    fn from(p: PendingSurveyV1) -> Self {
+        crate::core::survey::PendingSurvey {
+            conversation: p.conversation,
+            entry_point: p.entry_point,
+            customer: p.customer,
+            channel: match p.channel {
+                ChannelV1::Messenger => Channel::Messenger,
+                ChannelV1::Rest => Channel::Rest,
+            },
+            queue: p.queue,
+            agent: p.agent,
+            arrived_at: p.arrived_at,
+            asked_at: p.asked_at,
+            expires_at: p.expires_at,
+            next_seq: p.next_seq,
+            thanks: p.thanks,
+        }
+    }
+}
+
+/// A conversation's rating (see [`crate::core::survey::Satisfaction`]), keyed like its
+/// report record ([`record_key`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SatisfactionV1 {
+    pub rating: u8,
+    pub at: u64,
+}
+
+/// Decodes a pending survey record.
+pub fn decode_pending_survey(key: &[u8], bytes: &[u8]) -> Result<crate::core::survey::PendingSurvey, StoreError> {
+    decode::<PendingSurveyV1>("surveys", key, bytes).map(Into::into)
+}
+
+/// Decodes a rating record.
+pub fn decode_satisfaction(key: &[u8], bytes: &[u8]) -> Result<crate::core::survey::Satisfaction, StoreError> {
+    decode::<SatisfactionV1>("ratings", key, bytes).map(|s| crate::core::survey::Satisfaction {
+        rating: s.rating,
+        at: s.at,
+    })
 }
 
 /// Decodes a last-owner record.
@@ -1621,6 +1708,7 @@ impl From<OutboundV1> for Outbound {
             queued_at: o.queued_at,
             file: None,
             thread: None,
+            quick_replies: Vec::new(),
         }
     }
 }
@@ -1654,6 +1742,7 @@ impl From<OutboundV2> for Outbound {
             queued_at: o.queued_at,
             file: None,
             thread: None,
+            quick_replies: Vec::new(),
         }
     }
 }
@@ -1756,15 +1845,74 @@ impl From<OutboundV3> for Outbound {
                     },
                 })
             }),
+            quick_replies: Vec::new(),
         }
     }
 }
 
+/// The format of outbox entries with quick replies (a rating question, issue 26 item 7):
+/// [`OutboundV3`] and the replies. Written only for such an entry; every other entry is
+/// still written as version 3, which builds before it read.
+pub const OUTBOX_V4: u8 = 4;
+
+/// A quick reply of an outbox entry (see [`crate::core::messenger::QuickReply`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuickReplyV1 {
+    pub title: String,
+    pub payload: String,
+}
+
+/// An outbox entry of version 4: version 3 and its quick replies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboundV4 {
+    pub entry: OutboundV3,
+    pub quick_replies: Vec<QuickReplyV1>,
+}
+
+impl From<OutboundV4> for Outbound {
+    fn from(o: OutboundV4) -> Self {
+        let mut out = Outbound::from(o.entry);
+        out.quick_replies = o
+            .quick_replies
+            .into_iter()
+            .map(|q| crate::core::messenger::QuickReply {
+                title: q.title,
+                payload: q.payload,
+            })
+            .collect();
+        out
+    }
+}
+
+/// Appends outbox entry `o`: version 4 with quick replies, else version 3.
+pub fn encode_outbound_into(out: &mut Vec<u8>, mut o: Outbound) -> Result<(), StoreError> {
+    let quick_replies: Vec<QuickReplyV1> = std::mem::take(&mut o.quick_replies)
+        .into_iter()
+        .map(|q| QuickReplyV1 {
+            title: q.title,
+            payload: q.payload,
+        })
+        .collect();
+    if quick_replies.is_empty() {
+        return encode_versioned_into(out, OUTBOX_V3, &OutboundV3::from(o));
+    }
+    encode_versioned_into(
+        out,
+        OUTBOX_V4,
+        &OutboundV4 {
+            entry: OutboundV3::from(o),
+            quick_replies,
+        },
+    )
+}
+
 /// Decodes an outbox entry of any version.
 pub fn decode_outbound(key: &[u8], bytes: &[u8]) -> Result<Outbound, StoreError> {
-    decode_newer::<OutboundV3, Outbound>("outbox", key, bytes, OUTBOX_V3, || {
-        decode_newer::<OutboundV2, Outbound>("outbox", key, bytes, OUTBOX_V2, || {
-            decode::<OutboundV1>("outbox", key, bytes).map(Outbound::from)
+    decode_newer::<OutboundV4, Outbound>("outbox", key, bytes, OUTBOX_V4, || {
+        decode_newer::<OutboundV3, Outbound>("outbox", key, bytes, OUTBOX_V3, || {
+            decode_newer::<OutboundV2, Outbound>("outbox", key, bytes, OUTBOX_V2, || {
+                decode::<OutboundV1>("outbox", key, bytes).map(Outbound::from)
+            })
         })
     })
 }
@@ -2066,6 +2214,7 @@ mod tests {
             queued_at: 7,
             file: file.map(Box::new),
             thread: thread.map(Box::new),
+            quick_replies: Vec::new(),
         };
         let file = OutboundFile {
             id: "0123456789abcdef0123456789abcdef".into(),
@@ -2079,9 +2228,16 @@ mod tests {
         };
         for o in [entry(Some(file), None), entry(None, Some(pass)), entry(None, None)] {
             let mut bytes = Vec::new();
-            encode_versioned_into(&mut bytes, OUTBOX_V3, &OutboundV3::from(o.clone())).unwrap();
+            encode_outbound_into(&mut bytes, o.clone()).unwrap();
+            assert_eq!(bytes[0], OUTBOX_V3, "no quick replies: still version 3");
             assert_eq!(decode_outbound(b"k", &bytes).unwrap(), o);
         }
+        let mut rated = entry(None, None);
+        rated.quick_replies = crate::core::survey::rating_replies();
+        let mut bytes = Vec::new();
+        encode_outbound_into(&mut bytes, rated.clone()).unwrap();
+        assert_eq!(bytes[0], OUTBOX_V4);
+        assert_eq!(decode_outbound(b"k", &bytes).unwrap(), rated);
         let v2 = OutboundV2 {
             conversation: "c-1".into(),
             seq: 3,

@@ -124,6 +124,11 @@ pub mod prefix {
     pub const WEBHOOKS: u8 = b'h';
     /// Webhook events still waiting for a subscription, keyed by `seq` big-endian.
     pub const WEBHOOK_EVENTS: u8 = b'w';
+    /// Satisfaction surveys asked and not yet answered, keyed like last owners: (entry
+    /// point, customer).
+    pub const SURVEYS: u8 = b'p';
+    /// Conversations' ratings, keyed like their report records (arrival, then id).
+    pub const RATINGS: u8 = b'g';
 }
 
 /// The meta entry holding the store format; its full key is `[prefix::META] ++ "format"`.
@@ -397,6 +402,10 @@ struct Trees {
     webhooks: Keyspace,
     /// Webhook events ([`prefix::WEBHOOK_EVENTS`]).
     webhook_events: Keyspace,
+    /// Pending satisfaction surveys ([`prefix::SURVEYS`]).
+    surveys: Keyspace,
+    /// Ratings of conversations ([`prefix::RATINGS`]).
+    ratings: Keyspace,
 }
 
 impl Trees {
@@ -438,6 +447,8 @@ impl Trees {
             canned: space(prefix::CANNED),
             webhooks: space(prefix::WEBHOOKS),
             webhook_events: space(prefix::WEBHOOK_EVENTS),
+            surveys: space(prefix::SURVEYS),
+            ratings: space(prefix::RATINGS),
             scope: scope.into(),
             whole: false,
             records,
@@ -624,7 +635,9 @@ fn slot(change: &Change) -> Option<(u8, &str)> {
         | Change::Webhook(_)
         | Change::WebhookRemoved(_)
         | Change::WebhookEvent(_)
-        | Change::WebhookTrim { .. } => None,
+        | Change::WebhookTrim { .. }
+        | Change::Survey { .. }
+        | Change::Satisfaction { .. } => None,
     }
 }
 
@@ -761,7 +774,7 @@ fn add(
         Change::Outbox(o) => {
             key.push(prefix::OUTBOX);
             push_message_key(key, &o.conversation, o.seq);
-            encode_versioned_into(value, record::OUTBOX_V3, &record::OutboundV3::from(o))?;
+            record::encode_outbound_into(value, o)?;
         }
         Change::OutboxDone { conversation, seq } => {
             key.push(prefix::OUTBOX);
@@ -867,6 +880,34 @@ fn add(
             key.push(prefix::META);
             key.extend_from_slice(META_WEBHOOKS_TRIMMED);
             value.extend_from_slice(&through.to_be_bytes());
+        }
+        Change::Survey {
+            entry_point,
+            customer,
+            pending,
+        } => {
+            key.push(prefix::SURVEYS);
+            key.extend_from_slice(&record::last_owner_key(&entry_point, &customer));
+            match pending {
+                Some(p) => encode_into(value, &record::PendingSurveyV1::from(*p))?,
+                None => {
+                    batch.remove(&key[..]);
+                    return Ok(());
+                }
+            }
+        }
+        Change::Satisfaction {
+            arrived_at,
+            conversation,
+            satisfaction,
+        } => {
+            key.push(prefix::RATINGS);
+            key.extend_from_slice(&record::record_key(arrived_at, &conversation));
+            let v = record::SatisfactionV1 {
+                rating: satisfaction.rating,
+                at: satisfaction.at,
+            };
+            encode_into(value, &v)?;
         }
         Change::Record(r) => {
             key.push(prefix::BY_CUSTOMER);
@@ -2580,6 +2621,10 @@ fn load_counters(t: &Trees, mut snap: Snapshot, path: &str) -> Result<Snapshot, 
         snap.webhook_events
             .push(decode::<record::WebhookEventV1>("webhook events", &k, &v)?.into_core()?);
     }
+    for item in t.surveys.iter() {
+        let (k, v) = item.map_err(read)?;
+        snap.surveys.push(record::decode_pending_survey(&k, &v)?);
+    }
     if let Some(v) = t.meta.get(META_WEBHOOKS_TRIMMED).map_err(read)? {
         let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
             what: format!("{path}: meta/webhooks_trimmed is not 8 bytes"),
@@ -2651,7 +2696,7 @@ fn read_records(t: &Trees, query: &RecordQuery, path: &str, cold: bool) -> Resul
                 what: format!("a key of the index by customer is too short: {}", record::printable(&k)),
             })?;
             match t.reports.get(key).map_err(read_err)? {
-                Some(r) => decode_record(key, &r).map(Some),
+                Some(r) => rated(t, key, decode_record(key, &r)?).map(Some),
                 None => Ok(None),
             }
         });
@@ -2665,7 +2710,7 @@ fn read_records(t: &Trees, query: &RecordQuery, path: &str, cold: bool) -> Resul
         };
         let read = range.map(|item| {
             let (k, v) = item.map_err(read_err)?;
-            decode_record(&k, &v).map(Some)
+            rated(t, &k, decode_record(&k, &v)?).map(Some)
         });
         return super::collect_page(query, read);
     }
@@ -2677,11 +2722,28 @@ fn read_records(t: &Trees, query: &RecordQuery, path: &str, cold: bool) -> Resul
             return Ok(None);
         }
         match t.reports.get(&k).map_err(read_err)? {
-            Some(r) => decode_record(&k, &r).map(Some),
+            Some(r) => rated(t, &k, decode_record(&k, &r)?).map(Some),
             None => Ok(None),
         }
     });
     super::collect_page(query, read)
+}
+
+/// Record `r` (under `key`) with its rating, if its customer gave one: kept beside it
+/// under the same key ([`prefix::RATINGS`]), one point read per record.
+fn rated(
+    t: &Trees,
+    key: &[u8],
+    mut r: crate::core::ConversationRecord,
+) -> Result<crate::core::ConversationRecord, StoreError> {
+    if let Some(v) = t
+        .ratings
+        .get(key)
+        .map_err(|e| StoreError::Read(format!("a rating: {e}")))?
+    {
+        r.satisfaction = Some(record::decode_satisfaction(key, &v)?);
+    }
+    Ok(r)
 }
 
 /// The writer thread's state. See the module docs.
@@ -3232,6 +3294,7 @@ impl Writer {
         let trees = self.space(space)?.trees.clone();
         self.sweep_records(space, &trees, &cutoff)?;
         self.sweep_range(space, &trees.search, &[], &cutoff)?;
+        self.sweep_range(space, &trees.ratings, &[], &cutoff)?;
         let read = |e: ::sled::Error| StoreError::Read(e.to_string());
         let mut next: Vec<u8> = Vec::new();
         loop {
@@ -3498,6 +3561,7 @@ mod tests {
             wrapup_reason: None,
             rona_count: 0,
             transfers: 0,
+            satisfaction: None,
         };
         let day = 86_400_000;
         let store = SledStore::open(&path, SledOptions::default()).unwrap();

@@ -19,7 +19,7 @@ const conv = (id, what) => `/api/v1/conversations/${id}/${what}`;
 const CSV_HEADER =
   "id,channel,entry_point,source_page,customer_id,customer_name,queues,agents,arrived_at,first_offered_at," +
   "accepted_at,first_agent_reply_at,ended_at,wrapped_up_at,ended_reason,outcome,wrapup_reason,rona_count," +
-  "transfers,wait_ms,handle_ms,agent_wrapup_reasons,guests";
+  "transfers,wait_ms,handle_ms,agent_wrapup_reasons,guests,satisfaction,satisfaction_at";
 
 /**
  * A time zone whose clock is between 02:00 and 22:00 now, for the browser: the test's
@@ -52,7 +52,13 @@ async function run(browser) {
   log(`the browser's time zone: ${zone}, today ${today}`);
 
   // ----- what happened: four conversations in queue Sales, run to completion -----
-  await admin("POST", "/api/v1/queues", { id: "sales", name: "Sales", service_level_ms: 2000 });
+  // With a satisfaction survey (docs/API-NOTES.md "Satisfaction"): each served customer is asked.
+  await admin("POST", "/api/v1/queues", {
+    id: "sales",
+    name: "Sales",
+    service_level_ms: 2000,
+    survey: { templates: { default: { question: "How did we do? 1 (poor) to 5 (great).", thanks: "Thank you." } } },
+  });
   await admin("POST", "/api/v1/entry-points", { id: "sales-web", name: "Sales web", queue: "sales" });
   const sup = await admin("POST", "/api/v1/supervisors", { id: "s1", name: "Sue", password: "sue-password-1" });
   const ann = (await admin("POST", "/api/v1/agents", { id: "a1", name: "Ann", queues: ["sales"] })).token;
@@ -100,6 +106,13 @@ async function run(browser) {
     ids.fred = await arrives("u-fred", "Fred", "Hello?");
     // The admin ends it as the customer: Fred left before anyone accepted.
     await call("POST", conv(ids.fred, "end"), cfg.admin);
+  });
+
+  await step("Carol rates her conversation 4: no new conversation, the rating on its record", async () => {
+    const answered = await admin("POST", "/api/v1/conversations", { entry_point: "sales-web", customer: { id: "u-carol", name: "Carol" }, text: "4" });
+    if (answered.id !== ids.carol) throw new Error(`the answer went to ${answered.id}, not ${ids.carol}`);
+    const rated = await admin("GET", "/api/v1/reports/conversations?rated=true");
+    if (rated.records.length !== 1 || rated.records[0].satisfaction?.rating !== 4) throw new Error(`rated records: ${JSON.stringify(rated)}`);
   });
 
   // ----- the supervisor reads the reports -----
@@ -200,6 +213,27 @@ async function run(browser) {
     await shot(page, "reports-01-today-by-hour");
   });
 
+  await step("the Ratings table: Carol's 4 of 5, served by Ann; nobody else answered", async () => {
+    const ratings = page.getByRole("table", { name: "Ratings" });
+    await visible(ratings);
+    const headers = await ratings.getByRole("columnheader").allTextContents();
+    if (headers.join("|") !== "Customer|Agent|Arrived|Rated|Rating") throw new Error(`rating columns: ${headers}`);
+    const names = await ratings.getByRole("rowheader").allTextContents();
+    if (names.join(",") !== "Carol") throw new Error(`rated rows: ${names}`);
+    const c = await cells(row(page, "Ratings", "Carol"));
+    if (c[0] !== "Ann" || c[3] !== "4 of 5") throw new Error(`Carol's rating row: ${c.join(" | ")}`);
+    await fitsItsBox(region(page, "Ratings"), "the ratings table");
+    await page.getByRole("heading", { name: "Ratings", level: 2 }).scrollIntoViewIfNeeded();
+    await shot(page, "reports-07-ratings");
+  });
+
+  await step("another queue has no ratings, said in words", async () => {
+    await control("Queue").selectOption({ label: "Support" });
+    await visible(page.getByText("No customer rated a conversation of this queue in this range."));
+    await control("Queue").selectOption({ label: "Sales" });
+    await visible(row(page, "Ratings", "Carol"));
+  });
+
   await step("by the day: one interval, the same totals", async () => {
     await control("Interval").selectOption({ label: "1 day" });
     const perDay = region(page, "Per day");
@@ -263,6 +297,7 @@ async function run(browser) {
     await fitsItsBox(region(page, "Agents"), "the agent table, narrow");
     await fitsItsBox(charts, "the charts, narrow");
     await fitsItsBox(totals, "the totals, narrow");
+    await fitsItsBox(region(page, "Ratings"), "the ratings table, narrow");
     await shot(page, "reports-06-narrow");
   });
 

@@ -2,7 +2,9 @@
 // (`GET /api/v1/reports/queues`) as totals, charts per interval and a table of the busy
 // intervals; every agent's figures over the same days (`GET /api/v1/reports/agents`) as a
 // table; and the conversations that arrived in those days as a CSV file
-// (`GET /api/v1/reports/conversations`, `Accept: text/csv`), saved by the browser.
+// (`GET /api/v1/reports/conversations`, `Accept: text/csv`), saved by the browser; and
+// the customers' ratings of that queue's conversations in those days (the same records,
+// `rated=true`), as a table.
 //
 // Days and hours are the browser's: the range runs from the first day's local midnight to
 // the midnight after the last, and every request names the browser's time zone
@@ -31,6 +33,10 @@ const PER_HEADING = { "15m": "Per 15 minutes", "1h": "Per hour", "1d": "Per day"
 const countFormat = new Intl.NumberFormat();
 const percentFormat = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 0 });
 const dayFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+/** When a conversation arrived or was rated. */
+const when = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "short" });
+/** How many ratings the table shows at most (one page of records). */
+const RATINGS_SHOWN = 100;
 
 /** A count in the reader's locale. */
 const count = (n) => countFormat.format(n ?? 0);
@@ -197,6 +203,23 @@ export class ReportsView {
         count(t.ronas),
       ];
     });
+    /** The rated records last shown, by conversation id. */
+    this.ratings = new Map();
+    this.ratingRows = new KeyedChildren($("report-rating-rows"), {
+      create: () => h("tr", {}, h("th", { scope: "row" }), h("td", { class: "text" }), h("td"), h("td"), h("td", { class: "num" })),
+      update: (tr, id) => {
+        const r = this.ratings.get(id);
+        const [customer, agent, arrived, rated, rating] = tr.children;
+        setIso(customer, r.customer.name);
+        // The agent that served it last: the last owner of the transfer chain.
+        const owners = r.agents.filter((a) => !a.guest);
+        const last = owners.length ? owners[owners.length - 1].agent : null;
+        setIso(agent, last === null ? "—" : (this.page.agentName(last) ?? last));
+        setText(arrived, when.format(new Date(r.arrived_at)));
+        setText(rated, when.format(new Date(r.satisfaction.at)));
+        setText(rating, `${r.satisfaction.rating} of 5`);
+      },
+    });
     this.intervalRows = figureRows($("report-interval-rows"), 7, (name, start) => {
       const { label, f } = this.intervalFigures.get(start);
       setText(name, label);
@@ -239,6 +262,7 @@ export class ReportsView {
   /** Agents' names changed on the floor: the table shows them. */
   namesChanged() {
     if (this.agentFigures.size) this.showAgents();
+    if (this.ratings.size) this.ratingRows.show([...this.ratings.keys()]);
   }
 
   /** The chosen days as the engine's range, or a refusal in words. */
@@ -281,16 +305,22 @@ export class ReportsView {
     const range = `from=${enc(r.from)}&to=${enc(r.to)}&time_zone=${enc(TIME_ZONE)}`;
     setText($("report-status"), "Loading…");
     try {
-      const [queues, agents] = await Promise.all([
+      const [queues, agents, rated] = await Promise.all([
         request("GET", `/api/v1/reports/queues?${range}&interval=${grain}&queue=${enc(queue)}`, { token }),
         // The table shows each agent's total only: whole days keep the answer small, and
         // over days that start at local midnight the totals are the same.
         request("GET", `/api/v1/reports/agents?${range}&interval=1d`, { token }),
+        request(
+          "GET",
+          `/api/v1/reports/conversations?from=${enc(r.from)}&to=${enc(r.to)}&queue=${enc(queue)}&rated=true&limit=${RATINGS_SHOWN}`,
+          { token },
+        ),
       ]);
       if (seq !== this.seq) return;
       this.draw(queues.queues[0], this.queueNames.get(queue) ?? queue, r, grain);
       this.agentFigures = new Map(agents.agents.map((a) => [a.agent, a.total]));
       this.showAgents();
+      this.showRatings(rated);
       setText($("report-status"), `Figures as of ${clock(new Date().toISOString())}.`);
     } catch (e) {
       if (seq === this.seq) this.fail(e);
@@ -395,6 +425,20 @@ export class ReportsView {
     const ids = [...this.agentFigures.keys()].sort((a, b) => byName(name(a), name(b)) || byName(a, b));
     this.agentRows.show(ids);
     setText($("report-agents-none"), ids.length ? "" : "There are no agents.");
+  }
+
+  /** The rated conversations of a records page (`rated=true`), in the engine's order. */
+  showRatings(page) {
+    this.ratings = new Map(page.records.map((r) => [r.id, r]));
+    this.ratingRows.show(page.records.map((r) => r.id));
+    setText(
+      $("report-ratings-none"),
+      page.records.length === 0
+        ? "No customer rated a conversation of this queue in this range."
+        : page.next
+          ? `The first ${count(RATINGS_SHOWN)} ratings are shown; Export CSV has every one.`
+          : "",
+    );
   }
 
   /** Saves the conversations that arrived in the chosen days, from every queue, as CSV. */

@@ -74,20 +74,29 @@ pub fn classify(status: u16, body: &[u8]) -> SendOutcome {
     }
 }
 
-/// The Send API body of part `part` of `o`.
+/// The Send API body of part `part` of `o`. The entry's quick replies go with its last
+/// text part, so they are under the text the customer reads last (a rating question).
 pub fn send_body(o: &Outbound, part: &str) -> serde_json::Value {
+    let mut message = json!({"text": part});
+    if !o.quick_replies.is_empty() && o.parts.last().map(String::as_str) == Some(part) {
+        message["quick_replies"] = o
+            .quick_replies
+            .iter()
+            .map(|q| json!({"content_type": "text", "title": q.title, "payload": q.payload}))
+            .collect();
+    }
     if o.human_agent_tag {
         json!({
             "recipient": {"id": o.recipient},
             "messaging_type": "MESSAGE_TAG",
             "tag": "HUMAN_AGENT",
-            "message": {"text": part},
+            "message": message,
         })
     } else {
         json!({
             "recipient": {"id": o.recipient},
             "messaging_type": "RESPONSE",
-            "message": {"text": part},
+            "message": message,
         })
     }
 }
@@ -372,11 +381,20 @@ mod tests {
             queued_at: 0,
             file: None,
             thread: None,
+            quick_replies: Vec::new(),
         };
         assert_eq!(
             send_body(&o, "hi"),
             json!({"recipient": {"id": "psid"}, "messaging_type": "RESPONSE", "message": {"text": "hi"}})
         );
+        o.quick_replies = crate::core::survey::rating_replies();
+        let body = send_body(&o, "hi");
+        assert_eq!(
+            body["message"]["quick_replies"][0],
+            json!({"content_type": "text", "title": "1", "payload": "SWITCHBOARD_RATING_1"})
+        );
+        assert_eq!(body["message"]["quick_replies"].as_array().map(Vec::len), Some(5));
+        o.quick_replies.clear();
         o.human_agent_tag = true;
         assert_eq!(send_body(&o, "hi")["tag"], "HUMAN_AGENT");
         assert_eq!(send_body(&o, "hi")["messaging_type"], "MESSAGE_TAG");

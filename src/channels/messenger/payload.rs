@@ -104,6 +104,13 @@ struct MessagePart {
     attachments: Vec<AttachmentPart>,
     #[serde(default)]
     is_echo: bool,
+    /// The quick reply the customer tapped (Meta sends its title as `text` too).
+    quick_reply: Option<QuickReplyPart>,
+}
+
+#[derive(Debug, Deserialize)]
+struct QuickReplyPart {
+    payload: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,7 +185,16 @@ fn read_event(page: &str, e: &Value, app_id: &str) -> Item {
             };
             debug_assert!(!m.is_echo);
             let attachments = attachments_of(m.attachments);
-            let text = m.text.unwrap_or_default();
+            // A rating question's quick reply (`core::survey`): its payload says the
+            // rating, whatever its title reads, so the core sees the rating itself.
+            let rating = m
+                .quick_reply
+                .and_then(|q| q.payload)
+                .and_then(|p| crate::core::survey::payload_rating(&p));
+            let text = match rating {
+                Some(r) => r.to_string(),
+                None => m.text.unwrap_or_default(),
+            };
             if text.trim().is_empty() && attachments.is_empty() {
                 return Item::Skip(SkipReason::Empty, kind);
             }
@@ -405,6 +421,23 @@ mod tests {
         );
         assert_eq!(skip_reasons(&json!({"object": "instagram", "entry": []})), ["not_page"]);
         assert_eq!(read_body(b"not json", "").len(), 1);
+    }
+
+    #[test]
+    fn a_rating_quick_reply_is_read_by_its_payload() {
+        let message = |m: serde_json::Value| {
+            let body = json!({"object": "page", "entry": [{"id": "99", "time": 1,
+                "messaging": [{"sender": {"id": "123"}, "recipient": {"id": "99"}, "timestamp": 1458692752478u64,
+                    "message": m}]}]});
+            match read_body(body.to_string().as_bytes(), "").pop() {
+                Some(Item::Use(Command::MessengerMessage { text, .. }, _)) => text,
+                other => panic!("{other:?}"),
+            }
+        };
+        let tapped = json!({"mid": "m1", "text": "★★★★", "quick_reply": {"payload": "SWITCHBOARD_RATING_4"}});
+        assert_eq!(message(tapped), "4", "the payload wins over the title");
+        let other = json!({"mid": "m2", "text": "Yes", "quick_reply": {"payload": "ANOTHER_APP_YES"}});
+        assert_eq!(message(other), "Yes", "another payload: the text as it is");
     }
 
     #[test]

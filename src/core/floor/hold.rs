@@ -216,6 +216,7 @@ mod tests {
             Command::UpdateQueue {
                 queue: "q".into(),
                 hours: Some(Some(std::sync::Arc::new(hours(OutsideHours::Wait)))),
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,

@@ -42,10 +42,9 @@ impl Floor {
         open: Opening,
         now: Millis,
     ) -> Result<Arrival, CoreError> {
-        let ep = self
-            .entry_points
-            .get(entry_point)
-            .ok_or_else(|| CoreError::UnknownEntryPoint(entry_point.into()))?;
+        if !self.entry_points.contains_key(entry_point) {
+            return Err(CoreError::UnknownEntryPoint(entry_point.into()));
+        }
         if attachments.is_empty() || !text.is_empty() {
             check_text(text)?;
         }
@@ -77,6 +76,14 @@ impl Floor {
                 message,
             });
         }
+        // The answer to a satisfaction survey opens nothing; any other message drops it.
+        if let Some(arrival) = self.survey_answer(&key, &customer, text, !attachments.is_empty(), now) {
+            return Ok(arrival);
+        }
+        let ep = self
+            .entry_points
+            .get(entry_point)
+            .ok_or_else(|| CoreError::UnknownEntryPoint(entry_point.into()))?;
         // A new conversation: the tenant's limit counts the open ones.
         self.limits.admit(
             crate::core::tenant::Limit::OpenConversations,
@@ -195,6 +202,7 @@ impl Floor {
     /// The customer leaves: the conversation ends; whoever was in it owes a wrap-up.
     pub(crate) fn customer_end(&mut self, conversation: &str, now: Millis) -> Result<(), CoreError> {
         self.open(conversation)?;
+        self.ask_survey(conversation, "customer_ended", now);
         self.end_conversation(conversation, "customer_ended", WithdrawReason::CustomerLeft, false, now);
         self.route(now);
         Ok(())
@@ -531,6 +539,7 @@ impl Floor {
         if c.conference_state() == ConferenceState::None {
             return Err(CoreError::NoConference(conversation.into()));
         }
+        self.ask_survey(conversation, "agent_ended", now);
         self.end_conversation(
             conversation,
             "agent_ended",
@@ -545,6 +554,7 @@ impl Floor {
     /// The owner ends the conversation (for everyone, guest included).
     pub(crate) fn end(&mut self, agent: &str, conversation: &str, now: Millis) -> Result<(), CoreError> {
         self.owned(agent, conversation)?;
+        self.ask_survey(conversation, "agent_ended", now);
         self.end_conversation(
             conversation,
             "agent_ended",
@@ -680,6 +690,23 @@ impl Floor {
         attachments: Vec<Attachment>,
         now: Millis,
     ) -> Message {
+        self.append_message(conversation, kind, id, name, text, attachments, Vec::new(), now)
+    }
+
+    /// [`Floor::append_with`] with quick replies for a Messenger customer (a rating
+    /// question's; other channels show none).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn append_message(
+        &mut self,
+        conversation: &str,
+        kind: AuthorKind,
+        id: Option<String>,
+        name: String,
+        text: &str,
+        attachments: Vec<Attachment>,
+        quick_replies: Vec<crate::core::messenger::QuickReply>,
+        now: Millis,
+    ) -> Message {
         if kind == AuthorKind::Customer {
             self.customer_stopped_typing(conversation);
         }
@@ -693,6 +720,7 @@ impl Floor {
         let to_customer = !matches!(kind, AuthorKind::Customer | AuthorKind::Page);
         let outbound = if to_customer && c.channel == Channel::Messenger {
             self.outbound(c, &mut message, now)
+                .map(|o| Outbound { quick_replies, ..o })
         } else {
             None
         };

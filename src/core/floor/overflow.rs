@@ -131,6 +131,7 @@ mod tests {
                 name: id.to_uppercase(),
                 routing_steps: Vec::new(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
@@ -299,6 +300,7 @@ mod tests {
             Command::UpdateQueue {
                 queue: "a".into(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: None,
@@ -339,6 +341,7 @@ mod tests {
                     Command::UpdateQueue {
                         queue: "a".into(),
                         hours: None,
+                        survey: None,
                         wait_limit: None,
                         service_level_ms: None,
                         place_updates: None,

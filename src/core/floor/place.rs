@@ -156,9 +156,10 @@ mod tests {
                 name: "Q".into(),
                 routing_steps: Vec::new(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
-                place_updates: Some(settings()),
+                place_updates: Some(Box::new(settings())),
                 overflow: None,
             },
             T0,
@@ -291,6 +292,7 @@ mod tests {
             Command::UpdateQueue {
                 queue: "q".into(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(Some(bad)),
@@ -304,6 +306,7 @@ mod tests {
             Command::UpdateQueue {
                 queue: "q".into(),
                 hours: None,
+                survey: None,
                 wait_limit: None,
                 service_level_ms: None,
                 place_updates: Some(None),

@@ -187,6 +187,12 @@ impl Floor {
                 }
             }
         }
+        for p in self.surveys.values().filter(|p| now >= p.expires_at) {
+            out.push(Timer::Survey {
+                entry_point: p.entry_point.clone(),
+                customer: p.customer.clone(),
+            });
+        }
         // A held queue that opened (its hold ends at the minute's deadline).
         for q in self.queues.values() {
             if q.held && !q.hours.as_ref().is_some_and(|h| h.holds_at(now)) {
@@ -206,6 +212,7 @@ impl Floor {
             Timer::Wrapup { agent, conversation } => self.wrapup_timer(agent, conversation, now),
             Timer::Route { conversation } => self.route_timer(conversation, now),
             Timer::Inactivity { conversation } => self.inactivity_timer(conversation, now),
+            Timer::Survey { entry_point, customer } => self.survey_timer(entry_point, customer, now),
             Timer::Places { queue } => self.place_timer(queue, now),
             Timer::Overflow { conversation } => self.overflow_timer(conversation, now),
             Timer::Opening { queue } => self.opening_timer(queue, now),
