@@ -3201,72 +3201,53 @@ impl Writer {
     /// redelivers an unanswered event for hours, not days), a chunk at a time.
     fn sweep_mids(&mut self, space: &Space, now: Millis) -> Result<(), StoreError> {
         let cutoff = now.saturating_sub(MID_RETENTION_MS);
-        let read = |e: ::sled::Error| StoreError::Read(e.to_string());
         let trees = self.space(space)?.trees.clone();
-        loop {
-            let mut b = Writes::new(self.tracking(space)?);
-            let mut n = 0;
-            for item in trees.mid_times.range(&[], &cutoff.to_be_bytes()) {
-                let (k, _) = item.map_err(read)?;
-                if let Some((_, mid)) = parse_ended_key(&k) {
-                    b.remove(&trees.mids.key(mid.as_bytes()));
-                }
-                b.remove(&trees.mid_times.key(&k));
-                n += 1;
-                if n == SWEEP_CHUNK {
-                    break;
-                }
+        self.sweep_keys(space, &trees.mid_times, &[], &cutoff.to_be_bytes(), |k, _, b| {
+            if let Some((_, mid)) = parse_ended_key(k) {
+                b.remove(&trees.mids.key(mid.as_bytes()));
             }
-            if n == 0 {
-                return Ok(());
-            }
-            self.apply_flushed(space, b)?;
-            if n < SWEEP_CHUNK {
-                return Ok(());
-            }
-        }
+            Ok(())
+        })
     }
 
-    /// Removes, a chunk at a time, `keys`' records of `ks` in `[from, to)` (keys after the
+    /// Removes, a chunk at a time, the records of `ks` in `[from, to)` (keys after the
     /// keyspace's prefix).
     fn sweep_range(&mut self, space: &Space, ks: &Keyspace, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
-        let read = |e: ::sled::Error| StoreError::Read(e.to_string());
-        loop {
-            let mut b = Writes::new(self.tracking(space)?);
-            let mut n = 0;
-            for item in ks.range(from, to) {
-                let (k, _) = item.map_err(read)?;
-                b.remove(&ks.key(&k));
-                n += 1;
-                if n == SWEEP_CHUNK {
-                    break;
-                }
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            self.apply_flushed(space, b)?;
-            if n < SWEEP_CHUNK {
-                return Ok(());
-            }
-        }
+        self.sweep_keys(space, ks, from, to, |_, _, _| Ok(()))
     }
 
     /// Removes the report records keyed before `cutoff` with their keys in the index by
     /// customer, a chunk at a time (each record is read for its customer).
     fn sweep_records(&mut self, space: &Space, trees: &Trees, cutoff: &[u8]) -> Result<(), StoreError> {
-        let read = |e: ::sled::Error| StoreError::Read(e.to_string());
         let mut index_key = Vec::new();
+        self.sweep_keys(space, &trees.reports, &[], cutoff, |k, v, b| {
+            let r = decode_record(k, v)?;
+            index_key.clear();
+            record::customer_key_into(&mut index_key, &r.customer.id, r.arrived_at, &r.id);
+            b.remove(&trees.by_customer.key(&index_key));
+            Ok(())
+        })
+    }
+
+    /// The sweeps' one loop: removes the records of `ks` in `[from, to)`, and what `also`
+    /// adds to the batch for each (its key after the prefix, its value), a chunk of
+    /// [`SWEEP_CHUNK`] at a time, each chunk one atomic batch, flushed.
+    fn sweep_keys(
+        &mut self,
+        space: &Space,
+        ks: &Keyspace,
+        from: &[u8],
+        to: &[u8],
+        mut also: impl FnMut(&[u8], &[u8], &mut Writes) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let read = |e: ::sled::Error| StoreError::Read(e.to_string());
         loop {
             let mut b = Writes::new(self.tracking(space)?);
             let mut n = 0;
-            for item in trees.reports.range(&[], cutoff) {
+            for item in ks.range(from, to) {
                 let (k, v) = item.map_err(read)?;
-                let r = decode_record(&k, &v)?;
-                index_key.clear();
-                record::customer_key_into(&mut index_key, &r.customer.id, r.arrived_at, &r.id);
-                b.remove(&trees.by_customer.key(&index_key));
-                b.remove(&trees.reports.key(&k));
+                also(&k, &v, &mut b)?;
+                b.remove(&ks.key(&k));
                 n += 1;
                 if n == SWEEP_CHUNK {
                     break;
