@@ -2703,14 +2703,30 @@ fn read_records(t: &Trees, query: &RecordQuery, path: &str, cold: bool) -> Resul
         return super::collect_page(query, read);
     }
     if words.is_empty() {
-        let range: Box<dyn Iterator<Item = Entry>> = if cold {
-            Box::new(t.reports.range_cold(&from, &end))
+        let (range, ratings): (Box<dyn Iterator<Item = Entry>>, Box<dyn Iterator<Item = Entry>>) = if cold {
+            (
+                Box::new(t.reports.range_cold(&from, &end)),
+                Box::new(t.ratings.range_cold(&from, &end)),
+            )
         } else {
-            Box::new(t.reports.range(&from, &end))
+            (
+                Box::new(t.reports.range(&from, &end)),
+                Box::new(t.ratings.range(&from, &end)),
+            )
         };
-        let read = range.map(|item| {
+        // Ratings are keyed as their records: read beside them in one pass (a point read
+        // per record made a CSV of a million records a quarter slower).
+        let mut ratings = ratings.peekable();
+        let read = range.map(move |item| {
             let (k, v) = item.map_err(read_err)?;
-            rated(t, &k, decode_record(&k, &v)?).map(Some)
+            let mut r = decode_record(&k, &v)?;
+            while let Some(next) = ratings.next_if(|e| e.as_ref().map_or(true, |(rk, _)| rk.as_ref() <= k.as_ref())) {
+                let (rk, rv) = next.map_err(read_err)?;
+                if rk == k {
+                    r.satisfaction = Some(record::decode_satisfaction(&rk, &rv)?);
+                }
+            }
+            Ok(Some(r))
         });
         return super::collect_page(query, read);
     }
@@ -2730,7 +2746,8 @@ fn read_records(t: &Trees, query: &RecordQuery, path: &str, cold: bool) -> Resul
 }
 
 /// Record `r` (under `key`) with its rating, if its customer gave one: kept beside it
-/// under the same key ([`prefix::RATINGS`]), one point read per record.
+/// under the same key ([`prefix::RATINGS`]), one point read per record (a range of
+/// records reads the ratings' range beside it instead).
 fn rated(
     t: &Trees,
     key: &[u8],
