@@ -907,10 +907,7 @@ impl From<ConversationRecord> for ConversationRecordV1 {
     fn from(r: ConversationRecord) -> Self {
         ConversationRecordV1 {
             id: r.id,
-            channel: match r.channel {
-                Channel::Messenger => ChannelV1::Messenger,
-                Channel::Rest => ChannelV1::Rest,
-            },
+            channel: r.channel.into(),
             entry_point: r.entry_point,
             source_page: r.source_page,
             customer_id: r.customer.id,
@@ -954,10 +951,7 @@ impl From<ConversationRecordV1> for ConversationRecord {
     fn from(r: ConversationRecordV1) -> Self {
         ConversationRecord {
             id: r.id,
-            channel: match r.channel {
-                ChannelV1::Messenger => Channel::Messenger,
-                ChannelV1::Rest => Channel::Rest,
-            },
+            channel: r.channel.into(),
             entry_point: r.entry_point,
             source_page: r.source_page,
             customer: Customer {
@@ -1106,10 +1100,7 @@ impl From<crate::core::survey::PendingSurvey> for PendingSurveyV1 {
             conversation: p.conversation,
             entry_point: p.entry_point,
             customer: p.customer,
-            channel: match p.channel {
-                Channel::Messenger => ChannelV1::Messenger,
-                Channel::Rest => ChannelV1::Rest,
-            },
+            channel: p.channel.into(),
             queue: p.queue,
             agent: p.agent,
             arrived_at: p.arrived_at,
@@ -1127,10 +1118,7 @@ impl From<PendingSurveyV1> for crate::core::survey::PendingSurvey {
             conversation: p.conversation,
             entry_point: p.entry_point,
             customer: p.customer,
-            channel: match p.channel {
-                ChannelV1::Messenger => Channel::Messenger,
-                ChannelV1::Rest => Channel::Rest,
-            },
+            channel: p.channel.into(),
             queue: p.queue,
             agent: p.agent,
             arrived_at: p.arrived_at,
@@ -1233,6 +1221,24 @@ pub enum ChannelV1 {
     Rest,
 }
 
+impl From<Channel> for ChannelV1 {
+    fn from(c: Channel) -> Self {
+        match c {
+            Channel::Messenger => ChannelV1::Messenger,
+            Channel::Rest => ChannelV1::Rest,
+        }
+    }
+}
+
+impl From<ChannelV1> for Channel {
+    fn from(c: ChannelV1) -> Self {
+        match c {
+            ChannelV1::Messenger => Channel::Messenger,
+            ChannelV1::Rest => Channel::Rest,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub enum ConversationStateV1 {
     Queued,
@@ -1294,10 +1300,7 @@ impl From<Conversation> for ConversationV1 {
     fn from(c: Conversation) -> Self {
         ConversationV1 {
             id: c.id,
-            channel: match c.channel {
-                Channel::Messenger => ChannelV1::Messenger,
-                Channel::Rest => ChannelV1::Rest,
-            },
+            channel: c.channel.into(),
             customer_id: c.customer.id,
             customer_name: c.customer.name,
             entry_point: c.entry_point,
@@ -1348,10 +1351,7 @@ impl From<ConversationV1> for Conversation {
     fn from(c: ConversationV1) -> Self {
         Conversation {
             id: c.id,
-            channel: match c.channel {
-                ChannelV1::Messenger => Channel::Messenger,
-                ChannelV1::Rest => Channel::Rest,
-            },
+            channel: c.channel.into(),
             customer: Customer {
                 id: c.customer_id,
                 name: c.customer_name,
