@@ -165,12 +165,6 @@ mod tests {
         f.conversation(c).expect("held").state
     }
 
-    fn fire_until(f: &mut Floor, now: Millis) {
-        while let Some(at) = f.next_deadline().filter(|at| *at <= now) {
-            f.fire_due(at);
-        }
-    }
-
     #[test]
     fn a_customer_who_writes_at_night_is_told_and_offered_at_the_opening() {
         let night = at("2026-12-02T22:00:00Z");
@@ -189,9 +183,9 @@ mod tests {
         );
         assert!(f.queue("q").is_some_and(|q| q.held && q.waiting.len() == 1));
         assert_eq!(crate::core::invariants::check(&f), Vec::<String>::new());
-        fire_until(&mut f, at("2026-12-03T08:59:59Z"));
+        f.fire_until(at("2026-12-03T08:59:59Z"));
         assert_eq!(state(&f, &c), ConversationState::Queued);
-        fire_until(&mut f, at("2026-12-03T09:00:00Z"));
+        f.fire_until(at("2026-12-03T09:00:00Z"));
         assert_eq!(state(&f, &c), ConversationState::Offered, "offered at the opening");
         assert!(f.queue("q").is_some_and(|q| !q.held));
         assert_eq!(f.overdue(at("2026-12-03T09:00:00Z")), Vec::<Timer>::new());
@@ -247,7 +241,7 @@ mod tests {
         );
         assert_eq!(state(&r, &c), ConversationState::Queued, "held after the restart too");
         assert!(r.queue("q").is_some_and(|q| q.held));
-        fire_until(&mut r, at("2026-12-03T09:00:00Z"));
+        r.fire_until(at("2026-12-03T09:00:00Z"));
         assert_eq!(state(&r, &c), ConversationState::Offered);
     }
 }

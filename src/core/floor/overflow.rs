@@ -28,7 +28,9 @@ impl Floor {
             self.arm_overflow(c);
         }
         // A shortened wait may have passed already for some of them.
-        self.fire_overflows_due(&waiting, now);
+        for c in &waiting {
+            self.overflow_timer(c, now);
+        }
         Ok(())
     }
 
@@ -75,12 +77,6 @@ impl Floor {
             self.deadlines.cancel(&Timer::Overflow {
                 conversation: id.into(),
             });
-        }
-    }
-
-    fn fire_overflows_due(&mut self, ids: &[ConversationId], now: Millis) {
-        for id in ids {
-            self.overflow_timer(id, now);
         }
     }
 
@@ -181,12 +177,6 @@ mod tests {
             .conversation
     }
 
-    fn fire_until(f: &mut Floor, now: Millis) {
-        while let Some(at) = f.next_deadline().filter(|at| *at <= now) {
-            f.fire_due(at);
-        }
-    }
-
     fn overflowed(f: &mut Floor) -> Vec<(String, String, String)> {
         f.take_effects()
             .into_iter()
@@ -207,10 +197,10 @@ mod tests {
         let mut f = floor();
         f.set_state("bob", Presence::Available, None, T0).expect("bob");
         let c = write(&mut f, "u1", T0 + 1_000);
-        fire_until(&mut f, T0 + 5_999);
+        f.fire_until(T0 + 5_999);
         assert_eq!(queue_of(&f, &c), ("a".into(), ConversationState::Queued), "not yet");
         assert!(overflowed(&mut f).is_empty());
-        fire_until(&mut f, T0 + 6_000);
+        f.fire_until(T0 + 6_000);
         assert_eq!(overflowed(&mut f), [(c.clone(), "a".into(), "b".into())]);
         assert_eq!(queue_of(&f, &c), ("b".into(), ConversationState::Offered));
         let conv = f.conversation(&c).expect("held");
@@ -226,21 +216,21 @@ mod tests {
         f.set_state("ann", Presence::Available, None, T0).expect("ann");
         let c = write(&mut f, "u1", T0);
         assert_eq!(queue_of(&f, &c), ("a".into(), ConversationState::Offered));
-        fire_until(&mut f, T0 + 9_999);
+        f.fire_until(T0 + 9_999);
         assert_eq!(
             queue_of(&f, &c),
             ("a".into(), ConversationState::Offered),
             "the offer stands"
         );
         // Ann lets it expire at T0 + 10 s, past the 5 s: it moves at once.
-        fire_until(&mut f, T0 + 10_000);
+        f.fire_until(T0 + 10_000);
         assert_eq!(queue_of(&f, &c), ("b".into(), ConversationState::Queued));
         assert_eq!(f.overdue(T0 + 10_000), Vec::<Timer>::new());
         // Accepted in time, it never moves.
         f.set_state("ann", Presence::Available, None, T0 + 10_000).expect("ann");
         let d = write(&mut f, "u2", T0 + 10_000);
         f.accept("ann", &d, T0 + 11_000).expect("accept");
-        fire_until(&mut f, T0 + 60_000);
+        f.fire_until(T0 + 60_000);
         assert_eq!(queue_of(&f, &d), ("a".into(), ConversationState::Active));
     }
 
@@ -266,7 +256,7 @@ mod tests {
         .expect("b closed and bounded");
         let c1 = write(&mut f, "u1", T0);
         let c2 = write(&mut f, "u2", T0);
-        fire_until(&mut f, T0 + 5_000);
+        f.fire_until(T0 + 5_000);
         assert_eq!(overflowed(&mut f).len(), 2);
         for c in [&c1, &c2] {
             assert_eq!(queue_of(&f, c), ("b".into(), ConversationState::Queued));
@@ -279,13 +269,13 @@ mod tests {
         let mut f = floor();
         f.set_overflow("b", to("a", 3_000), T0).expect("b to a");
         let c = write(&mut f, "u1", T0);
-        fire_until(&mut f, T0 + 5_000);
+        f.fire_until(T0 + 5_000);
         assert_eq!(queue_of(&f, &c).0, "b");
-        fire_until(&mut f, T0 + 7_999);
+        f.fire_until(T0 + 7_999);
         assert_eq!(queue_of(&f, &c).0, "b");
-        fire_until(&mut f, T0 + 8_000);
+        f.fire_until(T0 + 8_000);
         assert_eq!(queue_of(&f, &c).0, "a");
-        fire_until(&mut f, T0 + 13_000);
+        f.fire_until(T0 + 13_000);
         assert_eq!(queue_of(&f, &c).0, "b");
         assert_eq!(overflowed(&mut f).len(), 3);
     }
@@ -311,14 +301,14 @@ mod tests {
         .expect("shortened");
         assert_eq!(queue_of(&f, &c1).0, "b");
         assert_eq!(queue_of(&f, &c2).0, "a");
-        fire_until(&mut f, T0 + 5_000);
+        f.fire_until(T0 + 5_000);
         assert_eq!(queue_of(&f, &c2).0, "b");
         // Removed: nothing more moves.
         f.set_overflow("b", to("a", 1_000), T0 + 5_000).expect("b to a");
-        fire_until(&mut f, T0 + 6_000);
+        f.fire_until(T0 + 6_000);
         assert_eq!(queue_of(&f, &c1).0, "a");
         f.set_overflow("a", None, T0 + 6_000).expect("removed");
-        fire_until(&mut f, T0 + 600_000);
+        f.fire_until(T0 + 600_000);
         assert_eq!(queue_of(&f, &c1).0, "a");
         assert_eq!(f.overdue(T0 + 600_000), Vec::<Timer>::new());
     }

@@ -205,12 +205,6 @@ mod tests {
             .collect()
     }
 
-    fn fire_until(f: &mut Floor, now: Millis) {
-        while let Some(at) = f.next_deadline().filter(|at| *at <= now) {
-            f.fire_due(at);
-        }
-    }
-
     #[test]
     fn waiting_customers_are_told_their_place_at_arrival_and_as_the_line_moves() {
         let mut f = floor();
@@ -227,14 +221,14 @@ mod tests {
             "at arrival, without an estimate (no recent waits yet)"
         );
         // Nothing moved: the sweep tells nobody.
-        fire_until(&mut f, T0 + 10_000);
+        f.fire_until(T0 + 10_000);
         assert!(told(&mut f).is_empty());
         // Ann serves c1: c2 and c3 move up, and are told at the next sweep, not before.
         f.set_state("a1", Presence::Available, None, T0 + 12_000)
             .expect("available");
         f.accept("a1", &c1, T0 + 12_000).expect("accept");
         assert!(told(&mut f).is_empty());
-        fire_until(&mut f, T0 + 20_000);
+        f.fire_until(T0 + 20_000);
         assert_eq!(told(&mut f), [(c2.clone(), "#1".into()), (c3.clone(), "#2".into())]);
         assert!(
             f.take_changes()
@@ -276,7 +270,7 @@ mod tests {
         assert_eq!(told(&mut f), [(c.clone(), "#1, ~4 min".into())]);
         // The estimate falls as the customer waits: told again each time it moved by
         // the step (a minute), at the sweeps (every 10 s) at 60 s and 120 s.
-        fire_until(&mut f, now + 130_000);
+        f.fire_until(now + 130_000);
         assert_eq!(
             told(&mut f),
             [(c.clone(), "#1, ~3 min".into()), (c, "#1, ~2 min".into())]

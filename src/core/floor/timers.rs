@@ -130,6 +130,15 @@ impl Floor {
         fired
     }
 
+    /// Fires every deadline up to `now` each at its own time, as the shell's timer
+    /// would (the floor tests' clock).
+    #[cfg(test)]
+    pub(crate) fn fire_until(&mut self, now: Millis) {
+        while let Some(at) = self.next_deadline().filter(|at| *at <= now) {
+            self.fire_due(at);
+        }
+    }
+
     /// Fires the earliest deadline due at `now`, if one is: [`Floor::fire_due`] one at a
     /// time (the simulation checks the invariants after each).
     pub fn fire_next_due(&mut self, now: Millis) -> Option<Timer> {
