@@ -5,7 +5,7 @@
 //! A held queue's waiting conversations stay in its line (positions, figures and the
 //! supervisor's view are unchanged) but are out of the routing index, so no agent is
 //! matched with them. The closing is exact: before any offer from a queue with `hold`
-//! hours, routing asks the hours ([`Floor::may_offer_from`]) and holds the queue at once
+//! hours, routing asks the hours ([`Floor::may_offer`]) and holds the queue at once
 //! if it closed. The opening is seen by a deadline at each whole minute while the queue
 //! is held (opening times are whole minutes in every zone), which puts the line back in
 //! the index and routes it. `held` is derived from the hours and the clock, not stored:
@@ -14,17 +14,25 @@
 use super::*;
 
 impl Floor {
-    /// Whether routing may offer a conversation waiting in `queue` at `now`: not while
-    /// it is held, nor if it has just closed with `hold` hours (it is held now).
-    pub(super) fn may_offer_from(&mut self, queue: &str, now: Millis) -> bool {
-        let Some(q) = self.queues.get(queue) else { return true };
+    /// Whether routing may offer `conversation`, waiting in its queue, at `now`: not
+    /// while the queue is held, nor if it has just closed with `hold` hours (it is held
+    /// now). On routing's path: a queue without hours costs a lookup, no allocation.
+    pub(super) fn may_offer(&mut self, conversation: &str, now: Millis) -> bool {
+        let Some(q) = self
+            .conversations
+            .get(conversation)
+            .and_then(|c| self.queues.get(&c.queue))
+        else {
+            return true;
+        };
         if q.held {
             return false;
         }
         if !q.hours.as_ref().is_some_and(|h| h.holds_at(now)) {
             return true;
         }
-        self.hold(queue, now);
+        let queue = q.id.clone();
+        self.hold(&queue, now);
         false
     }
 

@@ -336,11 +336,11 @@ impl Floor {
     pub(super) fn route(&mut self, now: Millis) {
         loop {
             if let Some(id) = self.touched_conversations.pop() {
-                let queue = match self.conversations.get(&id) {
-                    Some(c) if c.state == ConversationState::Queued => c.queue.clone(),
-                    _ => continue,
-                };
-                if !self.may_offer_from(&queue, now) {
+                let queued = self
+                    .conversations
+                    .get(&id)
+                    .is_some_and(|c| c.state == ConversationState::Queued);
+                if !queued || !self.may_offer(&id, now) {
                     continue;
                 }
                 let target = self.conversations.get(&id).and_then(|c| self.best_agent(c));
@@ -359,12 +359,7 @@ impl Floor {
             }
             if let Some(agent) = self.touched_agents.pop() {
                 while let Some((conv, target)) = self.next_match_for(&agent) {
-                    let queue = self
-                        .conversations
-                        .get(&conv)
-                        .map(|c| c.queue.clone())
-                        .unwrap_or_default();
-                    if !self.may_offer_from(&queue, now) {
+                    if !self.may_offer(&conv, now) {
                         // That queue is held now, its line out of the index: look again.
                         continue;
                     }
