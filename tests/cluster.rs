@@ -87,11 +87,20 @@ async fn call(base: &str, method: &str, path: &str, token: Option<&str>, body: O
 }
 
 /// The node among `nodes` that routes tenant `default` now: it serves the admin's reads
-/// (a standby answers 503 `not_owner`).
+/// itself (a standby forwards them, and the answer names the node that made it).
 async fn routing(nodes: &[&Node]) -> Option<String> {
+    let client = awc::Client::builder().timeout(Duration::from_secs(3)).finish();
     for n in nodes {
-        if let Some((200, _)) = call(n.base(), "GET", "/api/v1/queues", Some(ADMIN), None).await {
-            return Some(n.id.clone());
+        let answer = client
+            .get(format!("{}/api/v1/queues", n.base()))
+            .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+            .send()
+            .await;
+        if let Ok(res) = answer {
+            let by = res.headers().get("switchboard-node").and_then(|v| v.to_str().ok());
+            if res.status().as_u16() == 200 && by == Some(n.id.as_str()) {
+                return Some(n.id.clone());
+            }
         }
     }
     None
@@ -165,7 +174,8 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
     let owner = nodes.iter().find(|n| n.id == first).expect("owner");
     let standby = nodes.iter().find(|n| n.id != first).expect("standby");
 
-    // A standby routes nothing: it names the owner.
+    // A standby routes nothing itself: it forwards to the owner (here a bad request, which
+    // the owner refuses), and keeps its own metrics to itself, naming the owner.
     let (status, v) = call(
         standby.base(),
         "POST",
@@ -175,6 +185,10 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
     )
     .await
     .expect("standby answers");
+    assert_eq!(status, 400, "the owner's refusal, forwarded: {v}");
+    let (status, v) = call(standby.base(), "GET", "/metrics", None, None)
+        .await
+        .expect("standby answers");
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["error"]["code"], "not_owner", "{v}");
     assert!(v["error"]["message"].as_str().unwrap_or("").contains(&first), "{v}");
@@ -324,14 +338,29 @@ async fn frozen_owner_is_fenced_and_steps_down() {
         .expect("acknowledged by the new owner");
 
     signal(old.pid(), libc::SIGCONT);
-    // Woken, the old owner acknowledges nothing: its lease lapsed, and its log position is
-    // behind the new owner's takeover mark.
-    let stale = conversation(old.base(), "stale", "written to the old owner").await;
-    assert!(stale.is_none(), "the fenced owner acknowledged conversation {stale:?}");
-    // It steps down: a standby that names the new owner.
+    // Woken, the old owner acknowledges nothing itself: its lease lapsed, and its log
+    // position is behind the new owner's takeover mark. (Once it has stepped down it
+    // forwards to the new owner, whose acknowledgement names the new owner.)
+    let body = json!({"entry_point": "demo-page", "customer": {"id": "stale", "name": "Carol"}, "text": "written to the old owner"});
+    let answer = awc::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .finish()
+        .post(format!("{}/api/v1/conversations", old.base()))
+        .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+        .send_json(&body)
+        .await;
+    if let Ok(res) = answer {
+        let by = res.headers().get("switchboard-node").and_then(|v| v.to_str().ok());
+        assert!(
+            res.status().as_u16() != 201 || by == Some(other.id.as_str()),
+            "the fenced owner acknowledged a conversation ({:?}, by {by:?})",
+            res.status()
+        );
+    }
+    // It steps down: a standby, which keeps no metrics of its own and names the new owner.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Some((503, v)) = call(old.base(), "GET", "/api/v1/queues", Some(ADMIN), None).await {
+        if let Some((503, v)) = call(old.base(), "GET", "/metrics", None, None).await {
             if v["error"]["code"] == "not_owner" {
                 assert!(v["error"]["message"].as_str().unwrap_or("").contains(&other.id), "{v}");
                 break;
@@ -340,6 +369,12 @@ async fn frozen_owner_is_fenced_and_steps_down() {
         assert!(Instant::now() < deadline, "the old owner did not step down");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // And forwards what it is asked to the new owner.
+    assert_eq!(routing(&[old]).await, None);
+    assert_eq!(
+        texts(old.base(), &during).await,
+        vec!["while the old owner is frozen".to_string()]
+    );
     let log = old.process.log_lines().join("\n");
     assert!(
         log.contains("fenced") || log.contains("lease lost") || log.contains("stepped down"),
@@ -391,4 +426,138 @@ async fn sigterm_hands_the_tenant_over_without_waiting_for_the_lease() {
         "the hand-over waited for the lease ({took:?})"
     );
     assert_eq!(texts(other.base(), &id).await, vec!["before the deploy".to_string()]);
+}
+
+/// A load balancer spreads clients over every node: an admin, a customer's channel and an
+/// agent's desktop all talk to a node that does not route the tenant, which forwards them
+/// to the owner. The desktop's offer comes through the forwarding node, and its accept goes
+/// back through it. When the owner dies, the forwarded desktop is closed with 1012 and
+/// resumes from `hello` on reconnecting (to the same node), with its conversation.
+#[actix_web::test]
+async fn any_node_serves_requests_and_desktops_by_forwarding_to_the_owner() {
+    let Some(nats) = NatsCluster::start().await else {
+        return;
+    };
+    let nodes = [
+        Node::start(&nats, "node-a"),
+        Node::start(&nats, "node-b"),
+        Node::start(&nats, "node-c"),
+    ];
+    let all: Vec<&Node> = nodes.iter().collect();
+    let first = wait_owner(&all, None, Duration::from_secs(30)).await;
+    let owner = nodes.iter().find(|n| n.id == first).expect("owner");
+    let standbys: Vec<&Node> = nodes.iter().filter(|n| n.id != first).collect();
+    let (via, other) = (standbys[0], standbys[1]);
+
+    // REST through a standby: what the owner answers, as it answers it.
+    let (status, agent) = call(
+        via.base(),
+        "POST",
+        "/api/v1/agents",
+        Some(ADMIN),
+        Some(json!({"id": "ada", "name": "Ada", "queues": ["support"]})),
+    )
+    .await
+    .expect("forwarded");
+    assert_eq!(status, 201, "{agent}");
+    let token = agent["token"].as_str().expect("token").to_string();
+    let (status, from_owner) = call(owner.base(), "GET", "/api/v1/agents/ada", Some(ADMIN), None)
+        .await
+        .expect("owner");
+    assert_eq!(status, 200);
+    let (status, from_standby) = call(other.base(), "GET", "/api/v1/agents/ada", Some(ADMIN), None)
+        .await
+        .expect("forwarded");
+    assert_eq!(status, 200);
+    assert_eq!(from_owner, from_standby);
+    // The owner's refusals come back as they are.
+    let (status, v) = call(via.base(), "GET", "/api/v1/agents/nobody", Some(ADMIN), None)
+        .await
+        .expect("forwarded");
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = call(via.base(), "GET", "/api/v1/queues", Some("wrong-token"), None)
+        .await
+        .expect("forwarded");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{v}"
+    );
+    // One hop at most: a request another node already forwarded is not sent on again.
+    let client = awc::Client::default();
+    let mut res = client
+        .get(format!("{}/api/v1/queues", via.base()))
+        .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+        .insert_header(("Switchboard-Forwarded-By", "node-x"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(res.status().as_u16(), 503);
+    let v: Value = res.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "not_owner", "{v}");
+
+    // A desktop on the standby: a wrong token is refused as the owner refuses it, and the
+    // agent's own token opens the socket there.
+    let refused = client
+        .ws(format!(
+            "{}/api/v1/agents/me/ws?token=wrong",
+            via.base().replace("http", "ws")
+        ))
+        .connect()
+        .await;
+    match refused {
+        Err(awc::error::WsClientError::InvalidResponseStatus(s)) => assert_eq!(s.as_u16(), 401),
+        Err(e) => panic!("a wrong token: {e}"),
+        Ok(_) => panic!("a wrong token opened a desktop"),
+    }
+    let (mut desktop, hello) = common::connect_desktop(&client, via.base(), &token).await;
+    assert_eq!(hello["agent"]["id"], "ada", "{hello}");
+    let reply = desktop
+        .command(json!({"type": "set_state", "state": "available"}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+
+    // A customer writes through the third node; the offer reaches the desktop through the
+    // second, and the accept goes back through it.
+    let cid = conversation(other.base(), "carol", "hello through any node")
+        .await
+        .expect("acknowledged");
+    let offer = desktop.wait_for_in("offer", &cid).await;
+    assert_eq!(offer["text"], "hello through any node", "{offer}");
+    let reply = desktop.command(json!({"type": "accept", "conversation_id": cid})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let reply = desktop
+        .command(json!({"type": "send", "conversation_id": cid, "text": "hi Carol"}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+
+    // The owner dies: the forwarded socket closes with 1012 (reconnect), and the desktop
+    // resumes from `hello` on the same node once another owner routes the tenant.
+    signal(owner.pid(), libc::SIGKILL);
+    let (reason, _) = desktop.until_closed(Duration::from_secs(10)).await;
+    let reason = reason.expect("a close frame");
+    assert_eq!(u16::from(reason.code), 1012, "{reason:?}");
+    let survivors: Vec<&Node> = standbys.clone();
+    wait_owner(&survivors, Some(&first), Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let hello = loop {
+        let url = format!("{}/api/v1/agents/me/ws?token={token}", via.base().replace("http", "ws"));
+        if let Ok((_, framed)) = client.ws(url).max_frame_size(64 << 20).connect().await {
+            let mut d = common::Desktop::from_framed(framed);
+            if let Some(v) = d.within(Duration::from_secs(5)).await {
+                if v["type"] == "hello" {
+                    break v;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "the desktop did not resume on {}", via.id);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let conversations = hello["agent"]["conversations"].as_array().cloned().unwrap_or_default();
+    let mine = conversations
+        .iter()
+        .find(|c| c["id"] == cid.as_str())
+        .unwrap_or_else(|| panic!("the accepted conversation is not in the resumed hello: {hello}"));
+    let texts = common::texts(mine);
+    assert!(texts.contains(&"hi Carol".to_string()), "{texts:?}");
 }

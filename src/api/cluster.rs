@@ -1,10 +1,10 @@
 //! The cluster's HTTP edge (docs/CLUSTER.md): `GET /api/v1/cluster` on every node, and the
 //! standby server a node runs while it owns no tenant.
 //!
-//! A standby answers `/livez`, `/readyz` (200 while it reaches NATS) and
-//! `GET /api/v1/cluster`; every other request gets 503 `not_owner` with the owner's address
-//! in the message (forwarding to the owner is not built yet), so that a client or a load
-//! balancer tries the owner.
+//! A standby answers `/livez`, `/readyz` (200 while it reaches NATS),
+//! `GET /api/v1/cluster` and `/metrics` (503 `not_owner`: its figures are the owner's to
+//! give); every other request and WebSocket is forwarded to the owner
+//! ([`super::forward`]).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -25,6 +25,8 @@ pub struct Standby {
     pub node: Node,
     pub admin_token: Arc<str>,
     pub operator_token: Arc<str>,
+    /// The owner requests are forwarded to.
+    pub owners: Arc<super::forward::OwnerCache>,
 }
 
 /// The admin's or the operator's token, compared in constant time; 401 otherwise.
@@ -79,21 +81,23 @@ async fn standby_ready(standby: web::Data<Standby>) -> Result<HttpResponse, ApiE
     }
 }
 
-/// Everything else on a standby: 503 `not_owner`, naming the owner when there is one.
+/// `/metrics` on a standby: 503 `not_owner` naming the owner (a standby routes nothing;
+/// the tenant's figures are the owner's).
 async fn not_owner(standby: web::Data<Standby>) -> Result<HttpResponse, ApiError> {
-    let owner = standby.node.owner(crate::core::tenant::DEFAULT_TENANT).await;
-    let message = match owner {
-        Some(o) if !o.url.is_empty() => format!(
-            "this node does not route the tenant; its owner is {} at {}",
-            o.node, o.url
-        ),
-        Some(o) => format!("this node does not route the tenant; its owner is {}", o.node),
-        None => "this node does not route the tenant, and no node does right now; try again shortly".to_string(),
-    };
-    Err(ApiError {
-        retry_after_s: Some(1),
-        ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_owner", message)
-    })
+    Err(super::forward::not_owner(
+        standby.owners.owner(&standby.node).await.as_ref(),
+        "",
+    ))
+}
+
+/// Everything else on a standby: forwarded to the owner.
+async fn forward(
+    req: HttpRequest,
+    payload: web::Payload,
+    standby: web::Data<Standby>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, ApiError> {
+    super::forward::forward(req, payload, &standby.node, &standby.owners, &client).await
 }
 
 /// The standby server on `listener` (not yet running).
@@ -102,16 +106,26 @@ pub fn standby_server(config: &Config, node: Node, listener: TcpListener) -> std
         node,
         admin_token: config.api.admin_token.as_str().into(),
         operator_token: config.api.operator_token.as_str().into(),
+        owners: Arc::default(),
     });
+    let me = standby.node.config.node_id.clone();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::DefaultHeaders::new().add((super::forward::NODE_HEADER, me.clone())))
             .app_data(standby.clone())
+            // One client per worker thread (awc's client is not `Send`).
+            .app_data(web::Data::new(super::forward::client()))
             .service(web::resource("/livez").route(web::get().to(super::ops::livez)))
             .service(web::resource("/readyz").route(web::get().to(standby_ready)))
             .service(web::resource("/api/v1/cluster").route(web::get().to(status)))
-            .default_service(web::to(not_owner))
+            .service(web::resource("/metrics").to(not_owner))
+            .default_service(web::to(forward))
     })
-    .workers(1)
+    // As many workers as the owner's server: a standby carries forwarded clients.
+    .workers(match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    })
     .disable_signals()
     .shutdown_timeout(1)
     .listen(listener)?

@@ -39,6 +39,7 @@ pub mod cluster;
 pub mod demo;
 pub mod dto;
 pub mod error;
+pub mod forward;
 pub mod headers;
 pub mod history;
 pub mod openapi;
@@ -413,6 +414,8 @@ fn build(
     listener: TcpListener,
     cluster: Option<crate::cluster::Node>,
 ) -> io::Result<(Server, broadcast::Sender<()>, Arc<crate::tenants::Tenants>)> {
+    // In a cluster every answer names the node that made it (forwarded ones keep it).
+    let node_header = cluster.as_ref().map(|n| n.config.node_id.clone());
     let cluster = cluster.map(web::Data::new);
     let (shutdown, _) = broadcast::channel(1);
     let files = match &outbox {
@@ -495,6 +498,11 @@ fn build(
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap(from_fn(observe_request))
             .wrap(from_fn(headers::edge_headers))
+            .wrap(actix_web::middleware::Condition::new(
+                node_header.is_some(),
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((forward::NODE_HEADER, node_header.clone().unwrap_or_default())),
+            ))
             .configure(routes)
             .configure(supervisor::routes)
             .configure(reports::routes)
