@@ -924,6 +924,8 @@ impl Config {
             last_agent_within_ms: self.routing.last_agent_within_ms,
             inactivity_close_ms: self.routing.inactivity_close_ms,
             reports: self.reports.enabled,
+            // A cluster's new owner keeps the offers' deadlines (docs/CLUSTER.md).
+            offers_keep_deadlines: self.cluster.is_some(),
         }
     }
 }

@@ -31,6 +31,11 @@ impl Node {
     }
 
     fn with_lease(nats: &NatsCluster, id: &str, lease_ms: u64) -> Node {
+        Node::with_env(nats, id, lease_ms, &[])
+    }
+
+    /// A node with `extra` configuration variables beside the cluster's.
+    fn with_env(nats: &NatsCluster, id: &str, lease_ms: u64, extra: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = nats_common::free_port();
         let listen = format!("127.0.0.1:{port}");
@@ -38,21 +43,21 @@ impl Node {
         let store = dir.path().join("data");
         let store = store.to_str().expect("utf-8 path");
         let urls = nats.urls();
-        let process = Process::start(
-            dir.path(),
-            &[
-                ("SWITCHBOARD_SERVER__LISTEN", listen.as_str()),
-                ("SWITCHBOARD_STORE__PATH", store),
-                ("SWITCHBOARD_CLUSTER__NATS_URL", urls.as_str()),
-                ("SWITCHBOARD_CLUSTER__NODE_ID", id),
-                ("SWITCHBOARD_CLUSTER__ADVERTISE_URL", url.as_str()),
-                ("SWITCHBOARD_CLUSTER__LEASE_MS", &lease_ms.to_string()),
-                ("SWITCHBOARD_CLUSTER__REPLICAS", "3"),
-                // Small, so that a new owner restores a snapshot and replays a tail.
-                ("SWITCHBOARD_CLUSTER__SNAPSHOT_EVERY", "7"),
-                ("RUST_LOG", "warn,switchboard::cluster=info"),
-            ],
-        );
+        let lease = lease_ms.to_string();
+        let mut env = vec![
+            ("SWITCHBOARD_SERVER__LISTEN", listen.as_str()),
+            ("SWITCHBOARD_STORE__PATH", store),
+            ("SWITCHBOARD_CLUSTER__NATS_URL", urls.as_str()),
+            ("SWITCHBOARD_CLUSTER__NODE_ID", id),
+            ("SWITCHBOARD_CLUSTER__ADVERTISE_URL", url.as_str()),
+            ("SWITCHBOARD_CLUSTER__LEASE_MS", lease.as_str()),
+            ("SWITCHBOARD_CLUSTER__REPLICAS", "3"),
+            // Small, so that a new owner restores a snapshot and replays a tail.
+            ("SWITCHBOARD_CLUSTER__SNAPSHOT_EVERY", "7"),
+            ("RUST_LOG", "warn,switchboard::cluster=info"),
+        ];
+        env.extend_from_slice(extra);
+        let process = Process::start(dir.path(), &env);
         Node {
             id: id.into(),
             process,
@@ -126,6 +131,25 @@ async fn wait_owner(nodes: &[&Node], not: Option<&str>, within: Duration) -> Str
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Connects the desktop of `token` to node `via` until a `hello` comes (the tenant may be
+/// between owners): the desktop and its `hello`.
+async fn resume(client: &awc::Client, via: &Node, token: &str) -> (common::Desktop, Value) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let url = format!("{}/api/v1/agents/me/ws?token={token}", via.base().replace("http", "ws"));
+        if let Ok((_, framed)) = client.ws(url).max_frame_size(64 << 20).connect().await {
+            let mut d = common::Desktop::from_framed(framed);
+            if let Some(v) = d.within(Duration::from_secs(5)).await {
+                if v["type"] == "hello" {
+                    return (d, v);
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "the desktop did not resume on {}", via.id);
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -539,20 +563,7 @@ async fn any_node_serves_requests_and_desktops_by_forwarding_to_the_owner() {
     assert_eq!(u16::from(reason.code), 1012, "{reason:?}");
     let survivors: Vec<&Node> = standbys.clone();
     wait_owner(&survivors, Some(&first), Duration::from_secs(30)).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let hello = loop {
-        let url = format!("{}/api/v1/agents/me/ws?token={token}", via.base().replace("http", "ws"));
-        if let Ok((_, framed)) = client.ws(url).max_frame_size(64 << 20).connect().await {
-            let mut d = common::Desktop::from_framed(framed);
-            if let Some(v) = d.within(Duration::from_secs(5)).await {
-                if v["type"] == "hello" {
-                    break v;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "the desktop did not resume on {}", via.id);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let (_, hello) = resume(&client, via, &token).await;
     let conversations = hello["agent"]["conversations"].as_array().cloned().unwrap_or_default();
     let mine = conversations
         .iter()
@@ -560,4 +571,123 @@ async fn any_node_serves_requests_and_desktops_by_forwarding_to_the_owner() {
         .unwrap_or_else(|| panic!("the accepted conversation is not in the resumed hello: {hello}"));
     let texts = common::texts(mine);
     assert!(texts.contains(&"hi Carol".to_string()), "{texts:?}");
+}
+
+/// The owner dies while a conversation is offered: the new owner keeps the offer with the
+/// same agent and the same deadline (`expires_at` unchanged in the resumed `hello`), and
+/// the offer moves to the other agent only when that original deadline passes; at no
+/// moment do both agents hold it (checked from the desktops' own events, forwarded through
+/// a standby).
+#[actix_web::test]
+async fn failover_keeps_each_offer_with_one_agent_until_its_original_deadline() {
+    let Some(nats) = NatsCluster::start().await else {
+        return;
+    };
+    // Long enough for a takeover to come well before the offer's deadline.
+    let offer_ms = "8000";
+    let env = [("SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS", offer_ms)];
+    let nodes = [
+        Node::with_env(&nats, "node-a", LEASE_MS, &env),
+        Node::with_env(&nats, "node-b", LEASE_MS, &env),
+        Node::with_env(&nats, "node-c", LEASE_MS, &env),
+    ];
+    let all: Vec<&Node> = nodes.iter().collect();
+    let first = wait_owner(&all, None, Duration::from_secs(30)).await;
+    let owner = nodes.iter().find(|n| n.id == first).expect("owner");
+    let standbys: Vec<&Node> = nodes.iter().filter(|n| n.id != first).collect();
+    let via = standbys[0];
+
+    let client = awc::Client::default();
+    let mut tokens = Vec::new();
+    let mut desktops = Vec::new();
+    for (id, name) in [("ada", "Ada"), ("bob", "Bob")] {
+        let (status, v) = call(
+            via.base(),
+            "POST",
+            "/api/v1/agents",
+            Some(ADMIN),
+            Some(json!({"id": id, "name": name, "queues": ["support"]})),
+        )
+        .await
+        .expect("forwarded");
+        assert_eq!(status, 201, "{v}");
+        let token = v["token"].as_str().expect("token").to_string();
+        let (mut d, _) = common::connect_desktop(&client, via.base(), &token).await;
+        let reply = d.command(json!({"type": "set_state", "state": "available"})).await;
+        assert_eq!(reply["ok"], true, "{reply}");
+        tokens.push(token);
+        desktops.push(d);
+    }
+
+    let cid = conversation(via.base(), "carol", "offered across a failover")
+        .await
+        .expect("acknowledged");
+    // Whichever agent gets the offer first: its deadline is the one to keep.
+    let (first_agent, offer) = loop {
+        let mut got = None;
+        for (i, d) in desktops.iter_mut().enumerate() {
+            if let Some(v) = d.within(Duration::from_millis(100)).await {
+                if v["type"] == "offer" && v["conversation_id"] == cid.as_str() {
+                    got = Some((i, v));
+                    break;
+                }
+            }
+        }
+        if let Some(g) = got {
+            break g;
+        }
+    };
+    let other_agent = 1 - first_agent;
+    let expires_at = offer["expires_at"].as_str().expect("expires_at").to_string();
+    let deadline = chrono::DateTime::parse_from_rfc3339(&expires_at).expect("a time");
+
+    // The owner dies with the offer pending.
+    signal(owner.pid(), libc::SIGKILL);
+    for d in &mut desktops {
+        let (reason, _) = d.until_closed(Duration::from_secs(10)).await;
+        assert_eq!(reason.map(|r| u16::from(r.code)), Some(1012));
+    }
+    wait_owner(&standbys, Some(&first), Duration::from_secs(30)).await;
+    let (mut holder, hello) = resume(&client, via, &tokens[first_agent]).await;
+    let resumed_at = chrono::Utc::now();
+    let (mut waiting, other_hello) = resume(&client, via, &tokens[other_agent]).await;
+    assert_eq!(
+        other_hello["offers"],
+        json!([]),
+        "both agents hold the offer: {other_hello}"
+    );
+    if resumed_at < deadline {
+        // The offer is still the first agent's, with its original deadline.
+        let offers = hello["offers"].as_array().cloned().unwrap_or_default();
+        assert_eq!(offers.len(), 1, "{hello}");
+        assert_eq!(offers[0]["conversation_id"], cid.as_str(), "{hello}");
+        assert_eq!(
+            offers[0]["expires_at"],
+            expires_at.as_str(),
+            "the deadline moved: {hello}"
+        );
+    } else {
+        eprintln!("the takeover came after the offer's deadline on this machine; checking the order only");
+    }
+
+    // At the original deadline the offer moves to the other agent, never earlier; the first
+    // agent goes to RONA.
+    let moved = waiting.wait_for_in("offer", &cid).await;
+    let offered_at =
+        chrono::DateTime::parse_from_rfc3339(moved["offered_at"].as_str().expect("offered_at")).expect("a time");
+    assert!(
+        offered_at >= deadline,
+        "offered to the second agent at {offered_at} before the first offer's deadline {deadline}"
+    );
+    if resumed_at < deadline {
+        let late = offered_at.signed_duration_since(deadline);
+        assert!(
+            late < chrono::Duration::seconds(3),
+            "the deadline fired {late} after its time on the new owner"
+        );
+    }
+    let rona = holder
+        .wait_for_match("RONA", |v| v["type"] == "state_changed" && v["state"] == "rona")
+        .await;
+    assert_eq!(rona["state"], "rona", "{rona}");
 }

@@ -85,6 +85,13 @@ pub struct Rules {
     /// written (the reports answer empty), for a deployment that keeps its reports
     /// elsewhere, and to measure what reports cost.
     pub reports: bool,
+    /// What recovery does with an offer pending in the records. Off (a restarted node):
+    /// made again to the same agent with a fresh deadline (../shared/SPEC.md "Persistence
+    /// and recovery"), since the agent's desktop went down with the engine. On (a cluster's
+    /// new owner, ../shared/API.md "Cluster"): kept as it was, deadline included, so the
+    /// offer expires at its own time (at once if that passed while nobody owned the
+    /// tenant); the agent's desktop only reconnected.
+    pub offers_keep_deadlines: bool,
 }
 
 /// The system message added when a silent customer's conversation is closed.
@@ -158,6 +165,7 @@ impl Default for Rules {
             last_agent_within_ms: 0,
             inactivity_close_ms: 0,
             reports: true,
+            offers_keep_deadlines: false,
         }
     }
 }

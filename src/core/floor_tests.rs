@@ -878,6 +878,84 @@ fn restore_leaves_finished_conversations_out() {
     assert_eq!(super::super::invariants::check(&r), Vec::<String>::new());
 }
 
+/// A pending offer at recovery: a restarted node makes it again to the same agent with a
+/// fresh deadline and a new offer number (SPEC.md); a cluster's new owner
+/// (`offers_keep_deadlines`) keeps it as it was, and it expires at its own time: RONA for
+/// that agent, then the next one. One that expired while nobody owned the tenant expires at
+/// once.
+#[test]
+fn restore_renews_a_pending_offer_or_keeps_its_deadline() {
+    let mut f = floor(TransferNoAnswer::Drop, 0);
+    let mut records: std::collections::BTreeMap<String, Conversation> = Default::default();
+    let mut agents: std::collections::BTreeMap<String, super::Agent> = Default::default();
+    for a in ["a1", "a2"] {
+        f.set_state(a, Presence::Available, None, 10).expect("available");
+    }
+    let customer = Customer {
+        id: "u1".into(),
+        name: "U".into(),
+    };
+    f.customer_message("e1", customer, "hi", Channel::Rest, 20)
+        .expect("message");
+    for ch in f.take_changes() {
+        match ch {
+            Change::Conversation(c) => {
+                records.insert(c.id.clone(), *c);
+            }
+            Change::Agent(a) => {
+                agents.insert(a.id.clone(), *a);
+            }
+            _ => {}
+        }
+    }
+    let offer = records["c-1"].offer.clone().expect("offered");
+    assert_eq!(offer.expires_at, 1020);
+    let restore = |keep: bool, now: Millis| {
+        Floor::restore(
+            Rules {
+                offers_keep_deadlines: keep,
+                ..f.rules().clone()
+            },
+            f.queues().cloned().collect(),
+            f.entry_points().cloned().collect(),
+            agents.values().cloned().collect(),
+            records.values().cloned().collect(),
+            (2, offer.id + 1, 2),
+            now,
+        )
+    };
+    // A restart at 500: the same agent, a fresh deadline, a new number.
+    let r = restore(false, 500);
+    let renewed = r.conversation("c-1").and_then(|c| c.offer.clone()).expect("offer");
+    assert_eq!(
+        (renewed.agent.as_str(), renewed.expires_at),
+        (offer.agent.as_str(), 1500)
+    );
+    assert_ne!(renewed.id, offer.id);
+    // A new owner at 500: the same offer, to expire at 1020, then the next agent.
+    let mut r = restore(true, 500);
+    assert_eq!(r.conversation("c-1").and_then(|c| c.offer.clone()), Some(offer.clone()));
+    r.fire_until(1019);
+    assert_eq!(r.conversation("c-1").and_then(|c| c.offer.clone()), Some(offer.clone()));
+    r.fire_until(1020);
+    let next = r
+        .conversation("c-1")
+        .and_then(|c| c.offer.clone())
+        .expect("offered again");
+    assert_ne!(next.agent, offer.agent);
+    assert_eq!(r.agent(&offer.agent).map(|a| a.presence), Some(Presence::Rona));
+    assert_eq!(super::super::invariants::check(&r), Vec::<String>::new());
+    // A new owner after the deadline: it expires at once.
+    let mut r = restore(true, 1500);
+    assert_eq!(r.next_deadline(), Some(1020), "due already");
+    r.fire_until(1500);
+    let next = r
+        .conversation("c-1")
+        .and_then(|c| c.offer.clone())
+        .expect("offered again");
+    assert_ne!(next.agent, offer.agent);
+}
+
 #[test]
 fn a_tenants_limits_refuse_one_more_and_change_nothing() {
     use crate::core::tenant::TenantLimits;

@@ -4,8 +4,9 @@ use super::*;
 
 impl Floor {
     /// Rebuilds a floor from stored records. Pending offers are made again to the same
-    /// agent with a fresh deadline (../shared/SPEC.md); automatic wrap-up timers keep their stored
-    /// deadlines. Routing then runs, so recovered state at rest keeps invariant 4.
+    /// agent with a fresh deadline (../shared/SPEC.md), or kept with their own deadline
+    /// under [`Rules::offers_keep_deadlines`] (a cluster's new owner); automatic wrap-up
+    /// timers keep their stored deadlines. Routing then runs, so recovered state at rest keeps invariant 4.
     #[allow(clippy::too_many_arguments)]
     pub fn restore(
         rules: Rules,
@@ -102,11 +103,16 @@ impl Floor {
                 ConversationState::Ended => {}
             }
         }
-        // Re-offer pending offers with a fresh deadline, in a stable order.
+        // Re-offer pending offers with a fresh deadline, in a stable order (or keep them,
+        // re-armed at their own deadline).
         for id in &ids {
             let Some(o) = f.conversations[id].offer.clone() else {
                 continue;
             };
+            if f.rules.offers_keep_deadlines {
+                f.notify_offer(id, &o);
+                continue;
+            }
             let timeout = f.timeout(o.kind);
             let offer_id = f.next_offer;
             f.next_offer += 1;
