@@ -691,3 +691,95 @@ async fn failover_keeps_each_offer_with_one_agent_until_its_original_deadline() 
         .await;
     assert_eq!(rona["state"], "rona", "{rona}");
 }
+
+/// An operator moves the tenant to a named node on purpose (maintenance of the owner's
+/// machine): the request may reach any node; the owner answers 202, finishes, and the named
+/// node routes the tenant at once, long before the (here 30 s) lease would lapse, with
+/// what was acknowledged; a desktop forwarded through a third node resumes from `hello`.
+/// Bad requests change nothing.
+#[actix_web::test]
+async fn an_operator_moves_the_tenant_to_a_named_node() {
+    let Some(nats) = NatsCluster::start().await else {
+        return;
+    };
+    let long = 30_000;
+    let nodes = [
+        Node::with_lease(&nats, "node-a", long),
+        Node::with_lease(&nats, "node-b", long),
+        Node::with_lease(&nats, "node-c", long),
+    ];
+    let all: Vec<&Node> = nodes.iter().collect();
+    let first = wait_owner(&all, None, Duration::from_secs(30)).await;
+    let standbys: Vec<&Node> = nodes.iter().filter(|n| n.id != first).collect();
+    let (via, target) = (standbys[0], standbys[1]);
+    let id = conversation(via.base(), "moved", "before the move")
+        .await
+        .expect("acknowledged");
+    let (status, agent) = call(
+        via.base(),
+        "POST",
+        "/api/v1/agents",
+        Some(ADMIN),
+        Some(json!({"id": "ada", "name": "Ada", "queues": ["support"]})),
+    )
+    .await
+    .expect("forwarded");
+    assert_eq!(status, 201, "{agent}");
+    let token = agent["token"].as_str().expect("token").to_string();
+    let client = awc::Client::default();
+    let (mut desktop, _) = common::connect_desktop(&client, via.base(), &token).await;
+
+    // Refused, and nothing moves: the node list names every node within a third of a
+    // lease of its start, so an unknown name is known to be unknown.
+    let path = "/api/v1/tenants/default/move";
+    for (token, body, want, code) in [
+        (None, json!({"to": target.id}), 401, "unauthorized"),
+        (Some(ADMIN), json!({"to": "node-x"}), 404, "unknown_node"),
+        (Some(ADMIN), json!({"to": first}), 409, "already_owner"),
+        (Some(ADMIN), json!({"where": "node-c"}), 400, "invalid_json"),
+    ] {
+        let (status, v) = call(via.base(), "POST", path, token, Some(body)).await.expect("answer");
+        assert_eq!((status, v["error"]["code"].as_str()), (want, Some(code)), "{v}");
+    }
+    let (status, v) = call(
+        via.base(),
+        "POST",
+        "/api/v1/tenants/other/move",
+        Some(ADMIN),
+        Some(json!({"to": target.id})),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("unknown_tenant")),
+        "{v}"
+    );
+    assert_eq!(routing(&all).await.as_deref(), Some(first.as_str()));
+
+    // The move, asked of a standby (forwarded to the owner).
+    let asked = Instant::now();
+    let (status, v) = call(via.base(), "POST", path, Some(ADMIN), Some(json!({"to": target.id})))
+        .await
+        .expect("answer");
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(v, json!({"tenant": "default", "from": first, "to": target.id}));
+    let next = wait_owner(&all, Some(&first), Duration::from_secs(20)).await;
+    let took = asked.elapsed();
+    eprintln!("moved in {took:?}");
+    assert_eq!(next, target.id, "the tenant went to another node than the one named");
+    assert!(
+        took < Duration::from_millis(long),
+        "the move waited for the lease ({took:?})"
+    );
+    assert_eq!(texts(target.base(), &id).await, vec!["before the move".to_string()]);
+    // The old owner is a standby now: it forwards to the new one.
+    let old = nodes.iter().find(|n| n.id == first).expect("old owner");
+    assert!(conversation(old.base(), "after", "after the move").await.is_some());
+
+    // The desktop lost its owner and resumes on the same node.
+    let (reason, _) = desktop.until_closed(Duration::from_secs(10)).await;
+    assert!(reason.is_some(), "the desktop was not told to reconnect");
+    let (_, hello) = resume(&client, via, &token).await;
+    assert_eq!(hello["agent"]["id"], "ada", "{hello}");
+}

@@ -40,6 +40,21 @@ async fn only_the_operator_manages_tenants_and_acts_in_none() {
     s.get("/api/v1/tenants", OPERATOR).await.expect(200);
 }
 
+/// Moving a tenant is a cluster's (docs/CLUSTER.md): a node that runs alone says so.
+#[actix_rt::test]
+async fn a_node_that_runs_alone_moves_no_tenant() {
+    let s = with_operator().await;
+    let body = json!({"to": "node-b"});
+    for token in [ADMIN, OPERATOR] {
+        s.post("/api/v1/tenants/default/move", token, body.clone())
+            .await
+            .expect_error(404, "not_clustered");
+    }
+    s.post("/api/v1/tenants/default/move", "nobody", body)
+        .await
+        .expect_error(401, "unauthorized");
+}
+
 #[actix_rt::test]
 async fn tenants_are_created_read_changed_reissued_and_deleted() {
     let s = with_operator().await;

@@ -14,7 +14,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::cluster::Node;
 use crate::config::Config;
@@ -45,6 +45,12 @@ fn operator_or_admin(req: &HttpRequest, admin: &str, operator: &str) -> Result<(
 /// `GET /api/v1/cluster` (the admin's or the operator's token): the nodes seen lately (id,
 /// address, last seen, tenants owned) and each tenant's owner and log position. 404
 /// `not_clustered` on a node without `[cluster]`.
+#[utoipa::path(get, path = "/api/v1/cluster", tag = "cluster",
+    responses(
+        (status = 200, description = "The nodes and the tenants' owners; a part NATS did not answer within 2 s is empty or null", body = crate::cluster::ClusterStatus),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "`not_clustered`: this node runs alone", body = ErrorBody),
+    ))]
 pub async fn status(
     req: HttpRequest,
     app: Option<web::Data<AppState>>,
@@ -66,6 +72,79 @@ pub async fn status(
     };
     operator_or_admin(&req, &admin, &operator)?;
     Ok(HttpResponse::Ok().json(node.status().await))
+}
+
+/// `POST /api/v1/tenants/{id}/move`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveTenant {
+    /// The node to hand the tenant over to (its `cluster.node_id`).
+    pub to: String,
+}
+
+/// `POST /api/v1/tenants/{id}/move` (the admin's or the operator's token), on the owner
+/// (a standby forwards it there): hands the tenant over to node `to` on purpose. The owner
+/// answers 202, then finishes its requests, closes its desktops (they resume from `hello`
+/// on the new owner), stops its engine and writes the lease over to `to`, which takes it
+/// at its next look (docs/CLUSTER.md "Moving a tenant").
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/move", tag = "cluster", request_body = MoveTenant,
+    params(("id" = String, Path, description = "Tenant id (a cluster routes `default`)")),
+    responses(
+        (status = 202, description = "The hand-over has begun: `{tenant, from, to}`"),
+        (status = 400, description = "Bad input (`invalid_json`)", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "`not_clustered` (no `[cluster]`), `unknown_tenant`, or `unknown_node` (no such node seen lately)", body = ErrorBody),
+        (status = 409, description = "`already_owner`: node `to` routes the tenant now", body = ErrorBody),
+        (status = 503, description = "`not_owner` (no node routes the tenant now), or NATS did not answer", body = ErrorBody),
+    ))]
+pub async fn move_tenant(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    node: Option<web::Data<Node>>,
+    id: web::Path<String>,
+    body: web::Json<MoveTenant>,
+) -> Result<HttpResponse, ApiError> {
+    operator_or_admin(&req, &app.admin_token, &app.operator_token)?;
+    let Some(node) = node else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_clustered",
+            "this node runs alone (no [cluster] section in its config)",
+        ));
+    };
+    if id.as_str() != crate::core::tenant::DEFAULT_TENANT {
+        return Err(crate::engine::EngineError::from(crate::core::CoreError::UnknownTenant(id.to_string())).into());
+    }
+    let me = node.config.node_id.as_str();
+    let to = body.into_inner().to;
+    if to == me {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_owner",
+            format!("node {me} routes the tenant already"),
+        ));
+    }
+    let nodes = tokio::time::timeout(crate::cluster::STATUS_WAIT, node.node_entries())
+        .await
+        .map_err(|_| "no answer in time".to_string())
+        .and_then(|r| r)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the node list cannot be read from NATS: {e}"),
+            )
+        })?;
+    if !nodes.iter().any(|n| n.id == to) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_node",
+            format!("no node {to} has been seen lately (GET /api/v1/cluster lists the nodes)"),
+        ));
+    }
+    tracing::info!(tenant = %id, node = me, to = %to, "moving the tenant");
+    node.request_handover(&to);
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"tenant": id.as_str(), "from": me, "to": to})))
 }
 
 /// A standby's `/readyz`: 200 while it reaches NATS (it can take a tenant), 503 otherwise.

@@ -94,6 +94,11 @@ pub fn client() -> awc::Client {
 /// 503 `not_owner` naming `owner` (or nobody), with `Retry-After: 1`.
 pub fn not_owner(owner: Option<&LeaseValue>, why: &str) -> ApiError {
     let message = match owner {
+        Some(LeaseValue {
+            handover_to: Some(to),
+            node,
+            ..
+        }) => format!("this node does not route the tenant{why}; {node} is handing it over to {to}; try again shortly"),
         Some(o) if !o.url.is_empty() => format!(
             "this node does not route the tenant{why}; its owner is {} at {}",
             o.node, o.url
@@ -169,7 +174,7 @@ pub async fn forward(
     client: &awc::Client,
 ) -> Result<HttpResponse, ApiError> {
     let owner = match owners.owner(node).await {
-        Some(o) if !o.url.is_empty() && o.node != node.config.node_id => o,
+        Some(o) if !o.url.is_empty() && o.node != node.config.node_id && o.handover_to.is_none() => o,
         other => return Err(not_owner(other.as_ref(), "")),
     };
     if req.headers().contains_key(FORWARDED_BY) {

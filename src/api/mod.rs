@@ -219,8 +219,9 @@ async fn serve_on(config: &Config, sled: Arc<crate::store::SledStore>) -> io::Re
 }
 
 /// A term of a cluster node as the owner of tenant `default` over `store` (rebuilt from
-/// the tenant's log): the full server on `listener` until the node is stopped (`stop`) or
-/// `fence` falls (the lease lost, an append refused). On a fence the engine stops at once
+/// the tenant's log): the full server on `listener` until the node is stopped (`stop`),
+/// asked to hand the tenant over ([`crate::cluster::Node::request_handover`]; both end
+/// gracefully), or `fence` falls (the lease lost, an append refused). On a fence the engine stops at once
 /// and connections are dropped: nothing more is routed or acknowledged here.
 pub(crate) async fn serve_owner(
     config: &Config,
@@ -232,6 +233,7 @@ pub(crate) async fn serve_owner(
 ) -> io::Result<()> {
     let (engine, outbox) = crate::channels::messenger::start_engine(config, store).map_err(io::Error::other)?;
     provision(&engine, config).await?;
+    let mut moves = node.handover_requests();
     let (server, shutdown, tenants) = build(config, engine.clone(), Some(outbox), listener, Some(node))?;
     let handle = server.handle();
     let mut stop = stop.clone();
@@ -244,8 +246,13 @@ pub(crate) async fn serve_owner(
                 let _ = shutdown.send(());
                 handle.stop(false).await;
             }
-            _ = stop.wait_for(|s| *s) => {
-                tracing::info!("shutting down: closing desktops, finishing requests");
+            why = async {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => "shutting down",
+                    _ = moves.wait_for(Option::is_some) => "handing the tenant over",
+                }
+            } => {
+                tracing::info!("{why}: closing desktops, finishing requests");
                 let _ = shutdown.send(());
                 handle.stop(true).await;
                 engine.stop().await;
@@ -642,6 +649,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/api/v1/admin/backup").route(web::post().to(ops::backup)))
     .service(resource("/api/v1/cluster").route(web::get().to(cluster::status)))
+    .service(resource("/api/v1/tenants/{id}/move").route(web::post().to(cluster::move_tenant)))
     .service(
         resource("/livez")
             .route(web::get().to(ops::livez))

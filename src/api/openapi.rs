@@ -10,6 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::attachments;
 use super::canned;
+use super::cluster;
 use super::dto::*;
 use super::error::{ErrorBody, ErrorDetail};
 use super::history;
@@ -102,6 +103,8 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         webhooks::list,
         webhooks::get,
         webhooks::delete,
+        cluster::status,
+        cluster::move_tenant,
     ),
     components(schemas(
         ErrorBody,
@@ -149,6 +152,10 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         history::HistoryAgentDto,
         webhooks::WebhookDto,
         webhooks::CreateWebhook,
+        cluster::MoveTenant,
+        crate::cluster::ClusterStatus,
+        crate::cluster::NodeValue,
+        crate::cluster::TenantPlace,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -165,6 +172,7 @@ Every error is `{\"error\": {\"code\", \"message\"}}`."
         (name = "webhooks", description = "Events out: signed POSTs to subscribed URLs, from a durable outbox"),
         (name = "reports", description = "How the centre did: records of complete conversations"),
         (name = "operations", description = "Health, metrics and backup"),
+        (name = "cluster", description = "Nodes sharing tenants through NATS JetStream (with `[cluster]`): who routes what, moving a tenant"),
     )
 )]
 pub struct ApiDoc;

@@ -57,10 +57,15 @@ pub fn log_subject(tenant: &str) -> String {
 pub struct LeaseValue {
     pub node: String,
     pub url: String,
+    /// Set by an owner handing the tenant over on purpose (`POST /api/v1/tenants/{id}/move`):
+    /// the node that may take the lease at once. Any other node waits a whole lease, as
+    /// for a held one, so a target that never comes costs one lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_to: Option<String>,
 }
 
 /// What a node says about itself in [`NODES`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeValue {
     pub id: String,
     pub url: String,
@@ -80,6 +85,9 @@ pub struct Node {
     pub snapshots: jetstream::object_store::ObjectStore,
     /// Tenants this node owns now.
     owned: Arc<Mutex<Vec<String>>>,
+    /// The node this node's tenant is to be handed over to (`POST .../move`), until the
+    /// hand-over happens.
+    handover: Arc<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 fn nats_error(what: &str, e: impl std::fmt::Display) -> io::Error {
@@ -178,6 +186,7 @@ impl Node {
             nodes,
             snapshots,
             owned: Arc::default(),
+            handover: Arc::new(tokio::sync::watch::channel(None).0),
         })
     }
 
@@ -190,6 +199,40 @@ impl Node {
         LeaseValue {
             node: self.config.node_id.clone(),
             url: self.config.advertise_url.clone(),
+            handover_to: None,
+        }
+    }
+
+    /// Asks this node, the owner, to hand its tenant over to node `to`: the owner's server
+    /// stops as for SIGTERM, then the lease is written naming `to` ([`Node::hand_over`]).
+    pub fn request_handover(&self, to: &str) {
+        self.handover.send_replace(Some(to.to_string()));
+    }
+
+    /// A receiver that sees [`Node::request_handover`].
+    pub fn handover_requests(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.handover.subscribe()
+    }
+
+    /// Writes `lease` (at the revision held) as handed over to node `to`: that node takes
+    /// it at its next look, without waiting for it to lapse. `false` when refused.
+    pub async fn hand_over(&self, lease: &Lease, to: &str) -> bool {
+        let value = LeaseValue {
+            handover_to: Some(to.to_string()),
+            ..self.lease_value()
+        };
+        let Ok(value) = serde_json::to_vec(&value) else {
+            return false;
+        };
+        match self.leases.update(&lease.tenant, value.into(), lease.revision).await {
+            Ok(_) => {
+                tracing::info!(tenant = %lease.tenant, node = %self.config.node_id, to, "lease handed over");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %lease.tenant, node = %self.config.node_id, to, error = %e, "lease not handed over");
+                false
+            }
         }
     }
 
@@ -229,7 +272,11 @@ impl Node {
         let value = serde_json::to_vec(&self.lease_value()).ok()?;
         let lease = Duration::from_millis(self.config.lease_ms);
         let current = match self.leases.entry(tenant).await {
-            Ok(Some(e)) if e.operation == jetstream::kv::Operation::Put => Some(e.revision),
+            Ok(Some(e)) if e.operation == jetstream::kv::Operation::Put => {
+                let to_me = serde_json::from_slice::<LeaseValue>(&e.value)
+                    .is_ok_and(|v| v.handover_to.as_deref() == Some(self.config.node_id.as_str()));
+                Some((e.revision, to_me))
+            }
             Ok(_) => None,
             Err(e) => {
                 tracing::debug!(tenant, node = %self.config.node_id, error = %e, "lease not readable");
@@ -239,7 +286,9 @@ impl Node {
         let sent = Instant::now();
         let taken = match current {
             None => self.leases.create(tenant, value.into()).await.ok(),
-            Some(revision) => match seen {
+            // Handed over to this node: taken at once (refused if anything wrote since).
+            Some((revision, true)) => self.leases.update(tenant, value.into(), revision).await.ok(),
+            Some((revision, false)) => match seen {
                 Some((r, at)) if *r == revision && at.elapsed() >= lease => {
                     self.leases.update(tenant, value.into(), revision).await.ok()
                 }
@@ -392,7 +441,7 @@ impl Node {
     /// Every entry of [`NODES`], read message by message from the bucket's stream leader
     /// (the bucket keeps one message per key; the client library's key listing goes
     /// through a consumer, which NATS 2.9 may not place while a server is down).
-    async fn node_entries(&self) -> Result<Vec<NodeValue>, String> {
+    pub(crate) async fn node_entries(&self) -> Result<Vec<NodeValue>, String> {
         let stream = self
             .js
             .get_stream_no_info(format!("KV_{NODES}"))
@@ -425,12 +474,12 @@ impl Node {
 }
 
 /// How long `GET /api/v1/cluster` waits for each of its reads.
-const STATUS_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const STATUS_WAIT: Duration = Duration::from_secs(2);
 /// The most nodes `GET /api/v1/cluster` lists.
 const MAX_NODES_LISTED: usize = 256;
 
 /// `GET /api/v1/cluster`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     /// The node that answered.
     pub node: String,
@@ -440,7 +489,7 @@ pub struct ClusterStatus {
 }
 
 /// A tenant's owner and log position.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantPlace {
     pub id: String,
     /// The node holding the tenant's lease; `null` while nobody does.
@@ -471,6 +520,8 @@ fn now_ms() -> u64 {
 enum Ended {
     /// SIGTERM or Ctrl-C: the node exits.
     Shutdown,
+    /// Handed over to another node on purpose: standby at once.
+    HandedOver,
     /// The lease was lost or an append was refused: back to standby.
     SteppedDown,
 }
@@ -512,6 +563,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
         };
         match own(&config, &node, lease, listener.try_clone()?, stop_rx.clone()).await? {
             Ended::Shutdown => break,
+            Ended::HandedOver => {}
             Ended::SteppedDown => {
                 // Give another node the chance to take the tenant before trying again.
                 tokio::time::sleep(Duration::from_millis(cluster.lease_ms)).await;
@@ -621,8 +673,11 @@ async fn own(
     let ended = crate::api::serve_owner(config, store.clone(), node.clone(), fence.clone(), listener, &mut stop).await;
     node.disown(tenant);
     let shutdown = *stop.borrow();
+    let handover = node.handover.send_replace(None).filter(|_| !shutdown);
     fence.fence(if shutdown {
         "the node is stopping"
+    } else if handover.is_some() {
+        "handing the tenant over"
     } else {
         "stepped down"
     });
@@ -631,6 +686,14 @@ async fn own(
         lease = l;
     }
     ended?;
+    if let Some(to) = handover {
+        if node.hand_over(&lease, &to).await {
+            node.heartbeat().await;
+            return Ok(Ended::HandedOver);
+        }
+        // Refused: the lease was lost meanwhile; stand by as after any step-down.
+        return Ok(Ended::SteppedDown);
+    }
     if shutdown {
         // Hand over at once: the next node need not wait for the lease to lapse.
         node.release(&lease).await;
