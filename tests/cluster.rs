@@ -247,6 +247,18 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
         acknowledged.push((id, vec![first_text, second]));
     }
 
+    // Snapshots were written (one every 7 entries here), and the log before the one but
+    // last was removed: a new owner needs only the latest snapshot and what follows it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !owner.process.log_lines().iter().any(|l| l.contains("log truncated")) {
+        assert!(
+            Instant::now() < deadline,
+            "the owner never truncated its log:\n{}",
+            owner.process.log_lines().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // SIGKILL the owner while a client is still writing.
     let killed = Instant::now();
     let owner_id = owner.id.clone();

@@ -314,6 +314,31 @@ async fn failed_sends_are_retried_in_order() {
     }
 }
 
+/// An engine stopped for good (a cluster node stepping down or handing its tenant over, a
+/// deleted tenant) sends nothing more from its outbox: what it sent could not be recorded
+/// as sent, so the next owner, which sends the durable entry, would send it twice.
+#[actix_web::test]
+async fn a_stopped_engine_leaves_its_outbox_to_the_next_owner() {
+    let fake = FakeGraph::start().await.expect("fake graph");
+    let s = server(&fake).await;
+    let (mut desk, cid) = accepted(&s, PSID).await;
+    // The Send API fails for now: the message waits in the outbox, retried.
+    fake.fail_all(Scripted::Status(500, "{}".into()));
+    send(&mut desk, &cid, "held back").await;
+    fake.wait_until(WAIT, |r| r.iter().any(|r| r.method == "POST" && r.answered == 500))
+        .await;
+    s.engine.stop().await;
+    fake.recover();
+    // Thirty backoffs (at most 10 ms each here) later, nothing went out.
+    let tries = fake.received().len();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(accepted_texts(&fake).is_empty(), "{:?}", accepted_texts(&fake));
+    assert!(
+        fake.received().len() <= tries + 1,
+        "the stopped engine's outbox kept trying"
+    );
+}
+
 /// A permanent refusal (a 400 that is not throttling) is not retried: the message is
 /// marked failed with the Graph API's error, the agents hear of it, and the next message
 /// goes out.

@@ -167,13 +167,13 @@ pub struct LogStore {
 
 impl LogStore {
     /// The store over the local copy `local`, which holds the log up to `last` (the
-    /// sequence of the tenant's last entry, 0 for none). Starts the appender on the
-    /// current tokio runtime.
+    /// sequence of the tenant's last entry, 0 for none), rebuilt from a snapshot covering
+    /// the log up to `covered` (0: none). Starts the appender on the current tokio runtime.
     pub fn start(
         place: LogPlace,
         client: async_nats::Client,
         local: Arc<SledStore>,
-        last: u64,
+        (last, covered): (u64, u64),
         fence: Arc<Fence>,
         snapshot_every: u64,
     ) -> LogStore {
@@ -188,6 +188,7 @@ impl LogStore {
             since_snapshot: 0,
             snapshot_every,
             snapshotting: Arc::new(AtomicBool::new(false)),
+            covered: Arc::new(AtomicU64::new(covered)),
         };
         tokio::spawn(appender.run(rx));
         LogStore {
@@ -312,6 +313,8 @@ struct Appender {
     snapshot_every: u64,
     /// One snapshot upload at a time.
     snapshotting: Arc<AtomicBool>,
+    /// What the latest snapshot (written or restored by this owner) covers.
+    covered: Arc<AtomicU64>,
 }
 
 impl Appender {
@@ -394,19 +397,52 @@ impl Appender {
         };
         let place = self.place.clone();
         let busy = self.snapshotting.clone();
+        let previous = self.covered.clone();
         busy.store(true, Ordering::SeqCst);
         tokio::spawn(async move {
             let result = write_snapshot(&place, backup, covered).await;
             busy.store(false, Ordering::SeqCst);
             match result {
                 Ok(bytes) => {
-                    tracing::info!(tenant = %place.tenant, node = %place.node, covered, bytes, "snapshot written")
+                    tracing::info!(tenant = %place.tenant, node = %place.node, covered, bytes, "snapshot written");
+                    let before = previous.swap(covered, Ordering::SeqCst);
+                    truncate(&place, before).await;
                 }
                 Err(e) => {
                     tracing::warn!(tenant = %place.tenant, node = %place.node, error = %e, "snapshot not written")
                 }
             }
         });
+    }
+}
+
+/// Removes the tenant's entries before sequence `before`: those the snapshot *before* the
+/// one just written covers. Not the new snapshot's: a node that read the previous snapshot
+/// just before the new one was written may be replaying the entries after it (a new owner
+/// taking the tenant while this owner, past its lease, finishes its last upload). Every
+/// reader starts from one of the last two snapshots, so nothing it needs is removed. The
+/// entry at `before` itself stays, so the subject's last sequence never goes back.
+async fn truncate(place: &LogPlace, before: u64) {
+    if before <= 1 {
+        return;
+    }
+    let purged = async {
+        let stream = place
+            .js
+            .get_stream_no_info(&place.stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .purge()
+            .filter(place.subject.clone())
+            .sequence(before)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match purged {
+        Ok(p) => tracing::info!(tenant = %place.tenant, node = %place.node, before, purged = p.purged, "log truncated"),
+        Err(e) => tracing::warn!(tenant = %place.tenant, node = %place.node, error = %e, "log not truncated"),
     }
 }
 
@@ -601,7 +637,7 @@ pub async fn rebuild(
     let local = Arc::new(SledStore::open(dir, options).map_err(|e| e.to_string())?);
     tracing::info!(tenant = %place.tenant, node = %place.node, snapshot = covered, replayed, position = marked,
         took_ms = started.elapsed().as_millis() as u64, "tenant rebuilt from its snapshot and log");
-    let store = LogStore::start(place.clone(), client, local, marked, fence, snapshot_every);
+    let store = LogStore::start(place.clone(), client, local, (marked, covered), fence, snapshot_every);
     Ok((store, marked))
 }
 

@@ -211,6 +211,12 @@ impl Inner {
         self.page_changed.notify_waiters();
     }
 
+    /// True once the attached engine was stopped for good (a cluster node that stepped
+    /// down or handed its tenant over, a deleted tenant).
+    fn engine_stopped(&self) -> bool {
+        self.engine.borrow().as_ref().is_some_and(Engine::stopped)
+    }
+
     /// The engine, once attached.
     async fn engine(&self) -> Option<Engine> {
         let mut rx = self.engine.clone();
@@ -428,6 +434,13 @@ async fn send_entry(inner: &Inner, mut o: Outbound) {
     let mut failures = 0u32;
     let mut first_failure = None;
     while o.parts_sent < o.steps() {
+        if inner.engine_stopped() {
+            // Whatever is sent now could not be recorded as sent, so whoever routes the
+            // tenant next would send it again: it stays in the durable outbox for them.
+            tracing::info!(conversation = %o.conversation, seq = o.seq, "the engine stopped; the entry is left to the next owner");
+            inner.done(&o);
+            return;
+        }
         let Some(next) = step(&o, o.parts_sent as usize) else {
             break;
         };
