@@ -134,6 +134,21 @@ async fn wait_owner(nodes: &[&Node], not: Option<&str>, within: Duration) -> Str
     }
 }
 
+/// Creates agent `id` (queue `support`) through node `via`: its token.
+async fn agent_via(via: &Node, id: &str, name: &str) -> String {
+    let (status, agent) = call(
+        via.base(),
+        "POST",
+        "/api/v1/agents",
+        Some(ADMIN),
+        Some(json!({"id": id, "name": name, "queues": ["support"]})),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(status, 201, "{agent}");
+    agent["token"].as_str().expect("token").to_string()
+}
+
 /// Connects the desktop of `token` to node `via` until a `hello` comes (the tenant may be
 /// between owners): the desktop and its `hello`.
 async fn resume(client: &awc::Client, via: &Node, token: &str) -> (common::Desktop, Value) {
@@ -486,17 +501,7 @@ async fn any_node_serves_requests_and_desktops_by_forwarding_to_the_owner() {
     let (via, other) = (standbys[0], standbys[1]);
 
     // REST through a standby: what the owner answers, as it answers it.
-    let (status, agent) = call(
-        via.base(),
-        "POST",
-        "/api/v1/agents",
-        Some(ADMIN),
-        Some(json!({"id": "ada", "name": "Ada", "queues": ["support"]})),
-    )
-    .await
-    .expect("forwarded");
-    assert_eq!(status, 201, "{agent}");
-    let token = agent["token"].as_str().expect("token").to_string();
+    let token = agent_via(via, "ada", "Ada").await;
     let (status, from_owner) = call(owner.base(), "GET", "/api/v1/agents/ada", Some(ADMIN), None)
         .await
         .expect("owner");
@@ -613,17 +618,7 @@ async fn failover_keeps_each_offer_with_one_agent_until_its_original_deadline() 
     let mut tokens = Vec::new();
     let mut desktops = Vec::new();
     for (id, name) in [("ada", "Ada"), ("bob", "Bob")] {
-        let (status, v) = call(
-            via.base(),
-            "POST",
-            "/api/v1/agents",
-            Some(ADMIN),
-            Some(json!({"id": id, "name": name, "queues": ["support"]})),
-        )
-        .await
-        .expect("forwarded");
-        assert_eq!(status, 201, "{v}");
-        let token = v["token"].as_str().expect("token").to_string();
+        let token = agent_via(via, id, name).await;
         let (mut d, _) = common::connect_desktop(&client, via.base(), &token).await;
         let reply = d.command(json!({"type": "set_state", "state": "available"})).await;
         assert_eq!(reply["ok"], true, "{reply}");
@@ -727,17 +722,7 @@ async fn an_operator_moves_the_tenant_to_a_named_node() {
     let id = conversation(via.base(), "moved", "before the move")
         .await
         .expect("acknowledged");
-    let (status, agent) = call(
-        via.base(),
-        "POST",
-        "/api/v1/agents",
-        Some(ADMIN),
-        Some(json!({"id": "ada", "name": "Ada", "queues": ["support"]})),
-    )
-    .await
-    .expect("forwarded");
-    assert_eq!(status, 201, "{agent}");
-    let token = agent["token"].as_str().expect("token").to_string();
+    let token = agent_via(via, "ada", "Ada").await;
     let client = awc::Client::default();
     let (mut desktop, _) = common::connect_desktop(&client, via.base(), &token).await;
 

@@ -822,6 +822,26 @@ fn the_automatic_wrapup_finishes_a_conversation() {
     );
 }
 
+/// Takes `f`'s changes and effects, keeping the conversations and agents as a store would.
+fn keep_records(
+    f: &mut Floor,
+    records: &mut std::collections::BTreeMap<String, Conversation>,
+    agents: &mut std::collections::BTreeMap<String, super::Agent>,
+) {
+    for ch in f.take_changes() {
+        match ch {
+            Change::Conversation(c) => {
+                records.insert(c.id.clone(), *c);
+            }
+            Change::Agent(a) => {
+                agents.insert(a.id.clone(), *a);
+            }
+            _ => {}
+        }
+    }
+    f.take_effects();
+}
+
 /// Recovery leaves finished conversations out, whatever the store hands it, and keeps the
 /// ones still owed a wrap-up with their counts.
 #[test]
@@ -831,20 +851,7 @@ fn restore_leaves_finished_conversations_out() {
     f.set_state("a1", Presence::Available, None, now).expect("available");
     let mut records: std::collections::BTreeMap<String, Conversation> = Default::default();
     let mut agents: std::collections::BTreeMap<String, super::Agent> = Default::default();
-    let mut keep = |f: &mut Floor| {
-        for ch in f.take_changes() {
-            match ch {
-                Change::Conversation(c) => {
-                    records.insert(c.id.clone(), *c);
-                }
-                Change::Agent(a) => {
-                    agents.insert(a.id.clone(), *a);
-                }
-                _ => {}
-            }
-        }
-        f.take_effects();
-    };
+    let mut keep = |f: &mut Floor| keep_records(f, &mut records, &mut agents);
     for u in ["u1", "u2"] {
         now += 1;
         let customer = Customer {
@@ -897,17 +904,7 @@ fn restore_renews_a_pending_offer_or_keeps_its_deadline() {
     };
     f.customer_message("e1", customer, "hi", Channel::Rest, 20)
         .expect("message");
-    for ch in f.take_changes() {
-        match ch {
-            Change::Conversation(c) => {
-                records.insert(c.id.clone(), *c);
-            }
-            Change::Agent(a) => {
-                agents.insert(a.id.clone(), *a);
-            }
-            _ => {}
-        }
-    }
+    keep_records(&mut f, &mut records, &mut agents);
     let offer = records["c-1"].offer.clone().expect("offered");
     assert_eq!(offer.expires_at, 1020);
     let restore = |keep: bool, now: Millis| {
