@@ -220,7 +220,11 @@ async fn a_frozen_store_is_not_ready() {
 /// the customer of an open conversation still writes, and agents' commands still run.
 #[actix_rt::test]
 async fn an_overloaded_engine_refuses_new_conversations_and_nothing_else() {
-    let s = TestServer::with(|c| c.server.overload_wait_ms = 0).await;
+    let s = TestServer::with(|c| {
+        c.server.admission_control = true;
+        c.server.overload_wait_ms = 0;
+    })
+    .await;
     let ann = s.agent("ann", "Ann", &["support"]).await;
     // Start-up's own commands may have measured the engine as overloaded already; an idle
     // engine's measure goes stale after two intervals, and then it takes new work.

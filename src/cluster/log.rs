@@ -190,7 +190,7 @@ impl LogStore {
             snapshotting: Arc::new(AtomicBool::new(false)),
             covered: Arc::new(AtomicU64::new(covered)),
         };
-        tokio::spawn(appender.run(rx));
+        super::runtime().spawn(appender.run(rx));
         LogStore {
             local,
             jobs: tx,
@@ -710,9 +710,20 @@ async fn next_on(
     }
 }
 
+/// How many log entries a new owner asks for at once while it replays: one request per
+/// entry, one after the other, made a tail of 4,000 entries take 7 s on the 2-core machine
+/// (BENCHMARKS.md "Cluster").
+const REPLAY_WINDOW: usize = 64;
+
 /// Applies the tenant's entries after `after` up to `last` to the store at `dir`. Returns
 /// how many entries.
+///
+/// Entries are read by sequence from the stream's leader (see `restore_snapshot` on
+/// consumers), [`REPLAY_WINDOW`] requests in flight and taken in order. The stream holds
+/// every tenant's log, so a message on another subject is passed over, and so is a
+/// sequence with no message (removed by a truncation).
 async fn replay(place: &LogPlace, dir: &Path, after: u64, last: u64) -> Result<u64, String> {
+    use futures_util::StreamExt;
     let stream = place
         .js
         .get_stream_no_info(&place.stream)
@@ -722,12 +733,15 @@ async fn replay(place: &LogPlace, dir: &Path, after: u64, last: u64) -> Result<u
     let mut pending: Vec<Op> = Vec::new();
     let mut entries = 0u64;
     let mut queued = 0usize;
-    let mut next = after + 1;
-    loop {
-        // One entry at a time from the stream's leader (see `restore_snapshot` on consumers).
-        let message = next_on(&stream, &place.subject, next).await?;
-        let seq = message.sequence;
-        next = seq + 1;
+    let stream = &stream;
+    let mut gets = futures_util::stream::iter(after + 1..=last)
+        .map(|seq| async move { (seq, entry_at(stream, seq).await) })
+        .buffered(REPLAY_WINDOW);
+    while let Some((seq, got)) = gets.next().await {
+        let Some(message) = got? else { continue };
+        if message.subject.as_str() != place.subject {
+            continue;
+        }
         if message.headers.get(TAKEOVER_HEADER).is_some() {
             // A group an earlier owner never finished is dropped: it was never acknowledged.
             pending.clear();
@@ -740,16 +754,35 @@ async fn replay(place: &LogPlace, dir: &Path, after: u64, last: u64) -> Result<u
             batches.push(std::mem::take(&mut pending));
         }
         if queued > 100_000 || seq >= last {
-            let (to, now) = (dir.to_path_buf(), std::mem::take(&mut batches));
-            tokio::task::spawn_blocking(move || crate::store::sled::apply_ops(&to, now))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("cannot apply the log: {e}"))?;
+            apply(dir, std::mem::take(&mut batches)).await?;
             queued = 0;
         }
-        if seq >= last {
-            break;
-        }
+    }
+    if !batches.is_empty() {
+        apply(dir, batches).await?;
     }
     Ok(entries)
+}
+
+/// Writes `batches` of replayed writes to the store at `dir` (off the async threads).
+async fn apply(dir: &Path, batches: Vec<Vec<Op>>) -> Result<(), String> {
+    let to = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::store::sled::apply_ops(&to, batches))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|_| ())
+        .map_err(|e| format!("cannot apply the log: {e}"))
+}
+
+/// The log's message at sequence `seq`, if there is one.
+async fn entry_at(
+    stream: &jetstream::stream::Stream<()>,
+    seq: u64,
+) -> Result<Option<async_nats::jetstream::message::StreamMessage>, String> {
+    match tokio::time::timeout(REPLAY_WAIT, stream.get_raw_message(seq)).await {
+        Ok(Ok(m)) => Ok(Some(m)),
+        Ok(Err(e)) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => Ok(None),
+        Ok(Err(e)) => Err(format!("cannot read the log at {seq}: {e}")),
+        Err(_) => Err(format!("the log at {seq} was not read within {REPLAY_WAIT:?}")),
+    }
 }

@@ -47,6 +47,22 @@ pub const LOG_STREAM: &str = "SWITCHBOARD_LOG";
 /// The object store of the tenants' snapshots (object: the tenant's id).
 pub const SNAPSHOTS: &str = "switchboard_snapshots";
 
+/// The cluster's own threads: the NATS connection, the lease keeper, the node's heartbeat
+/// and the log's appender run here, never on the thread that starts a tenant's engine
+/// (which reads the whole tenant from its store before it answers: seconds for a large
+/// one). A renewal held up that long would let the lease lapse under a healthy owner.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("switchboard-cluster")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("the cluster's threads cannot start: {e}"))
+    })
+}
+
 /// The subject of tenant `tenant`'s log.
 pub fn log_subject(tenant: &str) -> String {
     format!("switchboard.log.{tenant}")
@@ -531,7 +547,13 @@ pub async fn serve(config: Config) -> io::Result<()> {
     let Some(cluster) = config.cluster.clone() else {
         return Err(io::Error::other("serve_cluster needs a [cluster] section"));
     };
-    let node = Node::connect(&cluster).await?;
+    let node = {
+        let cluster = cluster.clone();
+        runtime()
+            .spawn(async move { Node::connect(&cluster).await })
+            .await
+            .map_err(io::Error::other)??
+    };
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen} (server.listen): {e}")))?;
@@ -545,7 +567,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
     });
     let beat = node.clone();
     let every = Duration::from_millis(cluster.lease_ms / 3);
-    actix_rt::spawn(async move {
+    runtime().spawn(async move {
         loop {
             beat.heartbeat().await;
             tokio::time::sleep(every).await;
@@ -608,7 +630,7 @@ async fn own(
         let (node, fence) = (node.clone(), fence.clone());
         let mut lease = lease.clone();
         let every = Duration::from_millis(node.config.lease_ms / 3);
-        actix_rt::spawn(async move {
+        runtime().spawn(async move {
             loop {
                 // Woken by the fence too: a node handing over releases its lease at once.
                 tokio::select! {

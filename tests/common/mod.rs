@@ -85,6 +85,10 @@ impl TestServer {
         config.routing.offer_timeout_ms = 60_000;
         config.routing.transfer_timeout_ms = 60_000;
         config.routing.conference_timeout_ms = 60_000;
+        // Admission control measures how long commands wait for the engine: on a machine
+        // busy with other work it would refuse the tests' conversations. The tests of
+        // admission control turn it on.
+        config.server.admission_control = false;
         f(&mut config);
         let store = switchboard::store::open(&config.store.path).expect("store");
         // As the binary does: Messenger conversations send through an outbox.
@@ -517,6 +521,8 @@ impl Process {
         cmd.env("SWITCHBOARD_SERVER__LISTEN", "127.0.0.1:0")
             .env("SWITCHBOARD_STORE__PATH", dir)
             .env("SWITCHBOARD_API__ADMIN_TOKEN", ADMIN)
+            // See `TestServer::with`: off unless a test turns it on.
+            .env("SWITCHBOARD_SERVER__ADMISSION_CONTROL", "false")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped());
         for (k, v) in env {
