@@ -617,6 +617,7 @@ pub async fn rebuild(
         std::fs::remove_dir_all(dir).map_err(|e| format!("cannot clear the local copy {}: {e}", dir.display()))?;
     }
     let covered = restore_snapshot(place, dir).await?;
+    let snapshot_ms = started.elapsed().as_millis() as u64;
     let last = last_sequence(place).await?;
     let replayed = if last > covered {
         replay(place, dir, covered, last).await?
@@ -636,7 +637,7 @@ pub async fn rebuild(
     .await?;
     let local = Arc::new(SledStore::open(dir, options).map_err(|e| e.to_string())?);
     tracing::info!(tenant = %place.tenant, node = %place.node, snapshot = covered, replayed, position = marked,
-        took_ms = started.elapsed().as_millis() as u64, "tenant rebuilt from its snapshot and log");
+        snapshot_ms, took_ms = started.elapsed().as_millis() as u64, "tenant rebuilt from its snapshot and log");
     let store = LogStore::start(place.clone(), client, local, (marked, covered), fence, snapshot_every);
     Ok((store, marked))
 }
