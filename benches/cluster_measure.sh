@@ -49,6 +49,7 @@ HOLD=${HOLD:-100000}
 HOLD_AGENTS=${HOLD_AGENTS:-1000}
 HOLD_CAPACITY=${HOLD_CAPACITY:-100}
 HOLD_WAIT=${HOLD_WAIT:-600}
+STABLE=${STABLE:-30}
 NATS=${NATS:-$(command -v nats-server || echo /usr/sbin/nats-server)}
 ADMIN=bench-admin-token-0123456789abcdef
 WORK=$(mktemp -d)
@@ -176,14 +177,17 @@ kill_and_time() {
   rm -f "$first"
   for i in 0 1 2; do LOG_FROM[i]=$(wc -l < "$OUT/$2-node$i.log"); done
   KILLED_AT=$(now_ms)
-  kill -9 "${node_pids[o]}"
-  for i in 0 1 2; do
-    [ "$i" = "$o" ] && continue
-    poll "$i" "$first" &
-    pollers+=($!)
-  done
+  # (Within braces sent to /dev/null: bash's own "Killed" notice of the node.)
+  {
+    kill -9 "${node_pids[o]}"
+    for i in 0 1 2; do
+      [ "$i" = "$o" ] && continue
+      poll "$i" "$first" &
+      pollers+=($!)
+    done
+    wait "${node_pids[o]}"
+  } 2>/dev/null
   helpers+=("${pollers[@]}")
-  wait "${node_pids[o]}" 2>/dev/null
   until [ -s "$first" ] || [ $(( $(now_ms) - KILLED_AT )) -gt $(( $3 * 1000 )) ]; do sleep 0.01; done
   kill "${pollers[@]}" 2>/dev/null
   wait "${pollers[@]}" 2>/dev/null
@@ -201,6 +205,45 @@ log_after_kill() {
   [ -n "$t" ] && echo $(( $(date -d "$t" +%s%3N) - KILLED_AT ))
 }
 # Field $3 (name=value) of the first log line of node $1 since the kill saying "tenant rebuilt".
+last_term_ms() {
+  local t
+  t=$(since_kill "$1" "$2" | grep -- "$3" | tail -1 | grep -oE '^[0-9T:.-]+Z')
+  [ -n "$t" ] && echo $(( $(date -d "$t" +%s%3N) - KILLED_AT ))
+}
+# Each probe of node $1's GET /api/v1/queues, every 100 ms, as "MS NODE STATUS" into $2
+# (MS: when the answer came).
+watch_node() {
+  local url code
+  url="$(node_url "$1")/api/v1/queues"
+  while :; do
+    code=$(status "$url" 2)
+    # The time the answer came (a new owner answers what waited while it rebuilt).
+    echo "$(now_ms) $1 $code" >> "$2"
+    sleep 0.1
+  done
+}
+# From the probes in $1: "MS NODE", the first 200 of the first node that then answered
+# nothing but 200 for $2 seconds; nothing while no node has.
+settled() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+hold = float(sys.argv[2]) * 1000
+run = {}
+for line in open(sys.argv[1]):
+    try:
+        ms, node, code = line.split()
+        ms = int(ms)
+    except ValueError:
+        continue
+    if code != "200":
+        run.pop(node, None)
+        continue
+    run.setdefault(node, ms)
+    if ms - run[node] >= hold:
+        print(run[node], node)
+        break
+PY
+}
 rebuilt_field() { since_kill "$1" "$2" | grep -m1 'tenant rebuilt' | grep -oE "(^| )$3=[^ ]+" | cut -d= -f2; }
 
 # The light write load: one conversation at a time through whichever node routes the
@@ -373,17 +416,52 @@ rebuild() {
   say "owner node-$o: log position $pos, open conversations $(curl -s -H "Authorization: Bearer $ADMIN" "$(node_url "$o")/metrics" | grep -E '^switchboard_tenant_conversations_open' | awk '{print $2}' | paste -sd' '), snapshots written: $(sed 's/\x1b\[[0-9;]*m//g' "$OUT/$name-node$o.log" | grep -c 'snapshot written')"
   sed 's/\x1b\[[0-9;]*m//g' "$OUT/$name-node$o.log" | grep 'snapshot written' | tail -2 | tee -a "$SUMMARY"
   ld=$(load)
-  kill_and_time "$o" $name "$HOLD_WAIT"
-  if [ -z "$TAKEN_AT" ]; then
-    say "SUSPICIOUS: no node took over within $HOLD_WAIT s of node-$o's SIGKILL (load $ld)"
-    for i in 0 1 2; do [ "$i" = "$o" ] || { echo "--- node-$i"; since_kill "$i" $name; }; done | tee -a "$SUMMARY"
-    cluster_down
-    return 1
+  # Each survivor probed every 100 ms from the kill on; the tenant is settled once one
+  # node has answered nothing but 200 for STABLE seconds (a new owner that loses its lease
+  # again steps down, and another node rebuilds the tenant once more).
+  local probes=$OUT/rebuild-probes.txt watchers=() first settled_at
+  : > "$probes"
+  for i in 0 1 2; do LOG_FROM[i]=$(wc -l < "$OUT/$name-node$i.log"); done
+  KILLED_AT=$(now_ms)
+  {
+    kill -9 "${node_pids[o]}"
+    wait "${node_pids[o]}"
+  } 2>/dev/null
+  for i in 0 1 2; do
+    [ "$i" = "$o" ] && continue
+    watch_node "$i" "$probes" &
+    watchers+=($!)
+  done
+  helpers+=("${watchers[@]}")
+  settled_at=
+  while [ $(( $(now_ms) - KILLED_AT )) -lt $(( HOLD_WAIT * 1000 )) ]; do
+    settled_at=$(settled "$probes" "$STABLE")
+    [ -n "$settled_at" ] && break
+    sleep 1
+  done
+  kill "${watchers[@]}" 2>/dev/null
+  wait "${watchers[@]}" 2>/dev/null
+  first=$(grep -m1 ' 200$' "$probes")
+  if [ -n "$first" ]; then
+    say "node-$o killed (load $ld): the first 200 from node-$(cut -d' ' -f2 <<< "$first") after $(( ${first%% *} - KILLED_AT )) ms"
+  else
+    say "node-$o killed (load $ld): no 200 from any node"
   fi
-  took=$((TAKEN_AT - KILLED_AT))
-  say "node-$o killed, node-$NEW_OWNER answered after $took ms (lease + $((took - LEASE_MS)) ms) (load $ld)"
-  say "  lease taken at $(log_after_kill "$NEW_OWNER" $name 'lease taken') ms, rebuilt at $(log_after_kill "$NEW_OWNER" $name 'tenant rebuilt') ms (took_ms $(rebuilt_field "$NEW_OWNER" $name took_ms): snapshot covering entry $(rebuilt_field "$NEW_OWNER" $name snapshot), $(rebuilt_field "$NEW_OWNER" $name replayed) entries replayed, position $(rebuilt_field "$NEW_OWNER" $name position)), routing at $(log_after_kill "$NEW_OWNER" $name 'routing the tenant') ms"
-  since_kill "$NEW_OWNER" $name | grep -E 'lease taken|tenant rebuilt|routing the tenant|not rebuilt|WARN|ERROR' | tee -a "$SUMMARY"
+  if [ -z "$settled_at" ]; then
+    say "SUSPICIOUS: no node answered 200 for $STABLE s on end within $HOLD_WAIT s of the kill"
+    NEW_OWNER=$(tail -1 "$probes" | cut -d' ' -f2)
+  else
+    NEW_OWNER=${settled_at#* }
+    took=$(( ${settled_at%% *} - KILLED_AT ))
+    say "settled: node-$NEW_OWNER answered 200 from $took ms after the kill (lease + $((took - LEASE_MS)) ms) and for $STABLE s on end"
+  fi
+  say "  since the kill: $(for i in 0 1 2; do [ "$i" = "$o" ] || since_kill "$i" $name; done | grep -c 'routing the tenant') terms as owner, $(for i in 0 1 2; do [ "$i" = "$o" ] || since_kill "$i" $name; done | grep -c 'lease lost') leases lost"
+  say "  node-$NEW_OWNER's last term: lease taken at $(last_term_ms "$NEW_OWNER" $name 'lease taken') ms, rebuilt at $(last_term_ms "$NEW_OWNER" $name 'tenant rebuilt') ms ($(since_kill "$NEW_OWNER" $name | grep 'tenant rebuilt' | tail -1 | grep -oE '(snapshot|replayed|position|took_ms)=[^ ]+' | paste -sd' ')), routing at $(last_term_ms "$NEW_OWNER" $name 'routing the tenant') ms"
+  for i in 0 1 2; do
+    [ "$i" = "$o" ] && continue
+    echo "--- node-$i since the kill"
+    since_kill "$i" $name | grep -E 'lease|rebuilt|routing the tenant|stepped down|WARN|ERROR'
+  done | tee -a "$SUMMARY"
   curl -s -H "Authorization: Bearer $ADMIN" "$(node_url "$NEW_OWNER")/metrics" |
     grep -E '^switchboard_(tenant_conversations_open|recovery_phase_seconds)' | tee -a "$SUMMARY"
   cluster_down
