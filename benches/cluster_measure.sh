@@ -350,6 +350,7 @@ takeover() {
   say "takeover (kill to 200):  $(awk 'NR > 1 {print $4}' "$table" | percentiles)"
   say "lease taken after kill:  $(awk 'NR > 1 && $6 != "-" {print $6}' "$table" | percentiles)"
   say "rebuild (log took_ms):   $(awk 'NR > 1 && $7 != "-" {print $7}' "$table" | percentiles)"
+  say "owners' terms: $(cat "$OUT/$name"-node?.log | grep -c ': routing the tenant'), leases lost: $(cat "$OUT/$name"-node?.log | grep -c 'lease lost') (the nodes' logs)"
   say "acknowledged writes: $(wc -l < "$acked") acknowledged, $(wc -l < "$refused") attempts not acknowledged (503 or no answer); after each kill $all_checked read, $all_lost lost; at the end all $CHECKED read again, $LOST lost (ids in $lost)"
   cluster_down
 }
@@ -455,8 +456,8 @@ rebuild() {
     took=$(( ${settled_at%% *} - KILLED_AT ))
     say "settled: node-$NEW_OWNER answered 200 from $took ms after the kill (lease + $((took - LEASE_MS)) ms) and for $STABLE s on end"
   fi
-  say "  since the kill: $(for i in 0 1 2; do [ "$i" = "$o" ] || since_kill "$i" $name; done | grep -c 'routing the tenant') terms as owner, $(for i in 0 1 2; do [ "$i" = "$o" ] || since_kill "$i" $name; done | grep -c 'lease lost') leases lost"
-  say "  node-$NEW_OWNER's last term: lease taken at $(last_term_ms "$NEW_OWNER" $name 'lease taken') ms, rebuilt at $(last_term_ms "$NEW_OWNER" $name 'tenant rebuilt') ms ($(since_kill "$NEW_OWNER" $name | grep 'tenant rebuilt' | tail -1 | grep -oE '(snapshot|replayed|position|took_ms)=[^ ]+' | paste -sd' ')), routing at $(last_term_ms "$NEW_OWNER" $name 'routing the tenant') ms"
+  say "  since the kill: $(for i in 0 1 2; do [ "$i" = "$o" ] || since_kill "$i" $name; done | grep -c ': routing the tenant') terms as owner, $(for i in 0 1 2; do [ "$i" = "$o" ] || since_kill "$i" $name; done | grep -c 'lease lost') leases lost"
+  say "  node-$NEW_OWNER's last term: lease taken at $(last_term_ms "$NEW_OWNER" $name 'lease taken') ms, rebuilt at $(last_term_ms "$NEW_OWNER" $name 'tenant rebuilt') ms ($(since_kill "$NEW_OWNER" $name | grep 'tenant rebuilt' | tail -1 | grep -oE '(snapshot|replayed|position|took_ms)=[^ ]+' | paste -sd' ')), routing at $(last_term_ms "$NEW_OWNER" $name ': routing the tenant') ms"
   for i in 0 1 2; do
     [ "$i" = "$o" ] && continue
     echo "--- node-$i since the kill"
