@@ -10,8 +10,8 @@
 #   directory, so that there are always three. Per kill: the takeover, the takeover less
 #   the lease, when the new owner's log says it took the lease and how long its rebuild
 #   took (snapshot covered, entries replayed); then every conversation acknowledged (201)
-#   before the kill is read from the new owner (GET /api/v1/conversations/{id}, 200): the
-#   count checked and lost. At the end every acknowledged one is read once more.
+#   before the kill is read from the new owner (GET /api/v1/conversations/{id}, 200 with
+#   the customer it was opened for): the count checked and lost. At the end every acknowledged one is read once more.
 # - throughput: `switchboard-load --agents AGENTS --duration DURATION` against the owner of
 #   a three-node cluster (replicas 3), then against a single node without [cluster] on a
 #   fresh sled store, PAIRS times alternated.
@@ -269,26 +269,32 @@ writer() {
   done
 }
 
-# Reads each conversation id of file $1 (one a line) from the node that routes the tenant;
-# appends what is missing to $2. Sets CHECKED and LOST.
+# Reads each conversation of file $1 ("ID CUSTOMER" a line) from the node that routes the
+# tenant: it must answer 200 with that customer (ids are a counter: a new owner missing a
+# conversation could give its id to a later one). Appends what is missing to $2. Sets
+# CHECKED and LOST.
 check_ids() {
-  local id code o="" tries
+  local id customer answer code have o="" tries
   CHECKED=0
   LOST=0
-  while read -r id; do
+  while read -r id customer; do
     [ -n "$id" ] || continue
     for tries in 1 2 3 4 5; do
       [ -n "$o" ] || o=$(wait_owner 30) || { code=no-owner; break; }
-      code=$(status "$(node_url "$o")/api/v1/conversations/$id" 5)
+      answer=$(curl -s --max-time 5 -w '\n%{http_code}' -H "Authorization: Bearer $ADMIN" \
+        "$(node_url "$o")/api/v1/conversations/$id")
+      code=${answer##*$'\n'}
       case $code in 200|404) break ;; esac
       # Not an answer about the conversation (the owner changed meanwhile): ask again.
       o=
       sleep 0.5
     done
     CHECKED=$((CHECKED + 1))
-    if [ "$code" != 200 ]; then
+    have=
+    [ "$code" = 200 ] && have=$(printf '%s' "${answer%$'\n'*}" | jq -r '.customer.id')
+    if [ "$have" != "$customer" ]; then
       LOST=$((LOST + 1))
-      echo "$(date -u +%FT%T.%3NZ) $id: $code from node-${o:-?} after $tries tries" >> "$2"
+      echo "$(date -u +%FT%T.%3NZ) $id of $customer: $code (customer ${have:-none}) from node-${o:-?} after $tries tries" >> "$2"
     fi
   done < "$1"
 }
@@ -325,7 +331,7 @@ takeover() {
     rebuilt_ms=$(rebuilt_field "$NEW_OWNER" $name took_ms)
     # The acknowledged before the kill and not read yet: read them from the new owner.
     held=$(awk -v t0="$KILLED_AT" '$1 < t0' "$acked" | wc -l)
-    awk -v from="$checked_lines" -v to="$held" 'NR > from && NR <= to {print $2}' "$acked" > "$WORK/ids"
+    awk -v from="$checked_lines" -v to="$held" 'NR > from && NR <= to {print $2, $3}' "$acked" > "$WORK/ids"
     checked_lines=$held
     check_ids "$WORK/ids" "$lost"
     all_checked=$((all_checked + CHECKED))
@@ -344,7 +350,7 @@ takeover() {
   touch "$WORK/stop-writer"
   wait "$writer_pid"
   # Every acknowledged conversation, read once more from the last owner.
-  awk '{print $2}' "$acked" > "$WORK/ids"
+  awk '{print $2, $3}' "$acked" > "$WORK/ids"
   check_ids "$WORK/ids" "$lost"
   say "takeover less the lease: $(awk 'NR > 1 {print $5}' "$table" | percentiles)"
   say "takeover (kill to 200):  $(awk 'NR > 1 {print $4}' "$table" | percentiles)"
