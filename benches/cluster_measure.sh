@@ -194,6 +194,9 @@ kill_and_time() {
   TAKEN_AT=
   NEW_OWNER=
   if [ -s "$first" ]; then read -r TAKEN_AT NEW_OWNER < <(sort -n "$first" | head -1); fi
+  # A build whose standbys forward requests to the owner answers 200 on every node: the
+  # new owner is the node whose /metrics answers (a standby answers it 503 itself).
+  if [ -n "$TAKEN_AT" ] && i=$(owner); then NEW_OWNER=$i; fi
 }
 
 # The cluster log lines of node $1 of cluster $2 since the kill, without colours.
@@ -459,6 +462,7 @@ rebuild() {
     NEW_OWNER=$(tail -1 "$probes" | cut -d' ' -f2)
   else
     NEW_OWNER=${settled_at#* }
+    if i=$(owner); then NEW_OWNER=$i; fi
     took=$(( ${settled_at%% *} - KILLED_AT ))
     say "settled: node-$NEW_OWNER answered 200 from $took ms after the kill (lease + $((took - LEASE_MS)) ms) and for $STABLE s on end"
   fi
