@@ -770,9 +770,30 @@ async fn an_operator_moves_the_tenant_to_a_named_node() {
         "the move waited for the lease ({took:?})"
     );
     assert_eq!(texts(target.base(), &id).await, vec!["before the move".to_string()]);
-    // The old owner is a standby now: it forwards to the new one.
+    // The old owner is a standby now: it forwards to the new one (after at most a few
+    // answers of 503 `not_owner` while it changes servers, which a client tries again).
     let old = nodes.iter().find(|n| n.id == first).expect("old owner");
-    assert!(conversation(old.base(), "after", "after the move").await.is_some());
+    let body =
+        json!({"entry_point": "demo-page", "customer": {"id": "after", "name": "Carol"}, "text": "after the move"});
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = call(
+            old.base(),
+            "POST",
+            "/api/v1/conversations",
+            Some(ADMIN),
+            Some(body.clone()),
+        )
+        .await;
+        match answer {
+            Some((201, _)) => break,
+            Some((503, ref v)) if v["error"]["code"] == "not_owner" => {}
+            None => {}
+            other => panic!("the old owner answered {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "the old owner did not forward: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The desktop lost its owner and resumes on the same node.
     let (reason, _) = desktop.until_closed(Duration::from_secs(10)).await;

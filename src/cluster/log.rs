@@ -16,7 +16,8 @@
 //! log's end cannot be trusted. Nothing after a fence is acknowledged.
 //!
 //! # Snapshots
-//! Every `snapshot_every` entries the owner writes a snapshot: the local store's backup
+//! Every `snapshot_every` entries, or once the log since the last snapshot holds half its
+//! bytes, the owner writes a snapshot: the local store's backup
 //! file ([`crate::store::backup`]), taken between two groups, with the log sequence it
 //! covers in the object's description. A new owner restores the latest snapshot and applies
 //! the entries after it ([`rebuild`]). The writes are blind, so a snapshot that covers a
@@ -149,6 +150,21 @@ pub struct LogPlace {
     pub tenant: String,
 }
 
+/// Where a new owner's copy of the tenant stands after its rebuild.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rebuilt {
+    /// The sequence of the tenant's last entry (its takeover mark).
+    pub last: u64,
+    /// The sequence the snapshot it started from covers (0: none).
+    pub covered: u64,
+    /// That snapshot's size in bytes.
+    pub snapshot_bytes: u64,
+}
+
+/// The log bytes after which a snapshot is written whatever `snapshot_every` says, at the
+/// least: a tenant's first snapshot comes after this much log.
+const SNAPSHOT_MIN_BYTES: u64 = 8 << 20;
+
 /// A commit waiting for the appender.
 struct Job {
     changes: Vec<Change>,
@@ -166,17 +182,18 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// The store over the local copy `local`, which holds the log up to `last` (the
+    /// The store over the local copy `local`, which holds the log up to `at.last` (the
     /// sequence of the tenant's last entry, 0 for none), rebuilt from a snapshot covering
-    /// the log up to `covered` (0: none). Starts the appender on the current tokio runtime.
+    /// the log up to `at.covered` (0: none). Starts the appender on the cluster's threads.
     pub fn start(
         place: LogPlace,
         client: async_nats::Client,
         local: Arc<SledStore>,
-        (last, covered): (u64, u64),
+        at: Rebuilt,
         fence: Arc<Fence>,
         snapshot_every: u64,
     ) -> LogStore {
+        let last = at.last;
         let (tx, rx) = mpsc::unbounded_channel();
         let position = Arc::new(AtomicU64::new(last));
         let appender = Appender {
@@ -186,9 +203,11 @@ impl LogStore {
             last,
             position: position.clone(),
             since_snapshot: 0,
+            bytes_since_snapshot: 0,
             snapshot_every,
             snapshotting: Arc::new(AtomicBool::new(false)),
-            covered: Arc::new(AtomicU64::new(covered)),
+            covered: Arc::new(AtomicU64::new(at.covered)),
+            snapshot_bytes: Arc::new(AtomicU64::new(at.snapshot_bytes)),
         };
         super::runtime().spawn(appender.run(rx));
         LogStore {
@@ -310,11 +329,15 @@ struct Appender {
     last: u64,
     position: Arc<AtomicU64>,
     since_snapshot: u64,
+    /// The bytes appended since the last snapshot.
+    bytes_since_snapshot: u64,
     snapshot_every: u64,
     /// One snapshot upload at a time.
     snapshotting: Arc<AtomicBool>,
     /// What the latest snapshot (written or restored by this owner) covers.
     covered: Arc<AtomicU64>,
+    /// Its size in bytes.
+    snapshot_bytes: Arc<AtomicU64>,
 }
 
 impl Appender {
@@ -346,13 +369,15 @@ impl Appender {
         let ops = encode_ops(changes.clone(), &self.local)?;
         let entries = split(ops)?;
         for payload in entries {
+            self.bytes_since_snapshot += payload.len() as u64;
             self.append(payload, None).await?;
         }
         self.local.commit(changes).await?;
         self.position.store(self.last, Ordering::SeqCst);
         self.since_snapshot += 1;
-        if self.since_snapshot >= self.snapshot_every && !self.snapshotting.load(Ordering::SeqCst) {
+        if self.snapshot_due() && !self.snapshotting.load(Ordering::SeqCst) {
             self.since_snapshot = 0;
+            self.bytes_since_snapshot = 0;
             self.snapshot().await;
         }
         Ok(())
@@ -384,6 +409,18 @@ impl Appender {
         }
     }
 
+    /// Whether the tail since the last snapshot asks for a new one: `snapshot_every`
+    /// entries, or as many bytes as half the last snapshot (at least
+    /// [`SNAPSHOT_MIN_BYTES`]). A new owner's rebuild reads the snapshot and replays the
+    /// tail; the byte bound keeps the tail under half the snapshot however large the groups
+    /// (100,000 conversations opened at once made 4,000 entries of several hundred MB, no
+    /// snapshot at 10,000 entries, and a replay of seconds). Writing a snapshot when the
+    /// log has grown by half its size costs at most twice the log's own bytes.
+    fn snapshot_due(&self) -> bool {
+        let bytes_bound = (self.snapshot_bytes.load(Ordering::SeqCst) / 2).max(SNAPSHOT_MIN_BYTES);
+        self.since_snapshot >= self.snapshot_every || self.bytes_since_snapshot >= bytes_bound
+    }
+
     /// Fixes a backup of the local copy now (between two groups), then writes it as the
     /// tenant's snapshot on a task of its own.
     async fn snapshot(&mut self) {
@@ -398,6 +435,7 @@ impl Appender {
         let place = self.place.clone();
         let busy = self.snapshotting.clone();
         let previous = self.covered.clone();
+        let size = self.snapshot_bytes.clone();
         busy.store(true, Ordering::SeqCst);
         tokio::spawn(async move {
             let result = write_snapshot(&place, backup, covered).await;
@@ -405,6 +443,7 @@ impl Appender {
             match result {
                 Ok(bytes) => {
                     tracing::info!(tenant = %place.tenant, node = %place.node, covered, bytes, "snapshot written");
+                    size.store(bytes as u64, Ordering::SeqCst);
                     let before = previous.swap(covered, Ordering::SeqCst);
                     truncate(&place, before).await;
                 }
@@ -616,7 +655,7 @@ pub async fn rebuild(
         // The local copy is a cache of the log: it is rebuilt whole by whoever takes the tenant.
         std::fs::remove_dir_all(dir).map_err(|e| format!("cannot clear the local copy {}: {e}", dir.display()))?;
     }
-    let covered = restore_snapshot(place, dir).await?;
+    let (covered, snapshot_bytes) = restore_snapshot(place, dir).await?;
     let snapshot_ms = started.elapsed().as_millis() as u64;
     let last = last_sequence(place).await?;
     let replayed = if last > covered {
@@ -638,16 +677,21 @@ pub async fn rebuild(
     let local = Arc::new(SledStore::open(dir, options).map_err(|e| e.to_string())?);
     tracing::info!(tenant = %place.tenant, node = %place.node, snapshot = covered, replayed, position = marked,
         snapshot_ms, took_ms = started.elapsed().as_millis() as u64, "tenant rebuilt from its snapshot and log");
-    let store = LogStore::start(place.clone(), client, local, (marked, covered), fence, snapshot_every);
+    let at = Rebuilt {
+        last: marked,
+        covered,
+        snapshot_bytes,
+    };
+    let store = LogStore::start(place.clone(), client, local, at, fence, snapshot_every);
     Ok((store, marked))
 }
 
-/// Restores the tenant's latest snapshot into `dir` (absent): the log sequence it covers,
-/// 0 when there is none.
-async fn restore_snapshot(place: &LogPlace, dir: &Path) -> Result<u64, String> {
+/// Restores the tenant's latest snapshot into `dir` (absent): the log sequence it covers
+/// and its size, `(0, 0)` when there is none.
+async fn restore_snapshot(place: &LogPlace, dir: &Path) -> Result<(u64, u64), String> {
     let info = match place.snapshots.info(&place.snapshot_name).await {
         Ok(i) => i,
-        Err(e) if e.kind() == jetstream::object_store::InfoErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == jetstream::object_store::InfoErrorKind::NotFound => return Ok((0, 0)),
         Err(e) => return Err(format!("the tenant's snapshot: {e}")),
     };
     let covered: u64 = info
@@ -690,7 +734,7 @@ async fn restore_snapshot(place: &LogPlace, dir: &Path) -> Result<u64, String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("the tenant's snapshot cannot be restored: {e}"))?;
-    Ok(covered)
+    Ok((covered, info.size as u64))
 }
 
 /// The first message on `subject` at or after sequence `from`, from the stream's leader.
@@ -738,6 +782,8 @@ async fn replay(place: &LogPlace, dir: &Path, after: u64, last: u64) -> Result<u
     let mut gets = futures_util::stream::iter(after + 1..=last)
         .map(|seq| async move { (seq, entry_at(stream, seq).await) })
         .buffered(REPLAY_WINDOW);
+    // One batch written while the next is read (in order: a batch waits for the one before).
+    let mut writing: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
     while let Some((seq, got)) = gets.next().await {
         let Some(message) = got? else { continue };
         if message.subject.as_str() != place.subject {
@@ -754,25 +800,35 @@ async fn replay(place: &LogPlace, dir: &Path, after: u64, last: u64) -> Result<u
             queued += pending.len();
             batches.push(std::mem::take(&mut pending));
         }
-        if queued > 100_000 || seq >= last {
-            apply(dir, std::mem::take(&mut batches)).await?;
+        if queued > 100_000 {
+            finish(writing.take()).await?;
+            writing = Some(apply(dir, std::mem::take(&mut batches)));
             queued = 0;
         }
     }
+    finish(writing.take()).await?;
     if !batches.is_empty() {
-        apply(dir, batches).await?;
+        finish(Some(apply(dir, batches))).await?;
     }
     Ok(entries)
 }
 
-/// Writes `batches` of replayed writes to the store at `dir` (off the async threads).
-async fn apply(dir: &Path, batches: Vec<Vec<Op>>) -> Result<(), String> {
+/// Starts writing `batches` of replayed writes to the store at `dir` (off the async threads).
+fn apply(dir: &Path, batches: Vec<Vec<Op>>) -> tokio::task::JoinHandle<Result<(), String>> {
     let to = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || crate::store::sled::apply_ops(&to, batches))
-        .await
-        .map_err(|e| e.to_string())?
-        .map(|_| ())
-        .map_err(|e| format!("cannot apply the log: {e}"))
+    tokio::task::spawn_blocking(move || {
+        crate::store::sled::apply_ops(&to, batches)
+            .map(|_| ())
+            .map_err(|e| format!("cannot apply the log: {e}"))
+    })
+}
+
+/// Waits for a write [`apply`] started, if one was.
+async fn finish(writing: Option<tokio::task::JoinHandle<Result<(), String>>>) -> Result<(), String> {
+    match writing {
+        Some(w) => w.await.map_err(|e| e.to_string())?,
+        None => Ok(()),
+    }
 }
 
 /// The log's message at sequence `seq`, if there is one.
