@@ -16,8 +16,8 @@
 //! log's end cannot be trusted. Nothing after a fence is acknowledged.
 //!
 //! # Snapshots
-//! Every `snapshot_every` entries, or once the log since the last snapshot holds half its
-//! bytes, the owner writes a snapshot: the local store's backup
+//! Every `snapshot_every` entries, or once the log since the last snapshot holds as many
+//! bytes as it (64 MiB at least), the owner writes a snapshot: the local store's backup
 //! file ([`crate::store::backup`]), taken between two groups, with the log sequence it
 //! covers in the object's description. A new owner restores the latest snapshot and applies
 //! the entries after it ([`rebuild`]). The writes are blind, so a snapshot that covers a
@@ -163,7 +163,7 @@ pub struct Rebuilt {
 
 /// The log bytes after which a snapshot is written whatever `snapshot_every` says, at the
 /// least: a tenant's first snapshot comes after this much log.
-const SNAPSHOT_MIN_BYTES: u64 = 8 << 20;
+const SNAPSHOT_MIN_BYTES: u64 = 64 << 20;
 
 /// A commit waiting for the appender.
 struct Job {
@@ -410,14 +410,16 @@ impl Appender {
     }
 
     /// Whether the tail since the last snapshot asks for a new one: `snapshot_every`
-    /// entries, or as many bytes as half the last snapshot (at least
-    /// [`SNAPSHOT_MIN_BYTES`]). A new owner's rebuild reads the snapshot and replays the
-    /// tail; the byte bound keeps the tail under half the snapshot however large the groups
-    /// (100,000 conversations opened at once made 4,000 entries of several hundred MB, no
-    /// snapshot at 10,000 entries, and a replay of seconds). Writing a snapshot when the
-    /// log has grown by half its size costs at most twice the log's own bytes.
+    /// entries, or as many bytes as the last snapshot (at least [`SNAPSHOT_MIN_BYTES`]).
+    /// A new owner's rebuild reads the snapshot and replays the tail; the byte bound keeps
+    /// the tail no larger than the snapshot however large the groups (100,000 conversations
+    /// opened at once made 4,000 entries of several hundred MB: no snapshot at 10,000
+    /// entries, and a replay of seconds). Writing a snapshot when the log has grown by its
+    /// size costs no more bytes than the log itself. A bound of half a snapshot with an
+    /// 8 MiB floor wrote one every 1.4 s at saturation and cost a quarter of a clustered
+    /// owner's throughput (BENCHMARKS.md "Cluster").
     fn snapshot_due(&self) -> bool {
-        let bytes_bound = (self.snapshot_bytes.load(Ordering::SeqCst) / 2).max(SNAPSHOT_MIN_BYTES);
+        let bytes_bound = self.snapshot_bytes.load(Ordering::SeqCst).max(SNAPSHOT_MIN_BYTES);
         self.since_snapshot >= self.snapshot_every || self.bytes_since_snapshot >= bytes_bound
     }
 

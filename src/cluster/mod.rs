@@ -47,19 +47,26 @@ pub const LOG_STREAM: &str = "SWITCHBOARD_LOG";
 /// The object store of the tenants' snapshots (object: the tenant's id).
 pub const SNAPSHOTS: &str = "switchboard_snapshots";
 
-/// The cluster's own threads: the NATS connection, the lease keeper, the node's heartbeat
+/// The cluster's own thread: the NATS connection, the lease keeper, the node's heartbeat
 /// and the log's appender run here, never on the thread that starts a tenant's engine
 /// (which reads the whole tenant from its store before it answers: seconds for a large
 /// one). A renewal held up that long would let the lease lapse under a healthy owner.
-pub fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("switchboard-cluster")
+/// One thread, as when they shared the server's: the appender and the connection hand
+/// every group to each other, and on a runtime of two threads that crossed threads
+/// (BENCHMARKS.md "Cluster").
+pub fn runtime() -> &'static tokio::runtime::Handle {
+    static HANDLE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap_or_else(|e| panic!("the cluster's threads cannot start: {e}"))
+            .unwrap_or_else(|e| panic!("the cluster's thread cannot start: {e}"));
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("switchboard-cluster".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .unwrap_or_else(|e| panic!("the cluster's thread cannot start: {e}"));
+        handle
     })
 }
 
