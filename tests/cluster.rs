@@ -5,6 +5,7 @@
 //! the lease's end). Skipped with a loud message without `nats-server`, unless `CI` is set.
 
 mod common;
+mod messenger_common;
 mod nats_common;
 
 use std::time::{Duration, Instant};
@@ -89,6 +90,11 @@ async fn call(base: &str, method: &str, path: &str, token: Option<&str>, body: O
     let bytes = res.body().limit(16 << 20).await.ok()?;
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Some((res.status().as_u16(), v))
+}
+
+/// Nodes `node-a`, `node-b` and `node-c` with leases of `lease_ms` and `extra` variables.
+fn three_nodes(nats: &NatsCluster, lease_ms: u64, extra: &[(&str, &str)]) -> [Node; 3] {
+    ["node-a", "node-b", "node-c"].map(|id| Node::with_env(nats, id, lease_ms, extra))
 }
 
 /// The node among `nodes` that routes tenant `default` now: it serves the admin's reads
@@ -203,11 +209,7 @@ async fn owner_killed_another_node_routes_every_acknowledged_message() {
     let Some(mut nats) = NatsCluster::start().await else {
         return;
     };
-    let nodes = [
-        Node::start(&nats, "node-a"),
-        Node::start(&nats, "node-b"),
-        Node::start(&nats, "node-c"),
-    ];
+    let nodes = three_nodes(&nats, LEASE_MS, &[]);
     let all: Vec<&Node> = nodes.iter().collect();
     let first = wait_owner(&all, None, Duration::from_secs(30)).await;
     let owner = nodes.iter().find(|n| n.id == first).expect("owner");
@@ -490,11 +492,7 @@ async fn any_node_serves_requests_and_desktops_by_forwarding_to_the_owner() {
     let Some(nats) = NatsCluster::start().await else {
         return;
     };
-    let nodes = [
-        Node::start(&nats, "node-a"),
-        Node::start(&nats, "node-b"),
-        Node::start(&nats, "node-c"),
-    ];
+    let nodes = three_nodes(&nats, LEASE_MS, &[]);
     let all: Vec<&Node> = nodes.iter().collect();
     let first = wait_owner(&all, None, Duration::from_secs(30)).await;
     let owner = nodes.iter().find(|n| n.id == first).expect("owner");
@@ -604,11 +602,7 @@ async fn failover_keeps_each_offer_with_one_agent_until_its_original_deadline() 
     // Long enough for a takeover to come well before the offer's deadline.
     let offer_ms = "8000";
     let env = [("SWITCHBOARD_ROUTING__OFFER_TIMEOUT_MS", offer_ms)];
-    let nodes = [
-        Node::with_env(&nats, "node-a", LEASE_MS, &env),
-        Node::with_env(&nats, "node-b", LEASE_MS, &env),
-        Node::with_env(&nats, "node-c", LEASE_MS, &env),
-    ];
+    let nodes = three_nodes(&nats, LEASE_MS, &env);
     let all: Vec<&Node> = nodes.iter().collect();
     let first = wait_owner(&all, None, Duration::from_secs(30)).await;
     let owner = nodes.iter().find(|n| n.id == first).expect("owner");
@@ -711,11 +705,7 @@ async fn an_operator_moves_the_tenant_to_a_named_node() {
         return;
     };
     let long = 30_000;
-    let nodes = [
-        Node::with_lease(&nats, "node-a", long),
-        Node::with_lease(&nats, "node-b", long),
-        Node::with_lease(&nats, "node-c", long),
-    ];
+    let nodes = three_nodes(&nats, long, &[]);
     let all: Vec<&Node> = nodes.iter().collect();
     let first = wait_owner(&all, None, Duration::from_secs(30)).await;
     let standbys: Vec<&Node> = nodes.iter().filter(|n| n.id != first).collect();
@@ -801,4 +791,99 @@ async fn an_operator_moves_the_tenant_to_a_named_node() {
     assert!(reason.is_some(), "the desktop was not told to reconnect");
     let (_, hello) = resume(&client, via, &token).await;
     assert_eq!(hello["agent"]["id"], "ada", "{hello}");
+}
+
+/// A Messenger customer's conversation across a failover: the page's webhook and the
+/// agent's REST calls reach a standby, which forwards them (the owner checks the webhook's
+/// signature on the body as it came); five answers wait behind a failing Send API when
+/// the owner is SIGKILLed; the new owner sends all five, once each, in order.
+#[actix_web::test]
+async fn messenger_answers_queued_at_a_failover_go_out_once_each_in_order() {
+    use messenger_common::{deliver, messenger_env, page_event, text, PAGE_TOKEN, PSID};
+    use switchboard::channels::messenger::fake_graph::{FakeGraph, Scripted};
+    let Some(nats) = NatsCluster::start().await else {
+        return;
+    };
+    let fake = FakeGraph::start().await.expect("fake graph");
+    fake.fail_all(Scripted::Status(503, r#"{"error":{"message":"down","code":2}}"#.into()));
+    let env = messenger_env(&fake.url());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let nodes = three_nodes(&nats, LEASE_MS, &env);
+    let all: Vec<&Node> = nodes.iter().collect();
+    let first = wait_owner(&all, None, Duration::from_secs(30)).await;
+    let owner = nodes.iter().find(|n| n.id == first).expect("owner");
+    let standbys: Vec<&Node> = nodes.iter().filter(|n| n.id != first).collect();
+    let via = standbys[0];
+
+    let token = agent_via(via, "a1", "Ann").await;
+    let (status, v) = call(
+        via.base(),
+        "PUT",
+        "/api/v1/agents/me/state",
+        Some(&token),
+        Some(json!({"state": "available"})),
+    )
+    .await
+    .expect("forwarded");
+    assert_eq!(status, 200, "{v}");
+    let page = "200000000000002";
+    let (status, v) = call(
+        via.base(),
+        "POST",
+        "/api/v1/entry-points",
+        Some(ADMIN),
+        Some(
+            json!({"id": "acme", "name": "Acme", "queue": "support", "page_id": page, "page_access_token": PAGE_TOKEN}),
+        ),
+    )
+    .await
+    .expect("forwarded");
+    assert_eq!(status, 201, "{v}");
+    let mut hello = text(PSID, "m-first", "hello");
+    hello["recipient"]["id"] = json!(page);
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    deliver(&client, via.base(), &page_event(&[(page, vec![hello])])).await;
+    let (_, agent) = call(via.base(), "GET", "/api/v1/agents/a1", Some(ADMIN), None)
+        .await
+        .expect("forwarded");
+    let cid = agent["offers"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no offer: {agent}"))
+        .to_string();
+    let path = format!("/api/v1/conversations/{cid}");
+    let (status, v) = call(via.base(), "POST", &format!("{path}/accept"), Some(&token), None)
+        .await
+        .expect("forwarded");
+    assert_eq!(status, 200, "{v}");
+    let answers: Vec<String> = (1..=5).map(|i| format!("answer {i}")).collect();
+    for t in &answers {
+        let (status, v) = call(
+            via.base(),
+            "POST",
+            &format!("{path}/messages"),
+            Some(&token),
+            Some(json!({"text": t})),
+        )
+        .await
+        .expect("forwarded");
+        assert_eq!(status, 201, "{v}");
+    }
+    // The Send API is being tried, and failing, when the owner dies.
+    fake.wait_until(common::WAIT, |r| r.iter().any(|r| r.answered == 503))
+        .await;
+    signal(owner.pid(), libc::SIGKILL);
+    fake.recover_for_new_connections();
+    wait_owner(&standbys, Some(&first), Duration::from_secs(30)).await;
+    fake.wait_until(Duration::from_secs(30), |r| {
+        r.iter().filter(|r| r.answered == 200 && r.method == "POST").count() >= answers.len()
+    })
+    .await;
+    // Nothing more comes (a second copy would follow within the backoff of 20 ms at most).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent: Vec<String> = fake
+        .accepted_sends()
+        .iter()
+        .filter_map(|r| r.body["message"]["text"].as_str().map(String::from))
+        .collect();
+    assert_eq!(sent, answers, "once each, in order");
 }
