@@ -159,16 +159,6 @@ mod tests {
         f
     }
 
-    fn write(f: &mut Floor, customer: &str, now: Millis) -> String {
-        let who = Customer {
-            id: customer.into(),
-            name: customer.into(),
-        };
-        f.customer_message("e", who, "hello", Channel::Rest, now)
-            .expect("message")
-            .conversation
-    }
-
     fn state(f: &Floor, c: &str) -> ConversationState {
         f.conversation(c).expect("held").state
     }
@@ -178,7 +168,7 @@ mod tests {
         let night = at("2026-12-02T22:00:00Z");
         let mut f = floor(night);
         f.set_state("ann", Presence::Available, None, night).expect("available");
-        let c = write(&mut f, "u1", night);
+        let c = f.customer_writes("u1", night);
         let conv = f.conversation(&c).expect("held");
         assert_eq!(
             conv.transcript.last().map(|m| m.text.as_str()),
@@ -203,14 +193,14 @@ mod tests {
     fn at_the_closing_nothing_more_is_offered_whenever_it_arrived() {
         let day = at("2026-12-02T16:59:00Z");
         let mut f = floor(day);
-        let c1 = write(&mut f, "u1", day);
+        let c1 = f.customer_writes("u1", day);
         assert_eq!(state(&f, &c1), ConversationState::Queued, "nobody available yet");
         // Ann is there one second after the closing: no timer has run, nothing is offered.
         let closed = at("2026-12-02T17:00:01Z");
         f.set_state("ann", Presence::Available, None, closed)
             .expect("available");
         assert_eq!(state(&f, &c1), ConversationState::Queued);
-        let c2 = write(&mut f, "u2", closed);
+        let c2 = f.customer_writes("u2", closed);
         assert_eq!(state(&f, &c2), ConversationState::Queued);
         assert_eq!(crate::core::invariants::check(&f), Vec::<String>::new());
         // The hours change to `wait`: applied at once, both are offered.
@@ -235,7 +225,7 @@ mod tests {
     fn a_restarted_floor_holds_a_closed_queue_and_serves_it_at_the_opening() {
         let night = at("2026-12-02T23:00:00Z");
         let mut f = floor(night);
-        let c = write(&mut f, "u1", night);
+        let c = f.customer_writes("u1", night);
         f.set_state("ann", Presence::Available, None, night).expect("available");
         let later = at("2026-12-03T08:30:00Z");
         let mut r = Floor::restore(

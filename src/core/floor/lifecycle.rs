@@ -28,6 +28,19 @@ impl Floor {
         )
     }
 
+    /// Customer `customer` (named as its id) writes "hello" on entry point `e` over REST:
+    /// the conversation it opened or joined. The floor tests' customer.
+    #[cfg(test)]
+    pub(crate) fn customer_writes(&mut self, customer: &str, now: Millis) -> ConversationId {
+        let who = Customer {
+            id: customer.into(),
+            name: customer.into(),
+        };
+        self.customer_message("e", who, "hello", Channel::Rest, now)
+            .expect("message")
+            .conversation
+    }
+
     /// [`Floor::customer_message`] with attachments: `text` may be empty when there are
     /// attachments (a Messenger image, sticker, location...). `open` says how a
     /// conversation it opens is routed (priority, steps, the customer's last owner).

@@ -167,16 +167,6 @@ mod tests {
         f
     }
 
-    fn write(f: &mut Floor, customer: &str, now: Millis) -> String {
-        let who = Customer {
-            id: customer.into(),
-            name: customer.into(),
-        };
-        f.customer_message("e", who, "hello", Channel::Rest, now)
-            .expect("message")
-            .conversation
-    }
-
     fn overflowed(f: &mut Floor) -> Vec<(String, String, String)> {
         f.take_effects()
             .into_iter()
@@ -196,7 +186,7 @@ mod tests {
     fn a_conversation_that_waited_the_limit_moves_to_the_other_queue_and_is_offered_there() {
         let mut f = floor();
         f.set_state("bob", Presence::Available, None, T0).expect("bob");
-        let c = write(&mut f, "u1", T0 + 1_000);
+        let c = f.customer_writes("u1", T0 + 1_000);
         f.fire_until(T0 + 5_999);
         assert_eq!(queue_of(&f, &c), ("a".into(), ConversationState::Queued), "not yet");
         assert!(overflowed(&mut f).is_empty());
@@ -214,7 +204,7 @@ mod tests {
     fn an_offered_conversation_stays_with_its_offer_and_moves_when_the_offer_expires() {
         let mut f = floor();
         f.set_state("ann", Presence::Available, None, T0).expect("ann");
-        let c = write(&mut f, "u1", T0);
+        let c = f.customer_writes("u1", T0);
         assert_eq!(queue_of(&f, &c), ("a".into(), ConversationState::Offered));
         f.fire_until(T0 + 9_999);
         assert_eq!(
@@ -228,7 +218,7 @@ mod tests {
         assert_eq!(f.overdue(T0 + 10_000), Vec::<Timer>::new());
         // Accepted in time, it never moves.
         f.set_state("ann", Presence::Available, None, T0 + 10_000).expect("ann");
-        let d = write(&mut f, "u2", T0 + 10_000);
+        let d = f.customer_writes("u2", T0 + 10_000);
         f.accept("ann", &d, T0 + 11_000).expect("accept");
         f.fire_until(T0 + 60_000);
         assert_eq!(queue_of(&f, &d), ("a".into(), ConversationState::Active));
@@ -254,8 +244,8 @@ mod tests {
             None,
         )
         .expect("b closed and bounded");
-        let c1 = write(&mut f, "u1", T0);
-        let c2 = write(&mut f, "u2", T0);
+        let c1 = f.customer_writes("u1", T0);
+        let c2 = f.customer_writes("u2", T0);
         f.fire_until(T0 + 5_000);
         assert_eq!(overflowed(&mut f).len(), 2);
         for c in [&c1, &c2] {
@@ -268,7 +258,7 @@ mod tests {
     fn queues_that_overflow_into_each_other_pass_a_conversation_on_at_each_limit() {
         let mut f = floor();
         f.set_overflow("b", to("a", 3_000), T0).expect("b to a");
-        let c = write(&mut f, "u1", T0);
+        let c = f.customer_writes("u1", T0);
         f.fire_until(T0 + 5_000);
         assert_eq!(queue_of(&f, &c).0, "b");
         f.fire_until(T0 + 7_999);
@@ -283,8 +273,8 @@ mod tests {
     #[test]
     fn a_change_of_overflow_applies_to_those_waiting_at_once() {
         let mut f = floor();
-        let c1 = write(&mut f, "u1", T0);
-        let c2 = write(&mut f, "u2", T0 + 3_000);
+        let c1 = f.customer_writes("u1", T0);
+        let c2 = f.customer_writes("u2", T0 + 3_000);
         // Shortened to 2 s at T0 + 4 s: c1 (4 s) moves now, c2 (1 s) at T0 + 5 s.
         f.execute(
             Command::UpdateQueue {
@@ -353,7 +343,7 @@ mod tests {
     #[test]
     fn a_restarted_floor_moves_what_waited_past_its_limit_while_it_was_down() {
         let mut f = floor();
-        let c = write(&mut f, "u1", T0);
+        let c = f.customer_writes("u1", T0);
         let r = Floor::restore(
             f.rules().clone(),
             f.queues().map(Queue::record).collect(),

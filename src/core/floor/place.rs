@@ -177,21 +177,6 @@ mod tests {
         f
     }
 
-    fn write(f: &mut Floor, customer: &str, now: Millis) -> String {
-        f.customer_message(
-            "e",
-            Customer {
-                id: customer.into(),
-                name: customer.into(),
-            },
-            "hello",
-            Channel::Rest,
-            now,
-        )
-        .expect("message")
-        .conversation
-    }
-
     /// The texts each conversation's customer was delivered since the last take.
     fn told(f: &mut Floor) -> Vec<(String, String)> {
         f.take_effects()
@@ -208,9 +193,9 @@ mod tests {
     #[test]
     fn waiting_customers_are_told_their_place_at_arrival_and_as_the_line_moves() {
         let mut f = floor();
-        let c1 = write(&mut f, "u1", T0);
-        let c2 = write(&mut f, "u2", T0 + 1);
-        let c3 = write(&mut f, "u3", T0 + 2);
+        let c1 = f.customer_writes("u1", T0);
+        let c2 = f.customer_writes("u2", T0 + 1);
+        let c3 = f.customer_writes("u3", T0 + 2);
         assert_eq!(
             told(&mut f),
             [
@@ -247,7 +232,7 @@ mod tests {
         // MIN_WAITS conversations served after waiting 4 minutes each.
         let mut now = T0;
         for i in 0..MIN_WAITS {
-            let c = write(&mut f, &format!("old{i}"), now);
+            let c = f.customer_writes(&format!("old{i}"), now);
             let at = now + 240_000;
             f.accept("a1", &c, at).expect("accept");
             f.end("a1", &c, at).expect("end");
@@ -266,7 +251,7 @@ mod tests {
         }
         f.set_state("a1", Presence::Idle, None, now).expect("idle");
         told(&mut f);
-        let c = write(&mut f, "new", now);
+        let c = f.customer_writes("new", now);
         assert_eq!(told(&mut f), [(c.clone(), "#1, ~4 min".into())]);
         // The estimate falls as the customer waits: told again each time it moved by
         // the step (a minute), at the sweeps (every 10 s) at 60 s and 120 s.
@@ -311,7 +296,7 @@ mod tests {
             Ok(Reply::Queue(q)) => assert!(q.place_updates.is_none()),
             other => panic!("{other:?}"),
         }
-        write(&mut f, "u1", T0);
+        f.customer_writes("u1", T0);
         assert!(told(&mut f).is_empty(), "removed: nobody is told");
     }
 }
