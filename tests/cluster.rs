@@ -77,6 +77,19 @@ impl Node {
 
 /// A request that may fail (a node stopped or gone): `None` then.
 async fn call(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Option<(u16, Value)> {
+    answer(base, method, path, token, body)
+        .await
+        .map(|(status, v, _)| (status, v))
+}
+
+/// [`call`], with the node that made the answer (`Switchboard-Node`).
+async fn answer(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Option<(u16, Value, Option<String>)> {
     let client = awc::Client::builder().timeout(Duration::from_secs(3)).finish();
     let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
     let mut req = client.request(method, format!("{base}{path}"));
@@ -87,9 +100,14 @@ async fn call(base: &str, method: &str, path: &str, token: Option<&str>, body: O
         Some(b) => req.send_json(&b).await.ok()?,
         None => req.send().await.ok()?,
     };
+    let by = res
+        .headers()
+        .get("switchboard-node")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     let bytes = res.body().limit(16 << 20).await.ok()?;
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Some((res.status().as_u16(), v))
+    Some((res.status().as_u16(), v, by))
 }
 
 /// Nodes `node-a`, `node-b` and `node-c` with leases of `lease_ms` and `extra` variables.
@@ -100,17 +118,10 @@ fn three_nodes(nats: &NatsCluster, lease_ms: u64, extra: &[(&str, &str)]) -> [No
 /// The node among `nodes` that routes tenant `default` now: it serves the admin's reads
 /// itself (a standby forwards them, and the answer names the node that made it).
 async fn routing(nodes: &[&Node]) -> Option<String> {
-    let client = awc::Client::builder().timeout(Duration::from_secs(3)).finish();
     for n in nodes {
-        let answer = client
-            .get(format!("{}/api/v1/queues", n.base()))
-            .insert_header(("Authorization", format!("Bearer {ADMIN}")))
-            .send()
-            .await;
-        if let Ok(res) = answer {
-            let by = res.headers().get("switchboard-node").and_then(|v| v.to_str().ok());
-            if res.status().as_u16() == 200 && by == Some(n.id.as_str()) {
-                return Some(n.id.clone());
+        if let Some((200, _, Some(by))) = answer(n.base(), "GET", "/api/v1/queues", Some(ADMIN), None).await {
+            if by == n.id {
+                return Some(by);
             }
         }
     }
@@ -396,19 +407,10 @@ async fn frozen_owner_is_fenced_and_steps_down() {
     // position is behind the new owner's takeover mark. (Once it has stepped down it
     // forwards to the new owner, whose acknowledgement names the new owner.)
     let body = json!({"entry_point": "demo-page", "customer": {"id": "stale", "name": "Carol"}, "text": "written to the old owner"});
-    let answer = awc::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .finish()
-        .post(format!("{}/api/v1/conversations", old.base()))
-        .insert_header(("Authorization", format!("Bearer {ADMIN}")))
-        .send_json(&body)
-        .await;
-    if let Ok(res) = answer {
-        let by = res.headers().get("switchboard-node").and_then(|v| v.to_str().ok());
+    if let Some((status, _, by)) = answer(old.base(), "POST", "/api/v1/conversations", Some(ADMIN), Some(body)).await {
         assert!(
-            res.status().as_u16() != 201 || by == Some(other.id.as_str()),
-            "the fenced owner acknowledged a conversation ({:?}, by {by:?})",
-            res.status()
+            status != 201 || by.as_deref() == Some(other.id.as_str()),
+            "the fenced owner acknowledged a conversation ({status}, by {by:?})"
         );
     }
     // It steps down: a standby, which keeps no metrics of its own and names the new owner.

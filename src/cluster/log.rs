@@ -714,17 +714,13 @@ async fn restore_snapshot(place: &LogPlace, dir: &Path) -> Result<(u64, u64), St
     // The first chunk by subject; the rest by sequence after it, REPLAY_WINDOW requests in
     // flight (one at a time, a 50 MB snapshot took 1.5 s), passing over other objects'.
     use futures_util::StreamExt;
-    let mut stream = place
+    // `get_stream` reads the stream's info: its last sequence bounds the chunks' search.
+    let stream = place
         .js
         .get_stream(format!("OBJ_{}", place.snapshot_bucket))
         .await
         .map_err(|e| format!("the snapshot stream: {e}"))?;
-    let end = stream
-        .info()
-        .await
-        .map_err(|e| format!("the snapshot stream: {e}"))?
-        .state
-        .last_sequence;
+    let end = stream.cached_info().state.last_sequence;
     let subject = format!("$O.{}.C.{}", place.snapshot_bucket, info.nuid);
     let mut bytes = Vec::with_capacity(info.size);
     let mut chunks = 0;
