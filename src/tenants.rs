@@ -34,6 +34,9 @@ struct Running {
 /// The deployment's tenants: the registry and every tenant's engine.
 pub struct Tenants {
     default: Engine,
+    /// The id `default`'s engine answers to: `default`, but in a cluster the server of one
+    /// tenant ([`Tenants::single`]) runs that tenant as its own.
+    default_id: String,
     registry: RwLock<Registry>,
     engines: RwLock<BTreeMap<String, Running>>,
     /// One change of the registry at a time (it is durable in `default`'s store:
@@ -130,6 +133,7 @@ impl Tenants {
         }
         Ok(Tenants {
             default,
+            default_id: DEFAULT_TENANT.into(),
             registry: RwLock::new(Registry::new(config.server.max_tenants, deployment, tenants)),
             engines: RwLock::new(engines),
             changes: tokio::sync::Mutex::new(()),
@@ -139,6 +143,28 @@ impl Tenants {
         })
     }
 
+    /// The tenants of a cluster node's server for one tenant, `tenant` (not `default`),
+    /// routed by `engine`: its record (admin credential, codes, limits) is the cluster's
+    /// registry's (docs/CLUSTER.md "Tenants"), kept here in memory only; the server
+    /// knows no other tenant.
+    pub fn single(config: &Config, engine: Engine, tenant: Tenant) -> Tenants {
+        Tenants {
+            default: engine,
+            default_id: tenant.id.clone(),
+            registry: RwLock::new(Registry::new(config.server.max_tenants, config.rules(), [tenant])),
+            engines: RwLock::default(),
+            changes: tokio::sync::Mutex::new(()),
+            config: config.clone(),
+            pages: tokio::sync::Mutex::new(()),
+            threads: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The id of the tenant [`Tenants::default_engine`] routes.
+    pub fn default_id(&self) -> &str {
+        &self.default_id
+    }
+
     /// Tenant `default`'s engine.
     pub fn default_engine(&self) -> &Engine {
         &self.default
@@ -146,7 +172,7 @@ impl Tenants {
 
     /// The engine of tenant `id` (`default` included).
     pub fn engine(&self, id: &str) -> Option<Engine> {
-        if id == DEFAULT_TENANT {
+        if id == self.default_id {
             return Some(self.default.clone());
         }
         read(&self.engines).get(id).map(|r| r.engine.clone())
@@ -161,7 +187,7 @@ impl Tenants {
     /// Creating an entry point on a page holds [`Tenants::claiming_pages`] from this check
     /// to the creation, so two tenants cannot take one page at once.
     pub async fn page_elsewhere(&self, page_id: &str, tenant: &str) -> Result<Option<String>, EngineError> {
-        let mut all = vec![(DEFAULT_TENANT.to_string(), self.default.clone())];
+        let mut all = vec![(self.default_id.clone(), self.default.clone())];
         all.extend(read(&self.engines).iter().map(|(id, r)| (id.clone(), r.engine.clone())));
         for (id, engine) in all {
             if id == tenant {
@@ -230,7 +256,11 @@ impl Tenants {
 
     /// How many tenants the deployment has, `default` included.
     pub fn count(&self) -> usize {
-        read(&self.registry).tenants().count() + 1
+        read(&self.registry)
+            .tenants()
+            .filter(|t| t.id != self.default_id)
+            .count()
+            + 1
     }
 
     /// Creates tenant `id` with its own `codes` (if any) and an admin token whose SHA-256
@@ -274,6 +304,13 @@ impl Tenants {
         Ok(tenant)
     }
 
+    /// Puts `tenant`'s record, as the cluster's registry now has it, in force: its admin
+    /// credential, limits and codes (docs/CLUSTER.md "Tenants").
+    pub async fn adopt(&self, tenant: Tenant) -> Result<Tenant, EngineError> {
+        let id = tenant.id.clone();
+        self.change(&id, |_| Ok(tenant)).await
+    }
+
     /// Changes tenant `id`'s name, limits, wrap-up reasons or idle codes.
     pub async fn patch(&self, id: &str, patch: TenantPatch) -> Result<Tenant, EngineError> {
         self.change(id, |r| r.patch(id, patch)).await
@@ -300,7 +337,10 @@ impl Tenants {
             let before = registry.get(id).map(|t| t.codes.clone()).ok();
             (tenant, before, registry.deployment().clone())
         };
-        self.persist(&tenant).await?;
+        // The one tenant of a cluster's server for it: its record is the cluster's.
+        if id != self.default_id {
+            self.persist(&tenant).await?;
+        }
         write(&self.registry).put(tenant.clone());
         if let Some(engine) = self.engine(id) {
             engine.set_limits(tenant.limits).await?;

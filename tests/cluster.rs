@@ -525,18 +525,19 @@ async fn any_node_serves_requests_and_desktops_by_forwarding_to_the_owner() {
         (401, Some("unauthorized")),
         "{v}"
     );
-    // One hop at most: a request another node already forwarded is not sent on again.
+    // One hop: a front server forwards to the tenant's own server, which never forwards;
+    // a request that says it was forwarded already is served as any other.
     let client = awc::Client::default();
-    let mut res = client
+    let res = client
         .get(format!("{}/api/v1/queues", via.base()))
         .insert_header(("Authorization", format!("Bearer {ADMIN}")))
         .insert_header(("Switchboard-Forwarded-By", "node-x"))
         .send()
         .await
         .expect("answer");
-    assert_eq!(res.status().as_u16(), 503);
-    let v: Value = res.json().await.expect("json");
-    assert_eq!(v["error"]["code"], "not_owner", "{v}");
+    assert_eq!(res.status().as_u16(), 200);
+    let node = res.headers().get("switchboard-node").and_then(|v| v.to_str().ok());
+    assert_eq!(node, Some(owner.id.as_str()));
 
     // A desktop on the standby: a wrong token is refused as the owner refuses it, and the
     // agent's own token opens the socket there.
@@ -888,4 +889,304 @@ async fn messenger_answers_queued_at_a_failover_go_out_once_each_in_order() {
         .filter_map(|r| r.body["message"]["text"].as_str().map(String::from))
         .collect();
     assert_eq!(sent, answers, "once each, in order");
+}
+
+/// The operator's token of the multi-tenant test.
+const OPERATOR: &str = "op-7f3a9c1e5b2d8f4a6c0e9b7d3f1a5c8e";
+
+/// The node routing tenant `tenant` now, as `GET /api/v1/cluster` on `via` shows it.
+async fn owner_of(via: &Node, tenant: &str) -> Option<String> {
+    let (status, v) = call(via.base(), "GET", "/api/v1/cluster", Some(OPERATOR), None).await?;
+    if status != 200 {
+        return None;
+    }
+    v["tenants"]
+        .as_array()?
+        .iter()
+        .find(|t| t["id"] == tenant)
+        .and_then(|t| t["owner"].as_str())
+        .map(String::from)
+}
+
+/// Waits (up to `within`) until a node other than `not` routes `tenant` and answers its
+/// admin's reads through `via`: that node.
+async fn wait_tenant(via: &Node, tenant: &str, admin: &str, not: Option<&str>, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(owner) = owner_of(via, tenant).await.filter(|o| Some(o.as_str()) != not) {
+            if let Some((200, _, Some(by))) = answer(via.base(), "GET", "/api/v1/queues", Some(admin), None).await {
+                if by == owner {
+                    return owner;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tenant {tenant} was not routed (other than by {not:?}) within {within:?}: {}",
+            via.process.log_lines().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A tenant's floor through `via`: queue `q1`, entry point `web`, agent `a1`; its token.
+async fn tenant_floor(via: &Node, admin: &str, name: &str) -> String {
+    for (path, body) in [
+        ("/api/v1/queues", json!({"id": "q1", "name": "Queue One"})),
+        (
+            "/api/v1/entry-points",
+            json!({"id": "web", "name": "Web", "queue": "q1"}),
+        ),
+    ] {
+        let (status, v) = call(via.base(), "POST", path, Some(admin), Some(body))
+            .await
+            .expect("answer");
+        assert_eq!(status, 201, "{path}: {v}");
+    }
+    let (status, a) = call(
+        via.base(),
+        "POST",
+        "/api/v1/agents",
+        Some(admin),
+        Some(json!({"id": "a1", "name": name, "queues": ["q1"]})),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 201, "{a}");
+    a["token"].as_str().expect("token").to_string()
+}
+
+/// An operator creates two tenants beside `default` through one node: the three spread
+/// over the three nodes (one each), every node serves every tenant's admin, desktop and
+/// customers, and no tenant sees another's. The owner of one tenant is SIGKILLed: another
+/// node takes that tenant within 5 s of its lease's end with its conversation, its agent's
+/// desktop resumes through a surviving node, and the other tenants' owners never change.
+/// Then the operator moves the tenant to a named node, changes its limits (in force on its
+/// owner), and deletes the other one (its tokens stop working; it leaves the cluster's list).
+#[actix_web::test]
+async fn tenants_spread_over_the_nodes_and_each_survives_its_owner() {
+    let Some(nats) = NatsCluster::start().await else { return };
+    let nodes = three_nodes(&nats, LEASE_MS, &[("SWITCHBOARD_API__OPERATOR_TOKEN", OPERATOR)]);
+    let all: Vec<&Node> = nodes.iter().collect();
+    let default_owner = wait_owner(&all, None, Duration::from_secs(30)).await;
+    let by_id = |id: &str| nodes.iter().find(|n| n.id == id).expect("node");
+    // Every node reads the others' heartbeats (what each owns) a few times a lease.
+    tokio::time::sleep(Duration::from_millis(LEASE_MS / 2)).await;
+
+    // Two tenants, created through one node; each is taken by the least busy node.
+    let mut admins = Vec::new();
+    let mut owners = vec![("default".to_string(), default_owner.clone())];
+    for (i, id) in ["acme", "globex"].into_iter().enumerate() {
+        let via = &nodes[i];
+        let (status, t) = call(
+            via.base(),
+            "POST",
+            "/api/v1/tenants",
+            Some(OPERATOR),
+            Some(json!({"id": id, "name": id})),
+        )
+        .await
+        .expect("answer");
+        assert_eq!(status, 201, "{t}");
+        let admin = t["admin_token"].as_str().expect("admin token").to_string();
+        assert!(
+            admin.starts_with(&format!("{id}.")),
+            "a tenant's token names it: {admin}"
+        );
+        let owner = wait_tenant(&nodes[2], id, &admin, None, Duration::from_secs(20)).await;
+        owners.push((id.to_string(), owner));
+        admins.push(admin);
+        // Let every node's next heartbeat say what it owns now.
+        tokio::time::sleep(Duration::from_millis(LEASE_MS)).await;
+    }
+    let mut distinct: Vec<&str> = owners.iter().map(|(_, o)| o.as_str()).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "one tenant per node: {owners:?}");
+    let (acme, globex) = (admins[0].clone(), admins[1].clone());
+    let acme_owner = owners[1].1.clone();
+    let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id != acme_owner).collect();
+
+    // Each tenant's floor, set up through a node that does not route it.
+    let other_than = |owner: &str| nodes.iter().find(|n| n.id != owner).expect("node");
+    let ada = tenant_floor(other_than(&acme_owner), &acme, "Ada of Acme").await;
+    assert!(ada.starts_with("acme."), "{ada}");
+    let gil = tenant_floor(other_than(&owners[2].1), &globex, "Gil of Globex").await;
+    // Isolation: a tenant's objects are nobody else's, through any node.
+    for n in &nodes {
+        let (status, v) = call(n.base(), "GET", "/api/v1/agents/a1", Some(ADMIN), None)
+            .await
+            .expect("answer");
+        assert_eq!(status, 404, "default's admin sees no tenant's agent: {v}");
+        let (status, v) = call(n.base(), "GET", "/api/v1/agents/a1", Some(&acme), None)
+            .await
+            .expect("answer");
+        assert_eq!((status, v["name"].as_str()), (200, Some("Ada of Acme")), "{v}");
+        let (status, v) = call(n.base(), "GET", "/api/v1/agents/a1", Some(&globex), None)
+            .await
+            .expect("answer");
+        assert_eq!((status, v["name"].as_str()), (200, Some("Gil of Globex")), "{v}");
+    }
+
+    // Acme's agent on a desktop through a survivor; a customer writes through the third
+    // node; the offer comes to the desktop and is accepted there.
+    let client = awc::Client::default();
+    let desk_node = survivors[0];
+    let (mut desk, hello) = resume(&client, desk_node, &ada).await;
+    assert!(hello["agent"].is_object(), "{hello}");
+    let (status, _) = call(
+        desk_node.base(),
+        "PUT",
+        "/api/v1/agents/me/state",
+        Some(&ada),
+        Some(json!({"state": "available"})),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 200);
+    let body = json!({"entry_point": "web", "customer": {"id": "cust-1", "name": "Carol"}, "text": "Hello Acme"});
+    let (status, conv) = call(
+        survivors[1].base(),
+        "POST",
+        "/api/v1/conversations",
+        Some(&acme),
+        Some(body),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 201, "{conv}");
+    let cid = conv["id"].as_str().expect("id").to_string();
+    desk.wait_for_in("offer", &cid).await;
+    let accepted = desk.command(json!({"type": "accept", "conversation_id": cid})).await;
+    assert_eq!(accepted["ok"], true, "{accepted}");
+    let sent = desk
+        .command(json!({"type": "send", "conversation_id": cid, "text": "Hi Carol"}))
+        .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+
+    // SIGKILL acme's owner: another node takes acme; default and globex stay where they are.
+    let killed = Instant::now();
+    signal(by_id(&acme_owner).pid(), libc::SIGKILL);
+    let new_owner = wait_tenant(survivors[0], "acme", &acme, Some(&acme_owner), Duration::from_secs(20)).await;
+    let took = killed.elapsed();
+    eprintln!("acme moved from {acme_owner} to {new_owner} {took:?} after the kill");
+    assert!(
+        took <= Duration::from_millis(LEASE_MS) + TAKEOVER_BOUND,
+        "acme was taken {took:?} after the kill"
+    );
+    for (tenant, owner) in &owners {
+        if tenant != "acme" {
+            assert_eq!(
+                owner_of(survivors[0], tenant).await.as_deref(),
+                Some(owner.as_str()),
+                "{tenant}"
+            );
+        }
+    }
+    let (status, v) = call(
+        survivors[1].base(),
+        "GET",
+        &format!("/api/v1/conversations/{cid}"),
+        Some(&acme),
+        None,
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(common::texts(&v), ["Hello Acme", "Hi Carol"], "{v}");
+    // The desktop was closed with the owner; it resumes through a survivor with the chat.
+    let (_desk, hello) = resume(&client, survivors[1], &ada).await;
+    assert!(
+        hello.to_string().contains(&cid),
+        "the resumed hello holds the chat: {hello}"
+    );
+    // Globex still answers its agent's desktop.
+    let (_gdesk, ghello) = resume(&client, survivors[0], &gil).await;
+    assert!(ghello["agent"].is_object(), "{ghello}");
+
+    // Moved on purpose to the other survivor.
+    let to = survivors.iter().find(|n| n.id != new_owner).expect("another survivor");
+    let (status, v) = call(
+        survivors[0].base(),
+        "POST",
+        "/api/v1/tenants/acme/move",
+        Some(&acme),
+        Some(json!({"to": to.id})),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(
+        wait_tenant(survivors[1], "acme", &acme, Some(&new_owner), Duration::from_secs(20)).await,
+        to.id
+    );
+
+    // Limits changed through one node are in force on the owner.
+    let (status, v) = call(
+        survivors[0].base(),
+        "PATCH",
+        "/api/v1/tenants/acme",
+        Some(OPERATOR),
+        Some(json!({"limits": {"max_agents": 1}})),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 200, "{v}");
+    // One agent is there already: a new one is refused once the owner has the limit (one
+    // created before it arrived stays, and the next is refused all the same).
+    let mut refused = None;
+    for i in 2..50 {
+        let (status, v) = call(
+            survivors[1].base(),
+            "POST",
+            "/api/v1/agents",
+            Some(&acme),
+            Some(json!({"id": format!("a{i}"), "name": "Another", "queues": ["q1"]})),
+        )
+        .await
+        .expect("answer");
+        if status == 409 {
+            refused = Some(v);
+            break;
+        }
+        assert_eq!(status, 201, "{v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let refused = refused.expect("the limit was never put in force");
+    assert_eq!(refused["error"]["code"], "tenant_limit", "{refused}");
+
+    // Globex (no open conversation) is deleted: its tokens stop working everywhere.
+    let (status, v) = call(
+        survivors[0].base(),
+        "DELETE",
+        "/api/v1/tenants/globex",
+        Some(OPERATOR),
+        None,
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 204, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let gone = owner_of(survivors[1], "globex").await.is_none();
+        let (status, _) = call(survivors[1].base(), "GET", "/api/v1/queues", Some(&globex), None)
+            .await
+            .expect("answer");
+        if gone && status == 401 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "globex still answers: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, list) = call(survivors[1].base(), "GET", "/api/v1/tenants", Some(OPERATOR), None)
+        .await
+        .expect("answer");
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["default", "acme"], "{list}");
 }

@@ -69,7 +69,10 @@ async fn tenants_are_created_read_changed_reissued_and_deleted() {
         .as_str()
         .expect("admin token shown once")
         .to_string();
-    assert_eq!(token.len(), 64);
+    // The tenant's id, a dot, 64 hex digits (docs/TENANTS.md "Tokens").
+    let (named, random) = token.split_once('.').expect("acme.<hex>");
+    assert_eq!((named, random.len()), ("acme", 64));
+    assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
     assert!(created["created_at"].is_string());
     assert_eq!(
         created["counts"],

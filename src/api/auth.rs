@@ -107,6 +107,24 @@ pub fn new_token() -> String {
     hex::encode(bytes)
 }
 
+/// A new token of tenant `tenant`: [`new_token`], behind the tenant's id and a dot for
+/// every tenant but `default` (`acme.5f3a…`). Any node of a cluster reads a token's
+/// tenant from it, without asking the tenant's owner (docs/TENANTS.md "Tokens").
+pub fn new_token_in(tenant: &str) -> String {
+    if tenant == crate::core::tenant::DEFAULT_TENANT {
+        new_token()
+    } else {
+        format!("{tenant}.{}", new_token())
+    }
+}
+
+/// The tenant a token names ([`new_token_in`]): `None` for a token without a tenant's
+/// prefix (tenant `default`'s, or one made before tokens carried their tenant).
+pub fn tenant_of_token(token: &str) -> Option<&str> {
+    let (tenant, rest) = token.split_once('.')?;
+    (crate::core::tenant::valid_tenant_id(tenant) && !rest.is_empty()).then_some(tenant)
+}
+
 /// The credential stored for a token: its SHA-256, hex-encoded.
 pub fn credential_of(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -162,7 +180,7 @@ pub fn resolve(state: &AppState, token: &str) -> Result<Option<Authed>, ApiError
 /// client a trusted proxy names (`server.trusted_proxies`, [`crate::core::limits::client_address`]).
 pub fn client_address(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
     let peer = req.peer_addr()?.ip();
-    if state.trusted_proxies.is_empty() {
+    if state.trusted_proxies.is_empty() && !state.behind_front {
         return Some(peer);
     }
     let forwarded: Vec<&str> = req
@@ -170,6 +188,11 @@ pub fn client_address(req: &HttpRequest, state: &AppState) -> Option<std::net::I
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .collect();
+    if state.behind_front {
+        let mut trusted = state.trusted_proxies.to_vec();
+        trusted.push(peer);
+        return Some(crate::core::limits::client_address(peer, &forwarded, &trusted));
+    }
     Some(crate::core::limits::client_address(
         peer,
         &forwarded,
@@ -290,7 +313,8 @@ impl Tenanted {
     /// Tenant `tenant`'s state (`None`: `default`); `None` for a tenant that does not exist.
     pub fn named(state: &web::Data<AppState>, tenant: Option<&str>) -> Option<Tenanted> {
         let tenant = match tenant {
-            None | Some(crate::core::tenant::DEFAULT_TENANT) => return Some(Tenanted(state.clone(), None)),
+            None => return Some(Tenanted(state.clone(), None)),
+            Some(t) if t == state.tenants.default_id() => return Some(Tenanted(state.clone(), None)),
             Some(t) => t,
         };
         let engine = state.tenants.engine(tenant)?;
@@ -300,7 +324,7 @@ impl Tenanted {
 
     /// The tenant's id (`default` included).
     pub fn tenant(&self) -> &str {
-        self.1.as_deref().unwrap_or(crate::core::tenant::DEFAULT_TENANT)
+        self.1.as_deref().unwrap_or(self.0.tenants.default_id())
     }
 }
 

@@ -1,10 +1,13 @@
-//! The cluster's HTTP edge (docs/CLUSTER.md): `GET /api/v1/cluster` on every node, and the
-//! standby server a node runs while it owns no tenant.
+//! The cluster's HTTP edge (docs/CLUSTER.md): the front server every node runs on
+//! `server.listen`, and `GET /api/v1/cluster` and `POST /api/v1/tenants/{id}/move`.
 //!
-//! A standby answers `/livez`, `/readyz` (200 while it reaches NATS),
-//! `GET /api/v1/cluster` and `/metrics` (503 `not_owner`: its figures are the owner's to
-//! give); every other request and WebSocket is forwarded to the owner
-//! ([`super::forward`]).
+//! A front server answers `/livez`, `/readyz` (200 while it reaches NATS),
+//! `GET /api/v1/cluster`, `/metrics` (the figures of the tenants routed here; 503
+//! `not_owner` when none is), `GET /api/v1/login` and the operator's tenant API, whose
+//! registry is the cluster's (a KV bucket). Every other request and WebSocket is a
+//! tenant's: the front reads which from the request ([`tenant_of`]) and forwards it to the
+//! server of the node that routes that tenant ([`super::forward`]), this node's or
+//! another's.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -18,15 +21,19 @@ use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::cluster::Node;
 use crate::config::Config;
+use crate::core::tenant::{Registry, Tenant, DEFAULT_TENANT};
+use crate::core::CoreError;
 
-/// What a standby server knows: the node and the tokens allowed to read the cluster.
+/// What a front server knows: the node, the config's tokens and limits, and the owners
+/// it last read.
 #[derive(Clone)]
-pub struct Standby {
+pub struct Front {
     pub node: Node,
     pub admin_token: Arc<str>,
     pub operator_token: Arc<str>,
-    /// The owner requests are forwarded to.
+    /// The owner requests are forwarded to, per tenant.
     pub owners: Arc<super::forward::OwnerCache>,
+    pub config: Arc<Config>,
 }
 
 /// The admin's or the operator's token, compared in constant time; 401 otherwise.
@@ -54,7 +61,7 @@ fn operator_or_admin(req: &HttpRequest, admin: &str, operator: &str) -> Result<(
 pub async fn status(
     req: HttpRequest,
     app: Option<web::Data<AppState>>,
-    standby: Option<web::Data<Standby>>,
+    standby: Option<web::Data<Front>>,
     node: Option<web::Data<Node>>,
 ) -> Result<HttpResponse, ApiError> {
     let (node, admin, operator) = match (&app, &standby, &node) {
@@ -104,7 +111,19 @@ pub async fn move_tenant(
     id: web::Path<String>,
     body: web::Json<MoveTenant>,
 ) -> Result<HttpResponse, ApiError> {
-    operator_or_admin(&req, &app.admin_token, &app.operator_token)?;
+    // The operator, or the tenant's admin (in a cluster, a tenant's own server knows its
+    // admin by the registry's credential, not by `api.admin_token`).
+    let token = super::auth::bearer(&req).unwrap_or_default();
+    let admin = matches!(
+        super::auth::resolve(&app, token)?,
+        Some(super::auth::Authed {
+            caller: super::auth::Caller::Admin,
+            ..
+        })
+    );
+    if !admin {
+        operator_or_admin(&req, &app.admin_token, &app.operator_token)?;
+    }
     let Some(node) = node else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -112,7 +131,7 @@ pub async fn move_tenant(
             "this node runs alone (no [cluster] section in its config)",
         ));
     };
-    if id.as_str() != crate::core::tenant::DEFAULT_TENANT {
+    if id.as_str() != app.tenants.default_id() {
         return Err(crate::engine::EngineError::from(crate::core::CoreError::UnknownTenant(id.to_string())).into());
     }
     let me = node.config.node_id.as_str();
@@ -143,14 +162,16 @@ pub async fn move_tenant(
         ));
     }
     tracing::info!(tenant = %id, node = me, to = %to, "moving the tenant");
-    node.request_handover(&to);
+    node.request_handover(&id, &to);
     Ok(HttpResponse::Accepted().json(serde_json::json!({"tenant": id.as_str(), "from": me, "to": to})))
 }
 
-/// A standby's `/readyz`: 200 while it reaches NATS (it can take a tenant), 503 otherwise.
-async fn standby_ready(standby: web::Data<Standby>) -> Result<HttpResponse, ApiError> {
-    if standby.node.reaches_nats() {
-        Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok", "role": "standby"})))
+/// A front server's `/readyz`: 200 while it reaches NATS (it can take and forward to any
+/// tenant), 503 otherwise.
+async fn front_ready(front: web::Data<Front>) -> Result<HttpResponse, ApiError> {
+    if front.node.reaches_nats() {
+        let owned: Vec<String> = front.node.running().into_iter().map(|(t, _)| t).collect();
+        Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok", "routes": owned})))
     } else {
         Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -160,52 +181,388 @@ async fn standby_ready(standby: web::Data<Standby>) -> Result<HttpResponse, ApiE
     }
 }
 
-/// `/metrics` on a standby: 503 `not_owner` naming the owner (a standby routes nothing;
-/// the tenant's figures are the owner's).
-async fn not_owner(standby: web::Data<Standby>) -> Result<HttpResponse, ApiError> {
-    Err(super::forward::not_owner(
-        standby.owners.owner(&standby.node).await.as_ref(),
-        "",
-    ))
+/// `/metrics` on a cluster node: the figures of the tenants it routes now (every node's
+/// scrape together covers the cluster); 503 `not_owner` when it routes none.
+async fn front_metrics(front: web::Data<Front>) -> Result<HttpResponse, ApiError> {
+    let running = front.node.running();
+    if running.is_empty() {
+        let owner = front.owners.owner(&front.node, DEFAULT_TENANT).await;
+        return Err(super::forward::not_owner(owner.as_ref(), ""));
+    }
+    super::tenants::scrape_engines(running).await;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render()))
 }
 
-/// Everything else on a standby: forwarded to the owner.
-async fn forward(
+/// `GET /api/v1/login` on a cluster node: the tenant field is asked once the cluster's
+/// registry holds a tenant beside `default`.
+async fn front_form(front: web::Data<Front>) -> HttpResponse {
+    HttpResponse::Ok().json(super::dto::SignInFormDto {
+        ask_tenant: !front.node.view().tenants.is_empty(),
+    })
+}
+
+/// The largest sign-in body a front server reads to find its tenant.
+const MAX_LOGIN_BODY: usize = 64 * 1024;
+
+/// `POST /api/v1/login` on a cluster node: on to the owner of the tenant the body names
+/// (`default` when it names none, or one the registry does not have: that tenant's owner
+/// refuses it as any wrong sign-in).
+async fn front_login(
     req: HttpRequest,
-    payload: web::Payload,
-    standby: web::Data<Standby>,
+    body: web::Bytes,
+    front: web::Data<Front>,
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
-    super::forward::forward(req, payload, &standby.node, &standby.owners, &client).await
+    #[derive(serde::Deserialize)]
+    struct Named {
+        tenant: Option<String>,
+    }
+    let named = serde_json::from_slice::<Named>(&body).ok().and_then(|n| n.tenant);
+    let tenant = match named {
+        Some(t) if front.node.tenant_record(&t).is_some() => t,
+        _ => DEFAULT_TENANT.to_string(),
+    };
+    super::forward::forward(
+        req,
+        super::forward::Body::Read(body),
+        &front.node,
+        &front.owners,
+        &client,
+        &tenant,
+    )
+    .await
 }
 
-/// The standby server on `listener` (not yet running).
-pub fn standby_server(config: &Config, node: Node, listener: TcpListener) -> std::io::Result<Server> {
-    let standby = web::Data::new(Standby {
+/// The `token` parameter of a query string (the desktop's and supervisor's sockets), if any.
+fn query_token(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
+}
+
+/// Which tenant a request is for, as a front server can tell without the tenant's state:
+/// the id in a `/api/v1/tenants/{id}/...` path; else the tenant a token names (its prefix,
+/// [`super::auth::tenant_of_token`]; a tenant's admin token by its SHA-256 in the
+/// registry); else `default` (its admin token, its accounts' tokens, the demo and
+/// desktop pages, the Messenger webhook). A prefix of a tenant the registry does not hold
+/// is `Err`: nobody's token; so is a path naming such a tenant (404 `unknown_tenant` to the
+/// operator and `default`'s admin, 401 to anyone else).
+pub fn tenant_of(req: &HttpRequest, front: &Front) -> Result<String, ApiError> {
+    let node = &front.node;
+    if let Some(rest) = req.path().strip_prefix("/api/v1/tenants/") {
+        let id = rest.split('/').next().unwrap_or_default();
+        if id == DEFAULT_TENANT || node.tenant_record(id).is_some() {
+            return Ok(id.to_string());
+        }
+        // Asked by the operator or `default`'s admin: no such tenant; by anyone else: 401.
+        let token = super::auth::bearer(req).unwrap_or_default().as_bytes();
+        let is = |want: &str| !want.is_empty() && bool::from(token.ct_eq(want.as_bytes()));
+        return Err(if is(&front.operator_token) || is(&front.admin_token) {
+            crate::engine::EngineError::from(CoreError::UnknownTenant(id.to_string())).into()
+        } else {
+            ApiError::unauthorized()
+        });
+    }
+    let token = super::auth::bearer(req).or_else(|| query_token(req.query_string()));
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(DEFAULT_TENANT.into());
+    };
+    if let Some(tenant) = super::auth::tenant_of_token(token) {
+        if tenant == DEFAULT_TENANT || node.tenant_record(tenant).is_some() {
+            return Ok(tenant.to_string());
+        }
+        return Err(ApiError::unauthorized());
+    }
+    let credential = super::auth::credential_of(token);
+    let view = node.view();
+    let admin_of = view
+        .tenants
+        .iter()
+        .find(|t| bool::from(t.admin_credential.as_bytes().ct_eq(credential.as_bytes())));
+    Ok(admin_of.map_or(DEFAULT_TENANT.to_string(), |t| t.id.clone()))
+}
+
+/// Every other request on a front server: on to the tenant's owner.
+async fn front_forward(
+    req: HttpRequest,
+    payload: web::Payload,
+    front: web::Data<Front>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, ApiError> {
+    let mut tenant = tenant_of(&req, &front);
+    if tenant.is_err() {
+        // A tenant created a moment ago on another node: read the registry once more.
+        front.node.refresh().await;
+        tenant = tenant_of(&req, &front);
+    }
+    super::forward::forward(
+        req,
+        super::forward::Body::Stream(payload),
+        &front.node,
+        &front.owners,
+        &client,
+        &tenant?,
+    )
+    .await
+}
+
+/// The operator's token on the front's tenant API: 404 while the API is off, 403 for a
+/// tenant's token (one the front can tell: a tenant's prefix, the config's admin token, a
+/// tenant's admin token), 401 otherwise.
+fn front_operator(req: &HttpRequest, front: &Front) -> Result<(), ApiError> {
+    if front.operator_token.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the tenant API is off: it needs api.operator_token",
+        ));
+    }
+    let token = super::auth::bearer(req).unwrap_or_default();
+    if token.is_empty() {
+        return Err(ApiError::unauthorized());
+    }
+    if bool::from(token.as_bytes().ct_eq(front.operator_token.as_bytes())) {
+        return Ok(());
+    }
+    let a_tenant_s = bool::from(token.as_bytes().ct_eq(front.admin_token.as_bytes()))
+        || tenant_of(req, front).is_ok_and(|t| t != DEFAULT_TENANT);
+    if a_tenant_s {
+        Err(ApiError::forbidden("tenants are managed with the operator token"))
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// How many times a registry change is decided again when another change came first.
+const REGISTRY_TRIES: usize = 8;
+
+/// Decides a change of the cluster's registry with the core's rules (`decide` answers the
+/// registry as it should be, and the tenant it changed) and writes it at the revision
+/// read; decided again when another change came first.
+async fn change_registry(
+    front: &Front,
+    decide: impl Fn(&mut Vec<Tenant>, &Registry) -> Result<Option<Tenant>, CoreError>,
+) -> Result<Option<Tenant>, ApiError> {
+    for _ in 0..REGISTRY_TRIES {
+        let (mut list, revision) = front.node.read_registry().await.map_err(registry_unavailable)?;
+        let registry = Registry::new(front.config.server.max_tenants, front.config.rules(), list.clone());
+        let changed = decide(&mut list, &registry).map_err(crate::engine::EngineError::from)?;
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        match front.node.write_registry(&list, revision).await {
+            Ok(_) => return Ok(changed),
+            Err(None) => continue,
+            Err(Some(e)) => return Err(registry_unavailable(e)),
+        }
+    }
+    Err(registry_unavailable("other changes kept coming first"))
+}
+
+fn registry_unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!("the cluster's tenant registry cannot be written: {e}"),
+    )
+}
+
+fn put(list: &mut Vec<Tenant>, t: &Tenant) {
+    list.retain(|x| x.id != t.id);
+    list.push(t.clone());
+}
+
+/// `POST /api/v1/tenants` on a cluster node: the tenant goes into the cluster's registry;
+/// the node the placement rule prefers takes its lease within moments and routes it.
+async fn front_create(
+    req: HttpRequest,
+    front: web::Data<Front>,
+    body: web::Json<super::tenants::CreateTenant>,
+) -> Result<HttpResponse, ApiError> {
+    front_operator(&req, &front)?;
+    let mut b = body.into_inner();
+    let own = b.own_codes();
+    let token = super::auth::new_token_in(&b.id);
+    let credential = super::auth::credential_of(&token);
+    let now = super::auth::now_ms();
+    let t = change_registry(&front, |list, registry| {
+        let t = registry.create(&b.id, &b.name, own.clone(), credential.clone(), now)?;
+        put(list, &t);
+        Ok(Some(t))
+    })
+    .await?
+    .ok_or_else(|| registry_unavailable("nothing written"))?;
+    tracing::info!(tenant = %t.id, "tenant created in the cluster's registry");
+    let rules = t.rules(&front.config.rules());
+    Ok(HttpResponse::Created().json(super::tenants::tenant_dto(&t, &rules, None, Some(token))))
+}
+
+/// `GET /api/v1/tenants` on a cluster node: every tenant of the registry (what each holds
+/// is asked of its owner: `GET /api/v1/tenants/{id}`).
+async fn front_list(req: HttpRequest, front: web::Data<Front>) -> Result<HttpResponse, ApiError> {
+    front_operator(&req, &front)?;
+    let (list, _) = front.node.read_registry().await.map_err(registry_unavailable)?;
+    let deployment = front.config.rules();
+    let mut out = vec![super::tenants::default_tenant_dto(&deployment, None)];
+    out.extend(
+        list.iter()
+            .map(|t| super::tenants::tenant_dto(t, &t.rules(&deployment), None, None)),
+    );
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// `PATCH /api/v1/tenants/{id}` on a cluster node: the registry's record changes; the
+/// owner puts it in force as it reads it (within a tenth of a lease).
+async fn front_patch(
+    req: HttpRequest,
+    front: web::Data<Front>,
+    id: web::Path<String>,
+    body: web::Json<super::tenants::PatchTenant>,
+) -> Result<HttpResponse, ApiError> {
+    front_operator(&req, &front)?;
+    super::tenants::not_default(&id)?;
+    let patch: crate::core::tenant::TenantPatch = body.into_inner().into();
+    let t = change_registry(&front, |list, registry| {
+        let t = registry.patch(&id, patch.clone())?;
+        put(list, &t);
+        Ok(Some(t))
+    })
+    .await?
+    .ok_or_else(|| registry_unavailable("nothing written"))?;
+    let rules = t.rules(&front.config.rules());
+    Ok(HttpResponse::Ok().json(super::tenants::tenant_dto(&t, &rules, None, None)))
+}
+
+/// `POST /api/v1/tenants/{id}/admin-token` on a cluster node.
+async fn front_reissue(
+    req: HttpRequest,
+    front: web::Data<Front>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    front_operator(&req, &front)?;
+    super::tenants::not_default(&id)?;
+    let token = super::auth::new_token_in(&id);
+    let credential = super::auth::credential_of(&token);
+    let t = change_registry(&front, |list, registry| {
+        let t = registry.reissue(&id, credential.clone())?;
+        put(list, &t);
+        Ok(Some(t))
+    })
+    .await?
+    .ok_or_else(|| registry_unavailable("nothing written"))?;
+    let rules = t.rules(&front.config.rules());
+    Ok(HttpResponse::Ok().json(super::tenants::tenant_dto(&t, &rules, None, Some(token))))
+}
+
+/// `DELETE /api/v1/tenants/{id}` on a cluster node: the owner is asked how many
+/// conversations the tenant has open (409 `tenant_not_empty` unless none); then the record
+/// leaves the registry, and the owner stops the tenant and removes its log, snapshot and
+/// local copy as it reads that.
+async fn front_delete(
+    req: HttpRequest,
+    front: web::Data<Front>,
+    client: web::Data<awc::Client>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    front_operator(&req, &front)?;
+    let (list, _) = front.node.read_registry().await.map_err(registry_unavailable)?;
+    Registry::new(front.config.server.max_tenants, front.config.rules(), list)
+        .may_delete(&id, 0)
+        .map_err(crate::engine::EngineError::from)?;
+    let open = open_conversations(&front, &client, &id, &req).await?;
+    change_registry(&front, |list, registry| {
+        registry.may_delete(&id, open)?;
+        list.retain(|t| t.id != *id);
+        Ok(None)
+    })
+    .await?;
+    tracing::info!(tenant = %id, "tenant deleted from the cluster's registry");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// How many conversations tenant `id` has open, asked of its owner (its
+/// `GET /api/v1/tenants/{id}`, with the operator's token the request carries).
+async fn open_conversations(
+    front: &Front,
+    client: &awc::Client,
+    id: &str,
+    req: &HttpRequest,
+) -> Result<usize, ApiError> {
+    let owner = match front.owners.owner(&front.node, id).await {
+        Some(o) if !o.url.is_empty() && o.handover_to.is_none() => o,
+        other => return Err(super::forward::not_owner(other.as_ref(), "")),
+    };
+    let url = format!("{}/api/v1/tenants/{id}", owner.url.trim_end_matches('/'));
+    let mut asked = client.get(&url);
+    if let Some(auth) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        asked = asked.insert_header((actix_web::http::header::AUTHORIZATION, auth.clone()));
+    }
+    let unreachable = |why: String| {
+        front.owners.forget(id);
+        super::forward::not_owner(Some(&owner), &format!(" and its owner did not answer ({why})"))
+    };
+    let mut answer = asked.send().await.map_err(|e| unreachable(e.to_string()))?;
+    let body: serde_json::Value = answer.json().await.map_err(|e| unreachable(e.to_string()))?;
+    body.pointer("/counts/open_conversations")
+        .and_then(serde_json::Value::as_u64)
+        .map(|n| n as usize)
+        .ok_or_else(|| unreachable("no counts in its answer".into()))
+}
+
+/// The front server on `listener` (not yet running).
+pub fn front_server(config: &Config, node: Node, listener: TcpListener) -> std::io::Result<Server> {
+    let front = web::Data::new(Front {
         node,
         admin_token: config.api.admin_token.as_str().into(),
         operator_token: config.api.operator_token.as_str().into(),
         owners: Arc::default(),
+        config: Arc::new(config.clone()),
     });
-    let me = standby.node.config.node_id.clone();
+    let me = front.node.config.node_id.clone();
+    let body_limit = config.server.body_limit_bytes;
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::DefaultHeaders::new().add((super::forward::NODE_HEADER, me.clone())))
-            .app_data(standby.clone())
+            .app_data(front.clone())
             // One client per worker thread (awc's client is not `Send`).
             .app_data(web::Data::new(super::forward::client()))
+            .app_data(web::PayloadConfig::new(MAX_LOGIN_BODY))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(body_limit)
+                    .error_handler(super::error::json_error),
+            )
             .service(web::resource("/livez").route(web::get().to(super::ops::livez)))
-            .service(web::resource("/readyz").route(web::get().to(standby_ready)))
+            .service(web::resource("/readyz").route(web::get().to(front_ready)))
             .service(web::resource("/api/v1/cluster").route(web::get().to(status)))
-            .service(web::resource("/metrics").to(not_owner))
-            .default_service(web::to(forward))
+            .service(web::resource("/metrics").route(web::get().to(front_metrics)))
+            .service(
+                web::resource("/api/v1/login")
+                    .route(web::get().to(front_form))
+                    .route(web::post().to(front_login)),
+            )
+            .service(
+                web::resource("/api/v1/tenants")
+                    .route(web::post().to(front_create))
+                    .route(web::get().to(front_list)),
+            )
+            .service(
+                web::resource("/api/v1/tenants/{id}")
+                    .route(web::patch().to(front_patch))
+                    .route(web::delete().to(front_delete))
+                    .default_service(web::to(front_forward)),
+            )
+            .service(web::resource("/api/v1/tenants/{id}/admin-token").route(web::post().to(front_reissue)))
+            .default_service(web::to(front_forward))
     })
-    // As many workers as the owner's server: a standby carries forwarded clients.
+    // As many workers as a tenant's server: every client comes through here.
     .workers(match config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     })
     .disable_signals()
+    .tcp_nodelay(true)
     .shutdown_timeout(1)
     .listen(listener)?
     .run();

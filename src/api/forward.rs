@@ -31,7 +31,6 @@ use futures_util::{SinkExt, StreamExt};
 
 use super::error::ApiError;
 use crate::cluster::{LeaseValue, Node};
-use crate::core::tenant::DEFAULT_TENANT;
 
 /// Set on every answer of a cluster node: the id of the node that made it (a forwarded
 /// answer keeps the owner's), so a client behind a load balancer sees who served it.
@@ -50,36 +49,45 @@ const MAX_FRAME: usize = 64 << 20;
 /// How long a standby waits to connect to the owner.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The owner a standby last read from the lease, and when.
+/// The owner of each tenant as a front server last read it from the lease, and when.
 #[derive(Default)]
 pub struct OwnerCache {
-    last: Mutex<Option<(Instant, Option<LeaseValue>)>>,
+    last: Mutex<std::collections::HashMap<String, (Instant, Option<LeaseValue>)>>,
 }
 
 impl OwnerCache {
-    /// The owner of tenant `default`, from the lease when the last read is older than
+    /// The owner of tenant `tenant`, from the lease when the last read is older than
     /// [`OWNER_TTL`].
-    pub async fn owner(&self, node: &Node) -> Option<LeaseValue> {
+    pub async fn owner(&self, node: &Node, tenant: &str) -> Option<LeaseValue> {
         if let Ok(last) = self.last.lock() {
-            if let Some((at, owner)) = last.as_ref() {
+            if let Some((at, owner)) = last.get(tenant) {
                 if at.elapsed() < OWNER_TTL {
                     return owner.clone();
                 }
             }
         }
-        let owner = node.owner(DEFAULT_TENANT).await;
+        let owner = node.owner(tenant).await;
         if let Ok(mut last) = self.last.lock() {
-            *last = Some((Instant::now(), owner.clone()));
+            // Bounded by the registry: a tenant id is looked up only once it is known.
+            last.insert(tenant.to_string(), (Instant::now(), owner.clone()));
         }
         owner
     }
 
-    /// Forgets the owner (it did not answer): the next request reads the lease again.
-    pub fn forget(&self) {
+    /// Forgets tenant `tenant`'s owner (it did not answer): the next request reads the
+    /// lease again.
+    pub fn forget(&self, tenant: &str) {
         if let Ok(mut last) = self.last.lock() {
-            *last = None;
+            last.remove(tenant);
         }
     }
+}
+
+/// A forwarded request's body: streamed as it comes, or already read (a sign-in, whose
+/// tenant the front server reads from it).
+pub enum Body {
+    Stream(web::Payload),
+    Read(web::Bytes),
 }
 
 /// The HTTP client of one standby worker: no overall timeout (a CSV export of a year, a
@@ -165,35 +173,30 @@ fn is_websocket(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Everything a standby does not answer itself: on to the owner of the tenant.
+/// Everything a front server does not answer itself: on to the server of the node that
+/// routes tenant `tenant` (this node's own or another's).
 pub async fn forward(
     req: HttpRequest,
-    payload: web::Payload,
+    body: Body,
     node: &Node,
     owners: &OwnerCache,
     client: &awc::Client,
+    tenant: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = match owners.owner(node).await {
-        Some(o) if !o.url.is_empty() && o.node != node.config.node_id && o.handover_to.is_none() => o,
+    let owner = match owners.owner(node, tenant).await {
+        Some(o) if !o.url.is_empty() && o.handover_to.is_none() => o,
         other => return Err(not_owner(other.as_ref(), "")),
     };
-    if req.headers().contains_key(FORWARDED_BY) {
-        return Err(not_owner(
-            Some(&owner),
-            " (the request was forwarded here by another node)",
-        ));
-    }
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{path}", owner.url.trim_end_matches('/'));
     let me = node.config.node_id.as_str();
-    let answer = if is_websocket(&req) {
-        forward_socket(&req, payload, client, &url, me).await
-    } else {
-        forward_request(&req, payload, client, &url, me).await
+    let answer = match body {
+        Body::Stream(payload) if is_websocket(&req) => forward_socket(&req, payload, client, &url, me).await,
+        body => forward_request(&req, body, client, &url, me).await,
     };
     answer.map_err(|e| match e {
         Forwarding::Unreachable(why) => {
-            owners.forget();
+            owners.forget(tenant);
             tracing::warn!(owner = %owner.node, url = %owner.url, error = %why, "the tenant's owner did not answer a forwarded request");
             not_owner(Some(&owner), &format!(" and its owner did not answer ({why})"))
         }
@@ -210,7 +213,7 @@ enum Forwarding {
 
 async fn forward_request(
     req: &HttpRequest,
-    payload: web::Payload,
+    body: Body,
     client: &awc::Client,
     url: &str,
     me: &str,
@@ -226,10 +229,11 @@ async fn forward_request(
     }
     out = out.insert_header((FORWARDED_BY, me));
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
-    let sent = match content_length(req.headers()) {
-        Some(0) | None if !chunked => out.send().await,
-        Some(n) => out.send_body(SizedStream::new(n, payload)).await,
-        None => out.send_stream(payload).await,
+    let sent = match (body, content_length(req.headers())) {
+        (Body::Read(bytes), _) => out.send_body(bytes).await,
+        (Body::Stream(_), Some(0) | None) if !chunked => out.send().await,
+        (Body::Stream(payload), Some(n)) => out.send_body(SizedStream::new(n, payload)).await,
+        (Body::Stream(payload), None) => out.send_stream(payload).await,
     };
     let answer = sent.map_err(|e| Forwarding::Unreachable(e.to_string()))?;
     let mut back = HttpResponse::build(answer.status());

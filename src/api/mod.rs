@@ -75,8 +75,10 @@ use crate::engine::Engine;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// Tenant `default`'s engine.
+    /// The engine of the tenant this state acts in (`default`'s in the server's own state).
     pub engine: Engine,
+    /// The id of the tenant this state acts in.
+    pub tenant_id: Arc<str>,
     /// Every tenant, `default` included, and their engines.
     pub tenants: Arc<crate::tenants::Tenants>,
     /// The admin bearer token (compared in constant time, see [`auth`]).
@@ -109,6 +111,9 @@ pub struct AppState {
     pub password_checks: password::PasswordChecks,
     /// Proxies whose `X-Forwarded-For` names the client (`server.trusted_proxies`).
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// A cluster's tenant server: every request comes through a node's front server, whose
+    /// address is trusted as a proxy too (docs/CLUSTER.md "Any node, any client").
+    pub behind_front: bool,
     /// Supervisor sockets open now, capped at `supervisor.max_sockets`.
     pub supervisor_sockets: Arc<socket::SocketSlots>,
     /// How long a session token lasts (`api.session_ttl_ms`).
@@ -131,6 +136,11 @@ pub struct TenantState {
 }
 
 impl AppState {
+    /// A new token of this state's tenant ([`auth::new_token_in`]).
+    pub fn new_token(&self) -> String {
+        auth::new_token_in(&self.tenant_id)
+    }
+
     /// Tenant `tenant`'s state over its `engine`: made once (with a supervisor hub of its
     /// own: a hub watches one floor) and kept, so that a request costs a look-up. A kept
     /// state over another engine (the tenant was deleted and made again) is replaced.
@@ -141,6 +151,7 @@ impl AppState {
         }
         let mut s = self.clone();
         s.engine = engine.clone();
+        s.tenant_id = tenant.into();
         s.hub = supervisor::hub::Hub::start_on_own_thread(engine.clone(), self.supervisor.clone());
         let made = TenantState {
             state: web::Data::new(s),
@@ -202,7 +213,7 @@ async fn serve_on(config: &Config, sled: Arc<crate::store::SledStore>) -> io::Re
              SWITCHBOARD_MESSENGER__APP_SECRET); /webhooks/messenger refuses every request"
         );
     }
-    let (server, shutdown, tenants) = build(config, engine, Some(outbox), listener, None)?;
+    let (server, shutdown, tenants) = build(config, engine, Some(outbox), listener, None, None)?;
     banner(config, addr);
     let handle = server.handle();
     actix_rt::spawn(async move {
@@ -227,14 +238,59 @@ pub(crate) async fn serve_owner(
     config: &Config,
     store: Arc<dyn crate::store::Store>,
     node: crate::cluster::Node,
+    tenant: Option<crate::core::tenant::Tenant>,
     fence: Arc<crate::cluster::log::Fence>,
     listener: TcpListener,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let (engine, outbox) = crate::channels::messenger::start_engine(config, store).map_err(io::Error::other)?;
-    provision(&engine, config).await?;
-    let mut moves = node.handover_requests();
-    let (server, shutdown, tenants) = build(config, engine.clone(), Some(outbox), listener, Some(node))?;
+    let id = tenant
+        .as_ref()
+        .map_or(crate::core::tenant::DEFAULT_TENANT.to_string(), |t| t.id.clone());
+    let (engine, outbox) = match &tenant {
+        None => {
+            let started = crate::channels::messenger::start_engine(config, store).map_err(io::Error::other)?;
+            provision(&started.0, config).await?;
+            started
+        }
+        Some(t) => crate::channels::messenger::start_engine_with(
+            config,
+            store,
+            Some(&t.id),
+            t.rules(&config.rules()),
+            t.limits,
+            None,
+        )
+        .map_err(io::Error::other)?,
+    };
+    let mut moves = node.handover_requests(&id);
+    node.set_running(&id, Some(engine.clone()));
+    let (server, shutdown, tenants) = build(
+        config,
+        engine.clone(),
+        Some(outbox),
+        listener,
+        Some(node.clone()),
+        tenant,
+    )?;
+    // A change of the tenant's record in the cluster's registry (limits, codes, a new
+    // admin token) is put in force here as the node reads it.
+    let adopter = (id != crate::core::tenant::DEFAULT_TENANT).then(|| {
+        let (node, tenants, id) = (node.clone(), tenants.clone(), id.clone());
+        actix_rt::spawn(async move {
+            let mut last = node.tenant_record(&id);
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let now = node.tenant_record(&id);
+                if let Some(t) = now.clone().filter(|t| Some(t) != last.as_ref()) {
+                    match tenants.adopt(t).await {
+                        Ok(_) => tracing::info!(tenant = %id, "tenant record changed: in force"),
+                        Err(e) => tracing::warn!(tenant = %id, error = %e, "tenant record not put in force"),
+                    }
+                }
+                last = now;
+            }
+        })
+    });
     let handle = server.handle();
     let mut stop = stop.clone();
     let watcher = actix_rt::spawn(async move {
@@ -261,6 +317,10 @@ pub(crate) async fn serve_owner(
     });
     let result = server.await;
     watcher.abort();
+    if let Some(a) = adopter {
+        a.abort();
+    }
+    node.set_running(&id, None);
     tenants.close();
     result
 }
@@ -400,7 +460,7 @@ pub async fn provision(engine: &Engine, config: &Config) -> io::Result<()> {
 /// The server on `listener`, not yet running: `.await` it (or spawn it). Tests bind
 /// `127.0.0.1:0` and call this.
 pub fn build_server(config: &Config, engine: Engine, listener: TcpListener) -> io::Result<Server> {
-    build(config, engine, None, listener, None).map(|(server, _, _)| server)
+    build(config, engine, None, listener, None, None).map(|(server, _, _)| server)
 }
 
 /// [`build_server`] for an engine that sends Messenger messages through `outbox`
@@ -411,7 +471,7 @@ pub fn build_server_with_outbox(
     outbox: Arc<crate::channels::messenger::Outbox>,
     listener: TcpListener,
 ) -> io::Result<Server> {
-    build(config, engine, Some(outbox), listener, None).map(|(server, _, _)| server)
+    build(config, engine, Some(outbox), listener, None, None).map(|(server, _, _)| server)
 }
 
 fn build(
@@ -420,7 +480,11 @@ fn build(
     outbox: Option<Arc<crate::channels::messenger::Outbox>>,
     listener: TcpListener,
     cluster: Option<crate::cluster::Node>,
+    tenant: Option<crate::core::tenant::Tenant>,
 ) -> io::Result<(Server, broadcast::Sender<()>, Arc<crate::tenants::Tenants>)> {
+    // In a cluster, a tenant's server sits behind the nodes' front servers, which name
+    // the client in `X-Forwarded-For`.
+    let behind_front = cluster.is_some();
     // In a cluster every answer names the node that made it (forwarded ones keep it).
     let node_header = cluster.as_ref().map(|n| n.config.node_id.clone());
     let cluster = cluster.map(web::Data::new);
@@ -429,7 +493,10 @@ fn build(
         Some(o) => o.files(),
         None => Arc::new(crate::channels::files::FileStore::for_config(config)?),
     };
-    let tenants = Arc::new(crate::tenants::Tenants::open(config, engine.clone()).map_err(io::Error::other)?);
+    let tenants = Arc::new(match tenant {
+        Some(t) => crate::tenants::Tenants::single(config, engine.clone(), t),
+        None => crate::tenants::Tenants::open(config, engine.clone()).map_err(io::Error::other)?,
+    });
     let mut messenger = crate::channels::messenger::Messenger::new(config.messenger.clone(), engine.clone(), outbox);
     messenger.tenants = Some(tenants.clone());
     let messenger = web::Data::new(messenger);
@@ -441,6 +508,7 @@ fn build(
         hub,
         supervisor: config.supervisor.clone(),
         engine,
+        tenant_id: tenants.default_id().into(),
         tenants: tenants.clone(),
         admin_token: config.api.admin_token.as_str().into(),
         operator_token: config.api.operator_token.as_str().into(),
@@ -472,6 +540,7 @@ fn build(
             std::time::Duration::from_millis(config.api.password_check_wait_ms),
         ),
         trusted_proxies: config.server.trusted_proxies.clone().into(),
+        behind_front,
         supervisor_sockets: Arc::new(socket::SocketSlots::new(config.supervisor.max_sockets)),
         files,
         max_attachment_bytes: config.messenger.max_attachment_bytes,

@@ -91,8 +91,13 @@ pub async fn backup(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpRe
     caller.admin()?;
     // `default`'s admin: the deployment's (every tenant's records and the registry);
     // another tenant's admin: its tenant's records.
-    let whole = state.tenant() == crate::core::tenant::DEFAULT_TENANT;
-    let name = if whole { "deployment" } else { state.tenant() };
+    // In a cluster, a tenant's own server holds that tenant alone: its whole store.
+    let whole = state.tenant() == state.tenants.default_id();
+    let name = if state.tenant() == crate::core::tenant::DEFAULT_TENANT {
+        "deployment"
+    } else {
+        state.tenant()
+    };
     stream_backup(&state.engine, name, whole).await
 }
 

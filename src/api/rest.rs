@@ -314,7 +314,7 @@ pub async fn create_agent(state: Tenanted, caller: Caller, body: web::Json<Creat
     caller.admin()?;
     let b = body.into_inner();
     let password_hash = super::signin::hash_optional(&state, b.password).await?;
-    let token = auth::new_token();
+    let token = state.new_token();
     let reply = state
         .engine
         .exec(Command::CreateAgent {

@@ -200,7 +200,7 @@ pub async fn login(app: web::Data<AppState>, req: HttpRequest, body: web::Json<L
         throttle_failed(&app, &req, &throttled);
         return Err(invalid_credentials());
     };
-    let token = auth::new_token();
+    let token = state.new_token();
     let expires_at = auth::now_ms().saturating_add(state.session_ttl_ms);
     let reply = state
         .engine
@@ -297,7 +297,7 @@ pub async fn set_password_of(state: &AppState, account: AccountRef, password: Pa
 /// stops working, and every socket opened with it closes.
 pub async fn reissue(state: &AppState, account: AccountRef) -> Res {
     check_id(&account)?;
-    let token = auth::new_token();
+    let token = state.new_token();
     state
         .engine
         .exec(Command::SetCredential {

@@ -15,7 +15,7 @@ use std::future::{ready, Ready};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-use super::auth::{authenticate, bearer, credential_of, new_token, now_ms};
+use super::auth::{authenticate, bearer, credential_of, now_ms};
 use super::dto::{present, CodeDto};
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
@@ -177,8 +177,31 @@ pub struct PatchTenant {
     pub idle_codes: Option<Option<Vec<CodeDto>>>,
 }
 
-fn codes(list: Vec<CodeDto>) -> Vec<Code> {
+pub(crate) fn codes(list: Vec<CodeDto>) -> Vec<Code> {
     list.into_iter().map(Into::into).collect()
+}
+
+impl CreateTenant {
+    /// The tenant's own codes, as the core's registry takes them.
+    pub(crate) fn own_codes(&mut self) -> TenantCodes {
+        TenantCodes {
+            wrapup_reasons: self.wrapup_reasons.take().map(codes),
+            default_wrapup_reason: self.default_wrapup_reason.take(),
+            idle_codes: self.idle_codes.take().map(codes),
+        }
+    }
+}
+
+impl From<PatchTenant> for TenantPatch {
+    fn from(b: PatchTenant) -> TenantPatch {
+        TenantPatch {
+            name: b.name,
+            limits: b.limits.map(Into::into),
+            wrapup_reasons: b.wrapup_reasons.map(|l| l.map(codes)),
+            default_wrapup_reason: b.default_wrapup_reason,
+            idle_codes: b.idle_codes.map(|l| l.map(codes)),
+        }
+    }
 }
 
 async fn counts(engine: &Engine) -> Option<TenantCounts> {
@@ -197,7 +220,16 @@ async fn dto(state: &AppState, t: &Tenant, admin_token: Option<String>) -> Tenan
         Some(e) => counts(&e).await,
         None => None,
     };
-    let rules = state.tenants.rules(t);
+    tenant_dto(t, &state.tenants.rules(t), counts, admin_token)
+}
+
+/// Tenant `t` as the operator sees it, under `rules` (its codes in force).
+pub(crate) fn tenant_dto(
+    t: &Tenant,
+    rules: &crate::core::Rules,
+    counts: Option<TenantCounts>,
+    admin_token: Option<String>,
+) -> TenantDto {
     TenantDto {
         id: t.id.clone(),
         name: t.name.clone(),
@@ -213,13 +245,17 @@ async fn dto(state: &AppState, t: &Tenant, admin_token: Option<String>) -> Tenan
 
 async fn default_dto(state: &AppState) -> TenantDto {
     let engine = state.tenants.default_engine();
-    let rules = engine.rules();
+    default_tenant_dto(&engine.rules(), counts(engine).await)
+}
+
+/// Tenant `default` as the operator sees it, under `rules` (the config's).
+pub(crate) fn default_tenant_dto(rules: &crate::core::Rules, counts: Option<TenantCounts>) -> TenantDto {
     TenantDto {
         id: DEFAULT_TENANT.into(),
         name: "Default".into(),
         limits: LimitsDto::default(),
         created_at: None,
-        counts: counts(engine).await,
+        counts,
         admin_token: None,
         wrapup_reasons: code_dtos(&rules.wrapup_reasons),
         default_wrapup_reason: rules.default_wrapup_reason.clone(),
@@ -246,13 +282,9 @@ fn code_dtos(list: &[Code]) -> Vec<CodeDto> {
     ),
     security(("bearer" = [])))]
 pub async fn create(state: web::Data<AppState>, _op: Operator, body: web::Json<CreateTenant>) -> Res {
-    let b = body.into_inner();
-    let own = TenantCodes {
-        wrapup_reasons: b.wrapup_reasons.map(codes),
-        default_wrapup_reason: b.default_wrapup_reason,
-        idle_codes: b.idle_codes.map(codes),
-    };
-    let token = new_token();
+    let mut b = body.into_inner();
+    let own = b.own_codes();
+    let token = super::auth::new_token_in(&b.id);
     let t = state
         .tenants
         .create(&b.id, &b.name, own, credential_of(&token), now_ms())
@@ -321,15 +353,7 @@ pub async fn patch(
     body: web::Json<PatchTenant>,
 ) -> Res {
     not_default(&id)?;
-    let b = body.into_inner();
-    let patch = TenantPatch {
-        name: b.name,
-        limits: b.limits.map(Into::into),
-        wrapup_reasons: b.wrapup_reasons.map(|l| l.map(codes)),
-        default_wrapup_reason: b.default_wrapup_reason,
-        idle_codes: b.idle_codes.map(|l| l.map(codes)),
-    };
-    let t = state.tenants.patch(&id, patch).await?;
+    let t = state.tenants.patch(&id, body.into_inner().into()).await?;
     Ok(HttpResponse::Ok().json(dto(&state, &t, None).await))
 }
 
@@ -348,7 +372,7 @@ pub async fn patch(
     security(("bearer" = [])))]
 pub async fn reissue(state: web::Data<AppState>, _op: Operator, id: web::Path<String>) -> Res {
     not_default(&id)?;
-    let token = new_token();
+    let token = super::auth::new_token_in(&id);
     let t = state.tenants.reissue(&id, credential_of(&token)).await?;
     Ok(HttpResponse::Ok().json(dto(&state, &t, Some(token)).await))
 }
@@ -396,7 +420,6 @@ pub async fn backup(state: web::Data<AppState>, _op: Operator, id: web::Path<Str
 /// Sets the per-tenant figures of `/metrics` (one label per tenant, so at most
 /// `server.max_tenants`; a deleted tenant's label goes with the next scrape).
 pub async fn scrape(state: &AppState) {
-    use crate::metrics::{TENANTS, TENANT_OPEN, TENANT_WAITING};
     let mut all = vec![(DEFAULT_TENANT.to_string(), state.tenants.default_engine().clone())];
     all.extend(
         state
@@ -405,6 +428,12 @@ pub async fn scrape(state: &AppState) {
             .into_iter()
             .filter_map(|t| state.tenants.engine(&t.id).map(|e| (t.id, e))),
     );
+    scrape_engines(all).await;
+}
+
+/// Sets the per-tenant figures of `/metrics` from `all` (tenant id, engine).
+pub async fn scrape_engines(all: Vec<(String, Engine)>) {
+    use crate::metrics::{TENANTS, TENANT_OPEN, TENANT_WAITING};
     TENANTS.set(i64::try_from(all.len()).unwrap_or(i64::MAX));
     TENANT_OPEN.reset();
     TENANT_WAITING.reset();
@@ -423,7 +452,7 @@ pub async fn scrape(state: &AppState) {
     }
 }
 
-fn not_default(id: &str) -> Result<(), ApiError> {
+pub(crate) fn not_default(id: &str) -> Result<(), ApiError> {
     if id == DEFAULT_TENANT {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -36,7 +36,8 @@ use async_nats::jetstream;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterConfig, Config};
-use crate::core::tenant::DEFAULT_TENANT;
+use crate::core::tenant::{Tenant, DEFAULT_TENANT};
+use crate::engine::Engine;
 
 /// The KV bucket of the tenants' leases (key: the tenant's id).
 pub const LEASES: &str = "switchboard_leases";
@@ -46,6 +47,11 @@ pub const NODES: &str = "switchboard_nodes";
 pub const LOG_STREAM: &str = "SWITCHBOARD_LOG";
 /// The object store of the tenants' snapshots (object: the tenant's id).
 pub const SNAPSHOTS: &str = "switchboard_snapshots";
+/// The KV bucket of the cluster's tenant registry: one key, [`REGISTRY_KEY`], holding
+/// every tenant but `default` (docs/CLUSTER.md "Tenants").
+pub const TENANTS: &str = "switchboard_tenants";
+/// The registry's key in [`TENANTS`].
+pub const REGISTRY_KEY: &str = "registry";
 
 /// The cluster's own thread: the NATS connection, the lease keeper, the node's heartbeat
 /// and the log's appender run here, never on the thread that starts a tenant's engine
@@ -106,11 +112,31 @@ pub struct Node {
     pub leases: jetstream::kv::Store,
     pub nodes: jetstream::kv::Store,
     pub snapshots: jetstream::object_store::ObjectStore,
+    pub tenants: jetstream::kv::Store,
     /// Tenants this node owns now.
     owned: Arc<Mutex<Vec<String>>>,
-    /// The node this node's tenant is to be handed over to (`POST .../move`), until the
-    /// hand-over happens.
-    handover: Arc<tokio::sync::watch::Sender<Option<String>>>,
+    /// Per tenant owned here: the node it is to be handed over to (`POST .../move`),
+    /// until the hand-over happens.
+    handovers: Arc<Mutex<std::collections::HashMap<String, Handover>>>,
+    /// What this node last read of the registry and the node list ([`Node::refresh`]).
+    view: Arc<std::sync::RwLock<View>>,
+    /// The engine of each tenant routed here now (for `/metrics`).
+    running: Arc<Mutex<std::collections::BTreeMap<String, Engine>>>,
+}
+
+/// Where a tenant owned here is to be handed over (`None`: nowhere), as a watch.
+type Handover = Arc<tokio::sync::watch::Sender<Option<String>>>;
+
+/// The registry and the node list as a node last read them.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// Every tenant but `default`, in id order.
+    pub tenants: Vec<Tenant>,
+    /// The registry's KV revision (0: never written).
+    pub revision: u64,
+    /// Whether the registry has been read at least once.
+    pub read: bool,
+    pub nodes: Vec<NodeValue>,
 }
 
 fn nats_error(what: &str, e: impl std::fmt::Display) -> io::Error {
@@ -201,6 +227,7 @@ impl Node {
                 .await
                 .map_err(|e| nats_error("cannot create the snapshot store", e))?,
         };
+        let tenants = kv_bucket(&js, TENANTS, Duration::ZERO, config.replicas).await?;
         Ok(Node {
             config: config.clone(),
             client,
@@ -208,8 +235,11 @@ impl Node {
             leases,
             nodes,
             snapshots,
+            tenants,
             owned: Arc::default(),
-            handover: Arc::new(tokio::sync::watch::channel(None).0),
+            handovers: Arc::default(),
+            view: Arc::default(),
+            running: Arc::default(),
         })
     }
 
@@ -218,23 +248,122 @@ impl Node {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    fn lease_value(&self) -> LeaseValue {
+    fn lease_value(&self, url: &str) -> LeaseValue {
         LeaseValue {
             node: self.config.node_id.clone(),
-            url: self.config.advertise_url.clone(),
+            url: url.to_string(),
             handover_to: None,
         }
     }
 
-    /// Asks this node, the owner, to hand its tenant over to node `to`: the owner's server
-    /// stops as for SIGTERM, then the lease is written naming `to` ([`Node::hand_over`]).
-    pub fn request_handover(&self, to: &str) {
-        self.handover.send_replace(Some(to.to_string()));
+    fn handover(&self, tenant: &str) -> Handover {
+        let mut all = self.handovers.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::watch::channel(None).0))
+            .clone()
     }
 
-    /// A receiver that sees [`Node::request_handover`].
-    pub fn handover_requests(&self) -> tokio::sync::watch::Receiver<Option<String>> {
-        self.handover.subscribe()
+    /// Asks this node, the owner of `tenant`, to hand it over to node `to`: the tenant's
+    /// server stops as for SIGTERM, then the lease is written naming `to`
+    /// ([`Node::hand_over`]).
+    pub fn request_handover(&self, tenant: &str, to: &str) {
+        self.handover(tenant).send_replace(Some(to.to_string()));
+    }
+
+    /// A receiver that sees [`Node::request_handover`] for `tenant`.
+    pub fn handover_requests(&self, tenant: &str) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.handover(tenant).subscribe()
+    }
+
+    /// The registry and node list as last read.
+    pub fn view(&self) -> View {
+        self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Tenant `id`'s record as last read (not `default`).
+    pub fn tenant_record(&self, id: &str) -> Option<Tenant> {
+        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
+        view.tenants.iter().find(|t| t.id == id).cloned()
+    }
+
+    /// Reads the registry and the node list again; what NATS did not answer stays as it was.
+    pub async fn refresh(&self) {
+        let (registry, nodes) = tokio::join!(
+            tokio::time::timeout(STATUS_WAIT, self.read_registry()),
+            tokio::time::timeout(STATUS_WAIT, self.node_entries()),
+        );
+        let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+        match registry {
+            Ok(Ok((tenants, revision))) => {
+                view.tenants = tenants;
+                view.revision = revision;
+                view.read = true;
+            }
+            Ok(Err(e)) => tracing::warn!(node = %self.config.node_id, error = %e, "the tenant registry cannot be read"),
+            Err(_) => tracing::warn!(node = %self.config.node_id, "the tenant registry did not answer in time"),
+        }
+        if let Ok(Ok(nodes)) = nodes {
+            view.nodes = nodes;
+        }
+    }
+
+    /// The registry as JetStream holds it: every tenant but `default`, and its revision
+    /// (0: never written).
+    pub async fn read_registry(&self) -> Result<(Vec<Tenant>, u64), String> {
+        match self.tenants.entry(REGISTRY_KEY).await {
+            Ok(Some(e)) if e.operation == jetstream::kv::Operation::Put => {
+                let list: Vec<Tenant> = serde_json::from_slice(&e.value).map_err(|e| format!("the registry: {e}"))?;
+                Ok((list, e.revision))
+            }
+            Ok(_) => Ok((Vec::new(), 0)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Writes `list` as the registry, only if it is still at `revision` (what it was read
+    /// at): `Err(None)` when another change came first (read it again and decide again),
+    /// `Err(Some(why))` when NATS refused otherwise.
+    pub async fn write_registry(&self, list: &[Tenant], revision: u64) -> Result<u64, Option<String>> {
+        let value = serde_json::to_vec(list).map_err(|e| Some(e.to_string()))?;
+        let written = if revision == 0 {
+            self.tenants
+                .create(REGISTRY_KEY, value.into())
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            self.tenants
+                .update(REGISTRY_KEY, value.into(), revision)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match written {
+            Ok(r) => {
+                let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+                view.tenants = list.to_vec();
+                view.revision = r;
+                view.read = true;
+                Ok(r)
+            }
+            Err(e) => match self.read_registry().await {
+                Ok((_, now)) if now != revision => Err(None),
+                _ => Err(Some(e)),
+            },
+        }
+    }
+
+    /// Notes that `engine` routes `tenant` here now (`None`: no longer).
+    pub fn set_running(&self, tenant: &str, engine: Option<Engine>) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        match engine {
+            Some(e) => running.insert(tenant.to_string(), e),
+            None => running.remove(tenant),
+        };
+    }
+
+    /// The engines routing tenants here now, by tenant.
+    pub fn running(&self) -> Vec<(String, Engine)> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.iter().map(|(t, e)| (t.clone(), e.clone())).collect()
     }
 
     /// Writes `lease` (at the revision held) as handed over to node `to`: that node takes
@@ -242,7 +371,7 @@ impl Node {
     pub async fn hand_over(&self, lease: &Lease, to: &str) -> bool {
         let value = LeaseValue {
             handover_to: Some(to.to_string()),
-            ..self.lease_value()
+            ..self.lease_value(&lease.url)
         };
         let Ok(value) = serde_json::to_vec(&value) else {
             return false;
@@ -291,14 +420,21 @@ impl Node {
     /// if the key exists) or `update` at the revision watched (refused if the owner renewed
     /// since). The owner counts its lease from before its renewal was sent, this node from
     /// after it saw it, so the owner's end always comes first.
-    pub async fn try_acquire(&self, tenant: &str, seen: &mut Option<(u64, Instant)>) -> Option<Lease> {
-        let value = serde_json::to_vec(&self.lease_value()).ok()?;
+    ///
+    /// Beside the lease's rule, the placement rule ([`crate::core::placement`]) decides
+    /// who tries first: a node that is not the preferred one for the tenant waits one more
+    /// lease, so that tenants spread over the nodes. `url` is where this node serves the
+    /// tenant (its tenant server), written into the lease for the other nodes to forward to.
+    pub async fn try_acquire(&self, tenant: &str, url: &str, seen: &mut Option<(u64, Instant)>) -> Option<Lease> {
+        let value = serde_json::to_vec(&self.lease_value(url)).ok()?;
         let lease = Duration::from_millis(self.config.lease_ms);
         let current = match self.leases.entry(tenant).await {
             Ok(Some(e)) if e.operation == jetstream::kv::Operation::Put => {
-                let to_me = serde_json::from_slice::<LeaseValue>(&e.value)
-                    .is_ok_and(|v| v.handover_to.as_deref() == Some(self.config.node_id.as_str()));
-                Some((e.revision, to_me))
+                let v = serde_json::from_slice::<LeaseValue>(&e.value).ok();
+                let to_me = v
+                    .as_ref()
+                    .is_some_and(|v| v.handover_to.as_deref() == Some(self.config.node_id.as_str()));
+                Some((e.revision, to_me, v.map(|v| v.node)))
             }
             Ok(_) => None,
             Err(e) => {
@@ -306,27 +442,52 @@ impl Node {
                 return None;
             }
         };
+        let holder = current.as_ref().and_then(|c| c.2.clone());
+        let extra = Duration::from_millis(self.placement_wait(tenant, holder.as_deref()));
+        // Revision 0 stands for "absent" in `seen`: how long the key has been free.
+        let revision = current.as_ref().map_or(0, |c| c.0);
+        let waited = match seen {
+            Some((r, at)) if *r == revision => at.elapsed(),
+            _ => {
+                *seen = Some((revision, Instant::now()));
+                Duration::ZERO
+            }
+        };
         let sent = Instant::now();
         let taken = match current {
-            None => self.leases.create(tenant, value.into()).await.ok(),
+            None if waited >= extra => self.leases.create(tenant, value.into()).await.ok(),
+            None => None,
             // Handed over to this node: taken at once (refused if anything wrote since).
-            Some((revision, true)) => self.leases.update(tenant, value.into(), revision).await.ok(),
-            Some((revision, false)) => match seen {
-                Some((r, at)) if *r == revision && at.elapsed() >= lease => {
-                    self.leases.update(tenant, value.into(), revision).await.ok()
-                }
-                Some((r, _)) if *r == revision => None,
-                _ => {
-                    *seen = Some((revision, Instant::now()));
-                    None
-                }
-            },
+            Some((revision, true, _)) => self.leases.update(tenant, value.into(), revision).await.ok(),
+            Some((revision, false, _)) if waited >= lease + extra => {
+                self.leases.update(tenant, value.into(), revision).await.ok()
+            }
+            Some(_) => None,
         };
         taken.map(|revision| Lease {
             tenant: tenant.into(),
             revision,
             valid_until: sent + lease,
+            url: url.to_string(),
         })
+    }
+
+    /// How long this node waits, beyond the lease's rule, before it tries to take `tenant`
+    /// whose lease `holder` held (if any): [`crate::core::placement::wait_before_taking`]
+    /// over the nodes seen within the last lease.
+    fn placement_wait(&self, tenant: &str, holder: Option<&str>) -> u64 {
+        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        let live: Vec<crate::core::placement::Candidate<'_>> = view
+            .nodes
+            .iter()
+            .filter(|n| now.saturating_sub(n.last_seen) <= self.config.lease_ms)
+            .map(|n| crate::core::placement::Candidate {
+                id: &n.id,
+                owns: n.tenants.len(),
+            })
+            .collect();
+        crate::core::placement::wait_before_taking(tenant, &self.config.node_id, holder, &live, self.config.lease_ms)
     }
 
     /// Renews `lease` (at the revision held); `false` when it was refused, or not
@@ -337,7 +498,7 @@ impl Node {
     /// whose answer was lost (a NATS server going away) is sent again as it was, and
     /// JetStream acknowledges the copy with the first one's revision instead of refusing it.
     pub async fn renew(&self, lease: &mut Lease) -> bool {
-        let Ok(value) = serde_json::to_vec(&self.lease_value()) else {
+        let Ok(value) = serde_json::to_vec(&self.lease_value(&lease.url)) else {
             return false;
         };
         let sent = Instant::now();
@@ -428,13 +589,24 @@ impl Node {
     /// What `GET /api/v1/cluster` shows: every node seen lately, and each tenant's owner and
     /// log position.
     pub async fn status(&self) -> ClusterStatus {
-        // The three reads at once, each bounded: the answer comes within STATUS_WAIT.
-        let place = self.place(DEFAULT_TENANT);
-        let (nodes, owner, position) = tokio::join!(
-            tokio::time::timeout(STATUS_WAIT, self.node_entries()),
-            tokio::time::timeout(STATUS_WAIT, self.owner(DEFAULT_TENANT)),
-            tokio::time::timeout(STATUS_WAIT, log::last_sequence(&place)),
-        );
+        // Every read at once, each bounded: the answer comes within STATUS_WAIT.
+        let mut ids = vec![DEFAULT_TENANT.to_string()];
+        ids.extend(self.view().tenants.into_iter().map(|t| t.id));
+        let places = futures_util::future::join_all(ids.iter().map(|id| async move {
+            let place = self.place(id);
+            let (owner, position) = tokio::join!(
+                tokio::time::timeout(STATUS_WAIT, self.owner(id)),
+                tokio::time::timeout(STATUS_WAIT, log::last_sequence(&place)),
+            );
+            let owner = owner.ok().flatten();
+            TenantPlace {
+                id: id.clone(),
+                owner: owner.as_ref().map(|o| o.node.clone()),
+                owner_url: owner.map(|o| o.url),
+                log_position: position.ok().and_then(Result::ok),
+            }
+        }));
+        let (nodes, tenants) = tokio::join!(tokio::time::timeout(STATUS_WAIT, self.node_entries()), places);
         let mut nodes = match nodes {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
@@ -444,18 +616,11 @@ impl Node {
             Err(_) => Vec::new(),
         };
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        let owner = owner.ok().flatten();
-        let position = position.ok().and_then(Result::ok);
         ClusterStatus {
             node: self.config.node_id.clone(),
             reaches_nats: self.reaches_nats(),
             nodes,
-            tenants: vec![TenantPlace {
-                id: DEFAULT_TENANT.into(),
-                owner: owner.as_ref().map(|o| o.node.clone()),
-                owner_url: owner.map(|o| o.url),
-                log_position: position,
-            }],
+            tenants,
         }
     }
 }
@@ -530,6 +695,8 @@ pub struct Lease {
     pub revision: u64,
     /// By this node's clock, measured from before the request that took or renewed it.
     pub valid_until: Instant,
+    /// Where this node serves the tenant (its tenant server).
+    pub url: String,
 }
 
 fn now_ms() -> u64 {
@@ -539,7 +706,7 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Why a term as owner ended.
+/// Why a term as a tenant's owner ended.
 enum Ended {
     /// SIGTERM or Ctrl-C: the node exits.
     Shutdown,
@@ -547,9 +714,43 @@ enum Ended {
     HandedOver,
     /// The lease was lost or an append was refused: back to standby.
     SteppedDown,
+    /// The tenant was deleted: its log, snapshot and local copy are gone.
+    Deleted,
+}
+
+/// Where this node keeps its local copy of tenant `tenant` (rebuilt from the log whenever
+/// it takes the tenant): `store.path` for `default`, `<store.path>-cluster/<tenant>` for
+/// any other.
+pub fn tenant_dir(config: &Config, tenant: &str) -> std::path::PathBuf {
+    if tenant == DEFAULT_TENANT {
+        return config.store.path.clone();
+    }
+    let mut p = config.store.path.clone().into_os_string();
+    p.push("-cluster");
+    std::path::PathBuf::from(p).join(tenant)
+}
+
+/// `advertise` (`cluster.advertise_url`) with port `port`: where the other nodes reach a
+/// tenant server of this node. Without an advertised address, loopback.
+pub fn url_with_port(advertise: &str, port: u16) -> String {
+    let base = advertise.trim().trim_end_matches('/');
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let host = rest.split('/').next().unwrap_or_default();
+    let host = match host.rfind(':') {
+        // `[::1]:8080`, `10.0.0.1:8080`, `name:8080`; never the colons inside `[...]`.
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    };
+    let host = if host.is_empty() { "127.0.0.1" } else { host };
+    format!("{scheme}://{host}:{port}")
 }
 
 /// A node's life in a cluster: see the module docs. Must run inside an actix system.
+///
+/// The node's front server (`server.listen`) runs for the node's whole life and forwards
+/// every tenant's requests to the server of the node that routes the tenant. Beside it,
+/// one task per tenant of the registry (and `default`) stands by for the tenant's lease,
+/// and while it holds it runs the tenant's own server on a port of its own.
 pub async fn serve(config: Config) -> io::Result<()> {
     let Some(cluster) = config.cluster.clone() else {
         return Err(io::Error::other("serve_cluster needs a [cluster] section"));
@@ -566,58 +767,200 @@ pub async fn serve(config: Config) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen} (server.listen): {e}")))?;
     let addr = listener.local_addr()?;
     tracing::info!(node = %cluster.node_id, nats = %cluster.nats_url, "cluster node connected to NATS");
-    crate::api::banner(&config, addr);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     actix_rt::spawn(async move {
         crate::api::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let beat = node.clone();
     let every = Duration::from_millis(cluster.lease_ms / 3);
-    runtime().spawn(async move {
-        loop {
-            beat.heartbeat().await;
-            tokio::time::sleep(every).await;
-        }
-    });
+    let poll = Duration::from_millis((cluster.lease_ms / 10).clamp(50, 500));
+    {
+        let (beat, stop) = (node.clone(), stop_rx.clone());
+        runtime().spawn(async move {
+            // Until the node stops: a stopping node leaves the list, so that no node
+            // prefers it for a tenant.
+            while !*stop.borrow() {
+                beat.heartbeat().await;
+                tokio::time::sleep(every).await;
+            }
+        });
+        let (view, stop) = (node.clone(), stop_rx.clone());
+        runtime().spawn(async move {
+            while !*stop.borrow() {
+                view.refresh().await;
+                tokio::time::sleep(poll).await;
+            }
+        });
+    }
+    node.refresh().await;
+    let front = crate::api::cluster::front_server(&config, node.clone(), listener)?;
+    let front_handle = front.handle();
+    actix_rt::spawn(front);
+    crate::api::banner(&config, addr);
+    // Told to the tenants' terms once this node has left the node list.
+    let (terms_stop, terms_stop_rx) = tokio::sync::watch::channel(false);
+    let mut terms: std::collections::HashMap<
+        String,
+        (tokio::sync::watch::Sender<bool>, actix_rt::task::JoinHandle<()>),
+    > = Default::default();
     loop {
-        // Standby until this node takes the lease (or is stopped).
-        let standby = crate::api::cluster::standby_server(&config, node.clone(), listener.try_clone()?)?;
-        let handle = standby.handle();
-        actix_rt::spawn(standby);
-        let lease = wait_for_lease(&node, stop_rx.clone()).await;
-        handle.stop(false).await;
-        let Some(lease) = lease else {
-            break;
-        };
-        match own(&config, &node, lease, listener.try_clone()?, stop_rx.clone()).await? {
-            Ended::Shutdown => break,
-            Ended::HandedOver => {}
-            Ended::SteppedDown => {
-                // Give another node the chance to take the tenant before trying again.
-                tokio::time::sleep(Duration::from_millis(cluster.lease_ms)).await;
+        let view = node.view();
+        let mut wanted = vec![DEFAULT_TENANT.to_string()];
+        wanted.extend(view.tenants.iter().map(|t| t.id.clone()));
+        terms.retain(|_, (_, term)| !term.is_finished());
+        for id in &wanted {
+            if !terms.contains_key(id) {
+                let (gone_tx, gone_rx) = tokio::sync::watch::channel(false);
+                let term = actix_rt::spawn(tenant_terms(
+                    config.clone(),
+                    node.clone(),
+                    id.clone(),
+                    terms_stop_rx.clone(),
+                    gone_rx,
+                ));
+                terms.insert(id.clone(), (gone_tx, term));
             }
         }
+        if view.read {
+            for (id, (gone, _)) in &terms {
+                if !wanted.contains(id) {
+                    let _ = gone.send(true);
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop_rx.changed() => {}
+        }
+        if *stop_rx.borrow() {
+            break;
+        }
     }
+    // Leave the node list first: the other nodes then take this node's tenants at once.
+    if let Err(e) = node.nodes.delete(&cluster.node_id).await {
+        tracing::warn!(node = %cluster.node_id, error = %e, "node entry not removed");
+    }
+    let _ = terms_stop.send(true);
+    for (_, (_, term)) in terms {
+        let _ = term.await;
+    }
+    front_handle.stop(true).await;
     Ok(())
 }
 
-/// Polls tenant `default`'s lease until this node takes it (`None`: stopped first).
-async fn wait_for_lease(node: &Node, mut stop: tokio::sync::watch::Receiver<bool>) -> Option<Lease> {
+/// One tenant's life on this node: stand by for its lease, own it, stand by again; until
+/// the node stops (`stop`) or the tenant is deleted (`gone`).
+async fn tenant_terms(
+    config: Config,
+    node: Node,
+    tenant: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+    gone: tokio::sync::watch::Receiver<bool>,
+) {
+    let lease_ms = node.config.lease_ms;
+    loop {
+        // A port of its own for each term: a forwarder that read an older lease is refused
+        // at once rather than left waiting on a port nobody serves.
+        let listener = match TcpListener::bind((config.server.listen.ip(), 0)) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(tenant, node = %node.config.node_id, error = %e, "cannot listen for the tenant's server");
+                tokio::time::sleep(Duration::from_millis(lease_ms)).await;
+                continue;
+            }
+        };
+        let port = match listener.local_addr() {
+            Ok(a) => a.port(),
+            Err(_) => continue,
+        };
+        let url = url_with_port(&node.config.advertise_url, port);
+        let Some(lease) = wait_for_lease(&node, &tenant, &url, stop.clone(), gone.clone()).await else {
+            return;
+        };
+        match own(&config, &node, &tenant, lease, listener, stop.clone(), gone.clone()).await {
+            Ok(Ended::Shutdown) | Ok(Ended::Deleted) => return,
+            Ok(Ended::HandedOver) => {}
+            Ok(Ended::SteppedDown) => {
+                // Give another node the chance to take the tenant before trying again.
+                tokio::time::sleep(Duration::from_millis(lease_ms)).await;
+            }
+            Err(e) => {
+                tracing::error!(tenant, node = %node.config.node_id, error = %e, "the tenant's term failed; standing by");
+                tokio::time::sleep(Duration::from_millis(lease_ms)).await;
+            }
+        }
+    }
+}
+
+/// Polls tenant `tenant`'s lease until this node takes it (`None`: the node is stopping,
+/// or the tenant was deleted, first).
+async fn wait_for_lease(
+    node: &Node,
+    tenant: &str,
+    url: &str,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut gone: tokio::sync::watch::Receiver<bool>,
+) -> Option<Lease> {
     // A fraction of the lease: a lapsed lease is taken well within a second of its end.
     let every = Duration::from_millis((node.config.lease_ms / 10).clamp(50, 500));
     let mut seen = None;
     loop {
-        if *stop.borrow() {
+        if *stop.borrow() || *gone.borrow() {
             return None;
         }
-        if let Some(lease) = node.try_acquire(DEFAULT_TENANT, &mut seen).await {
-            tracing::info!(tenant = DEFAULT_TENANT, node = %node.config.node_id, revision = lease.revision, "lease taken");
+        if let Some(lease) = node.try_acquire(tenant, url, &mut seen).await {
+            tracing::info!(tenant, node = %node.config.node_id, revision = lease.revision, url, "lease taken");
             return Some(lease);
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => {}
+            _ = gone.changed() => {}
+        }
+    }
+}
+
+/// The config of `tenant`'s server on this node: its local copy in `dir`; for a tenant
+/// other than `default`, none of the config's queues, entry points or demo page (those
+/// are `default`'s), and an admin token nobody knows (the tenant's admin is the one whose
+/// credential the registry holds).
+fn tenant_config(config: &Config, tenant: Option<&Tenant>, dir: &std::path::Path) -> Config {
+    let mut c = config.clone();
+    c.store.path = dir.to_path_buf();
+    if tenant.is_some() {
+        c.queues.clear();
+        c.entry_points.clear();
+        c.demo.customer_page = false;
+        c.api.admin_token = crate::api::auth::new_token();
+    }
+    c
+}
+
+/// Removes a deleted tenant's log and snapshot (before its lease is given up, so that a
+/// tenant created again with the same id never reads them), then its local copy.
+async fn remove_tenant(node: &Node, tenant: &str, dir: &std::path::Path) {
+    let place = node.place(tenant);
+    let purged = async {
+        let stream = place
+            .js
+            .get_stream_no_info(&place.stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .purge()
+            .filter(place.subject.clone())
+            .await
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = purged.await {
+        tracing::warn!(tenant, node = %node.config.node_id, error = %e, "a deleted tenant's log was not purged");
+    }
+    if let Err(e) = node.snapshots.delete(tenant).await {
+        tracing::debug!(tenant, node = %node.config.node_id, error = %e, "a deleted tenant's snapshot was not removed");
+    }
+    if dir.exists() {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            tracing::warn!(tenant, dir = %dir.display(), error = %e, "a deleted tenant's local copy was not removed");
         }
     }
 }
@@ -626,11 +969,23 @@ async fn wait_for_lease(node: &Node, mut stop: tokio::sync::watch::Receiver<bool
 async fn own(
     config: &Config,
     node: &Node,
+    tenant: &str,
     mut lease: Lease,
     listener: TcpListener,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    gone: tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<Ended> {
-    let tenant = DEFAULT_TENANT;
+    let record = if tenant == DEFAULT_TENANT {
+        None
+    } else {
+        match node.tenant_record(tenant) {
+            Some(t) => Some(t),
+            None => {
+                node.release(&lease).await;
+                return Ok(Ended::Deleted);
+            }
+        }
+    };
     let fence = log::Fence::new(lease.valid_until);
     // The lease is kept while the tenant is rebuilt (that may take longer than a lease).
     let keeper = {
@@ -661,6 +1016,7 @@ async fn own(
     };
     let options = crate::store::SledOptions::from_config(&config.store).with_reports(&config.reports);
     let place = node.place(tenant);
+    let dir = tenant_dir(config, tenant);
     // JetStream may be electing a stream's leader just now (a NATS server lost with the
     // last owner): a rebuild that fails is tried again while the lease is kept, until the
     // takeover mark is refused (another node appended) or the lease is lost.
@@ -670,7 +1026,7 @@ async fn own(
         let r = log::rebuild(
             &place,
             node.client.clone(),
-            &config.store.path,
+            &dir,
             options.clone(),
             fence.clone(),
             node.config.snapshot_every,
@@ -697,14 +1053,45 @@ async fn own(
         }
     };
     node.own(tenant);
-    tracing::info!(tenant, node = %node.config.node_id, position, "routing the tenant");
+    // Said at once: the other nodes' placement counts what each node owns.
+    node.heartbeat().await;
+    tracing::info!(tenant, node = %node.config.node_id, position, url = %lease.url, "routing the tenant");
     let store: Arc<dyn crate::store::Store> = Arc::new(store);
-    let ended = crate::api::serve_owner(config, store.clone(), node.clone(), fence.clone(), listener, &mut stop).await;
+    // The term ends gracefully when the node stops or the tenant is deleted.
+    let (end_tx, mut end) = tokio::sync::watch::channel(false);
+    let ender = {
+        let (mut stop, mut gone) = (stop.clone(), gone.clone());
+        actix_rt::spawn(async move {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => {}
+                _ = gone.wait_for(|g| *g) => {}
+            }
+            let _ = end_tx.send(true);
+        })
+    };
+    let tenant_config = tenant_config(config, record.as_ref(), &dir);
+    let ended = crate::api::serve_owner(
+        &tenant_config,
+        store.clone(),
+        node.clone(),
+        record,
+        fence.clone(),
+        listener,
+        &mut end,
+    )
+    .await;
+    ender.abort();
     node.disown(tenant);
     let shutdown = *stop.borrow();
-    let handover = node.handover.send_replace(None).filter(|_| !shutdown);
+    let deleted = *gone.borrow();
+    let handover = node
+        .handover(tenant)
+        .send_replace(None)
+        .filter(|_| !shutdown && !deleted);
     fence.fence(if shutdown {
         "the node is stopping"
+    } else if deleted {
+        "the tenant was deleted"
     } else if handover.is_some() {
         "handing the tenant over"
     } else {
@@ -723,13 +1110,36 @@ async fn own(
         // Refused: the lease was lost meanwhile; stand by as after any step-down.
         return Ok(Ended::SteppedDown);
     }
+    if deleted {
+        remove_tenant(node, tenant, &dir).await;
+        node.release(&lease).await;
+        tracing::info!(tenant, node = %node.config.node_id, "tenant deleted: its log, snapshot and local copy removed");
+        return Ok(Ended::Deleted);
+    }
     if shutdown {
         // Hand over at once: the next node need not wait for the lease to lapse.
         node.release(&lease).await;
-        node.heartbeat().await;
         Ok(Ended::Shutdown)
     } else {
         tracing::warn!(tenant, node = %node.config.node_id, why = %fence.why(), "stepped down; standing by");
         Ok(Ended::SteppedDown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_with_port;
+
+    #[test]
+    fn a_tenant_server_is_advertised_on_the_node_s_host_with_its_own_port() {
+        assert_eq!(url_with_port("http://10.0.0.5:8080", 41000), "http://10.0.0.5:41000");
+        assert_eq!(url_with_port("http://10.0.0.5:8080/", 41000), "http://10.0.0.5:41000");
+        assert_eq!(
+            url_with_port("https://node-a.internal", 41000),
+            "https://node-a.internal:41000"
+        );
+        assert_eq!(url_with_port("http://[::1]:8080", 41000), "http://[::1]:41000");
+        assert_eq!(url_with_port("http://[fe80::1]", 41000), "http://[fe80::1]:41000");
+        assert_eq!(url_with_port("", 41000), "http://127.0.0.1:41000");
     }
 }

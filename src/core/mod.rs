@@ -31,6 +31,7 @@ pub mod journal;
 pub mod limits;
 pub mod messenger;
 pub mod place;
+pub mod placement;
 pub mod queue;
 pub mod report;
 pub mod routing;

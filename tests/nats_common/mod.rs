@@ -137,11 +137,21 @@ fn spawn(binary: &Path, config: &Path) -> Child {
 }
 
 /// A port that was free a moment ago (bound and released).
+/// A port free now, below Linux's ephemeral range (32768 and up): a node's tenant servers
+/// take ephemeral ports, and one of them must not take a port picked here before the
+/// process it is meant for binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread over the range by the test process's id, then in turn.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 12_000) as u16;
+    for _ in 0..12_000 {
+        let port = 20_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000")
 }
 
 /// `nats-server` from `PATH` or Debian's `/usr/sbin`; `None` after a loud skip message

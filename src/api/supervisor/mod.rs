@@ -161,7 +161,7 @@ pub async fn create_supervisor(state: Tenanted, caller: Caller, body: web::Json<
     caller.admin()?;
     let b = body.into_inner();
     let password_hash = super::signin::hash_optional(&state, b.password).await?;
-    let token = auth::new_token();
+    let token = state.new_token();
     let reply = state
         .engine
         .exec(Command::CreateSupervisor {
