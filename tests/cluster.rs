@@ -961,12 +961,22 @@ async fn tenant_floor(via: &Node, admin: &str, name: &str) -> String {
 /// customers, and no tenant sees another's. The owner of one tenant is SIGKILLed: another
 /// node takes that tenant within 5 s of its lease's end with its conversation, its agent's
 /// desktop resumes through a surviving node, and the other tenants' owners never change.
-/// Then the operator moves the tenant to a named node, changes its limits (in force on its
-/// owner), and deletes the other one (its tokens stop working; it leaves the cluster's list).
+/// A Messenger batch for the other tenant's page, posted to a node that does not route it,
+/// lands in that tenant (so its delete is refused while the conversation is open). Then
+/// the operator moves the first tenant to a named node, changes its limits (in force on
+/// its owner), and deletes a third, empty one (its tokens stop working; it leaves the
+/// cluster's list).
 #[actix_web::test]
 async fn tenants_spread_over_the_nodes_and_each_survives_its_owner() {
+    use messenger_common::{deliver, messenger_env, page_event, text, PAGE_TOKEN, PSID};
     let Some(nats) = NatsCluster::start().await else { return };
-    let nodes = three_nodes(&nats, LEASE_MS, &[("SWITCHBOARD_API__OPERATOR_TOKEN", OPERATOR)]);
+    let fake = switchboard::channels::messenger::fake_graph::FakeGraph::start()
+        .await
+        .expect("fake graph");
+    let mut env = messenger_env(&fake.url());
+    env.push(("SWITCHBOARD_API__OPERATOR_TOKEN".into(), OPERATOR.into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let nodes = three_nodes(&nats, LEASE_MS, &env);
     let all: Vec<&Node> = nodes.iter().collect();
     let default_owner = wait_owner(&all, None, Duration::from_secs(30)).await;
     let by_id = |id: &str| nodes.iter().find(|n| n.id == id).expect("node");
@@ -1012,6 +1022,41 @@ async fn tenants_spread_over_the_nodes_and_each_survives_its_owner() {
     let ada = tenant_floor(other_than(&acme_owner), &acme, "Ada of Acme").await;
     assert!(ada.starts_with("acme."), "{ada}");
     let gil = tenant_floor(other_than(&owners[2].1), &globex, "Gil of Globex").await;
+    // Globex's Facebook Page: Meta posts its events to a node that does not route globex.
+    let page = "300000000000003";
+    let (status, v) = call(
+        nodes[0].base(),
+        "POST",
+        "/api/v1/entry-points",
+        Some(&globex),
+        Some(json!({"id": "fb", "name": "Facebook", "queue": "q1", "page_id": page, "page_access_token": PAGE_TOKEN})),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 201, "{v}");
+    let mut hello = text(PSID, "m-globex-1", "Hello Globex");
+    hello["recipient"]["id"] = json!(page);
+    let webhook_client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    deliver(
+        &webhook_client,
+        other_than(&owners[2].1).base(),
+        &page_event(&[(page, vec![hello])]),
+    )
+    .await;
+    let (status, q) = call(nodes[1].base(), "GET", "/api/v1/queues/q1", Some(&globex), None)
+        .await
+        .expect("answer");
+    assert_eq!((status, q["waiting"].as_u64()), (200, Some(1)), "{q}");
+    for other in [ADMIN, acme.as_str()] {
+        let (_, q) = call(nodes[1].base(), "GET", "/api/v1/queues/q1", Some(other), None)
+            .await
+            .expect("answer");
+        assert_ne!(
+            q["waiting"].as_u64(),
+            Some(1),
+            "the page's message went to one tenant only: {q}"
+        );
+    }
     // Isolation: a tenant's objects are nobody else's, through any node.
     for n in &nodes {
         let (status, v) = call(n.base(), "GET", "/api/v1/agents/a1", Some(ADMIN), None)
@@ -1155,7 +1200,7 @@ async fn tenants_spread_over_the_nodes_and_each_survives_its_owner() {
     let refused = refused.expect("the limit was never put in force");
     assert_eq!(refused["error"]["code"], "tenant_limit", "{refused}");
 
-    // Globex (no open conversation) is deleted: its tokens stop working everywhere.
+    // Globex holds the customer's conversation: it is not deleted.
     let (status, v) = call(
         survivors[0].base(),
         "DELETE",
@@ -1165,17 +1210,44 @@ async fn tenants_spread_over_the_nodes_and_each_survives_its_owner() {
     )
     .await
     .expect("answer");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("tenant_not_empty")),
+        "{v}"
+    );
+    // A third tenant, empty, is deleted: its tokens stop working everywhere.
+    let (status, t) = call(
+        survivors[1].base(),
+        "POST",
+        "/api/v1/tenants",
+        Some(OPERATOR),
+        Some(json!({"id": "initech", "name": "Initech"})),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 201, "{t}");
+    let initech = t["admin_token"].as_str().expect("admin token").to_string();
+    wait_tenant(survivors[0], "initech", &initech, None, Duration::from_secs(20)).await;
+    let (status, v) = call(
+        survivors[0].base(),
+        "DELETE",
+        "/api/v1/tenants/initech",
+        Some(OPERATOR),
+        None,
+    )
+    .await
+    .expect("answer");
     assert_eq!(status, 204, "{v}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let gone = owner_of(survivors[1], "globex").await.is_none();
-        let (status, _) = call(survivors[1].base(), "GET", "/api/v1/queues", Some(&globex), None)
+        let gone = owner_of(survivors[1], "initech").await.is_none();
+        let (status, _) = call(survivors[1].base(), "GET", "/api/v1/queues", Some(&initech), None)
             .await
             .expect("answer");
         if gone && status == 401 {
             break;
         }
-        assert!(Instant::now() < deadline, "globex still answers: {status}");
+        assert!(Instant::now() < deadline, "initech still answers: {status}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (status, list) = call(survivors[1].base(), "GET", "/api/v1/tenants", Some(OPERATOR), None)
@@ -1188,5 +1260,5 @@ async fn tenants_spread_over_the_nodes_and_each_survives_its_owner() {
         .iter()
         .filter_map(|t| t["id"].as_str())
         .collect();
-    assert_eq!(ids, ["default", "acme"], "{list}");
+    assert_eq!(ids, ["default", "acme", "globex"], "{list}");
 }

@@ -61,10 +61,10 @@ fn operator_or_admin(req: &HttpRequest, admin: &str, operator: &str) -> Result<(
 pub async fn status(
     req: HttpRequest,
     app: Option<web::Data<AppState>>,
-    standby: Option<web::Data<Front>>,
+    front: Option<web::Data<Front>>,
     node: Option<web::Data<Node>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (node, admin, operator) = match (&app, &standby, &node) {
+    let (node, admin, operator) = match (&app, &front, &node) {
         (_, Some(s), _) => (s.node.clone(), s.admin_token.clone(), s.operator_token.clone()),
         (Some(a), None, Some(n)) => (Node::clone(n), a.admin_token.clone(), a.operator_token.clone()),
         (Some(a), None, None) => {
@@ -90,12 +90,12 @@ pub struct MoveTenant {
 }
 
 /// `POST /api/v1/tenants/{id}/move` (the admin's or the operator's token), on the owner
-/// (a standby forwards it there): hands the tenant over to node `to` on purpose. The owner
+/// (any node's front forwards it there): hands the tenant over to node `to` on purpose. The owner
 /// answers 202, then finishes its requests, closes its desktops (they resume from `hello`
 /// on the new owner), stops its engine and writes the lease over to `to`, which takes it
 /// at its next look (docs/CLUSTER.md "Moving a tenant").
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/move", tag = "cluster", request_body = MoveTenant,
-    params(("id" = String, Path, description = "Tenant id (a cluster routes `default`)")),
+    params(("id" = String, Path, description = "Tenant id")),
     responses(
         (status = 202, description = "The hand-over has begun: `{tenant, from, to}`"),
         (status = 400, description = "Bad input (`invalid_json`)", body = ErrorBody),
@@ -285,6 +285,48 @@ pub fn tenant_of(req: &HttpRequest, front: &Front) -> Result<String, ApiError> {
     Ok(admin_of.map_or(DEFAULT_TENANT.to_string(), |t| t.id.clone()))
 }
 
+/// The largest Messenger batch a front server takes (as a tenant's server does).
+fn webhook_limit(config: &Config) -> usize {
+    config.server.body_limit_bytes.max(1024 * 1024)
+}
+
+/// `POST /webhooks/messenger` on a cluster node: the signed batch goes to the owner of
+/// every tenant, each of which checks the signature and takes the events of its own pages
+/// (a page it does not have is acknowledged and skipped). 200 once every owner answered
+/// 2xx; otherwise the first other answer, so that Meta delivers the batch again (the
+/// owners that took it already ignore what they took: each message's `mid` is recorded).
+async fn front_webhook(
+    req: HttpRequest,
+    body: web::Bytes,
+    front: web::Data<Front>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, ApiError> {
+    let mut tenants = vec![DEFAULT_TENANT.to_string()];
+    tenants.extend(front.node.view().tenants.into_iter().map(|t| t.id));
+    let sends = tenants.iter().map(|t| {
+        super::forward::forward(
+            req.clone(),
+            super::forward::Body::Read(body.clone()),
+            &front.node,
+            &front.owners,
+            &client,
+            t,
+        )
+    });
+    let mut answers = futures_util::future::join_all(sends).await.into_iter();
+    let first = answers.next().unwrap_or_else(|| Err(ApiError::unauthorized()));
+    for other in answers {
+        match other {
+            Ok(r) if r.status().is_success() => {}
+            refused => {
+                tracing::warn!(status = ?refused.as_ref().map(|r| r.status()).ok(), "a tenant's owner did not take a Messenger batch; Meta will deliver it again");
+                return refused;
+            }
+        }
+    }
+    first
+}
+
 /// Every other request on a front server: on to the tenant's owner.
 async fn front_forward(
     req: HttpRequest,
@@ -386,6 +428,14 @@ async fn front_create(
     let token = super::auth::new_token_in(&b.id);
     let credential = super::auth::credential_of(&token);
     let now = super::auth::now_ms();
+    // What a tenant of this id left behind when its owner died while deleting it: its log
+    // and snapshot go before the new tenant can read them.
+    if front.node.tenant_record(&b.id).is_none()
+        && b.id != DEFAULT_TENANT
+        && crate::core::tenant::valid_tenant_id(&b.id)
+    {
+        crate::cluster::remove_leftovers(&front.node, &b.id).await;
+    }
     let t = change_registry(&front, |list, registry| {
         let t = registry.create(&b.id, &b.name, own.clone(), credential.clone(), now)?;
         put(list, &t);
@@ -521,13 +571,13 @@ pub fn front_server(config: &Config, node: Node, listener: TcpListener) -> std::
     });
     let me = front.node.config.node_id.clone();
     let body_limit = config.server.body_limit_bytes;
+    let webhook_limit = webhook_limit(config);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::DefaultHeaders::new().add((super::forward::NODE_HEADER, me.clone())))
             .app_data(front.clone())
             // One client per worker thread (awc's client is not `Send`).
             .app_data(web::Data::new(super::forward::client()))
-            .app_data(web::PayloadConfig::new(MAX_LOGIN_BODY))
             .app_data(
                 web::JsonConfig::default()
                     .limit(body_limit)
@@ -539,8 +589,15 @@ pub fn front_server(config: &Config, node: Node, listener: TcpListener) -> std::
             .service(web::resource("/metrics").route(web::get().to(front_metrics)))
             .service(
                 web::resource("/api/v1/login")
+                    .app_data(web::PayloadConfig::new(MAX_LOGIN_BODY))
                     .route(web::get().to(front_form))
                     .route(web::post().to(front_login)),
+            )
+            .service(
+                web::resource("/webhooks/messenger")
+                    .app_data(web::PayloadConfig::new(webhook_limit))
+                    .route(web::post().to(front_webhook))
+                    .default_service(web::to(front_forward)),
             )
             .service(
                 web::resource("/api/v1/tenants")

@@ -1,9 +1,10 @@
-//! Forwarding on a standby (docs/CLUSTER.md "Any node, any client"): a request or a
-//! WebSocket that reaches a node which does not route the tenant goes on to the node that
-//! does, so that a load balancer may spread clients over every node.
+//! Forwarding by a node's front server (docs/CLUSTER.md "Any node, any client"): a
+//! tenant's request or WebSocket goes on to the tenant's own server on the node that
+//! routes it (this node or another), so that a load balancer may spread clients over
+//! every node.
 //!
-//! The owner is read from the tenant's lease (which carries the owner's
-//! `cluster.advertise_url`), at most every [`OWNER_TTL`] per standby. A request is sent on
+//! The owner is read from the tenant's lease (which carries the address of the tenant's
+//! server), at most every [`OWNER_TTL`] per front and tenant. A request is sent on
 //! as it came (method, path, query, headers, body streamed) with the client's address
 //! appended to `X-Forwarded-For` and [`FORWARDED_BY`] set; the answer comes back streamed,
 //! as the owner wrote it (compressed or not). A WebSocket is opened to the owner first (so
@@ -12,11 +13,10 @@
 //! is closed with 1012 (service restart) and the desktop resumes from `hello` on
 //! reconnecting, by then on the new owner.
 //!
-//! One hop at most: a request that already carries [`FORWARDED_BY`] is answered 503
-//! `not_owner` by a standby (a lease read a moment before the owner changed), never sent
-//! further. Nothing is retried here: a request may have reached the owner before its
-//! connection broke, so the client, which knows whether its request is safe to repeat,
-//! gets 503 `not_owner` with `Retry-After: 1`.
+//! One hop: a front forwards to a tenant's server, which never forwards. Nothing is
+//! retried here: a request may have reached the owner before its connection broke, so the
+//! client, which knows whether its request is safe to repeat, gets 503 `not_owner` with
+//! `Retry-After: 1`.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -39,14 +39,14 @@ pub const NODE_HEADER: &str = "switchboard-node";
 /// Set on every forwarded request: the id of the node that forwarded it.
 pub const FORWARDED_BY: &str = "switchboard-forwarded-by";
 
-/// How long a standby trusts the owner it read from the lease.
+/// How long a front server trusts the owner it read from the lease.
 pub const OWNER_TTL: Duration = Duration::from_millis(250);
 
 /// The largest WebSocket frame passed on (a `hello` with full transcripts is large; the
 /// owner enforces its own limit on what desktops send).
 const MAX_FRAME: usize = 64 << 20;
 
-/// How long a standby waits to connect to the owner.
+/// How long a front server waits to connect to the owner.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The owner of each tenant as a front server last read it from the lease, and when.
@@ -90,7 +90,7 @@ pub enum Body {
     Read(web::Bytes),
 }
 
-/// The HTTP client of one standby worker: no overall timeout (a CSV export of a year, a
+/// The HTTP client of one front server worker: no overall timeout (a CSV export of a year, a
 /// backup and a socket last as long as they last), a bounded connect.
 pub fn client() -> awc::Client {
     awc::Client::builder()

@@ -189,7 +189,7 @@ pub const AUTH_TRACKED_ADDRESSES: usize = 100_000;
 /// closed (and its summary logged) however serving ends.
 pub async fn serve(config: Config) -> io::Result<()> {
     if config.cluster.is_some() {
-        // A node of a cluster: standby or owner of tenant `default` (docs/CLUSTER.md).
+        // A node of a cluster: a front server, and the server of each tenant it owns (docs/CLUSTER.md).
         return crate::cluster::serve(config).await;
     }
     let options = crate::store::SledOptions::from_config(&config.store).with_reports(&config.reports);

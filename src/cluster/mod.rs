@@ -14,11 +14,18 @@
 //! - **Nodes**: each node keeps an entry in the KV bucket [`NODES`] (its address, when it
 //!   was last seen, what it owns) for `GET /api/v1/cluster`.
 //!
-//! [`serve`] is a node's life: standby (only `/readyz`, `/livez` and `/api/v1/cluster`;
-//! everything else 503 `not_owner` naming the owner) until it takes the lease of tenant
-//! `default`, then the full server over the tenant rebuilt from its snapshot and log, until
-//! it loses the lease (back to standby) or is stopped (SIGTERM: the lease is released so
-//! that another node takes the tenant at once).
+//! - **Tenants**: the registry (every tenant but `default`) is one key of the KV bucket
+//!   [`TENANTS`], written at the revision it was read at. Every tenant is owned, logged
+//!   and moved on its own; who tries first to take a free one is
+//!   [`crate::core::placement`]'s rule, so tenants spread over the nodes.
+//!
+//! [`serve`] is a node's life: its front server on `server.listen` (forwarding each
+//! tenant's requests to the server of the tenant's owner), and per tenant a task that
+//! stands by until it takes the tenant's lease, then runs the tenant's own server over the
+//! tenant rebuilt from its snapshot and log, on a port of its own, until it loses the lease
+//! (back to standby), hands it over, the tenant is deleted, or the node is stopped
+//! (SIGTERM: the node leaves the node list and releases each lease, so that other nodes
+//! take its tenants at once).
 //!
 //! # Architecture invariant
 //! A node routes a tenant only while it holds the tenant's lease and its appends are
@@ -939,6 +946,18 @@ fn tenant_config(config: &Config, tenant: Option<&Tenant>, dir: &std::path::Path
 /// Removes a deleted tenant's log and snapshot (before its lease is given up, so that a
 /// tenant created again with the same id never reads them), then its local copy.
 async fn remove_tenant(node: &Node, tenant: &str, dir: &std::path::Path) {
+    remove_leftovers(node, tenant).await;
+    if dir.exists() {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            tracing::warn!(tenant, dir = %dir.display(), error = %e, "a deleted tenant's local copy was not removed");
+        }
+    }
+}
+
+/// Purges tenant `tenant`'s log subject and removes its snapshot: a deleted tenant's, or
+/// what one left when its owner died while deleting it (before a tenant of the same id is
+/// created again).
+pub async fn remove_leftovers(node: &Node, tenant: &str) {
     let place = node.place(tenant);
     let purged = async {
         let stream = place
@@ -957,11 +976,6 @@ async fn remove_tenant(node: &Node, tenant: &str, dir: &std::path::Path) {
     }
     if let Err(e) = node.snapshots.delete(tenant).await {
         tracing::debug!(tenant, node = %node.config.node_id, error = %e, "a deleted tenant's snapshot was not removed");
-    }
-    if dir.exists() {
-        if let Err(e) = std::fs::remove_dir_all(dir) {
-            tracing::warn!(tenant, dir = %dir.display(), error = %e, "a deleted tenant's local copy was not removed");
-        }
     }
 }
 
