@@ -1108,6 +1108,32 @@ async fn tenants_spread_over_the_nodes_and_each_survives_its_owner() {
         .command(json!({"type": "send", "conversation_id": cid, "text": "Hi Carol"}))
         .await;
     assert_eq!(sent["ok"], true, "{sent}");
+    // A file Ada sends is kept in the cluster: whichever node routes acme next serves it.
+    let png = b"\x89PNG\r\n\x1a\n the plan of Acme".to_vec();
+    let boundary = "----switchboard-cluster-boundary";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"plan.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend_from_slice(&png);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut res = client
+        .post(format!(
+            "{}/api/v1/conversations/{cid}/attachments",
+            survivors[1].base()
+        ))
+        .insert_header(("Authorization", format!("Bearer {ada}")))
+        .insert_header(("Content-Type", format!("multipart/form-data; boundary={boundary}")))
+        .send_body(form)
+        .await
+        .expect("upload");
+    let m: Value = res.json().await.expect("json");
+    assert_eq!(res.status().as_u16(), 201, "{m}");
+    let file_url = m["attachments"][0]["url"].as_str().expect("url").to_string();
+    assert!(
+        file_url.starts_with("/files/acme."),
+        "a tenant's file names it: {file_url}"
+    );
 
     // SIGKILL acme's owner: another node takes acme; default and globex stay where they are.
     let killed = Instant::now();
@@ -1138,7 +1164,16 @@ async fn tenants_spread_over_the_nodes_and_each_survives_its_owner() {
     .await
     .expect("answer");
     assert_eq!(status, 200, "{v}");
-    assert_eq!(common::texts(&v), ["Hello Acme", "Hi Carol"], "{v}");
+    let said = common::texts(&v);
+    assert_eq!(&said[..2], ["Hello Acme", "Hi Carol"], "{v}");
+    // The file, which the new owner never held, fetched from the cluster through a front.
+    let mut res = client
+        .get(format!("{}{file_url}", survivors[0].base()))
+        .send()
+        .await
+        .expect("file");
+    assert_eq!(res.status().as_u16(), 200, "{file_url}");
+    assert_eq!(res.body().await.expect("bytes").as_ref(), png.as_slice());
     // The desktop was closed with the owner; it resumes through a survivor with the chat.
     let (_desk, hello) = resume(&client, survivors[1], &ada).await;
     assert!(

@@ -183,9 +183,7 @@ pub async fn send_attachment(
         content_type,
         bytes,
     } = part;
-    let kept = web::block(move || files.put(&bytes, &content_type, &filename))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let kept = files.keep(bytes, content_type, filename).await;
     let (file_id, meta) = match kept {
         Ok(k) => k,
         Err(FileError::Full(_)) => {
@@ -243,10 +241,7 @@ const INLINE: &[&str] = &[
 /// `GET /files/{id}/{name}`: a file an agent sent, to whoever has its URL.
 pub async fn get_file(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Res {
     let (file_id, _name) = path.into_inner();
-    let files = state.files.clone();
-    let found = web::block(move || files.get(&file_id))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let found = state.files.fetch(file_id).await;
     match found {
         Ok((bytes, meta)) => {
             let base = meta

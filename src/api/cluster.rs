@@ -252,6 +252,13 @@ fn query_token(query: &str) -> Option<&str> {
 /// operator and `default`'s admin, 401 to anyone else).
 pub fn tenant_of(req: &HttpRequest, front: &Front) -> Result<String, ApiError> {
     let node = &front.node;
+    // A file a tenant's agent sent: its id names the tenant (a capability URL, no token).
+    if let Some(rest) = req.path().strip_prefix("/files/") {
+        let id = rest.split('/').next().unwrap_or_default();
+        return Ok(crate::core::messenger::file_tenant(id)
+            .unwrap_or(DEFAULT_TENANT)
+            .to_string());
+    }
     if let Some(rest) = req.path().strip_prefix("/api/v1/tenants/") {
         let id = rest.split('/').next().unwrap_or_default();
         if id == DEFAULT_TENANT || node.tenant_record(id).is_some() {

@@ -246,22 +246,25 @@ pub(crate) async fn serve_owner(
     let id = tenant
         .as_ref()
         .map_or(crate::core::tenant::DEFAULT_TENANT.to_string(), |t| t.id.clone());
-    let (engine, outbox) = match &tenant {
-        None => {
-            let started = crate::channels::messenger::start_engine(config, store).map_err(io::Error::other)?;
-            provision(&started.0, config).await?;
-            started
-        }
-        Some(t) => crate::channels::messenger::start_engine_with(
-            config,
-            store,
-            Some(&t.id),
-            t.rules(&config.rules()),
-            t.limits,
-            None,
-        )
-        .map_err(io::Error::other)?,
+    // The agents' files go into the cluster's object store too (any next owner serves them).
+    let files = crate::channels::files::FileStore::for_config(config)?.replicated(node.files.clone(), &id);
+    let (rules, limits) = match &tenant {
+        None => (config.rules(), Default::default()),
+        Some(t) => (t.rules(&config.rules()), t.limits),
     };
+    let (engine, outbox) = crate::channels::messenger::start_engine_with_files(
+        config,
+        store,
+        tenant.as_ref().map(|t| t.id.as_str()),
+        rules,
+        limits,
+        None,
+        files,
+    )
+    .map_err(io::Error::other)?;
+    if tenant.is_none() {
+        provision(&engine, config).await?;
+    }
     let mut moves = node.handover_requests(&id);
     node.set_running(&id, Some(engine.clone()));
     let (server, shutdown, tenants) = build(

@@ -10,10 +10,18 @@
 //! power cut. Together the files hold at most `messenger.attachments_max_total_bytes`;
 //! beyond it a new file is refused ([`FileError::Full`]). Nothing deletes them (they are
 //! part of transcripts); docs/API-NOTES.md says how an operator prunes the directory.
+//!
+//! In a cluster ([`FileStore::replicated`]), a file is also put into the cluster's
+//! JetStream object store before the message naming it is committed, so that whichever
+//! node routes the tenant next serves it: a file missing from this node's directory is
+//! fetched from there (and kept here). A tenant other than `default` puts its id in front
+//! of each file's (`acme.<32 hex>`), so that any node knows where `/files/{id}/...` goes
+//! (docs/CLUSTER.md "Tenants in a cluster").
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -41,12 +49,30 @@ pub enum FileError {
 }
 
 /// The directory of files. See the module docs.
-#[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
     max_total: u64,
     /// Bytes held now (counted at open, then kept).
     used: AtomicU64,
+    /// In a cluster: the tenant's id in front of each new file's, and where every file is
+    /// put too.
+    replica: Option<Replica>,
+}
+
+/// Where a cluster keeps every tenant's files: see [`FileStore::replicated`].
+struct Replica {
+    objects: async_nats::jetstream::object_store::ObjectStore,
+    prefix: Option<String>,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.dir)
+            .field("max_total", &self.max_total)
+            .field("replicated", &self.replica.is_some())
+            .finish()
+    }
 }
 
 impl FileStore {
@@ -64,7 +90,19 @@ impl FileStore {
             dir: dir.to_path_buf(),
             max_total,
             used: AtomicU64::new(used),
+            replica: None,
         })
+    }
+
+    /// This store, in a cluster: each new file is put into `objects` too, and a file
+    /// this node does not hold is fetched from there. `tenant` (not `default`) goes in
+    /// front of each new file's id.
+    pub fn replicated(mut self, objects: async_nats::jetstream::object_store::ObjectStore, tenant: &str) -> FileStore {
+        self.replica = Some(Replica {
+            objects,
+            prefix: (tenant != crate::core::tenant::DEFAULT_TENANT).then(|| tenant.to_string()),
+        });
+        self
     }
 
     /// The directory of `config`: `messenger.attachments_path`, or `<store.path>-attachments`.
@@ -102,7 +140,21 @@ impl FileStore {
     fn write(&self, bytes: &[u8], content_type: &str, name: &str) -> Result<(String, FileMeta), FileError> {
         let mut raw = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut raw);
-        let id = hex::encode(raw);
+        let id = match self.replica.as_ref().and_then(|r| r.prefix.as_deref()) {
+            Some(tenant) => format!("{tenant}.{}", hex::encode(raw)),
+            None => hex::encode(raw),
+        };
+        self.write_as(&id, bytes, content_type, name)
+    }
+
+    fn write_as(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        content_type: &str,
+        name: &str,
+    ) -> Result<(String, FileMeta), FileError> {
+        let id = id.to_string();
         let meta = FileMeta {
             content_type: content_type.to_string(),
             name: clean_name(name),
@@ -135,11 +187,96 @@ impl FileStore {
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::SeqCst)
     }
+
+    /// [`FileStore::put`] off the calling thread, then, in a cluster, into the object
+    /// store too: the answer comes once the file is durable wherever the tenant's next
+    /// owner looks for it.
+    pub async fn keep(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+        content_type: String,
+        name: String,
+    ) -> Result<(String, FileMeta), FileError> {
+        let store = self.clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            let put = store.put(&bytes, &content_type, &name);
+            put.map(|(id, meta)| (id, meta, bytes))
+        })
+        .await
+        .map_err(|e| FileError::Io(std::io::Error::other(e)))??;
+        let (id, meta, bytes) = kept;
+        if let Some(replica) = &self.replica {
+            let description = serde_json::to_string(&meta).map_err(std::io::Error::other)?;
+            let object = async_nats::jetstream::object_store::ObjectMetadata {
+                name: id.clone(),
+                description: Some(description),
+                ..Default::default()
+            };
+            let mut reader = std::io::Cursor::new(bytes);
+            replica
+                .objects
+                .put(object, &mut reader)
+                .await
+                .map_err(|e| FileError::Io(std::io::Error::other(format!("the cluster's file store: {e}"))))?;
+        }
+        Ok((id, meta))
+    }
+
+    /// [`FileStore::get`] off the calling thread; in a cluster, a file this node does not
+    /// hold is fetched from the object store (and kept here for the next time).
+    pub async fn fetch(self: &Arc<Self>, id: String) -> Result<(Vec<u8>, FileMeta), FileError> {
+        let store = self.clone();
+        let wanted = id.clone();
+        let local = tokio::task::spawn_blocking(move || store.get(&wanted))
+            .await
+            .map_err(|e| FileError::Io(std::io::Error::other(e)))?;
+        let replica = match (&local, &self.replica) {
+            (Err(FileError::NotFound), Some(r)) if valid_file_id(&id) => r,
+            _ => return local,
+        };
+        let mut object = match replica.objects.get(&id).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
+                return Err(FileError::NotFound)
+            }
+            Err(e) => {
+                return Err(FileError::Io(std::io::Error::other(format!(
+                    "the cluster's file store: {e}"
+                ))))
+            }
+        };
+        let meta: FileMeta = object
+            .info()
+            .description
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .ok_or(FileError::NotFound)?;
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes)
+            .await
+            .map_err(|e| FileError::Io(std::io::Error::other(format!("the cluster's file store: {e}"))))?;
+        // Kept here too; a copy that cannot be kept is only served again from the cluster.
+        let store = self.clone();
+        let (copy, m) = (bytes.clone(), meta.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let size = copy.len() as u64;
+            store.used.fetch_add(size, Ordering::SeqCst);
+            if let Err(e) = store.write_as(&id, &copy, &m.content_type, &m.name) {
+                store.used.fetch_sub(size, Ordering::SeqCst);
+                tracing::warn!(file = %id, error = %e, "a file fetched from the cluster was not kept here");
+            }
+        })
+        .await;
+        Ok((bytes, meta))
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary name, fsynced before the rename.
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    // `{name}.tmp`: a tenant's file ids have a dot of their own.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;

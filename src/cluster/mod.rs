@@ -54,6 +54,8 @@ pub const NODES: &str = "switchboard_nodes";
 pub const LOG_STREAM: &str = "SWITCHBOARD_LOG";
 /// The object store of the tenants' snapshots (object: the tenant's id).
 pub const SNAPSHOTS: &str = "switchboard_snapshots";
+/// The object store of the files agents send, every tenant's (object: the file's id).
+pub const FILES: &str = "switchboard_files";
 /// The KV bucket of the cluster's tenant registry: one key, [`REGISTRY_KEY`], holding
 /// every tenant but `default` (docs/CLUSTER.md "Tenants").
 pub const TENANTS: &str = "switchboard_tenants";
@@ -119,6 +121,7 @@ pub struct Node {
     pub leases: jetstream::kv::Store,
     pub nodes: jetstream::kv::Store,
     pub snapshots: jetstream::object_store::ObjectStore,
+    pub files: jetstream::object_store::ObjectStore,
     pub tenants: jetstream::kv::Store,
     /// Tenants this node owns now.
     owned: Arc<Mutex<Vec<String>>>,
@@ -183,6 +186,25 @@ async fn kv_bucket(
         .map_err(|e| nats_error(&format!("cannot open the bucket {bucket}"), e))
 }
 
+/// Object store `bucket` (file storage, `replicas` copies), created when missing.
+async fn object_store(
+    js: &jetstream::Context,
+    bucket: &str,
+    replicas: usize,
+) -> io::Result<jetstream::object_store::ObjectStore> {
+    if let Ok(s) = js.get_object_store(bucket).await {
+        return Ok(s);
+    }
+    js.create_object_store(jetstream::object_store::Config {
+        bucket: bucket.into(),
+        num_replicas: replicas,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| nats_error(&format!("cannot create the object store {bucket}"), e))
+}
+
 impl Node {
     /// Connects to NATS and makes sure the buckets and the log stream exist (created with
     /// `cluster.replicas` copies, file storage, the first time).
@@ -222,19 +244,9 @@ impl Node {
         })
         .await
         .map_err(|e| nats_error("cannot create the log stream", e))?;
-        let snapshots = match js.get_object_store(SNAPSHOTS).await {
-            Ok(s) => s,
-            Err(_) => js
-                .create_object_store(jetstream::object_store::Config {
-                    bucket: SNAPSHOTS.into(),
-                    num_replicas: config.replicas,
-                    storage: jetstream::stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| nats_error("cannot create the snapshot store", e))?,
-        };
+        let snapshots = object_store(&js, SNAPSHOTS, config.replicas).await?;
         let tenants = kv_bucket(&js, TENANTS, Duration::ZERO, config.replicas).await?;
+        let files = object_store(&js, FILES, config.replicas).await?;
         Ok(Node {
             config: config.clone(),
             client,
@@ -242,6 +254,7 @@ impl Node {
             leases,
             nodes,
             snapshots,
+            files,
             tenants,
             owned: Arc::default(),
             handovers: Arc::default(),

@@ -110,9 +110,20 @@ pub fn attachment_kind(content_type: &str) -> &'static str {
 }
 
 /// A file store id: 32 lowercase hex digits (128 random bits: the URL that serves the
-/// file back is unguessable).
+/// file back is unguessable), behind the tenant's id and a dot for a tenant other than
+/// `default` in a cluster (so that any node knows where `/files/{id}/...` goes).
 pub fn valid_file_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    let random = match id.split_once('.') {
+        Some((tenant, random)) if crate::core::tenant::valid_tenant_id(tenant) => random,
+        Some(_) => return false,
+        None => id,
+    };
+    random.len() == 32 && random.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The tenant a file id names ([`valid_file_id`]), if it names one.
+pub fn file_tenant(id: &str) -> Option<&str> {
+    id.split_once('.').map(|(t, _)| t).filter(|_| valid_file_id(id))
 }
 
 /// What the channel's sender learns of a page ([`Effect::Page`]).
@@ -727,7 +738,9 @@ impl Floor {
     ) -> Result<Message, CoreError> {
         let name = self.may_write(agent, conversation, now)?;
         if !valid_file_id(&file.id) {
-            return Err(CoreError::InvalidInput("a file id is 32 hex digits".into()));
+            return Err(CoreError::InvalidInput(
+                "a file id is 32 hex digits, maybe behind a tenant's id".into(),
+            ));
         }
         let m = self.append_with(
             conversation,
@@ -1262,6 +1275,29 @@ impl Floor {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_file_id_is_32_hex_digits_maybe_behind_a_tenant() {
+        let hex = "0123456789abcdef0123456789abcdef";
+        assert!(valid_file_id(hex));
+        assert_eq!(file_tenant(hex), None);
+        let of_acme = format!("acme.{hex}");
+        assert!(valid_file_id(&of_acme));
+        assert_eq!(file_tenant(&of_acme), Some("acme"));
+        for bad in [
+            "0123456789ABCDEF0123456789abcdef",
+            "0123456789abcdef0123456789abcde",
+            "-acme.0123456789abcdef0123456789abcdef",
+            "Acme.0123456789abcdef0123456789abcdef",
+            ".0123456789abcdef0123456789abcdef",
+            "acme.",
+            "../etc/passwd",
+            "acme.0123456789abcdef0123456789abcdef.x",
+        ] {
+            assert!(!valid_file_id(bad), "{bad}");
+            assert_eq!(file_tenant(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
     use crate::core::{Command, EntryPoint, Presence, Reply, Rules};
 

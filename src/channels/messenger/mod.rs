@@ -250,9 +250,23 @@ pub fn start_engine_with(
     limits: crate::core::tenant::TenantLimits,
     threads: Option<Threads>,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
-    let clock: Arc<dyn crate::actors::Clock> = Arc::new(crate::actors::SystemClock);
     let files = crate::channels::files::FileStore::for_config(config)
         .map_err(|e| crate::store::StoreError::Write(format!("the attachments directory cannot be opened: {e}")))?;
+    start_engine_with_files(config, store, tenant, rules, limits, threads, files)
+}
+
+/// [`start_engine_with`] whose agents' files are kept in `files` (a cluster's
+/// [`crate::channels::files::FileStore::replicated`]).
+pub fn start_engine_with_files(
+    config: &crate::config::Config,
+    store: Arc<dyn crate::store::Store>,
+    tenant: Option<&str>,
+    rules: crate::core::Rules,
+    limits: crate::core::tenant::TenantLimits,
+    threads: Option<Threads>,
+    files: crate::channels::files::FileStore,
+) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
+    let clock: Arc<dyn crate::actors::Clock> = Arc::new(crate::actors::SystemClock);
     let outbox = Outbox::start_on(
         config.messenger.clone(),
         clock.clone(),

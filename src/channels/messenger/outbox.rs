@@ -412,16 +412,13 @@ async fn send_step(inner: &Inner, token: &str, o: &Outbound, step: Step) -> Send
     let config = &inner.config;
     match step {
         Step::Text(part) => graph::send(&client, config, token, o, &part).await,
-        Step::File(file) => {
-            let files = inner.files.clone();
-            let id = file.id.clone();
-            let read = actix_web::rt::task::spawn_blocking(move || files.get(&id)).await;
-            match read {
-                Ok(Ok((bytes, _))) => graph::send_file(&client, config, token, o, &file, &bytes).await,
-                Ok(Err(e)) => SendOutcome::Final(format!("the file cannot be read: {e}")),
-                Err(e) => SendOutcome::Retry(format!("the file could not be read: {e}")),
+        Step::File(file) => match inner.files.fetch(file.id.clone()).await {
+            Ok((bytes, _)) => graph::send_file(&client, config, token, o, &file, &bytes).await,
+            Err(e @ crate::channels::files::FileError::NotFound) => {
+                SendOutcome::Final(format!("the file cannot be read: {e}"))
             }
-        }
+            Err(e) => SendOutcome::Retry(format!("the file could not be read: {e}")),
+        },
         Step::Thread(call) => graph::thread_call(&client, config, token, &o.recipient, &call).await,
     }
 }
