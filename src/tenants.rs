@@ -422,6 +422,7 @@ fn start(
         tenant.rules(deployment),
         tenant.limits,
         Some(threads),
+        None,
     )?;
     Ok(Running { engine, store })
 }

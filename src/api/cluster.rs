@@ -417,9 +417,20 @@ fn registry_unavailable(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-fn put(list: &mut Vec<Tenant>, t: &Tenant) {
-    list.retain(|x| x.id != t.id);
-    list.push(t.clone());
+/// [`change_registry`] for a change of one tenant's record that `decide` makes (created,
+/// patched, a new admin credential): the record as written.
+async fn change_tenant(
+    front: &Front,
+    decide: impl Fn(&Registry) -> Result<Tenant, CoreError>,
+) -> Result<Tenant, ApiError> {
+    change_registry(front, |list, registry| {
+        let t = decide(registry)?;
+        list.retain(|x| x.id != t.id);
+        list.push(t.clone());
+        Ok(Some(t))
+    })
+    .await?
+    .ok_or_else(|| registry_unavailable("nothing written"))
 }
 
 /// `POST /api/v1/tenants` on a cluster node: the tenant goes into the cluster's registry;
@@ -443,13 +454,10 @@ async fn front_create(
     {
         crate::cluster::remove_leftovers(&front.node, &b.id).await;
     }
-    let t = change_registry(&front, |list, registry| {
-        let t = registry.create(&b.id, &b.name, own.clone(), credential.clone(), now)?;
-        put(list, &t);
-        Ok(Some(t))
+    let t = change_tenant(&front, |registry| {
+        registry.create(&b.id, &b.name, own.clone(), credential.clone(), now)
     })
-    .await?
-    .ok_or_else(|| registry_unavailable("nothing written"))?;
+    .await?;
     tracing::info!(tenant = %t.id, "tenant created in the cluster's registry");
     let rules = t.rules(&front.config.rules());
     Ok(HttpResponse::Created().json(super::tenants::tenant_dto(&t, &rules, None, Some(token))))
@@ -480,13 +488,7 @@ async fn front_patch(
     front_operator(&req, &front)?;
     super::tenants::not_default(&id)?;
     let patch: crate::core::tenant::TenantPatch = body.into_inner().into();
-    let t = change_registry(&front, |list, registry| {
-        let t = registry.patch(&id, patch.clone())?;
-        put(list, &t);
-        Ok(Some(t))
-    })
-    .await?
-    .ok_or_else(|| registry_unavailable("nothing written"))?;
+    let t = change_tenant(&front, |registry| registry.patch(&id, patch.clone())).await?;
     let rules = t.rules(&front.config.rules());
     Ok(HttpResponse::Ok().json(super::tenants::tenant_dto(&t, &rules, None, None)))
 }
@@ -501,13 +503,7 @@ async fn front_reissue(
     super::tenants::not_default(&id)?;
     let token = super::auth::new_token_in(&id);
     let credential = super::auth::credential_of(&token);
-    let t = change_registry(&front, |list, registry| {
-        let t = registry.reissue(&id, credential.clone())?;
-        put(list, &t);
-        Ok(Some(t))
-    })
-    .await?
-    .ok_or_else(|| registry_unavailable("nothing written"))?;
+    let t = change_tenant(&front, |registry| registry.reissue(&id, credential.clone())).await?;
     let rules = t.rules(&front.config.rules());
     Ok(HttpResponse::Ok().json(super::tenants::tenant_dto(&t, &rules, None, Some(token))))
 }

@@ -252,14 +252,14 @@ pub(crate) async fn serve_owner(
         None => (config.rules(), Default::default()),
         Some(t) => (t.rules(&config.rules()), t.limits),
     };
-    let (engine, outbox) = crate::channels::messenger::start_engine_with_files(
+    let (engine, outbox) = crate::channels::messenger::start_engine_with(
         config,
         store,
         tenant.as_ref().map(|t| t.id.as_str()),
         rules,
         limits,
         None,
-        files,
+        Some(files),
     )
     .map_err(io::Error::other)?;
     if tenant.is_none() {

@@ -474,24 +474,26 @@ async fn truncate(place: &LogPlace, before: u64) {
     if before <= 1 {
         return;
     }
-    let purged = async {
-        let stream = place
-            .js
-            .get_stream_no_info(&place.stream)
-            .await
-            .map_err(|e| e.to_string())?;
-        stream
-            .purge()
-            .filter(place.subject.clone())
-            .sequence(before)
-            .await
-            .map_err(|e| e.to_string())
-    }
-    .await;
-    match purged {
-        Ok(p) => tracing::info!(tenant = %place.tenant, node = %place.node, before, purged = p.purged, "log truncated"),
+    match purge(place, Some(before)).await {
+        Ok(purged) => tracing::info!(tenant = %place.tenant, node = %place.node, before, purged, "log truncated"),
         Err(e) => tracing::warn!(tenant = %place.tenant, node = %place.node, error = %e, "log not truncated"),
     }
+}
+
+/// Removes the tenant's entries before sequence `before` (`None`: all of them); the count
+/// removed.
+pub async fn purge(place: &LogPlace, before: Option<u64>) -> Result<u64, String> {
+    let stream = place
+        .js
+        .get_stream_no_info(&place.stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    let purge = stream.purge().filter(place.subject.clone());
+    let purged = match before {
+        Some(before) => purge.sequence(before).await,
+        None => purge.await,
+    };
+    purged.map(|p| p.purged).map_err(|e| e.to_string())
 }
 
 /// Collects a backup and puts it as the tenant's snapshot covering the log up to `covered`.

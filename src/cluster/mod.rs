@@ -971,20 +971,7 @@ async fn remove_tenant(node: &Node, tenant: &str, dir: &std::path::Path) {
 /// what one left when its owner died while deleting it (before a tenant of the same id is
 /// created again).
 pub async fn remove_leftovers(node: &Node, tenant: &str) {
-    let place = node.place(tenant);
-    let purged = async {
-        let stream = place
-            .js
-            .get_stream_no_info(&place.stream)
-            .await
-            .map_err(|e| e.to_string())?;
-        stream
-            .purge()
-            .filter(place.subject.clone())
-            .await
-            .map_err(|e| e.to_string())
-    };
-    if let Err(e) = purged.await {
+    if let Err(e) = log::purge(&node.place(tenant), None).await {
         tracing::warn!(tenant, node = %node.config.node_id, error = %e, "a deleted tenant's log was not purged");
     }
     if let Err(e) = node.snapshots.delete(tenant).await {

@@ -228,7 +228,7 @@ pub fn start_engine(
     config: &crate::config::Config,
     store: Arc<dyn crate::store::Store>,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
-    start_engine_with(config, store, None, config.rules(), Default::default(), None)
+    start_engine_with(config, store, None, config.rules(), Default::default(), None, None)
 }
 
 /// The threads an engine and its outbox run on, when not threads of their own.
@@ -241,7 +241,8 @@ pub struct Threads {
 /// [`start_engine`] for tenant `tenant` (`None`: `default`) with its `rules` (the
 /// config's, with the tenant's wrap-up reasons and idle codes) and `limits`
 /// (../shared/API.md "Tenants"), on `threads` (`None`: a router thread and an outbox
-/// thread of its own).
+/// thread of its own), its agents' files kept in `files` (`None`: the config's directory;
+/// a cluster's [`crate::channels::files::FileStore::replicated`]).
 pub fn start_engine_with(
     config: &crate::config::Config,
     store: Arc<dyn crate::store::Store>,
@@ -249,23 +250,13 @@ pub fn start_engine_with(
     rules: crate::core::Rules,
     limits: crate::core::tenant::TenantLimits,
     threads: Option<Threads>,
+    files: Option<crate::channels::files::FileStore>,
 ) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
-    let files = crate::channels::files::FileStore::for_config(config)
-        .map_err(|e| crate::store::StoreError::Write(format!("the attachments directory cannot be opened: {e}")))?;
-    start_engine_with_files(config, store, tenant, rules, limits, threads, files)
-}
-
-/// [`start_engine_with`] whose agents' files are kept in `files` (a cluster's
-/// [`crate::channels::files::FileStore::replicated`]).
-pub fn start_engine_with_files(
-    config: &crate::config::Config,
-    store: Arc<dyn crate::store::Store>,
-    tenant: Option<&str>,
-    rules: crate::core::Rules,
-    limits: crate::core::tenant::TenantLimits,
-    threads: Option<Threads>,
-    files: crate::channels::files::FileStore,
-) -> Result<(Engine, Arc<Outbox>), crate::store::StoreError> {
+    let files = match files {
+        Some(f) => f,
+        None => crate::channels::files::FileStore::for_config(config)
+            .map_err(|e| crate::store::StoreError::Write(format!("the attachments directory cannot be opened: {e}")))?,
+    };
     let clock: Arc<dyn crate::actors::Clock> = Arc::new(crate::actors::SystemClock);
     let outbox = Outbox::start_on(
         config.messenger.clone(),
