@@ -255,9 +255,12 @@ pub fn tenant_of(req: &HttpRequest, front: &Front) -> Result<String, ApiError> {
     // A file a tenant's agent sent: its id names the tenant (a capability URL, no token).
     if let Some(rest) = req.path().strip_prefix("/files/") {
         let id = rest.split('/').next().unwrap_or_default();
-        return Ok(crate::core::messenger::file_tenant(id)
-            .unwrap_or(DEFAULT_TENANT)
-            .to_string());
+        return match crate::core::messenger::file_tenant(id) {
+            None => Ok(DEFAULT_TENANT.to_string()),
+            Some(t) if node.tenant_record(t).is_some() => Ok(t.to_string()),
+            // Only tenants the registry holds are looked up (and their owners kept).
+            Some(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such file")),
+        };
     }
     if let Some(rest) = req.path().strip_prefix("/api/v1/tenants/") {
         let id = rest.split('/').next().unwrap_or_default();
@@ -343,8 +346,9 @@ async fn front_forward(
 ) -> Result<HttpResponse, ApiError> {
     let mut tenant = tenant_of(&req, &front);
     if tenant.is_err() {
-        // A tenant created a moment ago on another node: read the registry once more.
-        front.node.refresh().await;
+        // A tenant created a moment ago on another node: read the registry once more
+        // (at most every OWNER_TTL, whatever unknown tenants requests name).
+        front.node.refresh_if_older(super::forward::OWNER_TTL).await;
         tenant = tenant_of(&req, &front);
     }
     super::forward::forward(

@@ -146,6 +146,8 @@ pub struct View {
     pub revision: u64,
     /// Whether the registry has been read at least once.
     pub read: bool,
+    /// When it was read last.
+    pub read_at: Option<Instant>,
     pub nodes: Vec<NodeValue>,
 }
 
@@ -318,12 +320,24 @@ impl Node {
                 view.tenants = tenants;
                 view.revision = revision;
                 view.read = true;
+                view.read_at = Some(Instant::now());
             }
             Ok(Err(e)) => tracing::warn!(node = %self.config.node_id, error = %e, "the tenant registry cannot be read"),
             Err(_) => tracing::warn!(node = %self.config.node_id, "the tenant registry did not answer in time"),
         }
         if let Ok(Ok(nodes)) = nodes {
             view.nodes = nodes;
+        }
+    }
+
+    /// [`Node::refresh`], unless the registry was read within `age`.
+    pub async fn refresh_if_older(&self, age: Duration) {
+        let fresh = {
+            let view = self.view.read().unwrap_or_else(|p| p.into_inner());
+            view.read_at.is_some_and(|at| at.elapsed() < age)
+        };
+        if !fresh {
+            self.refresh().await;
         }
     }
 
