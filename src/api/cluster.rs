@@ -556,7 +556,7 @@ async fn open_conversations(
         asked = asked.insert_header((actix_web::http::header::AUTHORIZATION, auth.clone()));
     }
     let unreachable = |why: String| {
-        front.owners.forget(id);
+        let _ = front.owners.forget(id);
         super::forward::not_owner(Some(&owner), &format!(" and its owner did not answer ({why})"))
     };
     let mut answer = asked.send().await.map_err(|e| unreachable(e.to_string()))?;

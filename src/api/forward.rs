@@ -49,18 +49,22 @@ const MAX_FRAME: usize = 64 << 20;
 /// How long a front server waits to connect to the owner.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The owner of each tenant as a front server last read it from the lease, and when.
+/// The owner of each tenant as a front server last read it from the lease, when, and
+/// whether it failed to answer since.
 #[derive(Default)]
 pub struct OwnerCache {
-    last: Mutex<std::collections::HashMap<String, (Instant, Option<LeaseValue>)>>,
+    last: Mutex<std::collections::HashMap<String, Seen>>,
 }
+
+/// When a tenant's lease was read, what it said, and whether its owner failed since.
+type Seen = (Instant, Option<LeaseValue>, bool);
 
 impl OwnerCache {
     /// The owner of tenant `tenant`, from the lease when the last read is older than
     /// [`OWNER_TTL`].
     pub async fn owner(&self, node: &Node, tenant: &str) -> Option<LeaseValue> {
         if let Ok(last) = self.last.lock() {
-            if let Some((at, owner)) = last.get(tenant) {
+            if let Some((at, owner, _)) = last.get(tenant) {
                 if at.elapsed() < OWNER_TTL {
                     return owner.clone();
                 }
@@ -69,16 +73,23 @@ impl OwnerCache {
         let owner = node.owner(tenant).await;
         if let Ok(mut last) = self.last.lock() {
             // Bounded by the registry: a tenant id is looked up only once it is known.
-            last.insert(tenant.to_string(), (Instant::now(), owner.clone()));
+            last.insert(tenant.to_string(), (Instant::now(), owner.clone(), false));
         }
         owner
     }
 
-    /// Forgets tenant `tenant`'s owner (it did not answer): the next request reads the
-    /// lease again.
-    pub fn forget(&self, tenant: &str) {
-        if let Ok(mut last) = self.last.lock() {
-            last.remove(tenant);
+    /// Notes that tenant `tenant`'s owner did not answer. The lease is read again when
+    /// the last read is [`OWNER_TTL`] old, as always (a dead owner's lease names it until
+    /// another node takes it: reading it for every request of a failover would only load
+    /// NATS). `true` the first time since that read, so that a failover logs a line per
+    /// tenant and lease read, not one per request.
+    pub fn forget(&self, tenant: &str) -> bool {
+        let Ok(mut last) = self.last.lock() else {
+            return true;
+        };
+        match last.get_mut(tenant) {
+            Some((_, _, failed)) => !std::mem::replace(failed, true),
+            None => true,
         }
     }
 }
@@ -200,8 +211,9 @@ pub async fn forward(
     };
     answer.map_err(|e| match e {
         Forwarding::Unreachable(why) => {
-            owners.forget(tenant);
-            tracing::warn!(owner = %owner.node, url = %owner.url, error = %why, "the tenant's owner did not answer a forwarded request");
+            if owners.forget(tenant) {
+                tracing::warn!(tenant, owner = %owner.node, url = %owner.url, error = %why, "the tenant's owner did not answer a forwarded request");
+            }
             not_owner(Some(&owner), &format!(" and its owner did not answer ({why})"))
         }
         Forwarding::Refused(e) => e,

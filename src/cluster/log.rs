@@ -512,13 +512,25 @@ async fn write_snapshot(
         ..Default::default()
     };
     let n = bytes.len();
-    place
-        .snapshots
-        .put(meta, &mut bytes.as_slice())
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(n)
+    // An upload stalled now and then in the tests (three NATS servers on two busy cores),
+    // holding every later snapshot back until SNAPSHOT_WAIT: each attempt is bounded by
+    // what its size could take at 4 MiB/s, plus 15 s, and tried again within SNAPSHOT_WAIT.
+    let attempt_wait = Duration::from_secs(15 + (n as u64 >> 22));
+    let mut last = String::new();
+    for attempt in 1..=UPLOAD_ATTEMPTS {
+        let mut reader = bytes.as_slice();
+        match tokio::time::timeout(attempt_wait, place.snapshots.put(meta.clone(), &mut reader)).await {
+            Ok(Ok(_)) => return Ok(n),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = format!("not uploaded within {attempt_wait:?}"),
+        }
+        tracing::warn!(tenant = %place.tenant, node = %place.node, attempt, error = %last, "snapshot upload failed; trying again");
+    }
+    Err(last)
 }
+
+/// How many times a snapshot's upload is tried.
+const UPLOAD_ATTEMPTS: u32 = 3;
 
 /// The entries of one group: its writes in parts of about [`ENTRY_BYTES`].
 fn split(ops: Vec<Op>) -> Result<Vec<Vec<u8>>, StoreError> {
