@@ -48,6 +48,9 @@ pub struct Tenants {
     /// The threads the tenants' engines share (see [`TenantThreads`]), started with the
     /// first tenant.
     threads: std::sync::OnceLock<TenantThreads>,
+    /// In a cluster: the node, whose index of pages keeps a page to one tenant across
+    /// every node ([`crate::cluster::Node::claim_page`]).
+    cluster: std::sync::OnceLock<crate::cluster::Node>,
 }
 
 /// The threads of every tenant's engine but `default`'s: one router thread per core,
@@ -140,6 +143,7 @@ impl Tenants {
             config: config.clone(),
             pages: tokio::sync::Mutex::new(()),
             threads,
+            cluster: std::sync::OnceLock::new(),
         })
     }
 
@@ -157,7 +161,13 @@ impl Tenants {
             config: config.clone(),
             pages: tokio::sync::Mutex::new(()),
             threads: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// In a cluster: pages are kept to one tenant by `node`'s index of pages.
+    pub fn in_cluster(&self, node: crate::cluster::Node) {
+        let _ = self.cluster.set(node);
     }
 
     /// The id of the tenant [`Tenants::default_engine`] routes.
@@ -186,7 +196,17 @@ impl Tenants {
     /// The tenant, other than `tenant`, with an entry point on Facebook Page `page_id`.
     /// Creating an entry point on a page holds [`Tenants::claiming_pages`] from this check
     /// to the creation, so two tenants cannot take one page at once.
+    ///
+    /// In a cluster a tenant's server knows its own tenant only: the page is claimed for
+    /// `tenant` in the cluster's index of pages instead (kept if the creation then fails:
+    /// the page stays this tenant's to use).
     pub async fn page_elsewhere(&self, page_id: &str, tenant: &str) -> Result<Option<String>, EngineError> {
+        if let Some(node) = self.cluster.get() {
+            return node
+                .claim_page(page_id, tenant)
+                .await
+                .map_err(|e| EngineError::from(StoreError::Write(format!("the cluster's index of pages: {e}"))));
+        }
         let mut all = vec![(self.default_id.clone(), self.default.clone())];
         all.extend(read(&self.engines).iter().map(|(id, r)| (id.clone(), r.engine.clone())));
         for (id, engine) in all {

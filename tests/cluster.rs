@@ -1034,6 +1034,17 @@ async fn tenants_spread_over_the_nodes_and_each_survives_its_owner() {
     .await
     .expect("answer");
     assert_eq!(status, 201, "{v}");
+    // A page belongs to one tenant across the cluster: acme's owner (another node) refuses it.
+    let (status, v) = call(
+        nodes[2].base(),
+        "POST",
+        "/api/v1/entry-points",
+        Some(&acme),
+        Some(json!({"id": "fb", "name": "Facebook", "queue": "q1", "page_id": page, "page_access_token": PAGE_TOKEN})),
+    )
+    .await
+    .expect("answer");
+    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("page_in_use")), "{v}");
     let mut hello = text(PSID, "m-globex-1", "Hello Globex");
     hello["recipient"]["id"] = json!(page);
     let webhook_client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();

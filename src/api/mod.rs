@@ -275,6 +275,19 @@ pub(crate) async fn serve_owner(
         Some(node.clone()),
         tenant,
     )?;
+    tenants.in_cluster(node.clone());
+    // The config's entry points are `default`'s: their pages are claimed for it.
+    if id == crate::core::tenant::DEFAULT_TENANT {
+        for page in config.entry_points.iter().filter_map(|ep| ep.page_id.as_deref()) {
+            match node.claim_page(page, &id).await {
+                Ok(None) => {}
+                Ok(Some(other)) => {
+                    tracing::error!(page, tenant = %other, "a page of the config's entry points belongs to another tenant in the cluster's index")
+                }
+                Err(e) => tracing::warn!(page, error = %e, "a page of the config's entry points was not claimed"),
+            }
+        }
+    }
     // A change of the tenant's record in the cluster's registry (limits, codes, a new
     // admin token) is put in force here as the node reads it.
     let adopter = (id != crate::core::tenant::DEFAULT_TENANT).then(|| {

@@ -56,6 +56,9 @@ pub const LOG_STREAM: &str = "SWITCHBOARD_LOG";
 pub const SNAPSHOTS: &str = "switchboard_snapshots";
 /// The object store of the files agents send, every tenant's (object: the file's id).
 pub const FILES: &str = "switchboard_files";
+/// The KV bucket of the pages' tenants (key: a Facebook Page's id; value: the tenant
+/// whose entry point has it), so that a page belongs to one tenant across the cluster.
+pub const PAGES: &str = "switchboard_pages";
 /// The KV bucket of the cluster's tenant registry: one key, [`REGISTRY_KEY`], holding
 /// every tenant but `default` (docs/CLUSTER.md "Tenants").
 pub const TENANTS: &str = "switchboard_tenants";
@@ -123,6 +126,7 @@ pub struct Node {
     pub snapshots: jetstream::object_store::ObjectStore,
     pub files: jetstream::object_store::ObjectStore,
     pub tenants: jetstream::kv::Store,
+    pub pages: jetstream::kv::Store,
     /// Tenants this node owns now.
     owned: Arc<Mutex<Vec<String>>>,
     /// Per tenant owned here: the node it is to be handed over to (`POST .../move`),
@@ -249,6 +253,7 @@ impl Node {
         let snapshots = object_store(&js, SNAPSHOTS, config.replicas).await?;
         let tenants = kv_bucket(&js, TENANTS, Duration::ZERO, config.replicas).await?;
         let files = object_store(&js, FILES, config.replicas).await?;
+        let pages = kv_bucket(&js, PAGES, Duration::ZERO, config.replicas).await?;
         Ok(Node {
             config: config.clone(),
             client,
@@ -258,6 +263,7 @@ impl Node {
             snapshots,
             files,
             tenants,
+            pages,
             owned: Arc::default(),
             handovers: Arc::default(),
             view: Arc::default(),
@@ -383,6 +389,44 @@ impl Node {
                 _ => Err(Some(e)),
             },
         }
+    }
+
+    /// Claims Facebook Page `page` for `tenant` in [`PAGES`] (JetStream's `create` decides
+    /// between two tenants claiming one page at once): `None` when it is `tenant`'s now (or
+    /// was already), the other tenant's id when it has it.
+    pub async fn claim_page(&self, page: &str, tenant: &str) -> Result<Option<String>, String> {
+        // A page id is digits (Meta's); anything else is not a key NATS takes.
+        if page.is_empty()
+            || !page
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!("{page:?} is not a page id"));
+        }
+        if self.pages.create(page, tenant.as_bytes().to_vec().into()).await.is_ok() {
+            return Ok(None);
+        }
+        match self.pages.get(page).await {
+            Ok(Some(holder)) if holder.as_ref() == tenant.as_bytes() => Ok(None),
+            Ok(Some(holder)) => Ok(Some(String::from_utf8_lossy(&holder).into_owned())),
+            Ok(None) => Err("the page's claim was neither made nor found; try again".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Gives up every page `tenant` claimed (its deletion).
+    async fn release_pages(&self, tenant: &str) -> Result<(), String> {
+        use futures_util::StreamExt;
+        let mut keys = self.pages.keys().await.map_err(|e| e.to_string())?;
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| e.to_string())?;
+            if let Ok(Some(holder)) = self.pages.get(&key).await {
+                if holder.as_ref() == tenant.as_bytes() {
+                    self.pages.purge(&key).await.map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Notes that `engine` routes `tenant` here now (`None`: no longer).
@@ -990,6 +1034,9 @@ pub async fn remove_leftovers(node: &Node, tenant: &str) {
     }
     if let Err(e) = node.snapshots.delete(tenant).await {
         tracing::debug!(tenant, node = %node.config.node_id, error = %e, "a deleted tenant's snapshot was not removed");
+    }
+    if let Err(e) = node.release_pages(tenant).await {
+        tracing::warn!(tenant, node = %node.config.node_id, error = %e, "a deleted tenant's pages were not released");
     }
 }
 
