@@ -190,9 +190,7 @@ async fn front_metrics(front: web::Data<Front>) -> Result<HttpResponse, ApiError
         return Err(super::forward::not_owner(owner.as_ref(), ""));
     }
     super::tenants::scrape_engines(running).await;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::metrics::render()))
+    Ok(super::rest::metrics_text())
 }
 
 /// `GET /api/v1/login` on a cluster node: the tenant field is asked once the cluster's
@@ -268,13 +266,13 @@ pub fn tenant_of(req: &HttpRequest, front: &Front) -> Result<String, ApiError> {
             return Ok(id.to_string());
         }
         // Asked by the operator or `default`'s admin: no such tenant; by anyone else: 401.
-        let token = super::auth::bearer(req).unwrap_or_default().as_bytes();
-        let is = |want: &str| !want.is_empty() && bool::from(token.ct_eq(want.as_bytes()));
-        return Err(if is(&front.operator_token) || is(&front.admin_token) {
-            crate::engine::EngineError::from(CoreError::UnknownTenant(id.to_string())).into()
-        } else {
-            ApiError::unauthorized()
-        });
+        return Err(
+            if operator_or_admin(req, &front.admin_token, &front.operator_token).is_ok() {
+                crate::engine::EngineError::from(CoreError::UnknownTenant(id.to_string())).into()
+            } else {
+                ApiError::unauthorized()
+            },
+        );
     }
     let token = super::auth::bearer(req).or_else(|| query_token(req.query_string()));
     let Some(token) = token.filter(|t| !t.is_empty()) else {
@@ -286,18 +284,9 @@ pub fn tenant_of(req: &HttpRequest, front: &Front) -> Result<String, ApiError> {
         }
         return Err(ApiError::unauthorized());
     }
-    let credential = super::auth::credential_of(token);
     let view = node.view();
-    let admin_of = view
-        .tenants
-        .iter()
-        .find(|t| bool::from(t.admin_credential.as_bytes().ct_eq(credential.as_bytes())));
+    let admin_of = crate::core::tenant::admin_of(&view.tenants, &super::auth::credential_of(token));
     Ok(admin_of.map_or(DEFAULT_TENANT.to_string(), |t| t.id.clone()))
-}
-
-/// The largest Messenger batch a front server takes (as a tenant's server does).
-fn webhook_limit(config: &Config) -> usize {
-    config.server.body_limit_bytes.max(1024 * 1024)
 }
 
 /// `POST /webhooks/messenger` on a cluster node: the signed batch goes to the owner of
@@ -578,7 +567,7 @@ pub fn front_server(config: &Config, node: Node, listener: TcpListener) -> std::
     });
     let me = front.node.config.node_id.clone();
     let body_limit = config.server.body_limit_bytes;
-    let webhook_limit = webhook_limit(config);
+    let webhook_limit = super::webhook_limit(config);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::DefaultHeaders::new().add((super::forward::NODE_HEADER, me.clone())))

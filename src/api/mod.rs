@@ -516,8 +516,7 @@ fn build(
     let mut messenger = crate::channels::messenger::Messenger::new(config.messenger.clone(), engine.clone(), outbox);
     messenger.tenants = Some(tenants.clone());
     let messenger = web::Data::new(messenger);
-    // A batch of a few hundred Messenger events is larger than a REST body.
-    let webhook_limit = config.server.body_limit_bytes.max(1024 * 1024);
+    let webhook_limit = webhook_limit(config);
     let workers = config.server.workers;
     let hub = supervisor::hub::Hub::start_on_own_thread(engine.clone(), config.supervisor.clone());
     let state = AppState {
@@ -629,6 +628,12 @@ fn build(
         .listen(listener)?
         .run();
     Ok((server, shutdown, tenants))
+}
+
+/// The largest body `/webhooks/messenger` takes: a batch of a few hundred Messenger
+/// events is larger than a REST body (a cluster node's front server takes the same).
+pub(crate) fn webhook_limit(config: &Config) -> usize {
+    config.server.body_limit_bytes.max(1024 * 1024)
 }
 
 /// How often a healthy engine is looked at, and the first wait before a rebuild.

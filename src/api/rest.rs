@@ -853,6 +853,12 @@ pub async fn idle_codes(state: Tenanted, _caller: Caller) -> Res {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     super::tenants::scrape(&state).await;
+    metrics_text()
+}
+
+/// Every metric of the process in Prometheus' text format (a cluster node's front server
+/// answers it too).
+pub(crate) fn metrics_text() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::metrics::render())

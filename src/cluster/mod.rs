@@ -148,9 +148,7 @@ pub struct View {
     pub tenants: Vec<Tenant>,
     /// The registry's KV revision (0: never written).
     pub revision: u64,
-    /// Whether the registry has been read at least once.
-    pub read: bool,
-    /// When it was read last.
+    /// When the registry was read last (`None`: never yet).
     pub read_at: Option<Instant>,
     pub nodes: Vec<NodeValue>,
 }
@@ -325,7 +323,6 @@ impl Node {
             Ok(Ok((tenants, revision))) => {
                 view.tenants = tenants;
                 view.revision = revision;
-                view.read = true;
                 view.read_at = Some(Instant::now());
             }
             Ok(Err(e)) => tracing::warn!(node = %self.config.node_id, error = %e, "the tenant registry cannot be read"),
@@ -381,7 +378,7 @@ impl Node {
                 let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
                 view.tenants = list.to_vec();
                 view.revision = r;
-                view.read = true;
+                view.read_at = Some(Instant::now());
                 Ok(r)
             }
             Err(e) => match self.read_registry().await {
@@ -899,7 +896,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
                 terms.insert(id.clone(), (gone_tx, term));
             }
         }
-        if view.read {
+        if view.read_at.is_some() {
             for (id, (gone, _)) in &terms {
                 if !wanted.contains(id) {
                     let _ = gone.send(true);

@@ -221,6 +221,12 @@ pub struct TenantPatch {
     pub idle_codes: Option<Option<Vec<Code>>>,
 }
 
+/// The tenant among `tenants` whose admin token has SHA-256 `credential` (a cluster's
+/// front servers ask their copy of the cluster's registry).
+pub fn admin_of<'a>(tenants: impl IntoIterator<Item = &'a Tenant>, credential: &str) -> Option<&'a Tenant> {
+    tenants.into_iter().find(|t| t.admin_credential == credential)
+}
+
 /// True for a tenant id: 1 to [`MAX_TENANT_ID_CHARS`] of `[a-z0-9-]`, starting with a
 /// letter or digit. Narrower than other ids: a tenant id names a directory, a metrics
 /// label and a sign-in field, the same on every file system and in every case.
@@ -294,7 +300,7 @@ impl Registry {
 
     /// The tenant whose admin token has `credential`.
     pub fn by_admin_credential(&self, credential: &str) -> Option<&Tenant> {
-        self.tenants.values().find(|t| t.admin_credential == credential)
+        admin_of(self.tenants.values(), credential)
     }
 
     /// A new tenant `id` named `name`, with its own `codes` if any and the admin credential
